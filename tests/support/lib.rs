@@ -1,1 +1,28 @@
-//! Test support.
+//! Support for dyegate's end-to-end tests: free ports, real upstreams on loopback, the real
+//! `dyegate` process, an HTTP client and polling with deadlines.
+//!
+//! ```no_run
+//! use dyegate_suite::{Dyegate, Req, Upstream};
+//! # async fn demo() {
+//! let stable = Upstream::start("stable");
+//! let gw = Dyegate::start(&format!(
+//!     "upstreams:\n  stable: {{ targets: [\"{}\"] }}\n\
+//!      routes:\n  - name: all\n    split: [{{ upstream: stable, weight: 1 }}]\n",
+//!     stable.target()
+//! ));
+//! let resp = Req::get("/").send(gw.addr()).await;
+//! assert_eq!(resp.upstream(), Some("stable"));
+//! # }
+//! ```
+
+pub mod client;
+pub mod gateway;
+pub mod ports;
+pub mod upstream;
+pub mod wait;
+
+pub use client::{ws_connect, Conn, Req, Resp};
+pub use gateway::{dyegate_cli, CliOutput, Dyegate, GatewayConfig};
+pub use ports::{free_addr, free_port};
+pub use upstream::{RecordedRequest, Upstream};
+pub use wait::{wait_until, wait_until_async};

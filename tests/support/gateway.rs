@@ -1,0 +1,11 @@
+//! The gateway under test: its binary, its config dir, the running process and its CLI.
+
+mod binary;
+mod cli;
+mod config;
+mod process;
+
+pub use binary::{dyegate_bin, workspace_root};
+pub use cli::{dyegate_cli, dyegate_cli_in, CliOutput, CLI_TIMEOUT};
+pub use config::{gateway_yaml, GatewayConfig, GATEWAY_FILE, ROUTES_FILE};
+pub use process::{Dyegate, START_TIMEOUT};

@@ -1,0 +1,51 @@
+//! Where the `dyegate` binary under test comes from.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root: the suite package is the root package, so its manifest dir is the root.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Cargo's target dir, honouring `CARGO_TARGET_DIR` (relative values are relative to the root,
+/// where cargo runs the tests from).
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// Builds the gateway binary once per test process and returns its path.
+///
+/// `DYEGATE_BIN` overrides everything (e.g. to test a release build); otherwise
+/// `$CARGO build -p dyegate --bin dyegate` runs once, so the tests always exercise the current
+/// source even when only the suite was rebuilt.
+pub fn dyegate_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("DYEGATE_BIN") {
+            return PathBuf::from(bin);
+        }
+        build();
+        target_dir().join("debug").join("dyegate")
+    })
+}
+
+fn build() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let output = Command::new(&cargo)
+        .args(["build", "-p", "dyegate", "--bin", "dyegate"])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap_or_else(|e| panic!("running {cargo:?} build -p dyegate: {e}"));
+    assert!(
+        output.status.success(),
+        "`cargo build -p dyegate --bin dyegate` failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -1,0 +1,124 @@
+//! A real HTTP upstream on loopback, running in-process until dropped.
+//!
+//! ```no_run
+//! let up = dyegate_suite::Upstream::start("stable");
+//! let target = up.target(); // "127.0.0.1:PORT", ready for routes.yaml
+//! // ... send traffic through the gateway ...
+//! assert_eq!(up.requests().len(), 1);
+//! ```
+//!
+//! Every request gets status 200, header `x-upstream: <name>` and a JSON echo
+//! `{"upstream", "method", "path", "query", "version", "headers", "body_len", "body_crc"}`,
+//! where the body is read streaming and `body_crc` is its CRC-32 (IEEE). Special paths:
+//! `/slow?ms=N` answers after N ms, `/status/NNN` with that status, `/stream?chunks=N&size=M`
+//! with a chunked body; `Upgrade: websocket` gets a 101 and an echo of every message.
+
+mod record;
+mod respond;
+mod server;
+mod websocket;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub use record::{RecordedRequest, Recorder};
+pub use respond::{UpstreamBody, UPSTREAM_HEADER};
+pub use server::serve;
+
+/// Handle to a running upstream; dropping it stops the server and closes its connections.
+pub struct Upstream {
+    name: Arc<str>,
+    addr: SocketAddr,
+    recorder: Arc<Recorder>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Upstream {
+    /// Starts an upstream called `name` on a fresh loopback port. It accepts connections as soon
+    /// as this returns.
+    pub fn start(name: &str) -> Self {
+        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), name)
+            .expect("binding an upstream on 127.0.0.1:0")
+    }
+
+    /// Starts an upstream on `addr` (e.g. again on the address of one that was dropped).
+    pub fn start_on(addr: SocketAddr, name: &str) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let name: Arc<str> = Arc::from(name);
+        let recorder = Arc::new(Recorder::new(true));
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = {
+            let name = Arc::clone(&name);
+            let recorder = Arc::clone(&recorder);
+            std::thread::Builder::new()
+                .name(format!("upstream-{name}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                            return;
+                        };
+                        serve(listener, name, recorder, async {
+                            let _ = stop.await;
+                        })
+                        .await;
+                    });
+                    // Dropping the runtime here cancels every connection task.
+                })?
+        };
+        Ok(Self {
+            name,
+            addr,
+            recorder,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+
+    /// The upstream's name, as sent in `x-upstream`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `"127.0.0.1:PORT"`, as written in a `targets` list.
+    pub fn target(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Every request head received so far, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.recorder.requests()
+    }
+
+    /// Number of requests received so far.
+    pub fn request_count(&self) -> usize {
+        self.recorder.requests().len()
+    }
+
+    /// Connections accepted so far (keep-alive reuse keeps this small).
+    pub fn connections(&self) -> usize {
+        self.recorder.connections()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The accept loop shared by the in-process [`Upstream`](crate::Upstream) and the
+//! `demo-upstream` binary: HTTP/1.1 with keep-alive and h2c (prior knowledge) on one port.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use http::Request;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+
+use super::record::Recorder;
+use super::{respond, websocket};
+
+/// Serves `listener` until `shutdown` completes. Connections already open are left to the
+/// runtime: dropping the runtime closes them.
+pub async fn serve(
+    listener: TcpListener,
+    name: Arc<str>,
+    recorder: Arc<Recorder>,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => return,
+            accepted = listener.accept() => accepted,
+        };
+        // Accept errors (EMFILE, a reset before accept) are transient: keep serving.
+        let Ok((stream, _peer)) = accepted else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        recorder.connection_accepted();
+        let name = Arc::clone(&name);
+        let recorder = Arc::clone(&recorder);
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let name = Arc::clone(&name);
+                let recorder = Arc::clone(&recorder);
+                async move {
+                    let (parts, body) = req.into_parts();
+                    recorder.request(&parts);
+                    let req = Request::from_parts(parts, body);
+                    let response = if websocket::is_upgrade(&req) {
+                        websocket::accept(&name, req)
+                    } else {
+                        respond::respond(&name, req).await
+                    };
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            // A peer that goes away mid-request is normal in proxy tests: nothing to report.
+            let _ = auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
