@@ -1,0 +1,11 @@
+//! dyegate: an edge gateway for canary releases on Pingora.
+//!
+//! - [`config`]: gateway.yaml and routes.yaml, from text to a compiled table, with located errors.
+//! - [`routing`]: the immutable route table and its pure decision function.
+//! - [`proxy`]: the Pingora `ProxyHttp` that asks the table and acts.
+//! - [`server`]: wiring of the Pingora server (listeners, signals, upgrade socket).
+
+pub mod config;
+pub mod proxy;
+pub mod routing;
+pub mod server;

@@ -128,8 +128,7 @@ fn trim(mut b: &[u8]) -> &[u8] {
 pub fn is_valid_tag(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= MAX_TAG_LEN
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
@@ -145,7 +144,10 @@ mod tests {
     fn absent_and_empty() {
         let t = TrustedSources::default();
         assert_eq!(DyeTag::read(None, None, &t).source, TagSource::Absent);
-        assert_eq!(DyeTag::read(Some(b"  "), None, &t).source, TagSource::Absent);
+        assert_eq!(
+            DyeTag::read(Some(b"  "), None, &t).source,
+            TagSource::Absent
+        );
     }
 
     #[test]
@@ -166,14 +168,20 @@ mod tests {
         assert_eq!(tag.value, Some("canary"));
         let mapped = DyeTag::read(Some(b"canary"), "::ffff:10.1.2.3".parse().ok(), &t);
         assert_eq!(mapped.value, Some("canary"));
-        assert_eq!(DyeTag::read(Some(b"canary"), None, &t).source, TagSource::Untrusted);
+        assert_eq!(
+            DyeTag::read(Some(b"canary"), None, &t).source,
+            TagSource::Untrusted
+        );
     }
 
     #[test]
     fn malformed_values() {
         let t = TrustedSources::default();
         for bad in [&b"a b"[..], b"\xff\xfe", b"canary,beta", &[b'a'; 65]] {
-            assert_eq!(DyeTag::read(Some(bad), None, &t).source, TagSource::Malformed);
+            assert_eq!(
+                DyeTag::read(Some(bad), None, &t).source,
+                TagSource::Malformed
+            );
         }
         assert!(is_valid_tag("feat-42.v2_x"));
     }

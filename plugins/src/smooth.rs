@@ -86,7 +86,8 @@ impl SmoothWrr {
                     .iter()
                     .filter(|w| **w > 0)
                     .fold(0u64, |g, w| gcd(g, u64::from(*w)));
-                let reduced: Vec<u32> = weights.iter().map(|w| (u64::from(*w) / g) as u32).collect();
+                let reduced: Vec<u32> =
+                    weights.iter().map(|w| (u64::from(*w) / g) as u32).collect();
                 let cycle: u64 = reduced.iter().map(|w| u64::from(*w)).sum();
                 let mut state = ClassicState::new(&reduced);
                 if cycle <= MAX_PRECOMPUTED {

@@ -55,7 +55,9 @@ impl StickyRanges {
     pub fn entry_for_bucket(&self, bucket: u32) -> usize {
         // `ends` is sorted; the owner is the first range whose end is past the bucket. Entries
         // with weight 0 own an empty range and are never returned.
-        self.ends.partition_point(|end| *end <= bucket).min(self.ends.len().saturating_sub(1))
+        self.ends
+            .partition_point(|end| *end <= bucket)
+            .min(self.ends.len().saturating_sub(1))
     }
 
     /// The entry for a key.
@@ -102,7 +104,10 @@ mod tests {
             for i in 0..2 {
                 let share = f64::from(c[i]) / 100_000.0;
                 let want = f64::from(weights[i]) / 100.0;
-                assert!((share - want).abs() <= 0.01, "weights {weights:?} got {c:?}");
+                assert!(
+                    (share - want).abs() <= 0.01,
+                    "weights {weights:?} got {c:?}"
+                );
             }
         }
     }

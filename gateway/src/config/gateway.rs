@@ -1,0 +1,129 @@
+//! `gateway.yaml` to the settings the process runs with: typed listen addresses, absolute paths.
+
+use super::error::{ConfigError, ConfigErrors, Issue};
+use super::load::Source;
+use super::model::GatewayConfig;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The process settings, checked and with every path resolved against gateway.yaml's directory.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    /// The gateway.yaml it came from (absent: all defaults in the working directory).
+    pub file: Option<PathBuf>,
+    pub config: GatewayConfig,
+    pub listen: Vec<SocketAddr>,
+    pub admin_listen: SocketAddr,
+    pub routes_path: PathBuf,
+    pub state_dir: PathBuf,
+    pub pid_file: PathBuf,
+    pub upgrade_sock: PathBuf,
+    pub error_log: Option<PathBuf>,
+}
+
+impl Gateway {
+    /// Loads gateway.yaml; `None` means defaults relative to the working directory.
+    pub fn load(file: Option<&Path>) -> Result<Gateway, ConfigErrors> {
+        let (config, source, base) = match file {
+            Some(f) => {
+                let source = Source::read(f).map_err(ConfigErrors)?;
+                let config = source.gateway().map_err(ConfigErrors)?;
+                let base = f
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or_else(|| PathBuf::from("."));
+                (config, Some(source), base)
+            }
+            None => (GatewayConfig::default(), None, PathBuf::from(".")),
+        };
+        let base = std::path::absolute(&base).unwrap_or(base);
+        let mut issues = Vec::new();
+        let mut listen = Vec::new();
+        for (i, l) in config.listen.iter().enumerate() {
+            match l.trim().parse::<SocketAddr>() {
+                Ok(a) => listen.push(a),
+                Err(_) => issues.push(Issue::new(
+                    format!("listen[{i}]"),
+                    format!("found {l:?}, expected an IP:PORT listen address such as 0.0.0.0:8080"),
+                )),
+            }
+        }
+        if config.listen.is_empty() {
+            issues.push(Issue::new(
+                "listen",
+                "found an empty list, expected at least one listen address",
+            ));
+        }
+        let admin_listen = match config.admin.listen.trim().parse::<SocketAddr>() {
+            Ok(a) => {
+                let token_set = config
+                    .admin
+                    .token
+                    .as_deref()
+                    .is_some_and(|t| !t.trim().is_empty());
+                if !a.ip().is_loopback() && !token_set {
+                    issues.push(Issue::new(
+                        "admin.listen",
+                        format!(
+                            "found non-loopback address {a} without admin.token, expected a loopback address or a bearer token in admin.token"
+                        ),
+                    ));
+                }
+                a
+            }
+            Err(_) => {
+                issues.push(Issue::new(
+                    "admin.listen",
+                    format!(
+                        "found {:?}, expected an IP:PORT address such as 127.0.0.1:9901",
+                        config.admin.listen
+                    ),
+                ));
+                SocketAddr::from(([127, 0, 0, 1], 9901))
+            }
+        };
+        if listen.contains(&admin_listen) {
+            issues.push(Issue::new(
+                "admin.listen",
+                format!("found {admin_listen}, also a proxy listener, expected a separate address"),
+            ));
+        }
+        if config.pingora.threads == 0 || config.pingora.threads > 1024 {
+            issues.push(Issue::new(
+                "pingora.threads",
+                format!(
+                    "found {}, expected a number from 1 to 1024",
+                    config.pingora.threads
+                ),
+            ));
+        }
+        if !issues.is_empty() {
+            let errors: Vec<ConfigError> = match &source {
+                Some(s) => issues.into_iter().map(|i| s.locate(i)).collect(),
+                None => issues
+                    .into_iter()
+                    .map(|i| ConfigError {
+                        file: "<defaults>".into(),
+                        mark: Default::default(),
+                        path: i.path,
+                        message: i.message,
+                    })
+                    .collect(),
+            };
+            return Err(ConfigErrors(errors));
+        }
+        let resolve = |p: &str| base.join(p);
+        Ok(Gateway {
+            file: file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf())),
+            routes_path: resolve(&config.routes),
+            state_dir: resolve(&config.state_dir),
+            pid_file: resolve(&config.pingora.pid_file),
+            upgrade_sock: resolve(&config.pingora.upgrade_sock),
+            error_log: config.pingora.error_log.as_deref().map(resolve),
+            listen,
+            admin_listen,
+            config,
+        })
+    }
+}

@@ -1,0 +1,241 @@
+//! File text to config model, with every error located as `FILE:LINE:COL: path: message`.
+
+use super::error::{ConfigError, Issue, Mark};
+use super::model::{GatewayConfig, RoutesConfig, ROUTES_FIELDS};
+use super::yaml::{self, join_index, join_key, DeError, Node, NodeKind};
+use std::path::Path;
+
+/// A parsed file: its name (for messages), the YAML tree (for locating issues) and its text.
+pub struct Source {
+    pub file: String,
+    pub text: String,
+    pub root: Option<Node>,
+}
+
+impl Source {
+    /// Reads and parses a file. Unreadable, non-UTF-8 and syntactically broken files are errors.
+    pub fn read(path: &Path) -> Result<Source, Vec<ConfigError>> {
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| {
+            vec![ConfigError {
+                file: file.clone(),
+                mark: Mark { line: 0, col: 0 },
+                path: String::new(),
+                message: format!("cannot read file: {e}"),
+            }]
+        })?;
+        Source::from_bytes(file, bytes)
+    }
+
+    pub fn from_bytes(file: String, bytes: Vec<u8>) -> Result<Source, Vec<ConfigError>> {
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let mark = mark_of_offset(e.as_bytes(), at);
+                return Err(vec![ConfigError {
+                    file,
+                    mark,
+                    path: String::new(),
+                    message: format!(
+                        "found a byte that is not UTF-8 text (offset {at}), expected a YAML text file"
+                    ),
+                }]);
+            }
+        };
+        Source::from_text(file, text)
+    }
+
+    pub fn from_text(file: String, text: String) -> Result<Source, Vec<ConfigError>> {
+        if let Some(at) =
+            text.find(|c: char| c == '\0' || (c.is_control() && !"\t\n\r".contains(c)))
+        {
+            return Err(vec![ConfigError {
+                mark: mark_of_offset(text.as_bytes(), at),
+                file,
+                path: String::new(),
+                message: "found a control character, expected a YAML text file".into(),
+            }]);
+        }
+        match yaml::parse(&text) {
+            Ok(root) => Ok(Source { file, text, root }),
+            Err(e) => Err(vec![ConfigError {
+                file,
+                mark: e.mark,
+                path: String::new(),
+                message: e.message,
+            }]),
+        }
+    }
+
+    /// Locates an issue by its field path.
+    pub fn locate(&self, issue: Issue) -> ConfigError {
+        let mark = self
+            .root
+            .as_ref()
+            .map_or(Mark { line: 1, col: 1 }, |r| r.find(&issue.path).mark);
+        ConfigError {
+            file: self.file.clone(),
+            mark,
+            path: issue.path,
+            message: issue.message,
+        }
+    }
+
+    fn de_error(&self, e: DeError, fallback: &Node, path: &str) -> ConfigError {
+        let (mark, path) = e.located.unwrap_or((fallback.mark, path.to_string()));
+        ConfigError {
+            file: self.file.clone(),
+            mark,
+            path,
+            message: e.message,
+        }
+    }
+
+    /// Decodes gateway.yaml. An empty file is all defaults.
+    pub fn gateway(&self) -> Result<GatewayConfig, Vec<ConfigError>> {
+        match &self.root {
+            None => Ok(GatewayConfig::default()),
+            Some(root) => yaml::from_node(root, "").map_err(|e| vec![self.de_error(e, root, "")]),
+        }
+    }
+
+    /// Decodes routes.yaml entry by entry, collecting every decoding error. Entries that fail
+    /// to decode are kept as `None` so indices (and error paths) of the others stay right.
+    pub fn routes(&self) -> (RoutesConfig, Vec<ConfigError>) {
+        let mut out = RoutesConfig::default();
+        let Some(root) = &self.root else {
+            return (
+                out,
+                vec![ConfigError {
+                    file: self.file.clone(),
+                    mark: Mark { line: 1, col: 1 },
+                    path: String::new(),
+                    message:
+                        "found an empty file, expected a mapping with `upstreams` and `routes`"
+                            .into(),
+                }],
+            );
+        };
+        let NodeKind::Map(top) = &root.kind else {
+            return (
+                out,
+                vec![self.locate_at(
+                    root,
+                    "",
+                    format!(
+                        "found {}, expected a mapping with `upstreams` and `routes`",
+                        root.describe()
+                    ),
+                )],
+            );
+        };
+        let mut errors = Vec::new();
+        let mut seen = Vec::new();
+        for (key, value) in top {
+            let name = key.as_str().unwrap_or_default();
+            if seen.contains(&name) {
+                errors.push(self.locate_at(
+                    key,
+                    name,
+                    format!("found `{name}` twice, expected it once"),
+                ));
+                continue;
+            }
+            seen.push(name);
+            match name {
+                "upstreams" => self.upstreams(value, &mut out, &mut errors),
+                "routes" => self.route_list(value, &mut out, &mut errors),
+                other => errors.push(self.locate_at(
+                    key,
+                    other,
+                    format!(
+                        "found unknown field `{other}`, expected one of {}",
+                        ROUTES_FIELDS
+                            .iter()
+                            .map(|f| format!("`{f}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+            }
+        }
+        if !seen.contains(&"routes") {
+            errors.push(self.locate_at(root, "", "missing required field `routes`".into()));
+        }
+        (out, errors)
+    }
+
+    fn upstreams(&self, node: &Node, out: &mut RoutesConfig, errors: &mut Vec<ConfigError>) {
+        match &node.kind {
+            NodeKind::Map(entries) => {
+                for (k, v) in entries {
+                    let name = k.as_str().map_or_else(|| k.describe(), str::to_string);
+                    let path = join_key("upstreams", &name);
+                    match yaml::from_node(v, &path) {
+                        Ok(u) => out.upstreams.push((name, Some(u))),
+                        Err(e) => {
+                            out.upstreams.push((name, None));
+                            errors.push(self.de_error(e, v, &path));
+                        }
+                    }
+                }
+            }
+            _ if node.is_null() => {}
+            _ => errors.push(self.locate_at(
+                node,
+                "upstreams",
+                format!(
+                    "found {}, expected a mapping of upstream groups",
+                    node.describe()
+                ),
+            )),
+        }
+    }
+
+    fn route_list(&self, node: &Node, out: &mut RoutesConfig, errors: &mut Vec<ConfigError>) {
+        match &node.kind {
+            NodeKind::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let path = join_index("routes", i);
+                    match yaml::from_node(item, &path) {
+                        Ok(r) => out.routes.push(Some(r)),
+                        Err(e) => {
+                            out.routes.push(None);
+                            errors.push(self.de_error(e, item, &path));
+                        }
+                    }
+                }
+            }
+            _ if node.is_null() => {}
+            _ => errors.push(self.locate_at(
+                node,
+                "routes",
+                format!("found {}, expected a list of routes", node.describe()),
+            )),
+        }
+    }
+
+    fn locate_at(&self, node: &Node, path: &str, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            mark: node.mark,
+            path: path.to_string(),
+            message,
+        }
+    }
+}
+
+fn mark_of_offset(bytes: &[u8], at: usize) -> Mark {
+    let before = &bytes[..at.min(bytes.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |p| p + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    Mark { line, col }
+}

@@ -1,0 +1,385 @@
+//! Serde structs that mirror `gateway.yaml` and `routes.yaml` field for field. Nothing here is
+//! checked beyond its YAML type: [`super::validate`] and [`super::compile`] do that.
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::fmt;
+
+// ---------------------------------------------------------------------------------------------
+// gateway.yaml
+
+/// `gateway.yaml`: static settings; changing them needs a restart or an upgrade.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Proxy listeners, `IP:PORT`.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The routes file, relative to gateway.yaml's directory.
+    #[serde(default = "default_routes")]
+    pub routes: String,
+    /// Where versions of the routing table are kept (relative to gateway.yaml's directory).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: String,
+    #[serde(default)]
+    pub pingora: PingoraConfig,
+    /// Accept HTTP/2 over cleartext (prior knowledge) on the proxy listeners.
+    #[serde(default = "default_true")]
+    pub h2c: bool,
+    /// Upstream connect timeout in milliseconds.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: default_listen(),
+            admin: AdminConfig::default(),
+            routes: default_routes(),
+            state_dir: default_state_dir(),
+            pingora: PingoraConfig::default(),
+            h2c: true,
+            connect_timeout_ms: default_connect_timeout_ms(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["0.0.0.0:8080".into()]
+}
+fn default_routes() -> String {
+    "routes.yaml".into()
+}
+fn default_state_dir() -> String {
+    "./state".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_connect_timeout_ms() -> u64 {
+    2_000
+}
+
+/// `admin:` the admin API listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Bearer token; required when `listen` is not a loopback address.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+            token: None,
+        }
+    }
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9901".into()
+}
+
+/// `pingora:` process settings handed to Pingora's server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PingoraConfig {
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    #[serde(default = "default_pid_file")]
+    pub pid_file: String,
+    #[serde(default = "default_upgrade_sock")]
+    pub upgrade_sock: String,
+    #[serde(default = "default_grace_period")]
+    pub grace_period_seconds: u64,
+    #[serde(default = "default_graceful_shutdown_timeout")]
+    pub graceful_shutdown_timeout_seconds: u64,
+    /// Error log file when daemonized (stderr otherwise).
+    #[serde(default)]
+    pub error_log: Option<String>,
+}
+
+impl Default for PingoraConfig {
+    fn default() -> Self {
+        PingoraConfig {
+            threads: default_threads(),
+            pid_file: default_pid_file(),
+            upgrade_sock: default_upgrade_sock(),
+            grace_period_seconds: default_grace_period(),
+            graceful_shutdown_timeout_seconds: default_graceful_shutdown_timeout(),
+            error_log: None,
+        }
+    }
+}
+
+fn default_threads() -> usize {
+    2
+}
+fn default_pid_file() -> String {
+    "./dyegate.pid".into()
+}
+fn default_upgrade_sock() -> String {
+    "./dyegate-upgrade.sock".into()
+}
+fn default_grace_period() -> u64 {
+    30
+}
+fn default_graceful_shutdown_timeout() -> u64 {
+    5
+}
+
+// ---------------------------------------------------------------------------------------------
+// routes.yaml
+
+/// `routes.yaml`. The top level is decoded entry by entry (see `load.rs`) so that every broken
+/// upstream and route is reported, not only the first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoutesConfig {
+    /// In file order; `None` where the entry failed to decode (its name still counts as defined).
+    pub upstreams: Vec<(String, Option<UpstreamConfig>)>,
+    /// In file order; `None` where the route failed to decode.
+    pub routes: Vec<Option<RouteConfig>>,
+}
+
+/// Top-level keys of routes.yaml.
+pub const ROUTES_FIELDS: &[&str] = &["upstreams", "routes"];
+
+/// `upstreams.NAME`: a group of interchangeable targets.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub targets: Vec<TargetConfig>,
+}
+
+/// A target: `"IP:PORT"` or `{ addr: "IP:PORT", weight: N }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConfig {
+    pub addr: String,
+    pub weight: Weight,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFields {
+    addr: String,
+    #[serde(default = "Weight::one")]
+    weight: Weight,
+}
+
+impl<'de> Deserialize<'de> for TargetConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TargetConfig;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an address \"IP:PORT\" or { addr: \"IP:PORT\", weight: N }")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<TargetConfig, E> {
+                Ok(TargetConfig {
+                    addr: s.to_string(),
+                    weight: Weight(1),
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TargetConfig, A::Error> {
+                let t = TargetFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(TargetConfig {
+                    addr: t.addr,
+                    weight: t.weight,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A weight: a whole number >= 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weight(pub u32);
+
+/// Largest weight accepted (keeps the sum of any split far from overflow).
+pub const MAX_WEIGHT: u32 = 1_000_000;
+
+impl Weight {
+    fn one() -> Weight {
+        Weight(1)
+    }
+}
+
+impl<'de> Deserialize<'de> for Weight {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Weight;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a whole number >= 0")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Weight, E> {
+                if v < 0 {
+                    return Err(E::invalid_value(de::Unexpected::Signed(v), &self));
+                }
+                self.visit_u64(v as u64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Weight, E> {
+                match u32::try_from(v) {
+                    Ok(w) if w <= MAX_WEIGHT => Ok(Weight(w)),
+                    _ => Err(E::custom(format_args!(
+                        "found {v}, expected a whole number from 0 to {MAX_WEIGHT}"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `routes[i]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    #[serde(default, rename = "match")]
+    pub matches: MatchConfig,
+    #[serde(default)]
+    pub dye: DyeConfig,
+    #[serde(default)]
+    pub split: Vec<SplitEntryConfig>,
+    /// `header:NAME`, `cookie:NAME` or `client_ip`.
+    #[serde(default)]
+    pub sticky: Option<String>,
+}
+
+/// `routes[i].match`: every field optional; all given ones must hold.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub headers: Entries<OneOrMany>,
+}
+
+/// `routes[i].dye`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DyeConfig {
+    #[serde(default = "default_dye_header")]
+    pub header: String,
+    #[serde(default)]
+    pub tags: Entries<String>,
+    #[serde(default)]
+    pub on_unknown_tag: UnknownTagPolicy,
+    #[serde(default)]
+    pub trusted_sources: Option<Vec<String>>,
+}
+
+impl Default for DyeConfig {
+    fn default() -> Self {
+        DyeConfig {
+            header: default_dye_header(),
+            tags: Entries::default(),
+            on_unknown_tag: UnknownTagPolicy::Base,
+            trusted_sources: None,
+        }
+    }
+}
+
+pub fn default_dye_header() -> String {
+    "x-env-tag".into()
+}
+
+/// What a tag that maps to no group gets.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownTagPolicy {
+    /// Routed as if untagged: the split decides.
+    #[default]
+    Base,
+    /// Answered with 503.
+    Reject,
+}
+
+/// `routes[i].split[j]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SplitEntryConfig {
+    pub upstream: String,
+    pub weight: Weight,
+}
+
+/// A YAML mapping kept as ordered entries, duplicates included, so validation can report a
+/// duplicated key instead of silently keeping the last one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entries<V>(pub Vec<(String, V)>);
+
+impl<V> Default for Entries<V> {
+    fn default() -> Self {
+        Entries(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Vis<V> {
+            type Value = Entries<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Entries<V>, E> {
+                Ok(Entries(Vec::new()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<V>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    out.push((k, map.next_value()?));
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(Vis(std::marker::PhantomData))
+    }
+}
+
+/// A value or a list of values (`x-client: web` or `x-client: [web, mobile]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![s.to_string()]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

@@ -1,0 +1,173 @@
+//! Checks across fields of routes.yaml: references, duplicates, weights. Collects every issue.
+//! Conversions of single values (addresses, header names, CIDRs) are checked by `compile.rs`,
+//! the only place strings become typed values.
+
+use super::error::Issue;
+use super::model::{RouteConfig, RoutesConfig};
+use dyegate_plugins::dye_tag::is_valid_tag;
+use std::collections::HashMap;
+
+/// All cross-field issues of a routes file.
+pub fn validate(cfg: &RoutesConfig) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let mut upstream_names: HashMap<&str, usize> = HashMap::new();
+    for (i, (name, up)) in cfg.upstreams.iter().enumerate() {
+        let path = format!("upstreams.{name}");
+        if name.trim().is_empty() {
+            issues.push(Issue::new(
+                &path,
+                "found an empty upstream name, expected a name",
+            ));
+        }
+        upstream_names.entry(name.as_str()).or_insert(i);
+        let Some(up) = up else { continue };
+        if up.targets.is_empty() {
+            issues.push(Issue::new(
+                format!("{path}.targets"),
+                "found an empty list, expected at least one target",
+            ));
+        } else if up.targets.iter().all(|t| t.weight.0 == 0) {
+            issues.push(Issue::new(
+                format!("{path}.targets"),
+                "found all target weights 0, expected at least one weight above 0",
+            ));
+        }
+        for (j, t) in up.targets.iter().enumerate() {
+            if let Some(first) = up.targets[..j].iter().position(|o| o.addr == t.addr) {
+                issues.push(Issue::new(
+                    format!("{path}.targets[{j}]"),
+                    format!(
+                        "found target {:?} twice (also targets[{first}]), expected each target once",
+                        t.addr
+                    ),
+                ));
+            }
+        }
+    }
+
+    let known = |name: &str| upstream_names.contains_key(name);
+    let expected_upstreams = {
+        let mut names: Vec<&str> = cfg.upstreams.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            "an upstream defined under `upstreams` (none is defined)".to_string()
+        } else if names.len() <= 8 {
+            format!(
+                "one of {}",
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            "an upstream defined under `upstreams`".to_string()
+        }
+    };
+
+    let mut route_names: HashMap<&str, usize> = HashMap::new();
+    for (i, route) in cfg.routes.iter().enumerate() {
+        let Some(route) = route else { continue };
+        let path = format!("routes[{i}]");
+        if route.name.trim().is_empty() {
+            issues.push(Issue::new(
+                format!("{path}.name"),
+                "found an empty name, expected a route name",
+            ));
+        } else if let Some(first) = route_names.get(route.name.as_str()) {
+            issues.push(Issue::new(
+                format!("{path}.name"),
+                format!(
+                    "found duplicate route name {:?} (also routes[{first}]), expected unique names",
+                    route.name
+                ),
+            ));
+        } else {
+            route_names.insert(&route.name, i);
+        }
+        validate_route(route, &path, &known, &expected_upstreams, &mut issues);
+    }
+    issues
+}
+
+fn validate_route(
+    route: &RouteConfig,
+    path: &str,
+    known: &dyn Fn(&str) -> bool,
+    expected_upstreams: &str,
+    issues: &mut Vec<Issue>,
+) {
+    if route.split.is_empty() {
+        issues.push(Issue::new(
+            format!("{path}.split"),
+            "found no entries, expected at least one { upstream: NAME, weight: N } for untagged traffic",
+        ));
+    } else if route.split.iter().all(|e| e.weight.0 == 0) {
+        issues.push(Issue::new(
+            format!("{path}.split"),
+            "found all weights 0, expected a total weight above 0",
+        ));
+    }
+    for (j, entry) in route.split.iter().enumerate() {
+        if !known(&entry.upstream) {
+            issues.push(Issue::new(
+                format!("{path}.split[{j}].upstream"),
+                format!(
+                    "found unknown upstream {:?}, expected {expected_upstreams}",
+                    entry.upstream
+                ),
+            ));
+        }
+        if let Some(first) = route.split[..j]
+            .iter()
+            .position(|o| o.upstream == entry.upstream)
+        {
+            issues.push(Issue::new(
+                format!("{path}.split[{j}].upstream"),
+                format!(
+                    "found upstream {:?} twice in this split (also split[{first}]), expected each group once",
+                    entry.upstream
+                ),
+            ));
+        }
+    }
+
+    let tags = &route.dye.tags.0;
+    for (k, (tag, group)) in tags.iter().enumerate() {
+        let tpath = format!("{path}.dye.tags.{tag}");
+        if tag.trim().is_empty() {
+            issues.push(Issue::new(
+                format!("{path}.dye.tags"),
+                "found an empty tag, expected 1 to 64 characters of A-Z a-z 0-9 - _ .",
+            ));
+            continue;
+        }
+        if !is_valid_tag(tag) {
+            issues.push(Issue::new(
+                &tpath,
+                format!("found tag {tag:?}, expected 1 to 64 characters of A-Z a-z 0-9 - _ ."),
+            ));
+        }
+        if tags[..k].iter().any(|(t, _)| t == tag) {
+            issues.push(Issue::new(
+                &tpath,
+                format!("found tag {tag:?} twice, expected unique tags"),
+            ));
+        }
+        if !known(group) {
+            issues.push(Issue::new(
+                &tpath,
+                format!("found unknown upstream {group:?}, expected {expected_upstreams}"),
+            ));
+        }
+    }
+    if let Some(list) = &route.dye.trusted_sources {
+        if list.is_empty() {
+            issues.push(Issue::new(
+                format!("{path}.dye.trusted_sources"),
+                "found an empty list, expected at least one network (omit the field to trust every peer)",
+            ));
+        }
+    }
+}

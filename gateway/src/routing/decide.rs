@@ -1,0 +1,199 @@
+//! The routing decision: route match, then dye tag, then split. Pure: the only state it touches
+//! is the split's round-robin counter.
+
+use super::group::GroupId;
+use super::route::{Route, StickyKey};
+use super::table::RouteTable;
+use crate::config::model::UnknownTagPolicy;
+use dyegate_plugins::{DyeTag, StickyRanges};
+use http::{header, HeaderMap, Method};
+use std::net::IpAddr;
+
+/// What the decision needs to know about a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    pub method: &'a Method,
+    /// Lower-case host without port (see [`normalize_host`]).
+    pub host: &'a str,
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+    pub peer: Option<IpAddr>,
+}
+
+/// Why a group was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The request's tag names the group.
+    Tag,
+    /// Untagged; the smooth weighted split chose.
+    Split,
+    /// Untagged; the sticky split chose by the request's key.
+    Sticky,
+    /// The tag is unknown to the route; routed as untagged (`on_unknown_tag: base`).
+    Fallback,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Tag => "tag",
+            Reason::Split => "split",
+            Reason::Sticky => "sticky",
+            Reason::Fallback => "fallback",
+        }
+    }
+}
+
+/// What to do with the tag header on the upstream request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagAction<'t> {
+    /// Forward the request's header as it is (or there is none).
+    Keep,
+    /// Remove it: it came from an untrusted peer or was malformed.
+    Strip,
+    /// Set it to this tag: the split chose a group that this tag names, so the call chain
+    /// behind the gateway stays in that lane.
+    Set(&'t str),
+}
+
+/// Where a routed request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'t> {
+    pub route_id: usize,
+    pub group: GroupId,
+    pub reason: Reason,
+    pub tag_action: TagAction<'t>,
+    /// The tag the request travels with upstream, if any (given, or set by the split).
+    pub tag: Option<&'t str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'t> {
+    Routed(Decision<'t>),
+    /// No route matches: 404.
+    NoRoute,
+    /// The tag is unknown and the route says `on_unknown_tag: reject`: 503.
+    RejectedTag {
+        route_id: usize,
+    },
+}
+
+impl RouteTable {
+    /// Decides where a request goes.
+    pub fn decide<'t>(&'t self, req: &RequestInfo<'t>) -> Outcome<'t> {
+        let routes = self.routes();
+        let found = self.index().first_match(req.host, req.path, |id| {
+            routes.get(id as usize).is_some_and(|r| {
+                r.matcher
+                    .matches(req.method, req.host, req.path, req.headers)
+            })
+        });
+        let Some((route_id, route)) =
+            found.and_then(|id| Some((id as usize, routes.get(id as usize)?)))
+        else {
+            return Outcome::NoRoute;
+        };
+        decide_in_route(route_id, route, req)
+    }
+}
+
+fn decide_in_route<'t>(route_id: usize, route: &'t Route, req: &RequestInfo<'t>) -> Outcome<'t> {
+    let raw = req.headers.get(&route.dye.header).map(|v| v.as_bytes());
+    let tag = DyeTag::read(raw, req.peer, &route.dye.trusted);
+    let mut fallback = false;
+    if let Some(t) = tag.value {
+        if let Some(group) = route.dye.group_for_tag(t) {
+            return Outcome::Routed(Decision {
+                route_id,
+                group,
+                reason: Reason::Tag,
+                tag_action: TagAction::Keep,
+                tag: Some(t),
+            });
+        }
+        match route.dye.on_unknown_tag {
+            UnknownTagPolicy::Reject => return Outcome::RejectedTag { route_id },
+            UnknownTagPolicy::Base => fallback = true,
+        }
+    }
+
+    let split = &route.split;
+    let sticky_pick = split
+        .sticky
+        .as_ref()
+        .and_then(|(key, ranges)| sticky_entry(key, ranges, req));
+    let (entry, sticky) = match sticky_pick {
+        Some(e) => (e, true),
+        None => (split.smooth.next(), false),
+    };
+    let group = split.groups.get(entry).copied().unwrap_or_default();
+    let reason = if fallback {
+        Reason::Fallback
+    } else if sticky {
+        Reason::Sticky
+    } else {
+        Reason::Split
+    };
+    let (tag_action, tag) = match route.dye.tag_for_group(group) {
+        Some(t) => (TagAction::Set(t.as_ref()), Some(t.as_ref())),
+        None if tag.must_strip() => (TagAction::Strip, None),
+        None => (TagAction::Keep, tag.value),
+    };
+    Outcome::Routed(Decision {
+        route_id,
+        group,
+        reason,
+        tag_action,
+        tag,
+    })
+}
+
+/// The split entry for a request's sticky key; `None` when the request has no key.
+fn sticky_entry(key: &StickyKey, ranges: &StickyRanges, req: &RequestInfo<'_>) -> Option<usize> {
+    match key {
+        StickyKey::Header(name) => {
+            let v = req.headers.get(name)?.as_bytes();
+            (!v.is_empty()).then(|| ranges.entry_for_key(v))
+        }
+        StickyKey::Cookie(name) => {
+            let v = cookie(req.headers, name)?;
+            (!v.is_empty()).then(|| ranges.entry_for_key(v))
+        }
+        StickyKey::ClientIp => match req.peer? {
+            IpAddr::V4(ip) => Some(ranges.entry_for_key(&ip.octets())),
+            IpAddr::V6(ip) => Some(ranges.entry_for_key(&ip.octets())),
+        },
+    }
+}
+
+/// The value of cookie `name` in the request's `Cookie` header(s).
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers.get_all(header::COOKIE).iter().find_map(|v| {
+        v.as_bytes().split(|b| *b == b';').find_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            (pair[..eq].trim_ascii() == name.as_bytes()).then(|| {
+                let v = pair[eq + 1..].trim_ascii();
+                v.strip_prefix(b"\"")
+                    .and_then(|v| v.strip_suffix(b"\""))
+                    .unwrap_or(v)
+            })
+        })
+    })
+}
+
+/// Host as routes see it: lower case, without port or trailing dot. IPv6 literals keep their
+/// brackets.
+pub fn normalize_host(raw: &str) -> std::borrow::Cow<'_, str> {
+    let no_port = if raw.starts_with('[') {
+        raw.find(']').map_or(raw, |i| &raw[..=i])
+    } else {
+        raw.rsplit_once(':').map_or(raw, |(h, _)| h)
+    };
+    let h = no_port.strip_suffix('.').unwrap_or(no_port);
+    if h.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(h.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(h)
+    }
+}

@@ -1,0 +1,16 @@
+//! The compiled, immutable routing table and its pure decision function (no I/O).
+//!
+//! A [`RouteTable`] is built once per routes.yaml version by `config::compile` and shared behind
+//! an `ArcSwap`; a request loads it once and asks [`RouteTable::decide`] where to go.
+
+mod decide;
+mod group;
+mod index;
+mod route;
+mod table;
+
+pub use decide::{normalize_host, Decision, Outcome, Reason, RequestInfo, TagAction};
+pub use group::{Group, GroupId, Target};
+pub use index::RouteIndex;
+pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey};
+pub use table::RouteTable;

@@ -1,0 +1,62 @@
+//! Wiring of the Pingora server: process settings from gateway.yaml, the proxy service on every
+//! listener, and the shared routing table handle.
+
+use crate::config::Gateway;
+use crate::proxy::DyegateProxy;
+use crate::routing::RouteTable;
+use arc_swap::ArcSwap;
+use pingora::apps::HttpServerOptions;
+use pingora::proxy::http_proxy_service_with_name;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How `dyegate run` was asked to start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    pub daemon: bool,
+    pub upgrade: bool,
+}
+
+fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
+    let p = &gw.config.pingora;
+    ServerConf {
+        threads: p.threads,
+        pid_file: gw.pid_file.display().to_string(),
+        upgrade_sock: gw.upgrade_sock.display().to_string(),
+        grace_period_seconds: Some(p.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(p.graceful_shutdown_timeout_seconds),
+        error_log: gw.error_log.as_ref().map(|p| p.display().to_string()),
+        daemon: opts.daemon,
+        ..Default::default()
+    }
+}
+
+/// Builds the server and runs it until it is told to stop. Never returns.
+pub fn run(gw: Gateway, table: RouteTable, opts: RunOptions) -> ! {
+    let conf = server_conf(&gw, opts);
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let table = Arc::new(ArcSwap::from_pointee(table));
+    let proxy = DyegateProxy::new(table, Duration::from_millis(gw.config.connect_timeout_ms));
+    let mut service = http_proxy_service_with_name(&server.configuration, proxy, "dyegate proxy");
+    for addr in &gw.listen {
+        service.add_tcp(&addr.to_string());
+    }
+    if gw.config.h2c {
+        if let Some(app) = service.app_logic_mut() {
+            let mut options = HttpServerOptions::default();
+            options.h2c = true;
+            app.server_options = Some(options);
+        }
+    }
+    server.add_service(service);
+    server.run_forever()
+}
