@@ -63,3 +63,6 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
         text: source.text,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -688,7 +688,7 @@ mod tests {
         assert_eq!(e.message, "found -5, expected u32");
         assert_eq!(
             e.located,
-            Some((Mark { line: 2, col: 29 }, "split[0].weight".into()))
+            Some((Mark { line: 2, col: 28 }, "split[0].weight".into()))
         );
         let e = from_node::<Entry>(n.find("split[1]"), "split[1]").expect_err("typo");
         assert_eq!(

@@ -14,3 +14,6 @@ pub use group::{Group, GroupId, Target};
 pub use index::RouteIndex;
 pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey};
 pub use table::RouteTable;
+
+#[cfg(test)]
+mod tests;
