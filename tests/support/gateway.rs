@@ -4,8 +4,10 @@ mod binary;
 mod cli;
 mod config;
 mod process;
+mod yaml;
 
 pub use binary::{dyegate_bin, workspace_root};
 pub use cli::{dyegate_cli, dyegate_cli_in, CliOutput, CLI_TIMEOUT};
 pub use config::{gateway_yaml, GatewayConfig, GATEWAY_FILE, ROUTES_FILE};
 pub use process::{Dyegate, START_TIMEOUT};
+pub use yaml::{upstream_groups, upstreams_yaml};

@@ -22,7 +22,9 @@ pub mod upstream;
 pub mod wait;
 
 pub use client::{ws_connect, Conn, Req, Resp};
-pub use gateway::{dyegate_cli, CliOutput, Dyegate, GatewayConfig};
+pub use gateway::{
+    dyegate_cli, upstream_groups, upstreams_yaml, CliOutput, Dyegate, GatewayConfig,
+};
 pub use ports::{free_addr, free_port};
 pub use upstream::{RecordedRequest, Upstream};
 pub use wait::{wait_until, wait_until_async};
