@@ -253,3 +253,60 @@ routes:
         assert_eq!(req.header("x-env-tag"), None);
     }
 }
+
+/// Stable and canary at 1:1 with a `canary` tag and `dye_extra` lines in the dye section.
+fn half_and_half(stable: &Upstream, canary: &Upstream, dye_extra: &str) -> Dyegate {
+    Dyegate::start(&format!(
+        "{}\
+routes:
+  - name: shop
+    dye:
+      tags: {{ canary: shop-canary }}
+{dye_extra}
+    split:
+      - {{ upstream: shop-stable, weight: 1 }}
+      - {{ upstream: shop-canary, weight: 1 }}
+",
+        upstream_groups(&[("shop-stable", stable), ("shop-canary", canary)])
+    ))
+}
+
+#[tokio::test]
+async fn an_unknown_tag_split_to_a_tagged_group_is_replaced_by_that_tag() {
+    let stable = Upstream::start("shop-stable");
+    let canary = Upstream::start("shop-canary");
+    let gw = half_and_half(&stable, &canary, "");
+    let mut conn = Conn::http1(gw.addr()).await;
+    for _ in 0..20 {
+        let resp = conn
+            .send(Req::get("/").header("x-env-tag", "no-such-tag"))
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    }
+    assert_eq!(stable.request_count(), 10);
+    assert_eq!(canary.request_count(), 10);
+    for req in canary.requests() {
+        assert_eq!(req.header_all("x-env-tag"), vec!["canary"], "{req:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_stripped_untrusted_tag_is_replaced_when_the_split_picks_a_tagged_group() {
+    let stable = Upstream::start("shop-stable");
+    let canary = Upstream::start("shop-canary");
+    let gw = half_and_half(&stable, &canary, "      trusted_sources: [10.0.0.0/8]");
+    let mut conn = Conn::http1(gw.addr()).await;
+    for _ in 0..20 {
+        let resp = conn.send(Req::get("/").header("x-env-tag", "canary")).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    }
+    // The untrusted tag did not route: the split did, 1:1.
+    assert_eq!(stable.request_count(), 10);
+    assert_eq!(canary.request_count(), 10);
+    for req in stable.requests() {
+        assert_eq!(req.header("x-env-tag"), None, "{req:?}");
+    }
+    for req in canary.requests() {
+        assert_eq!(req.header_all("x-env-tag"), vec!["canary"], "{req:?}");
+    }
+}

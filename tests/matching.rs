@@ -113,6 +113,12 @@ async fn exact_and_wildcard_hosts() {
         fx.upstream_of(Req::get("/").host("x-1.example.com")).await,
         some("b")
     );
+    // The port in the Host header is not part of the name.
+    assert_eq!(
+        fx.upstream_of(Req::get("/").host("shop.example.com:8080"))
+            .await,
+        some("a")
+    );
     // Host names are case-insensitive.
     assert_eq!(
         fx.upstream_of(Req::get("/").host("Shop.Example.COM")).await,
