@@ -1,0 +1,592 @@
+#!/usr/bin/env bash
+# Load comparison: dyegate vs a bare Pingora proxy vs nginx vs HAProxy, one machine, one command.
+#
+# One nginx upstream (ports "stable" and "canary") sits behind each proxy in turn; wrk drives each
+# proxy with the same load; the proxy's own CPU time comes from /proc. The rotation repeats ROUNDS
+# times, interleaved, and the medians are printed. See benches/load/README.md for how to read it.
+#
+#   benches/load/run.sh                               # defaults: ROUNDS=3, -t2 -c64 -d10s
+#   ROUNDS=1 DURATION=3s WARMUP=1s benches/load/run.sh  # smoke run
+#   PROXIES="bare nginx" TAGGED=1 benches/load/run.sh
+#
+# Settings (environment):
+#   ROUNDS=3            rotations of all proxies (interleaved, medians reported)
+#   PROXIES="dyegate bare nginx haproxy"   which proxies, in rotation order
+#   WRK_THREADS=2 WRK_CONNS=64 DURATION=10s WARMUP=3s   the same wrk load for every proxy
+#   PROXY_THREADS=2     worker threads (Pingora, HAProxy) / worker processes (nginx)
+#   TAGGED=0            1: also a pass with every request carrying `x-env-tag: canary`
+#   DYEGATE_GATEWAY_EXTRA=""   extra lines appended verbatim to dyegate's gateway.yaml
+#                              (access log, metrics, ...), e.g. $'access_log:\n  path: /dev/null'
+#   PROXY_RUST_LOG=error       RUST_LOG for dyegate and bare-proxy
+#   SKIP_INSTALL=0 SKIP_BUILD=0   skip apt-get / cargo (for repeated runs)
+#   KEEP_WORK=0         1: keep the temp dir (configs, logs, raw wrk output) after a clean run
+#   RESULTS_DIR=benches/load/results
+
+set -Eeuo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ROUNDS=${ROUNDS:-3}
+PROXIES=${PROXIES:-"dyegate bare nginx haproxy"}
+WRK_THREADS=${WRK_THREADS:-2}
+WRK_CONNS=${WRK_CONNS:-64}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-3s}
+PROXY_THREADS=${PROXY_THREADS:-2}
+TAGGED=${TAGGED:-0}
+DYEGATE_GATEWAY_EXTRA=${DYEGATE_GATEWAY_EXTRA:-}
+PROXY_RUST_LOG=${PROXY_RUST_LOG:-error}
+SKIP_INSTALL=${SKIP_INSTALL:-0}
+SKIP_BUILD=${SKIP_BUILD:-0}
+KEEP_WORK=${KEEP_WORK:-0}
+RESULTS_DIR=${RESULTS_DIR:-$ROOT/benches/load/results}
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/dyegate-load.XXXXXX")
+RESULTS_TSV=$RESULTS_DIR/$STAMP.tsv
+RESULTS_TXT=$RESULTS_DIR/$STAMP.txt
+CLK_TCK=$(getconf CLK_TCK)
+
+STARTED_PIDS=()   # every long-lived process we started; cleanup() ends them all
+ALLOCATED_PORTS=()
+LAST_PID=
+PORT=
+UPSTREAM_PID=
+PROXY_PID=
+FAILED=1          # cleared at the very end; a failed run keeps $WORK for its logs
+
+log() { printf '[load] %s\n' "$*" >&2; }
+die() {
+    printf '[load] FAIL: %s\n' "$*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------------------------
+
+# The pid and all its descendants (nginx's master and workers, say).
+tree_pids() {
+    local pid=$1 child
+    [[ -d /proc/$pid ]] || return 0
+    echo "$pid"
+    for child in $(pgrep -P "$pid" || true); do
+        tree_pids "$child"
+    done
+}
+
+# Start a long-lived process in the background with its output in a log; sets LAST_PID.
+start_bg() {
+    local logfile=$1
+    shift
+    "$@" >"$logfile" 2>&1 &
+    LAST_PID=$!
+    STARTED_PIDS+=("$LAST_PID")
+}
+
+# SIGINT is "stop now" for all four (Pingora: fast shutdown; nginx, HAProxy: immediate stop);
+# SIGKILL for the whole tree if it is still there after 5 s.
+stop_tree() {
+    local pid=$1 pids i
+    pids=$(tree_pids "$pid")
+    [[ -n $pids ]] || return 0
+    kill -INT "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    # shellcheck disable=SC2086 # word splitting of the pid list is wanted
+    kill -KILL $pids 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+forget_pid() {
+    local pid=$1 kept=() p
+    for p in "${STARTED_PIDS[@]}"; do
+        [[ $p == "$pid" ]] || kept+=("$p")
+    done
+    STARTED_PIDS=("${kept[@]}")
+}
+
+cleanup() {
+    local status=$? pid
+    trap - EXIT INT TERM
+    for pid in "${STARTED_PIDS[@]}"; do
+        stop_tree "$pid"
+    done
+    if ((FAILED)); then
+        log "stopped all processes; configs and logs kept in $WORK"
+    elif ((KEEP_WORK)); then
+        log "configs and logs kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Setup: packages, binaries, ports
+# ---------------------------------------------------------------------------------------------
+
+install_tools() {
+    local -A pkg_of=([nginx]=nginx [haproxy]=haproxy [wrk]=wrk [cmake]=cmake [curl]=curl
+        [ss]=iproute2 [pgrep]=procps)
+    local missing=() cmd
+    for cmd in "${!pkg_of[@]}"; do
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
+    done
+    ((${#missing[@]})) || return 0
+    ((SKIP_INSTALL == 0)) || die "missing ${missing[*]} and SKIP_INSTALL=1"
+    [[ $(id -u) == 0 ]] || die "missing ${missing[*]}: run as root or install them"
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+wants() { [[ " $PROXIES " == *" $1 "* ]]; }
+
+build() {
+    ((SKIP_BUILD == 0)) || return 0
+    cd "$ROOT"
+    if wants dyegate; then
+        log "cargo build --release -p dyegate --bin dyegate"
+        cargo build --release -p dyegate --bin dyegate
+    fi
+    if wants bare; then
+        log "cargo build --release -p dyegate-suite --bin bare-proxy"
+        cargo build --release -p dyegate-suite --bin bare-proxy
+    fi
+}
+
+# A free loopback port, below the kernel's ephemeral range so that no outgoing connection (wrk's,
+# a proxy's) can take it between now and the moment a server binds it. Sets PORT.
+alloc_port() {
+    local lo p tries
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
+    ((lo > 12000)) || lo=30000 # odd range: fall back to a fixed window
+    for ((tries = 0; tries < 500; tries++)); do
+        p=$((10000 + RANDOM % (lo - 10000)))
+        [[ " ${ALLOCATED_PORTS[*]} " == *" $p "* ]] && continue
+        if [[ -z $(ss -Htan "( sport = :$p )") ]]; then
+            ALLOCATED_PORTS+=("$p")
+            PORT=$p
+            return 0
+        fi
+    done
+    die "no free port found below $lo"
+}
+
+# Poll (deadline, not a fixed sleep) until URL answers; fail with the log tail if PID dies.
+wait_http() {
+    local name=$1 url=$2 pid=$3 logfile=$4 deadline=$((SECONDS + 15))
+    until curl -s -o /dev/null --max-time 1 "$url"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 30 "$logfile" >&2 || true
+            die "$name exited during startup (log: $logfile)"
+        fi
+        ((SECONDS < deadline)) || die "$name not answering $url after 15 s (log: $logfile)"
+        sleep 0.05
+    done
+}
+
+# ---------------------------------------------------------------------------------------------
+# The upstream: one nginx, two ports, one worker
+# ---------------------------------------------------------------------------------------------
+
+start_upstream() {
+    local dir=$WORK/upstream
+    mkdir -p "$dir"
+    # keepalive_requests is raised so that no proxy's upstream connections are recycled every
+    # 1000 requests (nginx's default): we want to measure keep-alive, not reconnects.
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    default_type text/plain;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$STABLE_PORT;
+        location / { add_header x-upstream stable always; return 200 "stable\n"; }
+    }
+    server {
+        listen 127.0.0.1:$CANARY_PORT;
+        location / { add_header x-upstream canary always; return 200 "canary\n"; }
+    }
+    server {
+        listen 127.0.0.1:$UPSTREAM_STATUS_PORT;
+        location / { stub_status; }
+    }
+}
+EOF
+    start_bg "$dir/stdout.log" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+    UPSTREAM_PID=$LAST_PID
+    wait_http upstream "http://127.0.0.1:$STABLE_PORT/" "$UPSTREAM_PID" "$dir/error.log"
+    wait_http upstream "http://127.0.0.1:$CANARY_PORT/" "$UPSTREAM_PID" "$dir/error.log"
+}
+
+# Connections the upstream has accepted so far (stub_status "accepts"), the request included.
+upstream_accepts() {
+    curl -s --max-time 2 "http://127.0.0.1:$UPSTREAM_STATUS_PORT/" | awk 'NR == 3 { print $1 }'
+}
+
+# ---------------------------------------------------------------------------------------------
+# The proxies under test. Each start_* writes its config under $WORK/<name>, starts the proxy on
+# $PROXY_PORT, waits for it, and sets PROXY_PID and PROXY_LOG.
+# Routing everywhere: `x-env-tag: canary` -> canary port, anything else -> stable port.
+# ---------------------------------------------------------------------------------------------
+
+start_dyegate() {
+    local dir=$WORK/dyegate
+    rm -rf "$dir"
+    mkdir -p "$dir/state"
+    alloc_port
+    local admin_port=$PORT
+    cat >"$dir/gateway.yaml" <<EOF
+listen: ["127.0.0.1:$PROXY_PORT"]
+admin: { listen: "127.0.0.1:$admin_port" }
+routes: routes.yaml
+state_dir: $dir/state
+pingora: { threads: $PROXY_THREADS, pid_file: $dir/d.pid, upgrade_sock: $dir/d.sock }
+EOF
+    # Hook for the options that come later (access log, metrics, ...).
+    if [[ -n $DYEGATE_GATEWAY_EXTRA ]]; then
+        printf '%s\n' "$DYEGATE_GATEWAY_EXTRA" >>"$dir/gateway.yaml"
+    fi
+    cat >"$dir/routes.yaml" <<EOF
+upstreams:
+  stable: { targets: ["127.0.0.1:$STABLE_PORT"] }
+  canary: { targets: ["127.0.0.1:$CANARY_PORT"] }
+routes:
+  - name: app
+    dye: { tags: { canary: canary } }
+    split: [ { upstream: stable, weight: 100 } ]
+EOF
+    PROXY_LOG=$dir/dyegate.log
+    start_bg "$PROXY_LOG" env RUST_LOG="$PROXY_RUST_LOG" \
+        "$ROOT/target/release/dyegate" run -c "$dir/gateway.yaml"
+    PROXY_PID=$LAST_PID
+    wait_http dyegate "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
+}
+
+start_bare() {
+    local dir=$WORK/bare
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    PROXY_LOG=$dir/bare-proxy.log
+    start_bg "$PROXY_LOG" env RUST_LOG="$PROXY_RUST_LOG" \
+        "$ROOT/target/release/bare-proxy" --listen "127.0.0.1:$PROXY_PORT" \
+        --upstream "127.0.0.1:$STABLE_PORT" --threads "$PROXY_THREADS" --run-dir "$dir"
+    PROXY_PID=$LAST_PID
+    wait_http bare-proxy "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
+}
+
+start_nginx() {
+    local dir=$WORK/nginx
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    # proxy_pass with a variable naming an `upstream` block uses that block (and its keepalive
+    # pool). keepalive_requests raised on both sides, as on the upstream.
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes $PROXY_THREADS;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    upstream stable {
+        server 127.0.0.1:$STABLE_PORT;
+        keepalive 128;
+        keepalive_requests 1000000;
+    }
+    upstream canary {
+        server 127.0.0.1:$CANARY_PORT;
+        keepalive 128;
+        keepalive_requests 1000000;
+    }
+    map \$http_x_env_tag \$backend {
+        default stable;
+        canary  canary;
+    }
+    server {
+        listen 127.0.0.1:$PROXY_PORT;
+        location / {
+            proxy_pass http://\$backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    PROXY_LOG=$dir/error.log
+    start_bg "$dir/stdout.log" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+    PROXY_PID=$LAST_PID
+    wait_http nginx "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
+}
+
+start_haproxy() {
+    local dir=$WORK/haproxy
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    # No `log` line anywhere: HAProxy logs nothing. Keep-alive is HAProxy's default mode;
+    # `http-reuse always` shares idle upstream connections between client connections.
+    cat >"$dir/haproxy.cfg" <<EOF
+global
+    nbthread $PROXY_THREADS
+    maxconn 4096
+
+defaults
+    mode http
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+
+frontend fe
+    bind 127.0.0.1:$PROXY_PORT
+    use_backend canary if { req.hdr(x-env-tag) -m str canary }
+    default_backend stable
+
+backend stable
+    server s1 127.0.0.1:$STABLE_PORT
+
+backend canary
+    server c1 127.0.0.1:$CANARY_PORT
+EOF
+    PROXY_LOG=$dir/haproxy.log
+    haproxy -c -q -f "$dir/haproxy.cfg" || die "haproxy rejects $dir/haproxy.cfg"
+    start_bg "$PROXY_LOG" haproxy -db -f "$dir/haproxy.cfg"
+    PROXY_PID=$LAST_PID
+    wait_http haproxy "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
+}
+
+# One curl per lane, before any load: a proxy that routes wrong fails the run.
+verify_routing() {
+    local name=$1 url="http://127.0.0.1:$PROXY_PORT/" got want_tagged=canary
+    # bare-proxy has no routing by design: everything goes to stable.
+    [[ $name == bare ]] && want_tagged=stable
+    got=$(curl -sS --max-time 3 -w ' %{http_code}' "$url") || die "$name: curl $url failed"
+    [[ $got == "stable"$'\n'" 200" ]] ||
+        die "$name: untagged request should reach stable, got: ${got@Q}"
+    got=$(curl -sS --max-time 3 -w ' %{http_code}' -H 'x-env-tag: canary' "$url") ||
+        die "$name: curl -H 'x-env-tag: canary' $url failed"
+    [[ $got == "$want_tagged"$'\n'" 200" ]] ||
+        die "$name: request tagged canary should reach $want_tagged, got: ${got@Q}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Measuring
+# ---------------------------------------------------------------------------------------------
+
+# "utime stime" in clock ticks, summed over the given pids (threads are included per process).
+cpu_ticks() {
+    local user=0 sys=0 pid stat fields
+    for pid in "$@"; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        # Fields after "(comm) ": state is index 0, utime index 11, stime index 12.
+        read -ra fields <<<"${stat##*) }"
+        user=$((user + fields[11]))
+        sys=$((sys + fields[12]))
+    done
+    echo "$user $sys"
+}
+
+# wrk's human output -> "requests duration_us rps avg_us p50_us p75_us p90_us p99_us errors".
+# Latencies come as 512.00us, 1.23ms, 2.00s (or m/h); errors = non-2xx/3xx + socket errors.
+parse_wrk() {
+    awk '
+        function us(v,   n, u) {
+            n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+            if (u == "us") return n
+            if (u == "ms") return n * 1000
+            if (u == "s")  return n * 1000000
+            if (u == "m")  return n * 60000000
+            if (u == "h")  return n * 3600000000
+            return -1
+        }
+        $1 == "Latency" && $2 ~ /^[0-9]/ { avg = us($2) }
+        $1 == "50%" { p50 = us($2) }
+        $1 == "75%" { p75 = us($2) }
+        $1 == "90%" { p90 = us($2) }
+        $1 == "99%" { p99 = us($2) }
+        / requests in / { req = $1; d = $4; sub(/,$/, "", d); dur = us(d) }
+        $1 == "Requests/sec:" { rps = $2 }
+        /Non-2xx or 3xx responses:/ { err += $NF }
+        /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+        END {
+            if (req == "" || rps == "" || p50 == "" || p99 == "" || p50 < 0 || p99 < 0) exit 1
+            printf "%d %d %.2f %.1f %.1f %.1f %.1f %.1f %d\n",
+                req, dur, rps, avg, p50, p75, p90, p99, err
+        }' "$1"
+}
+
+printf -v TSV_HEADER '%s\t' round proxy pass wrk_threads wrk_conns duration_s requests rps \
+    avg_us p50_us p75_us p90_us p99_us errors proxy_cpu_us_per_req proxy_cores proxy_sys_pct \
+    upstream_cpu_us_per_req upstream_new_conns loadavg_1m
+TSV_HEADER=${TSV_HEADER%$'\t'}
+
+# Warm up, then one measured wrk run against the running proxy; appends a row to the TSV.
+measure() {
+    local round=$1 name=$2 pass=$3 url="http://127.0.0.1:$PROXY_PORT/" script=()
+    local out=$WORK/wrk-r$round-$name-$pass.txt proxy_pids upstream_pids
+    [[ $pass == tagged ]] && script=(-s "$WORK/tagged.lua")
+
+    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WARMUP" "${script[@]}" "$url" >/dev/null
+
+    mapfile -t proxy_pids < <(tree_pids "$PROXY_PID")
+    mapfile -t upstream_pids < <(tree_pids "$UPSTREAM_PID")
+    local load accepts0 accepts1 pu0 ps0 pu1 ps1 uu0 us0 uu1 us1
+    read -r load _ </proc/loadavg
+    accepts0=$(upstream_accepts)
+    read -r pu0 ps0 < <(cpu_ticks "${proxy_pids[@]}")
+    read -r uu0 us0 < <(cpu_ticks "${upstream_pids[@]}")
+    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$DURATION" --latency "${script[@]}" "$url" >"$out"
+    read -r pu1 ps1 < <(cpu_ticks "${proxy_pids[@]}")
+    read -r uu1 us1 < <(cpu_ticks "${upstream_pids[@]}")
+    accepts1=$(upstream_accepts)
+    kill -0 "$PROXY_PID" 2>/dev/null || die "$name died under load (log: $PROXY_LOG)"
+
+    local parsed req dur rps avg p50 p75 p90 p99 err
+    parsed=$(parse_wrk "$out") || {
+        cat "$out" >&2
+        die "$name: cannot parse wrk output ($out)"
+    }
+    read -r req dur rps avg p50 p75 p90 p99 err <<<"$parsed"
+    ((req > 0)) || die "$name: wrk completed no request ($out)"
+
+    # ticks -> µs: ticks * 1e6 / CLK_TCK; per request; cores = CPU time / wall time.
+    # The row goes to the TSV, a readable line to stderr.
+    awk -v r="$round" -v n="$name" -v pass="$pass" -v t="$WRK_THREADS" -v c="$WRK_CONNS" \
+        -v req="$req" -v dur="$dur" -v rps="$rps" -v avg="$avg" -v p50="$p50" -v p75="$p75" \
+        -v p90="$p90" -v p99="$p99" -v err="$err" -v tck="$CLK_TCK" -v load="$load" \
+        -v puser=$((pu1 - pu0)) -v psys=$((ps1 - ps0)) -v up=$((uu1 + us1 - uu0 - us0)) \
+        -v conns=$((accepts1 - accepts0 - 1)) 'BEGIN {
+            pcpu = (puser + psys) * 1e6 / tck; ucpu = up * 1e6 / tck
+            sys_pct = puser + psys > 0 ? 100 * psys / (puser + psys) : 0
+            printf "%s\t%s\t%s\t%d\t%d\t%.2f\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%.2f\t%d\t%s\n",
+                r, n, pass, t, c, dur / 1e6, req, rps, avg, p50, p75, p90, p99, err,
+                pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns, load
+            printf "[load] round %s %-8s %-8s %8.0f req/s  p50 %6.0fus  p99 %6.0fus  cpu %6.1fus/req (%.2f cores, %.0f%% sys)  upstream %5.1fus/req, %d new conns  errors %d\n",
+                r, n, pass, rps, p50, p99, pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns, err > "/dev/stderr"
+        }' >>"$RESULTS_TSV"
+    ((err == 0)) || log "WARNING: $name had $err errors (non-2xx/3xx or socket); see $out"
+}
+
+run_proxy() {
+    local round=$1 name=$2
+    alloc_port
+    PROXY_PORT=$PORT
+    "start_$name"
+    verify_routing "$name"
+    measure "$round" "$name" untagged
+    ((TAGGED == 0)) || measure "$round" "$name" tagged
+    stop_tree "$PROXY_PID"
+    forget_pid "$PROXY_PID"
+    PROXY_PID=
+}
+
+# ---------------------------------------------------------------------------------------------
+# Summary
+# ---------------------------------------------------------------------------------------------
+
+# Per proxy and pass: medians over rounds; req/s ratios are median / median.
+summarize() {
+    awk -F'\t' -v order="$PROXIES" '
+        function median(list,   a, n, i, j, v) {
+            n = split(list, a, " ")
+            for (i = 2; i <= n; i++) {      # insertion sort: n is the number of rounds
+                v = a[i] + 0
+                for (j = i - 1; j >= 1 && a[j] + 0 > v; j--) a[j + 1] = a[j]
+                a[j + 1] = v
+            }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        {
+            k = $col["proxy"] SUBSEP $col["pass"]; runs[k]++; seen_pass[$col["pass"]] = 1
+            rps[k] = rps[k] " " $col["rps"]
+            p50[k] = p50[k] " " $col["p50_us"]
+            p99[k] = p99[k] " " $col["p99_us"]
+            cpu[k] = cpu[k] " " $col["proxy_cpu_us_per_req"]
+            cores[k] = cores[k] " " $col["proxy_cores"]
+            conns[k] = conns[k] " " $col["upstream_new_conns"]
+            errs[k] += $col["errors"]
+        }
+        END {
+            np = split(order, names, " ")
+            printf "%-8s %-8s %4s %10s %9s %9s %11s %6s %9s %8s %8s %6s\n", "proxy", "pass",
+                "runs", "req/s", "p50", "p99", "cpu/req", "cores", "up-conns", "vs nginx",
+                "vs bare", "errors"
+            for (ps = 1; ps <= 2; ps++) {
+                pass = ps == 1 ? "untagged" : "tagged"
+                if (!(pass in seen_pass)) continue
+                for (i = 1; i <= np; i++) {
+                    k = names[i] SUBSEP pass
+                    if (!(k in runs)) continue
+                    r = median(rps[k]); kn = "nginx" SUBSEP pass; kb = "bare" SUBSEP pass
+                    vn = (kn in runs) ? sprintf("%.2fx", r / median(rps[kn])) : "-"
+                    vb = (kb in runs) ? sprintf("%.2fx", r / median(rps[kb])) : "-"
+                    printf "%-8s %-8s %4d %10.0f %7.0fus %7.0fus %8.2fus %6.2f %9d %8s %8s %6d\n",
+                        names[i], pass, runs[k], r, median(p50[k]), median(p99[k]),
+                        median(cpu[k]), median(cores[k]), median(conns[k]), vn, vb, errs[k]
+                }
+            }
+        }' "$RESULTS_TSV"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+main() {
+    local name round
+    for name in $PROXIES; do
+        [[ $(type -t "start_$name") == function ]] ||
+            die "unknown proxy '$name' in PROXIES (known: dyegate bare nginx haproxy)"
+    done
+    install_tools
+    build
+
+    mkdir -p "$RESULTS_DIR"
+    printf '%s\n' "$TSV_HEADER" >"$RESULTS_TSV"
+    printf 'wrk.headers["x-env-tag"] = "canary"\n' >"$WORK/tagged.lua"
+
+    alloc_port && STABLE_PORT=$PORT
+    alloc_port && CANARY_PORT=$PORT
+    alloc_port && UPSTREAM_STATUS_PORT=$PORT
+    start_upstream
+    log "upstream nginx: stable 127.0.0.1:$STABLE_PORT, canary 127.0.0.1:$CANARY_PORT (1 worker)"
+    log "load: wrk -t$WRK_THREADS -c$WRK_CONNS -d$DURATION (warm-up $WARMUP), proxies with" \
+        "$PROXY_THREADS workers, $ROUNDS round(s) of: $PROXIES"
+
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for name in $PROXIES; do
+            run_proxy "$round" "$name"
+        done
+    done
+
+    local table commit
+    table=$(summarize)
+    commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    {
+        echo "dyegate load comparison $STAMP, commit $commit, $(nproc) cores, $(uname -r)"
+        echo "wrk -t$WRK_THREADS -c$WRK_CONNS -d$DURATION --latency (warm-up $WARMUP)," \
+            "$PROXY_THREADS proxy workers, $ROUNDS round(s), medians:"
+        echo
+        echo "$table"
+    } | tee "$RESULTS_TXT"
+    echo
+    echo "raw results: $RESULTS_TSV"
+    echo "table:       $RESULTS_TXT"
+    FAILED=0
+}
+
+main "$@"
