@@ -1,7 +1,10 @@
 //! File text to config model, with every error located as `FILE:LINE:COL: path: message`.
 
 use super::error::{ConfigError, Issue, Mark};
-use super::model::{GatewayConfig, RoutesConfig, ROUTES_FIELDS};
+use super::model::{
+    GatewayConfig, RouteConfig, RoutesConfig, SplitEntryConfig, TargetConfig, UpstreamConfig,
+    Weight, ROUTES_FIELDS, ROUTE_FIELDS, UPSTREAM_FIELDS,
+};
 use super::yaml::{self, join_index, join_key, DeError, Node, NodeKind};
 use std::path::Path;
 
@@ -146,18 +149,7 @@ impl Source {
             match name {
                 "upstreams" => self.upstreams(value, &mut out, &mut errors),
                 "routes" => self.route_list(value, &mut out, &mut errors),
-                other => errors.push(self.locate_at(
-                    key,
-                    other,
-                    format!(
-                        "found unknown field `{other}`, expected one of {}",
-                        ROUTES_FIELDS
-                            .iter()
-                            .map(|f| format!("`{f}`"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )),
+                other => errors.push(self.unknown_field(key, other, ROUTES_FIELDS)),
             }
         }
         if !seen.contains(&"routes") {
@@ -172,13 +164,11 @@ impl Source {
                 for (k, v) in entries {
                     let name = k.as_str().map_or_else(|| k.describe(), str::to_string);
                     let path = join_key("upstreams", &name);
-                    match yaml::from_node(v, &path) {
-                        Ok(u) => out.upstreams.push((name, Some(u))),
-                        Err(e) => {
-                            out.upstreams.push((name, None));
-                            errors.push(self.de_error(e, v, &path));
-                        }
-                    }
+                    let up = match yaml::from_node(v, &path) {
+                        Ok(u) => Some(u),
+                        Err(e) => self.upstream_by_field(v, &path, e, out, errors),
+                    };
+                    out.upstreams.push((name, up));
                 }
             }
             _ if node.is_null() => {}
@@ -198,13 +188,11 @@ impl Source {
             NodeKind::Seq(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let path = join_index("routes", i);
-                    match yaml::from_node(item, &path) {
-                        Ok(r) => out.routes.push(Some(r)),
-                        Err(e) => {
-                            out.routes.push(None);
-                            errors.push(self.de_error(e, item, &path));
-                        }
-                    }
+                    let route = match yaml::from_node(item, &path) {
+                        Ok(r) => Some(r),
+                        Err(e) => self.route_by_field(item, &path, e, out, errors),
+                    };
+                    out.routes.push(route);
                 }
             }
             _ if node.is_null() => {}
@@ -214,6 +202,145 @@ impl Source {
                 format!("found {}, expected a list of routes", node.describe()),
             )),
         }
+    }
+
+    /// A route that failed to decode as a whole, decoded field by field (list entries one by
+    /// one) so that every error in it is reported and its good fields are still validated.
+    /// Failed fields get placeholders and are recorded in `out.failed`.
+    fn route_by_field(
+        &self,
+        node: &Node,
+        path: &str,
+        whole: DeError,
+        out: &mut RoutesConfig,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<RouteConfig> {
+        let NodeKind::Map(entries) = &node.kind else {
+            errors.push(self.de_error(whole, node, path));
+            return None;
+        };
+        let mut route = RouteConfig {
+            name: String::new(),
+            matches: Default::default(),
+            dye: Default::default(),
+            split: Vec::new(),
+            sticky: None,
+        };
+        let mut has_name = false;
+        for (k, v) in entries {
+            let key = k.as_str().unwrap_or_default();
+            let fpath = join_key(path, key);
+            let mut field = |r: Result<(), DeError>| {
+                if let Err(e) = r {
+                    errors.push(self.de_error(e, v, &fpath));
+                    out.failed.push(fpath.clone());
+                }
+            };
+            match key {
+                "name" => {
+                    has_name = true;
+                    field(yaml::from_node(v, &fpath).map(|n| route.name = n));
+                }
+                "match" => field(yaml::from_node(v, &fpath).map(|m| route.matches = m)),
+                "dye" => field(yaml::from_node(v, &fpath).map(|d| route.dye = d)),
+                "sticky" => field(yaml::from_node(v, &fpath).map(|s| route.sticky = s)),
+                "split" => match &v.kind {
+                    NodeKind::Seq(items) => {
+                        for (j, item) in items.iter().enumerate() {
+                            let epath = join_index(&fpath, j);
+                            match yaml::from_node(item, &epath) {
+                                Ok(e) => route.split.push(e),
+                                Err(e) => {
+                                    errors.push(self.de_error(e, item, &epath));
+                                    out.failed.push(epath);
+                                    route.split.push(SplitEntryConfig {
+                                        upstream: String::new(),
+                                        weight: Weight(0),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    _ => field(yaml::from_node(v, &fpath).map(|s| route.split = s)),
+                },
+                _ => {
+                    errors.push(self.unknown_field(k, &fpath, ROUTE_FIELDS));
+                }
+            }
+        }
+        if !has_name {
+            errors.push(self.locate_at(node, path, "missing required field `name`".into()));
+            out.failed.push(join_key(path, "name"));
+        }
+        Some(route)
+    }
+
+    /// Like [`Self::route_by_field`], for an upstream group.
+    fn upstream_by_field(
+        &self,
+        node: &Node,
+        path: &str,
+        whole: DeError,
+        out: &mut RoutesConfig,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<UpstreamConfig> {
+        let NodeKind::Map(entries) = &node.kind else {
+            errors.push(self.de_error(whole, node, path));
+            out.failed.push(path.to_string());
+            return None;
+        };
+        let mut up = UpstreamConfig {
+            targets: Vec::new(),
+        };
+        let mut has_targets = false;
+        for (k, v) in entries {
+            let key = k.as_str().unwrap_or_default();
+            let fpath = join_key(path, key);
+            match (key, &v.kind) {
+                ("targets", NodeKind::Seq(items)) => {
+                    has_targets = true;
+                    for (j, item) in items.iter().enumerate() {
+                        let tpath = join_index(&fpath, j);
+                        match yaml::from_node::<TargetConfig>(item, &tpath) {
+                            Ok(t) => up.targets.push(t),
+                            Err(e) => {
+                                errors.push(self.de_error(e, item, &tpath));
+                                out.failed.push(tpath);
+                                up.targets.push(TargetConfig {
+                                    addr: String::new(),
+                                    weight: Weight(0),
+                                });
+                            }
+                        }
+                    }
+                }
+                ("targets", _) => {
+                    has_targets = true;
+                    if let Err(e) = yaml::from_node::<Vec<TargetConfig>>(v, &fpath) {
+                        errors.push(self.de_error(e, v, &fpath));
+                        out.failed.push(fpath);
+                    }
+                }
+                _ => errors.push(self.unknown_field(k, &fpath, UPSTREAM_FIELDS)),
+            }
+        }
+        if !has_targets {
+            errors.push(self.locate_at(node, path, "missing required field `targets`".into()));
+            out.failed.push(join_key(path, "targets"));
+        }
+        Some(up)
+    }
+
+    fn unknown_field(&self, key: &Node, path: &str, allowed: &[&str]) -> ConfigError {
+        let name = key.as_str().map_or_else(|| key.describe(), str::to_string);
+        self.locate_at(
+            key,
+            path,
+            format!(
+                "found unknown field `{name}`, expected {}",
+                yaml::one_of(allowed)
+            ),
+        )
     }
 
     fn locate_at(&self, node: &Node, path: &str, message: String) -> ConfigError {

@@ -50,7 +50,12 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
             RouteTable::default()
         }
     };
-    errors.extend(issues.into_iter().map(|i| source.locate(i)));
+    errors.extend(
+        issues
+            .into_iter()
+            .filter(|i| !model.is_consequence(&i.path))
+            .map(|i| source.locate(i)),
+    );
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.mark.line, e.mark.col));
         errors.dedup();

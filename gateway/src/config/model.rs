@@ -146,7 +146,24 @@ pub struct RoutesConfig {
     pub upstreams: Vec<(String, Option<UpstreamConfig>)>,
     /// In file order; `None` where the route failed to decode.
     pub routes: Vec<Option<RouteConfig>>,
+    /// Field paths that failed to decode and were replaced by placeholders (see `load.rs`);
+    /// validation issues on them, or on their parents, would only repeat the decoding error.
+    pub failed: Vec<String>,
 }
+
+impl RoutesConfig {
+    /// Whether an issue at `path` follows from a field that failed to decode.
+    pub fn is_consequence(&self, path: &str) -> bool {
+        self.failed
+            .iter()
+            .any(|f| path.starts_with(f.as_str()) || f.starts_with(path))
+    }
+}
+
+/// Fields of a route (for field-by-field decoding; must match [`RouteConfig`]).
+pub const ROUTE_FIELDS: &[&str] = &["name", "match", "dye", "split", "sticky"];
+/// Fields of an upstream group (must match [`UpstreamConfig`]).
+pub const UPSTREAM_FIELDS: &[&str] = &["targets"];
 
 /// Top-level keys of routes.yaml.
 pub const ROUTES_FIELDS: &[&str] = &["upstreams", "routes"];

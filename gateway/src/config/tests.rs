@@ -16,7 +16,8 @@ fn errors_bytes(bytes: &[u8]) -> Vec<String> {
     }
 }
 
-const UPS: &str = "upstreams:\n  a: { targets: [\"127.0.0.1:9001\"] }\n  b: { targets: [\"127.0.0.1:9002\"] }\n";
+const UPS: &str =
+    "upstreams:\n  a: { targets: [\"127.0.0.1:9001\"] }\n  b: { targets: [\"127.0.0.1:9002\"] }\n";
 
 fn with_routes(routes: &str) -> String {
     format!("{UPS}routes:\n{routes}")
@@ -81,7 +82,9 @@ fn negative_and_huge_weights() {
 
 #[test]
 fn empty_file_and_comments_only() {
-    let want = vec!["routes.yaml:1:1: found an empty file, expected a mapping with `upstreams` and `routes`"];
+    let want = vec![
+        "routes.yaml:1:1: found an empty file, expected a mapping with `upstreams` and `routes`",
+    ];
     assert_eq!(errors(""), want);
     assert_eq!(errors("# only a comment\n"), want);
     assert_eq!(
@@ -115,7 +118,10 @@ fn truncated_mid_write() {
     );
     assert_eq!(
         errors(&full[..full.find("  - name").unwrap_or(0) + 10]),
-        vec!["routes.yaml:6:1: routes[0].name: found null, expected a string"]
+        vec![
+            "routes.yaml:5:9: routes[0].split: found no entries, expected at least one { upstream: NAME, weight: N } for untagged traffic",
+            "routes.yaml:6:1: routes[0].name: found null, expected a string",
+        ]
     );
 }
 
@@ -218,6 +224,28 @@ fn every_error_is_reported_not_only_the_first() {
 }
 
 #[test]
+fn a_decoding_error_does_not_hide_the_rest_of_its_route() {
+    assert_eq!(
+        errors(&with_routes("  - name: r\n    dye: { tags: { canary: zz }, trusted_sources: [10.0.0.0/8, 127.0.0.1/33] }\n    split: [{ upstream: a, weight: -1 }, { upstream: q, weight: 1 }]\n    stiky: x\n")),
+        vec![
+            "routes.yaml:6:28: routes[0].dye.tags.canary: found unknown upstream \"zz\", expected one of `a`, `b`",
+            "routes.yaml:6:64: routes[0].dye.trusted_sources[1]: found \"127.0.0.1/33\", expected an IP network such as 10.0.0.0/8 or an IP address",
+            "routes.yaml:7:36: routes[0].split[0].weight: found -1, expected a whole number >= 0",
+            "routes.yaml:7:54: routes[0].split[1].upstream: found unknown upstream \"q\", expected one of `a`, `b`",
+            "routes.yaml:8:5: routes[0].stiky: found unknown field `stiky`, expected one of `name`, `match`, `dye`, `split`, `sticky`",
+        ]
+    );
+    assert_eq!(
+        errors("upstreams:\n  a: { targets: [\"127.0.0.1:1\", { addr: 5 , wieght: 1 }, \"nope\"], x: 1 }\nroutes: []\n"),
+        vec![
+            "routes.yaml:2:45: upstreams.a.targets[1].wieght: found unknown field `wieght`, expected one of `addr`, `weight`",
+            "routes.yaml:2:58: upstreams.a.targets[2]: found \"nope\", expected an IP:PORT socket address such as 127.0.0.1:9001 or [::1]:9001",
+            "routes.yaml:2:67: upstreams.a.x: found unknown field `x`, expected `targets`",
+        ]
+    );
+}
+
+#[test]
 fn gateway_yaml_defaults_and_errors() {
     let dir = std::env::temp_dir().join(format!("dyegate-gw-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
@@ -227,13 +255,21 @@ fn gateway_yaml_defaults_and_errors() {
     assert_eq!(gw.routes_path, dir.join("routes.yaml"));
     assert_eq!(gw.admin_listen.to_string(), "127.0.0.1:9901");
 
-    std::fs::write(&f, "listen: [\"nope\"]\nadmin: { listen: \"0.0.0.0:9901\" }\npingora: { threds: 2 }\n").expect("write");
+    std::fs::write(
+        &f,
+        "listen: [\"nope\"]\nadmin: { listen: \"0.0.0.0:9901\" }\npingora: { threds: 2 }\n",
+    )
+    .expect("write");
     let e = Gateway::load(Some(&f)).expect_err("invalid");
     assert_eq!(
         e.to_string(),
         format!("{}:3:12: pingora.threds: found unknown field `threds`, expected one of `threads`, `pid_file`, `upgrade_sock`, `grace_period_seconds`, `graceful_shutdown_timeout_seconds`, `error_log`", f.display())
     );
-    std::fs::write(&f, "listen: [\"nope\"]\nadmin: { listen: \"0.0.0.0:9901\" }\n").expect("write");
+    std::fs::write(
+        &f,
+        "listen: [\"nope\"]\nadmin: { listen: \"0.0.0.0:9901\" }\n",
+    )
+    .expect("write");
     let e = Gateway::load(Some(&f)).expect_err("invalid");
     assert_eq!(
         e.to_string(),

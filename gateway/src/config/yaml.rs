@@ -382,7 +382,8 @@ fn unexpected(u: &de::Unexpected<'_>) -> String {
     }
 }
 
-fn one_of(names: &[&str]) -> String {
+/// "`a`" or "one of `a`, `b`", for "expected ..." messages.
+pub fn one_of(names: &[&str]) -> String {
     match names {
         [] => "no fields here".into(),
         [one] => format!("`{one}`"),

@@ -56,8 +56,12 @@ fn route(t: &RouteTable, r: &Req) -> (String, String, &'static str, Option<Strin
     };
     match t.decide(&info) {
         Outcome::Routed(d) => (
-            t.route(d.route_id).map(|r| r.name.to_string()).unwrap_or_default(),
-            t.group(d.group).map(|g| g.name.to_string()).unwrap_or_default(),
+            t.route(d.route_id)
+                .map(|r| r.name.to_string())
+                .unwrap_or_default(),
+            t.group(d.group)
+                .map(|g| g.name.to_string())
+                .unwrap_or_default(),
             d.reason.as_str(),
             match d.tag_action {
                 TagAction::Set(s) => Some(format!("set:{s}")),
@@ -83,12 +87,28 @@ fn first_match_in_file_order_across_index_buckets() {
   - {{ name: posts, match: {{ methods: [POST] }}, split: [{{upstream: feat, weight: 1}}] }}\n\
   - {{ name: root, match: {{ path_prefix: / , host: example.org }}, split: [{{upstream: stable, weight: 1}}] }}\n"
     ));
-    assert_eq!(route(&t, &req("shop.example.com", "/api/x").header("x-client", "mobile")).0, "api-mobile");
-    assert_eq!(route(&t, &req("shop.example.com", "/api/v2/x")).0, "shop-exact");
-    assert_eq!(route(&t, &req("a.example.com", "/api/v2/x")).0, "wildcard-api");
+    assert_eq!(
+        route(
+            &t,
+            &req("shop.example.com", "/api/x").header("x-client", "mobile")
+        )
+        .0,
+        "api-mobile"
+    );
+    assert_eq!(
+        route(&t, &req("shop.example.com", "/api/v2/x")).0,
+        "shop-exact"
+    );
+    assert_eq!(
+        route(&t, &req("a.example.com", "/api/v2/x")).0,
+        "wildcard-api"
+    );
     assert_eq!(route(&t, &req("a.b.example.com", "/api/v1")).0, "wildcard");
     assert_eq!(route(&t, &req("example.com", "/")).0, "404");
-    assert_eq!(route(&t, &req("other.net", "/").method(Method::POST)).0, "posts");
+    assert_eq!(
+        route(&t, &req("other.net", "/").method(Method::POST)).0,
+        "posts"
+    );
     assert_eq!(route(&t, &req("example.org", "/x")).0, "root");
     assert_eq!(route(&t, &req("example.org", "")).0, "404");
     assert_eq!(route(&t, &req("other.net", "/")).0, "404");
@@ -114,17 +134,65 @@ fn tag_routing_unknown_tags_and_trust() {
 "#
     ));
     let tagged = |p: &str, tag: &str| route(&t, &req("h", p).header("x-env-tag", tag));
-    assert_eq!(tagged("/base", "canary"), ("base".into(), "canary".into(), "tag", Some("keep:canary".into())));
+    assert_eq!(
+        tagged("/base", "canary"),
+        (
+            "base".into(),
+            "canary".into(),
+            "tag",
+            Some("keep:canary".into())
+        )
+    );
     assert_eq!(tagged("/base", "feat-42").1, "feat");
-    assert_eq!(tagged("/base", "nope"), ("base".into(), "stable".into(), "fallback", Some("keep:nope".into())));
-    assert_eq!(tagged("/base", "bad tag!"), ("base".into(), "stable".into(), "split", Some("strip".into())));
-    assert_eq!(route(&t, &req("h", "/base")), ("base".into(), "stable".into(), "split", None));
+    assert_eq!(
+        tagged("/base", "nope"),
+        (
+            "base".into(),
+            "stable".into(),
+            "fallback",
+            Some("keep:nope".into())
+        )
+    );
+    assert_eq!(
+        tagged("/base", "bad tag!"),
+        (
+            "base".into(),
+            "stable".into(),
+            "split",
+            Some("strip".into())
+        )
+    );
+    assert_eq!(
+        route(&t, &req("h", "/base")),
+        ("base".into(), "stable".into(), "split", None)
+    );
     assert_eq!(tagged("/strict", "nope").0, "503");
     assert_eq!(tagged("/strict", "canary").1, "canary");
     // x-lane is the header of this route; peers outside 10/8 have their tag stripped.
-    let lane = |peer: &str| route(&t, &req("h", "/trusted").header("x-lane", "canary").peer(peer));
-    assert_eq!(lane("127.0.0.1"), ("trusted".into(), "stable".into(), "split", Some("strip".into())));
-    assert_eq!(lane("10.9.8.7"), ("trusted".into(), "canary".into(), "tag", Some("keep:canary".into())));
+    let lane = |peer: &str| {
+        route(
+            &t,
+            &req("h", "/trusted").header("x-lane", "canary").peer(peer),
+        )
+    };
+    assert_eq!(
+        lane("127.0.0.1"),
+        (
+            "trusted".into(),
+            "stable".into(),
+            "split",
+            Some("strip".into())
+        )
+    );
+    assert_eq!(
+        lane("10.9.8.7"),
+        (
+            "trusted".into(),
+            "canary".into(),
+            "tag",
+            Some("keep:canary".into())
+        )
+    );
 }
 
 #[test]
@@ -166,7 +234,10 @@ fn sticky_by_header_cookie_and_ip_with_fallback() {
             }
         }
         let canary = seen.values().filter(|g| *g == "canary").count();
-        assert!((100..200).contains(&canary), "{sticky}: {canary} of 300 on canary");
+        assert!(
+            (100..200).contains(&canary),
+            "{sticky}: {canary} of 300 on canary"
+        );
     }
     // Without the key: the smooth split decides.
     let t = table(&format!(
@@ -201,10 +272,17 @@ fn sticky_ramp_keeps_canary_users_across_reloads() {
 fn targets_round_robin_by_weight() {
     let t = table("upstreams:\n  g: { targets: [\"127.0.0.1:1\", { addr: \"127.0.0.1:2\", weight: 2 }, { addr: \"127.0.0.1:3\", weight: 0 }] }\nroutes:\n  - { name: r, split: [{ upstream: g, weight: 1 }] }\n");
     let g = t.group(0).expect("group");
-    let ports: Vec<u16> = (0..6).filter_map(|_| g.next_target()).map(|t| t.addr.port()).collect();
+    let ports: Vec<u16> = (0..6)
+        .filter_map(|_| g.next_target())
+        .map(|t| t.addr.port())
+        .collect();
     assert_eq!(ports.iter().filter(|p| **p == 2).count(), 4);
     assert!(!ports.contains(&3));
-    assert_eq!(g.alternative("127.0.0.1:2".parse().expect("addr"), 1).map(|t| t.addr.port()), Some(1));
+    assert_eq!(
+        g.alternative("127.0.0.1:2".parse().expect("addr"), 1)
+            .map(|t| t.addr.port()),
+        Some(1)
+    );
 }
 
 #[test]
