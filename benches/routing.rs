@@ -15,19 +15,36 @@ use std::fmt::Write;
 fn table(n: usize) -> RouteTable {
     let mut y = String::from("upstreams:\n");
     for i in 0..n {
-        let _ = writeln!(y, "  s{i}: {{ targets: [\"127.0.0.1:{}\", \"127.0.0.2:{}\"] }}", 1000 + i % 60000, 1000 + i % 60000);
-        let _ = writeln!(y, "  c{i}: {{ targets: [\"127.0.0.3:{}\"] }}", 1000 + i % 60000);
+        let _ = writeln!(
+            y,
+            "  s{i}: {{ targets: [\"127.0.0.1:{}\", \"127.0.0.2:{}\"] }}",
+            1000 + i % 60000,
+            1000 + i % 60000
+        );
+        let _ = writeln!(
+            y,
+            "  c{i}: {{ targets: [\"127.0.0.3:{}\"] }}",
+            1000 + i % 60000
+        );
     }
     y.push_str("routes:\n");
     for i in 0..n {
         let _ = writeln!(y, "  - name: r{i}");
-        let _ = write!(y, "    match: {{ host: svc{}.example.com, path_prefix: /api/v{}", i % 100, i / 100);
+        let _ = write!(
+            y,
+            "    match: {{ host: svc{}.example.com, path_prefix: /api/v{}",
+            i % 100,
+            i / 100
+        );
         if i % 5 == 0 {
             y.push_str(", headers: { x-client: [web, mobile] }");
         }
         y.push_str(" }\n");
         let _ = writeln!(y, "    dye: {{ tags: {{ canary: c{i}, feat-{i}: c{i} }} }}");
-        let _ = writeln!(y, "    split: [{{ upstream: s{i}, weight: 95 }}, {{ upstream: c{i}, weight: 5 }}]");
+        let _ = writeln!(
+            y,
+            "    split: [{{ upstream: s{i}, weight: 95 }}, {{ upstream: c{i}, weight: 5 }}]"
+        );
         if i % 4 == 0 {
             y.push_str("    sticky: header:x-user-id\n");
         }
