@@ -47,6 +47,7 @@ RESULTS_TXT=$RESULTS_DIR/$STAMP.txt
 CLK_TCK=$(getconf CLK_TCK)
 
 STARTED_PIDS=()   # every long-lived process we started; cleanup() ends them all
+declare -A STOP_SIGNAL=() # pid -> the signal that stops it at once
 ALLOCATED_PORTS=()
 LAST_PID=
 PORT=
@@ -75,25 +76,29 @@ tree_pids() {
 }
 
 # Start a long-lived process in the background with its output in a log; sets LAST_PID.
+# SIGNAL is what stops it at once: INT for Pingora (TERM is its graceful drain, minutes long),
+# TERM for nginx and HAProxy (background jobs of a script start with SIGINT ignored, and HAProxy
+# keeps it that way).
 start_bg() {
-    local logfile=$1
-    shift
+    local signal=$1 logfile=$2
+    shift 2
     "$@" >"$logfile" 2>&1 &
     LAST_PID=$!
     STARTED_PIDS+=("$LAST_PID")
+    STOP_SIGNAL[$LAST_PID]=$signal
 }
 
-# SIGINT is "stop now" for all four (Pingora: fast shutdown; nginx, HAProxy: immediate stop);
-# SIGKILL for the whole tree if it is still there after 5 s.
+# The process's stop-now signal, then SIGKILL for the whole tree if it is still there after 5 s.
 stop_tree() {
     local pid=$1 pids i
     pids=$(tree_pids "$pid")
     [[ -n $pids ]] || return 0
-    kill -INT "$pid" 2>/dev/null || true
+    kill -"${STOP_SIGNAL[$pid]:-TERM}" "$pid" 2>/dev/null || true
     for ((i = 0; i < 50; i++)); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
+    kill -0 "$pid" 2>/dev/null && log "pid $pid ignored SIG${STOP_SIGNAL[$pid]:-TERM} for 5 s: SIGKILL"
     # shellcheck disable=SC2086 # word splitting of the pid list is wanted
     kill -KILL $pids 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -225,7 +230,7 @@ http {
     }
 }
 EOF
-    start_bg "$dir/stdout.log" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+    start_bg TERM "$dir/stdout.log" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
     UPSTREAM_PID=$LAST_PID
     wait_http upstream "http://127.0.0.1:$STABLE_PORT/" "$UPSTREAM_PID" "$dir/error.log"
     wait_http upstream "http://127.0.0.1:$CANARY_PORT/" "$UPSTREAM_PID" "$dir/error.log"
@@ -269,7 +274,7 @@ routes:
     split: [ { upstream: stable, weight: 100 } ]
 EOF
     PROXY_LOG=$dir/dyegate.log
-    start_bg "$PROXY_LOG" env RUST_LOG="$PROXY_RUST_LOG" \
+    start_bg INT "$PROXY_LOG" env RUST_LOG="$PROXY_RUST_LOG" \
         "$ROOT/target/release/dyegate" run -c "$dir/gateway.yaml"
     PROXY_PID=$LAST_PID
     wait_http dyegate "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
@@ -280,7 +285,7 @@ start_bare() {
     rm -rf "$dir"
     mkdir -p "$dir"
     PROXY_LOG=$dir/bare-proxy.log
-    start_bg "$PROXY_LOG" env RUST_LOG="$PROXY_RUST_LOG" \
+    start_bg INT "$PROXY_LOG" env RUST_LOG="$PROXY_RUST_LOG" \
         "$ROOT/target/release/bare-proxy" --listen "127.0.0.1:$PROXY_PORT" \
         --upstream "127.0.0.1:$STABLE_PORT" --threads "$PROXY_THREADS" --run-dir "$dir"
     PROXY_PID=$LAST_PID
@@ -328,7 +333,7 @@ http {
 }
 EOF
     PROXY_LOG=$dir/error.log
-    start_bg "$dir/stdout.log" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
+    start_bg TERM "$dir/stdout.log" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf"
     PROXY_PID=$LAST_PID
     wait_http nginx "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
 }
@@ -365,7 +370,7 @@ backend canary
 EOF
     PROXY_LOG=$dir/haproxy.log
     haproxy -c -q -f "$dir/haproxy.cfg" || die "haproxy rejects $dir/haproxy.cfg"
-    start_bg "$PROXY_LOG" haproxy -db -f "$dir/haproxy.cfg"
+    start_bg TERM "$PROXY_LOG" haproxy -db -f "$dir/haproxy.cfg"
     PROXY_PID=$LAST_PID
     wait_http haproxy "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
 }
