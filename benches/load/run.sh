@@ -20,6 +20,8 @@
 #   PROXY_RUST_LOG=error       RUST_LOG for dyegate and bare-proxy
 #   SKIP_INSTALL=0 SKIP_BUILD=0   skip apt-get / cargo (for repeated runs)
 #   KEEP_WORK=0         1: keep the temp dir (configs, logs, raw wrk output) after a clean run
+#   QUIET_WAIT=0        before each measured run, wait up to this many seconds for the box to be
+#   QUIET_MAX_BUSY=20   at most this % busy (other people's builds...); 0 = don't wait
 #   RESULTS_DIR=benches/load/results
 
 set -Eeuo pipefail
@@ -38,6 +40,8 @@ PROXY_RUST_LOG=${PROXY_RUST_LOG:-error}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_WORK=${KEEP_WORK:-0}
+QUIET_WAIT=${QUIET_WAIT:-0}
+QUIET_MAX_BUSY=${QUIET_MAX_BUSY:-20}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/benches/load/results}
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -51,6 +55,7 @@ declare -A STOP_SIGNAL=() # pid -> the signal that stops it at once
 ALLOCATED_PORTS=()
 LAST_PID=
 PORT=
+CHILD_TICKS=0
 UPSTREAM_PID=
 PROXY_PID=
 FAILED=1          # cleared at the very end; a failed run keeps $WORK for its logs
@@ -406,6 +411,42 @@ cpu_ticks() {
     echo "$user $sys"
 }
 
+# Busy ticks of the whole box from /proc/stat (user nice system irq softirq steal), all CPUs.
+box_ticks() {
+    local _cpu user nice system irq softirq steal
+    read -r _cpu user nice system _ _ irq softirq steal _ </proc/stat
+    echo $((user + nice + system + irq + softirq + steal))
+}
+
+# CPU ticks (user + sys) of this shell's finished children (wrk, once waited for), into
+# CHILD_TICKS. Call it plainly, never as $(children_ticks): `times` in a subshell sees only the
+# subshell's own children.
+children_ticks() {
+    times >"$WORK/times"
+    CHILD_TICKS=$(awk -v tck="$CLK_TCK" '
+        function s(v,  m) { m = v; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", v); return m * 60 + v }
+        NR == 2 { printf "%d\n", (s($1) + s($2)) * tck }' "$WORK/times")
+}
+
+# With QUIET_WAIT > 0: wait (up to QUIET_WAIT s) until the box, with our servers idle, is at most
+# QUIET_MAX_BUSY % busy over one second, so that a neighbour's build doesn't land in a run.
+wait_quiet() {
+    ((QUIET_WAIT > 0)) || return 0
+    local deadline=$((SECONDS + QUIET_WAIT)) b0 b1 busy ncpu
+    ncpu=$(nproc)
+    while :; do
+        b0=$(box_ticks)
+        sleep 1
+        b1=$(box_ticks)
+        busy=$(((b1 - b0) * 100 / (CLK_TCK * ncpu)))
+        ((busy > QUIET_MAX_BUSY)) || return 0
+        if ((SECONDS >= deadline)); then
+            log "box still ${busy}% busy after ${QUIET_WAIT}s of waiting: measuring anyway"
+            return 0
+        fi
+    done
+}
+
 # wrk's human output -> "requests duration_us rps avg_us p50_us p75_us p90_us p99_us errors".
 # Latencies come as 512.00us, 1.23ms, 2.00s (or m/h); errors = non-2xx/3xx + socket errors.
 parse_wrk() {
@@ -437,7 +478,7 @@ parse_wrk() {
 
 printf -v TSV_HEADER '%s\t' round proxy pass wrk_threads wrk_conns duration_s requests rps \
     avg_us p50_us p75_us p90_us p99_us errors proxy_cpu_us_per_req proxy_cores proxy_sys_pct \
-    upstream_cpu_us_per_req upstream_new_conns loadavg_1m
+    upstream_cpu_us_per_req upstream_new_conns others_cpu_pct loadavg_1m
 TSV_HEADER=${TSV_HEADER%$'\t'}
 
 # Warm up, then one measured wrk run against the running proxy; appends a row to the TSV.
@@ -448,14 +489,21 @@ measure() {
 
     wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WARMUP" "${script[@]}" "$url" >/dev/null
 
+    wait_quiet
     mapfile -t proxy_pids < <(tree_pids "$PROXY_PID")
     mapfile -t upstream_pids < <(tree_pids "$UPSTREAM_PID")
-    local load accepts0 accepts1 pu0 ps0 pu1 ps1 uu0 us0 uu1 us1
+    local load accepts0 accepts1 pu0 ps0 pu1 ps1 uu0 us0 uu1 us1 w0 w1 b0 b1
     read -r load _ </proc/loadavg
     accepts0=$(upstream_accepts)
     read -r pu0 ps0 < <(cpu_ticks "${proxy_pids[@]}")
     read -r uu0 us0 < <(cpu_ticks "${upstream_pids[@]}")
+    children_ticks
+    w0=$CHILD_TICKS
+    b0=$(box_ticks)
     wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$DURATION" --latency "${script[@]}" "$url" >"$out"
+    b1=$(box_ticks)
+    children_ticks
+    w1=$CHILD_TICKS
     read -r pu1 ps1 < <(cpu_ticks "${proxy_pids[@]}")
     read -r uu1 us1 < <(cpu_ticks "${upstream_pids[@]}")
     accepts1=$(upstream_accepts)
@@ -475,14 +523,20 @@ measure() {
         -v req="$req" -v dur="$dur" -v rps="$rps" -v avg="$avg" -v p50="$p50" -v p75="$p75" \
         -v p90="$p90" -v p99="$p99" -v err="$err" -v tck="$CLK_TCK" -v load="$load" \
         -v puser=$((pu1 - pu0)) -v psys=$((ps1 - ps0)) -v up=$((uu1 + us1 - uu0 - us0)) \
-        -v conns=$((accepts1 - accepts0 - 1)) 'BEGIN {
+        -v conns=$((accepts1 - accepts0 - 1)) -v ncpu="$(nproc)" \
+        -v others=$(((b1 - b0) - (pu1 + ps1 - pu0 - ps0) - (uu1 + us1 - uu0 - us0) - (w1 - w0))) \
+        'BEGIN {
             pcpu = (puser + psys) * 1e6 / tck; ucpu = up * 1e6 / tck
             sys_pct = puser + psys > 0 ? 100 * psys / (puser + psys) : 0
-            printf "%s\t%s\t%s\t%d\t%d\t%.2f\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%.2f\t%d\t%s\n",
+            # Everything but proxy, upstream and wrk, as a share of the whole box (steal included).
+            others_pct = others * 1e6 / tck * 100 / (dur * ncpu)
+            if (others_pct < 0) others_pct = 0
+            printf "%s\t%s\t%s\t%d\t%d\t%.2f\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%.2f\t%d\t%.0f\t%s\n",
                 r, n, pass, t, c, dur / 1e6, req, rps, avg, p50, p75, p90, p99, err,
-                pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns, load
-            printf "[load] round %s %-8s %-8s %8.0f req/s  p50 %6.0fus  p99 %6.0fus  cpu %6.1fus/req (%.2f cores, %.0f%% sys)  upstream %5.1fus/req, %d new conns  errors %d\n",
-                r, n, pass, rps, p50, p99, pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns, err > "/dev/stderr"
+                pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns, others_pct, load
+            printf "[load] round %s %-8s %-8s %8.0f req/s  p50 %6.0fus  p99 %6.0fus  cpu %6.1fus/req (%.2f cores, %.0f%% sys)  upstream %5.1fus/req, %d new conns  others %2.0f%%  errors %d\n",
+                r, n, pass, rps, p50, p99, pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns,
+                others_pct, err > "/dev/stderr"
         }' >>"$RESULTS_TSV"
     ((err == 0)) || log "WARNING: $name had $err errors (non-2xx/3xx or socket); see $out"
 }
@@ -525,13 +579,14 @@ summarize() {
             cpu[k] = cpu[k] " " $col["proxy_cpu_us_per_req"]
             cores[k] = cores[k] " " $col["proxy_cores"]
             conns[k] = conns[k] " " $col["upstream_new_conns"]
+            others[k] = others[k] " " $col["others_cpu_pct"]
             errs[k] += $col["errors"]
         }
         END {
             np = split(order, names, " ")
-            printf "%-8s %-8s %4s %10s %9s %9s %11s %6s %9s %8s %8s %6s\n", "proxy", "pass",
+            printf "%-8s %-8s %4s %10s %9s %9s %11s %6s %9s %8s %8s %6s %6s\n", "proxy", "pass",
                 "runs", "req/s", "p50", "p99", "cpu/req", "cores", "up-conns", "vs nginx",
-                "vs bare", "errors"
+                "vs bare", "errors", "others"
             for (ps = 1; ps <= 2; ps++) {
                 pass = ps == 1 ? "untagged" : "tagged"
                 if (!(pass in seen_pass)) continue
@@ -541,9 +596,10 @@ summarize() {
                     r = median(rps[k]); kn = "nginx" SUBSEP pass; kb = "bare" SUBSEP pass
                     vn = (kn in runs) ? sprintf("%.2fx", r / median(rps[kn])) : "-"
                     vb = (kb in runs) ? sprintf("%.2fx", r / median(rps[kb])) : "-"
-                    printf "%-8s %-8s %4d %10.0f %7.0fus %7.0fus %8.2fus %6.2f %9d %8s %8s %6d\n",
+                    printf "%-8s %-8s %4d %10.0f %7.0fus %7.0fus %8.2fus %6.2f %9d %8s %8s %6d %5.0f%%\n",
                         names[i], pass, runs[k], r, median(p50[k]), median(p99[k]),
-                        median(cpu[k]), median(cores[k]), median(conns[k]), vn, vb, errs[k]
+                        median(cpu[k]), median(cores[k]), median(conns[k]), vn, vb, errs[k],
+                        median(others[k])
                 }
             }
         }' "$RESULTS_TSV"
