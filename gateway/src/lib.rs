@@ -3,9 +3,13 @@
 //! - [`config`]: gateway.yaml and routes.yaml, from text to a compiled table, with located errors.
 //! - [`routing`]: the immutable route table and its pure decision function.
 //! - [`proxy`]: the Pingora `ProxyHttp` that asks the table and acts.
+//! - [`reload`]: live reload (file watch, SIGHUP, admin API), versions, rollback, audit.
+//! - [`admin`]: the admin HTTP API and the CLI's client for it.
 //! - [`server`]: wiring of the Pingora server (listeners, signals, upgrade socket).
 
+pub mod admin;
 pub mod config;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod server;

@@ -1,10 +1,14 @@
 //! The `dyegate` command line: subcommands only; the work is in the library.
 
 use clap::{Parser, Subcommand};
-use dyegate::config::{load_routes, ConfigErrors, Gateway};
+use dyegate::admin::client;
+use dyegate::config::{diff::diff, load_routes, ConfigErrors, Gateway};
+use dyegate::reload::Reloader;
 use dyegate::server::{self, RunOptions};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -17,9 +21,20 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// gateway.yaml (default: ./gateway.yaml when it exists)
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Admin API address (default: admin.listen of gateway.yaml)
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Serve in the foreground (or as a daemon): SIGTERM stops gracefully, SIGINT at once.
+    /// Serve in the foreground (or as a daemon): SIGTERM stops gracefully, SIGINT at once,
+    /// SIGHUP reloads routes.yaml.
     Run {
         /// gateway.yaml (default: ./gateway.yaml when it exists, else built-in defaults)
         #[arg(short = 'c', long = "config")]
@@ -39,6 +54,22 @@ enum Command {
         /// Routes file to check instead of the one gateway.yaml names.
         routes: Option<PathBuf>,
     },
+    /// Print the semantic diff between two routes files (a preview before saving).
+    Diff { old: PathBuf, new: PathBuf },
+    /// Show the running version, whether it matches the file on disk, and the last error.
+    Status(AdminArgs),
+    /// Reload routes.yaml now (same pipeline as a file change or SIGHUP).
+    Reload(AdminArgs),
+    /// Swap back to a kept version (default: the previous one).
+    Rollback {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Version to restore
+        #[arg(long)]
+        to: Option<u64>,
+    },
+    /// List the kept versions.
+    Versions(AdminArgs),
 }
 
 fn default_config(given: Option<PathBuf>) -> Option<PathBuf> {
@@ -93,6 +124,61 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
     ExitCode::FAILURE
 }
 
+fn diff_files(old: &Path, new: &Path) -> ExitCode {
+    let (a, b) = match (load_routes(old), load_routes(new)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (a, b) => {
+            for e in [a.err(), b.err()].into_iter().flatten() {
+                print_errors(&e, true);
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let d = diff(&a.model, &b.model);
+    if d.is_empty() {
+        println!("no changes");
+    } else {
+        for line in &d.lines {
+            println!("{line}");
+        }
+        println!("{}", d.summary());
+    }
+    ExitCode::SUCCESS
+}
+
+fn admin_call(args: AdminArgs, method: &str, path: &str, body: Option<String>) -> ExitCode {
+    let config = default_config(args.config);
+    let gw = match Gateway::load(config.as_deref()) {
+        Ok(gw) => gw,
+        Err(e) => {
+            print_errors(&e, false);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = args.admin.unwrap_or(gw.admin_listen);
+    match client::request(
+        addr,
+        method,
+        path,
+        gw.config.admin.token.as_deref(),
+        body.as_deref(),
+    ) {
+        Ok((status, body)) => {
+            print!("{body}");
+            if (200..300).contains(&status) {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("dyegate: {method} {path}: HTTP {status}");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("dyegate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
     let config = default_config(config);
     let gw = match Gateway::load(config.as_deref()) {
@@ -120,7 +206,14 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         loaded.routes,
         loaded.upstreams
     );
-    server::run(gw, loaded.table, opts)
+    let reloader = Arc::new(Reloader::new(
+        &gw.routes_path,
+        loaded,
+        &gw.state_dir,
+        gw.config.reload.history,
+        &gw.audit_log,
+    ));
+    server::run(gw, reloader, opts)
 }
 
 fn display(p: Option<&Path>) -> String {
@@ -128,9 +221,23 @@ fn display(p: Option<&Path>) -> String {
 }
 
 fn main() -> ExitCode {
+    // SIGHUP's default action kills the process; until the reload service installs its handler,
+    // ignore it (the disposition survives Pingora's fork when daemonizing).
+    // SAFETY: setting a signal disposition to SIG_IGN at startup, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config, routes } => check(config, routes),
+        Command::Diff { old, new } => diff_files(&old, &new),
+        Command::Status(a) => admin_call(a, "GET", "/status", None),
+        Command::Versions(a) => admin_call(a, "GET", "/versions", None),
+        Command::Reload(a) => admin_call(a, "POST", "/reload", None),
+        Command::Rollback { admin, to } => {
+            let body = to.map(|v| format!("{{\"to\": {v}}}"));
+            admin_call(admin, "POST", "/rollback", body)
+        }
         Command::Run {
             config,
             daemon,

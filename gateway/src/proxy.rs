@@ -1,7 +1,8 @@
 //! The Pingora `ProxyHttp` implementation: load the routing table once per request, ask it where
 //! to go, and act. No routing logic lives here.
 
-use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, RouteTable, TagAction};
+use crate::reload::ActiveTable;
+use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, TagAction};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -17,12 +18,12 @@ use std::time::Duration;
 /// The proxy service logic. Holds the handle of the current table; see [`RequestCtx`] for what a
 /// request keeps.
 pub struct DyegateProxy {
-    table: Arc<ArcSwap<RouteTable>>,
+    table: Arc<ArcSwap<ActiveTable>>,
     connect_timeout: Duration,
 }
 
 impl DyegateProxy {
-    pub fn new(table: Arc<ArcSwap<RouteTable>>, connect_timeout: Duration) -> Self {
+    pub fn new(table: Arc<ArcSwap<ActiveTable>>, connect_timeout: Duration) -> Self {
         DyegateProxy {
             table,
             connect_timeout,
@@ -34,7 +35,8 @@ impl DyegateProxy {
 /// life, retries included) and the decision made on it.
 #[derive(Default)]
 pub struct RequestCtx {
-    table: Option<Arc<RouteTable>>,
+    /// The active table (and its version) when the request started.
+    table: Option<Arc<ActiveTable>>,
     decision: Option<Routed>,
     /// Target of the first attempt, and how many attempts were made.
     first_target: Option<SocketAddr>,
@@ -86,7 +88,8 @@ impl ProxyHttp for DyegateProxy {
 
     /// Runs first for every request: decides the route and group, or answers 404/503 itself.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let table = self.table.load_full();
+        let active = self.table.load_full();
+        let table = &active.table;
         let peer = peer_ip(session);
         let req = session.req_header();
         let raw_host = req
@@ -126,7 +129,7 @@ impl ProxyHttp for DyegateProxy {
                 });
             }
         }
-        ctx.table = Some(table);
+        ctx.table = Some(active);
         Ok(false)
     }
 
@@ -139,6 +142,7 @@ impl ProxyHttp for DyegateProxy {
             ));
         };
         let group = table
+            .table
             .group(d.group)
             .ok_or_else(|| Error::explain(InternalError, "decided group missing from table"))?;
         let target = match ctx.first_target {
@@ -166,7 +170,7 @@ impl ProxyHttp for DyegateProxy {
         let (Some(table), Some(d)) = (&ctx.table, &ctx.decision) else {
             return Ok(());
         };
-        let Some(route) = table.route(d.route_id) else {
+        let Some(route) = table.table.route(d.route_id) else {
             return Ok(());
         };
         let header = route.dye.header.clone();
@@ -194,7 +198,7 @@ impl ProxyHttp for DyegateProxy {
             .table
             .as_ref()
             .zip(ctx.decision.as_ref())
-            .and_then(|(t, d)| t.group(d.group))
+            .and_then(|(t, d)| t.table.group(d.group))
             .map_or(0, |g| g.live_targets());
         warn!(
             "connect to upstream {} failed (attempt {} of {}): {}",
@@ -210,10 +214,11 @@ impl ProxyHttp for DyegateProxy {
         let base = session.as_downstream().request_summary();
         match (&ctx.table, &ctx.decision) {
             (Some(t), Some(d)) => format!(
-                "{base}, route {}, group {}, reason {}",
-                t.route(d.route_id).map_or("?", |r| &r.name),
-                t.group(d.group).map_or("?", |g| &g.name),
-                d.reason.as_str()
+                "{base}, route {}, group {}, reason {}, routing version {}",
+                t.table.route(d.route_id).map_or("?", |r| &r.name),
+                t.table.group(d.group).map_or("?", |g| &g.name),
+                d.reason.as_str(),
+                t.version
             ),
             _ => base,
         }

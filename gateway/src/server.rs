@@ -1,14 +1,16 @@
 //! Wiring of the Pingora server: process settings from gateway.yaml, the proxy service on every
 //! listener, and the shared routing table handle.
 
+use crate::admin::AdminApi;
 use crate::config::Gateway;
 use crate::proxy::DyegateProxy;
-use crate::routing::RouteTable;
-use arc_swap::ArcSwap;
+use crate::reload::{ReloadService, Reloader};
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +36,7 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
 }
 
 /// Builds the server and runs it until it is told to stop. Never returns.
-pub fn run(gw: Gateway, table: RouteTable, opts: RunOptions) -> ! {
+pub fn run(gw: Gateway, reloader: Arc<Reloader>, opts: RunOptions) -> ! {
     let conf = server_conf(&gw, opts);
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -44,8 +46,10 @@ pub fn run(gw: Gateway, table: RouteTable, opts: RunOptions) -> ! {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let table = Arc::new(ArcSwap::from_pointee(table));
-    let proxy = DyegateProxy::new(table, Duration::from_millis(gw.config.connect_timeout_ms));
+    let proxy = DyegateProxy::new(
+        reloader.active(),
+        Duration::from_millis(gw.config.connect_timeout_ms),
+    );
     let mut service = http_proxy_service_with_name(&server.configuration, proxy, "dyegate proxy");
     for addr in &gw.listen {
         service.add_tcp(&addr.to_string());
@@ -58,5 +62,22 @@ pub fn run(gw: Gateway, table: RouteTable, opts: RunOptions) -> ! {
         }
     }
     server.add_service(service);
+
+    let admin = AdminApi::new(
+        reloader.clone(),
+        gw.config.admin.token.clone(),
+        gw.listen.clone(),
+    );
+    let mut admin_service = Service::new("dyegate admin".to_string(), admin);
+    admin_service.add_tcp(&gw.admin_listen.to_string());
+    server.add_service(admin_service);
+
+    let reload = ReloadService::new(
+        reloader,
+        gw.pid_file.clone(),
+        gw.config.reload.watch,
+        Duration::from_millis(gw.config.reload.debounce_ms),
+    );
+    server.add_service(background_service("reload", reload));
     server.run_forever()
 }

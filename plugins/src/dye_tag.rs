@@ -20,6 +20,10 @@ impl TrustedSources {
         TrustedSources { nets }
     }
 
+    pub fn nets(&self) -> &[IpNet] {
+        &self.nets
+    }
+
     /// Whether tags are only taken from some networks.
     pub fn is_restricted(&self) -> bool {
         !self.nets.is_empty()

@@ -19,6 +19,7 @@ pub struct Gateway {
     pub pid_file: PathBuf,
     pub upgrade_sock: PathBuf,
     pub error_log: Option<PathBuf>,
+    pub audit_log: PathBuf,
 }
 
 impl Gateway {
@@ -98,6 +99,15 @@ impl Gateway {
                 ),
             ));
         }
+        if config.reload.history == 0 || config.reload.history > 10_000 {
+            issues.push(Issue::new(
+                "reload.history",
+                format!(
+                    "found {}, expected a number from 1 to 10000",
+                    config.reload.history
+                ),
+            ));
+        }
         if !issues.is_empty() {
             let errors: Vec<ConfigError> = match &source {
                 Some(s) => issues.into_iter().map(|i| s.locate(i)).collect(),
@@ -113,7 +123,7 @@ impl Gateway {
             };
             return Err(ConfigErrors(errors));
         }
-        let resolve = |p: &str| base.join(p);
+        let resolve = |p: &str| normalize(&base.join(p));
         Ok(Gateway {
             file: file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf())),
             routes_path: resolve(&config.routes),
@@ -121,9 +131,28 @@ impl Gateway {
             pid_file: resolve(&config.pingora.pid_file),
             upgrade_sock: resolve(&config.pingora.upgrade_sock),
             error_log: config.pingora.error_log.as_deref().map(resolve),
+            audit_log: resolve(&config.reload.audit_log),
             listen,
             admin_listen,
             config,
         })
     }
+}
+
+/// Lexically removes `.` and `..` components (`/etc/dyegate/./state` → `/etc/dyegate/state`).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }

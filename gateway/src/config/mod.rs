@@ -4,6 +4,7 @@
 //! `compile` (model → typed table).
 
 pub mod compile;
+pub mod diff;
 pub mod error;
 pub mod gateway;
 pub mod load;
@@ -21,6 +22,8 @@ use std::path::Path;
 /// A compiled routing table and what it was compiled from.
 pub struct LoadedRoutes {
     pub table: RouteTable,
+    /// The decoded file, for diffs against the next version.
+    pub model: model::RoutesConfig,
     pub text: String,
     pub routes: usize,
     pub upstreams: usize,
@@ -65,6 +68,7 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
         routes: table.routes().len(),
         upstreams: table.groups().len(),
         table,
+        model,
         text: source.text,
     })
 }

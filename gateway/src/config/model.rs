@@ -31,6 +31,47 @@ pub struct GatewayConfig {
     /// Upstream connect timeout in milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    #[serde(default)]
+    pub reload: ReloadConfig,
+}
+
+/// `reload:` how routes.yaml changes are picked up and remembered.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Watch the routes file's directory and reload on change.
+    #[serde(default = "default_true")]
+    pub watch: bool,
+    /// Quiet time after the last file event before reloading (a burst of writes = one reload).
+    #[serde(default = "default_debounce_ms")]
+    pub debounce_ms: u64,
+    /// Versions kept (in memory and in state_dir) for rollback.
+    #[serde(default = "default_history")]
+    pub history: usize,
+    /// Audit log: one JSON line per reload attempt (relative to gateway.yaml's directory).
+    #[serde(default = "default_audit_log")]
+    pub audit_log: String,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            watch: true,
+            debounce_ms: default_debounce_ms(),
+            history: default_history(),
+            audit_log: default_audit_log(),
+        }
+    }
+}
+
+fn default_debounce_ms() -> u64 {
+    200
+}
+fn default_history() -> usize {
+    20
+}
+fn default_audit_log() -> String {
+    "./state/audit.log".into()
 }
 
 impl Default for GatewayConfig {
@@ -43,6 +84,7 @@ impl Default for GatewayConfig {
             pingora: PingoraConfig::default(),
             h2c: true,
             connect_timeout_ms: default_connect_timeout_ms(),
+            reload: ReloadConfig::default(),
         }
     }
 }

@@ -663,6 +663,7 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // only decoded, to provoke errors
     struct Entry {
         upstream: String,
         weight: u32,

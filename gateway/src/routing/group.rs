@@ -44,6 +44,14 @@ impl Group {
         live.get((at + offset) % live.len()).copied()
     }
 
+    /// Continues the round-robin where `old` was, when it has the same targets (a reload
+    /// must not restart the cycle: that skews shares when reloads are frequent).
+    pub fn inherit_position(&self, old: &Group) {
+        if self.targets == old.targets {
+            self.wrr.resume_at(old.wrr.position());
+        }
+    }
+
     /// Targets that can be picked.
     pub fn live_targets(&self) -> usize {
         self.targets.iter().filter(|t| t.weight > 0).count()

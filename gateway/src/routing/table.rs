@@ -46,6 +46,34 @@ impl RouteTable {
         self.groups.get(id)
     }
 
+    /// Continues every split and target round-robin of `old` whose configuration is unchanged
+    /// (same route name, same groups and weights; same group name and targets), so the realised
+    /// shares stay exact across reloads.
+    pub fn inherit_positions(&self, old: &RouteTable) {
+        let old_routes: std::collections::HashMap<&str, &Route> =
+            old.routes.iter().map(|r| (r.name.as_ref(), r)).collect();
+        for r in &self.routes {
+            let Some(o) = old_routes.get(r.name.as_ref()) else {
+                continue;
+            };
+            let names = |t: &RouteTable, ids: &[GroupId]| -> Vec<String> {
+                ids.iter()
+                    .map(|g| t.group(*g).map_or(String::new(), |g| g.name.to_string()))
+                    .collect()
+            };
+            if r.split.weights == o.split.weights
+                && names(self, &r.split.groups) == names(old, &o.split.groups)
+            {
+                r.split.smooth.resume_at(o.split.smooth.position());
+            }
+        }
+        for g in &self.groups {
+            if let Some(o) = old.groups.iter().find(|o| o.name == g.name) {
+                g.inherit_position(o);
+            }
+        }
+    }
+
     pub(super) fn index(&self) -> &RouteIndex {
         &self.index
     }

@@ -1,0 +1,8 @@
+//! The admin API: JSON over HTTP on the admin listener (loopback unless a token is configured).
+//! Served by Pingora so the listener is inherited across binary upgrades like the proxy's.
+
+mod api;
+pub mod client;
+mod routes_json;
+
+pub use api::AdminApi;

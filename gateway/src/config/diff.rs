@@ -1,0 +1,284 @@
+//! Semantic diff of two routes files: what a reload changes, in the words an operator uses
+//! (`shop: shop-canary 5 -> 20`), not a text diff.
+
+use super::model::{RouteConfig, RoutesConfig, UpstreamConfig};
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+/// The changes between two routes files.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Diff {
+    pub routes_added: Vec<String>,
+    pub routes_removed: Vec<String>,
+    pub routes_changed: Vec<String>,
+    pub upstreams_added: Vec<String>,
+    pub upstreams_removed: Vec<String>,
+    pub upstreams_changed: Vec<String>,
+    /// One line per change, for logs and `dyegate diff`.
+    pub lines: Vec<String>,
+}
+
+impl Diff {
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// `routes +1 -0 ~2, upstreams +0 -0 ~1`.
+    pub fn summary(&self) -> String {
+        format!(
+            "routes +{} -{} ~{}, upstreams +{} -{} ~{}",
+            self.routes_added.len(),
+            self.routes_removed.len(),
+            self.routes_changed.len(),
+            self.upstreams_added.len(),
+            self.upstreams_removed.len(),
+            self.upstreams_changed.len()
+        )
+    }
+}
+
+fn routes(cfg: &RoutesConfig) -> Vec<&RouteConfig> {
+    cfg.routes.iter().flatten().collect()
+}
+
+fn upstreams(cfg: &RoutesConfig) -> Vec<(&str, &UpstreamConfig)> {
+    cfg.upstreams
+        .iter()
+        .filter_map(|(n, u)| Some((n.as_str(), u.as_ref()?)))
+        .collect()
+}
+
+/// Compares two routes files.
+pub fn diff(old: &RoutesConfig, new: &RoutesConfig) -> Diff {
+    let mut d = Diff::default();
+    let (old_routes, new_routes) = (routes(old), routes(new));
+    let old_names: Vec<&str> = old_routes.iter().map(|r| r.name.as_str()).collect();
+    let new_names: Vec<&str> = new_routes.iter().map(|r| r.name.as_str()).collect();
+
+    for r in &new_routes {
+        match old_routes.iter().find(|o| o.name == r.name) {
+            None => {
+                d.routes_added.push(r.name.clone());
+                d.lines.push(format!("route added: {}", r.name));
+            }
+            Some(o) => {
+                let changes = route_changes(o, r);
+                if !changes.is_empty() {
+                    d.routes_changed.push(r.name.clone());
+                    d.lines
+                        .extend(changes.into_iter().map(|c| format!("{}: {c}", r.name)));
+                }
+            }
+        }
+    }
+    for o in &old_routes {
+        if !new_names.contains(&o.name.as_str()) {
+            d.routes_removed.push(o.name.clone());
+            d.lines.push(format!("route removed: {}", o.name));
+        }
+    }
+    // Order matters for first-match: report a reordering of the routes both files have.
+    let common_old: Vec<&str> = old_names
+        .iter()
+        .copied()
+        .filter(|n| new_names.contains(n))
+        .collect();
+    let common_new: Vec<&str> = new_names
+        .iter()
+        .copied()
+        .filter(|n| old_names.contains(n))
+        .collect();
+    if common_old != common_new {
+        d.lines.push(format!(
+            "route order: {} -> {}",
+            common_old.join(", "),
+            common_new.join(", ")
+        ));
+    }
+
+    let (old_ups, new_ups) = (upstreams(old), upstreams(new));
+    for (name, u) in &new_ups {
+        match old_ups.iter().find(|(n, _)| n == name) {
+            None => {
+                d.upstreams_added.push(name.to_string());
+                d.lines.push(format!(
+                    "upstream added: {name} [{}]",
+                    targets(u).into_iter().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            Some((_, o)) => {
+                let (before, after) = (targets(o), targets(u));
+                let added: Vec<&String> = after.difference(&before).collect();
+                let removed: Vec<&String> = before.difference(&after).collect();
+                if !added.is_empty() || !removed.is_empty() {
+                    d.upstreams_changed.push(name.to_string());
+                }
+                for t in added {
+                    d.lines.push(format!("upstream {name}: target added {t}"));
+                }
+                for t in removed {
+                    d.lines.push(format!("upstream {name}: target removed {t}"));
+                }
+            }
+        }
+    }
+    for (name, _) in &old_ups {
+        if !new_ups.iter().any(|(n, _)| n == name) {
+            d.upstreams_removed.push(name.to_string());
+            d.lines.push(format!("upstream removed: {name}"));
+        }
+    }
+    d
+}
+
+/// Targets as `addr` or `addr (weight N)`.
+fn targets(u: &UpstreamConfig) -> BTreeSet<String> {
+    u.targets
+        .iter()
+        .map(|t| {
+            if t.weight.0 == 1 {
+                t.addr.trim().to_string()
+            } else {
+                format!("{} (weight {})", t.addr.trim(), t.weight.0)
+            }
+        })
+        .collect()
+}
+
+fn route_changes(o: &RouteConfig, n: &RouteConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    // Split: weights per upstream, additions and removals.
+    for e in &n.split {
+        match o.split.iter().find(|x| x.upstream == e.upstream) {
+            Some(x) if x.weight != e.weight => {
+                out.push(format!("{} {} -> {}", e.upstream, x.weight.0, e.weight.0));
+            }
+            Some(_) => {}
+            None => out.push(format!("split added {} weight {}", e.upstream, e.weight.0)),
+        }
+    }
+    for x in &o.split {
+        if !n.split.iter().any(|e| e.upstream == x.upstream) {
+            out.push(format!(
+                "split removed {} (was weight {})",
+                x.upstream, x.weight.0
+            ));
+        }
+    }
+    if o.sticky != n.sticky {
+        out.push(format!("sticky {} -> {}", opt(&o.sticky), opt(&n.sticky)));
+    }
+    // Tags.
+    for (tag, group) in &n.dye.tags.0 {
+        match o.dye.tags.0.iter().find(|(t, _)| t == tag) {
+            None => out.push(format!("tag added {tag} -> {group}")),
+            Some((_, g)) if g != group => out.push(format!("tag {tag}: {g} -> {group}")),
+            Some(_) => {}
+        }
+    }
+    for (tag, group) in &o.dye.tags.0 {
+        if !n.dye.tags.0.iter().any(|(t, _)| t == tag) {
+            out.push(format!("tag removed {tag} (was -> {group})"));
+        }
+    }
+    if o.dye.header != n.dye.header {
+        out.push(format!("dye.header {} -> {}", o.dye.header, n.dye.header));
+    }
+    if o.dye.on_unknown_tag != n.dye.on_unknown_tag {
+        out.push(format!(
+            "on_unknown_tag {:?} -> {:?}",
+            o.dye.on_unknown_tag, n.dye.on_unknown_tag
+        ));
+    }
+    if o.dye.trusted_sources != n.dye.trusted_sources {
+        out.push(format!(
+            "trusted_sources {} -> {}",
+            list(o.dye.trusted_sources.as_deref()),
+            list(n.dye.trusted_sources.as_deref())
+        ));
+    }
+    // Match.
+    let (om, nm) = (&o.matches, &n.matches);
+    if om.host != nm.host {
+        out.push(format!("match.host {} -> {}", opt(&om.host), opt(&nm.host)));
+    }
+    if om.path_prefix != nm.path_prefix {
+        out.push(format!(
+            "match.path_prefix {} -> {}",
+            opt(&om.path_prefix),
+            opt(&nm.path_prefix)
+        ));
+    }
+    if om.methods != nm.methods {
+        out.push(format!(
+            "match.methods {} -> {}",
+            list(om.methods.as_deref()),
+            list(nm.methods.as_deref())
+        ));
+    }
+    if om.headers != nm.headers {
+        let show = |h: &super::model::Entries<super::model::OneOrMany>| {
+            let mut s = String::new();
+            for (i, (k, v)) in h.0.iter().enumerate() {
+                let _ = write!(
+                    s,
+                    "{}{k}: [{}]",
+                    if i > 0 { ", " } else { "" },
+                    v.0.join(", ")
+                );
+            }
+            format!("{{{s}}}")
+        };
+        out.push(format!(
+            "match.headers {} -> {}",
+            show(&om.headers),
+            show(&nm.headers)
+        ));
+    }
+    out
+}
+
+fn opt(v: &Option<String>) -> String {
+    v.as_deref().unwrap_or("(none)").to_string()
+}
+
+fn list(v: Option<&[String]>) -> String {
+    v.map_or_else(|| "(none)".into(), |l| format!("[{}]", l.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::routes_from_text;
+
+    fn model(text: &str) -> RoutesConfig {
+        routes_from_text("r.yaml", text.as_bytes().to_vec())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .model
+    }
+
+    #[test]
+    fn weight_tag_match_route_and_target_changes() {
+        let old = model(
+            "upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\n  c: { targets: [\"127.0.0.1:2\"] }\nroutes:\n  - { name: shop, match: { host: a.com }, dye: { tags: { canary: c } }, split: [{ upstream: s, weight: 95 }, { upstream: c, weight: 5 }] }\n  - { name: old, split: [{ upstream: s, weight: 1 }] }\n",
+        );
+        let new = model(
+            "upstreams:\n  s: { targets: [\"127.0.0.1:1\", \"127.0.0.1:3\"] }\n  c: { targets: [\"127.0.0.1:2\"] }\nroutes:\n  - { name: shop, match: { host: b.com }, dye: { tags: { canary: c, beta: c } }, split: [{ upstream: s, weight: 80 }, { upstream: c, weight: 20 }] }\n  - { name: new, split: [{ upstream: s, weight: 1 }] }\n",
+        );
+        let d = diff(&old, &new);
+        assert_eq!(
+            d.lines,
+            vec![
+                "shop: s 95 -> 80",
+                "shop: c 5 -> 20",
+                "shop: tag added beta -> c",
+                "shop: match.host a.com -> b.com",
+                "route added: new",
+                "route removed: old",
+                "upstream s: target added 127.0.0.1:3",
+            ]
+        );
+        assert_eq!(d.summary(), "routes +1 -1 ~1, upstreams +0 -0 ~1");
+        assert!(diff(&new, &new).is_empty());
+    }
+}

@@ -1,0 +1,100 @@
+//! The reload triggers that run in the background: SIGHUP and file changes (debounced). Runs as
+//! a Pingora background service so it starts after daemonisation and stops with the server.
+
+use super::pipeline::{Reloader, Trigger};
+use super::watcher::{Fingerprint, RoutesWatcher};
+use async_trait::async_trait;
+use log::{info, warn};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+
+pub struct ReloadService {
+    reloader: Arc<Reloader>,
+    pid_file: std::path::PathBuf,
+    watch: bool,
+    debounce: Duration,
+}
+
+impl ReloadService {
+    pub fn new(
+        reloader: Arc<Reloader>,
+        pid_file: std::path::PathBuf,
+        watch: bool,
+        debounce: Duration,
+    ) -> Self {
+        ReloadService {
+            reloader,
+            pid_file,
+            watch,
+            debounce,
+        }
+    }
+
+    async fn run(&self, trigger: Trigger) {
+        let r = self.reloader.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || r.reload(trigger, None)).await {
+            warn!("reload task failed: {e}");
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ReloadService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Pingora writes the pid file only when daemonizing; `dyegate upgrade` and SIGHUP
+        // recipes need it in the foreground too. Services start after a fork, so this is the
+        // serving process's pid (for an upgrade: the new process, once it holds the sockets).
+        if let Err(e) = std::fs::write(&self.pid_file, format!("{}\n", std::process::id())) {
+            warn!("cannot write pid file {}: {e}", self.pid_file.display());
+        }
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn!("cannot handle SIGHUP: {e}");
+                None
+            }
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let path = self.reloader.routes_path().to_path_buf();
+        let _watcher = if self.watch {
+            match RoutesWatcher::new(&path, tx) {
+                Ok(w) => {
+                    info!("watching {} for changes", path.display());
+                    Some(w)
+                }
+                Err(e) => {
+                    warn!(
+                        "cannot watch {}: {e}; reload with SIGHUP or the admin API",
+                        path.display()
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut seen = Fingerprint::of(&path);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    info!("SIGHUP: reloading {}", path.display());
+                    self.run(Trigger::Sighup).await;
+                    seen = Fingerprint::of(&path);
+                }
+                Some(()) = rx.recv() => {
+                    // Debounce: wait for a quiet period so a burst of writes is one reload.
+                    while let Ok(Some(())) = tokio::time::timeout(self.debounce, rx.recv()).await {}
+                    let now = Fingerprint::of(&path);
+                    if now != seen {
+                        seen = now;
+                        self.run(Trigger::File).await;
+                    }
+                }
+            }
+        }
+    }
+}
