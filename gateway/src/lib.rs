@@ -5,11 +5,15 @@
 //! - [`proxy`]: the Pingora `ProxyHttp` that asks the table and acts.
 //! - [`reload`]: live reload (file watch, SIGHUP, admin API), versions, rollback, audit.
 //! - [`admin`]: the admin HTTP API and the CLI's client for it.
+//! - [`lifecycle`]: requests in flight, draining at handover, early exit once drained.
+//! - [`upgrade`]: `dyegate upgrade`, the binary upgrade dance around Pingora's socket handover.
 //! - [`server`]: wiring of the Pingora server (listeners, signals, upgrade socket).
 
 pub mod admin;
 pub mod config;
+pub mod lifecycle;
 pub mod proxy;
 pub mod reload;
 pub mod routing;
 pub mod server;
+pub mod upgrade;

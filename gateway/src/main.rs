@@ -70,6 +70,21 @@ enum Command {
     },
     /// List the kept versions.
     Versions(AdminArgs),
+    /// Replace the running dyegate with a new binary without dropping a connection.
+    Upgrade {
+        /// gateway.yaml of the running gateway (default: ./gateway.yaml)
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        /// The new binary (default: this one)
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Wait for the old process to exit and report how long it drained.
+        #[arg(long)]
+        wait_old: bool,
+        /// Longest wait for each step, in seconds.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
 }
 
 fn default_config(given: Option<PathBuf>) -> Option<PathBuf> {
@@ -237,6 +252,39 @@ fn main() -> ExitCode {
         Command::Rollback { admin, to } => {
             let body = to.map(|v| format!("{{\"to\": {v}}}"));
             admin_call(admin, "POST", "/rollback", body)
+        }
+        Command::Upgrade {
+            config,
+            binary,
+            wait_old,
+            timeout,
+        } => {
+            let Some(config) = default_config(config) else {
+                eprintln!(
+                    "dyegate upgrade: no gateway.yaml given (-c) or in the working directory"
+                );
+                return ExitCode::FAILURE;
+            };
+            let binary = match binary.map_or_else(std::env::current_exe, Ok) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("dyegate upgrade: cannot find this binary: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let args = dyegate::upgrade::UpgradeArgs {
+                config,
+                binary,
+                wait_old,
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            match dyegate::upgrade::upgrade(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("dyegate upgrade: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Run {
             config,

@@ -1,6 +1,7 @@
 //! The Pingora `ProxyHttp` implementation: load the routing table once per request, ask it where
 //! to go, and act. No routing logic lives here.
 
+use crate::lifecycle::{InFlight, Lifecycle};
 use crate::reload::ActiveTable;
 use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, TagAction};
 use arc_swap::ArcSwap;
@@ -19,13 +20,19 @@ use std::time::Duration;
 /// request keeps.
 pub struct DyegateProxy {
     table: Arc<ArcSwap<ActiveTable>>,
+    lifecycle: Arc<Lifecycle>,
     connect_timeout: Duration,
 }
 
 impl DyegateProxy {
-    pub fn new(table: Arc<ArcSwap<ActiveTable>>, connect_timeout: Duration) -> Self {
+    pub fn new(
+        table: Arc<ArcSwap<ActiveTable>>,
+        lifecycle: Arc<Lifecycle>,
+        connect_timeout: Duration,
+    ) -> Self {
         DyegateProxy {
             table,
+            lifecycle,
             connect_timeout,
         }
     }
@@ -33,8 +40,9 @@ impl DyegateProxy {
 
 /// Per-request state: the table snapshot taken when the request started (kept for its whole
 /// life, retries included) and the decision made on it.
-#[derive(Default)]
 pub struct RequestCtx {
+    /// Counts this request as in flight until the context is dropped.
+    _in_flight: InFlight,
     /// The active table (and its version) when the request started.
     table: Option<Arc<ActiveTable>>,
     decision: Option<Routed>,
@@ -66,11 +74,16 @@ fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
     }
 }
 
-async fn respond_text(session: &mut Session, status: u16, body: &'static str) -> Result<bool> {
+async fn respond_text(
+    session: &mut Session,
+    status: u16,
+    body: &'static str,
+    draining: bool,
+) -> Result<bool> {
     let mut resp = ResponseHeader::build(status, Some(3))?;
     resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
-    session.set_keepalive(Some(60));
+    session.set_keepalive(if draining { None } else { Some(60) });
     session.write_response_header(Box::new(resp), false).await?;
     session
         .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
@@ -83,7 +96,13 @@ impl ProxyHttp for DyegateProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+        RequestCtx {
+            _in_flight: self.lifecycle.track(),
+            table: None,
+            decision: None,
+            first_target: None,
+            attempts: 0,
+        }
     }
 
     /// Runs first for every request: decides the route and group, or answers 404/503 itself.
@@ -112,9 +131,17 @@ impl ProxyHttp for DyegateProxy {
         };
         let outcome = table.decide(&info);
         match outcome {
-            Outcome::NoRoute => return respond_text(session, 404, "no route\n").await,
+            Outcome::NoRoute => {
+                return respond_text(session, 404, "no route\n", self.lifecycle.is_draining()).await
+            }
             Outcome::RejectedTag { .. } => {
-                return respond_text(session, 503, "unknown env tag\n").await
+                return respond_text(
+                    session,
+                    503,
+                    "unknown env tag\n",
+                    self.lifecycle.is_draining(),
+                )
+                .await
             }
             Outcome::Routed(d) => {
                 ctx.decision = Some(Routed {
@@ -182,6 +209,20 @@ impl ProxyHttp for DyegateProxy {
             OwnedTagAction::Set(tag) => {
                 upstream_request.insert_header(header, tag.as_ref())?;
             }
+        }
+        Ok(())
+    }
+
+    /// While the process hands over to a new one, every response closes its connection so that
+    /// keep-alive clients reconnect (to the new process) instead of finding the socket closed.
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if self.lifecycle.is_draining() {
+            session.set_keepalive(None);
         }
         Ok(())
     }

@@ -1,8 +1,9 @@
 //! Wiring of the Pingora server: process settings from gateway.yaml, the proxy service on every
-//! listener, and the shared routing table handle.
+//! listener, the admin API, the reload and drain background services.
 
 use crate::admin::AdminApi;
 use crate::config::Gateway;
+use crate::lifecycle::{DrainService, Lifecycle};
 use crate::proxy::DyegateProxy;
 use crate::reload::{ReloadService, Reloader};
 use pingora::apps::HttpServerOptions;
@@ -31,6 +32,9 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
         graceful_shutdown_timeout_seconds: Some(p.graceful_shutdown_timeout_seconds),
         error_log: gw.error_log.as_ref().map(|p| p.display().to_string()),
         daemon: opts.daemon,
+        // `dyegate upgrade` signals the old process only once the new one is waiting on the
+        // upgrade socket; leave room for a slow start on a loaded machine.
+        upgrade_sock_connect_accept_max_retries: Some(15),
         ..Default::default()
     }
 }
@@ -44,10 +48,13 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, opts: RunOptions) -> ! {
         ..Default::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
+    let phases = server.watch_execution_phase();
     server.bootstrap();
+    let lifecycle = Lifecycle::new();
 
     let proxy = DyegateProxy::new(
         reloader.active(),
+        lifecycle.clone(),
         Duration::from_millis(gw.config.connect_timeout_ms),
     );
     let mut service = http_proxy_service_with_name(&server.configuration, proxy, "dyegate proxy");
@@ -65,6 +72,7 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, opts: RunOptions) -> ! {
 
     let admin = AdminApi::new(
         reloader.clone(),
+        lifecycle.clone(),
         gw.config.admin.token.clone(),
         gw.listen.clone(),
     );
@@ -74,10 +82,18 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, opts: RunOptions) -> ! {
 
     let reload = ReloadService::new(
         reloader,
+        lifecycle.clone(),
         gw.pid_file.clone(),
         gw.config.reload.watch,
         Duration::from_millis(gw.config.reload.debounce_ms),
     );
     server.add_service(background_service("reload", reload));
+
+    let drain = DrainService::new(
+        lifecycle,
+        phases,
+        Duration::from_secs(gw.config.pingora.grace_period_seconds),
+    );
+    server.add_service(background_service("drain", drain));
     server.run_forever()
 }

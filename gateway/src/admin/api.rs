@@ -1,6 +1,7 @@
 //! Admin endpoints: status, versions, routes, reload, rollback, health and readiness.
 
 use super::routes_json::routes_json;
+use crate::lifecycle::Lifecycle;
 use crate::reload::{Outcome, Reloader, Trigger};
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
@@ -16,6 +17,7 @@ const MAX_BODY: usize = 64 * 1024;
 
 pub struct AdminApi {
     reloader: Arc<Reloader>,
+    lifecycle: Arc<Lifecycle>,
     token: Option<String>,
     proxy_listeners: Vec<SocketAddr>,
 }
@@ -23,11 +25,13 @@ pub struct AdminApi {
 impl AdminApi {
     pub fn new(
         reloader: Arc<Reloader>,
+        lifecycle: Arc<Lifecycle>,
         token: Option<String>,
         proxy_listeners: Vec<SocketAddr>,
     ) -> Self {
         AdminApi {
             reloader,
+            lifecycle,
             token: token.filter(|t| !t.trim().is_empty()),
             proxy_listeners,
         }
@@ -98,13 +102,24 @@ impl AdminApi {
                 json!({ "error": "missing or wrong bearer token" }),
             );
         }
+        let draining = self.lifecycle.is_draining();
+        if draining && method == Method::POST {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "error": "this process is handing over to a new one; retry", "pid": std::process::id() }),
+            );
+        }
         match (method, path.as_str()) {
             (Method::GET, "/healthz") => (
                 StatusCode::OK,
                 json!({ "status": "ok", "pid": std::process::id() }),
             ),
             (Method::GET, "/readyz") => {
-                let (ready, down) = self.ready().await;
+                let (mut ready, mut down) = self.ready().await;
+                if draining {
+                    ready = false;
+                    down.push("draining".into());
+                }
                 let version = self.reloader.active().load().version;
                 let body = json!({ "ready": ready, "version": version, "pid": std::process::id(), "listeners_down": down });
                 if ready {
@@ -116,6 +131,8 @@ impl AdminApi {
             (Method::GET, "/status") => {
                 let mut s = self.reloader.status();
                 s["pid"] = json!(std::process::id());
+                s["draining"] = json!(draining);
+                s["in_flight"] = json!(self.lifecycle.in_flight());
                 (StatusCode::OK, s)
             }
             (Method::GET, "/versions") => {

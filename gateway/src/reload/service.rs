@@ -3,6 +3,7 @@
 
 use super::pipeline::{Reloader, Trigger};
 use super::watcher::{Fingerprint, RoutesWatcher};
+use crate::lifecycle::Lifecycle;
 use async_trait::async_trait;
 use log::{info, warn};
 use pingora::server::ShutdownWatch;
@@ -13,6 +14,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 pub struct ReloadService {
     reloader: Arc<Reloader>,
+    lifecycle: Arc<Lifecycle>,
     pid_file: std::path::PathBuf,
     watch: bool,
     debounce: Duration,
@@ -21,12 +23,14 @@ pub struct ReloadService {
 impl ReloadService {
     pub fn new(
         reloader: Arc<Reloader>,
+        lifecycle: Arc<Lifecycle>,
         pid_file: std::path::PathBuf,
         watch: bool,
         debounce: Duration,
     ) -> Self {
         ReloadService {
             reloader,
+            lifecycle,
             pid_file,
             watch,
             debounce,
@@ -34,6 +38,15 @@ impl ReloadService {
     }
 
     async fn run(&self, trigger: Trigger) {
+        // A process handing over leaves routing changes to its successor: two processes
+        // applying the same edit would record two versions.
+        if self.lifecycle.is_draining() {
+            info!(
+                "draining: {} reload left to the new process",
+                trigger.as_str()
+            );
+            return;
+        }
         let r = self.reloader.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || r.reload(trigger, None)).await {
             warn!("reload task failed: {e}");

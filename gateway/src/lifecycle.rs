@@ -1,0 +1,165 @@
+//! Process lifecycle around Pingora's shutdown and upgrade sequence: counting requests in
+//! flight, draining keep-alive connections at handover, and exiting as soon as nothing is left.
+//!
+//! Pingora 0.9, on SIGQUIT, sends the listening sockets to the new process, keeps accepting for a
+//! fixed 5 s, broadcasts shutdown, then sleeps the whole `grace_period_seconds` even when no
+//! connection is left. dyegate drives it from the outside: from the moment the handover starts,
+//! every response carries `Connection: close` (clients reconnect, and reach the new process);
+//! once shutdown is broadcast, the process exits as soon as no request is in flight, or when the
+//! grace period is over, whichever comes first.
+
+use async_trait::async_trait;
+use log::{info, warn};
+use pingora::server::{ExecutionPhase, ShutdownWatch};
+use pingora::services::background::BackgroundService;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+type ExitHook = Box<dyn Fn() + Send + Sync>;
+
+/// Shared by the proxy (counts requests, closes connections when draining), the reload service
+/// (stops applying changes once the process hands over) and the drain service.
+#[derive(Default)]
+pub struct Lifecycle {
+    draining: AtomicBool,
+    in_flight: AtomicUsize,
+    exit_hooks: Mutex<Vec<ExitHook>>,
+}
+
+impl Lifecycle {
+    pub fn new() -> Arc<Lifecycle> {
+        Arc::new(Lifecycle::default())
+    }
+
+    /// Whether this process is handing over or stopping: responses close their connection and
+    /// routing changes are left to the new process.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub fn start_draining(&self) {
+        if !self.draining.swap(true, Ordering::Relaxed) {
+            info!("draining: responses now close their connections");
+        }
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request until the returned guard is dropped (with the request's context).
+    pub fn track(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// Registers work to do before the process exits early (flush logs, export spans).
+    pub fn on_exit(&self, hook: ExitHook) {
+        match self.exit_hooks.lock() {
+            Ok(mut h) => h.push(hook),
+            Err(p) => p.into_inner().push(hook),
+        }
+    }
+
+    fn run_exit_hooks(&self) {
+        let hooks = match self.exit_hooks.lock() {
+            Ok(h) => h,
+            Err(p) => p.into_inner(),
+        };
+        for h in hooks.iter() {
+            h();
+        }
+    }
+}
+
+/// A request in flight; dropping it ends the count.
+pub struct InFlight(Arc<Lifecycle>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Watches Pingora's execution phases and shutdown, and ends the process once drained.
+pub struct DrainService {
+    lifecycle: Arc<Lifecycle>,
+    phases: Mutex<Option<broadcast::Receiver<ExecutionPhase>>>,
+    grace: Duration,
+}
+
+impl DrainService {
+    pub fn new(
+        lifecycle: Arc<Lifecycle>,
+        phases: broadcast::Receiver<ExecutionPhase>,
+        grace: Duration,
+    ) -> Self {
+        DrainService {
+            lifecycle,
+            phases: Mutex::new(Some(phases)),
+            grace,
+        }
+    }
+}
+
+/// After shutdown is broadcast, connections Pingora accepted just before may still be reading
+/// their first request header (not yet counted); give them this long to show up.
+const SETTLE: Duration = Duration::from_millis(300);
+const POLL: Duration = Duration::from_millis(20);
+
+#[async_trait]
+impl BackgroundService for DrainService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let phases = match self.phases.lock() {
+            Ok(mut p) => p.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        let Some(mut phases) = phases else { return };
+        // Phase 1: running, until the handover or stop starts.
+        loop {
+            tokio::select! {
+                phase = phases.recv() => match phase {
+                    Ok(ExecutionPhase::GracefulUpgradeTransferringFds)
+                    | Ok(ExecutionPhase::GracefulUpgradeCloseTimeout) => {
+                        info!("upgrade: listening sockets handed over to the new process");
+                        self.lifecycle.start_draining();
+                    }
+                    Ok(ExecutionPhase::GracefulTerminate) => self.lifecycle.start_draining(),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                },
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        // Phase 2: listeners are closed; wait for the requests in flight, up to the grace period.
+        self.lifecycle.start_draining();
+        let started = Instant::now();
+        tokio::time::sleep(SETTLE).await;
+        loop {
+            let left = self.lifecycle.in_flight();
+            if left == 0 {
+                info!(
+                    "drained: no request in flight {:?} after shutdown; exiting",
+                    started.elapsed()
+                );
+                break;
+            }
+            if started.elapsed() >= self.grace {
+                warn!(
+                    "grace period of {:?} over with {left} request(s) in flight; exiting",
+                    self.grace
+                );
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.lifecycle.run_exit_hooks();
+        std::process::exit(0);
+    }
+}
