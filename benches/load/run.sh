@@ -56,6 +56,7 @@ ALLOCATED_PORTS=()
 LAST_PID=
 PORT=
 CHILD_TICKS=0
+EXIT_REASON=
 UPSTREAM_PID=
 PROXY_PID=
 FAILED=1          # cleared at the very end; a failed run keeps $WORK for its logs
@@ -69,6 +70,25 @@ die() {
 # ---------------------------------------------------------------------------------------------
 # Processes
 # ---------------------------------------------------------------------------------------------
+
+# Running, as opposed to gone or a zombie (exited, not yet reaped: kill -0 still succeeds).
+alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ ${stat##*) } != Z* ]]
+}
+
+# EXIT_REASON="exit status N" or "killed by SIGNAME" for a child that has exited (reaps it).
+# Call it plainly, not as $(...): a subshell cannot wait for this shell's children.
+exit_reason() {
+    local status=0
+    wait "$1" 2>/dev/null || status=$?
+    if ((status > 128)); then
+        EXIT_REASON="killed by SIG$(kill -l $((status - 128)))"
+    else
+        EXIT_REASON="exit status $status"
+    fi
+}
 
 # The pid and all its descendants (nginx's master and workers, say).
 tree_pids() {
@@ -100,10 +120,10 @@ stop_tree() {
     [[ -n $pids ]] || return 0
     kill -"${STOP_SIGNAL[$pid]:-TERM}" "$pid" 2>/dev/null || true
     for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        alive "$pid" || break
         sleep 0.1
     done
-    kill -0 "$pid" 2>/dev/null && log "pid $pid ignored SIG${STOP_SIGNAL[$pid]:-TERM} for 5 s: SIGKILL"
+    alive "$pid" && log "pid $pid ignored SIG${STOP_SIGNAL[$pid]:-TERM} for 5 s: SIGKILL"
     # shellcheck disable=SC2086 # word splitting of the pid list is wanted
     kill -KILL $pids 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -192,9 +212,10 @@ alloc_port() {
 wait_http() {
     local name=$1 url=$2 pid=$3 logfile=$4 deadline=$((SECONDS + 15))
     until curl -s -o /dev/null --max-time 1 "$url"; do
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! alive "$pid"; then
             tail -n 30 "$logfile" >&2 || true
-            die "$name exited during startup (log: $logfile)"
+            exit_reason "$pid"
+            die "$name exited during startup, $EXIT_REASON (log: $logfile)"
         fi
         ((SECONDS < deadline)) || die "$name not answering $url after 15 s (log: $logfile)"
         sleep 0.05
@@ -481,15 +502,29 @@ printf -v TSV_HEADER '%s\t' round proxy pass wrk_threads wrk_conns duration_s re
     upstream_cpu_us_per_req upstream_new_conns others_cpu_pct loadavg_1m
 TSV_HEADER=${TSV_HEADER%$'\t'}
 
+# The proxy is still running and answering; if not, say how it ended.
+proxy_serving() {
+    local name=$1
+    if ! alive "$PROXY_PID"; then
+        exit_reason "$PROXY_PID"
+        die "$name is gone: $EXIT_REASON (log: $PROXY_LOG)"
+    fi
+    curl -s -o /dev/null --max-time 3 "http://127.0.0.1:$PROXY_PORT/" ||
+        die "$name (pid $PROXY_PID, still running) no longer answers on 127.0.0.1:$PROXY_PORT" \
+            "(listening: $(ss -Hltn "( sport = :$PROXY_PORT )" | wc -l); log: $PROXY_LOG)"
+}
+
 # Warm up, then one measured wrk run against the running proxy; appends a row to the TSV.
 measure() {
     local round=$1 name=$2 pass=$3 url="http://127.0.0.1:$PROXY_PORT/" script=()
     local out=$WORK/wrk-r$round-$name-$pass.txt proxy_pids upstream_pids
     [[ $pass == tagged ]] && script=(-s "$WORK/tagged.lua")
 
-    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WARMUP" "${script[@]}" "$url" >/dev/null
+    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WARMUP" "${script[@]}" "$url" >"$out" 2>&1 ||
+        die "$name: warm-up wrk failed: $(head -c 300 "$out")"
 
     wait_quiet
+    proxy_serving "$name"
     mapfile -t proxy_pids < <(tree_pids "$PROXY_PID")
     mapfile -t upstream_pids < <(tree_pids "$UPSTREAM_PID")
     local load accepts0 accepts1 pu0 ps0 pu1 ps1 uu0 us0 uu1 us1 w0 w1 b0 b1
@@ -500,14 +535,15 @@ measure() {
     children_ticks
     w0=$CHILD_TICKS
     b0=$(box_ticks)
-    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$DURATION" --latency "${script[@]}" "$url" >"$out"
+    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$DURATION" --latency "${script[@]}" "$url" >"$out" 2>&1 ||
+        die "$name: wrk failed: $(head -c 300 "$out")"
     b1=$(box_ticks)
     children_ticks
     w1=$CHILD_TICKS
     read -r pu1 ps1 < <(cpu_ticks "${proxy_pids[@]}")
     read -r uu1 us1 < <(cpu_ticks "${upstream_pids[@]}")
     accepts1=$(upstream_accepts)
-    kill -0 "$PROXY_PID" 2>/dev/null || die "$name died under load (log: $PROXY_LOG)"
+    proxy_serving "$name"
 
     local parsed req dur rps avg p50 p75 p90 p99 err
     parsed=$(parse_wrk "$out") || {
