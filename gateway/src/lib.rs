@@ -7,6 +7,7 @@
 //! - [`admin`]: the admin HTTP API and the CLI's client for it.
 //! - [`lifecycle`]: requests in flight, draining at handover, early exit once drained.
 //! - [`upgrade`]: `dyegate upgrade`, the binary upgrade dance around Pingora's socket handover.
+//! - [`telemetry`]: Prometheus metrics and the JSON access log.
 //! - [`server`]: wiring of the Pingora server (listeners, signals, upgrade socket).
 
 pub mod admin;
@@ -16,4 +17,5 @@ pub mod proxy;
 pub mod reload;
 pub mod routing;
 pub mod server;
+pub mod telemetry;
 pub mod upgrade;

@@ -5,6 +5,7 @@ use dyegate::admin::client;
 use dyegate::config::{diff::diff, load_routes, ConfigErrors, Gateway};
 use dyegate::reload::Reloader;
 use dyegate::server::{self, RunOptions};
+use dyegate::telemetry::Metrics;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -221,14 +222,16 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         loaded.routes,
         loaded.upstreams
     );
+    let metrics = Metrics::new();
     let reloader = Arc::new(Reloader::new(
         &gw.routes_path,
         loaded,
         &gw.state_dir,
         gw.config.reload.history,
         &gw.audit_log,
+        metrics.clone(),
     ));
-    server::run(gw, reloader, opts)
+    server::run(gw, reloader, metrics, opts)
 }
 
 fn display(p: Option<&Path>) -> String {
@@ -239,8 +242,10 @@ fn main() -> ExitCode {
     // SIGHUP's default action kills the process; until the reload service installs its handler,
     // ignore it (the disposition survives Pingora's fork when daemonizing).
     // SAFETY: setting a signal disposition to SIG_IGN at startup, before any thread exists.
+    // The same for SIGUSR1 (access log reopen).
     unsafe {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
     }
     let cli = Cli::parse();
     match cli.command {

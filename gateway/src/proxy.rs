@@ -4,6 +4,7 @@
 use crate::lifecycle::{InFlight, Lifecycle};
 use crate::reload::ActiveTable;
 use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, TagAction};
+use crate::telemetry::{AccessLog, AccessRecord};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -14,13 +15,14 @@ use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora::proxy::{ProxyHttp, Session};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The proxy service logic. Holds the handle of the current table; see [`RequestCtx`] for what a
 /// request keeps.
 pub struct DyegateProxy {
     table: Arc<ArcSwap<ActiveTable>>,
     lifecycle: Arc<Lifecycle>,
+    access_log: Option<AccessLog>,
     connect_timeout: Duration,
 }
 
@@ -28,11 +30,13 @@ impl DyegateProxy {
     pub fn new(
         table: Arc<ArcSwap<ActiveTable>>,
         lifecycle: Arc<Lifecycle>,
+        access_log: Option<AccessLog>,
         connect_timeout: Duration,
     ) -> Self {
         DyegateProxy {
             table,
             lifecycle,
+            access_log,
             connect_timeout,
         }
     }
@@ -43,28 +47,48 @@ impl DyegateProxy {
 pub struct RequestCtx {
     /// Counts this request as in flight until the context is dropped.
     _in_flight: InFlight,
+    started: Instant,
     /// The active table (and its version) when the request started.
     table: Option<Arc<ActiveTable>>,
-    decision: Option<Routed>,
-    /// Target of the first attempt, and how many attempts were made.
+    outcome: CtxOutcome,
+    /// Target of the first attempt, the current one, and how many attempts were made.
     first_target: Option<SocketAddr>,
+    target: Option<SocketAddr>,
     attempts: usize,
 }
 
-/// An owned copy of the decision (the table snapshot in the ctx keeps its names alive).
-#[derive(Debug, Clone)]
+/// The decision, held by index into the table snapshot the ctx keeps alive.
+#[derive(Debug, Clone, Copy)]
+enum CtxOutcome {
+    Undecided,
+    NoRoute,
+    Rejected { route_id: usize },
+    Routed(Routed),
+}
+
+#[derive(Debug, Clone, Copy)]
 struct Routed {
     route_id: usize,
     group: usize,
     reason: Reason,
-    tag_action: OwnedTagAction,
+    tag: TagRef,
+    action: Action,
 }
 
-#[derive(Debug, Clone)]
-enum OwnedTagAction {
+/// The request's tag: one of the route's configured tags (by position), another value (only
+/// forwarded), or none.
+#[derive(Debug, Clone, Copy)]
+enum TagRef {
+    None,
+    Configured(usize),
+    Unconfigured,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Action {
     Keep,
     Strip,
-    Set(Arc<str>),
+    Set,
 }
 
 fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
@@ -72,6 +96,18 @@ fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
         Some(PeerAddr::Inet(a)) => Some(a.ip()),
         _ => None,
     }
+}
+
+fn raw_host(req: &RequestHeader) -> &str {
+    req.uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
+        .unwrap_or("")
 }
 
 async fn respond_text(
@@ -91,6 +127,16 @@ async fn respond_text(
     Ok(true)
 }
 
+/// Index of an upstream error kind in `telemetry::metrics::ERROR_KINDS`.
+fn error_kind(e: &Error) -> usize {
+    match e.etype() {
+        ConnectRefused => 0,
+        ConnectTimedout | ReadTimedout | WriteTimedout => 1,
+        ConnectionClosed | ReadError | WriteError => 2,
+        _ => 3,
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for DyegateProxy {
     type CTX = RequestCtx;
@@ -98,9 +144,11 @@ impl ProxyHttp for DyegateProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
             _in_flight: self.lifecycle.track(),
+            started: Instant::now(),
             table: None,
-            decision: None,
+            outcome: CtxOutcome::Undecided,
             first_target: None,
+            target: None,
             attempts: 0,
         }
     }
@@ -108,20 +156,9 @@ impl ProxyHttp for DyegateProxy {
     /// Runs first for every request: decides the route and group, or answers 404/503 itself.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let active = self.table.load_full();
-        let table = &active.table;
         let peer = peer_ip(session);
         let req = session.req_header();
-        let raw_host = req
-            .uri
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| {
-                req.headers
-                    .get(http::header::HOST)
-                    .and_then(|h| h.to_str().ok())
-            })
-            .unwrap_or("");
-        let host = normalize_host(raw_host);
+        let host = normalize_host(raw_host(req));
         let info = RequestInfo {
             method: &req.method,
             host: &host,
@@ -129,46 +166,51 @@ impl ProxyHttp for DyegateProxy {
             headers: &req.headers,
             peer,
         };
-        let outcome = table.decide(&info);
-        match outcome {
-            Outcome::NoRoute => {
-                return respond_text(session, 404, "no route\n", self.lifecycle.is_draining()).await
-            }
-            Outcome::RejectedTag { .. } => {
-                return respond_text(
-                    session,
-                    503,
-                    "unknown env tag\n",
-                    self.lifecycle.is_draining(),
-                )
-                .await
-            }
+        let table = &active.table;
+        ctx.outcome = match table.decide(&info) {
+            Outcome::NoRoute => CtxOutcome::NoRoute,
+            Outcome::RejectedTag { route_id } => CtxOutcome::Rejected { route_id },
             Outcome::Routed(d) => {
-                ctx.decision = Some(Routed {
+                let tags = table.route(d.route_id).map(|r| &r.dye.tags);
+                let tag = match d.tag {
+                    None => TagRef::None,
+                    Some(t) => tags
+                        .and_then(|tags| tags.iter().position(|(x, _)| x.as_ref() == t))
+                        .map_or(TagRef::Unconfigured, TagRef::Configured),
+                };
+                CtxOutcome::Routed(Routed {
                     route_id: d.route_id,
                     group: d.group,
                     reason: d.reason,
-                    tag_action: match d.tag_action {
-                        TagAction::Keep => OwnedTagAction::Keep,
-                        TagAction::Strip => OwnedTagAction::Strip,
-                        TagAction::Set(t) => OwnedTagAction::Set(t.into()),
+                    tag,
+                    action: match d.tag_action {
+                        TagAction::Keep => Action::Keep,
+                        TagAction::Strip => Action::Strip,
+                        TagAction::Set(_) => Action::Set,
                     },
-                });
+                })
             }
-        }
+        };
         ctx.table = Some(active);
-        Ok(false)
+        let draining = self.lifecycle.is_draining();
+        match ctx.outcome {
+            CtxOutcome::NoRoute => respond_text(session, 404, "no route\n", draining).await,
+            CtxOutcome::Rejected { .. } => {
+                respond_text(session, 503, "unknown env tag\n", draining).await
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Picks a target of the decided group; on a retry after a failed connect, the next one.
     async fn upstream_peer(&self, _s: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        let (Some(table), Some(d)) = (&ctx.table, &ctx.decision) else {
+        let (Some(active), CtxOutcome::Routed(d)) = (&ctx.table, ctx.outcome) else {
             return Err(Error::explain(
                 InternalError,
                 "upstream_peer without a routing decision",
             ));
         };
-        let group = table
+        let group = active
             .table
             .group(d.group)
             .ok_or_else(|| Error::explain(InternalError, "decided group missing from table"))?;
@@ -180,6 +222,7 @@ impl ProxyHttp for DyegateProxy {
         if ctx.first_target.is_none() {
             ctx.first_target = Some(target.addr);
         }
+        ctx.target = Some(target.addr);
         ctx.attempts += 1;
         let mut peer = HttpPeer::new(target.addr, false, String::new());
         peer.options.connection_timeout = Some(self.connect_timeout);
@@ -194,21 +237,22 @@ impl ProxyHttp for DyegateProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let (Some(table), Some(d)) = (&ctx.table, &ctx.decision) else {
+        let (Some(active), CtxOutcome::Routed(d)) = (&ctx.table, ctx.outcome) else {
             return Ok(());
         };
-        let Some(route) = table.table.route(d.route_id) else {
+        let Some(route) = active.table.route(d.route_id) else {
             return Ok(());
         };
-        let header = route.dye.header.clone();
-        match &d.tag_action {
-            OwnedTagAction::Keep => {}
-            OwnedTagAction::Strip => {
-                upstream_request.remove_header(&header);
+        match (d.action, d.tag) {
+            (Action::Strip, _) => {
+                upstream_request.remove_header(&route.dye.header);
             }
-            OwnedTagAction::Set(tag) => {
-                upstream_request.insert_header(header, tag.as_ref())?;
+            (Action::Set, TagRef::Configured(i)) => {
+                if let Some((tag, _)) = route.dye.tags.get(i) {
+                    upstream_request.insert_header(route.dye.header.clone(), tag.as_ref())?;
+                }
             }
+            _ => {}
         }
         Ok(())
     }
@@ -235,12 +279,16 @@ impl ProxyHttp for DyegateProxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let live = ctx
-            .table
-            .as_ref()
-            .zip(ctx.decision.as_ref())
-            .and_then(|(t, d)| t.table.group(d.group))
-            .map_or(0, |g| g.live_targets());
+        let (live, group) = match (&ctx.table, ctx.outcome) {
+            (Some(t), CtxOutcome::Routed(d)) => (
+                t.table.group(d.group).map_or(0, |g| g.live_targets()),
+                Some((t, d.group)),
+            ),
+            _ => (0, None),
+        };
+        if let (Some((t, g)), Some(target)) = (group, ctx.target) {
+            t.metrics.upstream_error(g, target, error_kind(&e));
+        }
         warn!(
             "connect to upstream {} failed (attempt {} of {}): {}",
             peer._address, ctx.attempts, live, e
@@ -251,10 +299,53 @@ impl ProxyHttp for DyegateProxy {
         e
     }
 
+    /// Runs once per request at its end: metrics and the access log (both lock-free).
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let Some(active) = &ctx.table else { return };
+        let m = &active.metrics;
+        match ctx.outcome {
+            CtxOutcome::Routed(d) => {
+                let tag = match d.tag {
+                    TagRef::Configured(i) => active
+                        .table
+                        .route(d.route_id)
+                        .and_then(|r| r.dye.tags.get(i))
+                        .map(|(t, _)| t.as_ref()),
+                    TagRef::Unconfigured => Some(crate::telemetry::metrics::OTHER_TAG),
+                    TagRef::None => None,
+                };
+                m.request(
+                    d.route_id,
+                    d.group,
+                    tag,
+                    d.reason,
+                    if status == 0 { 502 } else { status },
+                    ctx.started.elapsed().as_secs_f64(),
+                );
+                if let (Some(e), Some(target)) = (e, ctx.target) {
+                    let connect = matches!(
+                        e.etype(),
+                        ConnectRefused | ConnectTimedout | ConnectNoRoute | ConnectError
+                    );
+                    if e.esource() == &ErrorSource::Upstream && !connect {
+                        m.upstream_error(d.group, target, error_kind(e));
+                    }
+                }
+            }
+            CtxOutcome::NoRoute => m.no_route(status),
+            CtxOutcome::Rejected { route_id } => m.rejected(route_id),
+            CtxOutcome::Undecided => {}
+        }
+        if let Some(log) = &self.access_log {
+            log.log(self.access_record(session, ctx, active, status));
+        }
+    }
+
     fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
         let base = session.as_downstream().request_summary();
-        match (&ctx.table, &ctx.decision) {
-            (Some(t), Some(d)) => format!(
+        match (&ctx.table, ctx.outcome) {
+            (Some(t), CtxOutcome::Routed(d)) => format!(
                 "{base}, route {}, group {}, reason {}, routing version {}",
                 t.table.route(d.route_id).map_or("?", |r| &r.name),
                 t.table.group(d.group).map_or("?", |g| &g.name),
@@ -262,6 +353,64 @@ impl ProxyHttp for DyegateProxy {
                 t.version
             ),
             _ => base,
+        }
+    }
+}
+
+impl DyegateProxy {
+    fn access_record(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        active: &ActiveTable,
+        status: u16,
+    ) -> AccessRecord {
+        let req = session.req_header();
+        let (route, group, tag, decision) = match ctx.outcome {
+            CtxOutcome::Routed(d) => {
+                let route = active.table.route(d.route_id);
+                let tag = match d.tag {
+                    TagRef::Configured(i) => route
+                        .and_then(|r| r.dye.tags.get(i))
+                        .map(|(t, _)| t.to_string()),
+                    TagRef::Unconfigured => route
+                        .and_then(|r| req.headers.get(&r.dye.header))
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                    TagRef::None => None,
+                };
+                (
+                    route.map(|r| r.name.to_string()),
+                    active.table.group(d.group).map(|g| g.name.to_string()),
+                    tag,
+                    Some(d.reason.as_str()),
+                )
+            }
+            CtxOutcome::Rejected { route_id } => (
+                active.table.route(route_id).map(|r| r.name.to_string()),
+                None,
+                None,
+                Some("reject"),
+            ),
+            _ => (None, None, None, None),
+        };
+        let downstream = session.as_downstream();
+        AccessRecord {
+            time: crate::reload::now_rfc3339(),
+            client: session.client_addr().map(|a| a.to_string()),
+            method: req.method.as_str().to_string(),
+            host: raw_host(req).to_string(),
+            path: req.uri.path().to_string(),
+            status,
+            duration_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
+            bytes_in: downstream.body_bytes_read(),
+            bytes_out: downstream.body_bytes_sent(),
+            route,
+            upstream_group: group,
+            target: ctx.target.map(|t| t.to_string()),
+            tag,
+            decision,
+            routing_version: active.version,
+            trace_id: None,
         }
     }
 }

@@ -6,6 +6,8 @@ use crate::config::Gateway;
 use crate::lifecycle::{DrainService, Lifecycle};
 use crate::proxy::DyegateProxy;
 use crate::reload::{ReloadService, Reloader};
+use crate::telemetry::access_log::Destination;
+use crate::telemetry::{AccessLog, Metrics};
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -40,7 +42,7 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
 }
 
 /// Builds the server and runs it until it is told to stop. Never returns.
-pub fn run(gw: Gateway, reloader: Arc<Reloader>, opts: RunOptions) -> ! {
+pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: RunOptions) -> ! {
     let conf = server_conf(&gw, opts);
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -52,9 +54,26 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, opts: RunOptions) -> ! {
     server.bootstrap();
     let lifecycle = Lifecycle::new();
 
+    let access_log = match (&gw.access_log, &gw.config.access_log) {
+        (Some(dest), Some(cfg)) => {
+            let dest = match dest {
+                None => Destination::Stdout,
+                Some(p) => Destination::File(p.clone()),
+            };
+            let (log, service) = AccessLog::new(dest, cfg.queue);
+            metrics.watch_access_log_dropped(log.dropped());
+            let flush = log.clone();
+            lifecycle.on_exit(Box::new(move || flush.flush(Duration::from_secs(2))));
+            server.add_service(background_service("access log", service));
+            Some(log)
+        }
+        _ => None,
+    };
+
     let proxy = DyegateProxy::new(
         reloader.active(),
         lifecycle.clone(),
+        access_log,
         Duration::from_millis(gw.config.connect_timeout_ms),
     );
     let mut service = http_proxy_service_with_name(&server.configuration, proxy, "dyegate proxy");
@@ -73,6 +92,7 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, opts: RunOptions) -> ! {
     let admin = AdminApi::new(
         reloader.clone(),
         lifecycle.clone(),
+        metrics,
         gw.config.admin.token.clone(),
         gw.listen.clone(),
     );

@@ -3,6 +3,7 @@
 use super::routes_json::routes_json;
 use crate::lifecycle::Lifecycle;
 use crate::reload::{Outcome, Reloader, Trigger};
+use crate::telemetry::Metrics;
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -18,6 +19,7 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct AdminApi {
     reloader: Arc<Reloader>,
     lifecycle: Arc<Lifecycle>,
+    metrics: Arc<Metrics>,
     token: Option<String>,
     proxy_listeners: Vec<SocketAddr>,
 }
@@ -26,12 +28,14 @@ impl AdminApi {
     pub fn new(
         reloader: Arc<Reloader>,
         lifecycle: Arc<Lifecycle>,
+        metrics: Arc<Metrics>,
         token: Option<String>,
         proxy_listeners: Vec<SocketAddr>,
     ) -> Self {
         AdminApi {
             reloader,
             lifecycle,
+            metrics,
             token: token.filter(|t| !t.trim().is_empty()),
             proxy_listeners,
         }
@@ -243,7 +247,7 @@ impl AdminApi {
             ),
             _ => (
                 StatusCode::NOT_FOUND,
-                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "POST /reload", "POST /rollback", "GET /healthz", "GET /readyz"] }),
+                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "POST /reload", "POST /rollback", "GET /healthz", "GET /readyz", "GET /metrics"] }),
             ),
         }
     }
@@ -259,12 +263,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let (status, body) = self.route(session).await;
-        let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
-        bytes.push(b'\n');
+        let is_metrics = session.req_header().method == Method::GET
+            && session.req_header().uri.path() == "/metrics";
+        let (status, content_type, bytes) = if is_metrics && self.authorized(session) {
+            (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.metrics.render().into_bytes(),
+            )
+        } else {
+            let (status, body) = self.route(session).await;
+            let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
+            bytes.push(b'\n');
+            (status, "application/json", bytes)
+        };
         Response::builder()
             .status(status)
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, content_type)
             .header(http::header::CONTENT_LENGTH, bytes.len())
             .body(bytes)
             .unwrap_or_else(|_| Response::new(Vec::new()))

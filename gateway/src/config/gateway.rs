@@ -20,6 +20,8 @@ pub struct Gateway {
     pub upgrade_sock: PathBuf,
     pub error_log: Option<PathBuf>,
     pub audit_log: PathBuf,
+    /// `None`: off. `Some(None)`: stdout. `Some(Some(path))`: that file.
+    pub access_log: Option<Option<PathBuf>>,
 }
 
 impl Gateway {
@@ -132,6 +134,10 @@ impl Gateway {
             upgrade_sock: resolve(&config.pingora.upgrade_sock),
             error_log: config.pingora.error_log.as_deref().map(resolve),
             audit_log: resolve(&config.reload.audit_log),
+            access_log: config.access_log.as_ref().map(|a| match a.path.trim() {
+                "-" | "stdout" => None,
+                p => Some(resolve(p)),
+            }),
             listen,
             admin_listen,
             config,

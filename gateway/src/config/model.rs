@@ -33,6 +33,28 @@ pub struct GatewayConfig {
     pub connect_timeout_ms: u64,
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// JSON access log; absent = off.
+    #[serde(default)]
+    pub access_log: Option<AccessLogConfig>,
+}
+
+/// `access_log:` one JSON line per request.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogConfig {
+    /// `-` for stdout, or a file (relative to gateway.yaml's directory); SIGUSR1 reopens it.
+    #[serde(default = "default_access_log_path")]
+    pub path: String,
+    /// Lines queued for the writer; beyond that lines are dropped and counted, never waited for.
+    #[serde(default = "default_access_log_queue")]
+    pub queue: usize,
+}
+
+fn default_access_log_path() -> String {
+    "-".into()
+}
+fn default_access_log_queue() -> usize {
+    65_536
 }
 
 /// `reload:` how routes.yaml changes are picked up and remembered.
@@ -85,6 +107,7 @@ impl Default for GatewayConfig {
             h2c: true,
             connect_timeout_ms: default_connect_timeout_ms(),
             reload: ReloadConfig::default(),
+            access_log: None,
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::config::diff::{diff, Diff};
 use crate::config::model::RoutesConfig;
 use crate::config::{routes_from_text, LoadedRoutes};
 use crate::routing::RouteTable;
+use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
 use log::{error, info, warn};
 use serde::Serialize;
@@ -102,6 +103,7 @@ pub struct Reloader {
     active: Arc<ArcSwap<ActiveTable>>,
     state: Mutex<State>,
     audit: AuditLog,
+    metrics: Arc<Metrics>,
     pub counters: Counters,
     last_success_unix: AtomicU64,
 }
@@ -121,6 +123,7 @@ impl Reloader {
         state_dir: &Path,
         history_limit: usize,
         audit_log: &Path,
+        metrics: Arc<Metrics>,
     ) -> Reloader {
         let mut history = History::load(state_dir, history_limit);
         let sha = sha256_hex(loaded.text.as_bytes());
@@ -174,9 +177,20 @@ impl Reloader {
             swap_micros: None,
         });
         info!("routing table version {version} ({trigger:?}), sha256 {sha}");
+        metrics.set_routing_version(version);
+        metrics.reload(
+            "startup",
+            if result == Outcome::Applied {
+                "applied"
+            } else {
+                "no_op"
+            },
+            Some(unix_now()),
+        );
         Reloader {
             routes_path: routes_path.to_path_buf(),
             active: Arc::new(ArcSwap::from_pointee(ActiveTable {
+                metrics: Arc::new(metrics.for_table(&table)),
                 table,
                 version,
                 sha256: sha,
@@ -189,6 +203,7 @@ impl Reloader {
                 last_error: None,
             }),
             audit,
+            metrics,
             counters: Counters::default(),
             last_success_unix: AtomicU64::new(unix_now()),
         }
@@ -247,6 +262,7 @@ impl Reloader {
         if sha == current.sha256 {
             report.result = Outcome::NoOp;
             self.counters.noop.fetch_add(1, Ordering::Relaxed);
+            self.metrics.reload(trigger.as_str(), "no_op", None);
             info!("reload ({}): no change (sha256 {sha})", trigger.as_str());
             self.audit.append(&report);
             return report;
@@ -263,11 +279,14 @@ impl Reloader {
         loaded.table.inherit_positions(&current.table);
         let table = Arc::new(loaded.table);
         let version = st.history.next_version();
+        let metrics = Arc::new(self.metrics.for_table(&table));
         self.active.store(Arc::new(ActiveTable {
             table: table.clone(),
             version,
             sha256: sha.clone(),
+            metrics,
         }));
+        self.metrics.set_routing_version(version);
         report.swap_micros = Some(started.elapsed().as_micros() as u64);
         report.result = Outcome::Applied;
         report.version_after = version;
@@ -290,6 +309,8 @@ impl Reloader {
         st.trigger = trigger;
         self.counters.applied.fetch_add(1, Ordering::Relaxed);
         self.last_success_unix.store(unix_now(), Ordering::Relaxed);
+        self.metrics
+            .reload(trigger.as_str(), "applied", Some(unix_now()));
         self.audit.append(&report);
         report
     }
@@ -345,11 +366,14 @@ impl Reloader {
             }
         };
         let version = st.history.next_version();
+        let metrics = Arc::new(self.metrics.for_table(&table));
         self.active.store(Arc::new(ActiveTable {
             table: table.clone(),
             version,
             sha256: sha.clone(),
+            metrics,
         }));
+        self.metrics.set_routing_version(version);
         let swap_micros = started.elapsed().as_micros() as u64;
         let model = match model {
             Some(m) => m,
@@ -390,6 +414,8 @@ impl Reloader {
         st.trigger = Trigger::Rollback;
         self.counters.rollback.fetch_add(1, Ordering::Relaxed);
         self.last_success_unix.store(unix_now(), Ordering::Relaxed);
+        self.metrics
+            .reload("rollback", "rollback", Some(unix_now()));
         info!(
             "rollback: version {} -> {version} (restores version {target}) in {swap_micros} µs",
             current.version
@@ -430,6 +456,7 @@ impl Reloader {
             errors: report.errors.clone(),
         });
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        self.metrics.reload(report.trigger.as_str(), "failed", None);
         self.audit.append(&report);
         report
     }
