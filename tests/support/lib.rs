@@ -17,7 +17,10 @@
 
 pub mod client;
 pub mod gateway;
+pub mod load;
 pub mod ports;
+pub mod procfs;
+pub mod upgrade;
 pub mod upstream;
 pub mod wait;
 
