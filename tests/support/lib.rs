@@ -18,6 +18,7 @@
 pub mod client;
 pub mod gateway;
 pub mod load;
+pub mod metrics;
 pub mod ports;
 pub mod procfs;
 pub mod upgrade;
