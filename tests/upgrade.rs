@@ -629,3 +629,48 @@ async fn post(gw: &Upgradable, path: &str) -> (u16, serde_json::Value) {
         serde_json::from_slice(&resp.body).unwrap_or_default(),
     )
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_keep_alive_connections_are_closed_by_the_old_process_and_used_ones_told_to_close() {
+    let up = Upstream::start("stable");
+    let gw = Upgradable::start(config(&up)).await;
+    let old = gw.gateway().pid();
+
+    // Two kept-alive connections to the old process, then idle.
+    let mut idle = Conn::http1(gw.addr()).await;
+    let mut reused = Conn::http1(gw.addr()).await;
+    for conn in [&mut idle, &mut reused] {
+        let resp = conn.send(Req::get("/before")).await;
+        assert_eq!(resp.status, StatusCode::OK);
+        assert_eq!(resp.header("connection"), Some("keep-alive"));
+    }
+
+    let upgrade = gw.upgrade(&["--wait-old"]);
+    // While the old process drains (Pingora keeps it for 5 s after the handover), a request on a
+    // connection it already had is still served, and told to close.
+    let draining = async {
+        let drains = dyegate_suite::wait_until_async(SERVES_WITHIN, || async {
+            gw.serving_pid().is_some_and(|pid| pid != old)
+        })
+        .await;
+        assert!(drains, "no new process took over\n{}", gw.logs());
+        let resp = reused.send(Req::get("/during")).await;
+        assert_eq!(resp.status, StatusCode::OK);
+        assert_eq!(resp.header("connection"), Some("close"));
+    };
+    let (run, ()) = tokio::join!(upgrade, draining);
+    assert_eq!(run.output.code, Some(0), "{}\n{}", run.output, gw.logs());
+    assert!(!procfs::alive(old));
+
+    // The idle connection was closed by the old process when it exited (FIN, seen by the client
+    // before it sends anything), not left to fail the next request.
+    let closed =
+        dyegate_suite::wait_until_async(Duration::from_secs(2), || async { idle.is_closed() })
+            .await;
+    assert!(
+        closed,
+        "the idle connection to the old process is still open"
+    );
+    assert!(reused.is_closed());
+    assert_serves(gw.addr()).await;
+}
