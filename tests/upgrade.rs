@@ -14,8 +14,8 @@ use dyegate_suite::gateway::GATEWAY_FILE;
 use dyegate_suite::load::{Load, Report, Shape};
 use dyegate_suite::procfs::{self, listener_inode, listening_inodes, socket_inodes};
 use dyegate_suite::upgrade::{
-    get_once, with_grace, write_executable, StatusPoller, Upgradable, UpgradeRun, PID_FILE,
-    UPGRADE_SOCK,
+    get_once, wait_gone, with_grace, write_executable, StatusPoller, Upgradable, UpgradeRun,
+    PID_FILE, UPGRADE_SOCK,
 };
 use dyegate_suite::{free_addr, Conn, GatewayConfig, Req, Upstream};
 use http::StatusCode;
@@ -675,4 +675,50 @@ async fn idle_keep_alive_connections_are_closed_by_the_old_process_and_used_ones
     );
     assert!(reused.is_closed());
     assert_serves(gw.addr()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn back_to_back_upgrades_without_waiting_for_the_old_processes_fail_no_request() {
+    let up = Upstream::start("stable");
+    let gw = Upgradable::start(config(&up)).await;
+    let proxy_inode = listener_inode(gw.addr());
+    let load = start_load(&gw).await;
+
+    // Each upgrade returns once the new process is ready; the next one starts at once, while the
+    // previous old process is still draining.
+    let mut olds = Vec::new();
+    let mut runs = Vec::new();
+    for n in 1..=3 {
+        let run = gw.upgrade(&[]).await;
+        assert_eq!(
+            run.output.code,
+            Some(0),
+            "upgrade {n}:\n{}\n{}",
+            run.output,
+            gw.logs()
+        );
+        assert_eq!(
+            gw.serving_pid(),
+            run.new_pid,
+            "upgrade {n}: the pid file does not name the new process"
+        );
+        olds.push(run.old_pid.expect("the old pid"));
+        runs.push(run);
+    }
+    let started_draining = Instant::now();
+    for old in &olds {
+        assert!(
+            wait_gone(*old, PINGORA_CLOSE_TIMEOUT + GRACE).await,
+            "old process {old} still runs {:?} after the last upgrade",
+            started_draining.elapsed()
+        );
+    }
+    assert!(load.wait_for_more_ok(50, SERVES_WITHIN).await);
+    let report = load.stop().await;
+
+    print_figures("three back-to-back upgrades", &runs, &report);
+    assert_clean(&report, &gw);
+    assert_eq!(listener_inode(gw.addr()), proxy_inode);
+    let last = runs.last().and_then(|r| r.new_pid).expect("a last pid");
+    assert_eq!(gw.processes(), vec![last]);
 }
