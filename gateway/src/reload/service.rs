@@ -37,6 +37,12 @@ impl ReloadService {
         }
     }
 
+    /// Whether the routes file on disk is not what the running table was compiled from.
+    fn file_differs(&self) -> bool {
+        let running = self.reloader.active().load().sha256.clone();
+        std::fs::read(self.reloader.routes_path()).is_ok_and(|b| super::sha256_hex(&b) != running)
+    }
+
     async fn run(&self, trigger: Trigger) {
         // A process handing over leaves routing changes to its successor: two processes
         // applying the same edit would record two versions.
@@ -72,7 +78,7 @@ impl BackgroundService for ReloadService {
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let path = self.reloader.routes_path().to_path_buf();
-        let _watcher = if self.watch {
+        let watcher = if self.watch {
             match RoutesWatcher::new(&path, tx) {
                 Ok(w) => {
                     info!("watching {} for changes", path.display());
@@ -90,6 +96,12 @@ impl BackgroundService for ReloadService {
             None
         };
         let mut seen = Fingerprint::of(&path);
+        // An edit between the startup load and the watch above raised no event, and `seen`
+        // already includes it: without this catch-up it would wait for the next edit.
+        if watcher.is_some() && self.file_differs() {
+            info!("{} changed during startup: reloading", path.display());
+            self.run(Trigger::File).await;
+        }
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
