@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// How often a condition is polled.
-const POLL_EVERY: Duration = Duration::from_millis(10);
+pub const POLL_EVERY: Duration = Duration::from_millis(10);
 
 /// Polls `cond` until it holds or `timeout` has passed; returns whether it held.
 ///

@@ -15,12 +15,17 @@ pub const GATEWAY_FILE: &str = "gateway.yaml";
 /// The file name of the routes file inside the temp dir.
 pub const ROUTES_FILE: &str = "routes.yaml";
 
+/// The audit log inside the temp dir (gateway.yaml's default `reload.audit_log`).
+pub const AUDIT_LOG_FILE: &str = "state/audit.log";
+
 /// A temp dir holding a complete gateway config; removed on drop.
 #[derive(Debug)]
 pub struct GatewayConfig {
     dir: TempDir,
     proxy: SocketAddr,
     admin: SocketAddr,
+    /// `admin.token`, sent by the suite's admin helpers when set.
+    admin_token: Option<String>,
 }
 
 /// The `gateway.yaml` the suite uses: every path inside the temp dir, short grace period so a
@@ -46,10 +51,45 @@ impl GatewayConfig {
             dir,
             proxy: free_addr(),
             admin: free_addr(),
+            admin_token: None,
         };
         config.write(GATEWAY_FILE, &gateway_yaml(config.proxy, config.admin));
         config.write(ROUTES_FILE, routes_yaml);
         config
+    }
+
+    /// Rewrites `gateway.yaml` as the suite's plus `extra` (whole top-level lines, e.g.
+    /// `"reload: { watch: false }\n"`).
+    pub fn with_gateway_extra(self, extra: &str) -> Self {
+        let mut text = self.gateway_text();
+        text.push_str(extra);
+        self.write(GATEWAY_FILE, &text);
+        self
+    }
+
+    /// Sets `admin.token`; the admin helpers of [`Dyegate`] then send it as a bearer token.
+    pub fn with_admin_token(mut self, token: &str) -> Self {
+        let text = self.gateway_text().replacen(
+            &format!("admin: {{ listen: \"{}\" }}", self.admin),
+            &format!(
+                "admin: {{ listen: \"{}\", token: \"{token}\" }}",
+                self.admin
+            ),
+            1,
+        );
+        self.write(GATEWAY_FILE, &text);
+        self.admin_token = Some(token.to_owned());
+        self
+    }
+
+    /// The current text of `gateway.yaml`.
+    pub fn gateway_text(&self) -> String {
+        self.read(GATEWAY_FILE)
+    }
+
+    /// `admin.token`, when one was set with [`with_admin_token`](Self::with_admin_token).
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
     }
 
     /// The proxy listener written in `gateway.yaml`.
@@ -79,12 +119,43 @@ impl GatewayConfig {
         self.path(ROUTES_FILE)
     }
 
+    /// The audit log the gateway appends to (`<dir>/state/audit.log`).
+    pub fn audit_log(&self) -> PathBuf {
+        self.path(AUDIT_LOG_FILE)
+    }
+
+    /// The text of `<dir>/<name>`; panics when it cannot be read.
+    pub fn read(&self, name: &str) -> String {
+        let path = self.path(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    }
+
     /// (Over)writes `<dir>/<name>` with `contents`, returning its path.
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.path(name);
         std::fs::write(&path, contents)
             .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         path
+    }
+
+    /// Replaces `<dir>/<name>` the way editors and deploy tools do: write `<name>.tmp` in the
+    /// same dir, then rename it over `<name>` (one atomic step for a reader).
+    pub fn write_and_rename(&self, name: &str, contents: &str) -> PathBuf {
+        let tmp = self.write(&format!("{name}.tmp"), contents);
+        let path = self.path(name);
+        std::fs::rename(&tmp, &path)
+            .unwrap_or_else(|e| panic!("renaming {} over {}: {e}", tmp.display(), path.display()));
+        path
+    }
+
+    /// `dyegate ARGS... -c <dir>/gateway.yaml`, run in the dir (e.g. `["status"]`,
+    /// `["rollback", "--to", "1"]`).
+    pub fn cli(&self, args: &[&str]) -> CliOutput {
+        let gateway = self.gateway_file();
+        let mut all: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        all.push("-c".as_ref());
+        all.push(gateway.as_os_str());
+        dyegate_cli_in(self.dir(), all, CLI_TIMEOUT)
     }
 
     /// `dyegate check -c <dir>/gateway.yaml`.
@@ -111,5 +182,11 @@ impl GatewayConfig {
     /// Starts `dyegate run` on this config and waits until the proxy accepts connections.
     pub fn start(self) -> Dyegate {
         Dyegate::spawn(self)
+    }
+
+    /// Like [`start`](Self::start), running `during_startup` on the process as soon as it is
+    /// spawned, before it listens (e.g. to edit a file while it loads).
+    pub fn start_then(self, during_startup: impl FnOnce(&Dyegate)) -> Dyegate {
+        Dyegate::spawn_then(self, during_startup)
     }
 }

@@ -1,6 +1,6 @@
 //! The running gateway: a `dyegate run` child process that is killed when the guard drops.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -24,8 +24,12 @@ const STDERR_FILE: &str = "dyegate.stderr";
 pub struct Dyegate {
     child: Child,
     // Declared after `child` on purpose: the process is killed before its dir goes away.
-    config: GatewayConfig,
+    // `None` only inside `stop`, which hands the dir back to the caller.
+    config: Option<GatewayConfig>,
 }
+
+/// How long a stopped gateway may take to exit before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Dyegate {
     /// Writes `routes_yaml` next to the suite's `gateway.yaml` and starts the gateway on it.
@@ -34,8 +38,20 @@ impl Dyegate {
     }
 
     pub(crate) fn spawn(config: GatewayConfig) -> Self {
-        let stdout = File::create(config.path(STDOUT_FILE)).expect("creating dyegate.stdout");
-        let stderr = File::create(config.path(STDERR_FILE)).expect("creating dyegate.stderr");
+        Self::spawn_then(config, |_| {})
+    }
+
+    /// Spawns the gateway, runs `during_startup` on it at once, then waits until it is ready.
+    pub(crate) fn spawn_then(config: GatewayConfig, during_startup: impl FnOnce(&Dyegate)) -> Self {
+        // Appended, so that a gateway restarted on the same dir keeps the first run's output.
+        let append = |name: &str| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(config.path(name))
+                .unwrap_or_else(|e| panic!("opening {name}: {e}"))
+        };
+        let (stdout, stderr): (File, File) = (append(STDOUT_FILE), append(STDERR_FILE));
         let child = Command::new(dyegate_bin())
             .arg("run")
             .arg("-c")
@@ -46,7 +62,11 @@ impl Dyegate {
             .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {}: {e}", dyegate_bin().display()));
-        let mut gateway = Self { child, config };
+        let mut gateway = Self {
+            child,
+            config: Some(config),
+        };
+        during_startup(&gateway);
         gateway.wait_ready();
         gateway
     }
@@ -76,16 +96,53 @@ impl Dyegate {
 
     /// The proxy listener.
     pub fn addr(&self) -> SocketAddr {
-        self.config.proxy_addr()
+        self.config().proxy_addr()
     }
 
     /// The admin API listener.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.config.admin_addr()
+        self.config().admin_addr()
     }
 
+    /// The config dir and its files (gateway.yaml, routes.yaml, state/, the output files).
     pub fn config(&self) -> &GatewayConfig {
-        &self.config
+        self.config
+            .as_ref()
+            .expect("the config is only taken by `stop`, which consumes the guard")
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the gateway process.
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.pid()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Stops the gateway the quick way Pingora offers (SIGINT: close listeners and exit) and
+    /// hands back its dir, whose state can then be started again with
+    /// [`GatewayConfig::start`]; SIGKILL when it has not exited within 10 s.
+    pub fn stop(mut self) -> GatewayConfig {
+        if self.try_wait().is_none() {
+            self.signal(libc::SIGINT);
+            if !wait_until(STOP_TIMEOUT, || self.try_wait().is_some()) {
+                let _ = self.child.kill();
+            }
+        }
+        let _ = self.child.wait();
+        self.config
+            .take()
+            .expect("the config is only taken by `stop`, which consumes the guard")
+    }
+
+    /// Stops the gateway and starts a new process on the same dir, ports and state.
+    pub fn restart(self) -> Dyegate {
+        self.stop().start()
     }
 
     pub fn pid(&self) -> u32 {
@@ -98,11 +155,16 @@ impl Dyegate {
     }
 
     pub fn stdout_file(&self) -> PathBuf {
-        self.config.path(STDOUT_FILE)
+        self.config().path(STDOUT_FILE)
     }
 
     pub fn stderr_file(&self) -> PathBuf {
-        self.config.path(STDERR_FILE)
+        self.config().path(STDERR_FILE)
+    }
+
+    /// What the gateway wrote to stderr so far (its log).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr_file()).unwrap_or_default()
     }
 
     /// Everything the gateway printed so far, for assertion messages.
@@ -110,7 +172,7 @@ impl Dyegate {
         let read = |path: PathBuf| std::fs::read_to_string(path).unwrap_or_default();
         format!(
             "--- dyegate stdout ({}) ---\n{}--- dyegate stderr ---\n{}",
-            self.config.dir().display(),
+            self.config().dir().display(),
             read(self.stdout_file()),
             read(self.stderr_file())
         )
@@ -119,6 +181,9 @@ impl Dyegate {
 
 impl Drop for Dyegate {
     fn drop(&mut self) {
+        if self.config.is_none() {
+            return;
+        }
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
         }
