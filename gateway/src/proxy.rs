@@ -334,7 +334,7 @@ impl ProxyHttp for DyegateProxy {
                 }
             }
             CtxOutcome::NoRoute => m.no_route(status),
-            CtxOutcome::Rejected { route_id } => m.rejected(route_id),
+            CtxOutcome::Rejected { route_id } => m.rejected(route_id, status),
             CtxOutcome::Undecided => {}
         }
         if let Some(log) = &self.access_log {

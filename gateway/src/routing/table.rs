@@ -67,8 +67,10 @@ impl RouteTable {
                 r.split.smooth.resume_at(o.split.smooth.position());
             }
         }
+        let old_groups: std::collections::HashMap<&str, &Group> =
+            old.groups.iter().map(|g| (g.name.as_ref(), g)).collect();
         for g in &self.groups {
-            if let Some(o) = old.groups.iter().find(|o| o.name == g.name) {
+            if let Some(o) = old_groups.get(g.name.as_ref()) {
                 g.inherit_position(o);
             }
         }
