@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317 # cleanup and start_* run from a trap and as "start_$name"
 # Load comparison: dyegate vs a bare Pingora proxy vs nginx vs HAProxy, one machine, one command.
 #
 # One nginx upstream (ports "stable" and "canary") sits behind each proxy in turn; wrk drives each
@@ -57,6 +58,7 @@ LAST_PID=
 PORT=
 CHILD_TICKS=0
 EXIT_REASON=
+PROXY_DOWN=
 UPSTREAM_PID=
 PROXY_PID=
 FAILED=1          # cleared at the very end; a failed run keeps $WORK for its logs
@@ -502,29 +504,55 @@ printf -v TSV_HEADER '%s\t' round proxy pass wrk_threads wrk_conns duration_s re
     upstream_cpu_us_per_req upstream_new_conns others_cpu_pct loadavg_1m
 TSV_HEADER=${TSV_HEADER%$'\t'}
 
-# The proxy is still running and answering; if not, say how it ended.
-proxy_serving() {
-    local name=$1
+# PROXY_DOWN= why the proxy no longer serves (it exited, or runs but does not answer), or empty.
+check_proxy() {
+    PROXY_DOWN=
     if ! alive "$PROXY_PID"; then
         exit_reason "$PROXY_PID"
-        die "$name is gone: $EXIT_REASON (log: $PROXY_LOG)"
+        PROXY_DOWN="exited, $EXIT_REASON"
+    elif ! curl -s -o /dev/null --max-time 3 "http://127.0.0.1:$PROXY_PORT/"; then
+        PROXY_DOWN="pid $PROXY_PID runs but no longer answers on 127.0.0.1:$PROXY_PORT"
+        PROXY_DOWN+=" ($(ss -Hltn "( sport = :$PROXY_PORT )" | wc -l) listening sockets)"
     fi
-    curl -s -o /dev/null --max-time 3 "http://127.0.0.1:$PROXY_PORT/" ||
-        die "$name (pid $PROXY_PID, still running) no longer answers on 127.0.0.1:$PROXY_PORT" \
-            "(listening: $(ss -Hltn "( sport = :$PROXY_PORT )" | wc -l); log: $PROXY_LOG)"
+}
+
+# The proxy stopped serving during a run (seen here: dyegate exiting with status 0 while idle, as
+# after a SIGINT; pids wrap within minutes on this shared box, so a neighbour's kill of a stale pid
+# can land on ours). Keep its log, start it again and redo the run once, loudly; a second loss
+# in the same run fails.
+lost_proxy() {
+    local round=$1 name=$2 pass=$3 retried=$4
+    local saved_log=$WORK/lost-$name-r$round-$pass.log
+    cp "$PROXY_LOG" "$saved_log" 2>/dev/null || true
+    ((retried == 0)) || die "$name stopped serving again: $PROXY_DOWN (log: $saved_log)"
+    log "WARNING: $name stopped serving in round $round ($PROXY_DOWN; log: $saved_log): restarting it" \
+        "and redoing this run"
+    stop_tree "$PROXY_PID"
+    forget_pid "$PROXY_PID"
+    "start_$name"
+    verify_routing "$name"
+    measure "$round" "$name" "$pass" 1
 }
 
 # Warm up, then one measured wrk run against the running proxy; appends a row to the TSV.
 measure() {
-    local round=$1 name=$2 pass=$3 url="http://127.0.0.1:$PROXY_PORT/" script=()
+    local round=$1 name=$2 pass=$3 retried=${4:-0} url="http://127.0.0.1:$PROXY_PORT/" script=()
     local out=$WORK/wrk-r$round-$name-$pass.txt proxy_pids upstream_pids
     [[ $pass == tagged ]] && script=(-s "$WORK/tagged.lua")
 
-    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WARMUP" "${script[@]}" "$url" >"$out" 2>&1 ||
-        die "$name: warm-up wrk failed: $(head -c 300 "$out")"
+    if ! wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WARMUP" "${script[@]}" "$url" >"$out" 2>&1; then
+        check_proxy
+        [[ -n $PROXY_DOWN ]] || die "$name: warm-up wrk failed: $(head -c 300 "$out")"
+        lost_proxy "$round" "$name" "$pass" "$retried"
+        return
+    fi
 
     wait_quiet
-    proxy_serving "$name"
+    check_proxy
+    if [[ -n $PROXY_DOWN ]]; then
+        lost_proxy "$round" "$name" "$pass" "$retried"
+        return
+    fi
     mapfile -t proxy_pids < <(tree_pids "$PROXY_PID")
     mapfile -t upstream_pids < <(tree_pids "$UPSTREAM_PID")
     local load accepts0 accepts1 pu0 ps0 pu1 ps1 uu0 us0 uu1 us1 w0 w1 b0 b1
@@ -535,15 +563,24 @@ measure() {
     children_ticks
     w0=$CHILD_TICKS
     b0=$(box_ticks)
-    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$DURATION" --latency "${script[@]}" "$url" >"$out" 2>&1 ||
-        die "$name: wrk failed: $(head -c 300 "$out")"
+    if ! wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$DURATION" --latency "${script[@]}" "$url" \
+        >"$out" 2>&1; then
+        check_proxy
+        [[ -n $PROXY_DOWN ]] || die "$name: wrk failed: $(head -c 300 "$out")"
+        lost_proxy "$round" "$name" "$pass" "$retried"
+        return
+    fi
     b1=$(box_ticks)
     children_ticks
     w1=$CHILD_TICKS
     read -r pu1 ps1 < <(cpu_ticks "${proxy_pids[@]}")
     read -r uu1 us1 < <(cpu_ticks "${upstream_pids[@]}")
     accepts1=$(upstream_accepts)
-    proxy_serving "$name"
+    check_proxy
+    if [[ -n $PROXY_DOWN ]]; then
+        lost_proxy "$round" "$name" "$pass" "$retried"
+        return
+    fi
 
     local parsed req dur rps avg p50 p75 p90 p99 err
     parsed=$(parse_wrk "$out") || {
@@ -684,6 +721,9 @@ main() {
     echo "raw results: $RESULTS_TSV"
     echo "table:       $RESULTS_TXT"
     FAILED=0
+    # Exit here rather than return: bash reads a script as it runs, so an edit to this file made
+    # during a run would otherwise be executed after main.
+    exit 0
 }
 
 main "$@"
