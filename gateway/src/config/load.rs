@@ -50,9 +50,7 @@ impl Source {
     }
 
     pub fn from_text(file: String, text: String) -> Result<Source, Vec<ConfigError>> {
-        if let Some(at) =
-            text.find(|c: char| c == '\0' || (c.is_control() && !"\t\n\r".contains(c)))
-        {
+        if let Some(at) = text.find(is_control) {
             return Err(vec![ConfigError {
                 mark: mark_of_offset(text.as_bytes(), at),
                 file,
@@ -365,4 +363,13 @@ fn mark_of_offset(bytes: &[u8], at: usize) -> Mark {
         .count()
         + 1;
     Mark { line, col }
+}
+
+fn is_control(c: char) -> bool {
+    c == '\0' || (c.is_control() && !"\t\n\r".contains(c))
+}
+
+/// Whether a text holds characters no YAML file may hold.
+pub fn has_control_chars(text: &str) -> bool {
+    text.contains(is_control)
 }

@@ -230,6 +230,15 @@ pub const ROUTE_FIELDS: &[&str] = &["name", "match", "dye", "split", "sticky"];
 /// Fields of an upstream group (must match [`UpstreamConfig`]).
 pub const UPSTREAM_FIELDS: &[&str] = &["targets"];
 
+/// routes.yaml decoded in one go (the fast path for valid files, see `config::routes_from_text`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesFile {
+    #[serde(default)]
+    pub upstreams: Entries<UpstreamConfig>,
+    pub routes: Vec<RouteConfig>,
+}
+
 /// Top-level keys of routes.yaml.
 pub const ROUTES_FIELDS: &[&str] = &["upstreams", "routes"];
 
@@ -449,6 +458,9 @@ impl<'de> Deserialize<'de> for OneOrMany {
                 Ok(OneOrMany(vec![s.to_string()]))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<OneOrMany, E> {
                 Ok(OneOrMany(vec![v.to_string()]))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<OneOrMany, E> {

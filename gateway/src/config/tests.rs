@@ -288,3 +288,23 @@ fn conf_examples_load() {
     let loaded = super::load_routes(&gw.routes_path).expect("conf/routes.yaml");
     assert!(loaded.routes >= 1);
 }
+
+#[test]
+fn fast_and_located_paths_decode_the_same_model() {
+    let text = with_routes(
+        "  - name: shop\n    match: { host: \"*.example.com\", path_prefix: /api, methods: [get, POST], headers: { x-client: [web, mobile], x-one: yes, x-n: 5 } }\n    dye: { header: x-lane, tags: { canary: b, beta: b }, on_unknown_tag: reject, trusted_sources: [10.0.0.0/8, 127.0.0.1] }\n    split: [{ upstream: a, weight: 95 }, { upstream: b, weight: 0x05 }]\n    sticky: cookie:uid\n  - { name: two, split: [{ upstream: a, weight: 1 }] }\n",
+    );
+    if let Err(e) = serde_yaml::from_str::<super::model::RoutesFile>(&text) {
+        panic!("serde_yaml: {e}");
+    }
+    let fast = super::fast_path(text.as_bytes()).expect("valid file takes the fast path");
+    let source = super::Source::from_text("routes.yaml".into(), text.clone()).expect("parses");
+    let located = super::routes_from_source(source).expect("valid");
+    assert_eq!(fast.model, located.model);
+    let conf =
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/routes.yaml"))
+            .expect("conf/routes.yaml");
+    assert!(super::fast_path(&conf).is_some());
+    // Anything invalid leaves the fast path, so messages always come from the located path.
+    assert!(super::fast_path(b"upstreams: {}\nroutes: [{ name: x, split: [] }]\n").is_none());
+}

@@ -69,6 +69,9 @@ pub struct ReloadReport {
     /// Parse to swap, microseconds (applied and rollback only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap_micros: Option<u64>,
+    /// Where the parse-to-swap time went (applied only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timings: Option<crate::config::Timings>,
 }
 
 /// The last failed attempt, for `/status`.
@@ -175,6 +178,7 @@ impl Reloader {
             client: None,
             rollback_to: None,
             swap_micros: None,
+            timings: None,
         });
         info!("routing table version {version} ({trigger:?}), sha256 {sha}");
         metrics.set_routing_version(version);
@@ -246,6 +250,7 @@ impl Reloader {
             client,
             rollback_to: None,
             swap_micros: None,
+            timings: None,
         };
         let bytes = match std::fs::read(&self.routes_path) {
             Ok(b) => b,
@@ -276,10 +281,13 @@ impl Reloader {
                 return self.fail(&mut st, report);
             }
         };
+        report.timings = Some(loaded.timings);
         loaded.table.inherit_positions(&current.table);
         let table = Arc::new(loaded.table);
         let version = st.history.next_version();
+        let t_metrics = Instant::now();
         let metrics = Arc::new(self.metrics.for_table(&table));
+        let metrics_us = t_metrics.elapsed().as_micros();
         self.active.store(Arc::new(ActiveTable {
             table: table.clone(),
             version,
@@ -288,6 +296,14 @@ impl Reloader {
         }));
         self.metrics.set_routing_version(version);
         report.swap_micros = Some(started.elapsed().as_micros() as u64);
+        info!(
+            "reload ({}): parse {} µs, decode {} µs, validate {} µs, compile {} µs, metrics {metrics_us} µs",
+            trigger.as_str(),
+            loaded.timings.parse_us,
+            loaded.timings.decode_us,
+            loaded.timings.validate_us,
+            loaded.timings.compile_us
+        );
         report.result = Outcome::Applied;
         report.version_after = version;
         let d = diff(&st.model, &loaded.model);
@@ -394,6 +410,7 @@ impl Reloader {
             client,
             rollback_to: Some(target),
             swap_micros: Some(swap_micros),
+            timings: None,
         };
         let d = diff(&st.model, &model);
         self.record_diff(&mut report, &d);
