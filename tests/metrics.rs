@@ -1,23 +1,19 @@
 //! Prometheus metrics end to end: every series a routes file can produce exists at 0 from
 //! startup; known traffic (tagged, split, sticky, unknown tags under both policies, no route, a
-//! dead target) yields exactly the counts it should; a reload moves the version and keeps the
-//! counts; and no client can add series, however many distinct tags it sends.
+//! dead target) yields exactly the counts it should; and no client can add series, however many
+//! distinct tags it sends. Reloads: tests/metrics_reload.rs.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use dyegate_suite::gateway::{gateway_yaml, GATEWAY_FILE};
-use dyegate_suite::metrics::{Scrape, Series, METRICS_TIMEOUT};
+use dyegate_suite::metrics::{
+    decisions_total, duration_series, reloads_total, requests_total, upstream_errors_total, Scrape,
+    Series, DECISIONS, DURATION, METRICS_TIMEOUT, RELOADS, REQUESTS, UPSTREAM_ERRORS, VERSION,
+};
 use dyegate_suite::{free_addr, upstream_groups, Conn, Dyegate, GatewayConfig, Req, Upstream};
 use http::StatusCode;
-
-const REQUESTS: &str = "dyegate_requests_total";
-const DECISIONS: &str = "dyegate_decisions_total";
-const UPSTREAM_ERRORS: &str = "dyegate_upstream_errors_total";
-const DURATION: &str = "dyegate_request_duration_seconds";
-const RELOADS: &str = "dyegate_reloads_total";
-const VERSION: &str = "dyegate_routing_version";
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const REASONS: [&str; 4] = ["tag", "split", "sticky", "fallback"];
@@ -111,51 +107,6 @@ const SHAPES: [RouteShape; 3] = [
     },
 ];
 
-fn requests(route: &str, group: &str, tag: &str, class: &str) -> Series {
-    Series::new(
-        REQUESTS,
-        &[
-            ("route", route),
-            ("upstream_group", group),
-            ("env_tag", tag),
-            ("status_class", class),
-        ],
-    )
-}
-
-fn decisions(route: &str, group: &str, reason: &str) -> Series {
-    Series::new(
-        DECISIONS,
-        &[
-            ("route", route),
-            ("upstream_group", group),
-            ("reason", reason),
-        ],
-    )
-}
-
-fn upstream_errors(group: &str, target: &str, kind: &str) -> Series {
-    Series::new(
-        UPSTREAM_ERRORS,
-        &[
-            ("upstream_group", group),
-            ("target", target),
-            ("kind", kind),
-        ],
-    )
-}
-
-fn duration(suffix: &str, route: &str, group: &str) -> Series {
-    Series::new(
-        &format!("{DURATION}_{suffix}"),
-        &[("route", route), ("upstream_group", group)],
-    )
-}
-
-fn reloads(trigger: &str, result: &str) -> Series {
-    Series::new(RELOADS, &[("trigger", trigger), ("result", result)])
-}
-
 fn keys(scrape: &Scrape, name: &str) -> BTreeSet<Series> {
     scrape.family(name).into_keys().collect()
 }
@@ -172,23 +123,25 @@ fn required_series(targets: &BTreeMap<&str, String>) -> [(&'static str, BTreeSet
         for (group, tags) in route.groups {
             for tag in ["none", "other"].iter().chain(tags.iter()) {
                 for class in CLASSES {
-                    req.insert(requests(route.name, group, tag, class));
+                    req.insert(requests_total(route.name, group, tag, class));
                 }
             }
             for reason in REASONS {
-                dec.insert(decisions(route.name, group, reason));
+                dec.insert(decisions_total(route.name, group, reason));
             }
-            count.insert(duration("count", route.name, group));
+            count.insert(duration_series("count", route.name, group));
         }
-        req.insert(requests(route.name, "none", "other", "5xx"));
-        dec.insert(decisions(route.name, "none", "reject"));
+        req.insert(requests_total(route.name, "none", "other", "5xx"));
+        dec.insert(decisions_total(route.name, "none", "reject"));
     }
     for class in CLASSES {
-        req.insert(requests("none", "none", "none", class));
+        req.insert(requests_total("none", "none", "none", class));
     }
     let errors = targets
         .iter()
-        .flat_map(|(group, target)| ERROR_KINDS.map(|kind| upstream_errors(group, target, kind)))
+        .flat_map(|(group, target)| {
+            ERROR_KINDS.map(|kind| upstream_errors_total(group, target, kind))
+        })
         .collect();
     [
         (REQUESTS, req),
@@ -279,7 +232,7 @@ async fn every_configured_series_exists_at_zero_from_startup() {
 
     assert_eq!(m.value(VERSION, &[]), 1.0);
     let mut want_reloads = BTreeMap::new();
-    want_reloads.insert(reloads("startup", "applied"), 1.0);
+    want_reloads.insert(reloads_total("startup", "applied"), 1.0);
     m.assert_family(RELOADS, &want_reloads);
     assert_eq!(m.family(RELOADS).len(), TRIGGERS.len() * RESULTS.len());
     assert!(m.value("dyegate_last_reload_success_timestamp_seconds", &[]) > 1.6e9);
@@ -309,11 +262,11 @@ impl Expected {
     fn routed(&mut self, route: &str, group: &str, tag: &str, class: &str, reason: &str) {
         *self
             .requests
-            .entry(requests(route, group, tag, class))
+            .entry(requests_total(route, group, tag, class))
             .or_default() += 1.0;
         *self
             .decisions
-            .entry(decisions(route, group, reason))
+            .entry(decisions_total(route, group, reason))
             .or_default() += 1.0;
         *self
             .histogram
@@ -325,11 +278,11 @@ impl Expected {
     fn rejected(&mut self, route: &str) {
         *self
             .requests
-            .entry(requests(route, "none", "other", "5xx"))
+            .entry(requests_total(route, "none", "other", "5xx"))
             .or_default() += 1.0;
         *self
             .decisions
-            .entry(decisions(route, "none", "reject"))
+            .entry(decisions_total(route, "none", "reject"))
             .or_default() += 1.0;
         self.total += 1;
     }
@@ -337,7 +290,7 @@ impl Expected {
     fn no_route(&mut self, class: &str) {
         *self
             .requests
-            .entry(requests("none", "none", "none", class))
+            .entry(requests_total("none", "none", "none", class))
             .or_default() += 1.0;
         self.total += 1;
     }
@@ -345,7 +298,7 @@ impl Expected {
     fn upstream_error(&mut self, group: &str, target: &str, kind: &str) {
         *self
             .errors
-            .entry(upstream_errors(group, target, kind))
+            .entry(upstream_errors_total(group, target, kind))
             .or_default() += 1.0;
     }
 }
@@ -503,183 +456,12 @@ async fn known_traffic_gives_exact_counts() {
                 .get(&(route.name.to_owned(), (*group).to_owned()))
                 .copied()
                 .unwrap_or(0.0);
-            assert_histogram(&m, route.name, group, n);
+            m.assert_histogram(route.name, group, n);
         }
     }
     // Nothing else moved.
     assert_eq!(m.value(VERSION, &[]), 1.0);
     assert_eq!(m.sum(RELOADS, &[]), 1.0);
-}
-
-/// The histogram of (route, group) counted `n` requests: `_count`, the `+Inf` bucket and the
-/// cumulative buckets agree, and the sum is positive when there were requests.
-fn assert_histogram(m: &Scrape, route: &str, group: &str, n: f64) {
-    let labels = [("route", route), ("upstream_group", group)];
-    let count = m.value(&format!("{DURATION}_count"), &labels);
-    assert_eq!(count, n, "{DURATION}_count of {route}/{group}");
-    let inf = m.value(
-        &format!("{DURATION}_bucket"),
-        &[("route", route), ("upstream_group", group), ("le", "+Inf")],
-    );
-    assert_eq!(inf, n, "+Inf bucket of {route}/{group}");
-    let mut buckets: Vec<(f64, f64)> = m
-        .family(&format!("{DURATION}_bucket"))
-        .into_iter()
-        .filter(|(s, _)| {
-            s.label("route") == Some(route) && s.label("upstream_group") == Some(group)
-        })
-        .map(|(s, v)| {
-            let le = s.label("le").expect("a bucket has le");
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse().expect("le is a number")
-            };
-            (le, v)
-        })
-        .collect();
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    assert_eq!(
-        buckets.first().map(|b| b.0),
-        Some(0.001),
-        "1 ms is the first bucket"
-    );
-    assert!(
-        buckets.windows(2).all(|w| w[0].1 <= w[1].1),
-        "buckets of {route}/{group} are cumulative: {buckets:?}"
-    );
-    let sum = m.value(&format!("{DURATION}_sum"), &labels);
-    assert_eq!(
-        sum > 0.0,
-        n > 0.0,
-        "{DURATION}_sum of {route}/{group}: {sum}"
-    );
-}
-
-/// Replaces routes.yaml in one step (write beside it, rename over it), as deploy tools do.
-fn replace_routes(config: &GatewayConfig, text: &str) {
-    let tmp = config.write("routes.yaml.next", text);
-    std::fs::rename(&tmp, config.routes_file()).expect("renaming the new routes.yaml in place");
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs() as f64
-}
-
-#[tokio::test]
-async fn a_routes_file_edit_moves_the_version_and_keeps_the_counts() {
-    let stable = Upstream::start("shop-stable");
-    let canary = Upstream::start("shop-canary");
-    let groups = upstream_groups(&[("shop-stable", &stable), ("shop-canary", &canary)]);
-    let v1 = format!(
-        "{groups}routes:\n  - name: shop\n    split: [{{ upstream: shop-stable, weight: 1 }}]\n"
-    );
-    let gw = GatewayConfig::new(&v1).start();
-    let stable_ok = requests("shop", "shop-stable", "none", "2xx");
-
-    send_all(&gw, 2, StatusCode::OK, |_| Req::get("/")).await;
-    let m = gw
-        .wait_for_metrics(METRICS_TIMEOUT, "2 requests counted", |m| {
-            m.at(&stable_ok) == Some(2.0)
-        })
-        .await;
-    assert_eq!(m.value(VERSION, &[]), 1.0);
-    assert!(
-        m.family(REQUESTS)
-            .keys()
-            .all(|s| s.label("upstream_group") != Some("shop-canary")),
-        "shop-canary is in no route yet"
-    );
-
-    // v2: a tagged canary lane. Live reload picks the edit up by itself.
-    let before_edit = unix_now();
-    replace_routes(
-        gw.config(),
-        &format!(
-            "{groups}routes:
-  - name: shop
-    dye: {{ tags: {{ canary: shop-canary }} }}
-    split: [{{ upstream: shop-stable, weight: 1 }}]
-"
-        ),
-    );
-    let m = gw
-        .wait_for_metrics(Duration::from_secs(10), "routing version 2", |m| {
-            // The gauge moves at the swap, the reload is counted a moment later (after the
-            // diff and the history write): wait for both.
-            m.get(VERSION, &[]) == Some(2.0)
-                && m.get(RELOADS, &[("trigger", "file"), ("result", "applied")]) >= Some(1.0)
-        })
-        .await;
-    assert_eq!(
-        m.value(RELOADS, &[("trigger", "file"), ("result", "applied")]),
-        1.0
-    );
-    assert_eq!(
-        m.value(RELOADS, &[("trigger", "startup"), ("result", "applied")]),
-        1.0
-    );
-    assert_eq!(m.sum(RELOADS, &[("result", "failed")]), 0.0);
-    assert!(m.value("dyegate_last_reload_success_timestamp_seconds", &[]) >= before_edit);
-    // The new lane's series exist at 0; the old counts are kept.
-    for tag in ["none", "other", "canary"] {
-        for class in CLASSES {
-            let s = requests("shop", "shop-canary", tag, class);
-            assert_eq!(m.at(&s), Some(0.0), "{s} after the reload");
-        }
-    }
-    assert_eq!(m.at(&stable_ok), Some(2.0));
-
-    // The new table counts: tagged traffic lands in the new lane.
-    send_all(&gw, 3, StatusCode::OK, |_| {
-        Req::get("/").header("x-env-tag", "canary")
-    })
-    .await;
-    let canary_ok = requests("shop", "shop-canary", "canary", "2xx");
-    let m = gw
-        .wait_for_metrics(METRICS_TIMEOUT, "3 canary requests counted", |m| {
-            m.at(&canary_ok) == Some(3.0)
-        })
-        .await;
-    assert_eq!(
-        m.value(
-            DECISIONS,
-            &[
-                ("route", "shop"),
-                ("upstream_group", "shop-canary"),
-                ("reason", "tag")
-            ]
-        ),
-        3.0
-    );
-
-    // A broken edit is counted as failed; the version stays.
-    let last_success = m.value("dyegate_last_reload_success_timestamp_seconds", &[]);
-    replace_routes(
-        gw.config(),
-        &format!(
-            "{groups}routes:\n  - name: shop\n    split: [{{ upstream: shop-stable, weight: -5 }}]\n"
-        ),
-    );
-    let m = gw
-        .wait_for_metrics(Duration::from_secs(10), "a failed file reload", |m| {
-            m.get(RELOADS, &[("trigger", "file"), ("result", "failed")]) == Some(1.0)
-        })
-        .await;
-    assert_eq!(m.value(VERSION, &[]), 2.0);
-    assert_eq!(
-        m.value(RELOADS, &[("trigger", "file"), ("result", "applied")]),
-        1.0
-    );
-    assert_eq!(
-        m.value("dyegate_last_reload_success_timestamp_seconds", &[]),
-        last_success
-    );
-    // `no_op` is not pinned: a rename can be reported as more than one file event, and each
-    // event after the first finds the content already applied.
 }
 
 /// 64 well-mixed bits from a counter (splitmix64): distinct inputs give distinct outputs.
@@ -736,7 +518,7 @@ async fn ten_thousand_distinct_tags_add_no_series() {
         task.await.expect("a sending task panicked");
     }
 
-    let other = requests("shop", "shop-stable", "other", "2xx");
+    let other = requests_total("shop", "shop-stable", "other", "2xx");
     let m = gw
         .wait_for_metrics(METRICS_TIMEOUT, "10,000 requests counted", |m| {
             m.sum(REQUESTS, &[]) >= N as f64

@@ -9,10 +9,12 @@
 #   benches/load/run.sh                               # defaults: ROUNDS=3, -t2 -c64 -d10s
 #   ROUNDS=1 DURATION=3s WARMUP=1s benches/load/run.sh  # smoke run
 #   PROXIES="bare nginx" TAGGED=1 benches/load/run.sh
+#   PROXIES="dyegate dyegate-log bare" ROUNDS=5 benches/load/run.sh  # what the access log costs
 #
 # Settings (environment):
 #   ROUNDS=3            rotations of all proxies (interleaved, medians reported)
-#   PROXIES="dyegate bare nginx haproxy"   which proxies, in rotation order
+#   PROXIES="dyegate bare nginx haproxy"   which proxies, in rotation order; also known:
+#                       dyegate-log (dyegate with the JSON access log on, to a file)
 #   WRK_THREADS=2 WRK_CONNS=64 DURATION=10s WARMUP=3s   the same wrk load for every proxy
 #   PROXY_THREADS=2     worker threads (Pingora, HAProxy) / worker processes (nginx)
 #   TAGGED=0            1: also a pass with every request carrying `x-env-tag: canary`
@@ -49,6 +51,7 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dyegate-load.XXXXXX")
 RESULTS_TSV=$RESULTS_DIR/$STAMP.tsv
 RESULTS_TXT=$RESULTS_DIR/$STAMP.txt
+TELEMETRY_TSV=$RESULTS_DIR/$STAMP.telemetry.tsv
 CLK_TCK=$(getconf CLK_TCK)
 
 STARTED_PIDS=()   # every long-lived process we started; cleanup() ends them all
@@ -182,7 +185,7 @@ wants() { [[ " $PROXIES " == *" $1 "* ]]; }
 build() {
     ((SKIP_BUILD == 0)) || return 0
     cd "$ROOT"
-    if wants dyegate; then
+    if wants dyegate || wants dyegate-log; then
         log "cargo build --release -p dyegate --bin dyegate"
         cargo build --release -p dyegate --bin dyegate
     fi
@@ -275,12 +278,17 @@ upstream_accepts() {
 # Routing everywhere: `x-env-tag: canary` -> canary port, anything else -> stable port.
 # ---------------------------------------------------------------------------------------------
 
-start_dyegate() {
-    local dir=$WORK/dyegate
+# dyegate as the load comparison runs it. NAME is its work dir; EXTRA, lines for gateway.yaml
+# (after DYEGATE_GATEWAY_EXTRA). Sets DYEGATE_DIR and DYEGATE_ADMIN_PORT too.
+start_dyegate_as() {
+    local name=$1 extra=$2
+    local dir=$WORK/$name
     rm -rf "$dir"
     mkdir -p "$dir/state"
     alloc_port
     local admin_port=$PORT
+    DYEGATE_DIR=$dir
+    DYEGATE_ADMIN_PORT=$admin_port
     cat >"$dir/gateway.yaml" <<EOF
 listen: ["127.0.0.1:$PROXY_PORT"]
 admin: { listen: "127.0.0.1:$admin_port" }
@@ -291,6 +299,9 @@ EOF
     # Hook for the options that come later (access log, metrics, ...).
     if [[ -n $DYEGATE_GATEWAY_EXTRA ]]; then
         printf '%s\n' "$DYEGATE_GATEWAY_EXTRA" >>"$dir/gateway.yaml"
+    fi
+    if [[ -n $extra ]]; then
+        printf '%s\n' "$extra" >>"$dir/gateway.yaml"
     fi
     cat >"$dir/routes.yaml" <<EOF
 upstreams:
@@ -305,7 +316,48 @@ EOF
     start_bg INT "$PROXY_LOG" env RUST_LOG="$PROXY_RUST_LOG" \
         "$ROOT/target/release/dyegate" run -c "$dir/gateway.yaml"
     PROXY_PID=$LAST_PID
-    wait_http dyegate "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
+    wait_http "$name" "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
+}
+
+start_dyegate() { start_dyegate_as dyegate ""; }
+
+# The same with the JSON access log on, written to a file (what the access log costs).
+start_dyegate-log() {
+    start_dyegate_as dyegate-log "access_log: { path: $WORK/dyegate-log/access.log }"
+}
+
+# After a dyegate run: what its metrics counted, and (access log on) the lines it wrote and
+# dropped. Every request that metrics counted must be a line or a counted drop; drops mean the
+# writer fell behind and the run understates the log's cost, so they are warned about.
+# Appends a row to the telemetry TSV.
+dyegate_telemetry() {
+    local round=$1 name=$2 log=$DYEGATE_DIR/access.log deadline=$((SECONDS + 10))
+    local scrape counted dropped lines=- bytes=-
+    while :; do
+        scrape=$(curl -s --max-time 3 "http://127.0.0.1:$DYEGATE_ADMIN_PORT/metrics") ||
+            die "$name: GET /metrics failed"
+        read -r counted dropped < <(awk '
+            /^dyegate_requests_total[{ ]/ { n += $NF }
+            /^dyegate_access_log_dropped_total / { d = $NF }
+            END { printf "%d %d\n", n, d }' <<<"$scrape")
+        [[ -f $log ]] || break
+        # The writer flushes when idle for 200 ms: poll until every counted request is there.
+        lines=$(wc -l <"$log")
+        ((lines + dropped >= counted || SECONDS >= deadline)) && break
+        sleep 0.2
+    done
+    [[ -f $log ]] && bytes=$(stat -c %s "$log")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$counted" "$lines" "$dropped" "$bytes" \
+        >>"$TELEMETRY_TSV"
+    if [[ -f $log ]]; then
+        log "round $round $name: metrics counted $counted requests; access log $lines lines" \
+            "($((bytes / 1024 / 1024)) MiB), $dropped dropped"
+        ((dropped == 0)) || log "WARNING: $name dropped $dropped access log lines (writer behind)"
+        ((lines + dropped == counted)) ||
+            log "WARNING: $name: $lines lines + $dropped dropped != $counted requests counted"
+    else
+        log "round $round $name: metrics counted $counted requests"
+    fi
 }
 
 start_bare() {
@@ -622,9 +674,12 @@ run_proxy() {
     verify_routing "$name"
     measure "$round" "$name" untagged
     ((TAGGED == 0)) || measure "$round" "$name" tagged
+    [[ $name != dyegate* ]] || dyegate_telemetry "$round" "$name"
     stop_tree "$PROXY_PID"
     forget_pid "$PROXY_PID"
     PROXY_PID=
+    # A run's access log is hundreds of MB: gone once counted.
+    [[ $name != dyegate-log ]] || rm -f "$WORK/dyegate-log/access.log"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -654,10 +709,15 @@ summarize() {
             conns[k] = conns[k] " " $col["upstream_new_conns"]
             others[k] = others[k] " " $col["others_cpu_pct"]
             errs[k] += $col["errors"]
+            by_round[k, $col["round"]] = $col["rps"]; rounds[$col["round"]] = 1
+            cpu_by_round[k, $col["round"]] = $col["proxy_cpu_us_per_req"]
         }
         END {
             np = split(order, names, " ")
-            printf "%-8s %-8s %4s %10s %9s %9s %11s %6s %9s %8s %8s %6s %6s\n", "proxy", "pass",
+            w = 8                           # the proxy column fits the longest name
+            for (i = 1; i <= np; i++) if (length(names[i]) > w) w = length(names[i])
+            pw = "%-" w "s"
+            printf pw " %-8s %4s %10s %9s %9s %11s %6s %9s %8s %8s %6s %6s\n", "proxy", "pass",
                 "runs", "req/s", "p50", "p99", "cpu/req", "cores", "up-conns", "vs nginx",
                 "vs bare", "errors", "others"
             for (ps = 1; ps <= 2; ps++) {
@@ -669,11 +729,30 @@ summarize() {
                     r = median(rps[k]); kn = "nginx" SUBSEP pass; kb = "bare" SUBSEP pass
                     vn = (kn in runs) ? sprintf("%.2fx", r / median(rps[kn])) : "-"
                     vb = (kb in runs) ? sprintf("%.2fx", r / median(rps[kb])) : "-"
-                    printf "%-8s %-8s %4d %10.0f %7.0fus %7.0fus %8.2fus %6.2f %9d %8s %8s %6d %5.0f%%\n",
+                    printf pw " %-8s %4d %10.0f %7.0fus %7.0fus %8.2fus %6.2f %9d %8s %8s %6d %5.0f%%\n",
                         names[i], pass, runs[k], r, median(p50[k]), median(p99[k]),
                         median(cpu[k]), median(cores[k]), median(conns[k]), vn, vb, errs[k],
                         median(others[k])
                 }
+            }
+            # What the access log costs: dyegate-log against dyegate in the same rounds, as the
+            # ratio of the medians and as the median of the per-round ratios (each pair ran
+            # back to back, so slow drift of the box cancels out in a pair).
+            for (ps = 1; ps <= 2; ps++) {
+                pass = ps == 1 ? "untagged" : "tagged"
+                ko = "dyegate" SUBSEP pass; kl = "dyegate-log" SUBSEP pass
+                if (!(ko in runs) || !(kl in runs)) continue
+                ratios = ""; deltas = ""
+                for (rd in rounds)
+                    if ((ko, rd) in by_round && (kl, rd) in by_round) {
+                        ratios = ratios " " by_round[kl, rd] / by_round[ko, rd]
+                        deltas = deltas " " cpu_by_round[kl, rd] - cpu_by_round[ko, rd]
+                    }
+                co = median(cpu[ko]); cl = median(cpu[kl])
+                printf "\naccess log on (%s): req/s %.3fx of off (median of per-round ratios %.3fx);" \
+                    " cpu/req %.2fus -> %.2fus (%+.1f%%, median per-round delta %+.2fus)\n",
+                    pass, median(rps[kl]) / median(rps[ko]), median(ratios), co, cl,
+                    100 * (cl - co) / co, median(deltas)
             }
         }' "$RESULTS_TSV"
 }
@@ -684,13 +763,17 @@ main() {
     local name round
     for name in $PROXIES; do
         [[ $(type -t "start_$name") == function ]] ||
-            die "unknown proxy '$name' in PROXIES (known: dyegate bare nginx haproxy)"
+            die "unknown proxy '$name' in PROXIES (known: dyegate dyegate-log bare nginx haproxy)"
     done
     install_tools
     build
 
     mkdir -p "$RESULTS_DIR"
     printf '%s\n' "$TSV_HEADER" >"$RESULTS_TSV"
+    if wants dyegate || wants dyegate-log; then
+        printf 'round\tproxy\tmetrics_requests\taccess_log_lines\taccess_log_dropped\taccess_log_bytes\n' \
+            >"$TELEMETRY_TSV"
+    fi
     printf 'wrk.headers["x-env-tag"] = "canary"\n' >"$WORK/tagged.lua"
 
     alloc_port && STABLE_PORT=$PORT
@@ -720,6 +803,7 @@ main() {
     echo
     echo "raw results: $RESULTS_TSV"
     echo "table:       $RESULTS_TXT"
+    [[ ! -f $TELEMETRY_TSV ]] || echo "telemetry:   $TELEMETRY_TSV"
     FAILED=0
     # Exit here rather than return: bash reads a script as it runs, so an edit to this file made
     # during a run would otherwise be executed after main.

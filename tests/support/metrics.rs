@@ -342,6 +342,125 @@ impl Dyegate {
     }
 }
 
+// The gateway's families, for naming their series in assertions.
+
+/// `dyegate_requests_total`
+pub const REQUESTS: &str = "dyegate_requests_total";
+/// `dyegate_decisions_total`
+pub const DECISIONS: &str = "dyegate_decisions_total";
+/// `dyegate_upstream_errors_total`
+pub const UPSTREAM_ERRORS: &str = "dyegate_upstream_errors_total";
+/// `dyegate_request_duration_seconds` (a histogram: `_bucket`, `_sum`, `_count`)
+pub const DURATION: &str = "dyegate_request_duration_seconds";
+/// `dyegate_reloads_total`
+pub const RELOADS: &str = "dyegate_reloads_total";
+/// `dyegate_routing_version`
+pub const VERSION: &str = "dyegate_routing_version";
+/// `dyegate_last_reload_success_timestamp_seconds`
+pub const LAST_RELOAD_SUCCESS: &str = "dyegate_last_reload_success_timestamp_seconds";
+/// `dyegate_access_log_dropped_total`
+pub const ACCESS_LOG_DROPPED: &str = "dyegate_access_log_dropped_total";
+
+/// `dyegate_requests_total{route, upstream_group, env_tag, status_class}`.
+pub fn requests_total(route: &str, group: &str, tag: &str, class: &str) -> Series {
+    Series::new(
+        REQUESTS,
+        &[
+            ("route", route),
+            ("upstream_group", group),
+            ("env_tag", tag),
+            ("status_class", class),
+        ],
+    )
+}
+
+/// `dyegate_decisions_total{route, upstream_group, reason}`.
+pub fn decisions_total(route: &str, group: &str, reason: &str) -> Series {
+    Series::new(
+        DECISIONS,
+        &[
+            ("route", route),
+            ("upstream_group", group),
+            ("reason", reason),
+        ],
+    )
+}
+
+/// `dyegate_upstream_errors_total{upstream_group, target, kind}`.
+pub fn upstream_errors_total(group: &str, target: &str, kind: &str) -> Series {
+    Series::new(
+        UPSTREAM_ERRORS,
+        &[
+            ("upstream_group", group),
+            ("target", target),
+            ("kind", kind),
+        ],
+    )
+}
+
+/// `dyegate_request_duration_seconds_<suffix>{route, upstream_group}` (suffix `count`, `sum`).
+pub fn duration_series(suffix: &str, route: &str, group: &str) -> Series {
+    Series::new(
+        &format!("{DURATION}_{suffix}"),
+        &[("route", route), ("upstream_group", group)],
+    )
+}
+
+/// `dyegate_reloads_total{trigger, result}`.
+pub fn reloads_total(trigger: &str, result: &str) -> Series {
+    Series::new(RELOADS, &[("trigger", trigger), ("result", result)])
+}
+
+impl Scrape {
+    /// The latency histogram of (route, group) counted `n` requests: `_count` and the `+Inf`
+    /// bucket say `n`, the buckets (from 1 ms) are cumulative, the sum is positive when `n` is.
+    pub fn assert_histogram(&self, route: &str, group: &str, n: f64) {
+        let count = self.at(&duration_series("count", route, group));
+        assert_eq!(count, Some(n), "{DURATION}_count of {route}/{group}");
+        let bucket = format!("{DURATION}_bucket");
+        let mut buckets: Vec<(f64, f64)> = self
+            .family(&bucket)
+            .into_iter()
+            .filter(|(s, _)| {
+                s.label("route") == Some(route) && s.label("upstream_group") == Some(group)
+            })
+            .map(|(s, v)| {
+                let le = match s.label("le") {
+                    Some("+Inf") => f64::INFINITY,
+                    Some(le) => le
+                        .parse()
+                        .unwrap_or_else(|_| panic!("{s}: le is not a number")),
+                    None => panic!("{s} has no le"),
+                };
+                (le, v)
+            })
+            .collect();
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert_eq!(
+            buckets.first().map(|b| b.0),
+            Some(0.001),
+            "the first bucket of {route}/{group} is 1 ms: {buckets:?}"
+        );
+        assert_eq!(
+            buckets.last().copied(),
+            Some((f64::INFINITY, n)),
+            "the +Inf bucket of {route}/{group}"
+        );
+        assert!(
+            buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+            "buckets of {route}/{group} are cumulative: {buckets:?}"
+        );
+        let sum = self
+            .at(&duration_series("sum", route, group))
+            .unwrap_or(-1.0);
+        assert_eq!(
+            sum > 0.0,
+            n > 0.0,
+            "{DURATION}_sum of {route}/{group}: {sum}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
