@@ -163,11 +163,17 @@ async fn three_upgrades_under_load_fail_no_request_and_keep_the_listening_socket
 
     print_figures("three upgrades under load", &runs, &report);
     println!(
-        "  /status polled {} times, {} failures, longest gap {:?}, pids {:?}",
+        "  /status polled {} times, {} failures, longest gap {:?}, pids {:?}, {} answers from a \
+         draining process",
         status.answered.len() + status.failures.len(),
         status.failures.len(),
         status.longest_gap,
-        status.pids()
+        status.pids(),
+        status
+            .answered
+            .iter()
+            .filter(|s| s.draining == Some(true))
+            .count()
     );
     assert_clean(&report, &gw);
     assert!(
@@ -721,4 +727,42 @@ async fn back_to_back_upgrades_without_waiting_for_the_old_processes_fail_no_req
     assert_eq!(listener_inode(gw.addr()), proxy_inode);
     let last = runs.last().and_then(|r| r.new_pid).expect("a last pid");
     assert_eq!(gw.processes(), vec![last]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "bug: running_pid() only checks that the cmdline contains \"dyegate\"; the other gateway \
+            gets SIGQUIT, fails to send its sockets (its own upgrade socket: ENOENT) and shuts down"]
+async fn a_pid_file_naming_another_gateway_is_refused_and_that_gateway_left_alone() {
+    // Two gateways on one host; this one's pid file is stale and its pid now belongs to the
+    // other one (pids wrap: pid_max is often 32768).
+    let up = Upstream::start("stable");
+    let gw = Upgradable::start(config(&up)).await;
+    let neighbour = Upgradable::start(config(&up)).await;
+    let pid = gw.gateway().pid();
+    let other = neighbour.gateway().pid();
+    let load = Load::start(neighbour.addr(), Shape::default());
+    assert!(load.wait_for_more_ok(50, SERVES_WITHIN).await);
+    gw.config().write(PID_FILE, &format!("{other}\n"));
+
+    let run = gw.upgrade(&["--timeout", "5"]).await;
+
+    assert_eq!(run.output.code, Some(1), "{}", run.output);
+    // The neighbour was not told to hand over: it still runs and serves, and does not drain.
+    assert!(
+        !neighbour
+            .logs()
+            .contains("SIGQUIT received, sending socks and gracefully exiting"),
+        "the upgrade signalled the other gateway:\n{}",
+        neighbour.logs()
+    );
+    let still =
+        dyegate_suite::wait_until_async(PINGORA_CLOSE_TIMEOUT + Duration::from_secs(2), || async {
+            !procfs::alive(other)
+        })
+        .await;
+    assert!(!still, "the other gateway exited:\n{}", neighbour.logs());
+    let report = load.stop().await;
+    assert_clean(&report, &neighbour);
+    gw.config().write(PID_FILE, &format!("{pid}\n"));
+    assert_untouched(&gw, pid, listener_inode(gw.addr())).await;
 }

@@ -55,6 +55,16 @@ alive() {
     [[ ${stat##*) } != Z* ]]
 }
 
+# Whether PID is still one of ours: a direct child (its pid cannot be reused before this shell
+# reaps it) or a daemon whose command line names $WORK (a dyegate generation started by an
+# upgrade; once it has exited, its pid may belong to anyone).
+ours() {
+    local pid=$1 cmdline
+    [[ $(cut -d' ' -f4 "/proc/$pid/stat" 2>/dev/null) == "$$" ]] && return 0
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+    [[ $cmdline == *"$WORK"* ]]
+}
+
 cleanup() {
     local status=$? pid
     trap - EXIT INT TERM
@@ -63,14 +73,15 @@ cleanup() {
         PIDS+=("$(cat "$WORK/dyegate.pid")")
     fi
     for pid in "${PIDS[@]}"; do
-        if alive "$pid"; then kill -INT "$pid" 2>/dev/null || true; fi
+        if alive "$pid" && ours "$pid"; then kill -INT "$pid" 2>/dev/null || true; fi
     done
     for pid in "${PIDS[@]}"; do
+        ours "$pid" || continue
         for _ in {1..50}; do
             alive "$pid" || break
             sleep 0.1
         done
-        if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+        if alive "$pid" && ours "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
         wait "$pid" 2>/dev/null || true
     done
     if ((FAILED)); then

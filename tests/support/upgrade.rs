@@ -143,14 +143,9 @@ impl Drop for Upgradable {
                 std::fs::read_to_string(self.config().path(UPGRADE_LOG)).unwrap_or_default();
             eprintln!("--- {UPGRADE_LOG} (daemons) ---\n{upgrade_log}");
         }
-        let mut pids = self.processes();
-        // The pid file is checked too in case a process was started with a relative path.
-        if let Some(pid) = self.serving_pid() {
-            let is_dyegate = procfs::cmdline(pid).is_some_and(|c| c.contains("dyegate"));
-            if is_dyegate && !pids.contains(&pid) {
-                pids.push(pid);
-            }
-        }
+        // Only processes whose command line names this dir: a pid from the pid file alone may
+        // have been reused by someone else's process since.
+        let pids = self.processes();
         for pid in pids {
             if pid != self.gw.pid() {
                 let _ = procfs::signal(pid, libc::SIGKILL);
