@@ -17,6 +17,7 @@
 
 pub mod client;
 pub mod gateway;
+pub mod otlp;
 pub mod ports;
 pub mod upstream;
 pub mod wait;
@@ -25,6 +26,7 @@ pub use client::{ws_connect, Conn, Req, Resp};
 pub use gateway::{
     dyegate_cli, upstream_groups, upstreams_yaml, CliOutput, Dyegate, GatewayConfig,
 };
+pub use otlp::{OtlpProtocol, OtlpReceiver, ReceivedSpan};
 pub use ports::{free_addr, free_port};
 pub use upstream::{RecordedRequest, Upstream};
 pub use wait::{wait_until, wait_until_async};

@@ -52,6 +52,18 @@ impl GatewayConfig {
         config
     }
 
+    /// Appends `yaml` (more top-level keys, e.g. a `tracing:` section) to the suite's
+    /// `gateway.yaml`.
+    pub fn gateway_extra(self, yaml: &str) -> Self {
+        let mut text = gateway_yaml(self.proxy, self.admin);
+        text.push_str(yaml);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        self.write(GATEWAY_FILE, &text);
+        self
+    }
+
     /// The proxy listener written in `gateway.yaml`.
     pub fn proxy_addr(&self) -> SocketAddr {
         self.proxy
