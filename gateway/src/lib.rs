@@ -7,7 +7,7 @@
 //! - [`admin`]: the admin HTTP API and the CLI's client for it.
 //! - [`lifecycle`]: requests in flight, draining at handover, early exit once drained.
 //! - [`upgrade`]: `dyegate upgrade`, the binary upgrade dance around Pingora's socket handover.
-//! - [`telemetry`]: Prometheus metrics and the JSON access log.
+//! - [`telemetry`]: Prometheus metrics, the JSON access log, W3C trace context and OTLP spans.
 //! - [`server`]: wiring of the Pingora server (listeners, signals, upgrade socket).
 
 pub mod admin;

@@ -4,14 +4,16 @@
 use crate::lifecycle::{InFlight, Lifecycle};
 use crate::reload::ActiveTable;
 use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, TagAction};
-use crate::telemetry::{AccessLog, AccessRecord};
+use crate::telemetry::{AccessLog, AccessRecord, RequestTrace, Tracing};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
+use dyegate_plugins::trace_context::TRACERESPONSE;
 use log::warn;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
+use pingora::protocols::Digest;
 use pingora::proxy::{ProxyHttp, Session};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +26,7 @@ pub struct DyegateProxy {
     lifecycle: Arc<Lifecycle>,
     access_log: Option<AccessLog>,
     connect_timeout: Duration,
+    tracing: Tracing,
 }
 
 impl DyegateProxy {
@@ -38,7 +41,14 @@ impl DyegateProxy {
             lifecycle,
             access_log,
             connect_timeout,
+            tracing: Tracing::propagate_only(),
         }
+    }
+
+    /// Replaces the default tracing (propagation only, new traces unsampled).
+    pub fn with_tracing(mut self, tracing: Tracing) -> Self {
+        self.tracing = tracing;
+        self
     }
 }
 
@@ -55,6 +65,8 @@ pub struct RequestCtx {
     first_target: Option<SocketAddr>,
     target: Option<SocketAddr>,
     attempts: usize,
+    /// The gateway span, started first thing in `request_filter`.
+    trace: Option<RequestTrace>,
 }
 
 /// The decision, held by index into the table snapshot the ctx keeps alive.
@@ -150,11 +162,13 @@ impl ProxyHttp for DyegateProxy {
             first_target: None,
             target: None,
             attempts: 0,
+            trace: None,
         }
     }
 
     /// Runs first for every request: decides the route and group, or answers 404/503 itself.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.trace = Some(self.tracing.start(session.req_header()));
         let active = self.table.load_full();
         let peer = peer_ip(session);
         let req = session.req_header();
@@ -167,7 +181,11 @@ impl ProxyHttp for DyegateProxy {
             peer,
         };
         let table = &active.table;
-        ctx.outcome = match table.decide(&info) {
+        let outcome = table.decide(&info);
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.record_outcome(table, active.version, &outcome);
+        }
+        ctx.outcome = match outcome {
             Outcome::NoRoute => CtxOutcome::NoRoute,
             Outcome::RejectedTag { route_id } => CtxOutcome::Rejected { route_id },
             Outcome::Routed(d) => {
@@ -230,13 +248,17 @@ impl ProxyHttp for DyegateProxy {
         Ok(Box::new(peer))
     }
 
-    /// Dyes the upstream request: keeps, strips or sets the tag header.
+    /// Dyes the upstream request: keeps, strips or sets the tag header. Writes the trace context
+    /// (`traceparent`, `tracestate`, `baggage` with the tag) first.
     async fn upstream_request_filter(
         &self,
         _session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(trace) = &ctx.trace {
+            self.tracing.inject(trace, upstream_request)?;
+        }
         let (Some(active), CtxOutcome::Routed(d)) = (&ctx.table, ctx.outcome) else {
             return Ok(());
         };
@@ -259,14 +281,40 @@ impl ProxyHttp for DyegateProxy {
 
     /// While the process hands over to a new one, every response closes its connection so that
     /// keep-alive clients reconnect (to the new process) instead of finding the socket closed.
+    /// With `traceresponse: true`, the response tells the client the trace id and the gateway
+    /// span id.
     async fn response_filter(
         &self,
         session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         if self.lifecycle.is_draining() {
             session.set_keepalive(None);
+        }
+        if let Some(value) = ctx
+            .trace
+            .as_ref()
+            .and_then(|t| self.tracing.traceresponse(t))
+        {
+            upstream_response.insert_header(TRACERESPONSE, &value[..])?;
+        }
+        Ok(())
+    }
+
+    /// Notes the upstream address for the span (`network.peer.address`).
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.connected(&peer._address);
         }
         Ok(())
     }
@@ -279,6 +327,9 @@ impl ProxyHttp for DyegateProxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.connect_failed(&peer._address, &e);
+        }
         let (live, group) = match (&ctx.table, ctx.outcome) {
             (Some(t), CtxOutcome::Routed(d)) => (
                 t.table.group(d.group).map_or(0, |g| g.live_targets()),
@@ -299,8 +350,12 @@ impl ProxyHttp for DyegateProxy {
         e
     }
 
-    /// Runs once per request at its end: metrics and the access log (both lock-free).
+    /// Runs once per request at its end: the gateway span, metrics and the access log (all
+    /// lock-free).
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.finish(session, e);
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let Some(active) = &ctx.table else { return };
         let m = &active.metrics;
@@ -410,7 +465,7 @@ impl DyegateProxy {
             tag,
             decision,
             routing_version: active.version,
-            trace_id: None,
+            trace_id: ctx.trace.as_ref().map(RequestTrace::trace_id_hex),
         }
     }
 }

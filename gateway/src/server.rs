@@ -7,7 +7,7 @@ use crate::lifecycle::{DrainService, Lifecycle};
 use crate::proxy::DyegateProxy;
 use crate::reload::{ReloadService, Reloader};
 use crate::telemetry::access_log::Destination;
-use crate::telemetry::{AccessLog, Metrics};
+use crate::telemetry::{AccessLog, Metrics, Tracing};
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -70,12 +70,20 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         _ => None,
     };
 
+    // Spans are exported by a background service: its threads start after Pingora's daemon fork.
+    let (tracing, span_export) = Tracing::new(&gw.tracing);
+    metrics.watch_spans_dropped(tracing.stats().dropped_counter());
+    if let Some(export) = span_export {
+        server.add_service(background_service("span export", export));
+    }
+
     let proxy = DyegateProxy::new(
         reloader.active(),
         lifecycle.clone(),
         access_log,
         Duration::from_millis(gw.config.connect_timeout_ms),
-    );
+    )
+    .with_tracing(tracing);
     let mut service = http_proxy_service_with_name(&server.configuration, proxy, "dyegate proxy");
     for addr in &gw.listen {
         service.add_tcp(&addr.to_string());

@@ -5,6 +5,7 @@
 pub mod dye_tag;
 pub mod smooth;
 pub mod sticky;
+pub mod trace_context;
 
 pub use dye_tag::{DyeTag, TagSource, TrustedSources};
 pub use smooth::SmoothWrr;

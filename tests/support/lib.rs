@@ -19,6 +19,7 @@ pub mod client;
 pub mod gateway;
 pub mod load;
 pub mod metrics;
+pub mod otlp;
 pub mod ports;
 pub mod procfs;
 pub mod upgrade;
@@ -29,6 +30,7 @@ pub use client::{ws_connect, Conn, Req, Resp};
 pub use gateway::{
     dyegate_cli, upstream_groups, upstreams_yaml, CliOutput, Dyegate, GatewayConfig,
 };
+pub use otlp::{OtlpProtocol, OtlpReceiver, ReceivedSpan};
 pub use ports::{free_addr, free_port};
 pub use upstream::{RecordedRequest, Upstream};
 pub use wait::{wait_until, wait_until_async};

@@ -3,6 +3,7 @@
 use super::error::{ConfigError, ConfigErrors, Issue};
 use super::load::Source;
 use super::model::GatewayConfig;
+use super::tracing::{tracing_settings, TracingSettings};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,7 @@ pub struct Gateway {
     pub audit_log: PathBuf,
     /// `None`: off. `Some(None)`: stdout. `Some(Some(path))`: that file.
     pub access_log: Option<Option<PathBuf>>,
+    pub tracing: TracingSettings,
 }
 
 impl Gateway {
@@ -110,6 +112,7 @@ impl Gateway {
                 ),
             ));
         }
+        let tracing = tracing_settings(&config, &mut issues);
         if !issues.is_empty() {
             let errors: Vec<ConfigError> = match &source {
                 Some(s) => issues.into_iter().map(|i| s.locate(i)).collect(),
@@ -138,6 +141,7 @@ impl Gateway {
                 "-" | "stdout" => None,
                 p => Some(resolve(p)),
             }),
+            tracing,
             listen,
             admin_listen,
             config,

@@ -9,12 +9,14 @@ pub mod error;
 pub mod gateway;
 pub mod load;
 pub mod model;
+pub mod tracing;
 pub mod validate;
 pub mod yaml;
 
 pub use error::{ConfigError, ConfigErrors, Issue, Mark};
 pub use gateway::Gateway;
 pub use load::Source;
+pub use tracing::{ExportSettings, TracingSettings};
 
 use crate::routing::RouteTable;
 use std::path::Path;

@@ -36,6 +36,11 @@ pub struct GatewayConfig {
     /// JSON access log; absent = off.
     #[serde(default)]
     pub access_log: Option<AccessLogConfig>,
+    #[serde(default)]
+    pub tracing: TracingConfig,
+    /// Answer every proxied request with a W3C `traceresponse` header (trace id, gateway span id).
+    #[serde(default)]
+    pub traceresponse: bool,
 }
 
 /// `access_log:` one JSON line per request.
@@ -108,6 +113,8 @@ impl Default for GatewayConfig {
             connect_timeout_ms: default_connect_timeout_ms(),
             reload: ReloadConfig::default(),
             access_log: None,
+            tracing: TracingConfig::default(),
+            traceresponse: false,
         }
     }
 }
@@ -198,6 +205,75 @@ fn default_grace_period() -> u64 {
 }
 fn default_graceful_shutdown_timeout() -> u64 {
     5
+}
+
+/// `tracing:` W3C trace context propagation (always on) and span export over OTLP (when an
+/// endpoint is set).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// Collector URL (`http://HOST:PORT`); absent = propagate only, export nothing.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// Extra request headers (gRPC metadata) sent with every export, e.g. an API key.
+    #[serde(default)]
+    pub headers: Entries<String>,
+    /// Longest one export may take before its spans are dropped.
+    #[serde(default = "default_export_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Share of new traces sampled (0 to 1). Default: 1 with an endpoint, 0 without.
+    #[serde(default)]
+    pub sample_ratio: Option<f64>,
+    /// Baggage member that carries the dye tag.
+    #[serde(default = "default_baggage_key")]
+    pub baggage_key: String,
+    /// Finished spans waiting for export; when full, new spans are dropped and counted.
+    #[serde(default = "default_queue_size")]
+    pub queue_size: usize,
+    /// `service.name` of the exported spans.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+impl Default for TracingConfig {
+    fn default() -> Self {
+        TracingConfig {
+            endpoint: None,
+            protocol: OtlpProtocol::default(),
+            headers: Entries::default(),
+            timeout_ms: default_export_timeout_ms(),
+            sample_ratio: None,
+            baggage_key: default_baggage_key(),
+            queue_size: default_queue_size(),
+            service_name: default_service_name(),
+        }
+    }
+}
+
+/// How spans travel to the collector.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC (collector port 4317).
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (collector port 4318, path `/v1/traces`).
+    Http,
+}
+
+fn default_export_timeout_ms() -> u64 {
+    10_000
+}
+fn default_baggage_key() -> String {
+    "env-tag".into()
+}
+fn default_queue_size() -> usize {
+    2_048
+}
+fn default_service_name() -> String {
+    "dyegate".into()
 }
 
 // ---------------------------------------------------------------------------------------------

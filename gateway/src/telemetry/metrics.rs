@@ -154,7 +154,7 @@ impl Metrics {
         };
         let spans_dropped = counter(
             "dyegate_spans_dropped_total",
-            "Spans dropped because the export queue was full (collector down or slow).",
+            "Spans dropped: the export queue was full or their export failed (collector down or slow).",
         );
         let access_log_dropped = counter(
             "dyegate_access_log_dropped_total",

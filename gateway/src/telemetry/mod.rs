@@ -1,7 +1,17 @@
-//! What the gateway tells about itself: Prometheus metrics and the JSON access log.
+//! What the gateway tells about itself: Prometheus metrics, the JSON access log, and its part in
+//! distributed traces.
+//!
+//! - [`metrics`]: Prometheus families, pre-created per route, group and tag.
+//! - [`access_log`]: one JSON line per request through a bounded writer.
+//! - [`trace`]: per request, the incoming W3C context, the gateway span and the upstream headers.
+//! - [`export`]: the bounded span queue and the background service that exports it over OTLP.
 
 pub mod access_log;
+pub mod export;
 pub mod metrics;
+pub mod trace;
 
 pub use access_log::{AccessLog, AccessLogService, AccessRecord};
+pub use export::{ExportService, ExportStats};
 pub use metrics::{Metrics, TableMetrics};
+pub use trace::{RequestTrace, Tracing};

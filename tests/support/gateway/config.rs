@@ -92,6 +92,15 @@ impl GatewayConfig {
         self.admin_token.as_deref()
     }
 
+    /// Appends `yaml` (more top-level keys, e.g. a `tracing:` section) to `gateway.yaml`.
+    pub fn gateway_extra(self, yaml: &str) -> Self {
+        let mut yaml = yaml.to_string();
+        if !yaml.ends_with('\n') {
+            yaml.push('\n');
+        }
+        self.with_gateway_extra(&yaml)
+    }
+
     /// The proxy listener written in `gateway.yaml`.
     pub fn proxy_addr(&self) -> SocketAddr {
         self.proxy
