@@ -53,14 +53,7 @@ pub fn validate(cfg: &RoutesConfig) -> Vec<Issue> {
         if names.is_empty() {
             "an upstream defined under `upstreams` (none is defined)".to_string()
         } else if names.len() <= 8 {
-            format!(
-                "one of {}",
-                names
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            super::yaml::one_of(&names)
         } else {
             "an upstream defined under `upstreams`".to_string()
         }
