@@ -36,6 +36,8 @@ pub const NO_TAG: &str = "none";
 pub const OTHER_TAG: &str = "other";
 
 type Classes = [AtomicU64; 5];
+/// Upstream errors of one target, per kind of [`ERROR_KINDS`].
+type ErrorKinds = [AtomicU64; 4];
 
 /// A latency histogram on atomics (per-bucket counts; cumulated when rendered).
 #[derive(Default)]
@@ -97,7 +99,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Store {
     pairs: HashMap<(String, String), Arc<PairStats>>,
     routes: HashMap<String, Arc<RouteStats>>,
-    targets: HashMap<(String, SocketAddr), Arc<[AtomicU64; 4]>>,
+    targets: HashMap<(String, SocketAddr), Arc<ErrorKinds>>,
 }
 
 /// The registry, the per-route store and the process-wide metrics.
@@ -392,8 +394,7 @@ impl Metrics {
         }
 
         out.push_str("# HELP dyegate_upstream_errors_total Upstream errors by group, target and kind.\n# TYPE dyegate_upstream_errors_total counter\n");
-        let mut targets: Vec<(&(String, SocketAddr), &Arc<[AtomicU64; 4]>)> =
-            store.targets.iter().collect();
+        let mut targets: Vec<_> = store.targets.iter().collect();
         targets.sort_by(|a, b| a.0.cmp(b.0));
         for ((group, addr), kinds) in targets {
             for (i, k) in ERROR_KINDS.iter().enumerate() {
@@ -437,7 +438,7 @@ struct RouteMetrics {
 pub struct TableMetrics {
     routes: Vec<RouteMetrics>,
     /// Per group id, per target: (address, counters per error kind).
-    targets: Vec<Vec<(SocketAddr, Arc<[AtomicU64; 4]>)>>,
+    targets: Vec<Vec<(SocketAddr, Arc<ErrorKinds>)>>,
     no_route: Arc<Classes>,
 }
 
