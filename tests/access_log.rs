@@ -24,6 +24,9 @@ const LEGACY: &str = "legacy.example.com";
 /// How long a line may take to reach the file: the writer flushes when idle for 200 ms.
 const LOG_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A client's W3C trace context (the example of the spec).
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
 /// The fields of a line, exactly.
 const FIELDS: [&str; 16] = [
     "time",
@@ -161,6 +164,7 @@ routes:
             Req::post("/post")
                 .host(SHOP)
                 .header("x-env-tag", "canary")
+                .header("traceparent", TRACEPARENT)
                 .body(body.clone()),
         )
         .await;
@@ -208,8 +212,25 @@ routes:
             .expect("duration_ms is a number");
         assert!((0.0..10_000.0).contains(&ms), "duration_ms {ms}");
         assert_eq!(line["routing_version"], 1);
-        assert_eq!(line["trace_id"], Value::Null);
+        let trace_id = line["trace_id"].as_str().unwrap_or("");
+        assert!(
+            trace_id.len() == 32
+                && trace_id
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                && trace_id.bytes().any(|b| b != b'0'),
+            "trace_id {trace_id:?}"
+        );
     }
+    // A request without a trace context starts its own trace; one with `traceparent` is logged
+    // under the trace it belongs to.
+    let trace_ids: BTreeSet<&str> = got.iter().filter_map(|l| l["trace_id"].as_str()).collect();
+    assert_eq!(
+        trace_ids.len(),
+        got.len(),
+        "one trace per request: {trace_ids:?}"
+    );
+    assert_eq!(line_for(&got, "/post")["trace_id"], &TRACEPARENT[3..35]);
 
     let expect = |path: &str, want: Value| {
         let line = line_for(&got, path);
@@ -395,6 +416,51 @@ async fn without_an_access_log_section_nothing_is_logged() {
         !stdout.lines().any(|l| l.starts_with('{')),
         "stdout: {stdout}"
     );
+
+    // logrotate's postrotate may send SIGUSR1 to a gateway that logs nothing: no harm done.
+    sigusr1(&gw);
+    send_paths(&gw, "after-usr1", 1).await;
+    gw.wait_for_metrics(METRICS_TIMEOUT, "the request after SIGUSR1 counted", |m| {
+        m.sum("dyegate_requests_total", &[]) >= 4.0
+    })
+    .await;
+}
+
+/// A log whose file cannot be opened (its directory is a regular file) drops every line and
+/// counts it; once the cause is gone, SIGUSR1 makes the gateway write again.
+#[tokio::test]
+async fn lines_that_cannot_be_written_are_counted_as_dropped() {
+    let up = Upstream::start("stable");
+    let config = config_with(
+        &one_route(&up),
+        "access_log: { path: blocked/access.log }\n",
+    );
+    config.write("blocked", "a file where the log's directory should be\n");
+    let gw = config.start();
+
+    send_paths(&gw, "blocked", 5).await;
+    let m = gw
+        .wait_for_metrics(METRICS_TIMEOUT, "5 lines counted as dropped", |m| {
+            m.get("dyegate_access_log_dropped_total", &[]) >= Some(5.0)
+        })
+        .await;
+    assert_eq!(m.value("dyegate_access_log_dropped_total", &[]), 5.0);
+    assert_eq!(m.sum("dyegate_requests_total", &[]), 5.0);
+
+    std::fs::remove_file(gw.config().path("blocked")).expect("removing the blocker");
+    sigusr1(&gw);
+    let log = gw.config().path("blocked/access.log");
+    assert!(
+        wait_until(LOG_TIMEOUT, || log.exists()),
+        "SIGUSR1 did not create {}\n{}",
+        log.display(),
+        gw.logs()
+    );
+    let after = send_paths(&gw, "reopened", 2).await;
+    let got = wait_lines(&gw, &log, 2);
+    assert_eq!(paths(&got), after);
+    let m = gw.metrics().await;
+    assert_eq!(m.value("dyegate_access_log_dropped_total", &[]), 5.0);
 }
 
 /// A writer stuck on its file (here: a FIFO nobody reads, whose open blocks) holds `queue`

@@ -70,6 +70,7 @@ impl AccessLog {
                 rx: Mutex::new(Some(rx)),
                 tx,
                 destination,
+                dropped,
             },
         )
     }
@@ -103,37 +104,52 @@ pub struct AccessLogService {
     rx: Mutex<Option<Receiver<Msg>>>,
     tx: SyncSender<Msg>,
     destination: Destination,
+    /// Shared with [`AccessLog`]: lines the writer could not write count as dropped too.
+    dropped: Arc<AtomicU64>,
 }
 
-fn open(dest: &Destination) -> Box<dyn Write + Send> {
+/// The destination, opened; `None` when the file cannot be opened (until a reopen succeeds,
+/// every line is counted as dropped).
+fn open(dest: &Destination) -> Option<Box<dyn Write + Send>> {
     match dest {
-        Destination::Stdout => Box::new(BufWriter::with_capacity(64 * 1024, std::io::stdout())),
+        Destination::Stdout => Some(Box::new(BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ))),
         Destination::File(p) => {
             if let Some(dir) = p.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
             match OpenOptions::new().create(true).append(true).open(p) {
-                Ok(f) => Box::new(BufWriter::with_capacity(64 * 1024, f)),
+                Ok(f) => Some(Box::new(BufWriter::with_capacity(64 * 1024, f))),
                 Err(e) => {
                     warn!(
-                        "access log: cannot open {}: {e}; lines are discarded",
+                        "access log: cannot open {}: {e}; lines are dropped (and counted) until \
+                         SIGUSR1 reopens it",
                         p.display()
                     );
-                    Box::new(std::io::sink())
+                    None
                 }
             }
         }
     }
 }
 
-fn writer(rx: Receiver<Msg>, dest: Destination) {
+fn writer(rx: Receiver<Msg>, dest: Destination, dropped: Arc<AtomicU64>) {
     let mut out = open(&dest);
     let mut line = Vec::with_capacity(512);
+    // Whether the last write failed: a failing disk is said once, not once per line.
+    let mut failing = false;
+    let flush = |out: &mut Option<Box<dyn Write + Send>>| {
+        if let Some(o) = out {
+            let _ = o.flush();
+        }
+    };
     loop {
         let msg = match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(m) => m,
             Err(RecvTimeoutError::Timeout) => {
-                let _ = out.flush();
+                flush(&mut out);
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -141,23 +157,39 @@ fn writer(rx: Receiver<Msg>, dest: Destination) {
         match msg {
             Msg::Record(r) => {
                 line.clear();
-                if serde_json::to_writer(&mut line, &r).is_ok() {
-                    line.push(b'\n');
-                    let _ = out.write_all(&line);
+                let written = match out.as_mut() {
+                    Some(o) if serde_json::to_writer(&mut line, &r).is_ok() => {
+                        line.push(b'\n');
+                        match o.write_all(&line) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                if !failing {
+                                    warn!("access log: write failed: {e}; lines are dropped");
+                                }
+                                false
+                            }
+                        }
+                    }
+                    _ => false,
+                };
+                failing = !written;
+                if !written {
+                    dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Msg::Reopen => {
-                let _ = out.flush();
+                flush(&mut out);
                 out = open(&dest);
+                failing = false;
                 info!("access log reopened");
             }
             Msg::Flush(done) => {
-                let _ = out.flush();
+                flush(&mut out);
                 let _ = done.try_send(());
             }
         }
     }
-    let _ = out.flush();
+    flush(&mut out);
 }
 
 #[async_trait]
@@ -169,9 +201,10 @@ impl BackgroundService for AccessLogService {
         };
         let Some(rx) = rx else { return };
         let dest = self.destination.clone();
+        let dropped = self.dropped.clone();
         if let Err(e) = std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || writer(rx, dest))
+            .spawn(move || writer(rx, dest, dropped))
         {
             warn!("access log: cannot start writer thread: {e}");
             return;
