@@ -239,12 +239,14 @@ fn display(p: Option<&Path>) -> String {
 }
 
 fn main() -> ExitCode {
-    // SIGHUP's default action kills the process; until the reload service installs its handler,
-    // ignore it (the disposition survives Pingora's fork when daemonizing).
-    // SAFETY: setting a signal disposition to SIG_IGN at startup, before any thread exists.
-    // The same for SIGUSR1 (access log reopen).
+    // SIGHUP's default action kills the process; until the reload service installs its handler
+    // (dispositions survive Pingora's fork when daemonizing):
+    // SAFETY: setting a signal disposition at startup, before any thread exists.
+    // A SIGHUP that arrives before the reload service listens is remembered (not lost, not
+    // fatal) and replayed by the service when it starts. SIGUSR1 (access log reopen) is ignored
+    // until its handler is installed.
+    dyegate::reload::install_early_sighup_handler();
     unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGUSR1, libc::SIG_IGN);
     }
     let cli = Cli::parse();

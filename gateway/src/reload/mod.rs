@@ -31,3 +31,28 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
 }
+
+/// Set by the early SIGHUP handler; a process-wide flag because a signal handler can reach
+/// nothing else (async-signal-safe: one atomic store).
+static EARLY_SIGHUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn early_sighup(_: libc::c_int) {
+    EARLY_SIGHUP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Installs a SIGHUP handler that only remembers the signal, for the time between process start
+/// and the reload service's own handler (which replays it, see [`take_early_sighup`]).
+pub fn install_early_sighup_handler() {
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGHUP,
+            early_sighup as *const () as libc::sighandler_t,
+        );
+    }
+}
+
+/// Whether a SIGHUP arrived before the reload service listened (and forgets it).
+pub fn take_early_sighup() -> bool {
+    EARLY_SIGHUP.swap(false, std::sync::atomic::Ordering::SeqCst)
+}

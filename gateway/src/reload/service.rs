@@ -96,6 +96,15 @@ impl BackgroundService for ReloadService {
             None
         };
         let mut seen = Fingerprint::of(&path);
+        // SIGHUPs that arrived before `hup` was listening were remembered by the early handler.
+        if super::take_early_sighup() {
+            info!(
+                "SIGHUP received during startup: reloading {}",
+                path.display()
+            );
+            self.run(Trigger::Sighup).await;
+            seen = Fingerprint::of(&path);
+        }
         // An edit between the startup load and the watch above raised no event, and `seen`
         // already includes it: without this catch-up it would wait for the next edit.
         if watcher.is_some() && self.file_differs() {
