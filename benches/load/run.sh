@@ -23,6 +23,8 @@
 #   PROXY_RUST_LOG=error       RUST_LOG for dyegate and bare-proxy
 #   SKIP_INSTALL=0 SKIP_BUILD=0   skip apt-get / cargo (for repeated runs)
 #   KEEP_WORK=0         1: keep the temp dir (configs, logs, raw wrk output) after a clean run
+#   PERF=0              1: after dyegate's measured runs, one more wrk run (PERF_DURATION=5s)
+#                       under `perf record`: the share of its CPU samples in metrics and access log
 #   QUIET_WAIT=0        before each measured run, wait up to this many seconds for the box to be
 #   QUIET_MAX_BUSY=20   at most this % busy (other people's builds...); 0 = don't wait
 #   RESULTS_DIR=benches/load/results
@@ -45,6 +47,8 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_WORK=${KEEP_WORK:-0}
 QUIET_WAIT=${QUIET_WAIT:-0}
 QUIET_MAX_BUSY=${QUIET_MAX_BUSY:-20}
+PERF=${PERF:-0}
+PERF_DURATION=${PERF_DURATION:-5s}
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/benches/load/results}
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -52,6 +56,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/dyegate-load.XXXXXX")
 RESULTS_TSV=$RESULTS_DIR/$STAMP.tsv
 RESULTS_TXT=$RESULTS_DIR/$STAMP.txt
 TELEMETRY_TSV=$RESULTS_DIR/$STAMP.telemetry.tsv
+PROFILE_TSV=$RESULTS_DIR/$STAMP.profile.tsv
 CLK_TCK=$(getconf CLK_TCK)
 
 STARTED_PIDS=()   # every long-lived process we started; cleanup() ends them all
@@ -168,6 +173,7 @@ trap 'exit 143' TERM
 install_tools() {
     local -A pkg_of=([nginx]=nginx [haproxy]=haproxy [wrk]=wrk [cmake]=cmake [curl]=curl
         [ss]=iproute2 [pgrep]=procps)
+    ((PERF == 0)) || pkg_of[perf]=linux-perf
     local missing=() cmd
     for cmd in "${!pkg_of[@]}"; do
         command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
@@ -324,6 +330,41 @@ start_dyegate() { start_dyegate_as dyegate ""; }
 # The same with the JSON access log on, written to a file (what the access log costs).
 start_dyegate-log() {
     start_dyegate_as dyegate-log "access_log: { path: $WORK/dyegate-log/access.log }"
+}
+
+# PERF=1: one more wrk run, untagged, not measured, with `perf record` sampling the dyegate
+# process (999 Hz, every thread, user and kernel). The shares of its samples, by symbol (self
+# time, so callees such as malloc are not included):
+#   metrics     dyegate::telemetry::metrics::* (TableMetrics::request: counters and histogram)
+#   log_req     the access log's request side: access_record, AccessLog::log, the RFC 3339 clock
+#   log_writer  every sample of the access-log writer thread (JSON encoding, write(2))
+#   hook        the logging hook's own body
+# Appends a row to the profile TSV and says it.
+profile_dyegate() {
+    local round=$1 name=$2
+    local data=$WORK/perf-r$round-$name.data out=$WORK/wrk-r$round-$name-perf.txt
+    local perf_pid shares
+    perf record -q -F 999 -e cpu-clock -p "$PROXY_PID" -o "$data" -- sleep "$PERF_DURATION" \
+        >"$WORK/perf-r$round-$name.log" 2>&1 &
+    perf_pid=$!
+    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$PERF_DURATION" "http://127.0.0.1:$PROXY_PORT/" \
+        >"$out" 2>&1 || log "WARNING: $name: wrk under perf failed: $(head -c 300 "$out")"
+    wait "$perf_pid" || die "$name: perf record failed: $(cat "$WORK/perf-r$round-$name.log")"
+    shares=$(perf report -i "$data" --no-children --sort comm,sym -q --stdio --percent-limit 0 \
+        2>/dev/null | awk '
+            { pct = $1; sub(/%$/, "", pct); pct += 0; total += pct }
+            $2 == "access-log" { writer += pct; next }
+            /dyegate::telemetry::metrics::/ { metrics += pct }
+            /access_record|AccessLog::log|now_rfc3339|humantime::/ { logreq += pct }
+            /ProxyHttp>::logging/ { hook += pct }
+            END { printf "%.2f %.2f %.2f %.2f %.1f\n", metrics, logreq, writer, hook, total }')
+    local metrics logreq writer hook total
+    read -r metrics logreq writer hook total <<<"$shares"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$metrics" "$logreq" "$writer" \
+        "$hook" "$total" >>"$PROFILE_TSV"
+    log "round $round $name under perf: metrics ${metrics}% of its CPU samples, access log" \
+        "${logreq}% on the request path + ${writer}% writer thread, logging hook body ${hook}%"
+    rm -f "$data"
 }
 
 # After a dyegate run: what its metrics counted, and (access log on) the lines it wrote and
@@ -674,6 +715,7 @@ run_proxy() {
     verify_routing "$name"
     measure "$round" "$name" untagged
     ((TAGGED == 0)) || measure "$round" "$name" tagged
+    ((PERF == 0)) || [[ $name != dyegate* ]] || profile_dyegate "$round" "$name"
     [[ $name != dyegate* ]] || dyegate_telemetry "$round" "$name"
     stop_tree "$PROXY_PID"
     forget_pid "$PROXY_PID"
@@ -773,6 +815,8 @@ main() {
     if wants dyegate || wants dyegate-log; then
         printf 'round\tproxy\tmetrics_requests\taccess_log_lines\taccess_log_dropped\taccess_log_bytes\n' \
             >"$TELEMETRY_TSV"
+        ((PERF == 0)) || printf 'round\tproxy\tmetrics_pct\taccess_log_request_pct\taccess_log_writer_pct\tlogging_hook_pct\ttotal_pct\n' \
+            >"$PROFILE_TSV"
     fi
     printf 'wrk.headers["x-env-tag"] = "canary"\n' >"$WORK/tagged.lua"
 
@@ -804,6 +848,7 @@ main() {
     echo "raw results: $RESULTS_TSV"
     echo "table:       $RESULTS_TXT"
     [[ ! -f $TELEMETRY_TSV ]] || echo "telemetry:   $TELEMETRY_TSV"
+    [[ ! -f $PROFILE_TSV ]] || echo "profile:     $PROFILE_TSV"
     FAILED=0
     # Exit here rather than return: bash reads a script as it runs, so an edit to this file made
     # during a run would otherwise be executed after main.

@@ -43,13 +43,28 @@ impl Upstream {
             .expect("binding an upstream on 127.0.0.1:0")
     }
 
+    /// Like [`start`](Self::start), without keeping request heads (only counts connections), so
+    /// that a long measurement does not grow the test's memory.
+    pub fn start_unrecorded(name: &str) -> Self {
+        Self::start_with(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            name,
+            Recorder::new(false),
+        )
+        .expect("binding an upstream on 127.0.0.1:0")
+    }
+
     /// Starts an upstream on `addr` (e.g. again on the address of one that was dropped).
     pub fn start_on(addr: SocketAddr, name: &str) -> std::io::Result<Self> {
+        Self::start_with(addr, name, Recorder::new(true))
+    }
+
+    fn start_with(addr: SocketAddr, name: &str, recorder: Recorder) -> std::io::Result<Self> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let name: Arc<str> = Arc::from(name);
-        let recorder = Arc::new(Recorder::new(true));
+        let recorder = Arc::new(recorder);
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
 
         let runtime = tokio::runtime::Builder::new_current_thread()

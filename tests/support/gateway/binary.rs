@@ -19,11 +19,15 @@ fn target_dir() -> PathBuf {
     }
 }
 
+/// The profile the tests themselves were built with: `cargo test --release` (the measurements
+/// in `tests/reload_figures.rs`) runs the release gateway.
+const RELEASE: bool = !cfg!(debug_assertions);
+
 /// Builds the gateway binary once per test process and returns its path.
 ///
-/// `DYEGATE_BIN` overrides everything (e.g. to test a release build); otherwise
-/// `$CARGO build -p dyegate --bin dyegate` runs once, so the tests always exercise the current
-/// source even when only the suite was rebuilt.
+/// `DYEGATE_BIN` overrides everything; otherwise `$CARGO build -p dyegate --bin dyegate`
+/// (with `--release` when the tests are a release build) runs once, so the tests always exercise
+/// the current source even when only the suite was rebuilt.
 pub fn dyegate_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -31,20 +35,27 @@ pub fn dyegate_bin() -> &'static Path {
             return PathBuf::from(bin);
         }
         build();
-        target_dir().join("debug").join("dyegate")
+        target_dir()
+            .join(if RELEASE { "release" } else { "debug" })
+            .join("dyegate")
     })
 }
 
 fn build() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut args = vec!["build", "-p", "dyegate", "--bin", "dyegate"];
+    if RELEASE {
+        args.push("--release");
+    }
     let output = Command::new(&cargo)
-        .args(["build", "-p", "dyegate", "--bin", "dyegate"])
+        .args(&args)
         .current_dir(workspace_root())
         .output()
         .unwrap_or_else(|e| panic!("running {cargo:?} build -p dyegate: {e}"));
     assert!(
         output.status.success(),
-        "`cargo build -p dyegate --bin dyegate` failed ({}):\n{}",
+        "`cargo {}` failed ({}):\n{}",
+        args.join(" "),
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );

@@ -1,0 +1,53 @@
+//! The CPU side of a reload on tables of 10, 1,000 and 10,000 routes: `routes_from_text` (parse,
+//! validate, compile: everything before the swap), `inherit_positions` (carrying split cycle
+//! positions into the new table, also before the swap) and the semantic diff logged after it.
+//! Target: parse to swap under 100 ms at 10,000 routes. The running gateway's own figure
+//! (`swap_micros` in the audit log, on top of reading the file) is measured by
+//! `tests/reload_figures.rs`; see benches/reload/README.md.
+//!
+//! Run: `cargo bench --bench reload`
+
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
+use dyegate::config::diff::diff;
+use dyegate::config::{routes_from_text, LoadedRoutes};
+use dyegate_suite::gateway::many_routes_yaml;
+use std::time::Duration;
+
+fn load(text: &str) -> LoadedRoutes {
+    match routes_from_text("bench.yaml", text.as_bytes().to_vec()) {
+        Ok(l) => l,
+        Err(e) => panic!("bench routes invalid: {e}"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("reload");
+    g.sample_size(20).measurement_time(Duration::from_secs(10));
+    for n in [10usize, 1_000, 10_000] {
+        let old_text = many_routes_yaml(n, 5);
+        let new_text = many_routes_yaml(n, 20);
+        g.bench_with_input(BenchmarkId::new("routes_from_text", n), &n, |b, _| {
+            b.iter(|| {
+                routes_from_text("bench.yaml", black_box(new_text.as_bytes().to_vec()))
+                    .map(|l| l.routes)
+                    .unwrap_or(0)
+            })
+        });
+        let old = load(&old_text);
+        let new = load(&new_text);
+        g.bench_with_input(BenchmarkId::new("inherit_positions", n), &n, |b, _| {
+            b.iter(|| new.table.inherit_positions(black_box(&old.table)))
+        });
+        g.bench_with_input(BenchmarkId::new("diff", n), &n, |b, _| {
+            b.iter(|| {
+                diff(black_box(&old.model), black_box(&new.model))
+                    .lines
+                    .len()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
