@@ -34,9 +34,24 @@ fn step(n: u8, msg: &str) {
 /// the message says otherwise).
 pub fn upgrade(args: &UpgradeArgs) -> Result<(), String> {
     let gw = Gateway::load(Some(&args.config)).map_err(|e| format!("{e}"))?;
-    let _lock = UpgradeLock::acquire(&gw.upgrade_sock)?;
-
     let old = running_pid(&gw.pid_file)?;
+    // The pid file can name a process that is not this gateway (a stale file whose pid now
+    // belongs to another dyegate): only the process serving this config's admin address may be
+    // signalled.
+    let token = gw.config.admin.token.as_deref();
+    confirm_pid(&gw, old, token)?;
+    // Checked before the lock, whose file lives next to the socket.
+    let sock = &gw.upgrade_sock;
+    match sock.parent() {
+        Some(dir) if dir.is_dir() => {}
+        _ => {
+            return Err(format!(
+                "upgrade socket directory of {} does not exist; nothing was changed, pid {old} keeps serving",
+                sock.display()
+            ))
+        }
+    }
+    let _lock = UpgradeLock::acquire(sock)?;
     step(
         1,
         &format!("running dyegate: pid {old} ({})", gw.pid_file.display()),
@@ -65,16 +80,6 @@ pub fn upgrade(args: &UpgradeArgs) -> Result<(), String> {
     );
 
     // 2. Start the new process; it waits for the sockets on the upgrade socket.
-    let sock = &gw.upgrade_sock;
-    match sock.parent() {
-        Some(dir) if dir.is_dir() => {}
-        _ => {
-            return Err(format!(
-                "upgrade socket directory of {} does not exist; nothing was changed, pid {old} keeps serving",
-                sock.display()
-            ))
-        }
-    }
     if sock.exists() {
         // A leftover from an earlier upgrade: the new process would unlink it anyway, and we must
         // see the new process create it.
@@ -212,6 +217,51 @@ pub fn upgrade(args: &UpgradeArgs) -> Result<(), String> {
         step(5, "done");
     }
     Ok(())
+}
+
+/// Confirms that `pid` is the dyegate serving this configuration's admin address. Right after an
+/// earlier upgrade the admin socket is shared with the draining predecessor for Pingora's 5 s
+/// close window, so answers from another pid are retried for a little longer than that.
+fn confirm_pid(gw: &Gateway, pid: u32, token: Option<&str>) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(7);
+    let mut seen = Vec::new();
+    loop {
+        match client::request(gw.admin_listen, "GET", "/healthz", token, None) {
+            Ok((200, body)) => {
+                let serving = serde_json::from_str::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["pid"].as_u64());
+                if serving == Some(u64::from(pid)) {
+                    return Ok(());
+                }
+                if let Some(p) = serving.filter(|p| !seen.contains(p)) {
+                    seen.push(p);
+                }
+            }
+            Ok((status, _)) => {
+                return Err(format!(
+                    "the admin API on {} answered HTTP {status} to /healthz, so pid {pid} cannot be confirmed as this gateway; nothing was changed",
+                    gw.admin_listen
+                ))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "stale pid file {}: pid {pid} is running but no dyegate of this configuration answers ({e}); nothing was changed",
+                    gw.pid_file.display()
+                ))
+            }
+        }
+        if Instant::now() > deadline {
+            let others: Vec<String> = seen.iter().map(|p| format!("pid {p}")).collect();
+            return Err(format!(
+                "stale pid file {}: it names pid {pid}, but the dyegate answering on {} is {}; nothing was changed",
+                gw.pid_file.display(),
+                gw.admin_listen,
+                if others.is_empty() { "of unknown pid".to_string() } else { others.join(", ") }
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn is_socket(p: &Path) -> bool {
