@@ -128,13 +128,26 @@ impl ReceivedSpan {
 
 #[derive(Default)]
 struct Received {
+    /// Keep every span (tests) or only count them (the load bench's sink).
+    keep: bool,
     spans: Mutex<Vec<ReceivedSpan>>,
+    span_count: AtomicUsize,
     exports: AtomicUsize,
 }
 
 impl Received {
     fn record(&self, req: ExportTraceServiceRequest) {
         self.exports.fetch_add(1, Ordering::SeqCst);
+        let n: usize = req
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len())
+            .sum();
+        self.span_count.fetch_add(n, Ordering::SeqCst);
+        if !self.keep {
+            return;
+        }
         let mut spans = self.spans.lock().unwrap_or_else(|e| e.into_inner());
         for rs in req.resource_spans {
             let resource = rs.resource.map(|r| r.attributes).unwrap_or_default();
@@ -204,18 +217,37 @@ impl OtlpReceiver {
 
     /// Starts a collector on a fresh loopback port; it accepts connections when this returns.
     pub fn start(protocol: OtlpProtocol, hang: bool) -> Self {
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .expect("binding a collector on 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        let addr = listener.local_addr().expect("collector address");
-        let received = Arc::new(Received::default());
+        Self::spawn(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            protocol,
+            hang,
+            true,
+        )
+        .expect("starting a collector on 127.0.0.1:0")
+    }
+
+    /// A collector on `addr` that only counts spans (memory stays flat under load).
+    pub fn sink(addr: SocketAddr, protocol: OtlpProtocol) -> std::io::Result<Self> {
+        Self::spawn(addr, protocol, false, false)
+    }
+
+    fn spawn(
+        addr: SocketAddr,
+        protocol: OtlpProtocol,
+        hang: bool,
+        keep: bool,
+    ) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let received = Arc::new(Received {
+            keep,
+            ..Received::default()
+        });
         let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()
-            .expect("collector runtime");
+            .build()?;
         let thread = {
             let received = Arc::clone(&received);
             std::thread::Builder::new()
@@ -238,16 +270,15 @@ impl OtlpReceiver {
                         }
                     });
                     // Dropping the runtime cancels every connection task, hung exports too.
-                })
-                .expect("collector thread")
+                })?
         };
-        OtlpReceiver {
+        Ok(OtlpReceiver {
             protocol,
             addr,
             received,
             shutdown: Some(shutdown),
             thread: Some(thread),
-        }
+        })
     }
 
     pub fn protocol(&self) -> OtlpProtocol {
@@ -281,6 +312,11 @@ impl OtlpReceiver {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Spans received so far (also counted when they are not kept).
+    pub fn span_count(&self) -> usize {
+        self.received.span_count.load(Ordering::SeqCst)
     }
 
     /// Export requests received so far (hung ones included).
