@@ -1,6 +1,8 @@
 //! The CPU side of a reload on tables of 10, 1,000 and 10,000 routes: `routes_from_text` (parse,
 //! validate, compile: everything before the swap), `inherit_positions` (carrying split cycle
-//! positions into the new table, also before the swap) and the semantic diff logged after it.
+//! positions into the new table, also before the swap) and the semantic diff logged after it;
+//! `yaml_parse_only` (libyaml building an untyped value of the same text) is the floor under
+//! `routes_from_text`.
 //! Target: parse to swap under 100 ms at 10,000 routes. The running gateway's own figure
 //! (`swap_micros` in the audit log, on top of reading the file) is measured by
 //! `tests/reload_figures.rs`; see benches/reload/README.md.
@@ -26,6 +28,14 @@ fn bench(c: &mut Criterion) {
     for n in [10usize, 1_000, 10_000] {
         let old_text = many_routes_yaml(n, 5);
         let new_text = many_routes_yaml(n, 20);
+        // The floor: libyaml (through serde_yaml) building an untyped value of the same text.
+        g.bench_with_input(BenchmarkId::new("yaml_parse_only", n), &n, |b, _| {
+            b.iter(|| {
+                serde_yaml::from_str::<serde_yaml::Value>(black_box(&new_text))
+                    .map(|v| v.is_mapping())
+                    .unwrap_or(false)
+            })
+        });
         g.bench_with_input(BenchmarkId::new("routes_from_text", n), &n, |b, _| {
             b.iter(|| {
                 routes_from_text("bench.yaml", black_box(new_text.as_bytes().to_vec()))

@@ -87,7 +87,11 @@ fn loop_routes(
 #[tokio::test]
 #[ignore = "a measurement: run in release mode, see benches/reload/README.md"]
 async fn figures_1000_reloads_under_traffic() {
-    const RELOADS: usize = 1000;
+    // `RELOAD_FIGURES_RELOADS=5000` for a longer look at the RSS trend.
+    let reloads: usize = std::env::var("RELOAD_FIGURES_RELOADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     const INVALID_EVERY: usize = 10;
     const WARM_UP: usize = 40;
 
@@ -129,7 +133,8 @@ async fn figures_1000_reloads_under_traffic() {
     let (mut applied, mut failed, mut valid) = (0usize, 0usize, 0usize);
     let mut swap_us = Vec::new();
     let mut call_ms = Vec::new();
-    while applied < RELOADS {
+    let mut rss_trend = Vec::new();
+    while applied < reloads {
         let bad = (applied + failed) % (INVALID_EVERY + 1) == INVALID_EVERY;
         let text = if bad {
             &invalid
@@ -147,6 +152,9 @@ async fn figures_1000_reloads_under_traffic() {
             (false, StatusCode::OK) => {
                 assert_eq!(report["result"], "applied", "{report:#}");
                 applied += 1;
+                if applied % 100 == 0 {
+                    rss_trend.push(rss_kib(pid) / 1024);
+                }
                 swap_us.push(report["swap_micros"].as_f64().expect("swap_micros"));
                 call_ms.push(ms(took));
             }
@@ -163,25 +171,26 @@ async fn figures_1000_reloads_under_traffic() {
     let status = gw.status().await;
     assert_eq!(
         status["reloads"]["applied"].as_u64(),
-        Some((RELOADS + WARM_UP) as u64),
+        Some((reloads + WARM_UP) as u64),
         "{status:#}"
     );
     assert_eq!(status["reloads"]["failed"].as_u64(), Some(failed as u64));
     let audit = gw.config().audit_records();
-    assert_eq!(audit.len(), 1 + WARM_UP + RELOADS + failed);
+    assert_eq!(audit.len(), 1 + WARM_UP + reloads + failed);
 
     let (swap_med, swap_min, swap_max) = spread(&mut swap_us);
     let (call_med, call_min, call_max) = spread(&mut call_ms);
     let in_loop = during.sent - before.sent;
     println!(
-        "\n== 1,000 reloads under traffic ({}) ==\n\
+        "\n== {reloads} reloads under traffic ({}) ==\n\
          reloads: {applied} applied + {failed} rejected in {:.1?} ({:.1} per second)\n\
          parse-to-swap (swap_micros): median {swap_med:.0} µs, min {swap_min:.0}, max {swap_max:.0}\n\
          POST /reload round trip: median {call_med:.2} ms, min {call_min:.2}, max {call_max:.2}\n\
          traffic during the loop: {in_loop} requests ({:.0}/s)\n\
          traffic in total: {report}\n\
          RSS: {rss_start} KiB at start, {rss_before} KiB after warm-up, {rss_after} KiB after the loop \
-         ({:+} KiB), {rss_idle} KiB with traffic stopped",
+         ({:+} KiB), {rss_idle} KiB with traffic stopped\n\
+         RSS every 100 reloads (MiB): {rss_trend:?}",
         machine(),
         elapsed,
         (applied + failed) as f64 / elapsed.as_secs_f64(),
