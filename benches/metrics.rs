@@ -23,7 +23,7 @@ use dyegate::telemetry::{Metrics, TableMetrics};
 
 /// The load comparison's routing (benches/load/run.sh): one route, tag `canary` → canary, all
 /// untagged traffic to stable; plus `extra` more routes of the same shape.
-fn table(extra: usize) -> RouteTable {
+fn table(extra: usize) -> std::sync::Arc<RouteTable> {
     let mut y = String::from(
         "upstreams:\n  stable: { targets: [\"127.0.0.1:1\"] }\n  canary: { targets: [\"127.0.0.1:2\"] }\n",
     );

@@ -11,7 +11,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use dyegate::config::diff::diff;
-use dyegate::config::{routes_from_text, LoadedRoutes};
+use dyegate::config::{routes_from_text, routes_from_text_after, LoadedRoutes};
 use dyegate_suite::gateway::many_routes_yaml;
 use std::time::Duration;
 
@@ -44,6 +44,30 @@ fn bench(c: &mut Criterion) {
             })
         });
         let old = load(&old_text);
+        if let Ok(l) = routes_from_text_after(
+            "bench.yaml",
+            new_text.as_bytes().to_vec(),
+            old.reuse.as_ref(),
+        ) {
+            eprintln!("{n} routes, one edit: {:?}", l.timings);
+        }
+        // What a reload of a one-line edit does: the previous version lends its unchanged
+        // entries, only the edited route is parsed.
+        g.bench_with_input(
+            BenchmarkId::new("routes_from_text_after_edit", n),
+            &n,
+            |b, _| {
+                b.iter(|| {
+                    routes_from_text_after(
+                        "bench.yaml",
+                        black_box(new_text.as_bytes().to_vec()),
+                        old.reuse.as_ref(),
+                    )
+                    .map(|l| l.routes)
+                    .unwrap_or(0)
+                })
+            },
+        );
         let new = load(&new_text);
         g.bench_with_input(BenchmarkId::new("inherit_positions", n), &n, |b, _| {
             b.iter(|| new.table.inherit_positions(black_box(&old.table)))

@@ -12,7 +12,7 @@ use std::fmt::Write;
 
 /// `n` routes, each with its own host and path prefix, tags and a 95/5 split; every fourth
 /// route is sticky by header, every fifth matches on a header too.
-fn table(n: usize) -> RouteTable {
+fn table(n: usize) -> std::sync::Arc<RouteTable> {
     let mut y = String::from("upstreams:\n");
     for i in 0..n {
         let _ = writeln!(

@@ -341,3 +341,55 @@ async fn an_edit_while_the_gateway_starts_is_not_lost() {
     let status = gw.status().await;
     assert_eq!(status["matches_file"], true, "{status:#}");
 }
+
+#[tokio::test]
+async fn a_burst_of_writes_is_one_reload() {
+    let fx = Fixture::new();
+    let gw = fx.config("blue").start();
+
+    // Five saves microseconds apart, well inside one debounce period: only the last counts.
+    for group in ["green", "blue", "green", "blue", "green"] {
+        gw.config().write("routes.yaml", &fx.routes_to(group));
+    }
+    wait_for_upstream(&gw, "green", SETTLE).await;
+    let status = gw
+        .wait_for_status(SETTLE, "matching file", |s| s["matches_file"] == true)
+        .await;
+    assert_eq!(status["version"], 2, "{status:#}");
+    let r = &status["reloads"];
+    assert_eq!(
+        (&r["applied"], &r["failed"], &r["noop"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(0),
+            &serde_json::json!(0)
+        ),
+        "{status:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_routes_file_keeps_the_old_routing_until_it_is_back() {
+    let fx = Fixture::new();
+    let gw = fx.config("blue").start();
+
+    std::fs::remove_file(gw.config().routes_file()).expect("removing routes.yaml");
+    let status = gw
+        .wait_for_status(SETTLE, "failed reload of a missing file", |s| {
+            s["reloads"]["failed"] == 1
+        })
+        .await;
+    assert_eq!(
+        status["last_error"]["errors"],
+        serde_json::json!([format!(
+            "{}:0:0: cannot read file: No such file or directory (os error 2)",
+            gw.config().routes_file().display()
+        )]),
+        "{status:#}"
+    );
+    assert_eq!(status["matches_file"], false, "{status:#}");
+    assert_eq!(answered_by(&gw).await, "blue");
+
+    gw.config().write("routes.yaml", &fx.routes_to("green"));
+    wait_for_upstream(&gw, "green", SETTLE).await;
+}

@@ -391,3 +391,23 @@ async fn the_audit_log_has_one_well_formed_line_per_attempt() {
     );
     assert_eq!(last["sha256"], records[1]["sha256"], "{last}");
 }
+
+#[tokio::test]
+async fn the_audit_log_is_reopened_after_logrotate_moves_it() {
+    let fx = Fixture::new();
+    let gw = GatewayConfig::new(&fx.routes_to("blue")).start();
+    edit(&gw, &fx.routes_to("green"), 2).await;
+
+    let rotated = gw.config().path("state/audit.log.1");
+    std::fs::rename(gw.config().audit_log(), &rotated).expect("rotating the audit log");
+    edit(&gw, &fx.routes_to("red"), 3).await;
+
+    let old = std::fs::read_to_string(&rotated).expect("the rotated log");
+    assert_eq!(old.lines().count(), 2, "{old}");
+    let new = gw.config().audit_records();
+    assert_eq!(new.len(), 1, "{new:#?}");
+    assert_eq!(
+        (&new[0]["result"], &new[0]["version_after"]),
+        (&json!("applied"), &json!(3))
+    );
+}

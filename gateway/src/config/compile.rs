@@ -2,50 +2,85 @@
 //! addresses, networks and weights. Every conversion failure is collected as an [`Issue`].
 
 use super::error::Issue;
+use super::incremental::Origins;
 use super::model::{MatchConfig, RouteConfig, RoutesConfig};
 use crate::routing::{Dye, Group, HostMatch, Matcher, Route, RouteTable, Split, StickyKey, Target};
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};
+use foldhash::{HashMap, HashMapExt};
 use http::{HeaderName, HeaderValue, Method};
 use ipnet::IpNet;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// What a reload can carry over from the running table: its entries whose text is unchanged.
+pub struct Previous<'a> {
+    pub table: &'a RouteTable,
+    pub origins: &'a Origins,
+}
 
 /// Compiles a routes file. Returns every issue found when any conversion fails.
 pub fn compile(cfg: &RoutesConfig) -> Result<RouteTable, Vec<Issue>> {
+    compile_after(cfg, None)
+}
+
+/// [`compile`], carrying over from `previous` every group and route whose entry is unchanged (a
+/// route only when its groups keep their ids): the same `Arc`, round-robin position included.
+pub fn compile_after(
+    cfg: &RoutesConfig,
+    previous: Option<Previous<'_>>,
+) -> Result<RouteTable, Vec<Issue>> {
     let mut issues = Vec::new();
-    let mut groups = Vec::new();
-    let mut group_ids: HashMap<&str, usize> = HashMap::new();
-    for (name, up) in &cfg.upstreams {
+    let mut groups = Vec::with_capacity(cfg.upstreams.len());
+    let mut group_ids: HashMap<&str, usize> = HashMap::with_capacity(cfg.upstreams.len());
+    for (i, (name, up)) in cfg.upstreams.iter().enumerate() {
         let Some(up) = up else { continue };
-        let path = format!("upstreams.{name}");
-        let mut targets = Vec::new();
+        let same = previous
+            .as_ref()
+            .and_then(|p| p.table.groups().get((*p.origins.upstreams.get(i)?)?))
+            .filter(|g| g.name.as_ref() == name.as_str() && !group_ids.contains_key(name.as_str()));
+        if let Some(g) = same {
+            group_ids.insert(name, groups.len());
+            groups.push(g.clone());
+            continue;
+        }
+        // Paths are built only for an issue: this runs on every reload of every entry.
+        let path = || format!("upstreams.{name}");
+        let mut targets = Vec::with_capacity(up.targets.len());
         for (j, t) in up.targets.iter().enumerate() {
             match parse_target(&t.addr) {
                 Ok(addr) => targets.push(Target {
                     addr,
                     weight: t.weight.0,
                 }),
-                Err(msg) => issues.push(Issue::new(format!("{path}.targets[{j}]"), msg)),
+                Err(msg) => issues.push(Issue::new(format!("{}.targets[{j}]", path()), msg)),
             }
         }
         if group_ids.contains_key(name.as_str()) {
             issues.push(Issue::new(
-                &path,
+                path(),
                 format!("found upstream {name:?} twice, expected unique names"),
             ));
             continue;
         }
         if let Some(g) = Group::new(name, targets) {
             group_ids.insert(name, groups.len());
-            groups.push(g);
+            groups.push(Arc::new(g));
         }
     }
 
-    let mut routes = Vec::new();
+    let mut routes = Vec::with_capacity(cfg.routes.len());
     for (i, route) in cfg.routes.iter().enumerate() {
         let Some(route) = route else { continue };
-        if let Some(r) = compile_route(route, &format!("routes[{i}]"), &group_ids, &mut issues) {
-            routes.push(r);
+        let same = previous
+            .as_ref()
+            .and_then(|p| p.table.routes().get((*p.origins.routes.get(i)?)?))
+            .filter(|r| same_groups(route, r, &group_ids));
+        if let Some(r) = same {
+            routes.push(r.clone());
+            continue;
+        }
+        if let Some(r) = compile_route(route, i, &group_ids, &mut issues) {
+            routes.push(Arc::new(r));
         }
     }
     if issues.is_empty() && routes.len() == cfg.routes.len() {
@@ -53,6 +88,29 @@ pub fn compile(cfg: &RoutesConfig) -> Result<RouteTable, Vec<Issue>> {
     } else {
         Err(issues)
     }
+}
+
+/// Whether a compiled route of the same entry still means the same thing: same name, and every
+/// group it names has the id it had.
+fn same_groups(cfg: &RouteConfig, old: &Route, group_ids: &HashMap<&str, usize>) -> bool {
+    let id = |name: &String| group_ids.get(name.as_str()).copied();
+    old.name.as_ref() == cfg.name.as_str()
+        && cfg.split.len() == old.split.groups.len()
+        && cfg
+            .split
+            .iter()
+            .zip(&old.split.groups)
+            .all(|(e, g)| id(&e.upstream) == Some(*g))
+        && cfg.dye.tags.0.len() == old.dye.tags.len()
+        && cfg
+            .dye
+            .tags
+            .0
+            .iter()
+            .zip(&old.dye.tags)
+            .all(|((tag, group), (old_tag, g))| {
+                tag.as_str() == old_tag.as_ref() && id(group) == Some(*g)
+            })
 }
 
 fn parse_target(addr: &str) -> Result<SocketAddr, String> {
@@ -67,12 +125,14 @@ fn parse_target(addr: &str) -> Result<SocketAddr, String> {
 
 fn compile_route(
     cfg: &RouteConfig,
-    path: &str,
+    index: usize,
     group_ids: &HashMap<&str, usize>,
     issues: &mut Vec<Issue>,
 ) -> Option<Route> {
+    let path = format!("routes[{index}]");
+    let path = path.as_str();
     let before = issues.len();
-    let matcher = compile_match(&cfg.matches, &format!("{path}.match"), issues);
+    let matcher = compile_match(&cfg.matches, path, issues);
 
     let header = match HeaderName::from_bytes(cfg.dye.header.trim().as_bytes()) {
         Ok(h) => Some(h),
@@ -182,7 +242,8 @@ fn is_cookie_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-fn compile_match(cfg: &MatchConfig, path: &str, issues: &mut Vec<Issue>) -> Matcher {
+fn compile_match(cfg: &MatchConfig, route: &str, issues: &mut Vec<Issue>) -> Matcher {
+    let path = format_args!("{route}.match");
     let mut m = Matcher::default();
     if let Some(host) = &cfg.host {
         match parse_host(host) {
@@ -228,10 +289,10 @@ fn compile_match(cfg: &MatchConfig, path: &str, issues: &mut Vec<Issue>) -> Matc
         m.methods = Some(out);
     }
     for (name, values) in &cfg.headers.0 {
-        let hpath = format!("{path}.headers.{name}");
+        let hpath = || format!("{path}.headers.{name}");
         let Ok(h) = HeaderName::from_bytes(name.trim().as_bytes()) else {
             issues.push(Issue::new(
-                &hpath,
+                hpath(),
                 format!("found {name:?}, expected a valid HTTP header name"),
             ));
             continue;
@@ -241,14 +302,14 @@ fn compile_match(cfg: &MatchConfig, path: &str, issues: &mut Vec<Issue>) -> Matc
             match HeaderValue::from_str(v) {
                 Ok(v) => vals.push(v),
                 Err(_) => issues.push(Issue::new(
-                    format!("{hpath}[{k}]"),
+                    format!("{}[{k}]", hpath()),
                     format!("found {v:?}, expected a valid HTTP header value"),
                 )),
             }
         }
         if values.0.is_empty() {
             issues.push(Issue::new(
-                &hpath,
+                hpath(),
                 "found an empty list, expected at least one allowed value",
             ));
         }

@@ -269,6 +269,8 @@ mod tests {
         routes_from_text("r.yaml", text.as_bytes().to_vec())
             .unwrap_or_else(|e| panic!("{e}"))
             .model
+            .as_ref()
+            .clone()
     }
 
     #[test]

@@ -15,18 +15,21 @@ pub struct Source {
     pub root: Option<Node>,
 }
 
+/// The error of a file that cannot be read.
+pub fn unreadable(file: &str, e: &std::io::Error) -> ConfigError {
+    ConfigError {
+        file: file.to_string(),
+        mark: Mark { line: 0, col: 0 },
+        path: String::new(),
+        message: format!("cannot read file: {e}"),
+    }
+}
+
 impl Source {
     /// Reads and parses a file. Unreadable, non-UTF-8 and syntactically broken files are errors.
     pub fn read(path: &Path) -> Result<Source, Vec<ConfigError>> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| {
-            vec![ConfigError {
-                file: file.clone(),
-                mark: Mark { line: 0, col: 0 },
-                path: String::new(),
-                message: format!("cannot read file: {e}"),
-            }]
-        })?;
+        let bytes = std::fs::read(path).map_err(|e| vec![unreadable(&file, &e)])?;
         Source::from_bytes(file, bytes)
     }
 
@@ -369,7 +372,13 @@ fn is_control(c: char) -> bool {
     c == '\0' || (c.is_control() && !"\t\n\r".contains(c))
 }
 
-/// Whether a text holds characters no YAML file may hold.
+/// Whether a text holds characters no YAML file may hold ([`is_control`], on bytes: this runs
+/// over the whole file on every reload).
 pub fn has_control_chars(text: &str) -> bool {
-    text.contains(is_control)
+    let b = text.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
+            || c == 0x7f
+            || (c == 0xc2 && matches!(b.get(i + 1), Some(0x80..=0x9f)))
+    })
 }

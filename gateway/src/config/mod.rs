@@ -7,6 +7,7 @@ pub mod compile;
 pub mod diff;
 pub mod error;
 pub mod gateway;
+pub mod incremental;
 pub mod load;
 pub mod model;
 pub mod tracing;
@@ -20,13 +21,17 @@ pub use tracing::{ExportSettings, TracingSettings};
 
 use crate::routing::RouteTable;
 use std::path::Path;
+use std::sync::Arc;
 
 /// A compiled routing table and what it was compiled from.
 pub struct LoadedRoutes {
-    pub table: RouteTable,
+    pub table: Arc<RouteTable>,
     /// The decoded file, for diffs against the next version.
-    pub model: model::RoutesConfig,
-    pub text: String,
+    pub model: Arc<model::RoutesConfig>,
+    pub text: Arc<str>,
+    /// What the next version can reuse of this one (see [`incremental`]); `None` when the file
+    /// is not in the plain block layout.
+    pub reuse: Option<incremental::Reuse>,
     pub routes: usize,
     pub upstreams: usize,
     pub timings: Timings,
@@ -34,62 +39,114 @@ pub struct LoadedRoutes {
 
 /// Reads, validates and compiles a routes file. Every error of the file is returned.
 pub fn load_routes(path: &Path) -> Result<LoadedRoutes, ConfigErrors> {
-    let source = Source::read(path).map_err(ConfigErrors)?;
-    routes_from_source(source)
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ConfigErrors(vec![load::unreadable(&file, &e)]))?;
+    routes_from_text(&file, bytes)
 }
 
 /// Validates and compiles routes text already read (`file` names it in messages).
 pub fn routes_from_text(file: &str, bytes: Vec<u8>) -> Result<LoadedRoutes, ConfigErrors> {
+    routes_from_text_after(file, bytes, None)
+}
+
+/// [`routes_from_text`] for the next version of a file: entries whose text is unchanged since
+/// `previous` are taken from it instead of being parsed again.
+pub fn routes_from_text_after(
+    file: &str,
+    bytes: Vec<u8>,
+    previous: Option<&incremental::Reuse>,
+) -> Result<LoadedRoutes, ConfigErrors> {
     let started = std::time::Instant::now();
-    if let Some(mut loaded) = fast_path(&bytes) {
-        loaded.timings.parse_us = started.elapsed().as_micros() as u64
-            - loaded.timings.validate_us
-            - loaded.timings.compile_us;
+    if let Some(mut loaded) = fast_path(&bytes, previous) {
+        loaded.timings.parse_us = (started.elapsed().as_micros() as u64)
+            .saturating_sub(loaded.timings.validate_us + loaded.timings.compile_us);
         return Ok(loaded);
     }
     let source = Source::from_bytes(file.to_string(), bytes).map_err(ConfigErrors)?;
     let mut loaded = routes_from_source(source)?;
-    loaded.timings.parse_us = started.elapsed().as_micros() as u64
-        - loaded.timings.decode_us
-        - loaded.timings.validate_us
-        - loaded.timings.compile_us;
+    loaded.timings.parse_us = (started.elapsed().as_micros() as u64).saturating_sub(
+        loaded.timings.decode_us + loaded.timings.validate_us + loaded.timings.compile_us,
+    );
     Ok(loaded)
 }
 
 /// The common case, a valid file, decoded straight from text with serde_yaml (libyaml, several
-/// times faster than building the located node tree). Any problem, even one serde_yaml would
-/// report, sends the file down the located path, so every error message comes from one place.
-fn fast_path(bytes: &[u8]) -> Option<LoadedRoutes> {
+/// times faster than building the located node tree), entry by entry when a previous version
+/// can lend its unchanged entries. Any problem, even one serde_yaml would report, sends the file
+/// down the located path, so every error message comes from one place.
+fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<LoadedRoutes> {
     let text = std::str::from_utf8(bytes).ok()?;
     if load::has_control_chars(text) {
         return None;
     }
-    let file: model::RoutesFile = serde_yaml::from_str(text).ok()?;
-    let model = model::RoutesConfig {
-        upstreams: file
-            .upstreams
-            .0
-            .into_iter()
-            .map(|(n, u)| (n, Some(u)))
-            .collect(),
-        routes: file.routes.into_iter().map(Some).collect(),
-        failed: Vec::new(),
-    };
     let mut timings = Timings::default();
+    let cut = incremental::cut(text).map(|cut| {
+        let keys = incremental::Keys::of(text, &cut);
+        (cut, keys)
+    });
+    let incremental = match (previous, &cut) {
+        (Some(prev), Some((cut, keys))) => prev.decode(text, cut, keys),
+        _ => None,
+    };
+    let whole = incremental.is_none();
+    let mut origins = None;
+    let model = match incremental {
+        Some((model, decoded)) => {
+            timings.reused = decoded.reused;
+            timings.parsed = decoded.parsed;
+            origins = Some(decoded.origins);
+            model
+        }
+        None => {
+            let file: model::RoutesFile = serde_yaml::from_str(text).ok()?;
+            let model = model::RoutesConfig {
+                upstreams: file
+                    .upstreams
+                    .0
+                    .into_iter()
+                    .map(|(n, u)| (n, Some(u)))
+                    .collect(),
+                routes: file.routes.into_iter().map(Some).collect(),
+                failed: Vec::new(),
+            };
+            timings.parsed = model.upstreams.len() + model.routes.len();
+            model
+        }
+    };
     let t = std::time::Instant::now();
     if !validate::validate(&model).is_empty() {
         return None;
     }
     timings.validate_us = t.elapsed().as_micros() as u64;
     let t = std::time::Instant::now();
-    let table = compile::compile(&model).ok()?;
+    let previous = match (previous, &origins) {
+        (Some(prev), Some(origins)) => Some(compile::Previous {
+            table: prev.table(),
+            origins,
+        }),
+        _ => None,
+    };
+    let table = Arc::new(compile::compile_after(&model, previous).ok()?);
     timings.compile_us = t.elapsed().as_micros() as u64;
+    let text: Arc<str> = text.into();
+    let model = Arc::new(model);
+    let reuse = cut.and_then(|(cut, keys)| {
+        incremental::Reuse::new(
+            text.clone(),
+            model.clone(),
+            table.clone(),
+            &cut,
+            &keys,
+            !whole,
+        )
+    });
     Some(LoadedRoutes {
         routes: table.routes().len(),
         upstreams: table.groups().len(),
         table,
         model,
-        text: text.to_string(),
+        text,
+        reuse,
         timings,
     })
 }
@@ -101,6 +158,10 @@ pub struct Timings {
     pub decode_us: u64,
     pub validate_us: u64,
     pub compile_us: u64,
+    /// Top-level entries (routes and upstreams) taken unchanged from the previous version.
+    pub reused: usize,
+    /// Top-level entries parsed (the whole file when nothing could be reused).
+    pub parsed: usize,
 }
 
 fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
@@ -136,9 +197,10 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
     Ok(LoadedRoutes {
         routes: table.routes().len(),
         upstreams: table.groups().len(),
-        table,
-        model,
-        text: source.text,
+        table: Arc::new(table),
+        model: Arc::new(model),
+        text: source.text.into(),
+        reuse: None,
         timings,
     })
 }

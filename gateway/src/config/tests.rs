@@ -297,14 +297,173 @@ fn fast_and_located_paths_decode_the_same_model() {
     if let Err(e) = serde_yaml::from_str::<super::model::RoutesFile>(&text) {
         panic!("serde_yaml: {e}");
     }
-    let fast = super::fast_path(text.as_bytes()).expect("valid file takes the fast path");
+    let fast = super::fast_path(text.as_bytes(), None).expect("valid file takes the fast path");
     let source = super::Source::from_text("routes.yaml".into(), text.clone()).expect("parses");
     let located = super::routes_from_source(source).expect("valid");
     assert_eq!(fast.model, located.model);
     let conf =
         std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/routes.yaml"))
             .expect("conf/routes.yaml");
-    assert!(super::fast_path(&conf).is_some());
+    assert!(super::fast_path(&conf, None).is_some());
     // Anything invalid leaves the fast path, so messages always come from the located path.
-    assert!(super::fast_path(b"upstreams: {}\nroutes: [{ name: x, split: [] }]\n").is_none());
+    assert!(super::fast_path(b"upstreams: {}\nroutes: [{ name: x, split: [] }]\n", None).is_none());
+}
+
+/// Versions of one file, each a plausible edit of the first: weights, an added, removed and moved
+/// route, comments, an anchor used by another route, a block scalar, quoted keys, CRLF.
+fn versions() -> Vec<String> {
+    let route = |name: &str, w: u32| {
+        format!("  - name: {name}\n    dye: {{ tags: {{ canary: b }} }}\n    split: [{{ upstream: a, weight: 95 }}, {{ upstream: b, weight: {w} }}]\n")
+    };
+    let ups = "upstreams:\n  a: { targets: [\"127.0.0.1:1\"] }\n  \"b\":\n    targets:\n      - addr: 127.0.0.1:2\n        weight: 3\n";
+    let base = format!(
+        "{ups}routes:\n{}{}{}",
+        route("r1", 5),
+        route("r2", 5),
+        route("r3", 5)
+    );
+    let mut v = vec![
+        base.clone(),
+        format!("{ups}routes:\n{}{}{}", route("r1", 5), route("r2", 50), route("r3", 5)),
+        format!("{ups}routes:\n{}{}{}{}", route("r1", 5), route("new", 1), route("r2", 5), route("r3", 5)),
+        format!("{ups}routes:\n{}{}", route("r1", 5), route("r3", 5)),
+        format!("{ups}routes:\n{}{}{}", route("r3", 5), route("r1", 5), route("r2", 5)),
+        format!("# a comment\n{ups}\nroutes:\n{}  # between\n{}{}", route("r1", 5), route("r2", 5), route("r3", 5)),
+        format!("{ups}routes:\n  - name: r1\n    split: &s [{{ upstream: a, weight: 1 }}]\n  - name: r2\n    split: *s\n"),
+        format!("{ups}routes:\n  - name: r1\n    split: &s [{{ upstream: b, weight: 1 }}]\n  - name: r2\n    split: *s\n"),
+        format!("{ups}routes:\n  - name: r1\n    sticky: >-\n      header:x-user\n    split: [{{ upstream: a, weight: 1 }}]\n{}", route("r2", 5)),
+        format!("{ups}routes:\n- name: r1\n  split: [{{ upstream: a, weight: 1 }}]\n- name: \"r2\"\n  split: [{{ upstream: b, weight: 1 }}]\n"),
+        format!("{ups}routes:\n{}  - name: \"r2\n  - r4\"\n    split: [{{ upstream: a, weight: 1 }}]\n", route("r1", 5)),
+        format!("routes:\n{}{}{}{ups}", route("r1", 5), route("r2", 5), route("r3", 5)),
+        format!("---\nupstreams:\n  a: {{ targets: [\"127.0.0.1:1\"] }}\n  b: {{ targets: [\"127.0.0.1:2\"] }}\nroutes:\n{}", route("r1", 7)),
+    ];
+    v.push(base.replace('\n', "\r\n"));
+    v
+}
+
+#[test]
+fn an_edit_reuses_every_unchanged_entry() {
+    let all = versions();
+    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes()).expect("valid");
+    let new = super::routes_from_text_after(
+        "routes.yaml",
+        all[1].clone().into_bytes(),
+        old.reuse.as_ref(),
+    )
+    .expect("valid");
+    assert_eq!((new.timings.parsed, new.timings.reused), (1, 4));
+    let whole = routes_from_text("routes.yaml", all[1].clone().into_bytes()).expect("valid");
+    assert_eq!(new.model, whole.model);
+    assert_eq!(whole.timings.parsed, 5);
+    // And the version after that reuses the standalone-parsed entry too.
+    let back = super::routes_from_text_after(
+        "routes.yaml",
+        all[0].clone().into_bytes(),
+        new.reuse.as_ref(),
+    )
+    .expect("valid");
+    assert_eq!((back.timings.parsed, back.timings.reused), (1, 4));
+    assert_eq!(back.model, old.model);
+}
+
+#[test]
+fn decoding_after_any_version_equals_decoding_the_whole_file() {
+    let all = versions();
+    let whole: Vec<_> = all
+        .iter()
+        .map(
+            |t| match routes_from_text("routes.yaml", t.clone().into_bytes()) {
+                Ok(l) => l,
+                Err(e) => panic!("{t}\n{e}"),
+            },
+        )
+        .collect();
+    for (i, prev) in whole.iter().enumerate() {
+        for (j, text) in all.iter().enumerate() {
+            let after = super::routes_from_text_after(
+                "routes.yaml",
+                text.clone().into_bytes(),
+                prev.reuse.as_ref(),
+            )
+            .unwrap_or_else(|e| panic!("{i} -> {j}: {e}"));
+            assert_eq!(after.model, whole[j].model, "{i} -> {j}");
+            // A chain of versions: the reuse of a reuse.
+            for (k, third) in all.iter().enumerate() {
+                let next = super::routes_from_text_after(
+                    "routes.yaml",
+                    third.clone().into_bytes(),
+                    after.reuse.as_ref(),
+                )
+                .unwrap_or_else(|e| panic!("{i} -> {j} -> {k}: {e}"));
+                assert_eq!(next.model, whole[k].model, "{i} -> {j} -> {k}");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_invalid_edit_after_a_version_gets_the_located_errors() {
+    let all = versions();
+    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes()).expect("valid");
+    let bad = all[0].replacen("upstream: b, weight: 5", "upstream: nope, weight: 5", 1);
+    let direct = routes_from_text("routes.yaml", bad.clone().into_bytes())
+        .map(|_| ())
+        .expect_err("invalid");
+    let after = super::routes_from_text_after("routes.yaml", bad.into_bytes(), old.reuse.as_ref())
+        .map(|_| ())
+        .expect_err("invalid");
+    assert_eq!(after.to_string(), direct.to_string());
+    assert!(
+        after.to_string().starts_with(
+            "routes.yaml:10:54: routes[0].split[1].upstream: found unknown upstream \"nope\""
+        ),
+        "{after}"
+    );
+}
+
+#[test]
+fn an_edit_carries_unchanged_routes_and_groups_over_as_they_are() {
+    use std::sync::Arc;
+    let all = versions();
+    let after = |text: &str, prev: &super::LoadedRoutes| {
+        super::routes_from_text_after("routes.yaml", text.as_bytes().to_vec(), prev.reuse.as_ref())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes()).expect("valid");
+    let new = after(&all[1], &old);
+    let same = |a: &super::LoadedRoutes, b: &super::LoadedRoutes, i: usize| {
+        Arc::ptr_eq(&a.table.routes()[i], &b.table.routes()[i])
+    };
+    assert!(same(&old, &new, 0) && !same(&old, &new, 1) && same(&old, &new, 2));
+    assert!(old
+        .table
+        .groups()
+        .iter()
+        .zip(new.table.groups())
+        .all(|(a, b)| Arc::ptr_eq(a, b)));
+    assert_eq!(new.table.routes()[1].split.weights, [95, 50]);
+
+    // An upstream inserted first moves every group id: no route is carried over with stale ids.
+    let shifted = all[0].replace(
+        "upstreams:\n",
+        "upstreams:\n  z: { targets: [\"127.0.0.1:9\"] }\n",
+    );
+    let moved = after(&shifted, &old);
+    assert_eq!(moved.timings.parsed, 1);
+    for (i, r) in moved.table.routes().iter().enumerate() {
+        assert!(!Arc::ptr_eq(r, &old.table.routes()[i]), "route {i}");
+        let names: Vec<&str> = r
+            .split
+            .groups
+            .iter()
+            .map(|g| moved.table.groups()[*g].name.as_ref())
+            .collect();
+        assert_eq!(names, ["a", "b"], "route {i}");
+        assert_eq!(moved.table.groups()[r.dye.tags[0].1].name.as_ref(), "b");
+    }
+    // The groups themselves are carried over (their ids are their positions).
+    assert!(Arc::ptr_eq(
+        &moved.table.groups()[1],
+        &old.table.groups()[0]
+    ));
 }

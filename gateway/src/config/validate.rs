@@ -5,17 +5,18 @@
 use super::error::Issue;
 use super::model::{RouteConfig, RoutesConfig};
 use dyegate_plugins::dye_tag::is_valid_tag;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// All cross-field issues of a routes file.
 pub fn validate(cfg: &RoutesConfig) -> Vec<Issue> {
     let mut issues = Vec::new();
-    let mut upstream_names: HashMap<&str, usize> = HashMap::new();
+    let mut upstream_names: HashMap<&str, usize> = HashMap::with_capacity(cfg.upstreams.len());
     for (i, (name, up)) in cfg.upstreams.iter().enumerate() {
-        let path = format!("upstreams.{name}");
+        // Paths are built only for an issue: this runs on every reload of every entry.
+        let path = || format!("upstreams.{name}");
         if name.trim().is_empty() {
             issues.push(Issue::new(
-                &path,
+                path(),
                 "found an empty upstream name, expected a name",
             ));
         }
@@ -23,19 +24,19 @@ pub fn validate(cfg: &RoutesConfig) -> Vec<Issue> {
         let Some(up) = up else { continue };
         if up.targets.is_empty() {
             issues.push(Issue::new(
-                format!("{path}.targets"),
+                format!("{}.targets", path()),
                 "found an empty list, expected at least one target",
             ));
         } else if up.targets.iter().all(|t| t.weight.0 == 0) {
             issues.push(Issue::new(
-                format!("{path}.targets"),
+                format!("{}.targets", path()),
                 "found all target weights 0, expected at least one weight above 0",
             ));
         }
         for (j, t) in up.targets.iter().enumerate() {
             if let Some(first) = up.targets[..j].iter().position(|o| o.addr == t.addr) {
                 issues.push(Issue::new(
-                    format!("{path}.targets[{j}]"),
+                    format!("{}.targets[{j}]", path()),
                     format!(
                         "found target {:?} twice (also targets[{first}]), expected each target once",
                         t.addr
@@ -59,10 +60,10 @@ pub fn validate(cfg: &RoutesConfig) -> Vec<Issue> {
         }
     };
 
-    let mut route_names: HashMap<&str, usize> = HashMap::new();
+    let mut route_names: HashMap<&str, usize> = HashMap::with_capacity(cfg.routes.len());
     for (i, route) in cfg.routes.iter().enumerate() {
         let Some(route) = route else { continue };
-        let path = format!("routes[{i}]");
+        let path = &Path(i);
         if route.name.trim().is_empty() {
             issues.push(Issue::new(
                 format!("{path}.name"),
@@ -79,14 +80,23 @@ pub fn validate(cfg: &RoutesConfig) -> Vec<Issue> {
         } else {
             route_names.insert(&route.name, i);
         }
-        validate_route(route, &path, &known, &expected_upstreams, &mut issues);
+        validate_route(route, path, &known, &expected_upstreams, &mut issues);
     }
     issues
 }
 
+/// `routes[i]`, formatted only when an issue names it.
+struct Path(usize);
+
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "routes[{}]", self.0)
+    }
+}
+
 fn validate_route(
     route: &RouteConfig,
-    path: &str,
+    path: &Path,
     known: &dyn Fn(&str) -> bool,
     expected_upstreams: &str,
     issues: &mut Vec<Issue>,
@@ -128,7 +138,7 @@ fn validate_route(
 
     let tags = &route.dye.tags.0;
     for (k, (tag, group)) in tags.iter().enumerate() {
-        let tpath = format!("{path}.dye.tags.{tag}");
+        let tpath = || format!("{path}.dye.tags.{tag}");
         if tag.trim().is_empty() {
             issues.push(Issue::new(
                 format!("{path}.dye.tags"),
@@ -138,19 +148,19 @@ fn validate_route(
         }
         if !is_valid_tag(tag) {
             issues.push(Issue::new(
-                &tpath,
+                tpath(),
                 format!("found tag {tag:?}, expected 1 to 64 characters of A-Z a-z 0-9 - _ ."),
             ));
         }
         if tags[..k].iter().any(|(t, _)| t == tag) {
             issues.push(Issue::new(
-                &tpath,
+                tpath(),
                 format!("found tag {tag:?} twice, expected unique tags"),
             ));
         }
         if !known(group) {
             issues.push(Issue::new(
-                &tpath,
+                tpath(),
                 format!("found unknown upstream {group:?}, expected {expected_upstreams}"),
             ));
         }

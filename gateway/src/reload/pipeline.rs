@@ -6,8 +6,9 @@ use super::audit::AuditLog;
 use super::history::{History, VersionInfo};
 use super::{now_rfc3339, sha256_hex};
 use crate::config::diff::{diff, Diff};
+use crate::config::incremental::Reuse;
 use crate::config::model::RoutesConfig;
-use crate::config::{routes_from_text, LoadedRoutes};
+use crate::config::{routes_from_text, routes_from_text_after, LoadedRoutes};
 use crate::routing::RouteTable;
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
@@ -95,6 +96,8 @@ struct State {
     history: History,
     /// The decoded model of the running version (for diffs).
     model: Arc<RoutesConfig>,
+    /// The running version's entries, for the next reload to reuse the unchanged ones.
+    reuse: Option<Reuse>,
     loaded_at: String,
     trigger: Trigger,
     last_error: Option<LastError>,
@@ -130,7 +133,7 @@ impl Reloader {
     ) -> Reloader {
         let mut history = History::load(state_dir, history_limit);
         let sha = sha256_hex(loaded.text.as_bytes());
-        let table = Arc::new(loaded.table);
+        let table = loaded.table.clone();
         let audit = AuditLog::new(audit_log);
         let before = history.latest().map_or(0, |k| k.info.version);
         let (version, trigger, loaded_at, result) = match history.latest() {
@@ -159,7 +162,7 @@ impl Reloader {
                         rollback_to: None,
                         rollback_from: None,
                     },
-                    loaded.text.as_str().into(),
+                    loaded.text.clone(),
                     table.clone(),
                 );
                 (v, Trigger::Startup, at, Outcome::Applied)
@@ -201,7 +204,8 @@ impl Reloader {
             })),
             state: Mutex::new(State {
                 history,
-                model: Arc::new(loaded.model),
+                model: loaded.model,
+                reuse: loaded.reuse,
                 loaded_at,
                 trigger,
                 last_error: None,
@@ -274,7 +278,7 @@ impl Reloader {
         }
         let started = Instant::now();
         let file = self.routes_path.display().to_string();
-        let loaded = match routes_from_text(&file, bytes) {
+        let loaded = match routes_from_text_after(&file, bytes, st.reuse.as_ref()) {
             Ok(l) => l,
             Err(errors) => {
                 report.errors = errors.0.iter().map(ToString::to_string).collect();
@@ -283,10 +287,13 @@ impl Reloader {
         };
         report.timings = Some(loaded.timings);
         loaded.table.inherit_positions(&current.table);
-        let table = Arc::new(loaded.table);
+        let table = loaded.table.clone();
         let version = st.history.next_version();
         let t_metrics = Instant::now();
-        let metrics = Arc::new(self.metrics.for_table(&table));
+        let metrics = Arc::new(
+            self.metrics
+                .for_table_after(&table, Some((&current.table, &current.metrics))),
+        );
         let metrics_us = t_metrics.elapsed().as_micros();
         self.active.store(Arc::new(ActiveTable {
             table: table.clone(),
@@ -297,9 +304,11 @@ impl Reloader {
         self.metrics.set_routing_version(version);
         report.swap_micros = Some(started.elapsed().as_micros() as u64);
         info!(
-            "reload ({}): parse {} µs, decode {} µs, validate {} µs, compile {} µs, metrics {metrics_us} µs",
+            "reload ({}): parse {} µs ({} entries parsed, {} unchanged), decode {} µs, validate {} µs, compile {} µs, metrics {metrics_us} µs",
             trigger.as_str(),
             loaded.timings.parse_us,
+            loaded.timings.parsed,
+            loaded.timings.reused,
             loaded.timings.decode_us,
             loaded.timings.validate_us,
             loaded.timings.compile_us
@@ -317,10 +326,11 @@ impl Reloader {
                 rollback_to: None,
                 rollback_from: None,
             },
-            loaded.text.as_str().into(),
+            loaded.text.clone(),
             table,
         );
-        st.model = Arc::new(loaded.model);
+        st.model = loaded.model;
+        st.reuse = loaded.reuse;
         st.loaded_at = report.time.clone();
         st.trigger = trigger;
         self.counters.applied.fetch_add(1, Ordering::Relaxed);
@@ -375,14 +385,17 @@ impl Reloader {
                 match routes_from_text(&format!("version {target}"), text.as_bytes().to_vec()) {
                     Ok(l) => {
                         l.table.inherit_positions(&current.table);
-                        (Arc::new(l.table), Some(l.model))
+                        (l.table, Some((l.model, l.reuse)))
                     }
                     Err(e) => return Err(format!("version {target} no longer compiles: {e}")),
                 }
             }
         };
         let version = st.history.next_version();
-        let metrics = Arc::new(self.metrics.for_table(&table));
+        let metrics = Arc::new(
+            self.metrics
+                .for_table_after(&table, Some((&current.table, &current.metrics))),
+        );
         self.active.store(Arc::new(ActiveTable {
             table: table.clone(),
             version,
@@ -391,10 +404,10 @@ impl Reloader {
         }));
         self.metrics.set_routing_version(version);
         let swap_micros = started.elapsed().as_micros() as u64;
-        let model = match model {
+        let (model, reuse) = match model {
             Some(m) => m,
             None => routes_from_text("kept", text.as_bytes().to_vec())
-                .map(|l| l.model)
+                .map(|l| (l.model, l.reuse))
                 .unwrap_or_default(),
         };
         let mut report = ReloadReport {
@@ -426,7 +439,8 @@ impl Reloader {
             text,
             table,
         );
-        st.model = Arc::new(model);
+        st.model = model;
+        st.reuse = reuse;
         st.loaded_at = report.time.clone();
         st.trigger = Trigger::Rollback;
         self.counters.rollback.fetch_add(1, Ordering::Relaxed);

@@ -109,6 +109,9 @@ impl BackgroundService for ReloadService {
         // already includes it: without this catch-up it would wait for the next edit.
         if watcher.is_some() && self.file_differs() {
             info!("{} changed during startup: reloading", path.display());
+            // It may still be being written: the same quiet period as any other file event.
+            while let Ok(Some(())) = tokio::time::timeout(self.debounce, rx.recv()).await {}
+            seen = Fingerprint::of(&path);
             self.run(Trigger::File).await;
         }
         loop {

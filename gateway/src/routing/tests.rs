@@ -5,7 +5,7 @@ use crate::config::routes_from_text;
 use http::{HeaderMap, HeaderValue, Method};
 use std::net::IpAddr;
 
-fn table(text: &str) -> RouteTable {
+fn table(text: &str) -> std::sync::Arc<RouteTable> {
     routes_from_text("routes.yaml", text.as_bytes().to_vec())
         .unwrap_or_else(|e| panic!("{e}"))
         .table

@@ -14,7 +14,7 @@
 //! drops, process metrics) are ordinary `prometheus` metrics in one registry, appended to the
 //! same scrape.
 
-use crate::routing::{GroupId, Reason, RouteTable};
+use crate::routing::{Group, GroupId, Reason, Route, RouteTable};
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -179,12 +179,45 @@ impl Metrics {
 
     /// Creates every series of a table (at 0 when new) and returns its handles.
     pub fn for_table(&self, table: &RouteTable) -> TableMetrics {
+        self.for_table_after(table, None)
+    }
+
+    /// [`Metrics::for_table`] for the table that replaces `previous`: routes and groups carried
+    /// over from it (the same `Arc`) keep their handles.
+    pub fn for_table_after(
+        &self,
+        table: &RouteTable,
+        previous: Option<(&RouteTable, &TableMetrics)>,
+    ) -> TableMetrics {
+        let (old_routes, old_groups) = match previous {
+            Some((t, m))
+                if t.routes().len() == m.routes.len() && t.groups().len() == m.targets.len() =>
+            {
+                let routes: foldhash::HashMap<*const Route, &Arc<RouteMetrics>> = t
+                    .routes()
+                    .iter()
+                    .zip(&m.routes)
+                    .map(|(r, rm)| (Arc::as_ptr(r), rm))
+                    .collect();
+                let groups: foldhash::HashMap<*const Group, &Arc<TargetMetrics>> = t
+                    .groups()
+                    .iter()
+                    .zip(&m.targets)
+                    .map(|(g, tm)| (Arc::as_ptr(g), tm))
+                    .collect();
+                (routes, groups)
+            }
+            _ => Default::default(),
+        };
         let mut store = lock(&self.store);
         let group_name = |g: GroupId| table.group(g).map_or("none", |g| g.name.as_ref());
         let routes = table
             .routes()
             .iter()
             .map(|r| {
+                if let Some(m) = old_routes.get(&Arc::as_ptr(r)) {
+                    return Arc::clone(m);
+                }
                 let mut groups: Vec<GroupId> = r.split.groups.clone();
                 for (_, g) in &r.dye.tags {
                     if !groups.contains(g) {
@@ -215,27 +248,32 @@ impl Metrics {
                         }
                     })
                     .collect();
-                RouteMetrics {
+                Arc::new(RouteMetrics {
                     groups: per_group,
                     route: store.routes.entry(r.name.to_string()).or_default().clone(),
-                }
+                })
             })
             .collect();
         let targets = table
             .groups()
             .iter()
             .map(|g| {
-                g.targets
-                    .iter()
-                    .map(|t| {
-                        let c = store
-                            .targets
-                            .entry((g.name.to_string(), t.addr))
-                            .or_default()
-                            .clone();
-                        (t.addr, c)
-                    })
-                    .collect()
+                if let Some(m) = old_groups.get(&Arc::as_ptr(g)) {
+                    return Arc::clone(m);
+                }
+                Arc::new(
+                    g.targets
+                        .iter()
+                        .map(|t| {
+                            let c = store
+                                .targets
+                                .entry((g.name.to_string(), t.addr))
+                                .or_default()
+                                .clone();
+                            (t.addr, c)
+                        })
+                        .collect(),
+                )
             })
             .collect();
         TableMetrics {
@@ -434,11 +472,14 @@ struct RouteMetrics {
     route: Arc<RouteStats>,
 }
 
-/// The handles of one table's series, indexed like the table.
+type TargetMetrics = Vec<(SocketAddr, Arc<ErrorKinds>)>;
+
+/// The handles of one table's series, indexed like the table. Shared (`Arc`) so a route or group
+/// carried over unchanged into the next table keeps its handles without looking them up again.
 pub struct TableMetrics {
-    routes: Vec<RouteMetrics>,
+    routes: Vec<Arc<RouteMetrics>>,
     /// Per group id, per target: (address, counters per error kind).
-    targets: Vec<Vec<(SocketAddr, Arc<ErrorKinds>)>>,
+    targets: Vec<Arc<TargetMetrics>>,
     no_route: Arc<Classes>,
 }
 

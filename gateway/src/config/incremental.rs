@@ -1,0 +1,440 @@
+//! Incremental decoding of routes.yaml. A reload usually changes a few lines of a file that may
+//! hold thousands of routes, so the file is cut into its top-level entries (each `upstreams.NAME`
+//! and each `routes[i]`), and an entry whose text is unchanged since the running version is taken
+//! from that version's decoded model instead of being parsed again. Only changed entries go
+//! through the YAML parser, each on its own.
+//!
+//! Correctness does not rest on the cutting being clever: the cutter accepts only the plain block
+//! layout (`upstreams:` a block mapping, `routes:` a block sequence, nothing else at the top) and
+//! gives up on anything else; an entry parsed on its own must decode to exactly one entry, or the
+//! whole file is parsed as before. An entry is remembered from a whole-file parse only when its
+//! text cannot depend on the rest of the file (no alias `*`) and cannot be the opening part of a
+//! construct the cutter split wrongly (every line closes its quotes and brackets). Entries parsed
+//! on their own are self-contained by construction.
+
+use super::model::{Entries, RouteConfig, RoutesConfig, UpstreamConfig};
+use crate::routing::RouteTable;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// The top-level entries of a routes file, as byte ranges of its text, in file order.
+#[derive(Debug, Default, PartialEq)]
+pub struct Cut {
+    pub upstreams: Vec<Range<usize>>,
+    pub routes: Vec<Range<usize>>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Section {
+    Upstreams,
+    Routes,
+}
+
+/// Cuts a routes file into its entries. `None` when the layout is not the plain block layout.
+pub fn cut(text: &str) -> Option<Cut> {
+    let mut out = Cut::default();
+    let mut seen = [false; 2];
+    // (section, item indent once known)
+    let mut current: Option<(Section, Option<usize>)> = None;
+    let mut first_content = true;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        let indent = body.len() - body.trim_start_matches(' ').len();
+        let rest = &body[indent..];
+        if rest.starts_with('\t') {
+            return None;
+        }
+        if rest.is_empty() || rest.starts_with('#') {
+            continue; // blank or comment: stays with the entry before it
+        }
+        let starts_item = |s: &str| s == "-" || s.starts_with("- ");
+        if let Some((section, item_indent)) = current {
+            let list = match section {
+                Section::Upstreams => &mut out.upstreams,
+                Section::Routes => &mut out.routes,
+            };
+            match item_indent {
+                None if indent == 0 && !(section == Section::Routes && starts_item(rest)) => {
+                    // An empty section; the line is the next top-level key.
+                }
+                None => {
+                    let ok = match section {
+                        Section::Routes => starts_item(rest),
+                        Section::Upstreams => !rest.starts_with(['-', '?']),
+                    };
+                    if !ok {
+                        return None;
+                    }
+                    current = Some((section, Some(indent)));
+                    close(list, start);
+                    list.push(start..start);
+                    continue;
+                }
+                Some(i) if indent > i => continue,
+                Some(i) if indent == i => {
+                    let ok = match section {
+                        Section::Routes => starts_item(rest),
+                        Section::Upstreams => !rest.starts_with(['-', '?']),
+                    };
+                    if ok {
+                        close(list, start);
+                        list.push(start..start);
+                        continue;
+                    }
+                    if indent != 0 {
+                        return None;
+                    }
+                }
+                Some(_) if indent == 0 => {}
+                Some(_) => return None,
+            }
+            close(list, start);
+            current = None;
+        }
+        // A top-level line.
+        if indent != 0 {
+            return None;
+        }
+        if first_content && (rest == "---" || rest.starts_with("--- #")) {
+            first_content = false;
+            continue;
+        }
+        first_content = false;
+        let section = match top_key(rest)? {
+            "upstreams" => Section::Upstreams,
+            "routes" => Section::Routes,
+            _ => return None,
+        };
+        let slot = &mut seen[section as usize];
+        if *slot {
+            return None;
+        }
+        *slot = true;
+        current = Some((section, None));
+    }
+    if let Some((section, _)) = current {
+        let list = match section {
+            Section::Upstreams => &mut out.upstreams,
+            Section::Routes => &mut out.routes,
+        };
+        close(list, text.len());
+    }
+    if !seen[Section::Routes as usize] || out.routes.is_empty() {
+        return None;
+    }
+    Some(out)
+}
+
+/// Ends the open entry (if any) at `end`.
+fn close(list: &mut [Range<usize>], end: usize) {
+    if let Some(last) = list.last_mut() {
+        if last.end == last.start {
+            last.end = end;
+        }
+    }
+}
+
+/// `KEY:` with nothing after it but a comment; the key.
+fn top_key(line: &str) -> Option<&str> {
+    let (key, after) = line.split_once(':')?;
+    let after = after.trim_start_matches(' ');
+    if !(after.is_empty() || after.starts_with('#')) {
+        return None;
+    }
+    key.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        .then_some(key)
+}
+
+/// Whether a whole-file parse of this entry's text can be remembered (see the module docs).
+fn self_contained(chunk: &str) -> bool {
+    !chunk.contains('*') && chunk.lines().all(line_closed)
+}
+
+/// A line whose quotes and brackets all close on it (outside a comment). Conservative: a plain
+/// scalar with an apostrophe fails it, which only means that entry is parsed again next time.
+fn line_closed(line: &str) -> bool {
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    for c in line.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth -= 1,
+                '#' if prev == ' ' => break,
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    quote.is_none() && depth == 0
+}
+
+/// The hash of an entry's text (fixed keys: hashes of one version are compared with the next's;
+/// a match is then confirmed by comparing the texts).
+fn hash_of(s: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x0064_7965_6761_7465).hash_one(s)
+}
+
+/// The entries' hashes, computed once per load.
+pub struct Keys {
+    upstreams: Vec<u64>,
+    routes: Vec<u64>,
+}
+
+impl Keys {
+    pub fn of(text: &str, cut: &Cut) -> Keys {
+        let hash =
+            |ranges: &[Range<usize>]| ranges.iter().map(|r| hash_of(&text[r.clone()])).collect();
+        Keys {
+            upstreams: hash(&cut.upstreams),
+            routes: hash(&cut.routes),
+        }
+    }
+}
+
+/// Maps keyed by a hash already: the key is its own hash.
+#[derive(Default, Clone, Copy)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type ByHash = HashMap<u64, (Range<usize>, usize), BuildHasherDefault<Prehashed>>;
+
+/// What a decoded version remembers so the next one can reuse its unchanged entries: the text,
+/// the model, and for each remembered entry its text's hash → (range, index in the model).
+pub struct Reuse {
+    text: Arc<str>,
+    model: Arc<RoutesConfig>,
+    /// The table compiled from `model` (route i and group i come from its entry i).
+    table: Arc<RouteTable>,
+    upstreams: ByHash,
+    routes: ByHash,
+}
+
+impl std::fmt::Debug for Reuse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reuse")
+            .field("upstreams", &self.upstreams.len())
+            .field("routes", &self.routes.len())
+            .finish()
+    }
+}
+
+/// How a model was decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decoded {
+    /// Entries taken from the previous version unchanged.
+    pub reused: usize,
+    /// Entries parsed on their own.
+    pub parsed: usize,
+    /// Where each entry came from: its index in the previous version, when unchanged.
+    pub origins: Origins,
+}
+
+/// For each upstream and route of a new version, its index in the previous version when its
+/// text is unchanged (its decoded value then is the same).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origins {
+    pub upstreams: Vec<Option<usize>>,
+    pub routes: Vec<Option<usize>>,
+}
+
+impl Reuse {
+    /// Remembers the entries of `model`, decoded from `text` cut as `entries`. `all` says every
+    /// entry was parsed on its own (or reused), so all can be remembered; otherwise only the
+    /// self-contained ones are.
+    pub fn new(
+        text: Arc<str>,
+        model: Arc<RoutesConfig>,
+        table: Arc<RouteTable>,
+        entries: &Cut,
+        keys: &Keys,
+        all: bool,
+    ) -> Option<Reuse> {
+        if entries.upstreams.len() != model.upstreams.len()
+            || entries.routes.len() != model.routes.len()
+            || table.groups().len() != model.upstreams.len()
+            || table.routes().len() != model.routes.len()
+        {
+            return None;
+        }
+        let remember = |ranges: &[Range<usize>], keys: &[u64]| {
+            let mut map = ByHash::with_capacity_and_hasher(ranges.len(), Default::default());
+            for (i, (r, key)) in ranges.iter().zip(keys).enumerate() {
+                if all || self_contained(&text[r.clone()]) {
+                    map.entry(*key).or_insert((r.clone(), i));
+                }
+            }
+            map
+        };
+        let upstreams = remember(&entries.upstreams, &keys.upstreams);
+        let routes = remember(&entries.routes, &keys.routes);
+        Some(Reuse {
+            text: text.clone(),
+            model,
+            table,
+            upstreams,
+            routes,
+        })
+    }
+
+    fn find(&self, map: &ByHash, key: u64, chunk: &str) -> Option<usize> {
+        let (range, i) = map.get(&key)?;
+        (&self.text[range.clone()] == chunk).then_some(*i)
+    }
+
+    /// Decodes `text` (cut as `entries`) reusing this version's unchanged entries and parsing
+    /// the others one by one. `None` when an entry does not decode on its own to exactly one
+    /// entry, or when so many changed that a whole-file parse is cheaper: the caller parses the
+    /// whole file then.
+    pub fn decode(
+        &self,
+        text: &str,
+        entries: &Cut,
+        keys: &Keys,
+    ) -> Option<(RoutesConfig, Decoded)> {
+        let total = entries.upstreams.len() + entries.routes.len();
+        let budget = (total / 8).max(64);
+        let mut stats = Decoded::default();
+        let mut upstreams = Vec::with_capacity(entries.upstreams.len());
+        for (r, key) in entries.upstreams.iter().zip(&keys.upstreams) {
+            let chunk = &text[r.clone()];
+            if let Some(i) = self.find(&self.upstreams, *key, chunk) {
+                upstreams.push(self.model.upstreams.get(i)?.clone());
+                stats.origins.upstreams.push(Some(i));
+                stats.reused += 1;
+                continue;
+            }
+            stats.origins.upstreams.push(None);
+            stats.parsed += 1;
+            if stats.parsed > budget {
+                return None;
+            }
+            let one: Entries<UpstreamConfig> = serde_yaml::from_str(chunk).ok()?;
+            let [(name, up)]: [(String, UpstreamConfig); 1] = one.0.try_into().ok()?;
+            upstreams.push((name, Some(up)));
+        }
+        let mut routes = Vec::with_capacity(entries.routes.len());
+        for (r, key) in entries.routes.iter().zip(&keys.routes) {
+            let chunk = &text[r.clone()];
+            if let Some(i) = self.find(&self.routes, *key, chunk) {
+                routes.push(self.model.routes.get(i)?.clone());
+                stats.origins.routes.push(Some(i));
+                stats.reused += 1;
+                continue;
+            }
+            stats.origins.routes.push(None);
+            stats.parsed += 1;
+            if stats.parsed > budget {
+                return None;
+            }
+            let one: Vec<RouteConfig> = serde_yaml::from_str(chunk).ok()?;
+            let [route]: [RouteConfig; 1] = one.try_into().ok()?;
+            routes.push(Some(route));
+        }
+        let model = RoutesConfig {
+            upstreams,
+            routes,
+            failed: Vec::new(),
+        };
+        Some((model, stats))
+    }
+
+    /// The table compiled from this version.
+    pub fn table(&self) -> &RouteTable {
+        &self.table
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces<'a>(text: &'a str, ranges: &[Range<usize>]) -> Vec<&'a str> {
+        ranges.iter().map(|r| &text[r.clone()]).collect()
+    }
+
+    #[test]
+    fn cuts_the_block_layout_into_entries() {
+        let text = "# head\nupstreams:\n  a: { targets: [\"127.0.0.1:1\"] }\n  # about b\n  b:\n    targets:\n      - 127.0.0.1:2\n\nroutes:\n  - name: r1\n    split: [{ upstream: a, weight: 1 }]\n  # between\n  - name: r2\n    split:\n      - upstream: b\n        weight: 1\n";
+        let e = cut(text).expect("plain layout");
+        assert_eq!(
+            pieces(text, &e.upstreams),
+            [
+                "  a: { targets: [\"127.0.0.1:1\"] }\n  # about b\n",
+                "  b:\n    targets:\n      - 127.0.0.1:2\n\n"
+            ]
+        );
+        assert_eq!(
+            pieces(text, &e.routes),
+            [
+                "  - name: r1\n    split: [{ upstream: a, weight: 1 }]\n  # between\n",
+                "  - name: r2\n    split:\n      - upstream: b\n        weight: 1\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn cuts_indentless_sequences_and_any_section_order() {
+        let text = "---\nroutes:\n- name: r1\n  split: [{ upstream: a, weight: 1 }]\n- name: r2\n  split: [{ upstream: a, weight: 1 }]\nupstreams:\n  a: { targets: [\"127.0.0.1:1\"] }";
+        let e = cut(text).expect("plain layout");
+        assert_eq!(e.routes.len(), 2);
+        assert_eq!(
+            pieces(text, &e.upstreams),
+            ["  a: { targets: [\"127.0.0.1:1\"] }"]
+        );
+    }
+
+    #[test]
+    fn gives_up_on_anything_but_the_plain_layout() {
+        for text in [
+            "routes: [{ name: r }]\n",
+            "upstreams: {}\nroutes:\n  - name: r\nextra:\n  - 1\n",
+            "routes:\n  - name: r\nroutes:\n  - name: s\n",
+            "%YAML 1.2\n---\nroutes:\n  - name: r\n",
+            "routes:\n  - name: r\n---\nroutes:\n  - name: s\n",
+            "routes:\n  - name: r\n split: []\n",
+            "routes:\n    - name: r\n  - name: s\n",
+            "routes:\n  name: r\n",
+            "upstreams:\n  ? a\n  : {}\nroutes:\n  - name: r\n",
+            "routes:\n",
+            "routes:\n\t- name: r\n",
+            "  routes:\n  - name: r\n",
+        ] {
+            assert_eq!(cut(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn self_contained_entries() {
+        assert!(self_contained(
+            "  - name: r # it's\n    split: [{ upstream: a, weight: 1 }]\n"
+        ));
+        assert!(!self_contained("  - name: r\n    split: *same\n"));
+        assert!(!self_contained("  - name: \"r\n"));
+        assert!(!self_contained("  - name: r\n    split: [\n"));
+        assert!(!self_contained("  - name: it's\n"));
+    }
+}
