@@ -38,13 +38,13 @@ impl Diff {
 }
 
 fn routes(cfg: &RoutesConfig) -> Vec<&RouteConfig> {
-    cfg.routes.iter().flatten().collect()
+    cfg.routes.iter().flatten().map(|r| &**r).collect()
 }
 
 fn upstreams(cfg: &RoutesConfig) -> Vec<(&str, &UpstreamConfig)> {
     cfg.upstreams
         .iter()
-        .filter_map(|(n, u)| Some((n.as_str(), u.as_ref()?)))
+        .filter_map(|(n, u)| Some((n.as_str(), &**u.as_ref()?)))
         .collect()
 }
 

@@ -334,7 +334,7 @@ impl Reuse {
             }
             let one: Entries<UpstreamConfig> = serde_yaml::from_str(chunk).ok()?;
             let [(name, up)]: [(String, UpstreamConfig); 1] = one.0.try_into().ok()?;
-            upstreams.push((name, Some(up)));
+            upstreams.push((name, Some(Arc::new(up))));
         }
         let mut routes = Vec::with_capacity(entries.routes.len());
         for (r, key) in entries.routes.iter().zip(&keys.routes) {
@@ -352,7 +352,7 @@ impl Reuse {
             }
             let one: Vec<RouteConfig> = serde_yaml::from_str(chunk).ok()?;
             let [route]: [RouteConfig; 1] = one.try_into().ok()?;
-            routes.push(Some(route));
+            routes.push(Some(Arc::new(route)));
         }
         let model = RoutesConfig {
             upstreams,

@@ -7,6 +7,7 @@ use super::model::{
 };
 use super::yaml::{self, join_index, join_key, DeError, Node, NodeKind};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A parsed file: its name (for messages), the YAML tree (for locating issues) and its text.
 pub struct Source {
@@ -169,7 +170,7 @@ impl Source {
                         Ok(u) => Some(u),
                         Err(e) => self.upstream_by_field(v, &path, e, out, errors),
                     };
-                    out.upstreams.push((name, up));
+                    out.upstreams.push((name, up.map(Arc::new)));
                 }
             }
             _ if node.is_null() => {}
@@ -193,7 +194,7 @@ impl Source {
                         Ok(r) => Some(r),
                         Err(e) => self.route_by_field(item, &path, e, out, errors),
                     };
-                    out.routes.push(route);
+                    out.routes.push(route.map(Arc::new));
                 }
             }
             _ if node.is_null() => {}

@@ -104,9 +104,9 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
                     .upstreams
                     .0
                     .into_iter()
-                    .map(|(n, u)| (n, Some(u)))
+                    .map(|(n, u)| (n, Some(Arc::new(u))))
                     .collect(),
-                routes: file.routes.into_iter().map(Some).collect(),
+                routes: file.routes.into_iter().map(|r| Some(Arc::new(r))).collect(),
                 failed: Vec::new(),
             };
             timings.parsed = model.upstreams.len() + model.routes.len();

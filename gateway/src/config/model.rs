@@ -4,6 +4,7 @@
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
+use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------------------
 // gateway.yaml
@@ -284,9 +285,11 @@ fn default_service_name() -> String {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RoutesConfig {
     /// In file order; `None` where the entry failed to decode (its name still counts as defined).
-    pub upstreams: Vec<(String, Option<UpstreamConfig>)>,
+    /// Entries are shared with the next version when their text is unchanged (see
+    /// `incremental.rs`).
+    pub upstreams: Vec<(String, Option<Arc<UpstreamConfig>>)>,
     /// In file order; `None` where the route failed to decode.
-    pub routes: Vec<Option<RouteConfig>>,
+    pub routes: Vec<Option<Arc<RouteConfig>>>,
     /// Field paths that failed to decode and were replaced by placeholders (see `load.rs`);
     /// validation issues on them, or on their parents, would only repeat the decoding error.
     pub failed: Vec<String>,

@@ -40,7 +40,9 @@ impl ReloadService {
     /// Whether the routes file on disk is not what the running table was compiled from.
     fn file_differs(&self) -> bool {
         let running = self.reloader.active().load().sha256.clone();
-        std::fs::read(self.reloader.routes_path()).is_ok_and(|b| super::sha256_hex(&b) != running)
+        // Unreadable (deleted since the startup load) differs too: the reload reports it.
+        std::fs::read(self.reloader.routes_path())
+            .map_or(true, |b| super::sha256_hex(&b) != running)
     }
 
     async fn run(&self, trigger: Trigger) {
