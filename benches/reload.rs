@@ -72,6 +72,22 @@ fn bench(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("inherit_positions", n), &n, |b, _| {
             b.iter(|| new.table.inherit_positions(black_box(&old.table)))
         });
+        // The diff of a reload: the new version shares its unchanged entries with the old one.
+        let after = match routes_from_text_after(
+            "bench.yaml",
+            new_text.as_bytes().to_vec(),
+            old.reuse.as_ref(),
+        ) {
+            Ok(l) => l,
+            Err(e) => panic!("bench routes invalid: {e}"),
+        };
+        g.bench_with_input(BenchmarkId::new("diff_after_edit", n), &n, |b, _| {
+            b.iter(|| {
+                diff(black_box(&old.model), black_box(&after.model))
+                    .lines
+                    .len()
+            })
+        });
         g.bench_with_input(BenchmarkId::new("diff", n), &n, |b, _| {
             b.iter(|| {
                 diff(black_box(&old.model), black_box(&new.model))

@@ -2,7 +2,8 @@
 //! (`shop: shop-canary 5 -> 20`), not a text diff.
 
 use super::model::{RouteConfig, RoutesConfig, UpstreamConfig};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 /// The changes between two routes files.
@@ -66,6 +67,8 @@ pub fn diff(old: &RoutesConfig, new: &RoutesConfig) -> Diff {
                 d.routes_added.push(r.name.clone());
                 d.lines.push(format!("route added: {}", r.name));
             }
+            // An entry carried over unchanged from the old version is the same value.
+            Some(o) if std::ptr::eq(*o, *r) => {}
             Some(o) => {
                 let changes = route_changes(o, r);
                 if !changes.is_empty() {
@@ -120,6 +123,7 @@ pub fn diff(old: &RoutesConfig, new: &RoutesConfig) -> Diff {
                     targets(u).into_iter().collect::<Vec<_>>().join(", ")
                 ));
             }
+            Some((_, o)) if std::ptr::eq(o, *u) => {}
             Some((_, o)) => {
                 let (before, after) = (targets(o), targets(u));
                 let added: Vec<&String> = after.difference(&before).collect();

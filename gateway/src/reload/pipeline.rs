@@ -8,7 +8,7 @@ use super::{now_rfc3339, sha256_hex};
 use crate::config::diff::{diff, Diff};
 use crate::config::incremental::Reuse;
 use crate::config::model::RoutesConfig;
-use crate::config::{routes_from_text, routes_from_text_after, LoadedRoutes};
+use crate::config::{routes_from_text_after, LoadedRoutes};
 use crate::routing::RouteTable;
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
@@ -382,7 +382,11 @@ impl Reloader {
         let (table, model) = match cached {
             Some(t) => (t, None),
             None => {
-                match routes_from_text(&format!("version {target}"), text.as_bytes().to_vec()) {
+                match routes_from_text_after(
+                    &format!("version {target}"),
+                    text.as_bytes().to_vec(),
+                    st.reuse.as_ref(),
+                ) {
                     Ok(l) => {
                         l.table.inherit_positions(&current.table);
                         (l.table, Some((l.model, l.reuse)))
@@ -406,7 +410,8 @@ impl Reloader {
         let swap_micros = started.elapsed().as_micros() as u64;
         let (model, reuse) = match model {
             Some(m) => m,
-            None => routes_from_text("kept", text.as_bytes().to_vec())
+            // Its model, for the diff and the next reload (mostly entries of the running version).
+            None => routes_from_text_after("kept", text.as_bytes().to_vec(), st.reuse.as_ref())
                 .map(|l| (l.model, l.reuse))
                 .unwrap_or_default(),
         };
