@@ -467,3 +467,151 @@ fn an_edit_carries_unchanged_routes_and_groups_over_as_they_are() {
         &old.table.groups()[0]
     ));
 }
+
+/// Random edits of the versions above (lines deleted, duplicated, swapped, re-indented, or plausible
+/// and broken lines inserted: anchors, aliases, open quotes and brackets, comments, new entries):
+/// decoding after a previous version must give exactly what decoding the file alone gives, the
+/// same model or the same error messages.
+mod incremental_equivalence {
+    use super::super::{routes_from_text, routes_from_text_after};
+    use proptest::prelude::*;
+
+    const LINES: &[&str] = &[
+        "  - name: extra",
+        "    split: [{ upstream: a, weight: 1 }]",
+        "    split: &s [{ upstream: b, weight: 2 }]",
+        "    split: *s",
+        "  c: { targets: [\"127.0.0.1:3\"] }",
+        "  a: { targets: [\"127.0.0.1:4\"] }",
+        "    sticky: \"header:x",
+        "    sticky: header:x\"",
+        "    split: [",
+        "      { upstream: a, weight: 1 }]",
+        "  # a comment",
+        "# a comment",
+        "routes:",
+        "upstreams:",
+        "- name: flat",
+        "  split: [{ upstream: a, weight: 1 }]",
+        "    dye: { tags: { canary: b } }",
+        "  - name: r1",
+        "",
+        "---",
+        "    sticky: |",
+        "      header:x-user",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Delete(usize),
+        Duplicate(usize),
+        Swap(usize),
+        Indent(usize, bool),
+        Insert(usize, usize),
+        /// The n-th `weight: N` gets another number.
+        Weight(usize, u32),
+        /// The n-th route item (`- name:` line) is duplicated under a new name, block and all.
+        CopyRoute(usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            1 => any::<usize>().prop_map(Edit::Delete),
+            1 => any::<usize>().prop_map(Edit::Duplicate),
+            1 => any::<usize>().prop_map(Edit::Swap),
+            1 => (any::<usize>(), any::<bool>()).prop_map(|(i, more)| Edit::Indent(i, more)),
+            1 => (any::<usize>(), 0..LINES.len()).prop_map(|(i, l)| Edit::Insert(i, l)),
+            4 => (any::<usize>(), 0..200u32).prop_map(|(i, w)| Edit::Weight(i, w)),
+            2 => any::<usize>().prop_map(Edit::CopyRoute),
+        ]
+    }
+
+    fn apply(text: &str, edits: &[Edit]) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        for e in edits {
+            let n = lines.len().max(1);
+            match *e {
+                Edit::Delete(i) if !lines.is_empty() => {
+                    lines.remove(i % n);
+                }
+                Edit::Duplicate(i) if !lines.is_empty() => {
+                    let l = lines[i % n].clone();
+                    lines.insert(i % n, l);
+                }
+                Edit::Swap(i) if lines.len() > 1 => lines.swap(i % (n - 1), i % (n - 1) + 1),
+                Edit::Indent(i, more) if !lines.is_empty() => {
+                    let l = &mut lines[i % n];
+                    if more {
+                        l.insert_str(0, "  ");
+                    } else if let Some(rest) = l.strip_prefix("  ") {
+                        *l = rest.to_string();
+                    }
+                }
+                Edit::Insert(i, l) => lines.insert(i % (lines.len() + 1), LINES[l].to_string()),
+                Edit::Weight(i, w) => {
+                    let at: Vec<usize> = (0..lines.len())
+                        .filter(|k| lines[*k].contains("weight: "))
+                        .collect();
+                    if let Some(k) = at.get(i % at.len().max(1)) {
+                        let l = &lines[*k];
+                        let p = l.find("weight: ").map_or(0, |p| p + 8);
+                        let end = l[p..]
+                            .find(|c: char| !c.is_ascii_digit())
+                            .map_or(l.len(), |e| p + e);
+                        lines[*k] = format!("{}{w}{}", &l[..p], &l[end..]);
+                    }
+                }
+                Edit::CopyRoute(i) => {
+                    let items: Vec<usize> = (0..lines.len())
+                        .filter(|k| lines[*k].trim_start().starts_with("- name:"))
+                        .collect();
+                    if let Some(&k) = items.get(i % items.len().max(1)) {
+                        let indent = lines[k].len() - lines[k].trim_start().len();
+                        let end = (k + 1..lines.len())
+                            .find(|j| {
+                                let l = &lines[*j];
+                                let ind = l.len() - l.trim_start().len();
+                                !l.trim().is_empty() && ind <= indent
+                            })
+                            .unwrap_or(lines.len());
+                        let mut block: Vec<String> = lines[k..end].to_vec();
+                        block[0] = block[0].replacen("- name: ", "- name: copy", 1);
+                        lines.splice(end..end, block);
+                    }
+                }
+                _ => {}
+            }
+        }
+        lines.join("\n") + "\n"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn equals_decoding_the_file_alone(
+            base in 0..14usize,
+            first in proptest::collection::vec(edit(), 0..2),
+            second in proptest::collection::vec(edit(), 1..4),
+        ) {
+            let all = super::versions();
+            let prev_text = apply(&all[base], &first);
+            // Only a valid version is ever the running one.
+            let Ok(prev) = routes_from_text("routes.yaml", prev_text.clone().into_bytes()) else {
+                return Ok(());
+            };
+            let text = apply(&prev_text, &second);
+            let alone = routes_from_text("routes.yaml", text.clone().into_bytes());
+            let after = routes_from_text_after("routes.yaml", text.clone().into_bytes(), prev.reuse.as_ref());
+            match (alone, after) {
+                (Ok(a), Ok(b)) => {
+                    prop_assert_eq!(&a.model, &b.model, "{}\n--- after ---\n{}", prev_text, text);
+                    // And the version after that, from the incremental one.
+                    let again = routes_from_text_after("routes.yaml", prev_text.clone().into_bytes(), b.reuse.as_ref());
+                    prop_assert_eq!(&again.map(|l| l.model).ok(), &Some(prev.model.clone()));
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => prop_assert!(false, "alone ok: {}, after ok: {}\n{}\n--- after ---\n{}", a.is_ok(), b.is_ok(), prev_text, text),
+            }
+        }
+    }
+}
