@@ -1,10 +1,11 @@
 //! Cost of the trace work per request: the W3C header parsers and writers of
 //! `dyegate_plugins::trace_context`, and the gateway's whole start-span + inject step
-//! (`dyegate::telemetry::Tracing`) without an endpoint, with one at 1% and at 100% sampling
-//! (a recorded span is queued for export when it is dropped; the span attributes written at the
-//! end of a request need a live session and are not part of this step).
+//! (`dyegate::telemetry::Tracing`) without an endpoint, with one at 1% and at 100% sampling,
+//! and with an incoming sampled or unsampled parent (a recorded span is queued for export when
+//! it is dropped; the span attributes written at the end of a request need a live session and
+//! are not part of this step).
 //!
-//! Run: `cargo bench --bench trace_context`
+//! Run: `cargo bench --bench trace_context` (figures: benches/load/README.md, tracing section)
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dyegate::config::model::OtlpProtocol;
@@ -17,6 +18,7 @@ use pingora::http::RequestHeader;
 use std::time::Duration;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const TRACEPARENT_UNSAMPLED: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
 const TRACESTATE: &str = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,dd=s:1;o:rum";
 const BAGGAGE: &str = "userId=alice,serverNode=DF%2028,isProduction=false";
 
@@ -41,11 +43,11 @@ fn parsers(c: &mut Criterion) {
     g.finish();
 }
 
-fn request(with_context: bool) -> RequestHeader {
+fn request(traceparent: Option<&str>) -> RequestHeader {
     let mut req = RequestHeader::build("GET", b"/api/items", None).expect("request");
     req.insert_header("host", "shop.example.com").expect("host");
-    if with_context {
-        req.insert_header("traceparent", TRACEPARENT)
+    if let Some(traceparent) = traceparent {
+        req.insert_header("traceparent", traceparent)
             .expect("traceparent");
         req.insert_header("tracestate", TRACESTATE)
             .expect("tracestate");
@@ -74,8 +76,9 @@ fn settings(ratio: f64, export: bool) -> TracingSettings {
 
 fn gateway(c: &mut Criterion) {
     let mut g = c.benchmark_group("gateway start + inject");
-    let new_trace = request(false);
-    let incoming = request(true);
+    let new_trace = request(None);
+    let incoming = request(Some(TRACEPARENT));
+    let incoming_unsampled = request(Some(TRACEPARENT_UNSAMPLED));
     g.bench_function("baseline: upstream header clone only", |b| {
         b.iter(|| black_box(incoming.clone()))
     });
@@ -86,6 +89,12 @@ fn gateway(c: &mut Criterion) {
         ("endpoint at 1%, new traces", 0.01, true, &new_trace),
         ("endpoint at 100%, new traces", 1.0, true, &new_trace),
         ("endpoint, incoming sampled context", 0.01, true, &incoming),
+        (
+            "endpoint, incoming unsampled context",
+            0.01,
+            true,
+            &incoming_unsampled,
+        ),
     ] {
         // The export service is not run: a recorded span is queued (then counted dropped).
         let (tracing, _export) = Tracing::new(&settings(ratio, export));

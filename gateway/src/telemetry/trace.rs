@@ -5,9 +5,10 @@
 //! `logging`).
 //!
 //! Sampling is parent-based: a valid incoming `traceparent` decides, otherwise the root ratio
-//! does (on the trace id, like the SDK's `TraceIdRatioBased`). Without an endpoint the same
-//! decision only sets the flag sent upstream and no span is recorded; with one, the SDK tracer
-//! records sampled spans and the export queue takes them when they end.
+//! does (on the trace id, like the SDK's `TraceIdRatioBased`). The decision is made before the
+//! SDK is involved: an unsampled request, or any request without an endpoint, only gets ids and
+//! the flag sent upstream; with an endpoint, the SDK tracer records the sampled spans and the
+//! export queue takes them when they end.
 
 use super::export::{self, ExportService, ExportStats};
 use crate::config::TracingSettings;
@@ -30,6 +31,7 @@ use pingora::http::RequestHeader;
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora::proxy::Session;
 use pingora::Error;
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -37,8 +39,8 @@ use std::sync::Arc;
 pub struct Tracing {
     /// `Some` when an endpoint is configured.
     tracer: Option<(SdkTracerProvider, SdkTracer)>,
-    /// The root sampler (used without an endpoint; the SDK's parent-based sampler wraps the same
-    /// ratio with one).
+    /// The root sampler: decides new traces in [`Tracing::start`] (the SDK's parent-based sampler
+    /// wraps the same ratio, and so agrees on every span it is asked to build).
     root: Sampler,
     ids: RandomIdGenerator,
     baggage_key: String,
@@ -80,6 +82,7 @@ impl Tracing {
                     .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
                         ratio,
                     ))))
+                    .with_id_generator(DrawnTraceIds::default())
                     .with_span_processor(processor)
                     .with_resource(resource)
                     .build();
@@ -114,53 +117,49 @@ impl Tracing {
 
     /// Starts the gateway span of a request, as a child of its valid incoming `traceparent`, or
     /// of a new trace.
+    ///
+    /// Sampling is decided here, before the SDK is involved: a request that is not sampled (most
+    /// of them at a low ratio) only draws ids, and never builds an SDK context, span builder or
+    /// span.
     pub fn start(&self, req: &RequestHeader) -> RequestTrace {
         let values = |name| req.headers.get_all(name).into_iter().map(|v| v.as_bytes());
         let parent = TraceParent::from_headers(values(TRACEPARENT)).ok();
         // Empty or whitespace-only tracestate is accepted but not sent on.
         let keep_tracestate =
             parent.is_some() && matches!(check_tracestate(values(TRACESTATE)), Ok(n) if n > 0);
+        // Parent-based: the incoming flag decides, else the root ratio on the new trace id (the
+        // decision the SDK's ParentBased(TraceIdRatioBased) sampler makes on the same ids).
+        let (trace_id, sampled) = match &parent {
+            Some(p) => (p.trace_id, p.sampled()),
+            None => {
+                let id = self.new_trace_id();
+                (id, self.sample_root(id))
+            }
+        };
         let mut trace = RequestTrace {
-            trace_id: [0; 16],
+            trace_id,
             span_id: [0; 8],
-            sampled: false,
+            sampled,
             keep_tracestate,
             tag: None,
             span: None,
             upstream: None,
         };
-        match &self.tracer {
-            Some((_, tracer)) => {
-                let cx = match &parent {
-                    Some(p) => Context::new().with_remote_span_context(SpanContext::new(
-                        TraceId::from_bytes(p.trace_id),
-                        SpanId::from_bytes(p.parent_id),
-                        TraceFlags::new(p.flags & FLAG_SAMPLED),
-                        true,
-                        TraceState::NONE,
-                    )),
-                    None => Context::new(),
-                };
-                let builder = SpanBuilder::from_name(span_name(req.method.as_str()))
-                    .with_kind(SpanKind::Server);
-                let span = tracer.build_with_context(builder, &cx);
+        let span = match &self.tracer {
+            Some((_, tracer)) if sampled => Some(record(tracer, req, parent.as_ref(), trace_id)),
+            _ => None,
+        };
+        match span {
+            // The span's own ids (its span id is the SDK's), unless the SDK gave an empty
+            // context (provider shut down): the request then goes on with ids of its own.
+            Some(span) if span.span_context().is_valid() => {
                 let sc = span.span_context();
                 trace.trace_id = sc.trace_id().to_bytes();
                 trace.span_id = sc.span_id().to_bytes();
                 trace.sampled = sc.is_sampled();
                 trace.span = span.is_recording().then_some(span);
             }
-            None => {
-                trace.trace_id = match &parent {
-                    Some(p) => p.trace_id,
-                    None => self.new_trace_id(),
-                };
-                trace.span_id = self.new_span_id();
-                trace.sampled = match &parent {
-                    Some(p) => p.sampled(),
-                    None => self.sample_root(trace.trace_id),
-                };
-            }
+            _ => trace.span_id = self.new_span_id(),
         }
         trace
     }
@@ -229,6 +228,63 @@ impl Tracing {
     pub fn traceresponse(&self, trace: &RequestTrace) -> Option<[u8; TRACEPARENT_LEN]> {
         self.traceresponse
             .then(|| format_traceparent(&trace.trace_id, &trace.span_id, trace.sampled))
+    }
+}
+
+/// Builds the recording span of a sampled request in the SDK tracer. A new trace keeps the id
+/// [`Tracing::start`] drew and sampled on: it is handed to the provider's [`DrawnTraceIds`]
+/// for the one `new_trace_id` call this `build_with_context` makes.
+fn record(
+    tracer: &SdkTracer,
+    req: &RequestHeader,
+    parent: Option<&TraceParent>,
+    trace_id: [u8; 16],
+) -> SdkSpan {
+    let cx = match parent {
+        Some(p) => Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from_bytes(p.trace_id),
+            SpanId::from_bytes(p.parent_id),
+            TraceFlags::new(p.flags & FLAG_SAMPLED),
+            true,
+            TraceState::NONE,
+        )),
+        None => {
+            DRAWN_TRACE_ID.with(|cell| cell.set(Some(TraceId::from_bytes(trace_id))));
+            Context::new()
+        }
+    };
+    let builder =
+        SpanBuilder::from_name(span_name(req.method.as_str())).with_kind(SpanKind::Server);
+    let span = tracer.build_with_context(builder, &cx);
+    // Not left for the next trace of this thread when the SDK did not ask (provider shut down).
+    DRAWN_TRACE_ID.with(|cell| cell.set(None));
+    span
+}
+
+thread_local! {
+    /// The trace id [`record`] hands to the SDK's id generator. The SDK draws a new trace's id
+    /// itself, inside `build_with_context`, on the calling thread, and offers no way to pass
+    /// one in; this cell is that way, set and cleared around the call.
+    static DRAWN_TRACE_ID: Cell<Option<TraceId>> = const { Cell::new(None) };
+}
+
+/// The provider's id generator: a new trace's id is the one the gateway drew and sampled on
+/// (from [`DRAWN_TRACE_ID`]), so the ratio decision holds for the recorded trace id, as when the
+/// SDK decides alone. Span ids, and trace ids asked for outside [`record`], are random.
+#[derive(Debug, Default)]
+struct DrawnTraceIds {
+    random: RandomIdGenerator,
+}
+
+impl IdGenerator for DrawnTraceIds {
+    fn new_trace_id(&self) -> TraceId {
+        DRAWN_TRACE_ID
+            .with(Cell::take)
+            .unwrap_or_else(|| self.random.new_trace_id())
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        self.random.new_span_id()
     }
 }
 
@@ -410,5 +466,131 @@ impl RequestTrace {
             _ => {}
         }
         span.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::OtlpProtocol;
+    use crate::config::ExportSettings;
+    use std::time::Duration;
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const PARENT: &str = "00f067aa0ba902b7";
+
+    fn tracing(ratio: f64, endpoint: bool) -> Tracing {
+        let settings = TracingSettings {
+            sample_ratio: ratio,
+            baggage_key: "env-tag".into(),
+            traceresponse: false,
+            // Nothing runs the export service: recorded spans are queued, then counted dropped.
+            export: endpoint.then(|| ExportSettings {
+                endpoint: "http://127.0.0.1:4317".into(),
+                protocol: OtlpProtocol::Grpc,
+                headers: Vec::new(),
+                timeout: Duration::from_secs(1),
+                queue_size: 16,
+                service_name: "test".into(),
+            }),
+        };
+        Tracing::new(&settings).0
+    }
+
+    fn request(traceparent: Option<&str>) -> RequestHeader {
+        let mut req = RequestHeader::build("GET", b"/", None).expect("request");
+        if let Some(tp) = traceparent {
+            req.insert_header(TRACEPARENT, tp).expect("traceparent");
+        }
+        req
+    }
+
+    /// The `traceparent` the upstream gets.
+    fn sent(tracing: &Tracing, trace: &RequestTrace) -> String {
+        let mut up = request(None);
+        tracing.inject(trace, &mut up).expect("inject");
+        let value = up.headers.get(TRACEPARENT).expect("traceparent sent");
+        String::from_utf8_lossy(value.as_bytes()).into_owned()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn an_unsampled_parent_gets_a_new_span_id_and_no_recording() {
+        let tracing = tracing(1.0, true);
+        let trace = tracing.start(&request(Some(&format!("00-{TRACE}-{PARENT}-00"))));
+        assert!(!trace.sampled());
+        assert!(!trace.is_recording());
+        assert_eq!(hex(&trace.trace_id()), TRACE);
+        assert_ne!(trace.span_id(), [0; 8]);
+        assert_ne!(hex(&trace.span_id()), PARENT);
+        let span = hex(&trace.span_id());
+        assert_eq!(sent(&tracing, &trace), format!("00-{TRACE}-{span}-00"));
+    }
+
+    #[test]
+    fn a_sampled_parent_is_recorded_in_its_trace_whatever_the_ratio() {
+        let tracing = tracing(0.0, true);
+        let trace = tracing.start(&request(Some(&format!("00-{TRACE}-{PARENT}-01"))));
+        assert!(trace.sampled());
+        assert!(trace.is_recording());
+        assert_eq!(hex(&trace.trace_id()), TRACE);
+        assert_ne!(hex(&trace.span_id()), PARENT);
+        let span = hex(&trace.span_id());
+        assert_eq!(sent(&tracing, &trace), format!("00-{TRACE}-{span}-01"));
+    }
+
+    #[test]
+    fn a_new_trace_is_recorded_exactly_when_the_ratio_samples_its_id() {
+        let tracing = tracing(0.5, true);
+        let ratio = Sampler::TraceIdRatioBased(0.5);
+        let mut recorded = 0;
+        for _ in 0..200 {
+            let trace = tracing.start(&request(None));
+            let by_id = ratio
+                .should_sample(
+                    None,
+                    TraceId::from_bytes(trace.trace_id()),
+                    "",
+                    &SpanKind::Server,
+                    &[],
+                    &[],
+                )
+                .decision
+                == SamplingDecision::RecordAndSample;
+            assert_eq!(trace.sampled(), by_id);
+            assert_eq!(trace.is_recording(), by_id);
+            assert_ne!(trace.span_id(), [0; 8]);
+            recorded += usize::from(by_id);
+        }
+        assert!(
+            (1..200).contains(&recorded),
+            "both decisions seen: {recorded} of 200 recorded"
+        );
+    }
+
+    #[test]
+    fn the_sdk_records_a_new_trace_under_the_id_drawn_for_it() {
+        let tracing = tracing(1.0, true);
+        let (_, tracer) = tracing.tracer.as_ref().expect("endpoint configured");
+        let id = [0x5a; 16];
+        let span = record(tracer, &request(None), None, id);
+        assert!(span.is_recording());
+        assert_eq!(span.span_context().trace_id(), TraceId::from_bytes(id));
+        assert_eq!(DRAWN_TRACE_ID.with(Cell::get), None, "handed over once");
+    }
+
+    #[test]
+    fn without_an_endpoint_the_ratio_sets_the_flag_and_nothing_is_recorded() {
+        for (ratio, sampled) in [(0.0, false), (1.0, true)] {
+            let tracing = tracing(ratio, false);
+            let trace = tracing.start(&request(None));
+            assert_eq!(trace.sampled(), sampled);
+            assert!(!trace.is_recording());
+            assert_ne!(trace.trace_id(), [0; 16]);
+            assert_ne!(trace.span_id(), [0; 8]);
+        }
     }
 }
