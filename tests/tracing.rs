@@ -772,6 +772,48 @@ async fn traceresponse_names_the_trace_and_the_gateway_span() {
     assert_eq!(spans[0].span_id_hex(), up.parent);
 }
 
+#[tokio::test]
+async fn traceresponse_is_on_the_answers_the_gateway_writes_itself() {
+    let shop = Shop::start();
+    let collector = OtlpReceiver::grpc();
+    let gw = shop.gateway(&format!(
+        "{}traceresponse: true\n",
+        collector.tracing_yaml("")
+    ));
+    // 404 (no route), 502 (no target reachable): the request's trace id and the gateway span.
+    for (host, status) in [
+        ("nowhere.example.com", StatusCode::NOT_FOUND),
+        ("dead.example.com", StatusCode::BAD_GATEWAY),
+    ] {
+        let resp = Req::get("/")
+            .host(host)
+            .header("traceparent", &tp("01"))
+            .send(gw.addr())
+            .await;
+        assert_eq!(resp.status, status, "{host}");
+        let value = resp
+            .header("traceresponse")
+            .unwrap_or_else(|| panic!("{host}: no traceresponse"))
+            .to_string();
+        let parts: Vec<&str> = value.split('-').collect();
+        assert_eq!(
+            (parts.len(), parts[0], parts[1], parts[3]),
+            (4, "00", TRACE, "01"),
+            "{host}: {value}"
+        );
+        assert!(
+            parts[2].len() == 16 && parts[2] != PARENT && parts[2] != "0000000000000000",
+            "{host}: the gateway span's id, not the client's: {value}"
+        );
+    }
+    // The spans of both failed requests, under the ids the client was told.
+    let spans = collector.wait_for_spans(2, SPANS_TIMEOUT);
+    assert!(
+        spans.iter().all(|s| s.trace_id_hex() == TRACE),
+        "{spans:#?}"
+    );
+}
+
 /// `dyegate_spans_dropped_total` from the admin API.
 async fn spans_dropped(gw: &Dyegate) -> u64 {
     let metrics = Req::get("/metrics").send(gw.admin_addr()).await.text();

@@ -8,13 +8,14 @@ use crate::telemetry::{AccessLog, AccessRecord, RequestTrace, Tracing};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
-use dyegate_plugins::trace_context::TRACERESPONSE;
+use dyegate_plugins::trace_context::{TRACEPARENT_LEN, TRACERESPONSE};
 use log::warn;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+use pingora::protocols::http::error_resp::gen_error_response;
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora::protocols::Digest;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -122,15 +123,34 @@ fn raw_host(req: &RequestHeader) -> &str {
         .unwrap_or("")
 }
 
+/// The status Pingora's default `fail_to_proxy` answers an error with (0: the client is gone).
+fn error_status(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
 async fn respond_text(
     session: &mut Session,
     status: u16,
     body: &'static str,
     draining: bool,
+    traceresponse: Option<[u8; TRACEPARENT_LEN]>,
 ) -> Result<bool> {
-    let mut resp = ResponseHeader::build(status, Some(3))?;
+    let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    if let Some(value) = traceresponse {
+        resp.insert_header(TRACERESPONSE, &value[..])?;
+    }
     session.set_keepalive(if draining { None } else { Some(60) });
     session.write_response_header(Box::new(resp), false).await?;
     session
@@ -211,10 +231,16 @@ impl ProxyHttp for DyegateProxy {
         };
         ctx.table = Some(active);
         let draining = self.lifecycle.is_draining();
+        let traceresponse = ctx
+            .trace
+            .as_ref()
+            .and_then(|t| self.tracing.traceresponse(t));
         match ctx.outcome {
-            CtxOutcome::NoRoute => respond_text(session, 404, "no route\n", draining).await,
+            CtxOutcome::NoRoute => {
+                respond_text(session, 404, "no route\n", draining, traceresponse).await
+            }
             CtxOutcome::Rejected { .. } => {
-                respond_text(session, 503, "unknown env tag\n", draining).await
+                respond_text(session, 503, "unknown env tag\n", draining, traceresponse).await
             }
             _ => Ok(false),
         }
@@ -300,6 +326,38 @@ impl ProxyHttp for DyegateProxy {
             upstream_response.insert_header(TRACERESPONSE, &value[..])?;
         }
         Ok(())
+    }
+
+    /// Pingora's error answer (502 when no target could be reached, 400 for a bad request, ...),
+    /// plus `traceresponse` when it is on: a failed request is the one a client most wants to
+    /// find in the traces.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = error_status(e);
+        if code > 0 {
+            let mut resp = gen_error_response(code);
+            if let Some(value) = ctx
+                .trace
+                .as_ref()
+                .and_then(|t| self.tracing.traceresponse(t))
+            {
+                // A header value of hex digits and dashes: cannot fail; if it did, the error
+                // answer goes out without it.
+                let _ = resp.insert_header(TRACERESPONSE, &value[..]);
+            }
+            if let Err(err) = session.write_error_response(resp, Bytes::new()).await {
+                log::debug!("error answer not sent downstream: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            // As Pingora's default: a connection whose request failed is not reused.
+            can_reuse_downstream: false,
+        }
     }
 
     /// Notes the upstream address for the span (`network.peer.address`).
