@@ -773,6 +773,28 @@ async fn traceresponse_names_the_trace_and_the_gateway_span() {
 }
 
 #[tokio::test]
+async fn the_exported_span_carries_the_incoming_tracestate() {
+    let shop = Shop::start();
+    let collector = OtlpReceiver::grpc();
+    let gw = shop.gateway(&collector.tracing_yaml(""));
+    let mut conn = Conn::http1(gw.addr()).await;
+    let req = Req::get("/")
+        .host("shop.example.com")
+        .header("x-case", "ts")
+        .header("traceparent", &tp("01"))
+        .header("tracestate", "foo=1,bar=2")
+        .header("tracestate", "baz=3");
+    assert_eq!(conn.send(req).await.status, StatusCode::OK);
+    let spans = collector.wait_for_spans(1, SPANS_TIMEOUT);
+    assert_eq!(spans[0].span.trace_state, "foo=1,bar=2,baz=3", "{spans:#?}");
+    // The upstream got it unchanged, as before.
+    assert_eq!(
+        shop.received("ts").header_all("tracestate"),
+        ["foo=1,bar=2", "baz=3"]
+    );
+}
+
+#[tokio::test]
 async fn traceresponse_is_on_the_answers_the_gateway_writes_itself() {
     let shop = Shop::start();
     let collector = OtlpReceiver::grpc();

@@ -146,7 +146,16 @@ impl Tracing {
             upstream: None,
         };
         let span = match &self.tracer {
-            Some((_, tracer)) if sampled => Some(record(tracer, req, parent.as_ref(), trace_id)),
+            Some((_, tracer)) if sampled => {
+                // The exported span carries the vendor state it continues (W3C: tracestate
+                // belongs to the trace context); only for recorded spans, it costs a parse.
+                let state = if keep_tracestate {
+                    incoming_trace_state(values(TRACESTATE))
+                } else {
+                    TraceState::NONE
+                };
+                Some(record(tracer, req, parent.as_ref(), trace_id, state))
+            }
             _ => None,
         };
         match span {
@@ -239,6 +248,7 @@ fn record(
     req: &RequestHeader,
     parent: Option<&TraceParent>,
     trace_id: [u8; 16],
+    state: TraceState,
 ) -> SdkSpan {
     let cx = match parent {
         Some(p) => Context::new().with_remote_span_context(SpanContext::new(
@@ -246,7 +256,7 @@ fn record(
             SpanId::from_bytes(p.parent_id),
             TraceFlags::new(p.flags & FLAG_SAMPLED),
             true,
-            TraceState::NONE,
+            state,
         )),
         None => {
             DRAWN_TRACE_ID.with(|cell| cell.set(Some(TraceId::from_bytes(trace_id))));
@@ -259,6 +269,22 @@ fn record(
     // Not left for the next trace of this thread when the SDK did not ask (provider shut down).
     DRAWN_TRACE_ID.with(|cell| cell.set(None));
     span
+}
+
+/// The incoming `tracestate` (already checked by `check_tracestate`; its lines are one list) as
+/// the SDK's value, for the exported span; one the SDK refuses is left out of the span only.
+fn incoming_trace_state<'a>(lines: impl Iterator<Item = &'a [u8]>) -> TraceState {
+    let mut list = String::new();
+    for line in lines {
+        let Ok(line) = std::str::from_utf8(line) else {
+            return TraceState::NONE;
+        };
+        if !list.is_empty() {
+            list.push(',');
+        }
+        list.push_str(line);
+    }
+    list.parse().unwrap_or(TraceState::NONE)
 }
 
 thread_local! {
@@ -576,7 +602,7 @@ mod tests {
         let tracing = tracing(1.0, true);
         let (_, tracer) = tracing.tracer.as_ref().expect("endpoint configured");
         let id = [0x5a; 16];
-        let span = record(tracer, &request(None), None, id);
+        let span = record(tracer, &request(None), None, id, TraceState::NONE);
         assert!(span.is_recording());
         assert_eq!(span.span_context().trace_id(), TraceId::from_bytes(id));
         assert_eq!(DRAWN_TRACE_ID.with(Cell::get), None, "handed over once");
