@@ -4,6 +4,7 @@
 use super::active::ActiveTable;
 use super::audit::AuditLog;
 use super::history::{History, VersionInfo};
+use super::watcher::Fingerprint;
 use super::{now_rfc3339, sha256_hex};
 use crate::config::diff::{diff, Diff};
 use crate::config::incremental::Reuse;
@@ -106,6 +107,9 @@ struct State {
 /// Owns the active table handle and everything a reload records.
 pub struct Reloader {
     routes_path: PathBuf,
+    /// The routes file as it was just after the startup load: the file watch starts later, and
+    /// compares with this to catch a save made in between.
+    loaded_fingerprint: Option<Fingerprint>,
     active: Arc<ArcSwap<ActiveTable>>,
     state: Mutex<State>,
     audit: AuditLog,
@@ -196,6 +200,7 @@ impl Reloader {
         );
         Reloader {
             routes_path: routes_path.to_path_buf(),
+            loaded_fingerprint: Fingerprint::of(routes_path),
             active: Arc::new(ArcSwap::from_pointee(ActiveTable {
                 metrics: Arc::new(metrics.for_table(&table)),
                 table,
@@ -224,6 +229,10 @@ impl Reloader {
 
     pub fn routes_path(&self) -> &Path {
         &self.routes_path
+    }
+
+    pub fn loaded_fingerprint(&self) -> Option<Fingerprint> {
+        self.loaded_fingerprint.clone()
     }
 
     pub fn last_success_unix(&self) -> u64 {
@@ -303,6 +312,11 @@ impl Reloader {
         }));
         self.metrics.set_routing_version(version);
         report.swap_micros = Some(started.elapsed().as_micros() as u64);
+        // Counted at the swap, with the routing version: a scrape never sees one without the other.
+        self.counters.applied.fetch_add(1, Ordering::Relaxed);
+        self.last_success_unix.store(unix_now(), Ordering::Relaxed);
+        self.metrics
+            .reload(trigger.as_str(), "applied", Some(unix_now()));
         info!(
             "reload ({}): parse {} µs ({} entries parsed, {} unchanged), decode {} µs, validate {} µs, compile {} µs, metrics {metrics_us} µs",
             trigger.as_str(),
@@ -333,10 +347,6 @@ impl Reloader {
         st.reuse = loaded.reuse;
         st.loaded_at = report.time.clone();
         st.trigger = trigger;
-        self.counters.applied.fetch_add(1, Ordering::Relaxed);
-        self.last_success_unix.store(unix_now(), Ordering::Relaxed);
-        self.metrics
-            .reload(trigger.as_str(), "applied", Some(unix_now()));
         self.audit.append(&report);
         report
     }
@@ -408,6 +418,10 @@ impl Reloader {
         }));
         self.metrics.set_routing_version(version);
         let swap_micros = started.elapsed().as_micros() as u64;
+        self.counters.rollback.fetch_add(1, Ordering::Relaxed);
+        self.last_success_unix.store(unix_now(), Ordering::Relaxed);
+        self.metrics
+            .reload("rollback", "rollback", Some(unix_now()));
         let (model, reuse) = match model {
             Some(m) => m,
             // Its model, for the diff and the next reload (mostly entries of the running version).
@@ -448,10 +462,6 @@ impl Reloader {
         st.reuse = reuse;
         st.loaded_at = report.time.clone();
         st.trigger = Trigger::Rollback;
-        self.counters.rollback.fetch_add(1, Ordering::Relaxed);
-        self.last_success_unix.store(unix_now(), Ordering::Relaxed);
-        self.metrics
-            .reload("rollback", "rollback", Some(unix_now()));
         info!(
             "rollback: version {} -> {version} (restores version {target}) in {swap_micros} µs",
             current.version

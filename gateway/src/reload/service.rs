@@ -97,7 +97,8 @@ impl BackgroundService for ReloadService {
         } else {
             None
         };
-        let mut seen = Fingerprint::of(&path);
+        // What the startup load saw, not what is there now: a save in between must be seen.
+        let mut seen = self.reloader.loaded_fingerprint();
         // SIGHUPs that arrived before `hup` was listening were remembered by the early handler.
         if super::take_early_sighup() {
             info!(
@@ -107,9 +108,9 @@ impl BackgroundService for ReloadService {
             self.run(Trigger::Sighup).await;
             seen = Fingerprint::of(&path);
         }
-        // An edit between the startup load and the watch above raised no event, and `seen`
-        // already includes it: without this catch-up it would wait for the next edit.
-        if watcher.is_some() && self.file_differs() {
+        // A save between the startup load and the watch above raised no event: without this
+        // catch-up it would wait for the next one. (Same bytes saved again: a no-op, as always.)
+        if watcher.is_some() && (Fingerprint::of(&path) != seen || self.file_differs()) {
             info!("{} changed during startup: reloading", path.display());
             // It may still be being written: the same quiet period as any other file event.
             while let Ok(Some(())) = tokio::time::timeout(self.debounce, rx.recv()).await {}
