@@ -207,3 +207,5 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_incremental;

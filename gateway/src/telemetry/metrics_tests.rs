@@ -1,0 +1,69 @@
+//! Unit tests of `metrics.rs`.
+
+use super::*;
+use crate::config::routes_from_text;
+
+#[test]
+fn series_exist_at_zero_and_count() {
+    let m = Metrics::new();
+    let t = routes_from_text(
+        "r.yaml",
+        b"upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\n  c: { targets: [\"127.0.0.1:2\"] }\nroutes:\n  - { name: shop, dye: { tags: { canary: c } }, split: [{ upstream: s, weight: 9 }, { upstream: c, weight: 1 }] }\n".to_vec(),
+    )
+    .expect("valid")
+    .table;
+    let tm = m.for_table(&t);
+    let text = m.render();
+    assert!(text.contains(
+        r#"dyegate_requests_total{env_tag="canary",route="shop",status_class="2xx",upstream_group="c"} 0"#
+    ), "{text}");
+    assert!(text
+        .contains(r#"dyegate_decisions_total{reason="sticky",route="shop",upstream_group="s"} 0"#));
+    tm.request(0, 1, Some("canary"), Reason::Tag, 200, 0.003);
+    tm.request(0, 0, Some("made-up"), Reason::Fallback, 502, 0.001);
+    tm.upstream_error(0, "127.0.0.1:1".parse().expect("addr"), 0);
+    let text = m.render();
+    assert!(text.contains(
+        r#"dyegate_requests_total{env_tag="canary",route="shop",status_class="2xx",upstream_group="c"} 1"#
+    ));
+    assert!(text.contains(
+        r#"dyegate_requests_total{env_tag="other",route="shop",status_class="5xx",upstream_group="s"} 1"#
+    ));
+    assert!(text.contains(
+        r#"dyegate_upstream_errors_total{kind="connect_refused",target="127.0.0.1:1",upstream_group="s"} 1"#
+    ));
+    assert!(text
+        .contains(r#"dyegate_request_duration_seconds_count{route="shop",upstream_group="c"} 1"#));
+    assert!(text.contains(
+        r#"dyegate_request_duration_seconds_bucket{route="shop",upstream_group="c",le="0.0025"} 0"#
+    ));
+    assert!(text.contains(
+        r#"dyegate_request_duration_seconds_bucket{route="shop",upstream_group="c",le="0.005"} 1"#
+    ));
+
+    // A new table of the same routes keeps counting on the same series.
+    let tm2 = m.for_table(&t);
+    tm2.request(0, 1, Some("canary"), Reason::Tag, 204, 0.003);
+    tm2.rejected(0, 503);
+    tm2.no_route(404);
+    let text = m.render();
+    assert!(text.contains(
+        r#"dyegate_requests_total{env_tag="canary",route="shop",status_class="2xx",upstream_group="c"} 2"#
+    ));
+    assert!(text.contains(
+        r#"dyegate_decisions_total{reason="reject",route="shop",upstream_group="none"} 1"#
+    ));
+    assert!(text.contains(
+        r#"dyegate_requests_total{env_tag="other",route="shop",status_class="5xx",upstream_group="none"} 1"#
+    ));
+    assert!(text.contains(
+        r#"dyegate_requests_total{env_tag="none",route="none",status_class="4xx",upstream_group="none"} 1"#
+    ));
+    assert!(text.contains("dyegate_routing_version 0"));
+}
+
+#[test]
+fn label_values_are_escaped() {
+    assert_eq!(esc(r#"a"b\c"#), r#"a\"b\\c"#);
+    assert_eq!(esc("plain"), "plain");
+}
