@@ -4,7 +4,9 @@
 use super::error::Issue;
 use super::incremental::Origins;
 use super::model::{MatchConfig, RouteConfig, RoutesConfig};
-use crate::routing::{Dye, Group, HostMatch, Matcher, Route, RouteTable, Split, StickyKey, Target};
+use crate::routing::{
+    Carried, Dye, Group, HostMatch, Matcher, Route, RouteTable, Split, StickyKey, Target,
+};
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};
 use foldhash::{HashMap, HashMapExt};
 use http::{HeaderName, HeaderValue, Method};
@@ -20,27 +22,47 @@ pub struct Previous<'a> {
 
 /// Compiles a routes file. Returns every issue found when any conversion fails.
 pub fn compile(cfg: &RoutesConfig) -> Result<RouteTable, Vec<Issue>> {
-    compile_after(cfg, None)
+    compile_after(cfg, None, None).map(|(table, _)| table)
 }
 
 /// [`compile`], carrying over from `previous` every group and route whose entry is unchanged (a
 /// route only when its groups keep their ids): the same `Arc`, round-robin position included.
-pub fn compile_after(
-    cfg: &RoutesConfig,
+/// Also says which were carried over, and from where. `names` (from validation: each upstream
+/// name's first index) saves building the name → group id map again when every name is unique.
+pub fn compile_after<'a>(
+    cfg: &'a RoutesConfig,
     previous: Option<Previous<'_>>,
-) -> Result<RouteTable, Vec<Issue>> {
+    names: Option<&HashMap<&'a str, usize>>,
+) -> Result<(RouteTable, Carried), Vec<Issue>> {
+    let mut carried = Carried::default();
     let mut issues = Vec::new();
     let mut groups = Vec::with_capacity(cfg.upstreams.len());
-    let mut group_ids: HashMap<&str, usize> = HashMap::with_capacity(cfg.upstreams.len());
+    // Unique names, every entry decoded: upstream i becomes group i, as `names` says.
+    let given = names.filter(|n| {
+        n.len() == cfg.upstreams.len() && cfg.upstreams.iter().all(|(_, u)| u.is_some())
+    });
+    let mut own: HashMap<&str, usize> = HashMap::with_capacity(if given.is_some() {
+        0
+    } else {
+        cfg.upstreams.len()
+    });
     for (i, (name, up)) in cfg.upstreams.iter().enumerate() {
         let Some(up) = up else { continue };
+        let origin = previous.as_ref().and_then(|p| *p.origins.upstreams.get(i)?);
         let same = previous
             .as_ref()
-            .and_then(|p| p.table.groups().get((*p.origins.upstreams.get(i)?)?))
-            .filter(|g| g.name.as_ref() == name.as_str() && !group_ids.contains_key(name.as_str()));
+            .zip(origin)
+            .and_then(|(p, j)| p.table.groups().get(j))
+            .filter(|g| {
+                g.name.as_ref() == name.as_str()
+                    && (given.is_some() || !own.contains_key(name.as_str()))
+            });
         if let Some(g) = same {
-            group_ids.insert(name, groups.len());
+            if given.is_none() {
+                own.insert(name, groups.len());
+            }
             groups.push(g.clone());
+            carried.groups.push(origin);
             continue;
         }
         // Paths are built only for an issue: this runs on every reload of every entry.
@@ -55,7 +77,7 @@ pub fn compile_after(
                 Err(msg) => issues.push(Issue::new(format!("{}.targets[{j}]", path()), msg)),
             }
         }
-        if group_ids.contains_key(name.as_str()) {
+        if given.is_none() && own.contains_key(name.as_str()) {
             issues.push(Issue::new(
                 path(),
                 format!("found upstream {name:?} twice, expected unique names"),
@@ -63,28 +85,47 @@ pub fn compile_after(
             continue;
         }
         if let Some(g) = Group::new(name, targets) {
-            group_ids.insert(name, groups.len());
+            if given.is_none() {
+                own.insert(name, groups.len());
+            }
             groups.push(Arc::new(g));
+            carried.groups.push(None);
         }
     }
+    let group_ids = match given {
+        // Group i is upstream i only if every upstream became a group.
+        Some(_) if groups.len() != cfg.upstreams.len() => {
+            issues.push(Issue::new(
+                "upstreams",
+                "found an upstream that compiles to no group",
+            ));
+            return Err(issues);
+        }
+        Some(n) => n,
+        None => &own,
+    };
 
     let mut routes = Vec::with_capacity(cfg.routes.len());
     for (i, route) in cfg.routes.iter().enumerate() {
         let Some(route) = route else { continue };
+        let origin = previous.as_ref().and_then(|p| *p.origins.routes.get(i)?);
         let same = previous
             .as_ref()
-            .and_then(|p| p.table.routes().get((*p.origins.routes.get(i)?)?))
-            .filter(|r| same_groups(route, r, &group_ids));
+            .zip(origin)
+            .and_then(|(p, j)| p.table.routes().get(j))
+            .filter(|r| same_groups(route, r, group_ids));
         if let Some(r) = same {
             routes.push(r.clone());
+            carried.routes.push(origin);
             continue;
         }
-        if let Some(r) = compile_route(route, i, &group_ids, &mut issues) {
+        if let Some(r) = compile_route(route, i, group_ids, &mut issues) {
             routes.push(Arc::new(r));
+            carried.routes.push(None);
         }
     }
     if issues.is_empty() && routes.len() == cfg.routes.len() {
-        Ok(RouteTable::new(routes, groups))
+        Ok((RouteTable::new(routes, groups), carried))
     } else {
         Err(issues)
     }

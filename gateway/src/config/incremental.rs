@@ -17,7 +17,7 @@ use crate::routing::RouteTable;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The top-level entries of a routes file, as byte ranges of its text, in file order.
 #[derive(Debug, Default, PartialEq)]
@@ -229,6 +229,16 @@ pub struct Reuse {
     model: Arc<RoutesConfig>,
     /// The table compiled from `model` (route i and group i come from its entry i).
     table: Arc<RouteTable>,
+    cut: Cut,
+    keys: Keys,
+    all: bool,
+    /// Built by [`Reuse::prepare`] (after the swap, off the reload's critical path) or by the
+    /// first [`Reuse::decode`].
+    index: OnceLock<Index>,
+}
+
+/// Entry hash → (text range, index in the model), for the remembered entries.
+struct Index {
     upstreams: ByHash,
     routes: ByHash,
 }
@@ -236,8 +246,8 @@ pub struct Reuse {
 impl std::fmt::Debug for Reuse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reuse")
-            .field("upstreams", &self.upstreams.len())
-            .field("routes", &self.routes.len())
+            .field("upstreams", &self.cut.upstreams.len())
+            .field("routes", &self.cut.routes.len())
             .finish()
     }
 }
@@ -269,34 +279,48 @@ impl Reuse {
         text: Arc<str>,
         model: Arc<RoutesConfig>,
         table: Arc<RouteTable>,
-        entries: &Cut,
-        keys: &Keys,
+        cut: Cut,
+        keys: Keys,
         all: bool,
     ) -> Option<Reuse> {
-        if entries.upstreams.len() != model.upstreams.len()
-            || entries.routes.len() != model.routes.len()
+        if cut.upstreams.len() != model.upstreams.len()
+            || cut.routes.len() != model.routes.len()
             || table.groups().len() != model.upstreams.len()
             || table.routes().len() != model.routes.len()
         {
             return None;
         }
-        let remember = |ranges: &[Range<usize>], keys: &[u64]| {
-            let mut map = ByHash::with_capacity_and_hasher(ranges.len(), Default::default());
-            for (i, (r, key)) in ranges.iter().zip(keys).enumerate() {
-                if all || self_contained(&text[r.clone()]) {
-                    map.entry(*key).or_insert((r.clone(), i));
-                }
-            }
-            map
-        };
-        let upstreams = remember(&entries.upstreams, &keys.upstreams);
-        let routes = remember(&entries.routes, &keys.routes);
         Some(Reuse {
-            text: text.clone(),
+            text,
             model,
             table,
-            upstreams,
-            routes,
+            cut,
+            keys,
+            all,
+            index: OnceLock::new(),
+        })
+    }
+
+    /// Builds the lookup of this version's entries now, so that the next reload does not.
+    pub fn prepare(&self) {
+        self.index();
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            let remember = |ranges: &[Range<usize>], keys: &[u64]| {
+                let mut map = ByHash::with_capacity_and_hasher(ranges.len(), Default::default());
+                for (i, (r, key)) in ranges.iter().zip(keys).enumerate() {
+                    if self.all || self_contained(&self.text[r.clone()]) {
+                        map.entry(*key).or_insert((r.clone(), i));
+                    }
+                }
+                map
+            };
+            Index {
+                upstreams: remember(&self.cut.upstreams, &self.keys.upstreams),
+                routes: remember(&self.cut.routes, &self.keys.routes),
+            }
         })
     }
 
@@ -315,13 +339,14 @@ impl Reuse {
         entries: &Cut,
         keys: &Keys,
     ) -> Option<(RoutesConfig, Decoded)> {
+        let index = self.index();
         let total = entries.upstreams.len() + entries.routes.len();
         let budget = (total / 8).max(64);
         let mut stats = Decoded::default();
         let mut upstreams = Vec::with_capacity(entries.upstreams.len());
         for (r, key) in entries.upstreams.iter().zip(&keys.upstreams) {
             let chunk = &text[r.clone()];
-            if let Some(i) = self.find(&self.upstreams, *key, chunk) {
+            if let Some(i) = self.find(&index.upstreams, *key, chunk) {
                 upstreams.push(self.model.upstreams.get(i)?.clone());
                 stats.origins.upstreams.push(Some(i));
                 stats.reused += 1;
@@ -339,7 +364,7 @@ impl Reuse {
         let mut routes = Vec::with_capacity(entries.routes.len());
         for (r, key) in entries.routes.iter().zip(&keys.routes) {
             let chunk = &text[r.clone()];
-            if let Some(i) = self.find(&self.routes, *key, chunk) {
+            if let Some(i) = self.find(&index.routes, *key, chunk) {
                 routes.push(self.model.routes.get(i)?.clone());
                 stats.origins.routes.push(Some(i));
                 stats.reused += 1;

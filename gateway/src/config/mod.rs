@@ -19,7 +19,7 @@ pub use gateway::Gateway;
 pub use load::Source;
 pub use tracing::{ExportSettings, TracingSettings};
 
-use crate::routing::RouteTable;
+use crate::routing::{Carried, RouteTable};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -32,6 +32,8 @@ pub struct LoadedRoutes {
     /// What the next version can reuse of this one (see [`incremental`]); `None` when the file
     /// is not in the plain block layout.
     pub reuse: Option<incremental::Reuse>,
+    /// Which routes and groups of `table` are the previous version's own, carried over.
+    pub carried: Carried,
     pub routes: usize,
     pub upstreams: usize,
     pub timings: Timings,
@@ -114,7 +116,8 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
         }
     };
     let t = std::time::Instant::now();
-    if !validate::validate(&model).is_empty() {
+    let (issues, names) = validate::validate_after(&model, origins.as_ref());
+    if !issues.is_empty() {
         return None;
     }
     timings.validate_us = t.elapsed().as_micros() as u64;
@@ -126,7 +129,9 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
         }),
         _ => None,
     };
-    let table = Arc::new(compile::compile_after(&model, previous).ok()?);
+    let (table, carried) = compile::compile_after(&model, previous, Some(&names)).ok()?;
+    drop(names);
+    let table = Arc::new(table);
     timings.compile_us = t.elapsed().as_micros() as u64;
     let text: Arc<str> = text.into();
     let model = Arc::new(model);
@@ -135,8 +140,8 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
             text.clone(),
             model.clone(),
             table.clone(),
-            &cut,
-            &keys,
+            cut,
+            keys,
             !whole,
         )
     });
@@ -147,6 +152,7 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
         model,
         text,
         reuse,
+        carried,
         timings,
     })
 }
@@ -201,6 +207,7 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
         model: Arc::new(model),
         text: source.text.into(),
         reuse: None,
+        carried: Carried::default(),
         timings,
     })
 }

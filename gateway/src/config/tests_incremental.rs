@@ -309,3 +309,37 @@ mod incremental_equivalence {
         }
     }
 }
+
+#[test]
+fn a_route_edited_elsewhere_than_its_split_continues_its_cycle() {
+    use std::sync::Arc;
+    let all = versions();
+    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes()).expect("valid");
+    for r in old.table.routes() {
+        for _ in 0..7 {
+            r.split.smooth.next();
+        }
+    }
+    old.table.groups()[0].next_target();
+    // r2 gets a match (recompiled, same split); r1 and r3 are carried over.
+    let edited = all[0].replacen(
+        "  - name: r2\n",
+        "  - name: r2\n    match: { path_prefix: /r2 }\n",
+        1,
+    );
+    let new = super::routes_from_text_after("routes.yaml", edited.into_bytes(), old.reuse.as_ref())
+        .expect("valid");
+    assert_eq!(
+        new.carried.routes,
+        [Some(0), None, Some(2)],
+        "{:?}",
+        new.carried
+    );
+    assert_eq!(new.carried.groups, [Some(0), Some(1)]);
+    assert_eq!(new.table.routes()[1].split.smooth.position(), 0);
+    new.table.inherit_positions_after(&old.table, &new.carried);
+    for (i, r) in new.table.routes().iter().enumerate() {
+        assert_eq!(r.split.smooth.position(), 7, "route {i}");
+    }
+    assert!(!Arc::ptr_eq(&new.table.routes()[1], &old.table.routes()[1]));
+}

@@ -3,15 +3,34 @@
 //! the only place strings become typed values.
 
 use super::error::Issue;
+use super::incremental::Origins;
 use super::model::{RouteConfig, RoutesConfig};
 use dyegate_plugins::dye_tag::is_valid_tag;
 use foldhash::{HashMap, HashMapExt};
+use std::collections::hash_map::Entry;
 
 /// All cross-field issues of a routes file.
 pub fn validate(cfg: &RoutesConfig) -> Vec<Issue> {
+    validate_after(cfg, None).0
+}
+
+/// [`validate`] for a file of which `unchanged` entries are those of a valid previous version:
+/// their own checks cannot fail again, only those across entries (names, references) run for
+/// them. Also returns the first index of each upstream name (compile's group ids when valid).
+pub fn validate_after<'a>(
+    cfg: &'a RoutesConfig,
+    unchanged: Option<&Origins>,
+) -> (Vec<Issue>, HashMap<&'a str, usize>) {
+    let is_unchanged = |list: Option<&Vec<Option<usize>>>, i: usize| {
+        list.and_then(|l| l.get(i)).is_some_and(Option::is_some)
+    };
     let mut issues = Vec::new();
     let mut upstream_names: HashMap<&str, usize> = HashMap::with_capacity(cfg.upstreams.len());
     for (i, (name, up)) in cfg.upstreams.iter().enumerate() {
+        upstream_names.entry(name.as_str()).or_insert(i);
+        if is_unchanged(unchanged.map(|o| &o.upstreams), i) {
+            continue;
+        }
         // Paths are built only for an issue: this runs on every reload of every entry.
         let path = || format!("upstreams.{name}");
         if name.trim().is_empty() {
@@ -20,7 +39,6 @@ pub fn validate(cfg: &RoutesConfig) -> Vec<Issue> {
                 "found an empty upstream name, expected a name",
             ));
         }
-        upstream_names.entry(name.as_str()).or_insert(i);
         let Some(up) = up else { continue };
         if up.targets.is_empty() {
             issues.push(Issue::new(
@@ -47,17 +65,23 @@ pub fn validate(cfg: &RoutesConfig) -> Vec<Issue> {
     }
 
     let known = |name: &str| upstream_names.contains_key(name);
-    let expected_upstreams = {
-        let mut names: Vec<&str> = cfg.upstreams.iter().map(|(n, _)| n.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        if names.is_empty() {
-            "an upstream defined under `upstreams` (none is defined)".to_string()
-        } else if names.len() <= 8 {
-            super::yaml::one_of(&names)
-        } else {
-            "an upstream defined under `upstreams`".to_string()
-        }
+    // Only an issue needs it (sorting every name on each reload would not be free).
+    let expected = std::cell::OnceCell::new();
+    let expected_upstreams = || {
+        expected
+            .get_or_init(|| {
+                let mut names: Vec<&str> = cfg.upstreams.iter().map(|(n, _)| n.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                if names.is_empty() {
+                    "an upstream defined under `upstreams` (none is defined)".to_string()
+                } else if names.len() <= 8 {
+                    super::yaml::one_of(&names)
+                } else {
+                    "an upstream defined under `upstreams`".to_string()
+                }
+            })
+            .as_str()
     };
 
     let mut route_names: HashMap<&str, usize> = HashMap::with_capacity(cfg.routes.len());
@@ -69,20 +93,61 @@ pub fn validate(cfg: &RoutesConfig) -> Vec<Issue> {
                 format!("{path}.name"),
                 "found an empty name, expected a route name",
             ));
-        } else if let Some(first) = route_names.get(route.name.as_str()) {
+        } else {
+            match route_names.entry(route.name.as_str()) {
+                Entry::Occupied(first) => issues.push(Issue::new(
+                    format!("{path}.name"),
+                    format!(
+                        "found duplicate route name {:?} (also routes[{}]), expected unique names",
+                        route.name,
+                        first.get()
+                    ),
+                )),
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
+            }
+        }
+        if is_unchanged(unchanged.map(|o| &o.routes), i) {
+            references(route, path, &known, &expected_upstreams, &mut issues);
+        } else {
+            validate_route(route, path, &known, &expected_upstreams, &mut issues);
+        }
+    }
+    (issues, upstream_names)
+}
+
+/// The checks of a route that depend on other entries: the upstreams its split and tags name.
+fn references<'e>(
+    route: &RouteConfig,
+    path: &Path,
+    known: &dyn Fn(&str) -> bool,
+    expected_upstreams: &dyn Fn() -> &'e str,
+    issues: &mut Vec<Issue>,
+) {
+    for (j, entry) in route.split.iter().enumerate() {
+        if !known(&entry.upstream) {
             issues.push(Issue::new(
-                format!("{path}.name"),
+                format!("{path}.split[{j}].upstream"),
                 format!(
-                    "found duplicate route name {:?} (also routes[{first}]), expected unique names",
-                    route.name
+                    "found unknown upstream {:?}, expected {}",
+                    entry.upstream,
+                    expected_upstreams()
                 ),
             ));
-        } else {
-            route_names.insert(&route.name, i);
         }
-        validate_route(route, path, &known, &expected_upstreams, &mut issues);
     }
-    issues
+    for (tag, group) in &route.dye.tags.0 {
+        if !known(group) {
+            issues.push(Issue::new(
+                format!("{path}.dye.tags.{tag}"),
+                format!(
+                    "found unknown upstream {group:?}, expected {}",
+                    expected_upstreams()
+                ),
+            ));
+        }
+    }
 }
 
 /// `routes[i]`, formatted only when an issue names it.
@@ -94,11 +159,11 @@ impl std::fmt::Display for Path {
     }
 }
 
-fn validate_route(
+fn validate_route<'e>(
     route: &RouteConfig,
     path: &Path,
     known: &dyn Fn(&str) -> bool,
-    expected_upstreams: &str,
+    expected_upstreams: &dyn Fn() -> &'e str,
     issues: &mut Vec<Issue>,
 ) {
     if route.split.is_empty() {
@@ -117,8 +182,9 @@ fn validate_route(
             issues.push(Issue::new(
                 format!("{path}.split[{j}].upstream"),
                 format!(
-                    "found unknown upstream {:?}, expected {expected_upstreams}",
-                    entry.upstream
+                    "found unknown upstream {:?}, expected {}",
+                    entry.upstream,
+                    expected_upstreams()
                 ),
             ));
         }
@@ -161,7 +227,10 @@ fn validate_route(
         if !known(group) {
             issues.push(Issue::new(
                 tpath(),
-                format!("found unknown upstream {group:?}, expected {expected_upstreams}"),
+                format!(
+                    "found unknown upstream {group:?}, expected {}",
+                    expected_upstreams()
+                ),
             ));
         }
     }

@@ -10,7 +10,7 @@ use crate::config::diff::{diff, Diff};
 use crate::config::incremental::Reuse;
 use crate::config::model::RoutesConfig;
 use crate::config::{routes_from_text_after, LoadedRoutes};
-use crate::routing::RouteTable;
+use crate::routing::{Carried, RouteTable};
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
 use log::{error, info, warn};
@@ -210,7 +210,7 @@ impl Reloader {
             state: Mutex::new(State {
                 history,
                 model: loaded.model,
-                reuse: loaded.reuse,
+                reuse: loaded.reuse.inspect(|r| r.prepare()),
                 loaded_at,
                 trigger,
                 last_error: None,
@@ -295,14 +295,17 @@ impl Reloader {
             }
         };
         report.timings = Some(loaded.timings);
-        loaded.table.inherit_positions(&current.table);
+        loaded
+            .table
+            .inherit_positions_after(&current.table, &loaded.carried);
         let table = loaded.table.clone();
         let version = st.history.next_version();
         let t_metrics = Instant::now();
-        let metrics = Arc::new(
-            self.metrics
-                .for_table_after(&table, Some((&current.table, &current.metrics))),
-        );
+        let metrics = Arc::new(self.metrics.for_table_after(
+            &table,
+            Some((&current.table, &current.metrics)),
+            &loaded.carried,
+        ));
         let metrics_us = t_metrics.elapsed().as_micros();
         self.active.store(Arc::new(ActiveTable {
             table: table.clone(),
@@ -312,6 +315,11 @@ impl Reloader {
         }));
         self.metrics.set_routing_version(version);
         report.swap_micros = Some(started.elapsed().as_micros() as u64);
+        // The lookup of this version's entries for the next reload: built now, after the swap,
+        // rather than then, before it.
+        if let Some(reuse) = &loaded.reuse {
+            reuse.prepare();
+        }
         // Counted at the swap, with the routing version: a scrape never sees one without the other.
         self.counters.applied.fetch_add(1, Ordering::Relaxed);
         self.last_success_unix.store(unix_now(), Ordering::Relaxed);
@@ -397,19 +405,22 @@ impl Reloader {
                     text.as_bytes().to_vec(),
                     st.reuse.as_ref(),
                 ) {
-                    Ok(l) => {
-                        l.table.inherit_positions(&current.table);
-                        (l.table, Some((l.model, l.reuse)))
-                    }
+                    Ok(l) => (l.table, Some((l.model, l.reuse))),
                     Err(e) => return Err(format!("version {target} no longer compiles: {e}")),
                 }
             }
         };
+        let carried = Carried::by_identity(&table, &current.table);
+        if model.is_some() {
+            // Compiled just now: its round-robin positions start where the running table's are.
+            table.inherit_positions_after(&current.table, &carried);
+        }
         let version = st.history.next_version();
-        let metrics = Arc::new(
-            self.metrics
-                .for_table_after(&table, Some((&current.table, &current.metrics))),
-        );
+        let metrics = Arc::new(self.metrics.for_table_after(
+            &table,
+            Some((&current.table, &current.metrics)),
+            &carried,
+        ));
         self.active.store(Arc::new(ActiveTable {
             table: table.clone(),
             version,
@@ -429,6 +440,9 @@ impl Reloader {
                 .map(|l| (l.model, l.reuse))
                 .unwrap_or_default(),
         };
+        if let Some(reuse) = &reuse {
+            reuse.prepare();
+        }
         let mut report = ReloadReport {
             time: now_rfc3339(),
             trigger: Trigger::Rollback,

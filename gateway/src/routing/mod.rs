@@ -13,7 +13,7 @@ pub use decide::{normalize_host, Decision, Outcome, Reason, RequestInfo, TagActi
 pub use group::{Group, GroupId, Target};
 pub use index::RouteIndex;
 pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey};
-pub use table::RouteTable;
+pub use table::{Carried, RouteTable};
 
 #[cfg(test)]
 mod tests;

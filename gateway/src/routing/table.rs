@@ -5,6 +5,41 @@ use super::index::RouteIndex;
 use super::route::Route;
 use std::sync::Arc;
 
+/// For each route and group of a table compiled after another, the index of the route or group
+/// of that other table it was carried over from (the same `Arc`), if it was.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carried {
+    pub routes: Vec<Option<usize>>,
+    pub groups: Vec<Option<usize>>,
+}
+
+impl Carried {
+    /// Which routes and groups of `table` are `old`'s own, found by address (for a table that
+    /// was not compiled after `old`, e.g. a kept version being rolled back to).
+    pub fn by_identity(table: &RouteTable, old: &RouteTable) -> Carried {
+        fn positions<T>(new: &[Arc<T>], old: &[Arc<T>]) -> Vec<Option<usize>> {
+            let at: foldhash::HashMap<*const T, usize> = (old.iter().enumerate())
+                .map(|(j, o)| (Arc::as_ptr(o), j))
+                .collect();
+            new.iter()
+                .map(|n| at.get(&Arc::as_ptr(n)).copied())
+                .collect()
+        }
+        Carried {
+            routes: positions(&table.routes, &old.routes),
+            groups: positions(&table.groups, &old.groups),
+        }
+    }
+}
+
+/// Whether `item` is `old[at]` (the carried-over `Arc` itself).
+fn is_carried<T>(at: Option<&Option<usize>>, old: &[Arc<T>], item: &Arc<T>) -> bool {
+    at.copied()
+        .flatten()
+        .and_then(|j| old.get(j))
+        .is_some_and(|o| Arc::ptr_eq(o, item))
+}
+
 /// Routes and groups are shared (`Arc`) so that a reload can carry an unchanged route or group
 /// over from the running table as it is, round-robin position included, without compiling it
 /// again (see `config::compile`).
@@ -54,13 +89,28 @@ impl RouteTable {
     /// (same route name, same groups and weights; same group name and targets), so the realised
     /// shares stay exact across reloads.
     pub fn inherit_positions(&self, old: &RouteTable) {
-        let old_routes: foldhash::HashMap<&str, &Arc<Route>> =
-            old.routes.iter().map(|r| (r.name.as_ref(), r)).collect();
+        self.inherit_positions_after(old, &Carried::default());
+    }
+
+    /// [`RouteTable::inherit_positions`] when `carried` says which routes and groups are `old`'s
+    /// own (they need nothing): only the others are looked up by name.
+    pub fn inherit_positions_after(&self, old: &RouteTable, carried: &Carried) {
+        let fresh_routes: Vec<&Arc<Route>> = (self.routes.iter().enumerate())
+            .filter(|(i, r)| !is_carried(carried.routes.get(*i), &old.routes, r))
+            .map(|(_, r)| r)
+            .collect();
+        let fresh_groups: Vec<&Arc<Group>> = (self.groups.iter().enumerate())
+            .filter(|(i, g)| !is_carried(carried.groups.get(*i), &old.groups, g))
+            .map(|(_, g)| g)
+            .collect();
+        // A few edited entries: a scan of the old table beats building a map of all its names.
+        let old_route = ByName::new(&old.routes, fresh_routes.len(), |r| r.name.as_ref());
+        let old_group = ByName::new(&old.groups, fresh_groups.len(), |g| g.name.as_ref());
         fn name<'t>(t: &'t RouteTable, id: &GroupId) -> Option<&'t str> {
             t.group(*id).map(|g| g.name.as_ref())
         }
-        for r in &self.routes {
-            let Some(o) = old_routes.get(r.name.as_ref()) else {
+        for r in fresh_routes {
+            let Some(o) = old_route.get(r.name.as_ref()) else {
                 continue;
             };
             if Arc::ptr_eq(r, o) {
@@ -77,10 +127,8 @@ impl RouteTable {
                 r.split.smooth.resume_at(o.split.smooth.position());
             }
         }
-        let old_groups: foldhash::HashMap<&str, &Arc<Group>> =
-            old.groups.iter().map(|g| (g.name.as_ref(), g)).collect();
-        for g in &self.groups {
-            if let Some(o) = old_groups.get(g.name.as_ref()) {
+        for g in fresh_groups {
+            if let Some(o) = old_group.get(g.name.as_ref()) {
                 if !Arc::ptr_eq(g, o) {
                     g.inherit_position(o);
                 }
@@ -90,5 +138,29 @@ impl RouteTable {
 
     pub(super) fn index(&self) -> &RouteIndex {
         &self.index
+    }
+}
+
+/// A lookup by name among a table's routes or groups: a linear scan for a few lookups, a map
+/// for many.
+enum ByName<'a, T> {
+    Scan(&'a [Arc<T>], fn(&T) -> &str),
+    Map(foldhash::HashMap<&'a str, &'a Arc<T>>),
+}
+
+impl<'a, T> ByName<'a, T> {
+    fn new(items: &'a [Arc<T>], wanted: usize, name: fn(&T) -> &str) -> Self {
+        if wanted <= 16 {
+            ByName::Scan(items, name)
+        } else {
+            ByName::Map(items.iter().map(|i| (name(i), i)).collect())
+        }
+    }
+
+    fn get(&self, n: &str) -> Option<&'a Arc<T>> {
+        match self {
+            ByName::Scan(items, name) => items.iter().find(|i| name(i) == n),
+            ByName::Map(map) => map.get(n).copied(),
+        }
     }
 }

@@ -14,7 +14,7 @@
 //! drops, process metrics) are ordinary `prometheus` metrics in one registry, appended to the
 //! same scrape.
 
-use crate::routing::{Group, GroupId, Reason, Route, RouteTable};
+use crate::routing::{Carried, Group, GroupId, Reason, Route, RouteTable};
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -179,43 +179,36 @@ impl Metrics {
 
     /// Creates every series of a table (at 0 when new) and returns its handles.
     pub fn for_table(&self, table: &RouteTable) -> TableMetrics {
-        self.for_table_after(table, None)
+        self.for_table_after(table, None, &Carried::default())
     }
 
     /// [`Metrics::for_table`] for the table that replaces `previous`: routes and groups carried
-    /// over from it (the same `Arc`) keep their handles.
+    /// over from it (`carried`: the same `Arc` at that index) keep their handles.
     pub fn for_table_after(
         &self,
         table: &RouteTable,
         previous: Option<(&RouteTable, &TableMetrics)>,
+        carried: &Carried,
     ) -> TableMetrics {
-        let (old_routes, old_groups) = match previous {
-            Some((t, m))
-                if t.routes().len() == m.routes.len() && t.groups().len() == m.targets.len() =>
-            {
-                let routes: foldhash::HashMap<*const Route, &Arc<RouteMetrics>> = t
-                    .routes()
-                    .iter()
-                    .zip(&m.routes)
-                    .map(|(r, rm)| (Arc::as_ptr(r), rm))
-                    .collect();
-                let groups: foldhash::HashMap<*const Group, &Arc<TargetMetrics>> = t
-                    .groups()
-                    .iter()
-                    .zip(&m.targets)
-                    .map(|(g, tm)| (Arc::as_ptr(g), tm))
-                    .collect();
-                (routes, groups)
-            }
-            _ => Default::default(),
+        // The previous handles of a carried-over route or group, when it is that table's own.
+        let old_route = |i: usize, r: &Arc<Route>| {
+            let (t, m) = previous?;
+            let j = (*carried.routes.get(i)?)?;
+            Arc::ptr_eq(t.routes().get(j)?, r).then(|| m.routes.get(j))?
+        };
+        let old_group = |i: usize, g: &Arc<Group>| {
+            let (t, m) = previous?;
+            let j = (*carried.groups.get(i)?)?;
+            Arc::ptr_eq(t.groups().get(j)?, g).then(|| m.targets.get(j))?
         };
         let mut store = lock(&self.store);
         let group_name = |g: GroupId| table.group(g).map_or("none", |g| g.name.as_ref());
         let routes = table
             .routes()
             .iter()
-            .map(|r| {
-                if let Some(m) = old_routes.get(&Arc::as_ptr(r)) {
+            .enumerate()
+            .map(|(i, r)| {
+                if let Some(m) = old_route(i, r) {
                     return Arc::clone(m);
                 }
                 let mut groups: Vec<GroupId> = r.split.groups.clone();
@@ -257,8 +250,9 @@ impl Metrics {
         let targets = table
             .groups()
             .iter()
-            .map(|g| {
-                if let Some(m) = old_groups.get(&Arc::as_ptr(g)) {
+            .enumerate()
+            .map(|(i, g)| {
+                if let Some(m) = old_group(i, g) {
                     return Arc::clone(m);
                 }
                 Arc::new(
