@@ -263,6 +263,14 @@ pub struct Decoded {
     pub origins: Origins,
 }
 
+/// Entries reused and parsed so far in one decode, and how many may be parsed one by one before
+/// a whole-file parse is cheaper.
+struct Tally {
+    reused: usize,
+    parsed: usize,
+    budget: usize,
+}
+
 /// For each upstream and route of a new version, its index in the previous version when its
 /// text is unchanged (its decoded value then is the same).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -341,50 +349,83 @@ impl Reuse {
     ) -> Option<(RoutesConfig, Decoded)> {
         let index = self.index();
         let total = entries.upstreams.len() + entries.routes.len();
-        let budget = (total / 8).max(64);
-        let mut stats = Decoded::default();
-        let mut upstreams = Vec::with_capacity(entries.upstreams.len());
-        for (r, key) in entries.upstreams.iter().zip(&keys.upstreams) {
-            let chunk = &text[r.clone()];
-            if let Some(i) = self.find(&index.upstreams, *key, chunk) {
-                upstreams.push(self.model.upstreams.get(i)?.clone());
-                stats.origins.upstreams.push(Some(i));
-                stats.reused += 1;
-                continue;
-            }
-            stats.origins.upstreams.push(None);
-            stats.parsed += 1;
-            if stats.parsed > budget {
-                return None;
-            }
-            let one: Entries<UpstreamConfig> = serde_yaml::from_str(chunk).ok()?;
-            let [(name, up)]: [(String, UpstreamConfig); 1] = one.0.try_into().ok()?;
-            upstreams.push((name, Some(Arc::new(up))));
-        }
-        let mut routes = Vec::with_capacity(entries.routes.len());
-        for (r, key) in entries.routes.iter().zip(&keys.routes) {
-            let chunk = &text[r.clone()];
-            if let Some(i) = self.find(&index.routes, *key, chunk) {
-                routes.push(self.model.routes.get(i)?.clone());
-                stats.origins.routes.push(Some(i));
-                stats.reused += 1;
-                continue;
-            }
-            stats.origins.routes.push(None);
-            stats.parsed += 1;
-            if stats.parsed > budget {
-                return None;
-            }
-            let one: Vec<RouteConfig> = serde_yaml::from_str(chunk).ok()?;
-            let [route]: [RouteConfig; 1] = one.try_into().ok()?;
-            routes.push(Some(Arc::new(route)));
-        }
+        let mut tally = Tally {
+            reused: 0,
+            parsed: 0,
+            budget: (total / 8).max(64),
+        };
+        let (upstreams, upstream_origins) = self.decode_list(
+            text,
+            entries.upstreams.iter().zip(&keys.upstreams),
+            &index.upstreams,
+            &self.model.upstreams,
+            &mut tally,
+            |chunk| {
+                let one: Entries<UpstreamConfig> = serde_yaml::from_str(chunk).ok()?;
+                let [(name, up)]: [(String, UpstreamConfig); 1] = one.0.try_into().ok()?;
+                Some((name, Some(Arc::new(up))))
+            },
+        )?;
+        let (routes, route_origins) = self.decode_list(
+            text,
+            entries.routes.iter().zip(&keys.routes),
+            &index.routes,
+            &self.model.routes,
+            &mut tally,
+            |chunk| {
+                let one: Vec<RouteConfig> = serde_yaml::from_str(chunk).ok()?;
+                let [route]: [RouteConfig; 1] = one.try_into().ok()?;
+                Some(Some(Arc::new(route)))
+            },
+        )?;
+        let stats = Decoded {
+            reused: tally.reused,
+            parsed: tally.parsed,
+            origins: Origins {
+                upstreams: upstream_origins,
+                routes: route_origins,
+            },
+        };
         let model = RoutesConfig {
             upstreams,
             routes,
             failed: Vec::new(),
         };
         Some((model, stats))
+    }
+
+    /// One list of entries (upstreams or routes), each taken from this version's `previous`
+    /// when its text is unchanged, parsed on its own by `parse` otherwise; with each entry's
+    /// index in `previous`, if any.
+    fn decode_list<'t, T: Clone>(
+        &self,
+        text: &str,
+        entries: impl Iterator<Item = (&'t Range<usize>, &'t u64)>,
+        map: &ByHash,
+        previous: &[T],
+        tally: &mut Tally,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<(Vec<T>, Vec<Option<usize>>)> {
+        let (mut out, mut origins) = (Vec::new(), Vec::new());
+        for (r, key) in entries {
+            let chunk = &text[r.clone()];
+            let origin = self.find(map, *key, chunk);
+            origins.push(origin);
+            match origin {
+                Some(i) => {
+                    out.push(previous.get(i)?.clone());
+                    tally.reused += 1;
+                }
+                None => {
+                    tally.parsed += 1;
+                    if tally.parsed > tally.budget {
+                        return None;
+                    }
+                    out.push(parse(chunk)?);
+                }
+            }
+        }
+        Some((out, origins))
     }
 
     /// The table compiled from this version.

@@ -90,14 +90,12 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
         (Some(prev), Some((cut, keys))) => prev.decode(text, cut, keys),
         _ => None,
     };
-    let whole = incremental.is_none();
-    let mut origins = None;
-    let model = match incremental {
+    // `origins` is `None` when the whole file was parsed.
+    let (model, origins) = match incremental {
         Some((model, decoded)) => {
             timings.reused = decoded.reused;
             timings.parsed = decoded.parsed;
-            origins = Some(decoded.origins);
-            model
+            (model, Some(decoded.origins))
         }
         None => {
             let file: model::RoutesFile = serde_yaml::from_str(text).ok()?;
@@ -112,7 +110,7 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
                 failed: Vec::new(),
             };
             timings.parsed = model.upstreams.len() + model.routes.len();
-            model
+            (model, None)
         }
     };
     let t = std::time::Instant::now();
@@ -142,7 +140,7 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
             table.clone(),
             cut,
             keys,
-            !whole,
+            origins.is_some(),
         )
     });
     Some(LoadedRoutes {

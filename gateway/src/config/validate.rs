@@ -127,27 +127,36 @@ fn references<'e>(
 ) {
     for (j, entry) in route.split.iter().enumerate() {
         if !known(&entry.upstream) {
-            issues.push(Issue::new(
+            issues.push(unknown_upstream(
                 format!("{path}.split[{j}].upstream"),
-                format!(
-                    "found unknown upstream {:?}, expected {}",
-                    entry.upstream,
-                    expected_upstreams()
-                ),
+                &entry.upstream,
+                expected_upstreams,
             ));
         }
     }
     for (tag, group) in &route.dye.tags.0 {
         if !known(group) {
-            issues.push(Issue::new(
+            issues.push(unknown_upstream(
                 format!("{path}.dye.tags.{tag}"),
-                format!(
-                    "found unknown upstream {group:?}, expected {}",
-                    expected_upstreams()
-                ),
+                group,
+                expected_upstreams,
             ));
         }
     }
+}
+
+fn unknown_upstream<'e>(
+    path: String,
+    name: &str,
+    expected_upstreams: &dyn Fn() -> &'e str,
+) -> Issue {
+    Issue::new(
+        path,
+        format!(
+            "found unknown upstream {name:?}, expected {}",
+            expected_upstreams()
+        ),
+    )
 }
 
 /// `routes[i]`, formatted only when an issue names it.
@@ -179,13 +188,10 @@ fn validate_route<'e>(
     }
     for (j, entry) in route.split.iter().enumerate() {
         if !known(&entry.upstream) {
-            issues.push(Issue::new(
+            issues.push(unknown_upstream(
                 format!("{path}.split[{j}].upstream"),
-                format!(
-                    "found unknown upstream {:?}, expected {}",
-                    entry.upstream,
-                    expected_upstreams()
-                ),
+                &entry.upstream,
+                expected_upstreams,
             ));
         }
         if let Some(first) = route.split[..j]
@@ -225,13 +231,7 @@ fn validate_route<'e>(
             ));
         }
         if !known(group) {
-            issues.push(Issue::new(
-                tpath(),
-                format!(
-                    "found unknown upstream {group:?}, expected {}",
-                    expected_upstreams()
-                ),
-            ));
+            issues.push(unknown_upstream(tpath(), group, expected_upstreams));
         }
     }
     if let Some(list) = &route.dye.trusted_sources {
