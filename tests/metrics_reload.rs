@@ -74,8 +74,7 @@ async fn a_routes_file_edit_moves_the_version_and_keeps_the_counts() {
     );
     let m = gw
         .wait_for_metrics(Duration::from_secs(10), "routing version 2", |m| {
-            // The gauge moves at the swap, the reload is counted a moment later (after the
-            // diff and the history write): wait for both.
+            // The gauge and the reload counter both move at the swap; wait for both.
             m.get(VERSION, &[]) == Some(2.0)
                 && m.get(RELOADS, &[("trigger", "file"), ("result", "applied")]) >= Some(1.0)
         })

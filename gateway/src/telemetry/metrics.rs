@@ -301,7 +301,6 @@ impl Metrics {
     /// The Prometheus text exposition of every family.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(64 * 1024);
-        self.render_routes(&mut out);
         // Process metrics are for the serving process: registered on first scrape, after any
         // daemonizing fork.
         self.process.get_or_init(|| {
@@ -324,8 +323,13 @@ impl Metrics {
                 }
             }
         }
+        // The registry (routing version, reload counters) is read before the per-route series:
+        // a table's series exist before its version is set, so a scrape that shows version N
+        // also shows every series of table N, even when a reload lands during the scrape.
+        let gathered = self.registry.gather();
+        self.render_routes(&mut out);
         let mut buf = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+        if let Err(e) = TextEncoder::new().encode(&gathered, &mut buf) {
             let _ = writeln!(out, "# encoding error: {e}");
         }
         out.push_str(&String::from_utf8_lossy(&buf));
