@@ -1,10 +1,13 @@
 //! The Pingora `ProxyHttp` implementation: load the routing table once per request, ask it where
 //! to go, and act. No routing logic lives here.
 
+use crate::contain::{attempt_timeouts, timeout_kind};
 use crate::lifecycle::{InFlight, Lifecycle};
 use crate::reload::ActiveTable;
 use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, TagAction};
-use crate::telemetry::{AccessLog, AccessRecord, RequestTrace, Tracing};
+use crate::telemetry::{
+    AccessLog, AccessRecord, ContainmentMetrics, RequestTrace, TimeoutKind, Tracing,
+};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,6 +31,8 @@ pub struct DyegateProxy {
     access_log: Option<AccessLog>,
     connect_timeout: Duration,
     tracing: Tracing,
+    /// Counters of timeouts, retries and the like (shared with the metrics endpoint).
+    failures: Arc<ContainmentMetrics>,
 }
 
 impl DyegateProxy {
@@ -43,7 +48,14 @@ impl DyegateProxy {
             access_log,
             connect_timeout,
             tracing: Tracing::propagate_only(),
+            failures: Arc::default(),
         }
+    }
+
+    /// Where timeouts, retries and other failure handling are counted.
+    pub fn with_failure_metrics(mut self, failures: Arc<ContainmentMetrics>) -> Self {
+        self.failures = failures;
+        self
     }
 
     /// Replaces the default tracing (propagation only, new traces unsampled).
@@ -123,10 +135,12 @@ fn raw_host(req: &RequestHeader) -> &str {
         .unwrap_or("")
 }
 
-/// The status Pingora's default `fail_to_proxy` answers an error with (0: the client is gone).
+/// The status Pingora's default `fail_to_proxy` answers an error with (0: the client is gone),
+/// except that an upstream timeout is a 504, not a 502.
 fn error_status(e: &Error) -> u16 {
     match e.etype() {
         ErrorType::HTTPStatus(code) => *code,
+        _ if e.esource() == &ErrorSource::Upstream && timeout_kind(e).is_some() => 504,
         _ => match e.esource() {
             ErrorSource::Upstream => 502,
             ErrorSource::Downstream => match e.etype() {
@@ -266,10 +280,27 @@ impl ProxyHttp for DyegateProxy {
         if ctx.first_target.is_none() {
             ctx.first_target = Some(target.addr);
         }
+        let route = active
+            .table
+            .route(d.route_id)
+            .ok_or_else(|| Error::explain(InternalError, "decided route missing from table"))?;
+        let Some(t) =
+            attempt_timeouts(&route.timeouts, self.connect_timeout, ctx.started.elapsed())
+        else {
+            self.failures.timeout(&route.name, TimeoutKind::Total);
+            return Err(Error::create(
+                HTTPStatus(504),
+                ErrorSource::Upstream,
+                Some("the route's timeouts.total_ms passed".into()),
+                None,
+            ));
+        };
         ctx.target = Some(target.addr);
         ctx.attempts += 1;
         let mut peer = HttpPeer::new(target.addr, false, String::new());
-        peer.options.connection_timeout = Some(self.connect_timeout);
+        peer.options.connection_timeout = Some(t.connect);
+        peer.options.read_timeout = Some(t.read);
+        peer.options.write_timeout = Some(t.write);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
         Ok(Box::new(peer))
     }
@@ -398,12 +429,35 @@ impl ProxyHttp for DyegateProxy {
         if let (Some((t, g)), Some(target)) = (group, ctx.target) {
             t.metrics.upstream_error(g, target, error_kind(&e));
         }
+        self.count_timeout(ctx, &e);
         warn!(
             "connect to upstream {} failed (attempt {} of {}): {}",
             peer._address, ctx.attempts, live, e
         );
         if ctx.attempts < live {
             e.set_retry(true);
+        }
+        e
+    }
+
+    /// An attempt failed after its connection was made. As Pingora's default (a request that
+    /// is not idempotent, or whose body no longer fits the replay buffer, is not retried), and
+    /// counts timeouts.
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        self.count_timeout(ctx, &e);
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
         }
         e
     }
@@ -471,6 +525,18 @@ impl ProxyHttp for DyegateProxy {
 }
 
 impl DyegateProxy {
+    /// Counts an attempt's upstream timeout under its route.
+    fn count_timeout(&self, ctx: &RequestCtx, e: &Error) {
+        let (Some(kind), Some(active), CtxOutcome::Routed(d)) =
+            (timeout_kind(e), &ctx.table, ctx.outcome)
+        else {
+            return;
+        };
+        if let Some(route) = active.table.route(d.route_id) {
+            self.failures.timeout(&route.name, kind);
+        }
+    }
+
     fn access_record(
         &self,
         session: &Session,

@@ -83,7 +83,8 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         access_log,
         Duration::from_millis(gw.config.connect_timeout_ms),
     )
-    .with_tracing(tracing);
+    .with_tracing(tracing)
+    .with_failure_metrics(metrics.containment().clone());
     let mut service = http_proxy_service_with_name(&server.configuration, proxy, "dyegate proxy");
     for addr in &gw.listen {
         service.add_tcp(&addr.to_string());

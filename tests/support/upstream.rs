@@ -12,7 +12,10 @@
 //! where the body is read streaming and `body_crc` is its CRC-32 (IEEE). Special paths:
 //! `/slow?ms=N` answers after N ms, `/status/NNN` with that status, `/stream?chunks=N&size=M`
 //! with a chunked body; `Upgrade: websocket` gets a 101 and an echo of every message.
+//!
+//! [`FaultyUpstream`] breaks for real (hangs, stalls, resets, 500s, lies to health checks).
 
+mod faulty;
 mod record;
 mod respond;
 mod server;
@@ -22,6 +25,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+pub use faulty::{Fault, FaultyUpstream};
 pub use record::{RecordedRequest, Recorder};
 pub use respond::{UpstreamBody, UPSTREAM_HEADER};
 pub use server::serve;

@@ -251,6 +251,7 @@ fn compile_route(
             smooth,
             sticky,
         },
+        timeouts: super::compile_containment::timeouts(&cfg.timeouts),
     })
 }
 

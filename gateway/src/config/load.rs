@@ -227,6 +227,7 @@ impl Source {
             dye: Default::default(),
             split: Vec::new(),
             sticky: None,
+            timeouts: Default::default(),
         };
         let mut has_name = false;
         for (k, v) in entries {
@@ -246,6 +247,7 @@ impl Source {
                 "match" => field(yaml::from_node(v, &fpath).map(|m| route.matches = m)),
                 "dye" => field(yaml::from_node(v, &fpath).map(|d| route.dye = d)),
                 "sticky" => field(yaml::from_node(v, &fpath).map(|s| route.sticky = s)),
+                "timeouts" => field(yaml::from_node(v, &fpath).map(|t| route.timeouts = t)),
                 "split" => match &v.kind {
                     NodeKind::Seq(items) => {
                         for (j, item) in items.iter().enumerate() {

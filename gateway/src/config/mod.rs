@@ -4,6 +4,8 @@
 //! `compile` (model → typed table).
 
 pub mod compile;
+pub mod compile_containment;
+pub mod containment;
 pub mod diff;
 pub mod error;
 pub mod gateway;
@@ -212,5 +214,7 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_containment;
 #[cfg(test)]
 mod tests_incremental;

@@ -1,6 +1,7 @@
 //! Serde structs that mirror `gateway.yaml` and `routes.yaml` field for field. Nothing here is
 //! checked beyond its YAML type: [`super::validate`] and [`super::compile`] do that.
 
+pub use super::containment::TimeoutsConfig;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -305,7 +306,7 @@ impl RoutesConfig {
 }
 
 /// Fields of a route (for field-by-field decoding; must match [`RouteConfig`]).
-pub const ROUTE_FIELDS: &[&str] = &["name", "match", "dye", "split", "sticky"];
+pub const ROUTE_FIELDS: &[&str] = &["name", "match", "dye", "split", "sticky", "timeouts"];
 /// Fields of an upstream group (must match [`UpstreamConfig`]).
 pub const UPSTREAM_FIELDS: &[&str] = &["targets"];
 
@@ -423,6 +424,8 @@ pub struct RouteConfig {
     /// `header:NAME`, `cookie:NAME` or `client_ip`.
     #[serde(default)]
     pub sticky: Option<String>,
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
 }
 
 /// `routes[i].match`: every field optional; all given ones must hold.

@@ -583,7 +583,7 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _n: &'static str,
-        _f: &'static [&'static str],
+        fields: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, DeError> {
         match &self.node.kind {
@@ -596,6 +596,16 @@ impl<'de> de::Deserializer<'de> for NodeDe<'de> {
                     path: &self.path,
                 })
                 .map_err(|e| self.locate(e)),
+            // Not "expected struct TimeoutsConfig": name the fields the user can write.
+            _ if !fields.is_empty() => Err(self.locate(de::Error::custom(format_args!(
+                "found {}, expected a mapping with fields {}",
+                self.node.describe(),
+                fields
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))),
             _ => self.deserialize_any(v),
         }
     }

@@ -6,12 +6,14 @@
 mod decide;
 mod group;
 mod index;
+mod policy;
 mod route;
 mod table;
 
 pub use decide::{normalize_host, Decision, Outcome, Reason, RequestInfo, TagAction};
 pub use group::{Group, GroupId, Target};
 pub use index::RouteIndex;
+pub use policy::{Timeouts, DEFAULT_IO_TIMEOUT};
 pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey};
 pub use table::{Carried, RouteTable};
 

@@ -12,6 +12,7 @@ pub struct Route {
     pub matcher: Matcher,
     pub dye: Dye,
     pub split: Split,
+    pub timeouts: super::Timeouts,
 }
 
 /// The `match` section. Host and path prefix are also used by the index; they are kept here so

@@ -115,6 +115,7 @@ pub struct Metrics {
     access_log_dropped: IntCounter,
     access_log_dropped_source: OnceLock<Arc<AtomicU64>>,
     process: OnceLock<()>,
+    containment: Arc<super::ContainmentMetrics>,
 }
 
 impl Metrics {
@@ -174,6 +175,7 @@ impl Metrics {
             access_log_dropped,
             access_log_dropped_source: OnceLock::new(),
             process: OnceLock::new(),
+            containment: Arc::default(),
         })
     }
 
@@ -275,6 +277,11 @@ impl Metrics {
             targets,
             no_route: self.no_route.clone(),
         }
+    }
+
+    /// The failure-handling families (timeouts, retries, health), rendered with these.
+    pub fn containment(&self) -> &Arc<super::ContainmentMetrics> {
+        &self.containment
     }
 
     pub fn set_routing_version(&self, version: u64) {
@@ -399,6 +406,7 @@ impl Metrics {
                 load(&r.reject)
             );
         }
+        self.containment.render_decisions(out);
 
         out.push_str("# HELP dyegate_request_duration_seconds Request duration from request header to the end of the response.\n# TYPE dyegate_request_duration_seconds histogram\n");
         for ((route, group), p) in &pairs {
@@ -442,6 +450,7 @@ impl Metrics {
                 );
             }
         }
+        self.containment.render(out);
     }
 }
 

@@ -2,16 +2,19 @@
 //! distributed traces.
 //!
 //! - [`metrics`]: Prometheus families, pre-created per route, group and tag.
+//! - [`containment`]: timeouts, retries, circuit breaker, health checks and ejections.
 //! - [`access_log`]: one JSON line per request through a bounded writer.
 //! - [`trace`]: per request, the incoming W3C context, the gateway span and the upstream headers.
 //! - [`export`]: the bounded span queue and the background service that exports it over OTLP.
 
 pub mod access_log;
+pub mod containment;
 pub mod export;
 pub mod metrics;
 pub mod trace;
 
 pub use access_log::{AccessLog, AccessLogService, AccessRecord};
+pub use containment::{ContainmentMetrics, TimeoutKind};
 pub use export::{ExportService, ExportStats};
 pub use metrics::{Metrics, TableMetrics};
 pub use trace::{RequestTrace, Tracing};

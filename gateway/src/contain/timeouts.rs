@@ -1,0 +1,94 @@
+//! The timeouts of one attempt: the route's `timeouts`, each capped by what is left of
+//! `total_ms` (the whole request, retries included).
+
+use crate::routing::Timeouts;
+use crate::telemetry::TimeoutKind;
+use pingora::prelude::*;
+use std::time::Duration;
+
+/// What one attempt may wait for, each capped by the time left before the request's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptTimeouts {
+    pub connect: Duration,
+    pub read: Duration,
+    pub write: Duration,
+}
+
+/// The timeouts of an attempt starting `elapsed` into the request; `None` when `total_ms` has
+/// already passed (the request answers 504 without another attempt).
+pub fn attempt_timeouts(
+    t: &Timeouts,
+    default_connect: Duration,
+    elapsed: Duration,
+) -> Option<AttemptTimeouts> {
+    let left = match t.total {
+        Some(total) => match total.checked_sub(elapsed) {
+            Some(left) if !left.is_zero() => Some(left),
+            _ => return None,
+        },
+        None => None,
+    };
+    let cap = |d: Duration| left.map_or(d, |l| d.min(l));
+    Some(AttemptTimeouts {
+        connect: cap(t.connect.unwrap_or(default_connect)),
+        read: cap(t.read),
+        write: cap(t.write),
+    })
+}
+
+/// Which timeout an upstream error is, if it is one.
+pub fn timeout_kind(e: &Error) -> Option<TimeoutKind> {
+    match e.etype() {
+        ConnectTimedout => Some(TimeoutKind::Connect),
+        ReadTimedout => Some(TimeoutKind::Read),
+        WriteTimedout => Some(TimeoutKind::Write),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn without_total_the_route_values_hold() {
+        let t = Timeouts {
+            connect: None,
+            read: ms(300),
+            write: ms(400),
+            total: None,
+        };
+        assert_eq!(
+            attempt_timeouts(&t, ms(2000), ms(99_999)),
+            Some(AttemptTimeouts {
+                connect: ms(2000),
+                read: ms(300),
+                write: ms(400)
+            })
+        );
+    }
+
+    #[test]
+    fn total_caps_each_and_ends_the_request() {
+        let t = Timeouts {
+            connect: Some(ms(1000)),
+            read: ms(15_000),
+            write: ms(100),
+            total: Some(ms(1000)),
+        };
+        assert_eq!(
+            attempt_timeouts(&t, ms(2000), ms(700)),
+            Some(AttemptTimeouts {
+                connect: ms(300),
+                read: ms(300),
+                write: ms(100)
+            })
+        );
+        assert_eq!(attempt_timeouts(&t, ms(2000), ms(1000)), None);
+        assert_eq!(attempt_timeouts(&t, ms(2000), ms(1500)), None);
+    }
+}
