@@ -14,6 +14,15 @@ if ((${#missing[@]})); then
 fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
 
+# The systemd unit, checked by systemd itself (binary paths swapped for one that exists here).
+if command -v systemd-analyze >/dev/null; then
+  unit="$(mktemp -d)/dyegate.service"
+  sed 's#/usr/local/bin/dyegate#/bin/true#g' conf/dyegate.service >"$unit"
+  # verify exits 0 on an unparsable directive (it only warns): any output is a failure.
+  out="$(systemd-analyze verify "$unit" 2>&1)"
+  if [[ -n "$out" ]]; then echo "conf/dyegate.service: $out" >&2; exit 1; fi
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
