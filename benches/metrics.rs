@@ -40,7 +40,7 @@ fn table(extra: usize) -> std::sync::Arc<RouteTable> {
             "  - name: r{i}\n    match: {{ host: svc{i}.example.com }}\n    dye: {{ tags: {{ canary: c{i} }} }}\n    split: [{{ upstream: s{i}, weight: 95 }}, {{ upstream: c{i}, weight: 5 }}]"
         );
     }
-    match routes_from_text("bench.yaml", y.into_bytes()) {
+    match routes_from_text("bench.yaml", y.into_bytes(), None) {
         Ok(l) => l.table,
         Err(e) => panic!("bench table invalid: {e}"),
     }
@@ -89,7 +89,7 @@ fn two_threads(iters: u64, f: impl Fn() + Sync) -> Duration {
 fn per_request(c: &mut Criterion) {
     let table = table(0);
     let metrics = Metrics::new();
-    let tm = metrics.for_table(&table);
+    let tm = metrics.for_table(&table, None);
     let stable = group_id(&table, "stable");
     let canary = group_id(&table, "canary");
 
@@ -133,7 +133,7 @@ fn scrape(c: &mut Criterion) {
     for extra in [0usize, 999] {
         let table = table(extra);
         let metrics = Metrics::new();
-        let _tm = metrics.for_table(&table);
+        let _tm = metrics.for_table(&table, None);
         g.bench_with_input(BenchmarkId::new("render", extra + 1), &metrics, |b, m| {
             b.iter(|| m.render().len())
         });

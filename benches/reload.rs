@@ -11,12 +11,13 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use dyegate::config::diff::diff;
-use dyegate::config::{routes_from_text, routes_from_text_after, LoadedRoutes};
+use dyegate::config::{routes_from_text, LoadedRoutes};
+use dyegate::routing::Carried;
 use dyegate_suite::gateway::many_routes_yaml;
 use std::time::Duration;
 
 fn load(text: &str) -> LoadedRoutes {
-    match routes_from_text("bench.yaml", text.as_bytes().to_vec()) {
+    match routes_from_text("bench.yaml", text.as_bytes().to_vec(), None) {
         Ok(l) => l,
         Err(e) => panic!("bench routes invalid: {e}"),
     }
@@ -38,13 +39,13 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("routes_from_text", n), &n, |b, _| {
             b.iter(|| {
-                routes_from_text("bench.yaml", black_box(new_text.as_bytes().to_vec()))
+                routes_from_text("bench.yaml", black_box(new_text.as_bytes().to_vec()), None)
                     .map(|l| l.routes)
                     .unwrap_or(0)
             })
         });
         let old = load(&old_text);
-        if let Ok(l) = routes_from_text_after(
+        if let Ok(l) = routes_from_text(
             "bench.yaml",
             new_text.as_bytes().to_vec(),
             old.reuse.as_ref(),
@@ -58,7 +59,7 @@ fn bench(c: &mut Criterion) {
             &n,
             |b, _| {
                 b.iter(|| {
-                    routes_from_text_after(
+                    routes_from_text(
                         "bench.yaml",
                         black_box(new_text.as_bytes().to_vec()),
                         old.reuse.as_ref(),
@@ -70,10 +71,13 @@ fn bench(c: &mut Criterion) {
         );
         let new = load(&new_text);
         g.bench_with_input(BenchmarkId::new("inherit_positions", n), &n, |b, _| {
-            b.iter(|| new.table.inherit_positions(black_box(&old.table)))
+            b.iter(|| {
+                new.table
+                    .inherit_positions(black_box(&old.table), &Carried::default())
+            })
         });
         // The diff of a reload: the new version shares its unchanged entries with the old one.
-        let after = match routes_from_text_after(
+        let after = match routes_from_text(
             "bench.yaml",
             new_text.as_bytes().to_vec(),
             old.reuse.as_ref(),

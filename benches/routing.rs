@@ -49,7 +49,7 @@ fn table(n: usize) -> std::sync::Arc<RouteTable> {
             y.push_str("    sticky: header:x-user-id\n");
         }
     }
-    match routes_from_text("bench.yaml", y.into_bytes()) {
+    match routes_from_text("bench.yaml", y.into_bytes(), None) {
         Ok(l) => l.table,
         Err(e) => panic!("bench table invalid: {e}"),
     }

@@ -19,5 +19,6 @@ pub mod proxy;
 pub mod reload;
 pub mod routing;
 pub mod server;
+pub mod stamp;
 pub mod telemetry;
 pub mod upgrade;

@@ -245,7 +245,7 @@ fn main() -> ExitCode {
     // A SIGHUP that arrives before the reload service listens is remembered (not lost, not
     // fatal) and replayed by the service when it starts. SIGUSR1 (access log reopen) is ignored
     // until its handler is installed.
-    dyegate::reload::install_early_sighup_handler();
+    dyegate::lifecycle::install_early_sighup_handler();
     unsafe {
         libc::signal(libc::SIGUSR1, libc::SIG_IGN);
     }

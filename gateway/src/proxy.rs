@@ -3,12 +3,12 @@
 
 use crate::contain::{attempt_timeouts, timeout_kind};
 use crate::lifecycle::{InFlight, Lifecycle};
-use crate::reload::ActiveTable;
 use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, TagAction};
+use crate::routing::{ActiveTable, SharedTable};
+use crate::telemetry::TableMetrics;
 use crate::telemetry::{
     AccessLog, AccessRecord, ContainmentMetrics, RequestTrace, TimeoutKind, Tracing,
 };
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use dyegate_plugins::trace_context::{TRACEPARENT_LEN, TRACERESPONSE};
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 /// The proxy service logic. Holds the handle of the current table; see [`RequestCtx`] for what a
 /// request keeps.
 pub struct DyegateProxy {
-    table: Arc<ArcSwap<ActiveTable>>,
+    table: SharedTable<TableMetrics>,
     lifecycle: Arc<Lifecycle>,
     access_log: Option<AccessLog>,
     connect_timeout: Duration,
@@ -37,7 +37,7 @@ pub struct DyegateProxy {
 
 impl DyegateProxy {
     pub fn new(
-        table: Arc<ArcSwap<ActiveTable>>,
+        table: SharedTable<TableMetrics>,
         lifecycle: Arc<Lifecycle>,
         access_log: Option<AccessLog>,
         connect_timeout: Duration,
@@ -72,7 +72,7 @@ pub struct RequestCtx {
     _in_flight: InFlight,
     started: Instant,
     /// The active table (and its version) when the request started.
-    table: Option<Arc<ActiveTable>>,
+    table: Option<Arc<ActiveTable<TableMetrics>>>,
     outcome: CtxOutcome,
     /// Target of the first attempt, the current one, and how many attempts were made.
     first_target: Option<SocketAddr>,
@@ -541,7 +541,7 @@ impl DyegateProxy {
         &self,
         session: &Session,
         ctx: &RequestCtx,
-        active: &ActiveTable,
+        active: &ActiveTable<TableMetrics>,
         status: u16,
     ) -> AccessRecord {
         let req = session.req_header();
@@ -574,7 +574,7 @@ impl DyegateProxy {
         };
         let downstream = session.as_downstream();
         AccessRecord {
-            time: crate::reload::now_rfc3339(),
+            time: crate::stamp::now_rfc3339(),
             client: session.client_addr().map(|a| a.to_string()),
             method: req.method.as_str().to_string(),
             host: raw_host(req).to_string(),

@@ -3,7 +3,7 @@
 
 use crate::admin::AdminApi;
 use crate::config::Gateway;
-use crate::lifecycle::{DrainService, Lifecycle};
+use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
 use crate::proxy::DyegateProxy;
 use crate::reload::{ReloadService, Reloader};
 use crate::telemetry::access_log::Destination;
@@ -112,11 +112,14 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
     let reload = ReloadService::new(
         reloader,
         lifecycle.clone(),
-        gw.pid_file.clone(),
         gw.config.reload.watch,
         Duration::from_millis(gw.config.reload.debounce_ms),
     );
     server.add_service(background_service("reload", reload));
+    server.add_service(background_service(
+        "pid file",
+        PidFileService::new(gw.pid_file.clone()),
+    ));
 
     let drain = DrainService::new(
         lifecycle,

@@ -2,10 +2,10 @@
 //! addresses, networks and weights. Every conversion failure is collected as an [`Issue`].
 
 use super::error::Issue;
-use super::incremental::Origins;
-use super::model::{MatchConfig, RouteConfig, RoutesConfig};
+use super::model::{DyeConfig, MatchConfig, RouteConfig, RoutesConfig, UnknownTagPolicy};
 use crate::routing::{
-    Carried, Dye, Group, HostMatch, Matcher, Route, RouteTable, Split, StickyKey, Target,
+    Carried, Dye, Group, HostMatch, Matcher, Route, RouteTable, Split, StickyKey, TagFallback,
+    Target,
 };
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};
 use foldhash::{HashMap, HashMapExt};
@@ -14,51 +14,82 @@ use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-/// What a reload can carry over from the running table: its entries whose text is unchanged.
+/// What a reload can carry over from the running table: its entries whose text is unchanged
+/// (`unchanged`: for each upstream and route of the new file, its index in `table`'s file).
 pub struct Previous<'a> {
     pub table: &'a RouteTable,
-    pub origins: &'a Origins,
+    pub unchanged: &'a Carried,
 }
 
 /// Compiles a routes file. Returns every issue found when any conversion fails.
-pub fn compile(cfg: &RoutesConfig) -> Result<RouteTable, Vec<Issue>> {
-    compile_after(cfg, None, None).map(|(table, _)| table)
-}
-
-/// [`compile`], carrying over from `previous` every group and route whose entry is unchanged (a
-/// route only when its groups keep their ids): the same `Arc`, round-robin position included.
-/// Also says which were carried over, and from where. `names` (from validation: each upstream
-/// name's first index) saves building the name → group id map again when every name is unique.
-pub fn compile_after<'a>(
+///
+/// With `previous`, every group and route whose entry is unchanged is carried over from it (a
+/// route only when its groups keep their ids): the same `Arc`, round-robin position included;
+/// the returned [`Carried`] says which were, and from where. `names` (from validation: each
+/// upstream name's first index) saves building the name → group id map again when every name
+/// is unique.
+pub fn compile<'a>(
     cfg: &'a RoutesConfig,
     previous: Option<Previous<'_>>,
     names: Option<&HashMap<&'a str, usize>>,
 ) -> Result<(RouteTable, Carried), Vec<Issue>> {
     let mut carried = Carried::default();
     let mut issues = Vec::new();
-    let mut groups = Vec::with_capacity(cfg.upstreams.len());
     // Unique names, every entry decoded: upstream i becomes group i, as `names` says.
     let given = names.filter(|n| {
         n.len() == cfg.upstreams.len() && cfg.upstreams.iter().all(|(_, u)| u.is_some())
     });
-    let mut own: HashMap<&str, usize> = HashMap::with_capacity(if given.is_some() {
-        0
+    let (groups, own) = compile_groups(
+        cfg,
+        previous.as_ref(),
+        given.is_some(),
+        &mut carried,
+        &mut issues,
+    );
+    let group_ids = match given {
+        // Group i is upstream i only if every upstream became a group.
+        Some(_) if groups.len() != cfg.upstreams.len() => {
+            issues.push(Issue::new(
+                "upstreams",
+                "found an upstream that compiles to no group",
+            ));
+            return Err(issues);
+        }
+        Some(n) => n,
+        None => &own,
+    };
+    let routes = compile_routes(cfg, previous.as_ref(), group_ids, &mut carried, &mut issues);
+    if issues.is_empty() && routes.len() == cfg.routes.len() {
+        Ok((RouteTable::new(routes, groups), carried))
     } else {
-        cfg.upstreams.len()
-    });
+        Err(issues)
+    }
+}
+
+/// The groups, in file order, each carried over from `previous` when its entry is unchanged;
+/// and (unless `names_given`) the name → group id map.
+fn compile_groups<'a>(
+    cfg: &'a RoutesConfig,
+    previous: Option<&Previous<'_>>,
+    names_given: bool,
+    carried: &mut Carried,
+    issues: &mut Vec<Issue>,
+) -> (Vec<Arc<Group>>, HashMap<&'a str, usize>) {
+    let mut groups = Vec::with_capacity(cfg.upstreams.len());
+    let mut own: HashMap<&str, usize> =
+        HashMap::with_capacity(if names_given { 0 } else { cfg.upstreams.len() });
     for (i, (name, up)) in cfg.upstreams.iter().enumerate() {
         let Some(up) = up else { continue };
-        let origin = previous.as_ref().and_then(|p| *p.origins.upstreams.get(i)?);
+        let origin = previous.and_then(|p| p.unchanged.group(i));
         let same = previous
-            .as_ref()
             .zip(origin)
             .and_then(|(p, j)| p.table.groups().get(j))
             .filter(|g| {
                 g.name.as_ref() == name.as_str()
-                    && (given.is_some() || !own.contains_key(name.as_str()))
+                    && (names_given || !own.contains_key(name.as_str()))
             });
         if let Some(g) = same {
-            if given.is_none() {
+            if !names_given {
                 own.insert(name, groups.len());
             }
             groups.push(g.clone());
@@ -77,7 +108,7 @@ pub fn compile_after<'a>(
                 Err(msg) => issues.push(Issue::new(format!("{}.targets[{j}]", path()), msg)),
             }
         }
-        if given.is_none() && own.contains_key(name.as_str()) {
+        if !names_given && own.contains_key(name.as_str()) {
             issues.push(Issue::new(
                 path(),
                 format!("found upstream {name:?} twice, expected unique names"),
@@ -85,32 +116,30 @@ pub fn compile_after<'a>(
             continue;
         }
         if let Some(g) = Group::new(name, targets) {
-            if given.is_none() {
+            if !names_given {
                 own.insert(name, groups.len());
             }
             groups.push(Arc::new(g));
             carried.groups.push(None);
         }
     }
-    let group_ids = match given {
-        // Group i is upstream i only if every upstream became a group.
-        Some(_) if groups.len() != cfg.upstreams.len() => {
-            issues.push(Issue::new(
-                "upstreams",
-                "found an upstream that compiles to no group",
-            ));
-            return Err(issues);
-        }
-        Some(n) => n,
-        None => &own,
-    };
+    (groups, own)
+}
 
+/// The routes, in file order, each carried over from `previous` when its entry is unchanged and
+/// its groups keep their ids.
+fn compile_routes(
+    cfg: &RoutesConfig,
+    previous: Option<&Previous<'_>>,
+    group_ids: &HashMap<&str, usize>,
+    carried: &mut Carried,
+    issues: &mut Vec<Issue>,
+) -> Vec<Arc<Route>> {
     let mut routes = Vec::with_capacity(cfg.routes.len());
     for (i, route) in cfg.routes.iter().enumerate() {
         let Some(route) = route else { continue };
-        let origin = previous.as_ref().and_then(|p| *p.origins.routes.get(i)?);
+        let origin = previous.and_then(|p| p.unchanged.route(i));
         let same = previous
-            .as_ref()
             .zip(origin)
             .and_then(|(p, j)| p.table.routes().get(j))
             .filter(|r| same_groups(route, r, group_ids));
@@ -119,16 +148,12 @@ pub fn compile_after<'a>(
             carried.routes.push(origin);
             continue;
         }
-        if let Some(r) = compile_route(route, i, group_ids, &mut issues) {
+        if let Some(r) = compile_route(route, i, group_ids, issues) {
             routes.push(Arc::new(r));
             carried.routes.push(None);
         }
     }
-    if issues.is_empty() && routes.len() == cfg.routes.len() {
-        Ok((RouteTable::new(routes, groups), carried))
-    } else {
-        Err(issues)
-    }
+    routes
 }
 
 /// Whether a compiled route of the same entry still means the same thing: same name, and every
@@ -175,39 +200,7 @@ fn compile_route(
     let before = issues.len();
     let matcher = compile_match(&cfg.matches, path, issues);
 
-    let header = match HeaderName::from_bytes(cfg.dye.header.trim().as_bytes()) {
-        Ok(h) => Some(h),
-        Err(_) => {
-            issues.push(Issue::new(
-                format!("{path}.dye.header"),
-                format!(
-                    "found {:?}, expected a valid HTTP header name such as x-env-tag",
-                    cfg.dye.header
-                ),
-            ));
-            None
-        }
-    };
-    let mut trusted = Vec::new();
-    for (k, net) in cfg.dye.trusted_sources.iter().flatten().enumerate() {
-        match parse_net(net) {
-            Some(n) => trusted.push(n),
-            None => issues.push(Issue::new(
-                format!("{path}.dye.trusted_sources[{k}]"),
-                format!(
-                    "found {net:?}, expected an IP network such as 10.0.0.0/8 or an IP address"
-                ),
-            )),
-        }
-    }
-    let tags = cfg
-        .dye
-        .tags
-        .0
-        .iter()
-        .filter_map(|(tag, group)| Some((tag.as_str().into(), *group_ids.get(group.as_str())?)))
-        .collect();
-
+    let dye = compile_dye(&cfg.dye, path, group_ids, issues);
     let sticky = match cfg.sticky.as_deref().map(str::trim) {
         None => None,
         Some(spec) => match parse_sticky(spec) {
@@ -239,12 +232,7 @@ fn compile_route(
     Some(Route {
         name: cfg.name.as_str().into(),
         matcher,
-        dye: Dye {
-            header: header?,
-            tags,
-            on_unknown_tag: cfg.dye.on_unknown_tag,
-            trusted: TrustedSources::new(trusted),
-        },
+        dye: dye?,
         split: Split {
             groups,
             weights,
@@ -252,6 +240,56 @@ fn compile_route(
             sticky,
         },
         timeouts: super::compile_containment::timeouts(&cfg.timeouts),
+    })
+}
+
+/// `routes[i].dye`: the tag header, tag → group, the policy for unknown tags, trusted networks.
+fn compile_dye(
+    cfg: &DyeConfig,
+    path: &str,
+    group_ids: &HashMap<&str, usize>,
+    issues: &mut Vec<Issue>,
+) -> Option<Dye> {
+    let header = match HeaderName::from_bytes(cfg.header.trim().as_bytes()) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            issues.push(Issue::new(
+                format!("{path}.dye.header"),
+                format!(
+                    "found {:?}, expected a valid HTTP header name such as x-env-tag",
+                    cfg.header
+                ),
+            ));
+            None
+        }
+    };
+    let mut trusted = Vec::new();
+    for (k, net) in cfg.trusted_sources.iter().flatten().enumerate() {
+        match parse_net(net) {
+            Some(n) => trusted.push(n),
+            None => issues.push(Issue::new(
+                format!("{path}.dye.trusted_sources[{k}]"),
+                format!(
+                    "found {net:?}, expected an IP network such as 10.0.0.0/8 or an IP address"
+                ),
+            )),
+        }
+    }
+    let tags = cfg
+        .tags
+        .0
+        .iter()
+        .filter_map(|(tag, group)| Some((tag.as_str().into(), *group_ids.get(group.as_str())?)))
+        .collect();
+
+    Some(Dye {
+        header: header?,
+        tags,
+        on_unknown_tag: match cfg.on_unknown_tag {
+            UnknownTagPolicy::Base => TagFallback::Base,
+            UnknownTagPolicy::Reject => TagFallback::Reject,
+        },
+        trusted: TrustedSources::new(trusted),
     })
 }
 

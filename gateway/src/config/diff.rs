@@ -270,7 +270,7 @@ mod tests {
     use crate::config::routes_from_text;
 
     fn model(text: &str) -> RoutesConfig {
-        routes_from_text("r.yaml", text.as_bytes().to_vec())
+        routes_from_text("r.yaml", text.as_bytes().to_vec(), None)
             .unwrap_or_else(|e| panic!("{e}"))
             .model
             .as_ref()

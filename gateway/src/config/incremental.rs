@@ -13,7 +13,7 @@
 //! on their own are self-contained by construction.
 
 use super::model::{Entries, RouteConfig, RoutesConfig, UpstreamConfig};
-use crate::routing::RouteTable;
+use crate::routing::{Carried, RouteTable};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::ops::Range;
@@ -33,6 +33,10 @@ enum Section {
 }
 
 /// Cuts a routes file into its entries. `None` when the layout is not the plain block layout.
+///
+/// One pass over the lines, with the open section and its item indent as the only state; kept
+/// as one function (about 95 lines) because its cases read in order, top to bottom, as the
+/// layout rules they check.
 pub fn cut(text: &str) -> Option<Cut> {
     let mut out = Cut::default();
     let mut seen = [false; 2];
@@ -259,8 +263,9 @@ pub struct Decoded {
     pub reused: usize,
     /// Entries parsed on their own.
     pub parsed: usize,
-    /// Where each entry came from: its index in the previous version, when unchanged.
-    pub origins: Origins,
+    /// Where each entry came from: its index in the previous version, when its text is
+    /// unchanged (its decoded value then is the same); `groups[i]` is upstream `i`.
+    pub unchanged: Carried,
 }
 
 /// Entries reused and parsed so far in one decode, and how many may be parsed one by one before
@@ -269,14 +274,6 @@ struct Tally {
     reused: usize,
     parsed: usize,
     budget: usize,
-}
-
-/// For each upstream and route of a new version, its index in the previous version when its
-/// text is unchanged (its decoded value then is the same).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Origins {
-    pub upstreams: Vec<Option<usize>>,
-    pub routes: Vec<Option<usize>>,
 }
 
 impl Reuse {
@@ -381,8 +378,8 @@ impl Reuse {
         let stats = Decoded {
             reused: tally.reused,
             parsed: tally.parsed,
-            origins: Origins {
-                upstreams: upstream_origins,
+            unchanged: Carried {
+                groups: upstream_origins,
                 routes: route_origins,
             },
         };

@@ -45,17 +45,16 @@ pub struct LoadedRoutes {
 pub fn load_routes(path: &Path) -> Result<LoadedRoutes, ConfigErrors> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| ConfigErrors(vec![load::unreadable(&file, &e)]))?;
-    routes_from_text(&file, bytes)
+    routes_from_text(&file, bytes, None)
 }
 
-/// Validates and compiles routes text already read (`file` names it in messages).
-pub fn routes_from_text(file: &str, bytes: Vec<u8>) -> Result<LoadedRoutes, ConfigErrors> {
-    routes_from_text_after(file, bytes, None)
-}
-
-/// [`routes_from_text`] for the next version of a file: entries whose text is unchanged since
-/// `previous` are taken from it instead of being parsed again.
-pub fn routes_from_text_after(
+/// Validates and compiles routes text already read (`file` names it in messages). Every error
+/// of the file is returned.
+///
+/// `previous` is the running version when there is one: entries whose text is unchanged since
+/// it are taken from it instead of being parsed, validated and compiled again (see
+/// [`incremental`]); the result is the same as without it, only faster.
+pub fn routes_from_text(
     file: &str,
     bytes: Vec<u8>,
     previous: Option<&incremental::Reuse>,
@@ -92,12 +91,12 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
         (Some(prev), Some((cut, keys))) => prev.decode(text, cut, keys),
         _ => None,
     };
-    // `origins` is `None` when the whole file was parsed.
-    let (model, origins) = match incremental {
+    // `unchanged` is `None` when the whole file was parsed.
+    let (model, unchanged) = match incremental {
         Some((model, decoded)) => {
             timings.reused = decoded.reused;
             timings.parsed = decoded.parsed;
-            (model, Some(decoded.origins))
+            (model, Some(decoded.unchanged))
         }
         None => {
             let file: model::RoutesFile = serde_yaml::from_str(text).ok()?;
@@ -116,20 +115,20 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
         }
     };
     let t = std::time::Instant::now();
-    let (issues, names) = validate::validate_after(&model, origins.as_ref());
+    let (issues, names) = validate::validate(&model, unchanged.as_ref());
     if !issues.is_empty() {
         return None;
     }
     timings.validate_us = t.elapsed().as_micros() as u64;
     let t = std::time::Instant::now();
-    let previous = match (previous, &origins) {
-        (Some(prev), Some(origins)) => Some(compile::Previous {
+    let previous = match (previous, &unchanged) {
+        (Some(prev), Some(unchanged)) => Some(compile::Previous {
             table: prev.table(),
-            origins,
+            unchanged,
         }),
         _ => None,
     };
-    let (table, carried) = compile::compile_after(&model, previous, Some(&names)).ok()?;
+    let (table, carried) = compile::compile(&model, previous, Some(&names)).ok()?;
     drop(names);
     let table = Arc::new(table);
     timings.compile_us = t.elapsed().as_micros() as u64;
@@ -142,7 +141,7 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
             table.clone(),
             cut,
             keys,
-            origins.is_some(),
+            unchanged.is_some(),
         )
     });
     Some(LoadedRoutes {
@@ -176,10 +175,10 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
     let (model, mut errors) = source.routes();
     timings.decode_us = t.elapsed().as_micros() as u64;
     let t = std::time::Instant::now();
-    let mut issues = validate::validate(&model);
+    let mut issues = validate::validate(&model, None).0;
     timings.validate_us = t.elapsed().as_micros() as u64;
     let t = std::time::Instant::now();
-    let compiled = compile::compile(&model);
+    let compiled = compile::compile(&model, None, None).map(|(table, _)| table);
     timings.compile_us = t.elapsed().as_micros() as u64;
     let table = match compiled {
         Ok(table) if errors.is_empty() && issues.is_empty() => table,

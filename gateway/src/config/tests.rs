@@ -3,14 +3,14 @@
 use super::{routes_from_text, Gateway};
 
 fn errors(text: &str) -> Vec<String> {
-    match routes_from_text("routes.yaml", text.as_bytes().to_vec()) {
+    match routes_from_text("routes.yaml", text.as_bytes().to_vec(), None) {
         Ok(_) => vec![],
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
 }
 
 fn errors_bytes(bytes: &[u8]) -> Vec<String> {
-    match routes_from_text("routes.yaml", bytes.to_vec()) {
+    match routes_from_text("routes.yaml", bytes.to_vec(), None) {
         Ok(_) => vec![],
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
@@ -28,7 +28,7 @@ fn valid_file_compiles() {
     let text = with_routes(
         "  - name: shop\n    match: { host: \"*.example.com\", path_prefix: /api, methods: [get, POST], headers: { x-client: [web, mobile], x-one: yes } }\n    dye: { tags: { canary: b }, on_unknown_tag: reject, trusted_sources: [10.0.0.0/8, 127.0.0.1] }\n    split: [{ upstream: a, weight: 95 }, { upstream: b, weight: 5 }]\n    sticky: cookie:uid\n",
     );
-    let loaded = routes_from_text("routes.yaml", text.into_bytes()).expect("valid");
+    let loaded = routes_from_text("routes.yaml", text.into_bytes(), None).expect("valid");
     assert_eq!((loaded.routes, loaded.upstreams), (1, 2));
 }
 

@@ -4,7 +4,7 @@
 use super::routes_from_text;
 
 fn errors(text: &str) -> Vec<String> {
-    match routes_from_text("routes.yaml", text.as_bytes().to_vec()) {
+    match routes_from_text("routes.yaml", text.as_bytes().to_vec(), None) {
         Ok(_) => vec![],
         Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
@@ -23,11 +23,11 @@ fn timeouts_compile() {
     let text = route_with(
         "    timeouts: { connect_ms: 1000, read_ms: 15000, write_ms: 15000, total_ms: 30000 }\n",
     );
-    let loaded = routes_from_text("routes.yaml", text.into_bytes()).expect("valid");
+    let loaded = routes_from_text("routes.yaml", text.into_bytes(), None).expect("valid");
     let t = loaded.table.routes()[0].timeouts;
     assert_eq!(t.connect, Some(std::time::Duration::from_millis(1000)));
     assert_eq!(t.total, Some(std::time::Duration::from_millis(30000)));
-    let loaded = routes_from_text("routes.yaml", route_with("").into_bytes()).expect("valid");
+    let loaded = routes_from_text("routes.yaml", route_with("").into_bytes(), None).expect("valid");
     assert_eq!(
         loaded.table.routes()[0].timeouts,
         crate::routing::Timeouts::default()

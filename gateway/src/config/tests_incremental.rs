@@ -38,19 +38,19 @@ fn versions() -> Vec<String> {
 #[test]
 fn an_edit_reuses_every_unchanged_entry() {
     let all = versions();
-    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes()).expect("valid");
-    let new = super::routes_from_text_after(
+    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes(), None).expect("valid");
+    let new = super::routes_from_text(
         "routes.yaml",
         all[1].clone().into_bytes(),
         old.reuse.as_ref(),
     )
     .expect("valid");
     assert_eq!((new.timings.parsed, new.timings.reused), (1, 4));
-    let whole = routes_from_text("routes.yaml", all[1].clone().into_bytes()).expect("valid");
+    let whole = routes_from_text("routes.yaml", all[1].clone().into_bytes(), None).expect("valid");
     assert_eq!(new.model, whole.model);
     assert_eq!(whole.timings.parsed, 5);
     // And the version after that reuses the standalone-parsed entry too.
-    let back = super::routes_from_text_after(
+    let back = super::routes_from_text(
         "routes.yaml",
         all[0].clone().into_bytes(),
         new.reuse.as_ref(),
@@ -66,7 +66,7 @@ fn decoding_after_any_version_equals_decoding_the_whole_file() {
     let whole: Vec<_> = all
         .iter()
         .map(
-            |t| match routes_from_text("routes.yaml", t.clone().into_bytes()) {
+            |t| match routes_from_text("routes.yaml", t.clone().into_bytes(), None) {
                 Ok(l) => l,
                 Err(e) => panic!("{t}\n{e}"),
             },
@@ -74,7 +74,7 @@ fn decoding_after_any_version_equals_decoding_the_whole_file() {
         .collect();
     for (i, prev) in whole.iter().enumerate() {
         for (j, text) in all.iter().enumerate() {
-            let after = super::routes_from_text_after(
+            let after = super::routes_from_text(
                 "routes.yaml",
                 text.clone().into_bytes(),
                 prev.reuse.as_ref(),
@@ -83,7 +83,7 @@ fn decoding_after_any_version_equals_decoding_the_whole_file() {
             assert_eq!(after.model, whole[j].model, "{i} -> {j}");
             // A chain of versions: the reuse of a reuse.
             for (k, third) in all.iter().enumerate() {
-                let next = super::routes_from_text_after(
+                let next = super::routes_from_text(
                     "routes.yaml",
                     third.clone().into_bytes(),
                     after.reuse.as_ref(),
@@ -98,12 +98,12 @@ fn decoding_after_any_version_equals_decoding_the_whole_file() {
 #[test]
 fn an_invalid_edit_after_a_version_gets_the_located_errors() {
     let all = versions();
-    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes()).expect("valid");
+    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes(), None).expect("valid");
     let bad = all[0].replacen("upstream: b, weight: 5", "upstream: nope, weight: 5", 1);
-    let direct = routes_from_text("routes.yaml", bad.clone().into_bytes())
+    let direct = routes_from_text("routes.yaml", bad.clone().into_bytes(), None)
         .map(|_| ())
         .expect_err("invalid");
-    let after = super::routes_from_text_after("routes.yaml", bad.into_bytes(), old.reuse.as_ref())
+    let after = super::routes_from_text("routes.yaml", bad.into_bytes(), old.reuse.as_ref())
         .map(|_| ())
         .expect_err("invalid");
     assert_eq!(after.to_string(), direct.to_string());
@@ -120,10 +120,10 @@ fn an_edit_carries_unchanged_routes_and_groups_over_as_they_are() {
     use std::sync::Arc;
     let all = versions();
     let after = |text: &str, prev: &super::LoadedRoutes| {
-        super::routes_from_text_after("routes.yaml", text.as_bytes().to_vec(), prev.reuse.as_ref())
+        super::routes_from_text("routes.yaml", text.as_bytes().to_vec(), prev.reuse.as_ref())
             .unwrap_or_else(|e| panic!("{e}"))
     };
-    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes()).expect("valid");
+    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes(), None).expect("valid");
     let new = after(&all[1], &old);
     let same = |a: &super::LoadedRoutes, b: &super::LoadedRoutes, i: usize| {
         Arc::ptr_eq(&a.table.routes()[i], &b.table.routes()[i])
@@ -167,7 +167,7 @@ fn an_edit_carries_unchanged_routes_and_groups_over_as_they_are() {
 /// decoding after a previous version must give exactly what decoding the file alone gives, the
 /// same model or the same error messages.
 mod incremental_equivalence {
-    use super::super::{routes_from_text, routes_from_text_after};
+    use super::super::routes_from_text;
     use proptest::prelude::*;
 
     const LINES: &[&str] = &[
@@ -290,17 +290,17 @@ mod incremental_equivalence {
             let all = super::versions();
             let prev_text = apply(&all[base], &first);
             // Only a valid version is ever the running one.
-            let Ok(prev) = routes_from_text("routes.yaml", prev_text.clone().into_bytes()) else {
+            let Ok(prev) = routes_from_text("routes.yaml", prev_text.clone().into_bytes(), None) else {
                 return Ok(());
             };
             let text = apply(&prev_text, &second);
-            let alone = routes_from_text("routes.yaml", text.clone().into_bytes());
-            let after = routes_from_text_after("routes.yaml", text.clone().into_bytes(), prev.reuse.as_ref());
+            let alone = routes_from_text("routes.yaml", text.clone().into_bytes(), None);
+            let after = routes_from_text("routes.yaml", text.clone().into_bytes(), prev.reuse.as_ref());
             match (alone, after) {
                 (Ok(a), Ok(b)) => {
                     prop_assert_eq!(&a.model, &b.model, "{}\n--- after ---\n{}", prev_text, text);
                     // And the version after that, from the incremental one.
-                    let again = routes_from_text_after("routes.yaml", prev_text.clone().into_bytes(), b.reuse.as_ref());
+                    let again = routes_from_text("routes.yaml", prev_text.clone().into_bytes(), b.reuse.as_ref());
                     prop_assert_eq!(&again.map(|l| l.model).ok(), &Some(prev.model.clone()));
                 }
                 (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
@@ -314,7 +314,7 @@ mod incremental_equivalence {
 fn a_route_edited_elsewhere_than_its_split_continues_its_cycle() {
     use std::sync::Arc;
     let all = versions();
-    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes()).expect("valid");
+    let old = routes_from_text("routes.yaml", all[0].clone().into_bytes(), None).expect("valid");
     for r in old.table.routes() {
         for _ in 0..7 {
             r.split.smooth.next();
@@ -327,7 +327,7 @@ fn a_route_edited_elsewhere_than_its_split_continues_its_cycle() {
         "  - name: r2\n    match: { path_prefix: /r2 }\n",
         1,
     );
-    let new = super::routes_from_text_after("routes.yaml", edited.into_bytes(), old.reuse.as_ref())
+    let new = super::routes_from_text("routes.yaml", edited.into_bytes(), old.reuse.as_ref())
         .expect("valid");
     assert_eq!(
         new.carried.routes,
@@ -337,7 +337,7 @@ fn a_route_edited_elsewhere_than_its_split_continues_its_cycle() {
     );
     assert_eq!(new.carried.groups, [Some(0), Some(1)]);
     assert_eq!(new.table.routes()[1].split.smooth.position(), 0);
-    new.table.inherit_positions_after(&old.table, &new.carried);
+    new.table.inherit_positions(&old.table, &new.carried);
     for (i, r) in new.table.routes().iter().enumerate() {
         assert_eq!(r.split.smooth.position(), 7, "route {i}");
     }

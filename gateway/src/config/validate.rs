@@ -3,23 +3,19 @@
 //! the only place strings become typed values.
 
 use super::error::Issue;
-use super::incremental::Origins;
-use super::model::{RouteConfig, RoutesConfig};
+use super::model::{RouteConfig, RoutesConfig, UpstreamConfig};
+use crate::routing::Carried;
 use dyegate_plugins::dye_tag::is_valid_tag;
 use foldhash::{HashMap, HashMapExt};
 use std::collections::hash_map::Entry;
 
-/// All cross-field issues of a routes file.
-pub fn validate(cfg: &RoutesConfig) -> Vec<Issue> {
-    validate_after(cfg, None).0
-}
-
-/// [`validate`] for a file of which `unchanged` entries are those of a valid previous version:
-/// their own checks cannot fail again, only those across entries (names, references) run for
-/// them. Also returns the first index of each upstream name (compile's group ids when valid).
-pub fn validate_after<'a>(
+/// All cross-field issues of a routes file, and the first index of each upstream name
+/// (compile's group ids when valid). With `unchanged` (the entries of a file that are those of a
+/// valid previous version, see `incremental`), their own checks are skipped: they cannot fail
+/// again; only those across entries (names, references) run for them.
+pub fn validate<'a>(
     cfg: &'a RoutesConfig,
-    unchanged: Option<&Origins>,
+    unchanged: Option<&Carried>,
 ) -> (Vec<Issue>, HashMap<&'a str, usize>) {
     let is_unchanged = |list: Option<&Vec<Option<usize>>>, i: usize| {
         list.and_then(|l| l.get(i)).is_some_and(Option::is_some)
@@ -28,40 +24,10 @@ pub fn validate_after<'a>(
     let mut upstream_names: HashMap<&str, usize> = HashMap::with_capacity(cfg.upstreams.len());
     for (i, (name, up)) in cfg.upstreams.iter().enumerate() {
         upstream_names.entry(name.as_str()).or_insert(i);
-        if is_unchanged(unchanged.map(|o| &o.upstreams), i) {
+        if is_unchanged(unchanged.map(|o| &o.groups), i) {
             continue;
         }
-        // Paths are built only for an issue: this runs on every reload of every entry.
-        let path = || format!("upstreams.{name}");
-        if name.trim().is_empty() {
-            issues.push(Issue::new(
-                path(),
-                "found an empty upstream name, expected a name",
-            ));
-        }
-        let Some(up) = up else { continue };
-        if up.targets.is_empty() {
-            issues.push(Issue::new(
-                format!("{}.targets", path()),
-                "found an empty list, expected at least one target",
-            ));
-        } else if up.targets.iter().all(|t| t.weight.0 == 0) {
-            issues.push(Issue::new(
-                format!("{}.targets", path()),
-                "found all target weights 0, expected at least one weight above 0",
-            ));
-        }
-        for (j, t) in up.targets.iter().enumerate() {
-            if let Some(first) = up.targets[..j].iter().position(|o| o.addr == t.addr) {
-                issues.push(Issue::new(
-                    format!("{}.targets[{j}]", path()),
-                    format!(
-                        "found target {:?} twice (also targets[{first}]), expected each target once",
-                        t.addr
-                    ),
-                ));
-            }
-        }
+        validate_upstream(name, up.as_deref(), &mut issues);
     }
 
     let known = |name: &str| upstream_names.contains_key(name);
@@ -115,6 +81,41 @@ pub fn validate_after<'a>(
         }
     }
     (issues, upstream_names)
+}
+
+/// The checks of one upstream entry on its own: name, targets, weights.
+fn validate_upstream(name: &str, up: Option<&UpstreamConfig>, issues: &mut Vec<Issue>) {
+    // Paths are built only for an issue: this runs on every reload of every entry.
+    let path = || format!("upstreams.{name}");
+    if name.trim().is_empty() {
+        issues.push(Issue::new(
+            path(),
+            "found an empty upstream name, expected a name",
+        ));
+    }
+    let Some(up) = up else { return };
+    if up.targets.is_empty() {
+        issues.push(Issue::new(
+            format!("{}.targets", path()),
+            "found an empty list, expected at least one target",
+        ));
+    } else if up.targets.iter().all(|t| t.weight.0 == 0) {
+        issues.push(Issue::new(
+            format!("{}.targets", path()),
+            "found all target weights 0, expected at least one weight above 0",
+        ));
+    }
+    for (j, t) in up.targets.iter().enumerate() {
+        if let Some(first) = up.targets[..j].iter().position(|o| o.addr == t.addr) {
+            issues.push(Issue::new(
+                format!("{}.targets[{j}]", path()),
+                format!(
+                    "found target {:?} twice (also targets[{first}]), expected each target once",
+                    t.addr
+                ),
+            ));
+        }
+    }
 }
 
 /// The checks of a route that depend on other entries: the upstreams its split and tags name.

@@ -5,7 +5,9 @@
 //! (source text). Both are written to a temporary file and renamed, so a crash never leaves a
 //! torn index.
 
+use super::trigger::Trigger;
 use crate::routing::RouteTable;
+use crate::stamp::sha256_hex;
 use log::warn;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -17,10 +19,9 @@ pub struct VersionInfo {
     pub version: u64,
     pub sha256: String,
     pub loaded_at: String,
-    pub trigger: String,
-    /// For a rollback: the version it restored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollback_to: Option<u64>,
+    /// What applied it (for a rollback: with the version it restored, `rollback_to`).
+    #[serde(flatten)]
+    pub trigger: Trigger,
     /// For a rollback: the version that was running before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_from: Option<u64>,
@@ -62,13 +63,11 @@ impl History {
         };
         for info in index.versions {
             match std::fs::read_to_string(h.source_path(info.version)) {
-                Ok(text) if super::sha256_hex(text.as_bytes()) == info.sha256 => {
-                    h.kept.push(Kept {
-                        info,
-                        text: text.into(),
-                        table: None,
-                    })
-                }
+                Ok(text) if sha256_hex(text.as_bytes()) == info.sha256 => h.kept.push(Kept {
+                    info,
+                    text: text.into(),
+                    table: None,
+                }),
                 _ => warn!(
                     "state: version {} has no intact source; dropped",
                     info.version

@@ -1,7 +1,8 @@
 //! The reload triggers that run in the background: SIGHUP and file changes (debounced). Runs as
 //! a Pingora background service so it starts after daemonisation and stops with the server.
 
-use super::pipeline::{Reloader, Trigger};
+use super::reloader::Reloader;
+use super::trigger::Trigger;
 use super::watcher::{Fingerprint, RoutesWatcher};
 use crate::lifecycle::Lifecycle;
 use async_trait::async_trait;
@@ -15,7 +16,6 @@ use tokio::signal::unix::{signal, SignalKind};
 pub struct ReloadService {
     reloader: Arc<Reloader>,
     lifecycle: Arc<Lifecycle>,
-    pid_file: std::path::PathBuf,
     watch: bool,
     debounce: Duration,
 }
@@ -24,14 +24,12 @@ impl ReloadService {
     pub fn new(
         reloader: Arc<Reloader>,
         lifecycle: Arc<Lifecycle>,
-        pid_file: std::path::PathBuf,
         watch: bool,
         debounce: Duration,
     ) -> Self {
         ReloadService {
             reloader,
             lifecycle,
-            pid_file,
             watch,
             debounce,
         }
@@ -42,7 +40,7 @@ impl ReloadService {
         let running = self.reloader.active().load().sha256.clone();
         // Unreadable (deleted since the startup load) differs too: the reload reports it.
         std::fs::read(self.reloader.routes_path())
-            .map_or(true, |b| super::sha256_hex(&b) != running)
+            .map_or(true, |b| crate::stamp::sha256_hex(&b) != running)
     }
 
     async fn run(&self, trigger: Trigger) {
@@ -51,7 +49,7 @@ impl ReloadService {
         if self.lifecycle.is_draining() {
             info!(
                 "draining: {} reload left to the new process",
-                trigger.as_str()
+                trigger.kind()
             );
             return;
         }
@@ -65,12 +63,6 @@ impl ReloadService {
 #[async_trait]
 impl BackgroundService for ReloadService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        // Pingora writes the pid file only when daemonizing; `dyegate upgrade` and SIGHUP
-        // recipes need it in the foreground too. Services start after a fork, so this is the
-        // serving process's pid (for an upgrade: the new process, once it holds the sockets).
-        if let Err(e) = std::fs::write(&self.pid_file, format!("{}\n", std::process::id())) {
-            warn!("cannot write pid file {}: {e}", self.pid_file.display());
-        }
         let mut hup = match signal(SignalKind::hangup()) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -100,7 +92,7 @@ impl BackgroundService for ReloadService {
         // What the startup load saw, not what is there now: a save in between must be seen.
         let mut seen = self.reloader.loaded_fingerprint();
         // SIGHUPs that arrived before `hup` was listening were remembered by the early handler.
-        if super::take_early_sighup() {
+        if crate::lifecycle::take_early_sighup() {
             info!(
                 "SIGHUP received during startup: reloading {}",
                 path.display()

@@ -2,9 +2,9 @@
 //! is the split's round-robin counter.
 
 use super::group::GroupId;
+use super::route::TagFallback;
 use super::route::{Route, StickyKey};
 use super::table::RouteTable;
-use crate::config::model::UnknownTagPolicy;
 use dyegate_plugins::{DyeTag, StickyRanges};
 use http::{header, HeaderMap, Method};
 use std::net::IpAddr;
@@ -112,8 +112,8 @@ fn decide_in_route<'t>(route_id: usize, route: &'t Route, req: &RequestInfo<'t>)
             });
         }
         match route.dye.on_unknown_tag {
-            UnknownTagPolicy::Reject => return Outcome::RejectedTag { route_id },
-            UnknownTagPolicy::Base => fallback = true,
+            TagFallback::Reject => return Outcome::RejectedTag { route_id },
+            TagFallback::Base => fallback = true,
         }
     }
 

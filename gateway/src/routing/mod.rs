@@ -3,6 +3,8 @@
 //! A [`RouteTable`] is built once per routes.yaml version by `config::compile` and shared behind
 //! an `ArcSwap`; a request loads it once and asks [`RouteTable::decide`] where to go.
 
+mod active;
+mod carried;
 mod decide;
 mod group;
 mod index;
@@ -10,12 +12,14 @@ mod policy;
 mod route;
 mod table;
 
+pub use active::{ActiveTable, SharedTable};
+pub use carried::Carried;
 pub use decide::{normalize_host, Decision, Outcome, Reason, RequestInfo, TagAction};
 pub use group::{Group, GroupId, Target};
 pub use index::RouteIndex;
 pub use policy::{Timeouts, DEFAULT_IO_TIMEOUT};
-pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey};
-pub use table::{Carried, RouteTable};
+pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey, TagFallback};
+pub use table::RouteTable;
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,6 @@
 //! A compiled route: typed matchers, dye-tag policy and split. Built only by `config::compile`.
 
 use super::group::GroupId;
-use crate::config::model::UnknownTagPolicy;
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use std::sync::Arc;
@@ -76,7 +75,7 @@ pub struct Dye {
     pub header: HeaderName,
     /// Tag → group, in file order (routes have few tags; a linear scan beats hashing).
     pub tags: Vec<(Arc<str>, GroupId)>,
-    pub on_unknown_tag: UnknownTagPolicy,
+    pub on_unknown_tag: TagFallback,
     pub trusted: TrustedSources,
 }
 
@@ -92,6 +91,16 @@ impl Dye {
     pub fn tag_for_group(&self, group: GroupId) -> Option<&Arc<str>> {
         self.tags.iter().find(|(_, g)| *g == group).map(|(t, _)| t)
     }
+}
+
+/// What a tagged request gets when its tag cannot be served as such (`on_unknown_tag`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TagFallback {
+    /// Routed as if untagged: the split decides.
+    #[default]
+    Base,
+    /// Answered with 503.
+    Reject,
 }
 
 /// What a sticky split hashes.

@@ -1,44 +1,10 @@
 //! The immutable routing table: routes in file order, upstream groups, and the lookup index.
 
+use super::carried::{carried_from, Carried};
 use super::group::{Group, GroupId};
 use super::index::RouteIndex;
 use super::route::Route;
 use std::sync::Arc;
-
-/// For each route and group of a table compiled after another, the index of the route or group
-/// of that other table it was carried over from (the same `Arc`), if it was.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Carried {
-    pub routes: Vec<Option<usize>>,
-    pub groups: Vec<Option<usize>>,
-}
-
-impl Carried {
-    /// Which routes and groups of `table` are `old`'s own, found by address (for a table that
-    /// was not compiled after `old`, e.g. a kept version being rolled back to).
-    pub fn by_identity(table: &RouteTable, old: &RouteTable) -> Carried {
-        fn positions<T>(new: &[Arc<T>], old: &[Arc<T>]) -> Vec<Option<usize>> {
-            let at: foldhash::HashMap<*const T, usize> = (old.iter().enumerate())
-                .map(|(j, o)| (Arc::as_ptr(o), j))
-                .collect();
-            new.iter()
-                .map(|n| at.get(&Arc::as_ptr(n)).copied())
-                .collect()
-        }
-        Carried {
-            routes: positions(&table.routes, &old.routes),
-            groups: positions(&table.groups, &old.groups),
-        }
-    }
-}
-
-/// Whether `item` is `old[at]` (the carried-over `Arc` itself).
-fn is_carried<T>(at: Option<&Option<usize>>, old: &[Arc<T>], item: &Arc<T>) -> bool {
-    at.copied()
-        .flatten()
-        .and_then(|j| old.get(j))
-        .is_some_and(|o| Arc::ptr_eq(o, item))
-}
 
 /// Routes and groups are shared (`Arc`) so that a reload can carry an unchanged route or group
 /// over from the running table as it is, round-robin position included, without compiling it
@@ -87,20 +53,15 @@ impl RouteTable {
 
     /// Continues every split and target round-robin of `old` whose configuration is unchanged
     /// (same route name, same groups and weights; same group name and targets), so the realised
-    /// shares stay exact across reloads.
-    pub fn inherit_positions(&self, old: &RouteTable) {
-        self.inherit_positions_after(old, &Carried::default());
-    }
-
-    /// [`RouteTable::inherit_positions`] when `carried` says which routes and groups are `old`'s
-    /// own (they need nothing): only the others are looked up by name.
-    pub fn inherit_positions_after(&self, old: &RouteTable, carried: &Carried) {
+    /// shares stay exact across reloads. Routes and groups that `carried` says are `old`'s own
+    /// need nothing; only the others are looked up by name (`Carried::default()`: all of them).
+    pub fn inherit_positions(&self, old: &RouteTable, carried: &Carried) {
         let fresh_routes: Vec<&Arc<Route>> = (self.routes.iter().enumerate())
-            .filter(|(i, r)| !is_carried(carried.routes.get(*i), &old.routes, r))
+            .filter(|(i, r)| carried_from(carried.route(*i), &old.routes, r).is_none())
             .map(|(_, r)| r)
             .collect();
         let fresh_groups: Vec<&Arc<Group>> = (self.groups.iter().enumerate())
-            .filter(|(i, g)| !is_carried(carried.groups.get(*i), &old.groups, g))
+            .filter(|(i, g)| carried_from(carried.group(*i), &old.groups, g).is_none())
             .map(|(_, g)| g)
             .collect();
         // A few edited entries: a scan of the old table beats building a map of all its names.

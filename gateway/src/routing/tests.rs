@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use std::net::IpAddr;
 
 fn table(text: &str) -> std::sync::Arc<RouteTable> {
-    routes_from_text("routes.yaml", text.as_bytes().to_vec())
+    routes_from_text("routes.yaml", text.as_bytes().to_vec(), None)
         .unwrap_or_else(|e| panic!("{e}"))
         .table
 }

@@ -179,97 +179,43 @@ impl Metrics {
         })
     }
 
-    /// Creates every series of a table (at 0 when new) and returns its handles.
-    pub fn for_table(&self, table: &RouteTable) -> TableMetrics {
-        self.for_table_after(table, None, &Carried::default())
-    }
-
-    /// [`Metrics::for_table`] for the table that replaces `previous`: routes and groups carried
-    /// over from it (`carried`: the same `Arc` at that index) keep their handles.
-    pub fn for_table_after(
+    /// Creates every series of a table (at 0 when new) and returns its handles. With
+    /// `previous` (the table it replaces, that table's handles, and what it carries over from
+    /// it), routes and groups carried over keep their handles.
+    pub fn for_table(
         &self,
         table: &RouteTable,
-        previous: Option<(&RouteTable, &TableMetrics)>,
-        carried: &Carried,
+        previous: Option<(&RouteTable, &TableMetrics, &Carried)>,
     ) -> TableMetrics {
         // The previous handles of a carried-over route or group, when it is that table's own.
         let old_route = |i: usize, r: &Arc<Route>| {
-            let (t, m) = previous?;
-            let j = (*carried.routes.get(i)?)?;
+            let (t, m, carried) = previous?;
+            let j = carried.route(i)?;
             Arc::ptr_eq(t.routes().get(j)?, r).then(|| m.routes.get(j))?
         };
         let old_group = |i: usize, g: &Arc<Group>| {
-            let (t, m) = previous?;
-            let j = (*carried.groups.get(i)?)?;
+            let (t, m, carried) = previous?;
+            let j = carried.group(i)?;
             Arc::ptr_eq(t.groups().get(j)?, g).then(|| m.targets.get(j))?
         };
         let mut store = lock(&self.store);
-        let group_name = |g: GroupId| table.group(g).map_or("none", |g| g.name.as_ref());
-        let routes = table
-            .routes()
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                if let Some(m) = old_route(i, r) {
-                    return Arc::clone(m);
-                }
-                let mut groups: Vec<GroupId> = r.split.groups.clone();
-                for (_, g) in &r.dye.tags {
-                    if !groups.contains(g) {
-                        groups.push(*g);
-                    }
-                }
-                let per_group = groups
-                    .iter()
-                    .map(|g| {
-                        let pair = store
-                            .pairs
-                            .entry((r.name.to_string(), group_name(*g).to_string()))
-                            .or_default()
-                            .clone();
-                        let mut by_tag = vec![
-                            (NO_TAG.to_string(), pair.tag(NO_TAG)),
-                            (OTHER_TAG.to_string(), pair.tag(OTHER_TAG)),
-                        ];
-                        for (t, tg) in &r.dye.tags {
-                            if tg == g {
-                                by_tag.push((t.to_string(), pair.tag(t)));
-                            }
-                        }
-                        GroupMetrics {
-                            group: *g,
-                            by_tag,
-                            pair,
-                        }
-                    })
-                    .collect();
-                Arc::new(RouteMetrics {
-                    groups: per_group,
-                    route: store.routes.entry(r.name.to_string()).or_default().clone(),
-                })
+        let routes = (table.routes().iter().enumerate())
+            .map(|(i, r)| match old_route(i, r) {
+                Some(m) => Arc::clone(m),
+                None => Arc::new(route_series(&mut store, table, r)),
             })
             .collect();
-        let targets = table
-            .groups()
-            .iter()
-            .enumerate()
-            .map(|(i, g)| {
-                if let Some(m) = old_group(i, g) {
-                    return Arc::clone(m);
-                }
-                Arc::new(
-                    g.targets
-                        .iter()
+        let targets = (table.groups().iter().enumerate())
+            .map(|(i, g)| match old_group(i, g) {
+                Some(m) => Arc::clone(m),
+                None => Arc::new(
+                    (g.targets.iter())
                         .map(|t| {
-                            let c = store
-                                .targets
-                                .entry((g.name.to_string(), t.addr))
-                                .or_default()
-                                .clone();
-                            (t.addr, c)
+                            let key = (g.name.to_string(), t.addr);
+                            (t.addr, store.targets.entry(key).or_default().clone())
                         })
                         .collect(),
-                )
+                ),
             })
             .collect();
         TableMetrics {
@@ -561,6 +507,45 @@ impl TableMetrics {
                 c.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// The series of one route: per group it can reach (split and tags), per tag.
+fn route_series(store: &mut Store, table: &RouteTable, r: &Route) -> RouteMetrics {
+    let group_name = |g: GroupId| table.group(g).map_or("none", |g| g.name.as_ref());
+    let mut groups: Vec<GroupId> = r.split.groups.clone();
+    for (_, g) in &r.dye.tags {
+        if !groups.contains(g) {
+            groups.push(*g);
+        }
+    }
+    let per_group = groups
+        .iter()
+        .map(|g| {
+            let pair = store
+                .pairs
+                .entry((r.name.to_string(), group_name(*g).to_string()))
+                .or_default()
+                .clone();
+            let mut by_tag = vec![
+                (NO_TAG.to_string(), pair.tag(NO_TAG)),
+                (OTHER_TAG.to_string(), pair.tag(OTHER_TAG)),
+            ];
+            for (t, tg) in &r.dye.tags {
+                if tg == g {
+                    by_tag.push((t.to_string(), pair.tag(t)));
+                }
+            }
+            GroupMetrics {
+                group: *g,
+                by_tag,
+                pair,
+            }
+        })
+        .collect();
+    RouteMetrics {
+        groups: per_group,
+        route: store.routes.entry(r.name.to_string()).or_default().clone(),
     }
 }
 

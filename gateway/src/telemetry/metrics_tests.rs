@@ -8,11 +8,11 @@ fn series_exist_at_zero_and_count() {
     let m = Metrics::new();
     let t = routes_from_text(
         "r.yaml",
-        b"upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\n  c: { targets: [\"127.0.0.1:2\"] }\nroutes:\n  - { name: shop, dye: { tags: { canary: c } }, split: [{ upstream: s, weight: 9 }, { upstream: c, weight: 1 }] }\n".to_vec(),
+        b"upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\n  c: { targets: [\"127.0.0.1:2\"] }\nroutes:\n  - { name: shop, dye: { tags: { canary: c } }, split: [{ upstream: s, weight: 9 }, { upstream: c, weight: 1 }] }\n".to_vec(), None,
     )
     .expect("valid")
     .table;
-    let tm = m.for_table(&t);
+    let tm = m.for_table(&t, None);
     let text = m.render();
     assert!(text.contains(
         r#"dyegate_requests_total{env_tag="canary",route="shop",status_class="2xx",upstream_group="c"} 0"#
@@ -42,7 +42,7 @@ fn series_exist_at_zero_and_count() {
     ));
 
     // A new table of the same routes keeps counting on the same series.
-    let tm2 = m.for_table(&t);
+    let tm2 = m.for_table(&t, None);
     tm2.request(0, 1, Some("canary"), Reason::Tag, 204, 0.003);
     tm2.rejected(0, 503);
     tm2.no_route(404);

@@ -1,12 +1,4 @@
-//! Process lifecycle around Pingora's shutdown and upgrade sequence: counting requests in
-//! flight, draining keep-alive connections at handover, and exiting as soon as nothing is left.
-//!
-//! Pingora 0.9, on SIGQUIT, sends the listening sockets to the new process, keeps accepting for a
-//! fixed 5 s, broadcasts shutdown, then sleeps the whole `grace_period_seconds` even when no
-//! connection is left. dyegate drives it from the outside: from the moment the handover starts,
-//! every response carries `Connection: close` (clients reconnect, and reach the new process);
-//! once shutdown is broadcast, the process exits as soon as no request is in flight, or when the
-//! grace period is over, whichever comes first.
+//! Requests in flight, draining at handover, and the early exit once drained.
 
 use async_trait::async_trait;
 use log::{info, warn};

@@ -1,0 +1,184 @@
+//! The one commit path. Every change of the routing table — a file change, SIGHUP, the admin
+//! API, a rollback, and later rollout steps and etcd revisions — arrives here as a
+//! [`Candidate`] and goes through the same steps, once: carry-over of positions, metric handles,
+//! swap, counters, diff, history, audit.
+
+use super::candidate::Candidate;
+use super::history::VersionInfo;
+use super::reloader::{Reloader, Running};
+use super::report::{LastError, Outcome, ReloadReport};
+use super::trigger::Trigger;
+use crate::config::diff::{diff, Diff};
+use crate::config::routes_from_text;
+use crate::routing::ActiveTable;
+use crate::stamp::unix_now;
+use log::{error, info};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Diff lines logged one by one; past this, the rest is summarised (a 10,000-route rewrite
+/// would otherwise log every route).
+const MAX_DIFF_LOG_LINES: usize = 100;
+
+impl Reloader {
+    /// Applies `candidate` as the next version: the caller holds the commit lock (`running`,
+    /// the running version's model and reuse) and built the candidate under it.
+    pub(super) fn commit(
+        &self,
+        running: &mut Running,
+        candidate: Candidate,
+        trigger: Trigger,
+        client: Option<String>,
+    ) -> ReloadReport {
+        let current = self.active.load_full();
+        let mut report = ReloadReport::new(trigger, current.version, client);
+        report.result = match report.trigger {
+            Trigger::Rollback { .. } => Outcome::Rollback,
+            _ => Outcome::Applied,
+        };
+        report.sha256 = Some(candidate.sha256.clone());
+        report.timings = candidate.timings;
+        let version = self.next_version();
+        let table = candidate.table.clone();
+        if candidate.continue_positions {
+            table.inherit_positions(&current.table, &candidate.carried);
+        }
+        let metrics = Arc::new(self.metrics.for_table(
+            &table,
+            Some((&current.table, &current.metrics, &candidate.carried)),
+        ));
+        self.active.store(Arc::new(ActiveTable {
+            table: table.clone(),
+            version,
+            sha256: candidate.sha256.clone(),
+            metrics,
+        }));
+        self.metrics.set_routing_version(version);
+        report.swap_micros = Some(candidate.started.elapsed().as_micros() as u64);
+        report.version_after = version;
+        // Counted at the swap, with the routing version: a scrape never sees one without the other.
+        let counter = match report.result {
+            Outcome::Rollback => &self.counters.rollback,
+            _ => &self.counters.applied,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.last_success_unix.store(unix_now(), Ordering::Relaxed);
+        self.metrics.reload(
+            report.trigger.kind(),
+            report.result.as_str(),
+            Some(unix_now()),
+        );
+        self.log_swap(&report);
+        // Off the critical path, after the swap: the decoded model of a kept table, and the
+        // lookup of this version's entries for the next reload.
+        let (model, reuse) = match candidate.decoded {
+            Some(d) => d,
+            None => routes_from_text(
+                "kept",
+                candidate.text.as_bytes().to_vec(),
+                running.reuse.as_ref(),
+            )
+            .map(|l| (l.model, l.reuse))
+            .unwrap_or_default(),
+        };
+        if let Some(reuse) = &reuse {
+            reuse.prepare();
+        }
+        record_diff(&mut report, &diff(&running.model, &model));
+        running.model = model;
+        running.reuse = reuse;
+        let info = VersionInfo {
+            version,
+            sha256: candidate.sha256,
+            loaded_at: report.time.clone(),
+            rollback_from: matches!(report.trigger, Trigger::Rollback { .. })
+                .then_some(current.version),
+            trigger: report.trigger.clone(),
+        };
+        self.record(info, candidate.text, table);
+        self.audit(&report);
+        report
+    }
+
+    /// Records a failed attempt: the running version keeps serving.
+    pub(super) fn fail(&self, report: ReloadReport) -> ReloadReport {
+        error!(
+            "reload ({}): rejected, version {} keeps serving; {} error(s):",
+            report.trigger.kind(),
+            report.version_before,
+            report.errors.len()
+        );
+        for e in &report.errors {
+            error!("  {e}");
+        }
+        self.lock_record().last_error = Some(LastError {
+            time: report.time.clone(),
+            trigger: report.trigger.clone(),
+            errors: report.errors.clone(),
+        });
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .reload(report.trigger.kind(), Outcome::Failed.as_str(), None);
+        self.audit(&report);
+        report
+    }
+
+    /// Records an attempt that found nothing to change.
+    pub(super) fn no_op(&self, mut report: ReloadReport, sha256: String) -> ReloadReport {
+        info!(
+            "reload ({}): no change (sha256 {sha256})",
+            report.trigger.kind()
+        );
+        report.result = Outcome::NoOp;
+        report.sha256 = Some(sha256);
+        self.counters.noop.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .reload(report.trigger.kind(), Outcome::NoOp.as_str(), None);
+        self.audit(&report);
+        report
+    }
+
+    fn log_swap(&self, report: &ReloadReport) {
+        let swap = report.swap_micros.unwrap_or(0);
+        match (&report.trigger, &report.timings) {
+            (Trigger::Rollback { to }, _) => info!(
+                "rollback: version {} -> {} (restores version {to}) in {swap} µs",
+                report.version_before, report.version_after
+            ),
+            (t, Some(timings)) => info!(
+                "reload ({}): parse {} µs ({} entries parsed, {} unchanged), decode {} µs, validate {} µs, compile {} µs, parse-to-swap {swap} µs",
+                t.kind(),
+                timings.parse_us,
+                timings.parsed,
+                timings.reused,
+                timings.decode_us,
+                timings.validate_us,
+                timings.compile_us
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Logs the diff of an applied version and puts it in the report.
+fn record_diff(report: &mut ReloadReport, d: &Diff) {
+    info!(
+        "reload ({}): applied version {} (was {}), {}, parse-to-swap {} µs",
+        report.trigger.kind(),
+        report.version_after,
+        report.version_before,
+        d.summary(),
+        report.swap_micros.unwrap_or(0)
+    );
+    for line in d.lines.iter().take(MAX_DIFF_LOG_LINES) {
+        info!("  diff: {line}");
+    }
+    if d.lines.len() > MAX_DIFF_LOG_LINES {
+        info!(
+            "  diff: ... and {} more lines (the audit log has them all)",
+            d.lines.len() - MAX_DIFF_LOG_LINES
+        );
+    }
+    report.diff_summary = Some(d.summary());
+    report.diff = d.lines.clone();
+}

@@ -1,0 +1,350 @@
+//! The reloader: owns the active table handle and everything a change records, and turns each
+//! trigger into a [`Candidate`] for the one [`commit`](Reloader::commit) path.
+//!
+//! Two locks, never held together by a reader: the commit lock ([`Running`]) serialises the
+//! attempts (a trigger builds its candidate and commits under it, however long the parse takes);
+//! the record lock ([`Record`]) guards what `/status` and `/versions` read and is only ever held
+//! for a few field updates, so the admin API answers while a slow reload parses.
+
+use super::audit::AuditLog;
+use super::candidate::Candidate;
+use super::history::{History, Kept, VersionInfo};
+use super::report::{kind, Counters, LastError, Outcome, ReloadReport};
+use super::trigger::Trigger;
+use super::watcher::Fingerprint;
+use crate::config::incremental::Reuse;
+use crate::config::model::RoutesConfig;
+use crate::config::{routes_from_text, LoadedRoutes};
+use crate::routing::{ActiveTable, Carried, RouteTable, SharedTable};
+use crate::stamp::{now_rfc3339, sha256_hex, unix_now};
+use crate::telemetry::{Metrics, TableMetrics};
+use arc_swap::ArcSwap;
+use log::info;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// The running version as the next attempt builds on it; held as the commit lock.
+pub(super) struct Running {
+    /// Its decoded model (for diffs).
+    pub model: Arc<RoutesConfig>,
+    /// Its entries, for the next reload to reuse the unchanged ones.
+    pub reuse: Option<Reuse>,
+}
+
+/// What readers see of the versions; held briefly.
+pub(super) struct Record {
+    pub history: History,
+    pub loaded_at: String,
+    pub trigger: Trigger,
+    pub last_error: Option<LastError>,
+    /// The attempt under way, if any.
+    pub in_progress: Option<InProgress>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct InProgress {
+    #[serde(serialize_with = "kind")]
+    trigger: Trigger,
+    since: String,
+}
+
+pub struct Reloader {
+    routes_path: PathBuf,
+    /// The routes file as it was just after the startup load: the file watch starts later, and
+    /// compares with this to catch a save made in between.
+    loaded_fingerprint: Option<Fingerprint>,
+    pub(super) active: SharedTable<TableMetrics>,
+    running: Mutex<Running>,
+    record: Mutex<Record>,
+    audit: AuditLog,
+    pub(super) metrics: Arc<Metrics>,
+    pub counters: Counters,
+    pub(super) last_success_unix: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Reloader {
+    /// Starts from the routes file as loaded at startup. When its content is the latest kept
+    /// version, that version goes on; otherwise it becomes a new version (trigger `startup`).
+    pub fn new(
+        routes_path: &Path,
+        loaded: LoadedRoutes,
+        state_dir: &Path,
+        history_limit: usize,
+        audit_log: &Path,
+        metrics: Arc<Metrics>,
+    ) -> Reloader {
+        let mut history = History::load(state_dir, history_limit);
+        let sha = sha256_hex(loaded.text.as_bytes());
+        let table = loaded.table.clone();
+        let before = history.latest().map_or(0, |k| k.info.version);
+        let latest = history.latest().map(|k| k.info.clone());
+        let (version, trigger, loaded_at, result) = match latest {
+            Some(info) if info.sha256 == sha => {
+                history.attach_table(info.version, table.clone());
+                (info.version, info.trigger, info.loaded_at, Outcome::NoOp)
+            }
+            _ => {
+                let info = VersionInfo {
+                    version: history.next_version(),
+                    sha256: sha.clone(),
+                    loaded_at: now_rfc3339(),
+                    trigger: Trigger::Startup,
+                    rollback_from: None,
+                };
+                let v = (info.version, info.trigger.clone(), info.loaded_at.clone());
+                history.push(info, loaded.text.clone(), table.clone());
+                (v.0, v.1, v.2, Outcome::Applied)
+            }
+        };
+        let mut report = ReloadReport::new(Trigger::Startup, before, None);
+        report.result = result;
+        report.version_after = version;
+        report.sha256 = Some(sha.clone());
+        let audit = AuditLog::new(audit_log);
+        audit.append(&report);
+        info!(
+            "routing table version {version} ({}), sha256 {sha}",
+            trigger.kind()
+        );
+        metrics.set_routing_version(version);
+        metrics.reload("startup", result.as_str(), Some(unix_now()));
+        Reloader {
+            routes_path: routes_path.to_path_buf(),
+            loaded_fingerprint: Fingerprint::of(routes_path),
+            active: Arc::new(ArcSwap::from_pointee(ActiveTable {
+                metrics: Arc::new(metrics.for_table(&table, None)),
+                table,
+                version,
+                sha256: sha,
+            })),
+            running: Mutex::new(Running {
+                model: loaded.model,
+                reuse: loaded.reuse.inspect(|r| r.prepare()),
+            }),
+            record: Mutex::new(Record {
+                history,
+                loaded_at,
+                trigger,
+                last_error: None,
+                in_progress: None,
+            }),
+            audit,
+            metrics,
+            counters: Counters::default(),
+            last_success_unix: AtomicU64::new(unix_now()),
+        }
+    }
+
+    /// The handle requests load the table from.
+    pub fn active(&self) -> SharedTable<TableMetrics> {
+        self.active.clone()
+    }
+
+    pub fn routes_path(&self) -> &Path {
+        &self.routes_path
+    }
+
+    pub fn loaded_fingerprint(&self) -> Option<Fingerprint> {
+        self.loaded_fingerprint.clone()
+    }
+
+    pub fn last_success_unix(&self) -> u64 {
+        self.last_success_unix.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn lock_record(&self) -> MutexGuard<'_, Record> {
+        lock(&self.record)
+    }
+
+    /// Takes the commit lock for one attempt, and says so in `/status` while it lasts.
+    fn begin(&self, trigger: &Trigger) -> MutexGuard<'_, Running> {
+        let running = lock(&self.running);
+        self.lock_record().in_progress = Some(InProgress {
+            trigger: trigger.clone(),
+            since: now_rfc3339(),
+        });
+        running
+    }
+
+    fn end(&self, report: ReloadReport) -> ReloadReport {
+        self.lock_record().in_progress = None;
+        report
+    }
+
+    /// Trigger: the routes file (file change, SIGHUP, admin API). Reads it and commits it if it
+    /// changed and is valid.
+    pub fn reload(&self, trigger: Trigger, client: Option<String>) -> ReloadReport {
+        let mut running = self.begin(&trigger);
+        let current = self.active.load();
+        let mut report = ReloadReport::new(trigger, current.version, client);
+        let bytes = match std::fs::read(&self.routes_path) {
+            Ok(b) => b,
+            Err(e) => {
+                let file = self.routes_path.display();
+                report.errors = vec![format!("{file}:0:0: cannot read file: {e}")];
+                return self.end(self.fail(report));
+            }
+        };
+        let sha = sha256_hex(&bytes);
+        if sha == current.sha256 {
+            return self.end(self.no_op(report, sha));
+        }
+        report.sha256 = Some(sha.clone());
+        let started = Instant::now();
+        let file = self.routes_path.display().to_string();
+        let candidate = match routes_from_text(&file, bytes, running.reuse.as_ref()) {
+            Ok(loaded) => Candidate::compiled(loaded, sha, started),
+            Err(errors) => {
+                report.errors = errors.0.iter().map(ToString::to_string).collect();
+                return self.end(self.fail(report));
+            }
+        };
+        drop(current);
+        let (trigger, client) = (report.trigger, report.client);
+        let report = self.commit(&mut running, candidate, trigger, client);
+        self.end(report)
+    }
+
+    /// Trigger: rollback. Applies a kept version again (default: the one before the running
+    /// one), as a new version.
+    pub fn rollback(
+        &self,
+        to: Option<u64>,
+        client: Option<String>,
+    ) -> Result<ReloadReport, String> {
+        let mut running = self.begin(&Trigger::Rollback {
+            to: to.unwrap_or(0),
+        });
+        let result = self
+            .rollback_candidate(to, &running)
+            .map(|(target, candidate)| {
+                self.commit(
+                    &mut running,
+                    candidate,
+                    Trigger::Rollback { to: target },
+                    client,
+                )
+            });
+        self.lock_record().in_progress = None;
+        result
+    }
+
+    /// The kept version to roll back to, as a candidate.
+    fn rollback_candidate(
+        &self,
+        to: Option<u64>,
+        running: &Running,
+    ) -> Result<(u64, Candidate), String> {
+        let current = self.active.load_full();
+        let started = Instant::now();
+        let (target, text, cached) = {
+            let record = self.lock_record();
+            let target = match to {
+                Some(v) => v,
+                None => (record.history.list().iter().rev())
+                    .map(|i| i.version)
+                    .find(|v| *v < current.version)
+                    .ok_or("no earlier version to roll back to")?,
+            };
+            match record.history.get(target) {
+                Some(Kept { text, table, .. }) => (target, text.clone(), table.clone()),
+                None => {
+                    let kept: Vec<String> = (record.history.list().iter())
+                        .map(|i| i.version.to_string())
+                        .collect();
+                    return Err(format!(
+                        "version {target} is not kept (kept: {})",
+                        kept.join(", ")
+                    ));
+                }
+            }
+        };
+        let sha = sha256_hex(text.as_bytes());
+        let candidate = match cached {
+            Some(table) => Candidate::kept(table, &current.table, text, sha, started),
+            // A version kept from an earlier process has only its text: compile it now.
+            None => {
+                let loaded = routes_from_text(
+                    &format!("version {target}"),
+                    text.as_bytes().to_vec(),
+                    running.reuse.as_ref(),
+                )
+                .map_err(|e| format!("version {target} no longer compiles: {e}"))?;
+                let mut c = Candidate::compiled(loaded, sha, started);
+                c.carried = Carried::by_identity(&c.table, &current.table);
+                c
+            }
+        };
+        Ok((target, candidate))
+    }
+
+    /// The number the next version gets.
+    pub(super) fn next_version(&self) -> u64 {
+        self.lock_record().history.next_version()
+    }
+
+    /// Records an applied version in the history (memory, then `state_dir`).
+    pub(super) fn record(&self, info: VersionInfo, text: Arc<str>, table: Arc<RouteTable>) {
+        let mut record = self.lock_record();
+        record.loaded_at = info.loaded_at.clone();
+        record.trigger = info.trigger.clone();
+        record.history.push(info, text, table);
+    }
+
+    pub(super) fn audit(&self, report: &ReloadReport) {
+        self.audit.append(report);
+    }
+
+    /// Status for the admin API. Never waits for an attempt under way.
+    pub fn status(&self) -> serde_json::Value {
+        let active = self.active.load_full();
+        let on_disk = std::fs::read(&self.routes_path)
+            .ok()
+            .map(|b| sha256_hex(&b));
+        let record = self.lock_record();
+        serde_json::json!({
+            "version": active.version,
+            "sha256": active.sha256,
+            "loaded_at": record.loaded_at,
+            "trigger": record.trigger.kind(),
+            "routes_file": self.routes_path.display().to_string(),
+            "file_sha256": on_disk,
+            "matches_file": on_disk.as_deref() == Some(active.sha256.as_str()),
+            "routes": active.table.routes().len(),
+            "upstreams": active.table.groups().len(),
+            "last_error": record.last_error,
+            "reload_in_progress": record.in_progress,
+            "reloads": {
+                "applied": self.counters.applied.load(Ordering::Relaxed),
+                "noop": self.counters.noop.load(Ordering::Relaxed),
+                "failed": self.counters.failed.load(Ordering::Relaxed),
+                "rollback": self.counters.rollback.load(Ordering::Relaxed),
+            },
+            "audit_log": self.audit.path().display().to_string(),
+        })
+    }
+
+    pub fn versions(&self) -> Vec<VersionInfo> {
+        self.lock_record().history.list()
+    }
+
+    pub fn version_text(&self, version: u64) -> Option<(VersionInfo, Arc<str>)> {
+        let record = self.lock_record();
+        record
+            .history
+            .get(version)
+            .map(|k| (k.info.clone(), k.text.clone()))
+    }
+
+    /// The running table (for `/routes`).
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.active.load().table.clone()
+    }
+}
