@@ -1,15 +1,29 @@
 //! dyegate: an edge gateway for canary releases on Pingora.
 //!
+//! Where each stage of a routing change lives (one path for every trigger):
+//!
+//! | stage | where |
+//! |---|---|
+//! | text → located nodes → model | [`config::yaml`], [`config::load`], [`config::model`] |
+//! | reuse of unchanged entries | [`config::incremental`] (the previous version is an argument) |
+//! | validate, compile | [`config::validate`], [`config::compile`] → [`routing::RouteTable`] |
+//! | triggers → candidate | [`reload::Reloader`] (file, SIGHUP, API, rollback), [`reload::Candidate`] |
+//! | commit: positions, metric handles, swap, counters, diff, history, audit | `reload/commit.rs` |
+//! | what requests load | [`routing::ActiveTable`] behind an `ArcSwap`, read once per request by [`proxy`] |
+//!
+//! Modules:
 //! - [`config`]: gateway.yaml and routes.yaml, from text to a compiled table, with located errors.
-//! - [`routing`]: the immutable route table and its pure decision function.
+//! - [`routing`]: the immutable route table, the active-table handle and the pure decision
+//!   function; imports nothing from `config`.
 //! - [`contain`]: request-path decisions for failing upstreams (timeouts, retries, breaker).
 //! - [`proxy`]: the Pingora `ProxyHttp` that asks the table and acts.
-//! - [`reload`]: live reload (file watch, SIGHUP, admin API), versions, rollback, audit.
+//! - [`reload`]: triggers, candidates and the one commit path; versions, rollback, audit.
 //! - [`admin`]: the admin HTTP API and the CLI's client for it.
-//! - [`lifecycle`]: requests in flight, draining at handover, early exit once drained.
+//! - [`lifecycle`]: requests in flight, draining at handover, early exit; pid file, early SIGHUP.
 //! - [`upgrade`]: `dyegate upgrade`, the binary upgrade dance around Pingora's socket handover.
 //! - [`telemetry`]: Prometheus metrics, the JSON access log, W3C trace context and OTLP spans.
 //! - [`server`]: wiring of the Pingora server (listeners, signals, upgrade socket).
+//! - [`stamp`]: content hashes and times, as recorded.
 
 pub mod admin;
 pub mod config;

@@ -223,14 +223,24 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         loaded.upstreams
     );
     let metrics = Metrics::new();
-    let reloader = Arc::new(Reloader::new(
+    let history = dyegate::reload::HistoryLimits {
+        count: gw.config.reload.history,
+        bytes: gw.config.reload.history_max_bytes,
+    };
+    let reloader = match Reloader::new(
         &gw.routes_path,
         loaded,
         &gw.state_dir,
-        gw.config.reload.history,
+        history,
         &gw.audit_log,
         metrics.clone(),
-    ));
+    ) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("dyegate: not started: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     server::run(gw, reloader, metrics, opts)
 }
 

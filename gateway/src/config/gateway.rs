@@ -103,6 +103,12 @@ impl Gateway {
                 ),
             ));
         }
+        if config.reload.history_max_bytes == 0 {
+            issues.push(Issue::new(
+                "reload.history_max_bytes",
+                "found 0, expected a number of bytes above 0",
+            ));
+        }
         if config.reload.history == 0 || config.reload.history > 10_000 {
             issues.push(Issue::new(
                 "reload.history",

@@ -77,6 +77,10 @@ pub struct ReloadConfig {
     /// Versions kept (in memory and in state_dir) for rollback.
     #[serde(default = "default_history")]
     pub history: usize,
+    /// Bytes of source text kept in the history at most (the oldest versions go first; the
+    /// running one is always kept).
+    #[serde(default = "default_history_max_bytes")]
+    pub history_max_bytes: usize,
     /// Audit log: one JSON line per reload attempt (relative to gateway.yaml's directory).
     #[serde(default = "default_audit_log")]
     pub audit_log: String,
@@ -88,6 +92,7 @@ impl Default for ReloadConfig {
             watch: true,
             debounce_ms: default_debounce_ms(),
             history: default_history(),
+            history_max_bytes: default_history_max_bytes(),
             audit_log: default_audit_log(),
         }
     }
@@ -98,6 +103,9 @@ fn default_debounce_ms() -> u64 {
 }
 fn default_history() -> usize {
     20
+}
+fn default_history_max_bytes() -> usize {
+    64 * 1024 * 1024
 }
 fn default_audit_log() -> String {
     "./state/audit.log".into()

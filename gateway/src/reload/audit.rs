@@ -1,10 +1,10 @@
-//! The audit log: one JSON line per reload attempt, appended and flushed to disk before the
-//! attempt is acknowledged.
+//! The audit log: one JSON line per attempt to change the routing table, appended and synced to
+//! disk before the attempt is answered. A line that cannot be written is an error the caller
+//! reports (log, `/status`, metric, and the answer itself), never silent.
 
-use log::warn;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -25,39 +25,62 @@ impl AuditLog {
         &self.path
     }
 
-    /// Appends one record and syncs it to disk. Failures are logged, never fatal: a full disk
-    /// must not stop routing changes.
-    pub fn append<T: Serialize>(&self, record: &T) {
-        let mut line = match serde_json::to_vec(record) {
-            Ok(l) => l,
-            Err(e) => {
-                warn!("audit: cannot encode record: {e}");
-                return;
-            }
-        };
+    /// Checks that the log can be opened for appending (`dyegate run` refuses to start
+    /// otherwise).
+    pub fn check_writable(&self) -> Result<(), String> {
+        self.open()
+            .map(drop)
+            .map_err(|e| format!("audit log {}: cannot open for appending: {e}", self.path.display()))
+    }
+
+    fn open(&self) -> std::io::Result<File> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        OpenOptions::new().create(true).append(true).open(&self.path)
+    }
+
+    /// Appends one record and syncs it to disk.
+    pub fn append<T: Serialize>(&self, record: &T) -> Result<(), String> {
+        let mut line = serde_json::to_vec(record).map_err(|e| format!("cannot encode: {e}"))?;
         line.push(b'\n');
-        let mut guard = match self.file.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
         // Reopen when the file was moved away (logrotate) or never opened.
         let moved = guard.is_some() && !self.path.exists();
         if guard.is_none() || moved {
-            if let Some(dir) = self.path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            *guard = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)
-                .map_err(|e| warn!("audit: cannot open {}: {e}", self.path.display()))
-                .ok();
+            *guard = Some(self.open().map_err(|e| format!("cannot open: {e}"))?);
         }
-        if let Some(f) = guard.as_mut() {
-            if let Err(e) = f.write_all(&line).and_then(|_| f.sync_data()) {
-                warn!("audit: cannot write {}: {e}", self.path.display());
-                *guard = None;
-            }
+        let Some(f) = guard.as_mut() else {
+            return Err("not open".into());
+        };
+        let written = f.write_all(&line).and_then(|()| f.sync_data());
+        if let Err(e) = written {
+            // A partial line must not glue onto the next one.
+            let _ = f.write_all(b"\n");
+            *guard = None;
+            return Err(format!("cannot write: {e}"));
         }
+        Ok(())
+    }
+
+    /// The highest `version_after` among the last lines of the log (the audit log may sit on
+    /// another filesystem than `state_dir`: a version it recorded is never given out again).
+    pub fn last_version(&self) -> u64 {
+        const TAIL: u64 = 256 * 1024;
+        let Ok(mut f) = File::open(&self.path) else {
+            return 0;
+        };
+        let len = f.metadata().map_or(0, |m| m.len());
+        let mut tail = Vec::new();
+        if f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).is_err()
+            || f.take(TAIL).read_to_end(&mut tail).is_err()
+        {
+            return 0;
+        }
+        (tail.split(|b| *b == b'\n'))
+            .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+            .filter_map(|v| v.get("version_after")?.as_u64())
+            .max()
+            .unwrap_or(0)
     }
 }

@@ -95,13 +95,13 @@ impl Reloader {
                 .then_some(current.version),
             trigger: report.trigger.clone(),
         };
-        self.record(info, candidate.text, table);
-        self.audit(&report);
+        self.record(info, candidate.text, table, &mut report);
+        self.audit(&mut report);
         report
     }
 
     /// Records a failed attempt: the running version keeps serving.
-    pub(super) fn fail(&self, report: ReloadReport) -> ReloadReport {
+    pub(super) fn fail(&self, mut report: ReloadReport) -> ReloadReport {
         error!(
             "reload ({}): rejected, version {} keeps serving; {} error(s):",
             report.trigger.kind(),
@@ -119,7 +119,7 @@ impl Reloader {
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .reload(report.trigger.kind(), Outcome::Failed.as_str(), None);
-        self.audit(&report);
+        self.audit(&mut report);
         report
     }
 
@@ -134,7 +134,7 @@ impl Reloader {
         self.counters.noop.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .reload(report.trigger.kind(), Outcome::NoOp.as_str(), None);
-        self.audit(&report);
+        self.audit(&mut report);
         report
     }
 

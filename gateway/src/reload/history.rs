@@ -3,7 +3,11 @@
 //!
 //! Layout: `state_dir/history.json` (the index, newest last) and `state_dir/versions/N.yaml`
 //! (source text). Both are written to a temporary file and renamed, so a crash never leaves a
-//! torn index.
+//! torn index; a failed write removes its temporary file and is reported, never silent.
+//!
+//! Version numbers are never reused: the next one is above every number this process gave out
+//! and every number found on disk (the index, the `versions/` files, and what the caller saw in
+//! the audit log), even when the index could not be written.
 
 use super::trigger::Trigger;
 use crate::routing::RouteTable;
@@ -39,19 +43,51 @@ pub struct Kept {
     pub table: Option<Arc<RouteTable>>,
 }
 
+/// How many versions are kept, by count and by bytes of source text (a version's compiled
+/// table and model take several times its text in memory).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub count: usize,
+    pub bytes: usize,
+}
+
 pub struct History {
     dir: PathBuf,
-    limit: usize,
+    limits: Limits,
     kept: Vec<Kept>,
+    /// The highest version number given out or seen on disk.
+    high_water: u64,
+}
+
+/// A write of state that failed: which (`history`, `version`) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteError {
+    pub what: &'static str,
+    pub error: String,
+}
+
+/// The writes that record a pushed version, done after the in-memory push (outside the lock
+/// readers take; attempts are serialised by the commit lock).
+pub struct Persist {
+    dir: PathBuf,
+    version: u64,
+    text: Arc<str>,
+    index: Vec<u8>,
+    dropped: Vec<u64>,
 }
 
 impl History {
     /// Loads the kept versions from `state_dir`; a missing or unreadable state starts empty.
-    pub fn load(dir: &Path, limit: usize) -> History {
+    /// Temporary files left by a process that died mid-write are removed.
+    pub fn load(dir: &Path, limits: Limits) -> History {
         let mut h = History {
             dir: dir.to_path_buf(),
-            limit: limit.max(1),
+            limits: Limits {
+                count: limits.count.max(1),
+                bytes: limits.bytes,
+            },
             kept: Vec::new(),
+            high_water: 0,
         };
         let index_path = dir.join("history.json");
         let index: Index = match std::fs::read(&index_path) {
@@ -62,7 +98,8 @@ impl History {
             Err(_) => Index::default(),
         };
         for info in index.versions {
-            match std::fs::read_to_string(h.source_path(info.version)) {
+            h.high_water = h.high_water.max(info.version);
+            match std::fs::read_to_string(source_path(dir, info.version)) {
                 Ok(text) if sha256_hex(text.as_bytes()) == info.sha256 => h.kept.push(Kept {
                     info,
                     text: text.into(),
@@ -74,11 +111,8 @@ impl History {
                 ),
             }
         }
+        h.high_water = h.high_water.max(scan_versions_dir(dir));
         h
-    }
-
-    fn source_path(&self, version: u64) -> PathBuf {
-        self.dir.join("versions").join(format!("{version}.yaml"))
     }
 
     pub fn latest(&self) -> Option<&Kept> {
@@ -95,7 +129,12 @@ impl History {
 
     /// The number the next version gets (monotonic, also across restarts).
     pub fn next_version(&self) -> u64 {
-        self.kept.last().map_or(1, |k| k.info.version + 1)
+        self.high_water + 1
+    }
+
+    /// Raises the floor of version numbers to `version` (seen elsewhere, e.g. the audit log).
+    pub fn seen(&mut self, version: u64) {
+        self.high_water = self.high_water.max(version);
     }
 
     /// Remembers the table compiled for a kept version (after a restart only the text is known).
@@ -105,51 +144,186 @@ impl History {
         }
     }
 
-    /// Records a new version, drops the oldest beyond the limit and persists. Persistence
-    /// failures are logged: routing goes on, history is then only in memory.
-    pub fn push(&mut self, info: VersionInfo, text: Arc<str>, table: Arc<RouteTable>) {
+    /// Records a new version in memory and drops the oldest beyond the limits (the newest is
+    /// always kept); returns the writes that persist it.
+    pub fn push(&mut self, info: VersionInfo, text: Arc<str>, table: Arc<RouteTable>) -> Persist {
         let version = info.version;
+        self.high_water = self.high_water.max(version);
         self.kept.push(Kept {
             info,
-            text,
+            text: text.clone(),
             table: Some(table),
         });
         let mut dropped = Vec::new();
-        while self.kept.len() > self.limit {
-            dropped.push(self.kept.remove(0).info.version);
-        }
-        if let Err(e) = self.persist(version, &dropped) {
-            warn!(
-                "state: cannot persist version {version} in {}: {e}",
-                self.dir.display()
-            );
-        }
-    }
-
-    fn persist(&self, version: u64, dropped: &[u64]) -> std::io::Result<()> {
-        std::fs::create_dir_all(self.dir.join("versions"))?;
-        if let Some(k) = self.get(version) {
-            write_atomic(&self.source_path(version), k.text.as_bytes())?;
+        let mut bytes: usize = self.kept.iter().map(|k| k.text.len()).sum();
+        while self.kept.len() > 1
+            && (self.kept.len() > self.limits.count || bytes > self.limits.bytes)
+        {
+            let k = self.kept.remove(0);
+            bytes -= k.text.len();
+            dropped.push(k.info.version);
         }
         let index = Index {
             versions: self.list(),
         };
-        let json = serde_json::to_vec_pretty(&index).map_err(std::io::Error::other)?;
-        write_atomic(&self.dir.join("history.json"), &json)?;
-        for v in dropped {
-            let _ = std::fs::remove_file(self.source_path(*v));
+        Persist {
+            dir: self.dir.clone(),
+            version,
+            text,
+            index: serde_json::to_vec_pretty(&index).unwrap_or_default(),
+            dropped,
+        }
+    }
+}
+
+impl Persist {
+    /// Writes the version's source, then the index; removes dropped versions' sources.
+    pub fn write(self) -> Result<(), WriteError> {
+        let fail = |what: &'static str| {
+            move |e: std::io::Error| WriteError {
+                what,
+                error: e.to_string(),
+            }
+        };
+        std::fs::create_dir_all(self.dir.join("versions")).map_err(fail("version"))?;
+        write_atomic(&source_path(&self.dir, self.version), self.text.as_bytes())
+            .map_err(fail("version"))?;
+        write_atomic(&self.dir.join("history.json"), &self.index).map_err(fail("history"))?;
+        for v in &self.dropped {
+            let _ = std::fs::remove_file(source_path(&self.dir, *v));
         }
         Ok(())
     }
 }
 
+/// Checks that `dir` can hold state: it exists or can be created, and a file written there
+/// reaches the disk. `dyegate run` refuses to start otherwise.
+pub fn check_writable(dir: &Path) -> Result<(), String> {
+    let probe = dir.join(format!(".write-check.{}", std::process::id()));
+    let result = std::fs::create_dir_all(dir.join("versions"))
+        .and_then(|()| write_atomic(&probe, b"dyegate state_dir write check\n"));
+    let _ = std::fs::remove_file(&probe);
+    result.map_err(|e| format!("state_dir {}: cannot write: {e}", dir.display()))
+}
+
+fn source_path(dir: &Path, version: u64) -> PathBuf {
+    dir.join("versions").join(format!("{version}.yaml"))
+}
+
+/// The highest N of `versions/N.yaml` (and of temporary files `N.tmp.PID`, which are removed
+/// when their process is gone).
+fn scan_versions_dir(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir.join("versions")) else {
+        return 0;
+    };
+    let mut high = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((n, rest)) = name.split_once('.') else {
+            continue;
+        };
+        if let Ok(n) = n.parse::<u64>() {
+            high = high.max(n);
+        }
+        if let Some(pid) = rest.strip_prefix("tmp.") {
+            let gone = pid
+                .parse::<u32>()
+                .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+            if gone {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    high
+}
+
+/// Writes through a temporary file renamed over `path`; the temporary file never outlives a
+/// failure.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
-        f.sync_data()?;
+        f.sync_data()
+    });
+    let result = written.and_then(|()| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path)
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(version: u64, text: &str) -> VersionInfo {
+        VersionInfo {
+            version,
+            sha256: sha256_hex(text.as_bytes()),
+            loaded_at: "now".into(),
+            trigger: Trigger::File,
+            rollback_from: None,
+        }
+    }
+
+    #[test]
+    fn bounded_by_count_and_bytes_keeping_the_newest() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut h = History::load(
+            dir.path(),
+            Limits {
+                count: 3,
+                bytes: 10,
+            },
+        );
+        let table = Arc::new(RouteTable::default());
+        for (v, text) in [(1, "aaaa"), (2, "bbbb"), (3, "cccc")] {
+            assert_eq!(h.push(info(v, text), text.into(), table.clone()).write(), Ok(()));
+        }
+        // 12 bytes > 10: the oldest goes.
+        assert_eq!(h.list().iter().map(|i| i.version).collect::<Vec<_>>(), [2, 3]);
+        let big = "x".repeat(100);
+        assert_eq!(h.push(info(4, &big), big.as_str().into(), table).write(), Ok(()));
+        assert_eq!(h.list().iter().map(|i| i.version).collect::<Vec<_>>(), [4]);
+        assert!(!dir.path().join("versions/2.yaml").exists());
+        let again = History::load(dir.path(), Limits { count: 3, bytes: 1000 });
+        assert_eq!(again.next_version(), 5);
+    }
+
+    #[test]
+    fn numbers_continue_above_what_is_on_disk_and_stale_temp_files_go() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let versions = dir.path().join("versions");
+        std::fs::create_dir_all(&versions).unwrap_or_else(|e| panic!("{e}"));
+        // A version file whose index entry was never written, and a dead process's temp file.
+        std::fs::write(versions.join("7.yaml"), "x").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(versions.join("9.tmp.4000000"), "").unwrap_or_else(|e| panic!("{e}"));
+        let h = History::load(dir.path(), Limits { count: 20, bytes: 1 << 20 });
+        assert_eq!(h.next_version(), 10);
+        assert!(!versions.join("9.tmp.4000000").exists());
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut h = History::load(dir.path(), Limits { count: 20, bytes: 1 << 20 });
+        // history.json is a directory: the index cannot be renamed over it.
+        std::fs::create_dir_all(dir.path().join("history.json")).unwrap_or_else(|e| panic!("{e}"));
+        let err = h
+            .push(info(1, "a"), "a".into(), Arc::new(RouteTable::default()))
+            .write()
+            .expect_err("must fail");
+        assert_eq!(err.what, "history");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert_eq!(h.next_version(), 2);
+        assert!(check_writable(Path::new("/proc/dyegate-state")).is_err());
+        assert_eq!(check_writable(dir.path()), Ok(()));
+    }
 }

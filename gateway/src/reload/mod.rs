@@ -21,7 +21,7 @@ mod watcher;
 
 pub use audit::AuditLog;
 pub use candidate::Candidate;
-pub use history::{History, VersionInfo};
+pub use history::{History, Limits as HistoryLimits, VersionInfo};
 pub use reloader::Reloader;
 pub use report::{LastError, Outcome, ReloadReport};
 pub use service::ReloadService;

@@ -8,8 +8,8 @@
 
 use super::audit::AuditLog;
 use super::candidate::Candidate;
-use super::history::{History, Kept, VersionInfo};
-use super::report::{kind, Counters, LastError, Outcome, ReloadReport};
+use super::history::{check_writable, History, Kept, Limits, VersionInfo};
+use super::report::{kind, Counters, LastError, Outcome, ReloadReport, StateError};
 use super::trigger::Trigger;
 use super::watcher::Fingerprint;
 use crate::config::incremental::Reuse;
@@ -19,7 +19,7 @@ use crate::routing::{ActiveTable, Carried, RouteTable, SharedTable};
 use crate::stamp::{now_rfc3339, sha256_hex, unix_now};
 use crate::telemetry::{Metrics, TableMetrics};
 use arc_swap::ArcSwap;
-use log::info;
+use log::{error, info};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +42,9 @@ pub(super) struct Record {
     pub last_error: Option<LastError>,
     /// The attempt under way, if any.
     pub in_progress: Option<InProgress>,
+    /// Failed writes of state: how many, and the last one.
+    pub state_errors: u64,
+    pub last_state_error: Option<StateError>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,23 +75,29 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Reloader {
     /// Starts from the routes file as loaded at startup. When its content is the latest kept
     /// version, that version goes on; otherwise it becomes a new version (trigger `startup`).
+    /// Fails when `state_dir` or the audit log cannot be written: a gateway that cannot keep
+    /// its history would reuse version numbers after a restart.
     pub fn new(
         routes_path: &Path,
         loaded: LoadedRoutes,
         state_dir: &Path,
-        history_limit: usize,
+        history: Limits,
         audit_log: &Path,
         metrics: Arc<Metrics>,
-    ) -> Reloader {
-        let mut history = History::load(state_dir, history_limit);
+    ) -> Result<Reloader, String> {
+        check_writable(state_dir)?;
+        let audit = AuditLog::new(audit_log);
+        audit.check_writable()?;
+        let mut history = History::load(state_dir, history);
+        history.seen(audit.last_version());
         let sha = sha256_hex(loaded.text.as_bytes());
         let table = loaded.table.clone();
         let before = history.latest().map_or(0, |k| k.info.version);
         let latest = history.latest().map(|k| k.info.clone());
-        let (version, trigger, loaded_at, result) = match latest {
-            Some(info) if info.sha256 == sha => {
+        let (info, result) = match latest {
+            Some(info) if info.sha256 == sha && info.version == history.next_version() - 1 => {
                 history.attach_table(info.version, table.clone());
-                (info.version, info.trigger, info.loaded_at, Outcome::NoOp)
+                (info, Outcome::NoOp)
             }
             _ => {
                 let info = VersionInfo {
@@ -98,24 +107,21 @@ impl Reloader {
                     trigger: Trigger::Startup,
                     rollback_from: None,
                 };
-                let v = (info.version, info.trigger.clone(), info.loaded_at.clone());
-                history.push(info, loaded.text.clone(), table.clone());
-                (v.0, v.1, v.2, Outcome::Applied)
+                (history.push(info.clone(), loaded.text.clone(), table.clone()).write())
+                    .map_err(|e| format!("state_dir {}: cannot write {}: {}", state_dir.display(), e.what, e.error))?;
+                (info, Outcome::Applied)
             }
         };
+        let version = info.version;
         let mut report = ReloadReport::new(Trigger::Startup, before, None);
         report.result = result;
         report.version_after = version;
         report.sha256 = Some(sha.clone());
-        let audit = AuditLog::new(audit_log);
-        audit.append(&report);
-        info!(
-            "routing table version {version} ({}), sha256 {sha}",
-            trigger.kind()
-        );
+        audit.append(&report).map_err(|e| format!("audit log {}: {e}", audit.path().display()))?;
+        info!("routing table version {version} ({}), sha256 {sha}", info.trigger.kind());
         metrics.set_routing_version(version);
         metrics.reload("startup", result.as_str(), Some(unix_now()));
-        Reloader {
+        Ok(Reloader {
             routes_path: routes_path.to_path_buf(),
             loaded_fingerprint: Fingerprint::of(routes_path),
             active: Arc::new(ArcSwap::from_pointee(ActiveTable {
@@ -130,16 +136,18 @@ impl Reloader {
             }),
             record: Mutex::new(Record {
                 history,
-                loaded_at,
-                trigger,
+                loaded_at: info.loaded_at,
+                trigger: info.trigger,
                 last_error: None,
                 in_progress: None,
+                state_errors: 0,
+                last_state_error: None,
             }),
             audit,
             metrics,
             counters: Counters::default(),
             last_success_unix: AtomicU64::new(unix_now()),
-        }
+        })
     }
 
     /// The handle requests load the table from.
@@ -290,16 +298,49 @@ impl Reloader {
         self.lock_record().history.next_version()
     }
 
-    /// Records an applied version in the history (memory, then `state_dir`).
-    pub(super) fn record(&self, info: VersionInfo, text: Arc<str>, table: Arc<RouteTable>) {
-        let mut record = self.lock_record();
-        record.loaded_at = info.loaded_at.clone();
-        record.trigger = info.trigger.clone();
-        record.history.push(info, text, table);
+    /// Records an applied version in the history: in memory under the record lock, then in
+    /// `state_dir` outside it (the caller holds the commit lock). A failed write is reported.
+    pub(super) fn record(
+        &self,
+        info: VersionInfo,
+        text: Arc<str>,
+        table: Arc<RouteTable>,
+        report: &mut ReloadReport,
+    ) {
+        let persist = {
+            let mut record = self.lock_record();
+            record.loaded_at = info.loaded_at.clone();
+            record.trigger = info.trigger.clone();
+            record.history.push(info, text, table)
+        };
+        if let Err(e) = persist.write() {
+            report.state_errors.push(self.state_error(e.what, e.error));
+        }
     }
 
-    pub(super) fn audit(&self, report: &ReloadReport) {
-        self.audit.append(report);
+    /// Appends the attempt to the audit log; a failed write is reported in the answer.
+    pub(super) fn audit(&self, report: &mut ReloadReport) {
+        if let Err(e) = self.audit.append(&*report) {
+            report.state_errors.push(self.state_error("audit", e));
+        }
+    }
+
+    /// A write of state failed: logged, counted and shown in `/status`; returns the message.
+    fn state_error(&self, what: &'static str, error: String) -> String {
+        let message = match what {
+            "audit" => format!("audit log {}: {error}", self.audit.path().display()),
+            _ => format!("state_dir ({what}): {error}"),
+        };
+        error!("state: {message}; the change is in effect but not fully recorded");
+        self.metrics.state_write_error(what);
+        let mut record = self.lock_record();
+        record.state_errors += 1;
+        record.last_state_error = Some(StateError {
+            time: now_rfc3339(),
+            what,
+            error: message.clone(),
+        });
+        message
     }
 
     /// Status for the admin API. Never waits for an attempt under way.
@@ -321,6 +362,10 @@ impl Reloader {
             "upstreams": active.table.groups().len(),
             "last_error": record.last_error,
             "reload_in_progress": record.in_progress,
+            "state_errors": {
+                "count": record.state_errors,
+                "last": record.last_state_error,
+            },
             "reloads": {
                 "applied": self.counters.applied.load(Ordering::Relaxed),
                 "noop": self.counters.noop.load(Ordering::Relaxed),

@@ -48,6 +48,10 @@ pub struct ReloadReport {
     /// Where the parse-to-swap time went (applied only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timings: Option<Timings>,
+    /// Writes of state that failed while recording this attempt (history, version source,
+    /// audit line): the change itself is in effect, its record is not complete.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub state_errors: Vec<String>,
 }
 
 impl ReloadReport {
@@ -66,6 +70,7 @@ impl ReloadReport {
             client,
             swap_micros: None,
             timings: None,
+            state_errors: Vec::new(),
         }
     }
 }
@@ -82,6 +87,15 @@ pub struct LastError {
 /// A trigger as its kind alone (`/status` shows `"trigger": "file"`).
 pub fn kind<S: serde::Serializer>(t: &Trigger, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(t.kind())
+}
+
+/// The last write of state that failed, for `/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateError {
+    pub time: String,
+    /// `history`, `version` or `audit`.
+    pub what: &'static str,
+    pub error: String,
 }
 
 /// Attempts by result.

@@ -109,6 +109,7 @@ pub struct Metrics {
     no_route: Arc<Classes>,
     routing_version: IntGauge,
     reloads: IntCounterVec,
+    state_write_errors: IntCounterVec,
     last_success: IntGauge,
     spans_dropped: IntCounter,
     spans_dropped_source: OnceLock<Arc<AtomicU64>>,
@@ -150,6 +151,18 @@ impl Metrics {
                 reloads.with_label_values(&[trigger, result]);
             }
         }
+        let state_write_errors = IntCounterVec::new(
+            Opts::new(
+                "dyegate_state_write_errors_total",
+                "Writes of state that failed: history (history.json), version (versions/N.yaml), audit (audit log line).",
+            ),
+            &["what"],
+        )
+        .unwrap_or_else(|e| panic!("dyegate_state_write_errors_total: {e}"));
+        let _ = registry.register(Box::new(state_write_errors.clone()));
+        for what in ["history", "version", "audit"] {
+            state_write_errors.with_label_values(&[what]);
+        }
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("counter {name}: {e}"));
             let _ = registry.register(Box::new(c.clone()));
@@ -169,6 +182,7 @@ impl Metrics {
             no_route: Arc::new(Classes::default()),
             routing_version,
             reloads,
+            state_write_errors,
             last_success,
             spans_dropped,
             spans_dropped_source: OnceLock::new(),
@@ -198,24 +212,28 @@ impl Metrics {
             let j = carried.group(i)?;
             Arc::ptr_eq(t.groups().get(j)?, g).then(|| m.targets.get(j))?
         };
-        let mut store = lock(&self.store);
+        // The store is locked per entry, not for the whole table: a scrape never waits for the
+        // series of a 10,000-route table to be made.
         let routes = (table.routes().iter().enumerate())
             .map(|(i, r)| match old_route(i, r) {
                 Some(m) => Arc::clone(m),
-                None => Arc::new(route_series(&mut store, table, r)),
+                None => Arc::new(route_series(&mut lock(&self.store), table, r)),
             })
             .collect();
         let targets = (table.groups().iter().enumerate())
             .map(|(i, g)| match old_group(i, g) {
                 Some(m) => Arc::clone(m),
-                None => Arc::new(
-                    (g.targets.iter())
-                        .map(|t| {
-                            let key = (g.name.to_string(), t.addr);
-                            (t.addr, store.targets.entry(key).or_default().clone())
-                        })
-                        .collect(),
-                ),
+                None => {
+                    let mut store = lock(&self.store);
+                    Arc::new(
+                        (g.targets.iter())
+                            .map(|t| {
+                                let key = (g.name.to_string(), t.addr);
+                                (t.addr, store.targets.entry(key).or_default().clone())
+                            })
+                            .collect(),
+                    )
+                }
             })
             .collect();
         TableMetrics {
@@ -239,6 +257,11 @@ impl Metrics {
         if let Some(t) = success_unix {
             self.last_success.set(t as i64);
         }
+    }
+
+    /// A write of state (`history`, `version`, `audit`) failed.
+    pub fn state_write_error(&self, what: &str) {
+        self.state_write_errors.with_label_values(&[what]).inc();
     }
 
     /// Where the dropped-span count lives (the tracer owns it).
