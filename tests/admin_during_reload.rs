@@ -48,7 +48,12 @@ async fn admin_answers_while_a_long_reload_parses() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let resp = reload.await.expect("reload task");
-    assert_eq!(resp.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", resp.text());
+    assert_eq!(
+        resp.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        resp.text()
+    );
     assert!(resp.text().contains("nowhere"), "{}", resp.text());
     assert!(
         probes >= 8,

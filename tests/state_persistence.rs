@@ -50,7 +50,8 @@ fn run_refuses_an_audit_log_it_cannot_write() {
     assert!(!out.timed_out, "dyegate kept running:\n{out}");
     assert_ne!(out.code, Some(0), "{out}");
     assert!(
-        out.stderr.contains("dyegate: not started: audit log /dev/full: cannot write"),
+        out.stderr
+            .contains("dyegate: not started: audit log /dev/full: cannot write"),
         "{out}"
     );
 }
@@ -85,16 +86,25 @@ async fn a_failed_history_write_is_reported_and_numbers_are_never_reused() {
     assert_eq!(code, StatusCode::OK, "{report:#}");
     assert_eq!(report["result"], "applied", "{report:#}");
     assert_eq!(report["version_after"], 2, "{report:#}");
-    let errors = report["state_errors"].as_array().expect("state_errors in the answer");
+    let errors = report["state_errors"]
+        .as_array()
+        .expect("state_errors in the answer");
     assert!(
-        errors.len() == 1 && errors[0].as_str().unwrap_or("").contains("state_dir (version)"),
+        errors.len() == 1
+            && errors[0]
+                .as_str()
+                .unwrap_or("")
+                .contains("state_dir (version)"),
         "{report:#}"
     );
     // The change is in effect: traffic goes on.
     assert_eq!(Req::get("/").send(gw.addr()).await.status, StatusCode::OK);
     let status = gw.status().await;
     assert_eq!(status["state_errors"]["count"], 1, "{status:#}");
-    assert_eq!(status["state_errors"]["last"]["what"], "version", "{status:#}");
+    assert_eq!(
+        status["state_errors"]["last"]["what"], "version",
+        "{status:#}"
+    );
     let text = Req::get("/metrics").send(gw.admin_addr()).await.text();
     let scrape = Scrape::parse(&text);
     assert_eq!(
@@ -105,7 +115,11 @@ async fn a_failed_history_write_is_reported_and_numbers_are_never_reused() {
         scrape.value("dyegate_state_write_errors_total", &[("what", "audit")]),
         0.0
     );
-    assert!(gw.stderr().contains("state: state_dir (version):"), "{}", gw.logs());
+    assert!(
+        gw.stderr().contains("state: state_dir (version):"),
+        "{}",
+        gw.logs()
+    );
     assert_eq!(temp_files(&state), Vec::<String>::new());
     // The audit line still names version 2 (the audit log can be written).
     let last = gw.config().audit_records().pop().expect("an audit line");
@@ -119,8 +133,10 @@ async fn a_failed_history_write_is_reported_and_numbers_are_never_reused() {
     let gw = config.start();
     let version = gw.version().await;
     assert_eq!(version, 3, "version numbers must not go backwards");
-    gw.wait_for_status(SETTLE, "no state errors", |s| s["state_errors"]["count"] == 0)
-        .await;
+    gw.wait_for_status(SETTLE, "no state errors", |s| {
+        s["state_errors"]["count"] == 0
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -28,16 +28,22 @@ impl AuditLog {
     /// Checks that the log can be opened for appending (`dyegate run` refuses to start
     /// otherwise).
     pub fn check_writable(&self) -> Result<(), String> {
-        self.open()
-            .map(drop)
-            .map_err(|e| format!("audit log {}: cannot open for appending: {e}", self.path.display()))
+        self.open().map(drop).map_err(|e| {
+            format!(
+                "audit log {}: cannot open for appending: {e}",
+                self.path.display()
+            )
+        })
     }
 
     fn open(&self) -> std::io::Result<File> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        OpenOptions::new().create(true).append(true).open(&self.path)
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
     }
 
     /// Appends one record and syncs it to disk.

@@ -280,15 +280,30 @@ mod tests {
         );
         let table = Arc::new(RouteTable::default());
         for (v, text) in [(1, "aaaa"), (2, "bbbb"), (3, "cccc")] {
-            assert_eq!(h.push(info(v, text), text.into(), table.clone()).write(), Ok(()));
+            assert_eq!(
+                h.push(info(v, text), text.into(), table.clone()).write(),
+                Ok(())
+            );
         }
         // 12 bytes > 10: the oldest goes.
-        assert_eq!(h.list().iter().map(|i| i.version).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(
+            h.list().iter().map(|i| i.version).collect::<Vec<_>>(),
+            [2, 3]
+        );
         let big = "x".repeat(100);
-        assert_eq!(h.push(info(4, &big), big.as_str().into(), table).write(), Ok(()));
+        assert_eq!(
+            h.push(info(4, &big), big.as_str().into(), table).write(),
+            Ok(())
+        );
         assert_eq!(h.list().iter().map(|i| i.version).collect::<Vec<_>>(), [4]);
         assert!(!dir.path().join("versions/2.yaml").exists());
-        let again = History::load(dir.path(), Limits { count: 3, bytes: 1000 });
+        let again = History::load(
+            dir.path(),
+            Limits {
+                count: 3,
+                bytes: 1000,
+            },
+        );
         assert_eq!(again.next_version(), 5);
     }
 
@@ -300,7 +315,13 @@ mod tests {
         // A version file whose index entry was never written, and a dead process's temp file.
         std::fs::write(versions.join("7.yaml"), "x").unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(versions.join("9.tmp.4000000"), "").unwrap_or_else(|e| panic!("{e}"));
-        let h = History::load(dir.path(), Limits { count: 20, bytes: 1 << 20 });
+        let h = History::load(
+            dir.path(),
+            Limits {
+                count: 20,
+                bytes: 1 << 20,
+            },
+        );
         assert_eq!(h.next_version(), 10);
         assert!(!versions.join("9.tmp.4000000").exists());
     }
@@ -308,7 +329,13 @@ mod tests {
     #[test]
     fn a_failed_write_is_reported_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut h = History::load(dir.path(), Limits { count: 20, bytes: 1 << 20 });
+        let mut h = History::load(
+            dir.path(),
+            Limits {
+                count: 20,
+                bytes: 1 << 20,
+            },
+        );
         // history.json is a directory: the index cannot be renamed over it.
         std::fs::create_dir_all(dir.path().join("history.json")).unwrap_or_else(|e| panic!("{e}"));
         let err = h

@@ -107,8 +107,17 @@ impl Reloader {
                     trigger: Trigger::Startup,
                     rollback_from: None,
                 };
-                (history.push(info.clone(), loaded.text.clone(), table.clone()).write())
-                    .map_err(|e| format!("state_dir {}: cannot write {}: {}", state_dir.display(), e.what, e.error))?;
+                (history
+                    .push(info.clone(), loaded.text.clone(), table.clone())
+                    .write())
+                .map_err(|e| {
+                    format!(
+                        "state_dir {}: cannot write {}: {}",
+                        state_dir.display(),
+                        e.what,
+                        e.error
+                    )
+                })?;
                 (info, Outcome::Applied)
             }
         };
@@ -117,8 +126,13 @@ impl Reloader {
         report.result = result;
         report.version_after = version;
         report.sha256 = Some(sha.clone());
-        audit.append(&report).map_err(|e| format!("audit log {}: {e}", audit.path().display()))?;
-        info!("routing table version {version} ({}), sha256 {sha}", info.trigger.kind());
+        audit
+            .append(&report)
+            .map_err(|e| format!("audit log {}: {e}", audit.path().display()))?;
+        info!(
+            "routing table version {version} ({}), sha256 {sha}",
+            info.trigger.kind()
+        );
         metrics.set_routing_version(version);
         metrics.reload("startup", result.as_str(), Some(unix_now()));
         Ok(Reloader {
