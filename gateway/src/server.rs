@@ -11,7 +11,7 @@ use crate::telemetry::{AccessLog, Metrics, Tracing};
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::http_proxy_service_with_name;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::Server;
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::sync::Arc;
@@ -109,8 +109,12 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
     admin_service.add_tcp(&gw.admin_listen.to_string());
     server.add_service(admin_service);
 
+    // A reload that swapped a table but has not recorded it yet finishes before the process
+    // exits, whichever way it exits (early exit once drained, or Pingora's own).
+    let settle = reloader.clone();
+    lifecycle.on_exit(Box::new(move || settle.settle(EXIT_SETTLE)));
     let reload = ReloadService::new(
-        reloader,
+        reloader.clone(),
         lifecycle.clone(),
         gw.config.reload.watch,
         Duration::from_millis(gw.config.reload.debounce_ms),
@@ -127,5 +131,10 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         Duration::from_secs(gw.config.pingora.grace_period_seconds),
     );
     server.add_service(background_service("drain", drain));
-    server.run_forever()
+    server.run(RunArgs::default());
+    reloader.settle(EXIT_SETTLE);
+    std::process::exit(0)
 }
+
+/// How long an exiting process waits for a reload under way to be recorded.
+const EXIT_SETTLE: Duration = Duration::from_secs(10);

@@ -140,7 +140,7 @@ impl AdminApi {
                 (StatusCode::OK, s)
             }
             (Method::GET, "/versions") => {
-                let active = self.reloader.active().load().version;
+                let active = self.reloader.version();
                 let list: Vec<Value> = self
                     .reloader
                     .versions()

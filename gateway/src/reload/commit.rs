@@ -30,6 +30,7 @@ impl Reloader {
         trigger: Trigger,
         client: Option<String>,
     ) -> ReloadReport {
+        let gate = self.lock_gate();
         let current = self.active.load_full();
         let mut report = ReloadReport::new(trigger, current.version, client);
         report.result = match report.trigger {
@@ -95,8 +96,10 @@ impl Reloader {
                 .then_some(current.version),
             trigger: report.trigger.clone(),
         };
-        self.record(info, candidate.text, table, &mut report);
+        self.record(info.clone(), candidate.text, table, &mut report);
         self.audit(&mut report);
+        self.publish(&info);
+        drop(gate);
         report
     }
 

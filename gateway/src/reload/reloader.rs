@@ -37,6 +37,10 @@ pub(super) struct Running {
 /// What readers see of the versions; held briefly.
 pub(super) struct Record {
     pub history: History,
+    /// The version committed last, once recorded and audited (requests may see a table a few
+    /// milliseconds before: the swap comes first).
+    pub version: u64,
+    pub sha256: String,
     pub loaded_at: String,
     pub trigger: Trigger,
     pub last_error: Option<LastError>,
@@ -61,6 +65,9 @@ pub struct Reloader {
     loaded_fingerprint: Option<Fingerprint>,
     pub(super) active: SharedTable<TableMetrics>,
     running: Mutex<Running>,
+    /// Held by a commit from its swap to its publication (milliseconds: diff, history, audit),
+    /// so that a reader that sees the new table in traffic also sees it recorded.
+    gate: Mutex<()>,
     record: Mutex<Record>,
     audit: AuditLog,
     pub(super) metrics: Arc<Metrics>,
@@ -142,14 +149,17 @@ impl Reloader {
                 metrics: Arc::new(metrics.for_table(&table, None)),
                 table,
                 version,
-                sha256: sha,
+                sha256: sha.clone(),
             })),
+            gate: Mutex::new(()),
             running: Mutex::new(Running {
                 model: loaded.model,
                 reuse: loaded.reuse.inspect(|r| r.prepare()),
             }),
             record: Mutex::new(Record {
                 history,
+                version,
+                sha256: sha.clone(),
                 loaded_at: info.loaded_at,
                 trigger: info.trigger,
                 last_error: None,
@@ -183,6 +193,34 @@ impl Reloader {
 
     pub(super) fn lock_record(&self) -> MutexGuard<'_, Record> {
         lock(&self.record)
+    }
+
+    /// Taken by a commit from its swap to its publication.
+    pub(super) fn lock_gate(&self) -> MutexGuard<'_, ()> {
+        lock(&self.gate)
+    }
+
+    /// The record as published, after any commit between its swap and its publication (never
+    /// after a parse: attempts parse before they take the gate).
+    fn published(&self) -> MutexGuard<'_, Record> {
+        drop(self.lock_gate());
+        self.lock_record()
+    }
+
+    /// Waits (at most `timeout`) for an attempt under way to finish, so that a version requests
+    /// already see is also recorded before the process exits. Called on the way out, when no new
+    /// attempt starts.
+    pub fn settle(&self, timeout: std::time::Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.running.try_lock() {
+                Ok(_) | Err(std::sync::TryLockError::Poisoned(_)) => return,
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+            }
+        }
+        log::warn!("exiting with a reload still under way after {timeout:?}");
     }
 
     /// Takes the commit lock for one attempt, and says so in `/status` while it lasts.
@@ -321,15 +359,25 @@ impl Reloader {
         table: Arc<RouteTable>,
         report: &mut ReloadReport,
     ) {
-        let persist = {
-            let mut record = self.lock_record();
-            record.loaded_at = info.loaded_at.clone();
-            record.trigger = info.trigger.clone();
-            record.history.push(info, text, table)
-        };
+        let persist = self.lock_record().history.push(info, text, table);
         if let Err(e) = persist.write() {
             report.state_errors.push(self.state_error(e.what, e.error));
         }
+    }
+
+    /// Makes a committed version what `/status` and `/versions` report: the last step of a
+    /// commit, after its history and audit records.
+    pub(super) fn publish(&self, info: &VersionInfo) {
+        let mut record = self.lock_record();
+        record.version = info.version;
+        record.sha256 = info.sha256.clone();
+        record.loaded_at = info.loaded_at.clone();
+        record.trigger = info.trigger.clone();
+    }
+
+    /// The version committed last (see [`Record::version`]).
+    pub fn version(&self) -> u64 {
+        self.published().version
     }
 
     /// Appends the attempt to the audit log; a failed write is reported in the answer.
@@ -359,11 +407,11 @@ impl Reloader {
 
     /// Status for the admin API. Never waits for an attempt under way.
     pub fn status(&self) -> serde_json::Value {
-        let active = self.active.load_full();
         let on_disk = std::fs::read(&self.routes_path)
             .ok()
             .map(|b| sha256_hex(&b));
-        let record = self.lock_record();
+        let record = self.published();
+        let active = self.active.load_full();
         serde_json::json!({
             "version": active.version,
             "sha256": active.sha256,
@@ -371,7 +419,7 @@ impl Reloader {
             "trigger": record.trigger.kind(),
             "routes_file": self.routes_path.display().to_string(),
             "file_sha256": on_disk,
-            "matches_file": on_disk.as_deref() == Some(active.sha256.as_str()),
+            "matches_file": on_disk.as_deref() == Some(record.sha256.as_str()),
             "routes": active.table.routes().len(),
             "upstreams": active.table.groups().len(),
             "last_error": record.last_error,
@@ -391,7 +439,7 @@ impl Reloader {
     }
 
     pub fn versions(&self) -> Vec<VersionInfo> {
-        self.lock_record().history.list()
+        self.published().history.list()
     }
 
     pub fn version_text(&self, version: u64) -> Option<(VersionInfo, Arc<str>)> {
