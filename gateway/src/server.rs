@@ -3,13 +3,14 @@
 
 use crate::admin::AdminApi;
 use crate::config::Gateway;
+use crate::downstream::{BoundedApp, DownstreamMetrics};
 use crate::lifecycle::{DrainService, Lifecycle};
 use crate::proxy::DyegateProxy;
 use crate::reload::{ReloadService, Reloader};
 use crate::telemetry::access_log::Destination;
 use crate::telemetry::{AccessLog, Metrics, Tracing};
 use pingora::apps::HttpServerOptions;
-use pingora::proxy::http_proxy_service_with_name;
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -85,16 +86,20 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
     )
     .with_tracing(tracing)
     .with_failure_metrics(metrics.containment().clone());
-    let mut service = http_proxy_service_with_name(&server.configuration, proxy, "dyegate proxy");
+    // Pingora's proxy app behind dyegate's own connection handling (downstream/app.rs): a cap
+    // on open connections and a bounded read of every request head, which Pingora 0.9 lacks.
+    let mut app = http_proxy(&server.configuration, proxy);
+    let mut options = HttpServerOptions::default();
+    options.h2c = gw.config.h2c;
+    options.h2_idle_timeout = Some(gw.limits.idle_timeout);
+    options.keepalive_request_limit = Some(gw.limits.keepalive_requests);
+    app.server_options = Some(options);
+    let downstream = DownstreamMetrics::new();
+    metrics.register(downstream.collectors());
+    let bounded = BoundedApp::new(app, gw.limits, gw.config.h2c, downstream);
+    let mut service = Service::new("dyegate proxy".to_string(), bounded);
     for addr in &gw.listen {
         service.add_tcp(&addr.to_string());
-    }
-    if gw.config.h2c {
-        if let Some(app) = service.app_logic_mut() {
-            let mut options = HttpServerOptions::default();
-            options.h2c = true;
-            app.server_options = Some(options);
-        }
     }
     server.add_service(service);
 

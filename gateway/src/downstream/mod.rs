@@ -1,0 +1,14 @@
+//! The downstream side of the proxy listeners, before and around Pingora's HTTP handling:
+//! connection cap, bounded request-head reads, keep-alive limits (gateway.yaml `limits`), and
+//! the normalisation of request framing and tag headers before a request goes upstream.
+//!
+//! - [`head`]: reading a request head under a deadline and a size limit.
+//! - [`app`]: [`BoundedApp`], the listeners' `ServerApp` around Pingora's HTTP proxy app.
+//! - [`metrics`]: `dyegate_downstream_rejected_total{reason}`, `dyegate_downstream_connections`.
+
+pub mod app;
+pub mod head;
+pub mod metrics;
+
+pub use app::BoundedApp;
+pub use metrics::{DownstreamMetrics, Rejected};
