@@ -10,7 +10,7 @@ use crate::reload::{ReloadService, Reloader};
 use crate::telemetry::access_log::Destination;
 use crate::telemetry::{AccessLog, Metrics, Tracing};
 use pingora::apps::HttpServerOptions;
-use pingora::proxy::http_proxy;
+use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -86,21 +86,7 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
     )
     .with_tracing(tracing)
     .with_failure_metrics(metrics.containment().clone());
-    // Pingora's proxy app behind dyegate's own connection handling (downstream/app.rs): a cap
-    // on open connections and a bounded read of every request head, which Pingora 0.9 lacks.
-    let mut app = http_proxy(&server.configuration, proxy);
-    let mut options = HttpServerOptions::default();
-    options.h2c = gw.config.h2c;
-    options.h2_idle_timeout = Some(gw.limits.idle_timeout);
-    options.keepalive_request_limit = Some(gw.limits.keepalive_requests);
-    app.server_options = Some(options);
-    let downstream = DownstreamMetrics::new();
-    metrics.register(downstream.collectors());
-    let bounded = BoundedApp::new(app, gw.limits, gw.config.h2c, downstream);
-    let mut service = Service::new("dyegate proxy".to_string(), bounded);
-    for addr in &gw.listen {
-        service.add_tcp(&addr.to_string());
-    }
+    let service = proxy_service(&server, &gw, proxy, &metrics);
     server.add_service(service);
 
     let admin = AdminApi::new(
@@ -130,4 +116,31 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
     );
     server.add_service(background_service("drain", drain));
     server.run_forever()
+}
+
+/// The proxy listeners' service: Pingora's proxy app behind dyegate's own connection handling
+/// ([`BoundedApp`]): a cap on open connections and a bounded read of every request head, which
+/// Pingora 0.9 lacks (see docs/pingora-upstream.md).
+fn proxy_service(
+    server: &Server,
+    gw: &Gateway,
+    proxy: DyegateProxy,
+    metrics: &Metrics,
+) -> Service<BoundedApp<HttpProxy<DyegateProxy>>> {
+    let mut app = http_proxy(&server.configuration, proxy);
+    let mut options = HttpServerOptions::default();
+    options.h2c = gw.config.h2c;
+    options.h2_idle_timeout = Some(gw.limits.idle_timeout);
+    options.keepalive_request_limit = Some(gw.limits.keepalive_requests);
+    app.server_options = Some(options);
+    let downstream = DownstreamMetrics::new();
+    metrics.register(downstream.collectors());
+    let mut limits = gw.limits;
+    limits.max_connections = crate::downstream::fds::connection_cap(limits.max_connections);
+    let bounded = BoundedApp::new(app, limits, gw.config.h2c, downstream);
+    let mut service = Service::new("dyegate proxy".to_string(), bounded);
+    for addr in &gw.listen {
+        service.add_tcp(&addr.to_string());
+    }
+    service
 }

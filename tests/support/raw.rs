@@ -240,13 +240,15 @@ impl RawUpstream {
             .count()
     }
 
-    /// The lines of header `name` (case-insensitive) in everything received.
+    /// The lines of header `name` (case-insensitive) in everything received, as
+    /// `name: value` with the name lowercased.
     pub fn header_lines(&self, name: &str) -> Vec<String> {
-        let prefix = format!("{}:", name.to_ascii_lowercase());
+        let name = name.to_ascii_lowercase();
         self.received()
             .lines()
-            .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
-            .map(str::to_string)
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(n, _)| n.eq_ignore_ascii_case(&name))
+            .map(|(_, v)| format!("{name}:{v}"))
             .collect()
     }
 }

@@ -4,9 +4,13 @@
 //!
 //! - [`head`]: reading a request head under a deadline and a size limit.
 //! - [`app`]: [`BoundedApp`], the listeners' `ServerApp` around Pingora's HTTP proxy app.
+//! - [`framing`]: one `Content-Length`, one tag header upstream; `Host` required in HTTP/1.1.
+//! - [`fds`]: the open-file limit and the connection cap.
 //! - [`metrics`]: `dyegate_downstream_rejected_total{reason}`, `dyegate_downstream_connections`.
 
 pub mod app;
+pub mod fds;
+pub mod framing;
 pub mod head;
 pub mod metrics;
 
