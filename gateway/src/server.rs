@@ -10,6 +10,7 @@ use crate::reload::{ReloadService, Reloader};
 use crate::telemetry::access_log::Destination;
 use crate::telemetry::{AccessLog, Metrics, Tracing};
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
@@ -140,7 +141,12 @@ fn proxy_service(
     let bounded = BoundedApp::new(app, limits, gw.config.h2c, downstream);
     let mut service = Service::new("dyegate proxy".to_string(), bounded);
     for addr in &gw.listen {
-        service.add_tcp(&addr.to_string());
+        // No write buffer downstream: Pingora flushes a Content-Length body only when it is
+        // complete, so its 1460-byte buffer would hold the first bytes of a slow body (10 of
+        // 100 bytes then a stall reached the client as 0 bytes). Chunked bodies are flushed
+        // per chunk either way.
+        let unbuffered = L4BufferSettings::default().write(0);
+        service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(unbuffered));
     }
     service
 }
