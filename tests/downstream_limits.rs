@@ -264,3 +264,28 @@ async fn keepalive_requests_are_honoured() {
     assert!(got.closed, "still open after keepalive_requests");
     assert_eq!(up.request_count(), 3);
 }
+
+#[tokio::test]
+async fn an_idle_h2c_connection_is_closed_at_idle_timeout() {
+    let up = Upstream::start("stable");
+    let gw = gateway(&up, "{ idle_timeout_ms: 800 }");
+    let mut conn = dyegate_suite::Conn::h2c(gw.addr()).await;
+    let resp = conn.send(Req::get("/")).await;
+    assert_eq!(resp.status, http::StatusCode::OK);
+    let closed = dyegate_suite::wait_until_async(Duration::from_millis(800) + SLACK, || {
+        let closed = conn.is_closed();
+        async move { closed }
+    })
+    .await;
+    assert!(closed, "idle h2c connection still open");
+}
+
+#[tokio::test]
+async fn an_h2c_preface_then_silence_is_closed() {
+    let up = Upstream::start("stable");
+    let gw = gateway(&up, "{ idle_timeout_ms: 800, header_read_timeout_ms: 800 }");
+    let mut c = RawClient::connect(gw.addr()).await;
+    c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    let got = c.read_to_close(Duration::from_millis(800) + SLACK).await;
+    assert!(got.closed, "h2c connection with no stream still open after {:?}", got.after);
+}

@@ -144,8 +144,11 @@ fn proxy_service(
         // No write buffer downstream: Pingora flushes a Content-Length body only when it is
         // complete, so its 1460-byte buffer would hold the first bytes of a slow body (10 of
         // 100 bytes then a stall reached the client as 0 bytes). Chunked bodies are flushed
-        // per chunk either way.
-        let unbuffered = L4BufferSettings::default().write(0);
+        // per chunk either way. No read buffer either: request heads are read by
+        // downstream::head into their own small buffer, bodies into Pingora's, and Pingora's
+        // 64 KiB read buffer stayed resident for every idle keep-alive connection (5,000 of
+        // them: 397 MB; without it: see benches/load/README.md).
+        let unbuffered = L4BufferSettings::unbuffered();
         service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(unbuffered));
     }
     service

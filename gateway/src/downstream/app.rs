@@ -11,6 +11,7 @@
 
 use super::head::{read_head, Deadlines, Head};
 use super::metrics::{DownstreamMetrics, Rejected};
+use super::trim::Trim;
 use crate::config::DownstreamLimits;
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
@@ -37,18 +38,21 @@ pub struct BoundedApp<A> {
     h2c: bool,
     open: Arc<AtomicUsize>,
     metrics: DownstreamMetrics,
+    trim: Arc<Trim>,
 }
 
 /// One admitted connection: counted as open until dropped.
 struct Slot {
     open: Arc<AtomicUsize>,
     metrics: DownstreamMetrics,
+    trim: Arc<Trim>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         let now = self.open.fetch_sub(1, Ordering::AcqRel) - 1;
         self.metrics.set_open(now);
+        self.trim.closed(now);
     }
 }
 
@@ -60,6 +64,7 @@ impl<A> BoundedApp<A> {
             h2c,
             open: Arc::default(),
             metrics,
+            trim: Arc::default(),
         }
     }
 
@@ -74,9 +79,11 @@ impl<A> BoundedApp<A> {
         match admitted {
             Ok(before) => {
                 self.metrics.set_open(before + 1);
+                self.trim.opened(before + 1);
                 Some(Slot {
                     open: self.open.clone(),
                     metrics: self.metrics.clone(),
+                    trim: self.trim.clone(),
                 })
             }
             Err(_) => {
@@ -191,7 +198,9 @@ where
         if h2 {
             return ServerApp::process_new(&self.app, stream, shutdown).await;
         }
-        self.serve_http1(stream, shutdown).await;
+        // Boxed: the task of a connection waiting for its first head keeps only the head
+        // read's state, not the (larger) state of serving requests.
+        Box::pin(self.serve_http1(stream, shutdown)).await;
         None
     }
 

@@ -52,8 +52,10 @@ pub async fn read_head<S: AsyncRead + Unpin>(
     let mut deadline = deadlines.first_byte_by;
     let mut scan = Scan::default();
     loop {
-        // Never hold more than the limit plus one read's worth.
-        buf.reserve(4096.min(max_bytes + 1 - buf.len().min(max_bytes)).max(1));
+        // Small until bytes come (an idle connection costs little), then at most one read past
+        // the limit.
+        let room = if buf.is_empty() { 512 } else { 4096 };
+        buf.reserve(room.min(max_bytes + 1 - buf.len().min(max_bytes)).max(1));
         let read = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await;
         match read {
             Err(_) if buf.is_empty() => return Head::Silent,

@@ -6,6 +6,7 @@
 //! - [`app`]: [`BoundedApp`], the listeners' `ServerApp` around Pingora's HTTP proxy app.
 //! - [`framing`]: one `Content-Length`, one tag header upstream; `Host` required in HTTP/1.1.
 //! - [`fds`]: the open-file limit and the connection cap.
+//! - [`trim`]: memory given back to the system after a wave of closed connections.
 //! - [`metrics`]: `dyegate_downstream_rejected_total{reason}`, `dyegate_downstream_connections`.
 
 pub mod app;
@@ -13,6 +14,7 @@ pub mod fds;
 pub mod framing;
 pub mod head;
 pub mod metrics;
+pub mod trim;
 
 pub use app::BoundedApp;
 pub use metrics::{DownstreamMetrics, Rejected};
