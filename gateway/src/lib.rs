@@ -16,6 +16,7 @@
 //! - [`routing`]: the immutable route table, the active-table handle and the pure decision
 //!   function; imports nothing from `config`.
 //! - [`contain`]: request-path decisions for failing upstreams (timeouts, retries, breaker).
+//! - [`downstream`]: connection cap, bounded head reads, keep-alive limits, request framing.
 //! - [`proxy`]: the Pingora `ProxyHttp` that asks the table and acts.
 //! - [`reload`]: triggers, candidates and the one commit path; versions, rollback, audit.
 //! - [`admin`]: the admin HTTP API and the CLI's client for it.
@@ -28,6 +29,7 @@
 pub mod admin;
 pub mod config;
 pub mod contain;
+pub mod downstream;
 pub mod lifecycle;
 pub mod proxy;
 pub mod reload;

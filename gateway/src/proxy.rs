@@ -2,6 +2,7 @@
 //! to go, and act. No routing logic lives here.
 
 use crate::contain::{attempt_timeouts, timeout_kind};
+use crate::downstream::framing;
 use crate::lifecycle::{InFlight, Lifecycle};
 use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, TagAction};
 use crate::routing::{ActiveTable, SharedTable};
@@ -200,9 +201,17 @@ impl ProxyHttp for DyegateProxy {
         }
     }
 
-    /// Runs first for every request: decides the route and group, or answers 404/503 itself.
+    /// Runs first for every request: refuses HTTP/1.1 without `Host` (400), decides the route
+    /// and group, or answers 404/503 itself.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.trace = Some(self.tracing.start(session.req_header()));
+        if let Some(why) = framing::refusal(session.req_header()) {
+            let traceresponse = ctx
+                .trace
+                .as_ref()
+                .and_then(|t| self.tracing.traceresponse(t));
+            return respond_text(session, 400, why, true, traceresponse).await;
+        }
         let active = self.table.load_full();
         let peer = peer_ip(session);
         let req = session.req_header();
@@ -305,8 +314,9 @@ impl ProxyHttp for DyegateProxy {
         Ok(Box::new(peer))
     }
 
-    /// Dyes the upstream request: keeps, strips or sets the tag header. Writes the trace context
-    /// (`traceparent`, `tracestate`, `baggage` with the tag) first.
+    /// Dyes the upstream request: keeps (the first line only), strips or sets the tag header.
+    /// Writes the trace context (`traceparent`, `tracestate`, `baggage` with the tag) first, and
+    /// leaves one `Content-Length` value.
     async fn upstream_request_filter(
         &self,
         _session: &mut Session,
@@ -316,6 +326,7 @@ impl ProxyHttp for DyegateProxy {
         if let Some(trace) = &ctx.trace {
             self.tracing.inject(trace, upstream_request)?;
         }
+        framing::single_content_length(upstream_request)?;
         let (Some(active), CtxOutcome::Routed(d)) = (&ctx.table, ctx.outcome) else {
             return Ok(());
         };
@@ -331,6 +342,7 @@ impl ProxyHttp for DyegateProxy {
                     upstream_request.insert_header(route.dye.header.clone(), tag.as_ref())?;
                 }
             }
+            (Action::Keep, _) => framing::first_tag_only(upstream_request, &route.dye.header)?,
             _ => {}
         }
         Ok(())

@@ -3,13 +3,15 @@
 
 use crate::admin::AdminApi;
 use crate::config::Gateway;
+use crate::downstream::{BoundedApp, DownstreamMetrics};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
 use crate::proxy::DyegateProxy;
 use crate::reload::{ReloadService, Reloader};
 use crate::telemetry::access_log::Destination;
 use crate::telemetry::{AccessLog, Metrics, Tracing};
 use pingora::apps::HttpServerOptions;
-use pingora::proxy::http_proxy_service_with_name;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
@@ -85,17 +87,7 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
     )
     .with_tracing(tracing)
     .with_failure_metrics(metrics.containment().clone());
-    let mut service = http_proxy_service_with_name(&server.configuration, proxy, "dyegate proxy");
-    for addr in &gw.listen {
-        service.add_tcp(&addr.to_string());
-    }
-    if gw.config.h2c {
-        if let Some(app) = service.app_logic_mut() {
-            let mut options = HttpServerOptions::default();
-            options.h2c = true;
-            app.server_options = Some(options);
-        }
-    }
+    let service = proxy_service(&server, &gw, proxy, &metrics);
     server.add_service(service);
 
     let admin = AdminApi::new(
@@ -138,3 +130,38 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
 
 /// How long an exiting process waits for a reload under way to be recorded.
 const EXIT_SETTLE: Duration = Duration::from_secs(10);
+
+/// The proxy listeners' service: Pingora's proxy app behind dyegate's own connection handling
+/// ([`BoundedApp`]): a cap on open connections and a bounded read of every request head, which
+/// Pingora 0.9 lacks (see docs/pingora-upstream.md).
+fn proxy_service(
+    server: &Server,
+    gw: &Gateway,
+    proxy: DyegateProxy,
+    metrics: &Metrics,
+) -> Service<BoundedApp<HttpProxy<DyegateProxy>>> {
+    let mut app = http_proxy(&server.configuration, proxy);
+    let mut options = HttpServerOptions::default();
+    options.h2c = gw.config.h2c;
+    options.h2_idle_timeout = Some(gw.limits.idle_timeout);
+    options.keepalive_request_limit = Some(gw.limits.keepalive_requests);
+    app.server_options = Some(options);
+    let downstream = DownstreamMetrics::new();
+    metrics.register(downstream.collectors());
+    let mut limits = gw.limits;
+    limits.max_connections = crate::downstream::fds::connection_cap(limits.max_connections);
+    let bounded = BoundedApp::new(app, limits, gw.config.h2c, downstream);
+    let mut service = Service::new("dyegate proxy".to_string(), bounded);
+    for addr in &gw.listen {
+        // No write buffer downstream: Pingora flushes a Content-Length body only when it is
+        // complete, so its 1460-byte buffer would hold the first bytes of a slow body (10 of
+        // 100 bytes then a stall reached the client as 0 bytes). Chunked bodies are flushed
+        // per chunk either way. No read buffer either: request heads are read by
+        // downstream::head into their own small buffer, bodies into Pingora's, and Pingora's
+        // 64 KiB read buffer stayed resident for every idle keep-alive connection (5,000 of
+        // them: 397 MB; without it: see benches/load/README.md).
+        let unbuffered = L4BufferSettings::unbuffered();
+        service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(unbuffered));
+    }
+    service
+}

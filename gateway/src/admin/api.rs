@@ -1,5 +1,6 @@
 //! Admin endpoints: status, versions, routes, reload, rollback, health and readiness.
 
+use super::rollback_body::rollback_target;
 use super::routes_json::routes_json;
 use crate::lifecycle::Lifecycle;
 use crate::reload::{Outcome, Reloader, Trigger};
@@ -203,29 +204,9 @@ impl AdminApi {
                     Ok(b) => b,
                     Err(e) => return (StatusCode::BAD_REQUEST, json!({ "error": e })),
                 };
-                let to = if body.iter().all(u8::is_ascii_whitespace) {
-                    None
-                } else {
-                    match serde_json::from_slice::<Value>(&body) {
-                        Ok(v) => match v.get("to") {
-                            None | Some(Value::Null) => None,
-                            Some(t) => match t.as_u64() {
-                                Some(n) => Some(n),
-                                None => {
-                                    return (
-                                        StatusCode::BAD_REQUEST,
-                                        json!({ "error": format!("found \"to\": {t}, expected a version number") }),
-                                    )
-                                }
-                            },
-                        },
-                        Err(e) => {
-                            return (
-                                StatusCode::BAD_REQUEST,
-                                json!({ "error": format!("expected a JSON body like {{\"to\": 3}}: {e}") }),
-                            )
-                        }
-                    }
+                let to = match rollback_target(&body) {
+                    Ok(to) => to,
+                    Err(e) => return (StatusCode::BAD_REQUEST, json!({ "error": e })),
                 };
                 let r = self.reloader.clone();
                 match tokio::task::spawn_blocking(move || r.rollback(to, client)).await {

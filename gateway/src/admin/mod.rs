@@ -3,6 +3,7 @@
 
 mod api;
 pub mod client;
+mod rollback_body;
 mod routes_json;
 
 pub use api::AdminApi;

@@ -1,6 +1,7 @@
 //! `gateway.yaml` to the settings the process runs with: typed listen addresses, absolute paths.
 
 use super::error::{ConfigError, ConfigErrors, Issue};
+use super::limits::{limits_settings, DownstreamLimits};
 use super::load::Source;
 use super::model::GatewayConfig;
 use super::tracing::{tracing_settings, TracingSettings};
@@ -24,6 +25,7 @@ pub struct Gateway {
     /// `None`: off. `Some(None)`: stdout. `Some(Some(path))`: that file.
     pub access_log: Option<Option<PathBuf>>,
     pub tracing: TracingSettings,
+    pub limits: DownstreamLimits,
 }
 
 impl Gateway {
@@ -119,6 +121,7 @@ impl Gateway {
             ));
         }
         let tracing = tracing_settings(&config, &mut issues);
+        let limits = limits_settings(&config.limits, &mut issues);
         if !issues.is_empty() {
             let errors: Vec<ConfigError> = match &source {
                 Some(s) => issues.into_iter().map(|i| s.locate(i)).collect(),
@@ -148,6 +151,7 @@ impl Gateway {
                 p => Some(resolve(p)),
             }),
             tracing,
+            limits,
             listen,
             admin_listen,
             config,

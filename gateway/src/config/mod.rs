@@ -10,6 +10,7 @@ pub mod diff;
 pub mod error;
 pub mod gateway;
 pub mod incremental;
+pub mod limits;
 pub mod load;
 pub mod model;
 pub mod tracing;
@@ -18,6 +19,7 @@ pub mod yaml;
 
 pub use error::{ConfigError, ConfigErrors, Issue, Mark};
 pub use gateway::Gateway;
+pub use limits::DownstreamLimits;
 pub use load::Source;
 pub use tracing::{ExportSettings, TracingSettings};
 

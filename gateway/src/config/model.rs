@@ -43,6 +43,9 @@ pub struct GatewayConfig {
     /// Answer every proxied request with a W3C `traceresponse` header (trace id, gateway span id).
     #[serde(default)]
     pub traceresponse: bool,
+    /// Downstream connection bounds (header read time and size, connections, keep-alive).
+    #[serde(default)]
+    pub limits: super::limits::LimitsConfig,
 }
 
 /// `access_log:` one JSON line per request.
@@ -125,6 +128,7 @@ impl Default for GatewayConfig {
             access_log: None,
             tracing: TracingConfig::default(),
             traceresponse: false,
+            limits: Default::default(),
         }
     }
 }

@@ -243,6 +243,13 @@ impl Metrics {
         }
     }
 
+    /// Adds families kept elsewhere (e.g. the downstream limits' counters) to the registry.
+    pub fn register(&self, collectors: Vec<Box<dyn prometheus::core::Collector>>) {
+        for c in collectors {
+            let _ = self.registry.register(c);
+        }
+    }
+
     /// The failure-handling families (timeouts, retries, health), rendered with these.
     pub fn containment(&self) -> &Arc<super::ContainmentMetrics> {
         &self.containment

@@ -14,6 +14,12 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// Alias expansion budget: stops "billion laughs" documents.
 const MAX_NODES: usize = 5_000_000;
+/// Nodes aliases may add: this floor, or this factor times the nodes written out in the text,
+/// whichever is more. Stops a "billion laughs" document after ~100,000 cloned nodes (about
+/// 10 MB) instead of MAX_NODES (~500 MB, kept by the allocator after the rejection), and
+/// leaves room for real sharing (an anchor of defaults aliased by every route).
+const ALIAS_NODES_FLOOR: usize = 100_000;
+const ALIAS_NODES_PER_NODE: usize = 100;
 /// Nesting limit: stops stack exhaustion on `[[[[[[...`.
 const MAX_DEPTH: usize = 128;
 
@@ -55,6 +61,7 @@ pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         nodes: 0,
+        aliased: 0,
     };
     builder.document()
 }
@@ -63,6 +70,8 @@ struct Builder<'a> {
     parser: Parser<std::str::Chars<'a>>,
     anchors: HashMap<usize, Node>,
     nodes: usize,
+    /// Of `nodes`, those added by aliases.
+    aliased: usize,
 }
 
 impl Builder<'_> {
@@ -174,7 +183,19 @@ impl Builder<'_> {
                         message: "alias refers to an unknown anchor".into(),
                     });
                 };
-                self.count(&m, target.size())?;
+                let size = target.size();
+                self.aliased += size;
+                let written = self.nodes - (self.aliased - size);
+                if self.aliased > ALIAS_NODES_FLOOR.max(ALIAS_NODES_PER_NODE * written) {
+                    return Err(SyntaxError {
+                        mark: mark(&m),
+                        message: format!(
+                            "aliases expand to more than {}x the document's own nodes (alias bomb?)",
+                            ALIAS_NODES_PER_NODE
+                        ),
+                    });
+                }
+                self.count(&m, size)?;
                 return Ok(target);
             }
             other => {

@@ -1,0 +1,176 @@
+//! gateway.yaml's `limits:` how long and how much a downstream client may take before its first
+//! request and between requests, and how many connections are open at once. Enforced by
+//! [`crate::downstream`] around Pingora's HTTP app.
+
+use super::containment::{Count, Millis};
+use super::error::Issue;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Smallest request head accepted as a limit (a request line and a Host header fit).
+pub const MIN_HEADER_BYTES: u64 = 1024;
+/// Largest: Pingora refuses any request head past 1 MiB - 1 byte itself.
+pub const MAX_HEADER_BYTES: u64 = 1_048_575;
+
+/// `limits:` as written in gateway.yaml (defaults in the field docs).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// From accept (or from the first byte of a later request) to the end of the request head
+    /// [10000]; past it the connection is closed (slowloris).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: Millis,
+    /// Largest request head (request line and headers); past it `431` [65536].
+    #[serde(default = "default_max_request_header_bytes")]
+    pub max_request_header_bytes: Count<MAX_HEADER_BYTES>,
+    /// Open downstream connections; past it new ones are closed at accept [20000].
+    #[serde(default = "default_max_connections")]
+    pub max_connections: Count<10_000_000>,
+    /// Requests served on one keep-alive connection before it is closed [10000].
+    #[serde(default = "default_keepalive_requests")]
+    pub keepalive_requests: Count<4_000_000_000>,
+    /// A keep-alive connection with no request for this long is closed [60000].
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: Millis,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            max_request_header_bytes: default_max_request_header_bytes(),
+            max_connections: default_max_connections(),
+            keepalive_requests: default_keepalive_requests(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+        }
+    }
+}
+
+fn default_header_read_timeout_ms() -> Millis {
+    Millis(10_000)
+}
+fn default_max_request_header_bytes() -> Count<MAX_HEADER_BYTES> {
+    Count(65_536)
+}
+fn default_max_connections() -> Count<10_000_000> {
+    Count(20_000)
+}
+fn default_keepalive_requests() -> Count<4_000_000_000> {
+    Count(10_000)
+}
+fn default_idle_timeout_ms() -> Millis {
+    Millis(60_000)
+}
+
+/// The downstream limits the proxy listeners run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownstreamLimits {
+    pub header_read_timeout: Duration,
+    pub max_request_header_bytes: usize,
+    pub max_connections: usize,
+    pub keepalive_requests: u32,
+    pub idle_timeout: Duration,
+}
+
+impl Default for DownstreamLimits {
+    fn default() -> Self {
+        let mut issues = Vec::new();
+        limits_settings(&LimitsConfig::default(), &mut issues)
+    }
+}
+
+/// Checks what the types alone do not (the smallest header limit) and types the rest.
+pub fn limits_settings(l: &LimitsConfig, issues: &mut Vec<Issue>) -> DownstreamLimits {
+    let header_bytes = l.max_request_header_bytes.0;
+    if header_bytes < MIN_HEADER_BYTES {
+        issues.push(Issue::new(
+            "limits.max_request_header_bytes",
+            format!(
+                "found {header_bytes}, expected a number of bytes from {MIN_HEADER_BYTES} to {MAX_HEADER_BYTES}"
+            ),
+        ));
+    }
+    DownstreamLimits {
+        header_read_timeout: Duration::from_millis(l.header_read_timeout_ms.0),
+        max_request_header_bytes: usize::try_from(header_bytes).unwrap_or(usize::MAX),
+        max_connections: usize::try_from(l.max_connections.0).unwrap_or(usize::MAX),
+        keepalive_requests: u32::try_from(l.keepalive_requests.0).unwrap_or(u32::MAX),
+        idle_timeout: Duration::from_millis(l.idle_timeout_ms.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Gateway;
+    use std::time::Duration;
+
+    fn load(text: &str) -> Result<Gateway, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "dyegate-limits-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).expect("tmp");
+        let f = dir.join("gateway.yaml");
+        std::fs::write(&f, text).expect("write");
+        let out = Gateway::load(Some(&f)).map_err(|e| {
+            e.to_string()
+                .replace(&f.display().to_string(), "gateway.yaml")
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        out
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let gw = load("listen: [\"127.0.0.1:8080\"]\n").expect("valid");
+        let l = gw.limits;
+        assert_eq!(l.header_read_timeout, Duration::from_millis(10_000));
+        assert_eq!(l.max_request_header_bytes, 65_536);
+        assert_eq!(l.max_connections, 20_000);
+        assert_eq!(l.keepalive_requests, 10_000);
+        assert_eq!(l.idle_timeout, Duration::from_millis(60_000));
+    }
+
+    #[test]
+    fn every_field_is_read() {
+        let gw = load(
+            "limits: { header_read_timeout_ms: 500, max_request_header_bytes: 4096, max_connections: 10, keepalive_requests: 3, idle_timeout_ms: 700 }\n",
+        )
+        .expect("valid");
+        let l = gw.limits;
+        assert_eq!(l.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(l.max_request_header_bytes, 4096);
+        assert_eq!(l.max_connections, 10);
+        assert_eq!(l.keepalive_requests, 3);
+        assert_eq!(l.idle_timeout, Duration::from_millis(700));
+    }
+
+    #[test]
+    fn bad_limits_are_located() {
+        assert_eq!(
+            load("limits:\n  idle_timout_ms: 5\n").err().as_deref(),
+            Some("gateway.yaml:2:3: limits.idle_timout_ms: found unknown field `idle_timout_ms`, expected one of `header_read_timeout_ms`, `max_request_header_bytes`, `max_connections`, `keepalive_requests`, `idle_timeout_ms`")
+        );
+        assert_eq!(
+            load("limits:\n  header_read_timeout_ms: 0\n").err().as_deref(),
+            Some("gateway.yaml:2:27: limits.header_read_timeout_ms: found 0, expected a whole number of milliseconds from 1 to 86400000")
+        );
+        assert_eq!(
+            load("limits: { max_connections: -1 }\n").err().as_deref(),
+            Some("gateway.yaml:1:28: limits.max_connections: found -1, expected a whole number from 1 to 10000000")
+        );
+        assert_eq!(
+            load("limits: { max_request_header_bytes: 2000000 }\n").err().as_deref(),
+            Some("gateway.yaml:1:37: limits.max_request_header_bytes: found 2000000, expected a whole number from 1 to 1048575")
+        );
+        assert_eq!(
+            load("limits: { max_request_header_bytes: 100 }\n").err().as_deref(),
+            Some("gateway.yaml:1:37: limits.max_request_header_bytes: found 100, expected a number of bytes from 1024 to 1048575")
+        );
+        assert_eq!(
+            load("limits: 5\n").err().as_deref(),
+            Some("gateway.yaml:1:9: limits: found 5, expected a mapping with fields `header_read_timeout_ms`, `max_request_header_bytes`, `max_connections`, `keepalive_requests`, `idle_timeout_ms`")
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! The downstream side of the proxy listeners, before and around Pingora's HTTP handling:
+//! connection cap, bounded request-head reads, keep-alive limits (gateway.yaml `limits`), and
+//! the normalisation of request framing and tag headers before a request goes upstream.
+//!
+//! - [`head`]: reading a request head under a deadline and a size limit.
+//! - [`app`]: [`BoundedApp`], the listeners' `ServerApp` around Pingora's HTTP proxy app.
+//! - [`framing`]: one `Content-Length`, one tag header upstream; `Host` required in HTTP/1.1.
+//! - [`fds`]: the open-file limit and the connection cap.
+//! - [`trim`]: memory given back to the system after a wave of closed connections.
+//! - [`metrics`]: `dyegate_downstream_rejected_total{reason}`, `dyegate_downstream_connections`.
+
+pub mod app;
+pub mod fds;
+pub mod framing;
+pub mod head;
+pub mod metrics;
+pub mod trim;
+
+pub use app::BoundedApp;
+pub use metrics::{DownstreamMetrics, Rejected};
