@@ -3,6 +3,7 @@
 //! - [`config`]: gateway.yaml and routes.yaml, from text to a compiled table, with located errors.
 //! - [`routing`]: the immutable route table and its pure decision function.
 //! - [`contain`]: request-path decisions for failing upstreams (timeouts, retries, breaker).
+//! - [`health`]: per-target health outside the table: active checks, passive ejection, load.
 //! - [`proxy`]: the Pingora `ProxyHttp` that asks the table and acts.
 //! - [`reload`]: live reload (file watch, SIGHUP, admin API), versions, rollback, audit.
 //! - [`admin`]: the admin HTTP API and the CLI's client for it.
@@ -14,6 +15,7 @@
 pub mod admin;
 pub mod config;
 pub mod contain;
+pub mod health;
 pub mod lifecycle;
 pub mod proxy;
 pub mod reload;

@@ -3,6 +3,8 @@
 
 use crate::admin::AdminApi;
 use crate::config::Gateway;
+use crate::contain::DebugPolicy;
+use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle};
 use crate::proxy::DyegateProxy;
 use crate::reload::{ReloadService, Reloader};
@@ -77,6 +79,18 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         server.add_service(background_service("span export", export));
     }
 
+    // Target health outlives tables: one registry, read by the proxy, fed by the checker.
+    let health = Arc::new(HealthRegistry::new(metrics.containment().clone()));
+    health.sync(&reloader.active().load().table);
+    server.add_service(background_service(
+        "health checks",
+        HealthService::new(
+            reloader.active(),
+            health.clone(),
+            metrics.containment().clone(),
+        ),
+    ));
+
     let proxy = DyegateProxy::new(
         reloader.active(),
         lifecycle.clone(),
@@ -84,7 +98,9 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         Duration::from_millis(gw.config.connect_timeout_ms),
     )
     .with_tracing(tracing)
-    .with_failure_metrics(metrics.containment().clone());
+    .with_failure_metrics(metrics.containment().clone())
+    .with_health(health.clone())
+    .with_debug(DebugPolicy::new(gw.debug_trusted.clone()));
     let mut service = http_proxy_service_with_name(&server.configuration, proxy, "dyegate proxy");
     for addr in &gw.listen {
         service.add_tcp(&addr.to_string());

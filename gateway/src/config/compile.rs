@@ -84,7 +84,8 @@ pub fn compile_after<'a>(
             ));
             continue;
         }
-        if let Some(g) = Group::new(name, targets) {
+        let policy = super::compile_containment::group_policy(up, &path, &mut issues);
+        if let Some(g) = Group::new(name, targets).map(|g| g.with_policy(policy)) {
             if given.is_none() {
                 own.insert(name, groups.len());
             }
@@ -243,6 +244,7 @@ fn compile_route(
             header: header?,
             tags,
             on_unknown_tag: cfg.dye.on_unknown_tag,
+            on_unhealthy_tag: super::compile_containment::unhealthy_tag(cfg.dye.on_unhealthy_tag),
             trusted: TrustedSources::new(trusted),
         },
         split: Split {
@@ -252,6 +254,7 @@ fn compile_route(
             sticky,
         },
         timeouts: super::compile_containment::timeouts(&cfg.timeouts),
+        retries: super::compile_containment::retries(&cfg.retries),
     })
 }
 

@@ -5,6 +5,7 @@
 
 mod decide;
 mod group;
+mod health;
 mod index;
 mod policy;
 mod route;
@@ -12,10 +13,16 @@ mod table;
 
 pub use decide::{normalize_host, Decision, Outcome, Reason, RequestInfo, TagAction};
 pub use group::{Group, GroupId, Target};
+pub use health::{AllHealthy, TargetHealth};
 pub use index::RouteIndex;
-pub use policy::{Timeouts, DEFAULT_IO_TIMEOUT};
+pub use policy::{
+    CheckKind, GroupPolicy, HealthCheck, Outlier, Retries, RetryOn, RetryReason, Timeouts,
+    UnhealthyTag, DEFAULT_IO_TIMEOUT,
+};
 pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey};
 pub use table::{Carried, RouteTable};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_health;
