@@ -120,7 +120,8 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         metrics,
         gw.config.admin.token.clone(),
         gw.listen.clone(),
-    );
+    )
+    .with_health(health);
     let mut admin_service = Service::new("dyegate admin".to_string(), admin);
     admin_service.add_tcp(&gw.admin_listen.to_string());
     server.add_service(admin_service);

@@ -4,5 +4,6 @@
 mod api;
 pub mod client;
 mod routes_json;
+mod upstreams_json;
 
 pub use api::AdminApi;
