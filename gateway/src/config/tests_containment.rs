@@ -62,9 +62,7 @@ fn upstream_with(extra: &str) -> String {
 
 #[test]
 fn containment_sections_compile() {
-    let text = format!(
-        "upstreams:\n  a:\n    targets: [\"127.0.0.1:9001\"]\n    health:\n      http: {{ path: /healthz, host: shop.internal, expect: [200, 204] }}\n      interval_ms: 1000\n      timeout_ms: 500\n      unhealthy_after: 3\n      healthy_after: 4\n    outlier: {{ consecutive_failures: 7, eject_ms: 2000, max_ejected_percent: 30 }}\n    max_in_flight: 100\n  b: {{ targets: [\"127.0.0.1:9002\"], health: {{ tcp: true }} }}\nroutes:\n  - name: r\n    retries: {{ attempts: 2, on: [connect_failure, reset, timeout, \"502\", 503], budget_percent: 10 }}\n    dye: {{ tags: {{ canary: b }}, on_unhealthy_tag: reject }}\n    split: [{{ upstream: a, weight: 1 }}]\n"
-    );
+    let text = "upstreams:\n  a:\n    targets: [\"127.0.0.1:9001\"]\n    health:\n      http: { path: /healthz, host: shop.internal, expect: [200, 204] }\n      interval_ms: 1000\n      timeout_ms: 500\n      unhealthy_after: 3\n      healthy_after: 4\n    outlier: { consecutive_failures: 7, eject_ms: 2000, max_ejected_percent: 30 }\n    max_in_flight: 100\n  b: { targets: [\"127.0.0.1:9002\"], health: { tcp: true } }\nroutes:\n  - name: r\n    retries: { attempts: 2, on: [connect_failure, reset, timeout, \"502\", 503], budget_percent: 10 }\n    dye: { tags: { canary: b }, on_unhealthy_tag: reject }\n    split: [{ upstream: a, weight: 1 }]\n".to_string();
     let loaded = routes_from_text("routes.yaml", text.into_bytes()).expect("valid");
     let t = &loaded.table;
     let a = &t.groups()[0].policy;
