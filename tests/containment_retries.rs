@@ -120,17 +120,15 @@ async fn a_post_whose_body_was_sent_is_not_retried() {
         1,
         "the POST reached one upstream once"
     );
-    // The same failure on a GET is retried on the other target.
+    // The same failure on a GET is retried on the other target (attempts: 2, but a retry
+    // never goes to a target already tried).
+    let (a0, b0) = (a.request_count(), b.request_count());
     let resp = Req::get("/").send(gw.addr()).await;
     assert_eq!(resp.status, StatusCode::BAD_GATEWAY);
     assert_eq!(
-        a.request_count() + b.request_count(),
-        1 + 3,
-        "a GET is tried 1 + 2 times"
-    );
-    assert!(
-        a.request_count() >= 2 && b.request_count() >= 1,
-        "both targets tried"
+        (a.request_count() - a0, b.request_count() - b0),
+        (1, 1),
+        "each target once"
     );
 }
 
@@ -171,7 +169,7 @@ async fn a_body_larger_than_the_replay_buffer_is_not_retried() {
         .send(gw.addr())
         .await;
     assert_eq!(resp.status, StatusCode::BAD_GATEWAY);
-    assert_eq!(a.request_count() + b.request_count(), 1 + 3);
+    assert_eq!(a.request_count() + b.request_count(), 1 + 2);
 }
 
 #[tokio::test]

@@ -30,6 +30,8 @@ pub struct Replay {
     pub body_buffered: bool,
     /// Part of the response already went downstream.
     pub responded: bool,
+    /// The group has a target that was not tried yet and may be picked.
+    pub another_target: bool,
 }
 
 /// The answer for one failed attempt.
@@ -46,7 +48,8 @@ pub enum Verdict {
 /// Whether an attempt that failed with `reason` is retried, `retried` retries having been made.
 /// Nothing is retried once part of the response went downstream; a request that is not
 /// idempotent is retried only when it never reached the upstream (connect failure); a request
-/// whose body outgrew the replay buffer is not retried after it was sent.
+/// whose body outgrew the replay buffer is not retried after it was sent; a retry needs another
+/// target of the group that may be picked.
 pub fn verdict(
     retries: &Retries,
     reason: Option<RetryReason>,
@@ -58,7 +61,7 @@ pub fn verdict(
     let Some(reason) = reason.filter(|r| retries.on.contains(*r)) else {
         return Verdict::No;
     };
-    if retried >= usize::from(retries.attempts) || replay.responded {
+    if retried >= usize::from(retries.attempts) || replay.responded || !replay.another_target {
         return Verdict::No;
     }
     let sent = reason != RetryReason::ConnectFailure;
@@ -89,6 +92,7 @@ mod tests {
         idempotent: true,
         body_buffered: true,
         responded: false,
+        another_target: true,
     };
     const POST: Replay = Replay {
         idempotent: false,

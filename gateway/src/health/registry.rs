@@ -218,6 +218,13 @@ impl HealthRegistry {
             .collect();
         self.metrics
             .retain_targets(|group, target| pairs.contains(&(group, target)));
+        // Every target's series exists from the moment its table is applied (the checker keeps
+        // it current); a scrape never sees the series set grow under traffic.
+        let now = self.now_ms();
+        for (group, addr) in pairs {
+            let up = self.get(addr).is_none_or(|t| t.is_available(now));
+            self.metrics.set_healthy(group, addr, up);
+        }
         // A removed target may have been down: recount.
         self.down.store(usize::MAX / 2, Ordering::Relaxed);
         self.sweep();

@@ -98,10 +98,15 @@ impl DyegateProxy {
         let Some(route) = active.table.route(d.route_id) else {
             return Verdict::No;
         };
+        let another_target = active
+            .table
+            .group(d.group)
+            .is_some_and(|g| g.has_other(&ctx.tried, &self.health.view()));
         let replay = Replay {
             idempotent: session.req_header().method.is_idempotent(),
             body_buffered: !session.as_ref().retry_buffer_truncated(),
             responded: session.response_written().is_some(),
+            another_target,
         };
         let v = verdict(
             &route.retries,

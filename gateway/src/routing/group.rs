@@ -68,7 +68,8 @@ impl Group {
     }
 
     /// A target for another try: one not in `tried` that may be picked, else any that may be
-    /// picked (a one-target group retries the same target), else none.
+    /// picked (Pingora's retry of a stale pooled connection may go to the same target), else
+    /// none. Retries under the route's `retries` are made only when [`Self::has_other`].
     pub fn pick_other(&self, tried: &[SocketAddr], health: &impl TargetHealth) -> Option<&Target> {
         let untried = self.first(|t| !tried.contains(&t.addr) && health.is_available(t.addr));
         if untried.is_none() {
@@ -79,6 +80,12 @@ impl Group {
             .filter_map(|_| self.next_target())
             .find(|t| fresh(t))
             .or_else(|| self.first(fresh))
+    }
+
+    /// Whether a target not in `tried` may be picked (a retry goes to another target).
+    pub fn has_other(&self, tried: &[SocketAddr], health: &impl TargetHealth) -> bool {
+        self.first(|t| !tried.contains(&t.addr) && health.is_available(t.addr))
+            .is_some()
     }
 
     /// Whether any target of the group may be picked.

@@ -146,7 +146,7 @@ fn picks_skip_targets_that_are_down_and_keep_weights_among_the_rest() {
     let all_down = Down::ports(&[1, 2, 3]);
     assert!(g.pick(&all_down).is_none());
     assert!(!g.has_available(&all_down));
-    // One target left: a retry goes to it again rather than nowhere.
+    // One target left: a pick for a stale pooled connection goes to it again.
     let two_down = Down::ports(&[1, 3]);
     assert_eq!(
         g.pick_other(&tried, &two_down).map(|t| t.addr.port()),
