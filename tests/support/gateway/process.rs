@@ -71,18 +71,15 @@ impl Dyegate {
         gateway
     }
 
-    /// Polls until the proxy port and the admin port accept a TCP connection (Pingora starts
-    /// its services on separate threads: one may listen before the other); panics with the
-    /// gateway's output if it exits first or the deadline passes.
+    /// Polls until the proxy port accepts a TCP connection; panics with the gateway's output if
+    /// it exits first or the deadline passes.
     fn wait_ready(&mut self) {
         let addr = self.addr();
-        let admin = self.admin_addr();
         let mut exited: Option<ExitStatus> = None;
         let ready = wait_until(START_TIMEOUT, || {
             exited = self.child.try_wait().ok().flatten();
             exited.is_none()
                 && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-                && TcpStream::connect_timeout(&admin, Duration::from_millis(200)).is_ok()
         });
         if let Some(status) = exited {
             panic!(
