@@ -17,6 +17,7 @@
 //!   function; imports nothing from `config`.
 //! - [`contain`]: request-path decisions for failing upstreams (timeouts, retries, breaker).
 //! - [`downstream`]: connection cap, bounded head reads, keep-alive limits, request framing.
+//! - [`health`]: per-target health outside the table: active checks, passive ejection, load.
 //! - [`proxy`]: the Pingora `ProxyHttp` that asks the table and acts.
 //! - [`reload`]: triggers, candidates and the one commit path; versions, rollback, audit.
 //! - [`admin`]: the admin HTTP API and the CLI's client for it.
@@ -30,6 +31,7 @@ pub mod admin;
 pub mod config;
 pub mod contain;
 pub mod downstream;
+pub mod health;
 pub mod lifecycle;
 pub mod proxy;
 pub mod reload;

@@ -71,6 +71,9 @@ enum Command {
     },
     /// List the kept versions.
     Versions(AdminArgs),
+    /// Every upstream group and target: health (healthy, unhealthy, ejected and until when),
+    /// last check, requests in flight, failures.
+    Upstreams(AdminArgs),
     /// Replace the running dyegate with a new binary without dropping a connection.
     Upgrade {
         /// gateway.yaml of the running gateway (default: ./gateway.yaml)
@@ -265,6 +268,7 @@ fn main() -> ExitCode {
         Command::Diff { old, new } => diff_files(&old, &new),
         Command::Status(a) => admin_call(a, "GET", "/status", None),
         Command::Versions(a) => admin_call(a, "GET", "/versions", None),
+        Command::Upstreams(a) => admin_call(a, "GET", "/upstreams", None),
         Command::Reload(a) => admin_call(a, "POST", "/reload", None),
         Command::Rollback { admin, to } => {
             let body = to.map(|v| format!("{{\"to\": {v}}}"));

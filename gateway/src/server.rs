@@ -3,7 +3,9 @@
 
 use crate::admin::AdminApi;
 use crate::config::Gateway;
+use crate::contain::DebugPolicy;
 use crate::downstream::{BoundedApp, DownstreamMetrics};
+use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
 use crate::proxy::DyegateProxy;
 use crate::reload::{ReloadService, Reloader};
@@ -79,6 +81,18 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         server.add_service(background_service("span export", export));
     }
 
+    // Target health outlives tables: one registry, read by the proxy, fed by the checker.
+    let health = Arc::new(HealthRegistry::new(metrics.containment().clone()));
+    health.sync(&reloader.active().load().table);
+    server.add_service(background_service(
+        "health checks",
+        HealthService::new(
+            reloader.active(),
+            health.clone(),
+            metrics.containment().clone(),
+        ),
+    ));
+
     let proxy = DyegateProxy::new(
         reloader.active(),
         lifecycle.clone(),
@@ -86,7 +100,9 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         Duration::from_millis(gw.config.connect_timeout_ms),
     )
     .with_tracing(tracing)
-    .with_failure_metrics(metrics.containment().clone());
+    .with_failure_metrics(metrics.containment().clone())
+    .with_health(health.clone())
+    .with_debug(DebugPolicy::new(gw.debug_trusted.clone()));
     let service = proxy_service(&server, &gw, proxy, &metrics);
     server.add_service(service);
 
@@ -96,7 +112,8 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         metrics,
         gw.config.admin.token.clone(),
         gw.listen.clone(),
-    );
+    )
+    .with_health(health);
     let mut admin_service = Service::new("dyegate admin".to_string(), admin);
     admin_service.add_tcp(&gw.admin_listen.to_string());
     server.add_service(admin_service);

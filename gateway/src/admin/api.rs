@@ -1,7 +1,9 @@
-//! Admin endpoints: status, versions, routes, reload, rollback, health and readiness.
+//! Admin endpoints: status, versions, routes, upstreams, reload, rollback, health and readiness.
 
 use super::rollback_body::rollback_target;
 use super::routes_json::routes_json;
+use super::upstreams_json::upstreams_json;
+use crate::health::HealthRegistry;
 use crate::lifecycle::Lifecycle;
 use crate::reload::{Outcome, Reloader, Trigger};
 use crate::telemetry::Metrics;
@@ -23,6 +25,7 @@ pub struct AdminApi {
     metrics: Arc<Metrics>,
     token: Option<String>,
     proxy_listeners: Vec<SocketAddr>,
+    health: Option<Arc<HealthRegistry>>,
 }
 
 impl AdminApi {
@@ -39,7 +42,14 @@ impl AdminApi {
             metrics,
             token: token.filter(|t| !t.trim().is_empty()),
             proxy_listeners,
+            health: None,
         }
+    }
+
+    /// Target health for `GET /upstreams`.
+    pub fn with_health(mut self, health: Arc<HealthRegistry>) -> Self {
+        self.health = Some(health);
+        self
     }
 
     fn authorized(&self, session: &ServerSession) -> bool {
@@ -182,6 +192,15 @@ impl AdminApi {
                 j["version"] = json!(active.version);
                 (StatusCode::OK, j)
             }
+            (Method::GET, "/upstreams") => {
+                let active = self.reloader.active().load_full();
+                let mut j = match &self.health {
+                    Some(h) => upstreams_json(&active.table, h),
+                    None => upstreams_json(&active.table, &HealthRegistry::new(Default::default())),
+                };
+                j["version"] = json!(active.version);
+                (StatusCode::OK, j)
+            }
             (Method::POST, "/reload") => {
                 let r = self.reloader.clone();
                 match tokio::task::spawn_blocking(move || r.reload(Trigger::Api, client)).await {
@@ -220,15 +239,15 @@ impl AdminApi {
             }
             (
                 _,
-                "/healthz" | "/readyz" | "/status" | "/versions" | "/routes" | "/reload"
-                | "/rollback",
+                "/healthz" | "/readyz" | "/status" | "/versions" | "/routes" | "/upstreams"
+                | "/reload" | "/rollback",
             ) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 json!({ "error": "method not allowed" }),
             ),
             _ => (
                 StatusCode::NOT_FOUND,
-                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "POST /reload", "POST /rollback", "GET /healthz", "GET /readyz", "GET /metrics"] }),
+                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "GET /upstreams", "POST /reload", "POST /rollback", "GET /healthz", "GET /readyz", "GET /metrics"] }),
             ),
         }
     }

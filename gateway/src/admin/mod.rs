@@ -5,5 +5,6 @@ mod api;
 pub mod client;
 mod rollback_body;
 mod routes_json;
+mod upstreams_json;
 
 pub use api::AdminApi;

@@ -115,7 +115,8 @@ fn compile_groups<'a>(
             ));
             continue;
         }
-        if let Some(g) = Group::new(name, targets) {
+        let policy = super::compile_containment::group_policy(up, &path, issues);
+        if let Some(g) = Group::new(name, targets).map(|g| g.with_policy(policy)) {
             if !names_given {
                 own.insert(name, groups.len());
             }
@@ -240,6 +241,7 @@ fn compile_route(
             sticky,
         },
         timeouts: super::compile_containment::timeouts(&cfg.timeouts),
+        retries: super::compile_containment::retries(&cfg.retries),
     })
 }
 
@@ -289,6 +291,7 @@ fn compile_dye(
             UnknownTagPolicy::Base => TagFallback::Base,
             UnknownTagPolicy::Reject => TagFallback::Reject,
         },
+        on_unhealthy_tag: super::compile_containment::unhealthy_tag(cfg.on_unhealthy_tag),
         trusted: TrustedSources::new(trusted),
     })
 }

@@ -1,6 +1,7 @@
 //! The routes.yaml and gateway.yaml sections that contain a failing upstream, as serde structs
 //! mirroring the file: `routes[i].timeouts`, `routes[i].retries`, `upstreams.NAME.health`,
-//! `upstreams.NAME.outlier` and gateway.yaml's `debug`. Checked by `compile_containment.rs`.
+//! `upstreams.NAME.outlier`, `upstreams.NAME.max_in_flight`, `routes[i].dye.on_unhealthy_tag` and
+//! gateway.yaml's `debug`. Checked by `compile_containment.rs`.
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -39,33 +40,36 @@ impl<'de> Deserialize<'de> for Millis {
     }
 }
 
-/// A whole number in `1..=MAX` (counts: attempts, thresholds, in-flight limits).
+/// A whole number in `MIN..=MAX` (attempts, thresholds, in-flight limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Count<const MAX: u64>(pub u64);
+pub struct Ranged<const MIN: u64, const MAX: u64>(pub u64);
 
-impl<'de, const MAX: u64> Deserialize<'de> for Count<MAX> {
+/// A count: a whole number in `1..=MAX`.
+pub type Count<const MAX: u64> = Ranged<1, MAX>;
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Ranged<MIN, MAX> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<const MAX: u64>;
-        impl<const MAX: u64> Visitor<'_> for V<MAX> {
-            type Value = Count<MAX>;
+        struct V<const MIN: u64, const MAX: u64>;
+        impl<const MIN: u64, const MAX: u64> Visitor<'_> for V<MIN, MAX> {
+            type Value = Ranged<MIN, MAX>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a whole number from 1 to {MAX}")
+                write!(f, "a whole number from {MIN} to {MAX}")
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count<MAX>, E> {
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ranged<MIN, MAX>, E> {
                 match u64::try_from(v) {
                     Ok(v) => self.visit_u64(v),
                     Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
                 }
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count<MAX>, E> {
-                if (1..=MAX).contains(&v) {
-                    Ok(Count(v))
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ranged<MIN, MAX>, E> {
+                if (MIN..=MAX).contains(&v) {
+                    Ok(Ranged(v))
                 } else {
                     Err(E::invalid_value(de::Unexpected::Unsigned(v), &self))
                 }
             }
         }
-        d.deserialize_any(V::<MAX>)
+        d.deserialize_any(V::<MIN, MAX>)
     }
 }
 
@@ -114,4 +118,171 @@ pub struct TimeoutsConfig {
     /// The whole request, retries included; absent = none.
     #[serde(default)]
     pub total_ms: Option<Millis>,
+}
+
+/// Most extra tries a route may ask for.
+pub const MAX_ATTEMPTS: u64 = 10;
+
+/// `routes[i].retries`: extra tries on another target of the same group.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetriesConfig {
+    /// Extra tries after the first [1]; 0 turns retries off.
+    #[serde(default = "default_attempts")]
+    pub attempts: Ranged<0, MAX_ATTEMPTS>,
+    /// The failures that are retried [connect_failure].
+    #[serde(default = "default_retry_on")]
+    pub on: Vec<RetryOnConfig>,
+    /// Retries at most this share of the route's requests over 10 s [20].
+    #[serde(default = "default_budget_percent")]
+    pub budget_percent: Percent,
+}
+
+impl Default for RetriesConfig {
+    fn default() -> Self {
+        RetriesConfig {
+            attempts: default_attempts(),
+            on: default_retry_on(),
+            budget_percent: default_budget_percent(),
+        }
+    }
+}
+
+fn default_attempts() -> Ranged<0, MAX_ATTEMPTS> {
+    Ranged(1)
+}
+fn default_retry_on() -> Vec<RetryOnConfig> {
+    vec![RetryOnConfig::ConnectFailure]
+}
+fn default_budget_percent() -> Percent {
+    Percent(20)
+}
+
+/// One entry of `retries.on`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOnConfig {
+    ConnectFailure,
+    Reset,
+    Timeout,
+    /// `"500"`, `"502"`, `"503"` or `"504"` (quoted or not).
+    Status(u16),
+}
+
+/// The names `retries.on` accepts, as the error message lists them.
+pub const RETRY_ON_NAMES: &str =
+    "one of `connect_failure`, `reset`, `timeout`, `500`, `502`, `503`, `504`";
+
+impl<'de> Deserialize<'de> for RetryOnConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RetryOnConfig;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(RETRY_ON_NAMES)
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RetryOnConfig, E> {
+                match s {
+                    "connect_failure" => Ok(RetryOnConfig::ConnectFailure),
+                    "reset" => Ok(RetryOnConfig::Reset),
+                    "timeout" => Ok(RetryOnConfig::Timeout),
+                    "500" | "502" | "503" | "504" => {
+                        s.parse().map(RetryOnConfig::Status).map_err(E::custom)
+                    }
+                    _ => Err(E::invalid_value(de::Unexpected::Str(s), &self)),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RetryOnConfig, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RetryOnConfig, E> {
+                match v {
+                    500 | 502 | 503 | 504 => Ok(RetryOnConfig::Status(v as u16)),
+                    _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `upstreams.NAME.health`: active checks of every target of the group.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// An HTTP check; exactly one of `http` and `tcp` is given.
+    #[serde(default)]
+    pub http: Option<HttpCheckConfig>,
+    /// `tcp: true`: a check is a TCP connect.
+    #[serde(default)]
+    pub tcp: Option<bool>,
+    /// Time between the starts of two checks of a target [1000].
+    #[serde(default)]
+    pub interval_ms: Option<Millis>,
+    /// Longest a check may take before it counts as failed [500].
+    #[serde(default)]
+    pub timeout_ms: Option<Millis>,
+    /// Consecutive failed checks that mark a target unhealthy [2].
+    #[serde(default)]
+    pub unhealthy_after: Option<Count<1000>>,
+    /// Consecutive good checks that mark an unhealthy target healthy again [2].
+    #[serde(default)]
+    pub healthy_after: Option<Count<1000>>,
+}
+
+/// `upstreams.NAME.health.http`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheckConfig {
+    /// Path requested with GET [/healthz].
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    /// `Host` header [the target's address].
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Statuses that count as healthy [any 2xx].
+    #[serde(default)]
+    pub expect: Option<Vec<Ranged<100, 599>>>,
+}
+
+fn default_health_path() -> String {
+    "/healthz".into()
+}
+
+/// `upstreams.NAME.outlier`: passive ejection of targets that fail real requests.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierConfig {
+    /// Consecutive failures (connect error, reset, timeout or 5xx) that eject a target [5].
+    #[serde(default)]
+    pub consecutive_failures: Option<Count<1000>>,
+    /// First ejection; doubles on each re-ejection, at most 10 times this [10000].
+    #[serde(default)]
+    pub eject_ms: Option<Millis>,
+    /// Never eject more than this share of the group's targets [50].
+    #[serde(default)]
+    pub max_ejected_percent: Option<Percent>,
+}
+
+/// gateway.yaml `debug`: who may ask for the `x-dyegate-decision` header.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DebugConfig {
+    /// Networks whose requests may send `x-dyegate-debug: 1` [loopback only].
+    #[serde(default = "default_debug_sources")]
+    pub trusted_sources: Vec<String>,
+}
+
+impl Default for DebugConfig {
+    fn default() -> Self {
+        DebugConfig {
+            trusted_sources: default_debug_sources(),
+        }
+    }
+}
+
+fn default_debug_sources() -> Vec<String> {
+    vec!["127.0.0.0/8".into(), "::1/128".into()]
 }

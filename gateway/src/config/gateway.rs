@@ -26,6 +26,8 @@ pub struct Gateway {
     pub access_log: Option<Option<PathBuf>>,
     pub tracing: TracingSettings,
     pub limits: DownstreamLimits,
+    /// `debug.trusted_sources`: who may ask for `x-dyegate-decision`.
+    pub debug_trusted: dyegate_plugins::TrustedSources,
 }
 
 impl Gateway {
@@ -122,6 +124,20 @@ impl Gateway {
         }
         let tracing = tracing_settings(&config, &mut issues);
         let limits = limits_settings(&config.limits, &mut issues);
+        let mut debug_nets = Vec::new();
+        for (i, net) in config.debug.trusted_sources.iter().enumerate() {
+            let n = net.trim();
+            match n
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            {
+                Ok(n) => debug_nets.push(n),
+                Err(_) => issues.push(Issue::new(
+                    format!("debug.trusted_sources[{i}]"),
+                    format!("found {net:?}, expected an IP network such as 127.0.0.0/8 or an IP address"),
+                )),
+            }
+        }
         if !issues.is_empty() {
             let errors: Vec<ConfigError> = match &source {
                 Some(s) => issues.into_iter().map(|i| s.locate(i)).collect(),
@@ -152,6 +168,7 @@ impl Gateway {
             }),
             tracing,
             limits,
+            debug_trusted: dyegate_plugins::TrustedSources::new(debug_nets),
             listen,
             admin_listen,
             config,

@@ -2,7 +2,7 @@
 //! request and between requests, and how many connections are open at once. Enforced by
 //! [`crate::downstream`] around Pingora's HTTP app.
 
-use super::containment::{Count, Millis};
+use super::containment::{Count, Millis, Ranged};
 use super::error::Issue;
 use serde::Deserialize;
 use std::time::Duration;
@@ -50,13 +50,13 @@ fn default_header_read_timeout_ms() -> Millis {
     Millis(10_000)
 }
 fn default_max_request_header_bytes() -> Count<MAX_HEADER_BYTES> {
-    Count(65_536)
+    Ranged(65_536)
 }
 fn default_max_connections() -> Count<10_000_000> {
-    Count(20_000)
+    Ranged(20_000)
 }
 fn default_keepalive_requests() -> Count<4_000_000_000> {
-    Count(10_000)
+    Ranged(10_000)
 }
 fn default_idle_timeout_ms() -> Millis {
     Millis(60_000)

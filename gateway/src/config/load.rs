@@ -228,6 +228,7 @@ impl Source {
             split: Vec::new(),
             sticky: None,
             timeouts: Default::default(),
+            retries: Default::default(),
         };
         let mut has_name = false;
         for (k, v) in entries {
@@ -248,6 +249,7 @@ impl Source {
                 "dye" => field(yaml::from_node(v, &fpath).map(|d| route.dye = d)),
                 "sticky" => field(yaml::from_node(v, &fpath).map(|s| route.sticky = s)),
                 "timeouts" => field(yaml::from_node(v, &fpath).map(|t| route.timeouts = t)),
+                "retries" => field(yaml::from_node(v, &fpath).map(|r| route.retries = r)),
                 "split" => match &v.kind {
                     NodeKind::Seq(items) => {
                         for (j, item) in items.iter().enumerate() {
@@ -295,6 +297,9 @@ impl Source {
         };
         let mut up = UpstreamConfig {
             targets: Vec::new(),
+            health: None,
+            outlier: None,
+            max_in_flight: None,
         };
         let mut has_targets = false;
         for (k, v) in entries {
@@ -321,6 +326,17 @@ impl Source {
                 ("targets", _) => {
                     has_targets = true;
                     if let Err(e) = yaml::from_node::<Vec<TargetConfig>>(v, &fpath) {
+                        errors.push(self.de_error(e, v, &fpath));
+                        out.failed.push(fpath);
+                    }
+                }
+                (key @ ("health" | "outlier" | "max_in_flight"), _) => {
+                    let set = match key {
+                        "health" => yaml::from_node(v, &fpath).map(|h| up.health = h),
+                        "outlier" => yaml::from_node(v, &fpath).map(|o| up.outlier = o),
+                        _ => yaml::from_node(v, &fpath).map(|m| up.max_in_flight = m),
+                    };
+                    if let Err(e) = set {
                         errors.push(self.de_error(e, v, &fpath));
                         out.failed.push(fpath);
                     }

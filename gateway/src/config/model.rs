@@ -1,7 +1,9 @@
 //! Serde structs that mirror `gateway.yaml` and `routes.yaml` field for field. Nothing here is
 //! checked beyond its YAML type: [`super::validate`] and [`super::compile`] do that.
 
-pub use super::containment::TimeoutsConfig;
+pub use super::containment::{
+    DebugConfig, HealthConfig, OutlierConfig, RetriesConfig, TimeoutsConfig,
+};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -46,6 +48,9 @@ pub struct GatewayConfig {
     /// Downstream connection bounds (header read time and size, connections, keep-alive).
     #[serde(default)]
     pub limits: super::limits::LimitsConfig,
+    /// Who may ask for the routing decision with `x-dyegate-debug: 1`.
+    #[serde(default)]
+    pub debug: DebugConfig,
 }
 
 /// `access_log:` one JSON line per request.
@@ -129,6 +134,7 @@ impl Default for GatewayConfig {
             tracing: TracingConfig::default(),
             traceresponse: false,
             limits: Default::default(),
+            debug: DebugConfig::default(),
         }
     }
 }
@@ -318,9 +324,11 @@ impl RoutesConfig {
 }
 
 /// Fields of a route (for field-by-field decoding; must match [`RouteConfig`]).
-pub const ROUTE_FIELDS: &[&str] = &["name", "match", "dye", "split", "sticky", "timeouts"];
+pub const ROUTE_FIELDS: &[&str] = &[
+    "name", "match", "dye", "split", "sticky", "timeouts", "retries",
+];
 /// Fields of an upstream group (must match [`UpstreamConfig`]).
-pub const UPSTREAM_FIELDS: &[&str] = &["targets"];
+pub const UPSTREAM_FIELDS: &[&str] = &["targets", "health", "outlier", "max_in_flight"];
 
 /// routes.yaml decoded in one go (the fast path for valid files, see `config::routes_from_text`).
 #[derive(Debug, Deserialize)]
@@ -339,6 +347,15 @@ pub const ROUTES_FIELDS: &[&str] = &["upstreams", "routes"];
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     pub targets: Vec<TargetConfig>,
+    /// Active health checks; absent = none.
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
+    /// Passive ejection of failing targets; absent = none.
+    #[serde(default)]
+    pub outlier: Option<OutlierConfig>,
+    /// Circuit breaker: requests in flight to the group past which new ones get 503.
+    #[serde(default)]
+    pub max_in_flight: Option<super::containment::Count<1_000_000>>,
 }
 
 /// A target: `"IP:PORT"` or `{ addr: "IP:PORT", weight: N }`.
@@ -438,6 +455,8 @@ pub struct RouteConfig {
     pub sticky: Option<String>,
     #[serde(default)]
     pub timeouts: TimeoutsConfig,
+    #[serde(default)]
+    pub retries: RetriesConfig,
 }
 
 /// `routes[i].match`: every field optional; all given ones must hold.
@@ -464,6 +483,9 @@ pub struct DyeConfig {
     pub tags: Entries<String>,
     #[serde(default)]
     pub on_unknown_tag: UnknownTagPolicy,
+    /// What a tagged request gets when its lane has no healthy target.
+    #[serde(default)]
+    pub on_unhealthy_tag: UnhealthyTagPolicy,
     #[serde(default)]
     pub trusted_sources: Option<Vec<String>>,
 }
@@ -474,6 +496,7 @@ impl Default for DyeConfig {
             header: default_dye_header(),
             tags: Entries::default(),
             on_unknown_tag: UnknownTagPolicy::Base,
+            on_unhealthy_tag: UnhealthyTagPolicy::Base,
             trusted_sources: None,
         }
     }
@@ -491,6 +514,17 @@ pub enum UnknownTagPolicy {
     #[default]
     Base,
     /// Answered with 503.
+    Reject,
+}
+
+/// What a tagged request gets when every target of its lane's group is unhealthy or ejected.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UnhealthyTagPolicy {
+    /// Routed by the route's split, as if untagged (reason `fallback_unhealthy`).
+    #[default]
+    Base,
+    /// Answered with 503 naming the group.
     Reject,
 }
 

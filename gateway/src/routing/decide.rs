@@ -1,7 +1,9 @@
-//! The routing decision: route match, then dye tag, then split. Pure: the only state it touches
-//! is the split's round-robin counter.
+//! The routing decision: route match, then dye tag, then split, each group checked against a
+//! read-only health view. Pure: the only state it touches is the split's round-robin counter.
 
-use super::group::GroupId;
+use super::group::{Group, GroupId};
+use super::health::{AllHealthy, TargetHealth};
+use super::policy::UnhealthyTag;
 use super::route::TagFallback;
 use super::route::{Route, StickyKey};
 use super::table::RouteTable;
@@ -31,6 +33,12 @@ pub enum Reason {
     Sticky,
     /// The tag is unknown to the route; routed as untagged (`on_unknown_tag: base`).
     Fallback,
+    /// The tag's group has no healthy target; routed as untagged (`on_unhealthy_tag: base`).
+    FallbackUnhealthy,
+    /// The group has no healthy target: answered 503 (set from [`Outcome::NoHealthyTarget`]).
+    NoHealthyTarget,
+    /// The group has `max_in_flight` requests in flight: answered 503 (set by the proxy).
+    CircuitOpen,
 }
 
 impl Reason {
@@ -40,6 +48,9 @@ impl Reason {
             Reason::Split => "split",
             Reason::Sticky => "sticky",
             Reason::Fallback => "fallback",
+            Reason::FallbackUnhealthy => "fallback_unhealthy",
+            Reason::NoHealthyTarget => "no_healthy_target",
+            Reason::CircuitOpen => "circuit_open",
         }
     }
 }
@@ -76,11 +87,28 @@ pub enum Outcome<'t> {
     RejectedTag {
         route_id: usize,
     },
+    /// Every target of the group the request goes to is unhealthy or ejected: 503 naming the
+    /// group. (An untagged split never moves to another group by itself; a tagged lane does so
+    /// only under `on_unhealthy_tag: base`.)
+    NoHealthyTarget {
+        route_id: usize,
+        group: GroupId,
+        tag: Option<&'t str>,
+    },
 }
 
 impl RouteTable {
-    /// Decides where a request goes.
+    /// Decides where a request goes, every target counted as healthy.
     pub fn decide<'t>(&'t self, req: &RequestInfo<'t>) -> Outcome<'t> {
+        self.decide_with(req, &AllHealthy)
+    }
+
+    /// Decides where a request goes, with a view of which targets may be picked.
+    pub fn decide_with<'t>(
+        &'t self,
+        req: &RequestInfo<'t>,
+        health: &impl TargetHealth,
+    ) -> Outcome<'t> {
         let routes = self.routes();
         let found = self.index().first_match(req.host, req.path, |id| {
             routes.get(id as usize).is_some_and(|r| {
@@ -93,27 +121,50 @@ impl RouteTable {
         else {
             return Outcome::NoRoute;
         };
-        decide_in_route(route_id, route, req)
+        let available = |g: GroupId| {
+            self.groups()
+                .get(g)
+                .is_some_and(|g: &std::sync::Arc<Group>| g.has_available(health))
+        };
+        decide_in_route(route_id, route, req, available)
     }
 }
 
-fn decide_in_route<'t>(route_id: usize, route: &'t Route, req: &RequestInfo<'t>) -> Outcome<'t> {
+fn decide_in_route<'t>(
+    route_id: usize,
+    route: &'t Route,
+    req: &RequestInfo<'t>,
+    available: impl Fn(GroupId) -> bool,
+) -> Outcome<'t> {
     let raw = req.headers.get(&route.dye.header).map(|v| v.as_bytes());
     let tag = DyeTag::read(raw, req.peer, &route.dye.trusted);
-    let mut fallback = false;
+    let mut fallback = None;
     if let Some(t) = tag.value {
         if let Some(group) = route.dye.group_for_tag(t) {
-            return Outcome::Routed(Decision {
-                route_id,
-                group,
-                reason: Reason::Tag,
-                tag_action: TagAction::Keep,
-                tag: Some(t),
-            });
-        }
-        match route.dye.on_unknown_tag {
-            TagFallback::Reject => return Outcome::RejectedTag { route_id },
-            TagFallback::Base => fallback = true,
+            if available(group) {
+                return Outcome::Routed(Decision {
+                    route_id,
+                    group,
+                    reason: Reason::Tag,
+                    tag_action: TagAction::Keep,
+                    tag: Some(t),
+                });
+            }
+            match route.dye.on_unhealthy_tag {
+                UnhealthyTag::Reject => {
+                    return Outcome::NoHealthyTarget {
+                        route_id,
+                        group,
+                        tag: Some(t),
+                    }
+                }
+                UnhealthyTag::Base => fallback = Some(Reason::FallbackUnhealthy),
+            }
+        } else {
+            match route.dye.on_unknown_tag {
+                TagFallback::Reject => return Outcome::RejectedTag { route_id },
+                TagFallback::Base => fallback = Some(Reason::Fallback),
+            }
         }
     }
 
@@ -127,8 +178,8 @@ fn decide_in_route<'t>(route_id: usize, route: &'t Route, req: &RequestInfo<'t>)
         None => (split.smooth.next(), false),
     };
     let group = split.groups.get(entry).copied().unwrap_or_default();
-    let reason = if fallback {
-        Reason::Fallback
+    let reason = if let Some(fallback) = fallback {
+        fallback
     } else if sticky {
         Reason::Sticky
     } else {
@@ -139,6 +190,13 @@ fn decide_in_route<'t>(route_id: usize, route: &'t Route, req: &RequestInfo<'t>)
         None if tag.must_strip() => (TagAction::Strip, None),
         None => (TagAction::Keep, tag.value),
     };
+    if !available(group) {
+        return Outcome::NoHealthyTarget {
+            route_id,
+            group,
+            tag,
+        };
+    }
     Outcome::Routed(Decision {
         route_id,
         group,

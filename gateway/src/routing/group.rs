@@ -1,5 +1,8 @@
-//! An upstream group: interchangeable targets picked by weighted round-robin.
+//! An upstream group: interchangeable targets picked by weighted round-robin among those the
+//! health view says may be picked.
 
+use super::health::TargetHealth;
+use super::policy::GroupPolicy;
 use dyegate_plugins::SmoothWrr;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +20,8 @@ pub struct Target {
 pub struct Group {
     pub name: Arc<str>,
     pub targets: Vec<Target>,
+    /// Health checks, outlier ejection, circuit breaker.
+    pub policy: GroupPolicy,
     wrr: SmoothWrr,
 }
 
@@ -28,7 +33,13 @@ impl Group {
             name: name.into(),
             wrr: SmoothWrr::new(&weights)?,
             targets,
+            policy: GroupPolicy::default(),
         })
+    }
+
+    pub fn with_policy(mut self, policy: GroupPolicy) -> Group {
+        self.policy = policy;
+        self
     }
 
     /// The next target by weighted round-robin.
@@ -36,12 +47,62 @@ impl Group {
         self.targets.get(self.wrr.next())
     }
 
-    /// The target `offset` places after `first` among targets with a positive weight (used to
-    /// try the others when a connection fails).
-    pub fn alternative(&self, first: SocketAddr, offset: usize) -> Option<&Target> {
-        let live: Vec<&Target> = self.targets.iter().filter(|t| t.weight > 0).collect();
-        let at = live.iter().position(|t| t.addr == first)?;
-        live.get((at + offset) % live.len()).copied()
+    /// The next target by weighted round-robin among those `health` says may be picked: the
+    /// turns of the others are skipped, so the rest keep their relative weights.
+    pub fn pick(&self, health: &impl TargetHealth) -> Option<&Target> {
+        if !health.any_down() {
+            return self.next_target();
+        }
+        // Each round of the smooth cycle visits every positive-weight target at least once.
+        let turns = self.wrr_cycle_bound();
+        (0..turns)
+            .filter_map(|_| self.next_target())
+            .find(|t| health.is_available(t.addr))
+            .or_else(|| self.first(|t| health.is_available(t.addr)))
+    }
+
+    /// The first positive-weight target in file order for which `ok` holds (when the bounded
+    /// round-robin walk of a very skewed group found none).
+    fn first(&self, ok: impl Fn(&Target) -> bool) -> Option<&Target> {
+        self.targets.iter().find(|t| t.weight > 0 && ok(t))
+    }
+
+    /// A target for another try: one not in `tried` that may be picked, else any that may be
+    /// picked (Pingora's retry of a stale pooled connection may go to the same target), else
+    /// none. Retries under the route's `retries` are made only when [`Self::has_other`].
+    pub fn pick_other(&self, tried: &[SocketAddr], health: &impl TargetHealth) -> Option<&Target> {
+        let untried = self.first(|t| !tried.contains(&t.addr) && health.is_available(t.addr));
+        if untried.is_none() {
+            return self.pick(health);
+        }
+        let fresh = |t: &Target| !tried.contains(&t.addr) && health.is_available(t.addr);
+        (0..self.wrr_cycle_bound())
+            .filter_map(|_| self.next_target())
+            .find(|t| fresh(t))
+            .or_else(|| self.first(fresh))
+    }
+
+    /// Whether a target not in `tried` may be picked (a retry goes to another target).
+    pub fn has_other(&self, tried: &[SocketAddr], health: &impl TargetHealth) -> bool {
+        self.first(|t| !tried.contains(&t.addr) && health.is_available(t.addr))
+            .is_some()
+    }
+
+    /// Whether any target of the group may be picked.
+    pub fn has_available(&self, health: &impl TargetHealth) -> bool {
+        !health.any_down()
+            || self
+                .targets
+                .iter()
+                .any(|t| t.weight > 0 && health.is_available(t.addr))
+    }
+
+    /// Turns of the round-robin within which every positive-weight target comes up: the smooth
+    /// WRR gives each target its turns spread over one cycle of `sum(weights)` turns; bounded so
+    /// that large weights do not make a pick slow.
+    fn wrr_cycle_bound(&self) -> usize {
+        let sum: u64 = self.targets.iter().map(|t| u64::from(t.weight)).sum();
+        (sum as usize).clamp(1, 4096)
     }
 
     /// Continues the round-robin where `old` was, when it has the same targets (a reload
@@ -50,10 +111,5 @@ impl Group {
         if self.targets == old.targets {
             self.wrr.resume_at(old.wrr.position());
         }
-    }
-
-    /// Targets that can be picked.
-    pub fn live_targets(&self) -> usize {
-        self.targets.iter().filter(|t| t.weight > 0).count()
     }
 }

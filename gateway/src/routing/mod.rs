@@ -7,6 +7,7 @@ mod active;
 mod carried;
 mod decide;
 mod group;
+mod health;
 mod index;
 mod policy;
 mod route;
@@ -16,10 +17,16 @@ pub use active::{ActiveTable, SharedTable};
 pub use carried::Carried;
 pub use decide::{normalize_host, Decision, Outcome, Reason, RequestInfo, TagAction};
 pub use group::{Group, GroupId, Target};
+pub use health::{AllHealthy, TargetHealth};
 pub use index::RouteIndex;
-pub use policy::{Timeouts, DEFAULT_IO_TIMEOUT};
+pub use policy::{
+    CheckKind, GroupPolicy, HealthCheck, Outlier, Retries, RetryOn, RetryReason, Timeouts,
+    UnhealthyTag, DEFAULT_IO_TIMEOUT,
+};
 pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey, TagFallback};
 pub use table::RouteTable;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_health;

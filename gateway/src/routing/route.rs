@@ -12,6 +12,7 @@ pub struct Route {
     pub dye: Dye,
     pub split: Split,
     pub timeouts: super::Timeouts,
+    pub retries: super::Retries,
 }
 
 /// The `match` section. Host and path prefix are also used by the index; they are kept here so
@@ -76,6 +77,7 @@ pub struct Dye {
     /// Tag → group, in file order (routes have few tags; a linear scan beats hashing).
     pub tags: Vec<(Arc<str>, GroupId)>,
     pub on_unknown_tag: TagFallback,
+    pub on_unhealthy_tag: super::UnhealthyTag,
     pub trusted: TrustedSources,
 }
 

@@ -71,6 +71,7 @@ fn route(t: &RouteTable, r: &Req) -> (String, String, &'static str, Option<Strin
         ),
         Outcome::NoRoute => ("404".into(), String::new(), "", None),
         Outcome::RejectedTag { .. } => ("503".into(), String::new(), "", None),
+        Outcome::NoHealthyTarget { .. } => ("503".into(), String::new(), "", None),
     }
 }
 
@@ -279,7 +280,7 @@ fn targets_round_robin_by_weight() {
     assert_eq!(ports.iter().filter(|p| **p == 2).count(), 4);
     assert!(!ports.contains(&3));
     assert_eq!(
-        g.alternative("127.0.0.1:2".parse().expect("addr"), 1)
+        g.pick_other(&["127.0.0.1:2".parse().expect("addr")], &AllHealthy)
             .map(|t| t.addr.port()),
         Some(1)
     );

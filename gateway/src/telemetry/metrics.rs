@@ -504,12 +504,16 @@ impl TableMetrics {
             c[class(status)].fetch_add(1, Ordering::Relaxed);
         }
         let r = match reason {
-            Reason::Tag => 0,
-            Reason::Split => 1,
-            Reason::Sticky => 2,
-            Reason::Fallback => 3,
+            Reason::Tag => Some(0),
+            Reason::Split => Some(1),
+            Reason::Sticky => Some(2),
+            Reason::Fallback => Some(3),
+            // Counted by `ContainmentMetrics::decision` (a series created when it first moves).
+            Reason::FallbackUnhealthy | Reason::NoHealthyTarget | Reason::CircuitOpen => None,
         };
-        g.pair.decisions[r].fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = r {
+            g.pair.decisions[r].fetch_add(1, Ordering::Relaxed);
+        }
         g.pair.duration.observe(seconds);
     }
 

@@ -369,6 +369,10 @@ impl RequestTrace {
             }
             Outcome::NoRoute => (None, "no_route"),
             Outcome::RejectedTag { route_id } => (Some(*route_id), "rejected_tag"),
+            Outcome::NoHealthyTarget { route_id, tag, .. } => {
+                self.tag = tag.map(Box::from);
+                (Some(*route_id), "no_healthy_target")
+            }
         };
         let Some(span) = self.span.as_mut() else {
             return;

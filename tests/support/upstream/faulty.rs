@@ -42,6 +42,8 @@ pub enum Fault {
     HealthyButFailing,
     /// `GET /healthz` answers 500; every other request 200.
     UnhealthyButServing,
+    /// Healthy, but `GET /healthz` answers only after 300 ms.
+    SlowHealthz,
 }
 
 struct Shared {
@@ -277,7 +279,9 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         shared.body_bytes.fetch_add(req.body_len, Ordering::SeqCst);
         let ok = format!("{name} {}\n", req.path);
         let bytes = match fault {
-            Fault::None | Fault::UnhealthyButServing => response(200, name, &ok, false),
+            Fault::None | Fault::UnhealthyButServing | Fault::SlowHealthz => {
+                response(200, name, &ok, false)
+            }
             Fault::CloseAfterOne => {
                 let _ = stream.write_all(&response(200, name, &ok, false)).await;
                 return;
@@ -309,6 +313,10 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
 async fn answer_health(stream: &mut TcpStream, fault: Fault, name: &str) -> Option<bool> {
     let status = match fault {
         Fault::None | Fault::HealthyButFailing | Fault::CloseAfterOne => 200,
+        Fault::SlowHealthz => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            200
+        }
         Fault::Status500 | Fault::UnhealthyButServing => 500,
         Fault::Status503 => 503,
         Fault::Hang | Fault::StallBody => {

@@ -1,0 +1,173 @@
+//! The background service that runs active health checks: one Pingora background service for
+//! all targets, never on the request path, never more than one check in flight per target. It
+//! follows the routing table: checks of new targets start (the target healthy until they say
+//! otherwise), checks of removed targets stop. It also ends ejections that ran out and keeps
+//! `dyegate_target_healthy` current.
+
+use super::probe::probe;
+use super::registry::HealthRegistry;
+use super::target::Change;
+use crate::routing::{ActiveTable, SharedTable};
+use crate::routing::{HealthCheck, RouteTable, TargetHealth};
+use crate::telemetry::ContainmentMetrics;
+use crate::telemetry::TableMetrics;
+use async_trait::async_trait;
+use log::{info, warn};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the service looks for due checks, run-out ejections and table changes.
+const TICK: Duration = Duration::from_millis(50);
+/// The table's targets are followed at least this often even when it was not swapped (a
+/// request of an older table may have registered a target since removed).
+const RESYNC: Duration = Duration::from_secs(1);
+
+/// A target's checks: the first group (in table order) that checks this address decides how.
+struct Planned {
+    group: Arc<str>,
+    check: Arc<HealthCheck>,
+    next_due: Instant,
+}
+
+pub struct HealthService {
+    table: SharedTable<TableMetrics>,
+    registry: Arc<HealthRegistry>,
+    metrics: Arc<ContainmentMetrics>,
+}
+
+impl HealthService {
+    pub fn new(
+        table: SharedTable<TableMetrics>,
+        registry: Arc<HealthRegistry>,
+        metrics: Arc<ContainmentMetrics>,
+    ) -> Self {
+        HealthService {
+            table,
+            registry,
+            metrics,
+        }
+    }
+
+    /// The checks the table asks for, keeping the due times of targets checked already (a
+    /// reload does not reset a target's rhythm). Checks start at once for new targets.
+    fn plan(&self, table: &RouteTable, old: &mut HashMap<SocketAddr, Planned>) {
+        let now = Instant::now();
+        let mut plan = HashMap::new();
+        for g in table.groups() {
+            let Some(check) = &g.policy.health else {
+                continue;
+            };
+            let check = Arc::new(check.clone());
+            for t in &g.targets {
+                if plan.contains_key(&t.addr) {
+                    continue;
+                }
+                let next_due =
+                    old.get(&t.addr).map_or(
+                        now,
+                        |p| {
+                            if *p.check == *check {
+                                p.next_due
+                            } else {
+                                now
+                            }
+                        },
+                    );
+                plan.insert(
+                    t.addr,
+                    Planned {
+                        group: g.name.clone(),
+                        check: check.clone(),
+                        next_due,
+                    },
+                );
+            }
+        }
+        *old = plan;
+    }
+
+    /// Starts the checks that are due and not already running.
+    fn run_due(&self, plan: &mut HashMap<SocketAddr, Planned>) {
+        let now = Instant::now();
+        for (addr, p) in plan.iter_mut() {
+            if now < p.next_due {
+                continue;
+            }
+            p.next_due = now + p.check.interval;
+            let state = self.registry.target(*addr);
+            if !state.begin_check() {
+                continue; // the previous check still runs (it is bounded by its timeout)
+            }
+            let (addr, check, group) = (*addr, p.check.clone(), p.group.clone());
+            let (registry, metrics) = (self.registry.clone(), self.metrics.clone());
+            tokio::spawn(async move {
+                let ok = probe(addr, &check.kind, check.timeout).await;
+                let change = state.end_check(ok, &check, registry.now_ms());
+                registry.check_done(addr, &state, change);
+                metrics.health_check(&group, addr, ok);
+                match change {
+                    Change::Down => warn!(
+                        "target {addr} of upstream group {group} is unhealthy: {} checks failed",
+                        check.unhealthy_after
+                    ),
+                    Change::Up => info!("target {addr} of upstream group {group} is healthy again"),
+                    Change::None => {}
+                }
+            });
+        }
+    }
+
+    /// Sets `dyegate_target_healthy` where it changed since the last tick.
+    fn publish(&self, table: &RouteTable, shown: &mut HashMap<(Arc<str>, SocketAddr), bool>) {
+        let view = self.registry.view();
+        for g in table.groups() {
+            for t in &g.targets {
+                let up = view.is_available(t.addr);
+                let key = (g.name.clone(), t.addr);
+                if shown.get(&key) != Some(&up) {
+                    self.metrics.set_healthy(&g.name, t.addr, up);
+                    shown.insert(key, up);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for HealthService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut plan = HashMap::new();
+        let mut shown = HashMap::new();
+        let mut synced: Option<(Arc<ActiveTable<TableMetrics>>, Instant)> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                () = tokio::time::sleep(TICK) => {}
+            }
+            let active = self.table.load_full();
+            let swapped = synced
+                .as_ref()
+                .is_none_or(|(t, _)| !Arc::ptr_eq(&t.table, &active.table));
+            if swapped
+                || synced
+                    .as_ref()
+                    .is_some_and(|(_, at)| at.elapsed() >= RESYNC)
+            {
+                self.registry.sync(&active.table);
+                if swapped {
+                    self.plan(&active.table, &mut plan);
+                    // Series of removed targets are gone: show every target again.
+                    shown.clear();
+                }
+                synced = Some((active.clone(), Instant::now()));
+            }
+            self.registry.sweep();
+            self.run_due(&mut plan);
+            self.publish(&active.table, &mut shown);
+        }
+    }
+}

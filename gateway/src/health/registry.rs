@@ -1,0 +1,264 @@
+//! The health of every target address and the load of every group, outside the routing table.
+//! Shared by the proxy (which reads it once per request as a [`HealthView`] and reports the
+//! attempts it makes) and the checker (which runs checks and follows the table's targets).
+
+use super::target::{Attempt, Change, TargetState};
+use crate::routing::{Group, RouteTable, TargetHealth};
+use crate::telemetry::ContainmentMetrics;
+use dashmap::DashMap;
+use log::warn;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Requests in flight to one group (the circuit breaker counts these).
+#[derive(Debug, Default)]
+pub struct GroupLoad {
+    pub in_flight: AtomicU32,
+}
+
+/// Counts one request in flight to a group until dropped.
+#[derive(Debug)]
+pub struct GroupGuard(Arc<GroupLoad>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts one attempt in flight to a target until dropped.
+#[derive(Debug)]
+pub struct TargetGuard(Arc<TargetState>);
+
+impl Drop for TargetGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Per-target health and per-group load, keyed by address and by group name.
+pub struct HealthRegistry {
+    epoch: Instant,
+    targets: DashMap<SocketAddr, Arc<TargetState>>,
+    groups: DashMap<Arc<str>, Arc<GroupLoad>>,
+    /// At least the number of down marks (unhealthy verdicts plus ejections) of all targets:
+    /// raised at once by each transition to down, set to the exact count by [`Self::sweep`].
+    /// Zero means every target may be picked, and the decision asks nothing per target.
+    down: AtomicUsize,
+    metrics: Arc<ContainmentMetrics>,
+}
+
+impl HealthRegistry {
+    pub fn new(metrics: Arc<ContainmentMetrics>) -> Self {
+        HealthRegistry {
+            epoch: Instant::now(),
+            targets: DashMap::new(),
+            groups: DashMap::new(),
+            down: AtomicUsize::new(0),
+            metrics,
+        }
+    }
+
+    /// Milliseconds on the registry's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// How a registry time compares to now: milliseconds from now (negative: in the past).
+    pub fn ms_from_now(&self, at_ms: u64) -> i64 {
+        at_ms as i64 - self.now_ms() as i64
+    }
+
+    /// The view a request decides with.
+    pub fn view(&self) -> HealthView<'_> {
+        let any_down = self.down.load(Ordering::Relaxed) > 0;
+        HealthView {
+            registry: self,
+            now_ms: if any_down { self.now_ms() } else { 0 },
+            any_down,
+        }
+    }
+
+    /// A target's state (created healthy when first seen).
+    pub fn target(&self, addr: SocketAddr) -> Arc<TargetState> {
+        if let Some(t) = self.targets.get(&addr) {
+            return t.clone();
+        }
+        self.targets.entry(addr).or_default().clone()
+    }
+
+    pub fn get(&self, addr: SocketAddr) -> Option<Arc<TargetState>> {
+        self.targets.get(&addr).map(|t| t.clone())
+    }
+
+    fn group_load(&self, name: &Arc<str>) -> Arc<GroupLoad> {
+        if let Some(g) = self.groups.get(name) {
+            return g.clone();
+        }
+        self.groups.entry(name.clone()).or_default().clone()
+    }
+
+    /// Requests in flight to the group now.
+    pub fn group_in_flight(&self, name: &str) -> u32 {
+        self.groups
+            .get(name)
+            .map_or(0, |g| g.in_flight.load(Ordering::Relaxed))
+    }
+
+    /// Counts a request in flight to `group`; `None` when that would pass its `max_in_flight`
+    /// (the circuit is open: nothing is queued).
+    pub fn enter_group(&self, group: &Group) -> Option<GroupGuard> {
+        let load = self.group_load(&group.name);
+        let before = load.in_flight.fetch_add(1, Ordering::Relaxed);
+        let guard = GroupGuard(load);
+        match group.policy.max_in_flight {
+            Some(max) if before >= max => None, // the guard's drop takes the count back
+            _ => Some(guard),
+        }
+    }
+
+    /// Counts an attempt in flight to `addr`.
+    pub fn enter_target(&self, addr: SocketAddr) -> TargetGuard {
+        let t = self.target(addr);
+        t.in_flight.fetch_add(1, Ordering::Relaxed);
+        TargetGuard(t)
+    }
+
+    /// Reports how a real request's attempt on `addr` (a target of `group`) ended: outlier
+    /// detection ejects it after `consecutive_failures`, unless that would eject more than
+    /// `max_ejected_percent` of the group's targets (one may always be ejected, unless the
+    /// percentage is 0).
+    pub fn report(&self, group: &Group, addr: SocketAddr, attempt: Attempt) {
+        let Some(state) = self.get(addr) else { return };
+        let now = self.now_ms();
+        let Some(ejection) = state.record(attempt, group.policy.outlier.as_ref(), now) else {
+            return;
+        };
+        let pct = group
+            .policy
+            .outlier
+            .map_or(0, |o| usize::from(o.max_ejected_percent));
+        let live = group.targets.iter().filter(|t| t.weight > 0).count();
+        let allowed = if pct == 0 {
+            0
+        } else {
+            (live * pct / 100).max(1)
+        };
+        let ejected = (group.targets.iter())
+            .filter(|t| t.addr != addr)
+            .filter(|t| {
+                self.get(t.addr)
+                    .and_then(|s| s.ejected_until())
+                    .is_some_and(|until| until > now)
+            })
+            .count();
+        if ejected >= allowed {
+            return;
+        }
+        if state.eject(ejection, now) {
+            self.down.fetch_add(1, Ordering::Relaxed);
+            self.metrics.ejection(&group.name, addr);
+            warn!(
+                "target {addr} of upstream group {} ejected for {} ms after {} consecutive failures",
+                group.name,
+                ejection.time.as_millis(),
+                group.policy.outlier.map_or(0, |o| o.consecutive_failures)
+            );
+        }
+    }
+
+    /// Applies a finished check's verdict change, if `state` is still the registered state of
+    /// `addr` (a check of a target removed meanwhile changes nothing).
+    pub fn check_done(&self, addr: SocketAddr, state: &Arc<TargetState>, change: Change) {
+        let current = self
+            .targets
+            .get(&addr)
+            .is_some_and(|t| Arc::ptr_eq(&t, state));
+        if current && change == Change::Down {
+            self.down.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Ends ejections that ran out and sets the down count to the exact number of marks.
+    pub fn sweep(&self) {
+        if self.down.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let now = self.now_ms();
+        let mut marks = 0;
+        for t in self.targets.iter() {
+            t.expire_ejection(now);
+            marks += usize::from(!t.checks_healthy()) + usize::from(t.ejected_until().is_some());
+        }
+        self.down.store(marks, Ordering::Relaxed);
+    }
+
+    /// Follows the table's targets and groups: new ones start healthy, removed ones are
+    /// forgotten (with their series of `dyegate_target_healthy`).
+    pub fn sync(&self, table: &RouteTable) {
+        let mut wanted = foldhash::HashSet::default();
+        for g in table.groups() {
+            for t in &g.targets {
+                wanted.insert(t.addr);
+                if !self.targets.contains_key(&t.addr) {
+                    self.targets.entry(t.addr).or_default();
+                }
+            }
+        }
+        self.targets.retain(|a, _| wanted.contains(a));
+        let names: foldhash::HashSet<&str> =
+            table.groups().iter().map(|g| g.name.as_ref()).collect();
+        self.groups.retain(|n, load| {
+            names.contains(n.as_ref()) || load.in_flight.load(Ordering::Relaxed) > 0
+        });
+        let pairs: foldhash::HashSet<(&str, SocketAddr)> = (table.groups().iter())
+            .flat_map(|g| g.targets.iter().map(|t| (g.name.as_ref(), t.addr)))
+            .collect();
+        self.metrics
+            .retain_targets(|group, target| pairs.contains(&(group, target)));
+        // Every target's series exists from the moment its table is applied (the checker keeps
+        // it current); a scrape never sees the series set grow under traffic.
+        let now = self.now_ms();
+        for (group, addr) in pairs {
+            let up = self.get(addr).is_none_or(|t| t.is_available(now));
+            self.metrics.set_healthy(group, addr, up);
+        }
+        // A removed target may have been down: recount.
+        self.down.store(usize::MAX / 2, Ordering::Relaxed);
+        self.sweep();
+    }
+
+    /// Number of targets known.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+}
+
+/// What a request sees of target health: taken once, asked per target only when some target
+/// is down.
+pub struct HealthView<'a> {
+    registry: &'a HealthRegistry,
+    now_ms: u64,
+    any_down: bool,
+}
+
+impl TargetHealth for HealthView<'_> {
+    fn any_down(&self) -> bool {
+        self.any_down
+    }
+
+    fn is_available(&self, addr: SocketAddr) -> bool {
+        !self.any_down
+            || self
+                .registry
+                .targets
+                .get(&addr)
+                .is_none_or(|t| t.is_available(self.now_ms))
+    }
+}

@@ -1,0 +1,162 @@
+//! What a request keeps between the proxy's hooks: the table snapshot it started with (kept for
+//! its whole life, retries included), the decision made on it, and its attempts.
+
+use crate::contain::{Explanation, RetryBudget};
+use crate::health::registry::{GroupGuard, TargetGuard};
+use crate::lifecycle::InFlight;
+use crate::routing::ActiveTable;
+use crate::routing::{GroupId, Reason, RetryReason};
+use crate::telemetry::RequestTrace;
+use crate::telemetry::TableMetrics;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct RequestCtx {
+    /// Counts this request as in flight until the context is dropped.
+    pub(super) _in_flight: InFlight,
+    pub(super) started: Instant,
+    /// The active table (and its version) when the request started.
+    pub(super) table: Option<Arc<ActiveTable<TableMetrics>>>,
+    pub(super) outcome: CtxOutcome,
+    /// The targets of the attempts made, in order.
+    pub(super) tried: Vec<SocketAddr>,
+    /// The target of the current (last) attempt.
+    pub(super) target: Option<SocketAddr>,
+    /// Retries made under the route's `retries` (not Pingora's retries of a stale pooled
+    /// connection).
+    pub(super) retried: usize,
+    /// The gateway span, started first thing in `request_filter`.
+    pub(super) trace: Option<RequestTrace>,
+    /// The client asked for `x-dyegate-decision` and may see it.
+    pub(super) debug: bool,
+    /// Counts the request in flight to its group (the circuit breaker).
+    pub(super) group_load: Option<GroupGuard>,
+    /// Counts the current attempt in flight to its target.
+    pub(super) target_load: Option<TargetGuard>,
+    pub(super) budget: Option<Arc<RetryBudget>>,
+    /// A retry decided on an upstream answer's status (in `upstream_response_filter`), for
+    /// `error_while_proxy` to carry out.
+    pub(super) status_retry: Option<RetryReason>,
+}
+
+impl RequestCtx {
+    pub(super) fn new(in_flight: InFlight) -> Self {
+        RequestCtx {
+            _in_flight: in_flight,
+            started: Instant::now(),
+            table: None,
+            outcome: CtxOutcome::Undecided,
+            tried: Vec::new(),
+            target: None,
+            retried: 0,
+            trace: None,
+            debug: false,
+            group_load: None,
+            target_load: None,
+            budget: None,
+            status_retry: None,
+        }
+    }
+
+    /// The routed decision, with the table it was made on.
+    pub(super) fn routed(&self) -> Option<(&ActiveTable<TableMetrics>, Routed)> {
+        match (&self.table, self.outcome) {
+            (Some(t), CtxOutcome::Routed(d)) => Some((t, d)),
+            _ => None,
+        }
+    }
+
+    /// The request's tag as configured on its route, if it is one of the route's tags.
+    pub(super) fn configured_tag<'t>(
+        &self,
+        active: &'t ActiveTable<TableMetrics>,
+        d: &Routed,
+    ) -> Option<&'t str> {
+        match d.tag {
+            TagRef::Configured(i) => active
+                .table
+                .route(d.route_id)
+                .and_then(|r| r.dye.tags.get(i))
+                .map(|(t, _)| t.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// The `x-dyegate-decision` value, when the client asked for it and may see it.
+    pub(super) fn explanation(&self) -> Option<String> {
+        if !self.debug {
+            return None;
+        }
+        let active = self.table.as_deref()?;
+        let mut e = Explanation {
+            version: active.version,
+            target: self.target,
+            tries: self.tried.len(),
+            ..Default::default()
+        };
+        match self.outcome {
+            CtxOutcome::Undecided => return None,
+            CtxOutcome::NoRoute => e.reason = "no_route",
+            CtxOutcome::Rejected { route_id } => {
+                e.reason = "rejected";
+                e.route = active.table.route(route_id).map(|r| r.name.as_ref());
+            }
+            CtxOutcome::Routed(d) => {
+                e.reason = d.reason.as_str();
+                e.route = active.table.route(d.route_id).map(|r| r.name.as_ref());
+                e.group = active.table.group(d.group).map(|g| g.name.as_ref());
+                e.tag = match d.tag {
+                    TagRef::Unconfigured => Some(crate::telemetry::metrics::OTHER_TAG),
+                    _ => self.configured_tag(active, &d),
+                };
+            }
+        }
+        Some(e.value())
+    }
+}
+
+/// The decision, held by index into the table snapshot the ctx keeps alive.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum CtxOutcome {
+    Undecided,
+    NoRoute,
+    Rejected {
+        route_id: usize,
+    },
+    /// A group was decided on; `reason` says whether the request goes to it or is answered
+    /// 503 for it (`no_healthy_target`, `circuit_open`).
+    Routed(Routed),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Routed {
+    pub route_id: usize,
+    pub group: GroupId,
+    pub reason: Reason,
+    pub tag: TagRef,
+    pub action: Action,
+}
+
+impl Routed {
+    /// Whether the request is answered by dyegate for its group instead of proxied.
+    pub fn refused(&self) -> bool {
+        matches!(self.reason, Reason::NoHealthyTarget | Reason::CircuitOpen)
+    }
+}
+
+/// The request's tag: one of the route's configured tags (by position), another value (only
+/// forwarded), or none.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum TagRef {
+    None,
+    Configured(usize),
+    Unconfigured,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Action {
+    Keep,
+    Strip,
+    Set,
+}

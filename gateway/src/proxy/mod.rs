@@ -1,0 +1,525 @@
+//! The Pingora `ProxyHttp` implementation: load the routing table once per request, ask it where
+//! to go (with a read-only view of target health), and act. No routing logic lives here.
+//!
+//! - [`ctx`]: what a request keeps between hooks.
+//! - [`attempt`]: target choice per attempt, outlier reports, retries.
+//! - [`answer`]: the answers dyegate writes itself.
+//! - [`access`]: the access log record.
+
+mod access;
+mod answer;
+mod attempt;
+mod ctx;
+
+pub use ctx::RequestCtx;
+
+use crate::contain::{timeout_kind, DebugPolicy, RetryBudgets, DECISION_HEADER};
+use crate::downstream::framing;
+use crate::health::{Attempt, HealthRegistry};
+use crate::lifecycle::Lifecycle;
+use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, RetryReason, TagAction};
+use crate::routing::{ActiveTable, SharedTable};
+use crate::telemetry::{AccessLog, ContainmentMetrics, TableMetrics, Tracing};
+use answer::{error_kind, error_status, peer_ip, raw_host, Answer};
+use async_trait::async_trait;
+use bytes::Bytes;
+use ctx::{Action, CtxOutcome, Routed, TagRef};
+use dyegate_plugins::trace_context::TRACERESPONSE;
+use log::warn;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::protocols::http::error_resp::gen_error_response;
+use pingora::protocols::Digest;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The proxy service logic. Holds the handle of the current table and the state that outlives
+/// tables (target health, retry budgets); see [`RequestCtx`] for what a request keeps.
+pub struct DyegateProxy {
+    table: SharedTable<TableMetrics>,
+    lifecycle: Arc<Lifecycle>,
+    access_log: Option<AccessLog>,
+    connect_timeout: Duration,
+    tracing: Tracing,
+    /// Counters of timeouts, retries and the like (shared with the metrics endpoint).
+    failures: Arc<ContainmentMetrics>,
+    /// Per-target health and per-group load (shared with the health checker and admin API).
+    health: Arc<HealthRegistry>,
+    budgets: RetryBudgets,
+    debug: DebugPolicy,
+}
+
+impl DyegateProxy {
+    pub fn new(
+        table: SharedTable<TableMetrics>,
+        lifecycle: Arc<Lifecycle>,
+        access_log: Option<AccessLog>,
+        connect_timeout: Duration,
+    ) -> Self {
+        let failures: Arc<ContainmentMetrics> = Arc::default();
+        DyegateProxy {
+            table,
+            lifecycle,
+            access_log,
+            connect_timeout,
+            tracing: Tracing::propagate_only(),
+            health: Arc::new(HealthRegistry::new(failures.clone())),
+            failures,
+            budgets: RetryBudgets::default(),
+            debug: DebugPolicy::new(Default::default()),
+        }
+    }
+
+    /// Where timeouts, retries and other failure handling are counted.
+    pub fn with_failure_metrics(mut self, failures: Arc<ContainmentMetrics>) -> Self {
+        self.failures = failures;
+        self
+    }
+
+    /// The target health the decision reads and attempts report to.
+    pub fn with_health(mut self, health: Arc<HealthRegistry>) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Who may ask for `x-dyegate-decision`.
+    pub fn with_debug(mut self, debug: DebugPolicy) -> Self {
+        self.debug = debug;
+        self
+    }
+
+    /// Replaces the default tracing (propagation only, new traces unsampled).
+    pub fn with_tracing(mut self, tracing: Tracing) -> Self {
+        self.tracing = tracing;
+        self
+    }
+
+    /// The decision as the ctx keeps it: by index into the table.
+    fn ctx_outcome(active: &ActiveTable<TableMetrics>, outcome: Outcome<'_>) -> CtxOutcome {
+        let table = &active.table;
+        let tag_ref = |route_id: usize, tag: Option<&str>| match tag {
+            None => TagRef::None,
+            Some(t) => table
+                .route(route_id)
+                .and_then(|r| r.dye.tags.iter().position(|(x, _)| x.as_ref() == t))
+                .map_or(TagRef::Unconfigured, TagRef::Configured),
+        };
+        match outcome {
+            Outcome::NoRoute => CtxOutcome::NoRoute,
+            Outcome::RejectedTag { route_id } => CtxOutcome::Rejected { route_id },
+            Outcome::NoHealthyTarget {
+                route_id,
+                group,
+                tag,
+            } => CtxOutcome::Routed(Routed {
+                route_id,
+                group,
+                reason: Reason::NoHealthyTarget,
+                tag: tag_ref(route_id, tag),
+                action: Action::Keep,
+            }),
+            Outcome::Routed(d) => CtxOutcome::Routed(Routed {
+                route_id: d.route_id,
+                group: d.group,
+                reason: d.reason,
+                tag: tag_ref(d.route_id, d.tag),
+                action: match d.tag_action {
+                    TagAction::Keep => Action::Keep,
+                    TagAction::Strip => Action::Strip,
+                    TagAction::Set(_) => Action::Set,
+                },
+            }),
+        }
+    }
+
+    /// After the decision: the circuit breaker of the decided group, the route's retry budget,
+    /// and the counts of decisions that did not go the usual way.
+    fn admit(&self, ctx: &mut RequestCtx) {
+        let (Some(active), CtxOutcome::Routed(mut d)) = (ctx.table.clone(), ctx.outcome) else {
+            return;
+        };
+        let (Some(route), Some(group)) =
+            (active.table.route(d.route_id), active.table.group(d.group))
+        else {
+            return;
+        };
+        if !d.refused() {
+            match self.health.enter_group(group) {
+                Some(guard) => ctx.group_load = Some(guard),
+                None => {
+                    d.reason = Reason::CircuitOpen;
+                    self.failures.circuit_open(&group.name);
+                }
+            }
+        }
+        if matches!(
+            d.reason,
+            Reason::FallbackUnhealthy | Reason::NoHealthyTarget | Reason::CircuitOpen
+        ) {
+            self.failures
+                .decision(&route.name, &group.name, d.reason.as_str());
+        }
+        if !d.refused() {
+            let budget = self.budgets.route(&route.name);
+            budget.request(self.budgets.now_sec());
+            ctx.budget = Some(budget);
+        }
+        ctx.outcome = CtxOutcome::Routed(d);
+    }
+
+    /// The 404 and 503 answers of the decision itself.
+    async fn answer_decision(&self, session: &mut Session, ctx: &RequestCtx) -> Result<bool> {
+        let mut headers = Vec::new();
+        let (status, body) = match (ctx.outcome, ctx.table.as_deref()) {
+            (CtxOutcome::NoRoute, _) => (404, "no route\n".to_string()),
+            (CtxOutcome::Rejected { .. }, _) => (503, "unknown env tag\n".to_string()),
+            (CtxOutcome::Routed(d), Some(active)) if d.refused() => {
+                let group = active.table.group(d.group).map_or("?", |g| g.name.as_ref());
+                if d.reason == Reason::CircuitOpen {
+                    headers.push(("retry-after", "1".to_string()));
+                    (503, format!("upstream group {group} is at max_in_flight\n"))
+                } else {
+                    (
+                        503,
+                        format!("no healthy target in upstream group {group}\n"),
+                    )
+                }
+            }
+            _ => return Ok(false),
+        };
+        if let Some(value) = ctx.explanation() {
+            headers.push((DECISION_HEADER, value));
+        }
+        Answer {
+            status,
+            body,
+            draining: self.lifecycle.is_draining(),
+            traceresponse: ctx
+                .trace
+                .as_ref()
+                .and_then(|t| self.tracing.traceresponse(t)),
+            headers: &headers,
+        }
+        .send(session)
+        .await
+    }
+
+    /// Counts an attempt's upstream timeout under its route.
+    fn count_timeout(&self, ctx: &RequestCtx, e: &Error) {
+        let (Some(kind), Some((active, d))) = (timeout_kind(e), ctx.routed()) else {
+            return;
+        };
+        if let Some(route) = active.table.route(d.route_id) {
+            self.failures.timeout(&route.name, kind);
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for DyegateProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.lifecycle.track())
+    }
+
+    /// Runs first for every request: refuses HTTP/1.1 without `Host` (400), decides the route
+    /// and group (skipping groups with no healthy target as the route says), applies the
+    /// group's circuit breaker, or answers 404/503 itself.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.trace = Some(self.tracing.start(session.req_header()));
+        if let Some(why) = framing::refusal(session.req_header()) {
+            let traceresponse = ctx
+                .trace
+                .as_ref()
+                .and_then(|t| self.tracing.traceresponse(t));
+            return Answer {
+                status: 400,
+                body: why.to_string(),
+                draining: true,
+                traceresponse,
+                headers: &[],
+            }
+            .send(session)
+            .await;
+        }
+        let active = self.table.load_full();
+        let peer = peer_ip(session);
+        let req = session.req_header();
+        let host = normalize_host(raw_host(req));
+        let info = RequestInfo {
+            method: &req.method,
+            host: &host,
+            path: req.uri.path(),
+            headers: &req.headers,
+            peer,
+        };
+        let outcome = active.table.decide_with(&info, &self.health.view());
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.record_outcome(&active.table, active.version, &outcome);
+        }
+        ctx.outcome = Self::ctx_outcome(&active, outcome);
+        ctx.debug = self.debug.wants(&req.headers, peer);
+        ctx.table = Some(active);
+        self.admit(ctx);
+        self.answer_decision(session, ctx).await
+    }
+
+    /// Picks a target of the decided group among those that may be picked; on a retry,
+    /// another one.
+    async fn upstream_peer(&self, _s: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        self.next_peer(ctx)
+    }
+
+    /// Dyes the upstream request: keeps (the first line only), strips or sets the tag header.
+    /// Writes the trace context (`traceparent`, `tracestate`, `baggage` with the tag) first, and
+    /// leaves one `Content-Length` value.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(trace) = &ctx.trace {
+            self.tracing.inject(trace, upstream_request)?;
+        }
+        framing::single_content_length(upstream_request)?;
+        let Some((active, d)) = ctx.routed() else {
+            return Ok(());
+        };
+        let Some(route) = active.table.route(d.route_id) else {
+            return Ok(());
+        };
+        match (d.action, d.tag) {
+            (Action::Strip, _) => {
+                upstream_request.remove_header(&route.dye.header);
+            }
+            (Action::Set, TagRef::Configured(i)) => {
+                if let Some((tag, _)) = route.dye.tags.get(i) {
+                    upstream_request.insert_header(route.dye.header.clone(), tag.as_ref())?;
+                }
+            }
+            (Action::Keep, _) => framing::first_tag_only(upstream_request, &route.dye.header)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The upstream's answer head, before anything goes downstream: its status feeds outlier
+    /// detection (5xx is a failure), and a status in `retries.on` is retried on another target
+    /// when the route allows (returning an error here is how Pingora lets an attempt be tried
+    /// again before the response started).
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let status = upstream_response.status.as_u16();
+        if status < 200 {
+            return Ok(());
+        }
+        let failed = status >= 500;
+        self.report(
+            ctx,
+            if failed {
+                Attempt::Failure
+            } else {
+                Attempt::Success
+            },
+        );
+        if let Some(reason) = RetryReason::for_status(status) {
+            if let crate::contain::Verdict::Retry(r) = self.decide_retry(session, ctx, Some(reason))
+            {
+                ctx.status_retry = Some(r);
+                let mut e = Error::create(
+                    HTTPStatus(status),
+                    ErrorSource::Upstream,
+                    Some(format!("upstream answered {status}, retried").into()),
+                    None,
+                );
+                e.set_retry(true);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// While the process hands over to a new one, every response closes its connection so that
+    /// keep-alive clients reconnect (to the new process) instead of finding the socket closed.
+    /// With `traceresponse: true`, the response tells the client the trace id and the gateway
+    /// span id; a trusted client that asked gets `x-dyegate-decision`.
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if self.lifecycle.is_draining() {
+            session.set_keepalive(None);
+        }
+        if let Some(value) = ctx
+            .trace
+            .as_ref()
+            .and_then(|t| self.tracing.traceresponse(t))
+        {
+            upstream_response.insert_header(TRACERESPONSE, &value[..])?;
+        }
+        if let Some(value) = ctx.explanation() {
+            upstream_response.insert_header(DECISION_HEADER, value)?;
+        }
+        Ok(())
+    }
+
+    /// Pingora's error answer (502 when no target could be reached, 504 on an upstream timeout,
+    /// 400 for a bad request, ...), plus `traceresponse` when it is on: a failed request is the
+    /// one a client most wants to find in the traces.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let code = error_status(e);
+        if code > 0 {
+            let mut resp = gen_error_response(code);
+            if let Some(value) = ctx
+                .trace
+                .as_ref()
+                .and_then(|t| self.tracing.traceresponse(t))
+            {
+                // A header value of hex digits and dashes: cannot fail; if it did, the error
+                // answer goes out without it.
+                let _ = resp.insert_header(TRACERESPONSE, &value[..]);
+            }
+            if let Some(value) = ctx.explanation() {
+                let _ = resp.insert_header(DECISION_HEADER, value);
+            }
+            if let Err(err) = session.write_error_response(resp, Bytes::new()).await {
+                log::debug!("error answer not sent downstream: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            // As Pingora's default: a connection whose request failed is not reused.
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Notes the upstream address for the span (`network.peer.address`).
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        peer: &HttpPeer,
+        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
+        _digest: Option<&Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.connected(&peer._address);
+        }
+        Ok(())
+    }
+
+    /// A refused or timed-out connect: counted against the target, and tried on another target
+    /// of the group when the route's `retries` and its budget allow.
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.connect_failed(&peer._address, &e);
+        }
+        if let (Some((t, d)), Some(target)) = (ctx.routed(), ctx.target) {
+            t.metrics.upstream_error(d.group, target, error_kind(&e));
+        }
+        self.count_timeout(ctx, &e);
+        self.after_connect_failure(session, ctx, &mut e);
+        warn!(
+            "connect to upstream {} failed (attempt {}, {}): {}",
+            peer._address,
+            ctx.tried.len(),
+            if e.retry() { "retried" } else { "not retried" },
+            e
+        );
+        e
+    }
+
+    /// An attempt failed after its connection was made: counts timeouts and the failure, and
+    /// retries as the route says (never what cannot be replayed; see `attempt.rs`).
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        self.count_timeout(ctx, &e);
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        self.after_proxy_error(session, ctx, &mut e, client_reused);
+        e
+    }
+
+    /// Runs once per request at its end: the gateway span, metrics and the access log (all
+    /// lock-free).
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.finish(session, e);
+        }
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let Some(active) = &ctx.table else { return };
+        let m = &active.metrics;
+        match ctx.outcome {
+            CtxOutcome::Routed(d) => {
+                let tag = match d.tag {
+                    TagRef::Unconfigured => Some(crate::telemetry::metrics::OTHER_TAG),
+                    _ => ctx.configured_tag(active, &d),
+                };
+                m.request(
+                    d.route_id,
+                    d.group,
+                    tag,
+                    d.reason,
+                    if status == 0 { 502 } else { status },
+                    ctx.started.elapsed().as_secs_f64(),
+                );
+                if let (Some(e), Some(target)) = (e, ctx.target) {
+                    let connect = matches!(
+                        e.etype(),
+                        ConnectRefused | ConnectTimedout | ConnectNoRoute | ConnectError
+                    );
+                    if e.esource() == &ErrorSource::Upstream && !connect {
+                        m.upstream_error(d.group, target, error_kind(e));
+                    }
+                }
+            }
+            CtxOutcome::NoRoute => m.no_route(status),
+            CtxOutcome::Rejected { route_id } => m.rejected(route_id, status),
+            CtxOutcome::Undecided => {}
+        }
+        if let Some(log) = &self.access_log {
+            log.log(self.access_record(session, ctx, active, status));
+        }
+    }
+
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let base = session.as_downstream().request_summary();
+        match (&ctx.table, ctx.outcome) {
+            (Some(t), CtxOutcome::Routed(d)) => format!(
+                "{base}, route {}, group {}, reason {}, routing version {}",
+                t.table.route(d.route_id).map_or("?", |r| &r.name),
+                t.table.group(d.group).map_or("?", |g| &g.name),
+                d.reason.as_str(),
+                t.version
+            ),
+            _ => base,
+        }
+    }
+}
