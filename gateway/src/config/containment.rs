@@ -2,6 +2,7 @@
 //! mirroring the file: `routes[i].timeouts`, `routes[i].retries`, `upstreams.NAME.health`,
 //! `upstreams.NAME.outlier` and gateway.yaml's `debug`. Checked by `compile_containment.rs`.
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -99,7 +100,7 @@ impl<'de> Deserialize<'de> for Percent {
 }
 
 /// `routes[i].timeouts`: how long the gateway waits on the upstream.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsConfig {
     /// Connect (TCP); absent = gateway.yaml's `connect_timeout_ms`.

@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod incremental;
 pub mod load;
 pub mod model;
+pub mod schema;
 pub mod tracing;
 pub mod validate;
 pub mod yaml;

@@ -2,6 +2,7 @@
 //! checked beyond its YAML type: [`super::validate`] and [`super::compile`] do that.
 
 pub use super::containment::TimeoutsConfig;
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -11,12 +12,13 @@ use std::sync::Arc;
 // gateway.yaml
 
 /// `gateway.yaml`: static settings; changing them needs a restart or an upgrade.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Proxy listeners, `IP:PORT`.
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
+    /// The admin API (status, reload, rollback, metrics, health endpoints).
     #[serde(default)]
     pub admin: AdminConfig,
     /// The routes file, relative to gateway.yaml's directory.
@@ -25,6 +27,7 @@ pub struct GatewayConfig {
     /// Where versions of the routing table are kept (relative to gateway.yaml's directory).
     #[serde(default = "default_state_dir")]
     pub state_dir: String,
+    /// Process settings handed to Pingora.
     #[serde(default)]
     pub pingora: PingoraConfig,
     /// Accept HTTP/2 over cleartext (prior knowledge) on the proxy listeners.
@@ -33,11 +36,13 @@ pub struct GatewayConfig {
     /// Upstream connect timeout in milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Live reload of the routes file.
     #[serde(default)]
     pub reload: ReloadConfig,
     /// JSON access log; absent = off.
     #[serde(default)]
     pub access_log: Option<AccessLogConfig>,
+    /// W3C trace context propagation and OTLP span export.
     #[serde(default)]
     pub tracing: TracingConfig,
     /// Answer every proxied request with a W3C `traceresponse` header (trace id, gateway span id).
@@ -46,7 +51,7 @@ pub struct GatewayConfig {
 }
 
 /// `access_log:` one JSON line per request.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AccessLogConfig {
     /// `-` for stdout, or a file (relative to gateway.yaml's directory); SIGUSR1 reopens it.
@@ -65,7 +70,7 @@ fn default_access_log_queue() -> usize {
 }
 
 /// `reload:` how routes.yaml changes are picked up and remembered.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ReloadConfig {
     /// Watch the routes file's directory and reload on change.
@@ -138,9 +143,10 @@ fn default_connect_timeout_ms() -> u64 {
 }
 
 /// `admin:` the admin API listener.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
+    /// Admin listener, `IP:PORT`; loopback unless `token` is set [127.0.0.1:9901].
     #[serde(default = "default_admin_listen")]
     pub listen: String,
     /// Bearer token; required when `listen` is not a loopback address.
@@ -162,17 +168,22 @@ fn default_admin_listen() -> String {
 }
 
 /// `pingora:` process settings handed to Pingora's server.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PingoraConfig {
+    /// Worker threads of the proxy service [2].
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// PID file, used by `dyegate upgrade` to find the running process [./dyegate.pid].
     #[serde(default = "default_pid_file")]
     pub pid_file: String,
+    /// Socket the listening sockets are handed over through on upgrade [./dyegate-upgrade.sock].
     #[serde(default = "default_upgrade_sock")]
     pub upgrade_sock: String,
+    /// Longest an old process drains after a stop or upgrade, in seconds [30].
     #[serde(default = "default_grace_period")]
     pub grace_period_seconds: u64,
+    /// Then the runtimes are given this long to stop, in seconds [5].
     #[serde(default = "default_graceful_shutdown_timeout")]
     pub graceful_shutdown_timeout_seconds: u64,
     /// Error log file when daemonized (stderr otherwise).
@@ -211,12 +222,13 @@ fn default_graceful_shutdown_timeout() -> u64 {
 
 /// `tracing:` W3C trace context propagation (always on) and span export over OTLP (when an
 /// endpoint is set).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TracingConfig {
     /// Collector URL (`http://HOST:PORT`); absent = propagate only, export nothing.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// `grpc` (collector port 4317) or `http` (protobuf, port 4318) [grpc].
     #[serde(default)]
     pub protocol: OtlpProtocol,
     /// Extra request headers (gRPC metadata) sent with every export, e.g. an API key.
@@ -255,7 +267,7 @@ impl Default for TracingConfig {
 }
 
 /// How spans travel to the collector.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum OtlpProtocol {
     /// OTLP/gRPC (collector port 4317).
@@ -311,11 +323,13 @@ pub const ROUTE_FIELDS: &[&str] = &["name", "match", "dye", "split", "sticky", "
 pub const UPSTREAM_FIELDS: &[&str] = &["targets"];
 
 /// routes.yaml decoded in one go (the fast path for valid files, see `config::routes_from_text`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoutesFile {
+    /// Upstream groups: named sets of interchangeable targets.
     #[serde(default)]
     pub upstreams: Entries<UpstreamConfig>,
+    /// Routes, tried in file order: the first whose `match` holds wins; no match answers 404.
     pub routes: Vec<RouteConfig>,
 }
 
@@ -323,9 +337,10 @@ pub struct RoutesFile {
 pub const ROUTES_FIELDS: &[&str] = &["upstreams", "routes"];
 
 /// `upstreams.NAME`: a group of interchangeable targets.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
+    /// Targets, picked by weighted round-robin.
     pub targets: Vec<TargetConfig>,
 }
 
@@ -411,47 +426,60 @@ impl<'de> Deserialize<'de> for Weight {
 }
 
 /// `routes[i]`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    /// Unique; used in logs and metrics.
     pub name: String,
+    /// Which requests the route takes; every field optional, all given ones must hold.
     #[serde(default, rename = "match")]
     pub matches: MatchConfig,
+    /// Tag routing: a request whose tag header names a tag goes to that tag's group.
     #[serde(default)]
     pub dye: DyeConfig,
+    /// Split of untagged traffic by weight; a single entry = no split.
     #[serde(default)]
     pub split: Vec<SplitEntryConfig>,
     /// `header:NAME`, `cookie:NAME` or `client_ip`.
     #[serde(default)]
     pub sticky: Option<String>,
+    /// How long the gateway waits on the upstream.
     #[serde(default)]
     pub timeouts: TimeoutsConfig,
 }
 
 /// `routes[i].match`: every field optional; all given ones must hold.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
+    /// Exact host, or `*.example.com` for any subdomain; the port is ignored.
     #[serde(default)]
     pub host: Option<String>,
+    /// String prefix of the path.
     #[serde(default)]
     pub path_prefix: Option<String>,
+    /// Methods, e.g. `[GET, POST]`.
     #[serde(default)]
     pub methods: Option<Vec<String>>,
+    /// Headers that must be present with one of the given values.
     #[serde(default)]
     pub headers: Entries<OneOrMany>,
 }
 
 /// `routes[i].dye`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DyeConfig {
+    /// The tag header [x-env-tag].
     #[serde(default = "default_dye_header")]
     pub header: String,
+    /// Tag -> upstream group; a request with that tag goes there.
     #[serde(default)]
     pub tags: Entries<String>,
+    /// What a tag that maps to no group gets [base].
     #[serde(default)]
     pub on_unknown_tag: UnknownTagPolicy,
+    /// Networks (CIDR) whose tags are trusted; tags from other peers are stripped. Absent = all.
     #[serde(default)]
     pub trusted_sources: Option<Vec<String>>,
 }
@@ -472,7 +500,7 @@ pub fn default_dye_header() -> String {
 }
 
 /// What a tag that maps to no group gets.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum UnknownTagPolicy {
     /// Routed as if untagged: the split decides.
@@ -483,10 +511,12 @@ pub enum UnknownTagPolicy {
 }
 
 /// `routes[i].split[j]`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SplitEntryConfig {
+    /// The upstream group.
     pub upstream: String,
+    /// Relative weight, a whole number >= 0 (0 gets nothing).
     pub weight: Weight,
 }
 
