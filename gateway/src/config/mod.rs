@@ -218,4 +218,6 @@ mod tests;
 #[cfg(test)]
 mod tests_containment;
 #[cfg(test)]
+mod tests_gateway;
+#[cfg(test)]
 mod tests_incremental;

@@ -152,6 +152,11 @@ pub struct AdminConfig {
     /// Bearer token; required when `listen` is not a loopback address.
     #[serde(default)]
     pub token: Option<String>,
+    /// A file holding the bearer token instead (a mounted Kubernetes Secret, a systemd
+    /// credential), relative to gateway.yaml's directory; read at startup, surrounding
+    /// whitespace ignored. Not together with `token`.
+    #[serde(default)]
+    pub token_file: Option<String>,
 }
 
 impl Default for AdminConfig {
@@ -159,6 +164,7 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: default_admin_listen(),
             token: None,
+            token_file: None,
         }
     }
 }
