@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod ports;
 pub mod procfs;
+pub mod tools;
 pub mod upgrade;
 pub mod upstream;
 pub mod wait;

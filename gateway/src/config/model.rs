@@ -81,6 +81,7 @@ pub struct ReloadConfig {
     pub debounce_ms: u64,
     /// Versions kept (in memory and in state_dir) for rollback.
     #[serde(default = "default_history")]
+    #[schemars(range(min = 1, max = 10_000))]
     pub history: usize,
     /// Audit log: one JSON line per reload attempt (relative to gateway.yaml's directory).
     #[serde(default = "default_audit_log")]
@@ -179,6 +180,7 @@ fn default_admin_listen() -> String {
 pub struct PingoraConfig {
     /// Worker threads of the proxy service [2].
     #[serde(default = "default_threads")]
+    #[schemars(range(min = 1, max = 1024))]
     pub threads: usize,
     /// PID file, used by `dyegate upgrade` to find the running process [./dyegate.pid].
     #[serde(default = "default_pid_file")]
@@ -242,15 +244,18 @@ pub struct TracingConfig {
     pub headers: Entries<String>,
     /// Longest one export may take before its spans are dropped.
     #[serde(default = "default_export_timeout_ms")]
+    #[schemars(range(min = 1, max = super::tracing::MAX_EXPORT_TIMEOUT_MS))]
     pub timeout_ms: u64,
     /// Share of new traces sampled (0 to 1). Default: 1 with an endpoint, 0 without.
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub sample_ratio: Option<f64>,
     /// Baggage member that carries the dye tag.
     #[serde(default = "default_baggage_key")]
     pub baggage_key: String,
     /// Finished spans waiting for export; when full, new spans are dropped and counted.
     #[serde(default = "default_queue_size")]
+    #[schemars(range(min = 1, max = super::tracing::MAX_QUEUE_SIZE))]
     pub queue_size: usize,
     /// `service.name` of the exported spans.
     #[serde(default = "default_service_name")]
