@@ -103,7 +103,10 @@ fn every_shipped_example_validates() {
         "deploy/kubernetes/base/configmap-routes.yaml",
         "deploy/kubernetes/overlays/example/routes.yaml",
     ] {
-        for (i, (key, text)) in configmap_files(&root.join(manifest)).into_iter().enumerate() {
+        for (i, (key, text)) in configmap_files(&root.join(manifest))
+            .into_iter()
+            .enumerate()
+        {
             let f = dir.join(format!("{}-{i}-{key}", manifest.replace('/', "_")));
             std::fs::write(&f, text).expect("write");
             match key.as_str() {
@@ -149,7 +152,10 @@ const BAD_ROUTES: &[(&str, &str)] = &[
 const BAD_GATEWAYS: &[(&str, &str)] = &[
     ("typo_top_level", "listn: [\"127.0.0.1:8080\"]\n"),
     ("listen_not_a_list", "listen: \"127.0.0.1:8080\"\n"),
-    ("admin_field_typo", "admin: { listen: \"127.0.0.1:9901\", tokn: x }\n"),
+    (
+        "admin_field_typo",
+        "admin: { listen: \"127.0.0.1:9901\", tokn: x }\n",
+    ),
     ("otlp_protocol", "tracing: { protocol: udp }\n"),
     ("sample_ratio_range", "tracing: { sample_ratio: 1.5 }\n"),
     ("export_timeout_zero", "tracing: { timeout_ms: 0 }\n"),
