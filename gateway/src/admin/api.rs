@@ -269,7 +269,12 @@ impl ServeHttp for AdminApi {
             (
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.render().into_bytes(),
+                {
+                    let mut text = self.metrics.render();
+                    let active = self.reloader.active().load();
+                    crate::telemetry::weights::render_split_weights(&active.table, &mut text);
+                    text.into_bytes()
+                },
             )
         } else {
             let (status, body) = self.route(session).await;
