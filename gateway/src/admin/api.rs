@@ -272,7 +272,11 @@ impl ServeHttp for AdminApi {
                 {
                     let mut text = self.metrics.render();
                     let active = self.reloader.active().load();
-                    crate::telemetry::weights::render_split_weights(&active.table, &mut text);
+                    crate::telemetry::table_info::render_table_info(
+                        &active.table,
+                        &active.sha256,
+                        &mut text,
+                    );
                     text.into_bytes()
                 },
             )

@@ -1,12 +1,23 @@
-//! `dyegate_split_weight{route,upstream_group}`: the split weights of the table in use, rendered
-//! at scrape time straight from that table (nothing to keep in step across reloads), so that a
-//! dashboard can put the realised split (`dyegate_decisions_total`) next to the intended one.
+//! What the table in use is, rendered at scrape time straight from that table (nothing to keep
+//! in step across reloads): `dyegate_routing_info{sha256}` (the content of the version served,
+//! the same on every instance serving the same file, whatever its version number there) and
+//! `dyegate_split_weight{route,upstream_group}` (the configured weights, so that a dashboard can
+//! put the realised split of `dyegate_decisions_total` next to the intended one).
 
 use crate::routing::RouteTable;
 use std::fmt::Write;
 
-/// Appends the family to a scrape.
-pub fn render_split_weights(table: &RouteTable, out: &mut String) {
+/// Appends both families to a scrape; `sha256` is the served version's.
+pub fn render_table_info(table: &RouteTable, sha256: &str, out: &mut String) {
+    out.push_str(
+        "# HELP dyegate_routing_info The routing table in use: sha256 of its routes file.\n\
+         # TYPE dyegate_routing_info gauge\n",
+    );
+    let _ = writeln!(
+        out,
+        "dyegate_routing_info{{sha256=\"{}\"}} 1",
+        escape(sha256)
+    );
     out.push_str(
         "# HELP dyegate_split_weight Configured split weight of each group of a route (relative; \
          divide by the route's sum for its share).\n# TYPE dyegate_split_weight gauge\n",
@@ -40,7 +51,7 @@ mod tests {
     use crate::config::routes_from_text;
 
     #[test]
-    fn one_sample_per_split_entry() {
+    fn the_sha_and_one_weight_per_split_entry() {
         let loaded = routes_from_text(
             "routes.yaml",
             [
@@ -58,11 +69,12 @@ mod tests {
         )
         .expect("valid");
         let mut out = String::new();
-        render_split_weights(&loaded.table, &mut out);
+        render_table_info(&loaded.table, "ab12", &mut out);
         let samples: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
             samples,
             [
+                "dyegate_routing_info{sha256=\"ab12\"} 1",
                 "dyegate_split_weight{route=\"shop\",upstream_group=\"s\"} 95",
                 "dyegate_split_weight{route=\"shop\",upstream_group=\"c\"} 5",
                 "dyegate_split_weight{route=\"a\\\"b\",upstream_group=\"s\"} 1",
