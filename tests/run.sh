@@ -22,6 +22,7 @@ fi
 tools=()
 python3 -c 'import ensurepip, venv' 2>/dev/null || tools+=(python3-venv)
 command -v npm >/dev/null || tools+=(npm)
+command -v man >/dev/null || tools+=(man-db)
 if ((${#tools[@]})); then
   echo "installing: ${tools[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tools[@]}"

@@ -97,7 +97,11 @@ fn every_shipped_example_validates() {
     let dir = tempdir("examples");
     let root = workspace_root();
     let mut routes = vec![root.join("conf/routes.yaml")];
-    let mut gateways = vec![root.join("conf/gateway.yaml")];
+    let mut gateways = vec![
+        root.join("conf/gateway.yaml"),
+        root.join("deploy/debian/gateway.yaml"),
+        root.join("docker/gateway.yaml"),
+    ];
     for manifest in [
         "deploy/kubernetes/base/configmap-gateway.yaml",
         "deploy/kubernetes/base/configmap-routes.yaml",
@@ -116,7 +120,7 @@ fn every_shipped_example_validates() {
             }
         }
     }
-    assert_eq!((routes.len(), gateways.len()), (3, 2), "examples found");
+    assert_eq!((routes.len(), gateways.len()), (3, 4), "examples found");
     validate("routes", &routes).unwrap_or_else(|e| panic!("routes examples: {e}"));
     validate("gateway", &gateways).unwrap_or_else(|e| panic!("gateway examples: {e}"));
     // The same files pass dyegate's own checks.

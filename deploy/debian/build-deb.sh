@@ -19,4 +19,6 @@ rm -rf "$assets" && mkdir -p "$assets/completions" "$assets/man" "$assets/system
 gzip -9n "$assets"/man/*.1
 # The unit as shipped in conf/ runs /usr/local/bin/dyegate (a manual install); the package's is /usr/bin.
 sed 's#/usr/local/bin/dyegate#/usr/bin/dyegate#g' conf/dyegate.service >"$assets/systemd/dyegate.service"
+# The example routes.yaml names its schema where the package puts it.
+sed 's#\$schema=schema/#$schema=/usr/share/dyegate/schema/#' conf/routes.yaml >"$assets/routes.yaml"
 cargo deb -p dyegate --no-build
