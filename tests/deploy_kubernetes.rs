@@ -96,7 +96,7 @@ fn servicemonitor_validate(docs: &[&Value], file: &Path) -> std::process::Output
 #[test]
 fn manifests_pass_the_kubernetes_api_schemas() {
     let dir = tempdir("schemas");
-    for overlay in ["base", "overlays/example"] {
+    for overlay in ["base", "overlays/example", "overlays/persistent-state"] {
         let docs = render(overlay);
         let (monitors, core): (Vec<&Value>, Vec<&Value>) =
             docs.iter().partition(|d| d["kind"] == "ServiceMonitor");
@@ -120,6 +120,29 @@ fn manifests_pass_the_kubernetes_api_schemas() {
             assert!(out.status.success(), "ServiceMonitor: {}", describe(&out));
         }
     }
+
+    // The persistent-state overlay swaps the state emptyDir for its claim, one replica.
+    let docs = render("overlays/persistent-state");
+    let deployment = &find(&docs, "Deployment", "dyegate")["spec"];
+    let state = deployment["template"]["spec"]["volumes"]
+        .as_sequence()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "state")
+        .expect("state volume");
+    assert_eq!(
+        state["persistentVolumeClaim"]["claimName"], "dyegate-state",
+        "{state:?}"
+    );
+    assert!(state["emptyDir"].is_null(), "{state:?}");
+    assert_eq!(
+        (
+            deployment["replicas"].as_i64(),
+            &deployment["strategy"]["type"]
+        ),
+        (Some(1), &"Recreate".into())
+    );
+    find(&docs, "PersistentVolumeClaim", "dyegate-state");
 
     // The validators do reject: an unknown field (strict mode) and a malformed scrape interval.
     let docs = render("base");
