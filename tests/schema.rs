@@ -201,7 +201,7 @@ fn mistakes_are_rejected_by_the_schema_and_by_dyegate_check() {
     let control = dir.join("gateway.yaml");
     std::fs::write(&control, "listen: [\"127.0.0.1:8080\"]\n").expect("write");
     validate("routes", &[dir.join("routes.yaml")]).expect("control routes.yaml");
-    validate("gateway", &[control.clone()]).expect("control gateway.yaml");
+    validate("gateway", std::slice::from_ref(&control)).expect("control gateway.yaml");
     assert_eq!(dyegate_check("gateway", &control).code, Some(0));
 
     // One validator process per case, run side by side (each is ~0.3 s of Python start-up).

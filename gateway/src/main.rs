@@ -260,29 +260,33 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
     server::run(gw, reloader, metrics, opts)
 }
 
-/// `dyegate schema`, `dyegate completions`, `dyegate man`: generated from the config types and
-/// from this command line, so they cannot drift from either.
-fn print_docs(command: Command) -> ExitCode {
-    let result = match command {
-        Command::Schema { file } => {
+/// What `dyegate schema`, `dyegate completions` and `dyegate man` print or write: generated
+/// from the config types and from this command line, so they cannot drift from either.
+enum Docs {
+    Schema(SchemaArg),
+    Completions(clap_complete::Shell),
+    Man(Option<PathBuf>),
+}
+
+fn print_docs(docs: Docs) -> ExitCode {
+    let mut stdout = std::io::stdout();
+    let result = match docs {
+        Docs::Schema(file) => {
             let file = match file {
                 SchemaArg::Routes => SchemaFile::Routes,
                 SchemaArg::Gateway => SchemaFile::Gateway,
             };
-            std::io::Write::write_all(&mut std::io::stdout(), schema_json(file).as_bytes())
+            std::io::Write::write_all(&mut stdout, schema_json(file).as_bytes())
         }
-        Command::Completions { shell } => {
+        Docs::Completions(shell) => {
             // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "dyegate", &mut script);
-            std::io::Write::write_all(&mut std::io::stdout(), &script)
+            std::io::Write::write_all(&mut stdout, &script)
         }
-        Command::Man { dir: Some(dir) } => std::fs::create_dir_all(&dir)
+        Docs::Man(Some(dir)) => std::fs::create_dir_all(&dir)
             .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir)),
-        Command::Man { dir: None } => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())
-        }
-        _ => Ok(()),
+        Docs::Man(None) => clap_mangen::Man::new(Cli::command()).render(&mut stdout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -312,9 +316,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config, routes } => check(config, routes),
         Command::Diff { old, new } => diff_files(&old, &new),
-        c @ (Command::Schema { .. } | Command::Completions { .. } | Command::Man { .. }) => {
-            print_docs(c)
-        }
+        Command::Schema { file } => print_docs(Docs::Schema(file)),
+        Command::Completions { shell } => print_docs(Docs::Completions(shell)),
+        Command::Man { dir } => print_docs(Docs::Man(dir)),
         Command::Status(a) => admin_call(a, "GET", "/status", None),
         Command::Versions(a) => admin_call(a, "GET", "/versions", None),
         Command::Reload(a) => admin_call(a, "POST", "/reload", None),
