@@ -21,4 +21,5 @@ gzip -9n "$assets"/man/*.1
 sed 's#/usr/local/bin/dyegate#/usr/bin/dyegate#g' conf/dyegate.service >"$assets/systemd/dyegate.service"
 # The example routes.yaml names its schema where the package puts it.
 sed 's#\$schema=schema/#$schema=/usr/share/dyegate/schema/#' conf/routes.yaml >"$assets/routes.yaml"
-cargo deb -p dyegate --no-build
+# The release profile keeps debug info (profiling); the package ships the binary stripped.
+cargo deb -p dyegate --no-build --strip
