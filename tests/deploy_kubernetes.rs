@@ -177,11 +177,17 @@ fn int(v: &Value) -> i64 {
         .unwrap_or_else(|| panic!("not an integer: {v:?}"))
 }
 
-#[test]
-fn the_deployment_holds_the_gateway_contract() {
+/// The example overlay, its gateway.yaml, and its pod spec.
+fn example() -> (Vec<Value>, Value, Value) {
     let docs = render("overlays/example");
     let (_, gw) = shipped_gateway_yaml(&docs);
-    let pod = &find(&docs, "Deployment", "dyegate")["spec"]["template"]["spec"];
+    let pod = find(&docs, "Deployment", "dyegate")["spec"]["template"]["spec"].clone();
+    (docs, gw, pod)
+}
+
+#[test]
+fn probes_drain_timing_and_security_match_the_gateway() {
+    let (_, gw, pod) = example();
     let c = &pod["containers"][0];
     // Probes on the admin port: readiness = /readyz, liveness = /healthz.
     let admin_port = gw["admin"]["listen"].as_str().expect("admin.listen");
@@ -222,7 +228,12 @@ fn the_deployment_holds_the_gateway_contract() {
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert!(c["resources"]["requests"].is_mapping() && c["resources"]["limits"].is_mapping());
+}
 
+#[test]
+fn written_paths_are_on_writable_volumes_and_routes_on_a_directory_mount() {
+    let (_, gw, pod) = example();
+    let c = &pod["containers"][0];
     // Every path the gateway writes lies on a writable (emptyDir) mount; the routes file lies
     // in a ConfigMap mounted as a whole directory (subPath mounts are never updated).
     let mounts = c["volumeMounts"].as_sequence().expect("volumeMounts");
@@ -276,7 +287,11 @@ fn the_deployment_holds_the_gateway_contract() {
         volume(&token["name"])["secret"]["secretName"],
         "dyegate-admin-token"
     );
+}
 
+#[test]
+fn the_admin_port_stays_in_cluster_and_selectors_reach_the_pods() {
+    let (docs, _, _) = example();
     // NetworkPolicy: the admin port admits in-cluster peers only (selectors, no ipBlock).
     let policy = &find(&docs, "NetworkPolicy", "dyegate")["spec"];
     let admin_rules: Vec<&Value> = policy["ingress"]
