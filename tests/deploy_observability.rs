@@ -1,15 +1,15 @@
 //! `deploy/observability/`: the alert rules pass `promtool check rules` and their unit tests
 //! (`promtool test rules`, synthetic series); every dashboard query is valid PromQL (checked by
 //! promtool as a rule) and every metric the rules and the dashboard name is one that a live
-//! dyegate exports, read from the real binary's `/metrics`. Metrics another change is still
-//! adding are listed in [`PENDING`], explicitly; `up` (Prometheus' own) is not dyegate's and is
-//! not looked for.
+//! dyegate exports, read from the real binary's `/metrics` (which itself passes `promtool check
+//! metrics`). Metrics another change is still adding are listed in [`PENDING`], explicitly; `up`
+//! (Prometheus' own) is not dyegate's and is not looked for.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use dyegate_suite::gateway::workspace_root;
-use dyegate_suite::tools::{describe, run_tool};
+use dyegate_suite::tools::{describe, run_tool, tool};
 use dyegate_suite::{Dyegate, Req, Upstream};
 
 const RULES: &str = "deploy/observability/dyegate-rules.yaml";
@@ -207,6 +207,7 @@ async fn every_metric_the_rules_and_the_dashboard_name_is_exported_by_a_live_gat
     assert_eq!(scrape.status, 200);
     let live = exported(&scrape.text());
     assert!(live.contains("dyegate_requests_total"), "{}", scrape.text());
+    promtool_check_metrics(&scrape.text());
 
     let (rule_queries, recorded) = rule_exprs();
     let mut named: Vec<(String, String)> = Vec::new();
@@ -261,6 +262,25 @@ async fn every_metric_the_rules_and_the_dashboard_name_is_exported_by_a_live_gat
     ] {
         assert!(all.contains(wanted), "{wanted} is watched by nothing");
     }
+}
+
+/// `promtool check metrics` (exposition format and naming lint) on a scrape.
+fn promtool_check_metrics(scrape: &str) {
+    let dir = tempdir("scrape");
+    let file = dir.join("metrics.txt");
+    std::fs::write(&file, scrape).expect("write");
+    let out = std::process::Command::new(tool("promtool"))
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).expect("scrape file"))
+        .output()
+        .expect("running promtool");
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "lint: {}",
+        describe(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
