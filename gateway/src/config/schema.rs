@@ -186,6 +186,43 @@ mod tests {
         serde_json::from_str(&schema_json(file)).expect("valid JSON")
     }
 
+    /// Paths of object properties without a description, anywhere under `node`.
+    fn undocumented(node: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+        match node {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                    for (name, prop) in props {
+                        if prop.get("description").is_none() {
+                            out.push(format!("{path}.{name}"));
+                        }
+                    }
+                }
+                for (key, value) in map {
+                    undocumented(value, &format!("{path}/{key}"), out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    undocumented(item, path, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Editors show these as hover docs: a new config field needs a doc comment.
+    #[test]
+    fn every_field_is_described() {
+        for file in SchemaFile::ALL {
+            let mut missing = Vec::new();
+            undocumented(&schema(file), file.name(), &mut missing);
+            assert!(
+                missing.is_empty(),
+                "fields without a doc comment: {missing:?}"
+            );
+        }
+    }
+
     #[test]
     fn draft_2020_12_with_descriptions_from_doc_comments() {
         let s = schema(SchemaFile::Routes);
