@@ -12,6 +12,35 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+# The toolbox checkers (tests/schema.rs, tests/deploy_kubernetes.rs, tests/deploy_observability.rs):
+# promtool (Debian's prometheus), Python validators from PyPI and the Prometheus Operator models
+# from npm, pinned, into target/toolbox; kubectl (its built-in kustomize) comes with the machine.
+if ! command -v promtool >/dev/null; then
+  echo "installing: prometheus (promtool)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+fi
+tools=()
+python3 -c 'import ensurepip, venv' 2>/dev/null || tools+=(python3-venv)
+command -v npm >/dev/null || tools+=(npm)
+command -v man >/dev/null || tools+=(man-db)
+if ((${#tools[@]})); then
+  echo "installing: ${tools[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tools[@]}"
+fi
+toolbox=target/toolbox
+if ! [[ -x $toolbox/venv/bin/check-jsonschema && -x $toolbox/venv/bin/kubernetes-validate ]]; then
+  python3 -m venv "$toolbox/venv"
+  "$toolbox/venv/bin/pip" install -q check-jsonschema==0.39.0 kubernetes-validate==1.37.0
+fi
+if ! [[ -d $toolbox/node/node_modules/@kubernetes-models/prometheus-operator ]]; then
+  mkdir -p "$toolbox/node"
+  npm install --prefix "$toolbox/node" --silent --no-audit --no-fund @kubernetes-models/prometheus-operator@6.0.0
+fi
+if ! command -v kubectl >/dev/null; then
+  echo "kubectl is missing (tests/deploy_kubernetes.rs renders the overlays with kubectl kustomize): install kubectl" >&2
+  exit 1
+fi
+
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy || true
 
 # The systemd unit, checked by systemd itself (binary paths swapped for one that exists here).

@@ -1,7 +1,8 @@
 //! The `dyegate` command line: subcommands only; the work is in the library.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use dyegate::admin::client;
+use dyegate::config::schema::{schema_json, SchemaFile};
 use dyegate::config::{diff::diff, load_routes, ConfigErrors, Gateway};
 use dyegate::reload::Reloader;
 use dyegate::server::{self, RunOptions};
@@ -89,6 +90,31 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         timeout: u64,
     },
+    /// Print the JSON Schema (draft 2020-12) of routes.yaml or gateway.yaml, for editors and
+    /// validators.
+    Schema {
+        #[arg(value_enum)]
+        file: SchemaArg,
+    },
+    /// Print a shell completion script (bash: source it or put it in
+    /// /usr/share/bash-completion/completions/dyegate).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page dyegate(1), or write one page per command into a directory.
+    Man {
+        /// Write dyegate.1 and dyegate-COMMAND.1 here instead of printing dyegate.1.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The files `dyegate schema` describes.
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemaArg {
+    Routes,
+    Gateway,
 }
 
 fn default_config(given: Option<PathBuf>) -> Option<PathBuf> {
@@ -247,6 +273,43 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
     server::run(gw, reloader, metrics, opts)
 }
 
+/// What `dyegate schema`, `dyegate completions` and `dyegate man` print or write: generated
+/// from the config types and from this command line, so they cannot drift from either.
+enum Docs {
+    Schema(SchemaArg),
+    Completions(clap_complete::Shell),
+    Man(Option<PathBuf>),
+}
+
+fn print_docs(docs: Docs) -> ExitCode {
+    let mut stdout = std::io::stdout();
+    let result = match docs {
+        Docs::Schema(file) => {
+            let file = match file {
+                SchemaArg::Routes => SchemaFile::Routes,
+                SchemaArg::Gateway => SchemaFile::Gateway,
+            };
+            std::io::Write::write_all(&mut stdout, schema_json(file).as_bytes())
+        }
+        Docs::Completions(shell) => {
+            // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "dyegate", &mut script);
+            std::io::Write::write_all(&mut stdout, &script)
+        }
+        Docs::Man(Some(dir)) => std::fs::create_dir_all(&dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir)),
+        Docs::Man(None) => clap_mangen::Man::new(Cli::command()).render(&mut stdout),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dyegate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn display(p: Option<&Path>) -> String {
     p.map_or_else(|| "built-in defaults".into(), |p| p.display().to_string())
 }
@@ -266,6 +329,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config, routes } => check(config, routes),
         Command::Diff { old, new } => diff_files(&old, &new),
+        Command::Schema { file } => print_docs(Docs::Schema(file)),
+        Command::Completions { shell } => print_docs(Docs::Completions(shell)),
+        Command::Man { dir } => print_docs(Docs::Man(dir)),
         Command::Status(a) => admin_call(a, "GET", "/status", None),
         Command::Versions(a) => admin_call(a, "GET", "/versions", None),
         Command::Upstreams(a) => admin_call(a, "GET", "/upstreams", None),

@@ -23,6 +23,7 @@ pub mod otlp;
 pub mod ports;
 pub mod procfs;
 pub mod raw;
+pub mod tools;
 pub mod upgrade;
 pub mod upstream;
 pub mod wait;

@@ -269,7 +269,16 @@ impl ServeHttp for AdminApi {
             (
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
-                self.metrics.render().into_bytes(),
+                {
+                    let mut text = self.metrics.render();
+                    let active = self.reloader.active().load();
+                    crate::telemetry::table_info::render_table_info(
+                        &active.table,
+                        &active.sha256,
+                        &mut text,
+                    );
+                    text.into_bytes()
+                },
             )
         } else {
             let (status, body) = self.route(session).await;

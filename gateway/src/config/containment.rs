@@ -3,6 +3,7 @@
 //! `upstreams.NAME.outlier`, `upstreams.NAME.max_in_flight`, `routes[i].dye.on_unhealthy_tag` and
 //! gateway.yaml's `debug`. Checked by `compile_containment.rs`.
 
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -103,7 +104,7 @@ impl<'de> Deserialize<'de> for Percent {
 }
 
 /// `routes[i].timeouts`: how long the gateway waits on the upstream.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsConfig {
     /// Connect (TCP); absent = gateway.yaml's `connect_timeout_ms`.
@@ -124,7 +125,7 @@ pub struct TimeoutsConfig {
 pub const MAX_ATTEMPTS: u64 = 10;
 
 /// `routes[i].retries`: extra tries on another target of the same group.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RetriesConfig {
     /// Extra tries after the first [1]; 0 turns retries off.
@@ -209,7 +210,7 @@ impl<'de> Deserialize<'de> for RetryOnConfig {
 }
 
 /// `upstreams.NAME.health`: active checks of every target of the group.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
     /// An HTTP check; exactly one of `http` and `tcp` is given.
@@ -233,7 +234,7 @@ pub struct HealthConfig {
 }
 
 /// `upstreams.NAME.health.http`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HttpCheckConfig {
     /// Path requested with GET [/healthz].
@@ -252,7 +253,7 @@ fn default_health_path() -> String {
 }
 
 /// `upstreams.NAME.outlier`: passive ejection of targets that fail real requests.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OutlierConfig {
     /// Consecutive failures (connect error, reset, timeout or 5xx) that eject a target [5].
@@ -267,7 +268,7 @@ pub struct OutlierConfig {
 }
 
 /// gateway.yaml `debug`: who may ask for the `x-dyegate-decision` header.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DebugConfig {
     /// Networks whose requests may send `x-dyegate-debug: 1` [loopback only].

@@ -33,7 +33,7 @@ pub struct Gateway {
 impl Gateway {
     /// Loads gateway.yaml; `None` means defaults relative to the working directory.
     pub fn load(file: Option<&Path>) -> Result<Gateway, ConfigErrors> {
-        let (config, source, base) = match file {
+        let (mut config, source, base) = match file {
             Some(f) => {
                 let source = Source::read(f).map_err(ConfigErrors)?;
                 let config = source.gateway().map_err(ConfigErrors)?;
@@ -48,6 +48,7 @@ impl Gateway {
         };
         let base = std::path::absolute(&base).unwrap_or(base);
         let mut issues = Vec::new();
+        read_token_file(&mut config, &base, &mut issues);
         let mut listen = Vec::new();
         for (i, l) in config.listen.iter().enumerate() {
             match l.trim().parse::<SocketAddr>() {
@@ -70,7 +71,9 @@ impl Gateway {
                     .admin
                     .token
                     .as_deref()
-                    .is_some_and(|t| !t.trim().is_empty());
+                    .is_some_and(|t| !t.trim().is_empty())
+                    // an unreadable token file has its own error
+                    || config.admin.token_file.is_some();
                 if !a.ip().is_loopback() && !token_set {
                     issues.push(Issue::new(
                         "admin.listen",
@@ -173,6 +176,38 @@ impl Gateway {
             admin_listen,
             config,
         })
+    }
+}
+
+/// `admin.token_file`: its content becomes `admin.token`.
+fn read_token_file(config: &mut GatewayConfig, base: &Path, issues: &mut Vec<Issue>) {
+    let Some(file) = config.admin.token_file.clone() else {
+        return;
+    };
+    if config.admin.token.is_some() {
+        issues.push(Issue::new(
+            "admin.token_file",
+            "found both admin.token and admin.token_file, expected one of them",
+        ));
+        return;
+    }
+    let path = normalize(&base.join(&file));
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => config.admin.token = Some(text.trim().to_string()),
+        Ok(_) => issues.push(Issue::new(
+            "admin.token_file",
+            format!(
+                "found an empty file {}, expected a bearer token",
+                path.display()
+            ),
+        )),
+        Err(e) => issues.push(Issue::new(
+            "admin.token_file",
+            format!(
+                "found {} unreadable ({e}), expected a file holding the bearer token",
+                path.display()
+            ),
+        )),
     }
 }
 

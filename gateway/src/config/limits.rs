@@ -13,7 +13,7 @@ pub const MIN_HEADER_BYTES: u64 = 1024;
 pub const MAX_HEADER_BYTES: u64 = 1_048_575;
 
 /// `limits:` as written in gateway.yaml (defaults in the field docs).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// From accept (or from the first byte of a later request) to the end of the request head

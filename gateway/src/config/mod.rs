@@ -13,6 +13,7 @@ pub mod incremental;
 pub mod limits;
 pub mod load;
 pub mod model;
+pub mod schema;
 pub mod tracing;
 pub mod validate;
 pub mod yaml;
@@ -217,5 +218,7 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
 mod tests;
 #[cfg(test)]
 mod tests_containment;
+#[cfg(test)]
+mod tests_gateway;
 #[cfg(test)]
 mod tests_incremental;

@@ -4,6 +4,7 @@
 pub use super::containment::{
     DebugConfig, HealthConfig, OutlierConfig, RetriesConfig, TimeoutsConfig,
 };
+use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -13,12 +14,13 @@ use std::sync::Arc;
 // gateway.yaml
 
 /// `gateway.yaml`: static settings; changing them needs a restart or an upgrade.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Proxy listeners, `IP:PORT`.
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
+    /// The admin API (status, reload, rollback, metrics, health endpoints).
     #[serde(default)]
     pub admin: AdminConfig,
     /// The routes file, relative to gateway.yaml's directory.
@@ -27,6 +29,7 @@ pub struct GatewayConfig {
     /// Where versions of the routing table are kept (relative to gateway.yaml's directory).
     #[serde(default = "default_state_dir")]
     pub state_dir: String,
+    /// Process settings handed to Pingora.
     #[serde(default)]
     pub pingora: PingoraConfig,
     /// Accept HTTP/2 over cleartext (prior knowledge) on the proxy listeners.
@@ -35,11 +38,13 @@ pub struct GatewayConfig {
     /// Upstream connect timeout in milliseconds.
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Live reload of the routes file.
     #[serde(default)]
     pub reload: ReloadConfig,
     /// JSON access log; absent = off.
     #[serde(default)]
     pub access_log: Option<AccessLogConfig>,
+    /// W3C trace context propagation and OTLP span export.
     #[serde(default)]
     pub tracing: TracingConfig,
     /// Answer every proxied request with a W3C `traceresponse` header (trace id, gateway span id).
@@ -54,7 +59,7 @@ pub struct GatewayConfig {
 }
 
 /// `access_log:` one JSON line per request.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AccessLogConfig {
     /// `-` for stdout, or a file (relative to gateway.yaml's directory); SIGUSR1 reopens it.
@@ -73,7 +78,7 @@ fn default_access_log_queue() -> usize {
 }
 
 /// `reload:` how routes.yaml changes are picked up and remembered.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ReloadConfig {
     /// Watch the routes file's directory and reload on change.
@@ -84,6 +89,7 @@ pub struct ReloadConfig {
     pub debounce_ms: u64,
     /// Versions kept (in memory and in state_dir) for rollback.
     #[serde(default = "default_history")]
+    #[schemars(range(min = 1, max = 10_000))]
     pub history: usize,
     /// Bytes of source text kept in the history at most (the oldest versions go first; the
     /// running one is always kept).
@@ -156,14 +162,20 @@ fn default_connect_timeout_ms() -> u64 {
 }
 
 /// `admin:` the admin API listener.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
+    /// Admin listener, `IP:PORT`; loopback unless `token` is set [127.0.0.1:9901].
     #[serde(default = "default_admin_listen")]
     pub listen: String,
     /// Bearer token; required when `listen` is not a loopback address.
     #[serde(default)]
     pub token: Option<String>,
+    /// A file holding the bearer token instead (a mounted Kubernetes Secret, a systemd
+    /// credential), relative to gateway.yaml's directory; read at startup, surrounding
+    /// whitespace ignored. Not together with `token`.
+    #[serde(default)]
+    pub token_file: Option<String>,
 }
 
 impl Default for AdminConfig {
@@ -171,6 +183,7 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: default_admin_listen(),
             token: None,
+            token_file: None,
         }
     }
 }
@@ -180,17 +193,23 @@ fn default_admin_listen() -> String {
 }
 
 /// `pingora:` process settings handed to Pingora's server.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PingoraConfig {
+    /// Worker threads of the proxy service [2].
     #[serde(default = "default_threads")]
+    #[schemars(range(min = 1, max = 1024))]
     pub threads: usize,
+    /// PID file, used by `dyegate upgrade` to find the running process [./dyegate.pid].
     #[serde(default = "default_pid_file")]
     pub pid_file: String,
+    /// Socket the listening sockets are handed over through on upgrade [./dyegate-upgrade.sock].
     #[serde(default = "default_upgrade_sock")]
     pub upgrade_sock: String,
+    /// Longest an old process drains after a stop or upgrade, in seconds [30].
     #[serde(default = "default_grace_period")]
     pub grace_period_seconds: u64,
+    /// Then the runtimes are given this long to stop, in seconds [5].
     #[serde(default = "default_graceful_shutdown_timeout")]
     pub graceful_shutdown_timeout_seconds: u64,
     /// Error log file when daemonized (stderr otherwise).
@@ -229,12 +248,13 @@ fn default_graceful_shutdown_timeout() -> u64 {
 
 /// `tracing:` W3C trace context propagation (always on) and span export over OTLP (when an
 /// endpoint is set).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TracingConfig {
     /// Collector URL (`http://HOST:PORT`); absent = propagate only, export nothing.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// `grpc` (collector port 4317) or `http` (protobuf, port 4318) [grpc].
     #[serde(default)]
     pub protocol: OtlpProtocol,
     /// Extra request headers (gRPC metadata) sent with every export, e.g. an API key.
@@ -242,15 +262,18 @@ pub struct TracingConfig {
     pub headers: Entries<String>,
     /// Longest one export may take before its spans are dropped.
     #[serde(default = "default_export_timeout_ms")]
+    #[schemars(range(min = 1, max = super::tracing::MAX_EXPORT_TIMEOUT_MS))]
     pub timeout_ms: u64,
     /// Share of new traces sampled (0 to 1). Default: 1 with an endpoint, 0 without.
     #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub sample_ratio: Option<f64>,
     /// Baggage member that carries the dye tag.
     #[serde(default = "default_baggage_key")]
     pub baggage_key: String,
     /// Finished spans waiting for export; when full, new spans are dropped and counted.
     #[serde(default = "default_queue_size")]
+    #[schemars(range(min = 1, max = super::tracing::MAX_QUEUE_SIZE))]
     pub queue_size: usize,
     /// `service.name` of the exported spans.
     #[serde(default = "default_service_name")]
@@ -273,7 +296,7 @@ impl Default for TracingConfig {
 }
 
 /// How spans travel to the collector.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum OtlpProtocol {
     /// OTLP/gRPC (collector port 4317).
@@ -331,11 +354,13 @@ pub const ROUTE_FIELDS: &[&str] = &[
 pub const UPSTREAM_FIELDS: &[&str] = &["targets", "health", "outlier", "max_in_flight"];
 
 /// routes.yaml decoded in one go (the fast path for valid files, see `config::routes_from_text`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoutesFile {
+    /// Upstream groups: named sets of interchangeable targets.
     #[serde(default)]
     pub upstreams: Entries<UpstreamConfig>,
+    /// Routes, tried in file order: the first whose `match` holds wins; no match answers 404.
     pub routes: Vec<RouteConfig>,
 }
 
@@ -343,9 +368,10 @@ pub struct RoutesFile {
 pub const ROUTES_FIELDS: &[&str] = &["upstreams", "routes"];
 
 /// `upstreams.NAME`: a group of interchangeable targets.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
+    /// Targets, picked by weighted round-robin.
     pub targets: Vec<TargetConfig>,
     /// Active health checks; absent = none.
     #[serde(default)]
@@ -440,19 +466,24 @@ impl<'de> Deserialize<'de> for Weight {
 }
 
 /// `routes[i]`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    /// Unique; used in logs and metrics.
     pub name: String,
+    /// Which requests the route takes; every field optional, all given ones must hold.
     #[serde(default, rename = "match")]
     pub matches: MatchConfig,
+    /// Tag routing: a request whose tag header names a tag goes to that tag's group.
     #[serde(default)]
     pub dye: DyeConfig,
+    /// Split of untagged traffic by weight; a single entry = no split.
     #[serde(default)]
     pub split: Vec<SplitEntryConfig>,
     /// `header:NAME`, `cookie:NAME` or `client_ip`.
     #[serde(default)]
     pub sticky: Option<String>,
+    /// How long the gateway waits on the upstream.
     #[serde(default)]
     pub timeouts: TimeoutsConfig,
     #[serde(default)]
@@ -460,32 +491,40 @@ pub struct RouteConfig {
 }
 
 /// `routes[i].match`: every field optional; all given ones must hold.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MatchConfig {
+    /// Exact host, or `*.example.com` for any subdomain; the port is ignored.
     #[serde(default)]
     pub host: Option<String>,
+    /// String prefix of the path.
     #[serde(default)]
     pub path_prefix: Option<String>,
+    /// Methods, e.g. `[GET, POST]`.
     #[serde(default)]
     pub methods: Option<Vec<String>>,
+    /// Headers that must be present with one of the given values.
     #[serde(default)]
     pub headers: Entries<OneOrMany>,
 }
 
 /// `routes[i].dye`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DyeConfig {
+    /// The tag header [x-env-tag].
     #[serde(default = "default_dye_header")]
     pub header: String,
+    /// Tag -> upstream group; a request with that tag goes there.
     #[serde(default)]
     pub tags: Entries<String>,
+    /// What a tag that maps to no group gets [base].
     #[serde(default)]
     pub on_unknown_tag: UnknownTagPolicy,
     /// What a tagged request gets when its lane has no healthy target.
     #[serde(default)]
     pub on_unhealthy_tag: UnhealthyTagPolicy,
+    /// Networks (CIDR) whose tags are trusted; tags from other peers are stripped. Absent = all.
     #[serde(default)]
     pub trusted_sources: Option<Vec<String>>,
 }
@@ -507,7 +546,7 @@ pub fn default_dye_header() -> String {
 }
 
 /// What a tag that maps to no group gets.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum UnknownTagPolicy {
     /// Routed as if untagged: the split decides.
@@ -518,7 +557,7 @@ pub enum UnknownTagPolicy {
 }
 
 /// What a tagged request gets when every target of its lane's group is unhealthy or ejected.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum UnhealthyTagPolicy {
     /// Routed by the route's split, as if untagged (reason `fallback_unhealthy`).
@@ -529,10 +568,12 @@ pub enum UnhealthyTagPolicy {
 }
 
 /// `routes[i].split[j]`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SplitEntryConfig {
+    /// The upstream group.
     pub upstream: String,
+    /// Relative weight, a whole number >= 0 (0 gets nothing).
     pub weight: Weight,
 }
 

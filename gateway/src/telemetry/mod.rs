@@ -5,12 +5,14 @@
 //! - [`containment`]: timeouts, retries, circuit breaker, health checks and ejections.
 //! - [`access_log`]: one JSON line per request through a bounded writer.
 //! - [`trace`]: per request, the incoming W3C context, the gateway span and the upstream headers.
+//! - [`table_info`]: what the table in use is: its sha256 and configured split weights.
 //! - [`export`]: the bounded span queue and the background service that exports it over OTLP.
 
 pub mod access_log;
 pub mod containment;
 pub mod export;
 pub mod metrics;
+pub mod table_info;
 pub mod trace;
 
 pub use access_log::{AccessLog, AccessLogService, AccessRecord};

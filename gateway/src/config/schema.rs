@@ -1,0 +1,264 @@
+//! JSON Schema (draft 2020-12) of `routes.yaml` and `gateway.yaml`, generated from the serde
+//! structs of [`super::model`] by `schemars` (field descriptions are their doc comments), for
+//! editors (`# yaml-language-server: $schema=...`) and `dyegate schema`. The types that decode
+//! by hand (weights, durations, targets, mappings kept as entries) describe themselves here, with
+//! the same ranges their `Deserialize` enforces. The schema checks shape, types, ranges and
+//! field names; references between entries (a split naming an unknown group) and address
+//! syntax are `dyegate check`'s.
+
+use super::containment::{Millis, Percent, Ranged, RetryOnConfig, MAX_MILLIS};
+use super::model::{
+    Entries, GatewayConfig, OneOrMany, RoutesFile, TargetConfig, Weight, MAX_WEIGHT,
+};
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use std::borrow::Cow;
+
+/// Which file a schema describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaFile {
+    Routes,
+    Gateway,
+}
+
+impl SchemaFile {
+    pub const ALL: [SchemaFile; 2] = [SchemaFile::Routes, SchemaFile::Gateway];
+
+    /// The name of the shipped file, `conf/schema/<name>.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemaFile::Routes => "routes",
+            SchemaFile::Gateway => "gateway",
+        }
+    }
+}
+
+/// The schema of `file`, as pretty-printed JSON with a trailing newline (what `dyegate schema`
+/// prints and `conf/schema/*.json` holds).
+pub fn schema_json(file: SchemaFile) -> String {
+    let mut schema = match file {
+        SchemaFile::Routes => schemars::schema_for!(RoutesFile),
+        SchemaFile::Gateway => schemars::schema_for!(GatewayConfig),
+    };
+    let (title, description) = match file {
+        SchemaFile::Routes => (
+            "dyegate routes.yaml",
+            "The routing table: upstream groups and routes. Reloaded live; `dyegate check` \
+             validates it, references between entries included.",
+        ),
+        SchemaFile::Gateway => (
+            "dyegate gateway.yaml",
+            "Static settings of the gateway process; a change needs a restart or an upgrade. \
+             Every key has a default.",
+        ),
+    };
+    schema.insert("title".into(), title.into());
+    schema.insert("description".into(), description.into());
+    let mut text = serde_json::to_string_pretty(&schema).expect("a schema is plain JSON");
+    text.push('\n');
+    text
+}
+
+/// An integer schema with bounds and a description.
+fn integer(min: u64, max: u64, description: &str) -> Schema {
+    json_schema!({
+        "type": "integer",
+        "minimum": min,
+        "maximum": max,
+        "description": description,
+    })
+}
+
+impl JsonSchema for Weight {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "Weight".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        integer(
+            0,
+            u64::from(MAX_WEIGHT),
+            "A whole number >= 0, relative; 0 gets nothing.",
+        )
+    }
+}
+
+impl JsonSchema for Millis {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "Millis".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        integer(1, MAX_MILLIS, "Milliseconds, a whole number >= 1.")
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> JsonSchema for Ranged<MIN, MAX> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        format!("Ranged{MIN}_{MAX}").into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        integer(MIN, MAX, &format!("A whole number from {MIN} to {MAX}."))
+    }
+}
+
+impl JsonSchema for RetryOnConfig {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "RetryOn".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A failure that is retried: connect_failure, reset, timeout, or an upstream status 500, 502, 503, 504.",
+            "enum": ["connect_failure", "reset", "timeout", "500", "502", "503", "504", 500, 502, 503, 504],
+        })
+    }
+}
+
+impl JsonSchema for Percent {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "Percent".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        integer(0, 100, "A whole number of percent from 0 to 100.")
+    }
+}
+
+impl JsonSchema for TargetConfig {
+    fn schema_name() -> Cow<'static, str> {
+        "Target".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let weight = generator.subschema_for::<Weight>();
+        json_schema!({
+            "description": "A target: \"IP:PORT\", or { addr: \"IP:PORT\", weight: N } (weight default 1).",
+            "anyOf": [
+                { "type": "string", "description": "IP:PORT, weight 1." },
+                {
+                    "type": "object",
+                    "properties": {
+                        "addr": { "type": "string", "description": "IP:PORT." },
+                        "weight": weight,
+                    },
+                    "required": ["addr"],
+                    "additionalProperties": false,
+                },
+            ],
+        })
+    }
+}
+
+impl<V: JsonSchema> JsonSchema for Entries<V> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        format!("Entries_{}", V::schema_name()).into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        // Empty (null) is an empty mapping, as in the decoder.
+        json_schema!({
+            "type": ["object", "null"],
+            "additionalProperties": generator.subschema_for::<V>(),
+        })
+    }
+}
+
+impl JsonSchema for OneOrMany {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "OneOrMany".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A value, or a list of values (one must match).",
+            "anyOf": [
+                { "type": ["string", "integer", "boolean"] },
+                { "type": "array", "items": { "type": "string" } },
+            ],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(file: SchemaFile) -> serde_json::Value {
+        serde_json::from_str(&schema_json(file)).expect("valid JSON")
+    }
+
+    /// Paths of object properties without a description, anywhere under `node`.
+    fn undocumented(node: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+        match node {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                    for (name, prop) in props {
+                        if prop.get("description").is_none() {
+                            out.push(format!("{path}.{name}"));
+                        }
+                    }
+                }
+                for (key, value) in map {
+                    undocumented(value, &format!("{path}/{key}"), out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    undocumented(item, path, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Editors show these as hover docs: a new config field needs a doc comment.
+    #[test]
+    fn every_field_is_described() {
+        for file in SchemaFile::ALL {
+            let mut missing = Vec::new();
+            undocumented(&schema(file), file.name(), &mut missing);
+            assert!(
+                missing.is_empty(),
+                "fields without a doc comment: {missing:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn draft_2020_12_with_descriptions_from_doc_comments() {
+        let s = schema(SchemaFile::Routes);
+        assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+        assert_eq!(s["title"], "dyegate routes.yaml");
+        assert_eq!(s["required"], serde_json::json!(["routes"]));
+        assert_eq!(s["additionalProperties"], false);
+        let route = &s["$defs"]["RouteConfig"];
+        assert_eq!(
+            route["properties"]["name"]["description"],
+            "Unique; used in logs and metrics."
+        );
+        assert!(route["properties"]["match"].is_object(), "{route}");
+        let weight = &s["$defs"]["SplitEntryConfig"]["properties"]["weight"];
+        assert_eq!(weight["minimum"], 0);
+        assert_eq!(weight["maximum"], MAX_WEIGHT);
+        let g = schema(SchemaFile::Gateway);
+        assert_eq!(g["title"], "dyegate gateway.yaml");
+        assert_eq!(
+            g["properties"]["listen"]["description"],
+            "Proxy listeners, `IP:PORT`."
+        );
+    }
+}
