@@ -25,7 +25,7 @@ pub fn rollback_target(body: &[u8]) -> Result<Option<u64>, String> {
         Some(to) => to
             .as_u64()
             .map(Some)
-            .ok_or_else(|| format!("found `to`: {to}, expected a version number")),
+            .ok_or_else(|| format!("found \"to\": {to}, expected a version number")),
     }
 }
 
@@ -53,7 +53,7 @@ mod tests {
         );
         assert_eq!(
             rollback_target(br#"{"to": null}"#),
-            Err("found `to`: null, expected a version number".to_string())
+            Err("found \"to\": null, expected a version number".to_string())
         );
         assert_eq!(
             rollback_target(br#"{"to": -1}"#),
