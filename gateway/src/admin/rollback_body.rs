@@ -57,7 +57,7 @@ mod tests {
         );
         assert_eq!(
             rollback_target(br#"{"to": -1}"#),
-            Err("found `to`: -1, expected a version number".to_string())
+            Err("found \"to\": -1, expected a version number".to_string())
         );
         assert!(rollback_target(b"{").is_err_and(|e| e.contains("not JSON")));
     }
