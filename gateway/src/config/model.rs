@@ -486,6 +486,7 @@ pub struct RouteConfig {
     /// How long the gateway waits on the upstream.
     #[serde(default)]
     pub timeouts: TimeoutsConfig,
+    /// Extra tries of a failed attempt on another target of the same group, within a budget.
     #[serde(default)]
     pub retries: RetriesConfig,
 }
