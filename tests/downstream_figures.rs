@@ -65,7 +65,10 @@ async fn probe(gw: &Dyegate) -> String {
     else {
         return "connect failed or took over 5 s".into();
     };
-    if c.try_send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.is_err() {
+    if c.try_send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .is_err()
+    {
         return "closed before the request was written".into();
     }
     let got = c.read_response(Duration::from_secs(5)).await;
@@ -97,7 +100,10 @@ async fn rss_with_5000_silent_connections() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let with = rss_kib(pid);
     let fds_with = fds(pid);
-    eprintln!("RSS idle {idle} KiB; with 5,000 silent connections {with} KiB, {fds_with} fds; probe: {}", probe(&gw).await);
+    eprintln!(
+        "RSS idle {idle} KiB; with 5,000 silent connections {with} KiB, {fds_with} fds; probe: {}",
+        probe(&gw).await
+    );
     for s in [15u64, 70] {
         tokio::time::sleep(Duration::from_secs(if s == 15 { 13 } else { 55 })).await;
         let closed = closed_by_gateway(&mut conns);

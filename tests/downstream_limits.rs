@@ -287,5 +287,9 @@ async fn an_h2c_preface_then_silence_is_closed() {
     let mut c = RawClient::connect(gw.addr()).await;
     c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
     let got = c.read_to_close(Duration::from_millis(800) + SLACK).await;
-    assert!(got.closed, "h2c connection with no stream still open after {:?}", got.after);
+    assert!(
+        got.closed,
+        "h2c connection with no stream still open after {:?}",
+        got.after
+    );
 }

@@ -72,6 +72,10 @@ mod tests {
         assert!(!t.running.load(Ordering::Relaxed));
         t.opened(10);
         t.closed(0);
-        assert_eq!(t.peak.load(Ordering::Relaxed), 400, "400 gone is not a wave");
+        assert_eq!(
+            t.peak.load(Ordering::Relaxed),
+            400,
+            "400 gone is not a wave"
+        );
     }
 }
