@@ -25,7 +25,7 @@ pub fn rollback_target(body: &[u8]) -> Result<Option<u64>, String> {
         Some(to) => to
             .as_u64()
             .map(Some)
-            .ok_or_else(|| format!("found `to`: {to}, expected a version number")),
+            .ok_or_else(|| format!("found \"to\": {to}, expected a version number")),
     }
 }
 
@@ -53,11 +53,11 @@ mod tests {
         );
         assert_eq!(
             rollback_target(br#"{"to": null}"#),
-            Err("found `to`: null, expected a version number".to_string())
+            Err("found \"to\": null, expected a version number".to_string())
         );
         assert_eq!(
             rollback_target(br#"{"to": -1}"#),
-            Err("found `to`: -1, expected a version number".to_string())
+            Err("found \"to\": -1, expected a version number".to_string())
         );
         assert!(rollback_target(b"{").is_err_and(|e| e.contains("not JSON")));
     }
