@@ -145,7 +145,7 @@ const CASES: &[Case] = &[
 ];
 
 /// The request and what the upstream got, run against a fresh gateway and upstream.
-async fn run(request: &[u8]) -> (Option<u16>, String, RawUpstream) {
+async fn run(request: &[u8]) -> (Option<u16>, String, RawUpstream, bool) {
     let up = RawUpstream::start("stable");
     let gw = GatewayConfig::new(&format!(
         "upstreams:\n  stable: {{ targets: [\"{}\"] }}\n  canary: {{ targets: [\"{}\"] }}\n\
@@ -160,7 +160,7 @@ async fn run(request: &[u8]) -> (Option<u16>, String, RawUpstream) {
     // Let anything the gateway might still forward arrive.
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(gw);
-    (got.status(), got.text(), up)
+    (got.status(), got.text(), up, got.closed)
 }
 
 fn check(
@@ -214,12 +214,13 @@ async fn the_smuggling_corpus() {
     let mut table = String::from("| case | answer | upstream received |\n|---|---|---|\n");
     let mut failures = Vec::new();
     for case in CASES {
-        let (status, answer, up) = run(case.request.as_bytes()).await;
+        let (status, answer, up, closed) = run(case.request.as_bytes()).await;
         match check(case, status, &answer, &up) {
             Ok(upstream) => table.push_str(&format!(
-                "| {} | {} | {upstream} |\n",
+                "| {} | {}{} | {upstream} |\n",
                 case.name,
-                status.map_or("closed".to_string(), |s| s.to_string())
+                status.map_or("none".to_string(), |s| s.to_string()),
+                if closed { ", closed" } else { "" }
             )),
             Err(e) => failures.push(format!("{}: {e}", case.name)),
         }
@@ -229,7 +230,7 @@ async fn the_smuggling_corpus() {
         "GET / HTTP/1.1\r\nHost: a\r\nx-env-tag: {}\r\n\r\n",
         "t".repeat(10 * 1024)
     );
-    let (status, answer, up) = run(long.as_bytes()).await;
+    let (status, answer, up, _) = run(long.as_bytes()).await;
     if status != Some(200) || !up.header_lines("x-env-tag").is_empty() || up.requests() != 1 {
         failures.push(format!(
             "10 KB x-env-tag: {status:?} {answer:?}, upstream {:?}",
