@@ -188,5 +188,14 @@ async fn fds_at_the_connection_cap() {
         scrape.get("dyegate_downstream_rejected_total", &[("reason", "max_connections")]),
         scrape.get("dyegate_downstream_connections", &[])
     );
+    // The silent connections are closed at header_read_timeout_ms (10 s by default): then
+    // normal clients are served again.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    eprintln!(
+        "12 s later: gateway holds {} fds, {} of them closed; probe: {}",
+        fds(pid),
+        closed_by_gateway(&mut conns),
+        probe(&gw).await
+    );
     drop(conns);
 }

@@ -1,13 +1,16 @@
-//! The body of `POST /rollback`: empty (roll back to the previous version) or `{"to": N}`.
+//! The body of `POST /rollback`: empty or `{}` (roll back to the previous version), or
+//! `{"to": N}`.
 //! Anything else is refused, naming the allowed field: a typo (`{"too": 3}`) must not roll back
 //! to the previous version instead of the one asked for.
 
 use serde_json::Value;
 
 const EXPECTED: &str =
-    "expected an empty body (the previous version) or an object with the one field `to` (a version number), e.g. {\"to\": 3}";
+    "expected an empty body or {} (the previous version), or an object with the one field `to` (a version number), e.g. {\"to\": 3}";
 
 /// `Ok(None)`: the previous version; `Ok(Some(n))`: version n; `Err`: the 400's message.
+/// `{}` is the previous version (scripts send it); `{"to": null}` is refused: a `to` that is
+/// there must be a version.
 pub fn rollback_target(body: &[u8]) -> Result<Option<u64>, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -21,7 +24,7 @@ pub fn rollback_target(body: &[u8]) -> Result<Option<u64>, String> {
         return Err(format!("found unknown field `{unknown}`, {EXPECTED}"));
     }
     match fields.get("to") {
-        None => Err(format!("found no field `to`, {EXPECTED}")),
+        None => Ok(None),
         Some(to) => to
             .as_u64()
             .map(Some)
@@ -47,10 +50,7 @@ mod tests {
             rollback_target(b"null"),
             Err(format!("found null, {EXPECTED}"))
         );
-        assert_eq!(
-            rollback_target(b"{}"),
-            Err(format!("found no field `to`, {EXPECTED}"))
-        );
+        assert_eq!(rollback_target(b"{}"), Ok(None));
         assert_eq!(
             rollback_target(br#"{"to": null}"#),
             Err("found \"to\": null, expected a version number".to_string())

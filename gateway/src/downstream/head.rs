@@ -52,9 +52,10 @@ pub async fn read_head<S: AsyncRead + Unpin>(
     let mut deadline = deadlines.first_byte_by;
     let mut scan = Scan::default();
     loop {
-        // Small until bytes come (an idle connection costs little), then at most one read past
-        // the limit.
-        let room = if buf.is_empty() { 512 } else { 4096 };
+        // Small until bytes come (an idle connection costs little; most heads fit in one
+        // read, as the socket is read without a buffer of Pingora's), then at most one read
+        // past the limit.
+        let room = if buf.is_empty() { 2048 } else { 4096 };
         buf.reserve(room.min(max_bytes + 1 - buf.len().min(max_bytes)).max(1));
         let read = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)).await;
         match read {

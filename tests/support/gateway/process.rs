@@ -71,15 +71,23 @@ impl Dyegate {
         gateway
     }
 
-    /// Polls until the proxy port accepts a TCP connection; panics with the gateway's output if
-    /// it exits first or the deadline passes.
+    /// Polls until the proxy port and the admin port accept a TCP connection (Pingora starts
+    /// its services on their own threads: on a loaded machine the admin listener can come up
+    /// after the proxy's); panics with the gateway's output if it exits first or the deadline
+    /// passes.
     fn wait_ready(&mut self) {
         let addr = self.addr();
+        // Only when gateway.yaml still has the suite's admin address (a test may move it).
+        let admin = Some(self.admin_addr())
+            .filter(|a| self.config().gateway_text().contains(&format!("\"{a}\"")));
         let mut exited: Option<ExitStatus> = None;
         let ready = wait_until(START_TIMEOUT, || {
             exited = self.child.try_wait().ok().flatten();
             exited.is_none()
                 && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                && admin.is_none_or(|a| {
+                    TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok()
+                })
         });
         if let Some(status) = exited {
             panic!(
