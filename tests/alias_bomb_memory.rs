@@ -2,20 +2,11 @@
 //! without the process keeping hundreds of MB: expansion through aliases is bounded relative
 //! to the document, so the rejection comes before the tree grows.
 
+use dyegate_suite::procfs::rss_kib;
 use std::time::Duration;
 
 use dyegate_suite::{GatewayConfig, Req, Upstream};
 use http::StatusCode;
-
-/// `VmRSS` of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
-}
 
 /// Ten levels of ten aliases each: 10^10 nodes once expanded, 1 KB of text.
 fn bomb() -> String {

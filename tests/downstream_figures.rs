@@ -9,20 +9,12 @@
 //! ```
 //! Results: benches/load/README.md, "Downstream limits".
 
+use dyegate_suite::procfs::rss_kib;
 use std::time::{Duration, Instant};
 
 use dyegate_suite::raw::RawClient;
 use dyegate_suite::{Dyegate, GatewayConfig, Upstream};
 use tokio::net::TcpStream;
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
-}
 
 fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())

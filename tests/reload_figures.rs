@@ -6,6 +6,7 @@
 //! cargo test --release --test reload_figures -- --ignored --nocapture --test-threads=1
 //! ```
 
+use dyegate_suite::procfs::rss_kib;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -14,16 +15,6 @@ use dyegate_suite::load::{Load, Shape};
 use dyegate_suite::{upstream_groups, Conn, Dyegate, GatewayConfig, Req, Upstream};
 use http::StatusCode;
 use serde_json::Value;
-
-/// `VmRSS` of `pid` in KiB, from /proc/PID/status.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("a VmRSS line")
-}
 
 /// Median, min and max of `values` (sorted in place).
 fn spread(values: &mut [f64]) -> (f64, f64, f64) {

@@ -125,6 +125,16 @@ fn proc_net_address(addr: SocketAddr) -> String {
     format!("{ip}:{:04X}", addr.port())
 }
 
+/// `VmRSS` of `pid` in KiB, from /proc/PID/status.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
