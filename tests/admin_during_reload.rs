@@ -8,9 +8,11 @@ use dyegate_suite::gateway::many_routes_yaml;
 use dyegate_suite::{GatewayConfig, Req};
 use http::StatusCode;
 
-/// The bound asserted for each admin answer during the reload. The figure is 100 ms on a
-/// release build; this is a debug build on a shared 2-core box, and an answer that waited for
-/// the reload would take seconds.
+/// The bound asserted for each admin answer during the reload, on a quiet machine. The issue's
+/// figure is 100 ms on a release build; this is a debug build (`/status` hashes the 3 MB routes
+/// file), and an answer that waited for the reload would take about as long as the reload. On a
+/// loaded machine everything slows down together, so the bound is also at least a fifth of the
+/// reload's own duration: an answer that waited would still be far past it.
 const ANSWER_WITHIN: Duration = Duration::from_millis(750);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,9 +66,11 @@ async fn admin_answers_while_a_long_reload_parses() {
         seen_in_progress,
         "/status never showed the reload in progress"
     );
+    let bound = ANSWER_WITHIN.max(started.elapsed() / 5);
     assert!(
-        slowest.0 < ANSWER_WITHIN,
-        "slowest admin answer during the reload: {slowest:?} ({probes} probes)"
+        slowest.0 < bound,
+        "slowest admin answer during the reload: {slowest:?}, bound {bound:?} ({probes} probes, reload {:?})",
+        started.elapsed()
     );
     eprintln!(
         "reload took {:?}; {probes} admin answers during it, slowest {:?} ({})",
