@@ -13,6 +13,7 @@ pub mod incremental;
 pub mod limits;
 pub mod load;
 pub mod model;
+pub mod rollout;
 pub mod tracing;
 pub mod validate;
 pub mod yaml;

@@ -13,7 +13,9 @@ mod audit;
 mod candidate;
 mod commit;
 mod history;
+mod overlay;
 mod reloader;
+mod rollout_commit;
 mod report;
 mod service;
 mod trigger;
@@ -21,6 +23,8 @@ mod watcher;
 
 pub use audit::AuditLog;
 pub use candidate::Candidate;
+pub use overlay::Overlay;
+pub use rollout_commit::RolloutRewrite;
 pub use history::{History, Limits as HistoryLimits, VersionInfo};
 pub use reloader::Reloader;
 pub use report::{LastError, Outcome, ReloadReport};
