@@ -69,9 +69,17 @@ mod tests {
 
     #[test]
     fn replaces_only_the_weights_of_the_route() {
-        let text = "upstreams: {a: {targets: ['127.0.0.1:1']}, b: {targets: ['127.0.0.1:2']}}\n\
-routes:\n  - name: other # keep me\n    split: [{ upstream: a, weight: 100 }]\n\
-  - name: shop\n    split:\n      - { upstream: a, weight: 100 }   # stable\n      - upstream: b\n        weight: 0\n";
+        let text = concat!(
+            "upstreams: {a: {targets: ['127.0.0.1:1']}, b: {targets: ['127.0.0.1:2']}}\n",
+            "routes:\n",
+            "  - name: other # keep me\n",
+            "    split: [{ upstream: a, weight: 100 }]\n",
+            "  - name: shop\n",
+            "    split:\n",
+            "      - { upstream: a, weight: 100 }   # stable\n",
+            "      - upstream: b\n",
+            "        weight: 0\n",
+        );
         let out = rewrite_weights(text, "shop", &[95, 5]).expect("rewritten");
         assert_eq!(
             out,
