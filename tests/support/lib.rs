@@ -25,6 +25,7 @@ pub mod procfs;
 pub mod raw;
 pub mod upgrade;
 pub mod upstream;
+pub mod traffic;
 pub mod wait;
 
 pub use client::{ws_connect, Conn, Req, Resp};
