@@ -24,7 +24,7 @@ mod watcher;
 pub use audit::AuditLog;
 pub use candidate::Candidate;
 pub use overlay::Overlay;
-pub use rollout_commit::RolloutRewrite;
+pub use rollout_commit::{RolloutApplied, RolloutRewrite};
 pub use history::{History, Limits as HistoryLimits, VersionInfo};
 pub use reloader::Reloader;
 pub use report::{LastError, Outcome, ReloadReport};

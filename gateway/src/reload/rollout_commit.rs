@@ -16,15 +16,21 @@ use std::time::Instant;
 pub type RolloutRewrite<'a> =
     &'a mut dyn FnMut(&str) -> Result<Option<(String, serde_json::Value)>, String>;
 
+/// Called with the report once the move is committed (or found to change nothing), still under
+/// the commit lock: the rollout records its new state there, so that whoever sees the state
+/// also sees the table, and no other trigger comes in between.
+pub type RolloutApplied<'a> = &'a mut dyn FnMut(&ReloadReport);
+
 impl Reloader {
-    /// Commits a rollout's move. `rewrite` runs under the commit lock, so that the rollout's
-    /// state and the table change together with respect to file reloads.
+    /// Commits a rollout's move. `rewrite` and `applied` run under the commit lock, so that the
+    /// rollout's state and the table change together with respect to file reloads.
     pub fn commit_rollout(
         &self,
         route: &str,
         step: usize,
         client: Option<String>,
         rewrite: RolloutRewrite<'_>,
+        applied: RolloutApplied<'_>,
     ) -> Result<ReloadReport, String> {
         let trigger = Trigger::Rollout {
             route: route.to_string(),
@@ -59,6 +65,12 @@ impl Reloader {
                 }
             }
         })();
+        if let Ok(report) = &result {
+            if report.errors.is_empty() {
+                applied(report);
+            }
+        }
+        drop(running);
         self.lock_record().in_progress = None;
         result
     }

@@ -210,23 +210,16 @@ impl Controller {
     ) -> Result<(), String> {
         let reloader = self.reloader.get().ok_or("rollouts are not running")?;
         let mut rewrite = |text: &str| {
-            let mut inner = self.lock();
-            if inner.states.get(route).map(|s| s.generation) != Some(generation) {
+            let inner = self.lock();
+            let s = (inner.states.get(route))
+                .ok_or_else(|| format!("no rollout for route {route:?}"))?;
+            if s.generation != generation {
                 return Ok(None);
             }
-            inner.generation += 1;
-            let g = inner.generation;
-            let plan = (inner.plans.get(route).cloned())
+            let plan = (inner.plans.get(route))
                 .ok_or_else(|| format!("no rollout for route {route:?}"))?;
             let share = plan.share(step);
             let new_text = rewrite_weights(text, route, &plan.weights(share))?;
-            let s = (inner.states.get_mut(route))
-                .ok_or_else(|| format!("no rollout for route {route:?}"))?;
-            s.generation = g;
-            s.step = step;
-            s.share = Some(share);
-            s.step_started_ms = now_ms();
-            s.moved(phase, by, reason.clone());
             let note = serde_json::json!({
                 "route": route,
                 "step": step,
@@ -236,6 +229,23 @@ impl Controller {
                 "reason": reason,
                 "evaluation": s.last_evaluation,
             });
+            Ok(Some((new_text, note)))
+        };
+        let mut applied = |_: &crate::reload::ReloadReport| {
+            let mut inner = self.lock();
+            inner.generation += 1;
+            let g = inner.generation;
+            let Some(share) = inner.plans.get(route).map(|p| p.share(step)) else {
+                return;
+            };
+            let Some(s) = inner.states.get_mut(route) else {
+                return;
+            };
+            s.generation = g;
+            s.step = step;
+            s.share = Some(share);
+            s.step_started_ms = now_ms();
+            s.moved(phase, by, reason.clone());
             info!(
                 "rollout {route}: step {step} (canary {share}%), {}{}",
                 phase.as_str(),
@@ -243,9 +253,8 @@ impl Controller {
             );
             self.show(&inner, route, true);
             self.save(&inner);
-            Ok(Some((new_text, note)))
         };
-        let report = reloader.commit_rollout(route, step, client, &mut rewrite)?;
+        let report = reloader.commit_rollout(route, step, client, &mut rewrite, &mut applied)?;
         if !report.errors.is_empty() {
             warn!("rollout {route}: step {step} not applied: {:?}", report.errors);
             return Err(report.errors.join("; "));

@@ -83,8 +83,24 @@ impl Controller {
         }))
     }
 
-    /// Carries out a control on `route`'s rollout; audited with the client's address.
+    /// Carries out a control on `route`'s rollout; audited with the client's address. Decided
+    /// again when the gates moved the rollout in between (a few times at most).
     pub fn control(
+        &self,
+        route: &str,
+        control: Control,
+        client: Option<String>,
+    ) -> Result<Value, ControlError> {
+        let mut tries = 0;
+        loop {
+            match self.control_once(route, control, client.clone()) {
+                Err((_, e)) if e.ends_with(": superseded") && tries < 5 => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn control_once(
         &self,
         route: &str,
         control: Control,
