@@ -429,3 +429,56 @@ async fn sticky_users_on_the_canary_stay_on_it_as_the_step_grows() {
     }
     assert_eq!(before.len(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_step_can_be_rolled_back_like_any_version_and_the_rollout_pauses() {
+    let (stable, canary) = upstreams();
+    let fields = "steps: [20, 50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 1, max_error_rate: 0.5 }";
+    let gw = Dyegate::start(&routes(&stable, &canary, fields, ""));
+    wait_rollout(&gw, Duration::from_secs(20), "step 1", |r| r["step"] == 1).await;
+    let (code, _) = gw.admin_post("/rollouts/shop/promote", None).await;
+    assert_eq!(code, 200);
+    // The previous version is step 1's.
+    let (code, body) = gw.admin_post("/rollback", None).await;
+    assert_eq!(code, 200, "{body:#}");
+    let r = wait_rollout(&gw, Duration::from_secs(5), "a pause", |r| r["state"] == "paused").await;
+    assert_eq!(r["table_canary_share"], 20.0, "{r:#}");
+    let why = r["history"].as_array().and_then(|h| h.last()).map(|m| m["reason"].to_string());
+    assert!(why.as_deref().is_some_and(|w| w.contains("rollback")), "{r:#}");
+    // Resume applies step 2 again.
+    let (code, body) = gw.admin_post("/rollouts/shop/resume", None).await;
+    assert_eq!(code, 200, "{body:#}");
+    assert!(is("progressing", 2)(&body), "{body:#}");
+    assert_eq!(body["table_canary_share"], 50.0, "{body:#}");
+}
+
+#[test]
+fn dyegate_check_reports_rollout_errors_located() {
+    let (stable, canary) = upstreams();
+    let check = |fields: &str, canary_name: &str| {
+        let text = routes(&stable, &canary, fields, "")
+            .replace("canary: canary, steps", &format!("canary: {canary_name}, steps"));
+        let out = GatewayConfig::new(&text).check();
+        assert_eq!(out.code, Some(1), "{out}");
+        out
+    };
+    // Every cross-field error at once, each with FILE:LINE:COL.
+    let out = check(
+        "steps: [10, 5], step_ms: 1000, gates: { window_ms: 0, max_error_rate: 0.05 }",
+        "nope",
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (line, want) in lines.iter().zip([
+        "routes.yaml:10:24: routes[0].rollout.canary: found \"nope\", expected a group of this route's split (one of `stable`, `canary`)",
+        "routes.yaml:10:42: routes[0].rollout.steps[1]: found 5 after 10, expected steps strictly increasing",
+        "routes.yaml:10:81: routes[0].rollout.gates.window_ms: found 0, expected a whole number of milliseconds from 1 to 300000",
+    ]) {
+        assert!(line.ends_with(want), "{line:?} is not {want:?}\n{out}");
+    }
+    let out = check("steps: [10, 120], step_ms: 1000, gates: { max_error_rate: 0.05 }", "canary");
+    assert!(
+        out.stdout.contains("routes.yaml:10:44: routes[0].rollout.steps[1]: found 120, expected a whole number of percent from 0 to 100"),
+        "{out}"
+    );
+}

@@ -119,6 +119,7 @@ impl Controller {
 
     /// Judges every rollout once; called every second by the service.
     pub fn tick(&self) {
+        let table = self.reloader.get().map(|r| r.table());
         let decisions: Vec<(String, Next, u64)> = {
             let mut inner = self.lock();
             let routes: Vec<String> = inner.plans.keys().cloned().collect();
@@ -135,7 +136,10 @@ impl Controller {
                 if let (Some(v), true) = (e.breach(), !s.state.is_final()) {
                     self.gauges.breach(&route, &v.gate);
                 }
-                let n = next(&plan, s, &e, now_ms());
+                let n = match drifted(&plan, s, table.as_deref()) {
+                    Some(why) => Some(Next::Set(Phase::Paused, Some(why))),
+                    None => next(&plan, s, &e, now_ms()),
+                };
                 if let Some(s) = inner.states.get_mut(&route) {
                     s.last_evaluation = Some(e);
                 }
@@ -261,6 +265,25 @@ impl Controller {
         }
         Ok(())
     }
+}
+
+/// Why a rollout under way no longer matches the running table (a rollback to another step, a
+/// change made around the rollout); `None` when it matches. Such a rollout is paused: a resume
+/// applies its step again.
+fn drifted(plan: &Plan, s: &RolloutState, table: Option<&crate::routing::RouteTable>) -> Option<String> {
+    let active = matches!(
+        s.state,
+        Phase::Progressing | Phase::WaitingForTraffic | Phase::AwaitingApproval
+    );
+    let share = s.share?;
+    let route = table?.routes().iter().find(|r| *r.name == *plan.route)?;
+    (active && route.split.weights != plan.weights(share)).then(|| {
+        format!(
+            "the running table gives the canary {:.1}%, not step {}'s {share}% (a rollback?); resume applies the step again",
+            plan.share_of(&route.split.weights),
+            s.step
+        )
+    })
 }
 
 impl Overlay for Controller {

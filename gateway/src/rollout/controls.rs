@@ -126,7 +126,12 @@ impl Controller {
                 (Control::Pause, Phase::Paused) => return conflict("already paused"),
                 (Control::Pause, p) if p.is_final() => return conflict("nothing to pause"),
                 (Control::Pause, _) => Next::Set(Phase::Paused, Some("paused by control".into())),
-                (Control::Resume, Phase::Paused) => Next::Set(Phase::Progressing, None),
+                (Control::Resume, Phase::Paused) if s.step > 0 => Next::Apply(
+                    s.step,
+                    Phase::Progressing,
+                    Some("resumed by control".into()),
+                ),
+                (Control::Resume, Phase::Paused) => Next::Set(Phase::Pending, None),
                 (Control::Resume, Phase::Failed | Phase::Aborted) => {
                     Next::Set(Phase::Pending, Some("started again by control".into()))
                 }
