@@ -482,3 +482,38 @@ fn dyegate_check_reports_rollout_errors_located() {
         "{out}"
     );
 }
+
+/// Figures for the closing note (ignored: ~1 min): breach to canary share 0 over 10 runs, and
+/// the untagged requests the bad canary served in between.
+/// Run: `cargo test --test rollout -- --ignored figures --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore]
+async fn figures_breach_to_share_0_over_10_runs() {
+    let fields = "steps: [50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 20, max_error_rate: 0.05 }";
+    let mut took = Vec::new();
+    let mut in_traffic = Vec::new();
+    let mut served = Vec::new();
+    for _ in 0..10 {
+        let (t, _, samples, _, _gw, breach) = break_canary(fields, Fault::FailTenths(3), 4).await;
+        // In traffic: the last untagged answer from the canary after the breach.
+        let last = (samples.iter())
+            .filter(|s| s.at >= breach && s.upstream == "canary")
+            .map(|s| s.at)
+            .max()
+            .unwrap_or(breach);
+        took.push(t);
+        in_traffic.push(last - breach);
+        served.push(samples.iter().filter(|s| s.at >= breach && s.at <= last && s.upstream == "canary").count());
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        (v[v.len() / 2], v[v.len() - 1])
+    };
+    served.sort_unstable();
+    let (m, x) = median(&mut took);
+    let (tm, tx) = median(&mut in_traffic);
+    println!("breach -> state failed (status poll): median {m:?}, max {x:?}");
+    println!("breach -> last canary answer (traffic): median {tm:?}, max {tx:?}");
+    println!("canary answers between breach and abort: median {}, max {} (runs: {served:?})", served[5], served[9]);
+    assert!(x <= Duration::from_millis(2000) + SLACK);
+}
