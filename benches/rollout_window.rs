@@ -57,12 +57,30 @@ fn window(c: &mut Criterion) {
     };
     let metrics = Metrics::new();
     let tm = metrics.for_table(&table, None);
-    let request = || tm.request(0, black_box(1), None, Reason::Split, black_box(200), 0.000_4);
+    let request = || {
+        tm.request(
+            0,
+            black_box(1),
+            None,
+            Reason::Split,
+            black_box(200),
+            0.000_4,
+        )
+    };
     c.bench_function("metrics_request_without_window", |b| b.iter(request));
     let _w = metrics.rollout_window("shop", "canary");
     let tm = metrics.for_table(&table, None);
     c.bench_function("metrics_request_with_window", |b| {
-        b.iter(|| tm.request(0, black_box(1), None, Reason::Split, black_box(200), 0.000_4))
+        b.iter(|| {
+            tm.request(
+                0,
+                black_box(1),
+                None,
+                Reason::Split,
+                black_box(200),
+                0.000_4,
+            )
+        })
     });
 }
 

@@ -52,7 +52,12 @@ async fn rollout(gw: &Dyegate) -> Value {
 }
 
 /// Polls `/rollouts/shop` until `cond` holds; panics after `timeout` with the last answer.
-async fn wait_rollout(gw: &Dyegate, timeout: Duration, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
+async fn wait_rollout(
+    gw: &Dyegate,
+    timeout: Duration,
+    what: &str,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
         let r = rollout(gw).await;
@@ -108,14 +113,23 @@ async fn a_healthy_canary_reaches_100_with_the_realised_split_matching_each_step
         let i = seen.iter().position(|s| s.1 == step).expect("step seen");
         let from = seen[i].0 + Duration::from_millis(150);
         let to = seen.get(i + 1).map_or(Instant::now(), |s| s.0) - Duration::from_millis(100);
-        let in_step: Vec<Sample> =
-            (samples.iter()).filter(|s| s.at >= from && s.at < to).cloned().collect();
-        assert!(in_step.len() >= 30, "step {step}: only {} answers", in_step.len());
+        let in_step: Vec<Sample> = (samples.iter())
+            .filter(|s| s.at >= from && s.at < to)
+            .cloned()
+            .collect();
+        assert!(
+            in_step.len() >= 30,
+            "step {step}: only {} answers",
+            in_step.len()
+        );
         untagged(&in_step, "canary") as f64 / in_step.len() as f64
     };
     for (step, want) in [(1, 0.10), (2, 0.50), (3, 1.0)] {
         let got = share(step);
-        assert!((got - want).abs() <= 0.05, "step {step}: canary share {got:.3}, expected {want}");
+        assert!(
+            (got - want).abs() <= 0.05,
+            "step {step}: canary share {got:.3}, expected {want}"
+        );
     }
     // Each step is a version with trigger rollout, in /versions and the audit log.
     let versions = gw.admin_get("/versions").await;
@@ -134,7 +148,10 @@ async fn a_healthy_canary_reaches_100_with_the_realised_split_matching_each_step
         .flat_map(|r| r["diff"].as_array().cloned().unwrap_or_default())
         .filter_map(|d| d.as_str().map(str::to_string))
         .collect();
-    assert!(diffs.iter().any(|d| d.contains("canary 0 -> ")), "{diffs:?}");
+    assert!(
+        diffs.iter().any(|d| d.contains("canary 0 -> ")),
+        "{diffs:?}"
+    );
     let metrics = Req::get("/metrics").send(gw.admin_addr()).await.text();
     for line in [
         "dyegate_rollout_canary_share{route=\"shop\"} 100",
@@ -159,13 +176,22 @@ async fn break_canary(
     let traffic = Traffic::start(gw.addr(), clients, Duration::from_millis(4), vec![]);
     let tag = vec![("x-env-tag".to_string(), "canary".to_string())];
     let tagged = Traffic::start(gw.addr(), 1, Duration::from_millis(20), tag);
-    wait_rollout(&gw, Duration::from_secs(20), "step 1 with traffic", is("progressing", 1)).await;
+    wait_rollout(
+        &gw,
+        Duration::from_secs(20),
+        "step 1 with traffic",
+        is("progressing", 1),
+    )
+    .await;
     // Two judgements on a healthy canary first.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(rollout(&gw).await["state"], "progressing");
     let breach = Instant::now();
     canary.set_fault(fault);
-    let r = wait_rollout(&gw, Duration::from_secs(15), "failure", |r| r["state"] == "failed").await;
+    let r = wait_rollout(&gw, Duration::from_secs(15), "failure", |r| {
+        r["state"] == "failed"
+    })
+    .await;
     let took = breach.elapsed();
     // Untagged traffic after the abort, and tagged traffic all along.
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -179,32 +205,55 @@ async fn break_canary(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_canary_answering_500_to_30_percent_is_taken_to_0_within_window_plus_a_second() {
     let fields = "steps: [50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 20, max_error_rate: 0.05 }";
-    let (took, r, samples, tagged, gw, breach) = break_canary(fields, Fault::FailTenths(3), 4).await;
-    assert!(took <= Duration::from_millis(2000) + SLACK, "failed {took:?} after the breach\n{r:#}");
+    let (took, r, samples, tagged, gw, breach) =
+        break_canary(fields, Fault::FailTenths(3), 4).await;
+    assert!(
+        took <= Duration::from_millis(2000) + SLACK,
+        "failed {took:?} after the breach\n{r:#}"
+    );
     assert_eq!(r["step"], 0);
     assert_eq!(r["canary_share"], 0.0, "{r:#}");
     assert_eq!(r["table_canary_share"], 0.0, "{r:#}");
     // No untagged request reaches the canary once it is failed.
     let failed_at = breach + took;
-    let after: Vec<Sample> = samples.iter().filter(|s| s.at > failed_at).cloned().collect();
+    let after: Vec<Sample> = samples
+        .iter()
+        .filter(|s| s.at > failed_at)
+        .cloned()
+        .collect();
     assert!(after.len() > 20, "{} answers after the abort", after.len());
     assert_eq!(untagged(&after, "canary"), 0);
     // Tagged requests reach the canary before, during and after the abort.
     let before = tagged.iter().filter(|s| s.at < breach).count();
     let later = tagged.iter().filter(|s| s.at > failed_at).count();
-    assert!(before > 5 && later > 5, "tagged answers: {before} before, {later} after");
-    assert!(tagged.iter().all(|s| s.upstream == "canary"), "a tagged request left the canary");
+    assert!(
+        before > 5 && later > 5,
+        "tagged answers: {before} before, {later} after"
+    );
+    assert!(
+        tagged.iter().all(|s| s.upstream == "canary"),
+        "a tagged request left the canary"
+    );
     // The audit line names the gate and the figures.
     let audit = gw.config().audit_records();
     let abort = (audit.iter())
         .find(|r| r["trigger"] == "rollout" && r["step"] == 0 && r["result"] == "applied")
         .unwrap_or_else(|| panic!("no abort in the audit log: {audit:#?}"));
     let reason = abort["rollout"]["reason"].as_str().unwrap_or_default();
-    assert!(reason.starts_with("gate error_rate breached: "), "{abort:#}");
-    assert!(reason.contains("requests") && reason.contains("errors"), "{abort:#}");
+    assert!(
+        reason.starts_with("gate error_rate breached: "),
+        "{abort:#}"
+    );
+    assert!(
+        reason.contains("requests") && reason.contains("errors"),
+        "{abort:#}"
+    );
     assert_eq!(abort["rollout"]["state"], "failed");
     let served = untagged(
-        &(samples.iter()).filter(|s| s.at >= breach && s.at <= failed_at).cloned().collect::<Vec<_>>(),
+        &(samples.iter())
+            .filter(|s| s.at >= breach && s.at <= failed_at)
+            .cloned()
+            .collect::<Vec<_>>(),
         "canary",
     );
     println!("breach to share 0: {took:?}; canary answers in between: {served}");
@@ -223,13 +272,18 @@ async fn a_canary_answering_500_to_30_percent_is_taken_to_0_within_window_plus_a
 async fn a_slow_canary_is_taken_to_0_by_the_latency_gate() {
     let fields = "steps: [50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 10, max_latency_ms: 100, latency_percentile: 90 }";
     let (took, r, _, _, gw, _) = break_canary(fields, Fault::Delay(400), 12).await;
-    assert!(took <= Duration::from_millis(2000) + SLACK + Duration::from_millis(400), "failed {took:?} after the slowdown\n{r:#}");
+    assert!(
+        took <= Duration::from_millis(2000) + SLACK + Duration::from_millis(400),
+        "failed {took:?} after the slowdown\n{r:#}"
+    );
     assert_eq!(r["table_canary_share"], 0.0, "{r:#}");
     let audit = gw.config().audit_records();
     assert!(
         audit.iter().any(|r| r["trigger"] == "rollout"
             && r["step"] == 0
-            && r["rollout"]["reason"].as_str().is_some_and(|s| s.starts_with("gate latency breached"))),
+            && r["rollout"]["reason"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("gate latency breached"))),
         "{audit:#?}"
     );
 }
@@ -242,14 +296,23 @@ async fn low_traffic_waits_and_neither_promotes_nor_fails() {
     let fields = "steps: [50, 100], step_ms: 500, gates: { window_ms: 1000, min_requests: 1000, max_error_rate: 0.05 }";
     let gw = Dyegate::start(&routes(&stable, &canary, fields, ""));
     let traffic = Traffic::start(gw.addr(), 1, Duration::from_millis(50), vec![]);
-    wait_rollout(&gw, Duration::from_secs(20), "waiting", is("waiting_for_traffic", 1)).await;
+    wait_rollout(
+        &gw,
+        Duration::from_secs(20),
+        "waiting",
+        is("waiting_for_traffic", 1),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let r = rollout(&gw).await;
     assert_eq!(r["state"], "waiting_for_traffic", "{r:#}");
     assert_eq!(r["step"], 1, "{r:#}");
     assert_eq!(r["last_evaluation"]["enough_traffic"], false, "{r:#}");
     let samples = traffic.stop().await;
-    assert!(untagged(&samples, "canary") > 10, "the canary got no traffic");
+    assert!(
+        untagged(&samples, "canary") > 10,
+        "the canary got no traffic"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -258,7 +321,13 @@ async fn pause_before_waits_for_promote_and_the_controls_work_by_cli_and_api() {
     let fields = "steps: [10, 50, 100], step_ms: 1000, pause_before: [50], gates: { window_ms: 1000, min_requests: 5, max_error_rate: 0.05 }";
     let gw = Dyegate::start(&routes(&stable, &canary, fields, ""));
     let traffic = Traffic::start(gw.addr(), 4, Duration::from_millis(4), vec![]);
-    wait_rollout(&gw, Duration::from_secs(20), "approval", is("awaiting_approval", 1)).await;
+    wait_rollout(
+        &gw,
+        Duration::from_secs(20),
+        "approval",
+        is("awaiting_approval", 1),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(is("awaiting_approval", 1)(&rollout(&gw).await));
 
@@ -290,11 +359,19 @@ async fn pause_before_waits_for_promote_and_the_controls_work_by_cli_and_api() {
     // A promote of an aborted rollout is refused; resume starts it again; promote --to-end.
     let out = gw.config().cli(&["rollout", "promote", "shop"]);
     assert_ne!(out.code, Some(0), "{out}");
-    assert!(out.stdout.contains("resume it first") || out.stderr.contains("resume it first"), "{out}");
+    assert!(
+        out.stdout.contains("resume it first") || out.stderr.contains("resume it first"),
+        "{out}"
+    );
     let out = gw.config().cli(&["rollout", "resume", "shop"]);
     assert_eq!(out.code, Some(0), "{out}");
-    wait_rollout(&gw, Duration::from_secs(10), "step 1 again", |r| r["step"] == 1).await;
-    let (code, body) = gw.admin_post("/rollouts/shop/promote?to_end=true", None).await;
+    wait_rollout(&gw, Duration::from_secs(10), "step 1 again", |r| {
+        r["step"] == 1
+    })
+    .await;
+    let (code, body) = gw
+        .admin_post("/rollouts/shop/promote?to_end=true", None)
+        .await;
     assert_eq!(code, 200, "{body:#}");
     assert!(is("succeeded", 3)(&body), "{body:#}");
     assert_eq!(body["table_canary_share"], 100.0, "{body:#}");
@@ -305,14 +382,22 @@ async fn pause_before_waits_for_promote_and_the_controls_work_by_cli_and_api() {
     // Every control is audited with the client's address.
     let audit = gw.config().audit_records();
     let controls: Vec<&Value> = (audit.iter())
-        .filter(|r| r["trigger"] == "rollout" && (r["control"].is_string() || r["rollout"]["by"] == "control"))
+        .filter(|r| {
+            r["trigger"] == "rollout"
+                && (r["control"].is_string() || r["rollout"]["by"] == "control")
+        })
         .collect();
     assert!(controls.len() >= 6, "{controls:#?}");
     assert!(
-        controls.iter().all(|r| r["client"].as_str().is_some_and(|c| c.starts_with("127.0.0.1:"))),
+        controls.iter().all(|r| r["client"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("127.0.0.1:"))),
         "{controls:#?}"
     );
-    assert!(controls.iter().any(|r| r["control"] == "pause"), "{controls:#?}");
+    assert!(
+        controls.iter().any(|r| r["control"] == "pause"),
+        "{controls:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -336,7 +421,10 @@ async fn a_restart_resumes_at_the_same_step() {
             on_canary += 1;
         }
     }
-    assert!((10..=30).contains(&on_canary), "{on_canary} of 40 on the canary at 50%");
+    assert!(
+        (10..=30).contains(&on_canary),
+        "{on_canary} of 40 on the canary at 50%"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -347,14 +435,20 @@ async fn a_binary_upgrade_resumes_at_the_same_step() {
     let gw = Upgradable::start(config).await;
     let admin = gw.admin_addr();
     let get = |path: &'static str| async move {
-        dyegate_suite::upgrade::get_once(admin, path).await.expect("admin answers").1
+        dyegate_suite::upgrade::get_once(admin, path)
+            .await
+            .expect("admin answers")
+            .1
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while get("/rollouts/shop").await["step"] != 1 {
         assert!(Instant::now() < deadline, "no step 1");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (code, _) = gw.gateway().admin_post("/rollouts/shop/promote", None).await;
+    let (code, _) = gw
+        .gateway()
+        .admin_post("/rollouts/shop/promote", None)
+        .await;
     assert_eq!(code, 200);
     gw.upgrade_ok().await;
     let r = get("/rollouts/shop").await;
@@ -376,7 +470,10 @@ async fn an_unrelated_edit_keeps_the_rollout_and_an_edit_of_its_split_restarts_i
 
     let unrelated = format!("{text}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: stable, weight: 1 }}]\n");
     gw.config().write_and_rename("routes.yaml", &unrelated);
-    gw.wait_for_status(Duration::from_secs(10), "the edit", |s| s["version"].as_u64() > Some(v)).await;
+    gw.wait_for_status(Duration::from_secs(10), "the edit", |s| {
+        s["version"].as_u64() > Some(v)
+    })
+    .await;
     let r = rollout(&gw).await;
     assert!(is("progressing", 2)(&r), "{r:#}");
     assert_eq!(r["table_canary_share"], 50.0, "{r:#}");
@@ -386,31 +483,57 @@ async fn an_unrelated_edit_keeps_the_rollout_and_an_edit_of_its_split_restarts_i
     assert_eq!(rollout(&gw).await["table_canary_share"], 50.0);
 
     let v = gw.version().await;
-    let edited = unrelated.replace("{ upstream: stable, weight: 100 }", "{ upstream: stable, weight: 90 }");
+    let edited = unrelated.replace(
+        "{ upstream: stable, weight: 100 }",
+        "{ upstream: stable, weight: 90 }",
+    );
     gw.config().write_and_rename("routes.yaml", &edited);
-    gw.wait_for_status(Duration::from_secs(10), "the split edit", |s| s["version"].as_u64() > Some(v)).await;
-    let r = wait_rollout(&gw, Duration::from_secs(10), "a restart at step 1", |r| r["step"] == 1).await;
+    gw.wait_for_status(Duration::from_secs(10), "the split edit", |s| {
+        s["version"].as_u64() > Some(v)
+    })
+    .await;
+    let r = wait_rollout(&gw, Duration::from_secs(10), "a restart at step 1", |r| {
+        r["step"] == 1
+    })
+    .await;
     let moves = r["history"].as_array().expect("history");
-    assert!(moves.iter().any(|m| m["by"] == "file" && m["state"] == "pending"), "{r:#}");
+    assert!(
+        moves
+            .iter()
+            .any(|m| m["by"] == "file" && m["state"] == "pending"),
+        "{r:#}"
+    );
     let audit = gw.config().audit_records();
     assert!(
         audit.iter().any(|a| a["trigger"] == "file"
-            && a["rollout"]["rollouts"].to_string().contains("rollout of shop restarted")),
+            && a["rollout"]["rollouts"]
+                .to_string()
+                .contains("rollout of shop restarted")),
         "{audit:#?}"
     );
-    assert!(gw.logs().contains("rollout of shop restarted from the file's weights"));
+    assert!(gw
+        .logs()
+        .contains("rollout of shop restarted from the file's weights"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sticky_users_on_the_canary_stay_on_it_as_the_step_grows() {
     let (stable, canary) = upstreams();
     let fields = "steps: [10, 50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 1, max_error_rate: 0.5 }";
-    let gw = Dyegate::start(&routes(&stable, &canary, fields, "    sticky: header:x-user\n"));
+    let gw = Dyegate::start(&routes(
+        &stable,
+        &canary,
+        fields,
+        "    sticky: header:x-user\n",
+    ));
     wait_rollout(&gw, Duration::from_secs(20), "step 1", |r| r["step"] == 1).await;
     let on_canary = |gw_addr| async move {
         let mut users = Vec::new();
         for u in 0..200 {
-            let resp = Req::get("/").header("x-user", &format!("user-{u}")).send(gw_addr).await;
+            let resp = Req::get("/")
+                .header("x-user", &format!("user-{u}"))
+                .send(gw_addr)
+                .await;
             if resp.upstream() == Some("canary") {
                 users.push(u);
             }
@@ -418,12 +541,19 @@ async fn sticky_users_on_the_canary_stay_on_it_as_the_step_grows() {
         users
     };
     let mut before = on_canary(gw.addr()).await;
-    assert!((5..=40).contains(&before.len()), "{} of 200 users at 10%", before.len());
+    assert!(
+        (5..=40).contains(&before.len()),
+        "{} of 200 users at 10%",
+        before.len()
+    );
     for step in [2, 3] {
         let (code, _) = gw.admin_post("/rollouts/shop/promote", None).await;
         assert_eq!(code, 200);
         let now = on_canary(gw.addr()).await;
-        assert!(before.iter().all(|u| now.contains(u)), "step {step}: a user left the canary");
+        assert!(
+            before.iter().all(|u| now.contains(u)),
+            "step {step}: a user left the canary"
+        );
         assert!(now.len() > before.len(), "step {step}: {} users", now.len());
         before = now;
     }
@@ -441,10 +571,19 @@ async fn a_step_can_be_rolled_back_like_any_version_and_the_rollout_pauses() {
     // The previous version is step 1's.
     let (code, body) = gw.admin_post("/rollback", None).await;
     assert_eq!(code, 200, "{body:#}");
-    let r = wait_rollout(&gw, Duration::from_secs(5), "a pause", |r| r["state"] == "paused").await;
+    let r = wait_rollout(&gw, Duration::from_secs(5), "a pause", |r| {
+        r["state"] == "paused"
+    })
+    .await;
     assert_eq!(r["table_canary_share"], 20.0, "{r:#}");
-    let why = r["history"].as_array().and_then(|h| h.last()).map(|m| m["reason"].to_string());
-    assert!(why.as_deref().is_some_and(|w| w.contains("rollback")), "{r:#}");
+    let why = r["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .map(|m| m["reason"].to_string());
+    assert!(
+        why.as_deref().is_some_and(|w| w.contains("rollback")),
+        "{r:#}"
+    );
     // Resume applies step 2 again.
     let (code, body) = gw.admin_post("/rollouts/shop/resume", None).await;
     assert_eq!(code, 200, "{body:#}");
@@ -456,8 +595,10 @@ async fn a_step_can_be_rolled_back_like_any_version_and_the_rollout_pauses() {
 fn dyegate_check_reports_rollout_errors_located() {
     let (stable, canary) = upstreams();
     let check = |fields: &str, canary_name: &str| {
-        let text = routes(&stable, &canary, fields, "")
-            .replace("canary: canary, steps", &format!("canary: {canary_name}, steps"));
+        let text = routes(&stable, &canary, fields, "").replace(
+            "canary: canary, steps",
+            &format!("canary: {canary_name}, steps"),
+        );
         let out = GatewayConfig::new(&text).check();
         assert_eq!(out.code, Some(1), "{out}");
         out
@@ -476,7 +617,10 @@ fn dyegate_check_reports_rollout_errors_located() {
     ]) {
         assert!(line.ends_with(want), "{line:?} is not {want:?}\n{out}");
     }
-    let out = check("steps: [10, 120], step_ms: 1000, gates: { max_error_rate: 0.05 }", "canary");
+    let out = check(
+        "steps: [10, 120], step_ms: 1000, gates: { max_error_rate: 0.05 }",
+        "canary",
+    );
     assert!(
         out.stdout.contains("routes.yaml:10:44: routes[0].rollout.steps[1]: found 120, expected a whole number of percent from 0 to 100"),
         "{out}"
@@ -503,7 +647,12 @@ async fn figures_breach_to_share_0_over_10_runs() {
             .unwrap_or(breach);
         took.push(t);
         in_traffic.push(last - breach);
-        served.push(samples.iter().filter(|s| s.at >= breach && s.at <= last && s.upstream == "canary").count());
+        served.push(
+            samples
+                .iter()
+                .filter(|s| s.at >= breach && s.at <= last && s.upstream == "canary")
+                .count(),
+        );
     }
     let median = |v: &mut Vec<Duration>| {
         v.sort();
@@ -514,6 +663,9 @@ async fn figures_breach_to_share_0_over_10_runs() {
     let (tm, tx) = median(&mut in_traffic);
     println!("breach -> state failed (status poll): median {m:?}, max {x:?}");
     println!("breach -> last canary answer (traffic): median {tm:?}, max {tx:?}");
-    println!("canary answers between breach and abort: median {}, max {} (runs: {served:?})", served[5], served[9]);
+    println!(
+        "canary answers between breach and abort: median {}, max {} (runs: {served:?})",
+        served[5], served[9]
+    );
     assert!(x <= Duration::from_millis(2000) + SLACK);
 }

@@ -191,12 +191,16 @@ fn rollout_request(
         (None, Some(r)) => Ok(("GET", format!("/rollouts/{r}"))),
         (Some("status"), Some(r)) => Ok(("GET", format!("/rollouts/{r}"))),
         (Some(a @ ("pause" | "resume" | "promote" | "abort")), Some(r)) => {
-            let q = if to_end && a == "promote" { "?to_end=true" } else { "" };
+            let q = if to_end && a == "promote" {
+                "?to_end=true"
+            } else {
+                ""
+            };
             Ok(("POST", format!("/rollouts/{r}/{a}{q}")))
         }
-        (Some(a @ ("pause" | "resume" | "promote" | "abort")), None) => {
-            Err(format!("rollout {a}: expected a route: dyegate rollout {a} ROUTE"))
-        }
+        (Some(a @ ("pause" | "resume" | "promote" | "abort")), None) => Err(format!(
+            "rollout {a}: expected a route: dyegate rollout {a} ROUTE"
+        )),
         (Some(r), None) => Ok(("GET", format!("/rollouts/{r}"))),
         (Some(a), Some(_)) => Err(format!(
             "rollout: found {a:?}, expected status, pause, resume, promote or abort"

@@ -23,9 +23,9 @@ pub mod otlp;
 pub mod ports;
 pub mod procfs;
 pub mod raw;
+pub mod traffic;
 pub mod upgrade;
 pub mod upstream;
-pub mod traffic;
 pub mod wait;
 
 pub use client::{ws_connect, Conn, Req, Resp};

@@ -219,6 +219,6 @@ mod tests;
 #[cfg(test)]
 mod tests_containment;
 #[cfg(test)]
-mod tests_rollout;
-#[cfg(test)]
 mod tests_incremental;
+#[cfg(test)]
+mod tests_rollout;

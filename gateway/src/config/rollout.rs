@@ -130,7 +130,9 @@ fn validate_gates(g: &GatesConfig, path: &str, issues: &mut Vec<Issue>) {
         if !(1..=MAX_WINDOW_MS).contains(&w) {
             issue(
                 "window_ms",
-                format!("found {w}, expected a whole number of milliseconds from 1 to {MAX_WINDOW_MS}"),
+                format!(
+                    "found {w}, expected a whole number of milliseconds from 1 to {MAX_WINDOW_MS}"
+                ),
             );
         }
     }

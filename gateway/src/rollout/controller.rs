@@ -253,14 +253,20 @@ impl Controller {
             info!(
                 "rollout {route}: step {step} (canary {share}%), {}{}",
                 phase.as_str(),
-                reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+                reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             );
             self.show(&inner, route, true);
             self.save(&inner);
         };
         let report = reloader.commit_rollout(route, step, client, &mut rewrite, &mut applied)?;
         if !report.errors.is_empty() {
-            warn!("rollout {route}: step {step} not applied: {:?}", report.errors);
+            warn!(
+                "rollout {route}: step {step} not applied: {:?}",
+                report.errors
+            );
             return Err(report.errors.join("; "));
         }
         Ok(())
@@ -270,7 +276,11 @@ impl Controller {
 /// Why a rollout under way no longer matches the running table (a rollback to another step, a
 /// change made around the rollout); `None` when it matches. Such a rollout is paused: a resume
 /// applies its step again.
-fn drifted(plan: &Plan, s: &RolloutState, table: Option<&crate::routing::RouteTable>) -> Option<String> {
+fn drifted(
+    plan: &Plan,
+    s: &RolloutState,
+    table: Option<&crate::routing::RouteTable>,
+) -> Option<String> {
     let active = matches!(
         s.state,
         Phase::Progressing | Phase::WaitingForTraffic | Phase::AwaitingApproval

@@ -76,7 +76,10 @@ pub fn judge(gates: &Gates, figures: &[(String, Figures)], canary: usize) -> Eva
             latency_ms: f.latency_ms(q),
         })
         .collect();
-    let c = figures.get(canary).map(|(_, f)| f.clone()).unwrap_or_default();
+    let c = figures
+        .get(canary)
+        .map(|(_, f)| f.clone())
+        .unwrap_or_default();
     let mut verdicts = Vec::new();
     if let Some(max) = gates.max_error_rate {
         let v = c.error_rate();
@@ -152,15 +155,33 @@ mod tests {
     #[test]
     fn verdicts() {
         let stable = ("stable".to_string(), figures(100, 0, 20));
-        let e = judge(&gates(), &[stable.clone(), ("c".into(), figures(30, 9, 20))], 1);
+        let e = judge(
+            &gates(),
+            &[stable.clone(), ("c".into(), figures(30, 9, 20))],
+            1,
+        );
         assert!(e.enough_traffic);
         assert_eq!(e.breach().map(|v| v.gate.as_str()), Some("error_rate"));
-        assert!(e.describe(e.breach().expect("breach")).contains("0.3000 > 0.05"));
-        let e = judge(&gates(), &[stable.clone(), ("c".into(), figures(30, 0, 900))], 1);
+        assert!(e
+            .describe(e.breach().expect("breach"))
+            .contains("0.3000 > 0.05"));
+        let e = judge(
+            &gates(),
+            &[stable.clone(), ("c".into(), figures(30, 0, 900))],
+            1,
+        );
         assert_eq!(e.breach().map(|v| v.gate.as_str()), Some("latency"));
-        let e = judge(&gates(), &[stable.clone(), ("c".into(), figures(30, 0, 140))], 1);
+        let e = judge(
+            &gates(),
+            &[stable.clone(), ("c".into(), figures(30, 0, 140))],
+            1,
+        );
         assert_eq!(e.breach().map(|v| v.gate.as_str()), Some("latency_ratio"));
-        let e = judge(&gates(), &[stable.clone(), ("c".into(), figures(30, 1, 20))], 1);
+        let e = judge(
+            &gates(),
+            &[stable.clone(), ("c".into(), figures(30, 1, 20))],
+            1,
+        );
         assert_eq!(e.breach(), None);
         // Too little traffic: never a breach, whatever the figures.
         let e = judge(&gates(), &[stable, ("c".into(), figures(5, 5, 900))], 1);

@@ -151,13 +151,23 @@ mod tests {
             next(&p, &s, &eval(true, true), 11_000),
             Some(Next::Set(Phase::Succeeded, None))
         );
-        for done in [Phase::Succeeded, Phase::Failed, Phase::Aborted, Phase::Paused] {
+        for done in [
+            Phase::Succeeded,
+            Phase::Failed,
+            Phase::Aborted,
+            Phase::Paused,
+        ] {
             assert_eq!(next(&p, &at(done, 2), &eval(true, false), 99_000), None);
         }
         let mut pause = plan();
         pause.on_failure = OnFailure::Pause;
         assert!(matches!(
-            next(&pause, &at(Phase::Progressing, 2), &eval(true, false), 10_100),
+            next(
+                &pause,
+                &at(Phase::Progressing, 2),
+                &eval(true, false),
+                10_100
+            ),
             Some(Next::Set(Phase::Paused, Some(_)))
         ));
     }

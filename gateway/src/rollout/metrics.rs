@@ -76,7 +76,9 @@ impl RolloutMetrics {
     }
 
     pub fn transition(&self, route: &str, to: Phase) {
-        self.transitions.with_label_values(&[route, to.as_str()]).inc();
+        self.transitions
+            .with_label_values(&[route, to.as_str()])
+            .inc();
     }
 
     pub fn breach(&self, route: &str, gate: &str) {

@@ -37,7 +37,11 @@ pub fn rewrite_weights(text: &str, route: &str, weights: &[u32]) -> Result<Strin
         let node = entry.find("weight");
         let value = match (&node.kind, node == entry) {
             (NodeKind::Scalar { value, plain: true }, false) => value,
-            _ => return Err(format!("route {route:?}: split[{j}].weight is not a plain number")),
+            _ => {
+                return Err(format!(
+                    "route {route:?}: split[{j}].weight is not a plain number"
+                ))
+            }
         };
         let start = line_starts
             .get(node.mark.line.saturating_sub(1))

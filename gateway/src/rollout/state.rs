@@ -165,7 +165,10 @@ impl Store {
             return BTreeMap::new();
         };
         serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            log::error!("rollout: {} unreadable ({e}); rollouts start again", self.path.display());
+            log::error!(
+                "rollout: {} unreadable ({e}); rollouts start again",
+                self.path.display()
+            );
             BTreeMap::new()
         })
     }

@@ -147,7 +147,12 @@ impl Figures {
         for (i, n) in self.buckets.iter().enumerate() {
             seen += n;
             if seen >= rank {
-                return Some(BUCKETS_MS.get(i).copied().unwrap_or(2 * BUCKETS_MS[BUCKETS - 2]));
+                return Some(
+                    BUCKETS_MS
+                        .get(i)
+                        .copied()
+                        .unwrap_or(2 * BUCKETS_MS[BUCKETS - 2]),
+                );
             }
         }
         None
