@@ -153,6 +153,22 @@ async fn a_healthy_canary_reaches_100_with_the_realised_split_matching_each_step
         "{diffs:?}"
     );
     let metrics = Req::get("/metrics").send(gw.admin_addr()).await.text();
+    let text = routes(&stable, &canary, QUICK, "");
+    // The file edited to match the final weights: still succeeded, nothing restarts.
+    let v = gw.version().await;
+    let matched = text
+        .replace("{ upstream: stable, weight: 100 }", "{ upstream: stable, weight: 0 }")
+        .replace("{ upstream: canary, weight: 0 }", "{ upstream: canary, weight: 1 }");
+    gw.config().write_and_rename("routes.yaml", &matched);
+    gw.wait_for_status(Duration::from_secs(10), "the edit", |s| {
+        s["version"].as_u64() > Some(v)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = rollout(&gw).await;
+    assert_eq!(r["state"], "succeeded", "{r:#}");
+    assert_eq!(r["table_differs_from_file"], false, "{r:#}");
+    assert_eq!(r["table_canary_share"], 100.0, "{r:#}");
     for line in [
         "dyegate_rollout_canary_share{route=\"shop\"} 100",
         "dyegate_rollout_step{route=\"shop\"} 3",

@@ -273,6 +273,25 @@ impl Controller {
     }
 }
 
+/// A succeeded rollout whose file now gives the canary its final share (the file edited to
+/// match the running table): it stays succeeded and the file's weights are used from now on.
+fn caught_up(state: Option<&mut RolloutState>, plan: &Plan) -> Option<String> {
+    let s = state?;
+    let last = f64::from(plan.share(plan.steps.len()));
+    if s.state != Phase::Succeeded
+        || s.fingerprint == plan.fingerprint
+        || (plan.share_of(&plan.base) - last).abs() > 0.01
+    {
+        return None;
+    }
+    s.fingerprint = plan.fingerprint.clone();
+    s.share = None;
+    Some(format!(
+        "rollout of {}: the file now gives the canary its final {last}%, the rollout stays succeeded",
+        plan.route
+    ))
+}
+
 /// Why a rollout under way no longer matches the running table (a rollback to another step, a
 /// change made around the rollout); `None` when it matches. Such a rollout is paused: a resume
 /// applies its step again.
@@ -317,6 +336,11 @@ impl Overlay for Controller {
         }
         let mut out = String::from_utf8_lossy(&text).into_owned();
         for (route, plan) in &plans {
+            if let Some(note) = caught_up(inner.states.get_mut(route), plan) {
+                info!("{note}");
+                notes.push(note);
+                continue;
+            }
             let restart = match inner.states.get(route) {
                 None => Some(format!("rollout of {route} started ({by})")),
                 Some(s) if s.fingerprint != plan.fingerprint => Some(format!(
