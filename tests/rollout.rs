@@ -2,84 +2,19 @@
 //! bad on command: a healthy canary ramps to 100 and succeeds with the realised split matching
 //! each step; a canary answering 500 to 30% of requests (or a slow one) is taken to 0 within
 //! window + 1 s (+ slack for a loaded machine); low traffic waits and never promotes or fails;
-//! `pause_before` waits for promote; the controls by CLI and API; restart and binary upgrade in
-//! the middle resume at the same step; an unrelated edit keeps the rollout going and an edit of
-//! its split restarts it; sticky users on the canary stay there; tagged requests reach the
-//! canary before, during and after an abort.
+//! `pause_before` waits for promote; the controls by CLI and API; sticky users on the canary
+//! stay there; tagged requests reach the canary before, during and after an abort. State across
+//! restart, upgrade and edits: tests/rollout_state.rs.
+
+mod rollout_support;
 
 use std::time::{Duration, Instant};
 
 use dyegate_suite::traffic::{Sample, Traffic};
-use dyegate_suite::upgrade::Upgradable;
-use dyegate_suite::upstream::{Fault, FaultyUpstream};
-use dyegate_suite::{Dyegate, GatewayConfig, Req};
+use dyegate_suite::upstream::Fault;
+use dyegate_suite::{Dyegate, Req};
+use rollout_support::*;
 use serde_json::Value;
-
-/// Room for a loaded two-core machine on top of a configured time.
-const SLACK: Duration = Duration::from_millis(2000);
-
-/// routes.yaml: `shop` splits stable 100 / canary 0, the `canary` tag reaches the canary, and
-/// `rollout` (one line of flow mapping fields) drives it. `sticky` adds a sticky key.
-fn routes(stable: &FaultyUpstream, canary: &FaultyUpstream, rollout: &str, sticky: &str) -> String {
-    format!(
-        "upstreams:
-  stable: {{ targets: [\"{}\"] }}
-  canary: {{ targets: [\"{}\"] }}
-routes:
-  - name: shop
-    dye: {{ tags: {{ canary: canary }} }}
-{sticky}    split:
-      - {{ upstream: stable, weight: 100 }}
-      - {{ upstream: canary, weight: 0 }}
-    rollout: {{ canary: canary, {rollout} }}
-",
-        stable.target(),
-        canary.target()
-    )
-}
-
-const QUICK: &str = "steps: [10, 50, 100], step_ms: 1000, gates: { window_ms: 1000, min_requests: 20, max_error_rate: 0.05 }";
-
-fn upstreams() -> (FaultyUpstream, FaultyUpstream) {
-    (
-        FaultyUpstream::start("stable", Fault::None),
-        FaultyUpstream::start("canary", Fault::None),
-    )
-}
-
-async fn rollout(gw: &Dyegate) -> Value {
-    gw.admin_get("/rollouts/shop").await
-}
-
-/// Polls `/rollouts/shop` until `cond` holds; panics after `timeout` with the last answer.
-async fn wait_rollout(
-    gw: &Dyegate,
-    timeout: Duration,
-    what: &str,
-    cond: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let r = rollout(gw).await;
-        if cond(&r) {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {what} within {timeout:?}; last: {r:#}\n{}",
-            gw.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn is(state: &'static str, step: u64) -> impl Fn(&Value) -> bool {
-    move |r| r["state"] == state && r["step"] == step
-}
-
-fn untagged(samples: &[Sample], upstream: &str) -> usize {
-    samples.iter().filter(|s| s.upstream == upstream).count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_healthy_canary_reaches_100_with_the_realised_split_matching_each_step() {
@@ -157,8 +92,14 @@ async fn a_healthy_canary_reaches_100_with_the_realised_split_matching_each_step
     // The file edited to match the final weights: still succeeded, nothing restarts.
     let v = gw.version().await;
     let matched = text
-        .replace("{ upstream: stable, weight: 100 }", "{ upstream: stable, weight: 0 }")
-        .replace("{ upstream: canary, weight: 0 }", "{ upstream: canary, weight: 1 }");
+        .replace(
+            "{ upstream: stable, weight: 100 }",
+            "{ upstream: stable, weight: 0 }",
+        )
+        .replace(
+            "{ upstream: canary, weight: 0 }",
+            "{ upstream: canary, weight: 1 }",
+        );
     gw.config().write_and_rename("routes.yaml", &matched);
     gw.wait_for_status(Duration::from_secs(10), "the edit", |s| {
         s["version"].as_u64() > Some(v)
@@ -178,44 +119,6 @@ async fn a_healthy_canary_reaches_100_with_the_realised_split_matching_each_step
     ] {
         assert!(metrics.contains(line), "no {line} in\n{metrics}");
     }
-}
-
-/// Holds a canary at 50%, breaks it with `fault`, and returns how long the rollout took to
-/// take it to 0, the rollout's status, and the untagged and tagged answers.
-async fn break_canary(
-    rollout_fields: &str,
-    fault: Fault,
-    clients: usize,
-) -> (Duration, Value, Vec<Sample>, Vec<Sample>, Dyegate, Instant) {
-    let (stable, canary) = upstreams();
-    let gw = Dyegate::start(&routes(&stable, &canary, rollout_fields, ""));
-    let traffic = Traffic::start(gw.addr(), clients, Duration::from_millis(4), vec![]);
-    let tag = vec![("x-env-tag".to_string(), "canary".to_string())];
-    let tagged = Traffic::start(gw.addr(), 1, Duration::from_millis(20), tag);
-    wait_rollout(
-        &gw,
-        Duration::from_secs(20),
-        "step 1 with traffic",
-        is("progressing", 1),
-    )
-    .await;
-    // Two judgements on a healthy canary first.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(rollout(&gw).await["state"], "progressing");
-    let breach = Instant::now();
-    canary.set_fault(fault);
-    let r = wait_rollout(&gw, Duration::from_secs(15), "failure", |r| {
-        r["state"] == "failed"
-    })
-    .await;
-    let took = breach.elapsed();
-    // Untagged traffic after the abort, and tagged traffic all along.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let samples = traffic.stop().await;
-    let tagged = tagged.stop().await;
-    // Keep the upstreams alive until the samples are in.
-    drop((stable, canary));
-    (took, r, samples, tagged, gw, breach)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -417,122 +320,6 @@ async fn pause_before_waits_for_promote_and_the_controls_work_by_cli_and_api() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_restart_resumes_at_the_same_step() {
-    let (stable, canary) = upstreams();
-    let fields = "steps: [20, 50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 1, max_error_rate: 0.5 }";
-    let gw = Dyegate::start(&routes(&stable, &canary, fields, ""));
-    wait_rollout(&gw, Duration::from_secs(20), "step 1", |r| r["step"] == 1).await;
-    let (code, body) = gw.admin_post("/rollouts/shop/promote", None).await;
-    assert_eq!(code, 200, "{body:#}");
-    let version = gw.version().await;
-    let gw = gw.restart();
-    // At once, before any judgement: step 2, in the table too, with the same version.
-    let r = rollout(&gw).await;
-    assert_eq!(r["step"], 2, "{r:#}");
-    assert_eq!(r["table_canary_share"], 50.0, "{r:#}");
-    assert_eq!(gw.version().await, version);
-    let mut on_canary = 0;
-    for _ in 0..40 {
-        if Req::get("/").send(gw.addr()).await.upstream() == Some("canary") {
-            on_canary += 1;
-        }
-    }
-    assert!(
-        (10..=30).contains(&on_canary),
-        "{on_canary} of 40 on the canary at 50%"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_binary_upgrade_resumes_at_the_same_step() {
-    let (stable, canary) = upstreams();
-    let fields = "steps: [20, 50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 1, max_error_rate: 0.5 }";
-    let config = GatewayConfig::new(&routes(&stable, &canary, fields, ""));
-    let gw = Upgradable::start(config).await;
-    let admin = gw.admin_addr();
-    let get = |path: &'static str| async move {
-        dyegate_suite::upgrade::get_once(admin, path)
-            .await
-            .expect("admin answers")
-            .1
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while get("/rollouts/shop").await["step"] != 1 {
-        assert!(Instant::now() < deadline, "no step 1");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (code, _) = gw
-        .gateway()
-        .admin_post("/rollouts/shop/promote", None)
-        .await;
-    assert_eq!(code, 200);
-    gw.upgrade_ok().await;
-    let r = get("/rollouts/shop").await;
-    assert_eq!(r["step"], 2, "{r:#}\n{}", gw.logs());
-    assert_eq!(r["table_canary_share"], 50.0, "{r:#}");
-    assert_ne!(gw.status().await["pid"], gw.gateway().pid());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_unrelated_edit_keeps_the_rollout_and_an_edit_of_its_split_restarts_it() {
-    let (stable, canary) = upstreams();
-    let fields = "steps: [20, 50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 1, max_error_rate: 0.5 }";
-    let text = routes(&stable, &canary, fields, "");
-    let gw = Dyegate::start(&text);
-    wait_rollout(&gw, Duration::from_secs(20), "step 1", |r| r["step"] == 1).await;
-    let (code, _) = gw.admin_post("/rollouts/shop/promote", None).await;
-    assert_eq!(code, 200);
-    let v = gw.version().await;
-
-    let unrelated = format!("{text}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: stable, weight: 1 }}]\n");
-    gw.config().write_and_rename("routes.yaml", &unrelated);
-    gw.wait_for_status(Duration::from_secs(10), "the edit", |s| {
-        s["version"].as_u64() > Some(v)
-    })
-    .await;
-    let r = rollout(&gw).await;
-    assert!(is("progressing", 2)(&r), "{r:#}");
-    assert_eq!(r["table_canary_share"], 50.0, "{r:#}");
-    // SIGHUP with the file unchanged: nothing moves.
-    gw.signal(libc::SIGHUP);
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(rollout(&gw).await["table_canary_share"], 50.0);
-
-    let v = gw.version().await;
-    let edited = unrelated.replace(
-        "{ upstream: stable, weight: 100 }",
-        "{ upstream: stable, weight: 90 }",
-    );
-    gw.config().write_and_rename("routes.yaml", &edited);
-    gw.wait_for_status(Duration::from_secs(10), "the split edit", |s| {
-        s["version"].as_u64() > Some(v)
-    })
-    .await;
-    let r = wait_rollout(&gw, Duration::from_secs(10), "a restart at step 1", |r| {
-        r["step"] == 1
-    })
-    .await;
-    let moves = r["history"].as_array().expect("history");
-    assert!(
-        moves
-            .iter()
-            .any(|m| m["by"] == "file" && m["state"] == "pending"),
-        "{r:#}"
-    );
-    let audit = gw.config().audit_records();
-    assert!(
-        audit.iter().any(|a| a["trigger"] == "file"
-            && a["rollout"]["rollouts"]
-                .to_string()
-                .contains("rollout of shop restarted")),
-        "{audit:#?}"
-    );
-    assert!(gw
-        .logs()
-        .contains("rollout of shop restarted from the file's weights"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sticky_users_on_the_canary_stay_on_it_as_the_step_grows() {
     let (stable, canary) = upstreams();
     let fields = "steps: [10, 50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 1, max_error_rate: 0.5 }";
@@ -574,73 +361,6 @@ async fn sticky_users_on_the_canary_stay_on_it_as_the_step_grows() {
         before = now;
     }
     assert_eq!(before.len(), 200);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_step_can_be_rolled_back_like_any_version_and_the_rollout_pauses() {
-    let (stable, canary) = upstreams();
-    let fields = "steps: [20, 50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 1, max_error_rate: 0.5 }";
-    let gw = Dyegate::start(&routes(&stable, &canary, fields, ""));
-    wait_rollout(&gw, Duration::from_secs(20), "step 1", |r| r["step"] == 1).await;
-    let (code, _) = gw.admin_post("/rollouts/shop/promote", None).await;
-    assert_eq!(code, 200);
-    // The previous version is step 1's.
-    let (code, body) = gw.admin_post("/rollback", None).await;
-    assert_eq!(code, 200, "{body:#}");
-    let r = wait_rollout(&gw, Duration::from_secs(5), "a pause", |r| {
-        r["state"] == "paused"
-    })
-    .await;
-    assert_eq!(r["table_canary_share"], 20.0, "{r:#}");
-    let why = r["history"]
-        .as_array()
-        .and_then(|h| h.last())
-        .map(|m| m["reason"].to_string());
-    assert!(
-        why.as_deref().is_some_and(|w| w.contains("rollback")),
-        "{r:#}"
-    );
-    // Resume applies step 2 again.
-    let (code, body) = gw.admin_post("/rollouts/shop/resume", None).await;
-    assert_eq!(code, 200, "{body:#}");
-    assert!(is("progressing", 2)(&body), "{body:#}");
-    assert_eq!(body["table_canary_share"], 50.0, "{body:#}");
-}
-
-#[test]
-fn dyegate_check_reports_rollout_errors_located() {
-    let (stable, canary) = upstreams();
-    let check = |fields: &str, canary_name: &str| {
-        let text = routes(&stable, &canary, fields, "").replace(
-            "canary: canary, steps",
-            &format!("canary: {canary_name}, steps"),
-        );
-        let out = GatewayConfig::new(&text).check();
-        assert_eq!(out.code, Some(1), "{out}");
-        out
-    };
-    // Every cross-field error at once, each with FILE:LINE:COL.
-    let out = check(
-        "steps: [10, 5], step_ms: 1000, gates: { window_ms: 0, max_error_rate: 0.05 }",
-        "nope",
-    );
-    let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
-    for (line, want) in lines.iter().zip([
-        "routes.yaml:10:24: routes[0].rollout.canary: found \"nope\", expected a group of this route's split (one of `stable`, `canary`)",
-        "routes.yaml:10:42: routes[0].rollout.steps[1]: found 5 after 10, expected steps strictly increasing",
-        "routes.yaml:10:81: routes[0].rollout.gates.window_ms: found 0, expected a whole number of milliseconds from 1 to 300000",
-    ]) {
-        assert!(line.ends_with(want), "{line:?} is not {want:?}\n{out}");
-    }
-    let out = check(
-        "steps: [10, 120], step_ms: 1000, gates: { max_error_rate: 0.05 }",
-        "canary",
-    );
-    assert!(
-        out.stdout.contains("routes.yaml:10:44: routes[0].rollout.steps[1]: found 120, expected a whole number of percent from 0 to 100"),
-        "{out}"
-    );
 }
 
 /// Figures for the closing note (ignored: ~1 min): breach to canary share 0 over 10 runs, and

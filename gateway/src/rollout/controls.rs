@@ -2,7 +2,8 @@
 
 use super::controller::Controller;
 use super::machine::{advance, Next};
-use super::state::Phase;
+use super::plan::Plan;
+use super::state::{Phase, RolloutState};
 use crate::stamp::now_rfc3339;
 use serde_json::{json, Value};
 
@@ -116,50 +117,7 @@ impl Controller {
                 .plans
                 .get(route)
                 .ok_or_else(|| (404, format!("no rollout for route {route:?}")))?;
-            let conflict = |what: &str| {
-                Err((
-                    409,
-                    format!("rollout of {route} is {}: {what}", s.state.as_str()),
-                ))
-            };
-            let n = match (control, s.state) {
-                (Control::Pause, Phase::Paused) => return conflict("already paused"),
-                (Control::Pause, p) if p.is_final() => return conflict("nothing to pause"),
-                (Control::Pause, _) => Next::Set(Phase::Paused, Some("paused by control".into())),
-                (Control::Resume, Phase::Paused) if s.step > 0 => Next::Apply(
-                    s.step,
-                    Phase::Progressing,
-                    Some("resumed by control".into()),
-                ),
-                (Control::Resume, Phase::Paused) => Next::Set(Phase::Pending, None),
-                (Control::Resume, Phase::Failed | Phase::Aborted) => {
-                    Next::Set(Phase::Pending, Some("started again by control".into()))
-                }
-                (Control::Resume, _) => return conflict("nothing to resume"),
-                (Control::Promote { .. }, Phase::Failed | Phase::Aborted | Phase::Succeeded) => {
-                    return conflict("resume it first")
-                }
-                (Control::Promote { to_end: true }, _) => Next::Apply(
-                    plan.steps.len(),
-                    Phase::Succeeded,
-                    Some("promoted to the end by control".into()),
-                ),
-                (Control::Promote { to_end: false }, _) => match advance(plan, s.step) {
-                    Next::Set(Phase::AwaitingApproval, _) | Next::Apply(..) => Next::Apply(
-                        s.step + 1,
-                        Phase::Progressing,
-                        Some("promoted by control".into()),
-                    ),
-                    other => other,
-                },
-                (Control::Abort, Phase::Aborted | Phase::Failed) => {
-                    return conflict("the canary is at 0 already")
-                }
-                (Control::Abort, _) => {
-                    Next::Apply(0, Phase::Aborted, Some("aborted by control".into()))
-                }
-            };
-            (n, s.generation)
+            (decide(route, control, s, plan)?, s.generation)
         };
         let commits = matches!(n, Next::Apply(..));
         self.apply(route, n, generation, "control", client.clone())
@@ -185,4 +143,56 @@ impl Controller {
         self.status(route)
             .ok_or_else(|| (404, format!("no rollout for route {route:?}")))
     }
+}
+
+/// What a control does to a rollout in its state; a conflict (409) when it does not apply.
+fn decide(
+    route: &str,
+    control: Control,
+    s: &RolloutState,
+    plan: &Plan,
+) -> Result<Next, ControlError> {
+    let conflict = |what: &str| {
+        Err((
+            409,
+            format!("rollout of {route} is {}: {what}", s.state.as_str()),
+        ))
+    };
+    let n = match (control, s.state) {
+        (Control::Pause, Phase::Paused) => return conflict("already paused"),
+        (Control::Pause, p) if p.is_final() => return conflict("nothing to pause"),
+        (Control::Pause, _) => Next::Set(Phase::Paused, Some("paused by control".into())),
+        (Control::Resume, Phase::Paused) if s.step > 0 => Next::Apply(
+            s.step,
+            Phase::Progressing,
+            Some("resumed by control".into()),
+        ),
+        (Control::Resume, Phase::Paused) => Next::Set(Phase::Pending, None),
+        (Control::Resume, Phase::Failed | Phase::Aborted) => {
+            Next::Set(Phase::Pending, Some("started again by control".into()))
+        }
+        (Control::Resume, _) => return conflict("nothing to resume"),
+        (Control::Promote { .. }, Phase::Succeeded) => return conflict("at its last step already"),
+        (Control::Promote { .. }, Phase::Failed | Phase::Aborted) => {
+            return conflict("resume it first")
+        }
+        (Control::Promote { to_end: true }, _) => Next::Apply(
+            plan.steps.len(),
+            Phase::Succeeded,
+            Some("promoted to the end by control".into()),
+        ),
+        (Control::Promote { to_end: false }, _) => match advance(plan, s.step) {
+            Next::Set(Phase::AwaitingApproval, _) | Next::Apply(..) => Next::Apply(
+                s.step + 1,
+                Phase::Progressing,
+                Some("promoted by control".into()),
+            ),
+            other => other,
+        },
+        (Control::Abort, Phase::Aborted | Phase::Failed) => {
+            return conflict("the canary is at 0 already")
+        }
+        (Control::Abort, _) => Next::Apply(0, Phase::Aborted, Some("aborted by control".into())),
+    };
+    Ok(n)
 }
