@@ -35,6 +35,7 @@ pub mod health;
 pub mod lifecycle;
 pub mod proxy;
 pub mod reload;
+pub mod rollout;
 pub mod routing;
 pub mod server;
 pub mod stamp;

@@ -3,8 +3,9 @@
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use dyegate::admin::client;
 use dyegate::config::schema::{schema_json, SchemaFile};
-use dyegate::config::{diff::diff, load_routes, ConfigErrors, Gateway};
-use dyegate::reload::Reloader;
+use dyegate::config::{diff::diff, load_routes, routes_from_text, ConfigErrors, Gateway};
+use dyegate::reload::{Overlay, Reloader};
+use dyegate::rollout::Controller;
 use dyegate::server::{self, RunOptions};
 use dyegate::telemetry::Metrics;
 use std::net::SocketAddr;
@@ -75,6 +76,20 @@ enum Command {
     /// Every upstream group and target: health (healthy, unhealthy, ejected and until when),
     /// last check, requests in flight, failures.
     Upstreams(AdminArgs),
+    /// Progressive delivery: `rollout [status] [ROUTE]` shows the rollouts (state, step, canary
+    /// share, the window's figures, the gates); `rollout pause|resume|promote|abort ROUTE`
+    /// moves one (`promote --to-end`: straight to the last step).
+    Rollout {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// status (default), pause, resume, promote or abort; or a route to show
+        action: Option<String>,
+        /// The route
+        route: Option<String>,
+        /// With promote: go to the last step at once.
+        #[arg(long)]
+        to_end: bool,
+    },
     /// Replace the running dyegate with a new binary without dropping a connection.
     Upgrade {
         /// gateway.yaml of the running gateway (default: ./gateway.yaml)
@@ -191,6 +206,34 @@ fn diff_files(old: &Path, new: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The admin request of `dyegate rollout ...`.
+fn rollout_request(
+    action: Option<&str>,
+    route: Option<&str>,
+    to_end: bool,
+) -> Result<(&'static str, String), String> {
+    match (action, route) {
+        (None | Some("status"), None) => Ok(("GET", "/rollouts".into())),
+        (None, Some(r)) => Ok(("GET", format!("/rollouts/{r}"))),
+        (Some("status"), Some(r)) => Ok(("GET", format!("/rollouts/{r}"))),
+        (Some(a @ ("pause" | "resume" | "promote" | "abort")), Some(r)) => {
+            let q = if to_end && a == "promote" {
+                "?to_end=true"
+            } else {
+                ""
+            };
+            Ok(("POST", format!("/rollouts/{r}/{a}{q}")))
+        }
+        (Some(a @ ("pause" | "resume" | "promote" | "abort")), None) => Err(format!(
+            "rollout {a}: expected a route: dyegate rollout {a} ROUTE"
+        )),
+        (Some(r), None) => Ok(("GET", format!("/rollouts/{r}"))),
+        (Some(a), Some(_)) => Err(format!(
+            "rollout: found {a:?}, expected status, pause, resume, promote or abort"
+        )),
+    }
+}
+
 fn admin_call(args: AdminArgs, method: &str, path: &str, body: Option<String>) -> ExitCode {
     let config = default_config(args.config);
     let gw = match Gateway::load(config.as_deref()) {
@@ -237,7 +280,19 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let loaded = match load_routes(&gw.routes_path) {
+    // The rollouts kept in state_dir write their steps into the file's text before it is
+    // compiled: a restarted or upgraded gateway serves the step it was on.
+    let metrics = Metrics::new();
+    let rollouts = Controller::new(&gw.state_dir, metrics.clone());
+    let loaded = match std::fs::read(&gw.routes_path)
+        .map_err(|e| {
+            let file = gw.routes_path.display().to_string();
+            ConfigErrors(vec![dyegate::config::load::unreadable(&file, &e)])
+        })
+        .and_then(|bytes| {
+            let (bytes, _) = rollouts.overlay(bytes, "startup");
+            routes_from_text(&gw.routes_path.display().to_string(), bytes, None)
+        }) {
         Ok(l) => l,
         Err(e) => {
             print_errors(&e, false);
@@ -251,7 +306,6 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         loaded.routes,
         loaded.upstreams
     );
-    let metrics = Metrics::new();
     let history = dyegate::reload::HistoryLimits {
         count: gw.config.reload.history,
         bytes: gw.config.reload.history_max_bytes,
@@ -270,7 +324,8 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    server::run(gw, reloader, metrics, opts)
+    rollouts.attach(reloader.clone());
+    server::run(gw, reloader, rollouts, metrics, opts)
 }
 
 /// What `dyegate schema`, `dyegate completions` and `dyegate man` print or write: generated
@@ -336,6 +391,18 @@ fn main() -> ExitCode {
         Command::Versions(a) => admin_call(a, "GET", "/versions", None),
         Command::Upstreams(a) => admin_call(a, "GET", "/upstreams", None),
         Command::Reload(a) => admin_call(a, "POST", "/reload", None),
+        Command::Rollout {
+            admin,
+            action,
+            route,
+            to_end,
+        } => match rollout_request(action.as_deref(), route.as_deref(), to_end) {
+            Ok((method, path)) => admin_call(admin, method, &path, None),
+            Err(e) => {
+                eprintln!("dyegate: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Rollback { admin, to } => {
             let body = to.map(|v| format!("{{\"to\": {v}}}"));
             admin_call(admin, "POST", "/rollback", body)

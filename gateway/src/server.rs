@@ -9,6 +9,7 @@ use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
 use crate::proxy::DyegateProxy;
 use crate::reload::{ReloadService, Reloader};
+use crate::rollout::{Controller, RolloutService};
 use crate::telemetry::access_log::Destination;
 use crate::telemetry::{AccessLog, Metrics, Tracing};
 use pingora::apps::HttpServerOptions;
@@ -46,7 +47,13 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
 }
 
 /// Builds the server and runs it until it is told to stop. Never returns.
-pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: RunOptions) -> ! {
+pub fn run(
+    gw: Gateway,
+    reloader: Arc<Reloader>,
+    rollouts: Arc<Controller>,
+    metrics: Arc<Metrics>,
+    opts: RunOptions,
+) -> ! {
     let conf = server_conf(&gw, opts);
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -113,7 +120,8 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         gw.config.admin.token.clone(),
         gw.listen.clone(),
     )
-    .with_health(health);
+    .with_health(health)
+    .with_rollouts(rollouts.clone());
     let mut admin_service = Service::new("dyegate admin".to_string(), admin);
     admin_service.add_tcp(&gw.admin_listen.to_string());
     server.add_service(admin_service);
@@ -129,6 +137,10 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         Duration::from_millis(gw.config.reload.debounce_ms),
     );
     server.add_service(background_service("reload", reload));
+    server.add_service(background_service(
+        "rollouts",
+        RolloutService::new(rollouts),
+    ));
     server.add_service(background_service(
         "pid file",
         PidFileService::new(gw.pid_file.clone()),

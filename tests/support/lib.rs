@@ -24,6 +24,7 @@ pub mod ports;
 pub mod procfs;
 pub mod raw;
 pub mod tools;
+pub mod traffic;
 pub mod upgrade;
 pub mod upstream;
 pub mod wait;

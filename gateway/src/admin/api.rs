@@ -26,6 +26,7 @@ pub struct AdminApi {
     token: Option<String>,
     proxy_listeners: Vec<SocketAddr>,
     health: Option<Arc<HealthRegistry>>,
+    rollouts: Option<Arc<crate::rollout::Controller>>,
 }
 
 impl AdminApi {
@@ -43,12 +44,19 @@ impl AdminApi {
             token: token.filter(|t| !t.trim().is_empty()),
             proxy_listeners,
             health: None,
+            rollouts: None,
         }
     }
 
     /// Target health for `GET /upstreams`.
     pub fn with_health(mut self, health: Arc<HealthRegistry>) -> Self {
         self.health = Some(health);
+        self
+    }
+
+    /// Rollouts for `/rollouts`.
+    pub fn with_rollouts(mut self, rollouts: Arc<crate::rollout::Controller>) -> Self {
+        self.rollouts = Some(rollouts);
         self
     }
 
@@ -123,6 +131,11 @@ impl AdminApi {
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({ "error": "this process is handing over to a new one; retry", "pid": std::process::id() }),
             );
+        }
+        if path == "/rollouts" || path.starts_with("/rollouts/") {
+            let query = session.req_header().uri.query().map(str::to_string);
+            let c = self.rollouts.as_ref();
+            return super::rollouts::rollouts(c, &method, &path, query.as_deref(), client).await;
         }
         match (method, path.as_str()) {
             (Method::GET, "/healthz") => (
@@ -247,7 +260,7 @@ impl AdminApi {
             ),
             _ => (
                 StatusCode::NOT_FOUND,
-                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "GET /upstreams", "POST /reload", "POST /rollback", "GET /healthz", "GET /readyz", "GET /metrics"] }),
+                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "GET /upstreams", "GET /rollouts", "GET /rollouts/ROUTE", "POST /rollouts/ROUTE/{pause,resume,promote,abort}", "POST /reload", "POST /rollback", "GET /healthz", "GET /readyz", "GET /metrics"] }),
             ),
         }
     }

@@ -4,6 +4,7 @@
 mod api;
 pub mod client;
 mod rollback_body;
+mod rollouts;
 mod routes_json;
 mod upstreams_json;
 

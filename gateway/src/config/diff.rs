@@ -183,6 +183,9 @@ fn route_changes(o: &RouteConfig, n: &RouteConfig) -> Vec<String> {
             ));
         }
     }
+    if o.rollout != n.rollout {
+        out.push("rollout changed".into());
+    }
     if o.sticky != n.sticky {
         out.push(format!("sticky {} -> {}", opt(&o.sticky), opt(&n.sticky)));
     }

@@ -229,6 +229,7 @@ impl Source {
             sticky: None,
             timeouts: Default::default(),
             retries: Default::default(),
+            rollout: None,
         };
         let mut has_name = false;
         for (k, v) in entries {
@@ -250,6 +251,7 @@ impl Source {
                 "sticky" => field(yaml::from_node(v, &fpath).map(|s| route.sticky = s)),
                 "timeouts" => field(yaml::from_node(v, &fpath).map(|t| route.timeouts = t)),
                 "retries" => field(yaml::from_node(v, &fpath).map(|r| route.retries = r)),
+                "rollout" => field(yaml::from_node(v, &fpath).map(|r| route.rollout = r)),
                 "split" => match &v.kind {
                     NodeKind::Seq(items) => {
                         for (j, item) in items.iter().enumerate() {

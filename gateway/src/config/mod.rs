@@ -13,6 +13,7 @@ pub mod incremental;
 pub mod limits;
 pub mod load;
 pub mod model;
+pub mod rollout;
 pub mod schema;
 pub mod tracing;
 pub mod validate;
@@ -222,3 +223,5 @@ mod tests_containment;
 mod tests_gateway;
 #[cfg(test)]
 mod tests_incremental;
+#[cfg(test)]
+mod tests_rollout;

@@ -348,7 +348,7 @@ impl RoutesConfig {
 
 /// Fields of a route (for field-by-field decoding; must match [`RouteConfig`]).
 pub const ROUTE_FIELDS: &[&str] = &[
-    "name", "match", "dye", "split", "sticky", "timeouts", "retries",
+    "name", "match", "dye", "split", "sticky", "timeouts", "retries", "rollout",
 ];
 /// Fields of an upstream group (must match [`UpstreamConfig`]).
 pub const UPSTREAM_FIELDS: &[&str] = &["targets", "health", "outlier", "max_in_flight"];
@@ -489,6 +489,9 @@ pub struct RouteConfig {
     /// Extra tries of a failed attempt on another target of the same group, within a budget.
     #[serde(default)]
     pub retries: RetriesConfig,
+    /// Progressive delivery of a canary in this split; absent = none.
+    #[serde(default)]
+    pub rollout: Option<super::rollout::RolloutConfig>,
 }
 
 /// `routes[i].match`: every field optional; all given ones must hold.

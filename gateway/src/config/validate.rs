@@ -235,6 +235,7 @@ fn validate_route<'e>(
             issues.push(unknown_upstream(tpath(), group, expected_upstreams));
         }
     }
+    super::rollout::validate_rollout(route, &path.to_string(), issues);
     if let Some(list) = &route.dye.trusted_sources {
         if list.is_empty() {
             issues.push(Issue::new(

@@ -25,6 +25,8 @@ pub struct Candidate {
     /// When the trigger started building it (parse-to-swap time is measured from here).
     pub started: Instant,
     pub timings: Option<Timings>,
+    /// What a rollout says of this version, for its audit record.
+    pub note: Option<serde_json::Value>,
 }
 
 impl Candidate {
@@ -39,6 +41,7 @@ impl Candidate {
             continue_positions: true,
             started,
             timings: Some(loaded.timings),
+            note: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl Candidate {
             continue_positions: false,
             started,
             timings: None,
+            note: None,
         }
     }
 }

@@ -39,6 +39,7 @@ impl Reloader {
         };
         report.sha256 = Some(candidate.sha256.clone());
         report.timings = candidate.timings;
+        report.rollout = candidate.note.clone();
         let version = self.next_version();
         let table = candidate.table.clone();
         if candidate.continue_positions {

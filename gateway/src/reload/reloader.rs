@@ -73,6 +73,8 @@ pub struct Reloader {
     pub(super) metrics: Arc<Metrics>,
     pub counters: Counters,
     pub(super) last_success_unix: AtomicU64,
+    /// The rollouts' rewrite of routes file text (see [`super::Overlay`]).
+    pub(super) overlay: std::sync::OnceLock<Arc<dyn super::Overlay>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -171,6 +173,7 @@ impl Reloader {
             metrics,
             counters: Counters::default(),
             last_success_unix: AtomicU64::new(unix_now()),
+            overlay: std::sync::OnceLock::new(),
         })
     }
 
@@ -224,7 +227,7 @@ impl Reloader {
     }
 
     /// Takes the commit lock for one attempt, and says so in `/status` while it lasts.
-    fn begin(&self, trigger: &Trigger) -> MutexGuard<'_, Running> {
+    pub(super) fn begin(&self, trigger: &Trigger) -> MutexGuard<'_, Running> {
         let running = lock(&self.running);
         self.lock_record().in_progress = Some(InProgress {
             trigger: trigger.clone(),
@@ -252,6 +255,10 @@ impl Reloader {
                 return self.end(self.fail(report));
             }
         };
+        let (bytes, note) = match self.overlay.get() {
+            Some(o) => o.overlay(bytes, report.trigger.kind()),
+            None => (bytes, None),
+        };
         let sha = sha256_hex(&bytes);
         if sha == current.sha256 {
             return self.end(self.no_op(report, sha));
@@ -260,7 +267,10 @@ impl Reloader {
         let started = Instant::now();
         let file = self.routes_path.display().to_string();
         let candidate = match routes_from_text(&file, bytes, running.reuse.as_ref()) {
-            Ok(loaded) => Candidate::compiled(loaded, sha, started),
+            Ok(loaded) => Candidate {
+                note,
+                ..Candidate::compiled(loaded, sha, started)
+            },
             Err(errors) => {
                 report.errors = errors.0.iter().map(ToString::to_string).collect();
                 return self.end(self.fail(report));
@@ -381,6 +391,10 @@ impl Reloader {
     }
 
     /// Appends the attempt to the audit log; a failed write is reported in the answer.
+    pub(super) fn audit_log(&self) -> &AuditLog {
+        &self.audit
+    }
+
     pub(super) fn audit(&self, report: &mut ReloadReport) {
         if let Err(e) = self.audit.append(&*report) {
             report.state_errors.push(self.state_error("audit", e));

@@ -52,6 +52,10 @@ pub struct ReloadReport {
     /// audit line): the change itself is in effect, its record is not complete.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub state_errors: Vec<String>,
+    /// What a rollout did with this attempt (its step and gate figures, or the rollouts a file
+    /// edit started, restarted or ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<serde_json::Value>,
 }
 
 impl ReloadReport {
@@ -71,6 +75,7 @@ impl ReloadReport {
             swap_micros: None,
             timings: None,
             state_errors: Vec::new(),
+            rollout: None,
         }
     }
 }

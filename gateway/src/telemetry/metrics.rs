@@ -66,6 +66,8 @@ struct PairStats {
     tags: Mutex<Vec<(String, Arc<Classes>)>>,
     decisions: [AtomicU64; 4],
     duration: Histo,
+    /// The last seconds, for a rollout's gates; made when a rollout first asks for it.
+    window: OnceLock<Arc<crate::rollout::Window>>,
 }
 
 impl PairStats {
@@ -241,6 +243,16 @@ impl Metrics {
             targets,
             no_route: self.no_route.clone(),
         }
+    }
+
+    /// The windowed statistics of a (route, group) pair, made on first use: requests of tables
+    /// committed before and after share them (the pair's handles are resolved at commit).
+    pub fn rollout_window(&self, route: &str, group: &str) -> Arc<crate::rollout::Window> {
+        let pair = (lock(&self.store).pairs)
+            .entry((route.to_string(), group.to_string()))
+            .or_default()
+            .clone();
+        pair.window.get_or_init(Default::default).clone()
     }
 
     /// Adds families kept elsewhere (e.g. the downstream limits' counters) to the registry.
@@ -515,6 +527,9 @@ impl TableMetrics {
             g.pair.decisions[r].fetch_add(1, Ordering::Relaxed);
         }
         g.pair.duration.observe(seconds);
+        if let Some(w) = g.pair.window.get() {
+            w.record(status, seconds);
+        }
     }
 
     /// Records a request rejected for its unknown tag.

@@ -44,6 +44,11 @@ pub enum Fault {
     UnhealthyButServing,
     /// Healthy, but `GET /healthz` answers only after 300 ms.
     SlowHealthz,
+    /// Answers 500 to this many requests in every 10 (the first ones of each ten), 200 to the
+    /// others: a canary that goes partly bad.
+    FailTenths(u8),
+    /// Answers 200 after this many milliseconds: a slow canary.
+    Delay(u64),
 }
 
 struct Shared {
@@ -275,11 +280,19 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
                 None => return reset(stream),
             }
         }
-        shared.requests.fetch_add(1, Ordering::SeqCst);
+        let n = shared.requests.fetch_add(1, Ordering::SeqCst);
         shared.body_bytes.fetch_add(req.body_len, Ordering::SeqCst);
         let ok = format!("{name} {}\n", req.path);
         let bytes = match fault {
             Fault::None | Fault::UnhealthyButServing | Fault::SlowHealthz => {
+                response(200, name, &ok, false)
+            }
+            Fault::FailTenths(k) if n % 10 < usize::from(k) => {
+                response(500, name, "failing\n", false)
+            }
+            Fault::FailTenths(_) => response(200, name, &ok, false),
+            Fault::Delay(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
                 response(200, name, &ok, false)
             }
             Fault::CloseAfterOne => {
@@ -312,7 +325,11 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
 /// Answers a health check: `Some(keep_alive)`, or `None` to reset the connection.
 async fn answer_health(stream: &mut TcpStream, fault: Fault, name: &str) -> Option<bool> {
     let status = match fault {
-        Fault::None | Fault::HealthyButFailing | Fault::CloseAfterOne => 200,
+        Fault::None
+        | Fault::HealthyButFailing
+        | Fault::CloseAfterOne
+        | Fault::FailTenths(_)
+        | Fault::Delay(_) => 200,
         Fault::SlowHealthz => {
             tokio::time::sleep(Duration::from_millis(300)).await;
             200

@@ -1,0 +1,63 @@
+//! `GET /rollouts`, `GET /rollouts/ROUTE`, `POST /rollouts/ROUTE/{pause,resume,promote,abort}`
+//! (`promote?to_end=true` goes to the last step).
+
+use crate::rollout::{Control, Controller};
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Answers a request under `/rollouts`.
+pub async fn rollouts(
+    controller: Option<&Arc<Controller>>,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    client: Option<String>,
+) -> (StatusCode, Value) {
+    let Some(c) = controller else {
+        return (
+            StatusCode::NOT_FOUND,
+            json!({ "error": "rollouts are not running" }),
+        );
+    };
+    let rest = path.trim_start_matches("/rollouts").trim_start_matches('/');
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    match (method, parts.as_slice()) {
+        (&Method::GET, []) => (StatusCode::OK, json!({ "rollouts": c.status_all() })),
+        (&Method::GET, [route]) => match c.status(route) {
+            Some(s) => (StatusCode::OK, s),
+            None => (
+                StatusCode::NOT_FOUND,
+                json!({ "error": format!("no rollout for route {route:?}") }),
+            ),
+        },
+        (&Method::POST, [route, action]) => {
+            let to_end = query.is_some_and(|q| {
+                q.split('&')
+                    .any(|kv| matches!(kv, "to_end" | "to_end=true" | "to_end=1"))
+            });
+            let Some(control) = Control::parse(action, to_end) else {
+                return (
+                    StatusCode::NOT_FOUND,
+                    json!({ "error": format!("unknown control {action:?}, expected pause, resume, promote or abort") }),
+                );
+            };
+            let (c, route) = (c.clone(), route.to_string());
+            match tokio::task::spawn_blocking(move || c.control(&route, control, client)).await {
+                Ok(Ok(s)) => (StatusCode::OK, s),
+                Ok(Err((code, e))) => (
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT),
+                    json!({ "error": e }),
+                ),
+                Err(e) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": e.to_string() }),
+                ),
+            }
+        }
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({ "error": "expected GET /rollouts, GET /rollouts/ROUTE or POST /rollouts/ROUTE/{pause,resume,promote,abort}" }),
+        ),
+    }
+}

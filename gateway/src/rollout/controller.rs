@@ -1,0 +1,376 @@
+//! The controller: the plans of the routes file, the rollouts' states, and the moves. It is
+//! the overlay of file triggers (a reload that leaves a route's `split` and `rollout` unchanged
+//! keeps its step; an edit of them starts the rollout again from the file's weights), judges the
+//! gates once a second ([`Controller::tick`], from the background service), and commits every
+//! step and abort through the reloader's one commit path.
+//!
+//! Lock order: the commit lock, then the controller's. The controller never holds its own lock
+//! while it asks for a commit; the moves are written under the commit lock (in the rewrite the
+//! commit runs), so the table and the state change together for every other trigger.
+
+use super::judge::{judge, Evaluation};
+use super::machine::{next, Next};
+use super::metrics::RolloutMetrics;
+use super::plan::Plan;
+use super::rewrite::rewrite_weights;
+use super::state::{now_ms, Phase, RolloutState, Store};
+use super::window::{now_second, Window};
+use crate::config::load::Source;
+use crate::reload::{Overlay, Reloader};
+use crate::telemetry::Metrics;
+use log::{error, info, warn};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+pub(super) struct Inner {
+    pub plans: BTreeMap<String, Plan>,
+    pub states: BTreeMap<String, RolloutState>,
+    /// Bumped by every move: a move decided on an older generation is dropped.
+    pub generation: u64,
+}
+
+pub struct Controller {
+    pub(super) inner: Mutex<Inner>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    pub(super) gauges: RolloutMetrics,
+    pub(super) reloader: OnceLock<Arc<Reloader>>,
+}
+
+impl Controller {
+    /// Starts from the states kept in `state_dir`.
+    pub fn new(state_dir: &Path, metrics: Arc<Metrics>) -> Arc<Controller> {
+        let store = Store::new(state_dir);
+        let states = store.load();
+        Arc::new(Controller {
+            inner: Mutex::new(Inner {
+                plans: BTreeMap::new(),
+                states,
+                generation: 0,
+            }),
+            store,
+            gauges: RolloutMetrics::new(&metrics),
+            metrics,
+            reloader: OnceLock::new(),
+        })
+    }
+
+    /// Becomes the reloader's overlay; the moves go through it from now on.
+    pub fn attach(self: &Arc<Self>, reloader: Arc<Reloader>) {
+        reloader.set_overlay(self.clone());
+        let _ = self.reloader.set(reloader);
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn save(&self, inner: &Inner) {
+        if let Err(e) = self.store.save(&inner.states) {
+            error!("rollout: cannot keep the rollouts' state: {e}");
+            self.metrics.state_write_error("rollouts");
+        }
+    }
+
+    /// Publishes a state's gauges and counts its transition.
+    pub(super) fn show(&self, inner: &Inner, route: &str, moved: bool) {
+        let (Some(s), Some(p)) = (inner.states.get(route), inner.plans.get(route)) else {
+            return;
+        };
+        let share = match s.share {
+            Some(x) => f64::from(x),
+            None => p.share_of(&p.base),
+        };
+        self.gauges.show(s, share);
+        if moved {
+            self.gauges.transition(route, s.state);
+        }
+    }
+
+    /// The plans of a routes text that decodes and validates; `None` otherwise.
+    fn plans_of(text: &[u8]) -> Option<BTreeMap<String, Plan>> {
+        let source = Source::from_bytes("overlay".into(), text.to_vec()).ok()?;
+        let (model, errors) = source.routes();
+        if !errors.is_empty() || !crate::config::validate::validate(&model, None).0.is_empty() {
+            return None;
+        }
+        Some(
+            (model.routes.iter().flatten())
+                .filter_map(|r| Plan::of(r))
+                .map(|p| (p.route.clone(), p))
+                .collect(),
+        )
+    }
+
+    /// One window's figures per group of the plan, judged.
+    pub(super) fn evaluate(&self, plan: &Plan, step_started_ms: u64) -> Evaluation {
+        let now = now_second();
+        let n = plan.gates.window_ms.div_ceil(1000);
+        let from = now.saturating_sub(n).max(step_started_ms / 1000);
+        let figures: Vec<_> = (plan.groups.iter())
+            .map(|g| {
+                let w: Arc<Window> = self.metrics.rollout_window(&plan.route, g);
+                (g.clone(), w.snapshot(from, now))
+            })
+            .collect();
+        judge(&plan.gates, &figures, plan.canary)
+    }
+
+    /// Judges every rollout once; called every second by the service.
+    pub fn tick(&self) {
+        let table = self.reloader.get().map(|r| r.table());
+        let decisions: Vec<(String, Next, u64)> = {
+            let mut inner = self.lock();
+            let routes: Vec<String> = inner.plans.keys().cloned().collect();
+            let mut out = Vec::new();
+            for route in routes {
+                let Some(plan) = inner.plans.get(&route).cloned() else {
+                    continue;
+                };
+                let Some(s) = inner.states.get(&route) else {
+                    continue;
+                };
+                let e = self.evaluate(&plan, s.step_started_ms);
+                let generation = s.generation;
+                if let (Some(v), true) = (e.breach(), !s.state.is_final()) {
+                    self.gauges.breach(&route, &v.gate);
+                }
+                let n = match drifted(&plan, s, table.as_deref()) {
+                    Some(why) => Some(Next::Set(Phase::Paused, Some(why))),
+                    None => next(&plan, s, &e, now_ms()),
+                };
+                if let Some(s) = inner.states.get_mut(&route) {
+                    s.last_evaluation = Some(e);
+                }
+                if let Some(n) = n {
+                    out.push((route, n, generation));
+                }
+            }
+            out
+        };
+        for (route, n, generation) in decisions {
+            if let Err(e) = self.apply(&route, n, generation, "rollout", None) {
+                if e != "superseded" {
+                    error!("rollout {route}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Carries out a move. `by` is `rollout` (the gates) or `control`; `client` the address of
+    /// a control.
+    pub(super) fn apply(
+        &self,
+        route: &str,
+        n: Next,
+        generation: u64,
+        by: &str,
+        client: Option<String>,
+    ) -> Result<(), String> {
+        match n {
+            Next::Set(phase, reason) => {
+                let mut inner = self.lock();
+                inner.generation += 1;
+                let g = inner.generation;
+                let Some(s) = inner.states.get_mut(route) else {
+                    return Err(format!("no rollout for route {route:?}"));
+                };
+                if s.generation != generation {
+                    return Err("superseded".into());
+                }
+                s.generation = g;
+                if phase == Phase::Progressing && s.state == Phase::Paused {
+                    s.step_started_ms = now_ms();
+                }
+                s.moved(phase, by, reason.clone());
+                info!(
+                    "rollout {route}: {} at step {}{}",
+                    phase.as_str(),
+                    inner.states.get(route).map_or(0, |s| s.step),
+                    reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                );
+                self.show(&inner, route, true);
+                self.save(&inner);
+                Ok(())
+            }
+            Next::Apply(step, phase, reason) => {
+                self.commit_step(route, step, phase, reason, generation, by, client)
+            }
+        }
+    }
+
+    /// Applies a step through the one commit path (trigger `rollout`).
+    #[allow(clippy::too_many_arguments)]
+    fn commit_step(
+        &self,
+        route: &str,
+        step: usize,
+        phase: Phase,
+        reason: Option<String>,
+        generation: u64,
+        by: &str,
+        client: Option<String>,
+    ) -> Result<(), String> {
+        let reloader = self.reloader.get().ok_or("rollouts are not running")?;
+        let mut rewrite = |text: &str| {
+            let inner = self.lock();
+            let s = (inner.states.get(route))
+                .ok_or_else(|| format!("no rollout for route {route:?}"))?;
+            if s.generation != generation {
+                return Ok(None);
+            }
+            let plan = (inner.plans.get(route))
+                .ok_or_else(|| format!("no rollout for route {route:?}"))?;
+            let share = plan.share(step);
+            let new_text = rewrite_weights(text, route, &plan.weights(share))?;
+            let note = serde_json::json!({
+                "route": route,
+                "step": step,
+                "canary_share": share,
+                "state": phase.as_str(),
+                "by": by,
+                "reason": reason,
+                "evaluation": s.last_evaluation,
+            });
+            Ok(Some((new_text, note)))
+        };
+        let mut applied = |_: &crate::reload::ReloadReport| {
+            let mut inner = self.lock();
+            inner.generation += 1;
+            let g = inner.generation;
+            let Some(share) = inner.plans.get(route).map(|p| p.share(step)) else {
+                return;
+            };
+            let Some(s) = inner.states.get_mut(route) else {
+                return;
+            };
+            s.generation = g;
+            s.step = step;
+            s.share = Some(share);
+            s.step_started_ms = now_ms();
+            s.moved(phase, by, reason.clone());
+            info!(
+                "rollout {route}: step {step} (canary {share}%), {}{}",
+                phase.as_str(),
+                reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            );
+            self.show(&inner, route, true);
+            self.save(&inner);
+        };
+        let report = reloader.commit_rollout(route, step, client, &mut rewrite, &mut applied)?;
+        if !report.errors.is_empty() {
+            warn!(
+                "rollout {route}: step {step} not applied: {:?}",
+                report.errors
+            );
+            return Err(report.errors.join("; "));
+        }
+        Ok(())
+    }
+}
+
+/// A succeeded rollout whose file now gives the canary its final share (the file edited to
+/// match the running table): it stays succeeded and the file's weights are used from now on.
+fn caught_up(state: Option<&mut RolloutState>, plan: &Plan) -> Option<String> {
+    let s = state?;
+    let last = f64::from(plan.share(plan.steps.len()));
+    if s.state != Phase::Succeeded
+        || s.fingerprint == plan.fingerprint
+        || (plan.share_of(&plan.base) - last).abs() > 0.01
+    {
+        return None;
+    }
+    s.fingerprint = plan.fingerprint.clone();
+    s.share = None;
+    Some(format!(
+        "rollout of {}: the file now gives the canary its final {last}%, the rollout stays succeeded",
+        plan.route
+    ))
+}
+
+/// Why a rollout under way no longer matches the running table (a rollback to another step, a
+/// change made around the rollout); `None` when it matches. Such a rollout is paused: a resume
+/// applies its step again.
+fn drifted(
+    plan: &Plan,
+    s: &RolloutState,
+    table: Option<&crate::routing::RouteTable>,
+) -> Option<String> {
+    let active = matches!(
+        s.state,
+        Phase::Progressing | Phase::WaitingForTraffic | Phase::AwaitingApproval
+    );
+    let share = s.share?;
+    let route = table?.routes().iter().find(|r| *r.name == *plan.route)?;
+    (active && route.split.weights != plan.weights(share)).then(|| {
+        format!(
+            "the running table gives the canary {:.1}%, not step {}'s {share}% (a rollback?); resume applies the step again",
+            plan.share_of(&route.split.weights),
+            s.step
+        )
+    })
+}
+
+impl Overlay for Controller {
+    /// Follows the file: new rollouts start (pending), rollouts whose route's `split` or
+    /// `rollout` changed start again from the file's weights, removed ones end; the others keep
+    /// their step, written into the text.
+    fn overlay(&self, text: Vec<u8>, by: &str) -> (Vec<u8>, Option<serde_json::Value>) {
+        let Some(plans) = Self::plans_of(&text) else {
+            return (text, None); // an invalid file is rejected by the reload itself
+        };
+        let mut inner = self.lock();
+        let mut notes = Vec::new();
+        let gone: Vec<String> = (inner.states.keys())
+            .filter(|r| !plans.contains_key(*r))
+            .cloned()
+            .collect();
+        for route in gone {
+            inner.states.remove(&route);
+            self.gauges.forget(&route);
+            notes.push(format!("rollout of {route} ended: no longer in the file"));
+        }
+        let mut out = String::from_utf8_lossy(&text).into_owned();
+        for (route, plan) in &plans {
+            if let Some(note) = caught_up(inner.states.get_mut(route), plan) {
+                info!("{note}");
+                notes.push(note);
+                continue;
+            }
+            let restart = match inner.states.get(route) {
+                None => Some(format!("rollout of {route} started ({by})")),
+                Some(s) if s.fingerprint != plan.fingerprint => Some(format!(
+                    "rollout of {route} restarted from the file's weights: its split or rollout changed ({by})"
+                )),
+                Some(_) => None,
+            };
+            if let Some(note) = restart {
+                warn!("{note}");
+                notes.push(note);
+                let mut s = RolloutState::new(route, plan.canary_group(), &plan.fingerprint, by);
+                inner.generation += 1;
+                s.generation = inner.generation;
+                inner.states.insert(route.clone(), s);
+                continue;
+            }
+            if let Some(share) = inner.states.get(route).and_then(|s| s.share) {
+                match rewrite_weights(&out, route, &plan.weights(share)) {
+                    Ok(t) => out = t,
+                    Err(e) => error!("rollout {route}: cannot keep step in the new text: {e}"),
+                }
+            }
+        }
+        inner.plans = plans;
+        let routes: Vec<String> = inner.states.keys().cloned().collect();
+        for r in &routes {
+            self.show(&inner, r, false);
+        }
+        self.save(&inner);
+        let note = (!notes.is_empty()).then(|| serde_json::json!({ "rollouts": notes }));
+        (out.into_bytes(), note)
+    }
+}

@@ -1,0 +1,191 @@
+//! The gates judged on a window's figures: a pure function of the figures per group and the
+//! plan's gates, so that unit tests exercise every verdict without traffic.
+
+use super::plan::Gates;
+use super::window::Figures;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupFigures {
+    pub group: String,
+    pub canary: bool,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    /// At the gates' percentile, bucket upper bound.
+    pub latency_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// `error_rate`, `latency` or `latency_ratio`.
+    pub gate: String,
+    pub value: f64,
+    pub limit: f64,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub at: String,
+    pub window_ms: u64,
+    pub min_requests: u64,
+    pub latency_percentile: f64,
+    /// The canary has `min_requests` in the window: the verdicts count.
+    pub enough_traffic: bool,
+    pub groups: Vec<GroupFigures>,
+    pub gates: Vec<Verdict>,
+}
+
+impl Evaluation {
+    /// The first failed gate, when the verdicts count.
+    pub fn breach(&self) -> Option<&Verdict> {
+        if !self.enough_traffic {
+            return None;
+        }
+        self.gates.iter().find(|v| !v.ok)
+    }
+
+    /// One line for logs and audit: the gate and the figures.
+    pub fn describe(&self, v: &Verdict) -> String {
+        let c = self.groups.iter().find(|g| g.canary);
+        format!(
+            "gate {} breached: {:.4} > {} (canary {} requests, {} errors, p{} latency {} ms, window {} ms)",
+            v.gate,
+            v.value,
+            v.limit,
+            c.map_or(0, |g| g.requests),
+            c.map_or(0, |g| g.errors),
+            self.latency_percentile,
+            c.and_then(|g| g.latency_ms).map_or("-".into(), |l| l.to_string()),
+            self.window_ms
+        )
+    }
+}
+
+/// Judges `canary` (index in `figures`) against the gates.
+pub fn judge(gates: &Gates, figures: &[(String, Figures)], canary: usize) -> Evaluation {
+    let q = gates.latency_percentile;
+    let groups: Vec<GroupFigures> = (figures.iter().enumerate())
+        .map(|(i, (g, f))| GroupFigures {
+            group: g.clone(),
+            canary: i == canary,
+            requests: f.requests,
+            errors: f.errors,
+            error_rate: f.error_rate(),
+            latency_ms: f.latency_ms(q),
+        })
+        .collect();
+    let c = figures
+        .get(canary)
+        .map(|(_, f)| f.clone())
+        .unwrap_or_default();
+    let mut verdicts = Vec::new();
+    if let Some(max) = gates.max_error_rate {
+        let v = c.error_rate();
+        verdicts.push(Verdict {
+            gate: "error_rate".into(),
+            value: v,
+            limit: max,
+            ok: v <= max,
+        });
+    }
+    let canary_latency = c.latency_ms(q);
+    if let (Some(max), Some(l)) = (gates.max_latency_ms, canary_latency) {
+        verdicts.push(Verdict {
+            gate: "latency".into(),
+            value: l as f64,
+            limit: max as f64,
+            ok: l <= max,
+        });
+    }
+    if let (Some(max), Some(l)) = (gates.max_latency_ratio, canary_latency) {
+        let mut others = Figures::default();
+        for (i, (_, f)) in figures.iter().enumerate() {
+            if i != canary {
+                others.add(f);
+            }
+        }
+        // Without traffic on the other groups there is nothing to compare with: holds.
+        if let Some(o) = others.latency_ms(q) {
+            let ratio = l as f64 / o.max(1) as f64;
+            verdicts.push(Verdict {
+                gate: "latency_ratio".into(),
+                value: ratio,
+                limit: max,
+                ok: ratio <= max,
+            });
+        }
+    }
+    Evaluation {
+        at: crate::stamp::now_rfc3339(),
+        window_ms: gates.window_ms,
+        min_requests: gates.min_requests,
+        latency_percentile: q,
+        enough_traffic: c.requests >= gates.min_requests,
+        groups,
+        gates: verdicts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::Window;
+
+    fn gates() -> Gates {
+        Gates {
+            window_ms: 1000,
+            min_requests: 20,
+            max_error_rate: Some(0.05),
+            max_latency_ms: Some(500),
+            latency_percentile: 95.0,
+            max_latency_ratio: Some(3.0),
+        }
+    }
+
+    fn figures(n: u64, errors: u64, ms: u64) -> Figures {
+        let w = Window::new();
+        for i in 0..n {
+            w.record_at(1, i < errors, ms);
+        }
+        w.snapshot(1, 1)
+    }
+
+    #[test]
+    fn verdicts() {
+        let stable = ("stable".to_string(), figures(100, 0, 20));
+        let e = judge(
+            &gates(),
+            &[stable.clone(), ("c".into(), figures(30, 9, 20))],
+            1,
+        );
+        assert!(e.enough_traffic);
+        assert_eq!(e.breach().map(|v| v.gate.as_str()), Some("error_rate"));
+        assert!(e
+            .describe(e.breach().expect("breach"))
+            .contains("0.3000 > 0.05"));
+        let e = judge(
+            &gates(),
+            &[stable.clone(), ("c".into(), figures(30, 0, 900))],
+            1,
+        );
+        assert_eq!(e.breach().map(|v| v.gate.as_str()), Some("latency"));
+        let e = judge(
+            &gates(),
+            &[stable.clone(), ("c".into(), figures(30, 0, 140))],
+            1,
+        );
+        assert_eq!(e.breach().map(|v| v.gate.as_str()), Some("latency_ratio"));
+        let e = judge(
+            &gates(),
+            &[stable.clone(), ("c".into(), figures(30, 1, 20))],
+            1,
+        );
+        assert_eq!(e.breach(), None);
+        // Too little traffic: never a breach, whatever the figures.
+        let e = judge(&gates(), &[stable, ("c".into(), figures(5, 5, 900))], 1);
+        assert!(!e.enough_traffic);
+        assert_eq!(e.breach(), None);
+    }
+}

@@ -1,0 +1,30 @@
+//! Progressive delivery: a route's `rollout` ramps its canary through staged shares of the
+//! untagged split while gates judge the canary's own error rate and latency, and takes it back
+//! to 0 within about a second of a breach. Every step and abort is a candidate committed
+//! through the one commit path (trigger `rollout`).
+//!
+//! - [`plan`]: the plan of a route as the file has it; the weights of each step.
+//! - [`window`]: windowed per-group statistics, recorded with atomics on the request path.
+//! - [`judge`]: the gates' verdicts on a window's figures.
+//! - [`machine`]: the state machine (what happens next), pure.
+//! - [`state`]: a rollout's state, kept in `state_dir/rollouts.json`.
+//! - [`rewrite`]: routes text with one route's weights replaced.
+//! - [`controller`]: follows the file, judges, commits; [`controls`]: pause, resume, promote,
+//!   abort and the status; [`service`]: the once-a-second background service.
+//! - [`metrics`]: the `dyegate_rollout_*` families.
+
+pub mod controller;
+pub mod controls;
+pub mod judge;
+pub mod machine;
+pub mod metrics;
+pub mod plan;
+pub mod rewrite;
+pub mod service;
+pub mod state;
+pub mod window;
+
+pub use controller::Controller;
+pub use controls::Control;
+pub use service::RolloutService;
+pub use window::Window;

@@ -1,0 +1,172 @@
+//! The plan of one route's rollout, taken from the routes file: its split as the file has it,
+//! the steps and the gates; the weights of each step; and the fingerprint that tells whether a
+//! new file left the route's `split` and `rollout` as they were.
+
+use crate::config::model::{RouteConfig, MAX_WEIGHT};
+use crate::config::rollout::{OnFailure, DEFAULT_MIN_REQUESTS, DEFAULT_PERCENTILE};
+use crate::stamp::sha256_hex;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub route: String,
+    /// The split's groups and weights as the file has them.
+    pub groups: Vec<String>,
+    pub base: Vec<u32>,
+    pub canary: usize,
+    pub steps: Vec<u8>,
+    pub step_ms: u64,
+    pub pause_before: Vec<u8>,
+    pub gates: Gates,
+    pub on_failure: OnFailure,
+    /// sha256 of the route's `split` and `rollout` in the file.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gates {
+    pub window_ms: u64,
+    pub min_requests: u64,
+    pub max_error_rate: Option<f64>,
+    pub max_latency_ms: Option<u64>,
+    pub latency_percentile: f64,
+    pub max_latency_ratio: Option<f64>,
+}
+
+impl Plan {
+    /// The plan of a valid route, `None` when it has no rollout.
+    pub fn of(route: &RouteConfig) -> Option<Plan> {
+        let r = route.rollout.as_ref()?;
+        let groups: Vec<String> = route.split.iter().map(|e| e.upstream.clone()).collect();
+        let canary = groups.iter().position(|g| *g == r.canary)?;
+        let g = &r.gates;
+        Some(Plan {
+            route: route.name.clone(),
+            base: route.split.iter().map(|e| e.weight.0).collect(),
+            canary,
+            steps: r.steps.iter().map(|s| s.0).collect(),
+            step_ms: r.step_ms.0,
+            pause_before: r.pause_before.iter().map(|s| s.0).collect(),
+            gates: Gates {
+                window_ms: g.window_ms.unwrap_or(r.step_ms.0),
+                min_requests: g.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
+                max_error_rate: g.max_error_rate,
+                max_latency_ms: g.max_latency_ms.map(|m| m.0),
+                latency_percentile: g.latency_percentile.unwrap_or(DEFAULT_PERCENTILE),
+                max_latency_ratio: g.max_latency_ratio,
+            },
+            on_failure: r.on_failure,
+            fingerprint: sha256_hex(format!("{:?}\n{:?}", route.split, r).as_bytes()),
+            groups,
+        })
+    }
+
+    pub fn canary_group(&self) -> &str {
+        &self.groups[self.canary]
+    }
+
+    /// The canary's share (percent) at `step` (1-based; 0 = none).
+    pub fn share(&self, step: usize) -> u8 {
+        match step {
+            0 => 0,
+            s => self.steps.get(s - 1).copied().unwrap_or(100),
+        }
+    }
+
+    /// The split's weights that give the canary `share` percent of untagged traffic, the other
+    /// groups keeping their relative weights from the file: exactly when the numbers allow
+    /// (canary = share x others' total, each other = its weight x (100 - share)), otherwise
+    /// to 1/10,000.
+    pub fn weights(&self, share: u8) -> Vec<u32> {
+        let s = u64::from(share.min(100));
+        let mut others: Vec<u64> = (self.base.iter().enumerate())
+            .map(|(i, w)| if i == self.canary { 0 } else { u64::from(*w) })
+            .collect();
+        if others.iter().all(|w| *w == 0) {
+            // The file gives the others nothing: share the rest evenly.
+            for (i, w) in others.iter_mut().enumerate() {
+                *w = u64::from(i != self.canary);
+            }
+        }
+        let total: u64 = others.iter().sum();
+        let exact = s * total <= u64::from(MAX_WEIGHT) && total * 100 <= u64::from(MAX_WEIGHT);
+        (others.iter().enumerate())
+            .map(|(i, w)| {
+                let v = match (i == self.canary, exact) {
+                    (true, true) => s * total,
+                    (false, true) => w * (100 - s),
+                    (true, false) => s * 100,
+                    (false, false) => (w * (100 - s) * 100 + total / 2) / total,
+                };
+                v as u32
+            })
+            .collect()
+    }
+
+    /// The canary's share (percent, rounded) of a split's weights.
+    pub fn share_of(&self, weights: &[u32]) -> f64 {
+        let total: u64 = weights.iter().map(|w| u64::from(*w)).sum();
+        let c = weights.get(self.canary).copied().unwrap_or(0);
+        if total == 0 {
+            0.0
+        } else {
+            100.0 * f64::from(c) / total as f64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(base: Vec<u32>, canary: usize) -> Plan {
+        Plan {
+            route: "shop".into(),
+            groups: (0..base.len()).map(|i| format!("g{i}")).collect(),
+            base,
+            canary,
+            steps: vec![5, 20, 50, 100],
+            step_ms: 1000,
+            pause_before: vec![],
+            gates: Gates {
+                window_ms: 1000,
+                min_requests: 20,
+                max_error_rate: Some(0.02),
+                max_latency_ms: None,
+                latency_percentile: 99.0,
+                max_latency_ratio: None,
+            },
+            on_failure: OnFailure::Rollback,
+            fingerprint: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_canary_gets_its_share_and_the_others_keep_their_ratio() {
+        let p = plan(vec![60, 0, 40], 1);
+        assert_eq!(p.weights(20), vec![4800, 2000, 3200]);
+        assert_eq!(p.share_of(&p.weights(20)), 20.0);
+        assert_eq!(p.weights(0), vec![6000, 0, 4000]);
+        assert_eq!(p.weights(100), vec![0, 10000, 0]);
+        let big = plan(vec![1_000_000, 0], 1);
+        assert!((big.share_of(&big.weights(5)) - 5.0).abs() < 0.01);
+        let none = plan(vec![0, 10], 1);
+        assert_eq!(none.weights(50), vec![50, 50]);
+    }
+
+    #[test]
+    fn sticky_ranges_only_grow_for_the_canary() {
+        use dyegate_plugins::sticky::StickyRanges;
+        let p = plan(vec![30, 0, 70], 1);
+        let mut was: Vec<usize> = vec![];
+        for share in [5u8, 20, 50, 100] {
+            let r = StickyRanges::new(&p.weights(share)).expect("weights");
+            let on: Vec<usize> = (0..10_000u32)
+                .filter(|b| r.entry_for_bucket(*b) == 1)
+                .map(|b| b as usize)
+                .collect();
+            assert!(was.iter().all(|b| on.contains(b)), "share {share}");
+            was = on;
+        }
+        assert_eq!(was.len(), 10_000);
+    }
+}

@@ -1,0 +1,190 @@
+//! The state of one route's rollout, as `/rollouts` shows it and as `state_dir/rollouts.json`
+//! keeps it across restarts and upgrades.
+
+use super::judge::Evaluation;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Known, no step applied yet.
+    Pending,
+    /// On a step, the gates holding.
+    Progressing,
+    /// On a step, fewer than `min_requests` canary requests in the window: not judged, not
+    /// promoted.
+    WaitingForTraffic,
+    /// Held on its step (a control, or `on_failure: pause`).
+    Paused,
+    /// The next step is in `pause_before`: waits for a promote.
+    AwaitingApproval,
+    /// The last step held for `step_ms`; the table keeps its weights.
+    Succeeded,
+    /// A gate failed: canary share 0.
+    Failed,
+    /// Aborted by a control: canary share 0.
+    Aborted,
+}
+
+pub const PHASES: [Phase; 8] = [
+    Phase::Pending,
+    Phase::Progressing,
+    Phase::WaitingForTraffic,
+    Phase::Paused,
+    Phase::AwaitingApproval,
+    Phase::Succeeded,
+    Phase::Failed,
+    Phase::Aborted,
+];
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Progressing => "progressing",
+            Phase::WaitingForTraffic => "waiting_for_traffic",
+            Phase::Paused => "paused",
+            Phase::AwaitingApproval => "awaiting_approval",
+            Phase::Succeeded => "succeeded",
+            Phase::Failed => "failed",
+            Phase::Aborted => "aborted",
+        }
+    }
+
+    /// Whether the rollout is over (nothing moves it but a control or a file edit).
+    pub fn is_final(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed | Phase::Aborted)
+    }
+}
+
+/// One move of a rollout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Move {
+    pub at: String,
+    pub state: Phase,
+    pub step: usize,
+    pub share: u8,
+    /// What moved it: `rollout` (the gates), `control` (with the client), `file`, `startup`.
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RolloutState {
+    pub route: String,
+    pub canary: String,
+    /// Of the file's `split` and `rollout` this rollout runs.
+    pub fingerprint: String,
+    pub state: Phase,
+    /// 1-based index in `steps`; 0 = none applied (the file's weights, or share 0 after a
+    /// failure or an abort).
+    pub step: usize,
+    /// The canary's share the table has from this rollout; `None` = the file's weights.
+    pub share: Option<u8>,
+    pub since: String,
+    /// When the current step was applied (Unix milliseconds).
+    pub step_started_ms: u64,
+    pub moved_by: String,
+    #[serde(default)]
+    pub last_evaluation: Option<Evaluation>,
+    #[serde(default)]
+    pub history: Vec<Move>,
+    /// Changes with every move (a move decided before another one is dropped).
+    #[serde(skip)]
+    pub generation: u64,
+}
+
+/// Moves kept per rollout.
+const MAX_MOVES: usize = 200;
+
+impl RolloutState {
+    pub fn new(route: &str, canary: &str, fingerprint: &str, by: &str) -> RolloutState {
+        let mut s = RolloutState {
+            route: route.into(),
+            canary: canary.into(),
+            fingerprint: fingerprint.into(),
+            state: Phase::Pending,
+            step: 0,
+            share: None,
+            since: crate::stamp::now_rfc3339(),
+            step_started_ms: now_ms(),
+            moved_by: by.into(),
+            last_evaluation: None,
+            history: Vec::new(),
+            generation: 0,
+        };
+        s.moved(Phase::Pending, by, None);
+        s
+    }
+
+    /// Records a move to `state` (the step and share as they are now).
+    pub fn moved(&mut self, state: Phase, by: &str, reason: Option<String>) {
+        if state != self.state || self.history.is_empty() {
+            self.since = crate::stamp::now_rfc3339();
+        }
+        self.state = state;
+        self.moved_by = by.into();
+        self.history.push(Move {
+            at: crate::stamp::now_rfc3339(),
+            state,
+            step: self.step,
+            share: self.share.unwrap_or(0),
+            by: by.into(),
+            reason,
+        });
+        if self.history.len() > MAX_MOVES {
+            self.history.remove(0);
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `state_dir/rollouts.json`.
+pub struct Store {
+    path: PathBuf,
+}
+
+impl Store {
+    pub fn new(state_dir: &Path) -> Store {
+        Store {
+            path: state_dir.join("rollouts.json"),
+        }
+    }
+
+    /// The kept states; an unreadable file is logged and starts empty.
+    pub fn load(&self) -> BTreeMap<String, RolloutState> {
+        let Ok(bytes) = std::fs::read(&self.path) else {
+            return BTreeMap::new();
+        };
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            log::error!(
+                "rollout: {} unreadable ({e}); rollouts start again",
+                self.path.display()
+            );
+            BTreeMap::new()
+        })
+    }
+
+    /// Writes the states (temp file, then rename).
+    pub fn save(&self, states: &BTreeMap<String, RolloutState>) -> Result<(), String> {
+        let bytes = serde_json::to_vec_pretty(states).map_err(|e| e.to_string())?;
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, bytes)
+            .and_then(|_| std::fs::rename(&tmp, &self.path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                format!("{}: {e}", self.path.display())
+            })
+    }
+}
