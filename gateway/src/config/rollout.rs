@@ -24,8 +24,10 @@ pub struct RolloutConfig {
     /// Steps (shares from `steps`) that wait for a manual promote before they are applied.
     #[serde(default)]
     pub pause_before: Vec<Percent>,
+    /// The SLO gates judged every second over a sliding window of the canary's traffic.
     #[serde(default)]
     pub gates: GatesConfig,
+    /// What a breached gate does: `rollback` (canary share to 0, state failed) or `pause`.
     #[serde(default)]
     pub on_failure: OnFailure,
 }
