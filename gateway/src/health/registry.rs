@@ -262,3 +262,107 @@ impl TargetHealth for HealthView<'_> {
                 .is_none_or(|t| t.is_available(self.now_ms))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::routes_from_text;
+
+    fn table(outlier: &str) -> Arc<RouteTable> {
+        let text = format!(
+            "upstreams:\n  g: {{ targets: [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\", \"127.0.0.1:4\"], outlier: {outlier} }}\nroutes:\n  - {{ name: r, split: [{{ upstream: g, weight: 1 }}] }}\n"
+        );
+        routes_from_text("routes.yaml", text.into_bytes())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .table
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// Fails every target of the group `n` times, in port order.
+    fn fail_all(r: &HealthRegistry, t: &RouteTable, n: usize) {
+        let g = &t.groups()[0];
+        for port in 1..=4 {
+            for _ in 0..n {
+                r.report(g, addr(port), Attempt::Failure);
+            }
+        }
+    }
+
+    fn available(r: &HealthRegistry) -> Vec<u16> {
+        let v = r.view();
+        (1..=4).filter(|p| v.is_available(addr(*p))).collect()
+    }
+
+    #[test]
+    fn ejection_stops_at_max_ejected_percent() {
+        let t = table("{ consecutive_failures: 2, max_ejected_percent: 50 }");
+        let r = HealthRegistry::new(Arc::default());
+        r.sync(&t);
+        assert!(!r.view().any_down());
+        fail_all(&r, &t, 2);
+        assert_eq!(available(&r), vec![3, 4], "two of four at 50%");
+        assert!(r.view().any_down());
+
+        let t = table("{ consecutive_failures: 2, max_ejected_percent: 10 }");
+        let r = HealthRegistry::new(Arc::default());
+        r.sync(&t);
+        fail_all(&r, &t, 2);
+        assert_eq!(available(&r), vec![2, 3, 4], "one may always be ejected");
+
+        let t = table("{ consecutive_failures: 2, max_ejected_percent: 0 }");
+        let r = HealthRegistry::new(Arc::default());
+        r.sync(&t);
+        fail_all(&r, &t, 5);
+        assert_eq!(available(&r), vec![1, 2, 3, 4], "0% ejects nothing");
+    }
+
+    #[test]
+    fn state_follows_the_table_and_survives_a_new_one() {
+        let t = table("{ consecutive_failures: 1, max_ejected_percent: 100 }");
+        let r = HealthRegistry::new(Arc::default());
+        r.sync(&t);
+        r.report(&t.groups()[0], addr(1), Attempt::Failure);
+        assert_eq!(available(&r), vec![2, 3, 4]);
+        let kept = r.get(addr(1)).expect("state");
+        // A new table with the same targets (another compile): the state is the same.
+        let t2 = table("{ consecutive_failures: 1, max_ejected_percent: 99 }");
+        r.sync(&t2);
+        assert!(Arc::ptr_eq(&kept, &r.get(addr(1)).expect("state")));
+        assert_eq!(available(&r), vec![2, 3, 4]);
+        // Removed targets are forgotten; a check of one that ends afterwards changes nothing.
+        let text = "upstreams:\n  g: { targets: [\"127.0.0.1:4\"] }\nroutes:\n  - { name: r, split: [{ upstream: g, weight: 1 }] }\n";
+        let small = routes_from_text("routes.yaml", text.as_bytes().to_vec())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .table;
+        r.sync(&small);
+        assert_eq!(r.len(), 1);
+        assert!(!r.view().any_down(), "the down count follows removals");
+        r.check_done(addr(1), &kept, super::super::target::Change::Down);
+        assert!(!r.view().any_down());
+    }
+
+    #[test]
+    fn the_breaker_counts_requests_in_flight() {
+        let text = "upstreams:\n  g: { targets: [\"127.0.0.1:1\"], max_in_flight: 2 }\nroutes:\n  - { name: r, split: [{ upstream: g, weight: 1 }] }\n";
+        let t = routes_from_text("routes.yaml", text.as_bytes().to_vec())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .table;
+        let r = HealthRegistry::new(Arc::default());
+        let g = &t.groups()[0];
+        let a = r.enter_group(g).expect("first");
+        let b = r.enter_group(g).expect("second");
+        assert!(r.enter_group(g).is_none(), "third: circuit open");
+        assert_eq!(
+            r.group_in_flight("g"),
+            2,
+            "a refused request is not counted"
+        );
+        drop(a);
+        let c = r.enter_group(g).expect("room again");
+        drop((b, c));
+        assert_eq!(r.group_in_flight("g"), 0);
+    }
+}
