@@ -115,9 +115,13 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
         default_config(config)
     };
     let mut errors = ConfigErrors(Vec::new());
+    let mut max_file_bytes = dyegate::config::bounds::DEFAULT_MAX_FILE_BYTES;
     let routes_path = match &config {
         Some(c) => match Gateway::load(Some(c)) {
-            Ok(gw) => Some(gw.routes_path),
+            Ok(gw) => {
+                max_file_bytes = gw.config.reload.max_file_bytes;
+                Some(gw.routes_path)
+            }
             Err(e) => {
                 errors.0.extend(e.0);
                 None
@@ -127,7 +131,7 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
     };
     let routes_path = routes.or(routes_path);
     if let Some(path) = routes_path {
-        match load_routes(&path) {
+        match load_routes(&path, max_file_bytes) {
             Ok(loaded) if errors.0.is_empty() => {
                 println!(
                     "OK: {} routes, {} upstreams",
@@ -144,7 +148,8 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
 }
 
 fn diff_files(old: &Path, new: &Path) -> ExitCode {
-    let (a, b) = match (load_routes(old), load_routes(new)) {
+    let max = dyegate::config::bounds::DEFAULT_MAX_FILE_BYTES;
+    let (a, b) = match (load_routes(old, max), load_routes(new, max)) {
         (Ok(a), Ok(b)) => (a, b),
         (a, b) => {
             for e in [a.err(), b.err()].into_iter().flatten() {
@@ -211,7 +216,7 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let loaded = match load_routes(&gw.routes_path) {
+    let loaded = match load_routes(&gw.routes_path, gw.config.reload.max_file_bytes) {
         Ok(l) => l,
         Err(e) => {
             print_errors(&e, false);
@@ -238,7 +243,7 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         &gw.audit_log,
         metrics.clone(),
     ) {
-        Ok(r) => Arc::new(r),
+        Ok(r) => Arc::new(r.with_max_file_bytes(gw.config.reload.max_file_bytes)),
         Err(e) => {
             eprintln!("dyegate: not started: {e}");
             return ExitCode::FAILURE;

@@ -113,6 +113,12 @@ impl Gateway {
                 "found 0, expected a number of bytes above 0",
             ));
         }
+        if config.reload.max_file_bytes == 0 {
+            issues.push(Issue::new(
+                "reload.max_file_bytes",
+                "found 0, expected a number of bytes above 0",
+            ));
+        }
         if config.reload.history == 0 || config.reload.history > 10_000 {
             issues.push(Issue::new(
                 "reload.history",

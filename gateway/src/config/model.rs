@@ -92,6 +92,9 @@ pub struct ReloadConfig {
     /// Audit log: one JSON line per reload attempt (relative to gateway.yaml's directory).
     #[serde(default = "default_audit_log")]
     pub audit_log: String,
+    /// A routes text longer than this is rejected before it is parsed (file, API, etcd).
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: usize,
 }
 
 impl Default for ReloadConfig {
@@ -102,6 +105,7 @@ impl Default for ReloadConfig {
             history: default_history(),
             history_max_bytes: default_history_max_bytes(),
             audit_log: default_audit_log(),
+            max_file_bytes: default_max_file_bytes(),
         }
     }
 }
@@ -114,6 +118,9 @@ fn default_history() -> usize {
 }
 fn default_history_max_bytes() -> usize {
     64 * 1024 * 1024
+}
+fn default_max_file_bytes() -> usize {
+    super::bounds::DEFAULT_MAX_FILE_BYTES
 }
 fn default_audit_log() -> String {
     "./state/audit.log".into()

@@ -285,7 +285,8 @@ fn gateway_yaml_defaults_and_errors() {
 fn conf_examples_load() {
     let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/gateway.yaml");
     let gw = Gateway::load(Some(&conf)).expect("conf/gateway.yaml");
-    let loaded = super::load_routes(&gw.routes_path).expect("conf/routes.yaml");
+    let loaded = super::load_routes(&gw.routes_path, gw.config.reload.max_file_bytes)
+        .expect("conf/routes.yaml");
     assert!(loaded.routes >= 1);
 }
 
