@@ -180,13 +180,11 @@ fn admin_call(args: AdminArgs, method: &str, path: &str, body: Option<String>) -
         }
     };
     let addr = args.admin.unwrap_or(gw.admin_listen);
-    match client::request(
-        addr,
-        method,
-        path,
-        gw.config.admin.token.as_deref(),
-        body.as_deref(),
-    ) {
+    // admin.token, else the first identity of admin.tokens that may make this call.
+    let token = (gw.admin_identities.iter())
+        .find(|i| method == "GET" || i.role == dyegate::config::model::AdminRole::Write)
+        .map(|i| i.token.as_str());
+    match client::request(addr, method, path, token, body.as_deref()) {
         Ok((status, body)) => {
             print!("{body}");
             if (200..300).contains(&status) {

@@ -110,7 +110,7 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
         reloader.clone(),
         lifecycle.clone(),
         metrics,
-        gw.config.admin.token.clone(),
+        &gw.admin_identities,
         gw.listen.clone(),
     )
     .with_health(health);

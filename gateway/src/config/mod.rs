@@ -3,6 +3,7 @@
 //! `yaml` + `load` (text → model, located errors), `validate` (cross-field checks, all at once),
 //! `compile` (model → typed table).
 
+pub mod admin_tokens;
 pub mod bounds;
 pub mod compile;
 pub mod compile_containment;

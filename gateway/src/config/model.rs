@@ -168,9 +168,13 @@ fn default_connect_timeout_ms() -> u64 {
 pub struct AdminConfig {
     #[serde(default = "default_admin_listen")]
     pub listen: String,
-    /// Bearer token; required when `listen` is not a loopback address.
+    /// Bearer token; required when `listen` is not a loopback address (unless `tokens` are
+    /// given). One identity named `admin.token`, role `write`.
     #[serde(default)]
     pub token: Option<String>,
+    /// Named identities, each with its token in a file and a role (`read` or `write`).
+    #[serde(default)]
+    pub tokens: Vec<AdminTokenConfig>,
 }
 
 impl Default for AdminConfig {
@@ -178,8 +182,31 @@ impl Default for AdminConfig {
         AdminConfig {
             listen: default_admin_listen(),
             token: None,
+            tokens: Vec::new(),
         }
     }
+}
+
+/// `admin.tokens[i]`: one named identity of the admin API.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTokenConfig {
+    /// Named in every audit line and log line of its calls: 1-64 of `A-Z a-z 0-9 - _ .`.
+    pub name: String,
+    /// File holding the bearer token (relative to gateway.yaml's directory), read at startup;
+    /// surrounding whitespace ignored.
+    pub token_file: String,
+    /// `read`: GET endpoints (status, versions, routes, upstreams, rollouts, metrics);
+    /// `write`: also every POST (reload, rollback, rollouts).
+    pub role: AdminRole,
+}
+
+/// What an admin identity may do.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminRole {
+    Read,
+    Write,
 }
 
 fn default_admin_listen() -> String {

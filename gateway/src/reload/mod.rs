@@ -23,7 +23,7 @@ pub use audit::AuditLog;
 pub use candidate::Candidate;
 pub use history::{History, Limits as HistoryLimits, VersionInfo};
 pub use reloader::Reloader;
-pub use report::{LastError, Outcome, ReloadReport};
+pub use report::{Caller, LastError, Outcome, ReloadReport};
 pub use service::ReloadService;
 pub use trigger::Trigger;
 pub use watcher::{Fingerprint, RoutesWatcher};

@@ -9,7 +9,7 @@
 use super::audit::AuditLog;
 use super::candidate::Candidate;
 use super::history::{check_writable, History, Kept, Limits, VersionInfo};
-use super::report::{kind, Counters, LastError, Outcome, ReloadReport, StateError};
+use super::report::{kind, Caller, Counters, LastError, Outcome, ReloadReport, StateError};
 use super::trigger::Trigger;
 use super::watcher::Fingerprint;
 use crate::config::incremental::Reuse;
@@ -131,7 +131,7 @@ impl Reloader {
             }
         };
         let version = info.version;
-        let mut report = ReloadReport::new(Trigger::Startup, before, None);
+        let mut report = ReloadReport::new(Trigger::Startup, before, Caller::default());
         report.result = result;
         report.version_after = version;
         report.sha256 = Some(sha.clone());
@@ -249,10 +249,10 @@ impl Reloader {
 
     /// Trigger: the routes file (file change, SIGHUP, admin API). Reads it and commits it if it
     /// changed and is valid.
-    pub fn reload(&self, trigger: Trigger, client: Option<String>) -> ReloadReport {
+    pub fn reload(&self, trigger: Trigger, caller: Caller) -> ReloadReport {
         let mut running = self.begin(&trigger);
         let current = self.active.load();
-        let mut report = ReloadReport::new(trigger, current.version, client);
+        let mut report = ReloadReport::new(trigger, current.version, caller);
         let bytes = match crate::config::bounds::read(&self.routes_path, self.max_file_bytes) {
             Ok(b) => b,
             Err(e) => {
@@ -276,18 +276,14 @@ impl Reloader {
             }
         };
         drop(current);
-        let (trigger, client) = (report.trigger, report.client);
-        let report = self.commit(&mut running, candidate, trigger, client);
+        let caller = report.caller();
+        let report = self.commit(&mut running, candidate, report.trigger, caller);
         self.end(report)
     }
 
     /// Trigger: rollback. Applies a kept version again (default: the one before the running
     /// one), as a new version.
-    pub fn rollback(
-        &self,
-        to: Option<u64>,
-        client: Option<String>,
-    ) -> Result<ReloadReport, String> {
+    pub fn rollback(&self, to: Option<u64>, caller: Caller) -> Result<ReloadReport, String> {
         let mut running = self.begin(&Trigger::Rollback {
             to: to.unwrap_or(0),
         });
@@ -298,7 +294,7 @@ impl Reloader {
                     &mut running,
                     candidate,
                     Trigger::Rollback { to: target },
-                    client,
+                    caller,
                 )
             });
         self.lock_record().in_progress = None;
