@@ -233,6 +233,7 @@ impl Source {
             sticky: None,
             timeouts: Default::default(),
             retries: Default::default(),
+            limits: None,
         };
         let mut has_name = false;
         for (k, v) in entries {
@@ -254,6 +255,7 @@ impl Source {
                 "sticky" => field(yaml::from_node(v, &fpath).map(|s| route.sticky = s)),
                 "timeouts" => field(yaml::from_node(v, &fpath).map(|t| route.timeouts = t)),
                 "retries" => field(yaml::from_node(v, &fpath).map(|r| route.retries = r)),
+                "limits" => field(yaml::from_node(v, &fpath).map(|l| route.limits = l)),
                 "split" => match &v.kind {
                     NodeKind::Seq(items) => {
                         for (j, item) in items.iter().enumerate() {

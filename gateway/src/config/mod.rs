@@ -7,6 +7,7 @@ pub mod admin_tokens;
 pub mod bounds;
 pub mod compile;
 pub mod compile_containment;
+pub mod compile_limits;
 pub mod containment;
 pub mod diff;
 pub mod error;

@@ -359,7 +359,7 @@ impl RoutesConfig {
 
 /// Fields of a route (for field-by-field decoding; must match [`RouteConfig`]).
 pub const ROUTE_FIELDS: &[&str] = &[
-    "name", "match", "dye", "split", "sticky", "timeouts", "retries",
+    "name", "match", "dye", "split", "sticky", "timeouts", "retries", "limits",
 ];
 /// Fields of an upstream group (must match [`UpstreamConfig`]).
 pub const UPSTREAM_FIELDS: &[&str] = &["targets", "health", "outlier", "max_in_flight"];
@@ -491,6 +491,9 @@ pub struct RouteConfig {
     pub timeouts: TimeoutsConfig,
     #[serde(default)]
     pub retries: RetriesConfig,
+    /// Request rate limit of the route (429 with `retry-after` past it); absent = none.
+    #[serde(default)]
+    pub limits: Option<RateLimitConfig>,
 }
 
 /// `routes[i].match`: every field optional; all given ones must hold.
@@ -522,6 +525,10 @@ pub struct DyeConfig {
     pub on_unhealthy_tag: UnhealthyTagPolicy,
     #[serde(default)]
     pub trusted_sources: Option<Vec<String>>,
+    /// Rate limit of the tagged requests of the route (instead of the route's `limits`), so a
+    /// flood of tagged requests cannot swamp a small canary.
+    #[serde(default)]
+    pub limits: Option<RateLimitConfig>,
 }
 
 impl Default for DyeConfig {
@@ -532,8 +539,28 @@ impl Default for DyeConfig {
             on_unknown_tag: UnknownTagPolicy::Base,
             on_unhealthy_tag: UnhealthyTagPolicy::Base,
             trusted_sources: None,
+            limits: None,
         }
     }
+}
+
+/// `limits:` of a route or of its tagged lanes (`dye.limits`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second per key, sustained (a whole number >= 1).
+    pub rate_per_s: u32,
+    /// Requests allowed above `rate_per_s` within one second [0].
+    #[serde(default)]
+    pub burst: u32,
+    /// What requests are counted by: `client_ip` [default], `header:NAME` or `route` (all
+    /// requests of the route together).
+    #[serde(default = "default_limit_key")]
+    pub key: String,
+}
+
+fn default_limit_key() -> String {
+    "client_ip".into()
 }
 
 pub fn default_dye_header() -> String {
