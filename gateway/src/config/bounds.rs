@@ -162,7 +162,7 @@ impl<'a> Scan<'a> {
                     continue;
                 }
                 b'#' if self.space => {
-                    self.to_line_end();
+                    self.skip_to_line_end();
                     continue;
                 }
                 b'"' | b'\'' if self.token => {
@@ -192,7 +192,7 @@ impl<'a> Scan<'a> {
                 b'|' | b'>' if self.token && self.flow == 0 => {
                     self.literal = Some(self.parent_col());
                     self.plain = None;
-                    self.to_line_end();
+                    self.skip_to_line_end();
                     continue;
                 }
                 b'-' | b'?' if self.token && self.flow == 0 && self.blank_after(self.i + 1) => {
@@ -270,7 +270,7 @@ impl<'a> Scan<'a> {
         i >= self.b.len() || matches!(self.b[i], b' ' | b'\t') || self.line_break(i).is_some()
     }
 
-    fn to_line_end(&mut self) {
+    fn skip_to_line_end(&mut self) {
         while self.i < self.b.len() && self.line_break(self.i).is_none() {
             self.i += 1;
         }
@@ -320,7 +320,7 @@ impl<'a> Scan<'a> {
         if let Some(bound) = self.literal {
             if blank || indent > bound {
                 self.i = j;
-                self.to_line_end();
+                self.skip_to_line_end();
                 return;
             }
             self.literal = None;
@@ -354,7 +354,7 @@ impl<'a> Scan<'a> {
             return;
         }
         if self.b[j] == b'%' && indent == 0 {
-            self.to_line_end();
+            self.skip_to_line_end();
             return;
         }
         // Collections indented deeper than this line are closed.
