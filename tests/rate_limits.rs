@@ -88,6 +88,7 @@ async fn header_keys_and_tagged_lanes_have_their_own_limits() {
     ))
     .start();
     // The canary lane: 3 tagged requests a second, whoever sends them.
+    let started = std::time::Instant::now();
     let tagged = burst(&gw, 12, || {
         Req::get("/")
             .header("x-env-tag", "canary")
@@ -95,7 +96,8 @@ async fn header_keys_and_tagged_lanes_have_their_own_limits() {
     })
     .await;
     let ok = count(&tagged, StatusCode::OK);
-    assert!((3..=6).contains(&ok), "{tagged:?}");
+    let most = 3 * (started.elapsed().as_secs() as usize + 2);
+    assert!((3..=most).contains(&ok), "{tagged:?}");
     assert_eq!(canary.request_count(), ok);
     // Untagged traffic is under the route's own (generous) limit.
     let plain = burst(&gw, 20, || Req::get("/").header("x-user", "u1")).await;
