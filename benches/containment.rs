@@ -27,7 +27,7 @@ routes:
     retries: { attempts: 1 }
     split: [{ upstream: stable, weight: 95 }, { upstream: canary, weight: 5 }]
 ";
-    match routes_from_text("bench.yaml", y.as_bytes().to_vec()) {
+    match routes_from_text("bench.yaml", y.as_bytes().to_vec(), None) {
         Ok(l) => l.table,
         Err(e) => panic!("bench table invalid: {e}"),
     }

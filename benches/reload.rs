@@ -54,21 +54,17 @@ fn bench(c: &mut Criterion) {
         }
         // What a reload of a one-line edit does: the previous version lends its unchanged
         // entries, only the edited route is parsed.
-        g.bench_with_input(
-            BenchmarkId::new("routes_from_text_after_edit", n),
-            &n,
-            |b, _| {
-                b.iter(|| {
-                    routes_from_text(
-                        "bench.yaml",
-                        black_box(new_text.as_bytes().to_vec()),
-                        old.reuse.as_ref(),
-                    )
-                    .map(|l| l.routes)
-                    .unwrap_or(0)
-                })
-            },
-        );
+        g.bench_with_input(BenchmarkId::new("routes_from_text_edit", n), &n, |b, _| {
+            b.iter(|| {
+                routes_from_text(
+                    "bench.yaml",
+                    black_box(new_text.as_bytes().to_vec()),
+                    old.reuse.as_ref(),
+                )
+                .map(|l| l.routes)
+                .unwrap_or(0)
+            })
+        });
         let new = load(&new_text);
         g.bench_with_input(BenchmarkId::new("inherit_positions", n), &n, |b, _| {
             b.iter(|| {

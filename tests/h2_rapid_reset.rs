@@ -1,81 +1,83 @@
-//! HTTP/2 rapid reset (CVE-2023-44487) over h2c: one client opens thousands of streams and
-//! resets each at once; other clients are served as usual meanwhile, the gateway survives, and
-//! the upstream sees no more requests than were sent.
+//! HTTP/2 rapid reset (CVE-2023-44487) against the h2c listener (issue 17's corpus): one client
+//! opens streams and resets each at once, as fast as it can; another client's requests are
+//! served meanwhile, and the upstream never sees more requests than were sent.
 
 use std::time::{Duration, Instant};
 
-use dyegate_suite::{Dyegate, Req, Upstream};
+use dyegate_suite::{GatewayConfig, Req, Upstream};
 use http::StatusCode;
-use tokio::net::TcpStream;
 
-/// Opens `n` streams on one connection, resetting each right after its headers; returns how
-/// many were opened before the gateway ended the connection (if it did).
-async fn rapid_reset(addr: std::net::SocketAddr, n: usize) -> usize {
-    let Ok(tcp) = TcpStream::connect(addr).await else {
-        return 0;
-    };
-    let Ok((client, conn)) = h2::client::handshake(tcp).await else {
-        return 0;
-    };
+const STREAMS: usize = 20_000;
+
+/// Opens and resets up to `STREAMS` streams on one connection; returns how many were opened
+/// and whether the gateway ended the connection first.
+async fn rapid_reset(addr: std::net::SocketAddr) -> (usize, bool) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut client, conn) = h2::client::handshake(tcp).await.expect("h2c handshake");
     let driver = tokio::spawn(conn);
-    let mut client = client;
     let mut opened = 0;
-    for _ in 0..n {
-        let Ok(ready) = client.ready().await else {
-            break;
-        };
-        client = ready;
-        let req = http::Request::get(format!("http://{addr}/"))
-            .body(())
-            .expect("request");
-        match client.send_request(req, false) {
-            Ok((_response, mut stream)) => {
-                stream.send_reset(h2::Reason::CANCEL);
-                opened += 1;
+    let mut cut = false;
+    for _ in 0..STREAMS {
+        let ready = tokio::time::timeout(Duration::from_secs(5), client.clone().ready()).await;
+        let mut ready = match ready {
+            Ok(Ok(r)) => r,
+            _ => {
+                cut = true;
+                break;
             }
-            Err(_) => break,
+        };
+        let req = http::Request::get("http://a/").body(()).expect("request");
+        match ready.send_request(req, false) {
+            Ok((_resp, mut body)) => {
+                opened += 1;
+                body.send_reset(h2::Reason::CANCEL);
+            }
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+        client = ready;
+        if opened % 64 == 0 {
+            tokio::task::yield_now().await;
         }
     }
-    driver.abort();
-    opened
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    (opened, cut)
 }
 
-#[tokio::test]
-async fn rapid_reset_streams_do_not_starve_other_clients() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_reset_does_not_starve_other_clients() {
     let up = Upstream::start("stable");
-    let gw = Dyegate::start(&format!(
+    let gw = GatewayConfig::new(&format!(
         "upstreams:\n  stable: {{ targets: [\"{}\"] }}\nroutes:\n  - name: all\n    split: [{{ upstream: stable, weight: 1 }}]\n",
         up.target()
-    ));
+    ))
+    .start();
     let addr = gw.addr();
-    let attackers: Vec<_> = (0..4)
-        .map(|_| tokio::spawn(rapid_reset(addr, 5000)))
-        .collect();
-
-    // Meanwhile, other clients: every request answered, none slow (generous bound: loaded box).
+    let attack = tokio::spawn(rapid_reset(addr));
+    // Meanwhile, an ordinary client: every request answered, none slow.
     let mut slowest = Duration::ZERO;
-    for _ in 0..30 {
-        let started = Instant::now();
+    for _ in 0..50 {
+        let t = Instant::now();
         let resp = Req::get("/").send(addr).await;
-        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
-        slowest = slowest.max(started.elapsed());
+        assert_eq!(resp.status, StatusCode::OK);
+        slowest = slowest.max(t.elapsed());
     }
-    let mut opened = 0;
-    for a in attackers {
-        opened += a.await.expect("attacker task");
-    }
-    eprintln!("rapid reset: {opened} streams opened and reset over 4 connections; slowest other request {slowest:?}");
+    let (opened, cut) = attack.await.expect("attacker task");
+    // Generous: a debug build on a loaded box; starving shows as seconds or timeouts.
+    assert!(slowest < Duration::from_secs(3), "slowest {slowest:?}");
+    let seen = up.request_count();
     assert!(
-        slowest < Duration::from_secs(3),
-        "a normal request took {slowest:?} during the rapid reset"
+        seen <= opened + 50,
+        "{seen} upstream requests, {opened} streams + 50 sent"
     );
-    // The gateway is alive and serves after it, and no request reached the upstream that no
-    // client sent (each reset stream may or may not have gone upstream before its reset).
-    let resp = Req::get("/").send(addr).await;
-    assert_eq!(resp.status, StatusCode::OK);
-    assert!(
-        up.request_count() <= opened + 31,
-        "upstream saw {} requests for {opened} reset streams and 31 normal requests",
-        up.request_count()
+    let after = Req::get("/").send(addr).await;
+    assert_eq!(after.status, StatusCode::OK);
+    eprintln!(
+        "| h2 rapid reset ({STREAMS} streams opened and reset at once) | {} after {opened} streams | {seen} of {} requests reached the upstream; 50 requests of another client all 200, slowest {slowest:?} |",
+        if cut { "connection closed by the gateway" } else { "connection kept" },
+        opened + 50
     );
 }

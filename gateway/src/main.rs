@@ -3,7 +3,7 @@
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use dyegate::admin::client;
 use dyegate::config::schema::{schema_json, SchemaFile};
-use dyegate::config::{diff::diff, load_routes, routes_from_text, ConfigErrors, Gateway};
+use dyegate::config::{diff::diff, load_routes, ConfigErrors, Gateway};
 use dyegate::reload::{Overlay, Reloader};
 use dyegate::rollout::Controller;
 use dyegate::server::{self, RunOptions};
@@ -156,9 +156,13 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
         default_config(config)
     };
     let mut errors = ConfigErrors(Vec::new());
+    let mut max_file_bytes = dyegate::config::bounds::DEFAULT_MAX_FILE_BYTES;
     let routes_path = match &config {
         Some(c) => match Gateway::load(Some(c)) {
-            Ok(gw) => Some(gw.routes_path),
+            Ok(gw) => {
+                max_file_bytes = gw.config.reload.max_file_bytes;
+                Some(gw.routes_path)
+            }
             Err(e) => {
                 errors.0.extend(e.0);
                 None
@@ -168,7 +172,7 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
     };
     let routes_path = routes.or(routes_path);
     if let Some(path) = routes_path {
-        match load_routes(&path) {
+        match load_routes(&path, max_file_bytes) {
             Ok(loaded) if errors.0.is_empty() => {
                 println!(
                     "OK: {} routes, {} upstreams",
@@ -185,7 +189,8 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
 }
 
 fn diff_files(old: &Path, new: &Path) -> ExitCode {
-    let (a, b) = match (load_routes(old), load_routes(new)) {
+    let max = dyegate::config::bounds::DEFAULT_MAX_FILE_BYTES;
+    let (a, b) = match (load_routes(old, max), load_routes(new, max)) {
         (Ok(a), Ok(b)) => (a, b),
         (a, b) => {
             for e in [a.err(), b.err()].into_iter().flatten() {
@@ -244,13 +249,11 @@ fn admin_call(args: AdminArgs, method: &str, path: &str, body: Option<String>) -
         }
     };
     let addr = args.admin.unwrap_or(gw.admin_listen);
-    match client::request(
-        addr,
-        method,
-        path,
-        gw.config.admin.token.as_deref(),
-        body.as_deref(),
-    ) {
+    // admin.token, else the first identity of admin.tokens that may make this call.
+    let token = (gw.admin_identities.iter())
+        .find(|i| method == "GET" || i.role == dyegate::config::model::AdminRole::Write)
+        .map(|i| i.token.as_str());
+    match client::request(addr, method, path, token, body.as_deref()) {
         Ok((status, body)) => {
             print!("{body}");
             if (200..300).contains(&status) {
@@ -291,7 +294,12 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         })
         .and_then(|bytes| {
             let (bytes, _) = rollouts.overlay(bytes, "startup");
-            routes_from_text(&gw.routes_path.display().to_string(), bytes, None)
+            dyegate::config::routes_from_text_within(
+                &gw.routes_path.display().to_string(),
+                bytes,
+                None,
+                gw.config.reload.max_file_bytes,
+            )
         }) {
         Ok(l) => l,
         Err(e) => {
@@ -318,7 +326,7 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         &gw.audit_log,
         metrics.clone(),
     ) {
-        Ok(r) => Arc::new(r),
+        Ok(r) => Arc::new(r.with_max_file_bytes(gw.config.reload.max_file_bytes)),
         Err(e) => {
             eprintln!("dyegate: not started: {e}");
             return ExitCode::FAILURE;

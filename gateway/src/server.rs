@@ -117,7 +117,7 @@ pub fn run(
         reloader.clone(),
         lifecycle.clone(),
         metrics,
-        gw.config.admin.token.clone(),
+        &gw.admin_identities,
         gw.listen.clone(),
     )
     .with_health(health)

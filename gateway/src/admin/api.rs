@@ -1,14 +1,17 @@
 //! Admin endpoints: status, versions, routes, upstreams, reload, rollback, health and readiness.
 
+use super::auth::{is_write, Identities};
 use super::rollback_body::rollback_target;
 use super::routes_json::routes_json;
 use super::upstreams_json::upstreams_json;
+use crate::config::admin_tokens::AdminIdentity;
 use crate::health::HealthRegistry;
 use crate::lifecycle::Lifecycle;
-use crate::reload::{Outcome, Reloader, Trigger};
+use crate::reload::{Caller, Outcome, Reloader, Trigger};
 use crate::telemetry::Metrics;
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
+use log::{info, warn};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::{json, Value};
@@ -23,7 +26,7 @@ pub struct AdminApi {
     reloader: Arc<Reloader>,
     lifecycle: Arc<Lifecycle>,
     metrics: Arc<Metrics>,
-    token: Option<String>,
+    identities: Identities,
     proxy_listeners: Vec<SocketAddr>,
     health: Option<Arc<HealthRegistry>>,
     rollouts: Option<Arc<crate::rollout::Controller>>,
@@ -34,14 +37,16 @@ impl AdminApi {
         reloader: Arc<Reloader>,
         lifecycle: Arc<Lifecycle>,
         metrics: Arc<Metrics>,
-        token: Option<String>,
+        identities: &[AdminIdentity],
         proxy_listeners: Vec<SocketAddr>,
     ) -> Self {
+        let identities = Identities::new(identities);
+        metrics.register(identities.collectors());
         AdminApi {
             reloader,
             lifecycle,
             metrics,
-            token: token.filter(|t| !t.trim().is_empty()),
+            identities,
             proxy_listeners,
             health: None,
             rollouts: None,
@@ -60,16 +65,33 @@ impl AdminApi {
         self
     }
 
-    fn authorized(&self, session: &ServerSession) -> bool {
-        let Some(token) = &self.token else {
-            return true;
-        };
-        let given = session
+    /// The identity a call is made as, or the refusal to answer (counted and logged, without
+    /// the token). Every change made through the API is logged with its identity and client.
+    fn authorize(&self, session: &ServerSession) -> Result<String, (StatusCode, Value)> {
+        let method = &session.req_header().method;
+        let path = session.req_header().uri.path();
+        let client = session
+            .client_addr()
+            .map_or_else(|| "-".to_string(), |a| a.to_string());
+        let authorization = session
             .get_header(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        constant_time_eq(given.trim().as_bytes(), token.as_bytes())
+            .map(|v| v.as_bytes());
+        match self.identities.check(authorization, is_write(method)) {
+            Ok(name) => {
+                if is_write(method) {
+                    info!("admin: {method} {path} by {name} from {client}");
+                }
+                Ok(name.to_string())
+            }
+            Err(denied) => {
+                warn!(
+                    "admin: {method} {path} from {client} refused: {}",
+                    denied.as_str()
+                );
+                let (status, message) = denied.answer();
+                Err((status, json!({ "error": message })))
+            }
+        }
     }
 
     /// Ready when a table is loaded and every proxy listener accepts connections.
@@ -117,14 +139,19 @@ impl AdminApi {
     async fn route(&self, session: &mut ServerSession) -> (StatusCode, Value) {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
-        let client = session.client_addr().map(|a| a.to_string());
         let public = matches!(path.as_str(), "/healthz" | "/readyz");
-        if !public && !self.authorized(session) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                json!({ "error": "missing or wrong bearer token" }),
-            );
-        }
+        let identity = if public {
+            None
+        } else {
+            match self.authorize(session) {
+                Ok(name) => Some(name),
+                Err(refused) => return refused,
+            }
+        };
+        let caller = Caller {
+            client: session.client_addr().map(|a| a.to_string()),
+            identity,
+        };
         let draining = self.lifecycle.is_draining();
         if draining && method == Method::POST {
             return (
@@ -135,7 +162,14 @@ impl AdminApi {
         if path == "/rollouts" || path.starts_with("/rollouts/") {
             let query = session.req_header().uri.query().map(str::to_string);
             let c = self.rollouts.as_ref();
-            return super::rollouts::rollouts(c, &method, &path, query.as_deref(), client).await;
+            return super::rollouts::rollouts(
+                c,
+                &method,
+                &path,
+                query.as_deref(),
+                caller.client.clone(),
+            )
+            .await;
         }
         match (method, path.as_str()) {
             (Method::GET, "/healthz") => (
@@ -216,7 +250,7 @@ impl AdminApi {
             }
             (Method::POST, "/reload") => {
                 let r = self.reloader.clone();
-                match tokio::task::spawn_blocking(move || r.reload(Trigger::Api, client)).await {
+                match tokio::task::spawn_blocking(move || r.reload(Trigger::Api, caller)).await {
                     Ok(report) => {
                         let code = if report.result == Outcome::Failed {
                             StatusCode::UNPROCESSABLE_ENTITY
@@ -241,7 +275,7 @@ impl AdminApi {
                     Err(e) => return (StatusCode::BAD_REQUEST, json!({ "error": e })),
                 };
                 let r = self.reloader.clone();
-                match tokio::task::spawn_blocking(move || r.rollback(to, client)).await {
+                match tokio::task::spawn_blocking(move || r.rollback(to, caller)).await {
                     Ok(Ok(report)) => (StatusCode::OK, json!(report)),
                     Ok(Err(e)) => (StatusCode::NOT_FOUND, json!({ "error": e })),
                     Err(e) => (
@@ -266,19 +300,17 @@ impl AdminApi {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let is_metrics = session.req_header().method == Method::GET
             && session.req_header().uri.path() == "/metrics";
-        let (status, content_type, bytes) = if is_metrics && self.authorized(session) {
+        let metrics = if is_metrics {
+            Some(self.authorize(session))
+        } else {
+            None
+        };
+        let (status, content_type, bytes) = if let Some(Ok(_)) = metrics {
             (
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -294,7 +326,10 @@ impl ServeHttp for AdminApi {
                 },
             )
         } else {
-            let (status, body) = self.route(session).await;
+            let (status, body) = match metrics {
+                Some(Err(refused)) => refused,
+                _ => self.route(session).await,
+            };
             let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
             bytes.push(b'\n');
             (status, "application/json", bytes)

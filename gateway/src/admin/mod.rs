@@ -2,6 +2,7 @@
 //! Served by Pingora so the listener is inherited across binary upgrades like the proxy's.
 
 mod api;
+pub mod auth;
 pub mod client;
 mod rollback_body;
 mod rollouts;

@@ -202,6 +202,8 @@ fn compile_route(
     let matcher = compile_match(&cfg.matches, path, issues);
 
     let dye = compile_dye(&cfg.dye, path, group_ids, issues);
+    let limits =
+        super::compile_limits::rate_limit(cfg.limits.as_ref(), &format!("{path}.limits"), issues);
     let sticky = match cfg.sticky.as_deref().map(str::trim) {
         None => None,
         Some(spec) => match parse_sticky(spec) {
@@ -242,6 +244,7 @@ fn compile_route(
         },
         timeouts: super::compile_containment::timeouts(&cfg.timeouts),
         retries: super::compile_containment::retries(&cfg.retries),
+        limits,
     })
 }
 
@@ -293,6 +296,11 @@ fn compile_dye(
         },
         on_unhealthy_tag: super::compile_containment::unhealthy_tag(cfg.on_unhealthy_tag),
         trusted: TrustedSources::new(trusted),
+        limits: super::compile_limits::rate_limit(
+            cfg.limits.as_ref(),
+            &format!("{path}.dye.limits"),
+            issues,
+        ),
     })
 }
 

@@ -1,5 +1,6 @@
 //! `gateway.yaml` to the settings the process runs with: typed listen addresses, absolute paths.
 
+use super::admin_tokens::{admin_identities, AdminIdentity};
 use super::error::{ConfigError, ConfigErrors, Issue};
 use super::limits::{limits_settings, DownstreamLimits};
 use super::load::Source;
@@ -28,6 +29,8 @@ pub struct Gateway {
     pub limits: DownstreamLimits,
     /// `debug.trusted_sources`: who may ask for `x-dyegate-decision`.
     pub debug_trusted: dyegate_plugins::TrustedSources,
+    /// `admin.token` and `admin.tokens`, their tokens read (empty: the API is open, loopback).
+    pub admin_identities: Vec<AdminIdentity>,
 }
 
 impl Gateway {
@@ -73,7 +76,8 @@ impl Gateway {
                     .as_deref()
                     .is_some_and(|t| !t.trim().is_empty())
                     // an unreadable token file has its own error
-                    || config.admin.token_file.is_some();
+                    || config.admin.token_file.is_some()
+                    || !config.admin.tokens.is_empty();
                 if !a.ip().is_loopback() && !token_set {
                     issues.push(Issue::new(
                         "admin.listen",
@@ -116,6 +120,12 @@ impl Gateway {
                 "found 0, expected a number of bytes above 0",
             ));
         }
+        if config.reload.max_file_bytes == 0 {
+            issues.push(Issue::new(
+                "reload.max_file_bytes",
+                "found 0, expected a number of bytes above 0",
+            ));
+        }
         if config.reload.history == 0 || config.reload.history > 10_000 {
             issues.push(Issue::new(
                 "reload.history",
@@ -125,6 +135,7 @@ impl Gateway {
                 ),
             ));
         }
+        let admin_identities = admin_identities(&config.admin, &base, &mut issues);
         let tracing = tracing_settings(&config, &mut issues);
         let limits = limits_settings(&config.limits, &mut issues);
         let mut debug_nets = Vec::new();
@@ -172,6 +183,7 @@ impl Gateway {
             tracing,
             limits,
             debug_trusted: dyegate_plugins::TrustedSources::new(debug_nets),
+            admin_identities,
             listen,
             admin_listen,
             config,

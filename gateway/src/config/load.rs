@@ -1,5 +1,6 @@
 //! File text to config model, with every error located as `FILE:LINE:COL: path: message`.
 
+use super::bounds::mark_of_offset;
 use super::error::{ConfigError, Issue, Mark};
 use super::model::{
     GatewayConfig, RouteConfig, RoutesConfig, SplitEntryConfig, TargetConfig, UpstreamConfig,
@@ -30,7 +31,10 @@ impl Source {
     /// Reads and parses a file. Unreadable, non-UTF-8 and syntactically broken files are errors.
     pub fn read(path: &Path) -> Result<Source, Vec<ConfigError>> {
         let file = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| vec![unreadable(&file, &e)])?;
+        // Size and depth before the parser (routes text is checked by `routes_from_text`).
+        let max = super::bounds::DEFAULT_MAX_FILE_BYTES;
+        let bytes = super::bounds::read(path, max).map_err(|e| vec![e])?;
+        super::bounds::check(&file, &bytes, max).map_err(|e| vec![e])?;
         Source::from_bytes(file, bytes)
     }
 
@@ -230,6 +234,7 @@ impl Source {
             timeouts: Default::default(),
             retries: Default::default(),
             rollout: None,
+            limits: None,
         };
         let mut has_name = false;
         for (k, v) in entries {
@@ -252,6 +257,7 @@ impl Source {
                 "timeouts" => field(yaml::from_node(v, &fpath).map(|t| route.timeouts = t)),
                 "retries" => field(yaml::from_node(v, &fpath).map(|r| route.retries = r)),
                 "rollout" => field(yaml::from_node(v, &fpath).map(|r| route.rollout = r)),
+                "limits" => field(yaml::from_node(v, &fpath).map(|l| route.limits = l)),
                 "split" => match &v.kind {
                     NodeKind::Seq(items) => {
                         for (j, item) in items.iter().enumerate() {
@@ -373,20 +379,6 @@ impl Source {
             message,
         }
     }
-}
-
-fn mark_of_offset(bytes: &[u8], at: usize) -> Mark {
-    let before = &bytes[..at.min(bytes.len())];
-    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|b| *b == b'\n')
-        .map_or(0, |p| p + 1);
-    let col = String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count()
-        + 1;
-    Mark { line, col }
 }
 
 fn is_control(c: char) -> bool {

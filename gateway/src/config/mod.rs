@@ -3,8 +3,11 @@
 //! `yaml` + `load` (text → model, located errors), `validate` (cross-field checks, all at once),
 //! `compile` (model → typed table).
 
+pub mod admin_tokens;
+pub mod bounds;
 pub mod compile;
 pub mod compile_containment;
+pub mod compile_limits;
 pub mod containment;
 pub mod diff;
 pub mod error;
@@ -45,15 +48,16 @@ pub struct LoadedRoutes {
     pub timings: Timings,
 }
 
-/// Reads, validates and compiles a routes file. Every error of the file is returned.
-pub fn load_routes(path: &Path) -> Result<LoadedRoutes, ConfigErrors> {
+/// Reads, validates and compiles a routes file of at most `max_file_bytes`
+/// (`reload.max_file_bytes`). Every error of the file is returned.
+pub fn load_routes(path: &Path, max_file_bytes: usize) -> Result<LoadedRoutes, ConfigErrors> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ConfigErrors(vec![load::unreadable(&file, &e)]))?;
-    routes_from_text(&file, bytes, None)
+    let bytes = bounds::read(path, max_file_bytes).map_err(|e| ConfigErrors(vec![e]))?;
+    routes_from_text_within(&file, bytes, None, max_file_bytes)
 }
 
-/// Validates and compiles routes text already read (`file` names it in messages). Every error
-/// of the file is returned.
+/// Validates and compiles routes text already read (`file` names it in messages), within the
+/// default size limit ([`bounds::DEFAULT_MAX_FILE_BYTES`]). Every error of the file is returned.
 ///
 /// `previous` is the running version when there is one: entries whose text is unchanged since
 /// it are taken from it instead of being parsed, validated and compiled again (see
@@ -63,6 +67,19 @@ pub fn routes_from_text(
     bytes: Vec<u8>,
     previous: Option<&incremental::Reuse>,
 ) -> Result<LoadedRoutes, ConfigErrors> {
+    routes_from_text_within(file, bytes, previous, bounds::DEFAULT_MAX_FILE_BYTES)
+}
+
+/// [`routes_from_text`] with the size limit of gateway.yaml (`reload.max_file_bytes`). Every
+/// reader of routes text ends here: size and nesting depth are checked first, in linear time,
+/// before any YAML parser sees the text (see [`bounds`]).
+pub fn routes_from_text_within(
+    file: &str,
+    bytes: Vec<u8>,
+    previous: Option<&incremental::Reuse>,
+    max_file_bytes: usize,
+) -> Result<LoadedRoutes, ConfigErrors> {
+    bounds::check(file, &bytes, max_file_bytes).map_err(|e| ConfigErrors(vec![e]))?;
     let started = std::time::Instant::now();
     if let Some(mut loaded) = fast_path(&bytes, previous) {
         loaded.timings.parse_us = (started.elapsed().as_micros() as u64)
@@ -217,6 +234,8 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bounds;
 #[cfg(test)]
 mod tests_containment;
 #[cfg(test)]

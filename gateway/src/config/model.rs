@@ -98,6 +98,9 @@ pub struct ReloadConfig {
     /// Audit log: one JSON line per reload attempt (relative to gateway.yaml's directory).
     #[serde(default = "default_audit_log")]
     pub audit_log: String,
+    /// A routes text longer than this is rejected before it is parsed (file, API, etcd).
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: usize,
 }
 
 impl Default for ReloadConfig {
@@ -108,6 +111,7 @@ impl Default for ReloadConfig {
             history: default_history(),
             history_max_bytes: default_history_max_bytes(),
             audit_log: default_audit_log(),
+            max_file_bytes: default_max_file_bytes(),
         }
     }
 }
@@ -120,6 +124,9 @@ fn default_history() -> usize {
 }
 fn default_history_max_bytes() -> usize {
     64 * 1024 * 1024
+}
+fn default_max_file_bytes() -> usize {
+    super::bounds::DEFAULT_MAX_FILE_BYTES
 }
 fn default_audit_log() -> String {
     "./state/audit.log".into()
@@ -168,7 +175,8 @@ pub struct AdminConfig {
     /// Admin listener, `IP:PORT`; loopback unless `token` is set [127.0.0.1:9901].
     #[serde(default = "default_admin_listen")]
     pub listen: String,
-    /// Bearer token; required when `listen` is not a loopback address.
+    /// Bearer token; required when `listen` is not a loopback address (unless `tokens` are
+    /// given). One identity named `admin.token`, role `write`.
     #[serde(default)]
     pub token: Option<String>,
     /// A file holding the bearer token instead (a mounted Kubernetes Secret, a systemd
@@ -176,6 +184,9 @@ pub struct AdminConfig {
     /// whitespace ignored. Not together with `token`.
     #[serde(default)]
     pub token_file: Option<String>,
+    /// Named identities, each with its token in a file and a role (`read` or `write`).
+    #[serde(default)]
+    pub tokens: Vec<AdminTokenConfig>,
 }
 
 impl Default for AdminConfig {
@@ -184,8 +195,31 @@ impl Default for AdminConfig {
             listen: default_admin_listen(),
             token: None,
             token_file: None,
+            tokens: Vec::new(),
         }
     }
+}
+
+/// `admin.tokens[i]`: one named identity of the admin API.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTokenConfig {
+    /// Named in every audit line and log line of its calls: 1-64 of `A-Z a-z 0-9 - _ .`.
+    pub name: String,
+    /// File holding the bearer token (relative to gateway.yaml's directory), read at startup;
+    /// surrounding whitespace ignored.
+    pub token_file: String,
+    /// `read`: GET endpoints (status, versions, routes, upstreams, rollouts, metrics);
+    /// `write`: also every POST (reload, rollback, rollouts).
+    pub role: AdminRole,
+}
+
+/// What an admin identity may do.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminRole {
+    Read,
+    Write,
 }
 
 fn default_admin_listen() -> String {
@@ -348,7 +382,7 @@ impl RoutesConfig {
 
 /// Fields of a route (for field-by-field decoding; must match [`RouteConfig`]).
 pub const ROUTE_FIELDS: &[&str] = &[
-    "name", "match", "dye", "split", "sticky", "timeouts", "retries", "rollout",
+    "name", "match", "dye", "split", "sticky", "timeouts", "retries", "rollout", "limits",
 ];
 /// Fields of an upstream group (must match [`UpstreamConfig`]).
 pub const UPSTREAM_FIELDS: &[&str] = &["targets", "health", "outlier", "max_in_flight"];
@@ -492,6 +526,9 @@ pub struct RouteConfig {
     /// Progressive delivery of a canary in this split; absent = none.
     #[serde(default)]
     pub rollout: Option<super::rollout::RolloutConfig>,
+    /// Request rate limit of the route (429 with `retry-after` past it); absent = none.
+    #[serde(default)]
+    pub limits: Option<RateLimitConfig>,
 }
 
 /// `routes[i].match`: every field optional; all given ones must hold.
@@ -531,6 +568,10 @@ pub struct DyeConfig {
     /// Networks (CIDR) whose tags are trusted; tags from other peers are stripped. Absent = all.
     #[serde(default)]
     pub trusted_sources: Option<Vec<String>>,
+    /// Rate limit of the tagged requests of the route (instead of the route's `limits`), so a
+    /// flood of tagged requests cannot swamp a small canary.
+    #[serde(default)]
+    pub limits: Option<RateLimitConfig>,
 }
 
 impl Default for DyeConfig {
@@ -541,8 +582,28 @@ impl Default for DyeConfig {
             on_unknown_tag: UnknownTagPolicy::Base,
             on_unhealthy_tag: UnhealthyTagPolicy::Base,
             trusted_sources: None,
+            limits: None,
         }
     }
+}
+
+/// `limits:` of a route or of its tagged lanes (`dye.limits`).
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second per key, sustained (a whole number >= 1).
+    pub rate_per_s: u32,
+    /// Requests allowed above `rate_per_s` within one second [0].
+    #[serde(default)]
+    pub burst: u32,
+    /// What requests are counted by: `client_ip` [default], `header:NAME` or `route` (all
+    /// requests of the route together).
+    #[serde(default = "default_limit_key")]
+    pub key: String,
+}
+
+fn default_limit_key() -> String {
+    "client_ip".into()
 }
 
 pub fn default_dye_header() -> String {

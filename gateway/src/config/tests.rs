@@ -232,7 +232,7 @@ fn a_decoding_error_does_not_hide_the_rest_of_its_route() {
             "routes.yaml:6:64: routes[0].dye.trusted_sources[1]: found \"127.0.0.1/33\", expected an IP network such as 10.0.0.0/8 or an IP address",
             "routes.yaml:7:36: routes[0].split[0].weight: found -1, expected a whole number >= 0",
             "routes.yaml:7:54: routes[0].split[1].upstream: found unknown upstream \"q\", expected one of `a`, `b`",
-            "routes.yaml:8:5: routes[0].stiky: found unknown field `stiky`, expected one of `name`, `match`, `dye`, `split`, `sticky`, `timeouts`, `retries`, `rollout`",
+            "routes.yaml:8:5: routes[0].stiky: found unknown field `stiky`, expected one of `name`, `match`, `dye`, `split`, `sticky`, `timeouts`, `retries`, `rollout`, `limits`",
         ]
     );
     assert_eq!(
@@ -285,7 +285,8 @@ fn gateway_yaml_defaults_and_errors() {
 fn conf_examples_load() {
     let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/gateway.yaml");
     let gw = Gateway::load(Some(&conf)).expect("conf/gateway.yaml");
-    let loaded = super::load_routes(&gw.routes_path).expect("conf/routes.yaml");
+    let loaded = super::load_routes(&gw.routes_path, gw.config.reload.max_file_bytes)
+        .expect("conf/routes.yaml");
     assert!(loaded.routes >= 1);
 }
 

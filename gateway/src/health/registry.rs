@@ -272,7 +272,7 @@ mod tests {
         let text = format!(
             "upstreams:\n  g: {{ targets: [\"127.0.0.1:1\", \"127.0.0.1:2\", \"127.0.0.1:3\", \"127.0.0.1:4\"], outlier: {outlier} }}\nroutes:\n  - {{ name: r, split: [{{ upstream: g, weight: 1 }}] }}\n"
         );
-        routes_from_text("routes.yaml", text.into_bytes())
+        routes_from_text("routes.yaml", text.into_bytes(), None)
             .unwrap_or_else(|e| panic!("{e}"))
             .table
     }
@@ -334,7 +334,7 @@ mod tests {
         assert_eq!(available(&r), vec![2, 3, 4]);
         // Removed targets are forgotten; a check of one that ends afterwards changes nothing.
         let text = "upstreams:\n  g: { targets: [\"127.0.0.1:4\"] }\nroutes:\n  - { name: r, split: [{ upstream: g, weight: 1 }] }\n";
-        let small = routes_from_text("routes.yaml", text.as_bytes().to_vec())
+        let small = routes_from_text("routes.yaml", text.as_bytes().to_vec(), None)
             .unwrap_or_else(|e| panic!("{e}"))
             .table;
         r.sync(&small);
@@ -347,7 +347,7 @@ mod tests {
     #[test]
     fn the_breaker_counts_requests_in_flight() {
         let text = "upstreams:\n  g: { targets: [\"127.0.0.1:1\"], max_in_flight: 2 }\nroutes:\n  - { name: r, split: [{ upstream: g, weight: 1 }] }\n";
-        let t = routes_from_text("routes.yaml", text.as_bytes().to_vec())
+        let t = routes_from_text("routes.yaml", text.as_bytes().to_vec(), None)
             .unwrap_or_else(|e| panic!("{e}"))
             .table;
         let r = HealthRegistry::new(Arc::default());

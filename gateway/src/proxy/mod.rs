@@ -5,11 +5,13 @@
 //! - [`attempt`]: target choice per attempt, outlier reports, retries.
 //! - [`answer`]: the answers dyegate writes itself.
 //! - [`access`]: the access log record.
+//! - [`limit`]: rate limits (429).
 
 mod access;
 mod answer;
 mod attempt;
 mod ctx;
+mod limit;
 
 pub use ctx::RequestCtx;
 
@@ -262,6 +264,9 @@ impl ProxyHttp for DyegateProxy {
         ctx.outcome = Self::ctx_outcome(&active, outcome);
         ctx.debug = self.debug.wants(&req.headers, peer);
         ctx.table = Some(active);
+        if self.rate_limit(session, ctx).await? {
+            return Ok(true);
+        }
         self.admit(ctx);
         self.answer_decision(session, ctx).await
     }

@@ -6,7 +6,7 @@
 use super::candidate::Candidate;
 use super::history::VersionInfo;
 use super::reloader::{Reloader, Running};
-use super::report::{LastError, Outcome, ReloadReport};
+use super::report::{Caller, LastError, Outcome, ReloadReport};
 use super::trigger::Trigger;
 use crate::config::diff::{diff, Diff};
 use crate::config::routes_from_text;
@@ -28,11 +28,11 @@ impl Reloader {
         running: &mut Running,
         candidate: Candidate,
         trigger: Trigger,
-        client: Option<String>,
+        caller: Caller,
     ) -> ReloadReport {
         let gate = self.lock_gate();
         let current = self.active.load_full();
-        let mut report = ReloadReport::new(trigger, current.version, client);
+        let mut report = ReloadReport::new(trigger, current.version, caller);
         report.result = match report.trigger {
             Trigger::Rollback { .. } => Outcome::Rollback,
             _ => Outcome::Applied,

@@ -26,7 +26,7 @@ pub use candidate::Candidate;
 pub use history::{History, Limits as HistoryLimits, VersionInfo};
 pub use overlay::Overlay;
 pub use reloader::Reloader;
-pub use report::{LastError, Outcome, ReloadReport};
+pub use report::{Caller, LastError, Outcome, ReloadReport};
 pub use rollout_commit::{RolloutApplied, RolloutRewrite};
 pub use service::ReloadService;
 pub use trigger::Trigger;

@@ -9,12 +9,12 @@
 use super::audit::AuditLog;
 use super::candidate::Candidate;
 use super::history::{check_writable, History, Kept, Limits, VersionInfo};
-use super::report::{kind, Counters, LastError, Outcome, ReloadReport, StateError};
+use super::report::{kind, Caller, Counters, LastError, Outcome, ReloadReport, StateError};
 use super::trigger::Trigger;
 use super::watcher::Fingerprint;
 use crate::config::incremental::Reuse;
 use crate::config::model::RoutesConfig;
-use crate::config::{routes_from_text, LoadedRoutes};
+use crate::config::{routes_from_text, routes_from_text_within, LoadedRoutes};
 use crate::routing::{ActiveTable, Carried, RouteTable, SharedTable};
 use crate::stamp::{now_rfc3339, sha256_hex, unix_now};
 use crate::telemetry::{Metrics, TableMetrics};
@@ -60,6 +60,8 @@ pub(super) struct InProgress {
 
 pub struct Reloader {
     routes_path: PathBuf,
+    /// `reload.max_file_bytes`: a bigger routes file is not read, let alone parsed.
+    max_file_bytes: usize,
     /// The routes file as it was just after the startup load: the file watch starts later, and
     /// compares with this to catch a save made in between.
     loaded_fingerprint: Option<Fingerprint>,
@@ -131,7 +133,7 @@ impl Reloader {
             }
         };
         let version = info.version;
-        let mut report = ReloadReport::new(Trigger::Startup, before, None);
+        let mut report = ReloadReport::new(Trigger::Startup, before, Caller::default());
         report.result = result;
         report.version_after = version;
         report.sha256 = Some(sha.clone());
@@ -146,6 +148,7 @@ impl Reloader {
         metrics.reload("startup", result.as_str(), Some(unix_now()));
         Ok(Reloader {
             routes_path: routes_path.to_path_buf(),
+            max_file_bytes: crate::config::bounds::DEFAULT_MAX_FILE_BYTES,
             loaded_fingerprint: Fingerprint::of(routes_path),
             active: Arc::new(ArcSwap::from_pointee(ActiveTable {
                 metrics: Arc::new(metrics.for_table(&table, None)),
@@ -241,17 +244,22 @@ impl Reloader {
         report
     }
 
+    /// Sets `reload.max_file_bytes` (default [`crate::config::bounds::DEFAULT_MAX_FILE_BYTES`]).
+    pub fn with_max_file_bytes(mut self, max_file_bytes: usize) -> Self {
+        self.max_file_bytes = max_file_bytes;
+        self
+    }
+
     /// Trigger: the routes file (file change, SIGHUP, admin API). Reads it and commits it if it
     /// changed and is valid.
-    pub fn reload(&self, trigger: Trigger, client: Option<String>) -> ReloadReport {
+    pub fn reload(&self, trigger: Trigger, caller: Caller) -> ReloadReport {
         let mut running = self.begin(&trigger);
         let current = self.active.load();
-        let mut report = ReloadReport::new(trigger, current.version, client);
-        let bytes = match std::fs::read(&self.routes_path) {
+        let mut report = ReloadReport::new(trigger, current.version, caller);
+        let bytes = match crate::config::bounds::read(&self.routes_path, self.max_file_bytes) {
             Ok(b) => b,
             Err(e) => {
-                let file = self.routes_path.display();
-                report.errors = vec![format!("{file}:0:0: cannot read file: {e}")];
+                report.errors = vec![e.to_string()];
                 return self.end(self.fail(report));
             }
         };
@@ -266,7 +274,8 @@ impl Reloader {
         report.sha256 = Some(sha.clone());
         let started = Instant::now();
         let file = self.routes_path.display().to_string();
-        let candidate = match routes_from_text(&file, bytes, running.reuse.as_ref()) {
+        let reuse = running.reuse.as_ref();
+        let candidate = match routes_from_text_within(&file, bytes, reuse, self.max_file_bytes) {
             Ok(loaded) => Candidate {
                 note,
                 ..Candidate::compiled(loaded, sha, started)
@@ -277,18 +286,14 @@ impl Reloader {
             }
         };
         drop(current);
-        let (trigger, client) = (report.trigger, report.client);
-        let report = self.commit(&mut running, candidate, trigger, client);
+        let caller = report.caller();
+        let report = self.commit(&mut running, candidate, report.trigger, caller);
         self.end(report)
     }
 
     /// Trigger: rollback. Applies a kept version again (default: the one before the running
     /// one), as a new version.
-    pub fn rollback(
-        &self,
-        to: Option<u64>,
-        client: Option<String>,
-    ) -> Result<ReloadReport, String> {
+    pub fn rollback(&self, to: Option<u64>, caller: Caller) -> Result<ReloadReport, String> {
         let mut running = self.begin(&Trigger::Rollback {
             to: to.unwrap_or(0),
         });
@@ -299,7 +304,7 @@ impl Reloader {
                     &mut running,
                     candidate,
                     Trigger::Rollback { to: target },
-                    client,
+                    caller,
                 )
             });
         self.lock_record().in_progress = None;

@@ -27,6 +27,25 @@ impl Outcome {
     }
 }
 
+/// Who asked for a change made through the admin API (both absent for other triggers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The client address.
+    pub client: Option<String>,
+    /// The admin identity's name.
+    pub identity: Option<String>,
+}
+
+impl ReloadReport {
+    /// Who asked for this attempt.
+    pub fn caller(&self) -> Caller {
+        Caller {
+            client: self.client.clone(),
+            identity: self.identity.clone(),
+        }
+    }
+}
+
 /// The result of one attempt; also the audit record.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadReport {
@@ -42,6 +61,10 @@ pub struct ReloadReport {
     pub errors: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The admin identity that asked (`admin.tokens[].name`, `admin.token`, or `anonymous`
+    /// when the API has no token); absent for file, SIGHUP and startup triggers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     /// Parse to swap, microseconds (applied and rollback only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap_micros: Option<u64>,
@@ -60,7 +83,7 @@ pub struct ReloadReport {
 
 impl ReloadReport {
     /// An attempt that has not done anything yet, while `version` serves.
-    pub fn new(trigger: Trigger, version: u64, client: Option<String>) -> ReloadReport {
+    pub fn new(trigger: Trigger, version: u64, caller: Caller) -> ReloadReport {
         ReloadReport {
             time: crate::stamp::now_rfc3339(),
             trigger,
@@ -71,7 +94,8 @@ impl ReloadReport {
             diff_summary: None,
             diff: Vec::new(),
             errors: Vec::new(),
-            client,
+            client: caller.client,
+            identity: caller.identity,
             swap_micros: None,
             timings: None,
             state_errors: Vec::new(),

@@ -47,7 +47,14 @@ impl Reloader {
             };
             let started = Instant::now();
             let sha = sha256_hex(new_text.as_bytes());
-            let mut report = ReloadReport::new(trigger.clone(), current.version, client.clone());
+            let mut report = ReloadReport::new(
+                trigger.clone(),
+                current.version,
+                super::report::Caller {
+                    client: client.clone(),
+                    identity: None,
+                },
+            );
             report.rollout = Some(note.clone());
             if sha == current.sha256 {
                 return Ok(self.no_op(report, sha));
@@ -57,7 +64,15 @@ impl Reloader {
                 Ok(loaded) => {
                     let mut c = Candidate::compiled(loaded, sha, started);
                     c.note = Some(note);
-                    Ok(self.commit(&mut running, c, trigger.clone(), client.clone()))
+                    Ok(self.commit(
+                        &mut running,
+                        c,
+                        trigger.clone(),
+                        super::report::Caller {
+                            client: client.clone(),
+                            identity: None,
+                        },
+                    ))
                 }
                 Err(errors) => {
                     report.errors = errors.0.iter().map(ToString::to_string).collect();

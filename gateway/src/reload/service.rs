@@ -54,7 +54,9 @@ impl ReloadService {
             return;
         }
         let r = self.reloader.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || r.reload(trigger, None)).await {
+        if let Err(e) =
+            tokio::task::spawn_blocking(move || r.reload(trigger, Default::default())).await
+        {
             warn!("reload task failed: {e}");
         }
     }

@@ -10,6 +10,7 @@ mod group;
 mod health;
 mod index;
 mod policy;
+mod rate_limit;
 mod route;
 mod table;
 
@@ -23,6 +24,7 @@ pub use policy::{
     CheckKind, GroupPolicy, HealthCheck, Outlier, Retries, RetryOn, RetryReason, Timeouts,
     UnhealthyTag, DEFAULT_IO_TIMEOUT,
 };
+pub use rate_limit::{KeyOf, LimitKey, RateLimit};
 pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey, TagFallback};
 pub use table::RouteTable;
 

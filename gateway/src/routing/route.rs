@@ -13,6 +13,8 @@ pub struct Route {
     pub split: Split,
     pub timeouts: super::Timeouts,
     pub retries: super::Retries,
+    /// `limits`: the route's request rate limit.
+    pub limits: Option<Arc<super::RateLimit>>,
 }
 
 /// The `match` section. Host and path prefix are also used by the index; they are kept here so
@@ -79,6 +81,8 @@ pub struct Dye {
     pub on_unknown_tag: TagFallback,
     pub on_unhealthy_tag: super::UnhealthyTag,
     pub trusted: TrustedSources,
+    /// `dye.limits`: the rate limit of tagged requests (instead of the route's).
+    pub limits: Option<Arc<super::RateLimit>>,
 }
 
 impl Dye {

@@ -40,6 +40,7 @@ struct Store {
     retries: BTreeMap<(String, &'static str), u64>,
     budget_exhausted: BTreeMap<String, u64>,
     circuit_open: BTreeMap<String, u64>,
+    rate_limited: BTreeMap<String, u64>,
     /// (route, group, reason) of decisions that answered without an upstream.
     decisions: BTreeMap<(String, String, &'static str), u64>,
     /// (group, target) → healthy.
@@ -81,6 +82,11 @@ impl ContainmentMetrics {
 
     pub fn circuit_open(&self, group: &str) {
         bump(&mut self.store().circuit_open, group.to_string());
+    }
+
+    /// A request answered 429 by the route's (or its lane's) rate limit.
+    pub fn rate_limited(&self, route: &str) {
+        bump(&mut self.store().rate_limited, route.to_string());
     }
 
     /// A decision that answered the request itself (`no_healthy_target`, `circuit_open`,
@@ -181,6 +187,19 @@ impl ContainmentMetrics {
                 out,
                 "dyegate_circuit_open_total{{upstream_group=\"{}\"}} {n}",
                 esc(group)
+            );
+        }
+        family(
+            out,
+            "dyegate_rate_limited_total",
+            "counter",
+            "Requests answered 429 by the route's rate limit (limits, or dye.limits for tagged requests).",
+        );
+        for (route, n) in &s.rate_limited {
+            let _ = writeln!(
+                out,
+                "dyegate_rate_limited_total{{route=\"{}\"}} {n}",
+                esc(route)
             );
         }
         family(

@@ -20,8 +20,9 @@ const MAX_NODES: usize = 5_000_000;
 /// leaves room for real sharing (an anchor of defaults aliased by every route).
 const ALIAS_NODES_FLOOR: usize = 100_000;
 const ALIAS_NODES_PER_NODE: usize = 100;
-/// Nesting limit: stops stack exhaustion on `[[[[[[...`.
-const MAX_DEPTH: usize = 128;
+/// Nesting limit: stops stack exhaustion on `[[[[[[...` (the text was checked before, in linear
+/// time, by `config::bounds`; this catches what that scan counts differently).
+use super::bounds::MAX_DEPTH;
 
 /// A parsed YAML node.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,7 +125,7 @@ impl Builder<'_> {
         if depth > MAX_DEPTH {
             return Err(SyntaxError {
                 mark: mark(&m),
-                message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                message: super::bounds::too_deep(),
             });
         }
         self.count(&m, 1)?;

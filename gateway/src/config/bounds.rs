@@ -1,0 +1,366 @@
+//! What a configuration text may cost before any YAML parser sees it: its size, and how deep it
+//! nests, found in one linear pass over the bytes.
+//!
+//! Both YAML parsers dyegate uses scan flow collections (`[[[[...`) in time quadratic in their
+//! depth: at every token they walk the stack of possible simple keys, one per open flow level, and
+//! they keep scanning ahead while a key is possible — libyaml (serde_yaml, the fast path) over the
+//! whole document before serde's recursion limit is ever checked. A 20,000-level, 40 KB file
+//! took 1.7 s to reject. This pass bounds the depth first, so no parser ever sees such a text.
+//!
+//! The scan follows YAML's tokens closely enough to never count *less* than a parser would nest:
+//! quoted scalars (multi-line ones included), comments, block scalars (`|`, `>`) and multi-line
+//! plain scalars are skipped only where YAML itself reads them as text; anything ambiguous is
+//! counted. It may count a few levels more than a parser (a scalar after `- `), never fewer.
+
+use super::error::{ConfigError, Mark};
+
+/// How deep collections may nest (the root collection is level 0).
+pub const MAX_DEPTH: usize = 128;
+/// `reload.max_file_bytes`'s default.
+pub const DEFAULT_MAX_FILE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The message of a text nested past [`MAX_DEPTH`], from this scan and from the parsers alike.
+pub fn too_deep() -> String {
+    format!("nesting deeper than {MAX_DEPTH} levels")
+}
+
+/// Checks size then depth; the error names the file and, for depth, the line and column of the
+/// first collection past the limit.
+pub fn check(file: &str, bytes: &[u8], max_file_bytes: usize) -> Result<(), ConfigError> {
+    if bytes.len() > max_file_bytes {
+        return Err(too_big(file, bytes.len() as u64, max_file_bytes));
+    }
+    match too_deep_at(bytes) {
+        None => Ok(()),
+        Some(at) => Err(ConfigError {
+            file: file.to_string(),
+            mark: mark_of_offset(bytes, at),
+            path: String::new(),
+            message: too_deep(),
+        }),
+    }
+}
+
+/// Reads a file of at most `max_file_bytes` without reading more of a bigger one (its size is
+/// checked first, and the read stops past the limit should it grow meanwhile).
+pub fn read(path: &std::path::Path, max_file_bytes: usize) -> Result<Vec<u8>, ConfigError> {
+    use std::io::Read;
+    let file = path.display().to_string();
+    let unreadable = |e: std::io::Error| super::load::unreadable(&file, &e);
+    let f = std::fs::File::open(path).map_err(unreadable)?;
+    let len = f.metadata().map_err(unreadable)?.len();
+    if len > max_file_bytes as u64 {
+        return Err(too_big(&file, len, max_file_bytes));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(max_file_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() > max_file_bytes {
+        return Err(too_big(&file, bytes.len() as u64, max_file_bytes));
+    }
+    Ok(bytes)
+}
+
+fn too_big(file: &str, len: u64, max_file_bytes: usize) -> ConfigError {
+    ConfigError {
+        file: file.to_string(),
+        mark: Mark { line: 1, col: 1 },
+        path: String::new(),
+        message: format!(
+            "found a file of {len} bytes, expected at most {max_file_bytes} (reload.max_file_bytes)"
+        ),
+    }
+}
+
+/// Line and column (in characters) of a byte offset.
+pub fn mark_of_offset(bytes: &[u8], at: usize) -> Mark {
+    let before = &bytes[..at.min(bytes.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |p| p + 1);
+    // Characters, not bytes: count every byte that does not continue a UTF-8 sequence.
+    let col = before[line_start..]
+        .iter()
+        .filter(|b| (**b & 0xC0) != 0x80)
+        .count()
+        + 1;
+    Mark { line, col }
+}
+
+/// The offset of the first collection opened past [`MAX_DEPTH`], if any.
+pub fn too_deep_at(bytes: &[u8]) -> Option<usize> {
+    Scan::new(bytes).run()
+}
+
+/// The scanner's state. Columns are byte offsets from the line start (indentation is spaces).
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+    line_start: usize,
+    /// Indentation of the open block collections (strictly increasing).
+    block: Vec<usize>,
+    /// Open flow collections.
+    flow: usize,
+    /// At a place where a node may start (so `"`, `'`, `[`, `{`, `|`, `>` are indicators).
+    token: bool,
+    /// The previous byte was whitespace (so `#` starts a comment).
+    space: bool,
+    /// Column of the node the next value belongs to: the key of `key: `, the dash of `- `.
+    parent: Option<usize>,
+    /// Column of the token being read (a key, once `: ` follows it).
+    start: usize,
+    /// Block context: a plain scalar is open at the end of the line; lines indented past this
+    /// column continue it.
+    plain: Option<usize>,
+    /// Block scalar content: lines indented past this column (and blank lines) are text.
+    literal: Option<usize>,
+    /// Flow context: the last token was a quoted scalar or a closed collection, so `:` right
+    /// after it is a value indicator (JSON style `{"a":1}`).
+    json_key: bool,
+}
+
+impl<'a> Scan<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Scan {
+            b,
+            i: 0,
+            line_start: 0,
+            block: Vec::new(),
+            flow: 0,
+            token: true,
+            space: true,
+            parent: None,
+            start: 0,
+            plain: None,
+            literal: None,
+            json_key: false,
+        }
+    }
+
+    fn depth(&self) -> usize {
+        self.block.len() + self.flow
+    }
+
+    /// One pass; every byte is looked at a bounded number of times.
+    fn run(mut self) -> Option<usize> {
+        self.line();
+        while self.i < self.b.len() {
+            let c = self.b[self.i];
+            if let Some(len) = self.line_break(self.i) {
+                self.i += len;
+                self.line_start = self.i;
+                self.line();
+                continue;
+            }
+            match c {
+                b' ' | b'\t' => {
+                    self.space = true;
+                    self.i += 1;
+                    continue;
+                }
+                b'#' if self.space => {
+                    self.skip_to_line_end();
+                    continue;
+                }
+                b'"' | b'\'' if self.token => {
+                    self.start = self.col();
+                    self.quoted(c);
+                    self.after_token();
+                    self.json_key = self.flow > 0;
+                    continue;
+                }
+                b'[' | b'{' if self.token || self.flow > 0 => {
+                    self.flow += 1;
+                    if self.depth() > MAX_DEPTH + 1 {
+                        return Some(self.i);
+                    }
+                    self.token = true;
+                    self.plain = None;
+                }
+                b']' | b'}' if self.flow > 0 => {
+                    self.flow -= 1;
+                    self.token = false;
+                    self.json_key = true;
+                    self.i += 1;
+                    self.space = false;
+                    continue;
+                }
+                b',' if self.flow > 0 => self.token = true,
+                b'|' | b'>' if self.token && self.flow == 0 => {
+                    self.literal = Some(self.parent_col());
+                    self.plain = None;
+                    self.skip_to_line_end();
+                    continue;
+                }
+                b'-' | b'?' if self.token && self.flow == 0 && self.blank_after(self.i + 1) => {
+                    // A block entry or explicit key: a block collection at this column.
+                    let col = self.col();
+                    if self.open_block(col) {
+                        return Some(self.i);
+                    }
+                    self.parent = Some(col);
+                    self.token = true;
+                    self.plain = None;
+                }
+                b'?' if self.flow > 0 && self.blank_after(self.i + 1) => self.token = true,
+                b':' if self.blank_after(self.i + 1) || (self.flow > 0 && self.json_key) => {
+                    // In block context, a mapping at its key's column.
+                    if self.flow == 0 && self.open_block(self.start) {
+                        return Some(self.line_start + self.start);
+                    }
+                    self.parent = Some(self.start);
+                    self.token = true;
+                    self.plain = None;
+                }
+                _ => {
+                    if self.token {
+                        self.start = self.col();
+                        if self.flow == 0 {
+                            self.plain = Some(self.parent_col());
+                        }
+                    }
+                    self.token = false;
+                }
+            }
+            self.json_key = false;
+            self.space = false;
+            self.i += 1;
+        }
+        None
+    }
+
+    fn col(&self) -> usize {
+        self.i - self.line_start
+    }
+
+    /// The column a value's continuation lines must be indented past.
+    fn parent_col(&self) -> usize {
+        match self.parent {
+            Some(p) => p,
+            // A node at the start of its line belongs to the innermost open block collection.
+            None => self.block.last().copied().unwrap_or(0),
+        }
+    }
+
+    fn after_token(&mut self) {
+        self.token = false;
+        self.space = false;
+        self.plain = None;
+    }
+
+    /// Line breaks as libyaml reads them: LF, CR LF, a lone CR, and U+2028 / U+2029.
+    fn line_break(&self, i: usize) -> Option<usize> {
+        match self.b[i] {
+            b'\n' => Some(1),
+            b'\r' if self.b.get(i + 1) == Some(&b'\n') => Some(2),
+            b'\r' => Some(1),
+            0xE2 if self.b.get(i + 1) == Some(&0x80)
+                && matches!(self.b.get(i + 2), Some(0xA8 | 0xA9)) =>
+            {
+                Some(3)
+            }
+            _ => None,
+        }
+    }
+
+    fn blank_after(&self, i: usize) -> bool {
+        i >= self.b.len() || matches!(self.b[i], b' ' | b'\t') || self.line_break(i).is_some()
+    }
+
+    fn skip_to_line_end(&mut self) {
+        while self.i < self.b.len() && self.line_break(self.i).is_none() {
+            self.i += 1;
+        }
+    }
+
+    /// A block collection at `col` (a key's or a dash's): one more level unless one is open at
+    /// that column already. True past the limit.
+    fn open_block(&mut self, col: usize) -> bool {
+        while self.block.last().is_some_and(|c| *c > col) {
+            self.block.pop();
+        }
+        if self.block.last() != Some(&col) {
+            self.block.push(col);
+        }
+        self.depth() > MAX_DEPTH + 1
+    }
+
+    /// Skips a quoted scalar (it may span lines, in any context).
+    fn quoted(&mut self, quote: u8) {
+        self.i += 1;
+        while self.i < self.b.len() {
+            let c = self.b[self.i];
+            self.i += 1;
+            if quote == b'"' && c == b'\\' {
+                self.i += 1;
+            } else if c == quote {
+                if quote == b'\'' && self.b.get(self.i) == Some(&b'\'') {
+                    self.i += 1;
+                } else {
+                    return;
+                }
+            } else if c == b'\n' {
+                self.line_start = self.i;
+            }
+        }
+    }
+
+    /// At the start of a line: block scalar text, plain scalar continuation, or block structure
+    /// by indentation.
+    fn line(&mut self) {
+        let mut j = self.i;
+        while j < self.b.len() && self.b[j] == b' ' {
+            j += 1;
+        }
+        let indent = j - self.i;
+        let blank = j >= self.b.len() || self.line_break(j).is_some();
+        if let Some(bound) = self.literal {
+            if blank || indent > bound {
+                self.i = j;
+                self.skip_to_line_end();
+                return;
+            }
+            self.literal = None;
+        }
+        self.i = j;
+        self.space = true;
+        if self.flow > 0 || blank {
+            return;
+        }
+        if self.b[j] == b'#' {
+            self.plain = None;
+            return;
+        }
+        if let Some(p) = self.plain {
+            if indent > p {
+                // More text of the plain scalar of the line before.
+                self.token = false;
+                return;
+            }
+        }
+        self.plain = None;
+        self.parent = None;
+        self.token = true;
+        if indent == 0
+            && (self.b[j..].starts_with(b"---") || self.b[j..].starts_with(b"..."))
+            && self.blank_after(j + 3)
+        {
+            // A document marker: what follows starts at the root again.
+            self.block.clear();
+            self.i = j + 3;
+            return;
+        }
+        if self.b[j] == b'%' && indent == 0 {
+            self.skip_to_line_end();
+            return;
+        }
+        // Collections indented deeper than this line are closed.
+        while self.block.last().is_some_and(|c| *c > indent) {
+            self.block.pop();
+        }
+        self.start = indent;
+    }
+}
