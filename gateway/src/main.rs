@@ -3,7 +3,8 @@
 use clap::{Parser, Subcommand};
 use dyegate::admin::client;
 use dyegate::config::{diff::diff, load_routes, ConfigErrors, Gateway};
-use dyegate::reload::Reloader;
+use dyegate::reload::{Reloader, StartAt};
+use dyegate::source::fleet;
 use dyegate::server::{self, RunOptions};
 use dyegate::telemetry::Metrics;
 use std::net::SocketAddr;
@@ -55,19 +56,45 @@ enum Command {
         /// Routes file to check instead of the one gateway.yaml names.
         routes: Option<PathBuf>,
     },
-    /// Print the semantic diff between two routes files (a preview before saving).
-    Diff { old: PathBuf, new: PathBuf },
+    /// Print the semantic diff between two routes files (a preview before saving); either side
+    /// may be `etcd:` (the fleet's table now) or `etcd:REV`.
+    Diff {
+        old: String,
+        new: String,
+        /// gateway.yaml with `source: { etcd: ... }` (for an `etcd:` side)
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a routes file and write it to etcd as the fleet's table (one new revision).
+    Push {
+        routes: PathBuf,
+        /// gateway.yaml with `source: { etcd: ... }` (default: ./gateway.yaml)
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+    },
+    /// Write the fleet's table in etcd as one routes.yaml (stdout by default).
+    Pull {
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// gateway.yaml with `source: { etcd: ... }` (default: ./gateway.yaml)
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+    },
     /// Show the running version, whether it matches the file on disk, and the last error.
     Status(AdminArgs),
     /// Reload routes.yaml now (same pipeline as a file change or SIGHUP).
     Reload(AdminArgs),
-    /// Swap back to a kept version (default: the previous one).
+    /// Swap back to a kept version (default: the previous one). With --fleet: write the table
+    /// of etcd revision --to back as the fleet's new revision.
     Rollback {
         #[command(flatten)]
         admin: AdminArgs,
-        /// Version to restore
+        /// Version to restore (with --fleet: the etcd revision)
         #[arg(long)]
         to: Option<u64>,
+        /// Roll back the whole fleet in etcd instead of this gateway alone.
+        #[arg(long)]
+        fleet: bool,
     },
     /// List the kept versions.
     Versions(AdminArgs),
@@ -140,17 +167,19 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn diff_files(old: &Path, new: &Path) -> ExitCode {
-    let (a, b) = match (load_routes(old), load_routes(new)) {
+fn diff_sides(old: &str, new: &str, config: Option<PathBuf>) -> ExitCode {
+    let config = default_config(config);
+    let side = |s: &str| fleet::side_model(config.as_deref(), s);
+    let (a, b) = match (side(old), side(new)) {
         (Ok(a), Ok(b)) => (a, b),
         (a, b) => {
             for e in [a.err(), b.err()].into_iter().flatten() {
-                print_errors(&e, true);
+                println!("{e}");
             }
             return ExitCode::from(2);
         }
     };
-    let d = diff(&a.model, &b.model);
+    let d = diff(&a, &b);
     if d.is_empty() {
         println!("no changes");
     } else {
@@ -160,6 +189,17 @@ fn diff_files(old: &Path, new: &Path) -> ExitCode {
         println!("{}", d.summary());
     }
     ExitCode::SUCCESS
+}
+
+/// Prints a fleet command's error and exits 1.
+fn fleet_result(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn admin_call(args: AdminArgs, method: &str, path: &str, body: Option<String>) -> ExitCode {
@@ -208,28 +248,48 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let loaded = match load_routes(&gw.routes_path) {
-        Ok(l) => l,
-        Err(e) => {
-            print_errors(&e, false);
-            eprintln!("dyegate: not started: invalid {}", gw.routes_path.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    log::info!(
-        "loaded {}: {} routes, {} upstreams",
-        gw.routes_path.display(),
-        loaded.routes,
-        loaded.upstreams
-    );
-    let metrics = Metrics::new();
     let history = dyegate::reload::HistoryLimits {
         count: gw.config.reload.history,
         bytes: gw.config.reload.history_max_bytes,
     };
-    let reloader = match Reloader::new(
+    let (loaded, start, etcd_read) = match &gw.etcd {
+        Some(settings) => match dyegate::source::etcd::initial(settings, &gw.state_dir, history) {
+            Ok(i) => {
+                let start = StartAt {
+                    version: Some(i.version),
+                    trigger: i.trigger,
+                    source: Some(i.status),
+                };
+                (i.loaded, start, i.read)
+            }
+            Err(e) => {
+                eprintln!("dyegate: not started: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match load_routes(&gw.routes_path) {
+            Ok(l) => (l, StartAt::default(), None),
+            Err(e) => {
+                print_errors(&e, false);
+                eprintln!("dyegate: not started: invalid {}", gw.routes_path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    log::info!(
+        "loaded {}: {} routes, {} upstreams",
+        gw.etcd.as_ref().map_or_else(
+            || gw.routes_path.display().to_string(),
+            |e| format!("etcd:{}", e.prefix)
+        ),
+        loaded.routes,
+        loaded.upstreams
+    );
+    let metrics = Metrics::new();
+    let reloader = match Reloader::start(
         &gw.routes_path,
         loaded,
+        start,
         &gw.state_dir,
         history,
         &gw.audit_log,
@@ -241,7 +301,7 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    server::run(gw, reloader, metrics, opts)
+    server::run(gw, reloader, metrics, opts, etcd_read)
 }
 
 fn display(p: Option<&Path>) -> String {
@@ -262,11 +322,32 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config, routes } => check(config, routes),
-        Command::Diff { old, new } => diff_files(&old, &new),
+        Command::Diff { old, new, config } => diff_sides(&old, &new, config),
+        Command::Push { routes, config } => {
+            fleet_result(fleet::push(default_config(config).as_deref(), &routes))
+        }
+        Command::Pull { output, config } => fleet_result(fleet::pull(
+            default_config(config).as_deref(),
+            output.as_deref(),
+        )),
         Command::Status(a) => admin_call(a, "GET", "/status", None),
         Command::Versions(a) => admin_call(a, "GET", "/versions", None),
         Command::Reload(a) => admin_call(a, "POST", "/reload", None),
-        Command::Rollback { admin, to } => {
+        Command::Rollback {
+            admin,
+            to,
+            fleet: true,
+        } => match to {
+            Some(to) => fleet_result(fleet::rollback(
+                default_config(admin.config).as_deref(),
+                to,
+            )),
+            None => {
+                eprintln!("dyegate rollback --fleet: --to REVISION is required (see dyegate versions)");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Rollback { admin, to, .. } => {
             let body = to.map(|v| format!("{{\"to\": {v}}}"));
             admin_call(admin, "POST", "/rollback", body)
         }

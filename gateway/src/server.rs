@@ -6,6 +6,7 @@ use crate::config::Gateway;
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
 use crate::proxy::DyegateProxy;
 use crate::reload::{ReloadService, Reloader};
+use crate::source::etcd::EtcdSource;
 use crate::telemetry::access_log::Destination;
 use crate::telemetry::{AccessLog, Metrics, Tracing};
 use pingora::apps::HttpServerOptions;
@@ -42,7 +43,16 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
 }
 
 /// Builds the server and runs it until it is told to stop. Never returns.
-pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: RunOptions) -> ! {
+///
+/// `etcd_read`: where the startup read of etcd left off (store revision, generation), when the
+/// table comes from etcd and etcd answered.
+pub fn run(
+    gw: Gateway,
+    reloader: Arc<Reloader>,
+    metrics: Arc<Metrics>,
+    opts: RunOptions,
+    etcd_read: Option<(u64, String)>,
+) -> ! {
     let conf = server_conf(&gw, opts);
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -98,6 +108,18 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
     }
     server.add_service(service);
 
+    if let (Some(settings), Some(status)) = (&gw.etcd, reloader.source()) {
+        let source = EtcdSource::new(
+            settings.clone(),
+            reloader.clone(),
+            metrics.clone(),
+            lifecycle.clone(),
+            status.clone(),
+            etcd_read,
+        );
+        server.add_service(background_service("etcd source", source));
+    }
+
     let admin = AdminApi::new(
         reloader.clone(),
         lifecycle.clone(),
@@ -112,7 +134,8 @@ pub fn run(gw: Gateway, reloader: Arc<Reloader>, metrics: Arc<Metrics>, opts: Ru
     let reload = ReloadService::new(
         reloader,
         lifecycle.clone(),
-        gw.config.reload.watch,
+        // With etcd as the source there is no routes file to watch.
+        gw.config.reload.watch && gw.etcd.is_none(),
         Duration::from_millis(gw.config.reload.debounce_ms),
     );
     server.add_service(background_service("reload", reload));

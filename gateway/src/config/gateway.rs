@@ -3,6 +3,7 @@
 use super::error::{ConfigError, ConfigErrors, Issue};
 use super::load::Source;
 use super::model::GatewayConfig;
+use super::source::{source_settings, EtcdSettings};
 use super::tracing::{tracing_settings, TracingSettings};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,8 @@ pub struct Gateway {
     /// `None`: off. `Some(None)`: stdout. `Some(Some(path))`: that file.
     pub access_log: Option<Option<PathBuf>>,
     pub tracing: TracingSettings,
+    /// `source: { etcd: ... }`: the table comes from etcd, not from `routes_path`.
+    pub etcd: Option<EtcdSettings>,
 }
 
 impl Gateway {
@@ -119,6 +122,12 @@ impl Gateway {
             ));
         }
         let tracing = tracing_settings(&config, &mut issues);
+        let etcd = source_settings(
+            config.source.as_ref(),
+            config.routes.is_some(),
+            &base,
+            &mut issues,
+        );
         if !issues.is_empty() {
             let errors: Vec<ConfigError> = match &source {
                 Some(s) => issues.into_iter().map(|i| s.locate(i)).collect(),
@@ -137,7 +146,7 @@ impl Gateway {
         let resolve = |p: &str| normalize(&base.join(p));
         Ok(Gateway {
             file: file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf())),
-            routes_path: resolve(&config.routes),
+            routes_path: resolve(config.routes.as_deref().unwrap_or("routes.yaml")),
             state_dir: resolve(&config.state_dir),
             pid_file: resolve(&config.pingora.pid_file),
             upgrade_sock: resolve(&config.pingora.upgrade_sock),
@@ -148,6 +157,7 @@ impl Gateway {
                 p => Some(resolve(p)),
             }),
             tracing,
+            etcd,
             listen,
             admin_listen,
             config,

@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod incremental;
 pub mod load;
 pub mod model;
+pub mod source;
 pub mod tracing;
 pub mod validate;
 pub mod yaml;
@@ -19,6 +20,7 @@ pub mod yaml;
 pub use error::{ConfigError, ConfigErrors, Issue, Mark};
 pub use gateway::Gateway;
 pub use load::Source;
+pub use source::EtcdSettings;
 pub use tracing::{ExportSettings, TracingSettings};
 
 use crate::routing::{Carried, RouteTable};

@@ -22,7 +22,7 @@ mod watcher;
 pub use audit::AuditLog;
 pub use candidate::Candidate;
 pub use history::{History, Limits as HistoryLimits, VersionInfo};
-pub use reloader::Reloader;
+pub use reloader::{Reloader, StartAt};
 pub use report::{LastError, Outcome, ReloadReport};
 pub use service::ReloadService;
 pub use trigger::Trigger;

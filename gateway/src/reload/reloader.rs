@@ -14,7 +14,8 @@ use super::trigger::Trigger;
 use super::watcher::Fingerprint;
 use crate::config::incremental::Reuse;
 use crate::config::model::RoutesConfig;
-use crate::config::{routes_from_text, LoadedRoutes};
+use crate::config::{routes_from_text, ConfigErrors, LoadedRoutes};
+use crate::source::status::SourceStatus;
 use crate::routing::{ActiveTable, Carried, RouteTable, SharedTable};
 use crate::stamp::{now_rfc3339, sha256_hex, unix_now};
 use crate::telemetry::{Metrics, TableMetrics};
@@ -54,8 +55,30 @@ pub(super) struct InProgress {
     since: String,
 }
 
+/// How a reloader starts: the version and trigger of its first table, and the source it follows
+/// when that is not the routes file.
+pub struct StartAt {
+    /// The version the first table must have (an etcd revision); `None`: the next number.
+    pub version: Option<u64>,
+    pub trigger: Trigger,
+    /// `Some`: the table comes from etcd; `routes_path` is not read.
+    pub source: Option<Arc<SourceStatus>>,
+}
+
+impl Default for StartAt {
+    fn default() -> Self {
+        StartAt {
+            version: None,
+            trigger: Trigger::Startup,
+            source: None,
+        }
+    }
+}
+
 pub struct Reloader {
     routes_path: PathBuf,
+    /// The etcd source's state, when the table comes from etcd.
+    source: Option<Arc<SourceStatus>>,
     /// The routes file as it was just after the startup load: the file watch starts later, and
     /// compares with this to catch a save made in between.
     loaded_fingerprint: Option<Fingerprint>,
@@ -85,6 +108,27 @@ impl Reloader {
         audit_log: &Path,
         metrics: Arc<Metrics>,
     ) -> Result<Reloader, String> {
+        Self::start(
+            routes_path,
+            loaded,
+            StartAt::default(),
+            state_dir,
+            history,
+            audit_log,
+            metrics,
+        )
+    }
+
+    /// [`Reloader::new`] with the first version given by its source (see [`StartAt`]).
+    pub fn start(
+        routes_path: &Path,
+        loaded: LoadedRoutes,
+        start: StartAt,
+        state_dir: &Path,
+        history: Limits,
+        audit_log: &Path,
+        metrics: Arc<Metrics>,
+    ) -> Result<Reloader, String> {
         check_writable(state_dir)?;
         let audit = AuditLog::new(audit_log);
         audit.check_writable()?;
@@ -95,16 +139,20 @@ impl Reloader {
         let before = history.latest().map_or(0, |k| k.info.version);
         let latest = history.latest().map(|k| k.info.clone());
         let (info, result) = match latest {
-            Some(info) if info.sha256 == sha && info.version == history.next_version() - 1 => {
+            Some(info)
+                if info.sha256 == sha
+                    && info.version == history.next_version() - 1
+                    && start.version.is_none_or(|v| v == info.version) =>
+            {
                 history.attach_table(info.version, table.clone());
                 (info, Outcome::NoOp)
             }
             _ => {
                 let info = VersionInfo {
-                    version: history.next_version(),
+                    version: pick_version(start.version, history.next_version()),
                     sha256: sha.clone(),
                     loaded_at: now_rfc3339(),
-                    trigger: Trigger::Startup,
+                    trigger: start.trigger.clone(),
                     rollback_from: None,
                 };
                 (history
@@ -122,7 +170,7 @@ impl Reloader {
             }
         };
         let version = info.version;
-        let mut report = ReloadReport::new(Trigger::Startup, before, None);
+        let mut report = ReloadReport::new(start.trigger, before, None);
         report.result = result;
         report.version_after = version;
         report.sha256 = Some(sha.clone());
@@ -137,6 +185,7 @@ impl Reloader {
         metrics.reload("startup", result.as_str(), Some(unix_now()));
         Ok(Reloader {
             routes_path: routes_path.to_path_buf(),
+            source: start.source,
             loaded_fingerprint: Fingerprint::of(routes_path),
             active: Arc::new(ArcSwap::from_pointee(ActiveTable {
                 metrics: Arc::new(metrics.for_table(&table, None)),
@@ -167,6 +216,11 @@ impl Reloader {
     /// The handle requests load the table from.
     pub fn active(&self) -> SharedTable<TableMetrics> {
         self.active.clone()
+    }
+
+    /// The etcd source's state, when the table comes from etcd.
+    pub fn source(&self) -> Option<&Arc<SourceStatus>> {
+        self.source.as_ref()
     }
 
     pub fn routes_path(&self) -> &Path {
@@ -206,6 +260,13 @@ impl Reloader {
         let mut running = self.begin(&trigger);
         let current = self.active.load();
         let mut report = ReloadReport::new(trigger, current.version, client);
+        if let Some(source) = &self.source {
+            report.errors = vec![format!(
+                "the routing table comes from etcd ({}): change it with `dyegate push`; the routes file is not read",
+                source.prefix
+            )];
+            return self.end(self.fail(report));
+        }
         let bytes = match std::fs::read(&self.routes_path) {
             Ok(b) => b,
             Err(e) => {
@@ -230,8 +291,54 @@ impl Reloader {
         };
         drop(current);
         let (trigger, client) = (report.trigger, report.client);
-        let report = self.commit(&mut running, candidate, trigger, client);
+        let report = self.commit(&mut running, candidate, trigger, client, None);
         self.end(report)
+    }
+
+    /// Trigger: a table from a source other than the routes file (an etcd revision), as
+    /// routes.yaml text. `version` is the number it must get (the revision); `name` names the
+    /// text in messages and `locate` moves each error to where its line came from (the key).
+    /// Content equal to the running table's at a version not above it is a no-op.
+    pub fn apply_source(
+        &self,
+        trigger: Trigger,
+        text: String,
+        version: u64,
+        name: &str,
+        locate: &dyn Fn(ConfigErrors) -> ConfigErrors,
+    ) -> ReloadReport {
+        let mut running = self.begin(&trigger);
+        let current = self.active.load_full();
+        let mut report = ReloadReport::new(trigger, current.version, None);
+        let sha = sha256_hex(text.as_bytes());
+        if sha == current.sha256 && version <= current.version {
+            return self.end(self.no_op(report, sha));
+        }
+        report.sha256 = Some(sha.clone());
+        let started = Instant::now();
+        let candidate = match routes_from_text(name, text.into_bytes(), running.reuse.as_ref()) {
+            Ok(loaded) => Candidate::compiled(loaded, sha, started),
+            Err(errors) => {
+                report.errors = locate(errors).0.iter().map(ToString::to_string).collect();
+                return self.end(self.fail(report));
+            }
+        };
+        drop(current);
+        let trigger = report.trigger;
+        let report = self.commit(&mut running, candidate, trigger, None, Some(version));
+        if let Some(source) = &self.source {
+            source.lock().divergent = false;
+        }
+        self.end(report)
+    }
+
+    /// Records a candidate of `trigger` that could not even be assembled (etcd keys that are
+    /// not a table): failed, the running version keeps serving.
+    pub fn reject(&self, trigger: Trigger, errors: &ConfigErrors) -> ReloadReport {
+        let _running = self.begin(&trigger);
+        let mut report = ReloadReport::new(trigger, self.active.load().version, None);
+        report.errors = errors.0.iter().map(ToString::to_string).collect();
+        self.end(self.fail(report))
     }
 
     /// Trigger: rollback. Applies a kept version again (default: the one before the running
@@ -252,9 +359,14 @@ impl Reloader {
                     candidate,
                     Trigger::Rollback { to: target },
                     client,
+                    None,
                 )
             });
         self.lock_record().in_progress = None;
+        if let (Some(source), Ok(_)) = (&self.source, &result) {
+            // The fleet's table is in etcd; this gateway now serves something else.
+            source.lock().divergent = true;
+        }
         result
     }
 
@@ -307,9 +419,10 @@ impl Reloader {
         Ok((target, candidate))
     }
 
-    /// The number the next version gets.
-    pub(super) fn next_version(&self) -> u64 {
-        self.lock_record().history.next_version()
+    /// The number the next version gets: `requested` (an etcd revision) when it is above every
+    /// number used so far, else the next one.
+    pub(super) fn next_version(&self, requested: Option<u64>) -> u64 {
+        pick_version(requested, self.lock_record().history.next_version())
     }
 
     /// Records an applied version in the history: in memory under the record lock, then in
@@ -364,7 +477,7 @@ impl Reloader {
             .ok()
             .map(|b| sha256_hex(&b));
         let record = self.lock_record();
-        serde_json::json!({
+        let mut status = serde_json::json!({
             "version": active.version,
             "sha256": active.sha256,
             "loaded_at": record.loaded_at,
@@ -387,7 +500,19 @@ impl Reloader {
                 "rollback": self.counters.rollback.load(Ordering::Relaxed),
             },
             "audit_log": self.audit.path().display().to_string(),
-        })
+        });
+        drop(record);
+        if let (Some(source), Some(map)) = (&self.source, status.as_object_mut()) {
+            for k in ["routes_file", "file_sha256", "matches_file"] {
+                map.remove(k);
+            }
+            if let Some(extra) = source.to_json().as_object() {
+                map.extend(extra.clone());
+            }
+        } else if let Some(map) = status.as_object_mut() {
+            map.insert("source".into(), "file".into());
+        }
+        status
     }
 
     pub fn versions(&self) -> Vec<VersionInfo> {
@@ -405,5 +530,20 @@ impl Reloader {
     /// The running table (for `/routes`).
     pub fn table(&self) -> Arc<RouteTable> {
         self.active.load().table.clone()
+    }
+}
+
+/// A version number never given out before: `requested` when it is above every one used
+/// (`next` is the lowest unused), else `next`. An etcd revision at or below a number this
+/// gateway already used (a local rollback took the next number, or etcd was replaced by a new
+/// cluster) cannot be used as is: numbers are never given twice.
+fn pick_version(requested: Option<u64>, next: u64) -> u64 {
+    match requested {
+        Some(v) if v >= next => v,
+        Some(v) => {
+            log::warn!("etcd revision {v} is not above the versions this gateway already used: applied as version {next}");
+            next
+        }
+        None => next,
     }
 }
