@@ -4,8 +4,8 @@ use clap::{Parser, Subcommand};
 use dyegate::admin::client;
 use dyegate::config::{diff::diff, load_routes, ConfigErrors, Gateway};
 use dyegate::reload::{Reloader, StartAt};
-use dyegate::source::fleet;
 use dyegate::server::{self, RunOptions};
+use dyegate::source::fleet;
 use dyegate::telemetry::Metrics;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -338,12 +338,11 @@ fn main() -> ExitCode {
             to,
             fleet: true,
         } => match to {
-            Some(to) => fleet_result(fleet::rollback(
-                default_config(admin.config).as_deref(),
-                to,
-            )),
+            Some(to) => fleet_result(fleet::rollback(default_config(admin.config).as_deref(), to)),
             None => {
-                eprintln!("dyegate rollback --fleet: --to REVISION is required (see dyegate versions)");
+                eprintln!(
+                    "dyegate rollback --fleet: --to REVISION is required (see dyegate versions)"
+                );
                 ExitCode::FAILURE
             }
         },

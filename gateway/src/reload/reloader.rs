@@ -15,8 +15,8 @@ use super::watcher::Fingerprint;
 use crate::config::incremental::Reuse;
 use crate::config::model::RoutesConfig;
 use crate::config::{routes_from_text, ConfigErrors, LoadedRoutes};
-use crate::source::status::SourceStatus;
 use crate::routing::{ActiveTable, Carried, RouteTable, SharedTable};
+use crate::source::status::SourceStatus;
 use crate::stamp::{now_rfc3339, sha256_hex, unix_now};
 use crate::telemetry::{Metrics, TableMetrics};
 use arc_swap::ArcSwap;
@@ -312,6 +312,11 @@ impl Reloader {
         let mut report = ReloadReport::new(trigger, current.version, None);
         let sha = sha256_hex(text.as_bytes());
         if sha == current.sha256 && version <= current.version {
+            // Serving the fleet's table already (e.g. a local rollback to what the fleet then
+            // rolled back to): not divergent any more.
+            if let Some(source) = &self.source {
+                source.lock().divergent = false;
+            }
             return self.end(self.no_op(report, sha));
         }
         report.sha256 = Some(sha.clone());
@@ -324,11 +329,12 @@ impl Reloader {
             }
         };
         drop(current);
-        let trigger = report.trigger;
-        let report = self.commit(&mut running, candidate, trigger, None, Some(version));
+        // Cleared before the swap: a reader that sees this version never sees it divergent.
         if let Some(source) = &self.source {
             source.lock().divergent = false;
         }
+        let trigger = report.trigger;
+        let report = self.commit(&mut running, candidate, trigger, None, Some(version));
         self.end(report)
     }
 

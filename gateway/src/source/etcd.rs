@@ -42,7 +42,11 @@ pub struct Initial {
 /// Reads the fleet's table before the server starts. etcd unreachable, or its table invalid:
 /// the table cached in `state_dir` (the last applied version), with a warning; neither: an
 /// error that says what to do.
-pub fn initial(settings: &EtcdSettings, state_dir: &std::path::Path, limits: HistoryLimits) -> Result<Initial, String> {
+pub fn initial(
+    settings: &EtcdSettings,
+    state_dir: &std::path::Path,
+    limits: HistoryLimits,
+) -> Result<Initial, String> {
     let status = Arc::new(SourceStatus::new(settings));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -87,9 +91,16 @@ pub fn initial(settings: &EtcdSettings, state_dir: &std::path::Path, limits: His
     };
     let history = History::load(state_dir, limits);
     let Some(kept) = history.latest() else {
-        return Err(format!("{problem}, and state_dir {} has no cached table to start from", state_dir.display()));
+        return Err(format!(
+            "{problem}, and state_dir {} has no cached table to start from",
+            state_dir.display()
+        ));
     };
-    let name = format!("{}/versions/{}.yaml", state_dir.display(), kept.info.version);
+    let name = format!(
+        "{}/versions/{}.yaml",
+        state_dir.display(),
+        kept.info.version
+    );
     let loaded = routes_from_text(&name, kept.text.as_bytes().to_vec(), None)
         .map_err(|e| format!("{problem}, and the cached table no longer compiles:\n{e}"))?;
     warn!(
@@ -155,7 +166,14 @@ impl EtcdSource {
         status: Arc<SourceStatus>,
         start: Option<(u64, String)>,
     ) -> EtcdSource {
-        EtcdSource { settings, reloader, metrics, lifecycle, status, start }
+        EtcdSource {
+            settings,
+            reloader,
+            metrics,
+            lifecycle,
+            status,
+            start,
+        }
     }
 
     fn set_connected(&self, connected: bool, error: Option<String>) {
@@ -214,11 +232,20 @@ impl EtcdSource {
                 let (seen, generation) = (table.read_revision, table.generation.clone());
                 let version = table.revision;
                 self.apply(table, version).await;
-                Ok(Position { seen: Some(seen), generation: Some(generation) })
+                Ok(Position {
+                    seen: Some(seen),
+                    generation: Some(generation),
+                })
             }
             None => {
-                warn!("etcd: no table under {} yet; serving the current one", self.settings.prefix);
-                Ok(Position { seen: None, generation: None })
+                warn!(
+                    "etcd: no table under {} yet; serving the current one",
+                    self.settings.prefix
+                );
+                Ok(Position {
+                    seen: None,
+                    generation: None,
+                })
             }
         }
     }
@@ -238,7 +265,10 @@ impl EtcdSource {
         }
         let prefix = &self.settings.prefix;
         let start = pos.seen.map_or(0, |r| r as i64 + 1);
-        let options = WatchOptions::new().with_prefix().with_start_revision(start).with_progress_notify();
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(start)
+            .with_progress_notify();
         let (_watcher, mut stream) = match client.watch(prefix.as_str(), Some(options)).await {
             Ok(w) => w,
             Err(e) => return End::Lost(StoreError::Etcd(format!("watching {prefix}: {e}"))),
@@ -270,7 +300,9 @@ impl EtcdSource {
                 let revision = kv.mod_revision().max(0) as u64;
                 let relevant = if key == current_key {
                     pos.generation = match ev.event_type() {
-                        EventType::Put => Some(String::from_utf8_lossy(kv.value()).trim().to_string()),
+                        EventType::Put => {
+                            Some(String::from_utf8_lossy(kv.value()).trim().to_string())
+                        }
                         EventType::Delete => None,
                     };
                     true

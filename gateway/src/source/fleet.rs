@@ -21,9 +21,13 @@ pub struct Fleet {
 /// The etcd settings of gateway.yaml, or why there are none.
 pub fn settings(config: Option<&Path>) -> Result<EtcdSettings, String> {
     let gw = Gateway::load(config).map_err(|e| e.to_string())?;
-    let name = config.map_or_else(|| "the built-in defaults".into(), |p| p.display().to_string());
-    gw.etcd
-        .ok_or_else(|| format!("{name} has no `source: {{ etcd: ... }}`: there is no fleet table to use"))
+    let name = config.map_or_else(
+        || "the built-in defaults".into(),
+        |p| p.display().to_string(),
+    );
+    gw.etcd.ok_or_else(|| {
+        format!("{name} has no `source: {{ etcd: ... }}`: there is no fleet table to use")
+    })
 }
 
 impl Fleet {
@@ -35,7 +39,11 @@ impl Fleet {
         let client = runtime
             .block_on(store::connect(&settings))
             .map_err(|e| e.to_string())?;
-        Ok(Fleet { settings, runtime, client })
+        Ok(Fleet {
+            settings,
+            runtime,
+            client,
+        })
     }
 
     fn prefix(&self) -> &str {
@@ -88,7 +96,10 @@ fn model_of(prefix: &str, table: &Table) -> Arc<RoutesConfig> {
     match super::etcd::compile(prefix, table, None) {
         Ok(l) => l.model,
         Err(e) => {
-            eprintln!("note: the fleet's table at revision {} is invalid:\n{e}", table.revision);
+            eprintln!(
+                "note: the fleet's table at revision {} is invalid:\n{e}",
+                table.revision
+            );
             Arc::new(RoutesConfig::default())
         }
     }
@@ -111,10 +122,11 @@ pub fn push(config: Option<&Path>, file: &Path) -> Result<(), String> {
     let current = fleet.read(None)?;
     let prefix = fleet.prefix().to_string();
     if let Some(table) = &current {
-        let new_kvs: Vec<(String, String)> = entries
+        let mut new_kvs: Vec<(String, String)> = entries
             .iter()
             .map(|e| (format!("{}{}", table.dir(&prefix), e.key), e.value.clone()))
             .collect();
+        new_kvs.sort();
         if table.kvs == new_kvs {
             println!("no changes: the fleet is at revision {}", table.revision);
             return Ok(());
@@ -122,7 +134,10 @@ pub fn push(config: Option<&Path>, file: &Path) -> Result<(), String> {
         println!("diff against the fleet's revision {}:", table.revision);
         print_diff(&diff(&model_of(&prefix, table), &loaded.model));
     } else {
-        println!("no table under {prefix} yet: {} routes, {} upstreams", loaded.routes, loaded.upstreams);
+        println!(
+            "no table under {prefix} yet: {} routes, {} upstreams",
+            loaded.routes, loaded.upstreams
+        );
     }
     let revision = fleet.write(&entries, current.as_ref())?;
     println!("pushed {}: revision {revision}", file.display());
@@ -151,9 +166,10 @@ pub fn etcd_side(arg: &str) -> Option<Result<Option<u64>, String>> {
     let rest = arg.strip_prefix("etcd:")?;
     Some(match rest {
         "" => Ok(None),
-        r => r.parse().map(Some).map_err(|_| {
-            format!("{arg}: expected etcd: (the fleet's table now) or etcd:REVISION")
-        }),
+        r => r
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{arg}: expected etcd: (the fleet's table now) or etcd:REVISION")),
     })
 }
 
@@ -194,10 +210,16 @@ pub fn rollback(config: Option<&Path>, to: u64) -> Result<(), String> {
             && (table.kvs.iter().zip(&entries))
                 .all(|((k, v), e)| k.strip_prefix(&dir) == Some(e.key.as_str()) && *v == e.value);
         if same {
-            println!("no changes: the fleet's table (revision {}) is already that of revision {to}", table.revision);
+            println!(
+                "no changes: the fleet's table (revision {}) is already that of revision {to}",
+                table.revision
+            );
             return Ok(());
         }
-        println!("diff from the fleet's revision {} to revision {to}:", table.revision);
+        println!(
+            "diff from the fleet's revision {} to revision {to}:",
+            table.revision
+        );
         print_diff(&diff(&model_of(&prefix, table), &model_of(&prefix, &old)));
     }
     let revision = fleet.write(&entries, current.as_ref())?;

@@ -135,7 +135,11 @@ pub fn assemble(dir: &str, mut kvs: Vec<(String, String)>) -> Result<Assembled, 
             .unwrap_or("");
         let (list, ok, expected) = if rel.starts_with(UPSTREAMS) {
             let ok = !first.is_empty() && !first.starts_with('-');
-            (&mut upstreams, ok, "one upstream, `NAME: { targets: [...] }`")
+            (
+                &mut upstreams,
+                ok,
+                "one upstream, `NAME: { targets: [...] }`",
+            )
         } else if rel.starts_with(ROUTES) {
             let ok = first == "-" || first.starts_with("- ");
             (&mut routes, ok, "one route, `- name: ...`")
@@ -200,7 +204,9 @@ impl Assembled {
     /// Relocates an error found in the assembled text to the key its line came from
     /// (`etcd:/dyegate/prod/tables/G/routes/000004-shop:4:17`).
     pub fn locate(&self, mut e: ConfigError) -> ConfigError {
-        let i = self.spans.partition_point(|(first, _)| *first <= e.mark.line);
+        let i = self
+            .spans
+            .partition_point(|(first, _)| *first <= e.mark.line);
         match i.checked_sub(1).map(|i| &self.spans[i]) {
             Some((first, key)) => {
                 e.file = format!("etcd:{key}");

@@ -39,7 +39,10 @@ fn entries_are_keyed_in_file_order_and_dedented() {
             "routes/000002-api_v2"
         ]
     );
-    assert_eq!(entries[1].value, "shop-canary:\n  targets:\n    - 127.0.0.1:9002\n");
+    assert_eq!(
+        entries[1].value,
+        "shop-canary:\n  targets:\n    - 127.0.0.1:9002\n"
+    );
     assert!(entries[2].value.starts_with("- name: shop\n  match:"));
     assert!(entries[2].value.ends_with("# the API\n"));
 }
@@ -79,7 +82,7 @@ fn a_value_that_is_not_one_entry_is_located_at_its_key() {
         (format!("{dir}upstreams/000001-u"), "".to_string()),
         (format!("{dir}other"), "x: 1\n".to_string()),
     ];
-    let errors = assemble(&dir, kvs).err().expect("invalid").to_string();
+    let errors = assemble(&dir, kvs).expect_err("invalid").to_string();
     assert_eq!(
         errors,
         "etcd:/p/tables/g/other:1:1: found a key that is neither upstreams/... nor routes/..., expected only those under a table\n\
@@ -90,6 +93,6 @@ fn a_value_that_is_not_one_entry_is_located_at_its_key() {
 
 #[test]
 fn a_file_outside_the_block_layout_is_refused() {
-    let e = entries_of("{upstreams: {}, routes: []}\n").err().expect("refused");
+    let e = entries_of("{upstreams: {}, routes: []}\n").expect_err("refused");
     assert!(e.contains("plain block layout"), "{e}");
 }

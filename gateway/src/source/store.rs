@@ -78,7 +78,10 @@ pub async fn connect(s: &EtcdSettings) -> Result<Client, StoreError> {
         .with_connect_timeout(s.dial_timeout)
         .with_timeout(REQUEST_TIMEOUT)
         // A watch on a dead member must fail, not hang: HTTP/2 pings on the idle stream.
-        .with_keep_alive(Duration::from_secs(2), s.dial_timeout.max(Duration::from_secs(1)));
+        .with_keep_alive(
+            Duration::from_secs(2),
+            s.dial_timeout.max(Duration::from_secs(1)),
+        );
     if let Some((user, password)) = &s.user {
         options = options.with_user(user.clone(), password.clone());
     }
@@ -88,7 +91,11 @@ pub async fn connect(s: &EtcdSettings) -> Result<Client, StoreError> {
         Client::connect(&s.endpoints, Some(options)),
     )
     .await
-    .map_err(|_| StoreError::Etcd(format!("etcd {endpoints}: no answer within the dial timeout")))?
+    .map_err(|_| {
+        StoreError::Etcd(format!(
+            "etcd {endpoints}: no answer within the dial timeout"
+        ))
+    })?
     .map_err(|e| etcd_error(&format!("etcd {endpoints}"), e))?;
     Ok(client)
 }
@@ -208,7 +215,10 @@ pub async fn write(
     let batches = batches(&puts);
     let (staged, last) = batches.split_at(batches.len().saturating_sub(1));
     for batch in staged {
-        let ops: Vec<TxnOp> = batch.iter().map(|(k, v)| TxnOp::put(k.as_str(), *v, None)).collect();
+        let ops: Vec<TxnOp> = batch
+            .iter()
+            .map(|(k, v)| TxnOp::put(k.as_str(), *v, None))
+            .collect();
         (client.txn(Txn::new().and_then(ops)).await)
             .map_err(|e| etcd_error(&format!("writing {dir}"), e))?;
     }
@@ -221,8 +231,12 @@ pub async fn write(
         // An edit made inside the served generation (etcdctl) is a change too.
         let old_dir = generation_dir(prefix, old);
         compares.push(
-            Compare::mod_revision(old_dir.as_str(), CompareOp::Less, expect.read_revision as i64 + 1)
-                .with_range(prefix_end(&old_dir)),
+            Compare::mod_revision(
+                old_dir.as_str(),
+                CompareOp::Less,
+                expect.read_revision as i64 + 1,
+            )
+            .with_range(prefix_end(&old_dir)),
         );
     }
     let mut ops: Vec<TxnOp> = (last.first().into_iter().flatten())
@@ -262,7 +276,9 @@ fn batches<'a>(puts: &'a [(String, &'a str)]) -> Vec<Vec<(String, &'a str)>> {
     let mut bytes = 0;
     for (k, v) in puts {
         let size = k.len() + v.len() + 16;
-        let full = out.last().is_some_and(|b| b.len() + 3 >= MAX_OPS || bytes + size > MAX_BYTES);
+        let full = out
+            .last()
+            .is_some_and(|b| b.len() + 3 >= MAX_OPS || bytes + size > MAX_BYTES);
         if full {
             out.push(Vec::new());
             bytes = 0;
