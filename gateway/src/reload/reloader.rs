@@ -553,3 +553,17 @@ fn pick_version(requested: Option<u64>, next: u64) -> u64 {
         None => next,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pick_version;
+
+    #[test]
+    fn a_source_version_is_used_only_above_every_number_given_out() {
+        assert_eq!(pick_version(None, 5), 5);
+        assert_eq!(pick_version(Some(9), 5), 9);
+        assert_eq!(pick_version(Some(5), 5), 5);
+        // At or below a number already used (a local rollback took it): the next one.
+        assert_eq!(pick_version(Some(4), 5), 5);
+    }
+}

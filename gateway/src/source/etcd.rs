@@ -269,12 +269,15 @@ impl EtcdSource {
             .with_prefix()
             .with_start_revision(start)
             .with_progress_notify();
-        let (_watcher, mut stream) = match client.watch(prefix.as_str(), Some(options)).await {
+        let mut watch_client = client
+            .watch_client()
+            .max_decoding_message_size(store::MAX_ANSWER);
+        let (_watcher, mut stream) = match watch_client.watch(prefix.as_str(), Some(options)).await
+        {
             Ok(w) => w,
             Err(e) => return End::Lost(StoreError::Etcd(format!("watching {prefix}: {e}"))),
         };
         self.set_connected(true, None);
-        let current_key = format!("{prefix}{CURRENT}");
         loop {
             let message = tokio::select! {
                 _ = shutdown.changed() => return End::Shutdown,
@@ -292,39 +295,31 @@ impl EtcdSource {
                     resp.cancel_reason()
                 ));
             }
-            // Revisions in order; each one that touches the table is one candidate.
-            let mut changed: Vec<u64> = Vec::new();
-            for ev in resp.events() {
-                let Some(kv) = ev.kv() else { continue };
-                let key = String::from_utf8_lossy(kv.key());
-                let revision = kv.mod_revision().max(0) as u64;
-                let relevant = if key == current_key {
-                    pos.generation = match ev.event_type() {
-                        EventType::Put => {
-                            Some(String::from_utf8_lossy(kv.value()).trim().to_string())
-                        }
-                        EventType::Delete => None,
-                    };
-                    true
-                } else {
-                    (pos.generation.as_ref())
-                        .is_some_and(|g| key.starts_with(&generation_dir(prefix, g)))
-                };
-                if relevant && changed.last() != Some(&revision) {
-                    changed.push(revision);
-                }
-                pos.seen = Some(pos.seen.unwrap_or(0).max(revision));
-            }
+            // Revisions in order; each one that touches the table is one candidate. What was
+            // seen moves on only once a revision is applied: a connection lost half-way resumes
+            // at the first revision not applied.
+            let mut generation = pos.generation.clone();
+            let (changed, last) = changed_revisions(prefix, resp.events(), &mut generation);
             for revision in changed {
                 match store::read(&mut client, prefix, Some(revision)).await {
-                    Ok(Some(table)) => self.apply(table, revision).await,
+                    Ok(Some(table)) => {
+                        let g = table.generation.clone();
+                        self.apply(table, revision).await;
+                        pos.generation = Some(g);
+                    }
                     Ok(None) => {
-                        error!("etcd: revision {revision} removed {current_key}; the last good table keeps serving");
+                        error!("etcd: revision {revision} removed {prefix}{CURRENT}; the last good table keeps serving");
                         self.status.lock().rejected_revision = Some(revision);
+                        pos.generation = None;
                     }
                     Err(StoreError::Compacted(m)) => return End::Relist(m),
                     Err(e) => return End::Lost(e),
                 }
+                pos.seen = Some(revision);
+            }
+            if let Some(last) = last {
+                pos.seen = Some(pos.seen.unwrap_or(0).max(last));
+                pos.generation = generation;
             }
             if resp.events().is_empty() {
                 if let Some(h) = resp.header() {
@@ -333,6 +328,37 @@ impl EtcdSource {
             }
         }
     }
+}
+
+/// The revisions among `events` that change the table (`current`, or a key of the generation
+/// it names, followed through the events), in order, and the last revision of all events.
+fn changed_revisions(
+    prefix: &str,
+    events: &[etcd_client::Event],
+    generation: &mut Option<String>,
+) -> (Vec<u64>, Option<u64>) {
+    let current_key = format!("{prefix}{CURRENT}");
+    let mut changed: Vec<u64> = Vec::new();
+    let mut last = None;
+    for ev in events {
+        let Some(kv) = ev.kv() else { continue };
+        let key = String::from_utf8_lossy(kv.key());
+        let revision = kv.mod_revision().max(0) as u64;
+        let relevant = if key == current_key {
+            *generation = match ev.event_type() {
+                EventType::Put => Some(String::from_utf8_lossy(kv.value()).trim().to_string()),
+                EventType::Delete => None,
+            };
+            true
+        } else {
+            (generation.as_ref()).is_some_and(|g| key.starts_with(&generation_dir(prefix, g)))
+        };
+        if relevant && changed.last() != Some(&revision) {
+            changed.push(revision);
+        }
+        last = Some(revision);
+    }
+    (changed, last)
 }
 
 #[async_trait]

@@ -14,6 +14,9 @@ const MAX_OPS: usize = 120;
 const MAX_BYTES: usize = 1024 * 1024;
 /// Keys per page when reading a table.
 const PAGE: i64 = 500;
+/// Largest answer accepted from etcd: a page of keys, or one watch answer (the switch to a new
+/// table deletes every key of the old one in one revision: about 100 bytes an entry).
+pub const MAX_ANSWER: usize = 256 * 1024 * 1024;
 /// Longest single request (a large table is read in pages and written in batches).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -113,12 +116,14 @@ async fn range(
     let end = prefix_end(dir);
     let mut from = dir.as_bytes().to_vec();
     let mut out = Vec::new();
+    // A page of large entries can pass tonic's default 4 MiB answer limit.
+    let mut kv = client.kv_client().max_decoding_message_size(MAX_ANSWER);
     loop {
         let opts = GetOptions::new()
             .with_range(end.clone())
             .with_limit(PAGE)
             .with_revision(revision);
-        let resp = (client.get(from.clone(), Some(opts)).await)
+        let resp = (kv.get(from.clone(), Some(opts)).await)
             .map_err(|e| etcd_error(&format!("reading {dir}"), e))?;
         for kv in resp.kvs() {
             out.push((utf8(kv.key()), utf8(kv.value()), kv.mod_revision()));
