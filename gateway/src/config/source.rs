@@ -147,3 +147,73 @@ fn endpoint(e: &str) -> Result<String, String> {
         _ => Err(format!("found {e:?}, expected http://HOST:PORT")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(username: Option<&str>, password_file: Option<&str>) -> SourceConfig {
+        SourceConfig {
+            etcd: Some(EtcdConfig {
+                endpoints: vec!["http://127.0.0.1:2379/".into()],
+                prefix: "/dyegate/prod/".into(),
+                username: username.map(Into::into),
+                password_file: password_file.map(Into::into),
+                dial_timeout_ms: 2000,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_password_is_read_from_its_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("etcd.pass"), "s3cret\n").expect("write");
+        let mut issues = Vec::new();
+        let s = source_settings(
+            Some(&config(Some("dyegate"), Some("etcd.pass"))),
+            false,
+            dir.path(),
+            &mut issues,
+        );
+        assert_eq!(issues, []);
+        let s = s.expect("settings");
+        assert_eq!(s.user, Some(("dyegate".into(), "s3cret".into())));
+        assert_eq!(s.endpoints, ["http://127.0.0.1:2379"]);
+    }
+
+    #[test]
+    fn username_and_password_file_go_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut issues = Vec::new();
+        source_settings(
+            Some(&config(Some("u"), None)),
+            false,
+            dir.path(),
+            &mut issues,
+        );
+        source_settings(
+            Some(&config(None, Some("p"))),
+            false,
+            dir.path(),
+            &mut issues,
+        );
+        source_settings(
+            Some(&config(Some("u"), Some("missing"))),
+            false,
+            dir.path(),
+            &mut issues,
+        );
+        let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "source.etcd.username",
+                "source.etcd.password_file",
+                "source.etcd.password_file"
+            ]
+        );
+        assert!(issues[2]
+            .message
+            .starts_with("found \"missing\", which cannot be read"));
+    }
+}
