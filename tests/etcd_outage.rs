@@ -111,13 +111,18 @@ async fn fleet_rollback_is_a_new_revision_and_a_local_rollback_diverges() {
     assert_eq!(out.code, Some(0), "{out}");
     let r3 = etcd_support::revision_printed(&out).expect("a revision");
     assert!(r3 > r2);
+    // The local rollback took the next number, which may be r3 itself: wait on the fleet's
+    // revision, not on the version.
     for gw in [&a, &b] {
-        let s = gw
-            .wait_for_status(SETTLE, "the fleet rollback", |s| s["version"] == r3)
-            .await;
-        assert_eq!(s["divergent"], false, "{s:#}");
+        gw.wait_for_status(SETTLE, "the fleet rollback", |s| {
+            s["etcd"]["revision"] == r3 && s["divergent"] == false
+        })
+        .await;
         assert_eq!(answered_by(gw).await, "blue");
     }
+    assert_eq!(b.version().await, r3);
+    let versions = a.admin_get("/versions").await.to_string();
+    assert!(versions.contains("\"trigger\":\"rollback\""), "{versions}");
     let compacted = a.config().cli(&["rollback", "--fleet"]);
     assert_eq!(compacted.code, Some(1), "{compacted}");
 }
