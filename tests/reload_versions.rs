@@ -397,6 +397,12 @@ async fn the_audit_log_is_reopened_after_logrotate_moves_it() {
     let fx = Fixture::new();
     let gw = GatewayConfig::new(&fx.routes_to("blue")).start();
     edit(&gw, &fx.routes_to("green"), 2).await;
+    // The swap is visible before commit appends its audit line: rotate after it.
+    assert!(dyegate_suite::wait_until(SETTLE, || gw
+        .config()
+        .audit_records()
+        .len()
+        == 2));
 
     let rotated = gw.config().path("state/audit.log.1");
     std::fs::rename(gw.config().audit_log(), &rotated).expect("rotating the audit log");

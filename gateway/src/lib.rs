@@ -24,6 +24,7 @@
 //! - [`lifecycle`]: requests in flight, draining at handover, early exit; pid file, early SIGHUP.
 //! - [`upgrade`]: `dyegate upgrade`, the binary upgrade dance around Pingora's socket handover.
 //! - [`telemetry`]: Prometheus metrics, the JSON access log, W3C trace context and OTLP spans.
+//! - [`source`]: where tables come from besides the routes file: etcd (list, watch, push).
 //! - [`server`]: wiring of the Pingora server (listeners, signals, upgrade socket).
 //! - [`stamp`]: content hashes and times, as recorded.
 
@@ -38,6 +39,7 @@ pub mod reload;
 pub mod rollout;
 pub mod routing;
 pub mod server;
+pub mod source;
 pub mod stamp;
 pub mod telemetry;
 pub mod upgrade;

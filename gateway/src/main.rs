@@ -4,9 +4,10 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use dyegate::admin::client;
 use dyegate::config::schema::{schema_json, SchemaFile};
 use dyegate::config::{diff::diff, load_routes, ConfigErrors, Gateway};
-use dyegate::reload::{Overlay, Reloader};
+use dyegate::reload::{Overlay, Reloader, StartAt};
 use dyegate::rollout::Controller;
 use dyegate::server::{self, RunOptions};
+use dyegate::source::fleet;
 use dyegate::telemetry::Metrics;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,19 +58,45 @@ enum Command {
         /// Routes file to check instead of the one gateway.yaml names.
         routes: Option<PathBuf>,
     },
-    /// Print the semantic diff between two routes files (a preview before saving).
-    Diff { old: PathBuf, new: PathBuf },
+    /// Print the semantic diff between two routes files (a preview before saving); either side
+    /// may be `etcd:` (the fleet's table now) or `etcd:REV`.
+    Diff {
+        old: String,
+        new: String,
+        /// gateway.yaml with `source: { etcd: ... }` (for an `etcd:` side)
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a routes file and write it to etcd as the fleet's table (one new revision).
+    Push {
+        routes: PathBuf,
+        /// gateway.yaml with `source: { etcd: ... }` (default: ./gateway.yaml)
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+    },
+    /// Write the fleet's table in etcd as one routes.yaml (stdout by default).
+    Pull {
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// gateway.yaml with `source: { etcd: ... }` (default: ./gateway.yaml)
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+    },
     /// Show the running version, whether it matches the file on disk, and the last error.
     Status(AdminArgs),
     /// Reload routes.yaml now (same pipeline as a file change or SIGHUP).
     Reload(AdminArgs),
-    /// Swap back to a kept version (default: the previous one).
+    /// Swap back to a kept version (default: the previous one). With --fleet: write the table
+    /// of etcd revision --to back as the fleet's new revision.
     Rollback {
         #[command(flatten)]
         admin: AdminArgs,
-        /// Version to restore
+        /// Version to restore (with --fleet: the etcd revision)
         #[arg(long)]
         to: Option<u64>,
+        /// Roll back the whole fleet in etcd instead of this gateway alone.
+        #[arg(long)]
+        fleet: bool,
     },
     /// List the kept versions.
     Versions(AdminArgs),
@@ -159,6 +186,11 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
     let mut max_file_bytes = dyegate::config::bounds::DEFAULT_MAX_FILE_BYTES;
     let routes_path = match &config {
         Some(c) => match Gateway::load(Some(c)) {
+            Ok(gw) if routes.is_none() && gw.etcd.is_some() => {
+                let prefix = gw.etcd.map(|e| e.prefix).unwrap_or_default();
+                println!("OK: {} (the routing table comes from etcd under {prefix}; `dyegate push FILE` checks a table before writing it)", c.display());
+                return ExitCode::SUCCESS;
+            }
             Ok(gw) => {
                 max_file_bytes = gw.config.reload.max_file_bytes;
                 Some(gw.routes_path)
@@ -188,18 +220,19 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn diff_files(old: &Path, new: &Path) -> ExitCode {
-    let max = dyegate::config::bounds::DEFAULT_MAX_FILE_BYTES;
-    let (a, b) = match (load_routes(old, max), load_routes(new, max)) {
+fn diff_sides(old: &str, new: &str, config: Option<PathBuf>) -> ExitCode {
+    let config = default_config(config);
+    let side = |s: &str| fleet::side_model(config.as_deref(), s);
+    let (a, b) = match (side(old), side(new)) {
         (Ok(a), Ok(b)) => (a, b),
         (a, b) => {
             for e in [a.err(), b.err()].into_iter().flatten() {
-                print_errors(&e, true);
+                println!("{e}");
             }
             return ExitCode::from(2);
         }
     };
-    let d = diff(&a.model, &b.model);
+    let d = diff(&a, &b);
     if d.is_empty() {
         println!("no changes");
     } else {
@@ -236,6 +269,17 @@ fn rollout_request(
         (Some(a), Some(_)) => Err(format!(
             "rollout: found {a:?}, expected status, pause, resume, promote or abort"
         )),
+    }
+}
+
+/// Prints a fleet command's error and exits 1.
+fn fleet_result(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -283,44 +327,64 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The rollouts kept in state_dir write their steps into the file's text before it is
-    // compiled: a restarted or upgraded gateway serves the step it was on.
     let metrics = Metrics::new();
     let rollouts = Controller::new(&gw.state_dir, metrics.clone());
-    let loaded = match std::fs::read(&gw.routes_path)
-        .map_err(|e| {
-            let file = gw.routes_path.display().to_string();
-            ConfigErrors(vec![dyegate::config::load::unreadable(&file, &e)])
-        })
-        .and_then(|bytes| {
-            let (bytes, _) = rollouts.overlay(bytes, "startup");
-            dyegate::config::routes_from_text_within(
-                &gw.routes_path.display().to_string(),
-                bytes,
-                None,
-                gw.config.reload.max_file_bytes,
-            )
-        }) {
-        Ok(l) => l,
-        Err(e) => {
-            print_errors(&e, false);
-            eprintln!("dyegate: not started: invalid {}", gw.routes_path.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    log::info!(
-        "loaded {}: {} routes, {} upstreams",
-        gw.routes_path.display(),
-        loaded.routes,
-        loaded.upstreams
-    );
     let history = dyegate::reload::HistoryLimits {
         count: gw.config.reload.history,
         bytes: gw.config.reload.history_max_bytes,
     };
-    let reloader = match Reloader::new(
+    let (loaded, start, etcd_read) = match &gw.etcd {
+        Some(settings) => match dyegate::source::etcd::initial(settings, &gw.state_dir, history) {
+            Ok(i) => {
+                let start = StartAt {
+                    version: Some(i.version),
+                    trigger: i.trigger,
+                    source: Some(i.status),
+                };
+                (i.loaded, start, i.read)
+            }
+            Err(e) => {
+                eprintln!("dyegate: not started: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        // The rollouts kept in state_dir write their steps into the file's text before it is
+        // compiled: a restarted or upgraded gateway serves the step it was on.
+        None => match std::fs::read(&gw.routes_path)
+            .map_err(|e| {
+                let file = gw.routes_path.display().to_string();
+                ConfigErrors(vec![dyegate::config::load::unreadable(&file, &e)])
+            })
+            .and_then(|bytes| {
+                let (bytes, _) = rollouts.overlay(bytes, "startup");
+                dyegate::config::routes_from_text_within(
+                    &gw.routes_path.display().to_string(),
+                    bytes,
+                    None,
+                    gw.config.reload.max_file_bytes,
+                )
+            }) {
+            Ok(l) => (l, StartAt::default(), None),
+            Err(e) => {
+                print_errors(&e, false);
+                eprintln!("dyegate: not started: invalid {}", gw.routes_path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    log::info!(
+        "loaded {}: {} routes, {} upstreams",
+        gw.etcd.as_ref().map_or_else(
+            || gw.routes_path.display().to_string(),
+            |e| format!("etcd:{}", e.prefix)
+        ),
+        loaded.routes,
+        loaded.upstreams
+    );
+    let reloader = match Reloader::start(
         &gw.routes_path,
         loaded,
+        start,
         &gw.state_dir,
         history,
         &gw.audit_log,
@@ -333,7 +397,7 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         }
     };
     rollouts.attach(reloader.clone());
-    server::run(gw, reloader, rollouts, metrics, opts)
+    server::run(gw, reloader, rollouts, metrics, opts, etcd_read)
 }
 
 /// What `dyegate schema`, `dyegate completions` and `dyegate man` print or write: generated
@@ -391,10 +455,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config, routes } => check(config, routes),
-        Command::Diff { old, new } => diff_files(&old, &new),
+        Command::Diff { old, new, config } => diff_sides(&old, &new, config),
         Command::Schema { file } => print_docs(Docs::Schema(file)),
         Command::Completions { shell } => print_docs(Docs::Completions(shell)),
         Command::Man { dir } => print_docs(Docs::Man(dir)),
+        Command::Push { routes, config } => {
+            fleet_result(fleet::push(default_config(config).as_deref(), &routes))
+        }
+        Command::Pull { output, config } => fleet_result(fleet::pull(
+            default_config(config).as_deref(),
+            output.as_deref(),
+        )),
         Command::Status(a) => admin_call(a, "GET", "/status", None),
         Command::Versions(a) => admin_call(a, "GET", "/versions", None),
         Command::Upstreams(a) => admin_call(a, "GET", "/upstreams", None),
@@ -411,7 +482,20 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Rollback { admin, to } => {
+        Command::Rollback {
+            admin,
+            to,
+            fleet: true,
+        } => match to {
+            Some(to) => fleet_result(fleet::rollback(default_config(admin.config).as_deref(), to)),
+            None => {
+                eprintln!(
+                    "dyegate rollback --fleet: --to REVISION is required (see dyegate versions)"
+                );
+                ExitCode::FAILURE
+            }
+        },
+        Command::Rollback { admin, to, .. } => {
             let body = to.map(|v| format!("{{\"to\": {v}}}"));
             admin_call(admin, "POST", "/rollback", body)
         }

@@ -10,6 +10,7 @@ use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
 use crate::proxy::DyegateProxy;
 use crate::reload::{ReloadService, Reloader};
 use crate::rollout::{Controller, RolloutService};
+use crate::source::etcd::EtcdSource;
 use crate::telemetry::access_log::Destination;
 use crate::telemetry::{AccessLog, Metrics, Tracing};
 use pingora::apps::HttpServerOptions;
@@ -47,12 +48,16 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
 }
 
 /// Builds the server and runs it until it is told to stop. Never returns.
+///
+/// `etcd_read`: where the startup read of etcd left off (store revision, generation), when the
+/// table comes from etcd and etcd answered.
 pub fn run(
     gw: Gateway,
     reloader: Arc<Reloader>,
     rollouts: Arc<Controller>,
     metrics: Arc<Metrics>,
     opts: RunOptions,
+    etcd_read: Option<(u64, String)>,
 ) -> ! {
     let conf = server_conf(&gw, opts);
     let opt = Opt {
@@ -113,6 +118,18 @@ pub fn run(
     let service = proxy_service(&server, &gw, proxy, &metrics);
     server.add_service(service);
 
+    if let (Some(settings), Some(status)) = (&gw.etcd, reloader.source()) {
+        let source = EtcdSource::new(
+            settings.clone(),
+            reloader.clone(),
+            metrics.clone(),
+            lifecycle.clone(),
+            status.clone(),
+            etcd_read,
+        );
+        server.add_service(background_service("etcd source", source));
+    }
+
     let admin = AdminApi::new(
         reloader.clone(),
         lifecycle.clone(),
@@ -133,7 +150,8 @@ pub fn run(
     let reload = ReloadService::new(
         reloader.clone(),
         lifecycle.clone(),
-        gw.config.reload.watch,
+        // With etcd as the source there is no routes file to watch.
+        gw.config.reload.watch && gw.etcd.is_none(),
         Duration::from_millis(gw.config.reload.debounce_ms),
     );
     server.add_service(background_service("reload", reload));

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod client;
+pub mod etcd;
 pub mod gateway;
 pub mod load;
 pub mod metrics;
@@ -30,6 +31,7 @@ pub mod upstream;
 pub mod wait;
 
 pub use client::{ws_connect, Conn, Req, Resp};
+pub use etcd::{etcd_source_yaml, EtcdServer};
 pub use gateway::{
     dyegate_cli, upstream_groups, upstreams_yaml, CliOutput, Dyegate, GatewayConfig,
 };

@@ -5,6 +5,7 @@ use super::error::{ConfigError, ConfigErrors, Issue};
 use super::limits::{limits_settings, DownstreamLimits};
 use super::load::Source;
 use super::model::GatewayConfig;
+use super::source::{source_settings, EtcdSettings};
 use super::tracing::{tracing_settings, TracingSettings};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,8 @@ pub struct Gateway {
     pub debug_trusted: dyegate_plugins::TrustedSources,
     /// `admin.token` and `admin.tokens`, their tokens read (empty: the API is open, loopback).
     pub admin_identities: Vec<AdminIdentity>,
+    /// `source: { etcd: ... }`: the table comes from etcd, not from `routes_path`.
+    pub etcd: Option<EtcdSettings>,
 }
 
 impl Gateway {
@@ -152,6 +155,12 @@ impl Gateway {
                 )),
             }
         }
+        let etcd = source_settings(
+            config.source.as_ref(),
+            config.routes.is_some(),
+            &base,
+            &mut issues,
+        );
         if !issues.is_empty() {
             let errors: Vec<ConfigError> = match &source {
                 Some(s) => issues.into_iter().map(|i| s.locate(i)).collect(),
@@ -170,7 +179,7 @@ impl Gateway {
         let resolve = |p: &str| normalize(&base.join(p));
         Ok(Gateway {
             file: file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf())),
-            routes_path: resolve(&config.routes),
+            routes_path: resolve(config.routes.as_deref().unwrap_or("routes.yaml")),
             state_dir: resolve(&config.state_dir),
             pid_file: resolve(&config.pingora.pid_file),
             upgrade_sock: resolve(&config.pingora.upgrade_sock),
@@ -184,6 +193,7 @@ impl Gateway {
             limits,
             debug_trusted: dyegate_plugins::TrustedSources::new(debug_nets),
             admin_identities,
+            etcd,
             listen,
             admin_listen,
             config,

@@ -18,6 +18,7 @@ pub mod load;
 pub mod model;
 pub mod rollout;
 pub mod schema;
+pub mod source;
 pub mod tracing;
 pub mod validate;
 pub mod yaml;
@@ -26,6 +27,7 @@ pub use error::{ConfigError, ConfigErrors, Issue, Mark};
 pub use gateway::Gateway;
 pub use limits::DownstreamLimits;
 pub use load::Source;
+pub use source::EtcdSettings;
 pub use tracing::{ExportSettings, TracingSettings};
 
 use crate::routing::{Carried, RouteTable};

@@ -23,9 +23,13 @@ pub struct GatewayConfig {
     /// The admin API (status, reload, rollback, metrics, health endpoints).
     #[serde(default)]
     pub admin: AdminConfig,
-    /// The routes file, relative to gateway.yaml's directory.
-    #[serde(default = "default_routes")]
-    pub routes: String,
+    /// The routes file, relative to gateway.yaml's directory (default `routes.yaml`); exclusive
+    /// with `source`.
+    #[serde(default)]
+    pub routes: Option<String>,
+    /// Where the table comes from instead of the routes file (etcd).
+    #[serde(default)]
+    pub source: Option<super::source::SourceConfig>,
     /// Where versions of the routing table are kept (relative to gateway.yaml's directory).
     #[serde(default = "default_state_dir")]
     pub state_dir: String,
@@ -137,7 +141,8 @@ impl Default for GatewayConfig {
         GatewayConfig {
             listen: default_listen(),
             admin: AdminConfig::default(),
-            routes: default_routes(),
+            routes: None,
+            source: None,
             state_dir: default_state_dir(),
             pingora: PingoraConfig::default(),
             h2c: true,
@@ -154,9 +159,6 @@ impl Default for GatewayConfig {
 
 fn default_listen() -> Vec<String> {
     vec!["0.0.0.0:8080".into()]
-}
-fn default_routes() -> String {
-    "routes.yaml".into()
 }
 fn default_state_dir() -> String {
     "./state".into()

@@ -21,14 +21,16 @@ use std::sync::Arc;
 const MAX_DIFF_LOG_LINES: usize = 100;
 
 impl Reloader {
-    /// Applies `candidate` as the next version: the caller holds the commit lock (`running`,
-    /// the running version's model and reuse) and built the candidate under it.
+    /// Applies `candidate` as the next version (numbered `version` when its source gives one, an
+    /// etcd revision): the caller holds the commit lock (`running`, the running version's model
+    /// and reuse) and built the candidate under it.
     pub(super) fn commit(
         &self,
         running: &mut Running,
         candidate: Candidate,
         trigger: Trigger,
         caller: Caller,
+        version: Option<u64>,
     ) -> ReloadReport {
         let gate = self.lock_gate();
         let current = self.active.load_full();
@@ -40,7 +42,7 @@ impl Reloader {
         report.sha256 = Some(candidate.sha256.clone());
         report.timings = candidate.timings;
         report.rollout = candidate.note.clone();
-        let version = self.next_version();
+        let version = self.next_version(version);
         let table = candidate.table.clone();
         if candidate.continue_positions {
             table.inherit_positions(&current.table, &candidate.carried);

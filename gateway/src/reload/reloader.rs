@@ -14,8 +14,9 @@ use super::trigger::Trigger;
 use super::watcher::Fingerprint;
 use crate::config::incremental::Reuse;
 use crate::config::model::RoutesConfig;
-use crate::config::{routes_from_text, routes_from_text_within, LoadedRoutes};
+use crate::config::{routes_from_text, routes_from_text_within, ConfigErrors, LoadedRoutes};
 use crate::routing::{ActiveTable, Carried, RouteTable, SharedTable};
+use crate::source::status::SourceStatus;
 use crate::stamp::{now_rfc3339, sha256_hex, unix_now};
 use crate::telemetry::{Metrics, TableMetrics};
 use arc_swap::ArcSwap;
@@ -58,10 +59,32 @@ pub(super) struct InProgress {
     since: String,
 }
 
+/// How a reloader starts: the version and trigger of its first table, and the source it follows
+/// when that is not the routes file.
+pub struct StartAt {
+    /// The version the first table must have (an etcd revision); `None`: the next number.
+    pub version: Option<u64>,
+    pub trigger: Trigger,
+    /// `Some`: the table comes from etcd; `routes_path` is not read.
+    pub source: Option<Arc<SourceStatus>>,
+}
+
+impl Default for StartAt {
+    fn default() -> Self {
+        StartAt {
+            version: None,
+            trigger: Trigger::Startup,
+            source: None,
+        }
+    }
+}
+
 pub struct Reloader {
     routes_path: PathBuf,
     /// `reload.max_file_bytes`: a bigger routes file is not read, let alone parsed.
     max_file_bytes: usize,
+    /// The etcd source's state, when the table comes from etcd.
+    source: Option<Arc<SourceStatus>>,
     /// The routes file as it was just after the startup load: the file watch starts later, and
     /// compares with this to catch a save made in between.
     loaded_fingerprint: Option<Fingerprint>,
@@ -96,6 +119,27 @@ impl Reloader {
         audit_log: &Path,
         metrics: Arc<Metrics>,
     ) -> Result<Reloader, String> {
+        Self::start(
+            routes_path,
+            loaded,
+            StartAt::default(),
+            state_dir,
+            history,
+            audit_log,
+            metrics,
+        )
+    }
+
+    /// [`Reloader::new`] with the first version given by its source (see [`StartAt`]).
+    pub fn start(
+        routes_path: &Path,
+        loaded: LoadedRoutes,
+        start: StartAt,
+        state_dir: &Path,
+        history: Limits,
+        audit_log: &Path,
+        metrics: Arc<Metrics>,
+    ) -> Result<Reloader, String> {
         check_writable(state_dir)?;
         let audit = AuditLog::new(audit_log);
         audit.check_writable()?;
@@ -106,16 +150,20 @@ impl Reloader {
         let before = history.latest().map_or(0, |k| k.info.version);
         let latest = history.latest().map(|k| k.info.clone());
         let (info, result) = match latest {
-            Some(info) if info.sha256 == sha && info.version == history.next_version() - 1 => {
+            Some(info)
+                if info.sha256 == sha
+                    && info.version == history.next_version() - 1
+                    && start.version.is_none_or(|v| v == info.version) =>
+            {
                 history.attach_table(info.version, table.clone());
                 (info, Outcome::NoOp)
             }
             _ => {
                 let info = VersionInfo {
-                    version: history.next_version(),
+                    version: pick_version(start.version, history.next_version()),
                     sha256: sha.clone(),
                     loaded_at: now_rfc3339(),
-                    trigger: Trigger::Startup,
+                    trigger: start.trigger.clone(),
                     rollback_from: None,
                 };
                 (history
@@ -133,7 +181,7 @@ impl Reloader {
             }
         };
         let version = info.version;
-        let mut report = ReloadReport::new(Trigger::Startup, before, Caller::default());
+        let mut report = ReloadReport::new(start.trigger, before, Caller::default());
         report.result = result;
         report.version_after = version;
         report.sha256 = Some(sha.clone());
@@ -149,6 +197,7 @@ impl Reloader {
         Ok(Reloader {
             routes_path: routes_path.to_path_buf(),
             max_file_bytes: crate::config::bounds::DEFAULT_MAX_FILE_BYTES,
+            source: start.source,
             loaded_fingerprint: Fingerprint::of(routes_path),
             active: Arc::new(ArcSwap::from_pointee(ActiveTable {
                 metrics: Arc::new(metrics.for_table(&table, None)),
@@ -183,6 +232,11 @@ impl Reloader {
     /// The handle requests load the table from.
     pub fn active(&self) -> SharedTable<TableMetrics> {
         self.active.clone()
+    }
+
+    /// The etcd source's state, when the table comes from etcd.
+    pub fn source(&self) -> Option<&Arc<SourceStatus>> {
+        self.source.as_ref()
     }
 
     pub fn routes_path(&self) -> &Path {
@@ -256,6 +310,13 @@ impl Reloader {
         let mut running = self.begin(&trigger);
         let current = self.active.load();
         let mut report = ReloadReport::new(trigger, current.version, caller);
+        if let Some(source) = &self.source {
+            report.errors = vec![format!(
+                "the routing table comes from etcd ({}): change it with `dyegate push`; the routes file is not read",
+                source.prefix
+            )];
+            return self.end(self.fail(report));
+        }
         let bytes = match crate::config::bounds::read(&self.routes_path, self.max_file_bytes) {
             Ok(b) => b,
             Err(e) => {
@@ -287,8 +348,66 @@ impl Reloader {
         };
         drop(current);
         let caller = report.caller();
-        let report = self.commit(&mut running, candidate, report.trigger, caller);
+        let report = self.commit(&mut running, candidate, report.trigger, caller, None);
         self.end(report)
+    }
+
+    /// Trigger: a table from a source other than the routes file (an etcd revision), as
+    /// routes.yaml text. `version` is the number it must get (the revision); `name` names the
+    /// text in messages and `locate` moves each error to where its line came from (the key).
+    /// Content equal to the running table's at a version not above it is a no-op.
+    pub fn apply_source(
+        &self,
+        trigger: Trigger,
+        text: String,
+        version: u64,
+        name: &str,
+        locate: &dyn Fn(ConfigErrors) -> ConfigErrors,
+    ) -> ReloadReport {
+        let mut running = self.begin(&trigger);
+        let current = self.active.load_full();
+        let mut report = ReloadReport::new(trigger, current.version, Caller::default());
+        let sha = sha256_hex(text.as_bytes());
+        if sha == current.sha256 && version <= current.version {
+            // Serving the fleet's table already (e.g. a local rollback to what the fleet then
+            // rolled back to): not divergent any more.
+            if let Some(source) = &self.source {
+                source.lock().divergent = false;
+            }
+            return self.end(self.no_op(report, sha));
+        }
+        report.sha256 = Some(sha.clone());
+        let started = Instant::now();
+        let candidate = match routes_from_text(name, text.into_bytes(), running.reuse.as_ref()) {
+            Ok(loaded) => Candidate::compiled(loaded, sha, started),
+            Err(errors) => {
+                report.errors = locate(errors).0.iter().map(ToString::to_string).collect();
+                return self.end(self.fail(report));
+            }
+        };
+        drop(current);
+        // Cleared before the swap: a reader that sees this version never sees it divergent.
+        if let Some(source) = &self.source {
+            source.lock().divergent = false;
+        }
+        let trigger = report.trigger;
+        let report = self.commit(
+            &mut running,
+            candidate,
+            trigger,
+            Caller::default(),
+            Some(version),
+        );
+        self.end(report)
+    }
+
+    /// Records a candidate of `trigger` that could not even be assembled (etcd keys that are
+    /// not a table): failed, the running version keeps serving.
+    pub fn reject(&self, trigger: Trigger, errors: &ConfigErrors) -> ReloadReport {
+        let _running = self.begin(&trigger);
+        let mut report = ReloadReport::new(trigger, self.active.load().version, Caller::default());
+        report.errors = errors.0.iter().map(ToString::to_string).collect();
+        self.end(self.fail(report))
     }
 
     /// Trigger: rollback. Applies a kept version again (default: the one before the running
@@ -305,9 +424,14 @@ impl Reloader {
                     candidate,
                     Trigger::Rollback { to: target },
                     caller,
+                    None,
                 )
             });
         self.lock_record().in_progress = None;
+        if let (Some(source), Ok(_)) = (&self.source, &result) {
+            // The fleet's table is in etcd; this gateway now serves something else.
+            source.lock().divergent = true;
+        }
         result
     }
 
@@ -360,9 +484,10 @@ impl Reloader {
         Ok((target, candidate))
     }
 
-    /// The number the next version gets.
-    pub(super) fn next_version(&self) -> u64 {
-        self.lock_record().history.next_version()
+    /// The number the next version gets: `requested` (an etcd revision) when it is above every
+    /// number used so far, else the next one.
+    pub(super) fn next_version(&self, requested: Option<u64>) -> u64 {
+        pick_version(requested, self.lock_record().history.next_version())
     }
 
     /// Records an applied version in the history: in memory under the record lock, then in
@@ -431,7 +556,7 @@ impl Reloader {
             .map(|b| sha256_hex(&b));
         let record = self.published();
         let active = self.active.load_full();
-        serde_json::json!({
+        let mut status = serde_json::json!({
             "version": active.version,
             "sha256": active.sha256,
             "loaded_at": record.loaded_at,
@@ -454,7 +579,19 @@ impl Reloader {
                 "rollback": self.counters.rollback.load(Ordering::Relaxed),
             },
             "audit_log": self.audit.path().display().to_string(),
-        })
+        });
+        drop(record);
+        if let (Some(source), Some(map)) = (&self.source, status.as_object_mut()) {
+            for k in ["routes_file", "file_sha256", "matches_file"] {
+                map.remove(k);
+            }
+            if let Some(extra) = source.to_json().as_object() {
+                map.extend(extra.clone());
+            }
+        } else if let Some(map) = status.as_object_mut() {
+            map.insert("source".into(), "file".into());
+        }
+        status
     }
 
     pub fn versions(&self) -> Vec<VersionInfo> {
@@ -472,5 +609,34 @@ impl Reloader {
     /// The running table (for `/routes`).
     pub fn table(&self) -> Arc<RouteTable> {
         self.active.load().table.clone()
+    }
+}
+
+/// A version number never given out before: `requested` when it is above every one used
+/// (`next` is the lowest unused), else `next`. An etcd revision at or below a number this
+/// gateway already used (a local rollback took the next number, or etcd was replaced by a new
+/// cluster) cannot be used as is: numbers are never given twice.
+fn pick_version(requested: Option<u64>, next: u64) -> u64 {
+    match requested {
+        Some(v) if v >= next => v,
+        Some(v) => {
+            log::warn!("etcd revision {v} is not above the versions this gateway already used: applied as version {next}");
+            next
+        }
+        None => next,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_version;
+
+    #[test]
+    fn a_source_version_is_used_only_above_every_number_given_out() {
+        assert_eq!(pick_version(None, 5), 5);
+        assert_eq!(pick_version(Some(9), 5), 9);
+        assert_eq!(pick_version(Some(5), 5), 5);
+        // At or below a number already used (a local rollback took it): the next one.
+        assert_eq!(pick_version(Some(4), 5), 5);
     }
 }

@@ -72,6 +72,7 @@ impl Reloader {
                             client: client.clone(),
                             identity: None,
                         },
+                        None,
                     ))
                 }
                 Err(errors) => {

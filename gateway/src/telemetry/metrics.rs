@@ -118,6 +118,7 @@ pub struct Metrics {
     access_log_dropped: IntCounter,
     access_log_dropped_source: OnceLock<Arc<AtomicU64>>,
     process: OnceLock<()>,
+    source_connected: OnceLock<IntGauge>,
     containment: Arc<super::ContainmentMetrics>,
 }
 
@@ -191,6 +192,7 @@ impl Metrics {
             access_log_dropped,
             access_log_dropped_source: OnceLock::new(),
             process: OnceLock::new(),
+            source_connected: OnceLock::new(),
             containment: Arc::default(),
         })
     }
@@ -265,6 +267,21 @@ impl Metrics {
     /// The failure-handling families (timeouts, retries, health), rendered with these.
     pub fn containment(&self) -> &Arc<super::ContainmentMetrics> {
         &self.containment
+    }
+
+    /// `dyegate_source_connected`: 1 while the routing source (etcd) answers, 0 while it does
+    /// not. Registered on first use: a gateway on a routes file has no such series.
+    pub fn set_source_connected(&self, connected: bool) {
+        let g = self.source_connected.get_or_init(|| {
+            let g = IntGauge::new(
+                "dyegate_source_connected",
+                "1 while the routing source (etcd) is connected and watched, 0 while it is not.",
+            )
+            .unwrap_or_else(|e| panic!("dyegate_source_connected: {e}"));
+            let _ = self.registry.register(Box::new(g.clone()));
+            g
+        });
+        g.set(i64::from(connected));
     }
 
     pub fn set_routing_version(&self, version: u64) {

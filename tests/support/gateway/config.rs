@@ -67,6 +67,17 @@ impl GatewayConfig {
         self
     }
 
+    /// Takes the routing table from etcd instead of `routes.yaml` (which stays, as the file
+    /// `dyegate push` is given): the `routes:` line becomes `source_yaml`
+    /// ([`etcd_source_yaml`](crate::etcd_source_yaml)).
+    pub fn with_source(self, source_yaml: &str) -> Self {
+        let text =
+            self.gateway_text()
+                .replacen(&format!("routes: {ROUTES_FILE}\n"), source_yaml, 1);
+        self.write(GATEWAY_FILE, &text);
+        self
+    }
+
     /// Sets `admin.token`; the admin helpers of [`Dyegate`] then send it as a bearer token.
     pub fn with_admin_token(mut self, token: &str) -> Self {
         let text = self.gateway_text().replacen(

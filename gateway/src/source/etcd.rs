@@ -1,0 +1,401 @@
+//! The gateway's etcd source: list the fleet's table at startup, then watch the prefix from the
+//! revision after; every revision that changes the table (its `current` key or a key of the
+//! generation in use) becomes one candidate, read at that revision, through the one commit
+//! path, numbered with that revision. A watch cancelled by compaction re-lists; a lost
+//! connection is retried with backoff and resumes from the revision after the last one seen,
+//! so revisions written meanwhile are applied one by one (re-listing if they were compacted).
+//! The last applied table is kept in `state_dir` by the history; a gateway that starts while
+//! etcd is unreachable serves it, marked stale until etcd answers.
+//!
+//! Later, a rollout step can live in etcd the same way: a key under the prefix written by the
+//! one gateway holding a lease, seen by every gateway as one more revision.
+
+use super::layout::{generation_dir, CURRENT};
+use super::status::SourceStatus;
+use super::store::{self, StoreError, Table};
+use crate::config::{routes_from_text, ConfigErrors, EtcdSettings, LoadedRoutes};
+use crate::lifecycle::Lifecycle;
+use crate::reload::{History, HistoryLimits, Outcome, Reloader, Trigger};
+use crate::telemetry::Metrics;
+use async_trait::async_trait;
+use etcd_client::{Client, EventType, WatchOptions};
+use log::{error, info, warn};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::sync::Arc;
+use std::time::Duration;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// The table a gateway starts with, and where it came from.
+pub struct Initial {
+    pub loaded: LoadedRoutes,
+    /// Its version: the etcd revision, or the cached version's number.
+    pub version: u64,
+    pub trigger: Trigger,
+    pub status: Arc<SourceStatus>,
+    /// The store revision it was read at and the generation in use (absent: from the cache).
+    pub read: Option<(u64, String)>,
+}
+
+/// Reads the fleet's table before the server starts. etcd unreachable, or its table invalid:
+/// the table cached in `state_dir` (the last applied version), with a warning; neither: an
+/// error that says what to do.
+pub fn initial(
+    settings: &EtcdSettings,
+    state_dir: &std::path::Path,
+    limits: HistoryLimits,
+) -> Result<Initial, String> {
+    let status = Arc::new(SourceStatus::new(settings));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime to read etcd: {e}"))?;
+    let read = runtime.block_on(async {
+        let mut client = store::connect(settings).await?;
+        store::read(&mut client, &settings.prefix, None).await
+    });
+    drop(runtime);
+    let problem = match read {
+        Ok(Some(table)) => match compile(&settings.prefix, &table, None) {
+            Ok(loaded) => {
+                let mut s = status.lock();
+                s.connected = true;
+                s.revision = Some(table.revision);
+                drop(s);
+                return Ok(Initial {
+                    loaded,
+                    version: table.revision,
+                    trigger: Trigger::Etcd { revision: table.revision },
+                    status,
+                    read: Some((table.read_revision, table.generation)),
+                });
+            }
+            Err(errors) => {
+                for e in &errors.0 {
+                    error!("{e}");
+                }
+                status.lock().rejected_revision = Some(table.revision);
+                format!("the table in etcd at revision {} is invalid ({} error(s) above)", table.revision, errors.0.len())
+            }
+        },
+        Ok(None) => format!(
+            "etcd has no table under {} yet (`dyegate push routes.yaml -c gateway.yaml` writes one)",
+            settings.prefix
+        ),
+        Err(e) => {
+            status.lock().last_connect_error = Some(e.to_string());
+            format!("etcd unreachable: {e}")
+        }
+    };
+    let history = History::load(state_dir, limits);
+    let Some(kept) = history.latest() else {
+        return Err(format!(
+            "{problem}, and state_dir {} has no cached table to start from",
+            state_dir.display()
+        ));
+    };
+    let name = format!(
+        "{}/versions/{}.yaml",
+        state_dir.display(),
+        kept.info.version
+    );
+    let loaded = routes_from_text(&name, kept.text.as_bytes().to_vec(), None)
+        .map_err(|e| format!("{problem}, and the cached table no longer compiles:\n{e}"))?;
+    warn!(
+        "{problem}: serving the cached table (version {}) from {}; stale until etcd answers",
+        kept.info.version,
+        state_dir.display()
+    );
+    status.lock().stale = true;
+    Ok(Initial {
+        loaded,
+        version: kept.info.version,
+        trigger: Trigger::Startup,
+        status,
+        read: None,
+    })
+}
+
+/// Validates and compiles a table read from etcd; errors name the key they are in.
+pub fn compile(
+    prefix: &str,
+    table: &Table,
+    previous: Option<&crate::config::incremental::Reuse>,
+) -> Result<LoadedRoutes, ConfigErrors> {
+    let assembled = table.assemble(prefix)?;
+    let name = format!("etcd:{}", table.dir(prefix));
+    routes_from_text(&name, assembled.text.clone().into_bytes(), previous)
+        .map_err(|e| assembled.locate_all(e))
+}
+
+/// The background service that follows etcd.
+pub struct EtcdSource {
+    settings: EtcdSettings,
+    reloader: Arc<Reloader>,
+    metrics: Arc<Metrics>,
+    lifecycle: Arc<Lifecycle>,
+    status: Arc<SourceStatus>,
+    /// Where the startup read left off.
+    start: Option<(u64, String)>,
+}
+
+/// Why a watch session ended.
+enum End {
+    Shutdown,
+    /// Compacted past what we need: list again.
+    Relist(String),
+    Lost(StoreError),
+}
+
+/// Where the next session starts.
+struct Position {
+    /// The last revision whose events were all seen (watch from the next one).
+    seen: Option<u64>,
+    /// The generation `current` named at `seen`.
+    generation: Option<String>,
+}
+
+impl EtcdSource {
+    pub fn new(
+        settings: EtcdSettings,
+        reloader: Arc<Reloader>,
+        metrics: Arc<Metrics>,
+        lifecycle: Arc<Lifecycle>,
+        status: Arc<SourceStatus>,
+        start: Option<(u64, String)>,
+    ) -> EtcdSource {
+        EtcdSource {
+            settings,
+            reloader,
+            metrics,
+            lifecycle,
+            status,
+            start,
+        }
+    }
+
+    fn set_connected(&self, connected: bool, error: Option<String>) {
+        let mut s = self.status.lock();
+        if s.connected != connected {
+            match &error {
+                Some(e) => warn!("etcd: disconnected ({e}); the last good table keeps serving"),
+                None => info!("etcd: connected to {}", self.settings.endpoints.join(", ")),
+            }
+        }
+        s.connected = connected;
+        if connected {
+            s.stale = false;
+            s.last_connect_error = None;
+        } else if error.is_some() {
+            s.last_connect_error = error;
+        }
+        drop(s);
+        self.metrics.set_source_connected(connected);
+    }
+
+    /// Applies the table read at one revision as the candidate of that revision.
+    async fn apply(&self, table: Table, version: u64) {
+        if self.lifecycle.is_draining() {
+            info!("draining: etcd revision {version} left to the new process");
+            return;
+        }
+        self.status.lock().revision = Some(version);
+        let reloader = self.reloader.clone();
+        let prefix = self.settings.prefix.clone();
+        let trigger = Trigger::Etcd { revision: version };
+        let report = tokio::task::spawn_blocking(move || {
+            let assembled = match table.assemble(&prefix) {
+                Ok(a) => a,
+                Err(errors) => return reloader.reject(trigger, &errors),
+            };
+            let name = format!("etcd:{}", table.dir(&prefix));
+            reloader.apply_source(trigger, assembled.text.clone(), version, &name, &|e| {
+                assembled.locate_all(e)
+            })
+        })
+        .await;
+        match report {
+            Ok(r) if r.result == Outcome::Failed => {
+                self.status.lock().rejected_revision = Some(version)
+            }
+            Ok(_) => self.status.lock().rejected_revision = None,
+            Err(e) => warn!("etcd: applying revision {version} failed: {e}"),
+        }
+    }
+
+    /// Lists the table and applies it; returns where to watch from.
+    async fn list(&self, client: &mut Client) -> Result<Position, StoreError> {
+        match store::read(client, &self.settings.prefix, None).await? {
+            Some(table) => {
+                let (seen, generation) = (table.read_revision, table.generation.clone());
+                let version = table.revision;
+                self.apply(table, version).await;
+                Ok(Position {
+                    seen: Some(seen),
+                    generation: Some(generation),
+                })
+            }
+            None => {
+                warn!(
+                    "etcd: no table under {} yet; serving the current one",
+                    self.settings.prefix
+                );
+                Ok(Position {
+                    seen: None,
+                    generation: None,
+                })
+            }
+        }
+    }
+
+    /// One connection: (list if asked,) watch, apply each revision that changes the table.
+    async fn session(&self, shutdown: &mut ShutdownWatch, pos: &mut Position, relist: bool) -> End {
+        let mut client = match store::connect(&self.settings).await {
+            Ok(c) => c,
+            Err(e) => return End::Lost(e),
+        };
+        if relist || pos.seen.is_none() {
+            match self.list(&mut client).await {
+                Ok(p) => *pos = p,
+                Err(StoreError::Compacted(m)) => return End::Relist(m),
+                Err(e) => return End::Lost(e),
+            }
+        }
+        let prefix = &self.settings.prefix;
+        let start = pos.seen.map_or(0, |r| r as i64 + 1);
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(start)
+            .with_progress_notify();
+        let mut watch_client = client
+            .watch_client()
+            .max_decoding_message_size(store::MAX_ANSWER);
+        let (_watcher, mut stream) = match watch_client.watch(prefix.as_str(), Some(options)).await
+        {
+            Ok(w) => w,
+            Err(e) => return End::Lost(StoreError::Etcd(format!("watching {prefix}: {e}"))),
+        };
+        self.set_connected(true, None);
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.changed() => return End::Shutdown,
+                m = stream.message() => m,
+            };
+            let resp = match message {
+                Ok(Some(r)) => r,
+                Ok(None) => return End::Lost(StoreError::Etcd("the watch stream ended".into())),
+                Err(e) => return End::Lost(StoreError::Etcd(format!("watching {prefix}: {e}"))),
+            };
+            if resp.canceled() || resp.compact_revision() > 0 {
+                return End::Relist(format!(
+                    "watch cancelled (compacted up to revision {}): {}",
+                    resp.compact_revision(),
+                    resp.cancel_reason()
+                ));
+            }
+            // Revisions in order; each one that touches the table is one candidate. What was
+            // seen moves on only once a revision is applied: a connection lost half-way resumes
+            // at the first revision not applied.
+            let mut generation = pos.generation.clone();
+            let (changed, last) = changed_revisions(prefix, resp.events(), &mut generation);
+            for revision in changed {
+                match store::read(&mut client, prefix, Some(revision)).await {
+                    Ok(Some(table)) => {
+                        let g = table.generation.clone();
+                        self.apply(table, revision).await;
+                        pos.generation = Some(g);
+                    }
+                    Ok(None) => {
+                        error!("etcd: revision {revision} removed {prefix}{CURRENT}; the last good table keeps serving");
+                        self.status.lock().rejected_revision = Some(revision);
+                        pos.generation = None;
+                    }
+                    Err(StoreError::Compacted(m)) => return End::Relist(m),
+                    Err(e) => return End::Lost(e),
+                }
+                pos.seen = Some(revision);
+            }
+            if let Some(last) = last {
+                pos.seen = Some(pos.seen.unwrap_or(0).max(last));
+                pos.generation = generation;
+            }
+            if resp.events().is_empty() {
+                if let Some(h) = resp.header() {
+                    pos.seen = Some(pos.seen.unwrap_or(0).max(h.revision().max(0) as u64));
+                }
+            }
+        }
+    }
+}
+
+/// The revisions among `events` that change the table (`current`, or a key of the generation
+/// it names, followed through the events), in order, and the last revision of all events.
+fn changed_revisions(
+    prefix: &str,
+    events: &[etcd_client::Event],
+    generation: &mut Option<String>,
+) -> (Vec<u64>, Option<u64>) {
+    let current_key = format!("{prefix}{CURRENT}");
+    let mut changed: Vec<u64> = Vec::new();
+    let mut last = None;
+    for ev in events {
+        let Some(kv) = ev.kv() else { continue };
+        let key = String::from_utf8_lossy(kv.key());
+        let revision = kv.mod_revision().max(0) as u64;
+        let relevant = if key == current_key {
+            *generation = match ev.event_type() {
+                EventType::Put => Some(String::from_utf8_lossy(kv.value()).trim().to_string()),
+                EventType::Delete => None,
+            };
+            true
+        } else {
+            (generation.as_ref()).is_some_and(|g| key.starts_with(&generation_dir(prefix, g)))
+        };
+        if relevant && changed.last() != Some(&revision) {
+            changed.push(revision);
+        }
+        last = Some(revision);
+    }
+    (changed, last)
+}
+
+#[async_trait]
+impl BackgroundService for EtcdSource {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let status = self.status.snapshot();
+        // A startup that read etcd watches from the revision after; one from the cache lists.
+        let mut pos = Position {
+            seen: self.start.as_ref().map(|(r, _)| *r),
+            generation: self.start.as_ref().map(|(_, g)| g.clone()),
+        };
+        let mut relist = pos.seen.is_none();
+        self.metrics.set_source_connected(status.connected);
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let began = std::time::Instant::now();
+            match self.session(&mut shutdown, &mut pos, relist).await {
+                End::Shutdown => return,
+                End::Relist(why) => {
+                    warn!("etcd: {why}; listing {} again", self.settings.prefix);
+                    self.status.lock().relists += 1;
+                    relist = true;
+                    continue;
+                }
+                End::Lost(e) => {
+                    self.set_connected(false, Some(e.to_string()));
+                    relist = pos.seen.is_none();
+                }
+            }
+            if began.elapsed() > BACKOFF_MAX * 2 {
+                backoff = BACKOFF_MIN;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+}
