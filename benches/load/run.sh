@@ -23,7 +23,8 @@
 #                       connection per request)
 #   TAGGED=0            1: also a pass (c64) with every request carrying `x-env-tag: canary`
 #   dyegate+NAME        a dyegate variant in PROXIES: binary DYEGATE_BIN_NAME (default: the
-#                       release build), lines DYEGATE_EXTRA_NAME appended to its gateway.yaml;
+#                       release build), lines DYEGATE_EXTRA_NAME appended to its gateway.yaml,
+#                       DYEGATE_PINGORA_NAME="k: v, ..." keys added to its `pingora:` map;
 #                       compares builds or settings side by side in one run
 #   DYEGATE_TRACING="tracing: { sample_ratio: 0.01 }"   dyegate's tracing line ("" = none)
 #   DYEGATE_BIN, BARE_BIN      the binaries (default: $CARGO_TARGET_DIR or target/, release)
@@ -309,7 +310,11 @@ upstream_accepts() {
 # dyegate as the load comparison runs it. NAME is its work dir; EXTRA, lines for gateway.yaml
 # (after DYEGATE_GATEWAY_EXTRA). Sets DYEGATE_DIR and DYEGATE_ADMIN_PORT too.
 start_dyegate_as() {
-    local name=$1 extra=$2 bin=${3:-$DYEGATE_BIN}
+    local name=$1 extra=$2 bin=${3:-$DYEGATE_BIN} pingora=${4:-}
+    # pingora: keys of a variant go in the one `pingora:` map; threads from PROXY_THREADS unless
+    # the variant sets them.
+    [[ $pingora == *threads:* ]] || pingora="threads: $PROXY_THREADS, $pingora"
+    [[ -z $pingora || $pingora == *, ]] || pingora+=","
     local dir=$WORK/$name
     rm -rf "$dir"
     mkdir -p "$dir/state"
@@ -322,7 +327,7 @@ listen: ["127.0.0.1:$PROXY_PORT"]
 admin: { listen: "127.0.0.1:$admin_port" }
 routes: routes.yaml
 state_dir: $dir/state
-pingora: { threads: $PROXY_THREADS, pid_file: $dir/d.pid, upgrade_sock: $dir/d.sock }
+pingora: { $pingora pid_file: $dir/d.pid, upgrade_sock: $dir/d.sock }
 EOF
     # Every feature on: routing + split (routes.yaml), metrics (always on), trace propagation
     # with 1% of new traces sampled (DYEGATE_TRACING; no endpoint: nothing is exported).
@@ -354,11 +359,12 @@ start_dyegate() { start_dyegate_as dyegate ""; }
 
 # dyegate+NAME: binary DYEGATE_BIN_NAME, extra gateway.yaml lines DYEGATE_EXTRA_NAME.
 start_variant() {
-    local name=$1 suffix=${1#dyegate+} bin_var extra_var
+    local name=$1 suffix=${1#dyegate+} bin_var extra_var pingora_var
     bin_var=DYEGATE_BIN_$suffix
     extra_var=DYEGATE_EXTRA_$suffix
+    pingora_var=DYEGATE_PINGORA_$suffix
     [[ -x ${!bin_var:-$DYEGATE_BIN} ]] || die "$name: no binary at ${!bin_var:-$DYEGATE_BIN}"
-    start_dyegate_as "$name" "${!extra_var:-}" "${!bin_var:-$DYEGATE_BIN}"
+    start_dyegate_as "$name" "${!extra_var:-}" "${!bin_var:-$DYEGATE_BIN}" "${!pingora_var:-}"
 }
 
 # The same with the JSON access log on, written to a file (what the access log costs).
