@@ -313,8 +313,8 @@ start_dyegate_as() {
     local name=$1 extra=$2 bin=${3:-$DYEGATE_BIN} pingora=${4:-}
     # pingora: keys of a variant go in the one `pingora:` map; threads from PROXY_THREADS unless
     # the variant sets them.
+    [[ -z $pingora ]] || pingora+=","
     [[ $pingora == *threads:* ]] || pingora="threads: $PROXY_THREADS, $pingora"
-    [[ -z $pingora || $pingora == *, ]] || pingora+=","
     local dir=$WORK/$name
     rm -rf "$dir"
     mkdir -p "$dir/state"
@@ -634,7 +634,8 @@ parse_wrk() {
 
 printf -v TSV_HEADER '%s\t' round proxy pass wrk_threads wrk_conns duration_s requests rps \
     avg_us p50_us p75_us p90_us p99_us errors proxy_cpu_us_per_req proxy_cores proxy_sys_pct \
-    upstream_cpu_us_per_req upstream_new_conns others_cpu_pct loadavg_1m upstream_reuse_pct
+    upstream_cpu_us_per_req upstream_new_conns others_cpu_pct loadavg_1m upstream_reuse_pct \
+    upstream_new_conns_steady
 TSV_HEADER=${TSV_HEADER%$'\t'}
 
 # PROXY_DOWN= why the proxy no longer serves (it exited, or runs but does not answer), or empty.
@@ -702,6 +703,12 @@ measure() {
     children_ticks
     w0=$CHILD_TICKS
     b0=$(box_ticks)
+    # Steady state: the upstream's accepts 1 s into the run. The first second still opens
+    # connections that replace those the warm-up's end dropped mid-request (wrk stops with
+    # requests in flight, and an upstream connection with an unfinished answer is not reused).
+    rm -f "$WORK/accepts-1s"
+    (sleep 1 && upstream_accepts >"$WORK/accepts-1s") &
+    local probe_pid=$!
     if ! wrk -t"$WRK_THREADS" -c"$conns" -d"$DURATION" --latency "${script[@]}" "$url" \
         >"$out" 2>&1; then
         check_proxy
@@ -715,6 +722,9 @@ measure() {
     read -r pu1 ps1 < <(cpu_ticks "${proxy_pids[@]}")
     read -r uu1 us1 < <(cpu_ticks "${upstream_pids[@]}")
     accepts1=$(upstream_accepts)
+    wait "$probe_pid" 2>/dev/null || true
+    local accepts_1s
+    accepts_1s=$(cat "$WORK/accepts-1s" 2>/dev/null || echo "$accepts0")
     check_proxy
     if [[ -n $PROXY_DOWN ]]; then
         lost_proxy "$round" "$name" "$pass" "$retried"
@@ -735,7 +745,8 @@ measure() {
         -v req="$req" -v dur="$dur" -v rps="$rps" -v avg="$avg" -v p50="$p50" -v p75="$p75" \
         -v p90="$p90" -v p99="$p99" -v err="$err" -v tck="$CLK_TCK" -v load="$load" \
         -v puser=$((pu1 - pu0)) -v psys=$((ps1 - ps0)) -v up=$((uu1 + us1 - uu0 - us0)) \
-        -v conns=$((accepts1 - accepts0 - 1)) -v ncpu="$(nproc)" \
+        -v conns=$((accepts1 - accepts0 - 1)) -v steady=$((accepts1 - accepts_1s - 1)) \
+        -v ncpu="$(nproc)" \
         -v others=$(((b1 - b0) - (pu1 + ps1 - pu0 - ps0) - (uu1 + us1 - uu0 - us0) - (w1 - w0))) \
         'BEGIN {
             pcpu = (puser + psys) * 1e6 / tck; ucpu = up * 1e6 / tck
@@ -743,11 +754,13 @@ measure() {
             # Everything but proxy, upstream and wrk, as a share of the whole box (steal included).
             others_pct = others * 1e6 / tck * 100 / (dur * ncpu)
             if (others_pct < 0) others_pct = 0
-            # Upstream connection reuse: requests that did not need a new upstream connection.
-            reuse = conns < 0 ? 100 : 100 * (1 - conns / req)
-            printf "%s\t%s\t%s\t%d\t%d\t%.2f\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%.2f\t%d\t%.0f\t%s\t%.3f\n",
+            # Upstream connection reuse in steady state (from 1 s into the run): requests that
+            # did not need a new upstream connection.
+            sreq = req * (dur / 1e6 - 1) / (dur / 1e6)
+            reuse = (steady <= 0 || sreq <= 0) ? 100 : 100 * (1 - steady / sreq)
+            printf "%s\t%s\t%s\t%d\t%d\t%.2f\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%.2f\t%d\t%.0f\t%s\t%.3f\t%d\n",
                 r, n, pass, t, c, dur / 1e6, req, rps, avg, p50, p75, p90, p99, err,
-                pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns, others_pct, load, reuse
+                pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns, others_pct, load, reuse, steady
             printf "[load] round %s %-8s %-8s %8.0f req/s  p50 %6.0fus  p99 %6.0fus  cpu %6.1fus/req (%.2f cores, %.0f%% sys)  upstream %5.1fus/req, %d new conns  others %2.0f%%  errors %d\n",
                 r, n, pass, rps, p50, p99, pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns,
                 others_pct, err > "/dev/stderr"
