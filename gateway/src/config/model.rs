@@ -216,9 +216,8 @@ pub struct PingoraConfig {
     #[serde(default)]
     pub error_log: Option<String>,
     /// Idle upstream connections kept for reuse per worker thread, all upstreams together
-    /// (Pingora multiplies it by `threads`) [512]. Below the number of concurrent requests,
-    /// connections are closed after use and reopened (Pingora's default, 128, reconnected
-    /// at 256 clients on 2 threads: benches/load/README.md).
+    /// (Pingora multiplies it by `threads`) [128]. Raise it when more requests than this times
+    /// `threads` are in flight at once: past it, connections are closed after use and reopened.
     #[serde(default = "default_upstream_pool")]
     #[schemars(range(min = 1, max = 1_000_000))]
     pub upstream_keepalive_pool_size: usize,
@@ -248,7 +247,7 @@ impl Default for PingoraConfig {
 }
 
 fn default_upstream_pool() -> usize {
-    512
+    128
 }
 fn default_work_stealing() -> bool {
     true
