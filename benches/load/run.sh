@@ -17,7 +17,17 @@
 #                       dyegate-log (dyegate with the JSON access log on, to a file)
 #   WRK_THREADS=2 WRK_CONNS=64 DURATION=10s WARMUP=3s   the same wrk load for every proxy
 #   PROXY_THREADS=2     worker threads (Pingora, HAProxy) / worker processes (nginx)
-#   TAGGED=0            1: also a pass with every request carrying `x-env-tag: canary`
+#   SCENARIOS="c64 c256 close"   client scenarios, each a pass per proxy and round:
+#                       c64 = WRK_CONNS keep-alive connections, c256 = 256 of them,
+#                       close = WRK_CONNS connections sending `Connection: close` (a new TCP
+#                       connection per request)
+#   TAGGED=0            1: also a pass (c64) with every request carrying `x-env-tag: canary`
+#   dyegate+NAME        a dyegate variant in PROXIES: binary DYEGATE_BIN_NAME (default: the
+#                       release build), lines DYEGATE_EXTRA_NAME appended to its gateway.yaml,
+#                       DYEGATE_PINGORA_NAME="k: v, ..." keys added to its `pingora:` map;
+#                       compares builds or settings side by side in one run
+#   DYEGATE_TRACING="tracing: { sample_ratio: 0.01 }"   dyegate's tracing line ("" = none)
+#   DYEGATE_BIN, BARE_BIN      the binaries (default: $CARGO_TARGET_DIR or target/, release)
 #   DYEGATE_GATEWAY_EXTRA=""   extra lines appended verbatim to dyegate's gateway.yaml
 #                              (access log, metrics, ...), e.g. $'access_log:\n  path: /dev/null'
 #   PROXY_RUST_LOG=error       RUST_LOG for dyegate and bare-proxy
@@ -40,6 +50,11 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-3s}
 PROXY_THREADS=${PROXY_THREADS:-2}
 TAGGED=${TAGGED:-0}
+SCENARIOS=${SCENARIOS:-"c64 c256 close"}
+DYEGATE_TRACING=${DYEGATE_TRACING-"tracing: { sample_ratio: 0.01 }"}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+DYEGATE_BIN=${DYEGATE_BIN:-$TARGET_DIR/release/dyegate}
+BARE_BIN=${BARE_BIN:-$TARGET_DIR/release/bare-proxy}
 DYEGATE_GATEWAY_EXTRA=${DYEGATE_GATEWAY_EXTRA:-}
 PROXY_RUST_LOG=${PROXY_RUST_LOG:-error}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
@@ -188,10 +203,18 @@ install_tools() {
 
 wants() { [[ " $PROXIES " == *" $1 "* ]]; }
 
+start_proxy() {
+    if [[ $1 == dyegate+* ]]; then
+        start_variant "$1"
+    else
+        "start_$1"
+    fi
+}
+
 build() {
     ((SKIP_BUILD == 0)) || return 0
     cd "$ROOT"
-    if wants dyegate || wants dyegate-log; then
+    if wants dyegate || wants dyegate-log || [[ " $PROXIES" == *" dyegate+"* ]]; then
         log "cargo build --release -p dyegate --bin dyegate"
         cargo build --release -p dyegate --bin dyegate
     fi
@@ -287,7 +310,11 @@ upstream_accepts() {
 # dyegate as the load comparison runs it. NAME is its work dir; EXTRA, lines for gateway.yaml
 # (after DYEGATE_GATEWAY_EXTRA). Sets DYEGATE_DIR and DYEGATE_ADMIN_PORT too.
 start_dyegate_as() {
-    local name=$1 extra=$2
+    local name=$1 extra=$2 bin=${3:-$DYEGATE_BIN} pingora=${4:-}
+    # pingora: keys of a variant go in the one `pingora:` map; threads from PROXY_THREADS unless
+    # the variant sets them.
+    [[ -z $pingora ]] || pingora+=","
+    [[ $pingora == *threads:* ]] || pingora="threads: $PROXY_THREADS, $pingora"
     local dir=$WORK/$name
     rm -rf "$dir"
     mkdir -p "$dir/state"
@@ -300,8 +327,11 @@ listen: ["127.0.0.1:$PROXY_PORT"]
 admin: { listen: "127.0.0.1:$admin_port" }
 routes: routes.yaml
 state_dir: $dir/state
-pingora: { threads: $PROXY_THREADS, pid_file: $dir/d.pid, upgrade_sock: $dir/d.sock }
+pingora: { $pingora pid_file: $dir/d.pid, upgrade_sock: $dir/d.sock }
 EOF
+    # Every feature on: routing + split (routes.yaml), metrics (always on), trace propagation
+    # with 1% of new traces sampled (DYEGATE_TRACING; no endpoint: nothing is exported).
+    [[ -z $DYEGATE_TRACING ]] || printf '%s\n' "$DYEGATE_TRACING" >>"$dir/gateway.yaml"
     # Hook for the options that come later (access log, metrics, ...).
     if [[ -n $DYEGATE_GATEWAY_EXTRA ]]; then
         printf '%s\n' "$DYEGATE_GATEWAY_EXTRA" >>"$dir/gateway.yaml"
@@ -320,12 +350,22 @@ routes:
 EOF
     PROXY_LOG=$dir/dyegate.log
     start_bg INT "$PROXY_LOG" env RUST_LOG="$PROXY_RUST_LOG" \
-        "$ROOT/target/release/dyegate" run -c "$dir/gateway.yaml"
+        "$bin" run -c "$dir/gateway.yaml"
     PROXY_PID=$LAST_PID
     wait_http "$name" "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
 }
 
 start_dyegate() { start_dyegate_as dyegate ""; }
+
+# dyegate+NAME: binary DYEGATE_BIN_NAME, extra gateway.yaml lines DYEGATE_EXTRA_NAME.
+start_variant() {
+    local name=$1 suffix=${1#dyegate+} bin_var extra_var pingora_var
+    bin_var=DYEGATE_BIN_$suffix
+    extra_var=DYEGATE_EXTRA_$suffix
+    pingora_var=DYEGATE_PINGORA_$suffix
+    [[ -x ${!bin_var:-$DYEGATE_BIN} ]] || die "$name: no binary at ${!bin_var:-$DYEGATE_BIN}"
+    start_dyegate_as "$name" "${!extra_var:-}" "${!bin_var:-$DYEGATE_BIN}" "${!pingora_var:-}"
+}
 
 # The same with the JSON access log on, written to a file (what the access log costs).
 start_dyegate-log() {
@@ -407,7 +447,7 @@ start_bare() {
     mkdir -p "$dir"
     PROXY_LOG=$dir/bare-proxy.log
     start_bg INT "$PROXY_LOG" env RUST_LOG="$PROXY_RUST_LOG" \
-        "$ROOT/target/release/bare-proxy" --listen "127.0.0.1:$PROXY_PORT" \
+        "$BARE_BIN" --listen "127.0.0.1:$PROXY_PORT" \
         --upstream "127.0.0.1:$STABLE_PORT" --threads "$PROXY_THREADS" --run-dir "$dir"
     PROXY_PID=$LAST_PID
     wait_http bare-proxy "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
@@ -594,7 +634,8 @@ parse_wrk() {
 
 printf -v TSV_HEADER '%s\t' round proxy pass wrk_threads wrk_conns duration_s requests rps \
     avg_us p50_us p75_us p90_us p99_us errors proxy_cpu_us_per_req proxy_cores proxy_sys_pct \
-    upstream_cpu_us_per_req upstream_new_conns others_cpu_pct loadavg_1m
+    upstream_cpu_us_per_req upstream_new_conns others_cpu_pct loadavg_1m upstream_reuse_pct \
+    upstream_new_conns_steady
 TSV_HEADER=${TSV_HEADER%$'\t'}
 
 # PROXY_DOWN= why the proxy no longer serves (it exited, or runs but does not answer), or empty.
@@ -622,7 +663,7 @@ lost_proxy() {
         "and redoing this run"
     stop_tree "$PROXY_PID"
     forget_pid "$PROXY_PID"
-    "start_$name"
+    start_proxy "$name"
     verify_routing "$name"
     measure "$round" "$name" "$pass" 1
 }
@@ -630,10 +671,16 @@ lost_proxy() {
 # Warm up, then one measured wrk run against the running proxy; appends a row to the TSV.
 measure() {
     local round=$1 name=$2 pass=$3 retried=${4:-0} url="http://127.0.0.1:$PROXY_PORT/" script=()
-    local out=$WORK/wrk-r$round-$name-$pass.txt proxy_pids upstream_pids
-    [[ $pass == tagged ]] && script=(-s "$WORK/tagged.lua")
+    local out=$WORK/wrk-r$round-$name-$pass.txt proxy_pids upstream_pids conns=$WRK_CONNS
+    case $pass in
+        tagged) script=(-s "$WORK/tagged.lua") ;;
+        c256) conns=256 ;;
+        close) script=(-H "Connection: close") ;;
+        c64) ;;
+        *) die "unknown scenario '$pass' (known: c64 c256 close)" ;;
+    esac
 
-    if ! wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$WARMUP" "${script[@]}" "$url" >"$out" 2>&1; then
+    if ! wrk -t"$WRK_THREADS" -c"$conns" -d"$WARMUP" "${script[@]}" "$url" >"$out" 2>&1; then
         check_proxy
         [[ -n $PROXY_DOWN ]] || die "$name: warm-up wrk failed: $(head -c 300 "$out")"
         lost_proxy "$round" "$name" "$pass" "$retried"
@@ -656,7 +703,13 @@ measure() {
     children_ticks
     w0=$CHILD_TICKS
     b0=$(box_ticks)
-    if ! wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$DURATION" --latency "${script[@]}" "$url" \
+    # Steady state: the upstream's accepts 1 s into the run. The first second still opens
+    # connections that replace those the warm-up's end dropped mid-request (wrk stops with
+    # requests in flight, and an upstream connection with an unfinished answer is not reused).
+    rm -f "$WORK/accepts-1s"
+    (sleep 1 && upstream_accepts >"$WORK/accepts-1s") &
+    local probe_pid=$!
+    if ! wrk -t"$WRK_THREADS" -c"$conns" -d"$DURATION" --latency "${script[@]}" "$url" \
         >"$out" 2>&1; then
         check_proxy
         [[ -n $PROXY_DOWN ]] || die "$name: wrk failed: $(head -c 300 "$out")"
@@ -669,6 +722,9 @@ measure() {
     read -r pu1 ps1 < <(cpu_ticks "${proxy_pids[@]}")
     read -r uu1 us1 < <(cpu_ticks "${upstream_pids[@]}")
     accepts1=$(upstream_accepts)
+    wait "$probe_pid" 2>/dev/null || true
+    local accepts_1s
+    accepts_1s=$(cat "$WORK/accepts-1s" 2>/dev/null || echo "$accepts0")
     check_proxy
     if [[ -n $PROXY_DOWN ]]; then
         lost_proxy "$round" "$name" "$pass" "$retried"
@@ -685,11 +741,12 @@ measure() {
 
     # ticks -> µs: ticks * 1e6 / CLK_TCK; per request; cores = CPU time / wall time.
     # The row goes to the TSV, a readable line to stderr.
-    awk -v r="$round" -v n="$name" -v pass="$pass" -v t="$WRK_THREADS" -v c="$WRK_CONNS" \
+    awk -v r="$round" -v n="$name" -v pass="$pass" -v t="$WRK_THREADS" -v c="$conns" \
         -v req="$req" -v dur="$dur" -v rps="$rps" -v avg="$avg" -v p50="$p50" -v p75="$p75" \
         -v p90="$p90" -v p99="$p99" -v err="$err" -v tck="$CLK_TCK" -v load="$load" \
         -v puser=$((pu1 - pu0)) -v psys=$((ps1 - ps0)) -v up=$((uu1 + us1 - uu0 - us0)) \
-        -v conns=$((accepts1 - accepts0 - 1)) -v ncpu="$(nproc)" \
+        -v conns=$((accepts1 - accepts0 - 1)) -v steady=$((accepts1 - accepts_1s - 1)) \
+        -v ncpu="$(nproc)" \
         -v others=$(((b1 - b0) - (pu1 + ps1 - pu0 - ps0) - (uu1 + us1 - uu0 - us0) - (w1 - w0))) \
         'BEGIN {
             pcpu = (puser + psys) * 1e6 / tck; ucpu = up * 1e6 / tck
@@ -697,9 +754,13 @@ measure() {
             # Everything but proxy, upstream and wrk, as a share of the whole box (steal included).
             others_pct = others * 1e6 / tck * 100 / (dur * ncpu)
             if (others_pct < 0) others_pct = 0
-            printf "%s\t%s\t%s\t%d\t%d\t%.2f\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%.2f\t%d\t%.0f\t%s\n",
+            # Upstream connection reuse in steady state (from 1 s into the run): requests that
+            # did not need a new upstream connection.
+            sreq = req * (dur / 1e6 - 1) / (dur / 1e6)
+            reuse = (steady <= 0 || sreq <= 0) ? 100 : 100 * (1 - steady / sreq)
+            printf "%s\t%s\t%s\t%d\t%d\t%.2f\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%.2f\t%d\t%.0f\t%s\t%.3f\t%d\n",
                 r, n, pass, t, c, dur / 1e6, req, rps, avg, p50, p75, p90, p99, err,
-                pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns, others_pct, load
+                pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns, others_pct, load, reuse, steady
             printf "[load] round %s %-8s %-8s %8.0f req/s  p50 %6.0fus  p99 %6.0fus  cpu %6.1fus/req (%.2f cores, %.0f%% sys)  upstream %5.1fus/req, %d new conns  others %2.0f%%  errors %d\n",
                 r, n, pass, rps, p50, p99, pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns,
                 others_pct, err > "/dev/stderr"
@@ -711,9 +772,12 @@ run_proxy() {
     local round=$1 name=$2
     alloc_port
     PROXY_PORT=$PORT
-    "start_$name"
+    start_proxy "$name"
     verify_routing "$name"
-    measure "$round" "$name" untagged
+    local pass
+    for pass in $SCENARIOS; do
+        measure "$round" "$name" "$pass"
+    done
     ((TAGGED == 0)) || measure "$round" "$name" tagged
     ((PERF == 0)) || [[ $name != dyegate* ]] || profile_dyegate "$round" "$name"
     [[ $name != dyegate* ]] || dyegate_telemetry "$round" "$name"
@@ -728,9 +792,12 @@ run_proxy() {
 # Summary
 # ---------------------------------------------------------------------------------------------
 
-# Per proxy and pass: medians over rounds; req/s ratios are median / median.
+# Per proxy and pass: medians over rounds; req/s ratios are median / median. The ratios against
+# nginx and the bare proxy come last, one block per pass, for every dyegate variant.
 summarize() {
-    awk -F'\t' -v order="$PROXIES" '
+    local passes=$SCENARIOS
+    ((TAGGED == 0)) || passes+=" tagged"
+    awk -F'\t' -v order="$PROXIES" -v passes="$passes" '
         function median(list,   a, n, i, j, v) {
             n = split(list, a, " ")
             for (i = 2; i <= n; i++) {      # insertion sort: n is the number of rounds
@@ -749,21 +816,24 @@ summarize() {
             cpu[k] = cpu[k] " " $col["proxy_cpu_us_per_req"]
             cores[k] = cores[k] " " $col["proxy_cores"]
             conns[k] = conns[k] " " $col["upstream_new_conns"]
+            reuse[k] = reuse[k] " " $col["upstream_reuse_pct"]
             others[k] = others[k] " " $col["others_cpu_pct"]
+            load[k] = load[k] " " $col["loadavg_1m"]
             errs[k] += $col["errors"]
             by_round[k, $col["round"]] = $col["rps"]; rounds[$col["round"]] = 1
             cpu_by_round[k, $col["round"]] = $col["proxy_cpu_us_per_req"]
         }
         END {
             np = split(order, names, " ")
+            npass = split(passes, pass_list, " ")
             w = 8                           # the proxy column fits the longest name
             for (i = 1; i <= np; i++) if (length(names[i]) > w) w = length(names[i])
             pw = "%-" w "s"
-            printf pw " %-8s %4s %10s %9s %9s %11s %6s %9s %8s %8s %6s %6s\n", "proxy", "pass",
-                "runs", "req/s", "p50", "p99", "cpu/req", "cores", "up-conns", "vs nginx",
-                "vs bare", "errors", "others"
-            for (ps = 1; ps <= 2; ps++) {
-                pass = ps == 1 ? "untagged" : "tagged"
+            printf pw " %-8s %4s %10s %9s %9s %11s %6s %9s %8s %8s %8s %6s %6s %5s\n", "proxy", "pass",
+                "runs", "req/s", "p50", "p99", "cpu/req", "cores", "up-conns", "reuse", "vs nginx",
+                "vs bare", "errors", "others", "load"
+            for (ps = 1; ps <= npass; ps++) {
+                pass = pass_list[ps]
                 if (!(pass in seen_pass)) continue
                 for (i = 1; i <= np; i++) {
                     k = names[i] SUBSEP pass
@@ -771,17 +841,17 @@ summarize() {
                     r = median(rps[k]); kn = "nginx" SUBSEP pass; kb = "bare" SUBSEP pass
                     vn = (kn in runs) ? sprintf("%.2fx", r / median(rps[kn])) : "-"
                     vb = (kb in runs) ? sprintf("%.2fx", r / median(rps[kb])) : "-"
-                    printf pw " %-8s %4d %10.0f %7.0fus %7.0fus %8.2fus %6.2f %9d %8s %8s %6d %5.0f%%\n",
+                    printf pw " %-8s %4d %10.0f %7.0fus %7.0fus %8.2fus %6.2f %9d %7.2f%% %8s %8s %6d %5.0f%% %5.1f\n",
                         names[i], pass, runs[k], r, median(p50[k]), median(p99[k]),
-                        median(cpu[k]), median(cores[k]), median(conns[k]), vn, vb, errs[k],
-                        median(others[k])
+                        median(cpu[k]), median(cores[k]), median(conns[k]), median(reuse[k]),
+                        vn, vb, errs[k], median(others[k]), median(load[k])
                 }
             }
             # What the access log costs: dyegate-log against dyegate in the same rounds, as the
             # ratio of the medians and as the median of the per-round ratios (each pair ran
             # back to back, so slow drift of the box cancels out in a pair).
-            for (ps = 1; ps <= 2; ps++) {
-                pass = ps == 1 ? "untagged" : "tagged"
+            for (ps = 1; ps <= npass; ps++) {
+                pass = pass_list[ps]
                 ko = "dyegate" SUBSEP pass; kl = "dyegate-log" SUBSEP pass
                 if (!(ko in runs) || !(kl in runs)) continue
                 ratios = ""; deltas = ""
@@ -796,6 +866,28 @@ summarize() {
                     pass, median(rps[kl]) / median(rps[ko]), median(ratios), co, cl,
                     100 * (cl - co) / co, median(deltas)
             }
+            # The ratios, last: every dyegate variant against nginx and the bare proxy, per pass.
+            # The issue-13 targets: req/s >= 0.6x nginx, cpu/req <= 2.0x nginx, >= 0.97x bare,
+            # p99 within 1 ms of bare (at its own max load here: closed loop), reuse >= 99.9%.
+            printf "\nratios (medians of the rounds; targets: req/s >= 0.60x nginx, cpu/req <= 2.00x nginx, req/s >= 0.97x bare, reuse >= 99.9%%)\n"
+            printf pw " %-8s %11s %13s %11s %13s %14s %8s\n", "proxy", "pass", "req/s/nginx",
+                "cpu/req/nginx", "req/s/bare", "cpu/req/bare", "p99-bare p99", "reuse"
+            for (ps = 1; ps <= npass; ps++) {
+                pass = pass_list[ps]
+                kn = "nginx" SUBSEP pass; kb = "bare" SUBSEP pass; kh = "haproxy" SUBSEP pass
+                for (i = 1; i <= np; i++) {
+                    if (names[i] !~ /^dyegate/ && names[i] != "bare" && names[i] != "haproxy") continue
+                    k = names[i] SUBSEP pass
+                    if (!(k in runs)) continue
+                    rn = (kn in runs) ? sprintf("%.2fx", median(rps[k]) / median(rps[kn])) : "-"
+                    cn = (kn in runs) ? sprintf("%.2fx", median(cpu[k]) / median(cpu[kn])) : "-"
+                    rb = (kb in runs) ? sprintf("%.2fx", median(rps[k]) / median(rps[kb])) : "-"
+                    cb = (kb in runs) ? sprintf("%.2fx", median(cpu[k]) / median(cpu[kb])) : "-"
+                    pb = (kb in runs) ? sprintf("%+.0fus", median(p99[k]) - median(p99[kb])) : "-"
+                    printf pw " %-8s %11s %13s %11s %13s %14s %7.2f%%\n", names[i], pass, rn, cn,
+                        rb, cb, pb, median(reuse[k])
+                }
+            }
         }' "$RESULTS_TSV"
 }
 
@@ -804,7 +896,7 @@ summarize() {
 main() {
     local name round
     for name in $PROXIES; do
-        [[ $(type -t "start_$name") == function ]] ||
+        [[ $name == dyegate+* || $(type -t "start_$name") == function ]] ||
             die "unknown proxy '$name' in PROXIES (known: dyegate dyegate-log bare nginx haproxy)"
     done
     install_tools

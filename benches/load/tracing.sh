@@ -56,7 +56,7 @@ CONFIGS=(off 1pct 100pct)
 for ((rep = 1; rep <= REPS; rep++)); do
     for cfg in "${CONFIGS[@]}"; do
         log "rep $rep/$REPS: tracing $cfg"
-        RESULTS_DIR="$OUT/$cfg" PROXIES=dyegate ROUNDS=1 SKIP_BUILD=1 \
+        RESULTS_DIR="$OUT/$cfg" PROXIES=dyegate ROUNDS=1 SKIP_BUILD=1 SCENARIOS=c64 DYEGATE_TRACING= \
             DYEGATE_GATEWAY_EXTRA="${EXTRA[$cfg]}" benches/load/run.sh >"$OUT/run-$rep-$cfg.log" 2>&1 ||
             {
                 tail -n 30 "$OUT/run-$rep-$cfg.log" >&2
@@ -69,7 +69,7 @@ done
 for cfg in "${CONFIGS[@]}"; do
     awk -F'\t' -v cfg="$cfg" '
         FNR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-        $col["proxy"] == "dyegate" && $col["pass"] == "untagged" {
+        $col["proxy"] == "dyegate" && $col["pass"] == "c64" {
             print cfg, $col["rps"], $col["proxy_cpu_us_per_req"], $col["p99_us"], $col["errors"]
         }' $(ls "$OUT/$cfg"/*.tsv | grep -v telemetry)
 done >"$OUT/all.txt"

@@ -14,6 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc as the global allocator (feature `mimalloc`, on by default): glibc malloc/free were
+/// ~10% of a proxied request's CPU; see benches/load/README.md "Levers".
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "dyegate",

@@ -34,6 +34,9 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
     let p = &gw.config.pingora;
     ServerConf {
         threads: p.threads,
+        work_stealing: p.work_stealing,
+        listener_tasks_per_fd: p.listener_tasks_per_fd,
+        upstream_keepalive_pool_size: p.upstream_keepalive_pool_size,
         pid_file: gw.pid_file.display().to_string(),
         upgrade_sock: gw.upgrade_sock.display().to_string(),
         grace_period_seconds: Some(p.grace_period_seconds),

@@ -117,6 +117,20 @@ impl Gateway {
                 ),
             ));
         }
+        let pool = config.pingora.upstream_keepalive_pool_size;
+        if pool == 0 || pool > 1_000_000 {
+            issues.push(Issue::new(
+                "pingora.upstream_keepalive_pool_size",
+                format!("found {pool}, expected a number from 1 to 1000000"),
+            ));
+        }
+        let tasks = config.pingora.listener_tasks_per_fd;
+        if tasks == 0 || tasks > 64 {
+            issues.push(Issue::new(
+                "pingora.listener_tasks_per_fd",
+                format!("found {tasks}, expected a number from 1 to 64"),
+            ));
+        }
         if config.reload.history_max_bytes == 0 {
             issues.push(Issue::new(
                 "reload.history_max_bytes",

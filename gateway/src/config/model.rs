@@ -251,6 +251,19 @@ pub struct PingoraConfig {
     /// Error log file when daemonized (stderr otherwise).
     #[serde(default)]
     pub error_log: Option<String>,
+    /// Idle upstream connections kept for reuse per worker thread, all upstreams together
+    /// (Pingora multiplies it by `threads`) [128]. Raise it when more requests than this times
+    /// `threads` are in flight at once: past it, connections are closed after use and reopened.
+    #[serde(default = "default_upstream_pool")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub upstream_keepalive_pool_size: usize,
+    /// Let idle worker threads steal ready connections from busy ones [true].
+    #[serde(default = "default_work_stealing")]
+    pub work_stealing: bool,
+    /// Accept tasks per listening socket [1].
+    #[serde(default = "default_listener_tasks")]
+    #[schemars(range(min = 1, max = 64))]
+    pub listener_tasks_per_fd: usize,
 }
 
 impl Default for PingoraConfig {
@@ -262,10 +275,22 @@ impl Default for PingoraConfig {
             grace_period_seconds: default_grace_period(),
             graceful_shutdown_timeout_seconds: default_graceful_shutdown_timeout(),
             error_log: None,
+            upstream_keepalive_pool_size: default_upstream_pool(),
+            work_stealing: default_work_stealing(),
+            listener_tasks_per_fd: default_listener_tasks(),
         }
     }
 }
 
+fn default_upstream_pool() -> usize {
+    128
+}
+fn default_work_stealing() -> bool {
+    true
+}
+fn default_listener_tasks() -> usize {
+    1
+}
 fn default_threads() -> usize {
     2
 }

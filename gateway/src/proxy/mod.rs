@@ -29,6 +29,7 @@ use ctx::{Action, CtxOutcome, Routed, TagRef};
 use dyegate_plugins::trace_context::TRACERESPONSE;
 use log::warn;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::protocols::http::error_resp::gen_error_response;
 use pingora::protocols::Digest;
@@ -225,6 +226,11 @@ impl ProxyHttp for DyegateProxy {
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::new(self.lifecycle.track())
     }
+
+    /// No downstream modules. Pingora's default registers a response-compression module at
+    /// level 0 (disabled), whose context is still built and whose filters still run on every
+    /// request; dyegate does not compress (benches/load/README.md, "Levers").
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     /// Runs first for every request: refuses HTTP/1.1 without `Host` (400), decides the route
     /// and group (skipping groups with no healthy target as the route says), applies the
