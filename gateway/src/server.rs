@@ -73,21 +73,7 @@ pub fn run(
     server.bootstrap();
     let lifecycle = Lifecycle::new();
 
-    let access_log = match (&gw.access_log, &gw.config.access_log) {
-        (Some(dest), Some(cfg)) => {
-            let dest = match dest {
-                None => Destination::Stdout,
-                Some(p) => Destination::File(p.clone()),
-            };
-            let (log, service) = AccessLog::new(dest, cfg.queue);
-            metrics.watch_access_log_dropped(log.dropped());
-            let flush = log.clone();
-            lifecycle.on_exit(Box::new(move || flush.flush(Duration::from_secs(2))));
-            server.add_service(background_service("access log", service));
-            Some(log)
-        }
-        _ => None,
-    };
+    let access_log = access_log(&mut server, &gw, &metrics, &lifecycle);
 
     // Spans are exported by a background service: its threads start after Pingora's daemon fork.
     let (tracing, span_export) = Tracing::new(&gw.tracing);
@@ -96,17 +82,7 @@ pub fn run(
         server.add_service(background_service("span export", export));
     }
 
-    // Target health outlives tables: one registry, read by the proxy, fed by the checker.
-    let health = Arc::new(HealthRegistry::new(metrics.containment().clone()));
-    health.sync(&reloader.active().load().table);
-    server.add_service(background_service(
-        "health checks",
-        HealthService::new(
-            reloader.active(),
-            health.clone(),
-            metrics.containment().clone(),
-        ),
-    ));
+    let health = health(&mut server, &reloader, &metrics);
 
     let proxy = DyegateProxy::new(
         reloader.active(),
@@ -121,30 +97,11 @@ pub fn run(
     let service = proxy_service(&server, &gw, proxy, &metrics);
     server.add_service(service);
 
-    if let (Some(settings), Some(status)) = (&gw.etcd, reloader.source()) {
-        let source = EtcdSource::new(
-            settings.clone(),
-            reloader.clone(),
-            metrics.clone(),
-            lifecycle.clone(),
-            status.clone(),
-            etcd_read,
-        );
-        server.add_service(background_service("etcd source", source));
-    }
+    add_etcd_source(&mut server, &gw, &reloader, &metrics, &lifecycle, etcd_read);
 
-    let admin = AdminApi::new(
-        reloader.clone(),
-        lifecycle.clone(),
-        metrics,
-        &gw.admin_identities,
-        gw.listen.clone(),
-    )
-    .with_health(health)
-    .with_rollouts(rollouts.clone());
-    let mut admin_service = Service::new("dyegate admin".to_string(), admin);
-    admin_service.add_tcp(&gw.admin_listen.to_string());
-    server.add_service(admin_service);
+    server.add_service(admin_service(
+        &gw, &reloader, &lifecycle, metrics, health, &rollouts,
+    ));
 
     // A reload that swapped a table but has not recorded it yet finishes before the process
     // exits, whichever way it exits (early exit once drained, or Pingora's own).
@@ -176,6 +133,89 @@ pub fn run(
     server.run(RunArgs::default());
     reloader.settle(EXIT_SETTLE);
     std::process::exit(0)
+}
+
+/// The JSON access log, when gateway.yaml asks for one: its writer runs as a background service
+/// and is flushed on the way out.
+fn access_log(
+    server: &mut Server,
+    gw: &Gateway,
+    metrics: &Metrics,
+    lifecycle: &Lifecycle,
+) -> Option<AccessLog> {
+    let (Some(dest), Some(cfg)) = (&gw.access_log, &gw.config.access_log) else {
+        return None;
+    };
+    let dest = match dest {
+        None => Destination::Stdout,
+        Some(p) => Destination::File(p.clone()),
+    };
+    let (log, service) = AccessLog::new(dest, cfg.queue);
+    metrics.watch_access_log_dropped(log.dropped());
+    let flush = log.clone();
+    lifecycle.on_exit(Box::new(move || flush.flush(Duration::from_secs(2))));
+    server.add_service(background_service("access log", service));
+    Some(log)
+}
+
+/// Target health outlives tables: one registry, read by the proxy, fed by the checker service.
+fn health(server: &mut Server, reloader: &Reloader, metrics: &Metrics) -> Arc<HealthRegistry> {
+    let health = Arc::new(HealthRegistry::new(metrics.containment().clone()));
+    health.sync(&reloader.active().load().table);
+    server.add_service(background_service(
+        "health checks",
+        HealthService::new(
+            reloader.active(),
+            health.clone(),
+            metrics.containment().clone(),
+        ),
+    ));
+    health
+}
+
+/// The etcd source, when the table comes from etcd: one candidate per revision.
+fn add_etcd_source(
+    server: &mut Server,
+    gw: &Gateway,
+    reloader: &Arc<Reloader>,
+    metrics: &Arc<Metrics>,
+    lifecycle: &Arc<Lifecycle>,
+    etcd_read: Option<(u64, String)>,
+) {
+    if let (Some(settings), Some(status)) = (&gw.etcd, reloader.source()) {
+        let source = EtcdSource::new(
+            settings.clone(),
+            reloader.clone(),
+            metrics.clone(),
+            lifecycle.clone(),
+            status.clone(),
+            etcd_read,
+        );
+        server.add_service(background_service("etcd source", source));
+    }
+}
+
+/// The admin API on `admin.listen`.
+fn admin_service(
+    gw: &Gateway,
+    reloader: &Arc<Reloader>,
+    lifecycle: &Arc<Lifecycle>,
+    metrics: Arc<Metrics>,
+    health: Arc<HealthRegistry>,
+    rollouts: &Arc<Controller>,
+) -> Service<AdminApi> {
+    let admin = AdminApi::new(
+        reloader.clone(),
+        lifecycle.clone(),
+        metrics,
+        &gw.admin_identities,
+        gw.listen.clone(),
+    )
+    .with_health(health)
+    .with_rollouts(rollouts.clone());
+    let mut admin_service = Service::new("dyegate admin".to_string(), admin);
+    admin_service.add_tcp(&gw.admin_listen.to_string());
+    admin_service
 }
 
 /// How long an exiting process waits for a reload under way to be recorded.

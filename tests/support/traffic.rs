@@ -2,13 +2,11 @@
 //! request every `every`, and each answer is kept with its time, status and upstream, so a test
 //! can read the realised split of any interval (a rollout step, the time after an abort).
 //!
-//! ```no_run
-//! # async fn demo(addr: std::net::SocketAddr) {
+//! ```text
 //! use dyegate_suite::traffic::Traffic;
 //! let t = Traffic::start(addr, 2, std::time::Duration::from_millis(5), vec![]);
 //! // ...
 //! let share = t.share_of("canary", t.samples());
-//! # }
 //! ```
 
 use std::net::SocketAddr;

@@ -136,6 +136,114 @@ impl AdminApi {
         }
     }
 
+    /// `GET /readyz`: a table is loaded and every proxy listener accepts (not while draining).
+    async fn readyz(&self, draining: bool) -> (StatusCode, Value) {
+        let (mut ready, mut down) = self.ready().await;
+        if draining {
+            ready = false;
+            down.push("draining".into());
+        }
+        let version = self.reloader.active().load().version;
+        let body = json!({ "ready": ready, "version": version, "pid": std::process::id(), "listeners_down": down });
+        if ready {
+            (StatusCode::OK, body)
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, body)
+        }
+    }
+
+    /// `GET /versions`: the kept versions, the active one marked.
+    fn versions(&self) -> (StatusCode, Value) {
+        let active = self.reloader.version();
+        let list: Vec<Value> = (self.reloader.versions().into_iter())
+            .map(|v| {
+                let mut j = json!(v);
+                j["active"] = json!(v.version == active);
+                j
+            })
+            .collect();
+        (
+            StatusCode::OK,
+            json!({ "active": active, "versions": list }),
+        )
+    }
+
+    /// `GET /versions/N`: a kept version with its source text.
+    fn version_source(&self, path: &str) -> (StatusCode, Value) {
+        let Ok(n) = path["/versions/".len()..].parse::<u64>() else {
+            return (
+                StatusCode::BAD_REQUEST,
+                json!({ "error": "expected /versions/N with N a version number" }),
+            );
+        };
+        match self.reloader.version_text(n) {
+            Some((info, text)) => {
+                let mut j = json!(info);
+                j["source"] = json!(text.as_ref());
+                (StatusCode::OK, j)
+            }
+            None => (
+                StatusCode::NOT_FOUND,
+                json!({ "error": format!("version {n} is not kept") }),
+            ),
+        }
+    }
+
+    /// `GET /upstreams`: every group and target with its health.
+    fn upstreams(&self) -> (StatusCode, Value) {
+        let active = self.reloader.active().load_full();
+        let mut j = match &self.health {
+            Some(h) => upstreams_json(&active.table, h),
+            None => upstreams_json(&active.table, &HealthRegistry::new(Default::default())),
+        };
+        j["version"] = json!(active.version);
+        (StatusCode::OK, j)
+    }
+
+    /// `POST /reload`: the routes file through the one commit path (422 when rejected).
+    async fn post_reload(&self, caller: Caller) -> (StatusCode, Value) {
+        let r = self.reloader.clone();
+        match tokio::task::spawn_blocking(move || r.reload(Trigger::Api, caller)).await {
+            Ok(report) => {
+                let code = if report.result == Outcome::Failed {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                } else {
+                    StatusCode::OK
+                };
+                (code, json!(report))
+            }
+            Err(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "error": e.to_string() }),
+            ),
+        }
+    }
+
+    /// `POST /rollback`: an empty body or `{"to": N}` (400 otherwise).
+    async fn post_rollback(
+        &self,
+        session: &mut ServerSession,
+        caller: Caller,
+    ) -> (StatusCode, Value) {
+        let body = match Self::body(session).await {
+            Ok(b) => b,
+            Err(e) => return (StatusCode::BAD_REQUEST, json!({ "error": e })),
+        };
+        let to = match rollback_target(&body) {
+            Ok(to) => to,
+            Err(e) => return (StatusCode::BAD_REQUEST, json!({ "error": e })),
+        };
+        let r = self.reloader.clone();
+        match tokio::task::spawn_blocking(move || r.rollback(to, caller)).await {
+            Ok(Ok(report)) => (StatusCode::OK, json!(report)),
+            Ok(Err(e)) => (StatusCode::NOT_FOUND, json!({ "error": e })),
+            Err(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "error": e.to_string() }),
+            ),
+        }
+    }
+
     async fn route(&self, session: &mut ServerSession) -> (StatusCode, Value) {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
@@ -176,20 +284,7 @@ impl AdminApi {
                 StatusCode::OK,
                 json!({ "status": "ok", "pid": std::process::id() }),
             ),
-            (Method::GET, "/readyz") => {
-                let (mut ready, mut down) = self.ready().await;
-                if draining {
-                    ready = false;
-                    down.push("draining".into());
-                }
-                let version = self.reloader.active().load().version;
-                let body = json!({ "ready": ready, "version": version, "pid": std::process::id(), "listeners_down": down });
-                if ready {
-                    (StatusCode::OK, body)
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, body)
-                }
-            }
+            (Method::GET, "/readyz") => self.readyz(draining).await,
             (Method::GET, "/status") => {
                 let mut s = self.reloader.status();
                 s["pid"] = json!(std::process::id());
@@ -197,93 +292,17 @@ impl AdminApi {
                 s["in_flight"] = json!(self.lifecycle.in_flight());
                 (StatusCode::OK, s)
             }
-            (Method::GET, "/versions") => {
-                let active = self.reloader.version();
-                let list: Vec<Value> = self
-                    .reloader
-                    .versions()
-                    .into_iter()
-                    .map(|v| {
-                        let mut j = json!(v);
-                        j["active"] = json!(v.version == active);
-                        j
-                    })
-                    .collect();
-                (
-                    StatusCode::OK,
-                    json!({ "active": active, "versions": list }),
-                )
-            }
-            (Method::GET, p) if p.starts_with("/versions/") => {
-                let Ok(n) = p["/versions/".len()..].parse::<u64>() else {
-                    return (
-                        StatusCode::BAD_REQUEST,
-                        json!({ "error": "expected /versions/N with N a version number" }),
-                    );
-                };
-                match self.reloader.version_text(n) {
-                    Some((info, text)) => {
-                        let mut j = json!(info);
-                        j["source"] = json!(text.as_ref());
-                        (StatusCode::OK, j)
-                    }
-                    None => (
-                        StatusCode::NOT_FOUND,
-                        json!({ "error": format!("version {n} is not kept") }),
-                    ),
-                }
-            }
+            (Method::GET, "/versions") => self.versions(),
+            (Method::GET, p) if p.starts_with("/versions/") => self.version_source(p),
             (Method::GET, "/routes") => {
                 let active = self.reloader.active().load_full();
                 let mut j = routes_json(&active.table);
                 j["version"] = json!(active.version);
                 (StatusCode::OK, j)
             }
-            (Method::GET, "/upstreams") => {
-                let active = self.reloader.active().load_full();
-                let mut j = match &self.health {
-                    Some(h) => upstreams_json(&active.table, h),
-                    None => upstreams_json(&active.table, &HealthRegistry::new(Default::default())),
-                };
-                j["version"] = json!(active.version);
-                (StatusCode::OK, j)
-            }
-            (Method::POST, "/reload") => {
-                let r = self.reloader.clone();
-                match tokio::task::spawn_blocking(move || r.reload(Trigger::Api, caller)).await {
-                    Ok(report) => {
-                        let code = if report.result == Outcome::Failed {
-                            StatusCode::UNPROCESSABLE_ENTITY
-                        } else {
-                            StatusCode::OK
-                        };
-                        (code, json!(report))
-                    }
-                    Err(e) => (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        json!({ "error": e.to_string() }),
-                    ),
-                }
-            }
-            (Method::POST, "/rollback") => {
-                let body = match Self::body(session).await {
-                    Ok(b) => b,
-                    Err(e) => return (StatusCode::BAD_REQUEST, json!({ "error": e })),
-                };
-                let to = match rollback_target(&body) {
-                    Ok(to) => to,
-                    Err(e) => return (StatusCode::BAD_REQUEST, json!({ "error": e })),
-                };
-                let r = self.reloader.clone();
-                match tokio::task::spawn_blocking(move || r.rollback(to, caller)).await {
-                    Ok(Ok(report)) => (StatusCode::OK, json!(report)),
-                    Ok(Err(e)) => (StatusCode::NOT_FOUND, json!({ "error": e })),
-                    Err(e) => (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        json!({ "error": e.to_string() }),
-                    ),
-                }
-            }
+            (Method::GET, "/upstreams") => self.upstreams(),
+            (Method::POST, "/reload") => self.post_reload(caller).await,
+            (Method::POST, "/rollback") => self.post_rollback(session, caller).await,
             (
                 _,
                 "/healthz" | "/readyz" | "/status" | "/versions" | "/routes" | "/upstreams"

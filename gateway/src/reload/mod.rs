@@ -14,6 +14,7 @@ mod candidate;
 mod commit;
 mod history;
 mod overlay;
+mod record;
 mod reloader;
 mod report;
 mod rollout_commit;

@@ -15,12 +15,12 @@ use super::watcher::Fingerprint;
 use crate::config::incremental::Reuse;
 use crate::config::model::RoutesConfig;
 use crate::config::{routes_from_text, routes_from_text_within, ConfigErrors, LoadedRoutes};
-use crate::routing::{ActiveTable, Carried, RouteTable, SharedTable};
+use crate::routing::{ActiveTable, Carried, SharedTable};
 use crate::source::status::SourceStatus;
 use crate::stamp::{now_rfc3339, sha256_hex, unix_now};
 use crate::telemetry::{Metrics, TableMetrics};
 use arc_swap::ArcSwap;
-use log::{error, info};
+use log::info;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,21 +80,21 @@ impl Default for StartAt {
 }
 
 pub struct Reloader {
-    routes_path: PathBuf,
+    pub(super) routes_path: PathBuf,
     /// `reload.max_file_bytes`: a bigger routes file is not read, let alone parsed.
-    max_file_bytes: usize,
+    pub(super) max_file_bytes: usize,
     /// The etcd source's state, when the table comes from etcd.
-    source: Option<Arc<SourceStatus>>,
+    pub(super) source: Option<Arc<SourceStatus>>,
     /// The routes file as it was just after the startup load: the file watch starts later, and
     /// compares with this to catch a save made in between.
-    loaded_fingerprint: Option<Fingerprint>,
+    pub(super) loaded_fingerprint: Option<Fingerprint>,
     pub(super) active: SharedTable<TableMetrics>,
-    running: Mutex<Running>,
+    pub(super) running: Mutex<Running>,
     /// Held by a commit from its swap to its publication (milliseconds: diff, history, audit),
     /// so that a reader that sees the new table in traffic also sees it recorded.
-    gate: Mutex<()>,
-    record: Mutex<Record>,
-    audit: AuditLog,
+    pub(super) gate: Mutex<()>,
+    pub(super) record: Mutex<Record>,
+    pub(super) audit: AuditLog,
     pub(super) metrics: Arc<Metrics>,
     pub counters: Counters,
     pub(super) last_success_unix: AtomicU64,
@@ -148,38 +148,7 @@ impl Reloader {
         let sha = sha256_hex(loaded.text.as_bytes());
         let table = loaded.table.clone();
         let before = history.latest().map_or(0, |k| k.info.version);
-        let latest = history.latest().map(|k| k.info.clone());
-        let (info, result) = match latest {
-            Some(info)
-                if info.sha256 == sha
-                    && info.version == history.next_version() - 1
-                    && start.version.is_none_or(|v| v == info.version) =>
-            {
-                history.attach_table(info.version, table.clone());
-                (info, Outcome::NoOp)
-            }
-            _ => {
-                let info = VersionInfo {
-                    version: pick_version(start.version, history.next_version()),
-                    sha256: sha.clone(),
-                    loaded_at: now_rfc3339(),
-                    trigger: start.trigger.clone(),
-                    rollback_from: None,
-                };
-                (history
-                    .push(info.clone(), loaded.text.clone(), table.clone())
-                    .write())
-                .map_err(|e| {
-                    format!(
-                        "state_dir {}: cannot write {}: {}",
-                        state_dir.display(),
-                        e.what,
-                        e.error
-                    )
-                })?;
-                (info, Outcome::Applied)
-            }
-        };
+        let (info, result) = first_version(&mut history, &loaded, &sha, &start, state_dir)?;
         let version = info.version;
         let mut report = ReloadReport::new(start.trigger, before, Caller::default());
         report.result = result;
@@ -262,7 +231,7 @@ impl Reloader {
 
     /// The record as published, after any commit between its swap and its publication (never
     /// after a parse: attempts parse before they take the gate).
-    fn published(&self) -> MutexGuard<'_, Record> {
+    pub(super) fn published(&self) -> MutexGuard<'_, Record> {
         drop(self.lock_gate());
         self.lock_record()
     }
@@ -483,132 +452,49 @@ impl Reloader {
         };
         Ok((target, candidate))
     }
+}
 
-    /// The number the next version gets: `requested` (an etcd revision) when it is above every
-    /// number used so far, else the next one.
-    pub(super) fn next_version(&self, requested: Option<u64>) -> u64 {
-        pick_version(requested, self.lock_record().history.next_version())
-    }
-
-    /// Records an applied version in the history: in memory under the record lock, then in
-    /// `state_dir` outside it (the caller holds the commit lock). A failed write is reported.
-    pub(super) fn record(
-        &self,
-        info: VersionInfo,
-        text: Arc<str>,
-        table: Arc<RouteTable>,
-        report: &mut ReloadReport,
-    ) {
-        let persist = self.lock_record().history.push(info, text, table);
-        if let Err(e) = persist.write() {
-            report.state_errors.push(self.state_error(e.what, e.error));
+/// The version the startup table runs as: the latest kept one when it has the same content
+/// (and the source asks for no other number), else a new version, recorded before serving.
+fn first_version(
+    history: &mut History,
+    loaded: &LoadedRoutes,
+    sha: &str,
+    start: &StartAt,
+    state_dir: &Path,
+) -> Result<(VersionInfo, Outcome), String> {
+    let table = loaded.table.clone();
+    let latest = history.latest().map(|k| k.info.clone());
+    match latest {
+        Some(info)
+            if info.sha256 == sha
+                && info.version == history.next_version() - 1
+                && start.version.is_none_or(|v| v == info.version) =>
+        {
+            history.attach_table(info.version, table.clone());
+            Ok((info, Outcome::NoOp))
         }
-    }
-
-    /// Makes a committed version what `/status` and `/versions` report: the last step of a
-    /// commit, after its history and audit records.
-    pub(super) fn publish(&self, info: &VersionInfo) {
-        let mut record = self.lock_record();
-        record.version = info.version;
-        record.sha256 = info.sha256.clone();
-        record.loaded_at = info.loaded_at.clone();
-        record.trigger = info.trigger.clone();
-    }
-
-    /// The version committed last (see [`Record::version`]).
-    pub fn version(&self) -> u64 {
-        self.published().version
-    }
-
-    /// Appends the attempt to the audit log; a failed write is reported in the answer.
-    pub(super) fn audit_log(&self) -> &AuditLog {
-        &self.audit
-    }
-
-    pub(super) fn audit(&self, report: &mut ReloadReport) {
-        if let Err(e) = self.audit.append(&*report) {
-            report.state_errors.push(self.state_error("audit", e));
+        _ => {
+            let info = VersionInfo {
+                version: pick_version(start.version, history.next_version()),
+                sha256: sha.to_string(),
+                loaded_at: now_rfc3339(),
+                trigger: start.trigger.clone(),
+                rollback_from: None,
+            };
+            (history
+                .push(info.clone(), loaded.text.clone(), table.clone())
+                .write())
+            .map_err(|e| {
+                format!(
+                    "state_dir {}: cannot write {}: {}",
+                    state_dir.display(),
+                    e.what,
+                    e.error
+                )
+            })?;
+            Ok((info, Outcome::Applied))
         }
-    }
-
-    /// A write of state failed: logged, counted and shown in `/status`; returns the message.
-    fn state_error(&self, what: &'static str, error: String) -> String {
-        let message = match what {
-            "audit" => format!("audit log {}: {error}", self.audit.path().display()),
-            _ => format!("state_dir ({what}): {error}"),
-        };
-        error!("state: {message}; the change is in effect but not fully recorded");
-        self.metrics.state_write_error(what);
-        let mut record = self.lock_record();
-        record.state_errors += 1;
-        record.last_state_error = Some(StateError {
-            time: now_rfc3339(),
-            what,
-            error: message.clone(),
-        });
-        message
-    }
-
-    /// Status for the admin API. Never waits for an attempt under way.
-    pub fn status(&self) -> serde_json::Value {
-        let on_disk = std::fs::read(&self.routes_path)
-            .ok()
-            .map(|b| sha256_hex(&b));
-        let record = self.published();
-        let active = self.active.load_full();
-        let mut status = serde_json::json!({
-            "version": active.version,
-            "sha256": active.sha256,
-            "loaded_at": record.loaded_at,
-            "trigger": record.trigger.kind(),
-            "routes_file": self.routes_path.display().to_string(),
-            "file_sha256": on_disk,
-            "matches_file": on_disk.as_deref() == Some(record.sha256.as_str()),
-            "routes": active.table.routes().len(),
-            "upstreams": active.table.groups().len(),
-            "last_error": record.last_error,
-            "reload_in_progress": record.in_progress,
-            "state_errors": {
-                "count": record.state_errors,
-                "last": record.last_state_error,
-            },
-            "reloads": {
-                "applied": self.counters.applied.load(Ordering::Relaxed),
-                "noop": self.counters.noop.load(Ordering::Relaxed),
-                "failed": self.counters.failed.load(Ordering::Relaxed),
-                "rollback": self.counters.rollback.load(Ordering::Relaxed),
-            },
-            "audit_log": self.audit.path().display().to_string(),
-        });
-        drop(record);
-        if let (Some(source), Some(map)) = (&self.source, status.as_object_mut()) {
-            for k in ["routes_file", "file_sha256", "matches_file"] {
-                map.remove(k);
-            }
-            if let Some(extra) = source.to_json().as_object() {
-                map.extend(extra.clone());
-            }
-        } else if let Some(map) = status.as_object_mut() {
-            map.insert("source".into(), "file".into());
-        }
-        status
-    }
-
-    pub fn versions(&self) -> Vec<VersionInfo> {
-        self.published().history.list()
-    }
-
-    pub fn version_text(&self, version: u64) -> Option<(VersionInfo, Arc<str>)> {
-        let record = self.lock_record();
-        record
-            .history
-            .get(version)
-            .map(|k| (k.info.clone(), k.text.clone()))
-    }
-
-    /// The running table (for `/routes`).
-    pub fn table(&self) -> Arc<RouteTable> {
-        self.active.load().table.clone()
     }
 }
 
@@ -616,7 +502,7 @@ impl Reloader {
 /// (`next` is the lowest unused), else `next`. An etcd revision at or below a number this
 /// gateway already used (a local rollback took the next number, or etcd was replaced by a new
 /// cluster) cannot be used as is: numbers are never given twice.
-fn pick_version(requested: Option<u64>, next: u64) -> u64 {
+pub(super) fn pick_version(requested: Option<u64>, next: u64) -> u64 {
     match requested {
         Some(v) if v >= next => v,
         Some(v) => {
