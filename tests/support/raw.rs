@@ -84,65 +84,39 @@ impl RawClient {
 
     /// Reads until the gateway closes the connection or `timeout` passes.
     pub async fn read_to_close(&mut self, timeout: Duration) -> Received {
-        let started = Instant::now();
-        let mut bytes = Vec::new();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut chunk = [0u8; 16384];
-        loop {
-            match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
-                Err(_) => {
-                    return Received {
-                        bytes,
-                        closed: false,
-                        after: started.elapsed(),
-                    }
-                }
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    return Received {
-                        bytes,
-                        closed: true,
-                        after: started.elapsed(),
-                    }
-                }
-                Ok(Ok(n)) => bytes.extend_from_slice(&chunk[..n]),
-            }
-        }
+        self.read_until(timeout, |_| false).await
     }
 
     /// Reads one response with a `content-length` body (or none), within `timeout`.
     pub async fn read_response(&mut self, timeout: Duration) -> Received {
+        self.read_until(timeout, |bytes| {
+            head_end(bytes)
+                .is_some_and(|end| bytes.len() >= end + content_length(&bytes[..end]).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// Reads until `done` says the bytes so far are complete, the gateway closes the
+    /// connection, or `timeout` passes.
+    async fn read_until(&mut self, timeout: Duration, done: impl Fn(&[u8]) -> bool) -> Received {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
         let mut bytes = Vec::new();
         let mut chunk = [0u8; 16384];
-        loop {
-            if let Some(end) = head_end(&bytes) {
-                let len = content_length(&bytes[..end]).unwrap_or(0);
-                if bytes.len() >= end + len {
-                    return Received {
-                        bytes,
-                        closed: false,
-                        after: started.elapsed(),
-                    };
-                }
+        let closed = loop {
+            if done(&bytes) {
+                break false;
             }
             match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
-                Err(_) => {
-                    return Received {
-                        bytes,
-                        closed: false,
-                        after: started.elapsed(),
-                    }
-                }
-                Ok(Ok(0)) | Ok(Err(_)) => {
-                    return Received {
-                        bytes,
-                        closed: true,
-                        after: started.elapsed(),
-                    }
-                }
+                Err(_) => break false,
+                Ok(Ok(0)) | Ok(Err(_)) => break true,
                 Ok(Ok(n)) => bytes.extend_from_slice(&chunk[..n]),
             }
+        };
+        Received {
+            bytes,
+            closed,
+            after: started.elapsed(),
         }
     }
 }

@@ -78,14 +78,14 @@ impl RetryBudget {
 /// Every route's budget, by route name.
 pub struct RetryBudgets {
     epoch: Instant,
-    routes: DashMap<Arc<str>, Arc<RetryBudget>>,
+    routes: DashMap<Arc<str>, Arc<RetryBudget>, foldhash::fast::RandomState>,
 }
 
 impl Default for RetryBudgets {
     fn default() -> Self {
         RetryBudgets {
             epoch: Instant::now(),
-            routes: DashMap::new(),
+            routes: DashMap::default(),
         }
     }
 }

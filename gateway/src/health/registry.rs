@@ -41,8 +41,8 @@ impl Drop for TargetGuard {
 /// Per-target health and per-group load, keyed by address and by group name.
 pub struct HealthRegistry {
     epoch: Instant,
-    targets: DashMap<SocketAddr, Arc<TargetState>>,
-    groups: DashMap<Arc<str>, Arc<GroupLoad>>,
+    targets: DashMap<SocketAddr, Arc<TargetState>, foldhash::fast::RandomState>,
+    groups: DashMap<Arc<str>, Arc<GroupLoad>, foldhash::fast::RandomState>,
     /// At least the number of down marks (unhealthy verdicts plus ejections) of all targets:
     /// raised at once by each transition to down, set to the exact count by [`Self::sweep`].
     /// Zero means every target may be picked, and the decision asks nothing per target.
@@ -54,8 +54,8 @@ impl HealthRegistry {
     pub fn new(metrics: Arc<ContainmentMetrics>) -> Self {
         HealthRegistry {
             epoch: Instant::now(),
-            targets: DashMap::new(),
-            groups: DashMap::new(),
+            targets: DashMap::default(),
+            groups: DashMap::default(),
             down: AtomicUsize::new(0),
             metrics,
         }
