@@ -364,3 +364,133 @@ impl<'a> Scan<'a> {
         self.start = indent;
     }
 }
+
+/// YAML's limit on an implicit (`key: value`) key: one line, at most 1024 characters.
+const MAX_IMPLICIT_KEY_CHARS: usize = 1024;
+
+/// A routes text whose root cannot be a mapping, judged from its first node alone: the offset
+/// of that node and what it is. A text that is one 50 MB scalar or list is rejected after a few
+/// KB instead of after every parser has read all of it. `None` when the root may be a mapping
+/// (a `key:` within YAML's 1024-character, one-line limit on implicit keys, `{`, `? `, or a
+/// node property or alias this check does not judge): the parsers decide.
+pub fn not_a_mapping_root(b: &[u8]) -> Option<(usize, String)> {
+    let at = first_node(b)?;
+    let rest = &b[at..];
+    if !plain_text(&rest[..rest.len().min(4 * (MAX_IMPLICIT_KEY_CHARS + 2))]) {
+        // Bytes that are not text are the error to report, where they are (`load::Source`).
+        return None;
+    }
+    let blank_at = |i: usize| i >= rest.len() || matches!(rest[i], b' ' | b'\t' | b'\n' | b'\r');
+    match rest[0] {
+        b'[' => Some((at, "a list".into())),
+        b'-' if blank_at(1) => Some((at, "a list".into())),
+        b'{' | b'&' | b'!' | b'*' => None,
+        b'?' if blank_at(1) => None,
+        b'|' | b'>' => Some((at, "a block of text".into())),
+        b'"' | b'\'' => (!quoted_key(rest)).then(|| (at, first_line(rest))),
+        _ => (!plain_key(rest)).then(|| (at, first_line(rest))),
+    }
+}
+
+/// UTF-8 (a sequence cut at the end counts) without control characters.
+fn plain_text(b: &[u8]) -> bool {
+    let text = match std::str::from_utf8(b) {
+        Ok(t) => t,
+        Err(e) if e.error_len().is_none() => {
+            // Valid up to a sequence cut at the end.
+            std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    !super::load::has_control_chars(text)
+}
+
+/// The first line of a node as a message quotes it: at most 40 characters, then `…`.
+fn first_line(b: &[u8]) -> String {
+    let end = b
+        .iter()
+        .position(|c| matches!(c, b'\n' | b'\r'))
+        .unwrap_or(b.len());
+    let line = String::from_utf8_lossy(&b[..end.min(4 * QUOTED_CHARS)]);
+    super::yaml::quote(line.trim_end())
+}
+
+/// How much of a long text an error message quotes.
+pub const QUOTED_CHARS: usize = 80;
+
+/// The offset of the first node: after a byte-order mark, blank and comment lines, directives
+/// and a `---` marker (with the node on the marker's line, if any).
+fn first_node(b: &[u8]) -> Option<usize> {
+    let mut i = if b.starts_with("\u{feff}".as_bytes()) {
+        3
+    } else {
+        0
+    };
+    loop {
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+            i += 1;
+        }
+        let line_start = i == 0 || b[i - 1] == b'\n' || b[i - 1] == b'\r';
+        let rest = b.get(i..).filter(|r| !r.is_empty())?;
+        let directive = rest[0] == b'%' && line_start;
+        if rest[0] == b'#' || directive {
+            i += rest.iter().position(|c| *c == b'\n').unwrap_or(rest.len());
+        } else if line_start
+            && rest.starts_with(b"---")
+            && rest
+                .get(3)
+                .is_none_or(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            i += 3;
+        } else {
+            return Some(i);
+        }
+    }
+}
+
+/// A plain scalar followed by `:` and a blank on its own line, within the key limit.
+fn plain_key(b: &[u8]) -> bool {
+    let mut chars = 0;
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'\n' | b'\r' => return false,
+            b':' if matches!(b.get(i + 1), None | Some(b' ' | b'\t' | b'\n' | b'\r')) => {
+                return true
+            }
+            b'#' if i > 0 && matches!(b[i - 1], b' ' | b'\t') => return false,
+            _ => {}
+        }
+        if c & 0xC0 != 0x80 {
+            chars += 1;
+            if chars > MAX_IMPLICIT_KEY_CHARS {
+                return false;
+            }
+        }
+    }
+    false
+}
+
+/// A quoted scalar closed on its own line, within the key limit, then `:` after blanks.
+fn quoted_key(b: &[u8]) -> bool {
+    let quote = b[0];
+    let mut i = 1;
+    let mut chars = 1;
+    while i < b.len() && chars <= MAX_IMPLICIT_KEY_CHARS {
+        let c = b[i];
+        i += 1;
+        if c & 0xC0 != 0x80 {
+            chars += 1;
+        }
+        match c {
+            b'\n' | b'\r' => return false,
+            b'\\' if quote == b'"' => i += 1,
+            b'\'' if quote == b'\'' && b.get(i) == Some(&b'\'') => i += 1,
+            c if c == quote => {
+                let after = b[i..].iter().position(|c| !matches!(c, b' ' | b'\t'));
+                return after.is_some_and(|p| b[i + p] == b':');
+            }
+            _ => {}
+        }
+    }
+    false
+}

@@ -82,6 +82,14 @@ pub fn routes_from_text_within(
     max_file_bytes: usize,
 ) -> Result<LoadedRoutes, ConfigErrors> {
     bounds::check(file, &bytes, max_file_bytes).map_err(|e| ConfigErrors(vec![e]))?;
+    if let Some((at, found)) = bounds::not_a_mapping_root(&bytes) {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: file.to_string(),
+            mark: bounds::mark_of_offset(&bytes, at),
+            path: String::new(),
+            message: format!("found {found}, expected a mapping with `upstreams` and `routes`"),
+        }]));
+    }
     let started = std::time::Instant::now();
     if let Some(mut loaded) = fast_path(&bytes, previous) {
         loaded.timings.parse_us = (started.elapsed().as_micros() as u64)

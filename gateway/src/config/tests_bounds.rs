@@ -197,3 +197,70 @@ fn parse_time_grows_linearly_with_input_size() {
     }
     eprintln!("{}", report.join("\n"));
 }
+
+#[test]
+fn a_root_that_cannot_be_a_mapping_is_rejected_from_its_first_node() {
+    use super::bounds::not_a_mapping_root;
+    for text in [
+        "routes: []\n",
+        "upstreams:\n  a: {targets: [\"127.0.0.1:1\"]}\nroutes: []\n",
+        "\u{feff}# comment\n\n%YAML 1.2\n---\nroutes: []\n",
+        "--- # marker\nroutes:\n",
+        "{routes: []}",
+        "? routes\n: []\n",
+        "&top routes: []\n",
+        "!!map\nroutes: []\n",
+        "'routes': []\n",
+        "\"rou\\\"tes\" : []\n",
+        "a:b: c\n",
+        "a b c:\n",
+    ] {
+        assert_eq!(not_a_mapping_root(text.as_bytes()), None, "{text:?}");
+    }
+    let long_key = format!("{}: 1\n", "k".repeat(1025));
+    let long_quoted = format!("\"{}\": 1\n", "k".repeat(1030));
+    for (text, at, found) in [
+        ("just text\n", 0, "\"just text\""),
+        ("# c\n- a\n", 4, "a list"),
+        ("  [a, b]\n", 2, "a list"),
+        ("|\n  text\n", 0, "a block of text"),
+        ("abc\ndef: 1\n", 0, "\"abc\""),
+        ("abc # no key: here\n", 0, "\"abc # no key: here\""),
+        ("\"abc\"\n", 0, "\"\\\"abc\\\"\""),
+        ("'a\n b': 1\n", 0, "\"'a\""),
+        (long_key.as_str(), 0, ""),
+        (long_quoted.as_str(), 0, ""),
+    ] {
+        let got = not_a_mapping_root(text.as_bytes());
+        let (got_at, got_found) = got.unwrap_or_else(|| panic!("{text:?} passed"));
+        assert_eq!(got_at, at, "{text:?}");
+        if !found.is_empty() {
+            assert_eq!(got_found, found, "{text:?}");
+        } else {
+            assert!(got_found.ends_with("…\""), "{got_found}");
+        }
+    }
+}
+
+#[test]
+fn fifty_megabytes_of_one_scalar_get_a_short_located_error() {
+    let letters: String = (0..50_000_000u32)
+        .map(|i| b"abcdefghij0123456789:-,"[(i as usize * 7919) % 23] as char)
+        .collect();
+    let got = errors(&letters);
+    assert_eq!(got.len(), 1, "{}", got.len());
+    assert!(
+        got[0].starts_with("routes.yaml:1:1: found \"")
+            && got[0].ends_with("…\", expected a mapping with `upstreams` and `routes`"),
+        "{}",
+        &got[0][..got[0].len().min(300)]
+    );
+    // A long value under a known key: the message quotes its start, not 1 MB.
+    let long = format!("routes: {}\n", "x".repeat(1_000_000));
+    let got = errors(&long);
+    assert!(
+        got.iter().all(|e| e.len() < 300),
+        "{:?}",
+        got.iter().map(String::len).collect::<Vec<_>>()
+    );
+}

@@ -269,11 +269,22 @@ impl Node {
                 Scalar::Bool(b) => b.to_string(),
                 Scalar::Int(i) => i.to_string(),
                 Scalar::Float(f) => f.to_string(),
-                Scalar::Str(s) => format!("{s:?}"),
+                Scalar::Str(s) => quote(s),
             },
             NodeKind::Seq(_) => "a list".into(),
             NodeKind::Map(_) => "a mapping".into(),
         }
+    }
+}
+
+/// A string as "found ..." messages quote it: its first
+/// [`QUOTED_CHARS`](crate::config::bounds::QUOTED_CHARS) characters, then `…` (a 50 MB value
+/// makes a one-line message, not a 50 MB one).
+pub fn quote(s: &str) -> String {
+    let limit = crate::config::bounds::QUOTED_CHARS;
+    match s.char_indices().nth(limit) {
+        None => format!("{s:?}"),
+        Some((cut, _)) => format!("{:?}", format!("{}…", &s[..cut])),
     }
 }
 
