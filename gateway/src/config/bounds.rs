@@ -27,9 +27,20 @@ pub fn too_deep() -> String {
 /// Checks size then depth; the error names the file and, for depth, the line and column of the
 /// first collection past the limit.
 pub fn check(file: &str, bytes: &[u8], max_file_bytes: usize) -> Result<(), ConfigError> {
+    check_size(file, bytes, max_file_bytes)?;
+    check_depth(file, bytes)
+}
+
+/// The size half of [`check`].
+pub fn check_size(file: &str, bytes: &[u8], max_file_bytes: usize) -> Result<(), ConfigError> {
     if bytes.len() > max_file_bytes {
         return Err(too_big(file, bytes.len() as u64, max_file_bytes));
     }
+    Ok(())
+}
+
+/// The depth half of [`check`].
+pub fn check_depth(file: &str, bytes: &[u8]) -> Result<(), ConfigError> {
     match too_deep_at(bytes) {
         None => Ok(()),
         Some(at) => Err(ConfigError {
@@ -93,6 +104,23 @@ pub fn mark_of_offset(bytes: &[u8], at: usize) -> Mark {
 /// The offset of the first collection opened past [`MAX_DEPTH`], if any.
 pub fn too_deep_at(bytes: &[u8]) -> Option<usize> {
     Scan::new(bytes).run()
+}
+
+/// Bytes that change nothing inside a token (a plain scalar, past its first byte) in block
+/// context: all but line breaks (`\n`, `\r`, the first byte of U+2028/U+2029), blanks (before
+/// a comment or after a `:`) and `:`/`#`.
+const INERT: [bool; 256] = inert(b"\n\r\xE2 \t:#");
+/// The same in flow context, where `,` and brackets end a token too.
+const INERT_IN_FLOW: [bool; 256] = inert(b"\n\r\xE2 \t:#,[]{}");
+
+const fn inert(special: &[u8]) -> [bool; 256] {
+    let mut table = [true; 256];
+    let mut k = 0;
+    while k < special.len() {
+        table[special[k] as usize] = false;
+        k += 1;
+    }
+    table
 }
 
 /// The scanner's state. Columns are byte offsets from the line start (indentation is spaces).
@@ -223,6 +251,19 @@ impl<'a> Scan<'a> {
                         }
                     }
                     self.token = false;
+                    // The rest of a token: only the bytes below end it or matter inside it.
+                    let inert = if self.flow > 0 {
+                        &INERT_IN_FLOW
+                    } else {
+                        &INERT
+                    };
+                    self.i += 1;
+                    while self.i < self.b.len() && inert[self.b[self.i] as usize] {
+                        self.i += 1;
+                    }
+                    self.json_key = false;
+                    self.space = false;
+                    continue;
                 }
             }
             self.json_key = false;
@@ -407,11 +448,12 @@ fn plain_text(b: &[u8]) -> bool {
 
 /// The first line of a node as a message quotes it: at most 40 characters, then `…`.
 fn first_line(b: &[u8]) -> String {
+    let b = &b[..b.len().min(4 * QUOTED_CHARS + 4)];
     let end = b
         .iter()
         .position(|c| matches!(c, b'\n' | b'\r'))
         .unwrap_or(b.len());
-    let line = String::from_utf8_lossy(&b[..end.min(4 * QUOTED_CHARS)]);
+    let line = String::from_utf8_lossy(&b[..end]);
     super::yaml::quote(line.trim_end())
 }
 

@@ -58,7 +58,7 @@ impl Source {
     }
 
     pub fn from_text(file: String, text: String) -> Result<Source, Vec<ConfigError>> {
-        if let Some(at) = text.find(is_control) {
+        if let Some(at) = first_control_char(&text) {
             return Err(vec![ConfigError {
                 mark: mark_of_offset(text.as_bytes(), at),
                 file,
@@ -381,17 +381,39 @@ impl Source {
     }
 }
 
-fn is_control(c: char) -> bool {
-    c == '\0' || (c.is_control() && !"\t\n\r".contains(c))
+/// Whether a text holds characters no YAML file may hold: C0 controls but tab and line breaks,
+/// DEL, and C1 controls (U+0080..U+009F). On bytes: this runs over the whole file on every
+/// reload.
+pub fn has_control_chars(text: &str) -> bool {
+    first_control_char(text).is_some()
 }
 
-/// Whether a text holds characters no YAML file may hold ([`is_control`], on bytes: this runs
-/// over the whole file on every reload).
-pub fn has_control_chars(text: &str) -> bool {
+/// The byte offset of the first character [`has_control_chars`] looks for.
+pub fn first_control_char(text: &str) -> Option<usize> {
     let b = text.as_bytes();
-    b.iter().enumerate().any(|(i, &c)| {
-        (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
-            || c == 0x7f
-            || (c == 0xc2 && matches!(b.get(i + 1), Some(0x80..=0x9f)))
-    })
+    let mut i = 0;
+    loop {
+        // Most bytes are plain text: one table lookup each.
+        while i < b.len() && !SUSPECT[b[i] as usize] {
+            i += 1;
+        }
+        let &c = b.get(i)?;
+        if c != 0xc2 || matches!(b.get(i + 1), Some(0x80..=0x9f)) {
+            return Some(i);
+        }
+        i += 1;
+    }
 }
+
+/// Bytes that are, or may start (0xC2: U+0080..U+00BF), a control character.
+const SUSPECT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        table[c] = !matches!(c as u8, b'\t' | b'\n' | b'\r');
+        c += 1;
+    }
+    table[0x7f] = true;
+    table[0xc2] = true;
+    table
+};

@@ -81,15 +81,31 @@ pub fn routes_from_text_within(
     previous: Option<&incremental::Reuse>,
     max_file_bytes: usize,
 ) -> Result<LoadedRoutes, ConfigErrors> {
-    bounds::check(file, &bytes, max_file_bytes).map_err(|e| ConfigErrors(vec![e]))?;
+    let one = |e| ConfigErrors(vec![e]);
+    bounds::check_size(file, &bytes, max_file_bytes).map_err(one)?;
+    // The root's shape is decided from a few KB, before any pass over the whole text.
     if let Some((at, found)) = bounds::not_a_mapping_root(&bytes) {
-        return Err(ConfigErrors(vec![ConfigError {
+        return Err(one(ConfigError {
             file: file.to_string(),
             mark: bounds::mark_of_offset(&bytes, at),
             path: String::new(),
             message: format!("found {found}, expected a mapping with `upstreams` and `routes`"),
-        }]));
+        }));
     }
+    if std::str::from_utf8(&bytes).is_err() {
+        // Not text: located where the first byte that is not UTF-8 is, before the depth scan
+        // reads the whole of it.
+        return Err(match Source::from_bytes(file.to_string(), bytes) {
+            Err(errors) => ConfigErrors(errors),
+            Ok(_) => one(ConfigError {
+                file: file.to_string(),
+                mark: Mark { line: 1, col: 1 },
+                path: String::new(),
+                message: "found a byte that is not UTF-8 text, expected a YAML text file".into(),
+            }),
+        });
+    }
+    bounds::check_depth(file, &bytes).map_err(one)?;
     let started = std::time::Instant::now();
     if let Some(mut loaded) = fast_path(&bytes, previous) {
         loaded.timings.parse_us = (started.elapsed().as_micros() as u64)
