@@ -8,6 +8,7 @@ pub mod bounds;
 pub mod compile;
 pub mod compile_containment;
 pub mod compile_limits;
+pub mod compile_transport;
 pub mod containment;
 pub mod diff;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod rollout;
 pub mod schema;
 pub mod source;
 pub mod tracing;
+pub mod upstream_transport;
 pub mod validate;
 pub mod yaml;
 
@@ -83,13 +85,14 @@ pub fn routes_from_text_within(
 ) -> Result<LoadedRoutes, ConfigErrors> {
     bounds::check(file, &bytes, max_file_bytes).map_err(|e| ConfigErrors(vec![e]))?;
     let started = std::time::Instant::now();
-    if let Some(mut loaded) = fast_path(&bytes, previous) {
+    let base = compile_transport::base_dir(file);
+    if let Some(mut loaded) = fast_path(&bytes, previous, &base) {
         loaded.timings.parse_us = (started.elapsed().as_micros() as u64)
             .saturating_sub(loaded.timings.validate_us + loaded.timings.compile_us);
         return Ok(loaded);
     }
     let source = Source::from_bytes(file.to_string(), bytes).map_err(ConfigErrors)?;
-    let mut loaded = routes_from_source(source)?;
+    let mut loaded = routes_from_source(source, &base)?;
     loaded.timings.parse_us = (started.elapsed().as_micros() as u64).saturating_sub(
         loaded.timings.decode_us + loaded.timings.validate_us + loaded.timings.compile_us,
     );
@@ -100,7 +103,11 @@ pub fn routes_from_text_within(
 /// times faster than building the located node tree), entry by entry when a previous version
 /// can lend its unchanged entries. Any problem, even one serde_yaml would report, sends the file
 /// down the located path, so every error message comes from one place.
-fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<LoadedRoutes> {
+fn fast_path(
+    bytes: &[u8],
+    previous: Option<&incremental::Reuse>,
+    base: &Path,
+) -> Option<LoadedRoutes> {
     let text = std::str::from_utf8(bytes).ok()?;
     if load::has_control_chars(text) {
         return None;
@@ -151,7 +158,7 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
         }),
         _ => None,
     };
-    let (table, carried) = compile::compile(&model, previous, Some(&names)).ok()?;
+    let (table, carried) = compile::compile(&model, previous, Some(&names), base).ok()?;
     drop(names);
     let table = Arc::new(table);
     timings.compile_us = t.elapsed().as_micros() as u64;
@@ -192,7 +199,7 @@ pub struct Timings {
     pub parsed: usize,
 }
 
-fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
+fn routes_from_source(source: Source, base: &Path) -> Result<LoadedRoutes, ConfigErrors> {
     let mut timings = Timings::default();
     let t = std::time::Instant::now();
     let (model, mut errors) = source.routes();
@@ -201,7 +208,7 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
     let mut issues = validate::validate(&model, None).0;
     timings.validate_us = t.elapsed().as_micros() as u64;
     let t = std::time::Instant::now();
-    let compiled = compile::compile(&model, None, None).map(|(table, _)| table);
+    let compiled = compile::compile(&model, None, None, base).map(|(table, _)| table);
     timings.compile_us = t.elapsed().as_micros() as u64;
     let table = match compiled {
         Ok(table) if errors.is_empty() && issues.is_empty() => table,
