@@ -253,3 +253,5 @@ mod tests_gateway;
 mod tests_incremental;
 #[cfg(test)]
 mod tests_rollout;
+#[cfg(test)]
+mod tests_transport;
