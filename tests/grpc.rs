@@ -93,7 +93,12 @@ async fn unary_calls_reach_the_tonic_server_and_the_tag_picks_the_canary() {
     let reply = grpc_call(gw.addr(), EXPORT, &[], &export("untagged")).await;
     assert_eq!(reply.error, None, "{reply:?}\n{}", gw.logs());
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.grpc_status(), Some("0"), "trailers: {:?}", reply.trailers);
+    assert_eq!(
+        reply.grpc_status(),
+        Some("0"),
+        "trailers: {:?}",
+        reply.trailers
+    );
     assert!(reply.trailers.is_some(), "grpc-status came in trailers");
     assert_eq!(reply.messages.len(), 1);
     ExportTraceServiceResponse::decode(reply.messages[0].clone()).expect("an export response");
@@ -107,10 +112,10 @@ async fn unary_calls_reach_the_tonic_server_and_the_tag_picks_the_canary() {
     .await;
     assert_eq!(reply.grpc_status(), Some("0"), "{reply:?}");
 
-    let names = |r: &OtlpReceiver| -> Vec<String> {
-        r.spans().iter().map(|s| s.name.clone()).collect()
-    };
-    assert!(wait_until(TIMEOUT, || stable.spans().len() == 1 && canary.spans().len() == 1));
+    let names =
+        |r: &OtlpReceiver| -> Vec<String> { r.spans().iter().map(|s| s.name.clone()).collect() };
+    assert!(wait_until(TIMEOUT, || stable.spans().len() == 1
+        && canary.spans().len() == 1));
     assert_eq!(names(&stable), vec!["untagged"]);
     assert_eq!(names(&canary), vec!["tagged"]);
 
@@ -240,7 +245,11 @@ async fn an_idle_stream_outlives_the_read_timeout_only_with_read_ms_0() {
     );
 
     assert_eq!(cut.texts(), vec!["stable 0"], "{cut:?}");
-    assert_eq!(cut.grpc_status(), None, "no trailers on a cut stream: {cut:?}");
+    assert_eq!(
+        cut.grpc_status(),
+        None,
+        "no trailers on a cut stream: {cut:?}"
+    );
     assert!(cut.error.is_some(), "the stream breaks off: {cut:?}");
     assert!(
         cut.took < Duration::from_millis(1500),

@@ -34,19 +34,27 @@ async fn verified_against_the_routes_ca_passes_and_a_wrong_ca_is_502_with_a_log_
     let (ca, other) = (TestCa::new("orders CA"), TestCa::new("someone else's CA"));
     let up = Upstream::start_tls("orders", &ca.leaf(&["orders.internal"]));
     let gw = config(
-        &routes(
-            &up.target(),
-            "tls: { sni: orders.internal, ca: ca.pem }",
-        ),
+        &routes(&up.target(), "tls: { sni: orders.internal, ca: ca.pem }"),
         &ca,
         &other,
     )
     .start();
 
     let resp = Req::get("/hello").send(gw.addr()).await;
-    assert_eq!(resp.status, StatusCode::OK, "{}\n{}", resp.text(), gw.logs());
+    assert_eq!(
+        resp.status,
+        StatusCode::OK,
+        "{}\n{}",
+        resp.text(),
+        gw.logs()
+    );
     assert_eq!(resp.upstream(), Some("orders"));
-    assert_eq!(resp.json()["version"], "HTTP/1.1", "h1 over TLS: {}", resp.text());
+    assert_eq!(
+        resp.json()["version"],
+        "HTTP/1.1",
+        "h1 over TLS: {}",
+        resp.text()
+    );
     assert_eq!(up.request_count(), 1);
 
     // The same upstream, trusted through another CA: refused in the handshake.
@@ -62,7 +70,10 @@ async fn verified_against_the_routes_ca_passes_and_a_wrong_ca_is_502_with_a_log_
     let resp = Req::get("/hello").send(gw.addr()).await;
     assert_eq!(resp.status, StatusCode::BAD_GATEWAY, "{}", resp.text());
     assert_eq!(up.request_count(), 1, "no request over a refused handshake");
-    assert!(up.handshake_failures() >= 1, "the handshake reached the upstream");
+    assert!(
+        up.handshake_failures() >= 1,
+        "the handshake reached the upstream"
+    );
     let target = up.target();
     let logged = wait_until(SETTLE, || {
         gw.logs().lines().any(|l| {
@@ -89,7 +100,13 @@ async fn verify_false_accepts_a_certificate_no_configured_ca_signed() {
     )
     .start();
     let resp = Req::get("/").send(gw.addr()).await;
-    assert_eq!(resp.status, StatusCode::OK, "{}\n{}", resp.text(), gw.logs());
+    assert_eq!(
+        resp.status,
+        StatusCode::OK,
+        "{}\n{}",
+        resp.text(),
+        gw.logs()
+    );
     assert_eq!(resp.upstream(), Some("orders"));
 }
 
@@ -108,7 +125,13 @@ async fn protocol_h2_reaches_the_upstream_as_http2_by_alpn() {
     .start();
     for _ in 0..3 {
         let resp = Req::get("/h2").send(gw.addr()).await;
-        assert_eq!(resp.status, StatusCode::OK, "{}\n{}", resp.text(), gw.logs());
+        assert_eq!(
+            resp.status,
+            StatusCode::OK,
+            "{}\n{}",
+            resp.text(),
+            gw.logs()
+        );
         assert_eq!(resp.json()["version"], "HTTP/2.0", "{}", resp.text());
     }
     assert_eq!(
@@ -126,11 +149,19 @@ async fn without_sni_the_target_is_verified_by_its_ip_address() {
     let by_name = Upstream::start_tls("by-name", &ca.leaf(&["orders.internal"]));
     let gw = config(&routes(&by_ip.target(), "tls: { ca: ca.pem }"), &ca, &other).start();
     let resp = Req::get("/").send(gw.addr()).await;
-    assert_eq!(resp.status, StatusCode::OK, "{}\n{}", resp.text(), gw.logs());
+    assert_eq!(
+        resp.status,
+        StatusCode::OK,
+        "{}\n{}",
+        resp.text(),
+        gw.logs()
+    );
     assert_eq!(resp.upstream(), Some("by-ip"));
 
-    gw.config()
-        .write("routes.yaml", &routes(&by_name.target(), "tls: { ca: ca.pem }"));
+    gw.config().write(
+        "routes.yaml",
+        &routes(&by_name.target(), "tls: { ca: ca.pem }"),
+    );
     gw.wait_for_status(SETTLE, "the reload to by-name", |s| s["version"] == 2)
         .await;
     let resp = Req::get("/").send(gw.addr()).await;
@@ -179,7 +210,10 @@ async fn a_missing_ca_file_fails_the_reload_with_a_located_error_and_the_old_tab
     gw.config().write("gone.pem", "not a certificate\n");
     gw.config().write(
         "routes.yaml",
-        &routes(&up.target(), "tls: { sni: orders.internal, ca: \"gone.pem\" }"),
+        &routes(
+            &up.target(),
+            "tls: { sni: orders.internal, ca: \"gone.pem\" }",
+        ),
     );
     let status = gw
         .wait_for_status(SETTLE, "the second failed reload", |s| {

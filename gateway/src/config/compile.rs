@@ -129,8 +129,8 @@ fn compile_groups<'a>(
         else {
             continue;
         };
-        if let Some(g) = Group::new(name, targets)
-            .map(|g| g.with_policy(policy).with_transport(transport))
+        if let Some(g) =
+            Group::new(name, targets).map(|g| g.with_policy(policy).with_transport(transport))
         {
             if !names_given {
                 own.insert(name, groups.len());

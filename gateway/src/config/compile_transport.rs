@@ -166,10 +166,8 @@ fn read_ca(base: &Path, file: &str) -> Result<(Arc<[WrappedX509]>, u64), String>
             format!("found {file:?} whose certificate {n} is not usable ({why}), expected a PEM file of CA certificates")
         };
         let raw = der.as_ref().to_vec();
-        let cert = WrappedX509::try_new(raw, |raw| {
-            X509Certificate::from_der(raw).map(|(_, c)| c)
-        })
-        .map_err(|e| bad(e.to_string()))?;
+        let cert = WrappedX509::try_new(raw, |raw| X509Certificate::from_der(raw).map(|(_, c)| c))
+            .map_err(|e| bad(e.to_string()))?;
         store.add(der.clone()).map_err(|e| bad(e.to_string()))?;
         der.as_ref().hash(&mut hasher);
         certs.push(cert);

@@ -30,7 +30,11 @@ fn timeouts_compile() {
     assert_eq!(t.total, Some(std::time::Duration::from_millis(30000)));
     let none = route_with("    timeouts: { read_ms: 0 }\n");
     let loaded = routes_from_text("routes.yaml", none.into_bytes(), None).expect("valid");
-    assert_eq!(loaded.table.routes()[0].timeouts.read, None, "read_ms 0: no read timeout");
+    assert_eq!(
+        loaded.table.routes()[0].timeouts.read,
+        None,
+        "read_ms 0: no read timeout"
+    );
     let loaded = routes_from_text("routes.yaml", route_with("").into_bytes(), None).expect("valid");
     assert_eq!(
         loaded.table.routes()[0].timeouts,

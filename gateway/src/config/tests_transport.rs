@@ -23,8 +23,8 @@ fn errors(fields: &str) -> Vec<String> {
 
 #[test]
 fn protocols_compile_to_prepared_peers() {
-    let loaded = routes_from_text("routes.yaml", text("protocol: h2c").into_bytes(), None)
-        .expect("valid");
+    let loaded =
+        routes_from_text("routes.yaml", text("protocol: h2c").into_bytes(), None).expect("valid");
     let g = &loaded.table.groups()[0];
     assert_eq!(g.transport.protocol, Protocol::H2c);
     assert!(!g.transport.tls);

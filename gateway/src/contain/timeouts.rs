@@ -96,7 +96,10 @@ mod tests {
             attempt_timeouts(&unbounded, ms(2000), ms(700)).map(|a| a.read),
             Some(Some(ms(300)))
         );
-        let none = Timeouts { total: None, ..unbounded };
+        let none = Timeouts {
+            total: None,
+            ..unbounded
+        };
         assert_eq!(
             attempt_timeouts(&none, ms(2000), ms(700)).map(|a| a.read),
             Some(None)

@@ -515,9 +515,9 @@ impl ProxyHttp for DyegateProxy {
                 let seconds = ctx.started.elapsed().as_secs_f64();
                 match ctx.grpc_label() {
                     None => m.request(d.route_id, d.group, tag, d.reason, status, seconds),
-                    Some(grpc) => m.request_grpc(
-                        d.route_id, d.group, tag, d.reason, status, seconds, grpc,
-                    ),
+                    Some(grpc) => {
+                        m.request_grpc(d.route_id, d.group, tag, d.reason, status, seconds, grpc)
+                    }
                 }
                 if let (Some(e), Some(target)) = (e, ctx.target) {
                     let connect = matches!(

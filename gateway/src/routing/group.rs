@@ -4,8 +4,8 @@
 use super::health::TargetHealth;
 use super::policy::GroupPolicy;
 use super::transport::Transport;
-use pingora::upstreams::peer::HttpPeer;
 use dyegate_plugins::SmoothWrr;
+use pingora::upstreams::peer::HttpPeer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -17,11 +17,11 @@
 
 use super::grpc_status::{GrpcStatus, GRPC_STATUS_COUNT, GRPC_STATUS_LABELS};
 use crate::routing::{Carried, Group, GroupId, Reason, Route, RouteTable};
-use std::sync::atomic::AtomicBool;
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 

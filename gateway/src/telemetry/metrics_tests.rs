@@ -84,16 +84,53 @@ fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
     assert!(text.contains(
         r#"dyegate_requests_total{env_tag="canary",grpc_status="none",route="mix",status_class="2xx",upstream_group="g"} 0"#
     ), "{text}");
-    assert!(!text.contains(r#"dyegate_requests_total{env_tag="canary",route="mix""#), "{text}");
+    assert!(
+        !text.contains(r#"dyegate_requests_total{env_tag="canary",route="mix""#),
+        "{text}"
+    );
     assert!(!text.contains(r#"grpc_status="0""#), "{text}");
-    assert!(!text.contains(r#"grpc_status="none",route="mix",status_class="2xx",upstream_group="s""#));
+    assert!(
+        !text.contains(r#"grpc_status="none",route="mix",status_class="2xx",upstream_group="s""#)
+    );
 
-    tm.request_grpc(0, 1, Some("canary"), Reason::Tag, 200, 0.01, GrpcStatus::parse(b"0"));
-    tm.request_grpc(0, 1, Some("canary"), Reason::Tag, 200, 0.01, GrpcStatus::parse(b"14"));
-    tm.request_grpc(0, 1, Some("canary"), Reason::Tag, 200, 0.01, GrpcStatus::parse(b"14"));
+    tm.request_grpc(
+        0,
+        1,
+        Some("canary"),
+        Reason::Tag,
+        200,
+        0.01,
+        GrpcStatus::parse(b"0"),
+    );
+    tm.request_grpc(
+        0,
+        1,
+        Some("canary"),
+        Reason::Tag,
+        200,
+        0.01,
+        GrpcStatus::parse(b"14"),
+    );
+    tm.request_grpc(
+        0,
+        1,
+        Some("canary"),
+        Reason::Tag,
+        200,
+        0.01,
+        GrpcStatus::parse(b"14"),
+    );
     tm.request(0, 1, Some("canary"), Reason::Tag, 502, 0.01);
     // An h1 group ignores the status: counted as before.
-    tm.request_grpc(0, 0, None, Reason::Split, 200, 0.01, GrpcStatus::parse(b"3"));
+    tm.request_grpc(
+        0,
+        0,
+        None,
+        Reason::Split,
+        200,
+        0.01,
+        GrpcStatus::parse(b"3"),
+    );
     let text = m.render();
     for (grpc, class, n) in [("0", "2xx", 1), ("14", "2xx", 2), ("none", "5xx", 1)] {
         let series = format!(
@@ -123,5 +160,8 @@ fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
     assert!(text.contains(
         r#"dyegate_requests_total{env_tag="canary",grpc_status="14",route="mix",status_class="2xx",upstream_group="g"} 2"#
     ));
-    assert!(!text.contains(r#"grpc_status="none",route="mix",status_class="2xx""#), "{text}");
+    assert!(
+        !text.contains(r#"grpc_status="none",route="mix",status_class="2xx""#),
+        "{text}"
+    );
 }

@@ -52,7 +52,9 @@ impl GrpcStreamServer {
     pub fn start(name: &str, script: StreamScript) -> Self {
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .expect("binding a gRPC server on 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("non-blocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
         let addr = listener.local_addr().expect("local address");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();

@@ -44,7 +44,8 @@ pub(crate) async fn serve_tls(
         };
         let _ = stream.set_nodelay(true);
         recorder.connection_accepted();
-        let (acceptor, name, recorder) = (acceptor.clone(), Arc::clone(&name), Arc::clone(&recorder));
+        let (acceptor, name, recorder) =
+            (acceptor.clone(), Arc::clone(&name), Arc::clone(&recorder));
         tokio::spawn(async move {
             match acceptor.accept(stream).await {
                 Ok(tls) => serve_connection(tls, name, recorder).await,
