@@ -29,6 +29,7 @@ pub struct Previous<'a> {
 /// the returned [`Carried`] says which were, and from where. `names` (from validation: each
 /// upstream name's first index) saves building the name → group id map again when every name
 /// is unique.
+///
 /// Relative file paths in the text (`tls.ca`) are resolved against `base`.
 pub fn compile<'a>(
     cfg: &'a RoutesConfig,

@@ -60,10 +60,10 @@ impl DyegateProxy {
         };
         let addr = target.addr;
         // The prepared peer (protocol, TLS, CA) of the target: cloned, never built here.
-        let mut peer = match group.peer_of(target) {
-            Some(p) => p.clone(),
-            None => HttpPeer::new(addr, false, String::new()),
-        };
+        let mut peer = group
+            .peer_of(target)
+            .cloned()
+            .ok_or_else(|| Error::explain(InternalError, "picked target has no prepared peer"))?;
         ctx.target = Some(addr);
         ctx.tried.push(addr);
         ctx.target_load = None; // the previous attempt's, if any
