@@ -256,4 +256,17 @@ async fn an_idle_stream_outlives_the_read_timeout_only_with_read_ms_0() {
         "cut before the second message: {:?}",
         cut.took
     );
+    gw.wait_for_metrics(TIMEOUT, "the cut stream counted as a read timeout", |s| {
+        s.at(&Series::new(
+            "dyegate_timeouts_total",
+            &[("kind", "read"), ("route", "cut")],
+        )) == Some(1.0)
+            && s.at(&Series::new(
+                "dyegate_timeouts_total",
+                &[("kind", "read"), ("route", "idle-ok")],
+            ))
+            .unwrap_or(0.0)
+                == 0.0
+    })
+    .await;
 }
