@@ -41,11 +41,18 @@ fn valid_timeouts_are_ok() {
 
 #[test]
 fn bad_timeouts_are_located() {
-    let (config, out) = check(&route_with("    timeouts: { read_ms: 0, wrte_ms: 5 }\n"));
+    let (config, out) = check(&route_with("    timeouts: { write_ms: 0, wrte_ms: 5 }\n"));
     assert_errors(
         &config,
         &out,
-        &["FILE:5:26: routes[0].timeouts.read_ms: found 0, expected a whole number of milliseconds from 1 to 86400000"],
+        &["FILE:5:27: routes[0].timeouts.write_ms: found 0, expected a whole number of milliseconds from 1 to 86400000"],
+    );
+    // 0 is "no read timeout" for read_ms alone.
+    let (config, out) = check(&route_with("    timeouts: { read_ms: -1 }\n"));
+    assert_errors(
+        &config,
+        &out,
+        &["FILE:5:26: routes[0].timeouts.read_ms: found -1, expected a whole number of milliseconds from 0 (no read timeout) to 86400000"],
     );
     let (config, out) = check(&route_with("    timeouts: { wrte_ms: 5 }\n"));
     assert_errors(

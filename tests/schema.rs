@@ -148,7 +148,10 @@ const BAD_ROUTES: &[(&str, &str)] = &[
     ("methods_not_a_list", "upstreams: { a: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n  - name: r\n    match: { methods: GET }\n    split: [{ upstream: a, weight: 1 }]\n"),
     ("match_field_typo", "upstreams: { a: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n  - name: r\n    match: { hots: a.example }\n    split: [{ upstream: a, weight: 1 }]\n"),
     ("tag_to_a_list", "upstreams: { a: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n  - name: r\n    dye: { tags: { canary: [a] } }\n    split: [{ upstream: a, weight: 1 }]\n"),
-    ("zero_timeout", "upstreams: { a: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n  - name: r\n    timeouts: { read_ms: 0 }\n    split: [{ upstream: a, weight: 1 }]\n"),
+    // read_ms: 0 is "no read timeout"; write_ms has no such meaning.
+    ("zero_timeout", "upstreams: { a: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n  - name: r\n    timeouts: { write_ms: 0 }\n    split: [{ upstream: a, weight: 1 }]\n"),
+    ("unknown_protocol", "upstreams: { a: { targets: [\"127.0.0.1:1\"], protocol: h3 } }\nroutes:\n  - name: r\n    split: [{ upstream: a, weight: 1 }]\n"),
+    ("tls_field_typo", "upstreams: { a: { targets: [\"127.0.0.1:1\"], tls: { sni: a.internal, verfy: false } } }\nroutes:\n  - name: r\n    split: [{ upstream: a, weight: 1 }]\n"),
     ("timeout_field_typo", "upstreams: { a: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n  - name: r\n    timeouts: { read: 100 }\n    split: [{ upstream: a, weight: 1 }]\n"),
 ];
 

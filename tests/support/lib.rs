@@ -15,9 +15,11 @@
 //! # }
 //! ```
 
+pub mod certs;
 pub mod client;
 pub mod etcd;
 pub mod gateway;
+pub mod grpc;
 pub mod load;
 pub mod metrics;
 pub mod otlp;

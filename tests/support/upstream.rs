@@ -19,6 +19,7 @@ mod faulty;
 mod record;
 mod respond;
 mod server;
+mod tls;
 mod websocket;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -54,16 +55,34 @@ impl Upstream {
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             name,
             Recorder::new(false),
+            None,
+        )
+        .expect("binding an upstream on 127.0.0.1:0")
+    }
+
+    /// An HTTPS upstream called `name` serving `leaf` (the same echo, behind TLS with ALPN
+    /// `h2` and `http/1.1`; `version` in the echo tells which one the gateway spoke).
+    pub fn start_tls(name: &str, leaf: &crate::certs::Leaf) -> Self {
+        Self::start_with(
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            name,
+            Recorder::new(true),
+            Some(tls::acceptor(leaf)),
         )
         .expect("binding an upstream on 127.0.0.1:0")
     }
 
     /// Starts an upstream on `addr` (e.g. again on the address of one that was dropped).
     pub fn start_on(addr: SocketAddr, name: &str) -> std::io::Result<Self> {
-        Self::start_with(addr, name, Recorder::new(true))
+        Self::start_with(addr, name, Recorder::new(true), None)
     }
 
-    fn start_with(addr: SocketAddr, name: &str, recorder: Recorder) -> std::io::Result<Self> {
+    fn start_with(
+        addr: SocketAddr,
+        name: &str,
+        recorder: Recorder,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -84,10 +103,15 @@ impl Upstream {
                         let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                             return;
                         };
-                        serve(listener, name, recorder, async {
+                        let stop = async {
                             let _ = stop.await;
-                        })
-                        .await;
+                        };
+                        match tls {
+                            Some(acceptor) => {
+                                tls::serve_tls(listener, acceptor, name, recorder, stop).await
+                            }
+                            None => serve(listener, name, recorder, stop).await,
+                        }
                     });
                     // Dropping the runtime here cancels every connection task.
                 })?
@@ -128,6 +152,11 @@ impl Upstream {
     /// Connections accepted so far (keep-alive reuse keeps this small).
     pub fn connections(&self) -> usize {
         self.recorder.connections()
+    }
+
+    /// TLS handshakes that failed so far ([`Self::start_tls`] only).
+    pub fn handshake_failures(&self) -> usize {
+        self.recorder.handshake_failures()
     }
 }
 

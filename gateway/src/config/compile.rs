@@ -12,6 +12,7 @@ use foldhash::{HashMap, HashMapExt};
 use http::{HeaderName, HeaderValue, Method};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 
 /// What a reload can carry over from the running table: its entries whose text is unchanged
@@ -28,10 +29,13 @@ pub struct Previous<'a> {
 /// the returned [`Carried`] says which were, and from where. `names` (from validation: each
 /// upstream name's first index) saves building the name → group id map again when every name
 /// is unique.
+///
+/// Relative file paths in the text (`tls.ca`) are resolved against `base`.
 pub fn compile<'a>(
     cfg: &'a RoutesConfig,
     previous: Option<Previous<'_>>,
     names: Option<&HashMap<&'a str, usize>>,
+    base: &Path,
 ) -> Result<(RouteTable, Carried), Vec<Issue>> {
     let mut carried = Carried::default();
     let mut issues = Vec::new();
@@ -43,6 +47,7 @@ pub fn compile<'a>(
         cfg,
         previous.as_ref(),
         given.is_some(),
+        base,
         &mut carried,
         &mut issues,
     );
@@ -72,6 +77,7 @@ fn compile_groups<'a>(
     cfg: &'a RoutesConfig,
     previous: Option<&Previous<'_>>,
     names_given: bool,
+    base: &Path,
     carried: &mut Carried,
     issues: &mut Vec<Issue>,
 ) -> (Vec<Arc<Group>>, HashMap<&'a str, usize>) {
@@ -80,7 +86,10 @@ fn compile_groups<'a>(
         HashMap::with_capacity(if names_given { 0 } else { cfg.upstreams.len() });
     for (i, (name, up)) in cfg.upstreams.iter().enumerate() {
         let Some(up) = up else { continue };
-        let origin = previous.and_then(|p| p.unchanged.group(i));
+        // A group that reads a file (its CA) is built again: the file may have changed.
+        let origin = previous
+            .and_then(|p| p.unchanged.group(i))
+            .filter(|_| !super::compile_transport::reads_files(up));
         let same = previous
             .zip(origin)
             .and_then(|(p, j)| p.table.groups().get(j))
@@ -116,7 +125,14 @@ fn compile_groups<'a>(
             continue;
         }
         let policy = super::compile_containment::group_policy(up, &path, issues);
-        if let Some(g) = Group::new(name, targets).map(|g| g.with_policy(policy)) {
+        let Some(transport) =
+            super::compile_transport::transport(up, &targets, base, &path, issues)
+        else {
+            continue;
+        };
+        if let Some(g) =
+            Group::new(name, targets).map(|g| g.with_policy(policy).with_transport(transport))
+        {
             if !names_given {
                 own.insert(name, groups.len());
             }

@@ -19,7 +19,11 @@ pub fn timeouts(cfg: &TimeoutsConfig) -> Timeouts {
     let d = Timeouts::default();
     Timeouts {
         connect: cfg.connect_ms.map(|m| ms(m.0)),
-        read: cfg.read_ms.map_or(d.read, |m| ms(m.0)),
+        read: match cfg.read_ms {
+            None => d.read,
+            Some(m) if m.0 == 0 => None,
+            Some(m) => Some(ms(m.0)),
+        },
         write: cfg.write_ms.map_or(d.write, |m| ms(m.0)),
         total: cfg.total_ms.map(|m| ms(m.0)),
     }

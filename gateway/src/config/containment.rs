@@ -41,6 +41,39 @@ impl<'de> Deserialize<'de> for Millis {
     }
 }
 
+/// `timeouts.read_ms`: a duration in milliseconds from 1 to [`MAX_MILLIS`], or 0 for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadMillis(pub u64);
+
+impl<'de> Deserialize<'de> for ReadMillis {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ReadMillis;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(
+                    f,
+                    "a whole number of milliseconds from 0 (no read timeout) to {MAX_MILLIS}"
+                )
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ReadMillis, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ReadMillis, E> {
+                if v <= MAX_MILLIS {
+                    Ok(ReadMillis(v))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Unsigned(v), &self))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A whole number in `MIN..=MAX` (attempts, thresholds, in-flight limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ranged<const MIN: u64, const MAX: u64>(pub u64);
@@ -110,9 +143,10 @@ pub struct TimeoutsConfig {
     /// Connect (TCP); absent = gateway.yaml's `connect_timeout_ms`.
     #[serde(default)]
     pub connect_ms: Option<Millis>,
-    /// Each read while waiting on the upstream (response header or body) [15000].
+    /// Each read while waiting on the upstream (response header or body) [15000]; 0 = no read
+    /// timeout (long-lived streams such as idle gRPC server streams).
     #[serde(default)]
-    pub read_ms: Option<Millis>,
+    pub read_ms: Option<ReadMillis>,
     /// Each write of the request to the upstream [15000].
     #[serde(default)]
     pub write_ms: Option<Millis>,

@@ -128,7 +128,8 @@ pub fn diff(old: &RoutesConfig, new: &RoutesConfig) -> Diff {
                 let (before, after) = (targets(o), targets(u));
                 let added: Vec<&String> = after.difference(&before).collect();
                 let removed: Vec<&String> = before.difference(&after).collect();
-                if !added.is_empty() || !removed.is_empty() {
+                let transport = transport_changes(o, u);
+                if !added.is_empty() || !removed.is_empty() || !transport.is_empty() {
                     d.upstreams_changed.push(name.to_string());
                 }
                 for t in added {
@@ -136,6 +137,9 @@ pub fn diff(old: &RoutesConfig, new: &RoutesConfig) -> Diff {
                 }
                 for t in removed {
                     d.lines.push(format!("upstream {name}: target removed {t}"));
+                }
+                for c in transport {
+                    d.lines.push(format!("upstream {name}: {c}"));
                 }
             }
         }
@@ -161,6 +165,35 @@ fn targets(u: &UpstreamConfig) -> BTreeSet<String> {
             }
         })
         .collect()
+}
+
+/// `protocol` and `tls` of a group: `protocol h1 -> h2c`, `tls.ca (none) -> certs/ca.pem`.
+fn transport_changes(o: &UpstreamConfig, n: &UpstreamConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if o.protocol != n.protocol {
+        out.push(format!(
+            "protocol {} -> {}",
+            o.protocol.as_str(),
+            n.protocol.as_str()
+        ));
+    }
+    match (&o.tls, &n.tls) {
+        (None, None) => {}
+        (None, Some(_)) => out.push("tls added".into()),
+        (Some(_), None) => out.push("tls removed".into()),
+        (Some(a), Some(b)) => {
+            if a.sni != b.sni {
+                out.push(format!("tls.sni {} -> {}", opt(&a.sni), opt(&b.sni)));
+            }
+            if a.verify != b.verify {
+                out.push(format!("tls.verify {} -> {}", a.verify, b.verify));
+            }
+            if a.ca != b.ca {
+                out.push(format!("tls.ca {} -> {}", opt(&a.ca), opt(&b.ca)));
+            }
+        }
+    }
+    out
 }
 
 fn route_changes(o: &RouteConfig, n: &RouteConfig) -> Vec<String> {
@@ -303,5 +336,27 @@ mod tests {
         );
         assert_eq!(d.summary(), "routes +1 -1 ~1, upstreams +0 -0 ~1");
         assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn protocol_and_tls_changes() {
+        let route = "routes:\n  - { name: r, split: [{ upstream: g, weight: 1 }] }\n";
+        let old = model(&format!(
+            "upstreams:\n  g: {{ targets: [\"127.0.0.1:1\"] }}\n  t: {{ targets: [\"127.0.0.1:2\"], tls: {{ sni: a.internal }} }}\n{route}"
+        ));
+        let new = model(&format!(
+            "upstreams:\n  g: {{ targets: [\"127.0.0.1:1\"], protocol: h2c }}\n  t: {{ targets: [\"127.0.0.1:2\"], protocol: h2, tls: {{ sni: b.internal, verify: false }} }}\n{route}"
+        ));
+        let d = diff(&old, &new);
+        assert_eq!(
+            d.lines,
+            vec![
+                "upstream g: protocol h1 -> h2c",
+                "upstream t: protocol h1 -> h2",
+                "upstream t: tls.sni a.internal -> b.internal",
+                "upstream t: tls.verify true -> false",
+            ]
+        );
+        assert_eq!(d.upstreams_changed, vec!["g", "t"]);
     }
 }

@@ -308,6 +308,8 @@ impl Source {
             health: None,
             outlier: None,
             max_in_flight: None,
+            protocol: Default::default(),
+            tls: None,
         };
         let mut has_targets = false;
         for (k, v) in entries {
@@ -338,10 +340,12 @@ impl Source {
                         out.failed.push(fpath);
                     }
                 }
-                (key @ ("health" | "outlier" | "max_in_flight"), _) => {
+                (key @ ("health" | "outlier" | "max_in_flight" | "protocol" | "tls"), _) => {
                     let set = match key {
                         "health" => yaml::from_node(v, &fpath).map(|h| up.health = h),
                         "outlier" => yaml::from_node(v, &fpath).map(|o| up.outlier = o),
+                        "protocol" => yaml::from_node(v, &fpath).map(|p| up.protocol = p),
+                        "tls" => yaml::from_node(v, &fpath).map(|t| up.tls = t),
                         _ => yaml::from_node(v, &fpath).map(|m| up.max_in_flight = m),
                     };
                     if let Err(e) = set {

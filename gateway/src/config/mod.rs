@@ -8,6 +8,7 @@ pub mod bounds;
 pub mod compile;
 pub mod compile_containment;
 pub mod compile_limits;
+pub mod compile_transport;
 pub mod containment;
 pub mod diff;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod rollout;
 pub mod schema;
 pub mod source;
 pub mod tracing;
+pub mod upstream_transport;
 pub mod validate;
 pub mod yaml;
 
@@ -107,13 +109,14 @@ pub fn routes_from_text_within(
     }
     bounds::check_depth(file, &bytes).map_err(one)?;
     let started = std::time::Instant::now();
-    if let Some(mut loaded) = fast_path(&bytes, previous) {
+    let base = compile_transport::base_dir(file);
+    if let Some(mut loaded) = fast_path(&bytes, previous, &base) {
         loaded.timings.parse_us = (started.elapsed().as_micros() as u64)
             .saturating_sub(loaded.timings.validate_us + loaded.timings.compile_us);
         return Ok(loaded);
     }
     let source = Source::from_bytes(file.to_string(), bytes).map_err(ConfigErrors)?;
-    let mut loaded = routes_from_source(source)?;
+    let mut loaded = routes_from_source(source, &base)?;
     loaded.timings.parse_us = (started.elapsed().as_micros() as u64).saturating_sub(
         loaded.timings.decode_us + loaded.timings.validate_us + loaded.timings.compile_us,
     );
@@ -124,7 +127,11 @@ pub fn routes_from_text_within(
 /// times faster than building the located node tree), entry by entry when a previous version
 /// can lend its unchanged entries. Any problem, even one serde_yaml would report, sends the file
 /// down the located path, so every error message comes from one place.
-fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<LoadedRoutes> {
+fn fast_path(
+    bytes: &[u8],
+    previous: Option<&incremental::Reuse>,
+    base: &Path,
+) -> Option<LoadedRoutes> {
     let text = std::str::from_utf8(bytes).ok()?;
     if load::has_control_chars(text) {
         return None;
@@ -175,7 +182,7 @@ fn fast_path(bytes: &[u8], previous: Option<&incremental::Reuse>) -> Option<Load
         }),
         _ => None,
     };
-    let (table, carried) = compile::compile(&model, previous, Some(&names)).ok()?;
+    let (table, carried) = compile::compile(&model, previous, Some(&names), base).ok()?;
     drop(names);
     let table = Arc::new(table);
     timings.compile_us = t.elapsed().as_micros() as u64;
@@ -216,7 +223,7 @@ pub struct Timings {
     pub parsed: usize,
 }
 
-fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
+fn routes_from_source(source: Source, base: &Path) -> Result<LoadedRoutes, ConfigErrors> {
     let mut timings = Timings::default();
     let t = std::time::Instant::now();
     let (model, mut errors) = source.routes();
@@ -225,7 +232,7 @@ fn routes_from_source(source: Source) -> Result<LoadedRoutes, ConfigErrors> {
     let mut issues = validate::validate(&model, None).0;
     timings.validate_us = t.elapsed().as_micros() as u64;
     let t = std::time::Instant::now();
-    let compiled = compile::compile(&model, None, None).map(|(table, _)| table);
+    let compiled = compile::compile(&model, None, None, base).map(|(table, _)| table);
     timings.compile_us = t.elapsed().as_micros() as u64;
     let table = match compiled {
         Ok(table) if errors.is_empty() && issues.is_empty() => table,
@@ -270,3 +277,5 @@ mod tests_gateway;
 mod tests_incremental;
 #[cfg(test)]
 mod tests_rollout;
+#[cfg(test)]
+mod tests_transport;

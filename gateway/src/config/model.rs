@@ -4,6 +4,7 @@
 pub use super::containment::{
     DebugConfig, HealthConfig, OutlierConfig, RetriesConfig, TimeoutsConfig,
 };
+pub use super::upstream_transport::{UpstreamProtocol, UpstreamTlsConfig};
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -412,7 +413,14 @@ pub const ROUTE_FIELDS: &[&str] = &[
     "name", "match", "dye", "split", "sticky", "timeouts", "retries", "rollout", "limits",
 ];
 /// Fields of an upstream group (must match [`UpstreamConfig`]).
-pub const UPSTREAM_FIELDS: &[&str] = &["targets", "health", "outlier", "max_in_flight"];
+pub const UPSTREAM_FIELDS: &[&str] = &[
+    "targets",
+    "health",
+    "outlier",
+    "max_in_flight",
+    "protocol",
+    "tls",
+];
 
 /// routes.yaml decoded in one go (the fast path for valid files, see `config::routes_from_text`).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -443,6 +451,12 @@ pub struct UpstreamConfig {
     /// Circuit breaker: requests in flight to the group past which new ones get 503.
     #[serde(default)]
     pub max_in_flight: Option<super::containment::Count<1_000_000>>,
+    /// `h1` [default], `h2` (TLS + ALPN) or `h2c` (cleartext, prior knowledge).
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// TLS to the targets (with `h1` or `h2`); absent = cleartext for `h1`, defaults for `h2`.
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsConfig>,
 }
 
 /// A target: `"IP:PORT"` or `{ addr: "IP:PORT", weight: N }`.

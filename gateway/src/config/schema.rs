@@ -6,7 +6,7 @@
 //! field names; references between entries (a split naming an unknown group) and address
 //! syntax are `dyegate check`'s.
 
-use super::containment::{Millis, Percent, Ranged, RetryOnConfig, MAX_MILLIS};
+use super::containment::{Millis, Percent, Ranged, ReadMillis, RetryOnConfig, MAX_MILLIS};
 use super::model::{
     Entries, GatewayConfig, OneOrMany, RoutesFile, TargetConfig, Weight, MAX_WEIGHT,
 };
@@ -93,6 +93,22 @@ impl JsonSchema for Millis {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         integer(1, MAX_MILLIS, "Milliseconds, a whole number >= 1.")
+    }
+}
+
+impl JsonSchema for ReadMillis {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "ReadMillis".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        integer(
+            0,
+            MAX_MILLIS,
+            "Milliseconds, a whole number >= 0; 0 = no read timeout.",
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! Bad-input classes of routes.yaml and gateway.yaml, each pinned to its whole error line.
 
 use super::{routes_from_text, Gateway};
+use std::path::Path;
 
 fn errors(text: &str) -> Vec<String> {
     match routes_from_text("routes.yaml", text.as_bytes().to_vec(), None) {
@@ -240,7 +241,7 @@ fn a_decoding_error_does_not_hide_the_rest_of_its_route() {
         vec![
             "routes.yaml:2:45: upstreams.a.targets[1].wieght: found unknown field `wieght`, expected one of `addr`, `weight`",
             "routes.yaml:2:58: upstreams.a.targets[2]: found \"nope\", expected an IP:PORT socket address such as 127.0.0.1:9001 or [::1]:9001",
-            "routes.yaml:2:67: upstreams.a.x: found unknown field `x`, expected one of `targets`, `health`, `outlier`, `max_in_flight`",
+            "routes.yaml:2:67: upstreams.a.x: found unknown field `x`, expected one of `targets`, `health`, `outlier`, `max_in_flight`, `protocol`, `tls`",
         ]
     );
 }
@@ -298,14 +299,20 @@ fn fast_and_located_paths_decode_the_same_model() {
     if let Err(e) = serde_yaml::from_str::<super::model::RoutesFile>(&text) {
         panic!("serde_yaml: {e}");
     }
-    let fast = super::fast_path(text.as_bytes(), None).expect("valid file takes the fast path");
+    let fast = super::fast_path(text.as_bytes(), None, Path::new("."))
+        .expect("valid file takes the fast path");
     let source = super::Source::from_text("routes.yaml".into(), text.clone()).expect("parses");
-    let located = super::routes_from_source(source).expect("valid");
+    let located = super::routes_from_source(source, Path::new(".")).expect("valid");
     assert_eq!(fast.model, located.model);
     let conf =
         std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/routes.yaml"))
             .expect("conf/routes.yaml");
-    assert!(super::fast_path(&conf, None).is_some());
+    assert!(super::fast_path(&conf, None, Path::new(".")).is_some());
     // Anything invalid leaves the fast path, so messages always come from the located path.
-    assert!(super::fast_path(b"upstreams: {}\nroutes: [{ name: x, split: [] }]\n", None).is_none());
+    assert!(super::fast_path(
+        b"upstreams: {}\nroutes: [{ name: x, split: [] }]\n",
+        None,
+        Path::new(".")
+    )
+    .is_none());
 }

@@ -28,6 +28,13 @@ fn timeouts_compile() {
     let t = loaded.table.routes()[0].timeouts;
     assert_eq!(t.connect, Some(std::time::Duration::from_millis(1000)));
     assert_eq!(t.total, Some(std::time::Duration::from_millis(30000)));
+    let none = route_with("    timeouts: { read_ms: 0 }\n");
+    let loaded = routes_from_text("routes.yaml", none.into_bytes(), None).expect("valid");
+    assert_eq!(
+        loaded.table.routes()[0].timeouts.read,
+        None,
+        "read_ms 0: no read timeout"
+    );
     let loaded = routes_from_text("routes.yaml", route_with("").into_bytes(), None).expect("valid");
     assert_eq!(
         loaded.table.routes()[0].timeouts,
@@ -38,8 +45,12 @@ fn timeouts_compile() {
 #[test]
 fn timeouts_errors() {
     assert_eq!(
-        errors(&route_with("    timeouts: { read_ms: 0 }\n")),
-        vec!["routes.yaml:6:26: routes[0].timeouts.read_ms: found 0, expected a whole number of milliseconds from 1 to 86400000"]
+        errors(&route_with("    timeouts: { write_ms: 0 }\n")),
+        vec!["routes.yaml:6:27: routes[0].timeouts.write_ms: found 0, expected a whole number of milliseconds from 1 to 86400000"]
+    );
+    assert_eq!(
+        errors(&route_with("    timeouts: { read_ms: 86400001 }\n")),
+        vec!["routes.yaml:6:26: routes[0].timeouts.read_ms: found 86400001, expected a whole number of milliseconds from 0 (no read timeout) to 86400000"]
     );
     assert_eq!(
         errors(&route_with("    timeouts: { reed_ms: 100 }\n")),
@@ -170,7 +181,7 @@ fn upstream_containment_errors() {
             &[
                 "routes.yaml:2:70: upstreams.a.outlier.consecutive_failures: found 0, expected a whole number from 1 to 1000",
                 "routes.yaml:2:139: upstreams.a.max_in_flight: found -1, expected a whole number from 1 to 1000000",
-                "routes.yaml:2:143: upstreams.a.helth: found unknown field `helth`, expected one of `targets`, `health`, `outlier`, `max_in_flight`",
+                "routes.yaml:2:143: upstreams.a.helth: found unknown field `helth`, expected one of `targets`, `health`, `outlier`, `max_in_flight`, `protocol`, `tls`",
             ],
         ),
     ];

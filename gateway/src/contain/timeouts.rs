@@ -10,7 +10,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptTimeouts {
     pub connect: Duration,
-    pub read: Duration,
+    /// `None`: no read timeout (`read_ms: 0` and no `total_ms`).
+    pub read: Option<Duration>,
     pub write: Duration,
 }
 
@@ -31,7 +32,8 @@ pub fn attempt_timeouts(
     let cap = |d: Duration| left.map_or(d, |l| d.min(l));
     Some(AttemptTimeouts {
         connect: cap(t.connect.unwrap_or(default_connect)),
-        read: cap(t.read),
+        // No read timeout, but a deadline: the deadline bounds each read.
+        read: t.read.map(cap).or(left),
         write: cap(t.write),
     })
 }
@@ -58,7 +60,7 @@ mod tests {
     fn without_total_the_route_values_hold() {
         let t = Timeouts {
             connect: None,
-            read: ms(300),
+            read: Some(ms(300)),
             write: ms(400),
             total: None,
         };
@@ -66,7 +68,7 @@ mod tests {
             attempt_timeouts(&t, ms(2000), ms(99_999)),
             Some(AttemptTimeouts {
                 connect: ms(2000),
-                read: ms(300),
+                read: Some(ms(300)),
                 write: ms(400)
             })
         );
@@ -76,7 +78,7 @@ mod tests {
     fn total_caps_each_and_ends_the_request() {
         let t = Timeouts {
             connect: Some(ms(1000)),
-            read: ms(15_000),
+            read: Some(ms(15_000)),
             write: ms(100),
             total: Some(ms(1000)),
         };
@@ -84,11 +86,24 @@ mod tests {
             attempt_timeouts(&t, ms(2000), ms(700)),
             Some(AttemptTimeouts {
                 connect: ms(300),
-                read: ms(300),
+                read: Some(ms(300)),
                 write: ms(100)
             })
         );
         assert_eq!(attempt_timeouts(&t, ms(2000), ms(1000)), None);
+        let unbounded = Timeouts { read: None, ..t };
+        assert_eq!(
+            attempt_timeouts(&unbounded, ms(2000), ms(700)).map(|a| a.read),
+            Some(Some(ms(300)))
+        );
+        let none = Timeouts {
+            total: None,
+            ..unbounded
+        };
+        assert_eq!(
+            attempt_timeouts(&none, ms(2000), ms(700)).map(|a| a.read),
+            Some(None)
+        );
         assert_eq!(attempt_timeouts(&t, ms(2000), ms(1500)), None);
     }
 }

@@ -60,6 +60,7 @@ impl DyegateProxy {
             decision,
             routing_version: active.version,
             trace_id: ctx.trace.as_ref().map(RequestTrace::trace_id_hex),
+            grpc_status: ctx.grpc_label().map(|g| g.label()),
         }
     }
 }

@@ -59,13 +59,18 @@ impl DyegateProxy {
             ));
         };
         let addr = target.addr;
+        // The prepared peer (protocol, TLS, CA) of the target: cloned, never built here.
+        let mut peer = group
+            .peer_of(target)
+            .cloned()
+            .ok_or_else(|| Error::explain(InternalError, "picked target has no prepared peer"))?;
         ctx.target = Some(addr);
         ctx.tried.push(addr);
         ctx.target_load = None; // the previous attempt's, if any
         ctx.target_load = Some(self.health.enter_target(addr));
-        let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(t.connect);
-        peer.options.read_timeout = Some(t.read);
+        // `None` (`read_ms: 0`): a stream may stay idle as long as the upstream keeps it open.
+        peer.options.read_timeout = t.read;
         peer.options.write_timeout = Some(t.write);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
         Ok(Box::new(peer))

@@ -6,8 +6,8 @@ use crate::health::registry::{GroupGuard, TargetGuard};
 use crate::lifecycle::InFlight;
 use crate::routing::ActiveTable;
 use crate::routing::{GroupId, Reason, RetryReason};
-use crate::telemetry::RequestTrace;
 use crate::telemetry::TableMetrics;
+use crate::telemetry::{GrpcStatus, RequestTrace};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,6 +38,9 @@ pub struct RequestCtx {
     /// A retry decided on an upstream answer's status (in `upstream_response_filter`), for
     /// `error_while_proxy` to carry out.
     pub(super) status_retry: Option<RetryReason>,
+    /// The `grpc-status` the upstream answered (trailers, or the head of a trailers-only
+    /// answer); read only for groups spoken to over HTTP/2.
+    pub(super) grpc_status: Option<GrpcStatus>,
 }
 
 impl RequestCtx {
@@ -56,6 +59,7 @@ impl RequestCtx {
             target_load: None,
             budget: None,
             status_retry: None,
+            grpc_status: None,
         }
     }
 
@@ -65,6 +69,19 @@ impl RequestCtx {
             (Some(t), CtxOutcome::Routed(d)) => Some((t, d)),
             _ => None,
         }
+    }
+
+    /// Whether the decided group is spoken to over HTTP/2 (its requests get `grpc_status`).
+    pub(super) fn upstream_h2(&self) -> bool {
+        self.routed().is_some_and(|(active, d)| {
+            (active.table.group(d.group)).is_some_and(|g| g.transport.protocol.is_h2())
+        })
+    }
+
+    /// The request's `grpc_status` label: `None` for groups spoken to over HTTP/1.
+    pub(super) fn grpc_label(&self) -> Option<GrpcStatus> {
+        self.upstream_h2()
+            .then(|| self.grpc_status.unwrap_or(GrpcStatus::NONE))
     }
 
     /// The request's tag as configured on its route, if it is one of the route's tags.

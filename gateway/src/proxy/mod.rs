@@ -21,7 +21,7 @@ use crate::health::{Attempt, HealthRegistry};
 use crate::lifecycle::Lifecycle;
 use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, RetryReason, TagAction};
 use crate::routing::{ActiveTable, SharedTable};
-use crate::telemetry::{AccessLog, ContainmentMetrics, TableMetrics, Tracing};
+use crate::telemetry::{AccessLog, ContainmentMetrics, GrpcStatus, TableMetrics, Tracing};
 use answer::{error_kind, error_status, peer_ip, raw_host, Answer};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -331,6 +331,10 @@ impl ProxyHttp for DyegateProxy {
         if status < 200 {
             return Ok(());
         }
+        if ctx.upstream_h2() {
+            // A trailers-only gRPC answer carries its status in the head.
+            ctx.grpc_status = GrpcStatus::of(&upstream_response.headers);
+        }
         let failed = status >= 500;
         self.report(
             ctx,
@@ -353,6 +357,20 @@ impl ProxyHttp for DyegateProxy {
                 e.set_retry(true);
                 return Err(e);
             }
+        }
+        Ok(())
+    }
+
+    /// The upstream's trailers (HTTP/2 only; Pingora passes them on as they are): the
+    /// `grpc-status` of a gRPC answer, for the access log and `dyegate_requests_total`.
+    fn upstream_response_trailer_filter(
+        &self,
+        _session: &mut Session,
+        upstream_trailers: &mut http::HeaderMap,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(s) = GrpcStatus::of(upstream_trailers) {
+            ctx.grpc_status = Some(s);
         }
         Ok(())
     }
@@ -493,14 +511,14 @@ impl ProxyHttp for DyegateProxy {
                     TagRef::Unconfigured => Some(crate::telemetry::metrics::OTHER_TAG),
                     _ => ctx.configured_tag(active, &d),
                 };
-                m.request(
-                    d.route_id,
-                    d.group,
-                    tag,
-                    d.reason,
-                    if status == 0 { 502 } else { status },
-                    ctx.started.elapsed().as_secs_f64(),
-                );
+                let status = if status == 0 { 502 } else { status };
+                let seconds = ctx.started.elapsed().as_secs_f64();
+                match ctx.grpc_label() {
+                    None => m.request(d.route_id, d.group, tag, d.reason, status, seconds),
+                    Some(grpc) => {
+                        m.request_grpc(d.route_id, d.group, tag, d.reason, status, seconds, grpc)
+                    }
+                }
                 if let (Some(e), Some(target)) = (e, ctx.target) {
                     let connect = matches!(
                         e.etype(),

@@ -3,7 +3,9 @@
 
 use super::health::TargetHealth;
 use super::policy::GroupPolicy;
+use super::transport::Transport;
 use dyegate_plugins::SmoothWrr;
+use pingora::upstreams::peer::HttpPeer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -22,6 +24,8 @@ pub struct Group {
     pub targets: Vec<Target>,
     /// Health checks, outlier ejection, circuit breaker.
     pub policy: GroupPolicy,
+    /// Protocol, TLS and the prepared peer of each target.
+    pub transport: Transport,
     wrr: SmoothWrr,
 }
 
@@ -32,9 +36,24 @@ impl Group {
         Some(Group {
             name: name.into(),
             wrr: SmoothWrr::new(&weights)?,
+            transport: Transport::plain(targets.iter().map(|t| t.addr)),
             targets,
             policy: GroupPolicy::default(),
         })
+    }
+
+    /// The group with the peers the config compiler prepared (one per target, in order).
+    pub fn with_transport(mut self, transport: Transport) -> Group {
+        debug_assert_eq!(transport.peers().len(), self.targets.len());
+        self.transport = transport;
+        self
+    }
+
+    /// The prepared peer of `target`, one of this group's targets (as [`Self::pick`] returns
+    /// them): found by identity, groups are small.
+    pub fn peer_of(&self, target: &Target) -> Option<&HttpPeer> {
+        let i = self.targets.iter().position(|t| std::ptr::eq(t, target))?;
+        self.transport.peer(i)
     }
 
     pub fn with_policy(mut self, policy: GroupPolicy) -> Group {

@@ -13,6 +13,7 @@ mod policy;
 mod rate_limit;
 mod route;
 mod table;
+mod transport;
 
 pub use active::{ActiveTable, SharedTable};
 pub use carried::Carried;
@@ -27,6 +28,7 @@ pub use policy::{
 pub use rate_limit::{KeyOf, LimitKey, RateLimit};
 pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey, TagFallback};
 pub use table::RouteTable;
+pub use transport::{Protocol, Transport};
 
 #[cfg(test)]
 mod tests;

@@ -12,8 +12,8 @@ pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_millis(15_000);
 pub struct Timeouts {
     /// `None`: gateway.yaml's `connect_timeout_ms`.
     pub connect: Option<Duration>,
-    /// Each read while waiting on the upstream.
-    pub read: Duration,
+    /// Each read while waiting on the upstream; `None` (`read_ms: 0`): no read timeout.
+    pub read: Option<Duration>,
     /// Each write to the upstream.
     pub write: Duration,
     /// The whole request, retries included.
@@ -24,7 +24,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             connect: None,
-            read: DEFAULT_IO_TIMEOUT,
+            read: Some(DEFAULT_IO_TIMEOUT),
             write: DEFAULT_IO_TIMEOUT,
             total: None,
         }

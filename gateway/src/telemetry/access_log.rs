@@ -34,6 +34,10 @@ pub struct AccessRecord {
     pub decision: Option<&'static str>,
     pub routing_version: u64,
     pub trace_id: Option<String>,
+    /// The upstream's `grpc-status` (`0`..`16`, `other`, `none`); only for groups spoken to
+    /// over HTTP/2, absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<&'static str>,
 }
 
 enum Msg {

@@ -5,7 +5,8 @@
 //! [`TableMetrics`] next to the table; a request only does atomic adds on handles found by
 //! index. Counters live in a store keyed by (route, group), so they keep counting across reloads
 //! and rollbacks. Label values are bounded by the configuration: `env_tag` is a configured tag,
-//! `none` or `other`.
+//! `none` or `other`. Requests to a group spoken to over HTTP/2 (`protocol: h2` or `h2c`) are
+//! counted with a `grpc_status` label too (one of 19 values, see [`super::grpc_status`]).
 //!
 //! The per-route families are rendered from those atomics straight into the text format: going
 //! through `prometheus` metric vectors costs a hashed, locked lookup per series and a protobuf
@@ -14,11 +15,13 @@
 //! drops, process metrics) are ordinary `prometheus` metrics in one registry, appended to the
 //! same scrape.
 
+use super::grpc_status::{GrpcStatus, GRPC_STATUS_COUNT, GRPC_STATUS_LABELS};
 use crate::routing::{Carried, Group, GroupId, Reason, Route, RouteTable};
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -36,6 +39,8 @@ pub const NO_TAG: &str = "none";
 pub const OTHER_TAG: &str = "other";
 
 type Classes = [AtomicU64; 5];
+/// Per status class, per `grpc_status` value.
+type GrpcClasses = [[AtomicU64; GRPC_STATUS_COUNT]; 5];
 /// Upstream errors of one target, per kind of [`ERROR_KINDS`].
 type ErrorKinds = [AtomicU64; 4];
 
@@ -64,6 +69,10 @@ impl Histo {
 struct PairStats {
     /// Tag label → counts per status class. Only touched when a table is built or rendered.
     tags: Mutex<Vec<(String, Arc<Classes>)>>,
+    /// The same with a `grpc_status` label, for a group spoken to over HTTP/2.
+    grpc_tags: Mutex<Vec<(String, Arc<GrpcClasses>)>>,
+    /// Whether the group speaks HTTP/2 in the latest table (its series carry `grpc_status`).
+    h2: AtomicBool,
     decisions: [AtomicU64; 4],
     duration: Histo,
     /// The last seconds, for a rollout's gates; made when a rollout first asks for it.
@@ -77,6 +86,16 @@ impl PairStats {
             return c.clone();
         }
         let c = Arc::new(Classes::default());
+        tags.push((tag.to_string(), c.clone()));
+        c
+    }
+
+    fn grpc_tag(&self, tag: &str) -> Arc<GrpcClasses> {
+        let mut tags = lock(&self.grpc_tags);
+        if let Some((_, c)) = tags.iter().find(|(t, _)| t == tag) {
+            return c.clone();
+        }
+        let c: Arc<GrpcClasses> = Arc::new(Default::default());
         tags.push((tag.to_string(), c.clone()));
         c
     }
@@ -209,7 +228,10 @@ impl Metrics {
         let old_route = |i: usize, r: &Arc<Route>| {
             let (t, m, carried) = previous?;
             let j = carried.route(i)?;
-            Arc::ptr_eq(t.routes().get(j)?, r).then(|| m.routes.get(j))?
+            Arc::ptr_eq(t.routes().get(j)?, r)
+                .then(|| m.routes.get(j))?
+                // A group that changed protocol changes whether the route counts grpc_status.
+                .filter(|m| m.speaks_h2_as(table))
         };
         let old_group = |i: usize, g: &Arc<Group>| {
             let (t, m, carried) = previous?;
@@ -359,8 +381,12 @@ impl Metrics {
         out.push_str("# HELP dyegate_requests_total Requests by route, upstream group, dye tag and status class.\n# TYPE dyegate_requests_total counter\n");
         for ((route, group), p) in &pairs {
             let (route, group) = (esc(route), esc(group));
+            let h2 = p.h2.load(Ordering::Relaxed);
             let mut tags: Vec<(String, Arc<Classes>)> = lock(&p.tags).clone();
             tags.sort_by(|a, b| a.0.cmp(&b.0));
+            // A group that speaks HTTP/2 has its series with `grpc_status`; the ones without
+            // show only what they counted while it spoke HTTP/1.
+            tags.retain(|(_, c)| !h2 || c.iter().any(|n| load(n) > 0));
             for (tag, classes) in &tags {
                 for (i, c) in STATUS_CLASSES.iter().enumerate() {
                     let _ = writeln!(
@@ -371,6 +397,9 @@ impl Metrics {
                     );
                 }
             }
+        }
+        for ((route, group), p) in &pairs {
+            render_grpc(out, route, group, p);
         }
         for (route, r) in &routes {
             for (i, c) in STATUS_CLASSES.iter().enumerate() {
@@ -459,6 +488,31 @@ impl Metrics {
     }
 }
 
+/// The `dyegate_requests_total` series of a pair with `grpc_status`: while its group speaks
+/// HTTP/2, `grpc_status="none"` of every tag and class from 0 (so a new gRPC canary reads 0)
+/// and the other values once counted; afterwards, what was counted.
+fn render_grpc(out: &mut String, route: &str, group: &str, p: &PairStats) {
+    let h2 = p.h2.load(Ordering::Relaxed);
+    let mut tags: Vec<(String, Arc<GrpcClasses>)> = lock(&p.grpc_tags).clone();
+    tags.sort_by(|a, b| a.0.cmp(&b.0));
+    let (route, group) = (esc(route), esc(group));
+    for (tag, classes) in &tags {
+        for (i, c) in STATUS_CLASSES.iter().enumerate() {
+            for (k, grpc) in GRPC_STATUS_LABELS.iter().enumerate() {
+                let n = classes[i][k].load(Ordering::Relaxed);
+                if n == 0 && !(h2 && k == GrpcStatus::NONE.index()) {
+                    continue;
+                }
+                let _ = writeln!(
+                    out,
+                    "dyegate_requests_total{{env_tag=\"{}\",grpc_status=\"{grpc}\",route=\"{route}\",status_class=\"{c}\",upstream_group=\"{group}\"}} {n}",
+                    esc(tag),
+                );
+            }
+        }
+    }
+}
+
 /// Escapes a label value for the text format.
 fn esc(v: &str) -> std::borrow::Cow<'_, str> {
     if v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
@@ -476,12 +530,28 @@ struct GroupMetrics {
     group: GroupId,
     /// Tag label → counts per status class.
     by_tag: Vec<(String, Arc<Classes>)>,
+    /// For a group spoken to over HTTP/2, the same tags' counts with `grpc_status` (counted
+    /// instead of `by_tag`); empty otherwise.
+    grpc_by_tag: Vec<Arc<GrpcClasses>>,
     pair: Arc<PairStats>,
 }
 
 struct RouteMetrics {
     groups: Vec<GroupMetrics>,
     route: Arc<RouteStats>,
+}
+
+impl RouteMetrics {
+    /// Whether each group's handles count `grpc_status` exactly when `table` says it speaks
+    /// HTTP/2.
+    fn speaks_h2_as(&self, table: &RouteTable) -> bool {
+        self.groups.iter().all(|g| {
+            let h2 = table
+                .group(g.group)
+                .is_some_and(|x| x.transport.protocol.is_h2());
+            h2 != g.grpc_by_tag.is_empty()
+        })
+    }
 }
 
 type TargetMetrics = Vec<(SocketAddr, Arc<ErrorKinds>)>;
@@ -506,7 +576,8 @@ fn class(status: u16) -> usize {
 }
 
 impl TableMetrics {
-    /// Records a finished routed request.
+    /// Records a finished routed request (to a group spoken to over HTTP/2: with
+    /// `grpc_status="none"`).
     pub fn request(
         &self,
         route: usize,
@@ -516,6 +587,37 @@ impl TableMetrics {
         status: u16,
         seconds: f64,
     ) {
+        self.record(route, group, tag, reason, status, seconds, GrpcStatus::NONE);
+    }
+
+    /// Records a finished routed request with the `grpc-status` its upstream answered (counted
+    /// under `grpc_status` when the group speaks HTTP/2, as [`Self::request`] otherwise).
+    #[allow(clippy::too_many_arguments)]
+    pub fn request_grpc(
+        &self,
+        route: usize,
+        group: GroupId,
+        tag: Option<&str>,
+        reason: Reason,
+        status: u16,
+        seconds: f64,
+        grpc: GrpcStatus,
+    ) {
+        self.record(route, group, tag, reason, status, seconds, grpc);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn record(
+        &self,
+        route: usize,
+        group: GroupId,
+        tag: Option<&str>,
+        reason: Reason,
+        status: u16,
+        seconds: f64,
+        grpc: GrpcStatus,
+    ) {
         let Some(g) = self
             .routes
             .get(route)
@@ -524,13 +626,21 @@ impl TableMetrics {
             return;
         };
         let label = tag.unwrap_or(NO_TAG);
-        let counters = g
+        let at = g
             .by_tag
             .iter()
-            .find(|(t, _)| t == label)
-            .or_else(|| g.by_tag.iter().find(|(t, _)| t == OTHER_TAG));
-        if let Some((_, c)) = counters {
-            c[class(status)].fetch_add(1, Ordering::Relaxed);
+            .position(|(t, _)| t == label)
+            .or_else(|| g.by_tag.iter().position(|(t, _)| t == OTHER_TAG));
+        if let Some(i) = at {
+            if g.grpc_by_tag.is_empty() {
+                if let Some((_, c)) = g.by_tag.get(i) {
+                    c[class(status)].fetch_add(1, Ordering::Relaxed);
+                }
+            } else if let Some(c) = g.grpc_by_tag.get(i) {
+                if let Some(n) = c[class(status)].get(grpc.index()) {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         let r = match reason {
             Reason::Tag => Some(0),
@@ -579,6 +689,7 @@ impl TableMetrics {
 /// The series of one route: per group it can reach (split and tags), per tag.
 fn route_series(store: &mut Store, table: &RouteTable, r: &Route) -> RouteMetrics {
     let group_name = |g: GroupId| table.group(g).map_or("none", |g| g.name.as_ref());
+    let h2 = |g: GroupId| table.group(g).is_some_and(|g| g.transport.protocol.is_h2());
     let mut groups: Vec<GroupId> = r.split.groups.clone();
     for (_, g) in &r.dye.tags {
         if !groups.contains(g) {
@@ -602,9 +713,16 @@ fn route_series(store: &mut Store, table: &RouteTable, r: &Route) -> RouteMetric
                     by_tag.push((t.to_string(), pair.tag(t)));
                 }
             }
+            pair.h2.store(h2(*g), Ordering::Relaxed);
+            let grpc_by_tag = if h2(*g) {
+                by_tag.iter().map(|(t, _)| pair.grpc_tag(t)).collect()
+            } else {
+                Vec::new()
+            };
             GroupMetrics {
                 group: *g,
                 by_tag,
+                grpc_by_tag,
                 pair,
             }
         })

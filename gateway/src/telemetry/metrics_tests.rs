@@ -67,3 +67,101 @@ fn label_values_are_escaped() {
     assert_eq!(esc(r#"a"b\c"#), r#"a\"b\\c"#);
     assert_eq!(esc("plain"), "plain");
 }
+
+#[test]
+fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
+    let m = Metrics::new();
+    let t = routes_from_text(
+        "r.yaml",
+        b"upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\n  g: { targets: [\"127.0.0.1:2\"], protocol: h2c }\nroutes:\n  - { name: mix, dye: { tags: { canary: g } }, split: [{ upstream: s, weight: 1 }] }\n".to_vec(),
+        None,
+    )
+    .expect("valid")
+    .table;
+    let tm = m.for_table(&t, None);
+    let text = m.render();
+    // The h2c group starts at 0 with grpc_status="none", and has no series without it.
+    assert!(text.contains(
+        r#"dyegate_requests_total{env_tag="canary",grpc_status="none",route="mix",status_class="2xx",upstream_group="g"} 0"#
+    ), "{text}");
+    assert!(
+        !text.contains(r#"dyegate_requests_total{env_tag="canary",route="mix""#),
+        "{text}"
+    );
+    assert!(!text.contains(r#"grpc_status="0""#), "{text}");
+    assert!(
+        !text.contains(r#"grpc_status="none",route="mix",status_class="2xx",upstream_group="s""#)
+    );
+
+    tm.request_grpc(
+        0,
+        1,
+        Some("canary"),
+        Reason::Tag,
+        200,
+        0.01,
+        GrpcStatus::parse(b"0"),
+    );
+    tm.request_grpc(
+        0,
+        1,
+        Some("canary"),
+        Reason::Tag,
+        200,
+        0.01,
+        GrpcStatus::parse(b"14"),
+    );
+    tm.request_grpc(
+        0,
+        1,
+        Some("canary"),
+        Reason::Tag,
+        200,
+        0.01,
+        GrpcStatus::parse(b"14"),
+    );
+    tm.request(0, 1, Some("canary"), Reason::Tag, 502, 0.01);
+    // An h1 group ignores the status: counted as before.
+    tm.request_grpc(
+        0,
+        0,
+        None,
+        Reason::Split,
+        200,
+        0.01,
+        GrpcStatus::parse(b"3"),
+    );
+    let text = m.render();
+    for (grpc, class, n) in [("0", "2xx", 1), ("14", "2xx", 2), ("none", "5xx", 1)] {
+        let series = format!(
+            r#"dyegate_requests_total{{env_tag="canary",grpc_status="{grpc}",route="mix",status_class="{class}",upstream_group="g"}} {n}"#
+        );
+        assert!(text.contains(&series), "{series}\n{text}");
+    }
+    assert!(text.contains(
+        r#"dyegate_requests_total{env_tag="none",route="mix",status_class="2xx",upstream_group="s"} 1"#
+    ));
+    assert!(!text.contains(r#"grpc_status="3""#), "{text}");
+
+    // The group speaks HTTP/1 again: its counts stay, new requests count without the label.
+    let t2 = routes_from_text(
+        "r.yaml",
+        b"upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\n  g: { targets: [\"127.0.0.1:2\"] }\nroutes:\n  - { name: mix, dye: { tags: { canary: g } }, split: [{ upstream: s, weight: 1 }] }\n".to_vec(),
+        None,
+    )
+    .expect("valid")
+    .table;
+    let tm2 = m.for_table(&t2, None);
+    tm2.request(0, 1, Some("canary"), Reason::Tag, 200, 0.01);
+    let text = m.render();
+    assert!(text.contains(
+        r#"dyegate_requests_total{env_tag="canary",route="mix",status_class="2xx",upstream_group="g"} 1"#
+    ), "{text}");
+    assert!(text.contains(
+        r#"dyegate_requests_total{env_tag="canary",grpc_status="14",route="mix",status_class="2xx",upstream_group="g"} 2"#
+    ));
+    assert!(
+        !text.contains(r#"grpc_status="none",route="mix",status_class="2xx""#),
+        "{text}"
+    );
+}

@@ -3,6 +3,7 @@
 //!
 //! - [`metrics`]: Prometheus families, pre-created per route, group and tag.
 //! - [`containment`]: timeouts, retries, circuit breaker, health checks and ejections.
+//! - [`grpc_status`]: the bounded `grpc_status` label of requests to HTTP/2 upstreams.
 //! - [`access_log`]: one JSON line per request through a bounded writer.
 //! - [`trace`]: per request, the incoming W3C context, the gateway span and the upstream headers.
 //! - [`table_info`]: what the table in use is: its sha256 and configured split weights.
@@ -11,6 +12,7 @@
 pub mod access_log;
 pub mod containment;
 pub mod export;
+pub mod grpc_status;
 pub mod metrics;
 pub mod table_info;
 pub mod trace;
@@ -18,5 +20,6 @@ pub mod trace;
 pub use access_log::{AccessLog, AccessLogService, AccessRecord};
 pub use containment::{ContainmentMetrics, TimeoutKind};
 pub use export::{ExportService, ExportStats};
+pub use grpc_status::GrpcStatus;
 pub use metrics::{Metrics, TableMetrics};
 pub use trace::{RequestTrace, Tracing};

@@ -47,9 +47,19 @@ fn build() {
     if RELEASE {
         args.push("--release");
     }
-    let output = Command::new(&cargo)
-        .args(&args)
-        .current_dir(workspace_root())
+    let mut command = Command::new(&cargo);
+    command.args(&args).current_dir(workspace_root());
+    // What cargo sets for the test process describes the suite package, not the build: a
+    // build script that watches one of these (ring's watches CARGO_PKG_NAME and
+    // CARGO_MANIFEST_DIR) would otherwise see them change between `cargo test` and this build,
+    // and the two would rebuild the TLS stack for each other every time.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if is_test_process_var(name) {
+            command.env_remove(name);
+        }
+    }
+    let output = command
         .output()
         .unwrap_or_else(|e| panic!("running {cargo:?} build -p dyegate: {e}"));
     assert!(
@@ -59,4 +69,20 @@ fn build() {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The variables cargo sets for a test process about the package under test.
+fn is_test_process_var(name: &str) -> bool {
+    [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_BIN_",
+        "CARGO_CRATE_",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+        || matches!(
+            name,
+            "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
+        )
 }

@@ -63,6 +63,8 @@ impl RecordedRequest {
 pub struct Recorder {
     record_requests: bool,
     connections: AtomicUsize,
+    /// TLS handshakes the client gave up on (an HTTPS upstream only).
+    handshake_failures: AtomicUsize,
     requests: Mutex<Vec<RecordedRequest>>,
 }
 
@@ -76,6 +78,15 @@ impl Recorder {
 
     pub(crate) fn connection_accepted(&self) {
         self.connections.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn handshake_failed(&self) {
+        self.handshake_failures.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// TLS handshakes that failed so far (an HTTPS upstream only).
+    pub fn handshake_failures(&self) -> usize {
+        self.handshake_failures.load(Ordering::SeqCst)
     }
 
     pub(crate) fn request(&self, parts: &Parts) {

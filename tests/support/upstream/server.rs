@@ -35,28 +35,37 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         recorder.connection_accepted();
+        tokio::spawn(serve_connection(
+            stream,
+            Arc::clone(&name),
+            Arc::clone(&recorder),
+        ));
+    }
+}
+
+/// Serves one accepted connection (cleartext, or TLS already accepted): HTTP/1.1 or HTTP/2,
+/// whichever the peer speaks.
+pub(crate) async fn serve_connection<S>(stream: S, name: Arc<str>, recorder: Arc<Recorder>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
         let name = Arc::clone(&name);
         let recorder = Arc::clone(&recorder);
-        tokio::spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                let name = Arc::clone(&name);
-                let recorder = Arc::clone(&recorder);
-                async move {
-                    let (parts, body) = req.into_parts();
-                    recorder.request(&parts);
-                    let req = Request::from_parts(parts, body);
-                    let response = if websocket::is_upgrade(&req) {
-                        websocket::accept(&name, req)
-                    } else {
-                        respond::respond(&name, req).await
-                    };
-                    Ok::<_, Infallible>(response)
-                }
-            });
-            // A peer that goes away mid-request is normal in proxy tests: nothing to report.
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        async move {
+            let (parts, body) = req.into_parts();
+            recorder.request(&parts);
+            let req = Request::from_parts(parts, body);
+            let response = if websocket::is_upgrade(&req) {
+                websocket::accept(&name, req)
+            } else {
+                respond::respond(&name, req).await
+            };
+            Ok::<_, Infallible>(response)
+        }
+    });
+    // A peer that goes away mid-request is normal in proxy tests: nothing to report.
+    let _ = auto::Builder::new(TokioExecutor::new())
+        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+        .await;
 }

@@ -1,0 +1,74 @@
+//! The `grpc_status` of a request to an HTTP/2 upstream, as the `grpc_status` label and access
+//! log field carry it: one of the 17 gRPC codes (`0`..`16`), `other` for anything else the
+//! upstream sent, or `none` when no `grpc-status` arrived (plain HTTP/2, a broken stream).
+
+/// A bounded `grpc_status` value: a gRPC code, `other` or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcStatus(u8);
+
+/// Every label value, by [`GrpcStatus::index`].
+pub const GRPC_STATUS_LABELS: [&str; GRPC_STATUS_COUNT] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+    "other", "none",
+];
+/// How many label values there are.
+pub const GRPC_STATUS_COUNT: usize = 19;
+
+impl GrpcStatus {
+    /// No `grpc-status` arrived.
+    pub const NONE: GrpcStatus = GrpcStatus(18);
+    /// A `grpc-status` that is not one of the 17 codes.
+    pub const OTHER: GrpcStatus = GrpcStatus(17);
+
+    /// A `grpc-status` header or trailer value.
+    pub fn parse(value: &[u8]) -> GrpcStatus {
+        match value {
+            [d @ b'0'..=b'9'] => GrpcStatus(d - b'0'),
+            [b'1', d @ b'0'..=b'6'] => GrpcStatus(10 + d - b'0'),
+            _ => GrpcStatus::OTHER,
+        }
+    }
+
+    /// The status of `headers` (a trailers block, or the head of a trailers-only answer), if
+    /// they carry one.
+    pub fn of(headers: &http::HeaderMap) -> Option<GrpcStatus> {
+        headers
+            .get("grpc-status")
+            .map(|v| GrpcStatus::parse(v.as_bytes()))
+    }
+
+    /// Position in [`GRPC_STATUS_LABELS`].
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    pub fn label(self) -> &'static str {
+        GRPC_STATUS_LABELS
+            .get(self.index())
+            .copied()
+            .unwrap_or("other")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_other_and_none() {
+        for code in 0..=16u8 {
+            let s = GrpcStatus::parse(code.to_string().as_bytes());
+            assert_eq!(s.label(), code.to_string());
+            assert_eq!(s.index(), usize::from(code));
+        }
+        for other in [&b"17"[..], b"", b"-1", b"01", b"abc", b"100", b" 0"] {
+            assert_eq!(GrpcStatus::parse(other), GrpcStatus::OTHER, "{other:?}");
+        }
+        assert_eq!(GrpcStatus::OTHER.label(), "other");
+        assert_eq!(GrpcStatus::NONE.label(), "none");
+        let mut h = http::HeaderMap::new();
+        assert_eq!(GrpcStatus::of(&h), None);
+        h.insert("grpc-status", http::HeaderValue::from_static("14"));
+        assert_eq!(GrpcStatus::of(&h).map(GrpcStatus::label), Some("14"));
+    }
+}

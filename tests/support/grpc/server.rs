@@ -1,0 +1,190 @@
+//! A server-streaming gRPC server on loopback (HTTP/2 with prior knowledge, the `h2` crate):
+//! every call reads the request message, answers `messages` messages `pause` apart and ends
+//! with the trailers `grpc-status` / `grpc-message` of its [`StreamScript`] (or, with no
+//! messages and a non-zero status, a trailers-only answer). It records every request head.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response};
+
+use super::frame::encode_frame;
+use crate::RecordedRequest;
+
+/// What each call gets.
+#[derive(Debug, Clone)]
+pub struct StreamScript {
+    /// Messages sent (`"<server name> <i>"`), the first at once.
+    pub messages: usize,
+    /// Time between two messages (idle stream).
+    pub pause: Duration,
+    /// `grpc-status` of the trailers.
+    pub status: u32,
+    /// `grpc-message` of the trailers (omitted when empty).
+    pub message: String,
+}
+
+impl Default for StreamScript {
+    fn default() -> Self {
+        StreamScript {
+            messages: 3,
+            pause: Duration::from_millis(50),
+            status: 0,
+            message: String::new(),
+        }
+    }
+}
+
+/// A running server; dropping it stops it and closes its connections.
+pub struct GrpcStreamServer {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<RecordedRequest>>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl GrpcStreamServer {
+    /// Starts a server called `name` on a fresh loopback port; it accepts connections when
+    /// this returns.
+    pub fn start(name: &str, script: StreamScript) -> Self {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .expect("binding a gRPC server on 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let addr = listener.local_addr().expect("local address");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let (name, script) = (Arc::<str>::from(name), Arc::new(script));
+        let thread = {
+            let seen = Arc::clone(&seen);
+            std::thread::Builder::new()
+                .name(format!("grpc-{name}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                            return;
+                        };
+                        loop {
+                            let stream = tokio::select! {
+                                _ = &mut stop => break,
+                                accepted = listener.accept() => match accepted {
+                                    Ok((stream, _)) => stream,
+                                    Err(_) => continue,
+                                },
+                            };
+                            let (name, script, seen) =
+                                (Arc::clone(&name), Arc::clone(&script), Arc::clone(&seen));
+                            tokio::spawn(connection(stream, name, script, seen));
+                        }
+                    });
+                })
+                .expect("a server thread")
+        };
+        GrpcStreamServer {
+            addr,
+            seen,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `"127.0.0.1:PORT"`, as written in a `targets` list.
+    pub fn target(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Every request head received so far (method, path, version, metadata), oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for GrpcStreamServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    name: Arc<str>,
+    script: Arc<StreamScript>,
+    seen: Arc<Mutex<Vec<RecordedRequest>>>,
+) {
+    let Ok(mut conn) = h2::server::handshake(stream).await else {
+        return;
+    };
+    while let Some(Ok((req, respond))) = conn.accept().await {
+        let (parts, body) = req.into_parts();
+        seen.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(RecordedRequest::from_parts(&parts));
+        let (name, script) = (Arc::clone(&name), Arc::clone(&script));
+        tokio::spawn(async move {
+            // A client (or gateway) that went away mid-call is what some tests do.
+            let _ = call(body, respond, &name, &script).await;
+        });
+    }
+}
+
+/// One call: the request read to its end, then the scripted answer.
+async fn call(
+    mut body: h2::RecvStream,
+    mut respond: h2::server::SendResponse<Bytes>,
+    name: &str,
+    script: &StreamScript,
+) -> Result<(), h2::Error> {
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    let trailers = trailers(script);
+    let head = Response::builder()
+        .status(200)
+        .header("content-type", "application/grpc")
+        .header("x-upstream", name);
+    if script.messages == 0 && script.status != 0 {
+        // Trailers-only: the status travels in the only HEADERS frame.
+        let mut resp = head.body(()).unwrap_or_default();
+        resp.headers_mut().extend(trailers);
+        respond.send_response(resp, true)?;
+        return Ok(());
+    }
+    let resp = head.body(()).unwrap_or_default();
+    let mut send = respond.send_response(resp, false)?;
+    for i in 0..script.messages {
+        if i > 0 {
+            tokio::time::sleep(script.pause).await;
+        }
+        send.send_data(encode_frame(format!("{name} {i}").as_bytes()), false)?;
+    }
+    send.send_trailers(trailers)
+}
+
+fn trailers(script: &StreamScript) -> HeaderMap {
+    let mut t = HeaderMap::new();
+    t.insert("grpc-status", HeaderValue::from(script.status));
+    if let Ok(m) = HeaderValue::from_str(&script.message) {
+        if !script.message.is_empty() {
+            t.insert("grpc-message", m);
+        }
+    }
+    t
+}
