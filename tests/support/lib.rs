@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+pub mod certs;
 pub mod client;
 pub mod etcd;
 pub mod gateway;
@@ -24,6 +25,7 @@ pub mod otlp;
 pub mod ports;
 pub mod procfs;
 pub mod raw;
+pub mod tls;
 pub mod tools;
 pub mod traffic;
 pub mod upgrade;

@@ -235,6 +235,12 @@ mod tests {
         assert_eq!(tls.min_version, TlsVersion::Tls13);
         assert!(!tls.h2);
         assert_eq!(tls.handshake_timeout, Duration::from_millis(250));
+        // Unquoted, YAML reads a number; the same version.
+        let gw = load(&format!(
+            "{BASE}tls: {{ listen: [\"127.0.0.1:8443\"], certificates: [{{ cert: a.pem, key: a.key }}], min_version: 1.3 }}\n"
+        ))
+        .expect("valid");
+        assert_eq!(gw.tls.expect("tls").min_version, TlsVersion::Tls13);
     }
 
     #[test]
@@ -258,11 +264,11 @@ mod tests {
         );
         assert_eq!(
             load(&format!("{BASE}tls:\n  listen: [\"127.0.0.1:8443\"]\n{one}  min_version: \"1.1\"\n")).err().as_deref(),
-            Some("gateway.yaml:5:16: tls.min_version: found unknown variant `1.1`, expected `1.2` or `1.3`")
+            Some("gateway.yaml:5:16: tls.min_version: found \"1.1\", expected one of `1.2`, `1.3`")
         );
         assert_eq!(
             load(&format!("{BASE}tls:\n  listen: [\"127.0.0.1:8443\"]\n  certificates: [{{ cert: a.pem }}]\n")).err().as_deref(),
-            Some("gateway.yaml:4:18: tls.certificates[0]: found a mapping without `key`, expected ...")
+            Some("gateway.yaml:4:18: tls.certificates[0]: missing required field `key`")
         );
         assert_eq!(
             load(&format!("{BASE}tls:\n  listen: [\"127.0.0.1:8443\"]\n{one}  h2c: true\n")).err().as_deref(),
