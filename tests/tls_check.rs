@@ -49,8 +49,16 @@ fn check_validates_every_pair_and_warns_before_expiry() {
         )),
         "{out}"
     );
-    assert_eq!(out.lines().filter(|l| l.starts_with("warning: ")).count(), 1, "{out}");
-    assert!(out.line_starting_with("OK: 2 routes, 1 upstreams").is_some(), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("warning: ")).count(),
+        1,
+        "{out}"
+    );
+    assert!(
+        out.line_starting_with("OK: 2 routes, 1 upstreams")
+            .is_some(),
+        "{out}"
+    );
 }
 
 #[test]
@@ -100,7 +108,10 @@ fn check_names_the_field_and_the_file_of_a_bad_pair() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), expected.len(), "{out}");
     for (line, want) in lines.iter().zip(&expected) {
-        assert!(line.starts_with(want.as_str()), "\n  got: {line}\n want: {want}...");
+        assert!(
+            line.starts_with(want.as_str()),
+            "\n  got: {line}\n want: {want}..."
+        );
     }
 }
 
@@ -117,8 +128,11 @@ fn a_gateway_with_a_bad_pair_does_not_start() {
     assert!(!out.timed_out, "{out}");
     assert_eq!(out.code, Some(1), "{out}");
     assert!(
-        out.stderr.contains(": tls.certificates[0].key: found a key in ")
-            && out.stderr.contains("dyegate: not started: unusable certificates in tls:"),
+        out.stderr
+            .contains(": tls.certificates[0].key: found a key in ")
+            && out
+                .stderr
+                .contains("dyegate: not started: unusable certificates in tls:"),
         "{out}"
     );
 }
@@ -169,7 +183,10 @@ async fn status_and_the_expiry_gauge_describe_the_served_certificates() {
     );
     assert!(scrape.value("dyegate_tls_certificate_expiry_seconds", &[("name", SHOP)]) > 0.0);
     assert_eq!(
-        scrape.value("dyegate_tls_certificate_reloads_total", &[("result", "success")]),
+        scrape.value(
+            "dyegate_tls_certificate_reloads_total",
+            &[("result", "success")]
+        ),
         1.0
     );
 }

@@ -17,17 +17,30 @@ async fn plain_http_is_sent_to_https_and_tls_is_served() {
     let secure = ca.leaf(&[SECURE, SHOP]);
     let site = Site::start(ca, &[("secure", &secure)], "", "").await;
 
-    let resp = Req::get("/cart/items?id=7&x=%20y").host(SECURE).send(site.gw.addr()).await;
+    let resp = Req::get("/cart/items?id=7&x=%20y")
+        .host(SECURE)
+        .send(site.gw.addr())
+        .await;
     assert_eq!(resp.status, 308, "{}", resp.text());
-    let want = format!("https://{SECURE}:{}/cart/items?id=7&x=%20y", site.tls.port());
+    let want = format!(
+        "https://{SECURE}:{}/cart/items?id=7&x=%20y",
+        site.tls.port()
+    );
     assert_eq!(resp.header("location"), Some(want.as_str()));
     // A Host with a port: the redirect names the HTTPS port instead.
-    let resp = Req::get("/").host(&format!("{SECURE}:8080")).send(site.gw.addr()).await;
+    let resp = Req::get("/")
+        .host(&format!("{SECURE}:8080"))
+        .send(site.gw.addr())
+        .await;
     assert_eq!(
         resp.header("location"),
         Some(format!("https://{SECURE}:{}/", site.tls.port()).as_str())
     );
-    assert_eq!(site.upstream.request_count(), 0, "nothing proxied over plain HTTP");
+    assert_eq!(
+        site.upstream.request_count(),
+        0,
+        "nothing proxied over plain HTTP"
+    );
 
     // Over TLS the route is served.
     let ca_file = site.cfg().write("ca.pem", &site.ca.pem());
@@ -47,5 +60,8 @@ async fn without_tls_listeners_the_redirect_goes_to_port_443() {
     let gw = Dyegate::start(&tls_support::routes(&up));
     let resp = Req::get("/a?b=c").host(SECURE).send(gw.addr()).await;
     assert_eq!(resp.status, 308);
-    assert_eq!(resp.header("location"), Some("https://secure.example.com/a?b=c"));
+    assert_eq!(
+        resp.header("location"),
+        Some("https://secure.example.com/a?b=c")
+    );
 }

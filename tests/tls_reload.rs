@@ -14,7 +14,10 @@ use tls_support::{Site, SHOP};
 const WITHIN: Duration = Duration::from_secs(1);
 
 fn failures(scrape: &dyegate_suite::metrics::Scrape) -> f64 {
-    scrape.value("dyegate_tls_certificate_reloads_total", &[("result", "failure")])
+    scrape.value(
+        "dyegate_tls_certificate_reloads_total",
+        &[("result", "failure")],
+    )
 }
 
 /// Replaces `certs/<name>.{pem,key}` the way deploy tools do: each written aside and renamed
@@ -38,13 +41,24 @@ async fn a_replaced_certificate_is_served_within_a_second_and_open_connections_k
     assert_eq!(open.get(SHOP, "/before").await.expect("request").0, 200);
 
     replace_pair(&site, "shop", &v2);
-    let took = site.wait_served(Some(SHOP), &v2, Duration::from_secs(10)).await;
+    let took = site
+        .wait_served(Some(SHOP), &v2, Duration::from_secs(10))
+        .await;
     let took = took.expect("the new certificate was never served");
     println!("new certificate served {took:?} after the write");
-    assert!(took < WITHIN, "served after {took:?}, expected within {WITHIN:?}");
+    assert!(
+        took < WITHIN,
+        "served after {took:?}, expected within {WITHIN:?}"
+    );
 
     // The connection opened before the swap still works, on the certificate it got.
-    assert_eq!(open.get(SHOP, "/after").await.expect("keep-alive request").0, 200);
+    assert_eq!(
+        open.get(SHOP, "/after")
+            .await
+            .expect("keep-alive request")
+            .0,
+        200
+    );
     assert_eq!(open.peer_leaf(), v1.cert_der);
     let status = site.gw.status().await;
     assert_eq!(status["tls"]["trigger"], "file", "{status:#}");
@@ -60,23 +74,38 @@ async fn a_broken_pair_keeps_the_old_certificate_and_shows_the_error() {
     let before = site.gw.metrics().await;
 
     // A new certificate with the old (so: wrong) key.
-    site.cfg().write_and_rename("certs/shop.pem", &other.cert_pem);
+    site.cfg()
+        .write_and_rename("certs/shop.pem", &other.cert_pem);
     let status = site
         .gw
-        .wait_for_status(Duration::from_secs(10), "a refused certificate reload", |s| {
-            s["tls"]["failing"] == true
-        })
+        .wait_for_status(
+            Duration::from_secs(10),
+            "a refused certificate reload",
+            |s| s["tls"]["failing"] == true,
+        )
         .await;
-    let error = status["tls"]["last_error"]["errors"][0].as_str().unwrap_or_default().to_string();
+    let error = status["tls"]["last_error"]["errors"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(
         error.starts_with("tls.certificates[0].key: found a key in ")
             && error.contains("does not match the certificate in"),
         "{status:#}"
     );
     assert_eq!(status["tls"]["last_error"]["trigger"], "file");
-    assert_eq!(site.served(Some(SHOP)).await, good.cert_der, "the old pair is still served");
+    assert_eq!(
+        site.served(Some(SHOP)).await,
+        good.cert_der,
+        "the old pair is still served"
+    );
     let after = site.gw.metrics().await;
-    assert_eq!(failures(&after) - failures(&before), 1.0, "{}", after.text());
+    assert_eq!(
+        failures(&after) - failures(&before),
+        1.0,
+        "{}",
+        after.text()
+    );
     assert!(
         site.gw.logs().contains("certificates: reload (file) refused, the served certificates are kept: tls.certificates[0].key"),
         "{}",
@@ -97,8 +126,12 @@ async fn a_broken_pair_keeps_the_old_certificate_and_shows_the_error() {
     assert_eq!(site.served(Some(SHOP)).await, good.cert_der);
 
     // The matching key: the new pair is served, the error stays as history.
-    site.cfg().write_and_rename("certs/shop.key", &other.key_pem);
-    assert!(site.wait_served(Some(SHOP), &other, Duration::from_secs(10)).await.is_some());
+    site.cfg()
+        .write_and_rename("certs/shop.key", &other.key_pem);
+    assert!(site
+        .wait_served(Some(SHOP), &other, Duration::from_secs(10))
+        .await
+        .is_some());
     let status = site.gw.status().await;
     assert_eq!(status["tls"]["failing"], false, "{status:#}");
     assert!(status["tls"]["last_error"]["errors"].is_array());
@@ -117,7 +150,10 @@ async fn sighup_and_dyegate_reload_read_the_certificates_again() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(site.served(Some(SHOP)).await, v1.cert_der, "not watched");
     site.gw.signal(libc::SIGHUP);
-    assert!(site.wait_served(Some(SHOP), &v2, Duration::from_secs(10)).await.is_some());
+    assert!(site
+        .wait_served(Some(SHOP), &v2, Duration::from_secs(10))
+        .await
+        .is_some());
     assert_eq!(site.gw.status().await["tls"]["trigger"], "sighup");
 
     replace_pair(&site, "shop", &v3);
@@ -133,8 +169,14 @@ async fn sighup_and_dyegate_reload_read_the_certificates_again() {
     assert_eq!(out.code, Some(1), "{out}");
     let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
     assert_eq!(report["tls"]["result"], "failed", "{out}");
-    assert_ne!(report["result"], "failed", "the routes reload itself went through: {out}");
-    assert!(report["tls"]["errors"][0].as_str().unwrap_or_default().starts_with("tls.certificates[0].key: "));
+    assert_ne!(
+        report["result"], "failed",
+        "the routes reload itself went through: {out}"
+    );
+    assert!(report["tls"]["errors"][0]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("tls.certificates[0].key: "));
     assert_eq!(site.served(Some(SHOP)).await, v3.cert_der);
 }
 
@@ -167,7 +209,10 @@ async fn a_secret_volume_symlink_swap_is_seen() {
     let gw = cfg.start();
     tls_support::wait_for_tls(tls).await;
     let leaf_of = |sni| async move {
-        TlsClient::connect(tls, sni).await.map(|c| c.peer_leaf()).ok()
+        TlsClient::connect(tls, sni)
+            .await
+            .map(|c| c.peer_leaf())
+            .ok()
     };
     assert_eq!(leaf_of(Some(SHOP)).await, Some(v1.cert_der.clone()));
 
@@ -182,5 +227,8 @@ async fn a_secret_volume_symlink_swap_is_seen() {
     let took = swapped.elapsed();
     assert!(seen, "the swapped Secret was never served\n{}", gw.logs());
     println!("swapped Secret served {took:?} after the swap");
-    assert!(took < WITHIN, "served after {took:?}, expected within {WITHIN:?}");
+    assert!(
+        took < WITHIN,
+        "served after {took:?}, expected within {WITHIN:?}"
+    );
 }

@@ -30,8 +30,16 @@ async fn sni_picks_exact_then_wildcard_then_the_default() {
 
     // The rustls client: which leaf each hello gets.
     assert_eq!(site.served(Some(SHOP)).await, shop.cert_der, "exact name");
-    assert_eq!(site.served(Some(API)).await, wildcard.cert_der, "*.example.com");
-    assert_eq!(site.served(None).await, wildcard.cert_der, "no SNI: the default");
+    assert_eq!(
+        site.served(Some(API)).await,
+        wildcard.cert_der,
+        "*.example.com"
+    );
+    assert_eq!(
+        site.served(None).await,
+        wildcard.cert_der,
+        "no SNI: the default"
+    );
     assert_eq!(
         site.served(Some("elsewhere.test")).await,
         wildcard.cert_der,
@@ -44,13 +52,19 @@ async fn sni_picks_exact_then_wildcard_then_the_default() {
     for name in [SHOP, API] {
         let out = curl_https(site.tls, name, "/hello", &ca_file, &[]);
         assert_eq!(out.status, 200, "{name}: {out:?}");
-        assert!(out.body.contains("\"path\":\"/hello\""), "{name}: {}", out.body);
+        assert!(
+            out.body.contains("\"path\":\"/hello\""),
+            "{name}: {}",
+            out.body
+        );
     }
     let recorded = site.upstream.requests();
     assert!(
         [SHOP, API].iter().all(|name| {
             let host = format!("{name}:{}", site.tls.port());
-            recorded.iter().any(|r| r.header("host") == Some(host.as_str()))
+            recorded
+                .iter()
+                .any(|r| r.header("host") == Some(host.as_str()))
         }),
         "both names reached the upstream with their Host: {recorded:?}"
     );
@@ -73,7 +87,11 @@ async fn h2_by_alpn_http1_without_it_and_h2_off() {
     let h2 = curl_https(site.tls, SHOP, "/", &ca_file, &["--http2"]);
     assert_eq!((h2.status, h2.http_version.as_str()), (200, "2"), "{h2:?}");
     let h1 = curl_https(site.tls, SHOP, "/", &ca_file, &["--http1.1"]);
-    assert_eq!((h1.status, h1.http_version.as_str()), (200, "1.1"), "{h1:?}");
+    assert_eq!(
+        (h1.status, h1.http_version.as_str()),
+        (200, "1.1"),
+        "{h1:?}"
+    );
 
     // What ALPN agreed, seen by the rustls client.
     let offer = |alpn: &[&[u8]]| Hello {
@@ -81,11 +99,21 @@ async fn h2_by_alpn_http1_without_it_and_h2_off() {
         alpn: alpn.iter().map(|p| p.to_vec()).collect(),
         tls12_only: false,
     };
-    let c = TlsClient::connect_with(site.tls, offer(&[b"h2", b"http/1.1"])).await.expect("tls");
+    let c = TlsClient::connect_with(site.tls, offer(&[b"h2", b"http/1.1"]))
+        .await
+        .expect("tls");
     assert_eq!(c.alpn().as_deref(), Some(&b"h2"[..]));
-    let mut c = TlsClient::connect_with(site.tls, offer(&[])).await.expect("tls");
+    let mut c = TlsClient::connect_with(site.tls, offer(&[]))
+        .await
+        .expect("tls");
     assert_eq!(c.alpn(), None);
-    assert_eq!(c.get(SHOP, "/no-alpn").await.expect("HTTP/1.1 without ALPN").0, 200);
+    assert_eq!(
+        c.get(SHOP, "/no-alpn")
+            .await
+            .expect("HTTP/1.1 without ALPN")
+            .0,
+        200
+    );
 
     // h2: false offers only http/1.1.
     let ca = TestCa::new("dyegate test CA");
@@ -93,7 +121,11 @@ async fn h2_by_alpn_http1_without_it_and_h2_off() {
     let site = Site::start(ca, &[("shop", &shop)], "  h2: false\n", "").await;
     let ca_file = site.cfg().write("ca.pem", &site.ca.pem());
     let out = curl_https(site.tls, SHOP, "/", &ca_file, &["--http2"]);
-    assert_eq!((out.status, out.http_version.as_str()), (200, "1.1"), "{out:?}");
+    assert_eq!(
+        (out.status, out.http_version.as_str()),
+        (200, "1.1"),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]
@@ -116,7 +148,9 @@ async fn min_version_1_3_refuses_a_tls_1_2_client() {
     let site = Site::start(ca, &[("shop", &shop)], "  min_version: \"1.3\"\n", "").await;
     let before = site.gw.metrics().await;
     assert!(
-        TlsClient::connect_with(site.tls, tls12(SHOP)).await.is_err(),
+        TlsClient::connect_with(site.tls, tls12(SHOP))
+            .await
+            .is_err(),
         "a TLS 1.2-only client is refused under min_version 1.3"
     );
     assert!(TlsClient::connect(site.tls, Some(SHOP)).await.is_ok());
@@ -139,7 +173,8 @@ async fn the_handshake_timeout_closes_silent_and_stalled_clients() {
         std::thread::spawn(move || {
             let mut s = std::net::TcpStream::connect(addr).expect("connect");
             s.write_all(partial).expect("write");
-            s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
             let start = Instant::now();
             let mut buf = [0u8; 64];
             // 0 (closed) or an error (reset): either way the gateway ended it.

@@ -98,7 +98,8 @@ pub fn run(
     .with_health(health.clone())
     .with_debug(DebugPolicy::new(gw.debug_trusted.clone()))
     .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
-    let (service, tls_service) = proxy_service(&server, &gw, proxy, &metrics, certificates.as_ref());
+    let (service, tls_service) =
+        proxy_service(&server, &gw, proxy, &metrics, certificates.as_ref());
     server.add_service(service);
     if let Some(tls_service) = tls_service {
         server.add_service(tls_service);

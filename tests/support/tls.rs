@@ -58,7 +58,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -67,7 +72,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -125,7 +135,9 @@ impl TlsClient {
         };
         let connect = async {
             let tcp = TcpStream::connect(addr).await?;
-            TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+            TlsConnector::from(Arc::new(config))
+                .connect(name, tcp)
+                .await
         };
         let stream = tokio::time::timeout(IO_TIMEOUT, connect)
             .await
@@ -208,7 +220,13 @@ pub struct CurlOutput {
 
 /// `curl https://NAME:PORT/path --resolve NAME:PORT:127.0.0.1 --cacert CA` plus `extra`
 /// (e.g. `--http2`, `--http1.1`), verifying the certificate against the test CA.
-pub fn curl_https(addr: SocketAddr, name: &str, path: &str, ca: &Path, extra: &[&str]) -> CurlOutput {
+pub fn curl_https(
+    addr: SocketAddr,
+    name: &str,
+    path: &str,
+    ca: &Path,
+    extra: &[&str],
+) -> CurlOutput {
     let port = addr.port();
     let out = Command::new("curl")
         .args(["-sS", "-v", "--max-time", "10"])

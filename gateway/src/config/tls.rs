@@ -158,7 +158,8 @@ pub fn tls_settings(
             match certificates.iter().position(|c| c.cert == wanted) {
                 Some(i) => i,
                 None => {
-                    let certs: Vec<&str> = tls.certificates.iter().map(|c| c.cert.as_str()).collect();
+                    let certs: Vec<&str> =
+                        tls.certificates.iter().map(|c| c.cert.as_str()).collect();
                     issues.push(Issue::new(
                         "tls.default",
                         format!(
@@ -263,11 +264,19 @@ mod tests {
             Some("gateway.yaml:4:17: tls.certificates: found an empty list, expected at least one { cert, key } pair")
         );
         assert_eq!(
-            load(&format!("{BASE}tls:\n  listen: [\"127.0.0.1:8443\"]\n{one}  min_version: \"1.1\"\n")).err().as_deref(),
+            load(&format!(
+                "{BASE}tls:\n  listen: [\"127.0.0.1:8443\"]\n{one}  min_version: \"1.1\"\n"
+            ))
+            .err()
+            .as_deref(),
             Some("gateway.yaml:5:16: tls.min_version: found \"1.1\", expected one of `1.2`, `1.3`")
         );
         assert_eq!(
-            load(&format!("{BASE}tls:\n  listen: [\"127.0.0.1:8443\"]\n  certificates: [{{ cert: a.pem }}]\n")).err().as_deref(),
+            load(&format!(
+                "{BASE}tls:\n  listen: [\"127.0.0.1:8443\"]\n  certificates: [{{ cert: a.pem }}]\n"
+            ))
+            .err()
+            .as_deref(),
             Some("gateway.yaml:4:18: tls.certificates[0]: missing required field `key`")
         );
         assert_eq!(

@@ -234,7 +234,9 @@ where
             let tls = tls.handshake(*stream).await?;
             return Box::pin(self.serve_tls(tls, shutdown)).await;
         }
-        let h2 = self.next_head(stream.as_mut(), self.first_head(), self.h2c).await?;
+        let h2 = self
+            .next_head(stream.as_mut(), self.first_head(), self.h2c)
+            .await?;
         if h2 {
             return ServerApp::process_new(&self.app, stream, shutdown).await;
         }
@@ -273,7 +275,9 @@ where
     ) -> Option<Stream> {
         let alpn_h2 = matches!(tls.selected_alpn_proto(), Some(ALPN::H2));
         let mut stream = Box::new(Replay::new(tls));
-        let h2 = self.next_head(stream.as_mut(), self.first_head(), alpn_h2).await?;
+        let h2 = self
+            .next_head(stream.as_mut(), self.first_head(), alpn_h2)
+            .await?;
         match (alpn_h2, h2) {
             (true, true) => ServerApp::process_new(&self.app, stream, shutdown).await,
             (false, false) => {

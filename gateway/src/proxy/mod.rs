@@ -272,9 +272,7 @@ impl DyegateProxy {
 
 /// Whether the request came over one of the HTTPS listeners.
 fn on_tls(session: &Session) -> bool {
-    session
-        .digest()
-        .is_some_and(|d| d.ssl_digest.is_some())
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
 #[async_trait]
@@ -329,7 +327,10 @@ impl ProxyHttp for DyegateProxy {
         ctx.debug = self.debug.wants(&req.headers, peer);
         let redirect = match ctx.outcome {
             CtxOutcome::Routed(Routed { route_id, .. }) | CtxOutcome::Rejected { route_id } => {
-                active.table.route(route_id).is_some_and(|r| r.https_redirect)
+                active
+                    .table
+                    .route(route_id)
+                    .is_some_and(|r| r.https_redirect)
             }
             CtxOutcome::NoRoute | CtxOutcome::Undecided => false,
         };

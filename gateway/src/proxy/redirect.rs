@@ -38,8 +38,7 @@ mod tests {
             Some("https://shop.example.com:8443/a/b?x=1&y=2")
         );
         assert_eq!(
-            https_location(&req("http://shop.example.com/p?q"), "shop.example.com", 443)
-                .as_deref(),
+            https_location(&req("http://shop.example.com/p?q"), "shop.example.com", 443).as_deref(),
             Some("https://shop.example.com/p?q")
         );
         assert_eq!(

@@ -229,7 +229,14 @@ fn fingerprints(settings: &DownstreamTls) -> Vec<Option<Fingerprint>> {
 fn log_loaded(table: &SniTable, trigger: &str) {
     let now = unix(SystemTime::now());
     let names: Vec<String> = (table.certificates().iter())
-        .map(|c| format!("{} (until {}, {} days)", c.name(), rfc3339(c.not_after), (c.not_after - now) / 86_400))
+        .map(|c| {
+            format!(
+                "{} (until {}, {} days)",
+                c.name(),
+                rfc3339(c.not_after),
+                (c.not_after - now) / 86_400
+            )
+        })
         .collect();
     info!("certificates loaded ({trigger}): {}", names.join(", "));
 }

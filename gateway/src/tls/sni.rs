@@ -44,7 +44,9 @@ impl SniTable {
 
     /// The certificate for a client hello's server name (`None`: the client sent none).
     pub fn lookup(&self, sni: Option<&str>) -> Option<&Arc<Certificate>> {
-        let i = sni.and_then(|name| self.index(name)).unwrap_or(self.default);
+        let i = sni
+            .and_then(|name| self.index(name))
+            .unwrap_or(self.default);
         self.certificates.get(i)
     }
 

@@ -65,8 +65,8 @@ fn watch(files: Vec<PathBuf>, events: UnboundedSender<()>) -> notify::Result<Rec
     let mut dirs: Vec<PathBuf> = with_dirs.iter().map(|(_, d)| d.clone()).collect();
     dirs.sort();
     dirs.dedup();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        match res {
+    let mut watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
             Ok(ev) if ev.kind.is_access() => {}
             Ok(ev) => {
                 if with_dirs.iter().any(|(f, d)| watcher_concerns(&ev, f, d)) {
@@ -74,8 +74,7 @@ fn watch(files: Vec<PathBuf>, events: UnboundedSender<()>) -> notify::Result<Rec
                 }
             }
             Err(e) => warn!("certificate file watch error: {e}"),
-        }
-    })?;
+        })?;
     for d in &dirs {
         watcher.watch(d, RecursiveMode::NonRecursive)?;
     }
