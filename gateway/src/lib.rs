@@ -25,6 +25,7 @@
 //! - [`upgrade`]: `dyegate upgrade`, the binary upgrade dance around Pingora's socket handover.
 //! - [`telemetry`]: Prometheus metrics, the JSON access log, W3C trace context and OTLP spans.
 //! - [`source`]: where tables come from besides the routes file: etcd (list, watch, push).
+//! - [`tls`]: HTTPS listeners: certificates by SNI, live reload, handshake bounds and counts.
 //! - [`server`]: wiring of the Pingora server (listeners, signals, upgrade socket).
 //! - [`stamp`]: content hashes and times, as recorded.
 
@@ -42,4 +43,5 @@ pub mod server;
 pub mod source;
 pub mod stamp;
 pub mod telemetry;
+pub mod tls;
 pub mod upgrade;

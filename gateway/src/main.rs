@@ -3,12 +3,14 @@
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use dyegate::admin::client;
 use dyegate::config::schema::{schema_json, SchemaFile};
-use dyegate::config::{diff::diff, load_routes, ConfigErrors, Gateway};
+use dyegate::config::{diff::diff, load_routes, ConfigError, ConfigErrors, Gateway, Issue, Source};
 use dyegate::reload::{Overlay, Reloader, StartAt};
 use dyegate::rollout::Controller;
 use dyegate::server::{self, RunOptions};
 use dyegate::source::fleet;
 use dyegate::telemetry::Metrics;
+use dyegate::tls::certificate::{rfc3339, EXPIRY_WARNING};
+use dyegate::tls::{Certificates, TlsMetrics};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -190,16 +192,26 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
     };
     let mut errors = ConfigErrors(Vec::new());
     let mut max_file_bytes = dyegate::config::bounds::DEFAULT_MAX_FILE_BYTES;
+    // `tls.certificates`: warnings (expiring soon), or the pairs that cannot be served.
+    let mut certificates = Ok(Vec::new());
     let routes_path = match &config {
         Some(c) => match Gateway::load(Some(c)) {
-            Ok(gw) if routes.is_none() && gw.etcd.is_some() => {
-                let prefix = gw.etcd.map(|e| e.prefix).unwrap_or_default();
-                println!("OK: {} (the routing table comes from etcd under {prefix}; `dyegate push FILE` checks a table before writing it)", c.display());
-                return ExitCode::SUCCESS;
-            }
             Ok(gw) => {
-                max_file_bytes = gw.config.reload.max_file_bytes;
-                Some(gw.routes_path)
+                certificates = check_certificates(&gw, c);
+                if routes.is_none() && gw.etcd.is_some() {
+                    if let Ok(warnings) = &certificates {
+                        for w in warnings {
+                            println!("{w}");
+                        }
+                        let prefix = gw.etcd.map(|e| e.prefix).unwrap_or_default();
+                        println!("OK: {} (the routing table comes from etcd under {prefix}; `dyegate push FILE` checks a table before writing it)", c.display());
+                        return ExitCode::SUCCESS;
+                    }
+                    None
+                } else {
+                    max_file_bytes = gw.config.reload.max_file_bytes;
+                    Some(gw.routes_path)
+                }
             }
             Err(e) => {
                 errors.0.extend(e.0);
@@ -209,21 +221,30 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
         None => Some(PathBuf::from("routes.yaml")),
     };
     let routes_path = routes.or(routes_path);
+    let mut loaded = None;
     if let Some(path) = routes_path {
         match load_routes(&path, max_file_bytes) {
-            Ok(loaded) if errors.0.is_empty() => {
-                println!(
-                    "OK: {} routes, {} upstreams",
-                    loaded.routes, loaded.upstreams
-                );
-                return ExitCode::SUCCESS;
-            }
-            Ok(_) => {}
+            Ok(l) => loaded = Some(l),
             Err(e) => errors.0.extend(e.0),
         }
     }
-    print_errors(&errors, true);
-    ExitCode::FAILURE
+    match (certificates, loaded) {
+        (Ok(warnings), Some(loaded)) if errors.0.is_empty() => {
+            for w in warnings {
+                println!("{w}");
+            }
+            println!(
+                "OK: {} routes, {} upstreams",
+                loaded.routes, loaded.upstreams
+            );
+            ExitCode::SUCCESS
+        }
+        (certificates, _) => {
+            errors.0.extend(certificates.err().unwrap_or_default());
+            print_errors(&errors, true);
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn diff_sides(old: &str, new: &str, config: Option<PathBuf>) -> ExitCode {
@@ -403,7 +424,74 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         }
     };
     rollouts.attach(reloader.clone());
-    server::run(gw, reloader, rollouts, metrics, opts, etcd_read)
+    let certificates = match &gw.tls {
+        None => None,
+        Some(tls) => match Certificates::load(tls, TlsMetrics::new()) {
+            Ok(c) => {
+                metrics.register(c.metrics().collectors(c.table()));
+                Some(Arc::new(c))
+            }
+            Err(issues) => {
+                for e in locate(config.as_deref(), issues) {
+                    eprintln!("{e}");
+                }
+                eprintln!("dyegate: not started: unusable certificates in tls:");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    server::run(
+        gw,
+        reloader,
+        rollouts,
+        metrics,
+        opts,
+        etcd_read,
+        certificates,
+    )
+}
+
+/// Certificate errors located in gateway.yaml like every config error
+/// (`gateway.yaml:LINE:COL: tls.certificates[0].key: found ..., expected ...`).
+fn locate(file: Option<&Path>, issues: Vec<Issue>) -> Vec<ConfigError> {
+    let source = file.and_then(|f| Source::read(f).ok());
+    (issues.into_iter())
+        .map(|i| match &source {
+            Some(s) => s.locate(i),
+            None => ConfigError {
+                file: display(file),
+                mark: Default::default(),
+                path: i.path,
+                message: i.message,
+            },
+        })
+        .collect()
+}
+
+/// `dyegate check` of `tls.certificates`: every pair parses, matches and is valid now; a
+/// certificate expiring within 14 days is a warning (printed, not a failure).
+fn check_certificates(gw: &Gateway, file: &Path) -> Result<Vec<String>, Vec<ConfigError>> {
+    let Some(tls) = &gw.tls else {
+        return Ok(Vec::new());
+    };
+    let now = std::time::SystemTime::now();
+    let soon = i64::try_from(EXPIRY_WARNING.as_secs()).unwrap_or(i64::MAX);
+    match dyegate::tls::certificates::load_all(tls, now) {
+        Ok(certs) => Ok(certs
+            .iter()
+            .filter(|c| c.seconds_left(now) < soon)
+            .map(|c| {
+                format!(
+                    "warning: {}: certificate {} expires in {} days, at {}",
+                    c.paths.cert.display(),
+                    c.name(),
+                    c.seconds_left(now) / 86_400,
+                    rfc3339(c.not_after)
+                )
+            })
+            .collect()),
+        Err(issues) => Err(locate(Some(file), issues)),
+    }
 }
 
 /// What `dyegate schema`, `dyegate completions` and `dyegate man` print or write: generated

@@ -13,6 +13,7 @@ use crate::rollout::{Controller, RolloutService};
 use crate::source::etcd::EtcdSource;
 use crate::telemetry::access_log::Destination;
 use crate::telemetry::{AccessLog, Metrics, Tracing};
+use crate::tls::{CertificateService, Certificates, TlsAcceptor};
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::{http_proxy, HttpProxy};
@@ -53,7 +54,8 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
 /// Builds the server and runs it until it is told to stop. Never returns.
 ///
 /// `etcd_read`: where the startup read of etcd left off (store revision, generation), when the
-/// table comes from etcd and etcd answered.
+/// table comes from etcd and etcd answered. `certificates`: the certificate set of the HTTPS
+/// listeners, loaded, when gateway.yaml has `tls:`.
 pub fn run(
     gw: Gateway,
     reloader: Arc<Reloader>,
@@ -61,6 +63,7 @@ pub fn run(
     metrics: Arc<Metrics>,
     opts: RunOptions,
     etcd_read: Option<(u64, String)>,
+    certificates: Option<Arc<Certificates>>,
 ) -> ! {
     let conf = server_conf(&gw, opts);
     let opt = Opt {
@@ -93,14 +96,35 @@ pub fn run(
     .with_tracing(tracing)
     .with_failure_metrics(metrics.containment().clone())
     .with_health(health.clone())
-    .with_debug(DebugPolicy::new(gw.debug_trusted.clone()));
-    let service = proxy_service(&server, &gw, proxy, &metrics);
+    .with_debug(DebugPolicy::new(gw.debug_trusted.clone()))
+    .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
+    let (service, tls_service) =
+        proxy_service(&server, &gw, proxy, &metrics, certificates.as_ref());
     server.add_service(service);
+    if let Some(tls_service) = tls_service {
+        server.add_service(tls_service);
+    }
+    if let (Some(certs), true) = (&certificates, gw.config.reload.watch) {
+        server.add_service(background_service(
+            "certificate watch",
+            CertificateService::new(
+                certs.clone(),
+                lifecycle.clone(),
+                Duration::from_millis(gw.config.reload.debounce_ms),
+            ),
+        ));
+    }
 
     add_etcd_source(&mut server, &gw, &reloader, &metrics, &lifecycle, etcd_read);
 
     server.add_service(admin_service(
-        &gw, &reloader, &lifecycle, metrics, health, &rollouts,
+        &gw,
+        &reloader,
+        &lifecycle,
+        metrics,
+        health,
+        &rollouts,
+        certificates.clone(),
     ));
 
     // A reload that swapped a table but has not recorded it yet finishes before the process
@@ -113,7 +137,8 @@ pub fn run(
         // With etcd as the source there is no routes file to watch.
         gw.config.reload.watch && gw.etcd.is_none(),
         Duration::from_millis(gw.config.reload.debounce_ms),
-    );
+    )
+    .with_certificates(certificates);
     server.add_service(background_service("reload", reload));
     server.add_service(background_service(
         "rollouts",
@@ -203,6 +228,7 @@ fn admin_service(
     metrics: Arc<Metrics>,
     health: Arc<HealthRegistry>,
     rollouts: &Arc<Controller>,
+    certificates: Option<Arc<Certificates>>,
 ) -> Service<AdminApi> {
     let admin = AdminApi::new(
         reloader.clone(),
@@ -212,7 +238,8 @@ fn admin_service(
         gw.listen.clone(),
     )
     .with_health(health)
-    .with_rollouts(rollouts.clone());
+    .with_rollouts(rollouts.clone())
+    .with_certificates(certificates);
     let mut admin_service = Service::new("dyegate admin".to_string(), admin);
     admin_service.add_tcp(&gw.admin_listen.to_string());
     admin_service
@@ -221,15 +248,19 @@ fn admin_service(
 /// How long an exiting process waits for a reload under way to be recorded.
 const EXIT_SETTLE: Duration = Duration::from_secs(10);
 
+type ProxyService = Service<BoundedApp<HttpProxy<DyegateProxy>>>;
+
 /// The proxy listeners' service: Pingora's proxy app behind dyegate's own connection handling
 /// ([`BoundedApp`]): a cap on open connections and a bounded read of every request head, which
-/// Pingora 0.9 lacks (see docs/pingora-upstream.md).
+/// Pingora 0.9 lacks (see docs/pingora-upstream.md). With `tls:`, a second service for the
+/// HTTPS listeners: the same app and cap, the TLS handshake done by `BoundedApp` too.
 fn proxy_service(
     server: &Server,
     gw: &Gateway,
     proxy: DyegateProxy,
     metrics: &Metrics,
-) -> Service<BoundedApp<HttpProxy<DyegateProxy>>> {
+    certificates: Option<&Arc<Certificates>>,
+) -> (ProxyService, Option<ProxyService>) {
     let mut app = http_proxy(&server.configuration, proxy);
     let mut options = HttpServerOptions::default();
     options.h2c = gw.config.h2c;
@@ -241,6 +272,19 @@ fn proxy_service(
     let mut limits = gw.limits;
     limits.max_connections = crate::downstream::fds::connection_cap(limits.max_connections);
     let bounded = BoundedApp::new(app, limits, gw.config.h2c, downstream);
+    let tls_service = match (certificates, &gw.tls) {
+        (Some(certs), Some(tls)) => {
+            let app = bounded.with_tls(Arc::new(TlsAcceptor::new(certs)));
+            let mut service = Service::new("dyegate tls".to_string(), app);
+            for addr in &tls.listen {
+                // Plain sockets: the handshake is BoundedApp's (see tls::acceptor).
+                let unbuffered = L4BufferSettings::unbuffered();
+                service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(unbuffered));
+            }
+            Some(service)
+        }
+        _ => None,
+    };
     let mut service = Service::new("dyegate proxy".to_string(), bounded);
     for addr in &gw.listen {
         // No write buffer downstream: Pingora flushes a Content-Length body only when it is
@@ -253,5 +297,5 @@ fn proxy_service(
         let unbuffered = L4BufferSettings::unbuffered();
         service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(unbuffered));
     }
-    service
+    (service, tls_service)
 }

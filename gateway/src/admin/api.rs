@@ -9,6 +9,7 @@ use crate::health::HealthRegistry;
 use crate::lifecycle::Lifecycle;
 use crate::reload::{Caller, Outcome, Reloader, Trigger};
 use crate::telemetry::Metrics;
+use crate::tls::Certificates;
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
 use log::{info, warn};
@@ -30,6 +31,7 @@ pub struct AdminApi {
     proxy_listeners: Vec<SocketAddr>,
     health: Option<Arc<HealthRegistry>>,
     rollouts: Option<Arc<crate::rollout::Controller>>,
+    certificates: Option<Arc<Certificates>>,
 }
 
 impl AdminApi {
@@ -50,7 +52,14 @@ impl AdminApi {
             proxy_listeners,
             health: None,
             rollouts: None,
+            certificates: None,
         }
+    }
+
+    /// The HTTPS listeners' certificates: in `/status` (`tls`), re-read by `POST /reload`.
+    pub fn with_certificates(mut self, certificates: Option<Arc<Certificates>>) -> Self {
+        self.certificates = certificates;
+        self
     }
 
     /// Target health for `GET /upstreams`.
@@ -200,17 +209,30 @@ impl AdminApi {
         (StatusCode::OK, j)
     }
 
-    /// `POST /reload`: the routes file through the one commit path (422 when rejected).
+    /// `POST /reload`: the routes file through the one commit path, then the certificates
+    /// (their result under `tls`); 422 when either was rejected.
     async fn post_reload(&self, caller: Caller) -> (StatusCode, Value) {
         let r = self.reloader.clone();
-        match tokio::task::spawn_blocking(move || r.reload(Trigger::Api, caller)).await {
-            Ok(report) => {
-                let code = if report.result == Outcome::Failed {
+        let certs = self.certificates.clone();
+        let both = tokio::task::spawn_blocking(move || {
+            let report = r.reload(Trigger::Api, caller);
+            let tls = certs.map(|c| c.reload(&Trigger::Api));
+            (report, tls)
+        });
+        match both.await {
+            Ok((report, tls)) => {
+                let failed = report.result == Outcome::Failed
+                    || tls.as_ref().is_some_and(|t| t.result == "failed");
+                let code = if failed {
                     StatusCode::UNPROCESSABLE_ENTITY
                 } else {
                     StatusCode::OK
                 };
-                (code, json!(report))
+                let mut body = json!(report);
+                if let Some(tls) = tls {
+                    body["tls"] = json!(tls);
+                }
+                (code, body)
             }
             Err(e) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -290,6 +312,9 @@ impl AdminApi {
                 s["pid"] = json!(std::process::id());
                 s["draining"] = json!(draining);
                 s["in_flight"] = json!(self.lifecycle.in_flight());
+                if let Some(certs) = &self.certificates {
+                    s["tls"] = certs.status();
+                }
                 (StatusCode::OK, s)
             }
             (Method::GET, "/versions") => self.versions(),

@@ -261,6 +261,7 @@ fn compile_route(
         timeouts: super::compile_containment::timeouts(&cfg.timeouts),
         retries: super::compile_containment::retries(&cfg.retries),
         limits,
+        https_redirect: cfg.https_redirect,
     })
 }
 

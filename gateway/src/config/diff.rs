@@ -219,6 +219,12 @@ fn route_changes(o: &RouteConfig, n: &RouteConfig) -> Vec<String> {
     if o.rollout != n.rollout {
         out.push("rollout changed".into());
     }
+    if o.https_redirect != n.https_redirect {
+        out.push(format!(
+            "https_redirect {} -> {}",
+            o.https_redirect, n.https_redirect
+        ));
+    }
     if o.sticky != n.sticky {
         out.push(format!("sticky {} -> {}", opt(&o.sticky), opt(&n.sticky)));
     }

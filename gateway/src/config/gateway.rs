@@ -6,6 +6,7 @@ use super::limits::{limits_settings, DownstreamLimits};
 use super::load::Source;
 use super::model::GatewayConfig;
 use super::source::{source_settings, EtcdSettings};
+use super::tls::{tls_settings, DownstreamTls};
 use super::tracing::{tracing_settings, TracingSettings};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub struct Gateway {
     pub admin_identities: Vec<AdminIdentity>,
     /// `source: { etcd: ... }`: the table comes from etcd, not from `routes_path`.
     pub etcd: Option<EtcdSettings>,
+    /// `tls:` the HTTPS listeners and their certificate files.
+    pub tls: Option<DownstreamTls>,
 }
 
 impl Gateway {
@@ -175,6 +178,8 @@ impl Gateway {
             &base,
             &mut issues,
         );
+        let tls = (config.tls.as_ref())
+            .map(|t| tls_settings(t, &listen, admin_listen, &base, &mut issues));
         if !issues.is_empty() {
             let errors: Vec<ConfigError> = match &source {
                 Some(s) => issues.into_iter().map(|i| s.locate(i)).collect(),
@@ -208,6 +213,7 @@ impl Gateway {
             debug_trusted: dyegate_plugins::TrustedSources::new(debug_nets),
             admin_identities,
             etcd,
+            tls,
             listen,
             admin_listen,
             config,
@@ -248,7 +254,7 @@ fn read_token_file(config: &mut GatewayConfig, base: &Path, issues: &mut Vec<Iss
 }
 
 /// Lexically removes `.` and `..` components (`/etc/dyegate/./state` → `/etc/dyegate/state`).
-fn normalize(p: &Path) -> PathBuf {
+pub(super) fn normalize(p: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
     for c in p.components() {

@@ -235,6 +235,7 @@ impl Source {
             retries: Default::default(),
             rollout: None,
             limits: None,
+            https_redirect: false,
         };
         let mut has_name = false;
         for (k, v) in entries {
@@ -258,6 +259,9 @@ impl Source {
                 "retries" => field(yaml::from_node(v, &fpath).map(|r| route.retries = r)),
                 "rollout" => field(yaml::from_node(v, &fpath).map(|r| route.rollout = r)),
                 "limits" => field(yaml::from_node(v, &fpath).map(|l| route.limits = l)),
+                "https_redirect" => {
+                    field(yaml::from_node(v, &fpath).map(|h| route.https_redirect = h))
+                }
                 "split" => match &v.kind {
                     NodeKind::Seq(items) => {
                         for (j, item) in items.iter().enumerate() {

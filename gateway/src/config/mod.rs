@@ -20,6 +20,7 @@ pub mod model;
 pub mod rollout;
 pub mod schema;
 pub mod source;
+pub mod tls;
 pub mod tracing;
 pub mod upstream_transport;
 pub mod validate;
@@ -30,6 +31,7 @@ pub use gateway::Gateway;
 pub use limits::DownstreamLimits;
 pub use load::Source;
 pub use source::EtcdSettings;
+pub use tls::DownstreamTls;
 pub use tracing::{ExportSettings, TracingSettings};
 
 use crate::routing::{Carried, RouteTable};

@@ -61,6 +61,9 @@ pub struct GatewayConfig {
     /// Who may ask for the routing decision with `x-dyegate-debug: 1`.
     #[serde(default)]
     pub debug: DebugConfig,
+    /// HTTPS listeners: certificates chosen by SNI, reloaded live; absent = none.
+    #[serde(default)]
+    pub tls: Option<super::tls::TlsConfig>,
 }
 
 /// `access_log:` one JSON line per request.
@@ -154,6 +157,7 @@ impl Default for GatewayConfig {
             traceresponse: false,
             limits: Default::default(),
             debug: DebugConfig::default(),
+            tls: None,
         }
     }
 }
@@ -410,7 +414,16 @@ impl RoutesConfig {
 
 /// Fields of a route (for field-by-field decoding; must match [`RouteConfig`]).
 pub const ROUTE_FIELDS: &[&str] = &[
-    "name", "match", "dye", "split", "sticky", "timeouts", "retries", "rollout", "limits",
+    "name",
+    "match",
+    "dye",
+    "split",
+    "sticky",
+    "timeouts",
+    "retries",
+    "rollout",
+    "limits",
+    "https_redirect",
 ];
 /// Fields of an upstream group (must match [`UpstreamConfig`]).
 pub const UPSTREAM_FIELDS: &[&str] = &[
@@ -570,6 +583,10 @@ pub struct RouteConfig {
     /// Request rate limit of the route (429 with `retry-after` past it); absent = none.
     #[serde(default)]
     pub limits: Option<RateLimitConfig>,
+    /// Answer plain-HTTP requests with 308 to the same URL on HTTPS (the port of the first
+    /// `tls.listen` address, left out when 443) [false].
+    #[serde(default)]
+    pub https_redirect: bool,
 }
 
 /// `routes[i].match`: every field optional; all given ones must hold.

@@ -8,21 +8,29 @@
 //! stream, then hands over: HTTP/2 to the app's own `process_new` (which finds the preface
 //! already there), HTTP/1 to the app's `process_new_http`, one request at a time, reading each
 //! later head itself after at most `idle_timeout` of keep-alive.
+//!
+//! On an HTTPS listener (gateway.yaml `tls:`) the listener hands over a plain socket too: the
+//! TLS handshake is done here, after admission and under `tls.handshake_timeout_ms`
+//! ([`TlsAcceptor`]), and the head is then read from the decrypted stream ([`Replay`]) under the
+//! same limits. ALPN h2 goes to the app's HTTP/2 loop once its preface has arrived.
 
 use super::head::{read_head, Deadlines, Head};
 use super::metrics::{DownstreamMetrics, Rejected};
+use super::replay::Replay;
 use super::trim::Trim;
 use crate::config::DownstreamLimits;
+use crate::tls::TlsAcceptor;
 use async_trait::async_trait;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::protocols::Stream;
+use pingora::protocols::tls::TlsStream;
+use pingora::protocols::{Ssl, Stream, ALPN, IO};
 use pingora::server::ShutdownWatch;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 /// Longest time spent writing a refusal (431, 408) and draining what the client still sends.
@@ -39,6 +47,25 @@ pub struct BoundedApp<A> {
     open: Arc<AtomicUsize>,
     metrics: DownstreamMetrics,
     trim: Arc<Trim>,
+    /// `Some`: an HTTPS listener's app; every connection starts with a TLS handshake.
+    tls: Option<Arc<TlsAcceptor>>,
+}
+
+/// A stream whose bytes already read can be given back (the head, once read).
+pub trait Rewind: IO + 'static {
+    fn rewind(&mut self, bytes: &[u8]);
+}
+
+impl Rewind for L4Stream {
+    fn rewind(&mut self, bytes: &[u8]) {
+        L4Stream::rewind(self, bytes)
+    }
+}
+
+impl Rewind for Replay<TlsStream<L4Stream>> {
+    fn rewind(&mut self, bytes: &[u8]) {
+        Replay::rewind(self, bytes)
+    }
 }
 
 /// One admitted connection: counted as open until dropped.
@@ -65,6 +92,21 @@ impl<A> BoundedApp<A> {
             open: Arc::default(),
             metrics,
             trim: Arc::default(),
+            tls: None,
+        }
+    }
+
+    /// The same app for HTTPS listeners: the TLS handshake first. Shares the connection cap
+    /// and its count (one `max_connections` over plain and TLS listeners) and the metrics.
+    pub fn with_tls(&self, tls: Arc<TlsAcceptor>) -> Self {
+        BoundedApp {
+            app: self.app.clone(),
+            limits: self.limits,
+            h2c: false,
+            open: self.open.clone(),
+            metrics: self.metrics.clone(),
+            trim: self.trim.clone(),
+            tls: Some(tls),
         }
     }
 
@@ -94,15 +136,15 @@ impl<A> BoundedApp<A> {
     }
 
     /// Reads the next head under the limits and puts the bytes back; `None`: close (after
-    /// answering and counting a refusal).
-    async fn next_head(&self, stream: &mut L4Stream, deadlines: Deadlines) -> Option<bool> {
-        let head = read_head(
-            stream,
-            deadlines,
-            self.limits.max_request_header_bytes,
-            self.h2c,
-        )
-        .await;
+    /// answering and counting a refusal). `Some(true)`: the HTTP/2 preface (looked for when
+    /// `h2`).
+    async fn next_head<S: Rewind>(
+        &self,
+        stream: &mut S,
+        deadlines: Deadlines,
+        h2: bool,
+    ) -> Option<bool> {
+        let head = read_head(stream, deadlines, self.limits.max_request_header_bytes, h2).await;
         match head {
             Head::Http1(bytes) => {
                 stream.rewind(&bytes);
@@ -134,19 +176,19 @@ impl<A> BoundedApp<A> {
     }
 }
 
-/// The concrete TCP/UDS stream behind a listener's `Stream`, to read from and rewind.
-/// `Err(Some(_))`: another kind of stream, as it was; `Err(None)`: lost (cannot happen: the
-/// type is checked first).
-fn into_l4(stream: Stream) -> Result<Box<L4Stream>, Option<Stream>> {
-    if !stream.as_any().is::<L4Stream>() {
+/// The concrete stream behind a `Stream` (the TCP/UDS stream of a listener, or the TLS stream
+/// dyegate made of it), to read from and rewind. `Err(Some(_))`: another kind of stream, as it
+/// was; `Err(None)`: lost (cannot happen: the type is checked first).
+fn into_concrete<S: IO + 'static>(stream: Stream) -> Result<Box<S>, Option<Stream>> {
+    if !stream.as_any().is::<S>() {
         return Err(Some(stream));
     }
-    stream.into_any().downcast::<L4Stream>().map_err(|_| None)
+    stream.into_any().downcast::<S>().map_err(|_| None)
 }
 
 /// Answers `status` with `connection: close` (bounded in time), then drains briefly so the
 /// client reads the answer instead of a reset.
-async fn refuse(stream: &mut L4Stream, status: u16, reason: &str) {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, status: u16, reason: &str) {
     let body = format!("{reason}\n");
     let answer = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -182,19 +224,19 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let _slot = self.admit()?;
-        let accepted = Instant::now();
-        let mut stream = match into_l4(stream) {
+        let mut stream = match into_concrete::<L4Stream>(stream) {
             Ok(s) => s,
             // Not a plain socket (no listener of dyegate's builds one): Pingora's own handling.
             Err(Some(stream)) => return ServerApp::process_new(&self.app, stream, shutdown).await,
             Err(None) => return None,
         };
-        let first = Deadlines {
-            first_byte_by: accepted + self.limits.header_read_timeout,
-            head_within: self.limits.header_read_timeout,
-            head_by: Some(accepted + self.limits.header_read_timeout),
-        };
-        let h2 = self.next_head(&mut stream, first).await?;
+        if let Some(tls) = &self.tls {
+            let tls = tls.handshake(*stream).await?;
+            return Box::pin(self.serve_tls(tls, shutdown)).await;
+        }
+        let h2 = self
+            .next_head(stream.as_mut(), self.first_head(), self.h2c)
+            .await?;
         if h2 {
             return ServerApp::process_new(&self.app, stream, shutdown).await;
         }
@@ -213,11 +255,45 @@ impl<A> BoundedApp<A>
 where
     A: HttpServerApp + Send + Sync + 'static,
 {
+    /// The deadlines of a connection's first head, from now (accept, or the end of the TLS
+    /// handshake).
+    fn first_head(&self) -> Deadlines {
+        let now = Instant::now();
+        Deadlines {
+            first_byte_by: now + self.limits.header_read_timeout,
+            head_within: self.limits.header_read_timeout,
+            head_by: Some(now + self.limits.header_read_timeout),
+        }
+    }
+
+    /// A connection of an HTTPS listener after its handshake: ALPN h2 (once the preface came)
+    /// to the app's HTTP/2 loop, anything else as HTTP/1.
+    async fn serve_tls(
+        self: &Arc<Self>,
+        tls: TlsStream<L4Stream>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let alpn_h2 = matches!(tls.selected_alpn_proto(), Some(ALPN::H2));
+        let mut stream = Box::new(Replay::new(tls));
+        let h2 = self
+            .next_head(stream.as_mut(), self.first_head(), alpn_h2)
+            .await?;
+        match (alpn_h2, h2) {
+            (true, true) => ServerApp::process_new(&self.app, stream, shutdown).await,
+            (false, false) => {
+                self.serve_http1(stream, shutdown).await;
+                None
+            }
+            // h2 agreed but HTTP/1 sent, or the reverse: not a client to serve.
+            _ => None,
+        }
+    }
+
     /// HTTP/1 keep-alive: one request per `process_new_http`, each later head read under
     /// `idle_timeout` (to its first byte) and `header_read_timeout` (from there to its end).
     /// `keepalive_requests` is Pingora's reuse count: the session that may not be reused
     /// answers with `connection: close`.
-    async fn serve_http1(self: &Arc<Self>, stream: Box<L4Stream>, shutdown: &ShutdownWatch) {
+    async fn serve_http1<S: Rewind>(self: &Arc<Self>, stream: Box<S>, shutdown: &ShutdownWatch) {
         let idle_secs = self.limits.idle_timeout.as_secs_f64().ceil().max(1.0) as u64;
         let mut stream: Stream = stream;
         let mut settings: Option<HttpPersistentSettings> = None;
@@ -238,7 +314,7 @@ where
                 return;
             };
             let (next, persistent) = reused.consume();
-            let Ok(mut l4) = into_l4(next) else {
+            let Ok(mut next) = into_concrete::<S>(next) else {
                 return;
             };
             let now = Instant::now();
@@ -247,11 +323,11 @@ where
                 head_within: self.limits.header_read_timeout,
                 head_by: None,
             };
-            if self.next_head(&mut l4, later).await != Some(false) {
+            if self.next_head(next.as_mut(), later, self.h2c).await != Some(false) {
                 // Closed, refused, or an h2 preface in the middle of HTTP/1: close.
                 return;
             }
-            stream = l4;
+            stream = next;
             settings = persistent;
         }
     }

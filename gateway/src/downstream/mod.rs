@@ -6,6 +6,7 @@
 //! - [`app`]: [`BoundedApp`], the listeners' `ServerApp` around Pingora's HTTP proxy app.
 //! - [`framing`]: one `Content-Length`, one tag header upstream; `Host` required in HTTP/1.1.
 //! - [`fds`]: the open-file limit and the connection cap.
+//! - [`replay`]: a TLS stream that takes back the bytes of a head read ahead of Pingora.
 //! - [`trim`]: memory given back to the system after a wave of closed connections.
 //! - [`metrics`]: `dyegate_downstream_rejected_total{reason}`, `dyegate_downstream_connections`.
 
@@ -14,6 +15,7 @@ pub mod fds;
 pub mod framing;
 pub mod head;
 pub mod metrics;
+pub mod replay;
 pub mod trim;
 
 pub use app::BoundedApp;

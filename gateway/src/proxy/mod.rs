@@ -6,12 +6,14 @@
 //! - [`answer`]: the answers dyegate writes itself.
 //! - [`access`]: the access log record.
 //! - [`limit`]: rate limits (429).
+//! - [`redirect`]: `https_redirect` (308 to the HTTPS URL).
 
 mod access;
 mod answer;
 mod attempt;
 mod ctx;
 mod limit;
+mod redirect;
 
 pub use ctx::RequestCtx;
 
@@ -51,6 +53,8 @@ pub struct DyegateProxy {
     health: Arc<HealthRegistry>,
     budgets: RetryBudgets,
     debug: DebugPolicy,
+    /// The port `https_redirect` sends clients to (443: left out of the URL).
+    https_port: u16,
 }
 
 impl DyegateProxy {
@@ -71,7 +75,14 @@ impl DyegateProxy {
             failures,
             budgets: RetryBudgets::default(),
             debug: DebugPolicy::new(Default::default()),
+            https_port: 443,
         }
+    }
+
+    /// Where `https_redirect` sends clients: the port of the HTTPS listener.
+    pub fn with_https_port(mut self, port: u16) -> Self {
+        self.https_port = port;
+        self
     }
 
     /// Where timeouts, retries and other failure handling are counted.
@@ -208,6 +219,46 @@ impl DyegateProxy {
         .await
     }
 
+    /// `https_redirect` on a plain-HTTP request: 308 to `location`, or 400 when the request
+    /// names no host to send the client to.
+    async fn answer_redirect(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        location: Option<String>,
+    ) -> Result<bool> {
+        let traceresponse = ctx
+            .trace
+            .as_ref()
+            .and_then(|t| self.tracing.traceresponse(t));
+        let draining = self.lifecycle.is_draining();
+        match location {
+            Some(location) => {
+                let body = format!("see {location}\n");
+                Answer {
+                    status: 308,
+                    body,
+                    draining,
+                    traceresponse,
+                    headers: &[("location", location)],
+                }
+                .send(session)
+                .await
+            }
+            None => {
+                Answer {
+                    status: 400,
+                    body: "https_redirect: the request names no host to redirect to\n".into(),
+                    draining,
+                    traceresponse,
+                    headers: &[],
+                }
+                .send(session)
+                .await
+            }
+        }
+    }
+
     /// Counts an attempt's upstream timeout under its route.
     fn count_timeout(&self, ctx: &RequestCtx, e: &Error) {
         let (Some(kind), Some((active, d))) = (timeout_kind(e), ctx.routed()) else {
@@ -217,6 +268,11 @@ impl DyegateProxy {
             self.failures.timeout(&route.name, kind);
         }
     }
+}
+
+/// Whether the request came over one of the HTTPS listeners.
+fn on_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
 #[async_trait]
@@ -269,7 +325,20 @@ impl ProxyHttp for DyegateProxy {
         }
         ctx.outcome = Self::ctx_outcome(&active, outcome);
         ctx.debug = self.debug.wants(&req.headers, peer);
+        let redirect = match ctx.outcome {
+            CtxOutcome::Routed(Routed { route_id, .. }) | CtxOutcome::Rejected { route_id } => {
+                active
+                    .table
+                    .route(route_id)
+                    .is_some_and(|r| r.https_redirect)
+            }
+            CtxOutcome::NoRoute | CtxOutcome::Undecided => false,
+        };
         ctx.table = Some(active);
+        if redirect && !on_tls(session) {
+            let location = redirect::https_location(session.req_header(), &host, self.https_port);
+            return self.answer_redirect(session, ctx, location).await;
+        }
         if self.rate_limit(session, ctx).await? {
             return Ok(true);
         }

@@ -31,4 +31,4 @@ pub use report::{Caller, LastError, Outcome, ReloadReport};
 pub use rollout_commit::{RolloutApplied, RolloutRewrite};
 pub use service::ReloadService;
 pub use trigger::Trigger;
-pub use watcher::{Fingerprint, RoutesWatcher};
+pub use watcher::{concerns as watcher_concerns, Fingerprint, RoutesWatcher};

@@ -5,6 +5,7 @@ use super::reloader::Reloader;
 use super::trigger::Trigger;
 use super::watcher::{Fingerprint, RoutesWatcher};
 use crate::lifecycle::Lifecycle;
+use crate::tls::Certificates;
 use async_trait::async_trait;
 use log::{info, warn};
 use pingora::server::ShutdownWatch;
@@ -18,6 +19,8 @@ pub struct ReloadService {
     lifecycle: Arc<Lifecycle>,
     watch: bool,
     debounce: Duration,
+    /// The HTTPS listeners' certificates: SIGHUP re-reads them too.
+    certificates: Option<Arc<Certificates>>,
 }
 
 impl ReloadService {
@@ -32,6 +35,28 @@ impl ReloadService {
             lifecycle,
             watch,
             debounce,
+            certificates: None,
+        }
+    }
+
+    /// SIGHUP also re-reads these certificates (reported on their own: a certificate error
+    /// does not fail the routes reload, nor the reverse).
+    pub fn with_certificates(mut self, certificates: Option<Arc<Certificates>>) -> Self {
+        self.certificates = certificates;
+        self
+    }
+
+    /// SIGHUP: the routes file, then the certificates.
+    async fn sighup(&self) {
+        self.run(Trigger::Sighup).await;
+        let Some(certs) = self.certificates.clone() else {
+            return;
+        };
+        if self.lifecycle.is_draining() {
+            return;
+        }
+        if let Err(e) = tokio::task::spawn_blocking(move || certs.reload(&Trigger::Sighup)).await {
+            warn!("certificate reload task failed: {e}");
         }
     }
 
@@ -99,7 +124,7 @@ impl BackgroundService for ReloadService {
                 "SIGHUP received during startup: reloading {}",
                 path.display()
             );
-            self.run(Trigger::Sighup).await;
+            self.sighup().await;
             seen = Fingerprint::of(&path);
         }
         // A save between the startup load and the watch above raised no event: without this
@@ -116,7 +141,7 @@ impl BackgroundService for ReloadService {
                 _ = shutdown.changed() => break,
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                     info!("SIGHUP: reloading {}", path.display());
-                    self.run(Trigger::Sighup).await;
+                    self.sighup().await;
                     seen = Fingerprint::of(&path);
                 }
                 Some(()) = rx.recv() => {

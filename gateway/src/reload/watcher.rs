@@ -72,8 +72,9 @@ fn entries_read_through(routes_path: &Path, dir: &Path) -> Vec<OsString> {
 }
 
 /// Whether an event may concern the routes file. An event without paths (the kernel queue
-/// overflowed, a rescan is needed) may concern anything.
-fn concerns(ev: &notify::Event, routes_path: &Path, dir: &Path) -> bool {
+/// overflowed, a rescan is needed) may concern anything. Also used for the certificate files
+/// (`crate::tls`), which are watched the same way.
+pub fn concerns(ev: &notify::Event, routes_path: &Path, dir: &Path) -> bool {
     if ev.paths.is_empty() {
         return true;
     }

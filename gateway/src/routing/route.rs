@@ -15,6 +15,8 @@ pub struct Route {
     pub retries: super::Retries,
     /// `limits`: the route's request rate limit.
     pub limits: Option<Arc<super::RateLimit>>,
+    /// `https_redirect`: plain-HTTP requests are answered 308 to the HTTPS URL.
+    pub https_redirect: bool,
 }
 
 /// The `match` section. Host and path prefix are also used by the index; they are kept here so
