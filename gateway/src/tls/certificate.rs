@@ -62,17 +62,18 @@ impl Certificate {
         let cert_file = paths.cert.display();
         let key_file = paths.key.display();
         let chain_pem = read(&paths.cert).or_else(|e| fail(File::Cert, e))?;
-        let chain: Vec<CertificateDer<'static>> = match CertificateDer::pem_slice_iter(&chain_pem)
-            .collect()
-        {
-            Ok(chain) => chain,
-            Err(e) => return fail(
-                File::Cert,
-                format!(
+        let chain: Vec<CertificateDer<'static>> =
+            match CertificateDer::pem_slice_iter(&chain_pem).collect() {
+                Ok(chain) => chain,
+                Err(e) => {
+                    return fail(
+                        File::Cert,
+                        format!(
                     "found {cert_file} unreadable as PEM ({e}), expected a PEM certificate chain"
                 ),
-            ),
-        };
+                    )
+                }
+            };
         let Some(leaf) = chain.first() else {
             return fail(
                 File::Cert,
