@@ -4,6 +4,7 @@
 use crate::admin::AdminApi;
 use crate::config::Gateway;
 use crate::contain::DebugPolicy;
+use crate::downstream::layout::{proxy_services as proxy_services_for, Layout};
 use crate::downstream::{BoundedApp, DownstreamMetrics};
 use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
@@ -14,7 +15,6 @@ use crate::source::etcd::EtcdSource;
 use crate::telemetry::access_log::Destination;
 use crate::telemetry::{AccessLog, Metrics, Tracing};
 use pingora::apps::HttpServerOptions;
-use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
@@ -33,7 +33,7 @@ pub struct RunOptions {
 fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
     let p = &gw.config.pingora;
     ServerConf {
-        threads: p.threads,
+        threads: p.threads.resolve(),
         work_stealing: p.work_stealing,
         listener_tasks_per_fd: p.listener_tasks_per_fd,
         upstream_keepalive_pool_size: p.upstream_keepalive_pool_size,
@@ -94,8 +94,9 @@ pub fn run(
     .with_failure_metrics(metrics.containment().clone())
     .with_health(health.clone())
     .with_debug(DebugPolicy::new(gw.debug_trusted.clone()));
-    let service = proxy_service(&server, &gw, proxy, &metrics);
-    server.add_service(service);
+    for service in proxy_services(&server, &gw, opts, proxy, &metrics) {
+        server.add_service(service);
+    }
 
     add_etcd_source(&mut server, &gw, &reloader, &metrics, &lifecycle, etcd_read);
 
@@ -221,37 +222,40 @@ fn admin_service(
 /// How long an exiting process waits for a reload under way to be recorded.
 const EXIT_SETTLE: Duration = Duration::from_secs(10);
 
-/// The proxy listeners' service: Pingora's proxy app behind dyegate's own connection handling
-/// ([`BoundedApp`]): a cap on open connections and a bounded read of every request head, which
-/// Pingora 0.9 lacks (see docs/pingora-upstream.md).
-fn proxy_service(
+/// The proxy listeners' services (one, or one per runtime: [`Layout`]): Pingora's proxy app
+/// behind dyegate's own connection handling ([`BoundedApp`]): a cap on open connections and a
+/// bounded read of every request head, which Pingora 0.9 lacks (see docs/pingora-upstream.md).
+fn proxy_services(
     server: &Server,
     gw: &Gateway,
+    opts: RunOptions,
     proxy: DyegateProxy,
     metrics: &Metrics,
-) -> Service<BoundedApp<HttpProxy<DyegateProxy>>> {
-    let mut app = http_proxy(&server.configuration, proxy);
-    let mut options = HttpServerOptions::default();
-    options.h2c = gw.config.h2c;
-    options.h2_idle_timeout = Some(gw.limits.idle_timeout);
-    options.keepalive_request_limit = Some(gw.limits.keepalive_requests);
-    app.server_options = Some(options);
+) -> Vec<Service<BoundedApp<HttpProxy<DyegateProxy>>>> {
+    let p = &gw.config.pingora;
+    let layout = Layout::resolve(p.runtime, p.threads.resolve(), &gw.listen);
+    log::info!("proxy listeners: {layout:?}");
+    // Each per-core runtime's proxy has its own upstream pool: `upstream_keepalive_pool_size`
+    // for its one thread (Pingora sizes a pool by the pool size times `threads`).
+    let conf = match layout {
+        Layout::Shared { .. } => server.configuration.clone(),
+        Layout::PerCore { .. } => Arc::new(ServerConf {
+            threads: 1,
+            ..server_conf(gw, opts)
+        }),
+    };
+    let make_app = |_runtime: usize| {
+        let mut app = http_proxy(&conf, proxy.clone());
+        let mut options = HttpServerOptions::default();
+        options.h2c = gw.config.h2c;
+        options.h2_idle_timeout = Some(gw.limits.idle_timeout);
+        options.keepalive_request_limit = Some(gw.limits.keepalive_requests);
+        app.server_options = Some(options);
+        app
+    };
     let downstream = DownstreamMetrics::new();
     metrics.register(downstream.collectors());
     let mut limits = gw.limits;
     limits.max_connections = crate::downstream::fds::connection_cap(limits.max_connections);
-    let bounded = BoundedApp::new(app, limits, gw.config.h2c, downstream);
-    let mut service = Service::new("dyegate proxy".to_string(), bounded);
-    for addr in &gw.listen {
-        // No write buffer downstream: Pingora flushes a Content-Length body only when it is
-        // complete, so its 1460-byte buffer would hold the first bytes of a slow body (10 of
-        // 100 bytes then a stall reached the client as 0 bytes). Chunked bodies are flushed
-        // per chunk either way. No read buffer either: request heads are read by
-        // downstream::head into their own small buffer, bodies into Pingora's, and Pingora's
-        // 64 KiB read buffer stayed resident for every idle keep-alive connection (5,000 of
-        // them: 397 MB; without it: see benches/load/README.md).
-        let unbuffered = L4BufferSettings::unbuffered();
-        service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(unbuffered));
-    }
-    service
+    proxy_services_for(layout, &gw.listen, limits, gw.config.h2c, downstream, make_app)
 }

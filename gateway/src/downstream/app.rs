@@ -9,6 +9,7 @@
 //! already there), HTTP/1 to the app's `process_new_http`, one request at a time, reading each
 //! later head itself after at most `idle_timeout` of keep-alive.
 
+use super::coalesce::Coalesce;
 use super::head::{read_head, Deadlines, Head};
 use super::metrics::{DownstreamMetrics, Rejected};
 use super::trim::Trim;
@@ -65,6 +66,19 @@ impl<A> BoundedApp<A> {
             open: Arc::default(),
             metrics,
             trim: Arc::default(),
+        }
+    }
+
+    /// Another app behind the same admission: its connections are counted, capped and trimmed
+    /// together with this one's (the runtimes of `pingora.runtime: per_core`).
+    pub fn sibling<B>(&self, app: B) -> BoundedApp<B> {
+        BoundedApp {
+            app: Arc::new(app),
+            limits: self.limits,
+            h2c: self.h2c,
+            open: self.open.clone(),
+            metrics: self.metrics.clone(),
+            trim: self.trim.clone(),
         }
     }
 
@@ -219,10 +233,10 @@ where
     /// answers with `connection: close`.
     async fn serve_http1(self: &Arc<Self>, stream: Box<L4Stream>, shutdown: &ShutdownWatch) {
         let idle_secs = self.limits.idle_timeout.as_secs_f64().ceil().max(1.0) as u64;
-        let mut stream: Stream = stream;
+        let mut stream = stream;
         let mut settings: Option<HttpPersistentSettings> = None;
         loop {
-            let mut session = ServerSession::new_http1(stream);
+            let mut session = ServerSession::new_http1(Box::new(Coalesce::new(stream)));
             match settings.take() {
                 Some(s) => s.apply_to_session(&mut session),
                 None => session.set_keepalive_reuses_remaining(Some(
@@ -238,7 +252,10 @@ where
                 return;
             };
             let (next, persistent) = reused.consume();
-            let Ok(mut l4) = into_l4(next) else {
+            let Ok(coalesce) = next.into_any().downcast::<Coalesce>() else {
+                return;
+            };
+            let Ok(mut l4) = coalesce.into_inner().await else {
                 return;
             };
             let now = Instant::now();

@@ -15,6 +15,7 @@ mod limit;
 
 pub use ctx::RequestCtx;
 
+use crate::downstream::coalesce;
 use crate::contain::{timeout_kind, DebugPolicy, RetryBudgets, DECISION_HEADER};
 use crate::downstream::framing;
 use crate::health::{Attempt, HealthRegistry};
@@ -39,6 +40,7 @@ use std::time::Duration;
 
 /// The proxy service logic. Holds the handle of the current table and the state that outlives
 /// tables (target health, retry budgets); see [`RequestCtx`] for what a request keeps.
+#[derive(Clone)]
 pub struct DyegateProxy {
     table: SharedTable<TableMetrics>,
     lifecycle: Arc<Lifecycle>,
@@ -49,7 +51,7 @@ pub struct DyegateProxy {
     failures: Arc<ContainmentMetrics>,
     /// Per-target health and per-group load (shared with the health checker and admin API).
     health: Arc<HealthRegistry>,
-    budgets: RetryBudgets,
+    budgets: Arc<RetryBudgets>,
     debug: DebugPolicy,
 }
 
@@ -69,7 +71,7 @@ impl DyegateProxy {
             tracing: Tracing::propagate_only(),
             health: Arc::new(HealthRegistry::new(failures.clone())),
             failures,
-            budgets: RetryBudgets::default(),
+            budgets: Arc::default(),
             debug: DebugPolicy::new(Default::default()),
         }
     }
@@ -379,6 +381,12 @@ impl ProxyHttp for DyegateProxy {
         }
         if let Some(value) = ctx.explanation() {
             upstream_response.insert_header(DECISION_HEADER, value)?;
+        }
+        // A small answer's head leaves with its body, in one write (downstream::coalesce).
+        if let Some(stream) = session.stream() {
+            if coalesce::worth_holding(&session.req_header().method, upstream_response) {
+                coalesce::hold_head(stream);
+            }
         }
         Ok(())
     }

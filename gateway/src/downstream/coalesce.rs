@@ -1,0 +1,258 @@
+//! [`Coalesce`]: the downstream HTTP/1 stream that sends a small answer's head and body in one
+//! write.
+//!
+//! The proxy listeners have no write buffer (docs/pingora-upstream.md §5: Pingora flushes a
+//! Content-Length body only when it is complete, so a buffer held back the first bytes of a
+//! stalled body). Without one, Pingora writes the response head, then the body: two `sendto`
+//! per answer where a buffered stream makes one. `Coalesce` holds back exactly one write, the
+//! head, when the proxy asks for it ([`hold_head`], from `response_filter`, for an answer with a
+//! small Content-Length body), and sends it together with the next write (`writev`): the first
+//! body bytes. A flush, a shutdown or a read sends a held head at once, so nothing waits longer
+//! than until Pingora's next write or flush; in particular the first bytes of a stalled body
+//! still reach the client with the head (tests/streaming.rs).
+
+use async_trait::async_trait;
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
+    TimingDigest, UniqueID, UniqueIDType,
+};
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// Largest Content-Length body whose head is held for it: a small answer, whose body is
+/// normally read from the upstream together with its head.
+pub const MAX_HELD_BODY: u64 = 64 * 1024;
+
+/// Most slices passed to one `writev` (the held head and the caller's slices).
+const MAX_SLICES: usize = 16;
+
+/// A downstream HTTP/1 connection's stream; see the module documentation.
+#[derive(Debug)]
+pub struct Coalesce {
+    inner: Box<L4Stream>,
+    /// Hold the next write (set from `response_filter` through [`hold_head`]).
+    hold_next: AtomicBool,
+    /// A held head, not sent yet.
+    held: Vec<u8>,
+}
+
+impl Coalesce {
+    pub fn new(inner: Box<L4Stream>) -> Self {
+        Coalesce {
+            inner,
+            hold_next: AtomicBool::new(false),
+            held: Vec::new(),
+        }
+    }
+
+    /// Sends what is held, then gives the stream back.
+    pub async fn into_inner(mut self) -> io::Result<Box<L4Stream>> {
+        self.release().await?;
+        Ok(self.inner)
+    }
+
+    /// Sends what is held (if anything).
+    async fn release(&mut self) -> io::Result<()> {
+        if !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held);
+            self.inner.write_all(&held).await?;
+        }
+        self.hold_next.store(false, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes held bytes until none are left.
+    fn poll_release(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.held.is_empty() {
+            let n = ready!(Pin::new(&mut *self.inner).poll_write(cx, &self.held))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.held.drain(..n);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes the held bytes and then `bufs` in one `writev` where possible; returns how many
+    /// bytes of `bufs` were written (0 only when `bufs` is empty).
+    fn poll_write_after_held(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            if self.held.is_empty() {
+                return Pin::new(&mut *self.inner).poll_write_vectored(cx, bufs);
+            }
+            let mut slices = Vec::with_capacity(MAX_SLICES);
+            slices.push(IoSlice::new(&self.held));
+            slices.extend(
+                bufs.iter()
+                    .filter(|b| !b.is_empty())
+                    .take(MAX_SLICES - 1)
+                    .map(|b| IoSlice::new(b)),
+            );
+            let n = ready!(Pin::new(&mut *self.inner).poll_write_vectored(cx, &slices))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            let held = self.held.len();
+            if n < held {
+                self.held.drain(..n);
+                continue;
+            }
+            self.held.clear();
+            if n > held || bufs.iter().all(|b| b.is_empty()) {
+                return Poll::Ready(Ok(n - held));
+            }
+        }
+    }
+}
+
+/// Asks the HTTP/1 connection under `stream` to hold its next write (the response head about to
+/// be written) and send it with the write after (the first body bytes). No effect on any
+/// other stream.
+pub fn hold_head(stream: &pingora::protocols::Stream) {
+    if let Some(c) = stream.as_any().downcast_ref::<Coalesce>() {
+        c.hold_next.store(true, Ordering::Relaxed);
+    }
+}
+
+impl AsyncWrite for Coalesce {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.held.is_empty() && !buf.is_empty() && this.hold_next.swap(false, Ordering::Relaxed)
+        {
+            this.held.extend_from_slice(buf);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        this.poll_write_after_held(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_after_held(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_release(cx))?;
+        Pin::new(&mut *this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_release(cx))?;
+        Pin::new(&mut *this.inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for Coalesce {
+    /// A held head goes out before the connection waits for the client.
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_release(cx))?;
+        Pin::new(&mut *this.inner).poll_read(cx, buf)
+    }
+}
+
+#[async_trait]
+impl Shutdown for Coalesce {
+    async fn shutdown(&mut self) {
+        if self.release().await.is_ok() {
+            Shutdown::shutdown(&mut *self.inner).await;
+        }
+    }
+}
+
+impl UniqueID for Coalesce {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for Coalesce {}
+
+impl GetTimingDigest for Coalesce {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for Coalesce {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest);
+    }
+}
+
+impl GetSocketDigest for Coalesce {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest);
+    }
+}
+
+#[async_trait]
+impl Peek for Coalesce {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.release().await?;
+        self.inner.try_peek(buf).await
+    }
+}
+
+/// Whether the head of `response` (to a `method` request) is worth holding for its body: a
+/// Content-Length body of 1 to [`MAX_HELD_BODY`] bytes. Not for answers without a body (HEAD,
+/// 1xx, 204, 304: Pingora flushes those at once anyway), chunked or close-delimited bodies, or
+/// large ones.
+pub fn worth_holding(method: &http::Method, response: &pingora::http::ResponseHeader) -> bool {
+    let status = response.status.as_u16();
+    if method == http::Method::HEAD || status < 200 || status == 204 || status == 304 {
+        return false;
+    }
+    let headers = &response.headers;
+    if headers.contains_key(http::header::TRANSFER_ENCODING) {
+        return false;
+    }
+    let mut lengths = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    match (lengths.next(), lengths.next()) {
+        (Some(v), None) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| (1..=MAX_HELD_BODY).contains(&n)),
+        _ => false,
+    }
+}
