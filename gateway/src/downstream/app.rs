@@ -233,10 +233,11 @@ where
     /// answers with `connection: close`.
     async fn serve_http1(self: &Arc<Self>, stream: Box<L4Stream>, shutdown: &ShutdownWatch) {
         let idle_secs = self.limits.idle_timeout.as_secs_f64().ceil().max(1.0) as u64;
-        let mut stream = stream;
+        // One Coalesce for the connection's life: its buffer is reused by every response.
+        let mut stream = Box::new(Coalesce::new(stream));
         let mut settings: Option<HttpPersistentSettings> = None;
         loop {
-            let mut session = ServerSession::new_http1(Box::new(Coalesce::new(stream)));
+            let mut session = ServerSession::new_http1(stream);
             match settings.take() {
                 Some(s) => s.apply_to_session(&mut session),
                 None => session.set_keepalive_reuses_remaining(Some(
@@ -252,23 +253,23 @@ where
                 return;
             };
             let (next, persistent) = reused.consume();
-            let Ok(coalesce) = next.into_any().downcast::<Coalesce>() else {
+            let Ok(mut coalesce) = next.into_any().downcast::<Coalesce>() else {
                 return;
             };
-            let Ok(mut l4) = coalesce.into_inner().await else {
+            if coalesce.release().await.is_err() {
                 return;
-            };
+            }
             let now = Instant::now();
             let later = Deadlines {
                 first_byte_by: now + self.limits.idle_timeout,
                 head_within: self.limits.header_read_timeout,
                 head_by: None,
             };
-            if self.next_head(&mut l4, later).await != Some(false) {
+            if self.next_head(coalesce.l4_mut(), later).await != Some(false) {
                 // Closed, refused, or an h2 preface in the middle of HTTP/1: close.
                 return;
             }
-            stream = l4;
+            stream = coalesce;
             settings = persistent;
         }
     }

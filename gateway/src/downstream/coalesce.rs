@@ -30,6 +30,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 /// normally read from the upstream together with its head.
 pub const MAX_HELD_BODY: u64 = 64 * 1024;
 
+/// Bytes of held-head buffer a connection keeps between requests.
+const KEPT_CAPACITY: usize = 4096;
+
 /// Most slices passed to one `writev` (the held head and the caller's slices).
 const MAX_SLICES: usize = 16;
 
@@ -52,19 +55,26 @@ impl Coalesce {
         }
     }
 
-    /// Sends what is held, then gives the stream back.
-    pub async fn into_inner(mut self) -> io::Result<Box<L4Stream>> {
-        self.release().await?;
-        Ok(self.inner)
+    /// The socket under this stream, for reading the next request head: call [`release`]
+    /// first, so that nothing written before is still held.
+    ///
+    /// [`release`]: Coalesce::release
+    pub fn l4_mut(&mut self) -> &mut L4Stream {
+        &mut self.inner
     }
 
-    /// Sends what is held (if anything).
-    async fn release(&mut self) -> io::Result<()> {
+    /// Sends what is held (if anything) and forgets a hold asked for and not used: between two
+    /// requests of a keep-alive connection.
+    pub async fn release(&mut self) -> io::Result<()> {
         if !self.held.is_empty() {
             let held = std::mem::take(&mut self.held);
             self.inner.write_all(&held).await?;
         }
         self.hold_next.store(false, Ordering::Relaxed);
+        if self.held.capacity() > KEPT_CAPACITY {
+            // An unusually large head: not kept for the life of an idle connection.
+            self.held = Vec::new();
+        }
         Ok(())
     }
 
@@ -91,15 +101,14 @@ impl Coalesce {
             if self.held.is_empty() {
                 return Pin::new(&mut *self.inner).poll_write_vectored(cx, bufs);
             }
-            let mut slices = Vec::with_capacity(MAX_SLICES);
-            slices.push(IoSlice::new(&self.held));
-            slices.extend(
-                bufs.iter()
-                    .filter(|b| !b.is_empty())
-                    .take(MAX_SLICES - 1)
-                    .map(|b| IoSlice::new(b)),
-            );
-            let n = ready!(Pin::new(&mut *self.inner).poll_write_vectored(cx, &slices))?;
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            slices[0] = IoSlice::new(&self.held);
+            let mut used = 1;
+            for b in bufs.iter().filter(|b| !b.is_empty()).take(MAX_SLICES - 1) {
+                slices[used] = IoSlice::new(b);
+                used += 1;
+            }
+            let n = ready!(Pin::new(&mut *self.inner).poll_write_vectored(cx, &slices[..used]))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
