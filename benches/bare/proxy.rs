@@ -14,7 +14,8 @@ use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 
-/// How a `bare-proxy` binary differs from Pingora's defaults.
+/// How a `bare-proxy` binary differs from Pingora's defaults. Each binary uses one variant.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Copy)]
 pub enum Build {
     /// Pingora's defaults: `ProxyHttp::init_downstream_modules` as shipped (a disabled
