@@ -389,9 +389,16 @@ async fn per_core_listening_sockets_are_all_inherited_by_an_upgrade_under_load()
     let gw = Upgradable::start(config).await;
     let first = gw.gateway().pid();
     let inodes = listening_inodes(gw.addr());
-    assert_eq!(inodes.len(), 2, "one listening socket per runtime: {inodes:?}");
+    assert_eq!(
+        inodes.len(),
+        2,
+        "one listening socket per runtime: {inodes:?}"
+    );
     let held = socket_inodes(first);
-    assert!(inodes.iter().all(|i| held.contains(i)), "{inodes:?} not all in {held:?}");
+    assert!(
+        inodes.iter().all(|i| held.contains(i)),
+        "{inodes:?} not all in {held:?}"
+    );
 
     let load = start_load(&gw).await;
     let run = gw.upgrade_ok().await;
@@ -405,7 +412,10 @@ async fn per_core_listening_sockets_are_all_inherited_by_an_upgrade_under_load()
         gw.logs()
     );
     let held = socket_inodes(new);
-    assert!(inodes.iter().all(|i| held.contains(i)), "{inodes:?} not all in {held:?}");
+    assert!(
+        inodes.iter().all(|i| held.contains(i)),
+        "{inodes:?} not all in {held:?}"
+    );
     assert!(
         load.wait_for_more_ok(50, SERVES_WITHIN).await,
         "no answers from the new process: {}",

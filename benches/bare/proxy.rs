@@ -60,7 +60,9 @@ impl ProxyHttp for BareProxy {
     /// Pingora's default (a disabled compression module), or nothing, as dyegate.
     fn init_downstream_modules(&self, modules: &mut HttpModules) {
         if let Build::Defaults = self.build {
-            modules.add_module(pingora::modules::http::compression::ResponseCompressionBuilder::enable(0));
+            modules.add_module(
+                pingora::modules::http::compression::ResponseCompressionBuilder::enable(0),
+            );
         }
     }
 

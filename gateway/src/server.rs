@@ -257,5 +257,12 @@ fn proxy_services(
     metrics.register(downstream.collectors());
     let mut limits = gw.limits;
     limits.max_connections = crate::downstream::fds::connection_cap(limits.max_connections);
-    proxy_services_for(layout, &gw.listen, limits, gw.config.h2c, downstream, make_app)
+    proxy_services_for(
+        layout,
+        &gw.listen,
+        limits,
+        gw.config.h2c,
+        downstream,
+        make_app,
+    )
 }

@@ -44,7 +44,10 @@ impl<'de> Deserialize<'de> for Threads {
         impl Visitor<'_> for V {
             type Value = Threads;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a number from 1 to {MAX_THREADS}, or `auto` (one per core)")
+                write!(
+                    f,
+                    "a number from 1 to {MAX_THREADS}, or `auto` (one per core)"
+                )
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Threads, E> {
                 match u64::try_from(v) {

@@ -106,9 +106,8 @@ where
             vec![service]
         }
         Layout::PerCore { runtimes } => {
-            let apps: Vec<BoundedApp<A>> = (1..runtimes)
-                .map(|i| first.sibling(make_app(i)))
-                .collect();
+            let apps: Vec<BoundedApp<A>> =
+                (1..runtimes).map(|i| first.sibling(make_app(i))).collect();
             std::iter::once(first)
                 .chain(apps)
                 .enumerate()

@@ -15,8 +15,8 @@ mod limit;
 
 pub use ctx::RequestCtx;
 
-use crate::downstream::coalesce;
 use crate::contain::{timeout_kind, DebugPolicy, RetryBudgets, DECISION_HEADER};
+use crate::downstream::coalesce;
 use crate::downstream::framing;
 use crate::health::{Attempt, HealthRegistry};
 use crate::lifecycle::Lifecycle;
