@@ -47,6 +47,7 @@
 #   QUIET_WAIT=0        before each measured run, wait up to this many seconds for the box to be
 #   QUIET_MAX_BUSY=20   at most this % busy (other people's builds...); 0 = don't wait
 #   RESULTS_DIR=benches/load/results
+#   SUMMARIZE=FILE.tsv  only print the table of a past run's rows again (PROXIES, SCENARIOS as then)
 
 set -Eeuo pipefail
 
@@ -977,9 +978,9 @@ summarize() {
                     pb = (kb in runs) ? sprintf("%+.0fus", median(p99[k]) - median(p99[kb])) : "-"
                     rs = (ks in runs) ? sprintf("%.2fx", median(rps[k]) / median(rps[ks])) : "-"
                     cs = (ks in runs) ? sprintf("%.2fx", median(cpu[k]) / median(cpu[ks])) : "-"
-                    ps = (ks in runs) ? sprintf("%+.0fus", median(p99[k]) - median(p99[ks])) : "-"
+                    qs = (ks in runs) ? sprintf("%+.0fus", median(p99[k]) - median(p99[ks])) : "-"
                     printf pw " %-8s %11s %13s %11s %13s %14s %11s %13s %14s %7.2f%%\n", names[i], pass, rn, cn,
-                        rb, cb, pb, rs, cs, ps, median(reuse[k])
+                        rb, cb, pb, rs, cs, qs, median(reuse[k])
                 }
             }
         }' "$RESULTS_TSV"
@@ -989,6 +990,13 @@ summarize() {
 
 main() {
     local name round
+    if [[ -n ${SUMMARIZE:-} ]]; then
+        # SUMMARIZE=<results>.tsv: print the table of a past run again (same PROXIES, SCENARIOS).
+        RESULTS_TSV=$SUMMARIZE
+        summarize
+        FAILED=0
+        exit 0
+    fi
     for name in $PROXIES; do
         [[ $name == dyegate+* || $(type -t "start_$name") == function ]] ||
             die "unknown proxy '$name' in PROXIES (known: dyegate dyegate-log bare bare-same nginx haproxy)"
