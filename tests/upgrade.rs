@@ -388,7 +388,7 @@ async fn per_core_listening_sockets_are_all_inherited_by_an_upgrade_under_load()
     edit_gateway(&config, "threads: 2,", "threads: 2, runtime: per_core,");
     let gw = Upgradable::start(config).await;
     let first = gw.gateway().pid();
-    let inodes = listening_inodes(gw.addr());
+    let inodes = two_listening(gw.addr()).await;
     assert_eq!(
         inodes.len(),
         2,
@@ -457,4 +457,17 @@ async fn an_upgrade_from_shared_to_per_core_keeps_the_inherited_socket() {
         "no warning about the fallback in the logs:\n{}",
         gw.logs()
     );
+}
+
+/// The listening sockets on `addr` once there are two (the runtimes start one after the other:
+/// the first may answer before the second listens), or what there is after 10 s.
+async fn two_listening(addr: SocketAddr) -> std::collections::BTreeSet<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let inodes = listening_inodes(addr);
+        if inodes.len() >= 2 || Instant::now() > deadline {
+            return inodes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
