@@ -265,3 +265,115 @@ pub fn worth_holding(method: &http::Method, response: &pingora::http::ResponseHe
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::http::ResponseHeader;
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A real loopback connection: the server side wrapped, the client side to read from.
+    async fn pair() -> (pingora::protocols::Stream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let server = Box::new(L4Stream::from(server));
+        (Box::new(Coalesce::new(server)), client)
+    }
+
+    /// What the client can read within `wait`.
+    async fn read_for(client: &mut TcpStream, wait: Duration) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(Ok(n)) = tokio::time::timeout(wait, client.read(&mut buf)).await {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn a_held_head_leaves_with_the_first_body_bytes() {
+        let (mut server, mut client) = pair().await;
+        hold_head(&server);
+        server.write_all(b"HEAD").await.expect("write head");
+        assert!(read_for(&mut client, Duration::from_millis(100))
+            .await
+            .is_empty());
+        server.write_all(b"body").await.expect("write body");
+        assert_eq!(
+            read_for(&mut client, Duration::from_millis(200)).await,
+            b"HEADbody"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flush_sends_a_held_head_and_unasked_writes_go_straight_out() {
+        let (mut server, mut client) = pair().await;
+        server.write_all(b"plain").await.expect("write");
+        assert_eq!(
+            read_for(&mut client, Duration::from_millis(200)).await,
+            b"plain"
+        );
+        hold_head(&server);
+        server.write_all(b"HEAD").await.expect("write head");
+        server.flush().await.expect("flush");
+        assert_eq!(
+            read_for(&mut client, Duration::from_millis(200)).await,
+            b"HEAD"
+        );
+    }
+
+    #[test]
+    fn only_small_content_length_answers_are_held() {
+        let answer = |status: u16, headers: &[(&str, &str)]| {
+            let mut r = ResponseHeader::build(status, None).expect("header");
+            for (k, v) in headers {
+                r.append_header(k.to_string(), *v).expect("append");
+            }
+            r
+        };
+        let get = http::Method::GET;
+        assert!(worth_holding(
+            &get,
+            &answer(200, &[("content-length", "7")])
+        ));
+        assert!(worth_holding(
+            &get,
+            &answer(404, &[("content-length", "65536")])
+        ));
+        assert!(!worth_holding(
+            &get,
+            &answer(200, &[("content-length", "65537")])
+        ));
+        assert!(!worth_holding(
+            &get,
+            &answer(200, &[("content-length", "0")])
+        ));
+        assert!(!worth_holding(&get, &answer(200, &[])));
+        assert!(!worth_holding(
+            &get,
+            &answer(200, &[("transfer-encoding", "chunked")])
+        ));
+        assert!(!worth_holding(
+            &get,
+            &answer(204, &[("content-length", "7")])
+        ));
+        assert!(!worth_holding(
+            &get,
+            &answer(304, &[("content-length", "7")])
+        ));
+        assert!(!worth_holding(
+            &http::Method::HEAD,
+            &answer(200, &[("content-length", "7")])
+        ));
+        let two = answer(200, &[("content-length", "7"), ("content-length", "7")]);
+        assert!(!worth_holding(&get, &two));
+    }
+}
