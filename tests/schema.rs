@@ -168,6 +168,8 @@ const BAD_GATEWAYS: &[(&str, &str)] = &[
     ("export_timeout_zero", "tracing: { timeout_ms: 0 }\n"),
     ("threads_zero", "pingora: { threads: 0 }\n"),
     ("threads_negative", "pingora: { threads: -1 }\n"),
+    ("threads_word", "pingora: { threads: many }\n"),
+    ("runtime_layout", "pingora: { runtime: per_socket }\n"),
     ("h2c_not_boolean", "h2c: \"yes please\"\n"),
     ("debounce_not_a_number", "reload: { debounce_ms: fast }\n"),
     ("history_zero", "reload: { history: 0 }\n"),

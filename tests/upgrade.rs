@@ -377,3 +377,97 @@ async fn back_to_back_upgrades_without_waiting_for_the_old_processes_fail_no_req
     let last = runs.last().and_then(|r| r.new_pid).expect("a last pid");
     assert_eq!(gw.processes(), vec![last]);
 }
+
+/// `pingora.runtime: per_core`: one `SO_REUSEPORT` listening socket per runtime on the one
+/// address. An upgrade under load hands every one of them over (the same inodes, now held by
+/// the new process) and fails no request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn per_core_listening_sockets_are_all_inherited_by_an_upgrade_under_load() {
+    let up = Upstream::start("stable");
+    let config = config(&up);
+    edit_gateway(&config, "threads: 2,", "threads: 2, runtime: per_core,");
+    let gw = Upgradable::start(config).await;
+    let first = gw.gateway().pid();
+    let inodes = two_listening(gw.addr()).await;
+    assert_eq!(
+        inodes.len(),
+        2,
+        "one listening socket per runtime: {inodes:?}"
+    );
+    let held = socket_inodes(first);
+    assert!(
+        inodes.iter().all(|i| held.contains(i)),
+        "{inodes:?} not all in {held:?}"
+    );
+
+    let load = start_load(&gw).await;
+    let run = gw.upgrade_ok().await;
+    let new = gw.serving_pid().expect("a pid file");
+    assert_eq!(run.new_pid, Some(new), "{}", run.output);
+    assert_ne!(new, first);
+    assert_eq!(
+        listening_inodes(gw.addr()),
+        inodes,
+        "the per-core sockets were bound again instead of inherited\n{}",
+        gw.logs()
+    );
+    let held = socket_inodes(new);
+    assert!(
+        inodes.iter().all(|i| held.contains(i)),
+        "{inodes:?} not all in {held:?}"
+    );
+    assert!(
+        load.wait_for_more_ok(50, SERVES_WITHIN).await,
+        "no answers from the new process: {}",
+        load.report()
+    );
+    let report = load.stop().await;
+    print_figures("per-core upgrade under load", &[run], &report);
+    assert_clean(&report, &gw);
+}
+
+/// A gateway listening with `runtime: shared` (no `SO_REUSEPORT`) upgraded to a gateway.yaml
+/// that asks for `per_core`: the new process cannot bind sockets beside the inherited one, so
+/// it serves that one socket with `shared` (and says so) instead of losing its listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upgrade_from_shared_to_per_core_keeps_the_inherited_socket() {
+    let up = Upstream::start("stable");
+    let gw = Upgradable::start(config(&up)).await;
+    let inode = listener_inode(gw.addr());
+    let load = start_load(&gw).await;
+
+    edit_gateway(gw.config(), "threads: 2,", "threads: 2, runtime: per_core,");
+    let run = gw.upgrade_ok().await;
+    assert_eq!(run.new_pid, gw.serving_pid(), "{}", run.output);
+    assert_eq!(
+        listener_inode(gw.addr()),
+        inode,
+        "the socket was not inherited\n{}",
+        gw.logs()
+    );
+    assert!(
+        load.wait_for_more_ok(50, SERVES_WITHIN).await,
+        "no answers from the new process: {}",
+        load.report()
+    );
+    let report = load.stop().await;
+    assert_clean(&report, &gw);
+    assert!(
+        gw.logs().contains("serving it with runtime shared"),
+        "no warning about the fallback in the logs:\n{}",
+        gw.logs()
+    );
+}
+
+/// The listening sockets on `addr` once there are two (the runtimes start one after the other:
+/// the first may answer before the second listens), or what there is after 10 s.
+async fn two_listening(addr: SocketAddr) -> std::collections::BTreeSet<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let inodes = listening_inodes(addr);
+        if inodes.len() >= 2 || Instant::now() > deadline {
+            return inodes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -14,20 +14,29 @@
 # Settings (environment):
 #   ROUNDS=3            rotations of all proxies (interleaved, medians reported)
 #   PROXIES="dyegate bare nginx haproxy"   which proxies, in rotation order; also known:
-#                       dyegate-log (dyegate with the JSON access log on, to a file)
+#                       dyegate-log (dyegate with the JSON access log on, to a file),
+#                       bare-same (the bare proxy built as dyegate is: mimalloc, no default
+#                       downstream modules; the fair floor for "dyegate >= 0.97x bare")
 #   WRK_THREADS=2 WRK_CONNS=64 DURATION=10s WARMUP=3s   the same wrk load for every proxy
 #   PROXY_THREADS=2     worker threads (Pingora, HAProxy) / worker processes (nginx)
 #   SCENARIOS="c64 c256 close"   client scenarios, each a pass per proxy and round:
 #                       c64 = WRK_CONNS keep-alive connections, c256 = 256 of them,
 #                       close = WRK_CONNS connections sending `Connection: close` (a new TCP
-#                       connection per request)
+#                       connection per request), p99half = open loop (oha, a fixed rate with
+#                       coordinated-omission correction) at P99_RATE requests/s over WRK_CONNS
+#                       connections: the latency at half load
+#   P99_RATE=auto       p99half's rate: auto = half the c64 req/s of the first dyegate run
+#                       (so run c64 before p99half, dyegate first), the same for every proxy
+#   OHA_BIN             the open-loop generator (default: cargo install --locked oha into
+#                       $CARGO_TARGET_DIR/tools when p99half is asked for and it is missing)
 #   TAGGED=0            1: also a pass (c64) with every request carrying `x-env-tag: canary`
 #   dyegate+NAME        a dyegate variant in PROXIES: binary DYEGATE_BIN_NAME (default: the
 #                       release build), lines DYEGATE_EXTRA_NAME appended to its gateway.yaml,
 #                       DYEGATE_PINGORA_NAME="k: v, ..." keys added to its `pingora:` map;
 #                       compares builds or settings side by side in one run
 #   DYEGATE_TRACING="tracing: { sample_ratio: 0.01 }"   dyegate's tracing line ("" = none)
-#   DYEGATE_BIN, BARE_BIN      the binaries (default: $CARGO_TARGET_DIR or target/, release)
+#   DYEGATE_BIN, BARE_BIN, BARE_SAME_BIN   the binaries (default: $CARGO_TARGET_DIR or
+#                       target/, release)
 #   DYEGATE_GATEWAY_EXTRA=""   extra lines appended verbatim to dyegate's gateway.yaml
 #                              (access log, metrics, ...), e.g. $'access_log:\n  path: /dev/null'
 #   PROXY_RUST_LOG=error       RUST_LOG for dyegate and bare-proxy
@@ -38,6 +47,7 @@
 #   QUIET_WAIT=0        before each measured run, wait up to this many seconds for the box to be
 #   QUIET_MAX_BUSY=20   at most this % busy (other people's builds...); 0 = don't wait
 #   RESULTS_DIR=benches/load/results
+#   SUMMARIZE=FILE.tsv  only print the table of a past run's rows again (PROXIES, SCENARIOS as then)
 
 set -Eeuo pipefail
 
@@ -55,6 +65,10 @@ DYEGATE_TRACING=${DYEGATE_TRACING-"tracing: { sample_ratio: 0.01 }"}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 DYEGATE_BIN=${DYEGATE_BIN:-$TARGET_DIR/release/dyegate}
 BARE_BIN=${BARE_BIN:-$TARGET_DIR/release/bare-proxy}
+BARE_SAME_BIN=${BARE_SAME_BIN:-$TARGET_DIR/release/bare-proxy-same}
+OHA_VERSION=${OHA_VERSION:-1.16.0}
+OHA_BIN=${OHA_BIN:-$TARGET_DIR/tools/bin/oha}
+P99_RATE=${P99_RATE:-auto}
 DYEGATE_GATEWAY_EXTRA=${DYEGATE_GATEWAY_EXTRA:-}
 PROXY_RUST_LOG=${PROXY_RUST_LOG:-error}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
@@ -222,6 +236,22 @@ build() {
         log "cargo build --release -p dyegate-suite --bin bare-proxy"
         cargo build --release -p dyegate-suite --bin bare-proxy
     fi
+    if wants bare-same; then
+        log "cargo build --release -p dyegate-suite --bin bare-proxy-same"
+        cargo build --release -p dyegate-suite --bin bare-proxy-same
+    fi
+}
+
+# The open-loop generator of the p99half scenario: oha from crates.io, built once into
+# $TARGET_DIR/tools (a few minutes; later runs find it there).
+install_oha() {
+    [[ " $SCENARIOS " == *" p99half "* ]] || return 0
+    [[ -x $OHA_BIN ]] && return 0
+    ((SKIP_INSTALL == 0)) || die "no oha at $OHA_BIN and SKIP_INSTALL=1"
+    log "cargo install --locked oha@$OHA_VERSION --root $TARGET_DIR/tools"
+    cargo install --locked "oha@$OHA_VERSION" --root "$TARGET_DIR/tools" ||
+        die "cargo install oha failed"
+    OHA_BIN=$TARGET_DIR/tools/bin/oha
 }
 
 # A free loopback port, below the kernel's ephemeral range so that no outgoing connection (wrk's,
@@ -453,6 +483,19 @@ start_bare() {
     wait_http bare-proxy "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
 }
 
+# The bare proxy built as dyegate is (benches/bare_proxy_same.rs).
+start_bare-same() {
+    local dir=$WORK/bare-same
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    PROXY_LOG=$dir/bare-proxy-same.log
+    start_bg INT "$PROXY_LOG" env RUST_LOG="$PROXY_RUST_LOG" \
+        "$BARE_SAME_BIN" --listen "127.0.0.1:$PROXY_PORT" \
+        --upstream "127.0.0.1:$STABLE_PORT" --threads "$PROXY_THREADS" --run-dir "$dir"
+    PROXY_PID=$LAST_PID
+    wait_http bare-proxy-same "http://127.0.0.1:$PROXY_PORT/" "$PROXY_PID" "$PROXY_LOG"
+}
+
 start_nginx() {
     local dir=$WORK/nginx
     rm -rf "$dir"
@@ -540,7 +583,7 @@ EOF
 verify_routing() {
     local name=$1 url="http://127.0.0.1:$PROXY_PORT/" got want_tagged=canary
     # bare-proxy has no routing by design: everything goes to stable.
-    [[ $name == bare ]] && want_tagged=stable
+    [[ $name == bare* ]] && want_tagged=stable
     got=$(curl -sS --max-time 3 -w ' %{http_code}' "$url") || die "$name: curl $url failed"
     [[ $got == "stable"$'\n'" 200" ]] ||
         die "$name: untagged request should reach stable, got: ${got@Q}"
@@ -632,6 +675,26 @@ parse_wrk() {
         }' "$1"
 }
 
+# oha's JSON summary as parse_wrk's line: requests, duration (µs), req/s, avg, p50, p75, p90,
+# p99 (µs), errors (non-2xx/3xx answers and connection errors).
+parse_oha() {
+    python3 - "$1" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+s, p = d["summary"], d["latencyPercentiles"]
+codes = {int(k): v for k, v in d.get("statusCodeDistribution", {}).items()}
+answered = sum(codes.values())
+err = sum(v for k, v in codes.items() if not 200 <= k < 400)
+# The requests still in flight when the duration ends are not errors.
+err += sum(v for k, v in d.get("errorDistribution", {}).items() if k != "aborted due to deadline")
+if answered == 0 or p.get("p99") is None:
+    sys.exit(1)
+us = lambda v: v * 1e6
+print("%d %d %.2f %.1f %.1f %.1f %.1f %.1f %d" % (answered, us(s["total"]), s["requestsPerSec"],
+      us(s["average"]), us(p["p50"]), us(p["p75"]), us(p["p90"]), us(p["p99"]), err))
+PY
+}
+
 printf -v TSV_HEADER '%s\t' round proxy pass wrk_threads wrk_conns duration_s requests rps \
     avg_us p50_us p75_us p90_us p99_us errors proxy_cpu_us_per_req proxy_cores proxy_sys_pct \
     upstream_cpu_us_per_req upstream_new_conns others_cpu_pct loadavg_1m upstream_reuse_pct \
@@ -676,9 +739,12 @@ measure() {
         tagged) script=(-s "$WORK/tagged.lua") ;;
         c256) conns=256 ;;
         close) script=(-H "Connection: close") ;;
-        c64) ;;
-        *) die "unknown scenario '$pass' (known: c64 c256 close)" ;;
+        c64 | p99half) ;;
+        *) die "unknown scenario '$pass' (known: c64 c256 close p99half)" ;;
     esac
+    if [[ $pass == p99half && -z $P99_RATE_NOW ]]; then
+        die "p99half needs a rate: P99_RATE=N, or a dyegate proxy's c64 pass before it"
+    fi
 
     if ! wrk -t"$WRK_THREADS" -c"$conns" -d"$WARMUP" "${script[@]}" "$url" >"$out" 2>&1; then
         check_proxy
@@ -709,8 +775,7 @@ measure() {
     rm -f "$WORK/accepts-1s"
     (sleep 1 && upstream_accepts >"$WORK/accepts-1s") &
     local probe_pid=$!
-    if ! wrk -t"$WRK_THREADS" -c"$conns" -d"$DURATION" --latency "${script[@]}" "$url" \
-        >"$out" 2>&1; then
+    if ! load_run "$pass" "$conns" "$url" "$out" "${script[@]}"; then
         check_proxy
         [[ -n $PROXY_DOWN ]] || die "$name: wrk failed: $(head -c 300 "$out")"
         lost_proxy "$round" "$name" "$pass" "$retried"
@@ -732,7 +797,11 @@ measure() {
     fi
 
     local parsed req dur rps avg p50 p75 p90 p99 err
-    parsed=$(parse_wrk "$out") || {
+    if [[ $pass == p99half ]]; then
+        parsed=$(parse_oha "$out")
+    else
+        parsed=$(parse_wrk "$out")
+    fi || {
         cat "$out" >&2
         die "$name: cannot parse wrk output ($out)"
     }
@@ -766,6 +835,25 @@ measure() {
                 others_pct, err > "/dev/stderr"
         }' >>"$RESULTS_TSV"
     ((err == 0)) || log "WARNING: $name had $err errors (non-2xx/3xx or socket); see $out"
+    if [[ $pass == c64 && $name == dyegate* && -z $P99_RATE_NOW ]]; then
+        P99_RATE_NOW=$(awk -v r="$rps" 'BEGIN { printf "%d", r / 2 }')
+        log "p99half rate: $P99_RATE_NOW req/s (half of $name's c64 $rps req/s)"
+    fi
+}
+
+# The measured run of a scenario: wrk (closed loop), or oha at a fixed rate for p99half (open
+# loop: requests are sent on schedule whether or not earlier ones were answered, and each
+# latency is counted from when its request was due, so a stall shows in the percentiles
+# instead of slowing the load down: coordinated-omission correction).
+load_run() {
+    local pass=$1 conns=$2 url=$3 out=$4
+    shift 4
+    if [[ $pass == p99half ]]; then
+        "$OHA_BIN" -z "$DURATION" -c "$conns" -q "$P99_RATE_NOW" --latency-correction \
+            --no-tui --output-format json "$url" >"$out" 2>&1
+    else
+        wrk -t"$WRK_THREADS" -c"$conns" -d"$DURATION" --latency "$@" "$url" >"$out" 2>&1
+    fi
 }
 
 run_proxy() {
@@ -829,9 +917,9 @@ summarize() {
             w = 8                           # the proxy column fits the longest name
             for (i = 1; i <= np; i++) if (length(names[i]) > w) w = length(names[i])
             pw = "%-" w "s"
-            printf pw " %-8s %4s %10s %9s %9s %11s %6s %9s %8s %8s %8s %6s %6s %5s\n", "proxy", "pass",
+            printf pw " %-8s %4s %10s %9s %9s %11s %6s %9s %8s %8s %8s %8s %6s %6s %5s\n", "proxy", "pass",
                 "runs", "req/s", "p50", "p99", "cpu/req", "cores", "up-conns", "reuse", "vs nginx",
-                "vs bare", "errors", "others", "load"
+                "vs bare", "vs same", "errors", "others", "load"
             for (ps = 1; ps <= npass; ps++) {
                 pass = pass_list[ps]
                 if (!(pass in seen_pass)) continue
@@ -839,12 +927,14 @@ summarize() {
                     k = names[i] SUBSEP pass
                     if (!(k in runs)) continue
                     r = median(rps[k]); kn = "nginx" SUBSEP pass; kb = "bare" SUBSEP pass
+                    ks = "bare-same" SUBSEP pass
                     vn = (kn in runs) ? sprintf("%.2fx", r / median(rps[kn])) : "-"
                     vb = (kb in runs) ? sprintf("%.2fx", r / median(rps[kb])) : "-"
-                    printf pw " %-8s %4d %10.0f %7.0fus %7.0fus %8.2fus %6.2f %9d %7.2f%% %8s %8s %6d %5.0f%% %5.1f\n",
+                    vs = (ks in runs) ? sprintf("%.2fx", r / median(rps[ks])) : "-"
+                    printf pw " %-8s %4d %10.0f %7.0fus %7.0fus %8.2fus %6.2f %9d %7.2f%% %8s %8s %8s %6d %5.0f%% %5.1f\n",
                         names[i], pass, runs[k], r, median(p50[k]), median(p99[k]),
                         median(cpu[k]), median(cores[k]), median(conns[k]), median(reuse[k]),
-                        vn, vb, errs[k], median(others[k]), median(load[k])
+                        vn, vb, vs, errs[k], median(others[k]), median(load[k])
                 }
             }
             # What the access log costs: dyegate-log against dyegate in the same rounds, as the
@@ -870,13 +960,16 @@ summarize() {
             # The issue-13 targets: req/s >= 0.6x nginx, cpu/req <= 2.0x nginx, >= 0.97x bare,
             # p99 within 1 ms of bare (at its own max load here: closed loop), reuse >= 99.9%.
             printf "\nratios (medians of the rounds; targets: req/s >= 0.60x nginx, cpu/req <= 2.00x nginx, req/s >= 0.97x bare, reuse >= 99.9%%)\n"
-            printf pw " %-8s %11s %13s %11s %13s %14s %8s\n", "proxy", "pass", "req/s/nginx",
-                "cpu/req/nginx", "req/s/bare", "cpu/req/bare", "p99-bare p99", "reuse"
+            printf "(same = bare-same, the bare proxy built as dyegate is; p99half: open loop at the same rate for all, so compare p99, not req/s)\n"
+            printf pw " %-8s %11s %13s %11s %13s %14s %11s %13s %14s %8s\n", "proxy", "pass", "req/s/nginx",
+                "cpu/req/nginx", "req/s/bare", "cpu/req/bare", "p99-bare p99", "req/s/same",
+                "cpu/req/same", "p99-same p99", "reuse"
             for (ps = 1; ps <= npass; ps++) {
                 pass = pass_list[ps]
                 kn = "nginx" SUBSEP pass; kb = "bare" SUBSEP pass; kh = "haproxy" SUBSEP pass
+                ks = "bare-same" SUBSEP pass
                 for (i = 1; i <= np; i++) {
-                    if (names[i] !~ /^dyegate/ && names[i] != "bare" && names[i] != "haproxy") continue
+                    if (names[i] !~ /^dyegate/ && names[i] !~ /^bare/ && names[i] != "haproxy") continue
                     k = names[i] SUBSEP pass
                     if (!(k in runs)) continue
                     rn = (kn in runs) ? sprintf("%.2fx", median(rps[k]) / median(rps[kn])) : "-"
@@ -884,8 +977,11 @@ summarize() {
                     rb = (kb in runs) ? sprintf("%.2fx", median(rps[k]) / median(rps[kb])) : "-"
                     cb = (kb in runs) ? sprintf("%.2fx", median(cpu[k]) / median(cpu[kb])) : "-"
                     pb = (kb in runs) ? sprintf("%+.0fus", median(p99[k]) - median(p99[kb])) : "-"
-                    printf pw " %-8s %11s %13s %11s %13s %14s %7.2f%%\n", names[i], pass, rn, cn,
-                        rb, cb, pb, median(reuse[k])
+                    rs = (ks in runs) ? sprintf("%.2fx", median(rps[k]) / median(rps[ks])) : "-"
+                    cs = (ks in runs) ? sprintf("%.2fx", median(cpu[k]) / median(cpu[ks])) : "-"
+                    qs = (ks in runs) ? sprintf("%+.0fus", median(p99[k]) - median(p99[ks])) : "-"
+                    printf pw " %-8s %11s %13s %11s %13s %14s %11s %13s %14s %7.2f%%\n", names[i], pass, rn, cn,
+                        rb, cb, pb, rs, cs, qs, median(reuse[k])
                 }
             }
         }' "$RESULTS_TSV"
@@ -895,12 +991,22 @@ summarize() {
 
 main() {
     local name round
+    if [[ -n ${SUMMARIZE:-} ]]; then
+        # SUMMARIZE=<results>.tsv: print the table of a past run again (same PROXIES, SCENARIOS).
+        RESULTS_TSV=$SUMMARIZE
+        summarize
+        FAILED=0
+        exit 0
+    fi
     for name in $PROXIES; do
         [[ $name == dyegate+* || $(type -t "start_$name") == function ]] ||
-            die "unknown proxy '$name' in PROXIES (known: dyegate dyegate-log bare nginx haproxy)"
+            die "unknown proxy '$name' in PROXIES (known: dyegate dyegate-log bare bare-same nginx haproxy)"
     done
     install_tools
+    install_oha
     build
+    P99_RATE_NOW=
+    [[ $P99_RATE == auto ]] || P99_RATE_NOW=$P99_RATE
 
     mkdir -p "$RESULTS_DIR"
     printf '%s\n' "$TSV_HEADER" >"$RESULTS_TSV"

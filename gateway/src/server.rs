@@ -4,6 +4,7 @@
 use crate::admin::AdminApi;
 use crate::config::Gateway;
 use crate::contain::DebugPolicy;
+use crate::downstream::layout::{proxy_services as proxy_services_for, Layout, TlsListeners};
 use crate::downstream::{BoundedApp, DownstreamMetrics};
 use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
@@ -15,7 +16,6 @@ use crate::telemetry::access_log::Destination;
 use crate::telemetry::{AccessLog, Metrics, Tracing};
 use crate::tls::{CertificateService, Certificates, TlsAcceptor};
 use pingora::apps::HttpServerOptions;
-use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
@@ -34,7 +34,7 @@ pub struct RunOptions {
 fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
     let p = &gw.config.pingora;
     ServerConf {
-        threads: p.threads,
+        threads: p.threads.resolve(),
         work_stealing: p.work_stealing,
         listener_tasks_per_fd: p.listener_tasks_per_fd,
         upstream_keepalive_pool_size: p.upstream_keepalive_pool_size,
@@ -98,11 +98,8 @@ pub fn run(
     .with_health(health.clone())
     .with_debug(DebugPolicy::new(gw.debug_trusted.clone()))
     .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
-    let (service, tls_service) =
-        proxy_service(&server, &gw, proxy, &metrics, certificates.as_ref());
-    server.add_service(service);
-    if let Some(tls_service) = tls_service {
-        server.add_service(tls_service);
+    for service in proxy_services(&server, &gw, opts, proxy, &metrics, certificates.as_ref()) {
+        server.add_service(service);
     }
     if let (Some(certs), true) = (&certificates, gw.config.reload.watch) {
         server.add_service(background_service(
@@ -248,54 +245,58 @@ fn admin_service(
 /// How long an exiting process waits for a reload under way to be recorded.
 const EXIT_SETTLE: Duration = Duration::from_secs(10);
 
-type ProxyService = Service<BoundedApp<HttpProxy<DyegateProxy>>>;
-
-/// The proxy listeners' service: Pingora's proxy app behind dyegate's own connection handling
-/// ([`BoundedApp`]): a cap on open connections and a bounded read of every request head, which
-/// Pingora 0.9 lacks (see docs/pingora-upstream.md). With `tls:`, a second service for the
-/// HTTPS listeners: the same app and cap, the TLS handshake done by `BoundedApp` too.
-fn proxy_service(
+/// The proxy listeners' services (one, or one per runtime: [`Layout`]): Pingora's proxy app
+/// behind dyegate's own connection handling ([`BoundedApp`]): a cap on open connections and a
+/// bounded read of every request head, which Pingora 0.9 lacks (see docs/pingora-upstream.md).
+/// With `tls:`, one more service for the HTTPS listeners: the same app and cap, the TLS
+/// handshake done by `BoundedApp` too.
+fn proxy_services(
     server: &Server,
     gw: &Gateway,
+    opts: RunOptions,
     proxy: DyegateProxy,
     metrics: &Metrics,
     certificates: Option<&Arc<Certificates>>,
-) -> (ProxyService, Option<ProxyService>) {
-    let mut app = http_proxy(&server.configuration, proxy);
-    let mut options = HttpServerOptions::default();
-    options.h2c = gw.config.h2c;
-    options.h2_idle_timeout = Some(gw.limits.idle_timeout);
-    options.keepalive_request_limit = Some(gw.limits.keepalive_requests);
-    app.server_options = Some(options);
+) -> Vec<Service<BoundedApp<HttpProxy<DyegateProxy>>>> {
+    let p = &gw.config.pingora;
+    let layout = Layout::resolve(p.runtime, p.threads.resolve(), &gw.listen);
+    log::info!("proxy listeners: {layout:?}");
+    // Each per-core runtime's proxy has its own upstream pool: `upstream_keepalive_pool_size`
+    // for its one thread (Pingora sizes a pool by the pool size times `threads`).
+    let conf = match layout {
+        Layout::Shared { .. } => server.configuration.clone(),
+        Layout::PerCore { .. } => Arc::new(ServerConf {
+            threads: 1,
+            ..server_conf(gw, opts)
+        }),
+    };
+    let make_app = |_runtime: usize| {
+        let mut app = http_proxy(&conf, proxy.clone());
+        let mut options = HttpServerOptions::default();
+        options.h2c = gw.config.h2c;
+        options.h2_idle_timeout = Some(gw.limits.idle_timeout);
+        options.keepalive_request_limit = Some(gw.limits.keepalive_requests);
+        app.server_options = Some(options);
+        app
+    };
     let downstream = DownstreamMetrics::new();
     metrics.register(downstream.collectors());
     let mut limits = gw.limits;
     limits.max_connections = crate::downstream::fds::connection_cap(limits.max_connections);
-    let bounded = BoundedApp::new(app, limits, gw.config.h2c, downstream);
-    let tls_service = match (certificates, &gw.tls) {
-        (Some(certs), Some(tls)) => {
-            let app = bounded.with_tls(Arc::new(TlsAcceptor::new(certs)));
-            let mut service = Service::new("dyegate tls".to_string(), app);
-            for addr in &tls.listen {
-                // Plain sockets: the handshake is BoundedApp's (see tls::acceptor).
-                let unbuffered = L4BufferSettings::unbuffered();
-                service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(unbuffered));
-            }
-            Some(service)
-        }
+    let tls = match (certificates, &gw.tls) {
+        (Some(certs), Some(tls)) => Some(TlsListeners {
+            listen: &tls.listen,
+            acceptor: Arc::new(TlsAcceptor::new(certs)),
+        }),
         _ => None,
     };
-    let mut service = Service::new("dyegate proxy".to_string(), bounded);
-    for addr in &gw.listen {
-        // No write buffer downstream: Pingora flushes a Content-Length body only when it is
-        // complete, so its 1460-byte buffer would hold the first bytes of a slow body (10 of
-        // 100 bytes then a stall reached the client as 0 bytes). Chunked bodies are flushed
-        // per chunk either way. No read buffer either: request heads are read by
-        // downstream::head into their own small buffer, bodies into Pingora's, and Pingora's
-        // 64 KiB read buffer stayed resident for every idle keep-alive connection (5,000 of
-        // them: 397 MB; without it: see benches/load/README.md).
-        let unbuffered = L4BufferSettings::unbuffered();
-        service.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(unbuffered));
-    }
-    (service, tls_service)
+    proxy_services_for(
+        layout,
+        &gw.listen,
+        limits,
+        gw.config.h2c,
+        downstream,
+        tls,
+        make_app,
+    )
 }

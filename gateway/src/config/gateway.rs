@@ -111,15 +111,6 @@ impl Gateway {
                 format!("found {admin_listen}, also a proxy listener, expected a separate address"),
             ));
         }
-        if config.pingora.threads == 0 || config.pingora.threads > 1024 {
-            issues.push(Issue::new(
-                "pingora.threads",
-                format!(
-                    "found {}, expected a number from 1 to 1024",
-                    config.pingora.threads
-                ),
-            ));
-        }
         let pool = config.pingora.upstream_keepalive_pool_size;
         if pool == 0 || pool > 1_000_000 {
             issues.push(Issue::new(

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod load;
 pub mod model;
 pub mod rollout;
+pub mod runtime;
 pub mod schema;
 pub mod source;
 pub mod tls;

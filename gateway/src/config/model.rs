@@ -11,6 +11,8 @@ use serde::Deserialize;
 use std::fmt;
 use std::sync::Arc;
 
+pub use super::runtime::{RuntimeLayout, Threads};
+
 // ---------------------------------------------------------------------------------------------
 // gateway.yaml
 
@@ -237,10 +239,15 @@ fn default_admin_listen() -> String {
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PingoraConfig {
-    /// Worker threads of the proxy service [2].
+    /// Worker threads of the proxy listeners: a number, or `auto` (one per core the process
+    /// may run on) [auto].
     #[serde(default = "default_threads")]
-    #[schemars(range(min = 1, max = 1024))]
-    pub threads: usize,
+    pub threads: Threads,
+    /// How the worker threads are laid out: `shared` (one runtime, threads steal work from
+    /// each other) or `per_core` (one one-thread runtime per worker, each with its own
+    /// `SO_REUSEPORT` listening socket and upstream pool) [shared].
+    #[serde(default)]
+    pub runtime: RuntimeLayout,
     /// PID file, used by `dyegate upgrade` to find the running process [./dyegate.pid].
     #[serde(default = "default_pid_file")]
     pub pid_file: String,
@@ -275,6 +282,7 @@ impl Default for PingoraConfig {
     fn default() -> Self {
         PingoraConfig {
             threads: default_threads(),
+            runtime: RuntimeLayout::default(),
             pid_file: default_pid_file(),
             upgrade_sock: default_upgrade_sock(),
             grace_period_seconds: default_grace_period(),
@@ -296,8 +304,8 @@ fn default_work_stealing() -> bool {
 fn default_listener_tasks() -> usize {
     1
 }
-fn default_threads() -> usize {
-    2
+fn default_threads() -> Threads {
+    Threads::Auto
 }
 fn default_pid_file() -> String {
     "./dyegate.pid".into()

@@ -10,6 +10,7 @@ use super::containment::{Millis, Percent, Ranged, ReadMillis, RetryOnConfig, MAX
 use super::model::{
     Entries, GatewayConfig, OneOrMany, RoutesFile, TargetConfig, Weight, MAX_WEIGHT,
 };
+use super::runtime::{Threads, MAX_THREADS};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use std::borrow::Cow;
 
@@ -81,6 +82,24 @@ impl JsonSchema for Weight {
             u64::from(MAX_WEIGHT),
             "A whole number >= 0, relative; 0 gets nothing.",
         )
+    }
+}
+
+impl JsonSchema for Threads {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "Threads".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A number of worker threads, or `auto` (one per core).",
+            "anyOf": [
+                { "type": "integer", "minimum": 1, "maximum": MAX_THREADS },
+                { "const": "auto" },
+            ],
+        })
     }
 }
 

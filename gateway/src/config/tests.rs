@@ -264,7 +264,7 @@ fn gateway_yaml_defaults_and_errors() {
     let e = Gateway::load(Some(&f)).expect_err("invalid");
     assert_eq!(
         e.to_string(),
-        format!("{}:3:12: pingora.threds: found unknown field `threds`, expected one of `threads`, `pid_file`, `upgrade_sock`, `grace_period_seconds`, `graceful_shutdown_timeout_seconds`, `error_log`, `upstream_keepalive_pool_size`, `work_stealing`, `listener_tasks_per_fd`", f.display())
+        format!("{}:3:12: pingora.threds: found unknown field `threds`, expected one of `threads`, `runtime`, `pid_file`, `upgrade_sock`, `grace_period_seconds`, `graceful_shutdown_timeout_seconds`, `error_log`, `upstream_keepalive_pool_size`, `work_stealing`, `listener_tasks_per_fd`", f.display())
     );
     std::fs::write(
         &f,

@@ -14,6 +14,7 @@
 //! ([`TlsAcceptor`]), and the head is then read from the decrypted stream ([`Replay`]) under the
 //! same limits. ALPN h2 goes to the app's HTTP/2 loop once its preface has arrived.
 
+use super::coalesce::Coalesce;
 use super::head::{read_head, Deadlines, Head};
 use super::metrics::{DownstreamMetrics, Rejected};
 use super::replay::Replay;
@@ -107,6 +108,20 @@ impl<A> BoundedApp<A> {
             metrics: self.metrics.clone(),
             trim: self.trim.clone(),
             tls: Some(tls),
+        }
+    }
+
+    /// Another app behind the same admission: its connections are counted, capped and trimmed
+    /// together with this one's (the runtimes of `pingora.runtime: per_core`).
+    pub fn sibling<B>(&self, app: B) -> BoundedApp<B> {
+        BoundedApp {
+            app: Arc::new(app),
+            limits: self.limits,
+            h2c: self.h2c,
+            open: self.open.clone(),
+            metrics: self.metrics.clone(),
+            trim: self.trim.clone(),
+            tls: self.tls.clone(),
         }
     }
 
@@ -295,7 +310,8 @@ where
     /// answers with `connection: close`.
     async fn serve_http1<S: Rewind>(self: &Arc<Self>, stream: Box<S>, shutdown: &ShutdownWatch) {
         let idle_secs = self.limits.idle_timeout.as_secs_f64().ceil().max(1.0) as u64;
-        let mut stream: Stream = stream;
+        // One Coalesce for the connection's life: its buffer is reused by every response.
+        let mut stream = Box::new(Coalesce::new(stream));
         let mut settings: Option<HttpPersistentSettings> = None;
         loop {
             let mut session = ServerSession::new_http1(stream);
@@ -314,20 +330,23 @@ where
                 return;
             };
             let (next, persistent) = reused.consume();
-            let Ok(mut next) = into_concrete::<S>(next) else {
+            let Ok(mut coalesce) = into_concrete::<Coalesce<S>>(next) else {
                 return;
             };
+            if coalesce.release().await.is_err() {
+                return;
+            }
             let now = Instant::now();
             let later = Deadlines {
                 first_byte_by: now + self.limits.idle_timeout,
                 head_within: self.limits.header_read_timeout,
                 head_by: None,
             };
-            if self.next_head(next.as_mut(), later, self.h2c).await != Some(false) {
+            if self.next_head(coalesce.inner_mut(), later, self.h2c).await != Some(false) {
                 // Closed, refused, or an h2 preface in the middle of HTTP/1: close.
                 return;
             }
-            stream = next;
+            stream = coalesce;
             settings = persistent;
         }
     }

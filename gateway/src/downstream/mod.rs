@@ -4,16 +4,22 @@
 //!
 //! - [`head`]: reading a request head under a deadline and a size limit.
 //! - [`app`]: [`BoundedApp`], the listeners' `ServerApp` around Pingora's HTTP proxy app.
+//! - [`coalesce`]: a small answer's head and body in one write.
+//! - `delegate`: the digest traits of a stream wrapper, answered by the stream it wraps.
 //! - [`framing`]: one `Content-Length`, one tag header upstream; `Host` required in HTTP/1.1.
+//! - [`layout`]: the listeners' services, one runtime or one per core (`pingora.runtime`).
 //! - [`fds`]: the open-file limit and the connection cap.
 //! - [`replay`]: a TLS stream that takes back the bytes of a head read ahead of Pingora.
 //! - [`trim`]: memory given back to the system after a wave of closed connections.
 //! - [`metrics`]: `dyegate_downstream_rejected_total{reason}`, `dyegate_downstream_connections`.
 
 pub mod app;
+pub mod coalesce;
+mod delegate;
 pub mod fds;
 pub mod framing;
 pub mod head;
+pub mod layout;
 pub mod metrics;
 pub mod replay;
 pub mod trim;

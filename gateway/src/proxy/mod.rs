@@ -18,6 +18,7 @@ mod redirect;
 pub use ctx::RequestCtx;
 
 use crate::contain::{timeout_kind, DebugPolicy, RetryBudgets, DECISION_HEADER};
+use crate::downstream::coalesce;
 use crate::downstream::framing;
 use crate::health::{Attempt, HealthRegistry};
 use crate::lifecycle::Lifecycle;
@@ -41,6 +42,7 @@ use std::time::Duration;
 
 /// The proxy service logic. Holds the handle of the current table and the state that outlives
 /// tables (target health, retry budgets); see [`RequestCtx`] for what a request keeps.
+#[derive(Clone)]
 pub struct DyegateProxy {
     table: SharedTable<TableMetrics>,
     lifecycle: Arc<Lifecycle>,
@@ -51,7 +53,7 @@ pub struct DyegateProxy {
     failures: Arc<ContainmentMetrics>,
     /// Per-target health and per-group load (shared with the health checker and admin API).
     health: Arc<HealthRegistry>,
-    budgets: RetryBudgets,
+    budgets: Arc<RetryBudgets>,
     debug: DebugPolicy,
     /// The port `https_redirect` sends clients to (443: left out of the URL).
     https_port: u16,
@@ -73,7 +75,7 @@ impl DyegateProxy {
             tracing: Tracing::propagate_only(),
             health: Arc::new(HealthRegistry::new(failures.clone())),
             failures,
-            budgets: RetryBudgets::default(),
+            budgets: Arc::default(),
             debug: DebugPolicy::new(Default::default()),
             https_port: 443,
         }
@@ -466,6 +468,12 @@ impl ProxyHttp for DyegateProxy {
         }
         if let Some(value) = ctx.explanation() {
             upstream_response.insert_header(DECISION_HEADER, value)?;
+        }
+        // A small answer's head leaves with its body, in one write (downstream::coalesce).
+        if let Some(stream) = session.stream() {
+            if coalesce::worth_holding(&session.req_header().method, upstream_response) {
+                coalesce::hold_head(stream);
+            }
         }
         Ok(())
     }

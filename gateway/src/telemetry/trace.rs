@@ -36,6 +36,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Trace settings and the tracer, shared by every request of the proxy service.
+#[derive(Clone)]
 pub struct Tracing {
     /// `Some` when an endpoint is configured.
     tracer: Option<(SdkTracerProvider, SdkTracer)>,

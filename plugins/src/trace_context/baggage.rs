@@ -41,9 +41,12 @@ where
     let mut out = String::new();
     let mut members = 0;
     if let Some(v) = value {
+        let v = encode_baggage_value(v);
+        // One allocation for the usual case, the tag alone (room for a few members more).
+        out.reserve(key.len() + 1 + v.len() + 64);
         out.push_str(key);
         out.push('=');
-        out.push_str(&encode_baggage_value(v));
+        out.push_str(&v);
         members = 1;
     }
     let mut found = false;
