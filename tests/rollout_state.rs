@@ -130,13 +130,23 @@ async fn an_unrelated_edit_keeps_the_rollout_and_an_edit_of_its_split_restarts_i
 async fn a_step_can_be_rolled_back_like_any_version_and_the_rollout_pauses() {
     let (stable, canary) = upstreams();
     let fields = "steps: [20, 50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 1, max_error_rate: 0.5 }";
-    let gw = Dyegate::start(&routes(&stable, &canary, fields, ""));
+    let text = routes(&stable, &canary, fields, "");
+    let gw = Dyegate::start(&text);
     wait_rollout(&gw, Duration::from_secs(20), "step 1", |r| r["step"] == 1).await;
     let (code, _) = gw.admin_post("/rollouts/shop/promote", None).await;
     assert_eq!(code, 200);
-    // The previous version is step 1's.
+    // The previous version is step 1's. An edit of the file follows the rollback at once,
+    // before the controller's next judgement: its reload must not undo the rollback (it used
+    // to write step 2's weights back when the file's watcher fired late).
     let (code, body) = gw.admin_post("/rollback", None).await;
     assert_eq!(code, 200, "{body:#}");
+    let v = gw.version().await;
+    let unrelated = format!("{text}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: stable, weight: 1 }}]\n");
+    gw.config().write_and_rename("routes.yaml", &unrelated);
+    gw.wait_for_status(Duration::from_secs(10), "the edit", |s| {
+        s["version"].as_u64() > Some(v)
+    })
+    .await;
     let r = wait_rollout(&gw, Duration::from_secs(5), "a pause", |r| {
         r["state"] == "paused"
     })
@@ -150,6 +160,12 @@ async fn a_step_can_be_rolled_back_like_any_version_and_the_rollout_pauses() {
         why.as_deref().is_some_and(|w| w.contains("rollback")),
         "{r:#}"
     );
+    // Paused, a reload of the file keeps the rolled-back weights too.
+    gw.signal(libc::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let r = rollout(&gw).await;
+    assert_eq!(r["state"], "paused", "{r:#}");
+    assert_eq!(r["table_canary_share"], 20.0, "{r:#}");
     // Resume applies step 2 again.
     let (code, body) = gw.admin_post("/rollouts/shop/resume", None).await;
     assert_eq!(code, 200, "{body:#}");

@@ -315,6 +315,35 @@ fn drifted(
     })
 }
 
+/// The weights a reload keeps for a rollout's route: its step's, unless the running table gives
+/// the canary another share. That is a rollback (or a change made around the rollout) that
+/// the controller has not judged yet, and the reload would undo it: the rollout is paused
+/// here, as the next tick would pause it, and the running weights are kept, as they are for a
+/// rollout paused that way until a resume applies its step again. `generation` is the
+/// controller's next one, taken by a rollout paused here (moves decided before are
+/// superseded). `None`: nothing to keep (no step applied yet).
+fn kept_weights(
+    plan: &Plan,
+    s: &mut RolloutState,
+    table: Option<&crate::routing::RouteTable>,
+    generation: u64,
+) -> Option<Vec<u32>> {
+    let share = s.share?;
+    if let Some(why) = drifted(plan, s, table) {
+        info!("rollout {}: paused at step {} ({why})", plan.route, s.step);
+        s.generation = generation;
+        s.moved(Phase::Paused, "rollout", Some(why));
+    }
+    let step = plan.weights(share);
+    let running = table
+        .and_then(|t| t.routes().iter().find(|r| *r.name == *plan.route))
+        .map(|r| r.split.weights.clone());
+    match running {
+        Some(w) if s.state == Phase::Paused && w.len() == step.len() && w != step => Some(w),
+        _ => Some(step),
+    }
+}
+
 impl Overlay for Controller {
     /// Follows the file: new rollouts start (pending), rollouts whose route's `split` or
     /// `rollout` changed start again from the file's weights, removed ones end; the others keep
@@ -323,6 +352,7 @@ impl Overlay for Controller {
         let Some(plans) = Self::plans_of(&text) else {
             return (text, None); // an invalid file is rejected by the reload itself
         };
+        let table = self.reloader.get().map(|r| r.table());
         let mut inner = self.lock();
         let mut notes = Vec::new();
         let gone: Vec<String> = (inner.states.keys())
@@ -357,8 +387,12 @@ impl Overlay for Controller {
                 inner.states.insert(route.clone(), s);
                 continue;
             }
-            if let Some(share) = inner.states.get(route).and_then(|s| s.share) {
-                match rewrite_weights(&out, route, &plan.weights(share)) {
+            inner.generation += 1;
+            let generation = inner.generation;
+            let kept = (inner.states.get_mut(route))
+                .and_then(|s| kept_weights(plan, s, table.as_deref(), generation));
+            if let Some(weights) = kept {
+                match rewrite_weights(&out, route, &weights) {
                     Ok(t) => out = t,
                     Err(e) => error!("rollout {route}: cannot keep step in the new text: {e}"),
                 }
