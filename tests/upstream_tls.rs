@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use dyegate_suite::certs::TestCa;
-use dyegate_suite::{wait_until, GatewayConfig, Req, Upstream};
+use dyegate_suite::{wait_until, Dyegate, GatewayConfig, Req, Resp, Upstream};
 use http::StatusCode;
 
 const SETTLE: Duration = Duration::from_secs(10);
@@ -29,6 +29,19 @@ fn config(routes_yaml: &str, ca: &TestCa, other: &TestCa) -> GatewayConfig {
     config
 }
 
+/// GET `path` through `gw`, which must answer 200 (its log shown otherwise).
+async fn get_ok(gw: &Dyegate, path: &str) -> Resp {
+    let resp = Req::get(path).send(gw.addr()).await;
+    assert_eq!(
+        resp.status,
+        StatusCode::OK,
+        "{}\n{}",
+        resp.text(),
+        gw.logs()
+    );
+    resp
+}
+
 #[tokio::test]
 async fn verified_against_the_routes_ca_passes_and_a_wrong_ca_is_502_with_a_log_line() {
     let (ca, other) = (TestCa::new("orders CA"), TestCa::new("someone else's CA"));
@@ -40,14 +53,7 @@ async fn verified_against_the_routes_ca_passes_and_a_wrong_ca_is_502_with_a_log_
     )
     .start();
 
-    let resp = Req::get("/hello").send(gw.addr()).await;
-    assert_eq!(
-        resp.status,
-        StatusCode::OK,
-        "{}\n{}",
-        resp.text(),
-        gw.logs()
-    );
+    let resp = get_ok(&gw, "/hello").await;
     assert_eq!(resp.upstream(), Some("orders"));
     assert_eq!(
         resp.json()["version"],
@@ -99,14 +105,7 @@ async fn verify_false_accepts_a_certificate_no_configured_ca_signed() {
         &other,
     )
     .start();
-    let resp = Req::get("/").send(gw.addr()).await;
-    assert_eq!(
-        resp.status,
-        StatusCode::OK,
-        "{}\n{}",
-        resp.text(),
-        gw.logs()
-    );
+    let resp = get_ok(&gw, "/").await;
     assert_eq!(resp.upstream(), Some("orders"));
 }
 
@@ -124,14 +123,7 @@ async fn protocol_h2_reaches_the_upstream_as_http2_by_alpn() {
     )
     .start();
     for _ in 0..3 {
-        let resp = Req::get("/h2").send(gw.addr()).await;
-        assert_eq!(
-            resp.status,
-            StatusCode::OK,
-            "{}\n{}",
-            resp.text(),
-            gw.logs()
-        );
+        let resp = get_ok(&gw, "/h2").await;
         assert_eq!(resp.json()["version"], "HTTP/2.0", "{}", resp.text());
     }
     assert_eq!(
@@ -148,14 +140,7 @@ async fn without_sni_the_target_is_verified_by_its_ip_address() {
     let by_ip = Upstream::start_tls("by-ip", &ca.leaf(&["127.0.0.1"]));
     let by_name = Upstream::start_tls("by-name", &ca.leaf(&["orders.internal"]));
     let gw = config(&routes(&by_ip.target(), "tls: { ca: ca.pem }"), &ca, &other).start();
-    let resp = Req::get("/").send(gw.addr()).await;
-    assert_eq!(
-        resp.status,
-        StatusCode::OK,
-        "{}\n{}",
-        resp.text(),
-        gw.logs()
-    );
+    let resp = get_ok(&gw, "/").await;
     assert_eq!(resp.upstream(), Some("by-ip"));
 
     gw.config().write(

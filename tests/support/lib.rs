@@ -26,6 +26,7 @@ pub mod otlp;
 pub mod ports;
 pub mod procfs;
 pub mod raw;
+pub mod server_thread;
 pub mod tls;
 pub mod tools;
 pub mod traffic;

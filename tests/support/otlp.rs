@@ -12,11 +12,11 @@
 //! assert_eq!(spans[0].name, "GET");
 //! ```
 
+use crate::server_thread::{accept_each, ServerThread};
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -195,8 +195,7 @@ pub struct OtlpReceiver {
     protocol: OtlpProtocol,
     addr: SocketAddr,
     received: Arc<Received>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 impl OtlpReceiver {
@@ -238,46 +237,27 @@ impl OtlpReceiver {
         keep: bool,
     ) -> std::io::Result<Self> {
         let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let received = Arc::new(Received {
             keep,
             ..Received::default()
         });
-        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let thread = {
             let received = Arc::clone(&received);
-            std::thread::Builder::new()
-                .name(format!("otlp-{}", protocol.yaml()))
-                .spawn(move || {
-                    runtime.block_on(async move {
-                        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                            return;
-                        };
-                        loop {
-                            let stream = tokio::select! {
-                                _ = &mut stop => break,
-                                accepted = listener.accept() => match accepted {
-                                    Ok((stream, _)) => stream,
-                                    Err(_) => continue,
-                                },
-                            };
-                            let received = Arc::clone(&received);
-                            tokio::spawn(serve_connection(stream, protocol, received, hang));
-                        }
-                    });
-                    // Dropping the runtime cancels every connection task, hung exports too.
-                })?
+            let name = format!("otlp-{}", protocol.yaml());
+            // Dropping the runtime cancels every connection task, hung exports too.
+            ServerThread::start(name, listener, move |listener| {
+                accept_each(listener, move |stream| {
+                    let received = Arc::clone(&received);
+                    tokio::spawn(serve_connection(stream, protocol, received, hang));
+                })
+            })?
         };
         Ok(OtlpReceiver {
             protocol,
             addr,
             received,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _thread: thread,
         })
     }
 
@@ -335,17 +315,6 @@ impl OtlpReceiver {
             spans.iter().map(|s| &s.span).collect::<Vec<_>>()
         );
         spans
-    }
-}
-
-impl Drop for OtlpReceiver {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

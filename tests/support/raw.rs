@@ -13,13 +13,13 @@
 //! # }
 //! ```
 
+use crate::server_thread::{accept_each, ServerThread};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// A client connection that sends bytes as given.
 pub struct RawClient {
@@ -142,55 +142,34 @@ fn content_length(head: &[u8]) -> Option<usize> {
 pub struct RawUpstream {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<Vec<u8>>>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 impl RawUpstream {
     pub fn start(name: &str) -> Self {
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .expect("binding a raw upstream on 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
         let received: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
         let thread = {
             let received = received.clone();
             let name = name.to_string();
-            std::thread::spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = TcpListener::from_std(listener) else {
-                        return;
+            ServerThread::start(format!("raw-{name}"), listener, move |listener| {
+                accept_each(listener, move |s| {
+                    let slot = {
+                        let mut r = lock(&received);
+                        r.push(Vec::new());
+                        r.len() - 1
                     };
-                    let accept = async {
-                        loop {
-                            let Ok((s, _)) = listener.accept().await else {
-                                continue;
-                            };
-                            let slot = {
-                                let mut r = lock(&received);
-                                r.push(Vec::new());
-                                r.len() - 1
-                            };
-                            tokio::spawn(serve(s, received.clone(), slot, name.clone()));
-                        }
-                    };
-                    tokio::select! {
-                        _ = stop => {}
-                        () = accept => {}
-                    }
-                });
+                    tokio::spawn(serve(s, received.clone(), slot, name.clone()));
+                })
             })
+            .expect("a raw upstream thread")
         };
         RawUpstream {
             addr,
             received,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -224,17 +203,6 @@ impl RawUpstream {
             .filter(|(n, _)| n.eq_ignore_ascii_case(&name))
             .map(|(_, v)| format!("{name}:{v}"))
             .collect()
-    }
-}
-
-impl Drop for RawUpstream {
-    fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -24,20 +24,20 @@ mod websocket;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 pub use faulty::{Fault, FaultyUpstream};
 pub use record::{RecordedRequest, Recorder};
 pub use respond::{UpstreamBody, UPSTREAM_HEADER};
 pub use server::serve;
 
+use crate::server_thread::ServerThread;
+
 /// Handle to a running upstream; dropping it stops the server and closes its connections.
 pub struct Upstream {
     name: Arc<str>,
     addr: SocketAddr,
     recorder: Arc<Recorder>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 impl Upstream {
@@ -84,44 +84,27 @@ impl Upstream {
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> std::io::Result<Self> {
         let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let name: Arc<str> = Arc::from(name);
         let recorder = Arc::new(recorder);
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let thread = {
-            let name = Arc::clone(&name);
-            let recorder = Arc::clone(&recorder);
-            std::thread::Builder::new()
-                .name(format!("upstream-{name}"))
-                .spawn(move || {
-                    runtime.block_on(async move {
-                        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                            return;
-                        };
-                        let stop = async {
-                            let _ = stop.await;
-                        };
-                        match tls {
-                            Some(acceptor) => {
-                                tls::serve_tls(listener, acceptor, name, recorder, stop).await
-                            }
-                            None => serve(listener, name, recorder, stop).await,
-                        }
-                    });
-                    // Dropping the runtime here cancels every connection task.
-                })?
+            let (name, recorder) = (Arc::clone(&name), Arc::clone(&recorder));
+            ServerThread::start(
+                format!("upstream-{name}"),
+                listener,
+                move |listener| async move {
+                    match tls {
+                        Some(acceptor) => tls::serve_tls(listener, acceptor, name, recorder).await,
+                        None => serve(listener, name, recorder).await,
+                    }
+                },
+            )?
         };
         Ok(Self {
             name,
             addr,
             recorder,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _thread: thread,
         })
     }
 
@@ -157,16 +140,5 @@ impl Upstream {
     /// TLS handshakes that failed so far ([`Self::start_tls`] only).
     pub fn handshake_failures(&self) -> usize {
         self.recorder.handshake_failures()
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

@@ -36,12 +36,6 @@ async fn main() -> std::io::Result<()> {
     );
     // Requests are not recorded: nobody reads them here, and a benchmark would grow memory.
     let recorder = Arc::new(Recorder::new(false));
-    serve(
-        listener,
-        Arc::from(args.name),
-        recorder,
-        std::future::pending(),
-    )
-    .await;
+    serve(listener, Arc::from(args.name), recorder).await;
     Ok(())
 }

@@ -3,9 +3,9 @@
 //! with the trailers `grpc-status` / `grpc-message` of its [`StreamScript`] (or, with no
 //! messages and a non-zero status, a trailers-only answer). It records every request head.
 
+use crate::server_thread::{accept_each, ServerThread};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,8 +42,7 @@ impl Default for StreamScript {
 pub struct GrpcStreamServer {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<RecordedRequest>>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 impl GrpcStreamServer {
@@ -52,47 +51,24 @@ impl GrpcStreamServer {
     pub fn start(name: &str, script: StreamScript) -> Self {
         let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .expect("binding a gRPC server on 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
         let addr = listener.local_addr().expect("local address");
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
         let (name, script) = (Arc::<str>::from(name), Arc::new(script));
         let thread = {
             let seen = Arc::clone(&seen);
-            std::thread::Builder::new()
-                .name(format!("grpc-{name}"))
-                .spawn(move || {
-                    runtime.block_on(async move {
-                        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                            return;
-                        };
-                        loop {
-                            let stream = tokio::select! {
-                                _ = &mut stop => break,
-                                accepted = listener.accept() => match accepted {
-                                    Ok((stream, _)) => stream,
-                                    Err(_) => continue,
-                                },
-                            };
-                            let (name, script, seen) =
-                                (Arc::clone(&name), Arc::clone(&script), Arc::clone(&seen));
-                            tokio::spawn(connection(stream, name, script, seen));
-                        }
-                    });
+            ServerThread::start(format!("grpc-{name}"), listener, move |listener| {
+                accept_each(listener, move |stream| {
+                    let (name, script, seen) =
+                        (Arc::clone(&name), Arc::clone(&script), Arc::clone(&seen));
+                    tokio::spawn(connection(stream, name, script, seen));
                 })
-                .expect("a server thread")
+            })
+            .expect("a server thread")
         };
         GrpcStreamServer {
             addr,
             seen,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _thread: thread,
         }
     }
 
@@ -108,17 +84,6 @@ impl GrpcStreamServer {
     /// Every request head received so far (method, path, version, metadata), oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Drop for GrpcStreamServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -9,14 +9,14 @@
 //! up.set_fault(Fault::None); // now it answers 200
 //! ```
 
+use crate::server_thread::{accept_each, ServerThread};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// How the upstream misbehaves. Health checks (`GET /healthz`) follow the fault too, except
 /// where the variant says otherwise.
@@ -68,8 +68,7 @@ struct Shared {
 pub struct FaultyUpstream {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _thread: ServerThread,
 }
 
 impl FaultyUpstream {
@@ -82,7 +81,6 @@ impl FaultyUpstream {
     /// Starts on `addr`, e.g. again on the address of one that was dropped ("restarted").
     pub fn start_on(addr: SocketAddr, name: &str, fault: Fault) -> std::io::Result<Self> {
         let listener = std::net::TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             name: name.to_string(),
@@ -93,31 +91,18 @@ impl FaultyUpstream {
             max_checks_in_flight: AtomicUsize::new(0),
             body_bytes: AtomicUsize::new(0),
         });
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let thread = {
             let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name(format!("faulty-{name}"))
-                .spawn(move || {
-                    runtime.block_on(async move {
-                        let Ok(listener) = TcpListener::from_std(listener) else {
-                            return;
-                        };
-                        tokio::select! {
-                            _ = stop => {}
-                            () = accept_loop(listener, shared) => {}
-                        }
-                    });
-                })?
+            ServerThread::start(format!("faulty-{name}"), listener, move |listener| {
+                accept_each(listener, move |stream| {
+                    tokio::spawn(connection(stream, Arc::clone(&shared)));
+                })
+            })?
         };
         Ok(Self {
             addr,
             shared,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _thread: thread,
         })
     }
 
@@ -156,31 +141,10 @@ impl FaultyUpstream {
     }
 }
 
-impl Drop for FaultyUpstream {
-    fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(stream, Arc::clone(&shared)));
     }
 }
 

@@ -2,7 +2,6 @@
 //! `demo-upstream` binary: HTTP/1.1 with keep-alive and h2c (prior knowledge) on one port.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
 
 use http::Request;
@@ -14,33 +13,20 @@ use tokio::net::TcpListener;
 
 use super::record::Recorder;
 use super::{respond, websocket};
+use crate::server_thread::accept_each;
 
-/// Serves `listener` until `shutdown` completes. Connections already open are left to the
+/// Serves `listener` for as long as it is polled. Connections already open are left to the
 /// runtime: dropping the runtime closes them.
-pub async fn serve(
-    listener: TcpListener,
-    name: Arc<str>,
-    recorder: Arc<Recorder>,
-    shutdown: impl Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => accepted,
-        };
-        // Accept errors (EMFILE, a reset before accept) are transient: keep serving.
-        let Ok((stream, _peer)) = accepted else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+pub async fn serve(listener: TcpListener, name: Arc<str>, recorder: Arc<Recorder>) {
+    accept_each(listener, |stream| {
         recorder.connection_accepted();
         tokio::spawn(serve_connection(
             stream,
             Arc::clone(&name),
             Arc::clone(&recorder),
         ));
-    }
+    })
+    .await
 }
 
 /// Serves one accepted connection (cleartext, or TLS already accepted): HTTP/1.1 or HTTP/2,

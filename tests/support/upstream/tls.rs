@@ -10,6 +10,7 @@ use tokio_rustls::TlsAcceptor;
 use super::record::Recorder;
 use super::server::serve_connection;
 use crate::certs::Leaf;
+use crate::server_thread::accept_each;
 
 /// The acceptor of an HTTPS upstream serving `leaf`.
 pub(crate) fn acceptor(leaf: &Leaf) -> TlsAcceptor {
@@ -24,25 +25,15 @@ pub(crate) fn acceptor(leaf: &Leaf) -> TlsAcceptor {
     TlsAcceptor::from(Arc::new(config))
 }
 
-/// Serves `listener` over TLS until `shutdown` completes. A failed handshake (a client that
+/// Serves `listener` over TLS for as long as it is polled. A failed handshake (a client that
 /// refused the certificate) is counted as a connection and then dropped.
 pub(crate) async fn serve_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     name: Arc<str>,
     recorder: Arc<Recorder>,
-    shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((stream, _peer)) = accepted else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+    accept_each(listener, |stream| {
         recorder.connection_accepted();
         let (acceptor, name, recorder) =
             (acceptor.clone(), Arc::clone(&name), Arc::clone(&recorder));
@@ -52,5 +43,6 @@ pub(crate) async fn serve_tls(
                 Err(_) => recorder.handshake_failed(),
             }
         });
-    }
+    })
+    .await
 }
