@@ -101,25 +101,9 @@ pub fn limits_settings(l: &LimitsConfig, issues: &mut Vec<Issue>) -> DownstreamL
 
 #[cfg(test)]
 mod tests {
-    use crate::config::Gateway;
     use std::time::Duration;
 
-    fn load(text: &str) -> Result<Gateway, String> {
-        let dir = std::env::temp_dir().join(format!(
-            "dyegate-limits-test-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&dir).expect("tmp");
-        let f = dir.join("gateway.yaml");
-        std::fs::write(&f, text).expect("write");
-        let out = Gateway::load(Some(&f)).map_err(|e| {
-            e.to_string()
-                .replace(&f.display().to_string(), "gateway.yaml")
-        });
-        let _ = std::fs::remove_dir_all(&dir);
-        out
-    }
+    use crate::config::tests_files::load_gateway as load;
 
     #[test]
     fn defaults_are_the_documented_ones() {

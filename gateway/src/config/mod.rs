@@ -275,6 +275,8 @@ mod tests_bounds;
 #[cfg(test)]
 mod tests_containment;
 #[cfg(test)]
+mod tests_files;
+#[cfg(test)]
 mod tests_gateway;
 #[cfg(test)]
 mod tests_incremental;

@@ -185,24 +185,8 @@ pub fn tls_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Gateway;
 
-    fn load(text: &str) -> Result<Gateway, String> {
-        let dir = std::env::temp_dir().join(format!(
-            "dyegate-tls-config-test-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&dir).expect("tmp");
-        let f = dir.join("gateway.yaml");
-        std::fs::write(&f, text).expect("write");
-        let out = Gateway::load(Some(&f)).map_err(|e| {
-            e.to_string()
-                .replace(&f.display().to_string(), "gateway.yaml")
-        });
-        let _ = std::fs::remove_dir_all(&dir);
-        out
-    }
+    use crate::config::tests_files::load_gateway as load;
 
     const BASE: &str = "listen: [\"127.0.0.1:8080\"]\n";
 

@@ -187,41 +187,17 @@ fn endpoint_url(given: &str, protocol: OtlpProtocol) -> Result<String, String> {
 mod tests {
     use crate::config::Gateway;
 
-    /// Loads a gateway.yaml made of `text` and returns its errors, one per line, with the temp
-    /// path replaced by `gateway.yaml`.
+    use crate::config::tests_files::load_gateway;
+
+    /// The errors of a gateway.yaml made of `text`, one per line, or `ok`.
     fn errors(text: &str) -> String {
-        let dir = tempdir();
-        let f = dir.join("gateway.yaml");
-        std::fs::write(&f, text).expect("write");
-        let out = match Gateway::load(Some(&f)) {
-            Ok(_) => String::from("ok"),
-            Err(e) => e
-                .to_string()
-                .replace(&f.display().to_string(), "gateway.yaml"),
-        };
-        let _ = std::fs::remove_dir_all(&dir);
-        out
+        load_gateway(text)
+            .err()
+            .unwrap_or_else(|| String::from("ok"))
     }
 
     fn load(text: &str) -> Gateway {
-        let dir = tempdir();
-        let f = dir.join("gateway.yaml");
-        std::fs::write(&f, text).expect("write");
-        let gw = Gateway::load(Some(&f)).expect("valid");
-        let _ = std::fs::remove_dir_all(&dir);
-        gw
-    }
-
-    fn tempdir() -> std::path::PathBuf {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "dyegate-tracing-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).expect("tmp");
-        dir
+        load_gateway(text).expect("valid")
     }
 
     #[test]
