@@ -587,28 +587,13 @@ impl TableMetrics {
         status: u16,
         seconds: f64,
     ) {
-        self.record(route, group, tag, reason, status, seconds, GrpcStatus::NONE);
+        self.request_grpc(route, group, tag, reason, status, seconds, GrpcStatus::NONE);
     }
 
     /// Records a finished routed request with the `grpc-status` its upstream answered (counted
     /// under `grpc_status` when the group speaks HTTP/2, as [`Self::request`] otherwise).
     #[allow(clippy::too_many_arguments)]
     pub fn request_grpc(
-        &self,
-        route: usize,
-        group: GroupId,
-        tag: Option<&str>,
-        reason: Reason,
-        status: u16,
-        seconds: f64,
-        grpc: GrpcStatus,
-    ) {
-        self.record(route, group, tag, reason, status, seconds, grpc);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    fn record(
         &self,
         route: usize,
         group: GroupId,
