@@ -10,6 +10,19 @@ use dyegate_suite::upgrade::Upgradable;
 use dyegate_suite::{Dyegate, GatewayConfig, Req};
 use rollout_support::*;
 
+/// Adds a route that has nothing to do with the rollout to `text`, writes it as an editor would
+/// and waits for its version; returns the new text.
+async fn edit_unrelated(gw: &Dyegate, text: &str) -> String {
+    let v = gw.version().await;
+    let unrelated = format!("{text}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: stable, weight: 1 }}]\n");
+    gw.config().write_and_rename("routes.yaml", &unrelated);
+    gw.wait_for_status(Duration::from_secs(10), "the edit", |s| {
+        s["version"].as_u64() > Some(v)
+    })
+    .await;
+    unrelated
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restart_resumes_at_the_same_step() {
     let (stable, canary) = upstreams();
@@ -76,14 +89,8 @@ async fn an_unrelated_edit_keeps_the_rollout_and_an_edit_of_its_split_restarts_i
     wait_rollout(&gw, Duration::from_secs(20), "step 1", |r| r["step"] == 1).await;
     let (code, _) = gw.admin_post("/rollouts/shop/promote", None).await;
     assert_eq!(code, 200);
-    let v = gw.version().await;
 
-    let unrelated = format!("{text}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: stable, weight: 1 }}]\n");
-    gw.config().write_and_rename("routes.yaml", &unrelated);
-    gw.wait_for_status(Duration::from_secs(10), "the edit", |s| {
-        s["version"].as_u64() > Some(v)
-    })
-    .await;
+    let unrelated = edit_unrelated(&gw, &text).await;
     let r = rollout(&gw).await;
     assert!(is("progressing", 2)(&r), "{r:#}");
     assert_eq!(r["table_canary_share"], 50.0, "{r:#}");
@@ -140,13 +147,7 @@ async fn a_step_can_be_rolled_back_like_any_version_and_the_rollout_pauses() {
     // to write step 2's weights back when the file's watcher fired late).
     let (code, body) = gw.admin_post("/rollback", None).await;
     assert_eq!(code, 200, "{body:#}");
-    let v = gw.version().await;
-    let unrelated = format!("{text}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: stable, weight: 1 }}]\n");
-    gw.config().write_and_rename("routes.yaml", &unrelated);
-    gw.wait_for_status(Duration::from_secs(10), "the edit", |s| {
-        s["version"].as_u64() > Some(v)
-    })
-    .await;
+    edit_unrelated(&gw, &text).await;
     let r = wait_rollout(&gw, Duration::from_secs(5), "a pause", |r| {
         r["state"] == "paused"
     })
