@@ -6,7 +6,7 @@
 //! `read_ms: 0`; every call is counted with its `grpc_status` and logged with it.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dyegate_suite::grpc::{grpc_call, GrpcStreamServer, StreamScript};
 use dyegate_suite::metrics::{Series, REQUESTS};
@@ -269,4 +269,79 @@ async fn an_idle_stream_outlives_the_read_timeout_only_with_read_ms_0() {
                 == 0.0
     })
     .await;
+}
+
+/// Groups `stable` and `canary` (h2c) of route `grpc` under a rollout from 0% to 50% and 100%,
+/// gated on a 20% error rate over one second (at least 5 calls).
+fn rollout_routes(stable: &str, canary: &str) -> String {
+    routes(stable, canary, "").replace(
+        "    split: [{ upstream: stable, weight: 1 }]\n",
+        "    split: [{ upstream: stable, weight: 100 }, { upstream: canary, weight: 0 }]\n    rollout: { canary: canary, steps: [50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 5, max_error_rate: 0.2 } }\n",
+    )
+}
+
+/// A canary whose calls end in the trailers-only `status` (an HTTP 200 answer).
+fn failing(status: u32) -> StreamScript {
+    StreamScript {
+        messages: 0,
+        pause: Duration::ZERO,
+        status,
+        message: "canary broken".into(),
+    }
+}
+
+/// A canary whose calls fail with `UNAVAILABLE` (HTTP 200, the failure in `grpc-status`) fails
+/// its rollout's error-rate gate as a canary answering 5xx does: the rollout takes its share
+/// back to 0. Calls failing with a caller's status (`NOT_FOUND`) are not the canary's errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpc_errors_count_against_the_rollout_gates() {
+    let ok = StreamScript {
+        messages: 1,
+        pause: Duration::ZERO,
+        ..StreamScript::default()
+    };
+    let stable = GrpcStreamServer::start("stable", ok);
+
+    // NOT_FOUND (5): the caller's mistake; 30 of them on the canary, the rollout stays at step 1.
+    let canary = GrpcStreamServer::start("canary", failing(5));
+    let gw = GatewayConfig::new(&rollout_routes(&stable.target(), &canary.target())).start();
+    let mut canary_calls = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && canary_calls < 30 {
+        let reply = grpc_call(gw.addr(), "/test.Feed/Watch", &[], b"watch").await;
+        if reply.grpc_status() == Some("5") {
+            canary_calls += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        canary_calls >= 30,
+        "the canary got {canary_calls} calls at step 1"
+    );
+    // Past a judgement of a window that held them.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = gw.admin_get("/rollouts/grpc").await;
+    assert_eq!(r["step"], 1, "client errors are not the canary's: {r:#}");
+    assert_ne!(r["state"], "failed", "{r:#}");
+    drop(gw);
+
+    // UNAVAILABLE (14): the canary's failure; the gate breaks and the share goes back to 0.
+    let canary = GrpcStreamServer::start("canary", failing(14));
+    let gw = GatewayConfig::new(&rollout_routes(&stable.target(), &canary.target())).start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        let _ = grpc_call(gw.addr(), "/test.Feed/Watch", &[], b"watch").await;
+        let r = gw.admin_get("/rollouts/grpc").await;
+        if r["state"] == "failed" || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(r["state"], "failed", "{r:#}\n{}", gw.logs());
+    assert_eq!(r["table_canary_share"], 0.0, "{r:#}");
+    let history = r["history"].to_string();
+    assert!(
+        history.contains("error_rate"),
+        "failed on the error rate: {r:#}"
+    );
 }

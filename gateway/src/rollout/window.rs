@@ -78,7 +78,13 @@ impl Window {
     /// Records a finished request: `status` as answered (5xx, upstream errors and timeouts are
     /// errors), `seconds` from its start.
     pub fn record(&self, status: u16, seconds: f64) {
-        self.record_at(now_second(), status >= 500, (seconds * 1000.0) as u64);
+        self.record_outcome(status >= 500, seconds);
+    }
+
+    /// Records a finished request that failed or not (a gRPC call: its HTTP status and its
+    /// `grpc-status`), `seconds` from its start.
+    pub fn record_outcome(&self, error: bool, seconds: f64) {
+        self.record_at(now_second(), error, (seconds * 1000.0) as u64);
     }
 
     pub fn record_at(&self, second: u64, error: bool, millis: u64) {

@@ -42,6 +42,15 @@ impl GrpcStatus {
         usize::from(self.0)
     }
 
+    /// Whether the status is the server's failure, as a 5xx is: `UNKNOWN` (2),
+    /// `DEADLINE_EXCEEDED` (4), `UNIMPLEMENTED` (12), `INTERNAL` (13), `UNAVAILABLE` (14),
+    /// `DATA_LOSS` (15) — the codes gRPC's HTTP mapping gives 5xx statuses — and a status that is
+    /// not a gRPC code at all. The caller's own mistakes (`INVALID_ARGUMENT`, `NOT_FOUND`,
+    /// `PERMISSION_DENIED`, ...) are not, as a 4xx is not. Rollout gates count these as errors.
+    pub fn is_server_error(self) -> bool {
+        matches!(self.0, 2 | 4 | 12 | 13 | 14 | 15 | 17)
+    }
+
     pub fn label(self) -> &'static str {
         GRPC_STATUS_LABELS
             .get(self.index())
@@ -53,6 +62,16 @@ impl GrpcStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_errors_are_the_5xx_codes_and_garbage() {
+        let errors: Vec<u8> = (0..=16u8)
+            .filter(|c| GrpcStatus::parse(c.to_string().as_bytes()).is_server_error())
+            .collect();
+        assert_eq!(errors, vec![2, 4, 12, 13, 14, 15]);
+        assert!(GrpcStatus::parse(b"99").is_server_error());
+        assert!(!GrpcStatus::NONE.is_server_error());
+    }
 
     #[test]
     fn codes_other_and_none() {

@@ -640,7 +640,8 @@ impl TableMetrics {
         }
         g.pair.duration.observe(seconds);
         if let Some(w) = g.pair.window.get() {
-            w.record(status, seconds);
+            // A gRPC call that failed answers HTTP 200 with the failure in `grpc-status`.
+            w.record_outcome(status >= 500 || grpc.is_server_error(), seconds);
         }
     }
 
