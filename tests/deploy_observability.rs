@@ -8,9 +8,10 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use dyegate_suite::certs::TestCa;
 use dyegate_suite::gateway::workspace_root;
 use dyegate_suite::tools::{describe, run_tool, tool};
-use dyegate_suite::{Dyegate, Req, Upstream};
+use dyegate_suite::{free_addr, GatewayConfig, Req, Upstream};
 
 const RULES: &str = "deploy/observability/dyegate-rules.yaml";
 const RULE_TESTS: &str = "deploy/observability/tests/dyegate-rules.test.yaml";
@@ -195,13 +196,23 @@ fn exported(scrape: &str) -> BTreeSet<String> {
 async fn every_metric_the_rules_and_the_dashboard_name_is_exported_by_a_live_gateway() {
     let stable = Upstream::start("stable");
     let canary = Upstream::start("canary");
-    let gw = Dyegate::start(&format!(
+    let config = GatewayConfig::new(&format!(
         "upstreams:\n  shop-stable: {{ targets: [\"{}\"] }}\n  shop-canary: {{ targets: [\"{}\"] }}\n\
          routes:\n  - name: shop\n    dye: {{ tags: {{ canary: shop-canary }} }}\n    \
          split: [{{ upstream: shop-stable, weight: 95 }}, {{ upstream: shop-canary, weight: 5 }}]\n",
         stable.target(),
         canary.target()
     ));
+    // An HTTPS listener too: the certificate metrics the TLS alerts watch exist only with one.
+    let leaf = TestCa::new("observability CA").leaf(&["shop.example.com"]);
+    config.write("shop.pem", &leaf.cert_pem);
+    config.write("shop.key", &leaf.key_pem);
+    let gw = config
+        .with_gateway_extra(&format!(
+            "tls:\n  listen: [\"{}\"]\n  certificates: [{{ cert: shop.pem, key: shop.key }}]\n",
+            free_addr()
+        ))
+        .start();
     assert_eq!(Req::get("/").send(gw.addr()).await.status, 200);
     let scrape = Req::get("/metrics").send(gw.admin_addr()).await;
     assert_eq!(scrape.status, 200);
@@ -259,6 +270,8 @@ async fn every_metric_the_rules_and_the_dashboard_name_is_exported_by_a_live_gat
         "dyegate_target_healthy",
         "dyegate_split_weight",
         "dyegate_decisions_total",
+        "dyegate_tls_certificate_expiry_seconds",
+        "dyegate_tls_certificate_reloads_total",
     ] {
         assert!(all.contains(wanted), "{wanted} is watched by nothing");
     }
