@@ -15,7 +15,7 @@
 //! same limits. ALPN h2 goes to the app's HTTP/2 loop once its preface has arrived.
 
 use super::coalesce::Coalesce;
-use super::head::{read_head, Deadlines, Head};
+use super::head::{Deadlines, Head, HeadReader};
 use super::metrics::{DownstreamMetrics, Rejected};
 use super::replay::Replay;
 use super::trim::Trim;
@@ -155,18 +155,19 @@ impl<A> BoundedApp<A> {
     /// `h2`).
     async fn next_head<S: Rewind>(
         &self,
+        reader: &mut HeadReader,
         stream: &mut S,
         deadlines: Deadlines,
         h2: bool,
     ) -> Option<bool> {
-        let head = read_head(stream, deadlines, self.limits.max_request_header_bytes, h2).await;
-        match head {
-            Head::Http1(bytes) => {
-                stream.rewind(&bytes);
+        let max = self.limits.max_request_header_bytes;
+        match reader.read(stream, deadlines, max, h2).await {
+            Head::Http1 => {
+                stream.rewind(reader.bytes());
                 Some(false)
             }
-            Head::H2c(bytes) => {
-                stream.rewind(&bytes);
+            Head::H2c => {
+                stream.rewind(reader.bytes());
                 Some(true)
             }
             Head::Closed => None,
@@ -249,15 +250,17 @@ where
             let tls = tls.handshake(*stream).await?;
             return Box::pin(self.serve_tls(tls, shutdown)).await;
         }
+        let first = self.first_head();
+        let mut reader = HeadReader::new(first.first_byte_by);
         let h2 = self
-            .next_head(stream.as_mut(), self.first_head(), self.h2c)
+            .next_head(&mut reader, stream.as_mut(), first, self.h2c)
             .await?;
         if h2 {
             return ServerApp::process_new(&self.app, stream, shutdown).await;
         }
         // Boxed: the task of a connection waiting for its first head keeps only the head
         // read's state, not the (larger) state of serving requests.
-        Box::pin(self.serve_http1(stream, shutdown)).await;
+        Box::pin(self.serve_http1(reader, stream, shutdown)).await;
         None
     }
 
@@ -290,13 +293,15 @@ where
     ) -> Option<Stream> {
         let alpn_h2 = matches!(tls.selected_alpn_proto(), Some(ALPN::H2));
         let mut stream = Box::new(Replay::new(tls));
+        let first = self.first_head();
+        let mut reader = HeadReader::new(first.first_byte_by);
         let h2 = self
-            .next_head(stream.as_mut(), self.first_head(), alpn_h2)
+            .next_head(&mut reader, stream.as_mut(), first, alpn_h2)
             .await?;
         match (alpn_h2, h2) {
             (true, true) => ServerApp::process_new(&self.app, stream, shutdown).await,
             (false, false) => {
-                self.serve_http1(stream, shutdown).await;
+                self.serve_http1(reader, stream, shutdown).await;
                 None
             }
             // h2 agreed but HTTP/1 sent, or the reverse: not a client to serve.
@@ -308,7 +313,12 @@ where
     /// `idle_timeout` (to its first byte) and `header_read_timeout` (from there to its end).
     /// `keepalive_requests` is Pingora's reuse count: the session that may not be reused
     /// answers with `connection: close`.
-    async fn serve_http1<S: Rewind>(self: &Arc<Self>, stream: Box<S>, shutdown: &ShutdownWatch) {
+    async fn serve_http1<S: Rewind>(
+        self: &Arc<Self>,
+        mut reader: HeadReader,
+        stream: Box<S>,
+        shutdown: &ShutdownWatch,
+    ) {
         let idle_secs = self.limits.idle_timeout.as_secs_f64().ceil().max(1.0) as u64;
         // One Coalesce for the connection's life: its buffer is reused by every response.
         let mut stream = Box::new(Coalesce::new(stream));
@@ -342,7 +352,8 @@ where
                 head_within: self.limits.header_read_timeout,
                 head_by: None,
             };
-            if self.next_head(coalesce.inner_mut(), later, self.h2c).await != Some(false) {
+            let head = self.next_head(&mut reader, coalesce.inner_mut(), later, self.h2c);
+            if head.await != Some(false) {
                 // Closed, refused, or an h2 preface in the middle of HTTP/1: close.
                 return;
             }

@@ -132,7 +132,26 @@ impl HealthRegistry {
     /// percentage is 0).
     pub fn report(&self, group: &Group, addr: SocketAddr, attempt: Attempt) {
         let Some(state) = self.get(addr) else { return };
-        let now = self.now_ms();
+        self.report_on(group, addr, &state, attempt);
+    }
+
+    /// [`Self::report`] on the state the attempt's [`TargetGuard`] holds: no lookup.
+    pub fn report_guarded(
+        &self,
+        group: &Group,
+        addr: SocketAddr,
+        guard: &TargetGuard,
+        attempt: Attempt,
+    ) {
+        self.report_on(group, addr, &guard.0, attempt);
+    }
+
+    fn report_on(&self, group: &Group, addr: SocketAddr, state: &TargetState, attempt: Attempt) {
+        // Only a failure is timed (a success reads no clock: it is every request's case).
+        let now = match attempt {
+            Attempt::Success => 0,
+            Attempt::Failure => self.now_ms(),
+        };
         let Some(ejection) = state.record(attempt, group.policy.outlier.as_ref(), now) else {
             return;
         };

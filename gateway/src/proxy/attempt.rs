@@ -47,9 +47,9 @@ impl DyegateProxy {
                 None,
             ));
         };
-        let Some(t) =
-            attempt_timeouts(&route.timeouts, self.connect_timeout, ctx.started.elapsed())
-        else {
+        let Some(t) = attempt_timeouts(&route.timeouts, self.connect_timeout, || {
+            ctx.started.elapsed()
+        }) else {
             self.failures.timeout(&route.name, TimeoutKind::Total);
             return Err(Error::create(
                 HTTPStatus(504),
@@ -85,7 +85,10 @@ impl DyegateProxy {
     /// Feeds the current attempt's result to outlier detection.
     pub(super) fn report(&self, ctx: &RequestCtx, attempt: Attempt) {
         if let (Some(group), Some(target)) = (self.group_of(ctx), ctx.target) {
-            self.health.report(group, target, attempt);
+            match &ctx.target_load {
+                Some(guard) => self.health.report_guarded(group, target, guard, attempt),
+                None => self.health.report(group, target, attempt),
+            }
         }
     }
 

@@ -17,6 +17,7 @@ use dyegate_plugins::trace_context::{
     check_tracestate, format_traceparent, set_baggage_member, BaggageEdit, TraceParent, BAGGAGE,
     FLAG_SAMPLED, TRACEPARENT, TRACEPARENT_LEN, TRACESTATE,
 };
+use http::HeaderName;
 use opentelemetry::trace::{
     Span as _, SpanBuilder, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags,
     TraceId, TraceState, Tracer as _, TracerProvider as _,
@@ -34,6 +35,12 @@ use pingora::Error;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// The trace headers as names, for lookups: a `&str` is parsed into a name on every lookup.
+/// (Inserts take the `&'static str`: Pingora keeps it as the header's case without a copy.)
+static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
+static BAGGAGE_NAME: HeaderName = HeaderName::from_static(BAGGAGE);
 
 /// Trace settings and the tracer, shared by every request of the proxy service.
 #[derive(Clone)]
@@ -124,10 +131,10 @@ impl Tracing {
     /// span.
     pub fn start(&self, req: &RequestHeader) -> RequestTrace {
         let values = |name| req.headers.get_all(name).into_iter().map(|v| v.as_bytes());
-        let parent = TraceParent::from_headers(values(TRACEPARENT)).ok();
+        let parent = TraceParent::from_headers(values(&TRACEPARENT_NAME)).ok();
         // Empty or whitespace-only tracestate is accepted but not sent on.
-        let keep_tracestate =
-            parent.is_some() && matches!(check_tracestate(values(TRACESTATE)), Ok(n) if n > 0);
+        let keep_tracestate = parent.is_some()
+            && matches!(check_tracestate(values(&TRACESTATE_NAME)), Ok(n) if n > 0);
         // Parent-based: the incoming flag decides, else the root ratio on the new trace id (the
         // decision the SDK's ParentBased(TraceIdRatioBased) sampler makes on the same ids).
         let (trace_id, sampled) = match &parent {
@@ -151,7 +158,7 @@ impl Tracing {
                 // The exported span carries the vendor state it continues (W3C: tracestate
                 // belongs to the trace context); only for recorded spans, it costs a parse.
                 let state = if keep_tracestate {
-                    incoming_trace_state(values(TRACESTATE))
+                    incoming_trace_state(values(&TRACESTATE_NAME))
                 } else {
                     TraceState::NONE
                 };
@@ -214,11 +221,11 @@ impl Tracing {
         let traceparent = format_traceparent(&trace.trace_id, &trace.span_id, trace.sampled);
         up.insert_header(TRACEPARENT, &traceparent[..])?;
         if !trace.keep_tracestate {
-            up.remove_header(TRACESTATE);
+            up.remove_header(&TRACESTATE_NAME);
         }
         let baggage = set_baggage_member(
             up.headers
-                .get_all(BAGGAGE)
+                .get_all(&BAGGAGE_NAME)
                 .into_iter()
                 .map(|v| v.as_bytes()),
             &self.baggage_key,
@@ -227,7 +234,7 @@ impl Tracing {
         match baggage {
             BaggageEdit::Unchanged => {}
             BaggageEdit::Remove => {
-                up.remove_header(BAGGAGE);
+                up.remove_header(&BAGGAGE_NAME);
             }
             BaggageEdit::Set(value) => up.insert_header(BAGGAGE, value)?,
         }
