@@ -250,8 +250,7 @@ where
             let tls = tls.handshake(*stream).await?;
             return Box::pin(self.serve_tls(tls, shutdown)).await;
         }
-        let first = self.first_head();
-        let mut reader = HeadReader::new(first.first_byte_by);
+        let (mut reader, first) = self.first_head();
         let h2 = self
             .next_head(&mut reader, stream.as_mut(), first, self.h2c)
             .await?;
@@ -273,15 +272,16 @@ impl<A> BoundedApp<A>
 where
     A: HttpServerApp + Send + Sync + 'static,
 {
-    /// The deadlines of a connection's first head, from now (accept, or the end of the TLS
-    /// handshake).
-    fn first_head(&self) -> Deadlines {
+    /// The head reader of a new connection and the deadlines of its first head, from now
+    /// (accept, or the end of the TLS handshake).
+    fn first_head(&self) -> (HeadReader, Deadlines) {
         let now = Instant::now();
-        Deadlines {
+        let deadlines = Deadlines {
             first_byte_by: now + self.limits.header_read_timeout,
             head_within: self.limits.header_read_timeout,
             head_by: Some(now + self.limits.header_read_timeout),
-        }
+        };
+        (HeadReader::new(deadlines.first_byte_by), deadlines)
     }
 
     /// A connection of an HTTPS listener after its handshake: ALPN h2 (once the preface came)
@@ -293,8 +293,7 @@ where
     ) -> Option<Stream> {
         let alpn_h2 = matches!(tls.selected_alpn_proto(), Some(ALPN::H2));
         let mut stream = Box::new(Replay::new(tls));
-        let first = self.first_head();
-        let mut reader = HeadReader::new(first.first_byte_by);
+        let (mut reader, first) = self.first_head();
         let h2 = self
             .next_head(&mut reader, stream.as_mut(), first, alpn_h2)
             .await?;

@@ -66,6 +66,11 @@ impl HeadReader {
         }
     }
 
+    /// The bytes the last [`HeadReader::read`] read.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// Reads until the end of a request head (an empty line), the h2c preface when `h2c`, the
     /// deadline, or `max_bytes` without an end. The bytes read stay in [`HeadReader::bytes`]
     /// until the next read.
@@ -127,13 +132,6 @@ impl HeadReader {
                 None => {}
             }
         }
-    }
-}
-
-impl HeadReader {
-    /// The bytes the last [`HeadReader::read`] read.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf
     }
 }
 
