@@ -5,7 +5,7 @@
 //! `routes_from_text`.
 //! Target: parse to swap under 100 ms at 10,000 routes. The running gateway's own figure
 //! (`swap_micros` in the audit log, on top of reading the file) is measured by
-//! `tests/reload_figures.rs`; see benches/reload/README.md.
+//! `benches/reload/figures.rs`; see benches/reload/README.md.
 //!
 //! Run: `cargo bench --bench reload`
 

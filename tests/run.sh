@@ -17,7 +17,7 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
-# The toolbox checkers (tests/schema.rs, tests/deploy_kubernetes.rs, tests/deploy_observability.rs):
+# The toolbox checkers (tests/tooling/schema.rs, tests/tooling/deploy_kubernetes.rs, tests/tooling/deploy_observability.rs):
 # promtool (Debian's prometheus), Python validators from PyPI and the Prometheus Operator models
 # from npm, pinned, into target/toolbox; kubectl (its built-in kustomize) comes with the machine.
 if ! command -v promtool >/dev/null; then
@@ -42,7 +42,22 @@ if ! [[ -d $toolbox/node/node_modules/@kubernetes-models/prometheus-operator ]];
   npm install --prefix "$toolbox/node" --silent --no-audit --no-fund @kubernetes-models/prometheus-operator@6.0.0
 fi
 if ! command -v kubectl >/dev/null; then
-  echo "kubectl is missing (tests/deploy_kubernetes.rs renders the overlays with kubectl kustomize): install kubectl" >&2
+  echo "kubectl is missing (tests/tooling/deploy_kubernetes.rs renders the overlays with kubectl kustomize): install kubectl" >&2
+  exit 1
+fi
+
+# tests/flake.sh installs through this script without running anything.
+if [[ -n ${DYEGATE_RUN_INSTALL_ONLY:-} ]]; then exit 0; fi
+
+# A test waits for the condition it asserts (tests/support/wait.rs polls; nothing else does),
+# never for a fixed time: every other `sleep(` in tests/ says on the line above, in a
+# `// time is tested: ...` comment, why time itself is what the test is about.
+unexplained="$(find tests -name '*.rs' ! -path tests/support/wait.rs -print0 | sort -z | xargs -0 awk '
+  FNR == 1 { prev = "" }
+  /sleep\(/ && prev !~ /\/\/ time is tested: / { print FILENAME ":" FNR ": " $0 }
+  { prev = $0 }')"
+if [[ -n "$unexplained" ]]; then
+  printf 'sleeps in tests/ without a "// time is tested: <why>" comment on the line above (wait for a condition instead: tests/support/wait.rs):\n%s\n' "$unexplained" >&2
   exit 1
 fi
 

@@ -2,6 +2,8 @@
 //! ports with a temp data dir, killed on drop, stoppable and restartable on the same dir and
 //! ports (for "etcd stopped" tests). `etcdctl` runs against it for writes behind dyegate's back.
 
+pub mod fleet;
+
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;

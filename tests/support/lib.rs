@@ -26,9 +26,11 @@ pub mod otlp;
 pub mod ports;
 pub mod procfs;
 pub mod raw;
+pub mod rollout;
 pub mod server_thread;
 pub mod tls;
 pub mod tools;
+pub mod trace;
 pub mod traffic;
 pub mod upgrade;
 pub mod upstream;
@@ -42,4 +44,4 @@ pub use gateway::{
 pub use otlp::{OtlpProtocol, OtlpReceiver, ReceivedSpan};
 pub use ports::{free_addr, free_port};
 pub use upstream::{RecordedRequest, Upstream};
-pub use wait::{wait_until, wait_until_async};
+pub use wait::{poll_until, wait_until, wait_until_async};

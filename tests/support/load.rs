@@ -377,6 +377,7 @@ impl Client {
                 None => match self.connect().await {
                     Some(sender) => conn.insert(sender),
                     None => {
+                        // time is tested: the load's pace: a refused connection (the gateway between processes) is retried after RETRY_AFTER, not in a hot loop.
                         tokio::time::sleep(RETRY_AFTER).await;
                         continue;
                     }
@@ -398,6 +399,7 @@ impl Client {
         let mut seq = 0;
         while !self.stop.load(Ordering::Relaxed) {
             let Some(mut sender) = self.connect().await else {
+                // time is tested: the load's pace, as above.
                 tokio::time::sleep(RETRY_AFTER).await;
                 continue;
             };

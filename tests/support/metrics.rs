@@ -18,15 +18,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::StatusCode;
 
 use crate::client::Req;
 use crate::gateway::Dyegate;
-
-/// How often [`Dyegate::wait_for_metrics`] scrapes.
-const SCRAPE_EVERY: Duration = Duration::from_millis(20);
+use crate::wait::poll_until;
 
 /// A series' labels, sorted by name.
 pub type Labels = BTreeMap<String, String>;
@@ -320,13 +318,9 @@ impl Dyegate {
         what: &str,
         cond: impl Fn(&Scrape) -> bool,
     ) -> Scrape {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let scrape = self.metrics().await;
-            if cond(&scrape) {
-                return scrape;
-            }
-            if Instant::now() >= deadline {
+        match poll_until(timeout, || self.metrics(), |s| cond(s)).await {
+            Ok(scrape) => scrape,
+            Err(scrape) => {
                 let dyegate: String = scrape
                     .series()
                     .filter(|(s, _)| s.name.starts_with("dyegate_"))
@@ -337,7 +331,6 @@ impl Dyegate {
                     self.logs()
                 );
             }
-            tokio::time::sleep(SCRAPE_EVERY).await;
         }
     }
 }

@@ -69,6 +69,7 @@ impl Traffic {
                             Err(_) => conn = None,
                         }
                         if let Some(rest) = every.checked_sub(started.elapsed()) {
+                            // time is tested: steady traffic, one request per `every` per client, is the load the rollout is judged on.
                             tokio::time::sleep(rest).await;
                         }
                     }

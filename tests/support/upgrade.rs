@@ -5,6 +5,8 @@
 //! [`Upgradable`] owns every process of one gateway dir: on drop it kills whatever the pid file
 //! names and every process whose command line mentions the dir, so no daemon outlives its test.
 
+pub mod under_load;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
@@ -306,6 +308,7 @@ impl StatusPoller {
                             Err(e) => log.failures.push((at, e)),
                         }
                     }
+                    // time is tested: `/status` every STATUS_EVERY through the upgrade: the longest gap between answers is the figure under test.
                     tokio::time::sleep(STATUS_EVERY).await;
                 }
             })

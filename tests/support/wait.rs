@@ -30,14 +30,30 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
+    poll_until(timeout, &mut cond, |held| *held).await.is_ok()
+}
+
+/// Polls `probe` until `cond` holds for what it returns: `Ok` with that value, or `Err` with the
+/// last value once `timeout` has passed, for the caller's failure message (the last status, the
+/// last scrape...). Like [`wait_until`], the probe runs once more at the deadline.
+pub async fn poll_until<T, F, Fut>(
+    timeout: Duration,
+    mut probe: F,
+    mut cond: impl FnMut(&T) -> bool,
+) -> Result<T, T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
     let deadline = Instant::now() + timeout;
     loop {
-        if cond().await {
-            return true;
+        let value = probe().await;
+        if cond(&value) {
+            return Ok(value);
         }
         let now = Instant::now();
         if now >= deadline {
-            return false;
+            return Err(value);
         }
         tokio::time::sleep(POLL_EVERY.min(deadline - now)).await;
     }
@@ -56,6 +72,16 @@ mod tests {
         });
         assert!(held);
         assert_eq!(calls, 3);
+    }
+
+    #[tokio::test]
+    async fn poll_until_gives_the_value_that_held_or_the_last_one() {
+        let mut n = 0;
+        let held = poll_until(Duration::from_secs(5), || { n += 1; std::future::ready(n) }, |v| *v == 3).await;
+        assert_eq!(held, Ok(3));
+        let mut n = 0;
+        let missed = poll_until(Duration::from_millis(30), || { n += 1; std::future::ready(n) }, |_| false).await;
+        assert!(matches!(missed, Err(last) if last >= 2), "{missed:?}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! small Content-Length body), and sends it together with the next write (`writev`): the first
 //! body bytes. A flush, a shutdown or a read sends a held head at once, so nothing waits longer
 //! than until Pingora's next write or flush; in particular the first bytes of a stalled body
-//! still reach the client with the head (tests/streaming.rs).
+//! still reach the client with the head (tests/traffic/streaming.rs).
 
 use super::replay::Replay;
 use async_trait::async_trait;

@@ -1,7 +1,7 @@
 //! The gateway's own reports, as tests read them: the admin API as JSON (with the bearer token
 //! when the config sets one) and the audit log as one JSON value per line.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Method, StatusCode};
 use serde_json::Value;
@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::config::GatewayConfig;
 use super::process::Dyegate;
 use crate::client::Req;
-use crate::wait::POLL_EVERY;
+use crate::wait::poll_until;
 
 impl Dyegate {
     /// `METHOD path` on the admin API with `body` (JSON text), sending the configured token.
@@ -67,16 +67,9 @@ impl Dyegate {
         what: &str,
         cond: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = Instant::now() + timeout;
-        let (held, last) = loop {
-            let status = self.status().await;
-            if cond(&status) {
-                break (true, status);
-            }
-            if Instant::now() >= deadline {
-                break (false, status);
-            }
-            tokio::time::sleep(POLL_EVERY).await;
+        let (held, last) = match poll_until(timeout, || self.status(), |s| cond(s)).await {
+            Ok(status) => (true, status),
+            Err(status) => (false, status),
         };
         assert!(
             held,

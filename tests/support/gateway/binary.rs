@@ -20,7 +20,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// The profile the tests themselves were built with: `cargo test --release` (the measurements
-/// in `tests/reload_figures.rs`) runs the release gateway.
+/// in `benches/reload/figures.rs`) runs the release gateway.
 const RELEASE: bool = !cfg!(debug_assertions);
 
 /// Builds the gateway binary once per test process and returns its path.

@@ -136,6 +136,7 @@ async fn call(
     let mut send = respond.send_response(resp, false)?;
     for i in 0..script.messages {
         if i > 0 {
+            // time is tested: messages spaced in time are the stream under test (streaming, idle timeouts).
             tokio::time::sleep(script.pause).await;
         }
         send.send_data(encode_frame(format!("{name} {i}").as_bytes()), false)?;

@@ -256,6 +256,7 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
             }
             Fault::FailTenths(_) => response(200, name, &ok, false),
             Fault::Delay(ms) => {
+                // time is tested: a slow upstream is the fault under test (timeouts, latency gates).
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 response(200, name, &ok, false)
             }
@@ -275,6 +276,7 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
                 let head = format!("HTTP/1.1 200 OK\r\nx-upstream: {name}\r\ncontent-length: 1000\r\n\r\n0123456789");
                 let _ = stream.write_all(head.as_bytes()).await;
                 let _ = stream.flush().await;
+                // time is tested: the reset must come after the head has reached the gateway, so that it is a reset mid-response (a reset right behind the write can drop the unread head).
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 return reset(stream);
             }
@@ -295,6 +297,7 @@ async fn answer_health(stream: &mut TcpStream, fault: Fault, name: &str) -> Opti
         | Fault::FailTenths(_)
         | Fault::Delay(_) => 200,
         Fault::SlowHealthz => {
+            // time is tested: a health check that takes 300 ms is the fault under test.
             tokio::time::sleep(Duration::from_millis(300)).await;
             200
         }
@@ -302,6 +305,7 @@ async fn answer_health(stream: &mut TcpStream, fault: Fault, name: &str) -> Opti
         Fault::Status503 => 503,
         Fault::Hang | Fault::StallBody => {
             // Never answers; the checker's timeout ends it.
+            // time is tested: a check that never answers; the checker's timeout is under test.
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return Some(false);
         }

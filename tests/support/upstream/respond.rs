@@ -126,6 +126,7 @@ pub(crate) async fn respond(name: &str, req: Request<Incoming>) -> Response<Upst
     let mut status = StatusCode::OK;
     if path == "/slow" {
         let ms = query_number(query, "ms").unwrap_or(1000);
+        // time is tested: `/slow?ms=N` answers after N ms; the gateway's timeouts and latency figures are under test.
         tokio::time::sleep(Duration::from_millis(ms)).await;
     } else if path == "/stream" {
         return with_name(chunked(query), name);

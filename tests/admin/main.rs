@@ -1,0 +1,8 @@
+//! The admin API: endpoints, identities and tokens, answers during a reload, rollback bodies.
+//!
+//! One test binary per area (tests/README.md): every end-to-end test file is a module here.
+
+mod api;
+mod during_reload;
+mod identities;
+mod rollback_body;

@@ -1,0 +1,6 @@
+//! The etcd-backed fleet: tables pushed to etcd, and etcd outages.
+//!
+//! One test binary per area (tests/README.md): every end-to-end test file is a module here.
+
+mod outage;
+mod source;

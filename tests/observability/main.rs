@@ -1,0 +1,8 @@
+//! Metrics and traces: Prometheus series, W3C trace context, OTLP export.
+//!
+//! One test binary per area (tests/README.md): every end-to-end test file is a module here.
+
+mod collector;
+mod export;
+mod metrics;
+mod tracing;

@@ -1,0 +1,6 @@
+//! Progressive delivery: steps, gates, controls, and the rollout state across reloads and restarts.
+//!
+//! One test binary per area (tests/README.md): every end-to-end test file is a module here.
+
+mod progress;
+mod state;

@@ -1,0 +1,10 @@
+//! The CLI, the schema, the deploy kit, and the suite's own tools.
+//!
+//! One test binary per area (tests/README.md): every end-to-end test file is a module here.
+
+mod check_cli;
+mod deploy_kubernetes;
+mod deploy_observability;
+mod deploy_package;
+mod harness;
+mod schema;

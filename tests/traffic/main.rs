@@ -1,0 +1,14 @@
+//! What crosses the gateway: HTTP framing and versions, streaming, gRPC, WebSocket, smuggling attempts, upstream TLS, downstream and rate limits.
+//!
+//! One test binary per area (tests/README.md): every end-to-end test file is a module here.
+
+mod alias_bomb_memory;
+mod downstream_limits;
+mod framing;
+mod grpc;
+mod h2_rapid_reset;
+mod protocols;
+mod rate_limits;
+mod smuggling_corpus;
+mod streaming;
+mod upstream_tls;
