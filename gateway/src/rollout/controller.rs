@@ -8,13 +8,14 @@
 //! while it asks for a commit; the moves are written under the commit lock (in the rewrite the
 //! commit runs), so the table and the state change together for every other trigger.
 
+use super::clock::{Clock, SystemClock};
 use super::judge::{judge, Evaluation};
 use super::machine::{next, Next};
 use super::metrics::RolloutMetrics;
 use super::plan::Plan;
 use super::rewrite::rewrite_weights;
-use super::state::{now_ms, Phase, RolloutState, Store};
-use super::window::{now_second, Window};
+use super::state::{Phase, RolloutState, Store};
+use super::window::Window;
 use crate::config::load::Source;
 use crate::reload::{Overlay, Reloader};
 use crate::telemetry::Metrics;
@@ -36,11 +37,21 @@ pub struct Controller {
     metrics: Arc<Metrics>,
     pub(super) gauges: RolloutMetrics,
     pub(super) reloader: OnceLock<Arc<Reloader>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Controller {
-    /// Starts from the states kept in `state_dir`.
+    /// Starts from the states kept in `state_dir`, on the wall clock.
     pub fn new(state_dir: &Path, metrics: Arc<Metrics>) -> Arc<Controller> {
+        Self::with_clock(state_dir, metrics, Arc::new(SystemClock))
+    }
+
+    /// [`Controller::new`] on another clock (a hand-moved one in tests).
+    pub fn with_clock(
+        state_dir: &Path,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Controller> {
         let store = Store::new(state_dir);
         let states = store.load();
         Arc::new(Controller {
@@ -53,6 +64,7 @@ impl Controller {
             gauges: RolloutMetrics::new(&metrics),
             metrics,
             reloader: OnceLock::new(),
+            clock,
         })
     }
 
@@ -105,7 +117,7 @@ impl Controller {
 
     /// One window's figures per group of the plan, judged.
     pub(super) fn evaluate(&self, plan: &Plan, step_started_ms: u64) -> Evaluation {
-        let now = now_second();
+        let now = self.clock.now_second();
         let n = plan.gates.window_ms.div_ceil(1000);
         let from = now.saturating_sub(n).max(step_started_ms / 1000);
         let figures: Vec<_> = (plan.groups.iter())
@@ -138,7 +150,7 @@ impl Controller {
                 }
                 let n = match drifted(&plan, s, table.as_deref()) {
                     Some(why) => Some(Next::Set(Phase::Paused, Some(why))),
-                    None => next(&plan, s, &e, now_ms()),
+                    None => next(&plan, s, &e, self.clock.now_ms()),
                 };
                 if let Some(s) = inner.states.get_mut(&route) {
                     s.last_evaluation = Some(e);
@@ -181,7 +193,7 @@ impl Controller {
                 }
                 s.generation = g;
                 if phase == Phase::Progressing && s.state == Phase::Paused {
-                    s.step_started_ms = now_ms();
+                    s.step_started_ms = self.clock.now_ms();
                 }
                 s.moved(phase, by, reason.clone());
                 info!(
@@ -248,7 +260,7 @@ impl Controller {
             s.generation = g;
             s.step = step;
             s.share = Some(share);
-            s.step_started_ms = now_ms();
+            s.step_started_ms = self.clock.now_ms();
             s.moved(phase, by, reason.clone());
             info!(
                 "rollout {route}: step {step} (canary {share}%), {}{}",
@@ -381,7 +393,9 @@ impl Overlay for Controller {
             if let Some(note) = restart {
                 warn!("{note}");
                 notes.push(note);
-                let mut s = RolloutState::new(route, plan.canary_group(), &plan.fingerprint, by);
+                let now = self.clock.now_ms();
+                let mut s =
+                    RolloutState::new(route, plan.canary_group(), &plan.fingerprint, by, now);
                 inner.generation += 1;
                 s.generation = inner.generation;
                 inner.states.insert(route.clone(), s);
@@ -408,3 +422,7 @@ impl Overlay for Controller {
         (out.into_bytes(), note)
     }
 }
+
+#[cfg(test)]
+#[path = "controller_tests.rs"]
+mod tests;

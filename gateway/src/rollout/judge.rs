@@ -188,4 +188,60 @@ mod tests {
         assert!(!e.enough_traffic);
         assert_eq!(e.breach(), None);
     }
+
+    #[test]
+    fn a_gate_at_its_limit_holds_and_min_requests_counts_exactly() {
+        let stable = ("stable".to_string(), figures(100, 0, 20));
+        // 1 error in 20: 5%, the limit itself.
+        let e = judge(
+            &gates(),
+            &[stable.clone(), ("c".into(), figures(20, 1, 20))],
+            1,
+        );
+        assert!(e.enough_traffic);
+        assert_eq!(e.gates.len(), 3, "{:?}", e.gates);
+        assert!(e.gates.iter().all(|v| v.ok), "{:?}", e.gates);
+        assert_eq!(e.breach(), None);
+        // 19 requests: one short, not judged, whatever the figures.
+        let e = judge(&gates(), &[stable, ("c".into(), figures(19, 19, 20))], 1);
+        assert!(!e.enough_traffic);
+        assert_eq!(e.breach(), None);
+        assert_eq!(e.groups[1].error_rate, 1.0);
+    }
+
+    #[test]
+    fn the_latency_ratio_holds_when_the_other_groups_have_no_traffic() {
+        let e = judge(
+            &gates(),
+            &[
+                ("stable".into(), Figures::default()),
+                ("c".into(), figures(30, 0, 400)),
+            ],
+            1,
+        );
+        let gates: Vec<&str> = e.gates.iter().map(|v| v.gate.as_str()).collect();
+        assert_eq!(gates, ["error_rate", "latency"]);
+        assert_eq!(e.breach(), None);
+    }
+
+    #[test]
+    fn without_gates_nothing_is_breached() {
+        let none = Gates {
+            max_error_rate: None,
+            max_latency_ms: None,
+            max_latency_ratio: None,
+            ..gates()
+        };
+        let e = judge(
+            &none,
+            &[
+                ("stable".into(), figures(100, 0, 20)),
+                ("c".into(), figures(30, 30, 9000)),
+            ],
+            1,
+        );
+        assert!(e.enough_traffic);
+        assert!(e.gates.is_empty());
+        assert_eq!(e.breach(), None);
+    }
 }

@@ -110,7 +110,7 @@ mod tests {
     }
 
     fn at(state: Phase, step: usize) -> RolloutState {
-        let mut s = RolloutState::new("shop", "canary", "f", "test");
+        let mut s = RolloutState::new("shop", "canary", "f", "test", 0);
         s.state = state;
         s.step = step;
         s.step_started_ms = 10_000;
@@ -170,5 +170,79 @@ mod tests {
             ),
             Some(Next::Set(Phase::Paused, Some(_)))
         ));
+    }
+
+    #[test]
+    fn a_step_is_promoted_once_step_ms_is_over_not_before() {
+        let p = plan();
+        let s = at(Phase::Progressing, 2);
+        assert_eq!(next(&p, &s, &eval(true, true), 10_999), None);
+        assert_eq!(
+            next(&p, &s, &eval(true, true), 11_000),
+            Some(Next::Apply(3, Phase::Progressing, None))
+        );
+        // A clock behind the step's start (set back) promotes nothing.
+        assert_eq!(next(&p, &s, &eval(true, true), 5_000), None);
+    }
+
+    #[test]
+    fn waiting_for_traffic_ends_when_traffic_comes() {
+        let p = plan();
+        let s = at(Phase::WaitingForTraffic, 2);
+        assert_eq!(next(&p, &s, &eval(false, true), 99_000), None);
+        assert_eq!(
+            next(&p, &s, &eval(true, true), 10_500),
+            Some(Next::Set(Phase::Progressing, None))
+        );
+        assert_eq!(
+            next(&p, &s, &eval(true, true), 11_000),
+            Some(Next::Apply(3, Phase::Progressing, None))
+        );
+        assert!(matches!(
+            next(&p, &s, &eval(true, false), 10_500),
+            Some(Next::Apply(0, Phase::Failed, Some(_)))
+        ));
+    }
+
+    #[test]
+    fn awaiting_approval_is_judged_but_never_promoted_by_the_gates() {
+        let p = plan();
+        let s = at(Phase::AwaitingApproval, 1);
+        assert_eq!(next(&p, &s, &eval(true, true), 99_000), None);
+        assert!(matches!(
+            next(&p, &s, &eval(true, false), 99_000),
+            Some(Next::Apply(0, Phase::Failed, Some(_)))
+        ));
+    }
+
+    #[test]
+    fn before_its_first_step_a_rollout_is_not_judged() {
+        let p = plan();
+        assert_eq!(
+            next(&p, &at(Phase::Pending, 0), &eval(true, false), 0),
+            Some(Next::Apply(1, Phase::Progressing, None))
+        );
+        // A first step in pause_before waits for a promote.
+        let mut first = plan();
+        first.pause_before = vec![10];
+        assert!(matches!(
+            next(&first, &at(Phase::Pending, 0), &eval(true, true), 0),
+            Some(Next::Set(Phase::AwaitingApproval, Some(_)))
+        ));
+    }
+
+    #[test]
+    fn advance_goes_step_by_step_to_success() {
+        let p = plan();
+        assert_eq!(advance(&p, 0), Next::Apply(1, Phase::Progressing, None));
+        assert_eq!(
+            advance(&p, 1),
+            Next::Set(
+                Phase::AwaitingApproval,
+                Some("step 2 (50%) waits for a promote".into())
+            )
+        );
+        assert_eq!(advance(&p, 2), Next::Apply(3, Phase::Progressing, None));
+        assert_eq!(advance(&p, 3), Next::Set(Phase::Succeeded, None));
     }
 }

@@ -8,11 +8,13 @@
 //! - [`judge`]: the gates' verdicts on a window's figures.
 //! - [`machine`]: the state machine (what happens next), pure.
 //! - [`state`]: a rollout's state, kept in `state_dir/rollouts.json`.
+//! - [`clock`]: the time the controller reads (the wall clock; a hand-moved one in tests).
 //! - [`rewrite`]: routes text with one route's weights replaced.
 //! - [`controller`]: follows the file, judges, commits; [`controls`]: pause, resume, promote,
 //!   abort and the status; [`service`]: the once-a-second background service.
 //! - [`metrics`]: the `dyegate_rollout_*` families.
 
+pub mod clock;
 pub mod controller;
 pub mod controls;
 pub mod judge;

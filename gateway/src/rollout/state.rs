@@ -101,7 +101,14 @@ pub struct RolloutState {
 const MAX_MOVES: usize = 200;
 
 impl RolloutState {
-    pub fn new(route: &str, canary: &str, fingerprint: &str, by: &str) -> RolloutState {
+    /// A pending rollout; `started_ms` is the controller's clock now.
+    pub fn new(
+        route: &str,
+        canary: &str,
+        fingerprint: &str,
+        by: &str,
+        started_ms: u64,
+    ) -> RolloutState {
         let mut s = RolloutState {
             route: route.into(),
             canary: canary.into(),
@@ -110,7 +117,7 @@ impl RolloutState {
             step: 0,
             share: None,
             since: crate::stamp::now_rfc3339(),
-            step_started_ms: now_ms(),
+            step_started_ms: started_ms,
             moved_by: by.into(),
             last_evaluation: None,
             history: Vec::new(),
