@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+use dyegate_suite::etcd::fleet::{Fleet, SETTLE};
 use dyegate_suite::load::{Load, Shape};
 use dyegate_suite::{Dyegate, GatewayConfig};
-use dyegate_suite::etcd::fleet::{Fleet, SETTLE};
 
 /// Median and p99 (nearest rank) of `values` in ms (sorted in place).
 fn median_p99(values: &mut [f64]) -> (f64, f64, f64) {

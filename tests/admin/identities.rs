@@ -116,7 +116,11 @@ async fn read_and_write_identities_are_enforced_named_and_counted() {
     let audit_text = std::fs::read_to_string(gw.config().audit_log()).expect("audit log");
     // A call's log line is written after its answer: wait for both reloads' lines, then read.
     let both_logged = || gw.logs().matches("admin: POST /reload by ").count() >= 2;
-    assert!(wait_until(Duration::from_secs(10), both_logged), "{}", gw.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), both_logged),
+        "{}",
+        gw.logs()
+    );
     let logs = gw.logs();
     for secret in [ALICE, PROM, LEGACY] {
         for (what, text) in [("log", &logs), ("status", &status), ("audit", &audit_text)] {

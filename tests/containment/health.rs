@@ -292,7 +292,10 @@ async fn never_more_than_one_check_in_flight_per_target() {
     ));
     // Three 300 ms checks, one after the other, while the 50 ms interval kept asking for more.
     assert!(
-        wait_until_async(Duration::from_secs(10), || async { slow.health_checks() >= 3 }).await,
+        wait_until_async(Duration::from_secs(10), || async {
+            slow.health_checks() >= 3
+        })
+        .await,
         "{}",
         slow.health_checks()
     );

@@ -4,7 +4,6 @@
 //! cached table, stale until etcd answers; fleet rollback writes an old revision's table back
 //! for every gateway, while a local rollback marks the gateway divergent.
 
-
 use std::time::Duration;
 
 use dyegate_suite::etcd::fleet::{answered_by, wait_for_upstream, Fleet, SETTLE};

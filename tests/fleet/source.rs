@@ -4,12 +4,11 @@
 //! while the last good table serves; of two pushes from the same revision exactly one wins; a
 //! watch that falls behind a compaction re-lists and misses nothing; 10,000 routes fit.
 
-
 use std::time::Duration;
 
 use dyegate::source::{layout, store};
-use dyegate_suite::{GatewayConfig, Req};
 use dyegate_suite::etcd::fleet::{answered_by, wait_for_upstream, Fleet, PREFIX, SETTLE};
+use dyegate_suite::{GatewayConfig, Req};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_is_served_within_a_second_at_version_equal_to_its_revision() {

@@ -1,13 +1,12 @@
 //! Trace export when the collector is down or stuck (requests do not care), and from a daemon.
 
-
 use std::time::{Duration, Instant};
 
+use dyegate_suite::trace::*;
 use dyegate_suite::{
-    free_addr, gateway::GatewayConfig, Conn, Dyegate, OtlpProtocol, OtlpReceiver, Req,
+    free_addr, gateway::GatewayConfig, poll_until, Conn, Dyegate, OtlpProtocol, OtlpReceiver, Req,
 };
 use http::StatusCode;
-use dyegate_suite::trace::*;
 
 /// `dyegate_spans_dropped_total` from the admin API.
 async fn spans_dropped(gw: &Dyegate) -> u64 {

@@ -1,10 +1,9 @@
 //! Trace context end to end, export: the gateway's spans as real OTLP/gRPC and OTLP/HTTP
 //! collectors receive them, sampling, and `traceresponse`.
 
-
+use dyegate_suite::trace::*;
 use dyegate_suite::{Conn, OtlpProtocol, OtlpReceiver, Req};
 use http::StatusCode;
-use dyegate_suite::trace::*;
 
 /// Sends the five kinds of request the span attributes depend on and checks each span.
 async fn spans_reach_the_collector(protocol: OtlpProtocol) {

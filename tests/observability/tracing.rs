@@ -2,12 +2,11 @@
 //! `traceparent`, `tracestate` and `baggage` (valid, each kind of invalid, future version,
 //! absent, oversize).
 
-
 use std::collections::BTreeSet;
 
+use dyegate_suite::trace::*;
 use dyegate_suite::{Conn, Req};
 use http::StatusCode;
-use dyegate_suite::trace::*;
 
 /// Which trace the upstream request must be in.
 #[derive(Debug, Clone, Copy)]

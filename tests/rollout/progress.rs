@@ -9,10 +9,10 @@
 
 use std::time::{Duration, Instant};
 
+use dyegate_suite::rollout::*;
 use dyegate_suite::traffic::{Sample, Traffic};
 use dyegate_suite::upstream::Fault;
 use dyegate_suite::{poll_until, Dyegate, Req};
-use dyegate_suite::rollout::*;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -22,13 +22,17 @@ async fn a_healthy_canary_reaches_100_with_the_realised_split_matching_each_step
     let traffic = Traffic::start(gw.addr(), 4, Duration::from_millis(4), vec![]);
     // The steps as the test sees them: (when entered, step).
     let mut seen: Vec<(Instant, u64)> = Vec::new();
-    let succeeded = poll_until(Duration::from_secs(40), || rollout(&gw), |r| {
-        let step = r["step"].as_u64().unwrap_or(0);
-        if seen.last().map(|s| s.1) != Some(step) {
-            seen.push((Instant::now(), step));
-        }
-        r["state"] == "succeeded"
-    });
+    let succeeded = poll_until(
+        Duration::from_secs(40),
+        || rollout(&gw),
+        |r| {
+            let step = r["step"].as_u64().unwrap_or(0);
+            if seen.last().map(|s| s.1) != Some(step) {
+                seen.push((Instant::now(), step));
+            }
+            r["state"] == "succeeded"
+        },
+    );
     let last = succeeded.await.unwrap_or_else(|last| last);
     // time is tested: traffic on the last step, for its realised split below.
     tokio::time::sleep(Duration::from_millis(800)).await;

@@ -2,13 +2,12 @@
 //! step; an unrelated edit keeps the rollout going and an edit of its split restarts it; a step
 //! rolled back like any version pauses the rollout; `dyegate check` locates rollout errors.
 
+use std::time::Duration;
 
-use std::time::{Duration, Instant};
-
+use dyegate_suite::rollout::*;
 use dyegate_suite::upgrade::Upgradable;
 use dyegate_suite::{poll_until, Dyegate, GatewayConfig, Req};
 use serde_json::Value;
-use dyegate_suite::rollout::*;
 
 /// Adds a route that has nothing to do with the rollout to `text`, writes it as an editor would
 /// and waits for its version; returns the new text.
@@ -63,7 +62,11 @@ async fn a_binary_upgrade_resumes_at_the_same_step() {
             .expect("admin answers")
             .1
     };
-    let step_1 = poll_until(Duration::from_secs(20), || get("/rollouts/shop"), |r| r["step"] == 1);
+    let step_1 = poll_until(
+        Duration::from_secs(20),
+        || get("/rollouts/shop"),
+        |r| r["step"] == 1,
+    );
     if let Err(r) = step_1.await {
         panic!("no step 1: {r:#}");
     }

@@ -73,13 +73,17 @@ pub async fn judged(gw: &Dyegate, route: &str, n: usize) -> Value {
     let mut seen = vec![gw.admin_get(&path).await["last_evaluation"]["at"].clone()];
     // Judgements come every second; a loaded machine may be late.
     let timeout = Duration::from_secs(5 * n as u64 + 5);
-    let judged = poll_until(timeout, || gw.admin_get(&path), |r| {
-        let at = &r["last_evaluation"]["at"];
-        if !seen.contains(at) {
-            seen.push(at.clone());
-        }
-        seen.len() > n
-    })
+    let judged = poll_until(
+        timeout,
+        || gw.admin_get(&path),
+        |r| {
+            let at = &r["last_evaluation"]["at"];
+            if !seen.contains(at) {
+                seen.push(at.clone());
+            }
+            seen.len() > n
+        },
+    )
     .await;
     judged.unwrap_or_else(|r| panic!("not judged {n} times in {timeout:?}: {r:#}\n{}", gw.logs()))
 }

@@ -77,10 +77,26 @@ mod tests {
     #[tokio::test]
     async fn poll_until_gives_the_value_that_held_or_the_last_one() {
         let mut n = 0;
-        let held = poll_until(Duration::from_secs(5), || { n += 1; std::future::ready(n) }, |v| *v == 3).await;
+        let held = poll_until(
+            Duration::from_secs(5),
+            || {
+                n += 1;
+                std::future::ready(n)
+            },
+            |v| *v == 3,
+        )
+        .await;
         assert_eq!(held, Ok(3));
         let mut n = 0;
-        let missed = poll_until(Duration::from_millis(30), || { n += 1; std::future::ready(n) }, |_| false).await;
+        let missed = poll_until(
+            Duration::from_millis(30),
+            || {
+                n += 1;
+                std::future::ready(n)
+            },
+            |_| false,
+        )
+        .await;
         assert!(matches!(missed, Err(last) if last >= 2), "{missed:?}");
     }
 

@@ -2,11 +2,10 @@
 //! expired; a warning within 14 days of expiry), a gateway that refuses to start on a bad pair,
 //! and what `/status` and the expiry gauge say about the pairs being served.
 
-
 use dyegate_suite::certs::TestCa;
 use dyegate_suite::tls::self_signed_valid;
-use dyegate_suite::{free_addr, GatewayConfig, Upstream};
 use dyegate_suite::tls::site::{routes, tls_yaml, write_pair, Site, SHOP};
+use dyegate_suite::{free_addr, GatewayConfig, Upstream};
 
 const DAY: i64 = 86_400;
 

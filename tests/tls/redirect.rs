@@ -2,11 +2,10 @@
 //! (the HTTPS listener's port, left out when 443); the same route over TLS is proxied; other
 //! routes are untouched.
 
-
 use dyegate_suite::certs::TestCa;
 use dyegate_suite::tls::curl_https;
-use dyegate_suite::{Dyegate, Req, Upstream};
 use dyegate_suite::tls::site::{Site, SHOP};
+use dyegate_suite::{Dyegate, Req, Upstream};
 
 const SECURE: &str = "secure.example.com";
 

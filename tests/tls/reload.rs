@@ -3,11 +3,10 @@
 //! connection keeps working; a broken pair keeps the old certificate and says why (log,
 //! `/status`, failure counter); SIGHUP and `dyegate reload` re-read the files.
 
-
 use dyegate_suite::certs::{Leaf, TestCa};
+use dyegate_suite::tls::site::{Site, SHOP};
 use dyegate_suite::tls::TlsClient;
 use std::time::Duration;
-use dyegate_suite::tls::site::{Site, SHOP};
 
 /// The spec: new handshakes see a new certificate within 1 s of the write.
 const WITHIN: Duration = Duration::from_secs(1);

@@ -2,12 +2,11 @@
 //! SNI (exact, wildcard, default), HTTP/2 by ALPN and HTTP/1.1 without it, `min_version`,
 //! `handshake_timeout_ms` against silent and stalled clients, and the handshake counters.
 
-
 use dyegate_suite::certs::TestCa;
+use dyegate_suite::tls::site::{Site, API, SHOP};
 use dyegate_suite::tls::{curl_https, Hello, TlsClient};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-use dyegate_suite::tls::site::{Site, API, SHOP};
 
 fn handshakes(scrape: &dyegate_suite::metrics::Scrape, result: &str) -> f64 {
     scrape.value("dyegate_tls_handshakes_total", &[("result", result)])

@@ -333,7 +333,9 @@ async fn grpc_errors_count_against_the_rollout_gates() {
         let _ = grpc_call(gw.addr(), "/test.Feed/Watch", &[], b"watch").await;
         gw.admin_get("/rollouts/grpc").await
     };
-    let failed = poll_until(Duration::from_secs(20), failing_calls, |r| r["state"] == "failed");
+    let failed = poll_until(Duration::from_secs(20), failing_calls, |r| {
+        r["state"] == "failed"
+    });
     let r = failed.await.unwrap_or_else(|r| r);
     assert_eq!(r["state"], "failed", "{r:#}\n{}", gw.logs());
     assert_eq!(r["table_canary_share"], 0.0, "{r:#}");

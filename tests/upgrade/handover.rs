@@ -6,15 +6,14 @@
 //! old process accepting for a fixed 5 s after handing the sockets over, so an idle old process
 //! exits a little over 5 s after the handover.
 
-
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use dyegate_suite::procfs::{self, listener_inode, listening_inodes, socket_inodes};
+use dyegate_suite::upgrade::under_load::*;
 use dyegate_suite::upgrade::{get_once, wait_gone, StatusPoller, Upgradable};
 use dyegate_suite::{free_addr, poll_until, Conn, Req, Upstream};
 use http::StatusCode;
-use dyegate_suite::upgrade::under_load::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_upgrades_under_load_fail_no_request_and_keep_the_listening_socket() {

@@ -2,15 +2,14 @@
 //! opens the upgrade socket, stale or foreign pid files, a missing socket directory, an upgrade
 //! already in progress. In each case the running gateway keeps serving, untouched.
 
-
 use std::path::Path;
 use std::time::Duration;
 
 use dyegate_suite::load::{Load, Shape};
 use dyegate_suite::procfs::{self, listener_inode};
+use dyegate_suite::upgrade::under_load::*;
 use dyegate_suite::upgrade::{write_executable, Upgradable, PID_FILE, UPGRADE_SOCK};
 use dyegate_suite::Upstream;
-use dyegate_suite::upgrade::under_load::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invalid_routes_refuse_the_upgrade_before_any_socket_moves() {

@@ -21,6 +21,7 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    #[allow(clippy::new_without_default)] // starts processes: nothing to default to
     pub fn new() -> Fleet {
         Fleet {
             etcd: EtcdServer::start(),
