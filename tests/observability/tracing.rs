@@ -1,6 +1,10 @@
-//! Trace context end to end, propagation: what the upstream receives for every kind of
-//! `traceparent`, `tracestate` and `baggage` (valid, each kind of invalid, future version,
-//! absent, oversize).
+//! Trace context end to end, propagation: what the upstream receives, one case per behaviour
+//! (continued, restarted, flags, `tracestate` kept or dropped, `baggage` with the dye tag).
+//!
+//! Every kind of `traceparent`, `tracestate` and `baggage` (each kind of invalid, future
+//! versions, limits) is decided by pure code, and tested there: the header rules in
+//! `plugins/src/trace_context/`, and the whole table, through the gateway's own steps for a
+//! request, in `gateway/src/telemetry/trace_propagation_tests.rs`.
 
 use std::collections::BTreeSet;
 
@@ -73,17 +77,8 @@ fn table() -> Vec<Case> {
     let ts32 = members("bar", 1..=32);
     let big = |c: char| format!("{c}{}={}", c, c.to_string().repeat(3000));
     let oversize = format!("{},{},{}", big('a'), big('b'), big('c'));
-    let many = (0..200)
-        .map(|i| format!("k{i}=v"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let many_kept = std::iter::once("env-tag=canary".to_string())
-        .chain((0..179).map(|i| format!("k{i}=v")))
-        .collect::<Vec<_>>()
-        .join(",");
     vec![
         // traceparent
-        case("absent", &[], Restarted, "00"),
         case(
             "valid, sampled",
             &[("traceparent", &tp("01"))],
@@ -91,53 +86,10 @@ fn table() -> Vec<Case> {
             "01",
         ),
         case(
-            "valid, not sampled",
-            &[("traceparent", &tp("00"))],
-            Continued,
-            "00",
-        ),
-        case(
             "unknown flag bits are zeroed",
             &[("traceparent", &tp("09"))],
             Continued,
             "01",
-        ),
-        case(
-            "surrounding whitespace",
-            &[("traceparent", &format!("  {}\t", tp("01")))],
-            Continued,
-            "01",
-        ),
-        case(
-            "future version, same length",
-            &[("traceparent", &format!("cc-{TRACE}-{PARENT}-01"))],
-            Continued,
-            "01",
-        ),
-        case(
-            "future version, extra fields",
-            &[
-                (
-                    "traceparent",
-                    &format!("cc-{TRACE}-{PARENT}-01-what-the-future-will-be-like"),
-                ),
-                ("tracestate", "foo=1"),
-            ],
-            Continued,
-            "01",
-        )
-        .tracestate(&["foo=1"]),
-        case(
-            "future version, no dash after flags",
-            &[
-                (
-                    "traceparent",
-                    &format!("cc-{TRACE}-{PARENT}-01.what-the-future-will-not-be-like"),
-                ),
-                ("tracestate", "foo=1"),
-            ],
-            Restarted,
-            "00",
         ),
         case(
             "version ff is forbidden",
@@ -149,73 +101,12 @@ fn table() -> Vec<Case> {
             "00",
         ),
         case(
-            "version not hex",
-            &[("traceparent", &format!("0.-{TRACE}-{PARENT}-01"))],
-            Restarted,
-            "00",
-        ),
-        case(
-            "version 00 with trailing data",
-            &[("traceparent", &format!("{}-extra", tp("01")))],
-            Restarted,
-            "00",
-        ),
-        case(
-            "uppercase trace id",
-            &[(
-                "traceparent",
-                &format!("00-{}-{PARENT}-01", TRACE.to_uppercase()),
-            )],
-            Restarted,
-            "00",
-        ),
-        case(
-            "trace id all zeros",
-            &[("traceparent", &format!("00-{}-{PARENT}-01", "0".repeat(32)))],
-            Restarted,
-            "00",
-        ),
-        case(
-            "parent id all zeros",
-            &[("traceparent", &format!("00-{TRACE}-{}-01", "0".repeat(16)))],
-            Restarted,
-            "00",
-        ),
-        case(
-            "trace id too short",
-            &[("traceparent", &format!("00-{}-{PARENT}-01", &TRACE[1..]))],
-            Restarted,
-            "00",
-        ),
-        case(
-            "parent id too long",
-            &[("traceparent", &format!("00-{TRACE}-{PARENT}0-01"))],
-            Restarted,
-            "00",
-        ),
-        case(
-            "flags not hex",
-            &[("traceparent", &format!("00-{TRACE}-{PARENT}-0x"))],
-            Restarted,
-            "00",
-        ),
-        case(
             "two traceparent headers",
             &[("traceparent", &tp("01")), ("traceparent", &tp("01"))],
             Restarted,
             "00",
         ),
         // tracestate
-        case(
-            "tracestate forwarded",
-            &[
-                ("traceparent", &tp("01")),
-                ("tracestate", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"),
-            ],
-            Continued,
-            "01",
-        )
-        .tracestate(&["rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"]),
         case(
             "tracestate split over two headers",
             &[
@@ -228,19 +119,6 @@ fn table() -> Vec<Case> {
         )
         .tracestate(&["foo=1,bar=2", "baz=3"]),
         case(
-            "tracestate without traceparent",
-            &[("tracestate", "foo=1")],
-            Restarted,
-            "00",
-        ),
-        case(
-            "tracestate with 32 members",
-            &[("traceparent", &tp("00")), ("tracestate", &ts32)],
-            Continued,
-            "00",
-        )
-        .tracestate(&[&ts32]),
-        case(
             "tracestate with 33 members",
             &[
                 ("traceparent", &tp("00")),
@@ -250,38 +128,7 @@ fn table() -> Vec<Case> {
             Continued,
             "00",
         ),
-        case(
-            "tracestate duplicated key",
-            &[("traceparent", &tp("01")), ("tracestate", "foo=1,foo=2")],
-            Continued,
-            "01",
-        ),
-        case(
-            "tracestate uppercase key",
-            &[("traceparent", &tp("01")), ("tracestate", "FOO=1")],
-            Continued,
-            "01",
-        ),
-        case(
-            "tracestate value with =",
-            &[("traceparent", &tp("01")), ("tracestate", "foo=bar=baz")],
-            Continued,
-            "01",
-        ),
-        case(
-            "tracestate only empty members",
-            &[("traceparent", &tp("01")), ("tracestate", " , ")],
-            Continued,
-            "01",
-        ),
         // baggage and the dye tag
-        case(
-            "baggage of an untagged request",
-            &[("baggage", "userId=alice,isProduction=false")],
-            Restarted,
-            "00",
-        )
-        .baggage(&["userId=alice,isProduction=false"]),
         case(
             "baggage gets the given tag",
             &[("x-env-tag", "canary"), ("baggage", "userId=alice")],
@@ -290,25 +137,12 @@ fn table() -> Vec<Case> {
         )
         .baggage(&["env-tag=canary,userId=alice"]),
         case(
-            "tag without baggage",
-            &[("x-env-tag", "canary")],
-            Restarted,
-            "00",
-        )
-        .baggage(&["env-tag=canary"]),
-        case(
             "forged env-tag removed",
             &[("baggage", "userId=alice, env-tag=canary")],
             Restarted,
             "00",
         )
         .baggage(&["userId=alice"]),
-        case(
-            "baggage of only a forged env-tag removed",
-            &[("baggage", "env-tag=canary")],
-            Restarted,
-            "00",
-        ),
         case("tag set by the split", &[], Restarted, "00")
             .host("promo.example.com")
             .baggage(&["env-tag=canary"]),
@@ -327,33 +161,15 @@ fn table() -> Vec<Case> {
             "00",
         )
         .baggage(&[&format!("env-tag=canary,{},{}", big('a'), big('b'))]),
-        case(
-            "baggage of 200 members keeps 180",
-            &[("x-env-tag", "canary"), ("baggage", &many)],
-            Restarted,
-            "00",
-        )
-        .baggage(&[&many_kept]),
-        case(
-            "invalid baggage members dropped on rewrite",
-            &[
-                ("x-env-tag", "canary"),
-                ("baggage", "a=1,bad key=2,b=\"q\",c=3;p"),
-            ],
-            Restarted,
-            "00",
-        )
-        .baggage(&["env-tag=canary,a=1,c=3;p"]),
     ]
 }
 
 #[tokio::test]
-async fn propagation_table_through_the_gateway() {
+async fn propagation_through_the_gateway() {
     let shop = Shop::start();
     let gw = shop.gateway("");
     let mut conn = Conn::http1(gw.addr()).await;
     let cases = table();
-    assert!(cases.len() >= 20);
     let mut new_traces = BTreeSet::new();
     for (i, c) in cases.iter().enumerate() {
         let id = i.to_string();

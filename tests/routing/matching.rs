@@ -1,5 +1,9 @@
 //! Route matching end to end: host (exact and wildcard), path prefix, methods, headers, all
 //! fields together, first match in file order, and 404 when nothing matches.
+//!
+//! One request per behaviour, and what only a real request shows (the `Host` header's port and
+//! case, the query, header name case, what the upstream receives): the tables of inputs are
+//! unit-tested next to the decision, in `gateway/src/routing/tests_matching.rs`.
 
 use dyegate_suite::{upstream_groups, Conn, Dyegate, Req, Upstream};
 use http::{Method, StatusCode};
@@ -109,10 +113,6 @@ async fn exact_and_wildcard_hosts() {
         fx.upstream_of(Req::get("/").host("api.example.com")).await,
         some("b")
     );
-    assert_eq!(
-        fx.upstream_of(Req::get("/").host("x-1.example.com")).await,
-        some("b")
-    );
     // The port in the Host header is not part of the name.
     assert_eq!(
         fx.upstream_of(Req::get("/").host("shop.example.com:8080"))
@@ -124,13 +124,6 @@ async fn exact_and_wildcard_hosts() {
         fx.upstream_of(Req::get("/").host("Shop.Example.COM")).await,
         some("a")
     );
-    // The wildcard needs a label in front of the suffix, and the suffix must match whole labels.
-    let (status, _) = fx.answer(Req::get("/").host("example.com")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = fx.answer(Req::get("/").host("badexample.com")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = fx.answer(Req::get("/").host("shop.example.org")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -144,16 +137,14 @@ async fn path_prefix() {
     split: [{ upstream: b, weight: 1 }]
 ",
     );
-    assert_eq!(fx.upstream_of(Req::get("/api")).await, some("a"));
     assert_eq!(fx.upstream_of(Req::get("/api/cart/7")).await, some("a"));
+    // The query is not part of the path that is matched.
     assert_eq!(fx.upstream_of(Req::get("/api?x=1")).await, some("a"));
-    assert_eq!(fx.upstream_of(Req::get("/")).await, some("b"));
     assert_eq!(fx.upstream_of(Req::get("/static/api")).await, some("b"));
-    assert_eq!(fx.upstream_of(Req::get("/ap")).await, some("b"));
     // The upstream sees the path unchanged.
     let seen = fx.a.requests();
-    assert_eq!(seen[1].path, "/api/cart/7");
-    assert_eq!(seen[2].query.as_deref(), Some("x=1"));
+    assert_eq!(seen[0].path, "/api/cart/7");
+    assert_eq!(seen[1].query.as_deref(), Some("x=1"));
 }
 
 #[tokio::test]
@@ -167,15 +158,13 @@ async fn methods() {
     split: [{ upstream: b, weight: 1 }]
 ",
     );
-    assert_eq!(fx.upstream_of(Req::get("/")).await, some("a"));
     assert_eq!(fx.upstream_of(Req::post("/").body("x")).await, some("a"));
-    assert_eq!(fx.upstream_of(Req::new(Method::PUT, "/")).await, some("b"));
     assert_eq!(
         fx.upstream_of(Req::new(Method::DELETE, "/")).await,
         some("b")
     );
-    assert_eq!(fx.a.requests()[1].method, "POST");
-    assert_eq!(fx.b.requests()[1].method, "DELETE");
+    assert_eq!(fx.a.requests()[0].method, "POST");
+    assert_eq!(fx.b.requests()[0].method, "DELETE");
 }
 
 #[tokio::test]
@@ -192,10 +181,7 @@ async fn headers_with_allowed_values() {
     );
     let with = |value: &str| Req::get("/").header("x-client", value);
     assert_eq!(fx.upstream_of(with("mobile")).await, some("a"));
-    assert_eq!(fx.upstream_of(with("web")).await, some("a"));
     assert_eq!(fx.upstream_of(with("desktop")).await, some("b"));
-    assert_eq!(fx.upstream_of(with("")).await, some("b"));
-    assert_eq!(fx.upstream_of(Req::get("/")).await, some("b"));
     // Header names are case-insensitive.
     assert_eq!(
         fx.upstream_of(Req::get("/").header("X-Client", "web"))
@@ -229,24 +215,6 @@ async fn every_given_match_field_must_hold() {
         some("a")
     );
     assert_eq!(
-        fx.upstream_of(req("www.example.com", "/api/x", Method::POST, "mobile"))
-            .await,
-        some("b"),
-        "host differs"
-    );
-    assert_eq!(
-        fx.upstream_of(req(host, "/web/x", Method::POST, "mobile"))
-            .await,
-        some("b"),
-        "path differs"
-    );
-    assert_eq!(
-        fx.upstream_of(req(host, "/api/x", Method::GET, "mobile"))
-            .await,
-        some("b"),
-        "method differs"
-    );
-    assert_eq!(
         fx.upstream_of(req(host, "/api/x", Method::POST, "web"))
             .await,
         some("b"),
@@ -271,12 +239,10 @@ async fn the_first_matching_route_in_file_order_wins() {
     split: [{ upstream: c, weight: 1 }]
 ",
     );
-    assert_eq!(fx.upstream_of(Req::get("/api/v2/items")).await, some("a"));
     // A longer prefix further down never beats an earlier match.
     assert_eq!(fx.upstream_of(Req::get("/api/v2/cart")).await, some("a"));
     assert_eq!(fx.upstream_of(Req::get("/api/v1")).await, some("b"));
-    assert_eq!(fx.upstream_of(Req::get("/")).await, some("c"));
-    assert_eq!(fx.c.request_count(), 1);
+    assert_eq!(fx.c.request_count(), 0);
 }
 
 #[tokio::test]

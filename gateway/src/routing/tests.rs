@@ -196,6 +196,144 @@ fn tag_routing_unknown_tags_and_trust() {
     );
 }
 
+/// The groups and route of `tests/dye.rs`: tags canary and feat-42, all untagged traffic to
+/// stable, `dye_extra` lines in the dye section.
+fn dye_shop(dye_extra: &str) -> std::sync::Arc<RouteTable> {
+    table(&format!(
+        "upstreams:
+  shop-stable: {{ targets: [\"127.0.0.1:9001\"] }}
+  shop-canary: {{ targets: [\"127.0.0.1:9002\"] }}
+  shop-feat42: {{ targets: [\"127.0.0.1:9003\"] }}
+routes:
+  - name: shop
+    match:
+      host: shop.example.com
+    dye:
+      tags: {{ canary: shop-canary, feat-42: shop-feat42 }}
+{dye_extra}
+    split:
+      - {{ upstream: shop-stable, weight: 1 }}
+"
+    ))
+}
+
+type Routed = (String, String, &'static str, Option<String>);
+
+fn routed(group: &str, reason: &'static str, tag: Option<&str>) -> Routed {
+    ("shop".into(), group.into(), reason, tag.map(String::from))
+}
+
+#[test]
+fn unknown_tags_route_as_untagged_by_default_and_under_an_explicit_base_policy() {
+    for dye_extra in ["", "      on_unknown_tag: base\n"] {
+        let t = dye_shop(dye_extra);
+        let shop = |r: Req| route(&t, &r);
+        assert_eq!(
+            shop(req("shop.example.com", "/").header("x-env-tag", "no-such-tag")),
+            routed("shop-stable", "fallback", Some("keep:no-such-tag")),
+            "{dye_extra:?}"
+        );
+    }
+}
+
+#[test]
+fn the_reject_policy_leaves_known_tags_and_untagged_traffic_alone() {
+    let t = dye_shop("      on_unknown_tag: reject\n");
+    let shop = |r: Req| route(&t, &r);
+    assert_eq!(
+        shop(req("shop.example.com", "/").header("x-env-tag", "no-such-tag")).0,
+        "503"
+    );
+    assert_eq!(
+        shop(req("shop.example.com", "/").header("x-env-tag", "canary")),
+        routed("shop-canary", "tag", Some("keep:canary"))
+    );
+    assert_eq!(
+        shop(req("shop.example.com", "/")),
+        routed("shop-stable", "split", None)
+    );
+}
+
+#[test]
+fn a_route_with_its_own_tag_header_ignores_the_default_one() {
+    let t = dye_shop("      header: x-dye\n");
+    let shop = |r: Req| route(&t, &r);
+    assert_eq!(
+        shop(req("shop.example.com", "/").header("x-dye", "feat-42")),
+        routed("shop-feat42", "tag", Some("keep:feat-42"))
+    );
+    assert_eq!(
+        shop(req("shop.example.com", "/").header("x-env-tag", "feat-42")),
+        routed("shop-stable", "split", None)
+    );
+}
+
+/// A 1:1 split between stable and a group tag `canary` names: whatever tag the request came
+/// with (none, unknown, untrusted), the split decides, and a request it sends to canary carries
+/// `canary`; on stable the request's own header is kept, or stripped when untrusted.
+#[test]
+fn a_split_to_a_tagged_group_sets_that_tag_whatever_the_request_carried() {
+    let half_and_half = |dye_extra: &str| {
+        table(&format!(
+            "upstreams:
+  shop-stable: {{ targets: [\"127.0.0.1:9001\"] }}
+  shop-canary: {{ targets: [\"127.0.0.1:9002\"] }}
+routes:
+  - name: shop
+    dye:
+      tags: {{ canary: shop-canary }}
+{dye_extra}
+    split:
+      - {{ upstream: shop-stable, weight: 1 }}
+      - {{ upstream: shop-canary, weight: 1 }}
+"
+        ))
+    };
+    let cases = [
+        ("untagged", "", None, "split", None),
+        (
+            "unknown tag",
+            "",
+            Some("no-such-tag"),
+            "fallback",
+            Some("keep:no-such-tag"),
+        ),
+        (
+            "untrusted tag",
+            "      trusted_sources: [10.0.0.0/8]",
+            Some("canary"),
+            "split",
+            Some("strip"),
+        ),
+    ];
+    for (name, dye_extra, tag, reason, on_stable) in cases {
+        let t = half_and_half(dye_extra);
+        let r = match tag {
+            Some(tag) => req("h", "/").header("x-env-tag", tag),
+            None => req("h", "/"),
+        };
+        let mut on = std::collections::BTreeMap::new();
+        for _ in 0..20 {
+            let (route_name, group, why, action) = route(&t, &r);
+            assert_eq!((route_name.as_str(), why), ("shop", reason), "{name}");
+            let want = match group.as_str() {
+                "shop-canary" => Some("set:canary"),
+                _ => on_stable,
+            };
+            assert_eq!(action.as_deref(), want, "{name}: {group}");
+            *on.entry(group).or_insert(0) += 1;
+        }
+        assert_eq!(
+            on.into_iter().collect::<Vec<_>>(),
+            [
+                ("shop-canary".to_string(), 10),
+                ("shop-stable".to_string(), 10)
+            ],
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn split_sets_the_tag_of_the_chosen_lane_exactly_by_weight() {
     let t = table(&format!(
@@ -292,3 +430,6 @@ fn host_normalisation() {
     assert_eq!(normalize_host("[::1]:8080"), "[::1]");
     assert_eq!(normalize_host("example.com."), "example.com");
 }
+
+#[path = "tests_matching.rs"]
+mod matching;

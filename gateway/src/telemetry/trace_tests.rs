@@ -122,3 +122,6 @@ fn without_an_endpoint_the_ratio_sets_the_flag_and_nothing_is_recorded() {
         assert_ne!(trace.span_id(), [0; 8]);
     }
 }
+
+#[path = "trace_propagation_tests.rs"]
+mod propagation;

@@ -267,6 +267,81 @@ mod tests {
         assert_eq!(out, format!("env-tag=t,{big},small=1"));
     }
 
+    /// The gateway's baggage cases, as `tests/tracing.rs` sent them (with the tag routing gave:
+    /// given, set by the split, or none when untagged or untrusted), and the exact result.
+    #[test]
+    fn the_gateway_cases() {
+        let big = |c: char| format!("{c}{c}={}", c.to_string().repeat(3000));
+        let oversize = format!("{},{},{}", big('a'), big('b'), big('c'));
+        let many = (0..200)
+            .map(|i| format!("k{i}=v"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let many_kept = std::iter::once("env-tag=canary".to_string())
+            .chain((0..179).map(|i| format!("k{i}=v")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cases: Vec<(&str, Vec<&str>, Option<&str>, BaggageEdit)> = vec![
+            (
+                "untagged: forwarded as it is",
+                vec!["userId=alice,isProduction=false"],
+                None,
+                BaggageEdit::Unchanged,
+            ),
+            (
+                "the given tag goes first",
+                vec!["userId=alice"],
+                Some("canary"),
+                set("env-tag=canary,userId=alice"),
+            ),
+            (
+                "tag without baggage",
+                vec![],
+                Some("canary"),
+                set("env-tag=canary"),
+            ),
+            (
+                "forged member removed",
+                vec!["userId=alice, env-tag=canary"],
+                None,
+                set("userId=alice"),
+            ),
+            (
+                "only a forged member: header removed",
+                vec!["env-tag=canary"],
+                None,
+                BaggageEdit::Remove,
+            ),
+            (
+                "untrusted tag: the member is removed",
+                vec!["env-tag=canary,u=1"],
+                None,
+                set("u=1"),
+            ),
+            (
+                "oversize: whole members kept",
+                vec![&oversize],
+                Some("canary"),
+                BaggageEdit::Set(format!("env-tag=canary,{},{}", big('a'), big('b'))),
+            ),
+            (
+                "200 members: 180 kept",
+                vec![&many],
+                Some("canary"),
+                BaggageEdit::Set(many_kept),
+            ),
+            (
+                "invalid members dropped on rewrite",
+                vec!["a=1,bad key=2,b=\"q\",c=3;p"],
+                Some("canary"),
+                set("env-tag=canary,a=1,c=3;p"),
+            ),
+        ];
+        for (name, values, tag, want) in cases {
+            assert_eq!(edit(&values, tag), want, "{name}");
+        }
+    }
+
     #[test]
     fn encodes_values() {
         assert_eq!(encode_baggage_value("canary-1.2_x"), "canary-1.2_x");

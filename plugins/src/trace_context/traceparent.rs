@@ -209,6 +209,7 @@ mod tests {
             format!(" 00-{TRACE}-{PARENT}-01"),
             format!("00-{TRACE}-{PARENT}-01\t"),
             format!("\t 00-{TRACE}-{PARENT}-01 \t"),
+            format!("  00-{TRACE}-{PARENT}-01\t"),
         ] {
             assert!(parse(&v).is_ok(), "{v:?}");
         }
@@ -223,16 +224,22 @@ mod tests {
             (format!("0-{TRACE}-{PARENT}-01"), VersionFormat),
             (format!("000-{TRACE}-{PARENT}-01"), VersionFormat),
             (format!("0A-{TRACE}-{PARENT}-01"), VersionFormat),
+            (format!("0.-{TRACE}-{PARENT}-01"), VersionFormat),
             (format!("ff-{TRACE}-{PARENT}-01"), ForbiddenVersion),
             (format!("00-{TRACE}-{PARENT}-01."), Length),
             (format!("00-{TRACE}-{PARENT}-01-extra"), Length),
             (format!("00-{TRACE}-{PARENT}-1"), Length),
             (format!("00-{TRACE}-{PARENT}-001"), Length),
             (format!("00-{TRACE}0-{PARENT}-01"), Length),
+            (format!("00-{TRACE}-{PARENT}0-01"), Length),
             (format!("00-{}-{PARENT}-01", &TRACE[1..]), Length),
             (format!("00-{TRACE}_{PARENT}-01"), Delimiter),
             (format!("00-{TRACE}-{PARENT}_01"), Delimiter),
             (format!("cc-{TRACE}-{PARENT}-01.future"), Delimiter),
+            (
+                format!("cc-{TRACE}-{PARENT}-01.what-the-future-will-not-be-like"),
+                Delimiter,
+            ),
             (
                 format!("00-{}-{PARENT}-01", TRACE.to_uppercase()),
                 TraceIdFormat,
@@ -246,6 +253,7 @@ mod tests {
             (format!("00-{TRACE}-{}-01", "0".repeat(16)), ParentIdZero),
             (format!("00-{TRACE}-{PARENT}-.0"), FlagsFormat),
             (format!("00-{TRACE}-{PARENT}-0G"), FlagsFormat),
+            (format!("00-{TRACE}-{PARENT}-0x"), FlagsFormat),
         ];
         for (value, want) in cases {
             assert_eq!(parse(value), Err(*want), "{value:?}");

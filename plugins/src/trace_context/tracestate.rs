@@ -122,7 +122,9 @@ mod tests {
         assert_eq!(check(&["rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"]), Ok(2));
         assert_eq!(check(&["foo=1 \t , \t bar=2, \t baz=3"]), Ok(3));
         assert_eq!(check(&["foo=1", "bar=2,baz=3"]), Ok(3));
+        assert_eq!(check(&["foo=1,bar=2", "baz=3"]), Ok(3));
         assert_eq!(check(&["", " , ,\t"]), Ok(0), "empty members are allowed");
+        assert_eq!(check(&[" , "]), Ok(0));
         assert_eq!(check(&["foo=1", ""]), Ok(1));
         assert_eq!(check(&[]), Ok(0));
         // Leading spaces belong to the value.
@@ -147,6 +149,11 @@ mod tests {
         assert_eq!(
             check(&[&members[..20].join(","), &members[20..].join(",")]),
             Err(TraceStateError::TooManyMembers)
+        );
+        assert_eq!(
+            check(&[&members[..32].join(","), "bar33=33"]),
+            Err(TraceStateError::TooManyMembers),
+            "the 33rd member in a second header"
         );
     }
 
@@ -191,6 +198,7 @@ mod tests {
             (&["foo=a\u{7f}"], Value(0)),
             (&["foo=\u{e9}"], Value(0)),
             (&["foo=1,foo=1"], DuplicateKey(1)),
+            (&["foo=1,foo=2"], DuplicateKey(1)),
             (&["foo=1", "foo=2"], DuplicateKey(1)),
         ];
         for (values, want) in cases {
