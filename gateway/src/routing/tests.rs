@@ -196,7 +196,7 @@ fn tag_routing_unknown_tags_and_trust() {
     );
 }
 
-/// The groups and route of `tests/dye.rs`: tags canary and feat-42, all untagged traffic to
+/// The groups and route of `tests/routing/dye.rs`: tags canary and feat-42, all untagged traffic to
 /// stable, `dye_extra` lines in the dye section.
 fn dye_shop(dye_extra: &str) -> std::sync::Arc<RouteTable> {
     table(&format!(

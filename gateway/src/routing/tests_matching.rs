@@ -1,4 +1,4 @@
-//! Route matching on the tables of `tests/matching.rs`, case by case: host (exact, wildcard,
+//! Route matching on the tables of `tests/routing/matching.rs`, case by case: host (exact, wildcard,
 //! normalised), path prefix, methods, header values, all fields together, first match in file
 //! order. The end-to-end tests keep one request per behaviour; the whole tables run here.
 

@@ -2,7 +2,7 @@
 //! what the upstream request carries after the gateway's steps for a request (`start` in
 //! `request_filter`, the routing decision's tag, `inject` in `upstream_request_filter`), on the
 //! routes of `tests/trace_support` and the default settings its gateway runs with. The rules of
-//! each header are unit-tested in `dyegate_plugins::trace_context`; `tests/tracing.rs` keeps
+//! each header are unit-tested in `dyegate_plugins::trace_context`; `tests/observability/tracing.rs` keeps
 //! one case per behaviour through the running gateway.
 
 use super::*;

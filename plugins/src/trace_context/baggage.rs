@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(out, format!("env-tag=t,{big},small=1"));
     }
 
-    /// The gateway's baggage cases, as `tests/tracing.rs` sent them (with the tag routing gave:
+    /// The gateway's baggage cases, as `tests/observability/tracing.rs` sent them (with the tag routing gave:
     /// given, set by the split, or none when untagged or untrusted), and the exact result.
     #[test]
     fn the_gateway_cases() {
