@@ -11,7 +11,8 @@
 //! `{"upstream", "method", "path", "query", "version", "headers", "body_len", "body_crc"}`,
 //! where the body is read streaming and `body_crc` is its CRC-32 (IEEE). Special paths:
 //! `/slow?ms=N` answers after N ms, `/status/NNN` with that status, `/stream?chunks=N&size=M`
-//! with a chunked body; `Upgrade: websocket` gets a 101 and an echo of every message.
+//! with a chunked body; `Upgrade: websocket` gets a 101 (after `?delay_ms=N` when given) and
+//! an echo of every message.
 //!
 //! [`FaultyUpstream`] breaks for real (hangs, stalls, resets, 500s, lies to health checks).
 

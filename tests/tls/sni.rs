@@ -3,12 +3,16 @@
 //! `handshake_timeout_ms` against silent and stalled clients, and the handshake counters.
 
 use dyegate_suite::certs::TestCa;
+use dyegate_suite::metrics::Scrape;
 use dyegate_suite::tls::site::{Site, API, SHOP};
 use dyegate_suite::tls::{curl_https, Hello, TlsClient};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-fn handshakes(scrape: &dyegate_suite::metrics::Scrape, result: &str) -> f64 {
+/// Generous for a debug build on a loaded machine.
+const SETTLE: Duration = Duration::from_secs(10);
+
+fn handshakes(scrape: &Scrape, result: &str) -> f64 {
     scrape.value("dyegate_tls_handshakes_total", &[("result", result)])
 }
 
@@ -67,12 +71,11 @@ async fn sni_picks_exact_then_wildcard_then_the_default() {
         "both names reached the upstream with their Host: {recorded:?}"
     );
 
-    let after = site.gw.metrics().await;
-    assert!(
-        handshakes(&after, "ok") - handshakes(&before, "ok") >= 6.0,
-        "6 handshakes counted ok: {}",
-        after.dump("dyegate_tls_handshakes_total")
-    );
+    // A client may be done before the gateway has counted its handshake: wait for the count.
+    let ok = |s: &Scrape| handshakes(s, "ok") - handshakes(&before, "ok");
+    (site.gw)
+        .wait_for_metrics(SETTLE, "6 handshakes counted ok", |s| ok(s) >= 6.0)
+        .await;
 }
 
 #[tokio::test]
@@ -152,8 +155,12 @@ async fn min_version_1_3_refuses_a_tls_1_2_client() {
         "a TLS 1.2-only client is refused under min_version 1.3"
     );
     assert!(TlsClient::connect(site.tls, Some(SHOP)).await.is_ok());
-    let after = site.gw.metrics().await;
-    assert!(handshakes(&after, "error") > handshakes(&before, "error"));
+    // The refusal reaches the client before the gateway counts it: wait for the count.
+    (site.gw)
+        .wait_for_metrics(SETTLE, "the refused handshake counted", |s| {
+            handshakes(s, "error") > handshakes(&before, "error")
+        })
+        .await;
 }
 
 /// A client that connects and sends nothing, and one that stops in the middle of its hello,
@@ -191,9 +198,14 @@ async fn the_handshake_timeout_closes_silent_and_stalled_clients() {
             "{what} client closed after {took:?}, expected about 600 ms"
         );
     }
-    let after = site.gw.metrics().await;
+    // The gateway drops a timed-out connection before it counts the timeout: the client sees the
+    // close a moment before the counter moves.
+    let timeouts = |s: &Scrape| handshakes(s, "timeout") - handshakes(&before, "timeout");
+    let after = (site.gw)
+        .wait_for_metrics(SETTLE, "two handshake timeouts", |s| timeouts(s) >= 2.0)
+        .await;
     assert_eq!(
-        handshakes(&after, "timeout") - handshakes(&before, "timeout"),
+        timeouts(&after),
         2.0,
         "{}",
         after.dump("dyegate_tls_handshakes_total")

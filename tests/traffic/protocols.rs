@@ -206,13 +206,23 @@ async fn http2_downstream_with_prior_knowledge() {
     assert_eq!(stable.request_count(), 22);
 }
 
+/// The canary answers the upgrade 50 ms after the request: Pingora 0.9.1 tears an upgrade down
+/// when it reads the upstream's 101 before the request's (empty) body, which an instant 101
+/// on loopback does about one time in ten on a loaded machine (cloudflare/pingora#946; the fix
+/// is #947; docs/pingora-upstream.md). That race has its own test below, out of the suite.
 #[tokio::test]
 async fn websocket_upgrade_echoes_through_the_gateway() {
     let stable = Upstream::start("shop-stable");
     let canary = Upstream::start("shop-canary");
     let gw = shop(&stable, &canary);
 
-    let (mut ws, handshake) = ws_connect(gw.addr(), SHOP, "/ws", &[("x-env-tag", "canary")]).await;
+    let (mut ws, handshake) = ws_connect(
+        gw.addr(),
+        SHOP,
+        "/ws?delay_ms=50",
+        &[("x-env-tag", "canary")],
+    )
+    .await;
     assert_eq!(handshake.status(), StatusCode::SWITCHING_PROTOCOLS);
     assert_eq!(
         handshake.headers().get("x-upstream").map(|v| v.as_bytes()),
@@ -222,7 +232,8 @@ async fn websocket_upgrade_echoes_through_the_gateway() {
     for i in 0..10 {
         let text = format!("hello {i}");
         ws.send(Message::text(text.clone())).await.expect("send");
-        let echoed = ws.next().await.expect("an echo").expect("a message");
+        let echoed = ws.next().await.expect("an echo");
+        let echoed = echoed.unwrap_or_else(|e| panic!("message {i}: {e:?}\n{}", gw.logs()));
         assert_eq!(echoed, Message::text(text));
     }
     let blob: Vec<u8> = (0..100_000u32).map(|i| (i % 256) as u8).collect();
@@ -238,6 +249,32 @@ async fn websocket_upgrade_echoes_through_the_gateway() {
         .header("upgrade")
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket")));
     assert_eq!(stable.request_count(), 0);
+}
+
+/// Pingora 0.9.1's upgrade race (cloudflare/pingora#946): with an upstream that answers the
+/// upgrade at once, the 101 can be read before the request's empty body, and the tunnel is torn
+/// down right after the 101 (the client's first message gets EOF). Fails about one connection in
+/// ten with both cores busy (`tests/flake.sh 20 --load -- --test traffic -- --ignored instant_101`);
+/// passes once dyegate is on a Pingora with the fix (#947): then it joins the suite.
+#[tokio::test]
+#[ignore = "fails until Pingora fixes #946 (docs/pingora-upstream.md): a reproduction, not a check"]
+async fn an_instant_101_keeps_the_tunnel_open() {
+    let stable = Upstream::start("shop-stable");
+    let canary = Upstream::start("shop-canary");
+    let gw = shop(&stable, &canary);
+    let mut torn_down = 0;
+    for _ in 0..50 {
+        let (mut ws, _) = ws_connect(gw.addr(), SHOP, "/ws", &[("x-env-tag", "canary")]).await;
+        ws.send(Message::text("hello")).await.expect("send");
+        match ws.next().await {
+            Some(Ok(echoed)) => assert_eq!(echoed, Message::text("hello")),
+            _ => torn_down += 1,
+        }
+    }
+    assert_eq!(
+        torn_down, 0,
+        "tunnels torn down right after their 101, of 50"
+    );
 }
 
 #[tokio::test]

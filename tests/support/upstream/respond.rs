@@ -49,7 +49,7 @@ fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn query_number(query: Option<&str>, key: &str) -> Option<u64> {
+pub(crate) fn query_number(query: Option<&str>, key: &str) -> Option<u64> {
     query_param(query, key)?.parse().ok()
 }
 

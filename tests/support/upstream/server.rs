@@ -43,7 +43,7 @@ where
             recorder.request(&parts);
             let req = Request::from_parts(parts, body);
             let response = if websocket::is_upgrade(&req) {
-                websocket::accept(&name, req)
+                websocket::accept(&name, req).await
             } else {
                 respond::respond(&name, req).await
             };

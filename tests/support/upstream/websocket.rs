@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use super::respond::{UpstreamBody, UPSTREAM_HEADER};
+use super::respond::{query_number, UpstreamBody, UPSTREAM_HEADER};
 
 /// Whether the request asks to upgrade to WebSocket.
 pub(crate) fn is_upgrade(req: &Request<Incoming>) -> bool {
@@ -18,8 +18,14 @@ pub(crate) fn is_upgrade(req: &Request<Incoming>) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Answers the handshake and spawns the echo loop on the upgraded connection.
-pub(crate) fn accept(name: &str, mut req: Request<Incoming>) -> Response<UpstreamBody> {
+/// Answers the handshake and spawns the echo loop on the upgraded connection. `?delay_ms=N`
+/// answers the 101 after N ms, as an upstream that does some work before it accepts.
+pub(crate) async fn accept(name: &str, mut req: Request<Incoming>) -> Response<UpstreamBody> {
+    if let Some(ms) = query_number(req.uri().query(), "delay_ms") {
+        // time is tested: a 101 that comes N ms after the request (see tests/traffic/protocols.rs
+        // on Pingora #946, which an instant 101 can hit).
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
         let mut response = Response::new(Empty::new().map_err(|e| match e {}).boxed());
         *response.status_mut() = StatusCode::BAD_REQUEST;
