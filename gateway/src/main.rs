@@ -78,6 +78,10 @@ enum Command {
     /// Validate a routes file and write it to etcd as the fleet's table (one new revision).
     Push {
         routes: PathBuf,
+        /// Allow a table with no routes (every request answered 404): marks it so in etcd, or
+        /// the gateways refuse it.
+        #[arg(long)]
+        allow_empty: bool,
         /// gateway.yaml with `source: { etcd: ... }` (default: ./gateway.yaml)
         #[arg(short = 'c', long = "config")]
         config: Option<PathBuf>,
@@ -553,9 +557,15 @@ fn main() -> ExitCode {
         Command::Schema { file } => print_docs(Docs::Schema(file)),
         Command::Completions { shell } => print_docs(Docs::Completions(shell)),
         Command::Man { dir } => print_docs(Docs::Man(dir)),
-        Command::Push { routes, config } => {
-            fleet_result(fleet::push(default_config(config).as_deref(), &routes))
-        }
+        Command::Push {
+            routes,
+            config,
+            allow_empty,
+        } => fleet_result(fleet::push(
+            default_config(config).as_deref(),
+            &routes,
+            allow_empty,
+        )),
         Command::Pull { output, config } => fleet_result(fleet::pull(
             default_config(config).as_deref(),
             output.as_deref(),

@@ -148,11 +148,11 @@ async fn of_two_pushes_from_the_same_revision_exactly_one_wins() {
     let (a, b) = tokio::join!(
         async {
             let mut c = client.clone();
-            store::write(&mut c, PREFIX, &green, &expect).await
+            store::write(&mut c, PREFIX, &green, layout::EmptyTable::Refused, &expect).await
         },
         async {
             let mut c = client.clone();
-            store::write(&mut c, PREFIX, &blue2, &expect).await
+            store::write(&mut c, PREFIX, &blue2, layout::EmptyTable::Refused, &expect).await
         }
     );
     let wins = [a.is_ok(), b.is_ok()].iter().filter(|w| **w).count();

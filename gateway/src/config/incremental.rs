@@ -32,12 +32,25 @@ enum Section {
     Routes,
 }
 
-/// Cuts a routes file into its entries. `None` when the layout is not the plain block layout.
+/// Cuts a routes file into its entries. `None` when the layout is not the plain block layout,
+/// or the file has no routes.
+pub fn cut(text: &str) -> Option<Cut> {
+    cut_sections(text, false).filter(|c| !c.routes.is_empty())
+}
+
+/// Like [`cut`], for a table that may have no routes (`dyegate push --allow-empty`): a section
+/// may also be empty, written `routes:` with nothing under it, `routes: []` or `upstreams: {}`.
+/// `routes:` must still be there.
+pub fn cut_allowing_empty(text: &str) -> Option<Cut> {
+    cut_sections(text, true)
+}
+
+/// The cut, where `empty_flow` also takes `KEY: []` and `KEY: {}` as an empty section.
 ///
 /// One pass over the lines, with the open section and its item indent as the only state; kept
 /// as one function (about 95 lines) because its cases read in order, top to bottom, as the
 /// layout rules they check.
-pub fn cut(text: &str) -> Option<Cut> {
+fn cut_sections(text: &str, empty_flow: bool) -> Option<Cut> {
     let mut out = Cut::default();
     let mut seen = [false; 2];
     // (section, item indent once known)
@@ -109,7 +122,12 @@ pub fn cut(text: &str) -> Option<Cut> {
             continue;
         }
         first_content = false;
-        let section = match top_key(rest)? {
+        let (key, empty) = match top_key(rest) {
+            Some(key) => (key, false),
+            None if empty_flow => (empty_key(rest)?, true),
+            None => return None,
+        };
+        let section = match key {
             "upstreams" => Section::Upstreams,
             "routes" => Section::Routes,
             _ => return None,
@@ -119,7 +137,7 @@ pub fn cut(text: &str) -> Option<Cut> {
             return None;
         }
         *slot = true;
-        current = Some((section, None));
+        current = (!empty).then_some((section, None));
     }
     if let Some((section, _)) = current {
         let list = match section {
@@ -128,10 +146,7 @@ pub fn cut(text: &str) -> Option<Cut> {
         };
         close(list, text.len());
     }
-    if !seen[Section::Routes as usize] || out.routes.is_empty() {
-        return None;
-    }
-    Some(out)
+    seen[Section::Routes as usize].then_some(out)
 }
 
 /// Ends the open entry (if any) at `end`.
@@ -153,6 +168,17 @@ fn top_key(line: &str) -> Option<&str> {
     key.bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         .then_some(key)
+}
+
+/// `KEY: []` or `KEY: {}` with nothing after it but a comment; the key.
+fn empty_key(line: &str) -> Option<&str> {
+    let (key, after) = line.split_once(':')?;
+    let after = after.trim_start_matches(' ');
+    let rest = after
+        .strip_prefix("[]")
+        .or_else(|| after.strip_prefix("{}"))?;
+    let rest = rest.trim_start_matches(' ');
+    (rest.is_empty() || rest.starts_with('#')).then_some(key)
 }
 
 /// Whether a whole-file parse of this entry's text can be remembered (see the module docs).
@@ -488,6 +514,69 @@ mod tests {
         ] {
             assert_eq!(cut(text), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_table_without_routes_is_cut_only_when_allowed() {
+        for (text, upstreams) in [
+            (
+                "routes:
+", 0,
+            ),
+            (
+                "routes: []
+",
+                0,
+            ),
+            (
+                "upstreams: {}  # none
+routes: []
+",
+                0,
+            ),
+            (
+                "upstreams:
+  a: { targets: [\"127.0.0.1:1\"] }
+routes: []
+",
+                1,
+            ),
+            (
+                "routes:
+upstreams:
+  a: { targets: [\"127.0.0.1:1\"] }
+",
+                1,
+            ),
+        ] {
+            assert_eq!(cut(text), None, "{text:?}");
+            let c = cut_allowing_empty(text).expect(text);
+            assert_eq!(
+                (c.upstreams.len(), c.routes.len()),
+                (upstreams, 0),
+                "{text:?}"
+            );
+        }
+        for text in [
+            "upstreams: {}
+",
+            "routes: [{ name: r }]
+",
+            "routes: [] x
+",
+        ] {
+            assert_eq!(cut_allowing_empty(text), None, "{text:?}");
+        }
+        let text = "upstreams: {}
+routes:
+  - name: r
+";
+        assert_eq!(
+            cut(text),
+            None,
+            "flow sections stay out of the incremental reload"
+        );
+        assert_eq!(cut_allowing_empty(text).map(|c| c.routes.len()), Some(1));
     }
 
     #[test]

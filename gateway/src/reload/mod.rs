@@ -26,7 +26,7 @@ pub use audit::AuditLog;
 pub use candidate::Candidate;
 pub use history::{History, Limits as HistoryLimits, VersionInfo};
 pub use overlay::Overlay;
-pub use reloader::{Reloader, StartAt};
+pub use reloader::{Reloader, SourceText, StartAt};
 pub use report::{Caller, LastError, Outcome, ReloadReport};
 pub use rollout_commit::{RolloutApplied, RolloutRewrite};
 pub use service::ReloadService;

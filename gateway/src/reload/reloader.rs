@@ -15,7 +15,7 @@ use super::watcher::Fingerprint;
 use crate::config::incremental::Reuse;
 use crate::config::model::RoutesConfig;
 use crate::config::{routes_from_text, routes_from_text_within, ConfigErrors, LoadedRoutes};
-use crate::routing::{ActiveTable, Carried, SharedTable};
+use crate::routing::{ActiveTable, Carried, RouteTable, SharedTable};
 use crate::source::status::SourceStatus;
 use crate::stamp::{now_rfc3339, sha256_hex, unix_now};
 use crate::telemetry::{Metrics, TableMetrics};
@@ -77,6 +77,22 @@ impl Default for StartAt {
             source: None,
         }
     }
+}
+
+/// A table from a source other than the routes file (an etcd revision), for
+/// [`Reloader::apply_source`].
+pub struct SourceText<'a> {
+    /// The table as routes.yaml text.
+    pub text: String,
+    /// The number it must get (the revision).
+    pub version: u64,
+    /// Names the text in messages.
+    pub name: &'a str,
+    /// Moves each error to where its line came from (the key).
+    pub locate: &'a dyn Fn(ConfigErrors) -> ConfigErrors,
+    /// The source's own check against the running table (an etcd table that would empty a
+    /// gateway by accident); its errors are already located.
+    pub admit: &'a dyn Fn(&RouteTable) -> Result<(), ConfigErrors>,
 }
 
 pub struct Reloader {
@@ -322,17 +338,18 @@ impl Reloader {
     }
 
     /// Trigger: a table from a source other than the routes file (an etcd revision), as
-    /// routes.yaml text. `version` is the number it must get (the revision); `name` names the
-    /// text in messages and `locate` moves each error to where its line came from (the key).
-    /// Content equal to the running table's at a version not above it is a no-op.
-    pub fn apply_source(
-        &self,
-        trigger: Trigger,
-        text: String,
-        version: u64,
-        name: &str,
-        locate: &dyn Fn(ConfigErrors) -> ConfigErrors,
-    ) -> ReloadReport {
+    /// routes.yaml text ([`SourceText`]). Content equal to the running table's at a version not
+    /// above it is a no-op; otherwise the source's own check against the running table comes
+    /// first (under the commit lock, so nothing changes the running table in between), then
+    /// validation.
+    pub fn apply_source(&self, trigger: Trigger, source: SourceText<'_>) -> ReloadReport {
+        let SourceText {
+            text,
+            version,
+            name,
+            locate,
+            admit,
+        } = source;
         let mut running = self.begin(&trigger);
         let current = self.active.load_full();
         let mut report = ReloadReport::new(trigger, current.version, Caller::default());
@@ -346,6 +363,10 @@ impl Reloader {
             return self.end(self.no_op(report, sha));
         }
         report.sha256 = Some(sha.clone());
+        if let Err(errors) = admit(&current.table) {
+            report.errors = errors.0.iter().map(ToString::to_string).collect();
+            return self.end(self.fail(report));
+        }
         let started = Instant::now();
         let candidate = match routes_from_text(name, text.into_bytes(), running.reuse.as_ref()) {
             Ok(loaded) => Candidate::compiled(loaded, sha, started),

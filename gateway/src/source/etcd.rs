@@ -1,7 +1,9 @@
 //! The gateway's etcd source: list the fleet's table at startup, then watch the prefix from the
 //! revision after; every revision that changes the table (its `current` key or a key of the
 //! generation in use) becomes one candidate, read at that revision, through the one commit
-//! path, numbered with that revision. A watch cancelled by compaction re-lists; a lost
+//! path, numbered with that revision; one that would empty the gateway by accident (`current`
+//! naming a generation with no keys, a table left without routes: see [`super::layout`]) is
+//! rejected like an invalid one. A watch cancelled by compaction re-lists; a lost
 //! connection is retried with backoff and resumes from the revision after the last one seen,
 //! so revisions written meanwhile are applied one by one (re-listing if they were compacted).
 //! The last applied table is kept in `state_dir` by the history; a gateway that starts while
@@ -10,12 +12,13 @@
 //! Later, a rollout step can live in etcd the same way: a key under the prefix written by the
 //! one gateway holding a lease, seen by every gateway as one more revision.
 
-use super::layout::{generation_dir, CURRENT};
+use super::layout::{generation_dir, generation_of, Assembled, CURRENT};
 use super::status::SourceStatus;
 use super::store::{self, StoreError, Table};
 use crate::config::{routes_from_text, ConfigErrors, EtcdSettings, LoadedRoutes};
 use crate::lifecycle::Lifecycle;
-use crate::reload::{History, HistoryLimits, Outcome, Reloader, Trigger};
+use crate::reload::{History, HistoryLimits, Outcome, Reloader, SourceText, Trigger};
+use crate::routing::RouteTable;
 use crate::telemetry::Metrics;
 use async_trait::async_trait;
 use etcd_client::{Client, EventType, WatchOptions};
@@ -58,7 +61,7 @@ pub fn initial(
     });
     drop(runtime);
     let problem = match read {
-        Ok(Some(table)) => match compile(&settings.prefix, &table, None) {
+        Ok(Some(table)) => match compile_first(&settings.prefix, &table) {
             Ok(loaded) => {
                 let mut s = status.lock();
                 s.connected = true;
@@ -124,10 +127,26 @@ pub fn compile(
     table: &Table,
     previous: Option<&crate::config::incremental::Reuse>,
 ) -> Result<LoadedRoutes, ConfigErrors> {
-    let assembled = table.assemble(prefix)?;
+    compile_assembled(prefix, table, &table.assemble(prefix)?, previous)
+}
+
+fn compile_assembled(
+    prefix: &str,
+    table: &Table,
+    assembled: &Assembled,
+    previous: Option<&crate::config::incremental::Reuse>,
+) -> Result<LoadedRoutes, ConfigErrors> {
     let name = format!("etcd:{}", table.dir(prefix));
     routes_from_text(&name, assembled.text.clone().into_bytes(), previous)
         .map_err(|e| assembled.locate_all(e))
+}
+
+/// The first table a gateway serves: compiled, and refused when it has no routes without the
+/// `allow-empty` mark (nothing runs yet to compare with).
+fn compile_first(prefix: &str, table: &Table) -> Result<LoadedRoutes, ConfigErrors> {
+    let assembled = table.assemble(prefix)?;
+    table.admit(prefix, &assembled, None)?;
+    compile_assembled(prefix, table, &assembled, None)
 }
 
 /// The background service that follows etcd.
@@ -211,9 +230,16 @@ impl EtcdSource {
                 Err(errors) => return reloader.reject(trigger, &errors),
             };
             let name = format!("etcd:{}", table.dir(&prefix));
-            reloader.apply_source(trigger, assembled.text.clone(), version, &name, &|e| {
-                assembled.locate_all(e)
-            })
+            let source = SourceText {
+                text: assembled.text.clone(),
+                version,
+                name: &name,
+                locate: &|e| assembled.locate_all(e),
+                admit: &|running: &RouteTable| {
+                    table.admit(&prefix, &assembled, Some(running.routes().len()))
+                },
+            };
+            reloader.apply_source(trigger, source)
         })
         .await;
         match report {
@@ -346,7 +372,9 @@ fn changed_revisions(
         let revision = kv.mod_revision().max(0) as u64;
         let relevant = if key == current_key {
             *generation = match ev.event_type() {
-                EventType::Put => Some(String::from_utf8_lossy(kv.value()).trim().to_string()),
+                EventType::Put => {
+                    Some(generation_of(&String::from_utf8_lossy(kv.value())).to_string())
+                }
                 EventType::Delete => None,
             };
             true

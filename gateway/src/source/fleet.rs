@@ -2,7 +2,7 @@
 //! `dyegate push`, `pull`, `diff` with an `etcd:` side, and `rollback --fleet`. Each prints
 //! what it did and returns an error message to print and exit 1 with.
 
-use super::layout::{self, Entry};
+use super::layout::{self, Assembled, EmptyTable, Entry};
 use super::store::{self, Expect, StoreError, Table};
 use crate::config::diff::{diff, Diff};
 use crate::config::model::RoutesConfig;
@@ -63,22 +63,24 @@ impl Fleet {
             })
     }
 
-    /// The fleet's table at `revision` as routes.yaml text, or why not.
-    pub fn text(&mut self, revision: Option<u64>) -> Result<(Table, String), String> {
+    /// The fleet's table at `revision` assembled as routes.yaml text, or why not.
+    pub fn text(&mut self, revision: Option<u64>) -> Result<(Table, Assembled), String> {
         let table = self.read(revision)?.ok_or_else(|| match revision {
             Some(r) => format!("etcd had no table under {} at revision {r}", self.prefix()),
             None => format!("etcd has no table under {} yet", self.prefix()),
         })?;
-        let text = table
-            .assemble(self.prefix())
-            .map_err(|e| e.to_string())?
-            .text;
-        Ok((table, text))
+        let assembled = table.assemble(self.prefix()).map_err(|e| e.to_string())?;
+        Ok((table, assembled))
     }
 
-    /// Writes `entries` as the fleet's table if it is still `current` (compare-and-swap);
-    /// returns the new revision.
-    fn write(&mut self, entries: &[Entry], current: Option<&Table>) -> Result<u64, String> {
+    /// Writes `entries` as the fleet's table, with `current`'s mark `empty`, if it is still
+    /// `current` (compare-and-swap); returns the new revision.
+    fn write(
+        &mut self,
+        entries: &[Entry],
+        empty: EmptyTable,
+        current: Option<&Table>,
+    ) -> Result<u64, String> {
         let expect = current.map_or_else(Expect::default, |t| Expect {
             current_mod: t.current_mod,
             generation: Some(t.generation.clone()),
@@ -86,7 +88,13 @@ impl Fleet {
         });
         let prefix = self.settings.prefix.clone();
         self.runtime
-            .block_on(store::write(&mut self.client, &prefix, entries, &expect))
+            .block_on(store::write(
+                &mut self.client,
+                &prefix,
+                entries,
+                empty,
+                &expect,
+            ))
             .map_err(|e| e.to_string())
     }
 }
@@ -112,11 +120,32 @@ fn print_diff(d: &Diff) {
     println!("{}", d.summary());
 }
 
-/// `dyegate push FILE`: validate with `check`'s code, show the diff against the fleet's
-/// revision, write it if the fleet's table has not changed since it was read.
-pub fn push(config: Option<&Path>, file: &Path) -> Result<(), String> {
+/// Whether `current` names a table marked `empty` (a value that does not parse marks nothing).
+fn marked(prefix: &str, table: &Table, empty: EmptyTable) -> bool {
+    table.current(prefix).is_ok_and(|c| c.empty == empty)
+}
+
+/// The mark a pushed table gets: `allow-empty` only for a table with no routes pushed with
+/// `--allow-empty`. A table with routes never carries it, so that emptying it later behind
+/// dyegate's back is still refused by the gateways.
+fn empty_mark(file: &Path, routes: usize, allow_empty: bool) -> Result<EmptyTable, String> {
+    match (routes, allow_empty) {
+        (0, true) => Ok(EmptyTable::Allowed),
+        (0, false) => Err(format!(
+            "{}: found a table with no routes, expected at least one route: every gateway of the fleet would answer 404 to every request (`dyegate push --allow-empty` pushes it if that is what you want); nothing was written",
+            file.display()
+        )),
+        _ => Ok(EmptyTable::Refused),
+    }
+}
+
+/// `dyegate push FILE [--allow-empty]`: validate with `check`'s code (a table with no routes
+/// only with `allow_empty`), show the diff against the fleet's revision, write it if the
+/// fleet's table has not changed since it was read.
+pub fn push(config: Option<&Path>, file: &Path, allow_empty: bool) -> Result<(), String> {
     let loaded = load_routes(file, crate::config::bounds::DEFAULT_MAX_FILE_BYTES)
         .map_err(|e| format!("{e}\nnothing was written"))?;
+    let empty = empty_mark(file, loaded.routes, allow_empty)?;
     let entries = layout::entries_of(&loaded.text)
         .map_err(|e| format!("{}: {e}; nothing was written", file.display()))?;
     let mut fleet = Fleet::connect(settings(config)?)?;
@@ -128,7 +157,7 @@ pub fn push(config: Option<&Path>, file: &Path) -> Result<(), String> {
             .map(|e| (format!("{}{}", table.dir(&prefix), e.key), e.value.clone()))
             .collect();
         new_kvs.sort();
-        if table.kvs == new_kvs {
+        if table.kvs == new_kvs && marked(&prefix, table, empty) {
             println!("no changes: the fleet is at revision {}", table.revision);
             return Ok(());
         }
@@ -140,7 +169,7 @@ pub fn push(config: Option<&Path>, file: &Path) -> Result<(), String> {
             loaded.routes, loaded.upstreams
         );
     }
-    let revision = fleet.write(&entries, current.as_ref())?;
+    let revision = fleet.write(&entries, empty, current.as_ref())?;
     println!("pushed {}: revision {revision}", file.display());
     Ok(())
 }
@@ -148,7 +177,7 @@ pub fn push(config: Option<&Path>, file: &Path) -> Result<(), String> {
 /// `dyegate pull [-o FILE]`: the fleet's table as one routes.yaml.
 pub fn pull(config: Option<&Path>, out: Option<&Path>) -> Result<(), String> {
     let mut fleet = Fleet::connect(settings(config)?)?;
-    let (table, text) = fleet.text(None)?;
+    let (table, Assembled { text, .. }) = fleet.text(None)?;
     match out {
         Some(path) => {
             std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -195,11 +224,18 @@ pub fn side_model(config: Option<&Path>, arg: &str) -> Result<Arc<RoutesConfig>,
 }
 
 /// `dyegate rollback --fleet --to REV`: the table of revision REV written back as a new
-/// revision (every gateway follows).
+/// revision (every gateway follows), with its `allow-empty` mark; a table with no routes and
+/// no mark (what gateways refused) is not written back.
 pub fn rollback(config: Option<&Path>, to: u64) -> Result<(), String> {
     let mut fleet = Fleet::connect(settings(config)?)?;
     let prefix = fleet.prefix().to_string();
-    let (old, _) = fleet.text(Some(to))?;
+    let (old, assembled) = fleet.text(Some(to))?;
+    let empty = (old.current(&prefix).map_err(|e| e.to_string())?).empty;
+    old.admit(&prefix, &assembled, None).map_err(|e| {
+        format!(
+            "{e}\nthe table of revision {to} is not one the gateways serve; nothing was written"
+        )
+    })?;
     let current = fleet.read(None)?;
     let old_dir = old.dir(&prefix);
     let entries: Vec<Entry> = (old.kvs.iter())
@@ -212,7 +248,8 @@ pub fn rollback(config: Option<&Path>, to: u64) -> Result<(), String> {
         let dir = table.dir(&prefix);
         let same = table.kvs.len() == entries.len()
             && (table.kvs.iter().zip(&entries))
-                .all(|((k, v), e)| k.strip_prefix(&dir) == Some(e.key.as_str()) && *v == e.value);
+                .all(|((k, v), e)| k.strip_prefix(&dir) == Some(e.key.as_str()) && *v == e.value)
+            && marked(&prefix, table, empty);
         if same {
             println!(
                 "no changes: the fleet's table (revision {}) is already that of revision {to}",
@@ -226,7 +263,7 @@ pub fn rollback(config: Option<&Path>, to: u64) -> Result<(), String> {
         );
         print_diff(&diff(&model_of(&prefix, table), &model_of(&prefix, &old)));
     }
-    let revision = fleet.write(&entries, current.as_ref())?;
+    let revision = fleet.write(&entries, empty, current.as_ref())?;
     println!("fleet rolled back to the table of revision {to}: revision {revision}");
     Ok(())
 }

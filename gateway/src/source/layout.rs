@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! /dyegate/prod/current                                  -> G (the generation being served)
+//!                                                           or `G allow-empty` (see below)
 //! /dyegate/prod/tables/G/upstreams/000001-shop-stable    -> shop-stable: { targets: [...] }
 //! /dyegate/prod/tables/G/routes/000001-shop              -> - name: shop
 //!                                                             match: ...
@@ -17,6 +18,13 @@
 //! revision, whatever its size. etcd's default limits (128 operations and 1.5 MiB per request)
 //! would not take a 10,000-route table in one transaction, so a large generation is written in
 //! several batches first, invisible to the gateways until `current` points at it.
+//!
+//! etcd has no directories: a generation that does not exist and one with no keys look the same,
+//! and one write to `current` (a typo, a stale name) would hand every gateway an empty table.
+//! So a table with no routes is served only when `current`'s value carries the mark
+//! `allow-empty` after the generation's name, which only `dyegate push --allow-empty` of a table
+//! with no routes writes ([`Current`], [`Assembled::admit`]). A value without the mark is the
+//! generation's name alone, as written before the mark existed.
 
 use crate::config::{ConfigError, ConfigErrors, Mark};
 
@@ -28,6 +36,96 @@ const UPSTREAMS: &str = "upstreams/";
 const ROUTES: &str = "routes/";
 /// Indentation added to each value when assembled under its section.
 const INDENT: usize = 2;
+/// The word after the generation's name in `current` that lets a table have no routes.
+pub const ALLOW_EMPTY: &str = "allow-empty";
+/// How a refused empty table is pushed on purpose, in messages.
+const HOW_TO_EMPTY: &str =
+    "a table with no routes is served only when pushed on purpose with `dyegate push --allow-empty`";
+
+/// Whether a generation may hold a table with no routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyTable {
+    /// The table must have routes (or the gateway serve none already): the default.
+    #[default]
+    Refused,
+    /// Pushed with `--allow-empty`: no routes is what was meant.
+    Allowed,
+}
+
+/// What `current` says: the generation served, and whether it may be empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub generation: String,
+    pub empty: EmptyTable,
+}
+
+impl Current {
+    /// Parses `current`'s value, `GEN` or `GEN allow-empty` (surrounding whitespace ignored);
+    /// anything else is an error located at `key` (the full key of `current`).
+    pub fn parse(key: &str, value: &str) -> Result<Current, ConfigError> {
+        let mut words = words_at(value);
+        let Some((_, generation)) = words.next() else {
+            return Err(at(
+                key,
+                1,
+                "found an empty value, expected the name of a generation under tables/".into(),
+            ));
+        };
+        let mut empty = EmptyTable::Refused;
+        for (col, word) in words {
+            if word != ALLOW_EMPTY || empty == EmptyTable::Allowed {
+                let found: String = word.chars().take(40).collect();
+                return Err(at(
+                    key,
+                    col,
+                    format!(
+                        "found {found:?} after the generation's name, expected nothing or `{ALLOW_EMPTY}` once"
+                    ),
+                ));
+            }
+            empty = EmptyTable::Allowed;
+        }
+        Ok(Current {
+            generation: generation.to_string(),
+            empty,
+        })
+    }
+
+    /// The value written to `current`.
+    pub fn value(&self) -> String {
+        match self.empty {
+            EmptyTable::Refused => self.generation.clone(),
+            EmptyTable::Allowed => format!("{} {ALLOW_EMPTY}", self.generation),
+        }
+    }
+}
+
+/// The generation `current`'s value names (its first word), to know which keys to read or
+/// follow; whether the value is valid is [`Current::parse`]'s to say, when the table is
+/// assembled.
+pub fn generation_of(value: &str) -> &str {
+    value.split_whitespace().next().unwrap_or("")
+}
+
+/// The whitespace-separated words of `value` with their 1-based columns (in characters).
+fn words_at(value: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut rest = value;
+    let mut col = 1;
+    std::iter::from_fn(move || {
+        let skipped = rest.len() - rest.trim_start().len();
+        col += rest[..skipped].chars().count();
+        rest = &rest[skipped..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        if end == 0 {
+            return None;
+        }
+        let (word, after) = rest.split_at(end);
+        let at = col;
+        col += word.chars().count();
+        rest = after;
+        Some((at, word))
+    })
+}
 
 /// One top-level entry: its key relative to the generation's directory, and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +140,13 @@ pub fn generation_dir(prefix: &str, generation: &str) -> String {
 }
 
 /// Cuts routes.yaml text into its entries, in file order, keyed for etcd. Only the plain block
-/// layout can be cut (the layout `dyegate check` and the incremental reload read fastest).
+/// layout can be cut (the layout `dyegate check` and the incremental reload read fastest); an
+/// empty section may be `routes: []` / `upstreams: {}`.
 pub fn entries_of(text: &str) -> Result<Vec<Entry>, String> {
-    let cut = crate::config::incremental::cut(text).ok_or(
+    let cut = crate::config::incremental::cut_allowing_empty(text).ok_or(
         "the file is not in the plain block layout (`upstreams:` a block mapping, `routes:` a block \
-         sequence, nothing else at the top level), which the one-key-per-entry layout in etcd needs",
+         sequence or `[]`, nothing else at the top level), which the one-key-per-entry layout in \
+         etcd needs",
     )?;
     let width = |n: usize| n.to_string().len().max(6);
     let mut out = Vec::with_capacity(cut.upstreams.len() + cut.routes.len());
@@ -117,6 +217,9 @@ pub struct Assembled {
     spans: Vec<(usize, String)>,
     /// What errors are located in when no key holds them (the generation's directory).
     dir: String,
+    /// Keys of the generation, and how many of them are routes.
+    pub keys: usize,
+    pub routes: usize,
 }
 
 /// Assembles the entries of one generation (`(full key, value)`, any order) into routes.yaml
@@ -167,6 +270,8 @@ pub fn assemble(dir: &str, mut kvs: Vec<(String, String)>) -> Result<Assembled, 
     }
     let mut out = Assembled {
         dir: dir.to_string(),
+        keys: upstreams.len() + routes.len(),
+        routes: routes.len(),
         ..Assembled::default()
     };
     let mut line = 1;
@@ -192,9 +297,13 @@ pub fn assemble(dir: &str, mut kvs: Vec<(String, String)>) -> Result<Assembled, 
 }
 
 fn at_key(key: &str, message: String) -> ConfigError {
+    at(key, 1, message)
+}
+
+fn at(key: &str, col: usize, message: String) -> ConfigError {
     ConfigError {
         file: format!("etcd:{key}"),
-        mark: Mark { line: 1, col: 1 },
+        mark: Mark { line: 1, col },
         path: String::new(),
         message,
     }
@@ -222,6 +331,46 @@ impl Assembled {
 
     pub fn locate_all(&self, errors: ConfigErrors) -> ConfigErrors {
         ConfigErrors(errors.0.into_iter().map(|e| self.locate(e)).collect())
+    }
+
+    /// Whether this table, the one `current` (full key `current_key`) names, may replace the
+    /// running one, which has `running_routes` routes (`None`: nothing runs yet, at startup).
+    /// Without the `allow-empty` mark, a generation with no keys (it does not exist, or was
+    /// emptied) is refused, and so is one with no routes unless the gateway serves none
+    /// already: one stray write must not take every route of the fleet away. The error is
+    /// located at `current`.
+    pub fn admit(
+        &self,
+        current_key: &str,
+        current: &Current,
+        running_routes: Option<usize>,
+    ) -> Result<(), ConfigError> {
+        if current.empty == EmptyTable::Allowed || self.routes > 0 {
+            return Ok(());
+        }
+        let generation = &current.generation;
+        if self.keys == 0 {
+            return Err(at_key(
+                current_key,
+                format!(
+                    "found generation {generation:?}, which has no keys under {}, expected a generation holding a table ({HOW_TO_EMPTY})",
+                    self.dir
+                ),
+            ));
+        }
+        match running_routes {
+            Some(0) => Ok(()),
+            running => Err(at_key(
+                current_key,
+                format!(
+                    "found generation {generation:?} with upstreams and no routes, expected at least one route {} ({HOW_TO_EMPTY})",
+                    match running {
+                        Some(n) => format!("while the running table has {n}"),
+                        None => "to start with".into(),
+                    }
+                ),
+            )),
+        }
     }
 }
 

@@ -96,3 +96,96 @@ fn a_file_outside_the_block_layout_is_refused() {
     let e = entries_of("{upstreams: {}, routes: []}\n").expect_err("refused");
     assert!(e.contains("plain block layout"), "{e}");
 }
+
+#[test]
+fn current_is_a_generation_optionally_marked_allow_empty() {
+    let key = "/p/current";
+    let plain = Current::parse(key, "41-0a1b2c3d\n").expect("a name alone, as before the mark");
+    assert_eq!(plain.generation, "41-0a1b2c3d");
+    assert_eq!(plain.empty, EmptyTable::Refused);
+    assert_eq!(plain.value(), "41-0a1b2c3d");
+    let marked = Current::parse(key, "41-0a1b2c3d allow-empty").expect("marked");
+    assert_eq!(marked.empty, EmptyTable::Allowed);
+    assert_eq!(marked.value(), "41-0a1b2c3d allow-empty");
+    assert_eq!(Current::parse(key, &marked.value()), Ok(marked));
+    assert_eq!(generation_of("  41-0a1b2c3d allow-empty"), "41-0a1b2c3d");
+    for (value, error) in [
+        (
+            " \n",
+            "etcd:/p/current:1:1: found an empty value, expected the name of a generation under tables/",
+        ),
+        (
+            "41-0a1b2c3d  allow_empty",
+            "etcd:/p/current:1:14: found \"allow_empty\" after the generation's name, expected nothing or `allow-empty` once",
+        ),
+        (
+            "41-0a1b2c3d allow-empty allow-empty",
+            "etcd:/p/current:1:25: found \"allow-empty\" after the generation's name, expected nothing or `allow-empty` once",
+        ),
+    ] {
+        let e = Current::parse(key, value).expect_err(value);
+        assert_eq!(e.to_string(), error, "{value:?}");
+    }
+}
+
+/// `admit` for a table of `upstreams` and `routes` keys, `current` marked or not, over a running
+/// table of `running` routes.
+fn admit(upstreams: usize, routes: usize, empty: EmptyTable, running: Option<usize>) -> String {
+    let dir = generation_dir("/p/", "g");
+    let mut kvs: Vec<(String, String)> = (0..upstreams)
+        .map(|i| {
+            (
+                format!("{dir}upstreams/{i:06}-u{i}"),
+                format!("u{i}: {{ targets: [\"127.0.0.1:1\"] }}\n"),
+            )
+        })
+        .collect();
+    kvs.extend((0..routes).map(|i| {
+        (
+            format!("{dir}routes/{i:06}-r{i}"),
+            format!("- name: r{i}\n  split: [{{ upstream: u0, weight: 1 }}]\n"),
+        )
+    }));
+    let a = assemble(&dir, kvs).expect("assembled");
+    let current = Current {
+        generation: "g".into(),
+        empty,
+    };
+    match a.admit("/p/current", &current, running) {
+        Ok(()) => "ok".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_table_with_no_routes_needs_the_mark() {
+    use EmptyTable::{Allowed, Refused};
+    let missing = "etcd:/p/current:1:1: found generation \"g\", which has no keys under /p/tables/g/, expected a generation holding a table (a table with no routes is served only when pushed on purpose with `dyegate push --allow-empty`)";
+    let no_routes = |running: &str| {
+        format!("etcd:/p/current:1:1: found generation \"g\" with upstreams and no routes, expected at least one route {running} (a table with no routes is served only when pushed on purpose with `dyegate push --allow-empty`)")
+    };
+    // (upstream keys, route keys, mark, running routes) -> verdict
+    let cases = [
+        ((1, 1, Refused, Some(3)), "ok".to_string()),
+        ((1, 1, Refused, None), "ok".to_string()),
+        ((0, 0, Refused, Some(3)), missing.to_string()),
+        ((0, 0, Refused, Some(0)), missing.to_string()),
+        ((0, 0, Refused, None), missing.to_string()),
+        (
+            (1, 0, Refused, Some(3)),
+            no_routes("while the running table has 3"),
+        ),
+        ((1, 0, Refused, None), no_routes("to start with")),
+        ((1, 0, Refused, Some(0)), "ok".to_string()),
+        ((0, 0, Allowed, Some(3)), "ok".to_string()),
+        ((0, 0, Allowed, None), "ok".to_string()),
+        ((1, 0, Allowed, Some(3)), "ok".to_string()),
+    ];
+    for ((u, r, mark, running), verdict) in cases {
+        assert_eq!(
+            admit(u, r, mark, running),
+            verdict,
+            "{u} {r} {mark:?} {running:?}"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! Reading and writing routing tables in etcd, for the gateway's source and the fleet commands.
 //! The layout is in [`super::layout`].
 
-use super::layout::{self, generation_dir, Entry, CURRENT, TABLES};
+use super::layout::{self, generation_dir, Current, EmptyTable, Entry, CURRENT, TABLES};
+use crate::config::ConfigErrors;
 use crate::config::EtcdSettings;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Txn, TxnOp,
@@ -29,6 +30,9 @@ pub struct Table {
     pub read_revision: u64,
     /// `current`'s mod revision (the compare-and-swap of the next write).
     pub current_mod: i64,
+    /// `current`'s value as stored (checked by [`Table::current`]).
+    pub current: String,
+    /// The generation it names (its keys are `kvs`).
     pub generation: String,
     /// (full key, value), in key order.
     pub kvs: Vec<(String, String)>,
@@ -39,9 +43,31 @@ impl Table {
         generation_dir(prefix, &self.generation)
     }
 
-    /// The table as routes.yaml text, and where each key's lines went.
-    pub fn assemble(&self, prefix: &str) -> Result<layout::Assembled, crate::config::ConfigErrors> {
+    /// `current`'s value, checked; an error is located at `current`.
+    pub fn current(&self, prefix: &str) -> Result<Current, ConfigErrors> {
+        Current::parse(&format!("{prefix}{CURRENT}"), &self.current)
+            .map_err(|e| ConfigErrors(vec![e]))
+    }
+
+    /// The table as routes.yaml text, and where each key's lines went (`current`'s value
+    /// checked first).
+    pub fn assemble(&self, prefix: &str) -> Result<layout::Assembled, ConfigErrors> {
+        self.current(prefix)?;
         layout::assemble(&self.dir(prefix), self.kvs.clone())
+    }
+
+    /// Whether the assembled table may replace one of `running_routes` routes (`None`: at
+    /// startup): see [`layout::Assembled::admit`].
+    pub fn admit(
+        &self,
+        prefix: &str,
+        assembled: &layout::Assembled,
+        running_routes: Option<usize>,
+    ) -> Result<(), ConfigErrors> {
+        let current = self.current(prefix)?;
+        assembled
+            .admit(&format!("{prefix}{CURRENT}"), &current, running_routes)
+            .map_err(|e| ConfigErrors(vec![e]))
     }
 }
 
@@ -164,7 +190,8 @@ pub async fn read(
     let Some(kv) = resp.kvs().first() else {
         return Ok(None);
     };
-    let generation = utf8(kv.value()).trim().to_string();
+    let current = utf8(kv.value());
+    let generation = layout::generation_of(&current).to_string();
     let current_mod = kv.mod_revision();
     let at = revision.unwrap_or(read_revision) as i64;
     let dir = generation_dir(prefix, &generation);
@@ -179,6 +206,7 @@ pub async fn read(
         revision,
         read_revision: read_revision.max(at as u64),
         current_mod,
+        current,
         generation,
         kvs: kvs.into_iter().map(|(k, v, _)| (k, v)).collect(),
     }))
@@ -194,18 +222,24 @@ pub struct Expect {
     pub read_revision: u64,
 }
 
-/// Writes `entries` as a new generation and makes it current, if the table is still what was
-/// read (`expect`). Returns the revision the table changed at. A table that fits etcd's request
-/// limits is written in one transaction; a larger one is written in batches first (invisible:
-/// nothing points at it) and switched to by the final one. On a conflict the batches are removed.
+/// Writes `entries` as a new generation and makes it current, marked `allow-empty` when
+/// `empty` says so, if the table is still what was read (`expect`). Returns the revision the
+/// table changed at. A table that fits etcd's request limits is written in one transaction; a
+/// larger one is written in batches first (invisible: nothing points at it) and switched to by
+/// the final one. On a conflict the batches are removed.
 pub async fn write(
     client: &mut Client,
     prefix: &str,
     entries: &[Entry],
+    empty: EmptyTable,
     expect: &Expect,
 ) -> Result<u64, StoreError> {
-    let generation = new_generation(expect.read_revision);
-    let dir = generation_dir(prefix, &generation);
+    let current = Current {
+        generation: new_generation(expect.read_revision),
+        empty,
+    };
+    let generation = &current.generation;
+    let dir = generation_dir(prefix, generation);
     let current_key = format!("{prefix}{CURRENT}");
     let puts: Vec<(String, &str)> = entries
         .iter()
@@ -247,7 +281,7 @@ pub async fn write(
     let mut ops: Vec<TxnOp> = (last.first().into_iter().flatten())
         .map(|(k, v)| TxnOp::put(k.as_str(), *v, None))
         .collect();
-    ops.push(TxnOp::put(current_key.as_str(), generation.as_str(), None));
+    ops.push(TxnOp::put(current_key.as_str(), current.value(), None));
     // Every other generation goes: the old one, and batches of pushes that lost or died.
     let tables = format!("{prefix}{TABLES}");
     ops.push(TxnOp::delete(

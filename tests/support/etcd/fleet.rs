@@ -60,11 +60,12 @@ impl Fleet {
             .unwrap_or_else(|out| panic!("push failed:\n{out}"))
     }
 
-    /// The generation `current` names.
+    /// The generation `current` names (the first word of its value: an `allow-empty` mark may
+    /// follow).
     pub fn generation(&self) -> String {
-        self.etcd
-            .get(&format!("{PREFIX}current"))
-            .expect("a current table")
+        let current = self.etcd.get(&format!("{PREFIX}current"));
+        let current = current.expect("a current table");
+        current.split_whitespace().next().unwrap_or("").to_string()
     }
 }
 
