@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use dyegate::config::routes_from_text;
 use dyegate::routing::{GroupId, Reason, RouteTable};
-use dyegate::telemetry::{Metrics, TableMetrics};
+use dyegate::telemetry::{Metrics, StatusClass, TableMetrics};
 
 /// The load comparison's routing (benches/load/run.sh): one route, tag `canary` → canary, all
 /// untagged traffic to stable; plus `extra` more routes of the same shape.
@@ -61,7 +61,7 @@ fn record(tm: &TableMetrics, stable: GroupId) {
         black_box(stable),
         black_box(None),
         black_box(Reason::Split),
-        black_box(200),
+        StatusClass::of(black_box(200)),
         black_box(0.000_4),
     );
 }
@@ -105,7 +105,7 @@ fn per_request(c: &mut Criterion) {
                 black_box(canary),
                 black_box(Some("canary")),
                 black_box(Reason::Tag),
-                black_box(200),
+                StatusClass::of(black_box(200)),
                 black_box(0.000_4),
             )
         })

@@ -17,7 +17,7 @@ use dyegate::config::routes_from_text;
 use dyegate::rollout::window::now_second;
 use dyegate::rollout::Window;
 use dyegate::routing::Reason;
-use dyegate::telemetry::Metrics;
+use dyegate::telemetry::{Metrics, StatusClass};
 
 const ROUTES: &str = "upstreams:\n  stable: { targets: [\"127.0.0.1:1\"] }\n  canary: { targets: [\"127.0.0.1:2\"] }\nroutes:\n  - name: shop\n    split: [{ upstream: stable, weight: 95 }, { upstream: canary, weight: 5 }]\n";
 
@@ -63,7 +63,7 @@ fn window(c: &mut Criterion) {
             black_box(1),
             None,
             Reason::Split,
-            black_box(200),
+            StatusClass::of(black_box(200)),
             0.000_4,
         )
     };
@@ -77,7 +77,7 @@ fn window(c: &mut Criterion) {
                 black_box(1),
                 None,
                 Reason::Split,
-                black_box(200),
+                StatusClass::of(black_box(200)),
                 0.000_4,
             )
         })

@@ -4,11 +4,12 @@
 //! `on_unhealthy_tag: reject` answers 503; an untagged split never moves to another group;
 //! health state survives a reload that keeps the target; removed targets' checks stop; never
 //! more than one check in flight per target; `GET /upstreams` and `dyegate upstreams` show it.
+//! Outlier ejection counts what checks miss: 5xx answers, and answers that break after their head.
 
 use std::time::{Duration, Instant};
 
 use dyegate_suite::upstream::{Fault, FaultyUpstream};
-use dyegate_suite::{poll_until, wait_until_async, Dyegate, Req, Resp};
+use dyegate_suite::{poll_until, wait_until_async, Conn, Dyegate, Req, Resp};
 use http::StatusCode;
 
 /// Room for a loaded two-core machine on top of a configured time.
@@ -342,4 +343,42 @@ async fn a_target_that_passes_checks_but_fails_requests_is_ejected() {
     let cli = gw.config().cli(&["upstreams"]);
     assert_eq!(cli.code, Some(0), "{cli}");
     assert!(cli.stdout.contains("\"ejected\""), "{cli}");
+}
+
+/// A target that answers 200 and resets the connection mid-body fails each attempt although its
+/// head was good: `consecutive_failures` of those eject it (the head no longer counts as a
+/// success that resets the count before the body breaks).
+#[tokio::test]
+async fn a_target_whose_answers_break_after_the_head_is_ejected() {
+    let stable = FaultyUpstream::start("stable", Fault::None);
+    let canary = FaultyUpstream::start("canary", Fault::ResetMidResponse);
+    let gw = Dyegate::start(&format!(
+        "upstreams:\n  stable: {{ targets: [\"{}\"] }}\n  canary:\n    targets: [\"{}\"]\n    outlier: {{ consecutive_failures: 3, eject_ms: 60000 }}\nroutes:\n  - name: shop\n    dye: {{ tags: {{ canary: canary }} }}\n    split: [{{ upstream: stable, weight: 1 }}]\n",
+        stable.target(),
+        canary.target()
+    ));
+    let try_tagged = || async {
+        let mut conn = Conn::http1(gw.addr()).await;
+        conn.try_send(Req::get("/").header("x-env-tag", "canary"))
+            .await
+    };
+    for i in 0..3 {
+        let result = try_tagged().await;
+        assert!(
+            result.is_err(),
+            "answer {i}: a body broken off must not end cleanly: {result:?}"
+        );
+    }
+    assert_eq!(canary.request_count(), 3);
+    // Ejected (one target of one may be ejected): the lane falls back.
+    for i in 0..5 {
+        let resp = try_tagged().await.unwrap_or_else(|e| {
+            panic!("tagged request {i} after 3 broken answers still reached the canary: {e}")
+        });
+        assert_eq!(resp.upstream(), Some("stable"), "{}", resp.text());
+    }
+    assert_eq!(canary.request_count(), 3);
+    let upstreams = gw.admin_get("/upstreams").await;
+    let t = &upstreams["groups"][1]["targets"][0];
+    assert_eq!(t["state"], "ejected", "{upstreams:#}");
 }

@@ -1,21 +1,26 @@
 //! `routes[i].timeouts` end to end: an upstream that accepts and never answers gets a 504 within
 //! `read_ms` (plus slack), `total_ms` bounds the whole request, a body that stalls after the
-//! head is cut off after `read_ms`, and every timeout is counted by route and kind.
+//! head is cut off after `read_ms` (and counted with `status_class="error"`), and every timeout
+//! is counted by route and kind.
 
 use std::time::{Duration, Instant};
 
-use dyegate_suite::metrics::Series;
+use dyegate_suite::metrics::{requests_total, Series};
 use dyegate_suite::upstream::{Fault, FaultyUpstream};
-use dyegate_suite::{Conn, Dyegate, Req};
+use dyegate_suite::{wait_until, Conn, Dyegate, GatewayConfig, Req};
 use http::StatusCode;
 
 /// Room for a loaded two-core machine on top of a timeout.
 const SLACK: Duration = Duration::from_millis(1500);
 
-fn gateway(target: &str, timeouts: &str) -> Dyegate {
-    Dyegate::start(&format!(
+fn routes(target: &str, timeouts: &str) -> String {
+    format!(
         "upstreams:\n  slow: {{ targets: [\"{target}\"] }}\nroutes:\n  - name: shop\n    timeouts: {timeouts}\n    split: [{{ upstream: slow, weight: 1 }}]\n"
-    ))
+    )
+}
+
+fn gateway(target: &str, timeouts: &str) -> Dyegate {
+    Dyegate::start(&routes(target, timeouts))
 }
 
 fn timeouts_total(route: &str, kind: &str) -> Series {
@@ -63,7 +68,9 @@ async fn total_ms_bounds_the_request_before_read_ms() {
 #[tokio::test]
 async fn a_body_that_stalls_after_the_head_is_cut_off_after_read_ms() {
     let stall = FaultyUpstream::start("stall", Fault::StallBody);
-    let gw = gateway(&stall.target(), "{ read_ms: 300 }");
+    let gw = GatewayConfig::new(&routes(&stall.target(), "{ read_ms: 300 }"))
+        .with_gateway_extra("access_log: { path: access.log }\n")
+        .start();
 
     let started = Instant::now();
     let mut conn = Conn::http1(gw.addr()).await;
@@ -78,10 +85,28 @@ async fn a_body_that_stalls_after_the_head_is_cut_off_after_read_ms() {
         took >= Duration::from_millis(300) && took < Duration::from_millis(300) + SLACK,
         "cut off after {took:?}, expected read_ms 300 (+ slack)"
     );
+    // Counted as a read timeout, and as a request that broke after its head (not a 2xx).
+    let requests = |class| requests_total("shop", "slow", "none", class);
     gw.wait_for_metrics(Duration::from_secs(5), "a read timeout", |s| {
         s.at(&timeouts_total("shop", "read")) == Some(1.0)
+            && s.at(&requests("error")) == Some(1.0)
+            && s.at(&requests("2xx")) == Some(0.0)
     })
     .await;
+    // The access log keeps the status the client got, and says the answer broke.
+    let log = gw.config().path("access.log");
+    let mut line = serde_json::Value::Null;
+    let logged = wait_until(Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        line = text
+            .lines()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or_default();
+        !line.is_null()
+    });
+    assert!(logged, "no line in {}", log.display());
+    assert_eq!(line["status"], 200, "{line}");
+    assert_eq!(line["broken"], true, "{line}");
 }
 
 #[tokio::test]

@@ -16,6 +16,8 @@ use dyegate_suite::{free_addr, upstream_groups, Conn, Dyegate, GatewayConfig, Re
 use http::StatusCode;
 
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// The classes of a request routed to a group: an answer that broke after its head is `error`.
+const ROUTED_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
 const REASONS: [&str; 4] = ["tag", "split", "sticky", "fallback"];
 const ERROR_KINDS: [&str; 4] = ["connect_refused", "timeout", "reset", "other"];
 const TRIGGERS: [&str; 5] = ["startup", "file", "sighup", "api", "rollback"];
@@ -112,7 +114,7 @@ fn keys(scrape: &Scrape, name: &str) -> BTreeSet<Series> {
 }
 
 /// The series the three routes must have from startup: per route and group, the tags `none`
-/// and `other` plus the tags naming that group, times the status classes; the 503 of a refused
+/// and `other` plus the tags naming that group, times the status classes and `error`; the 503 of a refused
 /// unknown tag (group `none`, tag `other`) per route; the no-route series; four reasons per route
 /// and group plus `reject`; four error kinds per target.
 fn required_series(targets: &BTreeMap<&str, String>) -> [(&'static str, BTreeSet<Series>); 4] {
@@ -122,7 +124,7 @@ fn required_series(targets: &BTreeMap<&str, String>) -> [(&'static str, BTreeSet
     for route in &SHAPES {
         for (group, tags) in route.groups {
             for tag in ["none", "other"].iter().chain(tags.iter()) {
-                for class in CLASSES {
+                for class in ROUTED_CLASSES {
                     req.insert(requests_total(route.name, group, tag, class));
                 }
             }
@@ -163,7 +165,9 @@ fn may_exist(s: &Series) -> bool {
     ) else {
         return false;
     };
-    if !CLASSES.contains(&class) || s.labels.len() != 4 {
+    let routed = route != "none" && group != "none";
+    let classes: &[&str] = if routed { &ROUTED_CLASSES } else { &CLASSES };
+    if !classes.contains(&class) || s.labels.len() != 4 {
         return false;
     }
     if route == "none" {

@@ -2,5 +2,6 @@
 //!
 //! One test binary per area (tests/README.md): every end-to-end test file is a module here.
 
+mod broken_answers;
 mod progress;
 mod state;

@@ -14,7 +14,8 @@ use serde_json::Value;
 pub const SLACK: Duration = Duration::from_millis(2000);
 
 /// routes.yaml: `shop` splits stable 100 / canary 0, the `canary` tag reaches the canary, and
-/// `rollout` (one line of flow mapping fields) drives it. `sticky` adds a sticky key.
+/// `rollout` (one line of flow mapping fields) drives it. `sticky` adds a sticky key (or any
+/// other whole lines of route fields).
 pub fn routes(
     stable: &FaultyUpstream,
     canary: &FaultyUpstream,
@@ -103,8 +104,19 @@ pub async fn break_canary(
     fault: Fault,
     clients: usize,
 ) -> (Duration, Value, Vec<Sample>, Vec<Sample>, Dyegate, Instant) {
+    break_canary_with(rollout_fields, "", fault, clients).await
+}
+
+/// [`break_canary`] on a route with more fields (`route_lines`: whole lines, e.g.
+/// `"    timeouts: { read_ms: 200 }\n"`).
+pub async fn break_canary_with(
+    rollout_fields: &str,
+    route_lines: &str,
+    fault: Fault,
+    clients: usize,
+) -> (Duration, Value, Vec<Sample>, Vec<Sample>, Dyegate, Instant) {
     let (stable, canary) = upstreams();
-    let gw = Dyegate::start(&routes(&stable, &canary, rollout_fields, ""));
+    let gw = Dyegate::start(&routes(&stable, &canary, rollout_fields, route_lines));
     let traffic = Traffic::start(gw.addr(), clients, Duration::from_millis(4), vec![]);
     let tag = vec![("x-env-tag".to_string(), "canary".to_string())];
     let tagged = Traffic::start(gw.addr(), 1, Duration::from_millis(20), tag);

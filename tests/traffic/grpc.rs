@@ -143,6 +143,7 @@ async fn a_server_stream_arrives_whole_with_trailers_and_the_metadata_reaches_th
         pause: Duration::from_millis(100),
         status: 14,
         message: "back soon".into(),
+        reset: None,
     };
     let stable = GrpcStreamServer::start("stable", script.clone());
     let canary = GrpcStreamServer::start("canary", script);
@@ -199,6 +200,7 @@ async fn a_trailers_only_error_is_counted_with_its_status() {
         pause: Duration::ZERO,
         status: 5,
         message: "no such feed".into(),
+        reset: None,
     };
     let stable = GrpcStreamServer::start("stable", script.clone());
     let canary = GrpcStreamServer::start("canary", script);
@@ -223,6 +225,7 @@ async fn an_idle_stream_outlives_the_read_timeout_only_with_read_ms_0() {
         pause: Duration::from_millis(1500),
         status: 0,
         message: String::new(),
+        reset: None,
     };
     let stable = GrpcStreamServer::start("stable", script.clone());
     let canary = GrpcStreamServer::start("canary", script);
@@ -257,11 +260,23 @@ async fn an_idle_stream_outlives_the_read_timeout_only_with_read_ms_0() {
         "cut before the second message: {:?}",
         cut.took
     );
+    // A read timeout, and a call that broke after its head (no `grpc-status`): an error.
+    let broken = Series::new(
+        REQUESTS,
+        &[
+            ("route", "cut"),
+            ("upstream_group", "stable"),
+            ("env_tag", "none"),
+            ("status_class", "error"),
+            ("grpc_status", "none"),
+        ],
+    );
     gw.wait_for_metrics(TIMEOUT, "the cut stream counted as a read timeout", |s| {
-        s.at(&Series::new(
-            "dyegate_timeouts_total",
-            &[("kind", "read"), ("route", "cut")],
-        )) == Some(1.0)
+        s.at(&broken) == Some(1.0)
+            && s.at(&Series::new(
+                "dyegate_timeouts_total",
+                &[("kind", "read"), ("route", "cut")],
+            )) == Some(1.0)
             && s.at(&Series::new(
                 "dyegate_timeouts_total",
                 &[("kind", "read"), ("route", "idle-ok")],
@@ -288,6 +303,7 @@ fn failing(status: u32) -> StreamScript {
         pause: Duration::ZERO,
         status,
         message: "canary broken".into(),
+        reset: None,
     }
 }
 

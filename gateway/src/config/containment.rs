@@ -290,7 +290,8 @@ fn default_health_path() -> String {
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OutlierConfig {
-    /// Consecutive failures (connect error, reset, timeout or 5xx) that eject a target [5].
+    /// Consecutive failures (connect error, reset, timeout, 5xx, or an answer that broke off
+    /// after its head) that eject a target [5].
     #[serde(default)]
     pub consecutive_failures: Option<Count<1000>>,
     /// First ejection; doubles on each re-ejection, at most 10 times this [10000].

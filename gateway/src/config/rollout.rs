@@ -42,7 +42,8 @@ pub struct GatesConfig {
     /// Canary requests in the window before it can be judged or promoted [100].
     #[serde(default)]
     pub min_requests: Option<u64>,
-    /// Canary 5xx, upstream errors and timeouts over requests in the window.
+    /// Canary failures over requests in the window: 5xx, upstream errors and timeouts (also
+    /// after the head: an answer that broke off), gRPC server errors.
     #[serde(default)]
     pub max_error_rate: Option<f64>,
     /// Canary latency at `latency_percentile` in the window.

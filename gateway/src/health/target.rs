@@ -8,9 +8,10 @@ use std::time::Duration;
 /// How a real request's attempt on a target ended, for outlier detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
-    /// An answer below 500.
+    /// An answer below 500 that arrived whole.
     Success,
-    /// Connect error, reset, timeout or a 5xx answer.
+    /// Connect error, reset, timeout, a 5xx answer, or an answer that broke off after its head
+    /// (a body cut short, a reset stream, a gRPC call without `grpc-status`).
     Failure,
 }
 

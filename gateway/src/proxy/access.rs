@@ -15,6 +15,7 @@ impl DyegateProxy {
         ctx: &RequestCtx,
         active: &ActiveTable<TableMetrics>,
         status: u16,
+        broken: bool,
     ) -> AccessRecord {
         let req = session.req_header();
         let (route, group, tag, decision) = match ctx.outcome {
@@ -50,6 +51,7 @@ impl DyegateProxy {
             host: raw_host(req).to_string(),
             path: req.uri.path().to_string(),
             status,
+            broken,
             duration_ms: ctx.started.elapsed().as_secs_f64() * 1000.0,
             bytes_in: downstream.body_bytes_read(),
             bytes_out: downstream.body_bytes_sent(),

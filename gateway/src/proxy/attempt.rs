@@ -1,7 +1,7 @@
 //! One attempt on a target, and what a failed one leads to: the target is picked among the
 //! healthy, non-ejected targets of the decided group (another one on a retry), every attempt's
-//! result feeds outlier detection, and a failure is retried as the route's `retries` and its
-//! budget allow.
+//! result feeds outlier detection (a good head's once its answer has ended: `ending.rs`), and a
+//! failure is retried as the route's `retries` and its budget allow.
 
 use super::ctx::RequestCtx;
 use super::DyegateProxy;
@@ -174,6 +174,8 @@ impl DyegateProxy {
             e.set_retry(false);
             return;
         }
+        // A failure after a good head (a body that broke off) is this attempt's verdict.
+        ctx.awaiting_end = false;
         self.report(ctx, Attempt::Failure);
         let v = self.decide_retry(session, ctx, reason_of(e, false));
         e.set_retry(matches!(v, Verdict::Retry(_)));

@@ -41,6 +41,12 @@ pub struct RequestCtx {
     /// The `grpc-status` the upstream answered (trailers, or the head of a trailers-only
     /// answer); read only for groups spoken to over HTTP/2.
     pub(super) grpc_status: Option<GrpcStatus>,
+    /// The current attempt's head was below 500: whether the attempt succeeded, for outlier
+    /// detection, is known when its answer has ended (see `ending.rs`).
+    pub(super) awaiting_end: bool,
+    /// The request failed upstream after the client had the answer's head: the answer broke
+    /// off (a reset, a read timeout mid-body, a reset HTTP/2 stream).
+    pub(super) broken_after_head: bool,
 }
 
 impl RequestCtx {
@@ -60,6 +66,8 @@ impl RequestCtx {
             budget: None,
             status_retry: None,
             grpc_status: None,
+            awaiting_end: false,
+            broken_after_head: false,
         }
     }
 

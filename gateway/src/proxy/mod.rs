@@ -4,6 +4,8 @@
 //! - [`ctx`]: what a request keeps between hooks.
 //! - [`attempt`]: target choice per attempt, outlier reports, retries.
 //! - [`answer`]: the answers dyegate writes itself.
+//! - [`ending`]: how an answer ended (whole, or broken after its head), for metrics, gates and
+//!   outlier detection.
 //! - [`access`]: the access log record.
 //! - [`limit`]: rate limits (429).
 //! - [`redirect`]: `https_redirect` (308 to the HTTPS URL).
@@ -12,6 +14,7 @@ mod access;
 mod answer;
 mod attempt;
 mod ctx;
+mod ending;
 mod limit;
 mod redirect;
 
@@ -24,7 +27,8 @@ use crate::health::{Attempt, HealthRegistry};
 use crate::lifecycle::Lifecycle;
 use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, RetryReason, TagAction};
 use crate::routing::{ActiveTable, SharedTable};
-use crate::telemetry::{AccessLog, ContainmentMetrics, GrpcStatus, TableMetrics, Tracing};
+use crate::telemetry::Tracing;
+use crate::telemetry::{AccessLog, ContainmentMetrics, GrpcStatus, StatusClass, TableMetrics};
 use answer::{error_kind, error_status, peer_ip, raw_host, Answer};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -389,9 +393,10 @@ impl ProxyHttp for DyegateProxy {
     }
 
     /// The upstream's answer head, before anything goes downstream: its status feeds outlier
-    /// detection (5xx is a failure), and a status in `retries.on` is retried on another target
-    /// when the route allows (returning an error here is how Pingora lets an attempt be tried
-    /// again before the response started).
+    /// detection (5xx is a failure; any other waits for the end of the answer, which may still
+    /// break off), and a status in `retries.on` is retried on another target when the route
+    /// allows (returning an error here is how Pingora lets an attempt be tried again before the
+    /// response started).
     async fn upstream_response_filter(
         &self,
         session: &mut Session,
@@ -406,15 +411,11 @@ impl ProxyHttp for DyegateProxy {
             // A trailers-only gRPC answer carries its status in the head.
             ctx.grpc_status = GrpcStatus::of(&upstream_response.headers);
         }
-        let failed = status >= 500;
-        self.report(
-            ctx,
-            if failed {
-                Attempt::Failure
-            } else {
-                Attempt::Success
-            },
-        );
+        if status >= 500 {
+            self.report(ctx, Attempt::Failure);
+        } else {
+            ctx.awaiting_end = true;
+        }
         if let Some(reason) = RetryReason::for_status(status) {
             if let crate::contain::Verdict::Retry(r) = self.decide_retry(session, ctx, Some(reason))
             {
@@ -480,7 +481,9 @@ impl ProxyHttp for DyegateProxy {
 
     /// Pingora's error answer (502 when no target could be reached, 504 on an upstream timeout,
     /// 400 for a bad request, ...), plus `traceresponse` when it is on: a failed request is the
-    /// one a client most wants to find in the traces.
+    /// one a client most wants to find in the traces. When the client already has the
+    /// upstream's head, no answer can be given: an upstream failure then breaks the answer off,
+    /// noted for `logging`.
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
@@ -488,6 +491,10 @@ impl ProxyHttp for DyegateProxy {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let code = error_status(e);
+        if ending::head_sent(session) {
+            ctx.broken_after_head = e.esource() == &ErrorSource::Upstream;
+        }
+        // After the head, Pingora writes nothing (and closes the connection).
         if code > 0 {
             let mut resp = gen_error_response(code);
             if let Some(value) = ctx
@@ -573,13 +580,16 @@ impl ProxyHttp for DyegateProxy {
         e
     }
 
-    /// Runs once per request at its end: the gateway span, metrics and the access log (all
-    /// lock-free).
+    /// Runs once per request at its end: the gateway span, how the answer ended (outlier
+    /// detection's verdict on a good head; `status_class="error"` for an answer broken after its
+    /// head), metrics and the access log (all lock-free).
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         if let Some(trace) = ctx.trace.as_mut() {
             trace.finish(session, e);
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let grpc = ctx.grpc_label();
+        let class = self.ending(session, e, ctx, status, grpc);
         let Some(active) = &ctx.table else { return };
         let m = &active.metrics;
         match ctx.outcome {
@@ -588,12 +598,11 @@ impl ProxyHttp for DyegateProxy {
                     TagRef::Unconfigured => Some(crate::telemetry::metrics::OTHER_TAG),
                     _ => ctx.configured_tag(active, &d),
                 };
-                let status = if status == 0 { 502 } else { status };
                 let seconds = ctx.started.elapsed().as_secs_f64();
-                match ctx.grpc_label() {
-                    None => m.request(d.route_id, d.group, tag, d.reason, status, seconds),
+                match grpc {
+                    None => m.request(d.route_id, d.group, tag, d.reason, class, seconds),
                     Some(grpc) => {
-                        m.request_grpc(d.route_id, d.group, tag, d.reason, status, seconds, grpc)
+                        m.request_grpc(d.route_id, d.group, tag, d.reason, class, seconds, grpc)
                     }
                 }
                 if let (Some(e), Some(target)) = (e, ctx.target) {
@@ -611,7 +620,8 @@ impl ProxyHttp for DyegateProxy {
             CtxOutcome::Undecided => {}
         }
         if let Some(log) = &self.access_log {
-            log.log(self.access_record(session, ctx, active, status));
+            let broken = class == StatusClass::Error;
+            log.log(self.access_record(session, ctx, active, status, broken));
         }
     }
 

@@ -75,14 +75,16 @@ impl Window {
         }
     }
 
-    /// Records a finished request: `status` as answered (5xx, upstream errors and timeouts are
-    /// errors), `seconds` from its start.
+    /// Records a finished request that was answered whole with `status` (5xx, which upstream
+    /// errors and timeouts before the head are answered with, are errors), `seconds` from its
+    /// start.
     pub fn record(&self, status: u16, seconds: f64) {
         self.record_outcome(status >= 500, seconds);
     }
 
-    /// Records a finished request that failed or not (a gRPC call: its HTTP status and its
-    /// `grpc-status`), `seconds` from its start.
+    /// Records a finished request that failed or not (a 5xx, an answer broken off after its
+    /// head, a gRPC call's server error: see `TableMetrics::request_grpc`), `seconds` from its
+    /// start.
     pub fn record_outcome(&self, error: bool, seconds: f64) {
         self.record_at(now_second(), error, (seconds * 1000.0) as u64);
     }

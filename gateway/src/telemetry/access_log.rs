@@ -24,6 +24,10 @@ pub struct AccessRecord {
     pub host: String,
     pub path: String,
     pub status: u16,
+    /// The answer broke off after its head (counted with `status_class="error"`); written only
+    /// when true.
+    #[serde(skip_serializing_if = "is_false")]
+    pub broken: bool,
     pub duration_ms: f64,
     pub bytes_in: usize,
     pub bytes_out: usize,
@@ -38,6 +42,10 @@ pub struct AccessRecord {
     /// over HTTP/2, absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_status: Option<&'static str>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 enum Msg {

@@ -6,7 +6,9 @@
 //! index. Counters live in a store keyed by (route, group), so they keep counting across reloads
 //! and rollbacks. Label values are bounded by the configuration: `env_tag` is a configured tag,
 //! `none` or `other`. Requests to a group spoken to over HTTP/2 (`protocol: h2` or `h2c`) are
-//! counted with a `grpc_status` label too (one of 19 values, see [`super::grpc_status`]).
+//! counted with a `grpc_status` label too (one of 19 values, see [`super::grpc_status`]). A routed
+//! request's `status_class` is its status's class or `error` ([`super::status_class`]); dyegate's
+//! own answers (no route, a refused tag) have only the five HTTP classes.
 //!
 //! The per-route families are rendered from those atomics straight into the text format: going
 //! through `prometheus` metric vectors costs a hashed, locked lookup per series and a protobuf
@@ -16,6 +18,8 @@
 //! same scrape.
 
 use super::grpc_status::{GrpcStatus, GRPC_STATUS_COUNT, GRPC_STATUS_LABELS};
+use super::status_class::{StatusClass, HTTP_STATUS_CLASSES};
+use super::status_class::{STATUS_CLASS_COUNT, STATUS_CLASS_LABELS};
 use crate::routing::{Carried, Group, GroupId, Reason, Route, RouteTable};
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use std::collections::HashMap;
@@ -29,7 +33,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
-const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const REASONS: [Reason; 4] = [Reason::Tag, Reason::Split, Reason::Sticky, Reason::Fallback];
 /// Kinds of upstream errors.
 pub const ERROR_KINDS: [&str; 4] = ["connect_refused", "timeout", "reset", "other"];
@@ -38,9 +41,12 @@ pub const NO_TAG: &str = "none";
 /// Label value for a tag the route does not configure.
 pub const OTHER_TAG: &str = "other";
 
-type Classes = [AtomicU64; 5];
+/// Routed requests per status class (`error` included).
+type Classes = [AtomicU64; STATUS_CLASS_COUNT];
 /// Per status class, per `grpc_status` value.
-type GrpcClasses = [[AtomicU64; GRPC_STATUS_COUNT]; 5];
+type GrpcClasses = [[AtomicU64; GRPC_STATUS_COUNT]; STATUS_CLASS_COUNT];
+/// dyegate's own answers per HTTP status class.
+type AnswerClasses = [AtomicU64; HTTP_STATUS_CLASSES];
 /// Upstream errors of one target, per kind of [`ERROR_KINDS`].
 type ErrorKinds = [AtomicU64; 4];
 
@@ -106,7 +112,7 @@ struct RouteStats {
     /// decisions_total{reason="reject",upstream_group="none"}
     reject: AtomicU64,
     /// requests_total{upstream_group="none",env_tag="other"} by status class
-    reject_requests: Classes,
+    reject_requests: AnswerClasses,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -127,7 +133,7 @@ struct Store {
 pub struct Metrics {
     registry: Registry,
     store: Mutex<Store>,
-    no_route: Arc<Classes>,
+    no_route: Arc<AnswerClasses>,
     routing_version: IntGauge,
     reloads: IntCounterVec,
     state_write_errors: IntCounterVec,
@@ -201,7 +207,7 @@ impl Metrics {
         Arc::new(Metrics {
             registry,
             store: Mutex::new(Store::default()),
-            no_route: Arc::new(Classes::default()),
+            no_route: Arc::new(AnswerClasses::default()),
             routing_version,
             reloads,
             state_write_errors,
@@ -378,7 +384,7 @@ impl Metrics {
         routes.sort_by(|a, b| a.0.cmp(b.0));
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
-        out.push_str("# HELP dyegate_requests_total Requests by route, upstream group, dye tag and status class.\n# TYPE dyegate_requests_total counter\n");
+        out.push_str("# HELP dyegate_requests_total Requests by route, upstream group, dye tag and status class (error: the answer broke off after its head).\n# TYPE dyegate_requests_total counter\n");
         for ((route, group), p) in &pairs {
             let (route, group) = (esc(route), esc(group));
             let h2 = p.h2.load(Ordering::Relaxed);
@@ -388,7 +394,7 @@ impl Metrics {
             // show only what they counted while it spoke HTTP/1.
             tags.retain(|(_, c)| !h2 || c.iter().any(|n| load(n) > 0));
             for (tag, classes) in &tags {
-                for (i, c) in STATUS_CLASSES.iter().enumerate() {
+                for (i, c) in STATUS_CLASS_LABELS.iter().enumerate() {
                     let _ = writeln!(
                         out,
                         "dyegate_requests_total{{env_tag=\"{}\",route=\"{route}\",status_class=\"{c}\",upstream_group=\"{group}\"}} {}",
@@ -402,7 +408,11 @@ impl Metrics {
             render_grpc(out, route, group, p);
         }
         for (route, r) in &routes {
-            for (i, c) in STATUS_CLASSES.iter().enumerate() {
+            for (i, c) in STATUS_CLASS_LABELS
+                .iter()
+                .take(HTTP_STATUS_CLASSES)
+                .enumerate()
+            {
                 let _ = writeln!(
                     out,
                     "dyegate_requests_total{{env_tag=\"other\",route=\"{}\",status_class=\"{c}\",upstream_group=\"none\"}} {}",
@@ -411,7 +421,11 @@ impl Metrics {
                 );
             }
         }
-        for (i, c) in STATUS_CLASSES.iter().enumerate() {
+        for (i, c) in STATUS_CLASS_LABELS
+            .iter()
+            .take(HTTP_STATUS_CLASSES)
+            .enumerate()
+        {
             let _ = writeln!(
                 out,
                 "dyegate_requests_total{{env_tag=\"none\",route=\"none\",status_class=\"{c}\",upstream_group=\"none\"}} {}",
@@ -497,7 +511,7 @@ fn render_grpc(out: &mut String, route: &str, group: &str, p: &PairStats) {
     tags.sort_by(|a, b| a.0.cmp(&b.0));
     let (route, group) = (esc(route), esc(group));
     for (tag, classes) in &tags {
-        for (i, c) in STATUS_CLASSES.iter().enumerate() {
+        for (i, c) in STATUS_CLASS_LABELS.iter().enumerate() {
             for (k, grpc) in GRPC_STATUS_LABELS.iter().enumerate() {
                 let n = classes[i][k].load(Ordering::Relaxed);
                 if n == 0 && !(h2 && k == GrpcStatus::NONE.index()) {
@@ -562,17 +576,12 @@ pub struct TableMetrics {
     routes: Vec<Arc<RouteMetrics>>,
     /// Per group id, per target: (address, counters per error kind).
     targets: Vec<Arc<TargetMetrics>>,
-    no_route: Arc<Classes>,
+    no_route: Arc<AnswerClasses>,
 }
 
-fn class(status: u16) -> usize {
-    match status {
-        100..=199 => 0,
-        200..=299 => 1,
-        300..=399 => 2,
-        400..=499 => 3,
-        _ => 4,
-    }
+/// The index of an answer dyegate wrote itself in [`AnswerClasses`].
+fn answer_class(status: u16) -> usize {
+    StatusClass::of(status).index()
 }
 
 impl TableMetrics {
@@ -584,10 +593,10 @@ impl TableMetrics {
         group: GroupId,
         tag: Option<&str>,
         reason: Reason,
-        status: u16,
+        class: StatusClass,
         seconds: f64,
     ) {
-        self.request_grpc(route, group, tag, reason, status, seconds, GrpcStatus::NONE);
+        self.request_grpc(route, group, tag, reason, class, seconds, GrpcStatus::NONE);
     }
 
     /// Records a finished routed request with the `grpc-status` its upstream answered (counted
@@ -599,7 +608,7 @@ impl TableMetrics {
         group: GroupId,
         tag: Option<&str>,
         reason: Reason,
-        status: u16,
+        class: StatusClass,
         seconds: f64,
         grpc: GrpcStatus,
     ) {
@@ -619,10 +628,10 @@ impl TableMetrics {
         if let Some(i) = at {
             if g.grpc_by_tag.is_empty() {
                 if let Some((_, c)) = g.by_tag.get(i) {
-                    c[class(status)].fetch_add(1, Ordering::Relaxed);
+                    c[class.index()].fetch_add(1, Ordering::Relaxed);
                 }
             } else if let Some(c) = g.grpc_by_tag.get(i) {
-                if let Some(n) = c[class(status)].get(grpc.index()) {
+                if let Some(n) = c[class.index()].get(grpc.index()) {
                     n.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -640,8 +649,9 @@ impl TableMetrics {
         }
         g.pair.duration.observe(seconds);
         if let Some(w) = g.pair.window.get() {
-            // A gRPC call that failed answers HTTP 200 with the failure in `grpc-status`.
-            w.record_outcome(status >= 500 || grpc.is_server_error(), seconds);
+            // A gRPC call that failed answers HTTP 200 with the failure in `grpc-status`; an
+            // answer that broke after its head is `error`, whatever its status said.
+            w.record_outcome(class.is_failure() || grpc.is_server_error(), seconds);
         }
     }
 
@@ -649,13 +659,17 @@ impl TableMetrics {
     pub fn rejected(&self, route: usize, status: u16) {
         if let Some(r) = self.routes.get(route) {
             r.route.reject.fetch_add(1, Ordering::Relaxed);
-            r.route.reject_requests[class(status)].fetch_add(1, Ordering::Relaxed);
+            if let Some(c) = r.route.reject_requests.get(answer_class(status)) {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
     /// Records a request no route matched (404).
     pub fn no_route(&self, status: u16) {
-        self.no_route[class(status)].fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = self.no_route.get(answer_class(status)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Records an upstream error of a target.

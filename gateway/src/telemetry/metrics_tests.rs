@@ -19,8 +19,22 @@ fn series_exist_at_zero_and_count() {
     ), "{text}");
     assert!(text
         .contains(r#"dyegate_decisions_total{reason="sticky",route="shop",upstream_group="s"} 0"#));
-    tm.request(0, 1, Some("canary"), Reason::Tag, 200, 0.003);
-    tm.request(0, 0, Some("made-up"), Reason::Fallback, 502, 0.001);
+    tm.request(
+        0,
+        1,
+        Some("canary"),
+        Reason::Tag,
+        StatusClass::of(200),
+        0.003,
+    );
+    tm.request(
+        0,
+        0,
+        Some("made-up"),
+        Reason::Fallback,
+        StatusClass::of(502),
+        0.001,
+    );
     tm.upstream_error(0, "127.0.0.1:1".parse().expect("addr"), 0);
     let text = m.render();
     assert!(text.contains(
@@ -43,7 +57,14 @@ fn series_exist_at_zero_and_count() {
 
     // A new table of the same routes keeps counting on the same series.
     let tm2 = m.for_table(&t, None);
-    tm2.request(0, 1, Some("canary"), Reason::Tag, 204, 0.003);
+    tm2.request(
+        0,
+        1,
+        Some("canary"),
+        Reason::Tag,
+        StatusClass::of(204),
+        0.003,
+    );
     tm2.rejected(0, 503);
     tm2.no_route(404);
     let text = m.render();
@@ -98,7 +119,7 @@ fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
         1,
         Some("canary"),
         Reason::Tag,
-        200,
+        StatusClass::of(200),
         0.01,
         GrpcStatus::parse(b"0"),
     );
@@ -107,7 +128,7 @@ fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
         1,
         Some("canary"),
         Reason::Tag,
-        200,
+        StatusClass::of(200),
         0.01,
         GrpcStatus::parse(b"14"),
     );
@@ -116,18 +137,25 @@ fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
         1,
         Some("canary"),
         Reason::Tag,
-        200,
+        StatusClass::of(200),
         0.01,
         GrpcStatus::parse(b"14"),
     );
-    tm.request(0, 1, Some("canary"), Reason::Tag, 502, 0.01);
+    tm.request(
+        0,
+        1,
+        Some("canary"),
+        Reason::Tag,
+        StatusClass::of(502),
+        0.01,
+    );
     // An h1 group ignores the status: counted as before.
     tm.request_grpc(
         0,
         0,
         None,
         Reason::Split,
-        200,
+        StatusClass::of(200),
         0.01,
         GrpcStatus::parse(b"3"),
     );
@@ -152,7 +180,14 @@ fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
     .expect("valid")
     .table;
     let tm2 = m.for_table(&t2, None);
-    tm2.request(0, 1, Some("canary"), Reason::Tag, 200, 0.01);
+    tm2.request(
+        0,
+        1,
+        Some("canary"),
+        Reason::Tag,
+        StatusClass::of(200),
+        0.01,
+    );
     let text = m.render();
     assert!(text.contains(
         r#"dyegate_requests_total{env_tag="canary",route="mix",status_class="2xx",upstream_group="g"} 1"#
@@ -164,4 +199,59 @@ fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
         !text.contains(r#"grpc_status="none",route="mix",status_class="2xx""#),
         "{text}"
     );
+}
+
+#[test]
+fn broken_answers_are_counted_as_error_and_fail_the_rollout_window() {
+    let m = Metrics::new();
+    let t = routes_from_text(
+        "r.yaml",
+        b"upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\n  g: { targets: [\"127.0.0.2:1\"], protocol: h2c }\nroutes:\n  - { name: shop, dye: { tags: { canary: g } }, split: [{ upstream: s, weight: 1 }] }\n".to_vec(),
+        None,
+    )
+    .expect("valid")
+    .table;
+    let window = m.rollout_window("shop", "s");
+    let tm = m.for_table(&t, None);
+    let text = m.render();
+    // Every routed series has `error` from 0; dyegate's own answers do not.
+    for series in [
+        r#"dyegate_requests_total{env_tag="none",route="shop",status_class="error",upstream_group="s"} 0"#,
+        r#"dyegate_requests_total{env_tag="canary",grpc_status="none",route="shop",status_class="error",upstream_group="g"} 0"#,
+    ] {
+        assert!(text.contains(series), "{series}\n{text}");
+    }
+    assert!(
+        !text.contains(r#"route="none",status_class="error""#),
+        "{text}"
+    );
+    assert!(
+        !text.contains(r#"status_class="error",upstream_group="none""#),
+        "{text}"
+    );
+
+    tm.request(0, 0, None, Reason::Split, StatusClass::of(200), 0.01);
+    tm.request(0, 0, None, Reason::Split, StatusClass::Error, 0.01);
+    tm.request(0, 0, None, Reason::Split, StatusClass::Error, 0.01);
+    tm.request_grpc(
+        0,
+        1,
+        Some("canary"),
+        Reason::Tag,
+        StatusClass::Error,
+        0.01,
+        GrpcStatus::NONE,
+    );
+    let text = m.render();
+    for series in [
+        r#"dyegate_requests_total{env_tag="none",route="shop",status_class="2xx",upstream_group="s"} 1"#,
+        r#"dyegate_requests_total{env_tag="none",route="shop",status_class="error",upstream_group="s"} 2"#,
+        r#"dyegate_requests_total{env_tag="canary",grpc_status="none",route="shop",status_class="error",upstream_group="g"} 1"#,
+    ] {
+        assert!(text.contains(series), "{series}\n{text}");
+    }
+    // The gates see them as errors.
+    let now = crate::rollout::window::now_second();
+    let f = window.snapshot(now.saturating_sub(5), now + 1);
+    assert_eq!((f.requests, f.errors), (3, 2));
 }

@@ -4,6 +4,8 @@
 //! - [`metrics`]: Prometheus families, pre-created per route, group and tag.
 //! - [`containment`]: timeouts, retries, circuit breaker, health checks and ejections.
 //! - [`grpc_status`]: the bounded `grpc_status` label of requests to HTTP/2 upstreams.
+//! - [`status_class`]: the `status_class` label: the status's class, or `error` for an answer
+//!   that broke after its head.
 //! - [`access_log`]: one JSON line per request through a bounded writer.
 //! - [`trace`]: per request, the incoming W3C context, the gateway span and the upstream headers.
 //! - [`table_info`]: what the table in use is: its sha256 and configured split weights.
@@ -14,6 +16,7 @@ pub mod containment;
 pub mod export;
 pub mod grpc_status;
 pub mod metrics;
+pub mod status_class;
 pub mod table_info;
 pub mod trace;
 
@@ -22,4 +25,5 @@ pub use containment::{ContainmentMetrics, TimeoutKind};
 pub use export::{ExportService, ExportStats};
 pub use grpc_status::GrpcStatus;
 pub use metrics::{Metrics, TableMetrics};
+pub use status_class::StatusClass;
 pub use trace::{RequestTrace, Tracing};

@@ -1,7 +1,8 @@
 //! A server-streaming gRPC server on loopback (HTTP/2 with prior knowledge, the `h2` crate):
 //! every call reads the request message, answers `messages` messages `pause` apart and ends
 //! with the trailers `grpc-status` / `grpc-message` of its [`StreamScript`] (or, with no
-//! messages and a non-zero status, a trailers-only answer). It records every request head.
+//! messages and a non-zero status, a trailers-only answer; or, with `reset`, a stream reset
+//! instead of the trailers: a server that breaks mid-call). It records every request head.
 
 use crate::server_thread::{accept_each, ServerThread};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -25,6 +26,9 @@ pub struct StreamScript {
     pub status: u32,
     /// `grpc-message` of the trailers (omitted when empty).
     pub message: String,
+    /// Instead of the trailers, after the messages: `RST_STREAM` with this reason (the call
+    /// never gets a `grpc-status`).
+    pub reset: Option<h2::Reason>,
 }
 
 impl Default for StreamScript {
@@ -34,6 +38,7 @@ impl Default for StreamScript {
             pause: Duration::from_millis(50),
             status: 0,
             message: String::new(),
+            reset: None,
         }
     }
 }
@@ -141,7 +146,15 @@ async fn call(
         }
         send.send_data(encode_frame(format!("{name} {i}").as_bytes()), false)?;
     }
-    send.send_trailers(trailers)
+    match script.reset {
+        Some(reason) => {
+            // time is tested: the reset must come after the messages have left (h2 drops the frames of a stream still queued when it is reset), so that it breaks the call mid-way.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            send.send_reset(reason);
+            Ok(())
+        }
+        None => send.send_trailers(trailers),
+    }
 }
 
 fn trailers(script: &StreamScript) -> HeaderMap {
