@@ -22,8 +22,8 @@ pub(crate) fn is_upgrade(req: &Request<Incoming>) -> bool {
 /// answers the 101 after N ms, as an upstream that does some work before it accepts.
 pub(crate) async fn accept(name: &str, mut req: Request<Incoming>) -> Response<UpstreamBody> {
     if let Some(ms) = query_number(req.uri().query(), "delay_ms") {
-        // time is tested: a 101 that comes N ms after the request (see tests/traffic/protocols.rs
-        // on Pingora #946, which an instant 101 can hit).
+        // An instant 101 can hit Pingora #946 (tests/traffic/protocols.rs).
+        // time is tested: a 101 that comes N ms after the request.
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY) else {
