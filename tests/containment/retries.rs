@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use dyegate_suite::metrics::Series;
+use dyegate_suite::metrics::{Scrape, Series};
 use dyegate_suite::upstream::{Fault, FaultyUpstream};
 use dyegate_suite::{free_addr, Conn, Dyegate, Req};
 use http::StatusCode;
@@ -67,15 +67,19 @@ async fn a_dead_target_costs_no_failed_get_and_is_ejected() {
         ),
         Some(1.0)
     );
-    assert_eq!(
-        scrape.get(
+    // The gauge is published by the health service on its next tick, not at the ejection.
+    let healthy = |s: &Scrape| {
+        s.get(
             "dyegate_target_healthy",
-            &[("target", &failing.target()), ("upstream_group", "shop")]
-        ),
-        Some(0.0),
-        "{}",
-        scrape.dump("dyegate_target_healthy")
-    );
+            &[("target", &failing.target()), ("upstream_group", "shop")],
+        )
+    };
+    gw.wait_for_metrics(
+        Duration::from_secs(10),
+        "the ejected target shown unhealthy",
+        |s| healthy(s) == Some(0.0),
+    )
+    .await;
 }
 
 #[tokio::test]
