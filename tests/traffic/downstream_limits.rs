@@ -213,6 +213,12 @@ async fn past_max_connections_new_connections_are_closed_at_accept() {
         &up,
         "{ max_connections: 50, header_read_timeout_ms: 30000 }",
     );
+    // The start's readiness probe (a connection opened and dropped) holds a slot until the
+    // gateway sees it closed: wait for it to go, so that the 50 below fill the cap exactly.
+    gw.wait_for_metrics(Duration::from_secs(5), "no connection open", |s| {
+        s.get("dyegate_downstream_connections", &[]) == Some(0.0)
+    })
+    .await;
     let mut held = Vec::new();
     for _ in 0..50 {
         held.push(RawClient::connect(gw.addr()).await);
