@@ -4,4 +4,5 @@
 
 mod broken_answers;
 mod progress;
+mod rollback;
 mod state;

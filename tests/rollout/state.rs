@@ -7,7 +7,6 @@ use std::time::Duration;
 use dyegate_suite::rollout::*;
 use dyegate_suite::upgrade::Upgradable;
 use dyegate_suite::{poll_until, Dyegate, GatewayConfig, Req};
-use serde_json::Value;
 
 /// Adds a route that has nothing to do with the rollout to `text`, writes it as an editor would
 /// and waits for its version; returns the new text.
@@ -172,22 +171,6 @@ async fn a_step_can_be_rolled_back_like_any_version_and_the_rollout_pauses() {
     assert_eq!(code, 200, "{body:#}");
     assert!(is("progressing", 2)(&body), "{body:#}");
     assert_eq!(body["table_canary_share"], 50.0, "{body:#}");
-}
-
-/// Sends SIGHUP and waits until the gateway has counted the reload it asked for (applied, no-op
-/// or failed).
-async fn sighup_and_wait(gw: &Dyegate) {
-    let reloads = |s: &Value| -> u64 {
-        (["applied", "noop", "failed"].iter())
-            .map(|k| s["reloads"][k].as_u64().unwrap_or(0))
-            .sum()
-    };
-    let before = reloads(&gw.status().await);
-    gw.signal(libc::SIGHUP);
-    gw.wait_for_status(Duration::from_secs(10), "the SIGHUP's reload", |s| {
-        reloads(s) > before
-    })
-    .await;
 }
 
 #[test]

@@ -146,3 +146,19 @@ pub async fn break_canary_with(
     drop((stable, canary));
     (took, r, samples, tagged, gw, breach)
 }
+
+/// Sends SIGHUP and waits until the gateway has counted the reload it asked for (applied, no-op
+/// or failed).
+pub async fn sighup_and_wait(gw: &Dyegate) {
+    let reloads = |s: &Value| -> u64 {
+        (["applied", "noop", "failed"].iter())
+            .map(|k| s["reloads"][k].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let before = reloads(&gw.status().await);
+    gw.signal(libc::SIGHUP);
+    gw.wait_for_status(Duration::from_secs(10), "the SIGHUP's reload", |s| {
+        reloads(s) > before
+    })
+    .await;
+}

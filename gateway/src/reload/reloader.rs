@@ -406,16 +406,24 @@ impl Reloader {
         let mut running = self.begin(&Trigger::Rollback {
             to: to.unwrap_or(0),
         });
+        let before = self.active.load_full();
         let result = self
             .rollback_candidate(to, &running)
             .map(|(target, candidate)| {
-                self.commit(
+                let report = self.commit(
                     &mut running,
                     candidate,
                     Trigger::Rollback { to: target },
                     caller,
                     None,
-                )
+                );
+                // Still under the commit lock: the rollouts it touched hold its weights before
+                // any reload can write their steps back.
+                let after = self.active.load_full();
+                if let (Some(o), true) = (self.overlay.get(), after.version != before.version) {
+                    o.rolled_back(target, &before.table, &after.table);
+                }
+                report
             });
         self.lock_record().in_progress = None;
         if let (Some(source), Ok(_)) = (&self.source, &result) {

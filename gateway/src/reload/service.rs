@@ -124,8 +124,9 @@ impl BackgroundService for ReloadService {
                 "SIGHUP received during startup: reloading {}",
                 path.display()
             );
-            self.sighup().await;
+            // Taken before the reload reads the file: an edit saved while it runs is seen.
             seen = Fingerprint::of(&path);
+            self.sighup().await;
         }
         // A save between the startup load and the watch above raised no event: without this
         // catch-up it would wait for the next one. (Same bytes saved again: a no-op, as always.)
@@ -141,8 +142,11 @@ impl BackgroundService for ReloadService {
                 _ = shutdown.changed() => break,
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                     info!("SIGHUP: reloading {}", path.display());
-                    self.sighup().await;
+                    // Taken before the reload reads the file, as for a file event: taken after,
+                    // it would be the fingerprint of an edit saved just after the reload read
+                    // the file, and that edit's event would then be dropped as seen.
                     seen = Fingerprint::of(&path);
+                    self.sighup().await;
                 }
                 Some(()) = rx.recv() => {
                     // Debounce: wait for a quiet period so a burst of writes is one reload.

@@ -18,6 +18,7 @@ use super::state::{Phase, RolloutState, Store};
 use super::window::Window;
 use crate::config::load::Source;
 use crate::reload::{Overlay, Reloader};
+use crate::routing::RouteTable;
 use crate::telemetry::Metrics;
 use log::{error, info, warn};
 use std::collections::BTreeMap;
@@ -148,12 +149,17 @@ impl Controller {
                 if let (Some(v), true) = (e.breach(), !s.state.is_final()) {
                     self.gauges.breach(&route, &v.gate);
                 }
-                let n = match drifted(&plan, s, table.as_deref()) {
-                    Some(why) => Some(Next::Set(Phase::Paused, Some(why))),
+                let drift = drifted(&plan, s, table.as_deref());
+                let n = match &drift {
+                    Some((why, _)) => Some(Next::Set(Phase::Paused, Some(why.clone()))),
                     None => next(&plan, s, &e, self.clock.now_ms()),
                 };
                 if let Some(s) = inner.states.get_mut(&route) {
                     s.last_evaluation = Some(e);
+                    // Held once the pause below is carried out (a move out of it lets go).
+                    if let Some((_, running)) = drift {
+                        s.held = Some(running);
+                    }
                 }
                 if let Some(n) = n {
                     out.push((route, n, generation));
@@ -304,14 +310,15 @@ fn caught_up(state: Option<&mut RolloutState>, plan: &Plan) -> Option<String> {
     ))
 }
 
-/// Why a rollout under way no longer matches the running table (a rollback to another step, a
-/// change made around the rollout); `None` when it matches. Such a rollout is paused: a resume
-/// applies its step again.
+/// Why a rollout under way no longer matches the running table (a change made around the
+/// rollout: a rollback pauses it itself, see [`Controller::rolled_back`]), with the running
+/// weights; `None` when it matches. Such a rollout is paused, holding the running weights: a
+/// resume applies its step again.
 fn drifted(
     plan: &Plan,
     s: &RolloutState,
     table: Option<&crate::routing::RouteTable>,
-) -> Option<String> {
+) -> Option<(String, Vec<u32>)> {
     let active = matches!(
         s.state,
         Phase::Progressing | Phase::WaitingForTraffic | Phase::AwaitingApproval
@@ -319,12 +326,19 @@ fn drifted(
     let share = s.share?;
     let route = table?.routes().iter().find(|r| *r.name == *plan.route)?;
     (active && route.split.weights != plan.weights(share)).then(|| {
-        format!(
-            "the running table gives the canary {:.1}%, not step {}'s {share}% (a rollback?); resume applies the step again",
+        let why = format!(
+            "the running table gives the canary {:.1}%, not step {}'s {share}%; resume applies the step again",
             plan.share_of(&route.split.weights),
             s.step
-        )
+        );
+        (why, route.split.weights.clone())
     })
+}
+
+/// The weights of `route`'s split in `table`.
+fn weights_in(table: &crate::routing::RouteTable, route: &str) -> Option<Vec<u32>> {
+    let r = table.routes().iter().find(|r| *r.name == *route)?;
+    Some(r.split.weights.clone())
 }
 
 /// The weights a reload keeps for a rollout's route: its step's, unless the running table gives
@@ -340,11 +354,18 @@ fn kept_weights(
     table: Option<&crate::routing::RouteTable>,
     generation: u64,
 ) -> Option<Vec<u32>> {
+    // Paused by a rollback: its weights, whatever the running table (none yet at startup).
+    if let (Phase::Paused, Some(held)) = (s.state, &s.held) {
+        if held.len() == plan.base.len() {
+            return Some(held.clone());
+        }
+    }
     let share = s.share?;
-    if let Some(why) = drifted(plan, s, table) {
+    if let Some((why, running)) = drifted(plan, s, table) {
         info!("rollout {}: paused at step {} ({why})", plan.route, s.step);
         s.generation = generation;
         s.moved(Phase::Paused, "rollout", Some(why));
+        s.held = Some(running);
     }
     let step = plan.weights(share);
     let running = table
@@ -356,7 +377,58 @@ fn kept_weights(
     }
 }
 
+impl Controller {
+    /// What a rollback does to the rollouts: every one whose route it gave other weights is
+    /// paused with the reason `rollback to vN` and holds the rolled-back weights (share 0 when
+    /// the version has no such split), across reloads, restarts and upgrades, until a control
+    /// moves it or an edit of the route's `split` or `rollout` starts it again.
+    fn hold_rollback(&self, to: u64, before: &RouteTable, after: &RouteTable) {
+        let mut inner = self.lock();
+        let routes: Vec<String> = inner.states.keys().cloned().collect();
+        let mut touched = Vec::new();
+        for route in routes {
+            let Some(plan) = inner.plans.get(&route).cloned() else {
+                continue;
+            };
+            let now = weights_in(after, &route);
+            if now == weights_in(before, &route) {
+                continue;
+            }
+            let held = match now {
+                Some(w) if w.len() == plan.base.len() => w,
+                _ => plan.weights(0),
+            };
+            inner.generation += 1;
+            let generation = inner.generation;
+            let Some(s) = inner.states.get_mut(&route) else {
+                continue;
+            };
+            let why = format!("rollback to v{to}");
+            warn!(
+                "rollout {route}: paused at step {} ({why}): the canary keeps {:.1}% until a resume or an edit of the route's split or rollout",
+                s.step,
+                plan.share_of(&held)
+            );
+            s.generation = generation;
+            s.moved(Phase::Paused, "rollback", Some(why));
+            s.held = Some(held);
+            touched.push(route);
+        }
+        if touched.is_empty() {
+            return;
+        }
+        for route in &touched {
+            self.show(&inner, route, true);
+        }
+        self.save(&inner);
+    }
+}
+
 impl Overlay for Controller {
+    fn rolled_back(&self, to: u64, before: &RouteTable, after: &RouteTable) {
+        self.hold_rollback(to, before, after);
+    }
+
     /// Follows the file: new rollouts start (pending), rollouts whose route's `split` or
     /// `rollout` changed start again from the file's weights, removed ones end; the others keep
     /// their step, written into the text.

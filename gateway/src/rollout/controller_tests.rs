@@ -399,7 +399,7 @@ fn a_step_in_pause_before_waits_for_a_promote() {
 }
 
 #[test]
-fn a_table_that_drifts_from_the_step_pauses_and_resume_applies_the_step_again() {
+fn a_rollback_pauses_the_rollout_at_once_and_resume_applies_the_step_again() {
     let gw = Gateway::start(QUICK);
     gw.controller.tick();
     assert_eq!(gw.weights(), STEP1);
@@ -407,23 +407,21 @@ fn a_table_that_drifts_from_the_step_pauses_and_resume_applies_the_step_again() 
     let report = gw.reloader.rollback(None, Caller::default());
     assert!(report.expect("rollback").errors.is_empty());
     assert_eq!(gw.weights(), FILE);
-    gw.canary(20, 0, 10);
-    gw.after(100);
     assert_eq!(gw.at(), (Phase::Paused, 1, Some(10)));
-    assert!(
-        gw.reason()
-            .starts_with("the running table gives the canary 0.0%, not step 1's 10%"),
-        "{}",
-        gw.reason()
-    );
-    // Paused: the rollback's weights stay.
+    assert_eq!(gw.reason(), "rollback to v1");
+    assert_eq!(gw.state().held, Some(FILE.to_vec()));
+    assert_eq!(gw.kept().held, Some(FILE.to_vec()));
+    // Paused: the gates move nothing, the rollback's weights stay.
     gw.canary(20, 0, 10);
     gw.after(2000);
     assert_eq!(gw.at(), (Phase::Paused, 1, Some(10)));
     assert_eq!(gw.weights(), FILE);
+    let status = gw.controller.status("shop").expect("status");
+    assert_eq!(status["canary_share"], 0.0, "{status:#}");
     gw.control(Control::Resume).expect("resume");
     assert_eq!(gw.at(), (Phase::Progressing, 1, Some(10)));
     assert_eq!(gw.weights(), STEP1);
+    assert_eq!(gw.state().held, None);
 }
 
 #[test]
@@ -437,6 +435,112 @@ fn a_reload_after_a_rollback_keeps_the_rollback_and_pauses() {
     assert_eq!(gw.at(), (Phase::Paused, 1, Some(10)));
     assert_eq!(gw.weights(), FILE);
     gw.control(Control::Resume).expect("resume");
+    assert_eq!(gw.weights(), STEP1);
+}
+
+#[test]
+fn a_rollback_after_success_holds_across_reloads_and_restarts_until_resume() {
+    let gw = Gateway::start(QUICK);
+    gw.controller.tick();
+    gw.control(Control::Promote { to_end: true })
+        .expect("promote to the end");
+    assert_eq!(gw.at(), (Phase::Succeeded, 3, Some(100)));
+    assert_eq!(gw.weights(), STEP3);
+    let report = gw.reloader.rollback(Some(1), Caller::default());
+    assert!(report.expect("rollback").errors.is_empty());
+    assert_eq!(gw.weights(), FILE);
+    assert_eq!(gw.at(), (Phase::Paused, 3, Some(100)));
+    assert_eq!(gw.reason(), "rollback to v1");
+    // A reload of the unchanged file, an unrelated edit, judgements: the rollback holds.
+    gw.reloader.reload(Trigger::File, Caller::default());
+    assert_eq!(gw.weights(), FILE);
+    let unrelated = format!(
+        "{}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: stable, weight: 1 }}]\n",
+        routes(QUICK)
+    );
+    std::fs::write(gw.dir.path().join("routes.yaml"), unrelated).expect("routes.yaml");
+    let report = gw.reloader.reload(Trigger::File, Caller::default());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(gw.weights(), FILE);
+    gw.canary(20, 0, 10);
+    gw.after(5000);
+    assert_eq!(gw.at(), (Phase::Paused, 3, Some(100)));
+    // A restart (or an upgrade: a new process on the same state_dir) too.
+    let gw = gw.restart();
+    assert_eq!(gw.at(), (Phase::Paused, 3, Some(100)));
+    assert_eq!(gw.weights(), FILE);
+    assert_eq!(gw.reason(), "rollback to v1");
+    gw.after(5000);
+    assert_eq!(gw.weights(), FILE);
+    // Resume applies the last step again; it succeeds after step_ms.
+    gw.control(Control::Resume).expect("resume");
+    assert_eq!(gw.at(), (Phase::Progressing, 3, Some(100)));
+    assert_eq!(gw.weights(), STEP3);
+    gw.canary(20, 0, 10);
+    gw.after(1000);
+    assert_eq!(gw.at(), (Phase::Succeeded, 3, Some(100)));
+}
+
+#[test]
+fn a_rollback_of_a_pending_or_failed_rollout_holds_too() {
+    let gw = Gateway::start(QUICK);
+    gw.controller.tick();
+    gw.canary(20, 10, 10);
+    gw.after(100);
+    assert_eq!(gw.at(), (Phase::Failed, 0, Some(0)));
+    assert_eq!(gw.weights(), ZERO);
+    // Back to step 1's version: the operator's choice holds over the failure's 0%.
+    let versions: Vec<u64> = gw.reloader.versions().iter().map(|v| v.version).collect();
+    assert_eq!(versions.len(), 3, "{versions:?}");
+    gw.reloader
+        .rollback(Some(versions[1]), Caller::default())
+        .expect("rollback");
+    assert_eq!(gw.weights(), STEP1);
+    assert_eq!(gw.at().0, Phase::Paused);
+    gw.reloader.reload(Trigger::File, Caller::default());
+    let gw = gw.restart();
+    assert_eq!(gw.weights(), STEP1);
+    // A resume of a rollout with no step starts it again.
+    gw.control(Control::Resume).expect("resume");
+    assert_eq!(gw.at(), (Phase::Pending, 0, Some(0)));
+    gw.after(100);
+    assert_eq!(gw.at(), (Phase::Progressing, 1, Some(10)));
+}
+
+#[test]
+fn an_edit_of_the_split_lets_go_of_a_rollback() {
+    let gw = Gateway::start(QUICK);
+    gw.controller.tick();
+    gw.control(Control::Promote { to_end: true })
+        .expect("promote");
+    gw.reloader
+        .rollback(Some(1), Caller::default())
+        .expect("rollback");
+    assert_eq!(gw.at().0, Phase::Paused);
+    let edited = routes(QUICK).replace("weight: 0 }", "weight: 1 }");
+    std::fs::write(gw.dir.path().join("routes.yaml"), edited).expect("routes.yaml");
+    let report = gw.reloader.reload(Trigger::File, Caller::default());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(gw.at(), (Phase::Pending, 0, None));
+    assert_eq!(gw.state().held, None);
+    assert_eq!(gw.weights(), [100, 1]);
+}
+
+#[test]
+fn a_rollback_that_leaves_the_route_alone_moves_nothing() {
+    let gw = Gateway::start(QUICK);
+    gw.controller.tick();
+    let unrelated = format!(
+        "{}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: stable, weight: 1 }}]\n",
+        routes(QUICK)
+    );
+    std::fs::write(gw.dir.path().join("routes.yaml"), unrelated).expect("routes.yaml");
+    gw.reloader.reload(Trigger::File, Caller::default());
+    // Back to step 1's version without the api route: shop keeps its weights.
+    gw.reloader
+        .rollback(None, Caller::default())
+        .expect("rollback");
+    assert_eq!(gw.at(), (Phase::Progressing, 1, Some(10)));
     assert_eq!(gw.weights(), STEP1);
 }
 

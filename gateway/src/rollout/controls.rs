@@ -68,7 +68,11 @@ impl Controller {
             "state": s.state.as_str(),
             "step": s.step,
             "steps": plan.map(|p| p.steps.clone()),
-            "canary_share": s.share.map_or(file_share, |x| Some(f64::from(x))),
+            "canary_share": match (plan, &s.held) {
+                (Some(p), Some(held)) => Some(p.share_of(held)),
+                _ => s.share.map_or(file_share, |x| Some(f64::from(x))),
+            },
+            "held_weights": s.held,
             "table_canary_share": table_share,
             "file_canary_share": file_share,
             "table_differs_from_file": match (plan, &running) {

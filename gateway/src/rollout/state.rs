@@ -92,6 +92,12 @@ pub struct RolloutState {
     pub last_evaluation: Option<Evaluation>,
     #[serde(default)]
     pub history: Vec<Move>,
+    /// The route's weights an operator's rollback (or a change made around the rollout) put in
+    /// the table: a paused rollout keeps them across reloads, restarts and upgrades, until a
+    /// control moves it or an edit of the route's `split` or `rollout` starts it again. Only
+    /// ever set while paused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Vec<u32>>,
     /// Changes with every move (a move decided before another one is dropped).
     #[serde(skip)]
     pub generation: u64,
@@ -121,14 +127,19 @@ impl RolloutState {
             moved_by: by.into(),
             last_evaluation: None,
             history: Vec::new(),
+            held: None,
             generation: 0,
         };
         s.moved(Phase::Pending, by, None);
         s
     }
 
-    /// Records a move to `state` (the step and share as they are now).
+    /// Records a move to `state` (the step and share as they are now). A move out of `paused`
+    /// lets go of the weights it held.
     pub fn moved(&mut self, state: Phase, by: &str, reason: Option<String>) {
+        if state != Phase::Paused {
+            self.held = None;
+        }
         if state != self.state || self.history.is_empty() {
             self.since = crate::stamp::now_rfc3339();
         }
