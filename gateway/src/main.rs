@@ -3,6 +3,7 @@
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use dyegate::admin::client;
 use dyegate::config::schema::{schema_json, SchemaFile};
+use dyegate::lifecycle::listen_check::Purpose;
 use dyegate::config::{diff::diff, load_routes, ConfigError, ConfigErrors, Gateway, Issue, Source};
 use dyegate::reload::{Overlay, Reloader, StartAt};
 use dyegate::rollout::Controller;
@@ -358,6 +359,17 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let addrs = listen_addrs(&gw);
+    if !opts.upgrade {
+        let busy = dyegate::lifecycle::listen_check::busy(&addrs);
+        if !busy.is_empty() {
+            for b in &busy {
+                eprintln!("dyegate: {b}");
+            }
+            eprintln!("dyegate: not started: {} address(es) unusable", busy.len());
+            return ExitCode::FAILURE;
+        }
+    }
     let metrics = Metrics::new();
     let rollouts = Controller::new(&gw.state_dir, metrics.clone());
     let history = dyegate::reload::HistoryLimits {
@@ -444,6 +456,15 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
             }
         },
     };
+    log::info!(
+        "dyegate {} {}: {}",
+        env!("CARGO_PKG_VERSION"),
+        if opts.upgrade { "taking over" } else { "listening" },
+        (addrs.iter())
+            .map(|(a, p)| format!("{} on {a}", p.label()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     server::run(
         gw,
         reloader,
@@ -453,6 +474,16 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         etcd_read,
         certificates,
     )
+}
+
+/// Every address the process listens on, with what for.
+fn listen_addrs(gw: &Gateway) -> Vec<(std::net::SocketAddr, Purpose)> {
+    let mut out: Vec<_> = gw.listen.iter().map(|a| (*a, Purpose::Http)).collect();
+    if let Some(tls) = &gw.tls {
+        out.extend(tls.listen.iter().map(|a| (*a, Purpose::Https)));
+    }
+    out.push((gw.admin_listen, Purpose::Admin));
+    out
 }
 
 /// Certificate errors located in gateway.yaml like every config error

@@ -8,3 +8,4 @@ mod deploy_observability;
 mod deploy_package;
 mod harness;
 mod schema;
+mod start;

@@ -12,8 +12,10 @@
 //! - [`drain`]: requests in flight, `Connection: close` at handover, exit once drained.
 //! - [`pid_file`]: the pid file of the serving process, in the foreground too.
 //! - [`sighup`]: SIGHUP remembered from process start until the reload trigger listens.
+//! - [`listen_check`]: the addresses of a fresh start are free, said at once when not.
 
 mod drain;
+pub mod listen_check;
 mod pid_file;
 mod sighup;
 
