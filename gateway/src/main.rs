@@ -3,8 +3,8 @@
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use dyegate::admin::client;
 use dyegate::config::schema::{schema_json, SchemaFile};
-use dyegate::lifecycle::listen_check::Purpose;
 use dyegate::config::{diff::diff, load_routes, ConfigError, ConfigErrors, Gateway, Issue, Source};
+use dyegate::lifecycle::listen_check::Purpose;
 use dyegate::reload::{Overlay, Reloader, StartAt};
 use dyegate::rollout::Controller;
 use dyegate::server::{self, RunOptions};
@@ -459,7 +459,11 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
     log::info!(
         "dyegate {} {}: {}",
         env!("CARGO_PKG_VERSION"),
-        if opts.upgrade { "taking over" } else { "listening" },
+        if opts.upgrade {
+            "taking over"
+        } else {
+            "listening"
+        },
         (addrs.iter())
             .map(|(a, p)| format!("{} on {a}", p.label()))
             .collect::<Vec<_>>()

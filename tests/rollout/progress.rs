@@ -167,6 +167,16 @@ async fn a_canary_answering_500_to_30_percent_is_taken_to_0_within_window_plus_a
         "{abort:#}"
     );
     assert_eq!(abort["rollout"]["state"], "failed");
+    // A failure is logged at WARN, a start at INFO.
+    let logs = gw.logs();
+    assert!(
+        logs.contains("WARN  dyegate::rollout::controller] rollout shop: step 0 (canary 0%), failed: gate error_rate breached"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("INFO  dyegate::rollout::controller] rollout of shop started (startup)"),
+        "{logs}"
+    );
     let served = untagged(
         &(samples.iter())
             .filter(|s| s.at >= breach && s.at <= failed_at)

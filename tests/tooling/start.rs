@@ -27,7 +27,10 @@ fn a_port_in_use_fails_the_start_within_5_s_naming_the_address() {
         let started = Instant::now();
         let out = cfg.run_to_exit();
         let took = started.elapsed();
-        assert!(!out.timed_out, "{which}: still running after {took:?}\n{out:?}");
+        assert!(
+            !out.timed_out,
+            "{which}: still running after {took:?}\n{out:?}"
+        );
         assert_eq!(out.code, Some(1), "{which}: {out:?}");
         assert!(took < Duration::from_secs(5), "{which}: took {took:?}");
         let purpose = match which {

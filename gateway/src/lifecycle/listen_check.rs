@@ -78,6 +78,9 @@ mod tests {
             )),
             "{found:?}"
         );
-        assert!(found[0].contains("another process listens there"), "{found:?}");
+        assert!(
+            found[0].contains("another process listens there"),
+            "{found:?}"
+        );
     }
 }

@@ -202,7 +202,8 @@ impl Controller {
                     s.step_started_ms = self.clock.now_ms();
                 }
                 s.moved(phase, by, reason.clone());
-                info!(
+                log::log!(
+                    level_of(phase),
                     "rollout {route}: {} at step {}{}",
                     phase.as_str(),
                     inner.states.get(route).map_or(0, |s| s.step),
@@ -268,7 +269,8 @@ impl Controller {
             s.share = Some(share);
             s.step_started_ms = self.clock.now_ms();
             s.moved(phase, by, reason.clone());
-            info!(
+            log::log!(
+                level_of(phase),
                 "rollout {route}: step {step} (canary {share}%), {}{}",
                 phase.as_str(),
                 reason
@@ -288,6 +290,15 @@ impl Controller {
             return Err(report.errors.join("; "));
         }
         Ok(())
+    }
+}
+
+/// How loud a move is in the log: a failure, an abort or a pause is something an operator
+/// must see (WARN), progress is INFO.
+fn level_of(phase: Phase) -> log::Level {
+    match phase {
+        Phase::Failed | Phase::Aborted | Phase::Paused => log::Level::Warn,
+        _ => log::Level::Info,
     }
 }
 
@@ -362,7 +373,7 @@ fn kept_weights(
     }
     let share = s.share?;
     if let Some((why, running)) = drifted(plan, s, table) {
-        info!("rollout {}: paused at step {} ({why})", plan.route, s.step);
+        warn!("rollout {}: paused at step {} ({why})", plan.route, s.step);
         s.generation = generation;
         s.moved(Phase::Paused, "rollout", Some(why));
         s.held = Some(running);
@@ -463,7 +474,7 @@ impl Overlay for Controller {
                 Some(_) => None,
             };
             if let Some(note) = restart {
-                warn!("{note}");
+                info!("{note}");
                 notes.push(note);
                 let now = self.clock.now_ms();
                 let mut s =
