@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 bin=${DYEGATE_BIN_DIR:-target/release}
 if [ -z "${DYEGATE_BIN_DIR:-}" ]; then
   # cmake for Pingora, protoc for etcd-client's generated gRPC code; etcd and etcdctl to try
-  # the fleet example of the README (source: etcd).
+  # the fleet example of docs/fleet.md (source: etcd).
   if ! command -v cmake >/dev/null || ! command -v protoc >/dev/null || ! command -v etcd >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake curl protobuf-compiler etcd-server etcd-client
   fi

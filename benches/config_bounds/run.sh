@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `dyegate check` on hostile routes files (README, "Security"): deep nesting and 50 MB of garbage,
-# three runs each, process start and file read included. DYEGATE=path picks the binary (default:
+# `dyegate check` on hostile routes files (docs/benchmarks.md, "Config input bounds"; how the
+# bounds work: docs/security.md, "Config input"): deep nesting and 50 MB of garbage, three runs
+# each, process start and file read included. DYEGATE=path picks the binary (default:
 # the `bench` profile build, `cargo build --profile bench -p dyegate`, in target/release).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -1,7 +1,8 @@
 //! The request-smuggling regression corpus (issue 17): hostile framing sent on a raw socket,
 //! and for each case the answer and exactly what reached the upstream (a raw, recording one):
 //! no request may reach the upstream that the client did not send, and framing goes upstream
-//! unambiguous. The table this prints (`--nocapture`) is the one in README's "Request framing".
+//! unambiguous. The table this prints (`--nocapture`) is the one in docs/routing.md, "Request
+//! framing".
 
 use std::time::Duration;
 

@@ -10,7 +10,7 @@
 //! - [`metrics`]: `dyegate_tls_handshakes_total`, `dyegate_tls_certificate_expiry_seconds`.
 //!
 //! The backend is rustls (Pingora's `rustls` feature) with the `ring` crypto provider: pure
-//! Rust plus ring's bundled C and assembly, no system library (README, "TLS").
+//! Rust plus ring's bundled C and assembly, no system library (docs/tls.md, "Backend: rustls").
 
 pub mod acceptor;
 pub mod certificate;
