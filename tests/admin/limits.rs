@@ -45,6 +45,13 @@ async fn idle_admin_connections_cannot_take_the_descriptors_of_the_proxy() {
         .with_admin_fields("limits: { max_connections: 8, header_read_timeout_ms: 1000 }")
         .with_open_file_limit(256)
         .start();
+    // The start's readiness probe (an admin connection opened and dropped) is admitted in its
+    // own task: wait until it has come and gone (only the scrape itself open), or it may be
+    // admitted after the cap is full and counted as a 401st refusal.
+    gw.wait_for_metrics(Duration::from_secs(5), "only the scrape open", |s| {
+        s.get("dyegate_downstream_connections", &[("listener", "admin")]) == Some(1.0)
+    })
+    .await;
     let mut idle = Vec::new();
     for _ in 0..400 {
         idle.push(RawClient::connect(gw.admin_addr()).await);
