@@ -174,9 +174,12 @@ async fn fds_at_the_connection_cap() {
     );
     let scrape = gw.metrics().await;
     eprintln!(
-        "dyegate_downstream_rejected_total{{reason=\"max_connections\"}} {:?}, dyegate_downstream_connections {:?}",
-        scrape.get("dyegate_downstream_rejected_total", &[("reason", "max_connections")]),
-        scrape.get("dyegate_downstream_connections", &[])
+        "dyegate_downstream_rejected_total{{listener=\"proxy\",reason=\"max_connections\"}} {:?}, dyegate_downstream_connections{{listener=\"proxy\"}} {:?}",
+        scrape.get(
+            "dyegate_downstream_rejected_total",
+            &[("listener", "proxy"), ("reason", "max_connections")]
+        ),
+        scrape.get("dyegate_downstream_connections", &[("listener", "proxy")])
     );
     // The silent connections are closed at header_read_timeout_ms (10 s by default): then
     // normal clients are served again.

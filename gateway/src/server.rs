@@ -1,11 +1,12 @@
 //! Wiring of the Pingora server: process settings from gateway.yaml, the proxy service on every
 //! listener, the admin API, the reload and drain background services.
 
-use crate::admin::AdminApi;
+use crate::admin::{AdminApi, BodyDeadline};
 use crate::config::Gateway;
 use crate::contain::DebugPolicy;
+use crate::downstream::fds::{connection_caps, Caps};
 use crate::downstream::layout::{proxy_services as proxy_services_for, Layout, TlsListeners};
-use crate::downstream::{BoundedApp, DownstreamMetrics};
+use crate::downstream::{BoundedApp, DownstreamMetrics, Listener};
 use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
 use crate::proxy::DyegateProxy;
@@ -98,7 +99,17 @@ pub fn run(
     .with_health(health.clone())
     .with_debug(DebugPolicy::new(gw.debug_trusted.clone()))
     .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
-    for service in proxy_services(&server, &gw, opts, proxy, &metrics, certificates.as_ref()) {
+    let downstream = DownstreamMetrics::new();
+    metrics.register(downstream.collectors());
+    let caps = connection_caps(
+        gw.limits.max_connections,
+        gw.admin_limits.connection.max_connections,
+    );
+    let listeners = Downstream {
+        metrics: &downstream,
+        caps,
+    };
+    for service in proxy_services(&server, &gw, opts, proxy, listeners, certificates.as_ref()) {
         server.add_service(service);
     }
     if let (Some(certs), true) = (&certificates, gw.config.reload.watch) {
@@ -114,15 +125,11 @@ pub fn run(
 
     add_etcd_source(&mut server, &gw, &reloader, &metrics, &lifecycle, etcd_read);
 
-    server.add_service(admin_service(
-        &gw,
-        &reloader,
-        &lifecycle,
-        metrics,
-        health,
-        &rollouts,
-        certificates.clone(),
-    ));
+    let api = admin_api(&gw, listeners, &reloader, &lifecycle, metrics)
+        .with_health(health)
+        .with_rollouts(rollouts.clone())
+        .with_certificates(certificates.clone());
+    server.add_service(admin_service(&gw, listeners, api));
 
     // A reload that swapped a table but has not recorded it yet finishes before the process
     // exits, whichever way it exits (early exit once drained, or Pingora's own).
@@ -217,29 +224,51 @@ fn add_etcd_source(
     }
 }
 
-/// The admin API on `admin.listen`.
-fn admin_service(
+/// What the proxy and admin listeners share: the downstream metric families, and the
+/// connection caps fitted to the open-file limit together.
+#[derive(Clone, Copy)]
+struct Downstream<'a> {
+    metrics: &'a DownstreamMetrics,
+    caps: Caps,
+}
+
+/// The admin API's endpoints, with `admin.limits.body_read_timeout_ms` on request bodies
+/// ([`admin_service`] puts it on its listener).
+fn admin_api(
     gw: &Gateway,
+    listeners: Downstream<'_>,
     reloader: &Arc<Reloader>,
     lifecycle: &Arc<Lifecycle>,
     metrics: Arc<Metrics>,
-    health: Arc<HealthRegistry>,
-    rollouts: &Arc<Controller>,
-    certificates: Option<Arc<Certificates>>,
-) -> Service<AdminApi> {
-    let admin = AdminApi::new(
+) -> AdminApi {
+    AdminApi::new(
         reloader.clone(),
         lifecycle.clone(),
         metrics,
         &gw.admin_identities,
         gw.listen.clone(),
+        BodyDeadline::new(
+            gw.admin_limits.body_read_timeout,
+            listeners.metrics.for_listener(Listener::Admin),
+        ),
     )
-    .with_health(health)
-    .with_rollouts(rollouts.clone())
-    .with_certificates(certificates);
-    let mut admin_service = Service::new("dyegate admin".to_string(), admin);
-    admin_service.add_tcp(&gw.admin_listen.to_string());
-    admin_service
+}
+
+/// The admin API on `admin.listen`, behind the same connection handling as the proxy
+/// listeners ([`BoundedApp`]) with `admin.limits`: its own cap (fitted to the open-file limit
+/// with the proxy's), head and idle deadlines, and its own series in the downstream metrics.
+fn admin_service(
+    gw: &Gateway,
+    listeners: Downstream<'_>,
+    api: AdminApi,
+) -> Service<BoundedApp<AdminApi>> {
+    let mut limits = gw.admin_limits.connection;
+    limits.max_connections = listeners.caps.admin;
+    let downstream = listeners.metrics.for_listener(Listener::Admin);
+    let app = BoundedApp::new(api, limits, false, downstream);
+    let mut service = Service::new("dyegate admin".to_string(), app);
+    service.add_tcp(&gw.admin_listen.to_string());
+    service
 }
 
 /// How long an exiting process waits for a reload under way to be recorded.
@@ -255,7 +284,7 @@ fn proxy_services(
     gw: &Gateway,
     opts: RunOptions,
     proxy: DyegateProxy,
-    metrics: &Metrics,
+    listeners: Downstream<'_>,
     certificates: Option<&Arc<Certificates>>,
 ) -> Vec<Service<BoundedApp<HttpProxy<DyegateProxy>>>> {
     let p = &gw.config.pingora;
@@ -279,10 +308,8 @@ fn proxy_services(
         app.server_options = Some(options);
         app
     };
-    let downstream = DownstreamMetrics::new();
-    metrics.register(downstream.collectors());
     let mut limits = gw.limits;
-    limits.max_connections = crate::downstream::fds::connection_cap(limits.max_connections);
+    limits.max_connections = listeners.caps.proxy;
     let tls = match (certificates, &gw.tls) {
         (Some(certs), Some(tls)) => Some(TlsListeners {
             listen: &tls.listen,
@@ -295,7 +322,7 @@ fn proxy_services(
         &gw.listen,
         limits,
         gw.config.h2c,
-        downstream,
+        listeners.metrics.clone(),
         tls,
         make_app,
     )

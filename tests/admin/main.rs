@@ -1,8 +1,10 @@
-//! The admin API: endpoints, identities and tokens, answers during a reload, rollback bodies.
+//! The admin API: endpoints, identities and tokens, answers during a reload, rollback bodies,
+//! the admin listener's own connection bounds.
 //!
 //! One test binary per area (tests/README.md): every end-to-end test file is a module here.
 
 mod api;
 mod during_reload;
 mod identities;
+mod limits;
 mod rollback_body;

@@ -17,8 +17,7 @@ const RULES: &str = "deploy/observability/dyegate-rules.yaml";
 const RULE_TESTS: &str = "deploy/observability/tests/dyegate-rules.test.yaml";
 const DASHBOARD: &str = "deploy/observability/dyegate-dashboard.json";
 
-/// Metrics the rules use that the gateway does not export yet: issue 11 (containment) names
-/// `dyegate_downstream_rejected_total{reason}` for the downstream limits, which land with it.
+/// Metrics the rules use that the gateway does not export yet (none today).
 /// When one of these appears in `/metrics`, the test asks for it to be removed from here.
 const PENDING: &[&str] = &[];
 

@@ -3,7 +3,7 @@
 //! answered, idle keep-alive connections close at `idle_timeout_ms`, slowloris clients are
 //! closed without delaying others, heads over the limit get 431, connections past
 //! `max_connections` are closed at accept, `keepalive_requests` is honoured; each refusal is
-//! counted in `dyegate_downstream_rejected_total{reason}`.
+//! counted in `dyegate_downstream_rejected_total{listener="proxy",reason}`.
 
 use std::time::Duration;
 
@@ -32,8 +32,14 @@ fn gateway(up: &Upstream, limits: &str) -> Dyegate {
     }
 }
 
+/// The proxy listeners' series (the admin listener has its own).
+const PROXY: &[(&str, &str)] = &[("listener", "proxy")];
+
 fn rejected(reason: &str) -> Series {
-    Series::new("dyegate_downstream_rejected_total", &[("reason", reason)])
+    Series::new(
+        "dyegate_downstream_rejected_total",
+        &[("listener", "proxy"), ("reason", reason)],
+    )
 }
 
 #[tokio::test]
@@ -119,7 +125,10 @@ async fn an_idle_keepalive_connection_is_closed_at_idle_timeout() {
     );
     let scrape = gw.metrics().await;
     assert_eq!(
-        scrape.sum("dyegate_downstream_rejected_total", &[]),
+        scrape.sum(
+            "dyegate_downstream_rejected_total",
+            &[("listener", "proxy")]
+        ),
         0.0,
         "an idle keep-alive close is no rejection"
     );
@@ -150,7 +159,7 @@ async fn slowloris_connections_are_closed_without_delaying_others() {
     // Once the gateway holds the 200 slow connections, a normal client is served promptly,
     // request after request.
     gw.wait_for_metrics(Duration::from_secs(10), "200 slow clients connected", |s| {
-        s.sum("dyegate_downstream_connections", &[]) >= 200.0
+        s.get("dyegate_downstream_connections", PROXY) >= Some(200.0)
     })
     .await;
     for _ in 0..10 {
@@ -216,7 +225,7 @@ async fn past_max_connections_new_connections_are_closed_at_accept() {
     // The start's readiness probe (a connection opened and dropped) holds a slot until the
     // gateway sees it closed: wait for it to go, so that the 50 below fill the cap exactly.
     gw.wait_for_metrics(Duration::from_secs(5), "no connection open", |s| {
-        s.get("dyegate_downstream_connections", &[]) == Some(0.0)
+        s.get("dyegate_downstream_connections", PROXY) == Some(0.0)
     })
     .await;
     let mut held = Vec::new();
@@ -224,7 +233,7 @@ async fn past_max_connections_new_connections_are_closed_at_accept() {
         held.push(RawClient::connect(gw.addr()).await);
     }
     gw.wait_for_metrics(Duration::from_secs(5), "50 open", |s| {
-        s.get("dyegate_downstream_connections", &[]) == Some(50.0)
+        s.get("dyegate_downstream_connections", PROXY) == Some(50.0)
     })
     .await;
     let fds_at_cap = std::fs::read_dir(format!("/proc/{}/fd", gw.pid()))

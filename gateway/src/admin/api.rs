@@ -1,6 +1,7 @@
 //! Admin endpoints: status, versions, routes, upstreams, reload, rollback, health and readiness.
 
 use super::auth::{is_write, Identities};
+use super::body::{BodyDeadline, BodyError};
 use super::rollback_body::rollback_target;
 use super::routes_json::routes_json;
 use super::upstreams_json::upstreams_json;
@@ -20,9 +21,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Largest request body accepted (a rollback request is a few bytes).
-const MAX_BODY: usize = 64 * 1024;
-
 pub struct AdminApi {
     reloader: Arc<Reloader>,
     lifecycle: Arc<Lifecycle>,
@@ -32,6 +30,7 @@ pub struct AdminApi {
     health: Option<Arc<HealthRegistry>>,
     rollouts: Option<Arc<crate::rollout::Controller>>,
     certificates: Option<Arc<Certificates>>,
+    body: BodyDeadline,
 }
 
 impl AdminApi {
@@ -41,6 +40,7 @@ impl AdminApi {
         metrics: Arc<Metrics>,
         identities: &[AdminIdentity],
         proxy_listeners: Vec<SocketAddr>,
+        body: BodyDeadline,
     ) -> Self {
         let identities = Identities::new(identities);
         metrics.register(identities.collectors());
@@ -53,6 +53,7 @@ impl AdminApi {
             health: None,
             rollouts: None,
             certificates: None,
+            body,
         }
     }
 
@@ -127,22 +128,6 @@ impl AdminApi {
             }
         }
         (down.is_empty(), down)
-    }
-
-    async fn body(session: &mut ServerSession) -> Result<Vec<u8>, String> {
-        let mut body = Vec::new();
-        loop {
-            match session.read_request_body().await {
-                Ok(Some(chunk)) => {
-                    body.extend_from_slice(&chunk);
-                    if body.len() > MAX_BODY {
-                        return Err(format!("request body over {MAX_BODY} bytes"));
-                    }
-                }
-                Ok(None) => return Ok(body),
-                Err(e) => return Err(format!("cannot read request body: {e}")),
-            }
-        }
     }
 
     /// `GET /readyz`: a table is loaded and every proxy listener accepts (not while draining).
@@ -247,9 +232,15 @@ impl AdminApi {
         session: &mut ServerSession,
         caller: Caller,
     ) -> (StatusCode, Value) {
-        let body = match Self::body(session).await {
+        let body = match self.body.read(session).await {
             Ok(b) => b,
-            Err(e) => return (StatusCode::BAD_REQUEST, json!({ "error": e })),
+            Err(e) => {
+                let status = match e {
+                    BodyError::Slow(_) => StatusCode::REQUEST_TIMEOUT,
+                    BodyError::TooLarge | BodyError::Unreadable(_) => StatusCode::BAD_REQUEST,
+                };
+                return (status, json!({ "error": e.message() }));
+            }
         };
         let to = match rollback_target(&body) {
             Ok(to) => to,
@@ -378,6 +369,12 @@ impl ServeHttp for AdminApi {
             bytes.push(b'\n');
             (status, "application/json", bytes)
         };
+        if !session.is_body_done() {
+            // A body left unread (refused, cut at its deadline, or one the endpoint does not
+            // read): close after the answer rather than drain it (Pingora drains it with no
+            // deadline before reusing the connection).
+            session.set_keepalive(None);
+        }
         Response::builder()
             .status(status)
             .header(http::header::CONTENT_TYPE, content_type)

@@ -1,8 +1,10 @@
 //! The admin API: JSON over HTTP on the admin listener (loopback unless a token is configured).
-//! Served by Pingora so the listener is inherited across binary upgrades like the proxy's.
+//! Served by Pingora so the listener is inherited across binary upgrades like the proxy's, and
+//! behind the proxy listeners' connection handling (`downstream::BoundedApp`, `admin.limits`).
 
 mod api;
 pub mod auth;
+mod body;
 pub mod client;
 mod rollback_body;
 mod rollouts;
@@ -10,3 +12,4 @@ mod routes_json;
 mod upstreams_json;
 
 pub use api::AdminApi;
+pub use body::BodyDeadline;

@@ -2,7 +2,7 @@
 
 use super::admin_tokens::{admin_identities, AdminIdentity};
 use super::error::{ConfigError, ConfigErrors, Issue};
-use super::limits::{limits_settings, DownstreamLimits};
+use super::limits::{admin_limits_settings, limits_settings, AdminLimits, DownstreamLimits};
 use super::load::Source;
 use super::model::GatewayConfig;
 use super::source::{source_settings, EtcdSettings};
@@ -29,6 +29,8 @@ pub struct Gateway {
     pub access_log: Option<Option<PathBuf>>,
     pub tracing: TracingSettings,
     pub limits: DownstreamLimits,
+    /// `admin.limits`: the admin listener's bounds.
+    pub admin_limits: AdminLimits,
     /// `debug.trusted_sources`: who may ask for `x-dyegate-decision`.
     pub debug_trusted: dyegate_plugins::TrustedSources,
     /// `admin.token` and `admin.tokens`, their tokens read (empty: the API is open, loopback).
@@ -149,6 +151,7 @@ impl Gateway {
         let admin_identities = admin_identities(&config.admin, &base, &mut issues);
         let tracing = tracing_settings(&config, &mut issues);
         let limits = limits_settings(&config.limits, &mut issues);
+        let admin_limits = admin_limits_settings(&config.admin.limits, &mut issues);
         let mut debug_nets = Vec::new();
         for (i, net) in config.debug.trusted_sources.iter().enumerate() {
             let n = net.trim();
@@ -201,6 +204,7 @@ impl Gateway {
             }),
             tracing,
             limits,
+            admin_limits,
             debug_trusted: dyegate_plugins::TrustedSources::new(debug_nets),
             admin_identities,
             etcd,

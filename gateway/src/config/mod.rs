@@ -29,7 +29,7 @@ pub mod yaml;
 
 pub use error::{ConfigError, ConfigErrors, Issue, Mark};
 pub use gateway::Gateway;
-pub use limits::DownstreamLimits;
+pub use limits::{AdminLimits, DownstreamLimits};
 pub use load::Source;
 pub use source::EtcdSettings;
 pub use tls::DownstreamTls;

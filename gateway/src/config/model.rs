@@ -196,6 +196,10 @@ pub struct AdminConfig {
     /// Named identities, each with its token in a file and a role (`read` or `write`).
     #[serde(default)]
     pub tokens: Vec<AdminTokenConfig>,
+    /// The admin listener's connection bounds (header and body read time, header size,
+    /// connections, keep-alive), apart from the proxy's `limits`.
+    #[serde(default)]
+    pub limits: super::limits::AdminLimitsConfig,
 }
 
 impl Default for AdminConfig {
@@ -205,6 +209,7 @@ impl Default for AdminConfig {
             token: None,
             token_file: None,
             tokens: Vec::new(),
+            limits: Default::default(),
         }
     }
 }

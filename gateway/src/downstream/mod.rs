@@ -1,17 +1,20 @@
-//! The downstream side of the proxy listeners, before and around Pingora's HTTP handling:
-//! connection cap, bounded request-head reads, keep-alive limits (gateway.yaml `limits`), and
-//! the normalisation of request framing and tag headers before a request goes upstream.
+//! The downstream side of the listeners, before and around Pingora's HTTP handling: connection
+//! cap, bounded request-head reads, keep-alive limits (gateway.yaml `limits` for the proxy
+//! listeners, `admin.limits` for the admin listener), and the normalisation of request framing
+//! and tag headers before a request goes upstream.
 //!
 //! - [`head`]: reading a request head under a deadline and a size limit.
-//! - [`app`]: [`BoundedApp`], the listeners' `ServerApp` around Pingora's HTTP proxy app.
+//! - [`app`]: [`BoundedApp`], the listeners' `ServerApp` around Pingora's HTTP apps (the proxy,
+//!   the admin API).
 //! - [`coalesce`]: a small answer's head and body in one write.
 //! - `delegate`: the digest traits of a stream wrapper, answered by the stream it wraps.
 //! - [`framing`]: one `Content-Length`, one tag header upstream; `Host` required in HTTP/1.1.
 //! - [`layout`]: the listeners' services, one runtime or one per core (`pingora.runtime`).
-//! - [`fds`]: the open-file limit and the connection cap.
+//! - [`fds`]: the open-file limit and the connection caps.
 //! - [`replay`]: a TLS stream that takes back the bytes of a head read ahead of Pingora.
 //! - [`trim`]: memory given back to the system after a wave of closed connections.
-//! - [`metrics`]: `dyegate_downstream_rejected_total{reason}`, `dyegate_downstream_connections`.
+//! - [`metrics`]: the families `dyegate_downstream_rejected_total{listener,reason}` and
+//!   `dyegate_downstream_connections{listener}`.
 
 pub mod app;
 pub mod coalesce;
@@ -25,4 +28,4 @@ pub mod replay;
 pub mod trim;
 
 pub use app::BoundedApp;
-pub use metrics::{DownstreamMetrics, Rejected};
+pub use metrics::{DownstreamMetrics, Listener, Rejected};

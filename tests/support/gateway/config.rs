@@ -26,6 +26,8 @@ pub struct GatewayConfig {
     admin: SocketAddr,
     /// `admin.token`, sent by the suite's admin helpers when set.
     admin_token: Option<String>,
+    /// `RLIMIT_NOFILE` (soft and hard) the gateway process is started with; `None`: inherited.
+    open_file_limit: Option<u64>,
 }
 
 /// The `gateway.yaml` the suite uses: every path inside the temp dir, short grace period so a
@@ -52,6 +54,7 @@ impl GatewayConfig {
             proxy: free_addr(),
             admin: free_addr(),
             admin_token: None,
+            open_file_limit: None,
         };
         config.write(GATEWAY_FILE, &gateway_yaml(config.proxy, config.admin));
         config.write(ROUTES_FILE, routes_yaml);
@@ -91,6 +94,32 @@ impl GatewayConfig {
         self.write(GATEWAY_FILE, &text);
         self.admin_token = Some(token.to_owned());
         self
+    }
+
+    /// Adds `fields` (e.g. `"limits: { max_connections: 8 }"`) to the `admin:` mapping of
+    /// `gateway.yaml`, after `listen`; combines with [`with_admin_token`](Self::with_admin_token).
+    pub fn with_admin_fields(self, fields: &str) -> Self {
+        let listen = format!("admin: {{ listen: \"{}\"", self.admin);
+        let text = self.gateway_text();
+        assert!(
+            text.contains(&listen),
+            "gateway.yaml has no {listen}: {text}"
+        );
+        let text = text.replacen(&listen, &format!("{listen}, {fields}"), 1);
+        self.write(GATEWAY_FILE, &text);
+        self
+    }
+
+    /// Starts the gateway with an open-file limit of `limit` descriptors (`RLIMIT_NOFILE`, soft
+    /// and hard: the gateway raises its soft limit to the hard one at startup).
+    pub fn with_open_file_limit(mut self, limit: u64) -> Self {
+        self.open_file_limit = Some(limit);
+        self
+    }
+
+    /// The open-file limit set with [`with_open_file_limit`](Self::with_open_file_limit).
+    pub fn open_file_limit(&self) -> Option<u64> {
+        self.open_file_limit
     }
 
     /// The current text of `gateway.yaml`.

@@ -52,7 +52,11 @@ impl Dyegate {
                 .unwrap_or_else(|e| panic!("opening {name}: {e}"))
         };
         let (stdout, stderr): (File, File) = (append(STDOUT_FILE), append(STDERR_FILE));
-        let child = Command::new(dyegate_bin())
+        let mut command = Command::new(dyegate_bin());
+        if let Some(limit) = config.open_file_limit() {
+            limit_open_files(&mut command, limit);
+        }
+        let child = command
             .arg("run")
             .arg("-c")
             .arg(config.gateway_file())
@@ -184,6 +188,26 @@ impl Dyegate {
             read(self.stdout_file()),
             read(self.stderr_file())
         )
+    }
+}
+
+/// Sets `RLIMIT_NOFILE` (soft and hard) to `limit` in the child, between fork and exec.
+fn limit_open_files(command: &mut Command, limit: u64) {
+    use std::os::unix::process::CommandExt;
+    let rlim = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit(2),
+    // which is async-signal-safe, on a struct it owns.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rlim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
     }
 }
 
