@@ -203,6 +203,9 @@ impl EtcdSource {
                 None => info!("etcd: connected to {}", self.settings.endpoints.join(", ")),
             }
         }
+        // The gauge first, under the status lock: whoever reads the new state in `/status`
+        // scrapes it in `dyegate_source_connected` too.
+        self.metrics.set_source_connected(connected);
         s.connected = connected;
         if connected {
             s.stale = false;
@@ -210,8 +213,6 @@ impl EtcdSource {
         } else if error.is_some() {
             s.last_connect_error = error;
         }
-        drop(s);
-        self.metrics.set_source_connected(connected);
     }
 
     /// Applies the table read at one revision as the candidate of that revision.
