@@ -5,3 +5,4 @@
 mod empty;
 mod outage;
 mod source;
+mod values;

@@ -112,6 +112,23 @@ impl EtcdServer {
             .unwrap_or_else(|e| panic!("running etcdctl (apt-get install etcd-client): {e}"))
     }
 
+    /// `etcdctl put KEY VALUE` of a value that need not be UTF-8 (a byte string, as etcd takes).
+    pub fn put_bytes(&self, key: &str, value: &[u8]) {
+        use std::os::unix::ffi::OsStrExt;
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()))
+            .args(["put", "--", key])
+            .arg(std::ffi::OsStr::from_bytes(value))
+            .output()
+            .unwrap_or_else(|e| panic!("running etcdctl (apt-get install etcd-client): {e}"));
+        assert!(
+            out.status.success(),
+            "etcdctl put {key} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `etcdctl ARGS...` that must succeed; its stdout.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let out = self.ctl(args);

@@ -224,7 +224,8 @@ pub struct Assembled {
 
 /// Assembles the entries of one generation (`(full key, value)`, any order) into routes.yaml
 /// text. A key that is neither an upstream nor a route, or a value that is not one entry of its
-/// section, is an error located at that key.
+/// section (an entry of another section, or two entries: what one key holds is what `push` cut
+/// as one), is an error located at that key.
 pub fn assemble(dir: &str, mut kvs: Vec<(String, String)>) -> Result<Assembled, ConfigErrors> {
     kvs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut errors = Vec::new();
@@ -263,6 +264,17 @@ pub fn assemble(dir: &str, mut kvs: Vec<(String, String)>) -> Result<Assembled, 
             errors.push(at_key(&key, format!("found {found}, expected {expected}")));
             continue;
         }
+        if let Some((line, second)) = second_entry(&value) {
+            let found = format!("{:?}", second.chars().take(40).collect::<String>());
+            errors.push(ConfigError {
+                mark: Mark { line, col: 1 },
+                ..at_key(
+                    &key,
+                    format!("found a second entry {found}, expected {expected}"),
+                )
+            });
+            continue;
+        }
         list.push((key, value));
     }
     if !errors.is_empty() {
@@ -294,6 +306,22 @@ pub fn assemble(dir: &str, mut kvs: Vec<(String, String)>) -> Result<Assembled, 
         }
     }
     Ok(out)
+}
+
+/// The line (1-based) and text of a second entry in a value: a line after the first entry's
+/// first, neither blank nor a comment, indented no more than it, where `push` would have cut
+/// (the incremental reload's cut); a `---` is one too.
+fn second_entry(value: &str) -> Option<(usize, &str)> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut lines = value.lines().enumerate().filter(|(_, l)| {
+        let t = l.trim_start();
+        !t.is_empty() && !t.starts_with('#')
+    });
+    let (_, first) = lines.next()?;
+    let first = indent(first);
+    lines
+        .find(|(_, l)| indent(l) <= first)
+        .map(|(i, l)| (i + 1, l.trim()))
 }
 
 fn at_key(key: &str, message: String) -> ConfigError {

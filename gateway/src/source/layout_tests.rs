@@ -92,6 +92,36 @@ fn a_value_that_is_not_one_entry_is_located_at_its_key() {
 }
 
 #[test]
+fn a_value_holding_two_entries_is_located_at_the_second() {
+    let dir = generation_dir("/p/", "g");
+    let kvs = vec![
+        (
+            format!("{dir}routes/000001-a"),
+            "- name: a\n  split: [{ upstream: u, weight: 1 }]\n# note\n\n- name: b\n".to_string(),
+        ),
+        (
+            format!("{dir}routes/000002-c"),
+            "  - name: c\n    split: []\n  - name: d\n".to_string(),
+        ),
+        (
+            format!("{dir}upstreams/000001-u"),
+            "u: { targets: [\"127.0.0.1:1\"] }\n---\n".to_string(),
+        ),
+        (
+            format!("{dir}upstreams/000002-v"),
+            "v:\n  targets:\n    - 127.0.0.1:1\n  # trailing comment\n".to_string(),
+        ),
+    ];
+    let errors = assemble(&dir, kvs).expect_err("invalid").to_string();
+    assert_eq!(
+        errors,
+        "etcd:/p/tables/g/routes/000001-a:5:1: found a second entry \"- name: b\", expected one route, `- name: ...`\n\
+         etcd:/p/tables/g/routes/000002-c:3:1: found a second entry \"- name: d\", expected one route, `- name: ...`\n\
+         etcd:/p/tables/g/upstreams/000001-u:2:1: found a second entry \"---\", expected one upstream, `NAME: { targets: [...] }`"
+    );
+}
+
+#[test]
 fn a_file_outside_the_block_layout_is_refused() {
     let e = entries_of("{upstreams: {}, routes: []}\n").expect_err("refused");
     assert!(e.contains("plain block layout"), "{e}");
