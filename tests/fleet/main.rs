@@ -5,4 +5,5 @@
 mod empty;
 mod outage;
 mod source;
+mod storm;
 mod values;
