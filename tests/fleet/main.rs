@@ -7,3 +7,4 @@ mod outage;
 mod source;
 mod storm;
 mod values;
+mod version;

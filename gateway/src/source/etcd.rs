@@ -81,8 +81,8 @@ pub fn initial(
                 for e in &errors.0 {
                     error!("{e}");
                 }
-                status.lock().rejected_revision = Some(table.revision);
-                format!("the table in etcd at revision {} is invalid ({} error(s) above)", table.revision, errors.0.len())
+                status.lock().rejected_revision = Some(table.read_revision);
+                format!("the table in etcd at revision {} is invalid ({} error(s) above)", table.read_revision, errors.0.len())
             }
         },
         Ok(None) => format!(
@@ -216,8 +216,10 @@ impl EtcdSource {
         self.metrics.set_source_connected(connected);
     }
 
-    /// Applies the table read at one revision as the candidate of that revision.
-    async fn apply(&self, table: Table, version: u64) {
+    /// Applies the table read at store revision `at` as the candidate numbered `version` (the
+    /// table's own revision, [`Table::revision`]); a rejection is recorded at `at`, the
+    /// revision that brought the table (a deletion leaves the table's own revision behind).
+    async fn apply(&self, table: Table, version: u64, at: u64) {
         if self.lifecycle.is_draining() {
             info!("draining: etcd revision {version} left to the new process");
             return;
@@ -245,9 +247,7 @@ impl EtcdSource {
         })
         .await;
         match report {
-            Ok(r) if r.result == Outcome::Failed => {
-                self.status.lock().rejected_revision = Some(version)
-            }
+            Ok(r) if r.result == Outcome::Failed => self.status.lock().rejected_revision = Some(at),
             Ok(_) => self.status.lock().rejected_revision = None,
             Err(e) => warn!("etcd: applying revision {version} failed: {e}"),
         }
@@ -259,7 +259,7 @@ impl EtcdSource {
             Some(table) => {
                 let (seen, generation) = (table.read_revision, table.generation.clone());
                 let version = table.revision;
-                self.apply(table, version).await;
+                self.apply(table, version, seen).await;
                 Ok(Position {
                     seen: Some(seen),
                     generation: Some(generation),
@@ -355,8 +355,11 @@ impl EtcdSource {
         if let Some(revision) = newest {
             match store::read(client, prefix, Some(revision)).await {
                 Ok(Some(table)) => {
-                    let g = table.generation.clone();
-                    self.apply(table, revision).await;
+                    // Numbered as a list would number it (the highest mod revision among
+                    // `current` and the generation's keys), not by the revision of the event:
+                    // every gateway gives one table one version, whatever it saw.
+                    let (g, version) = (table.generation.clone(), table.revision);
+                    self.apply(table, version, revision).await;
                     pos.generation = Some(g);
                 }
                 Ok(None) => {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! /dyegate/prod/current                                  -> G (the generation being served)
-//!                                                           or `G allow-empty` (see below)
+//!                                                           `G keys=3`, `G keys=2 allow-empty`
 //! /dyegate/prod/tables/G/upstreams/000001-shop-stable    -> shop-stable: { targets: [...] }
 //! /dyegate/prod/tables/G/routes/000001-shop              -> - name: shop
 //!                                                             match: ...
@@ -25,6 +25,12 @@
 //! `allow-empty` after the generation's name, which only `dyegate push --allow-empty` of a table
 //! with no routes writes ([`Current`], [`Assembled::admit`]). A value without the mark is the
 //! generation's name alone, as written before the mark existed.
+//!
+//! `current` also counts the generation's keys (`keys=N`): the version of a table is the highest
+//! mod revision among `current` and its keys, which every gateway computes the same way from what
+//! etcd holds at a revision, watching or listing; a key deleted behind dyegate's back leaves no
+//! revision behind, so a generation that does not hold the count is refused rather than
+//! numbered (see `Assembled::counted`).
 
 use crate::config::{ConfigError, ConfigErrors, Mark};
 
@@ -52,16 +58,26 @@ pub enum EmptyTable {
     Allowed,
 }
 
-/// What `current` says: the generation served, and whether it may be empty.
+/// What `current` says: the generation served, how many keys it holds, and whether it may be
+/// empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Current {
     pub generation: String,
+    /// The number of keys `push` wrote under the generation (`keys=N`); absent in values
+    /// written before the count existed. A deleted key leaves no revision behind in what a list
+    /// sees, so a count that does not match is how every gateway, watching or listing, tells
+    /// that a key was deleted (or added) behind dyegate's back: see [`Assembled::admit`].
+    pub keys: Option<usize>,
     pub empty: EmptyTable,
 }
 
+/// The word that carries the key count in `current`'s value.
+const KEYS: &str = "keys=";
+
 impl Current {
-    /// Parses `current`'s value, `GEN` or `GEN allow-empty` (surrounding whitespace ignored);
-    /// anything else is an error located at `key` (the full key of `current`).
+    /// Parses `current`'s value, `GEN`, then `keys=N` and `allow-empty` (each at most once, in
+    /// any order; surrounding whitespace ignored); anything else is an error located at `key`
+    /// (the full key of `current`).
     pub fn parse(key: &str, value: &str) -> Result<Current, ConfigError> {
         let mut words = words_at(value);
         let Some((_, generation)) = words.next() else {
@@ -71,32 +87,43 @@ impl Current {
                 "found an empty value, expected the name of a generation under tables/".into(),
             ));
         };
-        let mut empty = EmptyTable::Refused;
-        for (col, word) in words {
-            if word != ALLOW_EMPTY || empty == EmptyTable::Allowed {
-                let found: String = word.chars().take(40).collect();
-                return Err(at(
-                    key,
-                    col,
-                    format!(
-                        "found {found:?} after the generation's name, expected nothing or `{ALLOW_EMPTY}` once"
-                    ),
-                ));
-            }
-            empty = EmptyTable::Allowed;
-        }
-        Ok(Current {
+        let mut current = Current {
             generation: generation.to_string(),
-            empty,
-        })
+            keys: None,
+            empty: EmptyTable::Refused,
+        };
+        for (col, word) in words {
+            let count = word.strip_prefix(KEYS).map(str::parse::<usize>);
+            match count {
+                Some(Ok(n)) if current.keys.is_none() => current.keys = Some(n),
+                None if word == ALLOW_EMPTY && current.empty == EmptyTable::Refused => {
+                    current.empty = EmptyTable::Allowed
+                }
+                _ => {
+                    let found: String = word.chars().take(40).collect();
+                    return Err(at(
+                        key,
+                        col,
+                        format!(
+                            "found {found:?} after the generation's name, expected `{KEYS}N` (a number of keys) and `{ALLOW_EMPTY}`, each at most once"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(current)
     }
 
     /// The value written to `current`.
     pub fn value(&self) -> String {
-        match self.empty {
-            EmptyTable::Refused => self.generation.clone(),
-            EmptyTable::Allowed => format!("{} {ALLOW_EMPTY}", self.generation),
+        let mut value = self.generation.clone();
+        if let Some(n) = self.keys {
+            value.push_str(&format!(" {KEYS}{n}"));
         }
+        if self.empty == EmptyTable::Allowed {
+            value.push_str(&format!(" {ALLOW_EMPTY}"));
+        }
+        value
     }
 }
 
@@ -374,7 +401,7 @@ impl Assembled {
         running_routes: Option<usize>,
     ) -> Result<(), ConfigError> {
         if current.empty == EmptyTable::Allowed || self.routes > 0 {
-            return Ok(());
+            return self.counted(current_key, current);
         }
         let generation = &current.generation;
         if self.keys == 0 {
@@ -387,7 +414,7 @@ impl Assembled {
             ));
         }
         match running_routes {
-            Some(0) => Ok(()),
+            Some(0) => self.counted(current_key, current),
             running => Err(at_key(
                 current_key,
                 format!(
@@ -398,6 +425,24 @@ impl Assembled {
                     }
                 ),
             )),
+        }
+    }
+
+    /// Whether the generation holds the number of keys `current` says (when it says one). Every
+    /// gateway numbers a table with the highest mod revision among `current` and its keys; a
+    /// key deleted behind dyegate's back leaves no revision behind, so that number could go
+    /// down, or name two tables. Such a table is refused instead, the same way by a gateway
+    /// that watched the deletion and one that lists afterwards.
+    fn counted(&self, current_key: &str, current: &Current) -> Result<(), ConfigError> {
+        match current.keys {
+            Some(n) if n != self.keys => Err(at_key(
+                current_key,
+                format!(
+                    "found {} keys under {}, expected {n} (`{KEYS}{n}` in `current`, as written by `dyegate push`): a key was deleted or added behind dyegate's back; edit a key's value, or push the table again",
+                    self.keys, self.dir
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -253,6 +253,7 @@ pub async fn write(
 ) -> Result<u64, StoreError> {
     let current = Current {
         generation: new_generation(expect.read_revision),
+        keys: Some(entries.len()),
         empty,
     };
     let generation = &current.generation;
