@@ -253,9 +253,35 @@ impl EtcdSource {
         }
     }
 
+    /// [`store::read`], authenticating again once when etcd says the token expired ("invalid
+    /// auth token": etcd's tokens live `--auth-token-ttl`, 300 s by default, from their last
+    /// use, and the client only authenticates when it connects): the watch stays open.
+    async fn read(
+        &self,
+        client: &mut Client,
+        revision: Option<u64>,
+    ) -> Result<Option<Table>, StoreError> {
+        let prefix = &self.settings.prefix;
+        match store::read(client, prefix, revision).await {
+            Err(StoreError::Etcd(m)) if m.contains("invalid auth token") => {
+                let Some((user, password)) = self.settings.user.clone() else {
+                    return Err(StoreError::Etcd(m));
+                };
+                info!("etcd: the auth token expired; authenticating again as {user}");
+                // Without the expired token: etcd refuses a request that carries one, the
+                // authentication included.
+                client.remove_client_auth();
+                (client.set_client_auth(user, password).await)
+                    .map_err(|e| StoreError::Etcd(format!("authenticating again: {e}")))?;
+                store::read(client, prefix, revision).await
+            }
+            r => r,
+        }
+    }
+
     /// Lists the table and applies it; returns where to watch from.
     async fn list(&self, client: &mut Client) -> Result<Position, StoreError> {
-        match store::read(client, &self.settings.prefix, None).await? {
+        match self.read(client, None).await? {
             Some(table) => {
                 let (seen, generation) = (table.read_revision, table.generation.clone());
                 let version = table.revision;
@@ -353,7 +379,7 @@ impl EtcdSource {
             last = last.max(l);
         }
         if let Some(revision) = newest {
-            match store::read(client, prefix, Some(revision)).await {
+            match self.read(client, Some(revision)).await {
                 Ok(Some(table)) => {
                     // Numbered as a list would number it (the highest mod revision among
                     // `current` and the generation's keys), not by the revision of the event:
