@@ -16,8 +16,10 @@ async fn a_push_after_the_auth_token_expired_is_applied_without_a_disconnect() {
         blue: Upstream::start("blue"),
         green: Upstream::start("green"),
     };
+    // The dial timeout covers authenticating, a bcrypt check of the password in etcd: slow on a
+    // loaded machine.
     let config = GatewayConfig::new(&fleet.routes_to("blue")).with_source(&format!(
-        "source: {{ etcd: {{ endpoints: [\"{}\"], prefix: \"{PREFIX}\", dial_timeout_ms: 500, username: root, password_file: etcd.pass }} }}\n",
+        "source: {{ etcd: {{ endpoints: [\"{}\"], prefix: \"{PREFIX}\", dial_timeout_ms: 5000, username: root, password_file: etcd.pass }} }}\n",
         fleet.etcd.endpoint()
     ));
     config.write("etcd.pass", PASSWORD);
