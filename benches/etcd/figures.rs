@@ -110,3 +110,59 @@ async fn figures_idle_watch_cost() {
         );
     }
 }
+
+/// `n` puts to `key` from one client, alternating two values; the last revision.
+async fn storm(endpoint: &str, key: &str, values: [&str; 2], n: usize) -> u64 {
+    let mut client = etcd_client::Client::connect([endpoint], None)
+        .await
+        .expect("connecting to etcd");
+    let mut last = 0;
+    for i in 0..n {
+        let put = client.put(key, values[i % 2], None).await.expect("put");
+        last = put.header().map_or(0, |h| h.revision()) as u64;
+    }
+    last
+}
+
+/// A storm of revisions then a corrective push, on a 2,000-route table: how long the storm's
+/// puts took, and from the push returning to the gateway serving it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figures_push_after_a_revision_storm() {
+    let fleet = Fleet::new();
+    let config = fleet.config("blue");
+    let table = dyegate_suite::gateway::many_routes_yaml(2_000, 5);
+    fleet
+        .push_text(&config, &table)
+        .unwrap_or_else(|o| panic!("{o}"));
+    let gw = config.start();
+    for (i, n) in [1_000usize, 2_000].into_iter().enumerate() {
+        let key = format!(
+            "{}tables/{}/routes/000001-r0",
+            dyegate_suite::etcd::fleet::PREFIX,
+            fleet.generation()
+        );
+        let value = fleet.etcd.get(&key).expect("route r0");
+        let other = format!("{value}\n# a storm of edits");
+        let began = Instant::now();
+        storm(&fleet.etcd.endpoint(), &key, [&other, &value], n).await;
+        let stormed = began.elapsed();
+        let corrective = table.replacen("weight: 95", &format!("weight: {}", 80 + i), 1);
+        let pushed = fleet
+            .push_text(gw.config(), &corrective)
+            .unwrap_or_else(|o| panic!("{o}"));
+        let since = Instant::now();
+        gw.wait_for_status(Duration::from_secs(300), "the push", |s| {
+            s["version"] == pushed
+        })
+        .await;
+        let applied = gw.metrics().await.value(
+            "dyegate_reloads_total",
+            &[("trigger", "etcd"), ("result", "applied")],
+        );
+        println!(
+            "storm of {n} puts in {:.1} s, then a push: served {:.2} s after the push returned ({applied} tables applied so far)",
+            stormed.as_secs_f64(),
+            since.elapsed().as_secs_f64()
+        );
+    }
+}

@@ -134,7 +134,7 @@ async fn a_table_without_routes_is_served_only_when_pushed_with_allow_empty() {
     assert_eq!(out.code, Some(0), "{out}");
     let emptied = dyegate_suite::etcd::fleet::revision_printed(&out).expect("a revision");
     let marked = fleet.etcd.get(&current).expect("current");
-    assert_eq!(marked, format!("{} allow-empty", fleet.generation()));
+    assert_eq!(marked, format!("{} keys=2 allow-empty", fleet.generation()));
     let status = gw
         .wait_for_status(SETTLE, "the empty table, nothing rejected", |s| {
             // The source clears its rejected revision just after the table is committed.

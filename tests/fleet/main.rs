@@ -2,6 +2,10 @@
 //!
 //! One test binary per area (tests/README.md): every end-to-end test file is a module here.
 
+mod auth;
 mod empty;
 mod outage;
 mod source;
+mod storm;
+mod values;
+mod version;

@@ -21,11 +21,20 @@ pub struct EtcdServer {
     client: SocketAddr,
     peer: SocketAddr,
     child: Option<Child>,
+    /// More `etcd` arguments (`--auth-token-ttl 2`).
+    args: Vec<String>,
+    /// `user:password` for etcdctl, once auth is enabled.
+    user: Option<String>,
 }
 
 impl EtcdServer {
     /// Starts a fresh single-member cluster and waits until it answers.
     pub fn start() -> EtcdServer {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with more `etcd` arguments.
+    pub fn start_with(args: &[&str]) -> EtcdServer {
         let dir = tempfile::Builder::new()
             .prefix("dyegate-etcd-")
             .tempdir()
@@ -35,6 +44,8 @@ impl EtcdServer {
             client: free_addr(),
             peer: free_addr(),
             child: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            user: None,
         };
         etcd.spawn();
         etcd
@@ -66,6 +77,7 @@ impl EtcdServer {
                 &peer,
             ])
             .args(["--initial-cluster", &format!("t={peer}")])
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -102,14 +114,40 @@ impl EtcdServer {
         self.spawn();
     }
 
+    /// Enables authentication with one user, `root` (all permissions) with `password`; etcdctl
+    /// uses it from then on.
+    pub fn enable_auth(&mut self, password: &str) {
+        self.ctl_ok(&["user", "add", &format!("root:{password}")]);
+        self.ctl_ok(&["auth", "enable"]);
+        self.user = Some(format!("root:{password}"));
+    }
+
     /// Runs `etcdctl ARGS...` against this member.
     pub fn ctl(&self, args: &[&str]) -> Output {
         Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoint()))
+            .args(self.user.iter().map(|u| format!("--user={u}")))
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("running etcdctl (apt-get install etcd-client): {e}"))
+    }
+
+    /// `etcdctl put KEY VALUE` of a value that need not be UTF-8 (a byte string, as etcd takes).
+    pub fn put_bytes(&self, key: &str, value: &[u8]) {
+        use std::os::unix::ffi::OsStrExt;
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint()))
+            .args(["put", "--", key])
+            .arg(std::ffi::OsStr::from_bytes(value))
+            .output()
+            .unwrap_or_else(|e| panic!("running etcdctl (apt-get install etcd-client): {e}"));
+        assert!(
+            out.status.success(),
+            "etcdctl put {key} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// `etcdctl ARGS...` that must succeed; its stdout.

@@ -41,18 +41,7 @@ impl Source {
     pub fn from_bytes(file: String, bytes: Vec<u8>) -> Result<Source, Vec<ConfigError>> {
         let text = match String::from_utf8(bytes) {
             Ok(t) => t,
-            Err(e) => {
-                let at = e.utf8_error().valid_up_to();
-                let mark = mark_of_offset(e.as_bytes(), at);
-                return Err(vec![ConfigError {
-                    file,
-                    mark,
-                    path: String::new(),
-                    message: format!(
-                        "found a byte that is not UTF-8 text (offset {at}), expected a YAML text file"
-                    ),
-                }]);
-            }
+            Err(e) => return Err(vec![not_utf8(file, e.as_bytes(), e.utf8_error())]),
         };
         Source::from_text(file, text)
     }
@@ -425,3 +414,17 @@ const SUSPECT: [bool; 256] = {
     table[0xc2] = true;
     table
 };
+
+/// The error for `bytes` (of `file`) that are not UTF-8 text, located at the first byte that is
+/// not: the same for a routes file and an etcd value.
+pub fn not_utf8(file: String, bytes: &[u8], e: std::str::Utf8Error) -> ConfigError {
+    let at = e.valid_up_to();
+    ConfigError {
+        file,
+        mark: mark_of_offset(bytes, at),
+        path: String::new(),
+        message: format!(
+            "found a byte that is not UTF-8 text (offset {at}), expected a YAML text file"
+        ),
+    }
+}

@@ -1,11 +1,13 @@
 //! The gateway's etcd source: list the fleet's table at startup, then watch the prefix from the
 //! revision after; every revision that changes the table (its `current` key or a key of the
-//! generation in use) becomes one candidate, read at that revision, through the one commit
-//! path, numbered with that revision; one that would empty the gateway by accident (`current`
-//! naming a generation with no keys, a table left without routes: see [`super::layout`]) is
-//! rejected like an invalid one. A watch cancelled by compaction re-lists; a lost
-//! connection is retried with backoff and resumes from the revision after the last one seen,
-//! so revisions written meanwhile are applied one by one (re-listing if they were compacted).
+//! generation in use) is a candidate, read at that revision, through the one commit path; one
+//! that would empty the gateway by accident (`current` naming a generation with no keys, a
+//! table left without routes: see [`super::layout`]) is rejected like an invalid one. Pending
+//! revisions are coalesced: of the watch answers already received (those that came while a
+//! table was being applied included), only the newest table is applied. A watch cancelled by
+//! compaction re-lists; a lost connection is retried with backoff and resumes from the
+//! revision after the last one seen, applying the newest table written meanwhile (re-listing if
+//! it was compacted).
 //! The last applied table is kept in `state_dir` by the history; a gateway that starts while
 //! etcd is unreachable serves it, marked stale until etcd answers.
 //!
@@ -79,8 +81,8 @@ pub fn initial(
                 for e in &errors.0 {
                     error!("{e}");
                 }
-                status.lock().rejected_revision = Some(table.revision);
-                format!("the table in etcd at revision {} is invalid ({} error(s) above)", table.revision, errors.0.len())
+                status.lock().rejected_revision = Some(table.read_revision);
+                format!("the table in etcd at revision {} is invalid ({} error(s) above)", table.read_revision, errors.0.len())
             }
         },
         Ok(None) => format!(
@@ -215,8 +217,10 @@ impl EtcdSource {
         }
     }
 
-    /// Applies the table read at one revision as the candidate of that revision.
-    async fn apply(&self, table: Table, version: u64) {
+    /// Applies the table read at store revision `at` as the candidate numbered `version` (the
+    /// table's own revision, [`Table::revision`]); a rejection is recorded at `at`, the
+    /// revision that brought the table (a deletion leaves the table's own revision behind).
+    async fn apply(&self, table: Table, version: u64, at: u64) {
         if self.lifecycle.is_draining() {
             info!("draining: etcd revision {version} left to the new process");
             return;
@@ -244,21 +248,45 @@ impl EtcdSource {
         })
         .await;
         match report {
-            Ok(r) if r.result == Outcome::Failed => {
-                self.status.lock().rejected_revision = Some(version)
-            }
+            Ok(r) if r.result == Outcome::Failed => self.status.lock().rejected_revision = Some(at),
             Ok(_) => self.status.lock().rejected_revision = None,
             Err(e) => warn!("etcd: applying revision {version} failed: {e}"),
         }
     }
 
+    /// [`store::read`], authenticating again once when etcd says the token expired ("invalid
+    /// auth token": etcd's tokens live `--auth-token-ttl`, 300 s by default, from their last
+    /// use, and the client only authenticates when it connects): the watch stays open.
+    async fn read(
+        &self,
+        client: &mut Client,
+        revision: Option<u64>,
+    ) -> Result<Option<Table>, StoreError> {
+        let prefix = &self.settings.prefix;
+        match store::read(client, prefix, revision).await {
+            Err(StoreError::Etcd(m)) if m.contains("invalid auth token") => {
+                let Some((user, password)) = self.settings.user.clone() else {
+                    return Err(StoreError::Etcd(m));
+                };
+                info!("etcd: the auth token expired; authenticating again as {user}");
+                // Without the expired token: etcd refuses a request that carries one, the
+                // authentication included.
+                client.remove_client_auth();
+                (client.set_client_auth(user, password).await)
+                    .map_err(|e| StoreError::Etcd(format!("authenticating again: {e}")))?;
+                store::read(client, prefix, revision).await
+            }
+            r => r,
+        }
+    }
+
     /// Lists the table and applies it; returns where to watch from.
     async fn list(&self, client: &mut Client) -> Result<Position, StoreError> {
-        match store::read(client, &self.settings.prefix, None).await? {
+        match self.read(client, None).await? {
             Some(table) => {
                 let (seen, generation) = (table.read_revision, table.generation.clone());
                 let version = table.revision;
-                self.apply(table, version).await;
+                self.apply(table, version, seen).await;
                 Ok(Position {
                     seen: Some(seen),
                     generation: Some(generation),
@@ -310,51 +338,98 @@ impl EtcdSource {
                 _ = shutdown.changed() => return End::Shutdown,
                 m = stream.message() => m,
             };
-            let resp = match message {
-                Ok(Some(r)) => r,
-                Ok(None) => return End::Lost(StoreError::Etcd("the watch stream ended".into())),
-                Err(e) => return End::Lost(StoreError::Etcd(format!("watching {prefix}: {e}"))),
+            let mut batch = match answer(prefix, message) {
+                Ok(r) => vec![r],
+                Err(end) => return end,
             };
-            if resp.canceled() || resp.compact_revision() > 0 {
-                return End::Relist(format!(
-                    "watch cancelled (compacted up to revision {}): {}",
-                    resp.compact_revision(),
-                    resp.cancel_reason()
-                ));
-            }
-            // Revisions in order; each one that touches the table is one candidate. What was
-            // seen moves on only once a revision is applied: a connection lost half-way resumes
-            // at the first revision not applied.
-            let mut generation = pos.generation.clone();
-            let (changed, last) = changed_revisions(prefix, resp.events(), &mut generation);
-            for revision in changed {
-                match store::read(&mut client, prefix, Some(revision)).await {
-                    Ok(Some(table)) => {
-                        let g = table.generation.clone();
-                        self.apply(table, revision).await;
-                        pos.generation = Some(g);
-                    }
-                    Ok(None) => {
-                        error!("etcd: revision {revision} removed {prefix}{CURRENT}; the last good table keeps serving");
-                        self.status.lock().rejected_revision = Some(revision);
-                        pos.generation = None;
-                    }
-                    Err(StoreError::Compacted(m)) => return End::Relist(m),
-                    Err(e) => return End::Lost(e),
+            // Everything already received joins the batch (what arrived while the last table
+            // was applied included): only the newest table is applied, never a queue of stale
+            // ones (a storm of puts to one key would otherwise delay the next push without
+            // bound). Polled once each: a message not yet here waits for the next turn.
+            while let Ok(message) = tokio::time::timeout(Duration::ZERO, stream.message()).await {
+                match answer(prefix, message) {
+                    Ok(r) => batch.push(r),
+                    Err(end) => return end,
                 }
-                pos.seen = Some(revision);
             }
-            if let Some(last) = last {
-                pos.seen = Some(pos.seen.unwrap_or(0).max(last));
-                pos.generation = generation;
-            }
-            if resp.events().is_empty() {
-                if let Some(h) = resp.header() {
-                    pos.seen = Some(pos.seen.unwrap_or(0).max(h.revision().max(0) as u64));
-                }
+            if let Some(end) = self.apply_batch(&mut client, pos, &batch).await {
+                return end;
             }
         }
     }
+
+    /// Applies the newest table among the revisions of `batch` (watch answers, in order), if
+    /// any of them changes it; moves `pos` past the batch once that is done. A connection
+    /// lost half-way resumes where `pos` says: nothing is skipped.
+    async fn apply_batch(
+        &self,
+        client: &mut Client,
+        pos: &mut Position,
+        batch: &[etcd_client::WatchResponse],
+    ) -> Option<End> {
+        let prefix = &self.settings.prefix;
+        let mut generation = pos.generation.clone();
+        let (mut newest, mut last) = (None, None);
+        for resp in batch {
+            if let Some(h) = resp.header().filter(|_| resp.events().is_empty()) {
+                // A progress notification: everything up to its revision was seen.
+                last = last.max(Some(h.revision().max(0) as u64));
+            }
+            let (changed, l) = changed_revisions(prefix, resp.events(), &mut generation);
+            newest = newest.max(changed.last().copied());
+            last = last.max(l);
+        }
+        if let Some(revision) = newest {
+            match self.read(client, Some(revision)).await {
+                Ok(Some(table)) => {
+                    // Numbered as a list would number it (the highest mod revision among
+                    // `current` and the generation's keys), not by the revision of the event:
+                    // every gateway gives one table one version, whatever it saw.
+                    let (g, version) = (table.generation.clone(), table.revision);
+                    self.apply(table, version, revision).await;
+                    pos.generation = Some(g);
+                }
+                Ok(None) => {
+                    error!("etcd: revision {revision} removed {prefix}{CURRENT}; the last good table keeps serving");
+                    self.status.lock().rejected_revision = Some(revision);
+                    pos.generation = None;
+                }
+                Err(StoreError::Compacted(m)) => return Some(End::Relist(m)),
+                Err(e) => return Some(End::Lost(e)),
+            }
+            pos.seen = Some(pos.seen.unwrap_or(0).max(revision));
+        }
+        if let Some(last) = last {
+            pos.seen = Some(pos.seen.unwrap_or(0).max(last));
+            pos.generation = generation;
+        }
+        None
+    }
+}
+
+/// One message of the watch stream as a watch answer, or how the session ends (the stream
+/// ended or failed: connection lost; cancelled by compaction: list again).
+fn answer(
+    prefix: &str,
+    message: Result<Option<etcd_client::WatchResponse>, etcd_client::Error>,
+) -> Result<etcd_client::WatchResponse, End> {
+    let resp = match message {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err(End::Lost(StoreError::Etcd("the watch stream ended".into()))),
+        Err(e) => {
+            return Err(End::Lost(StoreError::Etcd(format!(
+                "watching {prefix}: {e}"
+            ))))
+        }
+    };
+    if resp.canceled() || resp.compact_revision() > 0 {
+        return Err(End::Relist(format!(
+            "watch cancelled (compacted up to revision {}): {}",
+            resp.compact_revision(),
+            resp.cancel_reason()
+        )));
+    }
+    Ok(resp)
 }
 
 /// The revisions among `events` that change the table (`current`, or a key of the generation

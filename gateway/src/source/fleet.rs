@@ -120,9 +120,12 @@ fn print_diff(d: &Diff) {
     println!("{}", d.summary());
 }
 
-/// Whether `current` names a table marked `empty` (a value that does not parse marks nothing).
-fn marked(prefix: &str, table: &Table, empty: EmptyTable) -> bool {
-    table.current(prefix).is_ok_and(|c| c.empty == empty)
+/// Whether `current` names a table marked `empty` and counted as `keys` keys, as a push of
+/// it would write (a value that does not parse marks nothing).
+fn marked(prefix: &str, table: &Table, empty: EmptyTable, keys: usize) -> bool {
+    table
+        .current(prefix)
+        .is_ok_and(|c| c.empty == empty && c.keys == Some(keys))
 }
 
 /// The mark a pushed table gets: `allow-empty` only for a table with no routes pushed with
@@ -157,7 +160,7 @@ pub fn push(config: Option<&Path>, file: &Path, allow_empty: bool) -> Result<(),
             .map(|e| (format!("{}{}", table.dir(&prefix), e.key), e.value.clone()))
             .collect();
         new_kvs.sort();
-        if table.kvs == new_kvs && marked(&prefix, table, empty) {
+        if table.kvs == new_kvs && marked(&prefix, table, empty, entries.len()) {
             println!("no changes: the fleet is at revision {}", table.revision);
             return Ok(());
         }
@@ -249,7 +252,7 @@ pub fn rollback(config: Option<&Path>, to: u64) -> Result<(), String> {
         let same = table.kvs.len() == entries.len()
             && (table.kvs.iter().zip(&entries))
                 .all(|((k, v), e)| k.strip_prefix(&dir) == Some(e.key.as_str()) && *v == e.value)
-            && marked(&prefix, table, empty);
+            && marked(&prefix, table, empty, entries.len());
         if same {
             println!(
                 "no changes: the fleet's table (revision {}) is already that of revision {to}",

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! /dyegate/prod/current                                  -> G (the generation being served)
-//!                                                           or `G allow-empty` (see below)
+//!                                                           `G keys=3`, `G keys=2 allow-empty`
 //! /dyegate/prod/tables/G/upstreams/000001-shop-stable    -> shop-stable: { targets: [...] }
 //! /dyegate/prod/tables/G/routes/000001-shop              -> - name: shop
 //!                                                             match: ...
@@ -25,6 +25,12 @@
 //! `allow-empty` after the generation's name, which only `dyegate push --allow-empty` of a table
 //! with no routes writes ([`Current`], [`Assembled::admit`]). A value without the mark is the
 //! generation's name alone, as written before the mark existed.
+//!
+//! `current` also counts the generation's keys (`keys=N`): the version of a table is the highest
+//! mod revision among `current` and its keys, which every gateway computes the same way from what
+//! etcd holds at a revision, watching or listing; a key deleted behind dyegate's back leaves no
+//! revision behind, so a generation that does not hold the count is refused rather than
+//! numbered (see `Assembled::counted`).
 
 use crate::config::{ConfigError, ConfigErrors, Mark};
 
@@ -52,16 +58,26 @@ pub enum EmptyTable {
     Allowed,
 }
 
-/// What `current` says: the generation served, and whether it may be empty.
+/// What `current` says: the generation served, how many keys it holds, and whether it may be
+/// empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Current {
     pub generation: String,
+    /// The number of keys `push` wrote under the generation (`keys=N`); absent in values
+    /// written before the count existed. A deleted key leaves no revision behind in what a list
+    /// sees, so a count that does not match is how every gateway, watching or listing, tells
+    /// that a key was deleted (or added) behind dyegate's back: see [`Assembled::admit`].
+    pub keys: Option<usize>,
     pub empty: EmptyTable,
 }
 
+/// The word that carries the key count in `current`'s value.
+const KEYS: &str = "keys=";
+
 impl Current {
-    /// Parses `current`'s value, `GEN` or `GEN allow-empty` (surrounding whitespace ignored);
-    /// anything else is an error located at `key` (the full key of `current`).
+    /// Parses `current`'s value, `GEN`, then `keys=N` and `allow-empty` (each at most once, in
+    /// any order; surrounding whitespace ignored); anything else is an error located at `key`
+    /// (the full key of `current`).
     pub fn parse(key: &str, value: &str) -> Result<Current, ConfigError> {
         let mut words = words_at(value);
         let Some((_, generation)) = words.next() else {
@@ -71,32 +87,43 @@ impl Current {
                 "found an empty value, expected the name of a generation under tables/".into(),
             ));
         };
-        let mut empty = EmptyTable::Refused;
-        for (col, word) in words {
-            if word != ALLOW_EMPTY || empty == EmptyTable::Allowed {
-                let found: String = word.chars().take(40).collect();
-                return Err(at(
-                    key,
-                    col,
-                    format!(
-                        "found {found:?} after the generation's name, expected nothing or `{ALLOW_EMPTY}` once"
-                    ),
-                ));
-            }
-            empty = EmptyTable::Allowed;
-        }
-        Ok(Current {
+        let mut current = Current {
             generation: generation.to_string(),
-            empty,
-        })
+            keys: None,
+            empty: EmptyTable::Refused,
+        };
+        for (col, word) in words {
+            let count = word.strip_prefix(KEYS).map(str::parse::<usize>);
+            match count {
+                Some(Ok(n)) if current.keys.is_none() => current.keys = Some(n),
+                None if word == ALLOW_EMPTY && current.empty == EmptyTable::Refused => {
+                    current.empty = EmptyTable::Allowed
+                }
+                _ => {
+                    let found: String = word.chars().take(40).collect();
+                    return Err(at(
+                        key,
+                        col,
+                        format!(
+                            "found {found:?} after the generation's name, expected `{KEYS}N` (a number of keys) and `{ALLOW_EMPTY}`, each at most once"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(current)
     }
 
     /// The value written to `current`.
     pub fn value(&self) -> String {
-        match self.empty {
-            EmptyTable::Refused => self.generation.clone(),
-            EmptyTable::Allowed => format!("{} {ALLOW_EMPTY}", self.generation),
+        let mut value = self.generation.clone();
+        if let Some(n) = self.keys {
+            value.push_str(&format!(" {KEYS}{n}"));
         }
+        if self.empty == EmptyTable::Allowed {
+            value.push_str(&format!(" {ALLOW_EMPTY}"));
+        }
+        value
     }
 }
 
@@ -224,7 +251,8 @@ pub struct Assembled {
 
 /// Assembles the entries of one generation (`(full key, value)`, any order) into routes.yaml
 /// text. A key that is neither an upstream nor a route, or a value that is not one entry of its
-/// section, is an error located at that key.
+/// section (an entry of another section, or two entries: what one key holds is what `push` cut
+/// as one), is an error located at that key.
 pub fn assemble(dir: &str, mut kvs: Vec<(String, String)>) -> Result<Assembled, ConfigErrors> {
     kvs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut errors = Vec::new();
@@ -263,6 +291,17 @@ pub fn assemble(dir: &str, mut kvs: Vec<(String, String)>) -> Result<Assembled, 
             errors.push(at_key(&key, format!("found {found}, expected {expected}")));
             continue;
         }
+        if let Some((line, second)) = second_entry(&value) {
+            let found = format!("{:?}", second.chars().take(40).collect::<String>());
+            errors.push(ConfigError {
+                mark: Mark { line, col: 1 },
+                ..at_key(
+                    &key,
+                    format!("found a second entry {found}, expected {expected}"),
+                )
+            });
+            continue;
+        }
         list.push((key, value));
     }
     if !errors.is_empty() {
@@ -294,6 +333,22 @@ pub fn assemble(dir: &str, mut kvs: Vec<(String, String)>) -> Result<Assembled, 
         }
     }
     Ok(out)
+}
+
+/// The line (1-based) and text of a second entry in a value: a line after the first entry's
+/// first, neither blank nor a comment, indented no more than it, where `push` would have cut
+/// (the incremental reload's cut); a `---` is one too.
+fn second_entry(value: &str) -> Option<(usize, &str)> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut lines = value.lines().enumerate().filter(|(_, l)| {
+        let t = l.trim_start();
+        !t.is_empty() && !t.starts_with('#')
+    });
+    let (_, first) = lines.next()?;
+    let first = indent(first);
+    lines
+        .find(|(_, l)| indent(l) <= first)
+        .map(|(i, l)| (i + 1, l.trim()))
 }
 
 fn at_key(key: &str, message: String) -> ConfigError {
@@ -346,7 +401,7 @@ impl Assembled {
         running_routes: Option<usize>,
     ) -> Result<(), ConfigError> {
         if current.empty == EmptyTable::Allowed || self.routes > 0 {
-            return Ok(());
+            return self.counted(current_key, current);
         }
         let generation = &current.generation;
         if self.keys == 0 {
@@ -359,7 +414,7 @@ impl Assembled {
             ));
         }
         match running_routes {
-            Some(0) => Ok(()),
+            Some(0) => self.counted(current_key, current),
             running => Err(at_key(
                 current_key,
                 format!(
@@ -370,6 +425,24 @@ impl Assembled {
                     }
                 ),
             )),
+        }
+    }
+
+    /// Whether the generation holds the number of keys `current` says (when it says one). Every
+    /// gateway numbers a table with the highest mod revision among `current` and its keys; a
+    /// key deleted behind dyegate's back leaves no revision behind, so that number could go
+    /// down, or name two tables. Such a table is refused instead, the same way by a gateway
+    /// that watched the deletion and one that lists afterwards.
+    fn counted(&self, current_key: &str, current: &Current) -> Result<(), ConfigError> {
+        match current.keys {
+            Some(n) if n != self.keys => Err(at_key(
+                current_key,
+                format!(
+                    "found {} keys under {}, expected {n} (`{KEYS}{n}` in `current`, as written by `dyegate push`): a key was deleted or added behind dyegate's back; edit a key's value, or push the table again",
+                    self.keys, self.dir
+                ),
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -92,39 +92,109 @@ fn a_value_that_is_not_one_entry_is_located_at_its_key() {
 }
 
 #[test]
+fn a_value_holding_two_entries_is_located_at_the_second() {
+    let dir = generation_dir("/p/", "g");
+    let kvs = vec![
+        (
+            format!("{dir}routes/000001-a"),
+            "- name: a\n  split: [{ upstream: u, weight: 1 }]\n# note\n\n- name: b\n".to_string(),
+        ),
+        (
+            format!("{dir}routes/000002-c"),
+            "  - name: c\n    split: []\n  - name: d\n".to_string(),
+        ),
+        (
+            format!("{dir}upstreams/000001-u"),
+            "u: { targets: [\"127.0.0.1:1\"] }\n---\n".to_string(),
+        ),
+        (
+            format!("{dir}upstreams/000002-v"),
+            "v:\n  targets:\n    - 127.0.0.1:1\n  # trailing comment\n".to_string(),
+        ),
+    ];
+    let errors = assemble(&dir, kvs).expect_err("invalid").to_string();
+    assert_eq!(
+        errors,
+        "etcd:/p/tables/g/routes/000001-a:5:1: found a second entry \"- name: b\", expected one route, `- name: ...`\n\
+         etcd:/p/tables/g/routes/000002-c:3:1: found a second entry \"- name: d\", expected one route, `- name: ...`\n\
+         etcd:/p/tables/g/upstreams/000001-u:2:1: found a second entry \"---\", expected one upstream, `NAME: { targets: [...] }`"
+    );
+}
+
+#[test]
 fn a_file_outside_the_block_layout_is_refused() {
     let e = entries_of("{upstreams: {}, routes: []}\n").expect_err("refused");
     assert!(e.contains("plain block layout"), "{e}");
 }
 
 #[test]
-fn current_is_a_generation_optionally_marked_allow_empty() {
+fn current_is_a_generation_optionally_counted_and_marked_allow_empty() {
     let key = "/p/current";
     let plain = Current::parse(key, "41-0a1b2c3d\n").expect("a name alone, as before the mark");
     assert_eq!(plain.generation, "41-0a1b2c3d");
     assert_eq!(plain.empty, EmptyTable::Refused);
+    assert_eq!(plain.keys, None);
     assert_eq!(plain.value(), "41-0a1b2c3d");
     let marked = Current::parse(key, "41-0a1b2c3d allow-empty").expect("marked");
     assert_eq!(marked.empty, EmptyTable::Allowed);
     assert_eq!(marked.value(), "41-0a1b2c3d allow-empty");
     assert_eq!(Current::parse(key, &marked.value()), Ok(marked));
+    let counted = Current::parse(key, "41-0a1b2c3d allow-empty keys=2").expect("counted");
+    assert_eq!(counted.keys, Some(2));
+    assert_eq!(counted.value(), "41-0a1b2c3d keys=2 allow-empty");
+    assert_eq!(Current::parse(key, &counted.value()), Ok(counted));
     assert_eq!(generation_of("  41-0a1b2c3d allow-empty"), "41-0a1b2c3d");
+    let expected = "expected `keys=N` (a number of keys) and `allow-empty`, each at most once";
     for (value, error) in [
         (
             " \n",
-            "etcd:/p/current:1:1: found an empty value, expected the name of a generation under tables/",
+            "etcd:/p/current:1:1: found an empty value, expected the name of a generation under tables/".to_string(),
         ),
         (
             "41-0a1b2c3d  allow_empty",
-            "etcd:/p/current:1:14: found \"allow_empty\" after the generation's name, expected nothing or `allow-empty` once",
+            format!("etcd:/p/current:1:14: found \"allow_empty\" after the generation's name, {expected}"),
         ),
         (
             "41-0a1b2c3d allow-empty allow-empty",
-            "etcd:/p/current:1:25: found \"allow-empty\" after the generation's name, expected nothing or `allow-empty` once",
+            format!("etcd:/p/current:1:25: found \"allow-empty\" after the generation's name, {expected}"),
+        ),
+        (
+            "41-0a1b2c3d keys=x",
+            format!("etcd:/p/current:1:13: found \"keys=x\" after the generation's name, {expected}"),
+        ),
+        (
+            "41-0a1b2c3d keys=1 keys=1",
+            format!("etcd:/p/current:1:20: found \"keys=1\" after the generation's name, {expected}"),
         ),
     ] {
         let e = Current::parse(key, value).expect_err(value);
         assert_eq!(e.to_string(), error, "{value:?}");
+    }
+}
+
+#[test]
+fn a_generation_must_hold_the_keys_current_counts() {
+    let dir = generation_dir("/p/", "g");
+    let kvs = vec![
+        (
+            format!("{dir}upstreams/000001-u"),
+            "u: { targets: [\"127.0.0.1:1\"] }\n".to_string(),
+        ),
+        (format!("{dir}routes/000001-a"), "- name: a\n".to_string()),
+    ];
+    let a = assemble(&dir, kvs).expect("assembled");
+    let current = |keys| Current {
+        generation: "g".into(),
+        keys,
+        empty: EmptyTable::Refused,
+    };
+    assert_eq!(a.admit("/p/current", &current(Some(2)), Some(1)), Ok(()));
+    assert_eq!(a.admit("/p/current", &current(None), Some(1)), Ok(()));
+    for n in [1, 3] {
+        assert_eq!(
+            a.admit("/p/current", &current(Some(n)), Some(1)).map_err(|e| e.to_string()),
+            Err(format!("etcd:/p/current:1:1: found 2 keys under /p/tables/g/, expected {n} (`keys={n}` in `current`, as written by `dyegate push`): a key was deleted or added behind dyegate's back; edit a key's value, or push the table again"))
+        );
     }
 }
 
@@ -149,6 +219,7 @@ fn admit(upstreams: usize, routes: usize, empty: EmptyTable, running: Option<usi
     let a = assemble(&dir, kvs).expect("assembled");
     let current = Current {
         generation: "g".into(),
+        keys: None,
         empty,
     };
     match a.admit("/p/current", &current, running) {

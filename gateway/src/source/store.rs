@@ -2,6 +2,7 @@
 //! The layout is in [`super::layout`].
 
 use super::layout::{self, generation_dir, Current, EmptyTable, Entry, CURRENT, TABLES};
+use crate::config::load::not_utf8;
 use crate::config::ConfigErrors;
 use crate::config::EtcdSettings;
 use etcd_client::{
@@ -36,6 +37,9 @@ pub struct Table {
     pub generation: String,
     /// (full key, value), in key order.
     pub kvs: Vec<(String, String)>,
+    /// Values that are not UTF-8 text, each an error located at its key (`kvs` holds them with
+    /// the bad bytes replaced, never served: [`Table::assemble`] refuses the table).
+    pub not_text: Vec<crate::config::ConfigError>,
 }
 
 impl Table {
@@ -53,6 +57,9 @@ impl Table {
     /// checked first).
     pub fn assemble(&self, prefix: &str) -> Result<layout::Assembled, ConfigErrors> {
         self.current(prefix)?;
+        if !self.not_text.is_empty() {
+            return Err(ConfigErrors(self.not_text.clone()));
+        }
         layout::assemble(&self.dir(prefix), self.kvs.clone())
     }
 
@@ -138,7 +145,7 @@ async fn range(
     client: &mut Client,
     dir: &str,
     revision: i64,
-) -> Result<Vec<(String, String, i64)>, StoreError> {
+) -> Result<Vec<(String, Vec<u8>, i64)>, StoreError> {
     let end = prefix_end(dir);
     let mut from = dir.as_bytes().to_vec();
     let mut out = Vec::new();
@@ -152,7 +159,7 @@ async fn range(
         let resp = (kv.get(from.clone(), Some(opts)).await)
             .map_err(|e| etcd_error(&format!("reading {dir}"), e))?;
         for kv in resp.kvs() {
-            out.push((utf8(kv.key()), utf8(kv.value()), kv.mod_revision()));
+            out.push((utf8(kv.key()), kv.value().to_vec(), kv.mod_revision()));
         }
         match resp.kvs().last() {
             Some(last) if resp.more() => {
@@ -202,13 +209,23 @@ pub async fn read(
         .chain([current_mod])
         .max()
         .unwrap_or(0) as u64;
+    let mut not_text = Vec::new();
+    let kvs = (kvs.into_iter())
+        .map(|(k, v, _)| {
+            if let Err(e) = std::str::from_utf8(&v) {
+                not_text.push(not_utf8(format!("etcd:{k}"), &v, e));
+            }
+            (k, utf8(&v))
+        })
+        .collect();
     Ok(Some(Table {
         revision,
         read_revision: read_revision.max(at as u64),
         current_mod,
         current,
         generation,
-        kvs: kvs.into_iter().map(|(k, v, _)| (k, v)).collect(),
+        kvs,
+        not_text,
     }))
 }
 
@@ -236,6 +253,7 @@ pub async fn write(
 ) -> Result<u64, StoreError> {
     let current = Current {
         generation: new_generation(expect.read_revision),
+        keys: Some(entries.len()),
         empty,
     };
     let generation = &current.generation;

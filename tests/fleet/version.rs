@@ -1,0 +1,93 @@
+//! One version for one table across the fleet, end to end with a real etcd: the version of a
+//! table is the highest mod revision among `current` and its generation's keys, which a gateway
+//! that watched the change, one started afterwards, one restarted and one that re-listed after a
+//! compaction all compute the same. A key deleted behind dyegate's back leaves no revision
+//! behind, so the table it leaves is refused by all of them alike (`current` counts the keys).
+
+use dyegate_suite::etcd::fleet::{Fleet, PREFIX, SETTLE};
+use dyegate_suite::Dyegate;
+
+/// Waits until every gateway reports `version` and nothing rejected.
+async fn all_at(gws: &[&Dyegate], version: u64) {
+    for gw in gws {
+        gw.wait_for_status(SETTLE, "the fleet's version", |s| {
+            s["version"] == version && s["etcd"]["rejected_revision"].is_null()
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_gateway_reports_one_version_for_one_table_whatever_it_saw() {
+    let mut fleet = Fleet::new();
+    let config = fleet.config("blue");
+    let two = format!(
+        "{}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: green, weight: 1 }}]\n",
+        fleet.routes_to("blue")
+    );
+    let pushed = fleet
+        .push_text(&config, &two)
+        .unwrap_or_else(|o| panic!("{o}"));
+    let a = config.start();
+    let b = fleet.config("blue").start();
+    all_at(&[&a, &b], pushed).await;
+
+    // A route key deleted behind dyegate's back: refused by every gateway, located at `current`.
+    let generation = fleet.generation();
+    let key = format!("{PREFIX}tables/{generation}/routes/000002-api");
+    let api = fleet.etcd.get(&key).expect("the api route");
+    fleet.etcd.ctl_ok(&["del", &key]);
+    let deleted = fleet.etcd.revision();
+    let refused = format!(
+        "etcd:{PREFIX}current:1:1: found 3 keys under {PREFIX}tables/{generation}/, expected 4 (`keys=4` in `current`, as written by `dyegate push`): a key was deleted or added behind dyegate's back; edit a key's value, or push the table again"
+    );
+    for gw in [&a, &b] {
+        let status = gw
+            .wait_for_status(SETTLE, "the deletion rejected", |s| {
+                s["etcd"]["rejected_revision"] == deleted
+            })
+            .await;
+        assert_eq!(status["version"], pushed, "{status:#}");
+        assert_eq!(
+            status["last_error"]["errors"][0],
+            refused.as_str(),
+            "{status:#}"
+        );
+    }
+    // Restarted: its cached table, the same version. Started now, with nothing cached: refused.
+    let a = a.stop().start();
+    assert_eq!(a.version().await, pushed);
+    let fresh = fleet.config("blue").run_to_exit();
+    assert_eq!(fresh.code, Some(1), "{fresh}");
+    assert!(fresh.stderr.contains(&refused), "{fresh}");
+
+    // The key put back: a table again, numbered with that put's revision everywhere.
+    fleet.etcd.ctl_ok(&["put", "--", &key, &format!("{api}\n")]);
+    let back = fleet.etcd.revision();
+    let c = fleet.config("blue").start();
+    all_at(&[&a, &b, &c], back).await;
+
+    // Edits while one gateway is cut off and etcd compacts: it re-lists, and agrees with the
+    // ones that watched, one started afterwards and one restarted.
+    // (etcd restarted while it is stopped: its watch is gone, and resumes behind the compaction)
+    b.signal(libc::SIGSTOP);
+    fleet.etcd.stop();
+    fleet.etcd.start_again();
+    for prefix in ["/api2", "/api3"] {
+        let edited = api.replace("/api", prefix);
+        fleet
+            .etcd
+            .ctl_ok(&["put", "--", &key, &format!("{edited}\n")]);
+    }
+    let edited = fleet.etcd.revision();
+    fleet.etcd.ctl_ok(&["compact", &edited.to_string()]);
+    b.signal(libc::SIGCONT);
+    let d = fleet.config("blue").start();
+    let a = a.stop().start();
+    all_at(&[&a, &b, &c, &d], edited).await;
+    assert!(b.status().await["etcd"]["relists"].as_u64() >= Some(1));
+
+    // A push: one version, the revision it printed.
+    let last = fleet.push(a.config(), "green");
+    all_at(&[&a, &b, &c, &d], last).await;
+}
