@@ -6,4 +6,5 @@ mod breaker;
 mod check;
 mod health;
 mod retries;
+mod stream_idle;
 mod timeouts;

@@ -2,8 +2,8 @@
 //! to the gateway, the gateway speaks h2c to `protocol: h2c` upstreams. A unary call reaches a
 //! real tonic server (the OTLP trace collector) and `x-env-tag: canary` sends it to the canary;
 //! a server-streaming call gets every message and its trailers intact, and its server sees the
-//! dye tag and trace context as metadata; an idle stream outlives a small `read_ms` only with
-//! `read_ms: 0`; every call is counted with its `grpc_status` and logged with it.
+//! dye tag and trace context as metadata; an idle stream reads with `stream_idle_ms`, not
+//! `read_ms`, and is closed once idle that long; every call is counted with its `grpc_status` and logged with it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -218,8 +218,9 @@ async fn a_trailers_only_error_is_counted_with_its_status() {
 }
 
 #[tokio::test]
-async fn an_idle_stream_outlives_the_read_timeout_only_with_read_ms_0() {
-    // Two messages 1.5 s apart: idle longer than the 400 ms read timeout of route `cut`.
+async fn an_idle_stream_outlives_read_ms_and_is_closed_after_stream_idle_ms() {
+    // Two messages 1.5 s apart: idle longer than the 400 ms `read_ms` of both routes, and than
+    // the 400 ms `stream_idle_ms` of route `cut` (route `idle-ok` keeps the default, 5 min).
     let script = StreamScript {
         messages: 2,
         pause: Duration::from_millis(1500),
@@ -229,7 +230,7 @@ async fn an_idle_stream_outlives_the_read_timeout_only_with_read_ms_0() {
     };
     let stable = GrpcStreamServer::start("stable", script.clone());
     let canary = GrpcStreamServer::start("canary", script);
-    let extra = "  - name: idle-ok\n    match: { path_prefix: /test.Idle/ }\n    timeouts: { read_ms: 0 }\n    split: [{ upstream: stable, weight: 1 }]\n  - name: cut\n    match: { path_prefix: /test.Cut/ }\n    timeouts: { read_ms: 400 }\n    split: [{ upstream: stable, weight: 1 }]\n";
+    let extra = "  - name: idle-ok\n    match: { path_prefix: /test.Idle/ }\n    timeouts: { read_ms: 400 }\n    split: [{ upstream: stable, weight: 1 }]\n  - name: cut\n    match: { path_prefix: /test.Cut/ }\n    timeouts: { read_ms: 400, stream_idle_ms: 400 }\n    split: [{ upstream: stable, weight: 1 }]\n";
     // The catch-all route first would take both: put the specific ones first.
     let yaml = routes(&stable.target(), &canary.target(), "");
     let (head, first_route) = yaml.split_once("routes:\n").expect("routes section");
@@ -260,29 +261,32 @@ async fn an_idle_stream_outlives_the_read_timeout_only_with_read_ms_0() {
         "cut before the second message: {:?}",
         cut.took
     );
-    // A read timeout, and a call that broke after its head (no `grpc-status`): an error.
-    let broken = Series::new(
-        REQUESTS,
-        &[
-            ("route", "cut"),
-            ("upstream_group", "stable"),
-            ("env_tag", "none"),
-            ("status_class", "error"),
-            ("grpc_status", "none"),
-        ],
-    );
-    gw.wait_for_metrics(TIMEOUT, "the cut stream counted as a read timeout", |s| {
-        s.at(&broken) == Some(1.0)
-            && s.at(&Series::new(
-                "dyegate_timeouts_total",
-                &[("kind", "read"), ("route", "cut")],
-            )) == Some(1.0)
-            && s.at(&Series::new(
-                "dyegate_timeouts_total",
-                &[("kind", "read"), ("route", "idle-ok")],
-            ))
-            .unwrap_or(0.0)
-                == 0.0
+    // Closed idle by the gateway's own policy: a normal end (no `grpc-status`, but neither an
+    // error nor the target's failure), counted as a `stream_idle` timeout.
+    let class = |class| {
+        Series::new(
+            REQUESTS,
+            &[
+                ("route", "cut"),
+                ("upstream_group", "stable"),
+                ("env_tag", "none"),
+                ("status_class", class),
+                ("grpc_status", "none"),
+            ],
+        )
+    };
+    let timeouts = |kind, route| {
+        Series::new(
+            "dyegate_timeouts_total",
+            &[("kind", kind), ("route", route)],
+        )
+    };
+    gw.wait_for_metrics(TIMEOUT, "the cut stream counted as an idle close", |s| {
+        s.at(&class("2xx")) == Some(1.0)
+            && s.at(&class("error")).unwrap_or(0.0) == 0.0
+            && s.at(&timeouts("stream_idle", "cut")) == Some(1.0)
+            && s.at(&timeouts("read", "cut")).unwrap_or(0.0) == 0.0
+            && s.at(&timeouts("stream_idle", "idle-ok")).unwrap_or(0.0) == 0.0
     })
     .await;
 }

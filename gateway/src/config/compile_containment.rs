@@ -26,6 +26,7 @@ pub fn timeouts(cfg: &TimeoutsConfig) -> Timeouts {
         },
         write: cfg.write_ms.map_or(d.write, |m| ms(m.0)),
         total: cfg.total_ms.map(|m| ms(m.0)),
+        stream_idle: cfg.stream_idle_ms.map_or(d.stream_idle, |m| ms(m.0)),
     }
 }
 

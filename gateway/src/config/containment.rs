@@ -153,6 +153,11 @@ pub struct TimeoutsConfig {
     /// The whole request, retries included; absent = none.
     #[serde(default)]
     pub total_ms: Option<Millis>,
+    /// Each read of a stream, in place of `read_ms`: an upgraded connection (WebSocket) after
+    /// its `101`, and a gRPC call (`content-type: application/grpc…`) to an `h2`/`h2c` group
+    /// [300000]. A stream idle that long is closed, as a normal end.
+    #[serde(default)]
+    pub stream_idle_ms: Option<Millis>,
 }
 
 /// Most extra tries a route may ask for.

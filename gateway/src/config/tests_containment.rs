@@ -40,6 +40,32 @@ fn timeouts_compile() {
         loaded.table.routes()[0].timeouts,
         crate::routing::Timeouts::default()
     );
+    assert_eq!(
+        loaded.table.routes()[0].timeouts.stream_idle,
+        std::time::Duration::from_millis(300_000),
+        "stream_idle_ms defaults to five minutes"
+    );
+}
+
+#[test]
+fn stream_idle_ms_compiles_and_is_checked() {
+    let text = route_with("    timeouts: { read_ms: 500, stream_idle_ms: 3000 }\n");
+    let loaded = routes_from_text("routes.yaml", text.into_bytes(), None).expect("valid");
+    let t = loaded.table.routes()[0].timeouts;
+    assert_eq!(t.read, Some(std::time::Duration::from_millis(500)));
+    assert_eq!(t.stream_idle, std::time::Duration::from_millis(3000));
+    assert_eq!(
+        errors(&route_with("    timeouts: { stream_idle_ms: 0 }\n")),
+        vec!["routes.yaml:6:33: routes[0].timeouts.stream_idle_ms: found 0, expected a whole number of milliseconds from 1 to 86400000"]
+    );
+    assert_eq!(
+        errors(&route_with("    timeouts: { read_ms: 500, stream_idle_ms: forever }\n")),
+        vec!["routes.yaml:6:47: routes[0].timeouts.stream_idle_ms: found \"forever\", expected a whole number of milliseconds from 1 to 86400000"]
+    );
+    assert_eq!(
+        errors(&route_with("    timeouts: { stream_idle: 3000 }\n")),
+        vec!["routes.yaml:6:17: routes[0].timeouts.stream_idle: found unknown field `stream_idle`, expected one of `connect_ms`, `read_ms`, `write_ms`, `total_ms`, `stream_idle_ms`"]
+    );
 }
 
 #[test]
@@ -54,7 +80,7 @@ fn timeouts_errors() {
     );
     assert_eq!(
         errors(&route_with("    timeouts: { reed_ms: 100 }\n")),
-        vec!["routes.yaml:6:17: routes[0].timeouts.reed_ms: found unknown field `reed_ms`, expected one of `connect_ms`, `read_ms`, `write_ms`, `total_ms`"]
+        vec!["routes.yaml:6:17: routes[0].timeouts.reed_ms: found unknown field `reed_ms`, expected one of `connect_ms`, `read_ms`, `write_ms`, `total_ms`, `stream_idle_ms`"]
     );
     assert_eq!(
         errors(&route_with("    timeouts: { total_ms: -5, write_ms: soon }\n")),
@@ -62,7 +88,7 @@ fn timeouts_errors() {
     );
     assert_eq!(
         errors(&route_with("    timeouts: 100\n")),
-        vec!["routes.yaml:6:15: routes[0].timeouts: found 100, expected a mapping with fields `connect_ms`, `read_ms`, `write_ms`, `total_ms`"]
+        vec!["routes.yaml:6:15: routes[0].timeouts: found 100, expected a mapping with fields `connect_ms`, `read_ms`, `write_ms`, `total_ms`, `stream_idle_ms`"]
     );
 }
 

@@ -15,4 +15,4 @@ pub mod timeouts;
 pub use budget::{RetryBudget, RetryBudgets};
 pub use explain::{DebugPolicy, Explanation, DEBUG_HEADER, DECISION_HEADER};
 pub use retry::{reason_of, verdict, Replay, Verdict};
-pub use timeouts::{attempt_timeouts, timeout_kind, AttemptTimeouts};
+pub use timeouts::{attempt_timeouts, is_grpc, timeout_kind, AttemptTimeouts, StreamKind};

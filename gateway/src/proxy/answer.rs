@@ -32,7 +32,7 @@ pub(super) fn raw_host(req: &RequestHeader) -> &str {
 pub(super) fn error_status(e: &Error) -> u16 {
     match e.etype() {
         ErrorType::HTTPStatus(code) => *code,
-        _ if e.esource() == &ErrorSource::Upstream && timeout_kind(e).is_some() => 504,
+        _ if e.esource() == &ErrorSource::Upstream && timeout_kind(e, false).is_some() => 504,
         _ => match e.esource() {
             ErrorSource::Upstream => 502,
             ErrorSource::Downstream => match e.etype() {

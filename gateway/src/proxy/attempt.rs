@@ -5,10 +5,11 @@
 
 use super::ctx::RequestCtx;
 use super::DyegateProxy;
-use crate::contain::{attempt_timeouts, reason_of, verdict, Replay, Verdict};
+use crate::contain::{attempt_timeouts, reason_of, verdict, Replay, StreamKind, Verdict};
 use crate::health::Attempt;
 use crate::routing::{Group, RetryReason};
 use crate::telemetry::TimeoutKind;
+use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use pingora::RetryType;
@@ -17,7 +18,11 @@ use std::time::Duration;
 impl DyegateProxy {
     /// The peer of the next attempt: a target of the decided group that may be picked (one
     /// not tried yet, on a retry), with the route's timeouts capped by the request's deadline.
-    pub(super) fn next_peer(&self, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    pub(super) fn next_peer(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         let Some((active, d)) = ctx.routed() else {
             return Err(Error::explain(
                 InternalError,
@@ -59,18 +64,24 @@ impl DyegateProxy {
             ));
         };
         let addr = target.addr;
+        let stream = StreamKind::of(req, group.transport.protocol.is_h2());
         // The prepared peer (protocol, TLS, CA) of the target: cloned, never built here.
         let mut peer = group
             .peer_of(target)
             .cloned()
             .ok_or_else(|| Error::explain(InternalError, "picked target has no prepared peer"))?;
         ctx.target = Some(addr);
+        ctx.stream = stream;
+        ctx.head_wait = t.head_wait(stream);
+        ctx.head_timer = None;
         ctx.tried.push(addr);
         ctx.target_load = None; // the previous attempt's, if any
         ctx.target_load = Some(self.health.enter_target(addr));
         peer.options.connection_timeout = Some(t.connect);
-        // `None` (`read_ms: 0`): a stream may stay idle as long as the upstream keeps it open.
-        peer.options.read_timeout = t.read;
+        // A stream (an upgrade, a gRPC call) reads with `stream_idle_ms`; an upgrade's head
+        // keeps `read_ms` through dyegate's own timer, armed once connected.
+        // `None` (`read_ms: 0`): a request may wait as long as the upstream keeps it open.
+        peer.options.read_timeout = t.per_read(stream);
         peer.options.write_timeout = Some(t.write);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
         Ok(Box::new(peer))
@@ -170,7 +181,9 @@ impl DyegateProxy {
             e.set_retry(replayable);
             return;
         }
-        if e.esource() != &ErrorSource::Upstream {
+        if e.esource() != &ErrorSource::Upstream || ctx.idle_closed {
+            // An idle stream closed after `stream_idle_ms` ended normally: its good head's
+            // attempt is a success (`ending.rs`).
             e.set_retry(false);
             return;
         }

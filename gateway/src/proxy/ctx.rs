@@ -1,7 +1,8 @@
 //! What a request keeps between the proxy's hooks: the table snapshot it started with (kept for
 //! its whole life, retries included), the decision made on it, and its attempts.
 
-use crate::contain::{Explanation, RetryBudget};
+use super::head_wait::HeadWait;
+use crate::contain::{Explanation, RetryBudget, StreamKind};
 use crate::health::registry::{GroupGuard, TargetGuard};
 use crate::lifecycle::InFlight;
 use crate::routing::ActiveTable;
@@ -10,7 +11,7 @@ use crate::telemetry::TableMetrics;
 use crate::telemetry::{GrpcStatus, RequestTrace};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub struct RequestCtx {
     /// Counts this request as in flight until the context is dropped.
@@ -47,6 +48,14 @@ pub struct RequestCtx {
     /// The request failed upstream after the client had the answer's head: the answer broke
     /// off (a reset, a read timeout mid-body, a reset HTTP/2 stream).
     pub(super) broken_after_head: bool,
+    /// Whether the current attempt is a stream (its reads bounded by `stream_idle_ms`).
+    pub(super) stream: StreamKind,
+    /// `read_ms` for the head of an upgrade, armed once connected (`head_wait.rs`).
+    pub(super) head_wait: Option<Duration>,
+    pub(super) head_timer: Option<HeadWait>,
+    /// The stream was closed after `stream_idle_ms` without a read: a normal end, neither an
+    /// error nor the target's failure.
+    pub(super) idle_closed: bool,
 }
 
 impl RequestCtx {
@@ -68,6 +77,10 @@ impl RequestCtx {
             grpc_status: None,
             awaiting_end: false,
             broken_after_head: false,
+            stream: StreamKind::None,
+            head_wait: None,
+            head_timer: None,
+            idle_closed: false,
         }
     }
 

@@ -8,6 +8,7 @@
 
 use super::ctx::RequestCtx;
 use super::DyegateProxy;
+use crate::contain::is_grpc;
 use crate::health::Attempt;
 use crate::telemetry::{GrpcStatus, StatusClass};
 use pingora::http::RequestHeader;
@@ -20,13 +21,6 @@ pub(super) fn head_sent(session: &Session) -> bool {
     session
         .response_written()
         .is_some_and(|r| !r.status.is_informational() || r.status == 101)
-}
-
-/// Whether the request is a gRPC call: `content-type: application/grpc` (or `application/grpc+…`).
-fn is_grpc(req: &RequestHeader) -> bool {
-    req.headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// Whether an answer that reached its end broke off: it failed upstream after its head was sent

@@ -6,6 +6,7 @@
 //! - [`answer`]: the answers dyegate writes itself.
 //! - [`ending`]: how an answer ended (whole, or broken after its head), for metrics, gates and
 //!   outlier detection.
+//! - [`head_wait`]: `read_ms` for an upgrade's response head (its reads use `stream_idle_ms`).
 //! - [`access`]: the access log record.
 //! - [`limit`]: rate limits (429).
 //! - [`redirect`]: `https_redirect` (308 to the HTTPS URL).
@@ -15,6 +16,7 @@ mod answer;
 mod attempt;
 mod ctx;
 mod ending;
+mod head_wait;
 mod limit;
 mod redirect;
 
@@ -265,9 +267,11 @@ impl DyegateProxy {
         }
     }
 
-    /// Counts an attempt's upstream timeout under its route.
-    fn count_timeout(&self, ctx: &RequestCtx, e: &Error) {
-        let (Some(kind), Some((active, d))) = (timeout_kind(e), ctx.routed()) else {
+    /// Counts an attempt's upstream timeout under its route; a read timeout of a stream's
+    /// reads (`stream`) is `stream_idle`.
+    fn count_timeout(&self, ctx: &RequestCtx, e: &Error, stream: bool) {
+        let kind = timeout_kind(e, stream);
+        let (Some(kind), Some((active, d))) = (kind, ctx.routed()) else {
             return;
         };
         if let Some(route) = active.table.route(d.route_id) {
@@ -275,6 +279,14 @@ impl DyegateProxy {
         }
     }
 }
+
+/// An upgrade's response head that did not come within `read_ms` (`head_wait.rs`): a read
+/// timeout, as it would be without the timer. Counted as `read`, not `stream_idle`.
+fn head_timed_out() -> Box<Error> {
+    Error::explain(ReadTimedout, HEAD_TIMED_OUT).into_up()
+}
+
+const HEAD_TIMED_OUT: &str = "no response head to the upgrade within read_ms";
 
 /// Whether the request came over one of the HTTPS listeners.
 fn on_tls(session: &Session) -> bool {
@@ -354,8 +366,8 @@ impl ProxyHttp for DyegateProxy {
 
     /// Picks a target of the decided group among those that may be picked; on a retry,
     /// another one.
-    async fn upstream_peer(&self, _s: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        self.next_peer(ctx)
+    async fn upstream_peer(&self, s: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        self.next_peer(s.req_header(), ctx)
     }
 
     /// Dyes the upstream request: keeps (the first line only), strips or sets the tag header.
@@ -404,6 +416,13 @@ impl ProxyHttp for DyegateProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
+        if status == 101 || status >= 200 {
+            if let Some(timer) = ctx.head_timer.take() {
+                if !timer.answered() {
+                    return Err(head_timed_out());
+                }
+            }
+        }
         if status < 200 {
             return Ok(());
         }
@@ -492,7 +511,7 @@ impl ProxyHttp for DyegateProxy {
     ) -> FailToProxy {
         let code = error_status(e);
         if ending::head_sent(session) {
-            ctx.broken_after_head = e.esource() == &ErrorSource::Upstream;
+            ctx.broken_after_head = e.esource() == &ErrorSource::Upstream && !ctx.idle_closed;
         }
         // After the head, Pingora writes nothing (and closes the connection).
         if code > 0 {
@@ -526,13 +545,21 @@ impl ProxyHttp for DyegateProxy {
         _session: &mut Session,
         _reused: bool,
         peer: &HttpPeer,
-        #[cfg(unix)] _fd: std::os::unix::io::RawFd,
+        #[cfg(unix)] fd: std::os::unix::io::RawFd,
         #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
         _digest: Option<&Digest>,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(trace) = ctx.trace.as_mut() {
             trace.connected(&peer._address);
+        }
+        #[cfg(unix)]
+        if let Some(wait) = ctx.head_wait {
+            match head_wait::HeadWait::arm(fd, wait) {
+                Ok(timer) => ctx.head_timer = Some(timer),
+                // Without it, the head waits `stream_idle_ms` (still bounded).
+                Err(e) => warn!("upgrade to {}: no head timer: {e}", peer._address),
+            }
         }
         Ok(())
     }
@@ -552,7 +579,7 @@ impl ProxyHttp for DyegateProxy {
         if let (Some((t, d)), Some(target)) = (ctx.routed(), ctx.target) {
             t.metrics.upstream_error(d.group, target, error_kind(&e));
         }
-        self.count_timeout(ctx, &e);
+        self.count_timeout(ctx, &e, false);
         self.after_connect_failure(session, ctx, &mut e);
         warn!(
             "connect to upstream {} failed (attempt {}, {}): {}",
@@ -574,7 +601,18 @@ impl ProxyHttp for DyegateProxy {
         ctx: &mut RequestCtx,
         client_reused: bool,
     ) -> Box<Error> {
-        self.count_timeout(ctx, &e);
+        // The upgrade's head did not come within `read_ms`: its timer shut the socket down.
+        let head_expired = ctx.head_timer.take().is_some_and(|t| t.expired())
+            || e.context
+                .as_ref()
+                .is_some_and(|c| c.as_str() == HEAD_TIMED_OUT);
+        let e = if head_expired { head_timed_out() } else { e };
+        let stream = ctx.stream.is_stream() && !head_expired;
+        ctx.idle_closed = stream
+            && e.etype() == &ReadTimedout
+            && e.esource() == &ErrorSource::Upstream
+            && ending::head_sent(session);
+        self.count_timeout(ctx, &e, stream);
         let mut e = e.more_context(format!("Peer: {peer}"));
         self.after_proxy_error(session, ctx, &mut e, client_reused);
         e
@@ -605,7 +643,7 @@ impl ProxyHttp for DyegateProxy {
                         m.request_grpc(d.route_id, d.group, tag, d.reason, class, seconds, grpc)
                     }
                 }
-                if let (Some(e), Some(target)) = (e, ctx.target) {
+                if let (Some(e), Some(target), false) = (e, ctx.target, ctx.idle_closed) {
                     let connect = matches!(
                         e.etype(),
                         ConnectRefused | ConnectTimedout | ConnectNoRoute | ConnectError

@@ -7,6 +7,9 @@ use std::time::Duration;
 /// `read_ms` and `write_ms` when not given.
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_millis(15_000);
 
+/// `stream_idle_ms` when not given: five minutes.
+pub const DEFAULT_STREAM_IDLE: Duration = Duration::from_millis(300_000);
+
 /// `routes[i].timeouts`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
@@ -18,6 +21,9 @@ pub struct Timeouts {
     pub write: Duration,
     /// The whole request, retries included.
     pub total: Option<Duration>,
+    /// Each read of a stream (an upgraded connection after its `101`, a gRPC call), in place
+    /// of `read`.
+    pub stream_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -27,6 +33,7 @@ impl Default for Timeouts {
             read: Some(DEFAULT_IO_TIMEOUT),
             write: DEFAULT_IO_TIMEOUT,
             total: None,
+            stream_idle: DEFAULT_STREAM_IDLE,
         }
     }
 }

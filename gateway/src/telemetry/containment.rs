@@ -18,6 +18,8 @@ pub enum TimeoutKind {
     Read,
     Write,
     Total,
+    /// A read of a stream (`stream_idle_ms`): an upgraded connection, a gRPC call.
+    StreamIdle,
 }
 
 impl TimeoutKind {
@@ -27,6 +29,7 @@ impl TimeoutKind {
             TimeoutKind::Read => "read",
             TimeoutKind::Write => "write",
             TimeoutKind::Total => "total",
+            TimeoutKind::StreamIdle => "stream_idle",
         }
     }
 }
