@@ -143,7 +143,7 @@ impl ContainmentMetrics {
             out,
             "dyegate_timeouts_total",
             "counter",
-            "Upstream timeouts by route and kind (connect, read, write, total).",
+            "Upstream timeouts by route and kind (connect, read, write, total, stream_idle).",
         );
         for ((route, kind), n) in &s.timeouts {
             let _ = writeln!(
