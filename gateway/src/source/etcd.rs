@@ -187,6 +187,9 @@ impl EtcdSource {
         status: Arc<SourceStatus>,
         start: Option<(u64, String)>,
     ) -> EtcdSource {
+        // Shown from the start, before the service runs: a scrape (or a test) right after the
+        // listeners open finds the state of the startup read, not a missing series.
+        metrics.set_source_connected(status.snapshot().connected);
         EtcdSource {
             settings,
             reloader,
