@@ -4,7 +4,10 @@
 use crate::admin::AdminApi;
 use crate::config::Gateway;
 use crate::contain::DebugPolicy;
-use crate::downstream::layout::{proxy_services as proxy_services_for, Layout, TlsListeners};
+use crate::downstream::layout::{
+    proxy_services as proxy_services_for, Downstream, Layout, TlsListeners,
+};
+use crate::downstream::proxy_protocol::ProxyListeners;
 use crate::downstream::{BoundedApp, DownstreamMetrics};
 use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
@@ -86,6 +89,7 @@ pub fn run(
     }
 
     let health = health(&mut server, &reloader, &metrics);
+    let forwarding = Arc::new(gw.forwarded.clone());
 
     let proxy = DyegateProxy::new(
         reloader.active(),
@@ -97,6 +101,7 @@ pub fn run(
     .with_failure_metrics(metrics.containment().clone())
     .with_health(health.clone())
     .with_debug(DebugPolicy::new(gw.debug_trusted.clone()))
+    .with_forwarding(forwarding.clone())
     .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
     for service in proxy_services(&server, &gw, opts, proxy, &metrics, certificates.as_ref()) {
         server.add_service(service);
@@ -122,6 +127,7 @@ pub fn run(
         health,
         &rollouts,
         certificates.clone(),
+        forwarding,
     ));
 
     // A reload that swapped a table but has not recorded it yet finishes before the process
@@ -226,6 +232,7 @@ fn admin_service(
     health: Arc<HealthRegistry>,
     rollouts: &Arc<Controller>,
     certificates: Option<Arc<Certificates>>,
+    forwarding: Arc<dyegate_plugins::Forwarding>,
 ) -> Service<AdminApi> {
     let admin = AdminApi::new(
         reloader.clone(),
@@ -236,7 +243,8 @@ fn admin_service(
     )
     .with_health(health)
     .with_rollouts(rollouts.clone())
-    .with_certificates(certificates);
+    .with_certificates(certificates)
+    .with_forwarding(forwarding);
     let mut admin_service = Service::new("dyegate admin".to_string(), admin);
     admin_service.add_tcp(&gw.admin_listen.to_string());
     admin_service
@@ -290,13 +298,11 @@ fn proxy_services(
         }),
         _ => None,
     };
-    proxy_services_for(
-        layout,
-        &gw.listen,
+    let downstream = Downstream {
         limits,
-        gw.config.h2c,
-        downstream,
-        tls,
-        make_app,
-    )
+        h2c: gw.config.h2c,
+        metrics: downstream,
+        proxy_protocol: ProxyListeners::new(gw.proxy_protocol.clone()),
+    };
+    proxy_services_for(layout, &gw.listen, downstream, tls, make_app)
 }

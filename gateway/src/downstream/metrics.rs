@@ -13,13 +13,20 @@ pub enum Rejected {
     HeaderTooLarge,
     /// `limits.max_connections` were open: closed at accept.
     MaxConnections,
+    /// A PROXY protocol listener's connection did not start with a valid header (none, a
+    /// malformed one, one past 4 KiB): closed.
+    ProxyProtocol,
+    /// A PROXY protocol listener's peer is not in its `proxy_protocol_sources`: closed at accept.
+    ProxyProtocolSource,
 }
 
 impl Rejected {
-    pub const ALL: [Rejected; 3] = [
+    pub const ALL: [Rejected; 5] = [
         Rejected::SlowHeaders,
         Rejected::HeaderTooLarge,
         Rejected::MaxConnections,
+        Rejected::ProxyProtocol,
+        Rejected::ProxyProtocolSource,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -27,6 +34,8 @@ impl Rejected {
             Rejected::SlowHeaders => "slow_headers",
             Rejected::HeaderTooLarge => "header_too_large",
             Rejected::MaxConnections => "max_connections",
+            Rejected::ProxyProtocol => "proxy_protocol",
+            Rejected::ProxyProtocolSource => "proxy_protocol_source",
         }
     }
 }
@@ -45,7 +54,7 @@ impl DownstreamMetrics {
         let rejected = IntCounterVec::new(
             Opts::new(
                 "dyegate_downstream_rejected_total",
-                "Downstream connections closed by a limit: slow_headers, header_too_large, max_connections.",
+                "Downstream connections closed by a limit: slow_headers, header_too_large, max_connections, proxy_protocol, proxy_protocol_source.",
             ),
             &["reason"],
         )
@@ -108,6 +117,8 @@ mod tests {
             vec![
                 ("header_too_large".to_string(), 1.0),
                 ("max_connections".to_string(), 0.0),
+                ("proxy_protocol".to_string(), 0.0),
+                ("proxy_protocol_source".to_string(), 0.0),
                 ("slow_headers".to_string(), 0.0),
             ]
         );
