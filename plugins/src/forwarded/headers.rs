@@ -191,15 +191,16 @@ fn push_token_or_quoted(out: &mut String, value: &str) {
     out.push('"');
 }
 
-/// A list header's value with `item` added last: the request's non-empty lines joined with
-/// `, ` (as one line would carry them), then `item`.
+/// A list header's value with `item` added last: the request's lines, without the empty
+/// elements and whitespace at their ends, joined with `, ` (as one line would carry them),
+/// then `item`.
 pub fn append_value<'a, I>(lines: I, item: &str) -> Vec<u8>
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
     let mut out = Vec::new();
     for line in lines {
-        let line = line.trim_ascii();
+        let line = trim_list(line);
         if line.is_empty() {
             continue;
         }
@@ -208,6 +209,24 @@ where
     }
     out.extend_from_slice(item.as_bytes());
     out
+}
+
+/// `line` without whitespace and empty list elements at either end.
+fn trim_list(mut line: &[u8]) -> &[u8] {
+    let edge = |b: &u8| b.is_ascii_whitespace() || *b == b',';
+    while let [first, rest @ ..] = line {
+        if !edge(first) {
+            break;
+        }
+        line = rest;
+    }
+    while let [rest @ .., last] = line {
+        if !edge(last) {
+            break;
+        }
+        line = rest;
+    }
+    line
 }
 
 #[cfg(test)]
@@ -346,7 +365,7 @@ mod tests {
     fn appending_joins_the_lines() {
         assert_eq!(append_value([], "10.0.0.1"), b"10.0.0.1");
         assert_eq!(
-            append_value([&b"1.2.3.4, 5.6.7.8"[..], b" ", b"9.9.9.9 "], "10.0.0.1"),
+            append_value([&b"1.2.3.4, 5.6.7.8"[..], b" ", b", 9.9.9.9 ,"], "10.0.0.1"),
             b"1.2.3.4, 5.6.7.8, 9.9.9.9, 10.0.0.1"
         );
     }
