@@ -127,7 +127,6 @@ pub fn run(
         health,
         &rollouts,
         certificates.clone(),
-        forwarding,
     ));
 
     // A reload that swapped a table but has not recorded it yet finishes before the process
@@ -232,7 +231,6 @@ fn admin_service(
     health: Arc<HealthRegistry>,
     rollouts: &Arc<Controller>,
     certificates: Option<Arc<Certificates>>,
-    forwarding: Arc<dyegate_plugins::Forwarding>,
 ) -> Service<AdminApi> {
     let admin = AdminApi::new(
         reloader.clone(),
@@ -244,7 +242,7 @@ fn admin_service(
     .with_health(health)
     .with_rollouts(rollouts.clone())
     .with_certificates(certificates)
-    .with_forwarding(forwarding);
+    .with_forwarding(Arc::new(gw.forwarded.clone()));
     let mut admin_service = Service::new("dyegate admin".to_string(), admin);
     admin_service.add_tcp(&gw.admin_listen.to_string());
     admin_service

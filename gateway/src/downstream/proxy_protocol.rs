@@ -7,7 +7,7 @@
 //! replaced by one whose peer is the source, so Pingora's `Session::client_addr` (and
 //! everything dyegate reads from it: sticky `client_ip`, rate limits, trusted sources, logs)
 //! sees the client, not the balancer. Pingora 0.9 has no other way in (docs/pingora-upstream.md
-//! §21).
+//! §19).
 //!
 //! Pingora hands an app a stream without saying which listener accepted it, so the listener is
 //! found by the connection's local address (one `getsockname`, only when some listener has the

@@ -23,7 +23,7 @@ pub fn client_of(
 }
 
 /// Writes the forwarding headers of `hop` on the upstream request.
-pub(super) fn write_upstream(
+pub fn write_upstream(
     forwarding: &Forwarding,
     hop: &Hop<'_>,
     req: &mut RequestHeader,
@@ -44,7 +44,7 @@ pub(super) fn write_upstream(
 }
 
 /// The scheme of a request that came over TLS or not.
-pub(super) fn proto(tls: bool) -> Proto {
+pub fn proto(tls: bool) -> Proto {
     if tls {
         Proto::Https
     } else {
