@@ -88,7 +88,11 @@ impl DyegateProxy {
             budgets: Arc::default(),
             debug: DebugPolicy::new(Default::default()),
             https_port: 443,
-            forwarding: Arc::default(),
+            // gateway.yaml's default `forwarded:` (no trusted proxy, the X-Forwarded trio).
+            forwarding: Arc::new(crate::config::forwarded::forwarding_settings(
+                &Default::default(),
+                &mut Vec::new(),
+            )),
         }
     }
 
