@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
         host: "shop",
         path: "/",
         headers: &headers,
-        peer: None,
+        client: None,
     };
     let mut g = c.benchmark_group("containment");
     g.bench_function("decide_and_pick_only", |b| {

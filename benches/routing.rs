@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
                         host: &host,
                         path: &path,
                         headers,
-                        peer,
+                        client: peer,
                     };
                     match t.decide(black_box(&info)) {
                         Outcome::Routed(d) => black_box(d.group),
@@ -95,7 +95,7 @@ fn bench(c: &mut Criterion) {
                     host: &host,
                     path: &miss,
                     headers: &untagged,
-                    peer,
+                    client: peer,
                 };
                 black_box(matches!(t.decide(black_box(&info)), Outcome::NoRoute))
             })

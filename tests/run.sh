@@ -13,6 +13,8 @@ command -v cc >/dev/null || missing+=(build-essential)
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v etcd >/dev/null || missing+=(etcd-server)
 command -v etcdctl >/dev/null || missing+=(etcd-client)
+# The PROXY protocol tests put a real HAProxy (send-proxy, send-proxy-v2) in front of dyegate.
+command -v haproxy >/dev/null || missing+=(haproxy)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

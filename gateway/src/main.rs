@@ -465,7 +465,11 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
             "listening"
         },
         (addrs.iter())
-            .map(|(a, p)| format!("{} on {a}", p.label()))
+            .map(|(a, p)| {
+                let proxied = gw.proxy_protocol.iter().any(|l| l.addr == *a);
+                let suffix = if proxied { " (PROXY protocol)" } else { "" };
+                format!("{} on {a}{suffix}", p.label())
+            })
             .collect::<Vec<_>>()
             .join(", ")
     );

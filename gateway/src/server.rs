@@ -5,7 +5,10 @@ use crate::admin::{AdminApi, BodyDeadline};
 use crate::config::Gateway;
 use crate::contain::DebugPolicy;
 use crate::downstream::fds::{connection_caps, Caps};
-use crate::downstream::layout::{proxy_services as proxy_services_for, Layout, TlsListeners};
+use crate::downstream::layout::{
+    proxy_services as proxy_services_for, Downstream as ProxyDownstream, Layout, TlsListeners,
+};
+use crate::downstream::proxy_protocol::ProxyListeners;
 use crate::downstream::{BoundedApp, DownstreamMetrics, Listener};
 use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
@@ -87,6 +90,7 @@ pub fn run(
     }
 
     let health = health(&mut server, &reloader, &metrics);
+    let forwarding = Arc::new(gw.forwarded.clone());
 
     let proxy = DyegateProxy::new(
         reloader.active(),
@@ -98,6 +102,7 @@ pub fn run(
     .with_failure_metrics(metrics.containment().clone())
     .with_health(health.clone())
     .with_debug(DebugPolicy::new(gw.debug_trusted.clone()))
+    .with_forwarding(forwarding.clone())
     .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
     let downstream = DownstreamMetrics::new();
     metrics.register(downstream.collectors());
@@ -128,7 +133,8 @@ pub fn run(
     let api = admin_api(&gw, listeners, &reloader, &lifecycle, metrics)
         .with_health(health)
         .with_rollouts(rollouts.clone())
-        .with_certificates(certificates.clone());
+        .with_certificates(certificates.clone())
+        .with_forwarding(Arc::new(gw.forwarded.clone()));
     server.add_service(admin_service(&gw, listeners, api));
 
     // A reload that swapped a table but has not recorded it yet finishes before the process
@@ -317,13 +323,11 @@ fn proxy_services(
         }),
         _ => None,
     };
-    proxy_services_for(
-        layout,
-        &gw.listen,
+    let downstream = ProxyDownstream {
         limits,
-        gw.config.h2c,
-        listeners.metrics.clone(),
-        tls,
-        make_app,
-    )
+        h2c: gw.config.h2c,
+        metrics: listeners.metrics.clone(),
+        proxy_protocol: ProxyListeners::new(gw.proxy_protocol.clone()),
+    };
+    proxy_services_for(layout, &gw.listen, downstream, tls, make_app)
 }

@@ -46,7 +46,7 @@ impl TrustedSources {
 }
 
 /// IPv4-mapped IPv6 peers (`::ffff:10.0.0.1`, as seen on dual-stack listeners) are matched as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod ports;
 pub mod procfs;
+pub mod proxy_protocol;
 pub mod raw;
 pub mod rollout;
 pub mod server_thread;

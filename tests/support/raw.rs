@@ -63,6 +63,23 @@ impl RawClient {
         RawClient { stream }
     }
 
+    /// Connects from local address `source` (any 127.x.y.z works on Linux).
+    pub async fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> Self {
+        let connect = async {
+            let socket = match source {
+                std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+            };
+            socket.bind(SocketAddr::new(source, 0))?;
+            socket.connect(addr).await
+        };
+        let stream = connect
+            .await
+            .unwrap_or_else(|e| panic!("connecting {source} -> {addr}: {e}"));
+        let _ = stream.set_nodelay(true);
+        RawClient { stream }
+    }
+
     /// Connects, or the error (e.g. when the gateway is out of file descriptors).
     pub async fn try_connect(addr: SocketAddr) -> std::io::Result<Self> {
         let stream = TcpStream::connect(addr).await?;

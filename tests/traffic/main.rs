@@ -4,10 +4,12 @@
 
 mod alias_bomb_memory;
 mod downstream_limits;
+mod forwarded;
 mod framing;
 mod grpc;
 mod h2_rapid_reset;
 mod protocols;
+mod proxy_protocol;
 mod rate_limits;
 mod smuggling_corpus;
 mod streaming;

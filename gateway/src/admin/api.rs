@@ -8,10 +8,12 @@ use super::upstreams_json::upstreams_json;
 use crate::config::admin_tokens::AdminIdentity;
 use crate::health::HealthRegistry;
 use crate::lifecycle::Lifecycle;
+use crate::proxy::forwarded::client_of;
 use crate::reload::{Caller, Outcome, Reloader, Trigger};
 use crate::telemetry::Metrics;
 use crate::tls::Certificates;
 use async_trait::async_trait;
+use dyegate_plugins::Forwarding;
 use http::{Method, Response, StatusCode};
 use log::{info, warn};
 use pingora::apps::http_app::ServeHttp;
@@ -31,6 +33,9 @@ pub struct AdminApi {
     rollouts: Option<Arc<crate::rollout::Controller>>,
     certificates: Option<Arc<Certificates>>,
     body: BodyDeadline,
+    /// gateway.yaml `forwarded`: the caller's address behind trusted proxies, for the log and
+    /// the audit lines.
+    forwarding: Arc<Forwarding>,
 }
 
 impl AdminApi {
@@ -54,7 +59,21 @@ impl AdminApi {
             rollouts: None,
             certificates: None,
             body,
+            forwarding: Arc::default(),
         }
+    }
+
+    /// Which peers are trusted proxies: behind one, the audit lines name the address it
+    /// forwarded, as the proxy's access log does.
+    pub fn with_forwarding(mut self, forwarding: Arc<Forwarding>) -> Self {
+        self.forwarding = forwarding;
+        self
+    }
+
+    /// The caller's one client address, as text (`-` when unknown).
+    fn client(&self, session: &ServerSession) -> Option<String> {
+        let headers = &session.req_header().headers;
+        client_of(&self.forwarding, session.client_addr(), headers).map(|c| c.to_string())
     }
 
     /// The HTTPS listeners' certificates: in `/status` (`tls`), re-read by `POST /reload`.
@@ -80,9 +99,7 @@ impl AdminApi {
     fn authorize(&self, session: &ServerSession) -> Result<String, (StatusCode, Value)> {
         let method = &session.req_header().method;
         let path = session.req_header().uri.path();
-        let client = session
-            .client_addr()
-            .map_or_else(|| "-".to_string(), |a| a.to_string());
+        let client = self.client(session).unwrap_or_else(|| "-".to_string());
         let authorization = session
             .get_header(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes());
@@ -270,7 +287,7 @@ impl AdminApi {
             }
         };
         let caller = Caller {
-            client: session.client_addr().map(|a| a.to_string()),
+            client: self.client(session),
             identity,
         };
         let draining = self.lifecycle.is_draining();

@@ -10,8 +10,7 @@ use crate::routing::{
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};
 use foldhash::{HashMap, HashMapExt};
 use http::{HeaderName, HeaderValue, Method};
-use ipnet::IpNet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -287,7 +286,7 @@ fn compile_dye(
     };
     let mut trusted = Vec::new();
     for (k, net) in cfg.trusted_sources.iter().flatten().enumerate() {
-        match parse_net(net) {
+        match super::networks::parse_net(net) {
             Some(n) => trusted.push(n),
             None => issues.push(Issue::new(
                 format!("{path}.dye.trusted_sources[{k}]"),
@@ -319,13 +318,6 @@ fn compile_dye(
             issues,
         ),
     })
-}
-
-fn parse_net(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 fn parse_sticky(spec: &str) -> Option<StickyKey> {

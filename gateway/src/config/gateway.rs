@@ -2,9 +2,12 @@
 
 use super::admin_tokens::{admin_identities, AdminIdentity};
 use super::error::{ConfigError, ConfigErrors, Issue};
+use super::forwarded::forwarding_settings;
 use super::limits::{admin_limits_settings, limits_settings, AdminLimits, DownstreamLimits};
+use super::listen::{listen_settings, ProxyProtocolListener};
 use super::load::Source;
 use super::model::GatewayConfig;
+use super::networks::networks;
 use super::source::{source_settings, EtcdSettings};
 use super::tls::{tls_settings, DownstreamTls};
 use super::tracing::{tracing_settings, TracingSettings};
@@ -39,6 +42,11 @@ pub struct Gateway {
     pub etcd: Option<EtcdSettings>,
     /// `tls:` the HTTPS listeners and their certificate files.
     pub tls: Option<DownstreamTls>,
+    /// The listeners (of `listen` and `tls.listen`) whose connections start with a PROXY
+    /// protocol header.
+    pub proxy_protocol: Vec<ProxyProtocolListener>,
+    /// `forwarded`: trusted proxies and the forwarding headers written upstream.
+    pub forwarded: dyegate_plugins::Forwarding,
 }
 
 impl Gateway {
@@ -60,16 +68,17 @@ impl Gateway {
         let base = std::path::absolute(&base).unwrap_or(base);
         let mut issues = Vec::new();
         read_token_file(&mut config, &base, &mut issues);
-        let mut listen = Vec::new();
-        for (i, l) in config.listen.iter().enumerate() {
-            match l.trim().parse::<SocketAddr>() {
-                Ok(a) => listen.push(a),
-                Err(_) => issues.push(Issue::new(
-                    format!("listen[{i}]"),
-                    format!("found {l:?}, expected an IP:PORT listen address such as 0.0.0.0:8080"),
-                )),
-            }
-        }
+        let mut proxy_protocol = Vec::new();
+        let listen: Vec<SocketAddr> = listen_settings(
+            &config.listen,
+            "listen",
+            "0.0.0.0:8080",
+            &mut proxy_protocol,
+            &mut issues,
+        )
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
         if config.listen.is_empty() {
             issues.push(Issue::new(
                 "listen",
@@ -152,28 +161,29 @@ impl Gateway {
         let tracing = tracing_settings(&config, &mut issues);
         let limits = limits_settings(&config.limits, &mut issues);
         let admin_limits = admin_limits_settings(&config.admin.limits, &mut issues);
-        let mut debug_nets = Vec::new();
-        for (i, net) in config.debug.trusted_sources.iter().enumerate() {
-            let n = net.trim();
-            match n
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-            {
-                Ok(n) => debug_nets.push(n),
-                Err(_) => issues.push(Issue::new(
-                    format!("debug.trusted_sources[{i}]"),
-                    format!("found {net:?}, expected an IP network such as 127.0.0.0/8 or an IP address"),
-                )),
-            }
-        }
+        let debug_nets = networks(
+            &config.debug.trusted_sources,
+            "debug.trusted_sources",
+            "127.0.0.0/8",
+            &mut issues,
+        );
+        let forwarded = forwarding_settings(&config.forwarded, &mut issues);
         let etcd = source_settings(
             config.source.as_ref(),
             config.routes.is_some(),
             &base,
             &mut issues,
         );
-        let tls = (config.tls.as_ref())
-            .map(|t| tls_settings(t, &listen, admin_listen, &base, &mut issues));
+        let tls = (config.tls.as_ref()).map(|t| {
+            tls_settings(
+                t,
+                &listen,
+                admin_listen,
+                &base,
+                &mut proxy_protocol,
+                &mut issues,
+            )
+        });
         if !issues.is_empty() {
             let errors: Vec<ConfigError> = match &source {
                 Some(s) => issues.into_iter().map(|i| s.locate(i)).collect(),
@@ -209,6 +219,8 @@ impl Gateway {
             admin_identities,
             etcd,
             tls,
+            proxy_protocol,
+            forwarded,
             listen,
             admin_listen,
             config,

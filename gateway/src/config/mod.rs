@@ -12,11 +12,14 @@ pub mod compile_transport;
 pub mod containment;
 pub mod diff;
 pub mod error;
+pub mod forwarded;
 pub mod gateway;
 pub mod incremental;
 pub mod limits;
+pub mod listen;
 pub mod load;
 pub mod model;
+pub mod networks;
 pub mod rollout;
 pub mod runtime;
 pub mod schema;
@@ -276,6 +279,8 @@ mod tests_bounds;
 mod tests_containment;
 #[cfg(test)]
 mod tests_files;
+#[cfg(test)]
+mod tests_forwarded;
 #[cfg(test)]
 mod tests_gateway;
 #[cfg(test)]

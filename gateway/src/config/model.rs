@@ -22,7 +22,7 @@ pub use super::runtime::{RuntimeLayout, Threads};
 pub struct GatewayConfig {
     /// Proxy listeners, `IP:PORT`.
     #[serde(default = "default_listen")]
-    pub listen: Vec<String>,
+    pub listen: Vec<super::listen::ListenConfig>,
     /// The admin API (status, reload, rollback, metrics, health endpoints).
     #[serde(default)]
     pub admin: AdminConfig,
@@ -66,6 +66,10 @@ pub struct GatewayConfig {
     /// HTTPS listeners: certificates chosen by SNI, reloaded live; absent = none.
     #[serde(default)]
     pub tls: Option<super::tls::TlsConfig>,
+    /// The client's address behind proxies: trusted proxies and the forwarding headers
+    /// written upstream.
+    #[serde(default)]
+    pub forwarded: super::forwarded::ForwardedConfig,
 }
 
 /// `access_log:` one JSON line per request.
@@ -160,12 +164,13 @@ impl Default for GatewayConfig {
             limits: Default::default(),
             debug: DebugConfig::default(),
             tls: None,
+            forwarded: Default::default(),
         }
     }
 }
 
-fn default_listen() -> Vec<String> {
-    vec!["0.0.0.0:8080".into()]
+fn default_listen() -> Vec<super::listen::ListenConfig> {
+    vec![super::listen::ListenConfig::plain("0.0.0.0:8080")]
 }
 fn default_state_dir() -> String {
     "./state".into()

@@ -7,6 +7,7 @@
 //! syntax are `dyegate check`'s.
 
 use super::containment::{Millis, Percent, Ranged, ReadMillis, RetryOnConfig, MAX_MILLIS};
+use super::listen::ListenConfig;
 use super::model::{
     Entries, GatewayConfig, OneOrMany, RoutesFile, TargetConfig, Weight, MAX_WEIGHT,
 };
@@ -185,6 +186,38 @@ impl JsonSchema for TargetConfig {
                     "properties": {
                         "addr": { "type": "string", "description": "IP:PORT." },
                         "weight": weight,
+                    },
+                    "required": ["addr"],
+                    "additionalProperties": false,
+                },
+            ],
+        })
+    }
+}
+
+impl JsonSchema for ListenConfig {
+    fn schema_name() -> Cow<'static, str> {
+        "Listen".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A listener: \"IP:PORT\", or { addr: \"IP:PORT\", proxy_protocol: true, proxy_protocol_sources: [NETWORKS] } for one behind a layer-4 balancer that sends a PROXY protocol header (v1 or v2) first.",
+            "anyOf": [
+                { "type": "string", "description": "IP:PORT." },
+                {
+                    "type": "object",
+                    "properties": {
+                        "addr": { "type": "string", "description": "IP:PORT." },
+                        "proxy_protocol": {
+                            "type": "boolean",
+                            "description": "Every connection starts with a PROXY protocol header (v1 or v2); one without is closed [false].",
+                        },
+                        "proxy_protocol_sources": {
+                            "type": "array",
+                            "items": { "type": "string" },
+                            "minItems": 1,
+                            "description": "Networks (CIDR) or addresses of the balancers allowed to connect; other peers are closed at accept. Absent: any peer.",
+                        },
                     },
                     "required": ["addr"],
                     "additionalProperties": false,

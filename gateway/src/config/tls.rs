@@ -4,6 +4,7 @@
 
 use super::containment::Millis;
 use super::error::Issue;
+use super::listen::{listen_settings, ProxyProtocolListener};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// HTTPS listeners, `IP:PORT` (not also in `listen` or `admin.listen`).
-    pub listen: Vec<String>,
+    pub listen: Vec<super::listen::ListenConfig>,
     /// Certificate chains (PEM) and their keys, relative to gateway.yaml's directory; the
     /// names each one serves come from its subjectAltName DNS entries.
     pub certificates: Vec<CertificateConfig>,
@@ -101,37 +102,41 @@ impl DownstreamTls {
 }
 
 /// Checks `tls:` against the other listeners and resolves its paths against `base`. The
-/// certificate files are not read here.
+/// certificate files are not read here. Listeners with `proxy_protocol` are appended to
+/// `proxied`.
 pub fn tls_settings(
     tls: &TlsConfig,
     plain: &[SocketAddr],
     admin: SocketAddr,
     base: &Path,
+    proxied: &mut Vec<ProxyProtocolListener>,
     issues: &mut Vec<Issue>,
 ) -> DownstreamTls {
     let mut listen = Vec::new();
-    for (i, l) in tls.listen.iter().enumerate() {
+    let mut mine = Vec::new();
+    let addrs = listen_settings(&tls.listen, "tls.listen", "0.0.0.0:8443", &mut mine, issues);
+    for (i, a) in addrs {
         let path = format!("tls.listen[{i}]");
-        match l.trim().parse::<SocketAddr>() {
-            Ok(a) if plain.contains(&a) => issues.push(Issue::new(
+        if plain.contains(&a) {
+            issues.push(Issue::new(
                 path,
                 format!("found {a}, also a plain listener in listen, expected a separate address"),
-            )),
-            Ok(a) if a == admin => issues.push(Issue::new(
+            ));
+        } else if a == admin {
+            issues.push(Issue::new(
                 path,
                 format!("found {a}, also admin.listen, expected a separate address"),
-            )),
-            Ok(a) if listen.contains(&a) => issues.push(Issue::new(
+            ));
+        } else if listen.contains(&a) {
+            issues.push(Issue::new(
                 path,
                 format!("found {a} twice, expected each address once"),
-            )),
-            Ok(a) => listen.push(a),
-            Err(_) => issues.push(Issue::new(
-                path,
-                format!("found {l:?}, expected an IP:PORT listen address such as 0.0.0.0:8443"),
-            )),
+            ));
+        } else {
+            listen.push(a);
         }
     }
+    proxied.extend(mine.into_iter().filter(|p| listen.contains(&p.addr)));
     if tls.listen.is_empty() {
         issues.push(Issue::new(
             "tls.listen",

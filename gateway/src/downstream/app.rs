@@ -13,10 +13,15 @@
 //! TLS handshake is done here, after admission and under `tls.handshake_timeout_ms`
 //! ([`TlsAcceptor`]), and the head is then read from the decrypted stream ([`Replay`]) under the
 //! same limits. ALPN h2 goes to the app's HTTP/2 loop once its preface has arrived.
+//!
+//! On a PROXY protocol listener the header comes first of all, right after admission, before
+//! the TLS handshake and the first head, within `limits.header_read_timeout_ms` of the accept
+//! ([`super::proxy_protocol`]).
 
 use super::coalesce::Coalesce;
 use super::head::{Deadlines, Head, HeadReader};
 use super::metrics::{DownstreamMetrics, Rejected};
+use super::proxy_protocol::{self, ProxyListeners, Refused};
 use super::replay::Replay;
 use super::trim::Trim;
 use crate::config::DownstreamLimits;
@@ -50,6 +55,8 @@ pub struct BoundedApp<A> {
     trim: Arc<Trim>,
     /// `Some`: an HTTPS listener's app; every connection starts with a TLS handshake.
     tls: Option<Arc<TlsAcceptor>>,
+    /// The listeners whose connections start with a PROXY protocol header (of every service).
+    proxy: Arc<ProxyListeners>,
 }
 
 /// A stream whose bytes already read can be given back (the head, once read).
@@ -94,7 +101,14 @@ impl<A> BoundedApp<A> {
             metrics,
             trim: Arc::default(),
             tls: None,
+            proxy: Arc::default(),
         }
+    }
+
+    /// The PROXY protocol listeners, for this app and the ones made from it afterwards.
+    pub fn with_proxy_protocol(mut self, proxy: ProxyListeners) -> Self {
+        self.proxy = Arc::new(proxy);
+        self
     }
 
     /// The same app for HTTPS listeners: the TLS handshake first. Shares the connection cap
@@ -108,6 +122,7 @@ impl<A> BoundedApp<A> {
             metrics: self.metrics.clone(),
             trim: self.trim.clone(),
             tls: Some(tls),
+            proxy: self.proxy.clone(),
         }
     }
 
@@ -122,6 +137,7 @@ impl<A> BoundedApp<A> {
             metrics: self.metrics.clone(),
             trim: self.trim.clone(),
             tls: self.tls.clone(),
+            proxy: self.proxy.clone(),
         }
     }
 
@@ -148,6 +164,31 @@ impl<A> BoundedApp<A> {
                 None
             }
         }
+    }
+
+    /// Takes the PROXY protocol header of a connection to one of its listeners (none
+    /// elsewhere); `false`: refused (counted), close.
+    async fn proxy_header(&self, stream: &mut L4Stream) -> bool {
+        let Some(listener) = self.proxy.of_stream(stream) else {
+            return true;
+        };
+        let deadline = Instant::now() + self.limits.header_read_timeout;
+        let refused = match proxy_protocol::accept(listener, stream, deadline).await {
+            Ok(()) => return true,
+            Err(Refused::Source) => Some(Rejected::ProxyProtocolSource),
+            Err(Refused::Header) => Some(Rejected::ProxyProtocol),
+            Err(Refused::Slow) => Some(Rejected::SlowHeaders),
+            Err(Refused::Closed) => None,
+        };
+        if let Some(reason) = refused {
+            log::debug!(
+                "PROXY protocol listener {}: connection closed ({})",
+                listener.addr,
+                reason.as_str()
+            );
+            self.metrics.rejected(reason);
+        }
+        false
     }
 
     /// Reads the next head under the limits and puts the bytes back; `None`: close (after
@@ -246,6 +287,9 @@ where
             Err(Some(stream)) => return ServerApp::process_new(&self.app, stream, shutdown).await,
             Err(None) => return None,
         };
+        if !self.proxy_header(&mut stream).await {
+            return None;
+        }
         if let Some(tls) = &self.tls {
             let tls = tls.handshake(*stream).await?;
             return Box::pin(self.serve_tls(tls, shutdown)).await;

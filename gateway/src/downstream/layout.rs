@@ -15,6 +15,7 @@
 //! sockets nobody claims (Pingora's bootstrap); one with more binds the missing ones beside the
 //! inherited (`SO_REUSEPORT` lets them share the port).
 
+use super::proxy_protocol::ProxyListeners;
 use super::{BoundedApp, DownstreamMetrics};
 use crate::config::model::RuntimeLayout;
 use crate::config::DownstreamLimits;
@@ -88,6 +89,16 @@ pub fn listener_key(addr: SocketAddr, index: usize) -> String {
     }
 }
 
+/// What every proxy listener's connections are held to, whatever its service.
+pub struct Downstream {
+    pub limits: DownstreamLimits,
+    /// Detect the h2c preface on the plain listeners.
+    pub h2c: bool,
+    pub metrics: DownstreamMetrics,
+    /// The listeners (plain and HTTPS) that take a PROXY protocol header first.
+    pub proxy_protocol: ProxyListeners,
+}
+
 /// The HTTPS listeners (gateway.yaml `tls:`) and their handshake.
 pub struct TlsListeners<'a> {
     pub listen: &'a [SocketAddr],
@@ -100,9 +111,7 @@ pub struct TlsListeners<'a> {
 pub fn proxy_services<A, F>(
     layout: Layout,
     listen: &[SocketAddr],
-    limits: DownstreamLimits,
-    h2c: bool,
-    metrics: DownstreamMetrics,
+    downstream: Downstream,
     tls: Option<TlsListeners<'_>>,
     mut make_app: F,
 ) -> Vec<Service<BoundedApp<A>>>
@@ -110,7 +119,14 @@ where
     A: HttpServerApp + Send + Sync + 'static,
     F: FnMut(usize) -> A,
 {
-    let first = BoundedApp::new(make_app(0), limits, h2c, metrics);
+    let Downstream {
+        limits,
+        h2c,
+        metrics,
+        proxy_protocol,
+    } = downstream;
+    let first =
+        BoundedApp::new(make_app(0), limits, h2c, metrics).with_proxy_protocol(proxy_protocol);
     let tls_service = tls.map(|tls| {
         let mut service = Service::new(TLS_NAME.to_string(), first.with_tls(tls.acceptor));
         for addr in tls.listen {

@@ -19,6 +19,11 @@ pub enum Rejected {
     /// The request body did not arrive within `admin.limits.body_read_timeout_ms` (answered
     /// 408); the admin listener only.
     SlowBody,
+    /// A PROXY protocol listener's connection did not start with a valid header (none, a
+    /// malformed one, one past 4 KiB): closed.
+    ProxyProtocol,
+    /// A PROXY protocol listener's peer is not in its `proxy_protocol_sources`: closed at accept.
+    ProxyProtocolSource,
 }
 
 impl Rejected {
@@ -28,6 +33,8 @@ impl Rejected {
             Rejected::HeaderTooLarge => "header_too_large",
             Rejected::MaxConnections => "max_connections",
             Rejected::SlowBody => "slow_body",
+            Rejected::ProxyProtocol => "proxy_protocol",
+            Rejected::ProxyProtocolSource => "proxy_protocol_source",
         }
     }
 }
@@ -54,6 +61,8 @@ impl Listener {
                 Rejected::SlowHeaders,
                 Rejected::HeaderTooLarge,
                 Rejected::MaxConnections,
+                Rejected::ProxyProtocol,
+                Rejected::ProxyProtocolSource,
             ],
             Listener::Admin => &[
                 Rejected::SlowHeaders,
@@ -83,7 +92,7 @@ impl DownstreamMetrics {
         let rejected_family = IntCounterVec::new(
             Opts::new(
                 "dyegate_downstream_rejected_total",
-                "Downstream connections closed by a limit, by listener (proxy, admin): slow_headers, header_too_large, max_connections, slow_body (admin).",
+                "Downstream connections closed by a limit, by listener (proxy, admin): slow_headers, header_too_large, max_connections, proxy_protocol, proxy_protocol_source (proxy), slow_body (admin).",
             ),
             &["listener", "reason"],
         )
@@ -200,6 +209,8 @@ mod tests {
                 row("proxy", "", 0.0),
                 row("proxy", "header_too_large", 1.0),
                 row("proxy", "max_connections", 0.0),
+                row("proxy", "proxy_protocol", 0.0),
+                row("proxy", "proxy_protocol_source", 0.0),
                 row("proxy", "slow_headers", 0.0),
             ]
         );

@@ -11,6 +11,9 @@
 //! - [`framing`]: one `Content-Length`, one tag header upstream; `Host` required in HTTP/1.1.
 //! - [`layout`]: the listeners' services, one runtime or one per core (`pingora.runtime`).
 //! - [`fds`]: the open-file limit and the connection caps.
+//! - [`proxy_header`]: a PROXY protocol header (v1, v2) parsed from a connection's first bytes.
+//! - [`proxy_protocol`]: the PROXY protocol listeners: allowed peers, the header read under a
+//!   deadline before TLS and HTTP, its source carried as the connection's peer.
 //! - [`replay`]: a TLS stream that takes back the bytes of a head read ahead of Pingora.
 //! - [`trim`]: memory given back to the system after a wave of closed connections.
 //! - [`metrics`]: the families `dyegate_downstream_rejected_total{listener,reason}` and
@@ -24,6 +27,8 @@ pub mod framing;
 pub mod head;
 pub mod layout;
 pub mod metrics;
+pub mod proxy_header;
+pub mod proxy_protocol;
 pub mod replay;
 pub mod trim;
 

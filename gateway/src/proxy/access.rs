@@ -46,7 +46,7 @@ impl DyegateProxy {
         let downstream = session.as_downstream();
         AccessRecord {
             time: crate::stamp::now_rfc3339(),
-            client: session.client_addr().map(|a| a.to_string()),
+            client: ctx.client.map(|c| c.to_string()),
             method: req.method.as_str().to_string(),
             host: raw_host(req).to_string(),
             path: req.uri.path().to_string(),

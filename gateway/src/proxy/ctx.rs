@@ -9,7 +9,8 @@ use crate::routing::ActiveTable;
 use crate::routing::{GroupId, Reason, RetryReason};
 use crate::telemetry::TableMetrics;
 use crate::telemetry::{GrpcStatus, RequestTrace};
-use std::net::SocketAddr;
+use dyegate_plugins::ClientAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,11 @@ pub struct RequestCtx {
     pub(super) trace: Option<RequestTrace>,
     /// The client asked for `x-dyegate-decision` and may see it.
     pub(super) debug: bool,
+    /// The connection's peer: the TCP peer, or the source its PROXY protocol header named.
+    pub(super) peer: Option<IpAddr>,
+    /// The request's one client address (the peer, or behind trusted proxies the address they
+    /// forwarded): what sticky `client_ip`, rate limits, trusted sources and the logs use.
+    pub(super) client: Option<ClientAddr>,
     /// Counts the request in flight to its group (the circuit breaker).
     pub(super) group_load: Option<GroupGuard>,
     /// Counts the current attempt in flight to its target.
@@ -70,6 +76,8 @@ impl RequestCtx {
             retried: 0,
             trace: None,
             debug: false,
+            peer: None,
+            client: None,
             group_load: None,
             target_load: None,
             budget: None,

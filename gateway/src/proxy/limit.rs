@@ -3,7 +3,7 @@
 //! upstream capacity (in-flight count, retry budget), and counted in
 //! `dyegate_rate_limited_total{route}`.
 
-use super::answer::{peer_ip, Answer};
+use super::answer::Answer;
 use super::{DyegateProxy, RequestCtx};
 use crate::routing::Reason;
 use pingora::prelude::*;
@@ -25,7 +25,8 @@ impl DyegateProxy {
         let Some(limit) = lane.or(route.limits.as_ref()) else {
             return Ok(false);
         };
-        let key = limit.key_of(peer_ip(session), &session.req_header().headers);
+        let client = ctx.client.map(|c| c.ip);
+        let key = limit.key_of(client, &session.req_header().headers);
         let Err(retry_after) = limit.check(&key) else {
             return Ok(false);
         };

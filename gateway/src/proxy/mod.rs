@@ -10,12 +10,14 @@
 //! - [`access`]: the access log record.
 //! - [`limit`]: rate limits (429).
 //! - [`redirect`]: `https_redirect` (308 to the HTTPS URL).
+//! - [`forwarded`]: the request's one client address, and the forwarding headers upstream.
 
 mod access;
 mod answer;
 mod attempt;
 mod ctx;
 mod ending;
+pub mod forwarded;
 mod head_wait;
 mod limit;
 mod redirect;
@@ -35,7 +37,9 @@ use answer::{error_kind, error_status, peer_ip, raw_host, Answer};
 use async_trait::async_trait;
 use bytes::Bytes;
 use ctx::{Action, CtxOutcome, Routed, TagRef};
+use dyegate_plugins::forwarded::Hop;
 use dyegate_plugins::trace_context::TRACERESPONSE;
+use dyegate_plugins::Forwarding;
 use log::warn;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
@@ -63,6 +67,8 @@ pub struct DyegateProxy {
     debug: DebugPolicy,
     /// The port `https_redirect` sends clients to (443: left out of the URL).
     https_port: u16,
+    /// gateway.yaml `forwarded`: trusted proxies and the forwarding headers written upstream.
+    forwarding: Arc<Forwarding>,
 }
 
 impl DyegateProxy {
@@ -84,7 +90,18 @@ impl DyegateProxy {
             budgets: Arc::default(),
             debug: DebugPolicy::new(Default::default()),
             https_port: 443,
+            // gateway.yaml's default `forwarded:` (no trusted proxy, the X-Forwarded trio).
+            forwarding: Arc::new(crate::config::forwarded::forwarding_settings(
+                &Default::default(),
+                &mut Vec::new(),
+            )),
         }
+    }
+
+    /// Which peers are trusted proxies, and the forwarding headers written upstream.
+    pub fn with_forwarding(mut self, forwarding: Arc<Forwarding>) -> Self {
+        self.forwarding = forwarding;
+        self
     }
 
     /// Where `https_redirect` sends clients: the port of the HTTPS listener.
@@ -327,22 +344,27 @@ impl ProxyHttp for DyegateProxy {
             .await;
         }
         let active = self.table.load_full();
-        let peer = peer_ip(session);
         let req = session.req_header();
+        ctx.peer = peer_ip(session);
+        ctx.client = forwarded::client_of(&self.forwarding, session.client_addr(), &req.headers);
+        let client = ctx.client.map(|c| c.ip);
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.set_client(ctx.client);
+        }
         let host = normalize_host(raw_host(req));
         let info = RequestInfo {
             method: &req.method,
             host: &host,
             path: req.uri.path(),
             headers: &req.headers,
-            peer,
+            client,
         };
         let outcome = active.table.decide_with(&info, &self.health.view());
         if let Some(trace) = ctx.trace.as_mut() {
             trace.record_outcome(&active.table, active.version, &outcome);
         }
         ctx.outcome = Self::ctx_outcome(&active, outcome);
-        ctx.debug = self.debug.wants(&req.headers, peer);
+        ctx.debug = self.debug.wants(&req.headers, client);
         let redirect = match ctx.outcome {
             CtxOutcome::Routed(Routed { route_id, .. }) | CtxOutcome::Rejected { route_id } => {
                 active
@@ -371,17 +393,25 @@ impl ProxyHttp for DyegateProxy {
     }
 
     /// Dyes the upstream request: keeps (the first line only), strips or sets the tag header.
-    /// Writes the trace context (`traceparent`, `tracestate`, `baggage` with the tag) first, and
-    /// leaves one `Content-Length` value.
+    /// Writes the trace context (`traceparent`, `tracestate`, `baggage` with the tag) and the
+    /// forwarding headers (gateway.yaml `forwarded`) first, and leaves one `Content-Length`
+    /// value.
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(trace) = &ctx.trace {
             self.tracing.inject(trace, upstream_request)?;
         }
+        let hop = Hop {
+            peer: ctx.peer,
+            client: ctx.client.map(|c| c.ip),
+            proto: forwarded::proto(on_tls(session)),
+            host: raw_host(session.req_header()),
+        };
+        forwarded::write_upstream(&self.forwarding, &hop, upstream_request)?;
         framing::single_content_length(upstream_request)?;
         let Some((active, d)) = ctx.routed() else {
             return Ok(());

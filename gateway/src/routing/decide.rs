@@ -19,7 +19,9 @@ pub struct RequestInfo<'a> {
     pub host: &'a str,
     pub path: &'a str,
     pub headers: &'a HeaderMap,
-    pub peer: Option<IpAddr>,
+    /// The request's one client address: the peer, or behind trusted proxies the address they
+    /// forwarded (`dyegate_plugins::forwarded`). Tag trust and sticky `client_ip` use it.
+    pub client: Option<IpAddr>,
 }
 
 /// Why a group was chosen.
@@ -137,7 +139,7 @@ fn decide_in_route<'t>(
     available: impl Fn(GroupId) -> bool,
 ) -> Outcome<'t> {
     let raw = req.headers.get(&route.dye.header).map(|v| v.as_bytes());
-    let tag = DyeTag::read(raw, req.peer, &route.dye.trusted);
+    let tag = DyeTag::read(raw, req.client, &route.dye.trusted);
     let mut fallback = None;
     if let Some(t) = tag.value {
         if let Some(group) = route.dye.group_for_tag(t) {
@@ -217,7 +219,7 @@ fn sticky_entry(key: &StickyKey, ranges: &StickyRanges, req: &RequestInfo<'_>) -
             let v = cookie(req.headers, name)?;
             (!v.is_empty()).then(|| ranges.entry_for_key(v))
         }
-        StickyKey::ClientIp => match req.peer? {
+        StickyKey::ClientIp => match req.client? {
             IpAddr::V4(ip) => Some(ranges.entry_for_key(&ip.octets())),
             IpAddr::V6(ip) => Some(ranges.entry_for_key(&ip.octets())),
         },

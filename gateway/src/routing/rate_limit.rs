@@ -23,7 +23,7 @@ const SLOTS: usize = 16_384;
 /// What requests are counted by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LimitKey {
-    /// The peer address (the TCP client).
+    /// The request's client address (the peer, or what trusted proxies forwarded).
     ClientIp,
     /// A request header's value (a request without it is counted under the empty value).
     Header(HeaderName),
@@ -70,9 +70,9 @@ impl RateLimit {
     }
 
     /// The key of a request under this limit.
-    pub fn key_of<'r>(&self, peer: Option<IpAddr>, headers: &'r http::HeaderMap) -> KeyOf<'r> {
+    pub fn key_of<'r>(&self, client: Option<IpAddr>, headers: &'r http::HeaderMap) -> KeyOf<'r> {
         match &self.key {
-            LimitKey::ClientIp => KeyOf::Ip(peer),
+            LimitKey::ClientIp => KeyOf::Ip(client),
             LimitKey::Header(name) => {
                 KeyOf::Bytes(headers.get(name).map_or(&[][..], |v| v.as_bytes()))
             }

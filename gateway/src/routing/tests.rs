@@ -52,7 +52,7 @@ fn route(t: &RouteTable, r: &Req) -> (String, String, &'static str, Option<Strin
         host: &r.host,
         path: &r.path,
         headers: &r.headers,
-        peer: r.peer,
+        client: r.peer,
     };
     match t.decide(&info) {
         Outcome::Routed(d) => (

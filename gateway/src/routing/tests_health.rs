@@ -57,7 +57,7 @@ fn decide(t: &RouteTable, tag: Option<&str>, health: &impl TargetHealth) -> (Str
         host: "shop",
         path: "/",
         headers: &headers,
-        peer: None,
+        client: None,
     };
     let name = |g: GroupId| t.group(g).map(|g| g.name.to_string()).unwrap_or_default();
     match t.decide_with(&info, health) {

@@ -17,6 +17,7 @@ use dyegate_plugins::trace_context::{
     check_tracestate, format_traceparent, set_baggage_member, BaggageEdit, TraceParent, BAGGAGE,
     FLAG_SAMPLED, TRACEPARENT, TRACEPARENT_LEN, TRACESTATE,
 };
+use dyegate_plugins::ClientAddr;
 use http::HeaderName;
 use opentelemetry::trace::{
     Span as _, SpanBuilder, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags,
@@ -69,6 +70,9 @@ pub struct RequestTrace {
     span: Option<SdkSpan>,
     /// The upstream the request was last connected to.
     upstream: Option<SocketAddr>,
+    /// The request's client (`client.address`): the peer, or the address trusted proxies
+    /// forwarded.
+    client: Option<ClientAddr>,
 }
 
 impl Tracing {
@@ -152,6 +156,7 @@ impl Tracing {
             tag: None,
             span: None,
             upstream: None,
+            client: None,
         };
         let span = match &self.tracer {
             Some((_, tracer)) if sampled => {
@@ -406,6 +411,11 @@ impl RequestTrace {
         }
     }
 
+    /// Notes the request's one client address (see `dyegate_plugins::forwarded`).
+    pub fn set_client(&mut self, client: Option<ClientAddr>) {
+        self.client = client;
+    }
+
     /// Notes the upstream the request is connected to (the last one after retries).
     pub fn connected(&mut self, peer: &PeerAddr) {
         self.upstream = peer.as_inet().copied();
@@ -473,9 +483,11 @@ impl RequestTrace {
                 _ => "1.1",
             },
         ));
-        if let Some(client) = session.client_addr().and_then(|a| a.as_inet()) {
-            span.set_attribute(KeyValue::new("client.address", client.ip().to_string()));
-            span.set_attribute(KeyValue::new("client.port", i64::from(client.port())));
+        if let Some(client) = self.client {
+            span.set_attribute(KeyValue::new("client.address", client.ip.to_string()));
+            if let Some(port) = client.port {
+                span.set_attribute(KeyValue::new("client.port", i64::from(port)));
+            }
         }
         if let Some(ua) = req
             .headers

@@ -397,7 +397,7 @@ fn upstream_request(tracing: &Tracing, table: &RouteTable, c: &Case) -> RequestH
         host: &host,
         path: req.uri.path(),
         headers: &req.headers,
-        peer: "127.0.0.1".parse().ok(),
+        client: "127.0.0.1".parse().ok(),
     };
     let outcome = table.decide(&info);
     assert!(

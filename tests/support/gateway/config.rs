@@ -81,6 +81,22 @@ impl GatewayConfig {
         self
     }
 
+    /// Makes the proxy listener a PROXY protocol one: `{ addr, proxy_protocol: true }`, with
+    /// `sources` (a YAML list, e.g. `"[127.0.0.1/32]"`) as its `proxy_protocol_sources`.
+    pub fn with_proxy_protocol(self, sources: Option<&str>) -> Self {
+        let sources = sources.map_or(String::new(), |s| format!(", proxy_protocol_sources: {s}"));
+        let text = self.gateway_text().replacen(
+            &format!("listen: [\"{}\"]", self.proxy),
+            &format!(
+                "listen: [{{ addr: \"{}\", proxy_protocol: true{sources} }}]",
+                self.proxy
+            ),
+            1,
+        );
+        self.write(GATEWAY_FILE, &text);
+        self
+    }
+
     /// Sets `admin.token`; the admin helpers of [`Dyegate`] then send it as a bearer token.
     pub fn with_admin_token(mut self, token: &str) -> Self {
         let text = self.gateway_text().replacen(
