@@ -228,7 +228,6 @@ impl EtcdSource {
             info!("draining: etcd revision {version} left to the new process");
             return;
         }
-        self.status.lock().revision = Some(version);
         let reloader = self.reloader.clone();
         let prefix = self.settings.prefix.clone();
         let trigger = Trigger::Etcd { revision: version };
@@ -250,9 +249,13 @@ impl EtcdSource {
             reloader.apply_source(trigger, source)
         })
         .await;
+        // The revision is shown once it is dealt with: whoever sees it in `/status` is served
+        // its table (or sees it rejected), never the one before.
+        let mut status = self.status.lock();
+        status.revision = Some(version);
         match report {
-            Ok(r) if r.result == Outcome::Failed => self.status.lock().rejected_revision = Some(at),
-            Ok(_) => self.status.lock().rejected_revision = None,
+            Ok(r) if r.result == Outcome::Failed => status.rejected_revision = Some(at),
+            Ok(_) => status.rejected_revision = None,
             Err(e) => warn!("etcd: applying revision {version} failed: {e}"),
         }
     }
