@@ -51,7 +51,10 @@ fn last_xff(up: &Upstream) -> Vec<String> {
 }
 
 fn rejected(scrape: &Scrape, reason: &str) -> f64 {
-    scrape.value("dyegate_downstream_rejected_total", &[("reason", reason)])
+    scrape.value(
+        "dyegate_downstream_rejected_total",
+        &[("listener", "proxy"), ("reason", reason)],
+    )
 }
 
 #[tokio::test]
