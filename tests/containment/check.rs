@@ -58,7 +58,7 @@ fn bad_timeouts_are_located() {
     assert_errors(
         &config,
         &out,
-        &["FILE:5:17: routes[0].timeouts.wrte_ms: found unknown field `wrte_ms`, expected one of `connect_ms`, `read_ms`, `write_ms`, `total_ms`"],
+        &["FILE:5:17: routes[0].timeouts.wrte_ms: found unknown field `wrte_ms`, expected one of `connect_ms`, `read_ms`, `write_ms`, `total_ms`, `stream_idle_ms`"],
     );
 }
 
