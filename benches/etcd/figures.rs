@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use dyegate_suite::etcd::fleet::{Fleet, SETTLE};
+use dyegate_suite::etcd::fleet::{storm, Fleet, SETTLE};
 use dyegate_suite::load::{Load, Shape};
 use dyegate_suite::{Dyegate, GatewayConfig};
 
@@ -109,19 +109,6 @@ async fn figures_idle_watch_cost() {
             a.1
         );
     }
-}
-
-/// `n` puts to `key` from one client, alternating two values; the last revision.
-async fn storm(endpoint: &str, key: &str, values: [&str; 2], n: usize) -> u64 {
-    let mut client = etcd_client::Client::connect([endpoint], None)
-        .await
-        .expect("connecting to etcd");
-    let mut last = 0;
-    for i in 0..n {
-        let put = client.put(key, values[i % 2], None).await.expect("put");
-        last = put.header().map_or(0, |h| h.revision()) as u64;
-    }
-    last
 }
 
 /// A storm of revisions then a corrective push, on a 2,000-route table: how long the storm's

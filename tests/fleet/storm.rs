@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use dyegate_suite::etcd::fleet::{Fleet, PREFIX};
+use dyegate_suite::etcd::fleet::{storm, Fleet, PREFIX};
 use dyegate_suite::gateway::many_routes_yaml;
 
 /// Puts to one key, as fast as one client writes them.
@@ -14,19 +14,6 @@ const STORM: usize = 1_000;
 /// Generous for a debug build on a loaded machine: applying the storm one revision at a time
 /// takes minutes, coalesced a few seconds.
 const BOUND: Duration = Duration::from_secs(30);
-
-/// `n` puts to `key`, alternating two values; the last revision.
-async fn storm(endpoint: &str, key: &str, values: [&str; 2], n: usize) -> u64 {
-    let mut client = etcd_client::Client::connect([endpoint], None)
-        .await
-        .expect("connecting to etcd");
-    let mut last = 0;
-    for i in 0..n {
-        let put = client.put(key, values[i % 2], None).await.expect("put");
-        last = put.header().map_or(0, |h| h.revision()) as u64;
-    }
-    last
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_after_a_storm_of_revisions_is_served_within_seconds() {

@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use dyegate_suite::rollout::*;
-use dyegate_suite::upgrade::Upgradable;
-use dyegate_suite::{poll_until, Dyegate, GatewayConfig, Req};
+use dyegate_suite::{Dyegate, Req};
 use serde_json::Value;
 
 /// Step 1 at once, each later step only by a promote (a minute per step).
@@ -86,33 +85,16 @@ async fn a_rollback_after_success_holds_across_reloads_and_a_restart_until_resum
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rollback_during_a_step_holds_across_a_binary_upgrade() {
-    let (stable, canary) = upstreams();
-    let config = GatewayConfig::new(&routes(&stable, &canary, SLOW, ""));
-    let gw = Upgradable::start(config).await;
-    let admin = gw.admin_addr();
-    let get = |path: &'static str| async move {
-        dyegate_suite::upgrade::get_once(admin, path)
-            .await
-            .expect("admin answers")
-            .1
-    };
-    let step_1 = poll_until(
-        Duration::from_secs(20),
-        || get("/rollouts/shop"),
-        |r| r["step"] == 1,
-    );
-    if let Err(r) = step_1.await {
-        panic!("no step 1: {r:#}");
-    }
+    let (gw, steps, _upstreams) = upgradable_at_step_1(SLOW).await;
     let (code, body) = gw
         .gateway()
         .admin_post("/rollback", Some(r#"{"to": 1}"#))
         .await;
     assert_eq!(code, 200, "{body:#}");
-    paused_by_rollback_to_v1(&get("/rollouts/shop").await);
+    paused_by_rollback_to_v1(&steps.status().await);
 
     gw.upgrade_ok().await;
-    let r = get("/rollouts/shop").await;
+    let r = steps.status().await;
     assert_eq!(r["state"], "paused", "{r:#}\n{}", gw.logs());
     assert_eq!(last_reason(&r), "rollback to v1", "{r:#}");
     // It used to serve step 1's 20% again while saying paused.

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use dyegate_suite::rollout::*;
-use dyegate_suite::upgrade::Upgradable;
-use dyegate_suite::{poll_until, Dyegate, GatewayConfig, Req};
+use dyegate_suite::{Dyegate, GatewayConfig, Req};
 
 /// Adds a route that has nothing to do with the rollout to `text`, writes it as an editor would
 /// and waits for its version; returns the new text.
@@ -50,32 +49,15 @@ async fn a_restart_resumes_at_the_same_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_binary_upgrade_resumes_at_the_same_step() {
-    let (stable, canary) = upstreams();
     let fields = "steps: [20, 50, 100], step_ms: 60000, gates: { window_ms: 1000, min_requests: 1, max_error_rate: 0.5 }";
-    let config = GatewayConfig::new(&routes(&stable, &canary, fields, ""));
-    let gw = Upgradable::start(config).await;
-    let admin = gw.admin_addr();
-    let get = |path: &'static str| async move {
-        dyegate_suite::upgrade::get_once(admin, path)
-            .await
-            .expect("admin answers")
-            .1
-    };
-    let step_1 = poll_until(
-        Duration::from_secs(20),
-        || get("/rollouts/shop"),
-        |r| r["step"] == 1,
-    );
-    if let Err(r) = step_1.await {
-        panic!("no step 1: {r:#}");
-    }
+    let (gw, steps, _upstreams) = upgradable_at_step_1(fields).await;
     let (code, _) = gw
         .gateway()
         .admin_post("/rollouts/shop/promote", None)
         .await;
     assert_eq!(code, 200);
     gw.upgrade_ok().await;
-    let r = get("/rollouts/shop").await;
+    let r = steps.status().await;
     assert_eq!(r["step"], 2, "{r:#}\n{}", gw.logs());
     assert_eq!(r["table_canary_share"], 50.0, "{r:#}");
     assert_ne!(gw.status().await["pid"], gw.gateway().pid());

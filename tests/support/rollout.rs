@@ -162,3 +162,36 @@ pub async fn sighup_and_wait(gw: &Dyegate) {
     })
     .await;
 }
+
+/// A gateway that can be upgraded, on [`routes`] with `rollout` fields, once its rollout is on
+/// step 1; `/rollouts/shop` as it answers (one connection per call, so it works across the
+/// upgrade); and its upstreams, to keep while it runs.
+pub async fn upgradable_at_step_1(
+    rollout: &str,
+) -> (
+    crate::upgrade::Upgradable,
+    RolloutOf,
+    (FaultyUpstream, FaultyUpstream),
+) {
+    let (stable, canary) = upstreams();
+    let config = crate::GatewayConfig::new(&routes(&stable, &canary, rollout, ""));
+    let gw = crate::upgrade::Upgradable::start(config).await;
+    let get = RolloutOf(gw.admin_addr());
+    if let Err(r) = poll_until(Duration::from_secs(20), || get.status(), |r| r["step"] == 1).await {
+        panic!("no step 1: {r:#}");
+    }
+    (gw, get, (stable, canary))
+}
+
+/// `GET /rollouts/shop` on an admin address.
+#[derive(Clone, Copy)]
+pub struct RolloutOf(std::net::SocketAddr);
+
+impl RolloutOf {
+    pub async fn status(self) -> Value {
+        crate::upgrade::get_once(self.0, "/rollouts/shop")
+            .await
+            .expect("admin answers")
+            .1
+    }
+}

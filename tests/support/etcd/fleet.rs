@@ -99,3 +99,16 @@ pub async fn wait_for_upstream(gw: &Dyegate, group: &str, timeout: Duration) -> 
     }
     start.elapsed()
 }
+
+/// `n` puts to `key`, alternating two values; the last revision.
+pub async fn storm(endpoint: &str, key: &str, values: [&str; 2], n: usize) -> u64 {
+    let mut client = etcd_client::Client::connect([endpoint], None)
+        .await
+        .expect("connecting to etcd");
+    let mut last = 0;
+    for i in 0..n {
+        let put = client.put(key, values[i % 2], None).await.expect("put");
+        last = put.header().map_or(0, |h| h.revision()) as u64;
+    }
+    last
+}
