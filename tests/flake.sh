@@ -47,7 +47,9 @@ stop_hog() {
   for p in "${hog_pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
   hog_pids=()
 }
-trap stop_hog EXIT INT TERM
+trap stop_hog EXIT
+# A trapped signal would run the handler and go on: stop there (its runs too).
+trap 'trap - INT TERM; stop_hog; kill 0 2>/dev/null; exit 143' INT TERM
 if ((load)); then
   if ! command -v stress-ng >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null 2>&1 || true
