@@ -58,13 +58,7 @@ async fn a_rollback_after_success_holds_across_reloads_and_a_restart_until_resum
     sighup_and_wait(&gw).await;
     paused_by_rollback_to_v1(&rollout(&gw).await);
     // An unrelated edit of the file: still held.
-    let v = gw.version().await;
-    let unrelated = format!("{text}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: stable, weight: 1 }}]\n");
-    gw.config().write_and_rename("routes.yaml", &unrelated);
-    gw.wait_for_status(Duration::from_secs(10), "the edit", |s| {
-        s["version"].as_u64() > Some(v)
-    })
-    .await;
+    edit_unrelated(&gw, &text).await;
     paused_by_rollback_to_v1(&rollout(&gw).await);
     assert_eq!(on_canary(&gw, 20).await, 0);
     // The gates judge the paused rollout and move nothing.

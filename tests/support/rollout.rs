@@ -195,3 +195,16 @@ impl RolloutOf {
             .1
     }
 }
+
+/// Adds a route that has nothing to do with the rollout to `text`, writes it as an editor would
+/// and waits for its version; returns the new text.
+pub async fn edit_unrelated(gw: &Dyegate, text: &str) -> String {
+    let v = gw.version().await;
+    let unrelated = format!("{text}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: stable, weight: 1 }}]\n");
+    gw.config().write_and_rename("routes.yaml", &unrelated);
+    gw.wait_for_status(Duration::from_secs(10), "the edit", |s| {
+        s["version"].as_u64() > Some(v)
+    })
+    .await;
+    unrelated
+}
