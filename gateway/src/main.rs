@@ -104,9 +104,10 @@ enum Command {
     Rollback {
         #[command(flatten)]
         admin: AdminArgs,
-        /// Version to restore (with --fleet: the etcd revision)
+        /// Version to restore: N, or N.K for a local change kept on a gateway that follows etcd
+        /// (with --fleet: the etcd revision)
         #[arg(long)]
-        to: Option<u64>,
+        to: Option<dyegate::reload::VersionId>,
         /// Roll back the whole fleet in etcd instead of this gateway alone.
         #[arg(long)]
         fleet: bool,
@@ -630,7 +631,14 @@ fn main() -> ExitCode {
             to,
             fleet: true,
         } => match to {
-            Some(to) => fleet_result(fleet::rollback(default_config(admin.config).as_deref(), to)),
+            Some(to) if to.is_local() => {
+                eprintln!("dyegate rollback --fleet: --to {to} is a local change of one gateway, not an etcd revision (see dyegate versions)");
+                ExitCode::from(2)
+            }
+            Some(to) => fleet_result(fleet::rollback(
+                default_config(admin.config).as_deref(),
+                to.version,
+            )),
             None => {
                 eprintln!(
                     "dyegate rollback --fleet: --to REVISION is required (see dyegate versions)"
@@ -639,7 +647,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Rollback { admin, to, .. } => {
-            let body = to.map(|v| format!("{{\"to\": {v}}}"));
+            let body = to.map(|v| serde_json::json!({ "to": v }).to_string());
             admin_call(admin, "POST", "/rollback", body)
         }
         Command::Upgrade {

@@ -212,7 +212,7 @@ async fn every_endpoint_answers_json() {
             "/versions/x",
             None,
             StatusCode::BAD_REQUEST,
-            json!({ "error": "expected /versions/N with N a version number" }),
+            json!({ "error": "expected /versions/N with N a version number (or N.K, a local change)" }),
         ),
         (
             Method::GET,
@@ -233,7 +233,7 @@ async fn every_endpoint_answers_json() {
             "/rollback",
             Some(r#"{"to": "two"}"#),
             StatusCode::BAD_REQUEST,
-            json!({ "error": "found \"to\": \"two\", expected a version number" }),
+            json!({ "error": "found \"to\": \"two\", expected a version number (or \"N.K\" for a local change)" }),
         ),
         (
             Method::POST,

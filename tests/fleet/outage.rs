@@ -107,8 +107,7 @@ async fn fleet_rollback_is_a_new_revision_and_a_local_rollback_diverges() {
     assert_eq!(out.code, Some(0), "{out}");
     let r3 = dyegate_suite::etcd::fleet::revision_printed(&out).expect("a revision");
     assert!(r3 > r2);
-    // The local rollback took the next number, which may be r3 itself: wait on the fleet's
-    // revision, not on the version.
+    // The local rollback was r2.1: it took no fleet number, so every gateway reports r3.
     for gw in [&a, &b] {
         gw.wait_for_status(SETTLE, "the fleet rollback", |s| {
             s["etcd"]["revision"] == r3 && s["divergent"] == false
@@ -116,6 +115,7 @@ async fn fleet_rollback_is_a_new_revision_and_a_local_rollback_diverges() {
         .await;
         assert_eq!(answered_by(gw).await, "blue");
     }
+    assert_eq!(a.version().await, r3);
     assert_eq!(b.version().await, r3);
     let versions = a.admin_get("/versions").await.to_string();
     assert!(versions.contains("\"trigger\":\"rollback\""), "{versions}");

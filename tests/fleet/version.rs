@@ -3,8 +3,9 @@
 //! that watched the change, one started afterwards, one restarted and one that re-listed after a
 //! compaction all compute the same. A key deleted behind dyegate's back leaves no revision
 //! behind, so the table it leaves is refused by all of them alike (`current` counts the keys).
+//! A local rollback takes no fleet number: it is the fleet version plus a local sequence.
 
-use dyegate_suite::etcd::fleet::{Fleet, PREFIX, SETTLE};
+use dyegate_suite::etcd::fleet::{answered_by, wait_for_upstream, Fleet, PREFIX, SETTLE};
 use dyegate_suite::Dyegate;
 
 /// Waits until every gateway reports `version` and nothing rejected.
@@ -90,4 +91,63 @@ async fn every_gateway_reports_one_version_for_one_table_whatever_it_saw() {
     // A push: one version, the revision it printed.
     let last = fleet.push(a.config(), "green");
     all_at(&[&a, &b, &c, &d], last).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_rollback_is_the_fleet_version_plus_a_local_sequence_and_moves_no_number() {
+    let fleet = Fleet::new();
+    let config = fleet.config("blue");
+    let r1 = fleet.push(&config, "blue");
+    let a = config.start();
+    let b = fleet.config("blue").start();
+    let r2 = fleet.push(a.config(), "green");
+    all_at(&[&a, &b], r2).await;
+    wait_for_upstream(&a, "green", SETTLE).await;
+
+    // Local rollbacks on a: r2.1 (back to r1's table), then r2.2 (back to r2's); b is untouched.
+    let out = a.config().cli(&["rollback", "--to", &r1.to_string()]);
+    assert_eq!(out.code, Some(0), "{out}");
+    wait_for_upstream(&a, "blue", SETTLE).await;
+    let status = a.status().await;
+    assert_eq!(
+        (&status["version"], &status["local"], &status["divergent"]),
+        (&r2.into(), &1.into(), &true.into()),
+        "{status:#}"
+    );
+    assert!(b.status().await.get("local").is_none());
+    let kept = a.admin_get(&format!("/versions/{r2}.1")).await;
+    assert_eq!(
+        (&kept["version"], &kept["local"]),
+        (&r2.into(), &1.into()),
+        "{kept:#}"
+    );
+    assert!(
+        kept["source"].as_str().is_some_and(|s| s.contains("blue")),
+        "{kept:#}"
+    );
+    let versions = a.admin_get("/versions").await;
+    assert_eq!(versions["active"], format!("{r2}.1"), "{versions:#}");
+    let out = a.config().cli(&["rollback"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    wait_for_upstream(&a, "green", SETTLE).await;
+    assert_eq!(a.status().await["local"], 2);
+
+    // Restarted while the fleet is still at r2: the fleet's table, numbered r2 (not r2 + 1).
+    let out = a.config().cli(&["rollback", "--to", &format!("{r2}.1")]);
+    assert_eq!(out.code, Some(0), "{out}");
+    wait_for_upstream(&a, "blue", SETTLE).await;
+    let a = a.stop().start();
+    let status = a.status().await;
+    assert_eq!(status["version"], r2, "{status:#}");
+    assert!(status.get("local").is_none(), "{status:#}");
+    assert_eq!(answered_by(&a).await, "green");
+
+    // The next push: one version everywhere, the revision it printed; no local part left.
+    let out = a.config().cli(&["rollback", "--to", &r1.to_string()]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let r3 = fleet.push(a.config(), "blue");
+    all_at(&[&a, &b], r3).await;
+    let status = a.status().await;
+    assert!(status.get("local").is_none(), "{status:#}");
+    assert_eq!(status["divergent"], false, "{status:#}");
 }

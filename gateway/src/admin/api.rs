@@ -169,7 +169,7 @@ impl AdminApi {
         let list: Vec<Value> = (self.reloader.versions().into_iter())
             .map(|v| {
                 let mut j = json!(v);
-                j["active"] = json!(v.version == active);
+                j["active"] = json!(v.id() == active);
                 j
             })
             .collect();
@@ -179,12 +179,13 @@ impl AdminApi {
         )
     }
 
-    /// `GET /versions/N`: a kept version with its source text.
+    /// `GET /versions/N` (or `/versions/N.K`, a local change): a kept version with its source
+    /// text.
     fn version_source(&self, path: &str) -> (StatusCode, Value) {
-        let Ok(n) = path["/versions/".len()..].parse::<u64>() else {
+        let Ok(n) = path["/versions/".len()..].parse::<crate::reload::VersionId>() else {
             return (
                 StatusCode::BAD_REQUEST,
-                json!({ "error": "expected /versions/N with N a version number" }),
+                json!({ "error": "expected /versions/N with N a version number (or N.K, a local change)" }),
             );
         };
         match self.reloader.version_text(n) {

@@ -2,6 +2,7 @@
 //! disk before the attempt is answered. A line that cannot be written is an error the caller
 //! reports (log, `/status`, metric, and the answer itself), never silent.
 
+use super::version_id::VersionId;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -71,22 +72,24 @@ impl AuditLog {
 
     /// The highest `version_after` among the last lines of the log (the audit log may sit on
     /// another filesystem than `state_dir`: a version it recorded is never given out again).
-    pub fn last_version(&self) -> u64 {
+    pub fn last_version(&self) -> VersionId {
         const TAIL: u64 = 256 * 1024;
         let Ok(mut f) = File::open(&self.path) else {
-            return 0;
+            return VersionId::default();
         };
         let len = f.metadata().map_or(0, |m| m.len());
         let mut tail = Vec::new();
         if f.seek(SeekFrom::Start(len.saturating_sub(TAIL))).is_err()
             || f.take(TAIL).read_to_end(&mut tail).is_err()
         {
-            return 0;
+            return VersionId::default();
         }
         (tail.split(|b| *b == b'\n'))
             .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
-            .filter_map(|v| v.get("version_after")?.as_u64())
+            .filter_map(|v| {
+                serde_json::from_value::<VersionId>(v.get("version_after")?.clone()).ok()
+            })
             .max()
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 }

@@ -5,9 +5,10 @@
 
 use super::candidate::Candidate;
 use super::history::VersionInfo;
-use super::reloader::{Reloader, Running};
+use super::reloader::{Naming, Reloader, Running};
 use super::report::{Caller, LastError, Outcome, ReloadReport};
 use super::trigger::Trigger;
+use super::version_id;
 use crate::config::diff::{diff, Diff};
 use crate::config::routes_from_text;
 use crate::routing::ActiveTable;
@@ -22,7 +23,8 @@ const MAX_DIFF_LOG_LINES: usize = 100;
 
 impl Reloader {
     /// Applies `candidate` as the next version (numbered `version` when its source gives one, an
-    /// etcd revision): the caller holds the commit lock (`running`, the running version's model
+    /// etcd revision; on a gateway that follows etcd, any other change is local: the running
+    /// fleet version plus the next local sequence): the caller holds the commit lock (`running`, the running version's model
     /// and reuse) and built the candidate under it.
     pub(super) fn commit(
         &self,
@@ -34,7 +36,7 @@ impl Reloader {
     ) -> ReloadReport {
         let gate = self.lock_gate();
         let current = self.active.load_full();
-        let mut report = ReloadReport::new(trigger, current.version, caller);
+        let mut report = ReloadReport::new(trigger, version_id::of(&current), caller);
         report.result = match report.trigger {
             Trigger::Rollback { .. } => Outcome::Rollback,
             _ => Outcome::Applied,
@@ -42,7 +44,12 @@ impl Reloader {
         report.sha256 = Some(candidate.sha256.clone());
         report.timings = candidate.timings;
         report.rollout = candidate.note.clone();
-        let version = self.next_version(version);
+        let naming = match (version, &self.source) {
+            (Some(v), _) => Naming::Revision(v),
+            (None, Some(_)) => Naming::LocalOn(current.version),
+            (None, None) => Naming::Next,
+        };
+        let id = self.name_version(naming, &candidate.sha256);
         let table = candidate.table.clone();
         if candidate.continue_positions {
             table.inherit_positions(&current.table, &candidate.carried);
@@ -53,13 +60,14 @@ impl Reloader {
         ));
         self.active.store(Arc::new(ActiveTable {
             table: table.clone(),
-            version,
+            version: id.version,
+            local: id.local,
             sha256: candidate.sha256.clone(),
             metrics,
         }));
-        self.metrics.set_routing_version(version);
+        self.metrics.set_routing_version(id.version);
         report.swap_micros = Some(candidate.started.elapsed().as_micros() as u64);
-        report.version_after = version;
+        report.version_after = id;
         // Counted at the swap, with the routing version: a scrape never sees one without the other.
         let counter = match report.result {
             Outcome::Rollback => &self.counters.rollback,
@@ -92,11 +100,12 @@ impl Reloader {
         running.model = model;
         running.reuse = reuse;
         let info = VersionInfo {
-            version,
+            version: id.version,
+            local: id.local,
             sha256: candidate.sha256,
             loaded_at: report.time.clone(),
             rollback_from: matches!(report.trigger, Trigger::Rollback { .. })
-                .then_some(current.version),
+                .then_some(version_id::of(&current)),
             trigger: report.trigger.clone(),
         };
         self.record(info.clone(), candidate.text, table, &mut report);

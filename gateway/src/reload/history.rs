@@ -7,9 +7,13 @@
 //!
 //! Version numbers are never reused: the next one is above every number this process gave out
 //! and every number found on disk (the index, the `versions/` files, and what the caller saw in
-//! the audit log), even when the index could not be written.
+//! the audit log), even when the index could not be written. A local change on a gateway that
+//! follows etcd takes no number of its own: it is the fleet version it was made on plus a local
+//! sequence ([`VersionId`], `versions/41.1.yaml`), never reused either. The fleet's version itself
+//! can be kept twice (applied again after a local change): the same revision, the same text.
 
 use super::trigger::Trigger;
+use super::version_id::VersionId;
 use crate::routing::RouteTable;
 use crate::stamp::sha256_hex;
 use log::warn;
@@ -21,6 +25,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VersionInfo {
     pub version: u64,
+    /// A local change on a gateway that follows etcd: its sequence under `version` (absent: 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub local: u32,
     pub sha256: String,
     pub loaded_at: String,
     /// What applied it (for a rollback: with the version it restored, `rollback_to`).
@@ -28,7 +35,17 @@ pub struct VersionInfo {
     pub trigger: Trigger,
     /// For a rollback: the version that was running before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollback_from: Option<u64>,
+    pub rollback_from: Option<VersionId>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl VersionInfo {
+    pub fn id(&self) -> VersionId {
+        VersionId::local(self.version, self.local)
+    }
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -57,6 +74,8 @@ pub struct History {
     kept: Vec<Kept>,
     /// The highest version number given out or seen on disk.
     high_water: u64,
+    /// The highest local sequence given out or seen on disk, by fleet version.
+    locals: std::collections::HashMap<u64, u32>,
 }
 
 /// A write of state that failed: which (`history`, `version`) and why.
@@ -70,10 +89,10 @@ pub struct WriteError {
 /// readers take; attempts are serialised by the commit lock).
 pub struct Persist {
     dir: PathBuf,
-    version: u64,
+    version: VersionId,
     text: Arc<str>,
     index: Vec<u8>,
-    dropped: Vec<u64>,
+    dropped: Vec<VersionId>,
 }
 
 impl History {
@@ -88,6 +107,7 @@ impl History {
             },
             kept: Vec::new(),
             high_water: 0,
+            locals: Default::default(),
         };
         let index_path = dir.join("history.json");
         let index: Index = match std::fs::read(&index_path) {
@@ -98,29 +118,36 @@ impl History {
             Err(_) => Index::default(),
         };
         for info in index.versions {
-            h.high_water = h.high_water.max(info.version);
-            match std::fs::read_to_string(source_path(dir, info.version)) {
+            h.note(info.id());
+            match std::fs::read_to_string(source_path(dir, info.id())) {
                 Ok(text) if sha256_hex(text.as_bytes()) == info.sha256 => h.kept.push(Kept {
                     info,
                     text: text.into(),
                     table: None,
                 }),
-                _ => warn!(
-                    "state: version {} has no intact source; dropped",
-                    info.version
-                ),
+                _ => warn!("state: version {} has no intact source; dropped", info.id()),
             }
         }
-        h.high_water = h.high_water.max(scan_versions_dir(dir));
+        for id in scan_versions_dir(dir) {
+            h.note(id);
+        }
         h
+    }
+
+    /// Raises the floors of numbers and local sequences to `id`.
+    fn note(&mut self, id: VersionId) {
+        self.high_water = self.high_water.max(id.version);
+        let local = self.locals.entry(id.version).or_default();
+        *local = (*local).max(id.local);
     }
 
     pub fn latest(&self) -> Option<&Kept> {
         self.kept.last()
     }
 
-    pub fn get(&self, version: u64) -> Option<&Kept> {
-        self.kept.iter().find(|k| k.info.version == version)
+    /// The kept version named `id` (the newest, when the fleet's version was applied twice).
+    pub fn get(&self, id: VersionId) -> Option<&Kept> {
+        self.kept.iter().rev().find(|k| k.info.id() == id)
     }
 
     pub fn list(&self) -> Vec<VersionInfo> {
@@ -132,14 +159,20 @@ impl History {
         self.high_water + 1
     }
 
-    /// Raises the floor of version numbers to `version` (seen elsewhere, e.g. the audit log).
-    pub fn seen(&mut self, version: u64) {
-        self.high_water = self.high_water.max(version);
+    /// The name of the next local change made on fleet version `version`.
+    pub fn next_local(&self, version: u64) -> VersionId {
+        let high = self.locals.get(&version).copied().unwrap_or(0);
+        VersionId::local(version, high.saturating_add(1))
+    }
+
+    /// Raises the floor of version numbers to `id` (seen elsewhere, e.g. the audit log).
+    pub fn seen(&mut self, id: VersionId) {
+        self.note(id);
     }
 
     /// Remembers the table compiled for a kept version (after a restart only the text is known).
-    pub fn attach_table(&mut self, version: u64, table: Arc<RouteTable>) {
-        if let Some(k) = self.kept.iter_mut().find(|k| k.info.version == version) {
+    pub fn attach_table(&mut self, id: VersionId, table: Arc<RouteTable>) {
+        if let Some(k) = self.kept.iter_mut().rev().find(|k| k.info.id() == id) {
             k.table = Some(table);
         }
     }
@@ -147,8 +180,8 @@ impl History {
     /// Records a new version in memory and drops the oldest beyond the limits (the newest is
     /// always kept); returns the writes that persist it.
     pub fn push(&mut self, info: VersionInfo, text: Arc<str>, table: Arc<RouteTable>) -> Persist {
-        let version = info.version;
-        self.high_water = self.high_water.max(version);
+        let version = info.id();
+        self.note(version);
         self.kept.push(Kept {
             info,
             text: text.clone(),
@@ -161,8 +194,10 @@ impl History {
         {
             let k = self.kept.remove(0);
             bytes -= k.text.len();
-            dropped.push(k.info.version);
+            dropped.push(k.info.id());
         }
+        // The fleet's version applied again is still kept under the same name: its file stays.
+        dropped.retain(|id| !self.kept.iter().any(|k| k.info.id() == *id));
         let index = Index {
             versions: self.list(),
         };
@@ -206,27 +241,28 @@ pub fn check_writable(dir: &Path) -> Result<(), String> {
     result.map_err(|e| format!("state_dir {}: cannot write: {e}", dir.display()))
 }
 
-fn source_path(dir: &Path, version: u64) -> PathBuf {
-    dir.join("versions").join(format!("{version}.yaml"))
+fn source_path(dir: &Path, id: VersionId) -> PathBuf {
+    dir.join("versions").join(format!("{id}.yaml"))
 }
 
-/// The highest N of `versions/N.yaml` (and of temporary files `N.tmp.PID`, which are removed
-/// when their process is gone).
-fn scan_versions_dir(dir: &Path) -> u64 {
+/// The names of `versions/N.yaml` and `versions/N.K.yaml` (and of temporary files
+/// `N.tmp.PID`, `N.K.tmp.PID`, which are removed when their process is gone).
+fn scan_versions_dir(dir: &Path) -> Vec<VersionId> {
     let Ok(entries) = std::fs::read_dir(dir.join("versions")) else {
-        return 0;
+        return Vec::new();
     };
-    let mut high = 0;
+    let mut ids = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some((n, rest)) = name.split_once('.') else {
-            continue;
+        let (id, pid) = match name.split_once(".tmp.") {
+            Some((id, pid)) => (id, Some(pid)),
+            None => (name.strip_suffix(".yaml").unwrap_or(name), None),
         };
-        if let Ok(n) = n.parse::<u64>() {
-            high = high.max(n);
+        if let Ok(id) = id.parse::<VersionId>() {
+            ids.push(id);
         }
-        if let Some(pid) = rest.strip_prefix("tmp.") {
+        if let Some(pid) = pid {
             let gone = pid
                 .parse::<u32>()
                 .is_ok_and(|p| !Path::new(&format!("/proc/{p}")).exists());
@@ -235,7 +271,7 @@ fn scan_versions_dir(dir: &Path) -> u64 {
             }
         }
     }
-    high
+    ids
 }
 
 /// Writes through a temporary file renamed over `path`; the temporary file never outlives a
@@ -261,6 +297,7 @@ mod tests {
     fn info(version: u64, text: &str) -> VersionInfo {
         VersionInfo {
             version,
+            local: 0,
             sha256: sha256_hex(text.as_bytes()),
             loaded_at: "now".into(),
             trigger: Trigger::File,
@@ -352,5 +389,67 @@ mod tests {
         assert_eq!(h.next_version(), 2);
         assert!(check_writable(Path::new("/proc/dyegate-state")).is_err());
         assert_eq!(check_writable(dir.path()), Ok(()));
+    }
+
+    #[test]
+    fn local_changes_are_named_under_the_fleet_version_and_never_reused() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let limits = Limits {
+            count: 3,
+            bytes: 1 << 20,
+        };
+        let mut h = History::load(dir.path(), limits);
+        let table = Arc::new(RouteTable::default());
+        let local = |id: VersionId, text: &str| VersionInfo {
+            local: id.local,
+            ..info(id.version, text)
+        };
+        assert_eq!(
+            h.push(info(41, "fleet"), "fleet".into(), table.clone())
+                .write(),
+            Ok(())
+        );
+        assert_eq!(h.next_local(41), VersionId::local(41, 1));
+        let id = h.next_local(41);
+        assert_eq!(
+            h.push(local(id, "old"), "old".into(), table.clone())
+                .write(),
+            Ok(())
+        );
+        assert!(dir.path().join("versions/41.1.yaml").exists());
+        assert_eq!(h.next_local(41), VersionId::local(41, 2));
+        // Local changes take no fleet number.
+        assert_eq!(h.next_version(), 42);
+        assert_eq!(
+            h.get(VersionId::local(41, 1)).map(|k| &*k.text),
+            Some("old")
+        );
+        // The fleet's version applied again: kept twice under one name, its file kept when the
+        // older entry goes.
+        assert_eq!(
+            h.push(info(41, "fleet"), "fleet".into(), table.clone())
+                .write(),
+            Ok(())
+        );
+        assert_eq!(
+            h.push(info(42, "next"), "next".into(), table.clone())
+                .write(),
+            Ok(())
+        );
+        let ids: Vec<String> = h.list().iter().map(|i| i.id().to_string()).collect();
+        assert_eq!(ids, ["41.1", "41", "42"]);
+        assert!(dir.path().join("versions/41.yaml").exists());
+        assert_eq!(h.get(VersionId::new(41)).map(|k| &*k.text), Some("fleet"));
+        // After a restart, and when only the file is left, the sequence goes on.
+        let again = History::load(dir.path(), limits);
+        assert_eq!(again.next_local(41), VersionId::local(41, 2));
+        assert_eq!(again.next_version(), 43);
+        std::fs::write(dir.path().join("versions/42.4.yaml"), "x")
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("versions/42.6.tmp.4000000"), "")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let again = History::load(dir.path(), limits);
+        assert_eq!(again.next_local(42), VersionId::local(42, 7));
+        assert!(!dir.path().join("versions/42.6.tmp.4000000").exists());
     }
 }

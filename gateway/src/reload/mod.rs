@@ -7,6 +7,7 @@
 //! - [`commit`]: the one commit path.
 //! - [`report`]: the result of an attempt (the audit record).
 //! - [`history`], [`audit`]: kept versions in `state_dir`; the audit log.
+//! - [`version_id`]: the name of a kept version (`41`, or `41.1` for a local change).
 //! - [`watcher`], [`service`]: file changes and SIGHUP, debounced, as triggers.
 
 mod audit;
@@ -20,6 +21,7 @@ mod report;
 mod rollout_commit;
 mod service;
 mod trigger;
+mod version_id;
 mod watcher;
 
 pub use audit::AuditLog;
@@ -31,4 +33,5 @@ pub use report::{Caller, LastError, Outcome, ReloadReport};
 pub use rollout_commit::{RolloutApplied, RolloutRewrite};
 pub use service::ReloadService;
 pub use trigger::Trigger;
+pub use version_id::VersionId;
 pub use watcher::{concerns as watcher_concerns, Fingerprint, RoutesWatcher};

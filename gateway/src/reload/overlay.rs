@@ -13,5 +13,5 @@ pub trait Overlay: Send + Sync {
 
     /// A rollback to version `to` replaced `before` with `after`; called under the commit lock,
     /// before any other trigger can reload.
-    fn rolled_back(&self, to: u64, before: &RouteTable, after: &RouteTable);
+    fn rolled_back(&self, to: super::VersionId, before: &RouteTable, after: &RouteTable);
 }

@@ -3,9 +3,10 @@
 
 use super::audit::AuditLog;
 use super::history::VersionInfo;
-use super::reloader::pick_version;
 use super::reloader::Reloader;
+use super::reloader::{name_version, Naming};
 use super::report::{ReloadReport, StateError};
+use super::version_id::VersionId;
 use crate::routing::RouteTable;
 use crate::stamp::{now_rfc3339, sha256_hex};
 use log::error;
@@ -13,10 +14,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Reloader {
-    /// The number the next version gets: `requested` (an etcd revision) when it is above every
-    /// number used so far, else the next one.
-    pub(super) fn next_version(&self, requested: Option<u64>) -> u64 {
-        pick_version(requested, self.lock_record().history.next_version())
+    /// The name the next version gets (see [`name_version`]).
+    pub(super) fn name_version(&self, naming: Naming, sha256: &str) -> VersionId {
+        name_version(&self.lock_record().history, naming, sha256)
     }
 
     /// Records an applied version in the history: in memory under the record lock, then in
@@ -38,14 +38,14 @@ impl Reloader {
     /// commit, after its history and audit records.
     pub(super) fn publish(&self, info: &VersionInfo) {
         let mut record = self.lock_record();
-        record.version = info.version;
+        record.version = info.id();
         record.sha256 = info.sha256.clone();
         record.loaded_at = info.loaded_at.clone();
         record.trigger = info.trigger.clone();
     }
 
     /// The version committed last (see [`Record::version`]).
-    pub fn version(&self) -> u64 {
+    pub fn version(&self) -> VersionId {
         self.published().version
     }
 
@@ -110,6 +110,10 @@ impl Reloader {
             "audit_log": self.audit.path().display().to_string(),
         });
         drop(record);
+        if let (true, Some(map)) = (active.local > 0, status.as_object_mut()) {
+            // Serving a change made on this gateway alone, on fleet version `version`.
+            map.insert("local".into(), active.local.into());
+        }
         if let (Some(source), Some(map)) = (&self.source, status.as_object_mut()) {
             for k in ["routes_file", "file_sha256", "matches_file"] {
                 map.remove(k);
@@ -127,11 +131,11 @@ impl Reloader {
         self.published().history.list()
     }
 
-    pub fn version_text(&self, version: u64) -> Option<(VersionInfo, Arc<str>)> {
+    pub fn version_text(&self, id: VersionId) -> Option<(VersionInfo, Arc<str>)> {
         let record = self.lock_record();
         record
             .history
-            .get(version)
+            .get(id)
             .map(|k| (k.info.clone(), k.text.clone()))
     }
 

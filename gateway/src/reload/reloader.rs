@@ -11,6 +11,7 @@ use super::candidate::Candidate;
 use super::history::{check_writable, History, Kept, Limits, VersionInfo};
 use super::report::{kind, Caller, Counters, LastError, Outcome, ReloadReport, StateError};
 use super::trigger::Trigger;
+use super::version_id::{self, VersionId};
 use super::watcher::Fingerprint;
 use crate::config::incremental::Reuse;
 use crate::config::model::RoutesConfig;
@@ -40,7 +41,7 @@ pub(super) struct Record {
     pub history: History,
     /// The version committed last, once recorded and audited (requests may see a table a few
     /// milliseconds before: the swap comes first).
-    pub version: u64,
+    pub version: VersionId,
     pub sha256: String,
     pub loaded_at: String,
     pub trigger: Trigger,
@@ -163,9 +164,11 @@ impl Reloader {
         history.seen(audit.last_version());
         let sha = sha256_hex(loaded.text.as_bytes());
         let table = loaded.table.clone();
-        let before = history.latest().map_or(0, |k| k.info.version);
+        let before = history
+            .latest()
+            .map_or(VersionId::default(), |k| k.info.id());
         let (info, result) = first_version(&mut history, &loaded, &sha, &start, state_dir)?;
-        let version = info.version;
+        let version = info.id();
         let mut report = ReloadReport::new(start.trigger, before, Caller::default());
         report.result = result;
         report.version_after = version;
@@ -177,7 +180,7 @@ impl Reloader {
             "routing table version {version} ({}), sha256 {sha}",
             info.trigger.kind()
         );
-        metrics.set_routing_version(version);
+        metrics.set_routing_version(version.version);
         metrics.reload("startup", result.as_str(), Some(unix_now()));
         Ok(Reloader {
             routes_path: routes_path.to_path_buf(),
@@ -187,7 +190,8 @@ impl Reloader {
             active: Arc::new(ArcSwap::from_pointee(ActiveTable {
                 metrics: Arc::new(metrics.for_table(&table, None)),
                 table,
-                version,
+                version: version.version,
+                local: version.local,
                 sha256: sha.clone(),
             })),
             gate: Mutex::new(()),
@@ -294,7 +298,7 @@ impl Reloader {
     pub fn reload(&self, trigger: Trigger, caller: Caller) -> ReloadReport {
         let mut running = self.begin(&trigger);
         let current = self.active.load();
-        let mut report = ReloadReport::new(trigger, current.version, caller);
+        let mut report = ReloadReport::new(trigger, version_id::of(&current), caller);
         if let Some(source) = &self.source {
             report.errors = vec![format!(
                 "the routing table comes from etcd ({}): change it with `dyegate push`; the routes file is not read",
@@ -352,7 +356,7 @@ impl Reloader {
         } = source;
         let mut running = self.begin(&trigger);
         let current = self.active.load_full();
-        let mut report = ReloadReport::new(trigger, current.version, Caller::default());
+        let mut report = ReloadReport::new(trigger, version_id::of(&current), Caller::default());
         let sha = sha256_hex(text.as_bytes());
         if sha == current.sha256 && version <= current.version {
             // Serving the fleet's table already (e.g. a local rollback to what the fleet then
@@ -395,16 +399,17 @@ impl Reloader {
     /// not a table): failed, the running version keeps serving.
     pub fn reject(&self, trigger: Trigger, errors: &ConfigErrors) -> ReloadReport {
         let _running = self.begin(&trigger);
-        let mut report = ReloadReport::new(trigger, self.active.load().version, Caller::default());
+        let running = version_id::of(&self.active.load());
+        let mut report = ReloadReport::new(trigger, running, Caller::default());
         report.errors = errors.0.iter().map(ToString::to_string).collect();
         self.end(self.fail(report))
     }
 
     /// Trigger: rollback. Applies a kept version again (default: the one before the running
-    /// one), as a new version.
-    pub fn rollback(&self, to: Option<u64>, caller: Caller) -> Result<ReloadReport, String> {
+    /// one), as a new version (on a gateway that follows etcd: a local one, `N.K`).
+    pub fn rollback(&self, to: Option<VersionId>, caller: Caller) -> Result<ReloadReport, String> {
         let mut running = self.begin(&Trigger::Rollback {
-            to: to.unwrap_or(0),
+            to: to.unwrap_or_default(),
         });
         let before = self.active.load_full();
         let result = self
@@ -420,7 +425,8 @@ impl Reloader {
                 // Still under the commit lock: the rollouts it touched hold its weights before
                 // any reload can write their steps back.
                 let after = self.active.load_full();
-                if let (Some(o), true) = (self.overlay.get(), after.version != before.version) {
+                let moved = version_id::of(&after) != version_id::of(&before);
+                if let (Some(o), true) = (self.overlay.get(), moved) {
                     o.rolled_back(target, &before.table, &after.table);
                 }
                 report
@@ -436,25 +442,26 @@ impl Reloader {
     /// The kept version to roll back to, as a candidate.
     fn rollback_candidate(
         &self,
-        to: Option<u64>,
+        to: Option<VersionId>,
         running: &Running,
-    ) -> Result<(u64, Candidate), String> {
+    ) -> Result<(VersionId, Candidate), String> {
         let current = self.active.load_full();
         let started = Instant::now();
         let (target, text, cached) = {
             let record = self.lock_record();
+            let running_id = version_id::of(&current);
             let target = match to {
                 Some(v) => v,
                 None => (record.history.list().iter().rev())
-                    .map(|i| i.version)
-                    .find(|v| *v < current.version)
+                    .map(|i| i.id())
+                    .find(|v| *v < running_id)
                     .ok_or("no earlier version to roll back to")?,
             };
             match record.history.get(target) {
                 Some(Kept { text, table, .. }) => (target, text.clone(), table.clone()),
                 None => {
                     let kept: Vec<String> = (record.history.list().iter())
-                        .map(|i| i.version.to_string())
+                        .map(|i| i.id().to_string())
                         .collect();
                     return Err(format!(
                         "version {target} is not kept (kept: {})",
@@ -500,12 +507,15 @@ fn first_version(
                 && info.version == history.next_version() - 1
                 && start.version.is_none_or(|v| v == info.version) =>
         {
-            history.attach_table(info.version, table.clone());
+            history.attach_table(info.id(), table.clone());
             Ok((info, Outcome::NoOp))
         }
         _ => {
+            let naming = start.version.map_or(Naming::Next, Naming::Revision);
+            let id = name_version(history, naming, sha);
             let info = VersionInfo {
-                version: pick_version(start.version, history.next_version()),
+                version: id.version,
+                local: id.local,
                 sha256: sha.to_string(),
                 loaded_at: now_rfc3339(),
                 trigger: start.trigger.clone(),
@@ -527,31 +537,81 @@ fn first_version(
     }
 }
 
-/// A version number never given out before: `requested` when it is above every one used
-/// (`next` is the lowest unused), else `next`. An etcd revision at or below a number this
-/// gateway already used (a local rollback took the next number, or etcd was replaced by a new
-/// cluster) cannot be used as is: numbers are never given twice.
-pub(super) fn pick_version(requested: Option<u64>, next: u64) -> u64 {
-    match requested {
-        Some(v) if v >= next => v,
-        Some(v) => {
-            log::warn!("etcd revision {v} is not above the versions this gateway already used: applied as version {next}");
-            next
+/// How a committed version is named.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Naming {
+    /// The next number (a gateway that follows its routes file).
+    Next,
+    /// The fleet's version: an etcd revision.
+    Revision(u64),
+    /// A change made on this gateway alone while it follows etcd, on this fleet version.
+    LocalOn(u64),
+}
+
+/// The name of the next version. Numbers are never given twice, so an etcd revision is used as
+/// is when it is above every number used, or when it is a kept fleet version with the same
+/// content (the fleet's table applied again after a local change); a revision below those
+/// (etcd replaced by a new cluster) gets the next number. A local change takes the next local
+/// sequence under the fleet version it was made on: it never moves the fleet's numbers.
+pub(super) fn name_version(history: &History, naming: Naming, sha: &str) -> VersionId {
+    let next = history.next_version();
+    match naming {
+        Naming::Next => VersionId::new(next),
+        Naming::LocalOn(v) => history.next_local(v),
+        Naming::Revision(v) if v >= next => VersionId::new(v),
+        Naming::Revision(v)
+            if (history.get(VersionId::new(v))).is_some_and(|k| k.info.sha256 == sha) =>
+        {
+            VersionId::new(v)
         }
-        None => next,
+        Naming::Revision(v) => {
+            log::warn!("etcd revision {v} is not above the versions this gateway already used and is not a kept version with this content (was etcd replaced?): applied as version {next}");
+            VersionId::new(next)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::pick_version;
+    use super::*;
 
     #[test]
-    fn a_source_version_is_used_only_above_every_number_given_out() {
-        assert_eq!(pick_version(None, 5), 5);
-        assert_eq!(pick_version(Some(9), 5), 9);
-        assert_eq!(pick_version(Some(5), 5), 5);
-        // At or below a number already used (a local rollback took it): the next one.
-        assert_eq!(pick_version(Some(4), 5), 5);
+    fn a_revision_is_used_as_is_unless_a_number_would_be_given_twice() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let limits = Limits {
+            count: 10,
+            bytes: 1 << 20,
+        };
+        let mut h = History::load(dir.path(), limits);
+        let name = |h: &History, n: Naming, sha: &str| name_version(h, n, sha).to_string();
+        assert_eq!(name(&h, Naming::Next, "a"), "1");
+        assert_eq!(name(&h, Naming::Revision(41), "a"), "41");
+        let info = |id: VersionId, sha: &str| VersionInfo {
+            version: id.version,
+            local: id.local,
+            sha256: sha.into(),
+            loaded_at: String::new(),
+            trigger: Trigger::Startup,
+            rollback_from: None,
+        };
+        let table = Arc::new(RouteTable::default());
+        let push = |h: &mut History, id: VersionId, sha: &str| {
+            assert_eq!(
+                h.push(info(id, sha), "x".into(), table.clone()).write(),
+                Ok(())
+            );
+        };
+        push(&mut h, VersionId::new(41), "fleet");
+        // A local rollback on 41 takes 41.1, not 42; the next fleet revision keeps its number.
+        assert_eq!(name(&h, Naming::LocalOn(41), "old"), "41.1");
+        push(&mut h, VersionId::local(41, 1), "old");
+        assert_eq!(name(&h, Naming::LocalOn(41), "older"), "41.2");
+        assert_eq!(name(&h, Naming::Revision(42), "new"), "42");
+        // The fleet's 41 applied again after the local change (a re-list): still 41.
+        assert_eq!(name(&h, Naming::Revision(41), "fleet"), "41");
+        // A revision 41 with other content, or below every kept number: never given twice.
+        assert_eq!(name(&h, Naming::Revision(41), "other"), "42");
+        assert_eq!(name(&h, Naming::Revision(3), "fleet"), "42");
+        assert_eq!(name(&h, Naming::Next, "a"), "42");
     }
 }

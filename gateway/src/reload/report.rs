@@ -2,6 +2,7 @@
 //! record, and the counters by result.
 
 use super::trigger::Trigger;
+use super::version_id::VersionId;
 use crate::config::Timings;
 use serde::Serialize;
 use std::sync::atomic::AtomicU64;
@@ -53,8 +54,8 @@ pub struct ReloadReport {
     #[serde(flatten)]
     pub trigger: Trigger,
     pub result: Outcome,
-    pub version_before: u64,
-    pub version_after: u64,
+    pub version_before: VersionId,
+    pub version_after: VersionId,
     pub sha256: Option<String>,
     pub diff_summary: Option<String>,
     pub diff: Vec<String>,
@@ -83,7 +84,7 @@ pub struct ReloadReport {
 
 impl ReloadReport {
     /// An attempt that has not done anything yet, while `version` serves.
-    pub fn new(trigger: Trigger, version: u64, caller: Caller) -> ReloadReport {
+    pub fn new(trigger: Trigger, version: VersionId, caller: Caller) -> ReloadReport {
         ReloadReport {
             time: crate::stamp::now_rfc3339(),
             trigger,

@@ -39,9 +39,10 @@ impl Reloader {
         let mut running = self.begin(&trigger);
         let result = (|| {
             let current = self.active.load_full();
-            let text = (self.lock_record().history.get(current.version))
+            let id = super::version_id::of(&current);
+            let text = (self.lock_record().history.get(id))
                 .map(|k| k.text.clone())
-                .ok_or_else(|| format!("version {} has no kept text", current.version))?;
+                .ok_or_else(|| format!("version {id} has no kept text"))?;
             let Some((new_text, note)) = rewrite(&text)? else {
                 return Err("superseded".to_string());
             };
@@ -49,7 +50,7 @@ impl Reloader {
             let sha = sha256_hex(new_text.as_bytes());
             let mut report = ReloadReport::new(
                 trigger.clone(),
-                current.version,
+                id,
                 super::report::Caller {
                     client: client.clone(),
                     identity: None,

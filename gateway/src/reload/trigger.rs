@@ -1,6 +1,7 @@
 //! What started a change of the routing table. Typed all the way into history and audit;
 //! serialised only at the edge (`history.json`, the audit log, `/status`, metric labels).
 
+use super::version_id::VersionId;
 use serde::{Deserialize, Serialize};
 
 /// Every way the routing table changes. Serialised as `"trigger": "<kind>"` followed by the
@@ -20,7 +21,7 @@ pub enum Trigger {
     /// `POST /rollback` (`dyegate rollback`): a kept version applied again.
     Rollback {
         #[serde(rename = "rollback_to")]
-        to: u64,
+        to: VersionId,
     },
     /// A step of a progressive rollout.
     Rollout { route: String, step: usize },
@@ -52,7 +53,7 @@ mod tests {
         let j = |t: &Trigger| serde_json::to_string(t).unwrap_or_default();
         assert_eq!(j(&Trigger::File), r#"{"trigger":"file"}"#);
         assert_eq!(
-            j(&Trigger::Rollback { to: 3 }),
+            j(&Trigger::Rollback { to: 3.into() }),
             r#"{"trigger":"rollback","rollback_to":3}"#
         );
         assert_eq!(
@@ -66,7 +67,10 @@ mod tests {
             Trigger::Startup,
             Trigger::Sighup,
             Trigger::Api,
-            Trigger::Rollback { to: 7 },
+            Trigger::Rollback { to: 7.into() },
+            Trigger::Rollback {
+                to: VersionId::local(7, 2),
+            },
             Trigger::Etcd { revision: 42 },
         ] {
             assert_eq!(serde_json::from_str::<Trigger>(&j(&t)).ok(), Some(t));

@@ -393,7 +393,7 @@ impl Controller {
     /// paused with the reason `rollback to vN` and holds the rolled-back weights (share 0 when
     /// the version has no such split), across reloads, restarts and upgrades, until a control
     /// moves it or an edit of the route's `split` or `rollout` starts it again.
-    fn hold_rollback(&self, to: u64, before: &RouteTable, after: &RouteTable) {
+    fn hold_rollback(&self, to: crate::reload::VersionId, before: &RouteTable, after: &RouteTable) {
         let mut inner = self.lock();
         let routes: Vec<String> = inner.states.keys().cloned().collect();
         let mut touched = Vec::new();
@@ -436,7 +436,7 @@ impl Controller {
 }
 
 impl Overlay for Controller {
-    fn rolled_back(&self, to: u64, before: &RouteTable, after: &RouteTable) {
+    fn rolled_back(&self, to: crate::reload::VersionId, before: &RouteTable, after: &RouteTable) {
         self.hold_rollback(to, before, after);
     }
 

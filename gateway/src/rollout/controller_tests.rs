@@ -446,7 +446,7 @@ fn a_rollback_after_success_holds_across_reloads_and_restarts_until_resume() {
         .expect("promote to the end");
     assert_eq!(gw.at(), (Phase::Succeeded, 3, Some(100)));
     assert_eq!(gw.weights(), STEP3);
-    let report = gw.reloader.rollback(Some(1), Caller::default());
+    let report = gw.reloader.rollback(Some(1.into()), Caller::default());
     assert!(report.expect("rollback").errors.is_empty());
     assert_eq!(gw.weights(), FILE);
     assert_eq!(gw.at(), (Phase::Paused, 3, Some(100)));
@@ -493,7 +493,7 @@ fn a_rollback_of_a_pending_or_failed_rollout_holds_too() {
     let versions: Vec<u64> = gw.reloader.versions().iter().map(|v| v.version).collect();
     assert_eq!(versions.len(), 3, "{versions:?}");
     gw.reloader
-        .rollback(Some(versions[1]), Caller::default())
+        .rollback(Some(versions[1].into()), Caller::default())
         .expect("rollback");
     assert_eq!(gw.weights(), STEP1);
     assert_eq!(gw.at().0, Phase::Paused);
@@ -514,7 +514,7 @@ fn an_edit_of_the_split_lets_go_of_a_rollback() {
     gw.control(Control::Promote { to_end: true })
         .expect("promote");
     gw.reloader
-        .rollback(Some(1), Caller::default())
+        .rollback(Some(1.into()), Caller::default())
         .expect("rollback");
     assert_eq!(gw.at().0, Phase::Paused);
     let edited = routes(QUICK).replace("weight: 0 }", "weight: 1 }");

@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub struct ActiveTable<M> {
     pub table: Arc<RouteTable>,
     pub version: u64,
+    /// A local change on a gateway that follows etcd: its sequence under `version` (else 0).
+    pub local: u32,
     pub sha256: String,
     pub metrics: Arc<M>,
 }

@@ -101,16 +101,12 @@ pub fn initial(
             state_dir.display()
         ));
     };
-    let name = format!(
-        "{}/versions/{}.yaml",
-        state_dir.display(),
-        kept.info.version
-    );
+    let name = format!("{}/versions/{}.yaml", state_dir.display(), kept.info.id());
     let loaded = routes_from_text(&name, kept.text.as_bytes().to_vec(), None)
         .map_err(|e| format!("{problem}, and the cached table no longer compiles:\n{e}"))?;
     warn!(
         "{problem}: serving the cached table (version {}) from {}; stale until etcd answers",
-        kept.info.version,
+        kept.info.id(),
         state_dir.display()
     );
     status.lock().stale = true;
