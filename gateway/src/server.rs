@@ -103,6 +103,7 @@ pub fn run(
     .with_health(health.clone())
     .with_debug(DebugPolicy::new(gw.debug_trusted.clone()))
     .with_forwarding(forwarding.clone())
+    .with_server_header(gw.server_header.clone())
     .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
     let downstream = DownstreamMetrics::new();
     metrics.register(downstream.collectors());

@@ -37,7 +37,10 @@ async fn past_max_in_flight_requests_get_503_at_once() {
     );
     assert_eq!(resp.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(resp.header("retry-after"), Some("1"));
-    assert_eq!(resp.text(), "upstream group slow is at max_in_flight\n");
+    assert_eq!(
+        resp.text().lines().next(),
+        Some("503 Service Unavailable: upstream group slow is at max_in_flight")
+    );
     assert_eq!(
         resp.header("x-dyegate-decision"),
         Some("route=shop; group=slow; reason=circuit_open; tag=none; target=none; version=1; tries=0")

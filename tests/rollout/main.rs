@@ -3,6 +3,7 @@
 //! One test binary per area (tests/README.md): every end-to-end test file is a module here.
 
 mod broken_answers;
+mod demo_walkthrough;
 mod progress;
 mod rollback;
 mod state;

@@ -16,6 +16,7 @@
 //!
 //! [`FaultyUpstream`] breaks for real (hangs, stalls, resets, 500s, lies to health checks).
 
+mod demo_faults;
 mod faulty;
 mod record;
 mod respond;
@@ -26,10 +27,11 @@ mod websocket;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+pub use demo_faults::DemoFaults;
 pub use faulty::{Fault, FaultyUpstream};
 pub use record::{RecordedRequest, Recorder};
 pub use respond::{UpstreamBody, UPSTREAM_HEADER};
-pub use server::serve;
+pub use server::{serve, serve_with_faults};
 
 use crate::server_thread::ServerThread;
 

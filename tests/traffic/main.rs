@@ -4,6 +4,7 @@
 
 mod alias_bomb_memory;
 mod downstream_limits;
+mod error_answers;
 mod forwarded;
 mod framing;
 mod grpc;

@@ -47,6 +47,8 @@ pub struct Gateway {
     pub proxy_protocol: Vec<ProxyProtocolListener>,
     /// `forwarded`: trusted proxies and the forwarding headers written upstream.
     pub forwarded: dyegate_plugins::Forwarding,
+    /// `server_header`: the `Server` header of dyegate's own answers (`None`: none).
+    pub server_header: Option<http::HeaderValue>,
 }
 
 impl Gateway {
@@ -168,6 +170,7 @@ impl Gateway {
             &mut issues,
         );
         let forwarded = forwarding_settings(&config.forwarded, &mut issues);
+        let server_header = server_header(config.server_header.as_deref(), &mut issues);
         let etcd = source_settings(
             config.source.as_ref(),
             config.routes.is_some(),
@@ -221,10 +224,27 @@ impl Gateway {
             tls,
             proxy_protocol,
             forwarded,
+            server_header,
             listen,
             admin_listen,
             config,
         })
+    }
+}
+
+/// `server_header`: printable ASCII, at most 128 bytes; empty: none.
+fn server_header(value: Option<&str>, issues: &mut Vec<Issue>) -> Option<http::HeaderValue> {
+    let value = value.map(str::trim).filter(|v| !v.is_empty())?;
+    let printable = value.bytes().all(|b| (b' '..=b'~').contains(&b));
+    match http::HeaderValue::from_str(value) {
+        Ok(h) if printable && value.len() <= 128 => Some(h),
+        _ => {
+            issues.push(Issue::new(
+                "server_header",
+                format!("found {value:?}, expected printable ASCII of at most 128 bytes (\"\" or null: no Server header)"),
+            ));
+            None
+        }
     }
 }
 

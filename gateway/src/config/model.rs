@@ -70,6 +70,10 @@ pub struct GatewayConfig {
     /// written upstream.
     #[serde(default)]
     pub forwarded: super::forwarded::ForwardedConfig,
+    /// The `Server` header of the answers dyegate writes itself (its error answers, 404, 429,
+    /// 503, redirects); `""` or `null`: none. Proxied answers keep the upstream's.
+    #[serde(default = "default_server_header")]
+    pub server_header: Option<String>,
 }
 
 /// `access_log:` one JSON line per request.
@@ -165,6 +169,7 @@ impl Default for GatewayConfig {
             debug: DebugConfig::default(),
             tls: None,
             forwarded: Default::default(),
+            server_header: default_server_header(),
         }
     }
 }
@@ -174,6 +179,9 @@ fn default_listen() -> Vec<super::listen::ListenConfig> {
 }
 fn default_state_dir() -> String {
     "./state".into()
+}
+fn default_server_header() -> Option<String> {
+    Some("dyegate".into())
 }
 fn default_true() -> bool {
     true

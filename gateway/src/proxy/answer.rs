@@ -1,5 +1,6 @@
 //! Answers dyegate writes itself and the small readings of a request the hooks share.
 
+use super::error_body::{render, ErrorBody};
 use crate::contain::timeout_kind;
 use bytes::Bytes;
 use dyegate_plugins::trace_context::{TRACEPARENT_LEN, TRACERESPONSE};
@@ -44,6 +45,49 @@ pub(super) fn error_status(e: &Error) -> u16 {
     }
 }
 
+/// The few words an error answer of `fail_to_proxy` says about `e`.
+pub(super) fn error_detail(code: u16, e: &Error, group: Option<&str>) -> String {
+    let what = match e.etype() {
+        ConnectRefused => "connection refused",
+        ConnectTimedout => "connect timed out",
+        ReadTimedout => "read timed out",
+        WriteTimedout => "write timed out",
+        ConnectionClosed => "connection closed",
+        ReadError => "read failed",
+        WriteError => "write failed",
+        TLSHandshakeFailure | InvalidCert | HandshakeError => "TLS handshake failed",
+        _ => "failed",
+    };
+    let upstream = match group {
+        Some(g) => format!("upstream group {g}"),
+        None => "the upstream".to_string(),
+    };
+    match code {
+        504 => format!("{upstream} did not answer in time ({what})"),
+        502 => format!("{upstream} did not answer ({what})"),
+        400 => "the request could not be read".to_string(),
+        _ if code >= 500 => "the gateway could not answer".to_string(),
+        _ => "the request was refused".to_string(),
+    }
+}
+
+/// The head of an error answer: `server_header`, the body's type and length, not cached.
+pub(super) fn error_head(
+    code: u16,
+    server: Option<&http::HeaderValue>,
+    content_type: &'static str,
+    len: usize,
+) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(code, Some(6))?;
+    if let Some(server) = server {
+        resp.insert_header(http::header::SERVER, server)?;
+    }
+    resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
+    resp.insert_header(http::header::CONTENT_LENGTH, len)?;
+    resp.insert_header(http::header::CACHE_CONTROL, "private, no-store")?;
+    Ok(resp)
+}
+
 /// Index of an upstream error kind in `telemetry::metrics::ERROR_KINDS`.
 pub(super) fn error_kind(e: &Error) -> usize {
     match e.etype() {
@@ -54,21 +98,40 @@ pub(super) fn error_kind(e: &Error) -> usize {
     }
 }
 
-/// A short plain-text answer of dyegate's own.
+/// A short answer of dyegate's own: plain text, or for an error (4xx/5xx) the status, the
+/// body as its detail and the trace id ([`error_body`](super::error_body)).
 pub(super) struct Answer<'a> {
     pub status: u16,
     pub body: String,
     pub draining: bool,
     pub traceresponse: Option<[u8; TRACEPARENT_LEN]>,
+    /// The request's trace id (32 hex digits), named in an error's body.
+    pub trace_id: Option<String>,
+    /// gateway.yaml `server_header`.
+    pub server: Option<http::HeaderValue>,
     /// More headers (`retry-after`, `x-dyegate-decision`).
     pub headers: &'a [(&'static str, String)],
 }
 
 impl Answer<'_> {
     pub(super) async fn send(self, session: &mut Session) -> Result<bool> {
-        let mut resp = ResponseHeader::build(self.status, Some(4 + self.headers.len()))?;
-        resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-        resp.insert_header(http::header::CONTENT_LENGTH, self.body.len())?;
+        let (content_type, body) = match self.status {
+            400.. => render(
+                &ErrorBody {
+                    status: self.status,
+                    detail: &self.body,
+                    trace_id: self.trace_id.as_deref(),
+                },
+                &session.req_header().headers,
+            ),
+            _ => ("text/plain; charset=utf-8", self.body),
+        };
+        let mut resp = ResponseHeader::build(self.status, Some(5 + self.headers.len()))?;
+        resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
+        resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+        if let Some(server) = self.server {
+            resp.insert_header(http::header::SERVER, server)?;
+        }
         if let Some(value) = self.traceresponse {
             resp.insert_header(TRACERESPONSE, &value[..])?;
         }
@@ -78,7 +141,7 @@ impl Answer<'_> {
         session.set_keepalive(if self.draining { None } else { Some(60) });
         session.write_response_header(Box::new(resp), false).await?;
         session
-            .write_response_body(Some(Bytes::from(self.body)), true)
+            .write_response_body(Some(Bytes::from(body)), true)
             .await?;
         Ok(true)
     }

@@ -3,7 +3,6 @@
 //! upstream capacity (in-flight count, retry budget), and counted in
 //! `dyegate_rate_limited_total{route}`.
 
-use super::answer::Answer;
 use super::{DyegateProxy, RequestCtx};
 use crate::routing::Reason;
 use pingora::prelude::*;
@@ -31,17 +30,9 @@ impl DyegateProxy {
             return Ok(false);
         };
         self.failures.rate_limited(&route.name);
-        Answer {
-            status: 429,
-            body: format!("rate limit of route {} exceeded\n", route.name),
-            draining: self.lifecycle.is_draining(),
-            traceresponse: ctx
-                .trace
-                .as_ref()
-                .and_then(|t| self.tracing.traceresponse(t)),
-            headers: &[("retry-after", retry_after.to_string())],
-        }
-        .send(session)
-        .await
+        let body = format!("rate limit of route {} exceeded", route.name);
+        self.answer(ctx, 429, body, &[("retry-after", retry_after.to_string())])
+            .send(session)
+            .await
     }
 }

@@ -17,6 +17,7 @@ mod answer;
 mod attempt;
 mod ctx;
 mod ending;
+mod error_body;
 pub mod forwarded;
 mod head_wait;
 mod limit;
@@ -44,7 +45,6 @@ use log::warn;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
-use pingora::protocols::http::error_resp::gen_error_response;
 use pingora::protocols::Digest;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
@@ -69,6 +69,8 @@ pub struct DyegateProxy {
     https_port: u16,
     /// gateway.yaml `forwarded`: trusted proxies and the forwarding headers written upstream.
     forwarding: Arc<Forwarding>,
+    /// gateway.yaml `server_header`: the `Server` header of dyegate's own answers.
+    server_header: Option<http::HeaderValue>,
 }
 
 impl DyegateProxy {
@@ -95,7 +97,14 @@ impl DyegateProxy {
                 &Default::default(),
                 &mut Vec::new(),
             )),
+            server_header: Some(http::HeaderValue::from_static("dyegate")),
         }
+    }
+
+    /// The `Server` header of dyegate's own answers (`None`: none).
+    pub fn with_server_header(mut self, server: Option<http::HeaderValue>) -> Self {
+        self.server_header = server;
+        self
     }
 
     /// Which peers are trusted proxies, and the forwarding headers written upstream.
@@ -230,18 +239,27 @@ impl DyegateProxy {
         if let Some(value) = ctx.explanation() {
             headers.push((DECISION_HEADER, value));
         }
+        self.answer(ctx, status, body, &headers).send(session).await
+    }
+
+    /// An answer of dyegate's own to the request of `ctx` (`server_header`, `traceresponse`,
+    /// the trace id an error names).
+    fn answer<'a>(
+        &self,
+        ctx: &RequestCtx,
+        status: u16,
+        body: String,
+        headers: &'a [(&'static str, String)],
+    ) -> Answer<'a> {
         Answer {
             status,
             body,
             draining: self.lifecycle.is_draining(),
-            traceresponse: ctx
-                .trace
-                .as_ref()
-                .and_then(|t| self.tracing.traceresponse(t)),
-            headers: &headers,
+            traceresponse: (ctx.trace.as_ref()).and_then(|t| self.tracing.traceresponse(t)),
+            trace_id: ctx.trace.as_ref().map(|t| t.trace_id_hex()),
+            server: self.server_header.clone(),
+            headers,
         }
-        .send(session)
-        .await
     }
 
     /// `https_redirect` on a plain-HTTP request: 308 to `location`, or 400 when the request
@@ -252,34 +270,15 @@ impl DyegateProxy {
         ctx: &RequestCtx,
         location: Option<String>,
     ) -> Result<bool> {
-        let traceresponse = ctx
-            .trace
-            .as_ref()
-            .and_then(|t| self.tracing.traceresponse(t));
-        let draining = self.lifecycle.is_draining();
         match location {
             Some(location) => {
                 let body = format!("see {location}\n");
-                Answer {
-                    status: 308,
-                    body,
-                    draining,
-                    traceresponse,
-                    headers: &[("location", location)],
-                }
-                .send(session)
-                .await
+                let headers = [("location", location)];
+                self.answer(ctx, 308, body, &headers).send(session).await
             }
             None => {
-                Answer {
-                    status: 400,
-                    body: "https_redirect: the request names no host to redirect to\n".into(),
-                    draining,
-                    traceresponse,
-                    headers: &[],
-                }
-                .send(session)
-                .await
+                let body = "https_redirect: the request names no host to redirect to".into();
+                self.answer(ctx, 400, body, &[]).send(session).await
             }
         }
     }
@@ -329,16 +328,9 @@ impl ProxyHttp for DyegateProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.trace = Some(self.tracing.start(session.req_header()));
         if let Some(why) = framing::refusal(session.req_header()) {
-            let traceresponse = ctx
-                .trace
-                .as_ref()
-                .and_then(|t| self.tracing.traceresponse(t));
             return Answer {
-                status: 400,
-                body: why.to_string(),
                 draining: true,
-                traceresponse,
-                headers: &[],
+                ..self.answer(ctx, 400, why.to_string(), &[])
             }
             .send(session)
             .await;
@@ -545,20 +537,35 @@ impl ProxyHttp for DyegateProxy {
         }
         // After the head, Pingora writes nothing (and closes the connection).
         if code > 0 {
-            let mut resp = gen_error_response(code);
-            if let Some(value) = ctx
-                .trace
-                .as_ref()
-                .and_then(|t| self.tracing.traceresponse(t))
-            {
-                // A header value of hex digits and dashes: cannot fail; if it did, the error
-                // answer goes out without it.
-                let _ = resp.insert_header(TRACERESPONSE, &value[..]);
-            }
-            if let Some(value) = ctx.explanation() {
-                let _ = resp.insert_header(DECISION_HEADER, value);
-            }
-            if let Err(err) = session.write_error_response(resp, Bytes::new()).await {
+            let group = (ctx.routed())
+                .and_then(|(active, d)| active.table.group(d.group).map(|g| g.name.clone()));
+            let detail = answer::error_detail(code, e, group.as_deref());
+            let trace_id = ctx.trace.as_ref().map(|t| t.trace_id_hex());
+            let (content_type, body) = error_body::render(
+                &error_body::ErrorBody {
+                    status: code,
+                    detail: &detail,
+                    trace_id: trace_id.as_deref(),
+                },
+                &session.req_header().headers,
+            );
+            let traceresponse = (ctx.trace.as_ref()).and_then(|t| self.tracing.traceresponse(t));
+            let head =
+                answer::error_head(code, self.server_header.as_ref(), content_type, body.len())
+                    .and_then(|mut resp| {
+                        if let Some(value) = traceresponse {
+                            resp.insert_header(TRACERESPONSE, &value[..])?;
+                        }
+                        if let Some(value) = ctx.explanation() {
+                            resp.insert_header(DECISION_HEADER, value)?;
+                        }
+                        Ok(resp)
+                    });
+            let sent = match head {
+                Ok(resp) => session.write_error_response(resp, Bytes::from(body)).await,
+                Err(e) => Err(e),
+            };
+            if let Err(err) = sent {
                 log::debug!("error answer not sent downstream: {err}");
             }
         }

@@ -41,7 +41,7 @@ async fn summarize(mut body: Incoming) -> Result<BodySummary, hyper::Error> {
 }
 
 /// Value of query parameter `key`, if present.
-fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
+pub(crate) fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
     query?
         .split('&')
         .filter_map(|pair| pair.split_once('='))
@@ -80,15 +80,18 @@ fn echo_json(name: &str, parts: &http::request::Parts, body: &BodySummary) -> Va
     })
 }
 
-fn with_name(mut response: Response<UpstreamBody>, name: &str) -> Response<UpstreamBody> {
+pub(crate) fn with_name(
+    mut response: Response<UpstreamBody>,
+    name: &str,
+) -> Response<UpstreamBody> {
     if let Ok(value) = HeaderValue::from_str(name) {
         response.headers_mut().insert(UPSTREAM_HEADER, value);
     }
     response
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<UpstreamBody> {
-    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed());
+pub(crate) fn plain(status: StatusCode, text: impl Into<Bytes>) -> Response<UpstreamBody> {
+    let mut response = Response::new(Full::new(text.into()).boxed());
     *response.status_mut() = status;
     response
 }

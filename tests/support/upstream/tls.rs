@@ -39,7 +39,7 @@ pub(crate) async fn serve_tls(
             (acceptor.clone(), Arc::clone(&name), Arc::clone(&recorder));
         tokio::spawn(async move {
             match acceptor.accept(stream).await {
-                Ok(tls) => serve_connection(tls, name, recorder).await,
+                Ok(tls) => serve_connection(tls, name, recorder, None).await,
                 Err(_) => recorder.handshake_failed(),
             }
         });
