@@ -228,15 +228,19 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
     };
     let routes_path = routes.or(routes_path);
     let mut loaded = None;
+    let mut unreachable = Vec::new();
     if let Some(path) = routes_path {
         match load_routes(&path, max_file_bytes) {
-            Ok(l) => loaded = Some(l),
+            Ok(l) => {
+                unreachable = unreachable_routes(&path, &l);
+                loaded = Some(l);
+            }
             Err(e) => errors.0.extend(e.0),
         }
     }
     match (certificates, loaded) {
         (Ok(warnings), Some(loaded)) if errors.0.is_empty() => {
-            for w in warnings {
+            for w in warnings.into_iter().chain(unreachable) {
                 println!("{w}");
             }
             println!(
@@ -251,6 +255,31 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `check`'s warnings about routes no request can reach (an earlier route matches every request
+/// they would), located in the routes file.
+fn unreachable_routes(
+    path: &std::path::Path,
+    loaded: &dyegate::config::LoadedRoutes,
+) -> Vec<String> {
+    let routes = loaded.table.routes();
+    let source = Source::read(path).ok();
+    (dyegate::routing::shadowed(routes).into_iter())
+        .map(|s| {
+            let issue = Issue::new(
+                format!("routes[{}]", s.route),
+                format!(
+                    "route {} is unreachable: route {} (routes[{}]) above it matches every request it would; move it above, or narrow route {}",
+                    routes[s.route].name, routes[s.by].name, s.by, routes[s.by].name
+                ),
+            );
+            match &source {
+                Some(src) => format!("warning: {}", src.locate(issue)),
+                None => format!("warning: {}: {}: {}", path.display(), issue.path, issue.message),
+            }
+        })
+        .collect()
 }
 
 fn diff_sides(old: &str, new: &str, config: Option<PathBuf>) -> ExitCode {

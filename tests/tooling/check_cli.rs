@@ -355,3 +355,42 @@ fn the_shipped_example_config_passes_check() {
         "{out}"
     );
 }
+
+#[test]
+fn a_route_below_one_that_matches_everything_it_would_is_a_located_warning() {
+    let routes = r#"upstreams:
+  u: { targets: ["127.0.0.1:9001"] }
+routes:
+  - name: everything
+    split: [{ upstream: u, weight: 1 }]
+  - name: api
+    match: { path_prefix: /api }
+    split: [{ upstream: u, weight: 1 }]
+"#;
+    let (config, out) = check_routes(routes);
+    // A warning, not an error: the table is valid and served as written.
+    assert_eq!(out.code, Some(0), "{out}");
+    let file = config.routes_file().display().to_string();
+    assert_eq!(
+        out.line_starting_with("warning: "),
+        Some(format!("warning: {file}:6:9: routes[1]: route api is unreachable: route everything (routes[0]) above it matches every request it would; move it above, or narrow route everything").as_str()),
+        "{out}"
+    );
+    assert!(
+        out.line_starting_with("OK: 2 routes, 1 upstreams")
+            .is_some(),
+        "{out}"
+    );
+    // In the other order both are reachable: no warning.
+    let reordered = r#"upstreams:
+  u: { targets: ["127.0.0.1:9001"] }
+routes:
+  - name: api
+    match: { path_prefix: /api }
+    split: [{ upstream: u, weight: 1 }]
+  - name: everything
+    split: [{ upstream: u, weight: 1 }]
+"#;
+    let (_, out) = check_routes(reordered);
+    assert!(out.line_starting_with("warning: ").is_none(), "{out}");
+}

@@ -12,6 +12,7 @@ mod index;
 mod policy;
 mod rate_limit;
 mod route;
+mod shadow;
 mod table;
 mod transport;
 
@@ -27,6 +28,7 @@ pub use policy::{
 };
 pub use rate_limit::{KeyOf, LimitKey, RateLimit};
 pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey, TagFallback};
+pub use shadow::{shadowed, Shadowed};
 pub use table::RouteTable;
 pub use transport::{Protocol, Transport};
 
