@@ -17,7 +17,8 @@ use crate::reload::{ReloadService, Reloader};
 use crate::rollout::{Controller, RolloutService};
 use crate::source::etcd::EtcdSource;
 use crate::telemetry::access_log::Destination;
-use crate::telemetry::{AccessLog, Metrics, Tracing};
+use crate::telemetry::failure_log::FailureLogFlush;
+use crate::telemetry::{AccessLog, FailureLog, Metrics, Tracing};
 use crate::tls::{CertificateService, Certificates, TlsAcceptor};
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::{http_proxy, HttpProxy};
@@ -90,6 +91,11 @@ pub fn run(
     }
 
     let health = health(&mut server, &reloader, &metrics);
+    let failure_log = Arc::new(FailureLog::default());
+    server.add_service(background_service(
+        "upstream failure log",
+        FailureLogFlush(failure_log.clone()),
+    ));
     let forwarding = Arc::new(gw.forwarded.clone());
 
     let proxy = DyegateProxy::new(
@@ -104,6 +110,7 @@ pub fn run(
     .with_debug(DebugPolicy::new(gw.debug_trusted.clone()))
     .with_forwarding(forwarding.clone())
     .with_server_header(gw.server_header.clone())
+    .with_failure_log(failure_log)
     .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
     let downstream = DownstreamMetrics::new();
     metrics.register(downstream.collectors());

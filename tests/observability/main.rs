@@ -4,5 +4,6 @@
 
 mod collector;
 mod export;
+mod failure_log;
 mod metrics;
 mod tracing;

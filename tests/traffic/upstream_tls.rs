@@ -84,7 +84,7 @@ async fn verified_against_the_routes_ca_passes_and_a_wrong_ca_is_502_with_a_log_
     let target = up.target();
     let logged = wait_until(SETTLE, || {
         gw.logs().lines().any(|l| {
-            l.contains(&format!("connect to upstream {target} failed"))
+            l.contains(&format!("request to upstream {target} failed"))
                 && l.contains("TLS")
                 && l.contains("UnknownIssuer")
         })

@@ -32,8 +32,9 @@ use crate::health::{Attempt, HealthRegistry};
 use crate::lifecycle::Lifecycle;
 use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, RetryReason, TagAction};
 use crate::routing::{ActiveTable, SharedTable};
-use crate::telemetry::Tracing;
+use crate::telemetry::failure_log::Verdict;
 use crate::telemetry::{AccessLog, ContainmentMetrics, GrpcStatus, StatusClass, TableMetrics};
+use crate::telemetry::{FailureLog, Tracing};
 use answer::{error_kind, error_status, peer_ip, raw_host, Answer};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -46,7 +47,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::protocols::Digest;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, ProxyWarnLogContext, Session};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +72,8 @@ pub struct DyegateProxy {
     forwarding: Arc<Forwarding>,
     /// gateway.yaml `server_header`: the `Server` header of dyegate's own answers.
     server_header: Option<http::HeaderValue>,
+    /// Upstream failures in the log, a few lines per target every few seconds at most.
+    failure_log: Arc<FailureLog>,
 }
 
 impl DyegateProxy {
@@ -98,6 +101,35 @@ impl DyegateProxy {
                 &mut Vec::new(),
             )),
             server_header: Some(http::HeaderValue::from_static("dyegate")),
+            failure_log: Arc::default(),
+        }
+    }
+
+    /// Where upstream failures are bounded before the log (flushed by its background service).
+    pub fn with_failure_log(mut self, failure_log: Arc<FailureLog>) -> Self {
+        self.failure_log = failure_log;
+        self
+    }
+
+    /// Logs a failure of upstream `target` (`line` is built only when it is logged), bounded
+    /// per target by [`FailureLog`].
+    fn log_upstream_failure(
+        &self,
+        target: Option<std::net::SocketAddr>,
+        line: impl FnOnce() -> String,
+    ) {
+        let Some(target) = target else {
+            warn!("{}", line());
+            return;
+        };
+        match self.failure_log.failure(target, std::time::Instant::now()) {
+            Verdict::Suppress => {}
+            Verdict::Log { summary } => {
+                if let Some(s) = summary {
+                    warn!("{}", s.line());
+                }
+                warn!("{}", line());
+            }
         }
     }
 
@@ -618,13 +650,16 @@ impl ProxyHttp for DyegateProxy {
         }
         self.count_timeout(ctx, &e, false);
         self.after_connect_failure(session, ctx, &mut e);
-        warn!(
-            "connect to upstream {} failed (attempt {}, {}): {}",
-            peer._address,
-            ctx.tried.len(),
-            if e.retry() { "retried" } else { "not retried" },
-            e
-        );
+        // A failure that ends the request is logged once, with the request (`logging`).
+        if e.retry() {
+            let attempt = ctx.tried.len();
+            self.log_upstream_failure(ctx.target, || {
+                format!(
+                    "connect to upstream {} failed (attempt {attempt}, retried): {e}",
+                    peer._address
+                )
+            });
+        }
         e
     }
 
@@ -652,7 +687,33 @@ impl ProxyHttp for DyegateProxy {
         self.count_timeout(ctx, &e, stream);
         let mut e = e.more_context(format!("Peer: {peer}"));
         self.after_proxy_error(session, ctx, &mut e, client_reused);
+        if e.retry() {
+            let attempt = ctx.tried.len();
+            self.log_upstream_failure(ctx.target, || {
+                format!(
+                    "upstream {} failed (attempt {attempt}, retried): {e}",
+                    peer._address
+                )
+            });
+        }
         e
+    }
+
+    /// Pingora's own line for a failed request: replaced by dyegate's (`logging`), one per
+    /// failed request and bounded per target, for upstream failures.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        e.esource() == &ErrorSource::Upstream
+    }
+
+    /// Pingora's line for each retried attempt: dyegate logs those itself, bounded per target.
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        _ctx: &RequestCtx,
+        e: &Error,
+        context: ProxyWarnLogContext,
+    ) -> bool {
+        context == ProxyWarnLogContext::UpstreamRetry && e.esource() == &ErrorSource::Upstream
     }
 
     /// Runs once per request at its end: the gateway span, how the answer ended (outlier
@@ -665,6 +726,18 @@ impl ProxyHttp for DyegateProxy {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let grpc = ctx.grpc_label();
         let class = self.ending(session, e, ctx, status, grpc);
+        if let Some(e) = e.filter(|e| e.esource() == &ErrorSource::Upstream) {
+            // One line per failed request (Pingora's is suppressed), bounded per target.
+            let tries = ctx.tried.len();
+            self.log_upstream_failure(ctx.target, || {
+                let trace = (ctx.trace.as_ref()).map_or_else(String::new, |t| t.trace_id_hex());
+                let target = ctx.target.map_or_else(|| "-".to_string(), |t| t.to_string());
+                format!(
+                    "request to upstream {target} failed, status {status}: {e}, tries {tries}, {}, trace id {trace}",
+                    self.request_summary(session, ctx)
+                )
+            });
+        }
         let Some(active) = &ctx.table else { return };
         let m = &active.metrics;
         match ctx.outcome {

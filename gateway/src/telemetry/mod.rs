@@ -14,6 +14,7 @@
 pub mod access_log;
 pub mod containment;
 pub mod export;
+pub mod failure_log;
 pub mod grpc_status;
 pub mod metrics;
 pub mod status_class;
@@ -23,6 +24,7 @@ pub mod trace;
 pub use access_log::{AccessLog, AccessLogService, AccessRecord};
 pub use containment::{ContainmentMetrics, TimeoutKind};
 pub use export::{ExportService, ExportStats};
+pub use failure_log::FailureLog;
 pub use grpc_status::GrpcStatus;
 pub use metrics::{Metrics, TableMetrics};
 pub use status_class::StatusClass;
