@@ -3,16 +3,17 @@
 
 use crate::admin::{AdminApi, BodyDeadline};
 use crate::config::Gateway;
-use crate::contain::DebugPolicy;
 use crate::downstream::fds::{connection_caps, Caps};
 use crate::downstream::layout::{
     proxy_services as proxy_services_for, Downstream as ProxyDownstream, Layout, TlsListeners,
 };
 use crate::downstream::proxy_protocol::ProxyListeners;
-use crate::downstream::{BoundedApp, DownstreamMetrics, Listener};
+use crate::downstream::{BoundedApp, DownstreamMetrics, Listener, LiveLimits};
 use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
+use crate::proxy::live::{Live, SharedLive};
 use crate::proxy::DyegateProxy;
+use crate::reload::GatewayReload;
 use crate::reload::{ReloadService, Reloader};
 use crate::rollout::{Controller, RolloutService};
 use crate::source::etcd::EtcdSource;
@@ -96,7 +97,7 @@ pub fn run(
         "upstream failure log",
         FailureLogFlush(failure_log.clone()),
     ));
-    let forwarding = Arc::new(gw.forwarded.clone());
+    let live: SharedLive = Arc::new(arc_swap::ArcSwap::from_pointee(Live::of(&gw)));
 
     let proxy = DyegateProxy::new(
         reloader.active(),
@@ -107,9 +108,7 @@ pub fn run(
     .with_tracing(tracing)
     .with_failure_metrics(metrics.containment().clone())
     .with_health(health.clone())
-    .with_debug(DebugPolicy::new(gw.debug_trusted.clone()))
-    .with_forwarding(forwarding.clone())
-    .with_server_header(gw.server_header.clone())
+    .with_live(live.clone())
     .with_failure_log(failure_log)
     .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
     let downstream = DownstreamMetrics::new();
@@ -118,11 +117,21 @@ pub fn run(
         gw.limits.max_connections,
         gw.admin_limits.connection.max_connections,
     );
+    let live_limits: LiveLimits = Arc::new(arc_swap::ArcSwap::from_pointee(gw.limits));
+    let gateway_reload = Arc::new(GatewayReload::new(&gw, live.clone(), live_limits.clone()));
     let listeners = Downstream {
         metrics: &downstream,
         caps,
+        limits: live_limits.clone(),
     };
-    for service in proxy_services(&server, &gw, opts, proxy, listeners, certificates.as_ref()) {
+    for service in proxy_services(
+        &server,
+        &gw,
+        opts,
+        proxy,
+        listeners.clone(),
+        certificates.as_ref(),
+    ) {
         server.add_service(service);
     }
     if let (Some(certs), true) = (&certificates, gw.config.reload.watch) {
@@ -138,11 +147,12 @@ pub fn run(
 
     add_etcd_source(&mut server, &gw, &reloader, &metrics, &lifecycle, etcd_read);
 
-    let api = admin_api(&gw, listeners, &reloader, &lifecycle, metrics)
+    let api = admin_api(&gw, listeners.clone(), &reloader, &lifecycle, metrics)
         .with_health(health)
         .with_rollouts(rollouts.clone())
         .with_certificates(certificates.clone())
-        .with_forwarding(Arc::new(gw.forwarded.clone()));
+        .with_live(live.clone())
+        .with_gateway(gateway_reload.clone());
     server.add_service(admin_service(&gw, listeners, api));
 
     // A reload that swapped a table but has not recorded it yet finishes before the process
@@ -156,7 +166,8 @@ pub fn run(
         gw.config.reload.watch && gw.etcd.is_none(),
         Duration::from_millis(gw.config.reload.debounce_ms),
     )
-    .with_certificates(certificates);
+    .with_certificates(certificates)
+    .with_gateway(gateway_reload);
     server.add_service(background_service("reload", reload));
     server.add_service(background_service(
         "rollouts",
@@ -240,10 +251,12 @@ fn add_etcd_source(
 
 /// What the proxy and admin listeners share: the downstream metric families, and the
 /// connection caps fitted to the open-file limit together.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Downstream<'a> {
     metrics: &'a DownstreamMetrics,
     caps: Caps,
+    /// The proxy listeners' limits, which a SIGHUP can change (`config::live`).
+    limits: LiveLimits,
 }
 
 /// The admin API's endpoints, with `admin.limits.body_read_timeout_ms` on request bodies
@@ -279,7 +292,12 @@ fn admin_service(
     let mut limits = gw.admin_limits.connection;
     limits.max_connections = listeners.caps.admin;
     let downstream = listeners.metrics.for_listener(Listener::Admin);
-    let app = BoundedApp::new(api, limits, false, downstream);
+    let app = BoundedApp::new(
+        api,
+        Arc::new(arc_swap::ArcSwap::from_pointee(limits)),
+        false,
+        downstream,
+    );
     let mut service = Service::new("dyegate admin".to_string(), app);
     service.add_tcp(&gw.admin_listen.to_string());
     service
@@ -324,6 +342,8 @@ fn proxy_services(
     };
     let mut limits = gw.limits;
     limits.max_connections = listeners.caps.proxy;
+    listeners.limits.store(Arc::new(limits));
+    let limits = listeners.limits.clone();
     let tls = match (certificates, &gw.tls) {
         (Some(certs), Some(tls)) => Some(TlsListeners {
             listen: &tls.listen,

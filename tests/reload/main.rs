@@ -3,6 +3,7 @@
 //! One test binary per area (tests/README.md): every end-to-end test file is a module here.
 
 mod config_bounds;
+mod gateway_yaml;
 mod metrics;
 mod state_persistence;
 mod traffic;

@@ -9,11 +9,11 @@ use crate::config::admin_tokens::AdminIdentity;
 use crate::health::HealthRegistry;
 use crate::lifecycle::Lifecycle;
 use crate::proxy::forwarded::client_of;
-use crate::reload::{Caller, Outcome, Reloader, Trigger};
+use crate::proxy::live::SharedLive;
+use crate::reload::{Caller, GatewayReload, Outcome, Reloader, Trigger};
 use crate::telemetry::Metrics;
 use crate::tls::Certificates;
 use async_trait::async_trait;
-use dyegate_plugins::Forwarding;
 use http::{Method, Response, StatusCode};
 use log::{info, warn};
 use pingora::apps::http_app::ServeHttp;
@@ -35,7 +35,10 @@ pub struct AdminApi {
     body: BodyDeadline,
     /// gateway.yaml `forwarded`: the caller's address behind trusted proxies, for the log and
     /// the audit lines.
-    forwarding: Arc<Forwarding>,
+    /// gateway.yaml's live settings: `forwarded` names the client's address.
+    live: SharedLive,
+    /// gateway.yaml, re-read by `POST /reload`.
+    gateway: Option<Arc<GatewayReload>>,
 }
 
 impl AdminApi {
@@ -59,21 +62,29 @@ impl AdminApi {
             rollouts: None,
             certificates: None,
             body,
-            forwarding: Arc::default(),
+            live: Arc::default(),
+            gateway: None,
         }
     }
 
     /// Which peers are trusted proxies: behind one, the audit lines name the address it
     /// forwarded, as the proxy's access log does.
-    pub fn with_forwarding(mut self, forwarding: Arc<Forwarding>) -> Self {
-        self.forwarding = forwarding;
+    pub fn with_live(mut self, live: SharedLive) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// `POST /reload` re-reads gateway.yaml too, and applies what can change live.
+    pub fn with_gateway(mut self, gateway: Arc<GatewayReload>) -> Self {
+        self.gateway = Some(gateway);
         self
     }
 
     /// The caller's one client address, as text (`-` when unknown).
     fn client(&self, session: &ServerSession) -> Option<String> {
         let headers = &session.req_header().headers;
-        client_of(&self.forwarding, session.client_addr(), headers).map(|c| c.to_string())
+        let live = self.live.load();
+        client_of(&live.forwarding, session.client_addr(), headers).map(|c| c.to_string())
     }
 
     /// The HTTPS listeners' certificates: in `/status` (`tls`), re-read by `POST /reload`.
@@ -217,15 +228,18 @@ impl AdminApi {
     async fn post_reload(&self, caller: Caller) -> (StatusCode, Value) {
         let r = self.reloader.clone();
         let certs = self.certificates.clone();
-        let both = tokio::task::spawn_blocking(move || {
+        let gateway = self.gateway.clone();
+        let all = tokio::task::spawn_blocking(move || {
+            let gateway = gateway.and_then(|g| g.reload());
             let report = r.reload(Trigger::Api, caller);
             let tls = certs.map(|c| c.reload(&Trigger::Api));
-            (report, tls)
+            (gateway, report, tls)
         });
-        match both.await {
-            Ok((report, tls)) => {
+        match all.await {
+            Ok((gateway, report, tls)) => {
                 let failed = report.result == Outcome::Failed
-                    || tls.as_ref().is_some_and(|t| t.result == "failed");
+                    || tls.as_ref().is_some_and(|t| t.result == "failed")
+                    || gateway.as_ref().is_some_and(|g| !g.errors.is_empty());
                 let code = if failed {
                     StatusCode::UNPROCESSABLE_ENTITY
                 } else {
@@ -234,6 +248,9 @@ impl AdminApi {
                 let mut body = json!(report);
                 if let Some(tls) = tls {
                     body["tls"] = json!(tls);
+                }
+                if let Some(gateway) = gateway {
+                    body["gateway"] = json!(gateway);
                 }
                 (code, body)
             }

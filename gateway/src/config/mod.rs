@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod incremental;
 pub mod limits;
 pub mod listen;
+pub mod live;
 pub mod load;
 pub mod model;
 pub mod networks;

@@ -44,10 +44,14 @@ const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 /// Most bytes read and dropped after a refusal, so the client sees the answer, not a reset.
 const REFUSAL_DRAIN_BYTES: usize = 256 * 1024;
 
+/// The limits a bounded app reads, swapped whole when gateway.yaml's live ones change.
+pub type LiveLimits = Arc<arc_swap::ArcSwap<DownstreamLimits>>;
+
 /// The proxy's HTTP app `A`, bounded by [`DownstreamLimits`].
 pub struct BoundedApp<A> {
     app: Arc<A>,
-    limits: DownstreamLimits,
+    /// Read once per connection (and head): a SIGHUP can change some of them (`config::live`).
+    limits: LiveLimits,
     /// Detect the h2c preface (gateway.yaml `h2c`); `A` must then have h2c on in its options.
     h2c: bool,
     open: Arc<AtomicUsize>,
@@ -92,7 +96,7 @@ impl Drop for Slot {
 }
 
 impl<A> BoundedApp<A> {
-    pub fn new(app: A, limits: DownstreamLimits, h2c: bool, metrics: DownstreamMetrics) -> Self {
+    pub fn new(app: A, limits: LiveLimits, h2c: bool, metrics: DownstreamMetrics) -> Self {
         BoundedApp {
             app: Arc::new(app),
             limits,
@@ -116,7 +120,7 @@ impl<A> BoundedApp<A> {
     pub fn with_tls(&self, tls: Arc<TlsAcceptor>) -> Self {
         BoundedApp {
             app: self.app.clone(),
-            limits: self.limits,
+            limits: self.limits.clone(),
             h2c: false,
             open: self.open.clone(),
             metrics: self.metrics.clone(),
@@ -131,7 +135,7 @@ impl<A> BoundedApp<A> {
     pub fn sibling<B>(&self, app: B) -> BoundedApp<B> {
         BoundedApp {
             app: Arc::new(app),
-            limits: self.limits,
+            limits: self.limits.clone(),
             h2c: self.h2c,
             open: self.open.clone(),
             metrics: self.metrics.clone(),
@@ -141,9 +145,13 @@ impl<A> BoundedApp<A> {
         }
     }
 
+    fn limits(&self) -> DownstreamLimits {
+        **self.limits.load()
+    }
+
     /// Counts the connection in, or refuses it when `max_connections` are open.
     fn admit(&self) -> Option<Slot> {
-        let max = self.limits.max_connections;
+        let max = self.limits().max_connections;
         let admitted = self
             .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -172,7 +180,7 @@ impl<A> BoundedApp<A> {
         let Some(listener) = self.proxy.of_stream(stream) else {
             return true;
         };
-        let deadline = Instant::now() + self.limits.header_read_timeout;
+        let deadline = Instant::now() + self.limits().header_read_timeout;
         let refused = match proxy_protocol::accept(listener, stream, deadline).await {
             Ok(()) => return true,
             Err(Refused::Source) => Some(Rejected::ProxyProtocolSource),
@@ -201,7 +209,7 @@ impl<A> BoundedApp<A> {
         deadlines: Deadlines,
         h2: bool,
     ) -> Option<bool> {
-        let max = self.limits.max_request_header_bytes;
+        let max = self.limits().max_request_header_bytes;
         match reader.read(stream, deadlines, max, h2).await {
             Head::Http1 => {
                 stream.rewind(reader.bytes());
@@ -321,9 +329,9 @@ where
     fn first_head(&self) -> (HeadReader, Deadlines) {
         let now = Instant::now();
         let deadlines = Deadlines {
-            first_byte_by: now + self.limits.header_read_timeout,
-            head_within: self.limits.header_read_timeout,
-            head_by: Some(now + self.limits.header_read_timeout),
+            first_byte_by: now + self.limits().header_read_timeout,
+            head_within: self.limits().header_read_timeout,
+            head_by: Some(now + self.limits().header_read_timeout),
         };
         (HeadReader::new(deadlines.first_byte_by), deadlines)
     }
@@ -362,7 +370,7 @@ where
         stream: Box<S>,
         shutdown: &ShutdownWatch,
     ) {
-        let idle_secs = self.limits.idle_timeout.as_secs_f64().ceil().max(1.0) as u64;
+        let idle_secs = self.limits().idle_timeout.as_secs_f64().ceil().max(1.0) as u64;
         // One Coalesce for the connection's life: its buffer is reused by every response.
         let mut stream = Box::new(Coalesce::new(stream));
         let mut settings: Option<HttpPersistentSettings> = None;
@@ -371,7 +379,7 @@ where
             match settings.take() {
                 Some(s) => s.apply_to_session(&mut session),
                 None => session.set_keepalive_reuses_remaining(Some(
-                    self.limits.keepalive_requests.saturating_sub(1),
+                    self.limits().keepalive_requests.saturating_sub(1),
                 )),
             }
             session.set_keepalive(if *shutdown.borrow() {
@@ -391,8 +399,8 @@ where
             }
             let now = Instant::now();
             let later = Deadlines {
-                first_byte_by: now + self.limits.idle_timeout,
-                head_within: self.limits.header_read_timeout,
+                first_byte_by: now + self.limits().idle_timeout,
+                head_within: self.limits().header_read_timeout,
                 head_by: None,
             };
             let head = self.next_head(&mut reader, coalesce.inner_mut(), later, self.h2c);

@@ -18,7 +18,6 @@
 use super::proxy_protocol::ProxyListeners;
 use super::{BoundedApp, DownstreamMetrics};
 use crate::config::model::RuntimeLayout;
-use crate::config::DownstreamLimits;
 use crate::tls::TlsAcceptor;
 use pingora::apps::HttpServerApp;
 use pingora::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};
@@ -91,7 +90,7 @@ pub fn listener_key(addr: SocketAddr, index: usize) -> String {
 
 /// What every proxy listener's connections are held to, whatever its service.
 pub struct Downstream {
-    pub limits: DownstreamLimits,
+    pub limits: super::LiveLimits,
     /// Detect the h2c preface on the plain listeners.
     pub h2c: bool,
     pub metrics: DownstreamMetrics,

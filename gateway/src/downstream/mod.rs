@@ -32,5 +32,5 @@ pub mod proxy_protocol;
 pub mod replay;
 pub mod trim;
 
-pub use app::BoundedApp;
+pub use app::{BoundedApp, LiveLimits};
 pub use metrics::{DownstreamMetrics, Listener, Rejected};

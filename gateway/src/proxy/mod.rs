@@ -21,11 +21,12 @@ mod error_body;
 pub mod forwarded;
 mod head_wait;
 mod limit;
+pub mod live;
 mod redirect;
 
 pub use ctx::RequestCtx;
 
-use crate::contain::{timeout_kind, DebugPolicy, RetryBudgets, DECISION_HEADER};
+use crate::contain::{timeout_kind, RetryBudgets, DECISION_HEADER};
 use crate::downstream::coalesce;
 use crate::downstream::framing;
 use crate::health::{Attempt, HealthRegistry};
@@ -41,7 +42,7 @@ use bytes::Bytes;
 use ctx::{Action, CtxOutcome, Routed, TagRef};
 use dyegate_plugins::forwarded::Hop;
 use dyegate_plugins::trace_context::TRACERESPONSE;
-use dyegate_plugins::Forwarding;
+use live::SharedLive;
 use log::warn;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
@@ -65,13 +66,11 @@ pub struct DyegateProxy {
     /// Per-target health and per-group load (shared with the health checker and admin API).
     health: Arc<HealthRegistry>,
     budgets: Arc<RetryBudgets>,
-    debug: DebugPolicy,
     /// The port `https_redirect` sends clients to (443: left out of the URL).
     https_port: u16,
-    /// gateway.yaml `forwarded`: trusted proxies and the forwarding headers written upstream.
-    forwarding: Arc<Forwarding>,
-    /// gateway.yaml `server_header`: the `Server` header of dyegate's own answers.
-    server_header: Option<http::HeaderValue>,
+    /// gateway.yaml's settings a SIGHUP can change (`server_header`, `forwarded`,
+    /// `debug.trusted_sources`), read once per request.
+    live: SharedLive,
     /// Upstream failures in the log, a few lines per target every few seconds at most.
     failure_log: Arc<FailureLog>,
 }
@@ -93,14 +92,8 @@ impl DyegateProxy {
             health: Arc::new(HealthRegistry::new(failures.clone())),
             failures,
             budgets: Arc::default(),
-            debug: DebugPolicy::new(Default::default()),
             https_port: 443,
-            // gateway.yaml's default `forwarded:` (no trusted proxy, the X-Forwarded trio).
-            forwarding: Arc::new(crate::config::forwarded::forwarding_settings(
-                &Default::default(),
-                &mut Vec::new(),
-            )),
-            server_header: Some(http::HeaderValue::from_static("dyegate")),
+            live: Arc::default(),
             failure_log: Arc::default(),
         }
     }
@@ -133,15 +126,9 @@ impl DyegateProxy {
         }
     }
 
-    /// The `Server` header of dyegate's own answers (`None`: none).
-    pub fn with_server_header(mut self, server: Option<http::HeaderValue>) -> Self {
-        self.server_header = server;
-        self
-    }
-
-    /// Which peers are trusted proxies, and the forwarding headers written upstream.
-    pub fn with_forwarding(mut self, forwarding: Arc<Forwarding>) -> Self {
-        self.forwarding = forwarding;
+    /// gateway.yaml's live settings: `server_header`, `forwarded`, `debug.trusted_sources`.
+    pub fn with_live(mut self, live: SharedLive) -> Self {
+        self.live = live;
         self
     }
 
@@ -160,12 +147,6 @@ impl DyegateProxy {
     /// The target health the decision reads and attempts report to.
     pub fn with_health(mut self, health: Arc<HealthRegistry>) -> Self {
         self.health = health;
-        self
-    }
-
-    /// Who may ask for `x-dyegate-decision`.
-    pub fn with_debug(mut self, debug: DebugPolicy) -> Self {
-        self.debug = debug;
         self
     }
 
@@ -289,7 +270,7 @@ impl DyegateProxy {
             draining: self.lifecycle.is_draining(),
             traceresponse: (ctx.trace.as_ref()).and_then(|t| self.tracing.traceresponse(t)),
             trace_id: ctx.trace.as_ref().map(|t| t.trace_id_hex()),
-            server: self.server_header.clone(),
+            server: self.live.load().server_header.clone(),
             headers,
         }
     }
@@ -370,7 +351,8 @@ impl ProxyHttp for DyegateProxy {
         let active = self.table.load_full();
         let req = session.req_header();
         ctx.peer = peer_ip(session);
-        ctx.client = forwarded::client_of(&self.forwarding, session.client_addr(), &req.headers);
+        let live = self.live.load();
+        ctx.client = forwarded::client_of(&live.forwarding, session.client_addr(), &req.headers);
         let client = ctx.client.map(|c| c.ip);
         if let Some(trace) = ctx.trace.as_mut() {
             trace.set_client(ctx.client);
@@ -388,7 +370,7 @@ impl ProxyHttp for DyegateProxy {
             trace.record_outcome(&active.table, active.version, &outcome);
         }
         ctx.outcome = Self::ctx_outcome(&active, outcome);
-        ctx.debug = self.debug.wants(&req.headers, client);
+        ctx.debug = live.debug.wants(&req.headers, client);
         let redirect = match ctx.outcome {
             CtxOutcome::Routed(Routed { route_id, .. }) | CtxOutcome::Rejected { route_id } => {
                 active
@@ -435,7 +417,7 @@ impl ProxyHttp for DyegateProxy {
             proto: forwarded::proto(on_tls(session)),
             host: raw_host(session.req_header()),
         };
-        forwarded::write_upstream(&self.forwarding, &hop, upstream_request)?;
+        forwarded::write_upstream(&self.live.load().forwarding, &hop, upstream_request)?;
         framing::single_content_length(upstream_request)?;
         let Some((active, d)) = ctx.routed() else {
             return Ok(());
@@ -582,17 +564,21 @@ impl ProxyHttp for DyegateProxy {
                 &session.req_header().headers,
             );
             let traceresponse = (ctx.trace.as_ref()).and_then(|t| self.tracing.traceresponse(t));
-            let head =
-                answer::error_head(code, self.server_header.as_ref(), content_type, body.len())
-                    .and_then(|mut resp| {
-                        if let Some(value) = traceresponse {
-                            resp.insert_header(TRACERESPONSE, &value[..])?;
-                        }
-                        if let Some(value) = ctx.explanation() {
-                            resp.insert_header(DECISION_HEADER, value)?;
-                        }
-                        Ok(resp)
-                    });
+            let head = answer::error_head(
+                code,
+                self.live.load().server_header.as_ref(),
+                content_type,
+                body.len(),
+            )
+            .and_then(|mut resp| {
+                if let Some(value) = traceresponse {
+                    resp.insert_header(TRACERESPONSE, &value[..])?;
+                }
+                if let Some(value) = ctx.explanation() {
+                    resp.insert_header(DECISION_HEADER, value)?;
+                }
+                Ok(resp)
+            });
             let sent = match head {
                 Ok(resp) => session.write_error_response(resp, Bytes::from(body)).await,
                 Err(e) => Err(e),

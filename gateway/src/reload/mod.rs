@@ -13,6 +13,7 @@
 mod audit;
 mod candidate;
 mod commit;
+mod gateway_yaml;
 mod history;
 mod overlay;
 mod record;
@@ -26,6 +27,7 @@ mod watcher;
 
 pub use audit::AuditLog;
 pub use candidate::Candidate;
+pub use gateway_yaml::{GatewayReload, GatewayReport};
 pub use history::{History, Limits as HistoryLimits, VersionInfo};
 pub use overlay::Overlay;
 pub use reloader::{Reloader, SourceText, StartAt};

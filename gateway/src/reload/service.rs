@@ -21,6 +21,8 @@ pub struct ReloadService {
     debounce: Duration,
     /// The HTTPS listeners' certificates: SIGHUP re-reads them too.
     certificates: Option<Arc<Certificates>>,
+    /// gateway.yaml: SIGHUP re-reads it and applies what can change live.
+    gateway: Option<Arc<super::GatewayReload>>,
 }
 
 impl ReloadService {
@@ -36,6 +38,7 @@ impl ReloadService {
             watch,
             debounce,
             certificates: None,
+            gateway: None,
         }
     }
 
@@ -46,8 +49,19 @@ impl ReloadService {
         self
     }
 
-    /// SIGHUP: the routes file, then the certificates.
+    /// SIGHUP also re-reads gateway.yaml.
+    pub fn with_gateway(mut self, gateway: Arc<super::GatewayReload>) -> Self {
+        self.gateway = Some(gateway);
+        self
+    }
+
+    /// SIGHUP: gateway.yaml, the routes file, then the certificates.
     async fn sighup(&self) {
+        if let (Some(g), false) = (self.gateway.clone(), self.lifecycle.is_draining()) {
+            if let Err(e) = tokio::task::spawn_blocking(move || g.reload()).await {
+                warn!("gateway.yaml reload task failed: {e}");
+            }
+        }
         self.run(Trigger::Sighup).await;
         let Some(certs) = self.certificates.clone() else {
             return;
