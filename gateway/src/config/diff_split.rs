@@ -4,7 +4,7 @@
 //! `shop: split shop-stable 95% -> 80%, shop-canary 5% -> 20%` (weights summing to 100), or
 //! `all: split blue 3 -> 1 (75% -> 50%), green 1 (25% -> 50%)` (weights as written, then
 //! shares). A route with a `rollout` shows shares alone: its weights in a version are the
-//! rollout's (units of 1/10,000 of the file's total), not what the operator wrote.
+//! rollout's own units (`9000` and `1000` for 90/10 of a 100/0 split), not what the operator wrote.
 
 use super::model::SplitEntryConfig;
 

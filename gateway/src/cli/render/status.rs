@@ -111,7 +111,7 @@ fn source(s: &Value) -> String {
         (_, true) => format!("routes file {file}: holds the version serving"),
         (sha, false) => format!(
             "routes file {file} (sha256 {}): differs from the version serving;\n\
-             the next reload (a save of the file, SIGHUP, dyegate reload) applies the file",
+             the next reload (a save of the file, SIGHUP, dyegate reload) applies the file if valid",
             short_sha(&text(sha))
         ),
     }
@@ -121,11 +121,11 @@ fn reloads(s: &Value) -> String {
     let r = &s["reloads"];
     let n = |k: &str| text(&r[k]);
     let mut out = format!(
-        "{} applied, {} no-op, {} failed, {} rollback",
+        "{} applied, {} no-op, {} failed, {}",
         n("applied"),
         n("noop"),
         n("failed"),
-        n("rollback")
+        count(r["rollback"].as_u64().unwrap_or(0), "rollback")
     );
     match &s["reload_in_progress"] {
         Value::Null => out.push_str("; none in progress"),
@@ -296,7 +296,7 @@ mod tests {
             "version       5, applied 2024-05-01T10:00:00.123Z (12 min ago) by file
 sha256        3f2a9c1e0b7d44aa0123456789abcdef0123456789abcdef0123456789abcdef
 source        routes file /etc/dyegate/routes.yaml (sha256 aa11bb22cc33): differs from the version serving;
-              the next reload (a save of the file, SIGHUP, dyegate reload) applies the file
+              the next reload (a save of the file, SIGHUP, dyegate reload) applies the file if valid
 table         3 routes, 4 upstreams
 reloads       4 applied, 1 no-op, 2 failed, 1 rollback; none in progress
 last error    3 reloads ago, 24 min ago (fixed since: version 4 applied by sighup at 2024-05-01T09:50:00.000Z)
