@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdminArgs {
     /// gateway.yaml (default: ./gateway.yaml when it exists); read only for what the other
-    /// options leave open (the address, the token, the routes file)
+    /// options leave open (the address, the token)
     #[arg(short = 'c', long = "config")]
     pub config: Option<PathBuf>,
     /// Admin API: HOST:PORT, IP:PORT or http://HOST:PORT (default: admin.listen of gateway.yaml)
