@@ -15,6 +15,8 @@ command -v etcd >/dev/null || missing+=(etcd-server)
 command -v etcdctl >/dev/null || missing+=(etcd-client)
 # The PROXY protocol tests put a real HAProxy (send-proxy, send-proxy-v2) in front of dyegate.
 command -v haproxy >/dev/null || missing+=(haproxy)
+# util-linux `script`: the admin commands run on a pseudo-terminal (tests/tooling/admin_cli.rs).
+command -v script >/dev/null || missing+=(bsdutils)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

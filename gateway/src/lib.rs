@@ -21,6 +21,7 @@
 //! - [`proxy`]: the Pingora `ProxyHttp` that asks the table and acts.
 //! - [`reload`]: triggers, candidates and the one commit path; versions, rollback, audit.
 //! - [`admin`]: the admin HTTP API and the CLI's client for it.
+//! - [`cli`]: the commands that talk to a running gateway: address, token, output, renderings.
 //! - [`lifecycle`]: requests in flight, draining at handover, early exit; pid file, early SIGHUP.
 //! - [`upgrade`]: `dyegate upgrade`, the binary upgrade dance around Pingora's socket handover.
 //! - [`telemetry`]: Prometheus metrics, the JSON access log, W3C trace context and OTLP spans.
@@ -30,6 +31,7 @@
 //! - [`stamp`]: content hashes and times, as recorded.
 
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod contain;
 pub mod downstream;

@@ -1,7 +1,7 @@
 //! The `dyegate` command line: subcommands only; the work is in the library.
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use dyegate::admin::client;
+use dyegate::cli::{self, AdminArgs};
 use dyegate::config::schema::{schema_json, SchemaFile};
 use dyegate::config::{diff::diff, load_routes, ConfigError, ConfigErrors, Gateway, Issue, Source};
 use dyegate::lifecycle::listen_check::Purpose;
@@ -12,7 +12,6 @@ use dyegate::source::fleet;
 use dyegate::telemetry::Metrics;
 use dyegate::tls::certificate::{rfc3339, EXPIRY_WARNING};
 use dyegate::tls::{Certificates, TlsMetrics};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,16 +31,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(clap::Args)]
-struct AdminArgs {
-    /// gateway.yaml (default: ./gateway.yaml when it exists)
-    #[arg(short = 'c', long = "config")]
-    config: Option<PathBuf>,
-    /// Admin API address (default: admin.listen of gateway.yaml)
-    #[arg(long)]
-    admin: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -95,12 +84,15 @@ enum Command {
         #[arg(short = 'c', long = "config")]
         config: Option<PathBuf>,
     },
-    /// Show the running version, whether it matches the file on disk, and the last error.
+    /// Show the running version, whether it matches the file on disk, and the last error (how
+    /// old, fixed since or not).
     Status(AdminArgs),
-    /// Reload routes.yaml now (same pipeline as a file change or SIGHUP).
+    /// Reload routes.yaml now (same pipeline as a file change or SIGHUP); a rejected file's
+    /// errors are printed one per line, located, and the exit code is 1.
     Reload(AdminArgs),
-    /// Swap back to a kept version (default: the previous one). With --fleet: write the table
-    /// of etcd revision --to back as the fleet's new revision.
+    /// Swap back to a kept version (default: the previous one). The next reload applies the
+    /// routes file again unless --write-file writes the version into it. With --fleet: write the
+    /// table of etcd revision --to back as the fleet's new revision.
     Rollback {
         #[command(flatten)]
         admin: AdminArgs,
@@ -109,11 +101,21 @@ enum Command {
         #[arg(long)]
         to: Option<dyegate::reload::VersionId>,
         /// Roll back the whole fleet in etcd instead of this gateway alone.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "write_file")]
         fleet: bool,
+        /// Also write the restored version into the routes file (atomically, same permissions),
+        /// so that the next reload keeps it. Not for a gateway fed by etcd (use --fleet).
+        #[arg(long)]
+        write_file: bool,
     },
-    /// List the kept versions.
-    Versions(AdminArgs),
+    /// List the kept versions; with N: print version N's source text.
+    Versions {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// A version (see the list): print its source
+        #[arg(value_name = "N", value_parser = cli::args::version_id)]
+        version: Option<dyegate::reload::VersionId>,
+    },
     /// Every upstream group and target: health (healthy, unhealthy, ejected and until when),
     /// last check, requests in flight, failures.
     Upstreams(AdminArgs),
@@ -306,71 +308,12 @@ fn diff_sides(old: &str, new: &str, config: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The admin request of `dyegate rollout ...`.
-fn rollout_request(
-    action: Option<&str>,
-    route: Option<&str>,
-    to_end: bool,
-) -> Result<(&'static str, String), String> {
-    match (action, route) {
-        (None | Some("status"), None) => Ok(("GET", "/rollouts".into())),
-        (None, Some(r)) => Ok(("GET", format!("/rollouts/{r}"))),
-        (Some("status"), Some(r)) => Ok(("GET", format!("/rollouts/{r}"))),
-        (Some(a @ ("pause" | "resume" | "promote" | "abort")), Some(r)) => {
-            let q = if to_end && a == "promote" {
-                "?to_end=true"
-            } else {
-                ""
-            };
-            Ok(("POST", format!("/rollouts/{r}/{a}{q}")))
-        }
-        (Some(a @ ("pause" | "resume" | "promote" | "abort")), None) => Err(format!(
-            "rollout {a}: expected a route: dyegate rollout {a} ROUTE"
-        )),
-        (Some(r), None) => Ok(("GET", format!("/rollouts/{r}"))),
-        (Some(a), Some(_)) => Err(format!(
-            "rollout: found {a:?}, expected status, pause, resume, promote or abort"
-        )),
-    }
-}
-
 /// Prints a fleet command's error and exits 1.
 fn fleet_result(r: Result<(), String>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn admin_call(args: AdminArgs, method: &str, path: &str, body: Option<String>) -> ExitCode {
-    let config = default_config(args.config);
-    let gw = match Gateway::load(config.as_deref()) {
-        Ok(gw) => gw,
-        Err(e) => {
-            print_errors(&e, false);
-            return ExitCode::FAILURE;
-        }
-    };
-    let addr = args.admin.unwrap_or(gw.admin_listen);
-    // admin.token, else the first identity of admin.tokens that may make this call.
-    let token = (gw.admin_identities.iter())
-        .find(|i| method == "GET" || i.role == dyegate::config::model::AdminRole::Write)
-        .map(|i| i.token.as_str());
-    match client::request(addr, method, path, token, body.as_deref()) {
-        Ok((status, body)) => {
-            print!("{body}");
-            if (200..300).contains(&status) {
-                ExitCode::SUCCESS
-            } else {
-                eprintln!("dyegate: {method} {path}: HTTP {status}");
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("dyegate: {e}");
             ExitCode::FAILURE
         }
     }
@@ -639,26 +582,21 @@ fn main() -> ExitCode {
             default_config(config).as_deref(),
             output.as_deref(),
         )),
-        Command::Status(a) => admin_call(a, "GET", "/status", None),
-        Command::Versions(a) => admin_call(a, "GET", "/versions", None),
-        Command::Upstreams(a) => admin_call(a, "GET", "/upstreams", None),
-        Command::Reload(a) => admin_call(a, "POST", "/reload", None),
+        Command::Status(a) => cli::commands::status(&a).into(),
+        Command::Versions { admin, version } => cli::commands::versions(&admin, version).into(),
+        Command::Upstreams(a) => cli::commands::upstreams(&a).into(),
+        Command::Reload(a) => cli::commands::reload(&a).into(),
         Command::Rollout {
             admin,
             action,
             route,
             to_end,
-        } => match rollout_request(action.as_deref(), route.as_deref(), to_end) {
-            Ok((method, path)) => admin_call(admin, method, &path, None),
-            Err(e) => {
-                eprintln!("dyegate: {e}");
-                ExitCode::from(2)
-            }
-        },
+        } => cli::commands::rollout(&admin, action.as_deref(), route.as_deref(), to_end).into(),
         Command::Rollback {
             admin,
             to,
             fleet: true,
+            ..
         } => match to {
             Some(to) if to.is_local() => {
                 eprintln!("dyegate rollback --fleet: --to {to} is a local change of one gateway, not an etcd revision (see dyegate versions)");
@@ -672,13 +610,15 @@ fn main() -> ExitCode {
                 eprintln!(
                     "dyegate rollback --fleet: --to REVISION is required (see dyegate versions)"
                 );
-                ExitCode::FAILURE
+                ExitCode::from(2)
             }
         },
-        Command::Rollback { admin, to, .. } => {
-            let body = to.map(|v| serde_json::json!({ "to": v }).to_string());
-            admin_call(admin, "POST", "/rollback", body)
-        }
+        Command::Rollback {
+            admin,
+            to,
+            write_file,
+            ..
+        } => cli::commands::rollback(&admin, to, write_file).into(),
         Command::Upgrade {
             config,
             binary,

@@ -173,7 +173,9 @@ pub fn upgrade(args: &UpgradeArgs) -> Result<(), String> {
     let token = gw.config.admin.token.as_deref();
     let ready_deadline = Instant::now() + args.timeout;
     let new_pid = loop {
-        if let Ok((200, body)) = client::request(gw.admin_listen, "GET", "/readyz", token, None) {
+        if let Ok((200, body)) =
+            client::request(&gw.admin_listen.into(), "GET", "/readyz", token, None)
+        {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
                 if let Some(pid) = v["pid"].as_u64().filter(|p| *p != u64::from(old)) {
                     break pid;
@@ -226,7 +228,7 @@ fn confirm_pid(gw: &Gateway, pid: u32, token: Option<&str>) -> Result<(), String
     let deadline = Instant::now() + Duration::from_secs(7);
     let mut seen = Vec::new();
     loop {
-        match client::request(gw.admin_listen, "GET", "/healthz", token, None) {
+        match client::request(&gw.admin_listen.into(), "GET", "/healthz", token, None) {
             Ok((200, body)) => {
                 let serving = serde_json::from_str::<serde_json::Value>(&body)
                     .ok()

@@ -275,13 +275,19 @@ async fn cli_reload_versions_and_status_use_the_admin_api() {
     let resp = Req::get("/").send(gw.addr()).await;
     assert_eq!(resp.upstream(), Some("green"));
 
-    // A rejected reload: exit 1, the report on stdout, the HTTP status on stderr.
+    // A rejected reload: exit 1, the report on stdout, its located errors on stderr.
     gw.config().write("routes.yaml", "routes: [");
     let out = gw.config().cli(&["reload"]);
     assert_eq!(out.code, Some(1), "{out}");
     let report: Value = serde_json::from_str(&out.stdout).expect("report JSON");
     assert_eq!(report["result"], "failed", "{out}");
-    assert_eq!(out.stderr, "dyegate: POST /reload: HTTP 422\n");
+    let routes = gw.config().routes_file().display().to_string();
+    assert!(
+        out.stderr.starts_with(&format!(
+            "dyegate: reload rejected, version 2 keeps serving; 1 error:\n{routes}:"
+        )),
+        "{out}"
+    );
 
     let out = gw.config().cli(&["versions"]);
     assert_eq!(out.code, Some(0), "{out}");
@@ -363,8 +369,7 @@ routes:
     assert_eq!(
         out.stdout.lines().collect::<Vec<_>>(),
         [
-            "shop: shop-stable 95 -> 80",
-            "shop: shop-canary 5 -> 20",
+            "shop: split shop-stable 95% -> 80%, shop-canary 5% -> 20%",
             "shop: tag added beta -> shop-canary",
             "shop: match.path_prefix (none) -> /shop",
             "route added: search",

@@ -119,6 +119,7 @@ async fn fleet_rollback_is_a_new_revision_and_a_local_rollback_diverges() {
     assert_eq!(b.version().await, r3);
     let versions = a.admin_get("/versions").await.to_string();
     assert!(versions.contains("\"trigger\":\"rollback\""), "{versions}");
+    // --fleet without --to: a usage error.
     let compacted = a.config().cli(&["rollback", "--fleet"]);
-    assert_eq!(compacted.code, Some(1), "{compacted}");
+    assert_eq!(compacted.code, Some(2), "{compacted}");
 }

@@ -83,10 +83,7 @@ async fn rollback_by_api_and_cli_and_forward_again() {
     assert_eq!(report["rollback_to"], 1, "{report:#}");
     assert_eq!(
         report["diff"],
-        json!([
-            "all: split added blue weight 1",
-            "all: split removed green (was weight 1)"
-        ])
+        json!(["all: split blue added 1 (100%), green removed (was 1, 100%)"])
     );
     let micros = report["swap_micros"].as_u64().expect("swap_micros");
     assert!(micros < 100_000, "rollback took {micros} µs");
@@ -145,7 +142,8 @@ async fn rollback_by_api_and_cli_and_forward_again() {
     let out = gw.config().cli(&["rollback", "--to", "99"]);
     assert_eq!(out.code, Some(1), "{out}");
     assert!(
-        out.stderr.contains("dyegate: POST /rollback: HTTP 404"),
+        out.stderr
+            .contains("dyegate: rollback refused: version 99 is not kept (kept: 1, 2, 3, 4, 5)"),
         "{out}"
     );
     assert_eq!(gw.version().await, 5);

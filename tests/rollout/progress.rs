@@ -84,7 +84,7 @@ async fn a_healthy_canary_reaches_100_with_the_realised_split_matching_each_step
         .filter_map(|d| d.as_str().map(str::to_string))
         .collect();
     assert!(
-        diffs.iter().any(|d| d.contains("canary 0 -> ")),
+        diffs.iter().any(|d| d.contains("canary 0% -> ")),
         "{diffs:?}"
     );
     let metrics = Req::get("/metrics").send(gw.admin_addr()).await.text();

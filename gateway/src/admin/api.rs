@@ -283,7 +283,19 @@ impl AdminApi {
         };
         let r = self.reloader.clone();
         match tokio::task::spawn_blocking(move || r.rollback(to, caller)).await {
-            Ok(Ok(report)) => (StatusCode::OK, json!(report)),
+            Ok(Ok(report)) => {
+                // Whether what now serves is what the next reload would read: when the routes
+                // file differs (`matches_file: false`) or etcd's table does (`divergent`), the
+                // next file save, SIGHUP, reload or revision replaces the rollback.
+                let mut body = json!(report);
+                let status = self.reloader.status();
+                for key in ["source", "matches_file", "divergent"] {
+                    if let Some(v) = status.get(key) {
+                        body[key] = v.clone();
+                    }
+                }
+                (StatusCode::OK, body)
+            }
             Ok(Err(e)) => (StatusCode::NOT_FOUND, json!({ "error": e })),
             Err(e) => (
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -6,16 +6,56 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// Where the admin API is: the name it was given as (the `Host` header and messages) and the
+/// addresses it resolved to, tried in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub name: String,
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Endpoint {
+        Endpoint {
+            name: addr.to_string(),
+            addrs: vec![addr],
+        }
+    }
+}
+
+impl Endpoint {
+    /// The first address that accepts a connection, or why none did.
+    fn connect(&self) -> Result<TcpStream, String> {
+        let mut last = None;
+        for addr in &self.addrs {
+            match TcpStream::connect_timeout(addr, Duration::from_secs(3)) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some((addr, e)),
+            }
+        }
+        let name = &self.name;
+        Err(match last {
+            Some((addr, e)) if addr.to_string() == *name => {
+                format!("cannot connect to the admin API at {name}: {e}")
+            }
+            Some((addr, e)) => {
+                format!("cannot connect to the admin API at {name} ({addr}): {e}")
+            }
+            None => format!("cannot connect to the admin API at {name}: no address"),
+        })
+    }
+}
+
 /// Sends one request; returns (status, body).
 pub fn request(
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     method: &str,
     path: &str,
     token: Option<&str>,
     body: Option<&str>,
 ) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-        .map_err(|e| format!("cannot connect to the admin API at {addr}: {e}"))?;
+    let mut s = endpoint.connect()?;
+    let addr = &endpoint.name;
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
     let body = body.unwrap_or("");
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));

@@ -1,5 +1,5 @@
 //! Semantic diff of two routes files: what a reload changes, in the words an operator uses
-//! (`shop: shop-canary 5 -> 20`), not a text diff.
+//! (`shop: split shop-stable 95% -> 80%, shop-canary 5% -> 20%`), not a text diff.
 
 use super::model::{RouteConfig, RoutesConfig, UpstreamConfig};
 use foldhash::{HashMap, HashSet};
@@ -198,24 +198,9 @@ fn transport_changes(o: &UpstreamConfig, n: &UpstreamConfig) -> Vec<String> {
 
 fn route_changes(o: &RouteConfig, n: &RouteConfig) -> Vec<String> {
     let mut out = Vec::new();
-    // Split: weights per upstream, additions and removals.
-    for e in &n.split {
-        match o.split.iter().find(|x| x.upstream == e.upstream) {
-            Some(x) if x.weight != e.weight => {
-                out.push(format!("{} {} -> {}", e.upstream, x.weight.0, e.weight.0));
-            }
-            Some(_) => {}
-            None => out.push(format!("split added {} weight {}", e.upstream, e.weight.0)),
-        }
-    }
-    for x in &o.split {
-        if !n.split.iter().any(|e| e.upstream == x.upstream) {
-            out.push(format!(
-                "split removed {} (was weight {})",
-                x.upstream, x.weight.0
-            ));
-        }
-    }
+    // Split: each group's share, with the weights as written (see diff_split.rs).
+    let rollout = o.rollout.is_some() || n.rollout.is_some();
+    out.extend(super::diff_split::split_change(&o.split, &n.split, rollout));
     if o.rollout != n.rollout {
         out.push("rollout changed".into());
     }
@@ -331,8 +316,7 @@ mod tests {
         assert_eq!(
             d.lines,
             vec![
-                "shop: s 95 -> 80",
-                "shop: c 5 -> 20",
+                "shop: split s 95% -> 80%, c 5% -> 20%",
                 "shop: tag added beta -> c",
                 "shop: match.host a.com -> b.com",
                 "route added: new",

@@ -11,6 +11,7 @@ pub mod compile_limits;
 pub mod compile_transport;
 pub mod containment;
 pub mod diff;
+pub mod diff_split;
 pub mod error;
 pub mod forwarded;
 pub mod gateway;

@@ -111,6 +111,7 @@ impl Reloader {
         self.record(info.clone(), candidate.text, table, &mut report);
         self.audit(&mut report);
         self.publish(&info);
+        self.succeeded(&report);
         drop(gate);
         report
     }
@@ -126,12 +127,15 @@ impl Reloader {
         for e in &report.errors {
             error!("  {e}");
         }
+        self.counters.failed.fetch_add(1, Ordering::Relaxed);
         self.lock_record().last_error = Some(LastError {
             time: report.time.clone(),
             trigger: report.trigger.clone(),
             errors: report.errors.clone(),
+            at_unix: unix_now(),
+            attempts_at: self.counters.total(),
+            fixed_by: None,
         });
-        self.counters.failed.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .reload(report.trigger.kind(), Outcome::Failed.as_str(), None);
         self.audit(&mut report);
@@ -147,10 +151,18 @@ impl Reloader {
         report.result = Outcome::NoOp;
         report.sha256 = Some(sha256);
         self.counters.noop.fetch_add(1, Ordering::Relaxed);
+        self.succeeded(&report);
         self.metrics
             .reload(report.trigger.kind(), Outcome::NoOp.as_str(), None);
         self.audit(&mut report);
         report
+    }
+
+    /// A success: the last error of the same source, if any, is fixed by it.
+    fn succeeded(&self, report: &ReloadReport) {
+        if let Some(e) = self.lock_record().last_error.as_mut() {
+            e.fixed(report);
+        }
     }
 
     fn log_swap(&self, report: &ReloadReport) {

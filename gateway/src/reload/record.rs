@@ -8,7 +8,7 @@ use super::reloader::{name_version, Naming};
 use super::report::{ReloadReport, StateError};
 use super::version_id::VersionId;
 use crate::routing::RouteTable;
-use crate::stamp::{now_rfc3339, sha256_hex};
+use crate::stamp::{now_rfc3339, sha256_hex, unix_now};
 use log::error;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -95,7 +95,8 @@ impl Reloader {
             "matches_file": on_disk.as_deref() == Some(record.sha256.as_str()),
             "routes": active.table.routes().len(),
             "upstreams": active.table.groups().len(),
-            "last_error": record.last_error,
+            "last_error": record.last_error.as_ref()
+                .map(|e| e.to_json(unix_now(), self.counters.total())),
             "reload_in_progress": record.in_progress,
             "state_errors": {
                 "count": record.state_errors,

@@ -55,15 +55,53 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut child = Command::new(dyegate_bin())
-        .args(args)
-        .current_dir(cwd)
+    let mut command = Command::new(dyegate_bin());
+    command.args(args).current_dir(cwd);
+    run_to_exit(command, timeout)
+}
+
+/// Runs `dyegate ARGS...` in `cwd` with the variables `env` set (e.g. `DYEGATE_ADMIN_TOKEN`).
+pub fn dyegate_cli_env<I, S>(cwd: &Path, args: I, env: &[(&str, &str)]) -> CliOutput
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new(dyegate_bin());
+    command.args(args).current_dir(cwd);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    run_to_exit(command, CLI_TIMEOUT)
+}
+
+/// Runs `dyegate ARGS...` in `cwd` with a pseudo-terminal as its stdout and stderr (util-linux
+/// `script`), as a person at a terminal runs it: `stdout` has both streams, lines end in
+/// `\r\n`, and the exit code is dyegate's.
+pub fn dyegate_cli_tty(cwd: &Path, args: &[&str]) -> CliOutput {
+    let quote = |a: &str| format!("'{}'", a.replace('\'', r"'\''"));
+    let line: Vec<String> = std::iter::once(dyegate_bin().display().to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| quote(&a))
+        .collect();
+    let mut command = Command::new("script");
+    command
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .current_dir(cwd);
+    run_to_exit(command, CLI_TIMEOUT)
+}
+
+/// Runs `command` (stdin empty, the outputs captured, no admin token from the caller's
+/// environment: the suite's gateways choose theirs), waiting at most `timeout`.
+fn run_to_exit(mut command: Command, timeout: Duration) -> CliOutput {
+    if !command.get_envs().any(|(k, _)| k == "DYEGATE_ADMIN_TOKEN") {
+        command.env_remove("DYEGATE_ADMIN_TOKEN");
+    }
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("spawning {}: {e}", dyegate_bin().display()));
-
+        .unwrap_or_else(|e| panic!("spawning {:?}: {e}", command.get_program()));
     // Pipes are drained on threads so a chatty child never blocks on a full pipe.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {

@@ -1,0 +1,18 @@
+//! The commands that talk to a running gateway through its admin API (`dyegate status`,
+//! `reload`, `rollback`, `versions`, `upstreams`, `rollout`): where the API is and which token
+//! to send ([`target`], [`token`]), the calls and their exit codes ([`commands`]), and how an
+//! answer reads to a person ([`render`]; JSON for scripts, chosen in [`output`]).
+
+pub mod args;
+pub mod commands;
+pub mod exit;
+pub mod output;
+pub mod render;
+mod session;
+pub mod target;
+pub mod token;
+pub mod write_file;
+
+pub use args::AdminArgs;
+pub use exit::Exit;
+pub use output::Format;

@@ -1,0 +1,241 @@
+//! `dyegate rollout [status] [ROUTE]` and the controls' answers: each rollout's state, step and
+//! canary share (set, in the table, in the file), its last evaluation (figures per group, each
+//! gate's verdict) and its moves.
+
+use super::{table, text, when};
+use serde_json::Value;
+
+/// A share in percent as JSON gives it (`20.0`, `33.33333`): `20%`, `33.33%`.
+fn share(v: &Value) -> String {
+    match v.as_f64() {
+        None => "-".into(),
+        Some(p) => {
+            let t = format!("{p:.2}");
+            format!("{}%", t.trim_end_matches('0').trim_end_matches('.'))
+        }
+    }
+}
+
+/// Every rollout (`GET /rollouts`): a summary table, then each one in full.
+pub fn render_all(all: &Value, now_unix: u64) -> String {
+    let list = all["rollouts"].as_array().map_or(&[][..], Vec::as_slice);
+    if list.is_empty() {
+        return "no rollouts (a route with a `rollout:` section starts one)\n".into();
+    }
+    let rows: Vec<Vec<String>> = (list.iter())
+        .map(|r| {
+            vec![
+                text(&r["route"]),
+                text(&r["state"]),
+                step(r),
+                share(&r["canary_share"]),
+                text(&r["canary"]),
+            ]
+        })
+        .collect();
+    let mut out = table(&["ROUTE", "STATE", "STEP", "SHARE", "CANARY"], &rows);
+    for r in list {
+        out.push('\n');
+        out.push_str(&render(r, now_unix));
+    }
+    out
+}
+
+/// `2 of 4`.
+fn step(r: &Value) -> String {
+    match r["steps"].as_array() {
+        Some(steps) => format!("{} of {}", text(&r["step"]), steps.len()),
+        None => text(&r["step"]),
+    }
+}
+
+/// One rollout in full.
+pub fn render(r: &Value, now_unix: u64) -> String {
+    let steps: Vec<String> = (r["steps"].as_array().into_iter().flatten())
+        .map(|s| format!("{}%", text(s)))
+        .collect();
+    let mut out = format!(
+        "{}: {}, step {} (steps {}), canary {}\n",
+        text(&r["route"]),
+        text(&r["state"]),
+        step(r),
+        steps.join(", "),
+        text(&r["canary"])
+    );
+    out.push_str(&format!(
+        "canary share {} (in the table {}, in the file {}){}\n",
+        share(&r["canary_share"]),
+        share(&r["table_canary_share"]),
+        share(&r["file_canary_share"]),
+        if r["table_differs_from_file"] == true {
+            ": the table's weights differ from the file's"
+        } else {
+            ""
+        }
+    ));
+    if let Some(held) = r["held_weights"].as_array() {
+        let w: Vec<String> = held.iter().map(text).collect();
+        out.push_str(&format!(
+            "held weights {} (a rollback's; kept until a control moves the rollout)\n",
+            w.join(", ")
+        ));
+    }
+    out.push_str(&format!(
+        "since {}, moved by {}; a step lasts {} ms, judged on a window of {} ms\n",
+        when(&text(&r["since"]), now_unix),
+        text(&r["moved_by"]),
+        text(&r["step_ms"]),
+        text(&r["window_ms"])
+    ));
+    match &r["last_evaluation"] {
+        Value::Null => out.push_str("last evaluation: none yet\n"),
+        e => out.push_str(&evaluation(e, now_unix)),
+    }
+    let moves: Vec<Vec<String>> = (r["history"].as_array().into_iter().flatten())
+        .map(|m| {
+            vec![
+                format!("  {}", text(&m["at"])),
+                text(&m["state"]),
+                text(&m["step"]),
+                format!("{}%", text(&m["share"])),
+                text(&m["by"]),
+                m.get("reason").map(text).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    if !moves.is_empty() {
+        out.push_str("moves:\n");
+        out.push_str(&table(
+            &["  AT", "STATE", "STEP", "SHARE", "BY", "REASON"],
+            &moves,
+        ));
+    }
+    out
+}
+
+fn evaluation(e: &Value, now_unix: u64) -> String {
+    let p = e["latency_percentile"].as_f64().map_or_else(
+        || "p?".into(),
+        |p| format!("p{}", share(&p.into()).trim_end_matches('%')),
+    );
+    let mut out = format!(
+        "last evaluation {}: window {} ms, at least {} canary requests: {}\n",
+        when(&text(&e["at"]), now_unix),
+        text(&e["window_ms"]),
+        text(&e["min_requests"]),
+        if e["enough_traffic"] == true {
+            "enough traffic, the gates count"
+        } else {
+            "not enough traffic yet, the gates do not count"
+        }
+    );
+    let groups: Vec<Vec<String>> = (e["groups"].as_array().into_iter().flatten())
+        .map(|g| {
+            vec![
+                format!(
+                    "  {}{}",
+                    text(&g["group"]),
+                    if g["canary"] == true { " (canary)" } else { "" }
+                ),
+                text(&g["requests"]),
+                text(&g["errors"]),
+                text(&g["error_rate"]),
+                g["latency_ms"]
+                    .as_u64()
+                    .map_or("-".into(), |l| format!("{l} ms")),
+            ]
+        })
+        .collect();
+    let latency = format!("{} LATENCY", p.to_uppercase());
+    out.push_str(&table(
+        &["  GROUP", "REQUESTS", "ERRORS", "ERROR RATE", &latency],
+        &groups,
+    ));
+    let gates: Vec<Vec<String>> = (e["gates"].as_array().into_iter().flatten())
+        .map(|g| {
+            vec![
+                format!("  {}", text(&g["gate"])),
+                text(&g["value"]),
+                text(&g["limit"]),
+                if g["ok"] == true { "ok" } else { "breached" }.into(),
+            ]
+        })
+        .collect();
+    if !gates.is_empty() {
+        out.push_str(&table(&["  GATE", "VALUE", "LIMIT", "VERDICT"], &gates));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::facts::assert_all_shown;
+    use super::*;
+    use serde_json::json;
+
+    const NOW: u64 = 1_714_558_320; // 2024-05-01T10:12:00Z
+
+    fn shop() -> Value {
+        json!({
+            "route": "shop", "canary": "shop-canary", "state": "progressing", "step": 2, "steps": [5, 20, 50, 100],
+            "canary_share": 20.0, "held_weights": null, "table_canary_share": 20.0, "file_canary_share": 0.0,
+            "table_differs_from_file": true, "since": "2024-05-01T10:09:00.000Z", "moved_by": "rollout",
+            "step_ms": 60000, "window_ms": 30000,
+            "last_evaluation": { "at": "2024-05-01T10:11:59.000Z", "window_ms": 30000, "min_requests": 100,
+                "latency_percentile": 99.0, "enough_traffic": true,
+                "groups": [ { "group": "shop-stable", "canary": false, "requests": 9612, "errors": 3, "error_rate": 0.0003, "latency_ms": 50 },
+                            { "group": "shop-canary", "canary": true, "requests": 2398, "errors": 1, "error_rate": 0.0004, "latency_ms": 75 } ],
+                "gates": [ { "gate": "error_rate", "value": 0.0004, "limit": 0.02, "ok": true },
+                           { "gate": "latency", "value": 75.0, "limit": 1200.0, "ok": true } ] },
+            "history": [ { "at": "2024-05-01T10:08:00.000Z", "state": "progressing", "step": 1, "share": 5, "by": "rollout" },
+                         { "at": "2024-05-01T10:09:00.000Z", "state": "progressing", "step": 2, "share": 20, "by": "control", "reason": "promoted by control" } ]
+        })
+    }
+
+    #[test]
+    fn a_rollout_states_every_fact() {
+        let r = shop();
+        let t = render(&r, NOW);
+        // Shares and the percentile are shown as percentages (20.0 -> 20%, 99.0 -> p99).
+        let skip = [
+            "canary_share",
+            "table_canary_share",
+            "file_canary_share",
+            "latency_percentile",
+        ];
+        assert_all_shown(&r, &t, &skip);
+        assert!(
+            t.contains(
+                "canary share 20% (in the table 20%, in the file 0%): the table's weights differ"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("P99 LATENCY"), "{t}");
+        assert!(t.lines().count() < 20, "{t}");
+    }
+
+    #[test]
+    fn the_list_is_a_summary_then_each_in_full() {
+        let mut held = shop();
+        held["route"] = json!("search");
+        held["state"] = json!("paused");
+        held["held_weights"] = json!([9500, 500]);
+        held["last_evaluation"] = Value::Null;
+        let all = json!({ "rollouts": [shop(), held] });
+        let t = render_all(&all, NOW);
+        let skip = [
+            "canary_share",
+            "table_canary_share",
+            "file_canary_share",
+            "latency_percentile",
+        ];
+        assert_all_shown(&all, &t, &skip);
+        assert!(t.starts_with("ROUTE   STATE        STEP    SHARE  CANARY\nshop    progressing  2 of 4  20%    shop-canary\nsearch  paused       2 of 4  20%    shop-canary\n"), "{t}");
+        assert!(t.contains("held weights 9500, 500"), "{t}");
+        assert!(t.contains("last evaluation: none yet"), "{t}");
+        assert_eq!(
+            render_all(&json!({ "rollouts": [] }), NOW),
+            "no rollouts (a route with a `rollout:` section starts one)\n"
+        );
+    }
+}
