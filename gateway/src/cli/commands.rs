@@ -107,11 +107,7 @@ pub fn reload(args: &AdminArgs) -> Exit {
 
 /// `dyegate rollback [--to N] [--write-file]`. Without `--write-file`, a rollback the routes
 /// file does not hold is followed by a warning: the next reload applies the file again.
-pub fn rollback(
-    args: &AdminArgs,
-    to: Option<crate::reload::VersionId>,
-    write_file: bool,
-) -> Exit {
+pub fn rollback(args: &AdminArgs, to: Option<crate::reload::VersionId>, write_file: bool) -> Exit {
     run(args, true, |s| {
         let routes_file = match write_file {
             true => Some(file_fed(s)?),

@@ -129,7 +129,7 @@ pub struct LastError {
 #[derive(Debug, Clone, Serialize)]
 pub struct FixedBy {
     /// The version serving after it (for a no-op: the one that kept serving).
-    pub version: u64,
+    pub version: VersionId,
     pub result: Outcome,
     #[serde(serialize_with = "kind")]
     pub trigger: Trigger,
@@ -220,9 +220,9 @@ mod tests {
     }
 
     fn success(trigger: Trigger, result: Outcome, version: u64) -> ReloadReport {
-        let mut r = ReloadReport::new(trigger, version - 1, Caller::default());
+        let mut r = ReloadReport::new(trigger, (version - 1).into(), Caller::default());
         r.result = result;
-        r.version_after = version;
+        r.version_after = version.into();
         r
     }
 
@@ -230,7 +230,11 @@ mod tests {
     fn a_later_success_of_the_same_source_fixes_the_last_error_once() {
         let mut e = failed(Trigger::File);
         // A rollback or a rollout step does not read the file: not fixed.
-        e.fixed(&success(Trigger::Rollback { to: 1 }, Outcome::Rollback, 3));
+        e.fixed(&success(
+            Trigger::Rollback { to: 1.into() },
+            Outcome::Rollback,
+            3,
+        ));
         e.fixed(&success(
             Trigger::Rollout {
                 route: "shop".into(),
@@ -256,6 +260,6 @@ mod tests {
         e.fixed(&success(Trigger::File, Outcome::NoOp, 5));
         assert!(e.fixed_by.is_none());
         e.fixed(&success(Trigger::Etcd { revision: 9 }, Outcome::Applied, 9));
-        assert_eq!(e.fixed_by.map(|f| f.version), Some(9));
+        assert_eq!(e.fixed_by.map(|f| f.version), Some(9.into()));
     }
 }
