@@ -125,6 +125,15 @@ async fn a_local_rollback_is_the_fleet_version_plus_a_local_sequence_and_moves_n
         kept["source"].as_str().is_some_and(|s| s.contains("blue")),
         "{kept:#}"
     );
+    let out = a
+        .config()
+        .cli(&["versions", &format!("{r2}.1"), "-o", "table"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .starts_with(&format!("# version {r2}.1, applied ")),
+        "{out}"
+    );
     let versions = a.admin_get("/versions").await;
     assert_eq!(versions["active"], format!("{r2}.1"), "{versions:#}");
     let out = a.config().cli(&["rollback"]);

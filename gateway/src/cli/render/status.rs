@@ -24,7 +24,7 @@ pub fn render(s: &Value, now_unix: u64) -> String {
             "version",
             format!(
                 "{}, applied {} by {}",
-                text(&s["version"]),
+                super::versions::id(s),
                 when(&text(&s["loaded_at"]), now_unix),
                 text(&s["trigger"])
             ),

@@ -22,12 +22,20 @@ pub fn trigger(v: &Value) -> String {
     }
 }
 
+/// A version's name: `41`, or `41.1` for a local change on a gateway that follows etcd.
+pub fn id(v: &Value) -> String {
+    match v["local"].as_u64() {
+        Some(k) if k > 0 => format!("{}.{k}", text(&v["version"])),
+        _ => text(&v["version"]),
+    }
+}
+
 pub fn render(list: &Value, now_unix: u64) -> String {
     let rows: Vec<Vec<String>> = (list["versions"].as_array().into_iter().flatten())
         .map(|v| {
             vec![
                 if v["active"] == true { "*" } else { "" }.into(),
-                text(&v["version"]),
+                id(v),
                 when(&text(&v["loaded_at"]), now_unix),
                 trigger(v),
                 short_sha(&text(&v["sha256"])).to_string(),
@@ -46,7 +54,7 @@ pub fn render(list: &Value, now_unix: u64) -> String {
 pub fn render_one(v: &Value, now_unix: u64) -> String {
     let mut out = format!(
         "# version {}, applied {} by {}\n# sha256 {}\n",
-        text(&v["version"]),
+        id(v),
         when(&text(&v["loaded_at"]), now_unix),
         trigger(v),
         text(&v["sha256"])
@@ -104,6 +112,19 @@ mod tests {
         assert_eq!(
             t,
             "# version 2, applied 2024-05-01T09:30:00.000Z (42 min ago) by file\n# sha256 2222222222222222bbbb\nroutes: []\n"
+        );
+    }
+
+    #[test]
+    fn a_local_change_is_named_n_dot_k() {
+        assert_eq!(id(&json!({ "version": 41, "local": 2 })), "41.2");
+        assert_eq!(id(&json!({ "version": 41 })), "41");
+        let one = json!({ "version": 41, "local": 1, "sha256": "ab", "loaded_at": "2024-05-01T09:30:00.000Z",
+            "trigger": "rollback", "rollback_to": 40, "rollback_from": 41, "source": "routes: []\n" });
+        assert!(
+            render_one(&one, 0).starts_with("# version 41.1, applied "),
+            "{}",
+            render_one(&one, 0)
         );
     }
 }
