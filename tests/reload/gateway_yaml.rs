@@ -46,13 +46,12 @@ async fn live_keys_apply_on_sighup_and_the_others_are_named() {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
     );
     let file = gw.config().gateway_file().display().to_string();
+    // The settings are swapped first, then the line is logged: wait for it.
+    let applied_line =
+        format!("gateway.yaml {file}: applied limits.max_request_header_bytes, server_header");
+    let logged = dyegate_suite::wait_until(SETTLE, || gw.logs().contains(&applied_line));
+    assert!(logged, "{}", gw.logs());
     let logs = gw.logs();
-    assert!(
-        logs.contains(&format!(
-            "gateway.yaml {file}: applied limits.max_request_header_bytes, server_header"
-        )),
-        "{logs}"
-    );
     assert!(
         logs.contains(&format!("gateway.yaml {file}: connect_timeout_ms changed, not applied until `dyegate upgrade` (or a restart)")),
         "{logs}"

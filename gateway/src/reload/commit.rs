@@ -127,8 +127,11 @@ impl Reloader {
         for e in &report.errors {
             error!("  {e}");
         }
+        // Counted and recorded under the record lock `/status` reads both under: a reader that
+        // sees the failure counted sees its error.
+        let mut record = self.lock_record();
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
-        self.lock_record().last_error = Some(LastError {
+        record.last_error = Some(LastError {
             time: report.time.clone(),
             trigger: report.trigger.clone(),
             errors: report.errors.clone(),
@@ -136,6 +139,7 @@ impl Reloader {
             attempts_at: self.counters.total(),
             fixed_by: None,
         });
+        drop(record);
         self.metrics
             .reload(report.trigger.kind(), Outcome::Failed.as_str(), None);
         self.audit(&mut report);
@@ -150,8 +154,13 @@ impl Reloader {
         );
         report.result = Outcome::NoOp;
         report.sha256 = Some(sha256);
+        // As in `fail`: counted and marking the last error fixed together.
+        let mut record = self.lock_record();
         self.counters.noop.fetch_add(1, Ordering::Relaxed);
-        self.succeeded(&report);
+        if let Some(e) = record.last_error.as_mut() {
+            e.fixed(&report);
+        }
+        drop(record);
         self.metrics
             .reload(report.trigger.kind(), Outcome::NoOp.as_str(), None);
         self.audit(&mut report);
