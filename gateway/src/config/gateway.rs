@@ -47,6 +47,8 @@ pub struct Gateway {
     pub proxy_protocol: Vec<ProxyProtocolListener>,
     /// `forwarded`: trusted proxies and the forwarding headers written upstream.
     pub forwarded: dyegate_plugins::Forwarding,
+    /// `dns`: how the DNS names of upstream targets are resolved.
+    pub dns: super::dns::DnsSettings,
 }
 
 impl Gateway {
@@ -168,6 +170,7 @@ impl Gateway {
             &mut issues,
         );
         let forwarded = forwarding_settings(&config.forwarded, &mut issues);
+        let dns = super::dns::dns_settings(&config.dns, &mut issues);
         let etcd = source_settings(
             config.source.as_ref(),
             config.routes.is_some(),
@@ -221,6 +224,7 @@ impl Gateway {
             tls,
             proxy_protocol,
             forwarded,
+            dns,
             listen,
             admin_listen,
             config,

@@ -70,6 +70,9 @@ pub struct GatewayConfig {
     /// written upstream.
     #[serde(default)]
     pub forwarded: super::forwarded::ForwardedConfig,
+    /// How the DNS names of upstream targets (`NAME:PORT`) are resolved.
+    #[serde(default)]
+    pub dns: super::dns::DnsConfig,
 }
 
 /// `access_log:` one JSON line per request.
@@ -165,6 +168,7 @@ impl Default for GatewayConfig {
             debug: DebugConfig::default(),
             tls: None,
             forwarded: Default::default(),
+            dns: Default::default(),
         }
     }
 }
@@ -490,7 +494,8 @@ pub struct UpstreamConfig {
     pub tls: Option<UpstreamTlsConfig>,
 }
 
-/// A target: `"IP:PORT"` or `{ addr: "IP:PORT", weight: N }`.
+/// A target: `"IP:PORT"` or `"NAME:PORT"` (a DNS name: one target per address it resolves to),
+/// or `{ addr: "IP:PORT", weight: N }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetConfig {
     pub addr: String,
@@ -511,7 +516,7 @@ impl<'de> Deserialize<'de> for TargetConfig {
         impl<'de> Visitor<'de> for V {
             type Value = TargetConfig;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an address \"IP:PORT\" or { addr: \"IP:PORT\", weight: N }")
+                f.write_str("an address \"IP:PORT\" or \"NAME:PORT\", or { addr: \"IP:PORT\", weight: N }")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<TargetConfig, E> {
                 Ok(TargetConfig {
