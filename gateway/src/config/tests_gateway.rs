@@ -83,7 +83,7 @@ fn dns_settings_and_their_errors() {
     let f = f.display();
     assert_eq!(
         e.to_string(),
-        format!("{f}:4:3: dns.retries: found unknown field `retries`, expected `interval_ms` or `nameservers`")
+        format!("{f}:4:3: dns.retries: found unknown field `retries`, expected one of `interval_ms`, `nameservers`")
     );
     let f2 = dir.join("gateway.yaml");
     std::fs::write(

@@ -3,7 +3,7 @@
 //! and only here. The service (`service.rs`) does the asking; this file decides what an answer
 //! or a failure changes, with no I/O (times are given).
 
-use super::diff::{list, AddressChange};
+use super::diff::{list, normalized, AddressChange};
 use super::resolver::Answer;
 use super::schedule::{next_after_answer, next_after_failure, FailureLog, LogLine};
 use crate::routing::AddressBook;
@@ -53,12 +53,13 @@ impl NameState {
                 self.last_error = None;
                 let recovered = self.log.answered();
                 let first = self.addrs.is_empty();
-                if *self.addrs == *answer.addrs {
+                let addrs = normalized(answer.addrs);
+                if *self.addrs == *addrs {
                     return Recorded::Same { recovered };
                 }
-                let change = AddressChange::between(&self.addrs, &answer.addrs);
+                let change = AddressChange::between(&self.addrs, &addrs);
                 self.removed = change.removed.clone();
-                self.addrs = Arc::from(answer.addrs);
+                self.addrs = Arc::from(addrs);
                 Recorded::Changed {
                     change,
                     first,
