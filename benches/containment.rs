@@ -83,7 +83,12 @@ fn bench(c: &mut Criterion) {
     // Eject one stable target: every request now asks per target.
     let stable = &t.groups()[0];
     let members = stable.members(AddressBook::empty());
-    r.report(stable, &members, members.targets()[0].addr, Attempt::Failure);
+    r.report(
+        stable,
+        &members,
+        members.targets()[0].addr,
+        Attempt::Failure,
+    );
     assert!(r.view().any_down());
     g.bench_function("with_bookkeeping_one_ejected", |b| {
         b.iter(|| contained(&t, &r, &budgets, black_box(&info)))

@@ -4,12 +4,12 @@
 use crate::admin::{AdminApi, BodyDeadline};
 use crate::config::Gateway;
 use crate::contain::DebugPolicy;
+use crate::dns::{DnsNames, DnsService};
 use crate::downstream::fds::{connection_caps, Caps};
 use crate::downstream::layout::{
     proxy_services as proxy_services_for, Downstream as ProxyDownstream, Layout, TlsListeners,
 };
 use crate::downstream::proxy_protocol::ProxyListeners;
-use crate::dns::{DnsNames, DnsService};
 use crate::downstream::{BoundedApp, DownstreamMetrics, Listener};
 use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};

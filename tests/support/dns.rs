@@ -59,7 +59,8 @@ impl Dnsmasq {
             .unwrap_or_else(|e| panic!("spawning dnsmasq (apt-get install dnsmasq-base): {e}"));
         dns.child = Some(child);
         let ready = wait_until(START_TIMEOUT, || {
-            dns.running() && TcpStream::connect_timeout(&dns.addr, Duration::from_millis(200)).is_ok()
+            dns.running()
+                && TcpStream::connect_timeout(&dns.addr, Duration::from_millis(200)).is_ok()
         });
         assert!(
             ready,

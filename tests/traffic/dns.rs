@@ -12,7 +12,9 @@ use std::time::Duration;
 use dyegate_suite::dns::Dnsmasq;
 use dyegate_suite::metrics::Scrape;
 use dyegate_suite::upstream::{Fault, FaultyUpstream};
-use dyegate_suite::{free_port, poll_until, wait_until, wait_until_async, Dyegate, GatewayConfig, Req};
+use dyegate_suite::{
+    free_port, poll_until, wait_until, wait_until_async, Dyegate, GatewayConfig, Req,
+};
 use http::StatusCode;
 use serde_json::Value;
 
@@ -41,7 +43,10 @@ impl Upstreams {
     }
 
     fn get(&self, name: &str) -> &FaultyUpstream {
-        let i = ["a", "b", "c"].iter().position(|n| *n == name).expect("a, b or c");
+        let i = ["a", "b", "c"]
+            .iter()
+            .position(|n| *n == name)
+            .expect("a, b or c");
         &self.ups[i]
     }
 }
@@ -109,7 +114,10 @@ async fn wait_for_addresses(gw: &Dyegate, ups: &Upstreams, want: &[&str]) {
         .map(|n| ups.get(n).addr().to_string())
         .collect();
     if let Err(last) = poll_until(SETTLE, || name_entry(gw), |e| addresses(e) == want).await {
-        panic!("orders.test never showed {want:?}; last: {last:#}\n{}", gw.logs());
+        panic!(
+            "orders.test never showed {want:?}; last: {last:#}\n{}",
+            gw.logs()
+        );
     }
 }
 
@@ -152,8 +160,10 @@ async fn every_address_of_a_name_gets_traffic_and_a_new_one_joins_without_a_new_
     // A reload with the same name keeps its addresses: all three serve at once, no 503.
     let routes = orders_routes(ups.port).replace("name: all", "name: all2");
     gw.config().write_and_rename("routes.yaml", &routes);
-    gw.wait_for_status(SETTLE, "the reload", |s| s["version"].as_u64() > Some(version))
-        .await;
+    gw.wait_for_status(SETTLE, "the reload", |s| {
+        s["version"].as_u64() > Some(version)
+    })
+    .await;
     let seen = spread(&gw, 9).await;
     assert_eq!(distinct(&seen), BTreeSet::from(["a", "b", "c"]), "{seen:?}");
 }
@@ -190,10 +200,12 @@ async fn an_address_that_disappears_is_drained_not_cut() {
     wait_for_addresses(&gw, &ups, &["a"]).await;
     // The held request's target is shown as draining while it runs.
     let ups_json = gw.admin_get("/upstreams").await;
-    let draining: Vec<&Value> = (ups_json["groups"][0]["targets"].as_array().expect("targets"))
-        .iter()
-        .filter(|t| t["state"] == "draining")
-        .collect();
+    let draining: Vec<&Value> = (ups_json["groups"][0]["targets"]
+        .as_array()
+        .expect("targets"))
+    .iter()
+    .filter(|t| t["state"] == "draining")
+    .collect();
     assert_eq!(draining.len(), 1, "{ups_json:#}");
     assert_eq!(draining[0]["addr"], ups.get("b").addr().to_string());
     assert_eq!(draining[0]["in_flight"], 1);
@@ -231,7 +243,10 @@ async fn a_stopped_dns_server_leaves_the_last_addresses_serving_and_is_shown() {
     assert!(entry["failures_in_a_row"].as_u64() >= Some(1), "{entry:#}");
     assert_eq!(
         addresses(&entry),
-        [ups.get("a").addr().to_string(), ups.get("b").addr().to_string()],
+        [
+            ups.get("a").addr().to_string(),
+            ups.get("b").addr().to_string()
+        ],
         "the last addresses are kept"
     );
     let status = gw.status().await;
@@ -240,7 +255,9 @@ async fn a_stopped_dns_server_leaves_the_last_addresses_serving_and_is_shown() {
     assert_eq!(distinct(&spread(&gw, 10).await), BTreeSet::from(["a", "b"]));
     let log = gw.logs();
     assert!(
-        log.contains(&format!("DNS lookup of {NAME} (upstream group orders) failed: ")),
+        log.contains(&format!(
+            "DNS lookup of {NAME} (upstream group orders) failed: "
+        )),
         "{log}"
     );
 }

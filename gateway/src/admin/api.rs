@@ -222,11 +222,7 @@ impl AdminApi {
         };
         let mut j = match &self.health {
             Some(h) => upstreams_json(&active.table, h, dns),
-            None => upstreams_json(
-                &active.table,
-                &HealthRegistry::new(Default::default()),
-                dns,
-            ),
+            None => upstreams_json(&active.table, &HealthRegistry::new(Default::default()), dns),
         };
         j["version"] = json!(active.version);
         (StatusCode::OK, j)

@@ -72,7 +72,10 @@ pub fn upstreams_json(table: &RouteTable, registry: &HealthRegistry, dns: Resolv
 fn target_json(registry: &HealthRegistry, t: &Target, state: Option<&str>) -> Value {
     let now = registry.now_ms();
     let s = registry.get(t.addr);
-    let ejected = s.as_ref().and_then(|s| s.ejected_until()).filter(|u| *u > now);
+    let ejected = s
+        .as_ref()
+        .and_then(|s| s.ejected_until())
+        .filter(|u| *u > now);
     let healthy = s.as_ref().is_none_or(|s| s.checks_healthy());
     let state = state.unwrap_or(match (ejected, healthy) {
         (Some(_), _) => "ejected",
@@ -144,7 +147,9 @@ fn draining(
             let busy = registry
                 .get(addr)
                 .is_some_and(|s| s.in_flight.load(Ordering::Relaxed) > 0);
-            if busy && !members.iter().any(|t| t.addr == addr) && !out.iter().any(|(a, _)| *a == addr)
+            if busy
+                && !members.iter().any(|t| t.addr == addr)
+                && !out.iter().any(|(a, _)| *a == addr)
             {
                 out.push((addr, n.host.clone()));
             }

@@ -36,7 +36,9 @@ pub fn parse_target(text: &str, weight: u32) -> Result<TargetEntry, String> {
                 "found {text:?} with port {p}, expected a port from 1 to 65535"
             ))
         }
-        Err(_) if port.is_empty() => return Err(format!("found {text:?} without a port, {expected}")),
+        Err(_) if port.is_empty() => {
+            return Err(format!("found {text:?} without a port, {expected}"))
+        }
         Err(_) => {
             return Err(format!(
                 "found {text:?} with port {port:?}, expected a port from 1 to 65535"
@@ -98,8 +100,14 @@ mod tests {
             parse_target("[::1]:9001", 1),
             Ok(TargetEntry::Addr(_))
         ));
-        assert_eq!(name("orders.internal:8080"), ("orders.internal".into(), 8080));
-        assert_eq!(name(" Orders.Internal.:80 "), ("orders.internal".into(), 80));
+        assert_eq!(
+            name("orders.internal:8080"),
+            ("orders.internal".into(), 8080)
+        );
+        assert_eq!(
+            name(" Orders.Internal.:80 "),
+            ("orders.internal".into(), 80)
+        );
         assert_eq!(name("localhost:9001"), ("localhost".into(), 9001));
         assert_eq!(name("_grpc.svc-1.local:1"), ("_grpc.svc-1.local".into(), 1));
         assert_eq!(name("a:65535").1, 65535);
@@ -108,7 +116,10 @@ mod tests {
     #[test]
     fn what_is_refused_and_why() {
         let expected = "expected IP:PORT such as 127.0.0.1:9001 or [::1]:9001, or NAME:PORT such as orders.internal:8080 (a DNS name: letters, digits, `-` and `_` in dot-separated labels)";
-        assert_eq!(err("bad name!:80"), format!("found \"bad name!:80\", {expected}"));
+        assert_eq!(
+            err("bad name!:80"),
+            format!("found \"bad name!:80\", {expected}")
+        );
         assert_eq!(
             err("orders.internal"),
             format!("found \"orders.internal\" without a port, {expected}")

@@ -121,7 +121,10 @@ mod tests {
 
     #[test]
     fn nameservers_with_and_without_ports() {
-        let (s, issues) = settings(5000, Some(&["10.0.0.2:53", "10.0.0.3", "[::1]:5353", "::1"]));
+        let (s, issues) = settings(
+            5000,
+            Some(&["10.0.0.2:53", "10.0.0.3", "[::1]:5353", "::1"]),
+        );
         assert!(issues.is_empty(), "{issues:?}");
         let want: Vec<SocketAddr> = ["10.0.0.2:53", "10.0.0.3:53", "[::1]:5353", "[::1]:53"]
             .iter()

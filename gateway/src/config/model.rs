@@ -516,7 +516,9 @@ impl<'de> Deserialize<'de> for TargetConfig {
         impl<'de> Visitor<'de> for V {
             type Value = TargetConfig;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an address \"IP:PORT\" or \"NAME:PORT\", or { addr: \"IP:PORT\", weight: N }")
+                f.write_str(
+                    "an address \"IP:PORT\" or \"NAME:PORT\", or { addr: \"IP:PORT\", weight: N }",
+                )
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<TargetConfig, E> {
                 Ok(TargetConfig {

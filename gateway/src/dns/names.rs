@@ -44,7 +44,12 @@ impl NameState {
     }
 
     /// What a lookup's result changes.
-    fn record(&mut self, result: Result<Answer, String>, at: Times, interval: Duration) -> Recorded {
+    fn record(
+        &mut self,
+        result: Result<Answer, String>,
+        at: Times,
+        interval: Duration,
+    ) -> Recorded {
         self.asking = false;
         match result {
             Ok(answer) => {
@@ -107,10 +112,7 @@ pub enum Recorded {
     /// The same addresses again.
     Same { recovered: u64 },
     /// The lookup failed; the last addresses stay. `log`: when this failure is to be logged.
-    Failed {
-        log: Option<LogLine>,
-        error: String,
-    },
+    Failed { log: Option<LogLine>, error: String },
     /// The name is no longer used by the table (the result is dropped).
     Forgotten,
 }
@@ -309,7 +311,10 @@ mod tests {
             Some(ips(&["10.0.0.1", "10.0.0.2"]))
         );
         let book = n.book().load_full();
-        assert!(n.take_due(t.now + INTERVAL / 2).is_empty(), "not before the interval");
+        assert!(
+            n.take_due(t.now + INTERVAL / 2).is_empty(),
+            "not before the interval"
+        );
         assert_eq!(n.take_due(t.now + INTERVAL).len(), 1);
         assert_eq!(
             n.record(&a, answer(&["10.0.0.2", "10.0.0.1"]), t),
@@ -331,7 +336,10 @@ mod tests {
                 recovered: 0
             }
         );
-        assert_eq!(n.get("a.internal").expect("name").removed, ips(&["10.0.0.1"]));
+        assert_eq!(
+            n.get("a.internal").expect("name").removed,
+            ips(&["10.0.0.1"])
+        );
     }
 
     #[test]

@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(at(86_400), now + TTL_CAP);
         // An interval longer than the cap is still the interval.
         let long = Duration::from_secs(600);
-        assert_eq!(next_after_answer(now, long, Duration::from_secs(86_400)), now + long);
+        assert_eq!(
+            next_after_answer(now, long, Duration::from_secs(86_400)),
+            now + long
+        );
         assert_eq!(next_after_failure(now, INTERVAL), now + INTERVAL);
     }
 

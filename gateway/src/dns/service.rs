@@ -94,7 +94,14 @@ pub(super) fn report(
             if *recovered > 0 {
                 info!("DNS name {host} resolves again after {recovered} failed lookups");
             }
-            info!("{}", describe_change(host, &group_list, change, &now));
+            if *first {
+                info!(
+                    "DNS name {host} (upstream group {group_list}) resolves to {}",
+                    super::diff::list(&now)
+                );
+            } else {
+                info!("{}", describe_change(host, &group_list, change, &now));
+            }
             for g in groups {
                 if !first {
                     metrics.changed(g, host);
@@ -117,14 +124,14 @@ pub(super) fn report(
                 let kept = names.get(host).map(|v| v.addrs).unwrap_or_default();
                 let kept = match kept.is_empty() {
                     true => "it has no address yet".to_string(),
-                    false => format!(
-                        "keeping {}",
-                        super::diff::list(&kept)
-                    ),
+                    false => format!("keeping {}", super::diff::list(&kept)),
                 };
                 let row = match line.unlogged {
                     0 => format!("{} in a row", line.in_a_row),
-                    n => format!("{} in a row, {n} not logged since the last line", line.in_a_row),
+                    n => format!(
+                        "{} in a row, {n} not logged since the last line",
+                        line.in_a_row
+                    ),
                 };
                 warn!("DNS lookup of {host} (upstream group {group_list}) failed: {error}; {kept} ({row})");
             }

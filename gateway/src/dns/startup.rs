@@ -10,8 +10,8 @@ use super::service::{report, used_by};
 use crate::config::compile_target::parse_target;
 use crate::config::model::RoutesConfig;
 use crate::config::{DnsSettings, Issue};
-use crate::routing::TargetEntry;
 use crate::routing::RouteTable;
+use crate::routing::TargetEntry;
 use crate::telemetry::DnsMetrics;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -35,9 +35,8 @@ pub fn resolve_at_start(
     }
     let hosts: BTreeSet<Arc<str>> = used.keys().cloned().collect();
     names.follow(&hosts, Instant::now());
-    metrics.follow(
-        (used.iter()).flat_map(|(h, gs)| gs.iter().map(move |g| (g.as_ref(), h.as_ref()))),
-    );
+    metrics
+        .follow((used.iter()).flat_map(|(h, gs)| gs.iter().map(move |g| (g.as_ref(), h.as_ref()))));
     let due = names.take_due(Instant::now());
     let results = lookup_all(settings, &due);
     for (host, result) in due.iter().zip(results) {
@@ -66,7 +65,11 @@ pub fn unresolved(model: &RoutesConfig, settings: &DnsSettings) -> Vec<Issue> {
         let Some(up) = up else { continue };
         for (j, t) in up.targets.iter().enumerate() {
             if let Ok(TargetEntry::Name(n)) = parse_target(&t.addr, t.weight.0) {
-                targets.push((format!("upstreams.{name}.targets[{j}]"), t.addr.clone(), n.host));
+                targets.push((
+                    format!("upstreams.{name}.targets[{j}]"),
+                    t.addr.clone(),
+                    n.host,
+                ));
             }
         }
     }

@@ -237,9 +237,8 @@ impl HealthRegistry {
                 }
             }
         }
-        self.targets.retain(|a, state| {
-            wanted.contains(a) || state.in_flight.load(Ordering::Relaxed) > 0
-        });
+        self.targets
+            .retain(|a, state| wanted.contains(a) || state.in_flight.load(Ordering::Relaxed) > 0);
         let names: foldhash::HashSet<&str> =
             table.groups().iter().map(|g| g.name.as_ref()).collect();
         self.groups.retain(|n, load| {
@@ -359,7 +358,12 @@ mod tests {
         let r = HealthRegistry::new(Arc::default());
         r.sync(&t, AddressBook::empty());
         let g = &t.groups()[0];
-        r.report(g, &g.members(AddressBook::empty()), addr(1), Attempt::Failure);
+        r.report(
+            g,
+            &g.members(AddressBook::empty()),
+            addr(1),
+            Attempt::Failure,
+        );
         assert_eq!(available(&r), vec![2, 3, 4]);
         let kept = r.get(addr(1)).expect("state");
         // A new table with the same targets (another compile): the state is the same.

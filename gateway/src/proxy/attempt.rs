@@ -103,9 +103,7 @@ impl DyegateProxy {
         };
         if let (Some(members), Some(target)) = (ctx.members(group), ctx.target) {
             match &ctx.target_load {
-                Some(guard) => {
-                    (self.health).report_guarded(group, members, target, guard, attempt)
-                }
+                Some(guard) => (self.health).report_guarded(group, members, target, guard, attempt),
                 None => self.health.report(group, members, target, attempt),
             }
         }

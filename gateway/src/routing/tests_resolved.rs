@@ -32,7 +32,13 @@ fn set(book: &AddressBook, host: &str, addrs: &[&str]) {
 
 fn addrs(m: &Members) -> Vec<(String, u32, Option<String>)> {
     (m.targets().iter())
-        .map(|t| (t.addr.to_string(), t.weight, t.host.as_deref().map(str::to_string)))
+        .map(|t| {
+            (
+                t.addr.to_string(),
+                t.weight,
+                t.host.as_deref().map(str::to_string),
+            )
+        })
         .collect()
 }
 
@@ -56,7 +62,10 @@ fn members_follow_the_book_without_a_new_table() {
     assert!(g.fixed_members().is_none());
     let book = AddressBook::default();
     // Nothing resolved yet: the address entry alone.
-    assert_eq!(addrs(&g.members(&book)), [("10.0.0.9:8080".into(), 2, None)]);
+    assert_eq!(
+        addrs(&g.members(&book)),
+        [("10.0.0.9:8080".into(), 2, None)]
+    );
     set(&book, "orders.internal", &["10.0.0.2", "10.0.0.1"]);
     let m = g.members(&book);
     assert_eq!(
@@ -75,7 +84,10 @@ fn members_follow_the_book_without_a_new_table() {
     assert!(Arc::ptr_eq(&a, &b), "the same book: the same set");
     // Another name changes: this set's sources are the same, the set is kept.
     set(&book, "unrelated.internal", &["10.9.9.9"]);
-    assert!(Arc::ptr_eq(&a, &g.members(&book).into_shared().expect("shared")));
+    assert!(Arc::ptr_eq(
+        &a,
+        &g.members(&book).into_shared().expect("shared")
+    ));
     // A name of the group changes: a new set.
     set(&book, "more.internal", &["10.0.0.9", "10.0.0.3"]);
     let m = g.members(&book);
@@ -90,9 +102,19 @@ fn members_follow_the_book_without_a_new_table() {
         ]
     );
     // Every target gets its turns by weight.
-    let picks: Vec<SocketAddr> = (0..12).filter_map(|_| m.next_target()).map(|t| t.addr).collect();
+    let picks: Vec<SocketAddr> = (0..12)
+        .filter_map(|_| m.next_target())
+        .map(|t| t.addr)
+        .collect();
     let of = |a: &str| picks.iter().filter(|p| p.to_string() == a).count();
-    assert_eq!((of("10.0.0.9:8080"), of("10.0.0.1:8080"), of("10.0.0.3:9090")), (4, 2, 2));
+    assert_eq!(
+        (
+            of("10.0.0.9:8080"),
+            of("10.0.0.1:8080"),
+            of("10.0.0.3:9090")
+        ),
+        (4, 2, 2)
+    );
 }
 
 #[test]
@@ -149,6 +171,9 @@ fn tls_to_a_name_verifies_the_name_unless_sni_is_given() {
             ("10.0.0.5".into(), "10.0.0.5:443".into(), true),
         ]
     );
-    assert_eq!(sni(1), [("front.example".into(), "10.0.0.7:443".into(), true)]);
+    assert_eq!(
+        sni(1),
+        [("front.example".into(), "10.0.0.7:443".into(), true)]
+    );
     assert_eq!(sni(2), [(String::new(), "10.0.0.7:80".into(), false)]);
 }

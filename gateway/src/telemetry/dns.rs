@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+/// A family as rendered: name, type, help, and its value in a series' counts.
+type Family = (&'static str, &'static str, &'static str, fn(&Counts) -> u64);
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     changes: u64,
@@ -62,7 +65,7 @@ impl DnsMetrics {
     /// Every family of this module in the text format.
     pub fn render(&self, out: &mut String) {
         let store = self.store();
-        let families: [(&str, &str, &str, fn(&Counts) -> u64); 3] = [
+        let families: [Family; 3] = [
             (
                 "dyegate_dns_changes_total",
                 "counter",
