@@ -13,6 +13,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+/// Removed addresses remembered per name, for `/upstreams` to show the ones still draining.
+const MAX_REMOVED: usize = 64;
+
 /// One name's state.
 #[derive(Debug)]
 struct NameState {
@@ -23,7 +26,8 @@ struct NameState {
     /// The last failure and when; cleared by an answer.
     last_error: Option<(String, SystemTime)>,
     log: FailureLog,
-    /// Addresses the last change took away: requests still in flight on them finish there.
+    /// Addresses answers took away (the latest [`MAX_REMOVED`], none given again since):
+    /// requests still in flight on them finish there, and `/upstreams` shows them draining.
     removed: Vec<IpAddr>,
     next_due: Instant,
     /// A lookup is under way (never two at once).
@@ -63,7 +67,14 @@ impl NameState {
                     return Recorded::Same { recovered };
                 }
                 let change = AddressChange::between(&self.addrs, &addrs);
-                self.removed = change.removed.clone();
+                self.removed.retain(|a| !addrs.contains(a));
+                for r in &change.removed {
+                    if !self.removed.contains(r) {
+                        self.removed.push(*r);
+                    }
+                }
+                let extra = self.removed.len().saturating_sub(MAX_REMOVED);
+                self.removed.drain(..extra);
                 self.addrs = Arc::from(addrs);
                 Recorded::Changed {
                     change,
