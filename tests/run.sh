@@ -15,6 +15,9 @@ command -v etcd >/dev/null || missing+=(etcd-server)
 command -v etcdctl >/dev/null || missing+=(etcd-client)
 # The PROXY protocol tests put a real HAProxy (send-proxy, send-proxy-v2) in front of dyegate.
 command -v haproxy >/dev/null || missing+=(haproxy)
+# The DNS target tests run a real dnsmasq whose records they change (tests/support/dns.rs):
+# dnsmasq-base is the binary alone, without the system service the dnsmasq package starts.
+command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
