@@ -9,7 +9,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dyegate::config::routes_from_text;
 use dyegate::contain::RetryBudgets;
 use dyegate::health::{Attempt, HealthRegistry};
-use dyegate::routing::{AddressBook, Outcome, RequestInfo, RouteTable, TargetHealth};
+use dyegate::routing::{AddressBook, Addresses, Outcome, RequestInfo, RouteTable, TargetHealth};
 use http::{HeaderMap, Method};
 use std::sync::Arc;
 
@@ -36,8 +36,8 @@ routes:
 /// The containment work of one request, as `proxy/` does it.
 fn contained(t: &RouteTable, r: &HealthRegistry, budgets: &RetryBudgets, info: &RequestInfo) {
     let view = r.view();
-    let book = AddressBook::empty();
-    let Outcome::Routed(d) = t.decide_with(info, &view, book) else {
+    let addresses = Addresses::none();
+    let Outcome::Routed(d) = t.decide_with(info, &view, addresses) else {
         return;
     };
     let (Some(route), Some(group)) = (t.route(d.route_id), t.group(d.group)) else {
@@ -46,7 +46,7 @@ fn contained(t: &RouteTable, r: &HealthRegistry, budgets: &RetryBudgets, info: &
     let load = r.enter_group(group);
     let budget = budgets.route(&route.name);
     budget.request(budgets.now_sec());
-    let members = group.members(book);
+    let members = group.members(addresses);
     let Some(target) = members.pick(&view) else {
         return;
     };
@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
     });
     // Eject one stable target: every request now asks per target.
     let stable = &t.groups()[0];
-    let members = stable.members(AddressBook::empty());
+    let members = stable.members(Addresses::none());
     r.report(
         stable,
         &members,

@@ -31,11 +31,12 @@ pub struct Resolved<'a> {
 }
 
 pub fn upstreams_json(table: &RouteTable, registry: &HealthRegistry, dns: Resolved<'_>) -> Value {
+    let addresses = dns.book.load_full();
     let groups: Vec<Value> = table
         .groups()
         .iter()
         .map(|g| {
-            let members = g.members(dns.book);
+            let members = g.members(&addresses);
             let mut targets: Vec<Value> = (members.targets().iter())
                 .map(|t| target_json(registry, t, None))
                 .collect();

@@ -227,7 +227,8 @@ impl HealthRegistry {
     /// `dyegate_target_healthy`) once no attempt on them is in flight (an address a name no
     /// longer gives is drained: its requests finish, and are counted, on its state).
     pub fn sync(&self, table: &RouteTable, book: &AddressBook) {
-        let members: Vec<_> = table.groups().iter().map(|g| g.members(book)).collect();
+        let now = book.load_full();
+        let members: Vec<_> = table.groups().iter().map(|g| g.members(&now)).collect();
         let mut wanted = foldhash::HashSet::default();
         for m in &members {
             for t in m.targets() {
@@ -316,7 +317,7 @@ mod tests {
     /// Fails every target of the group `n` times, in port order.
     fn fail_all(r: &HealthRegistry, t: &RouteTable, n: usize) {
         let g = &t.groups()[0];
-        let m = g.members(AddressBook::empty());
+        let m = g.members(crate::routing::Addresses::none());
         for port in 1..=4 {
             for _ in 0..n {
                 r.report(g, &m, addr(port), Attempt::Failure);
@@ -360,7 +361,7 @@ mod tests {
         let g = &t.groups()[0];
         r.report(
             g,
-            &g.members(AddressBook::empty()),
+            &g.members(crate::routing::Addresses::none()),
             addr(1),
             Attempt::Failure,
         );

@@ -371,17 +371,19 @@ impl ProxyHttp for DyegateProxy {
             headers: &req.headers,
             client,
         };
+        // The addresses of DNS names: one load for the decision and the request's targets.
+        let addresses = self.addresses.load();
         let outcome = active
             .table
-            .decide_with(&info, &self.health.view(), &self.addresses);
+            .decide_with(&info, &self.health.view(), &addresses);
         if let Some(trace) = ctx.trace.as_mut() {
             trace.record_outcome(&active.table, active.version, &outcome);
         }
         ctx.outcome = Self::ctx_outcome(&active, outcome);
         if let CtxOutcome::Routed(d) = ctx.outcome {
             // A group with DNS names: its targets of this moment, for every attempt.
-            ctx.members = (active.table.group(d.group))
-                .and_then(|g| g.members(&self.addresses).into_shared());
+            ctx.members =
+                (active.table.group(d.group)).and_then(|g| g.members(&addresses).into_shared());
         }
         ctx.debug = self.debug.wants(&req.headers, client);
         let redirect = match ctx.outcome {

@@ -38,6 +38,12 @@ impl Addresses {
         }
     }
 
+    /// The snapshot that knows no name (tables without DNS names, tests, benches).
+    pub fn none() -> &'static Arc<Addresses> {
+        static NONE: LazyLock<Arc<Addresses>> = LazyLock::new(Arc::default);
+        &NONE
+    }
+
     pub fn len(&self) -> usize {
         self.hosts.len()
     }
@@ -60,7 +66,8 @@ impl AddressBook {
         &EMPTY
     }
 
-    /// The addresses now: one load, kept for as long as the caller needs one consistent view.
+    /// The addresses now: one load per request (or per pass of a background service), kept for
+    /// as long as the caller needs one consistent view.
     pub fn load(&self) -> Guard<Arc<Addresses>> {
         self.now.load()
     }

@@ -1,10 +1,10 @@
 //! An upstream group: interchangeable targets picked by weighted round-robin among those the
 //! health view says may be picked. Its entries are addresses (`IP:PORT`) or DNS names
 //! (`NAME:PORT`); a group with names has no fixed member set: the set comes from the
-//! [`AddressBook`] of the moment, built once per change of its names' addresses and then
-//! shared by every request until the next change.
+//! [`AddressBook`](super::AddressBook) of the moment, built once per change of its names'
+//! addresses and then shared by every request until the next change.
 
-use super::addresses::{AddressBook, Addresses};
+use super::addresses::Addresses;
 use super::members::{Members, Target};
 use super::policy::GroupPolicy;
 use super::transport::Transport;
@@ -178,20 +178,20 @@ impl Group {
         }
     }
 
-    /// The targets requests pick from now: the fixed set, or the one `book` gives the group's
-    /// names (built when the names' addresses changed since the last call, else the same set:
-    /// two loads and a pointer comparison).
-    pub fn members<'g>(&'g self, book: &AddressBook) -> MembersRef<'g> {
+    /// The targets requests pick from now: the fixed set, or the one `now` (the address
+    /// book's snapshot the caller loaded) gives the group's names: built when the names'
+    /// addresses changed since the last call, else the same set (one load and a pointer
+    /// comparison).
+    pub fn members<'g>(&'g self, now: &Arc<Addresses>) -> MembersRef<'g> {
         let cache = match &self.members {
             Membership::Fixed(m) => return MembersRef::Fixed(m),
             Membership::Resolved(cache) => cache,
         };
-        let now = book.load();
         let built = cache.load();
-        if Arc::ptr_eq(&built.book, &now) {
+        if Arc::ptr_eq(&built.book, now) {
             return MembersRef::Resolved(built.members.clone());
         }
-        let sources = sources(&self.entries, &now);
+        let sources = sources(&self.entries, now);
         let same = built.sources.len() == sources.len()
             && (built.sources.iter().zip(&sources)).all(|(a, b)| match (a, b) {
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
@@ -201,15 +201,32 @@ impl Group {
         let members = if same {
             built.members.clone()
         } else {
-            Arc::new(build(&self.entries, &now, &self.transport).0)
+            Arc::new(build(&self.entries, now, &self.transport).0)
         };
         // Two requests may both build after a change: either set is the current one.
         cache.store(Arc::new(Built {
-            book: Arc::clone(&now),
+            book: Arc::clone(now),
             sources,
             members: members.clone(),
         }));
         MembersRef::Resolved(members)
+    }
+
+    /// `f` on the targets of the moment, without taking a share of them (no reference count
+    /// touched when the set is current): for a question asked and answered at once, such as the
+    /// decision's "may any target be picked?".
+    pub fn with_members<R>(&self, now: &Arc<Addresses>, f: impl FnOnce(&Members) -> R) -> R {
+        let cache = match &self.members {
+            Membership::Fixed(m) => return f(m),
+            Membership::Resolved(cache) => cache,
+        };
+        let built = cache.load();
+        if Arc::ptr_eq(&built.book, now) {
+            f(&built.members)
+        } else {
+            drop(built);
+            f(&self.members(now))
+        }
     }
 
     /// Continues the round-robin where `old` was, when it has the same fixed targets (a reload

@@ -60,7 +60,7 @@ fn decide(t: &RouteTable, tag: Option<&str>, health: &impl TargetHealth) -> (Str
         client: None,
     };
     let name = |g: GroupId| t.group(g).map(|g| g.name.to_string()).unwrap_or_default();
-    match t.decide_with(&info, health, AddressBook::empty()) {
+    match t.decide_with(&info, health, Addresses::none()) {
         Outcome::Routed(d) => (d.reason.as_str().to_string(), name(d.group)),
         Outcome::NoHealthyTarget { group, .. } => ("503".into(), name(group)),
         other => panic!("unexpected {other:?}"),

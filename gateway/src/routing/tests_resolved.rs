@@ -51,7 +51,10 @@ fn routed(t: &RouteTable, book: &AddressBook) -> bool {
         headers: &headers,
         client: None,
     };
-    matches!(t.decide_with(&info, &AllHealthy, book), Outcome::Routed(_))
+    matches!(
+        t.decide_with(&info, &AllHealthy, &book.load()),
+        Outcome::Routed(_)
+    )
 }
 
 #[test]
@@ -63,11 +66,11 @@ fn members_follow_the_book_without_a_new_table() {
     let book = AddressBook::default();
     // Nothing resolved yet: the address entry alone.
     assert_eq!(
-        addrs(&g.members(&book)),
+        addrs(&g.members(&book.load())),
         [("10.0.0.9:8080".into(), 2, None)]
     );
     set(&book, "orders.internal", &["10.0.0.2", "10.0.0.1"]);
-    let m = g.members(&book);
+    let m = g.members(&book.load());
     assert_eq!(
         addrs(&m),
         [
@@ -77,7 +80,7 @@ fn members_follow_the_book_without_a_new_table() {
         ],
         "file order; a name's addresses as the book has them"
     );
-    let again = g.members(&book);
+    let again = g.members(&book.load());
     let (MembersRef::Resolved(a), MembersRef::Resolved(b)) = (m, again) else {
         panic!("a named group's set is shared");
     };
@@ -86,11 +89,11 @@ fn members_follow_the_book_without_a_new_table() {
     set(&book, "unrelated.internal", &["10.9.9.9"]);
     assert!(Arc::ptr_eq(
         &a,
-        &g.members(&book).into_shared().expect("shared")
+        &g.members(&book.load()).into_shared().expect("shared")
     ));
     // A name of the group changes: a new set.
     set(&book, "more.internal", &["10.0.0.9", "10.0.0.3"]);
-    let m = g.members(&book);
+    let m = g.members(&book.load());
     assert_eq!(
         addrs(&m),
         [
@@ -125,7 +128,7 @@ fn an_address_two_entries_give_is_one_target() {
     set(&book, "a.internal", &["10.0.0.1", "10.0.0.2"]);
     set(&book, "b.internal", &["10.0.0.2"]);
     assert_eq!(
-        addrs(&g.members(&book)),
+        addrs(&g.members(&book.load())),
         [
             ("10.0.0.1:80".into(), 1, None),
             ("10.0.0.2:80".into(), 1, Some("a.internal".into())),
@@ -138,14 +141,16 @@ fn a_group_whose_names_have_no_address_routes_nowhere_until_they_do() {
     let t = table("upstreams:\n  g: { targets: [\"a.internal:80\"] }\nroutes:\n  - { name: r, split: [{ upstream: g, weight: 1 }] }\n");
     let g = t.group(0).expect("group");
     let book = AddressBook::default();
-    assert!(g.members(&book).is_empty());
-    assert!(g.members(&book).next_target().is_none());
+    assert!(g.members(&book.load()).is_empty());
+    assert!(g.members(&book.load()).next_target().is_none());
     assert!(!routed(&t, &book));
     assert!(!routed(&t, AddressBook::empty()));
     set(&book, "a.internal", &["10.0.0.1"]);
     assert!(routed(&t, &book));
     assert_eq!(
-        g.members(&book).next_target().map(|t| t.addr.to_string()),
+        g.members(&book.load())
+            .next_target()
+            .map(|t| t.addr.to_string()),
         Some("10.0.0.1:80".into())
     );
 }
@@ -156,7 +161,7 @@ fn tls_to_a_name_verifies_the_name_unless_sni_is_given() {
     let book = AddressBook::default();
     set(&book, "api.internal", &["10.0.0.7"]);
     let sni = |g: usize| -> Vec<(String, String, bool)> {
-        let m = t.group(g).expect("group").members(&book);
+        let m = t.group(g).expect("group").members(&book.load());
         (m.peers().iter())
             .map(|p| {
                 let verified = p.is_tls() && p.options.verify_hostname;
