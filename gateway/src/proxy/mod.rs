@@ -30,7 +30,7 @@ use crate::downstream::framing;
 use crate::health::{Attempt, HealthRegistry};
 use crate::lifecycle::Lifecycle;
 use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, RetryReason, TagAction};
-use crate::routing::{ActiveTable, AddressBook, SharedTable};
+use crate::routing::{ActiveTable, AddressBook, Addresses, SharedTable};
 use crate::telemetry::Tracing;
 use crate::telemetry::{AccessLog, ContainmentMetrics, GrpcStatus, StatusClass, TableMetrics};
 use answer::{error_kind, error_status, peer_ip, raw_host, Answer};
@@ -371,11 +371,13 @@ impl ProxyHttp for DyegateProxy {
             headers: &req.headers,
             client,
         };
-        // The addresses of DNS names: one load for the decision and the request's targets.
-        let addresses = self.addresses.load();
+        // The addresses of DNS names: one load for the decision and the request's targets (none
+        // for a table without names).
+        let loaded = active.table.has_names().then(|| self.addresses.load());
+        let addresses = loaded.as_deref().unwrap_or(Addresses::none());
         let outcome = active
             .table
-            .decide_with(&info, &self.health.view(), &addresses);
+            .decide_with(&info, &self.health.view(), addresses);
         if let Some(trace) = ctx.trace.as_mut() {
             trace.record_outcome(&active.table, active.version, &outcome);
         }
@@ -383,7 +385,7 @@ impl ProxyHttp for DyegateProxy {
         if let CtxOutcome::Routed(d) = ctx.outcome {
             // A group with DNS names: its targets of this moment, for every attempt.
             ctx.members =
-                (active.table.group(d.group)).and_then(|g| g.members(&addresses).into_shared());
+                (active.table.group(d.group)).and_then(|g| g.members(addresses).into_shared());
         }
         ctx.debug = self.debug.wants(&req.headers, client);
         let redirect = match ctx.outcome {
