@@ -60,6 +60,8 @@ fn routed(t: &RouteTable, book: &AddressBook) -> bool {
 #[test]
 fn members_follow_the_book_without_a_new_table() {
     let t = table(NAMED);
+    assert!(t.has_names(), "a request reads the address book");
+    assert!(!table("upstreams:\n  g: { targets: [\"10.0.0.1:80\"] }\nroutes:\n  - { name: r, split: [{ upstream: g, weight: 1 }] }\n").has_names());
     let g = t.group(0).expect("group");
     assert!(g.is_resolved());
     assert!(g.fixed_members().is_none());
