@@ -9,7 +9,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dyegate::config::routes_from_text;
 use dyegate::contain::RetryBudgets;
 use dyegate::health::{Attempt, HealthRegistry};
-use dyegate::routing::{Outcome, RequestInfo, RouteTable, TargetHealth};
+use dyegate::routing::{AddressBook, Addresses, Outcome, RequestInfo, RouteTable, TargetHealth};
 use http::{HeaderMap, Method};
 use std::sync::Arc;
 
@@ -36,7 +36,8 @@ routes:
 /// The containment work of one request, as `proxy/` does it.
 fn contained(t: &RouteTable, r: &HealthRegistry, budgets: &RetryBudgets, info: &RequestInfo) {
     let view = r.view();
-    let Outcome::Routed(d) = t.decide_with(info, &view) else {
+    let addresses = Addresses::none();
+    let Outcome::Routed(d) = t.decide_with(info, &view, addresses) else {
         return;
     };
     let (Some(route), Some(group)) = (t.route(d.route_id), t.group(d.group)) else {
@@ -45,11 +46,12 @@ fn contained(t: &RouteTable, r: &HealthRegistry, budgets: &RetryBudgets, info: &
     let load = r.enter_group(group);
     let budget = budgets.route(&route.name);
     budget.request(budgets.now_sec());
-    let Some(target) = group.pick(&view) else {
+    let members = group.members(addresses);
+    let Some(target) = members.pick(&view) else {
         return;
     };
     let attempt = r.enter_target(target.addr);
-    r.report(group, target.addr, Attempt::Success);
+    r.report(group, &members, target.addr, Attempt::Success);
     black_box((load, attempt, view.any_down()));
 }
 
@@ -67,19 +69,26 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decide_and_pick_only", |b| {
         b.iter(|| {
             if let Outcome::Routed(d) = t.decide(black_box(&info)) {
-                black_box(t.group(d.group).and_then(|g| g.next_target()));
+                let group = t.group(d.group).and_then(|g| g.fixed_members());
+                black_box(group.and_then(|m| m.next_target()));
             }
         })
     });
     let r = HealthRegistry::new(Arc::default());
-    r.sync(&t);
+    r.sync(&t, AddressBook::empty());
     let budgets = RetryBudgets::default();
     g.bench_function("with_bookkeeping_all_healthy", |b| {
         b.iter(|| contained(&t, &r, &budgets, black_box(&info)))
     });
     // Eject one stable target: every request now asks per target.
     let stable = &t.groups()[0];
-    r.report(stable, stable.targets[0].addr, Attempt::Failure);
+    let members = stable.members(Addresses::none());
+    r.report(
+        stable,
+        &members,
+        members.targets()[0].addr,
+        Attempt::Failure,
+    );
     assert!(r.view().any_down());
     g.bench_function("with_bookkeeping_one_ejected", |b| {
         b.iter(|| contained(&t, &r, &budgets, black_box(&info)))

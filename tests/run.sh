@@ -17,6 +17,9 @@ command -v etcdctl >/dev/null || missing+=(etcd-client)
 command -v haproxy >/dev/null || missing+=(haproxy)
 # util-linux `script`: the admin commands run on a pseudo-terminal (tests/tooling/admin_cli.rs).
 command -v script >/dev/null || missing+=(bsdutils)
+# The DNS target tests run a real dnsmasq whose records they change (tests/support/dns.rs):
+# dnsmasq-base is the binary alone, without the system service the dnsmasq package starts.
+command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -18,6 +18,8 @@
 //! - [`contain`]: request-path decisions for failing upstreams (timeouts, retries, breaker).
 //! - [`downstream`]: connection cap, bounded head reads, keep-alive limits, request framing.
 //! - [`health`]: per-target health outside the table: active checks, passive ejection, load.
+//! - [`dns`]: targets by DNS name: the names' addresses outside the table, re-resolved in the
+//!   background.
 //! - [`proxy`]: the Pingora `ProxyHttp` that asks the table and acts.
 //! - [`reload`]: triggers, candidates and the one commit path; versions, rollback, audit.
 //! - [`admin`]: the admin HTTP API and the CLI's client for it.
@@ -34,6 +36,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod contain;
+pub mod dns;
 pub mod downstream;
 pub mod health;
 pub mod lifecycle;

@@ -55,6 +55,10 @@ enum Command {
         config: Option<PathBuf>,
         /// Routes file to check instead of the one gateway.yaml names.
         routes: Option<PathBuf>,
+        /// Also look up every DNS name of the targets (gateway.yaml `dns`): one that does not
+        /// resolve now is an error.
+        #[arg(long)]
+        resolve: bool,
     },
     /// Print the semantic diff between two routes files (a preview before saving); either side
     /// may be `etcd:` (the fleet's table now) or `etcd:REV`.
@@ -192,7 +196,7 @@ fn print_errors(errors: &ConfigErrors, to_stdout: bool) {
     }
 }
 
-fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
+fn check(config: Option<PathBuf>, routes: Option<PathBuf>, resolve: bool) -> ExitCode {
     let config = if routes.is_some() {
         config
     } else {
@@ -200,6 +204,7 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
     };
     let mut errors = ConfigErrors(Vec::new());
     let mut max_file_bytes = dyegate::config::bounds::DEFAULT_MAX_FILE_BYTES;
+    let mut dns = dyegate::config::DnsSettings::default();
     // `tls.certificates`: warnings (expiring soon), or the pairs that cannot be served.
     let mut certificates = Ok(Vec::new());
     let routes_path = match &config {
@@ -218,6 +223,7 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
                     None
                 } else {
                     max_file_bytes = gw.config.reload.max_file_bytes;
+                    dns = gw.dns.clone();
                     Some(gw.routes_path)
                 }
             }
@@ -235,6 +241,12 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>) -> ExitCode {
         match load_routes(&path, max_file_bytes) {
             Ok(l) => {
                 unreachable = unreachable_routes(&path, &l);
+                if resolve {
+                    errors.0.extend(locate(
+                        Some(&path),
+                        dyegate::dns::startup::unresolved(&l.model, &dns),
+                    ));
+                }
                 loaded = Some(l);
             }
             Err(e) => errors.0.extend(e.0),
@@ -413,6 +425,15 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         }
     };
     rollouts.attach(reloader.clone());
+    // The table's DNS names are asked once before serving: a started or upgraded gateway
+    // serves with their addresses (dns/startup.rs).
+    let dns = Arc::new(dyegate::dns::DnsNames::new(gw.dns.interval));
+    dyegate::dns::startup::resolve_at_start(
+        &dns,
+        &reloader.active().load().table,
+        &gw.dns,
+        metrics.dns(),
+    );
     let certificates = match &gw.tls {
         None => None,
         Some(tls) => match Certificates::load(tls, TlsMetrics::new()) {
@@ -454,6 +475,7 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         opts,
         etcd_read,
         certificates,
+        dns,
     )
 }
 
@@ -564,7 +586,11 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config, routes } => check(config, routes),
+        Command::Check {
+            config,
+            routes,
+            resolve,
+        } => check(config, routes, resolve),
         Command::Diff { old, new, config } => diff_sides(&old, &new, config),
         Command::Schema { file } => print_docs(Docs::Schema(file)),
         Command::Completions { shell } => print_docs(Docs::Completions(shell)),

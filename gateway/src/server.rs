@@ -3,6 +3,7 @@
 
 use crate::admin::{AdminApi, BodyDeadline};
 use crate::config::Gateway;
+use crate::dns::{DnsNames, DnsService};
 use crate::downstream::fds::{connection_caps, Caps};
 use crate::downstream::layout::{
     proxy_services as proxy_services_for, Downstream as ProxyDownstream, Layout, TlsListeners,
@@ -61,7 +62,9 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
 ///
 /// `etcd_read`: where the startup read of etcd left off (store revision, generation), when the
 /// table comes from etcd and etcd answered. `certificates`: the certificate set of the HTTPS
-/// listeners, loaded, when gateway.yaml has `tls:`.
+/// listeners, loaded, when gateway.yaml has `tls:`. `dns`: the table's DNS names, asked once
+/// already (`dns::startup`).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     gw: Gateway,
     reloader: Arc<Reloader>,
@@ -70,6 +73,7 @@ pub fn run(
     opts: RunOptions,
     etcd_read: Option<(u64, String)>,
     certificates: Option<Arc<Certificates>>,
+    dns: Arc<DnsNames>,
 ) -> ! {
     let conf = server_conf(&gw, opts);
     let opt = Opt {
@@ -91,7 +95,16 @@ pub fn run(
         server.add_service(background_service("span export", export));
     }
 
-    let health = health(&mut server, &reloader, &metrics);
+    let health = health(&mut server, &reloader, &metrics, &dns);
+    server.add_service(background_service(
+        "dns",
+        DnsService::new(
+            reloader.active(),
+            dns.clone(),
+            gw.dns.clone(),
+            metrics.dns().clone(),
+        ),
+    ));
     let failure_log = Arc::new(FailureLog::default());
     server.add_service(background_service(
         "upstream failure log",
@@ -110,6 +123,7 @@ pub fn run(
     .with_health(health.clone())
     .with_live(live.clone())
     .with_failure_log(failure_log)
+    .with_addresses(dns.book().clone())
     .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
     let downstream = DownstreamMetrics::new();
     metrics.register(downstream.collectors());
@@ -149,6 +163,7 @@ pub fn run(
 
     let api = admin_api(&gw, listeners.clone(), &reloader, &lifecycle, metrics)
         .with_health(health)
+        .with_dns(dns)
         .with_rollouts(rollouts.clone())
         .with_certificates(certificates.clone())
         .with_live(live.clone())
@@ -212,17 +227,24 @@ fn access_log(
     Some(log)
 }
 
-/// Target health outlives tables: one registry, read by the proxy, fed by the checker service.
-fn health(server: &mut Server, reloader: &Reloader, metrics: &Metrics) -> Arc<HealthRegistry> {
+/// Target health outlives tables: one registry, read by the proxy, fed by the checker service
+/// (which checks the addresses of DNS names too).
+fn health(
+    server: &mut Server,
+    reloader: &Reloader,
+    metrics: &Metrics,
+    dns: &DnsNames,
+) -> Arc<HealthRegistry> {
     let health = Arc::new(HealthRegistry::new(metrics.containment().clone()));
-    health.sync(&reloader.active().load().table);
+    health.sync(&reloader.active().load().table, dns.book());
     server.add_service(background_service(
         "health checks",
         HealthService::new(
             reloader.active(),
             health.clone(),
             metrics.containment().clone(),
-        ),
+        )
+        .with_addresses(dns.book().clone()),
     ));
     health
 }

@@ -17,6 +17,7 @@
 
 pub mod certs;
 pub mod client;
+pub mod dns;
 pub mod etcd;
 pub mod gateway;
 pub mod grpc;

@@ -1,8 +1,9 @@
-//! What crosses the gateway: HTTP framing and versions, streaming, gRPC, WebSocket, smuggling attempts, upstream TLS, downstream and rate limits.
+//! What crosses the gateway: HTTP framing and versions, streaming, gRPC, WebSocket, smuggling attempts, upstream TLS, upstreams by DNS name, downstream and rate limits.
 //!
 //! One test binary per area (tests/README.md): every end-to-end test file is a module here.
 
 mod alias_bomb_memory;
+mod dns;
 mod downstream_limits;
 mod error_answers;
 mod forwarded;

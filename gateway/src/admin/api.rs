@@ -4,8 +4,9 @@ use super::auth::{is_write, Identities};
 use super::body::{BodyDeadline, BodyError};
 use super::rollback_body::rollback_target;
 use super::routes_json::routes_json;
-use super::upstreams_json::upstreams_json;
+use super::upstreams_json::{upstreams_json, Resolved};
 use crate::config::admin_tokens::AdminIdentity;
+use crate::dns::DnsNames;
 use crate::health::HealthRegistry;
 use crate::lifecycle::Lifecycle;
 use crate::proxy::forwarded::client_of;
@@ -30,6 +31,8 @@ pub struct AdminApi {
     identities: Identities,
     proxy_listeners: Vec<SocketAddr>,
     health: Option<Arc<HealthRegistry>>,
+    /// The DNS names of the table: their addresses and state, for `/upstreams` and `/status`.
+    dns: Option<Arc<DnsNames>>,
     rollouts: Option<Arc<crate::rollout::Controller>>,
     certificates: Option<Arc<Certificates>>,
     body: BodyDeadline,
@@ -59,6 +62,7 @@ impl AdminApi {
             identities,
             proxy_listeners,
             health: None,
+            dns: None,
             rollouts: None,
             certificates: None,
             body,
@@ -96,6 +100,12 @@ impl AdminApi {
     /// Target health for `GET /upstreams`.
     pub fn with_health(mut self, health: Arc<HealthRegistry>) -> Self {
         self.health = Some(health);
+        self
+    }
+
+    /// The DNS names' addresses and state, for `/upstreams` and `/status` (`dns`).
+    pub fn with_dns(mut self, dns: Arc<DnsNames>) -> Self {
+        self.dns = Some(dns);
         self
     }
 
@@ -215,9 +225,16 @@ impl AdminApi {
     /// `GET /upstreams`: every group and target with its health.
     fn upstreams(&self) -> (StatusCode, Value) {
         let active = self.reloader.active().load_full();
+        let dns = Resolved {
+            book: self
+                .dns
+                .as_ref()
+                .map_or(crate::routing::AddressBook::empty(), |d| d.book()),
+            names: self.dns.as_deref(),
+        };
         let mut j = match &self.health {
-            Some(h) => upstreams_json(&active.table, h),
-            None => upstreams_json(&active.table, &HealthRegistry::new(Default::default())),
+            Some(h) => upstreams_json(&active.table, h, dns),
+            None => upstreams_json(&active.table, &HealthRegistry::new(Default::default()), dns),
         };
         j["version"] = json!(active.version);
         (StatusCode::OK, j)
@@ -352,6 +369,9 @@ impl AdminApi {
                 s["in_flight"] = json!(self.lifecycle.in_flight());
                 if let Some(certs) = &self.certificates {
                     s["tls"] = certs.status();
+                }
+                if let Some(dns) = &self.dns {
+                    s["dns"] = dns.status();
                 }
                 (StatusCode::OK, s)
             }

@@ -1,7 +1,7 @@
 //! The compiled table as JSON for `GET /routes`: what the gateway really runs, after defaults and
 //! normalisation (lower-cased hosts, upper-cased methods).
 
-use crate::routing::{HostMatch, RouteTable, StickyKey};
+use crate::routing::{HostMatch, RouteTable, StickyKey, TargetEntry};
 use serde_json::{json, Map, Value};
 
 pub fn routes_json(t: &RouteTable) -> Value {
@@ -67,10 +67,14 @@ pub fn routes_json(t: &RouteTable) -> Value {
         .groups()
         .iter()
         .map(|g| {
-            let targets: Vec<Value> = g
-                .targets
-                .iter()
-                .map(|x| json!({ "addr": x.addr.to_string(), "weight": x.weight }))
+            // As written: `NAME:PORT` entries stay names (`/upstreams` has their addresses).
+            let targets: Vec<Value> = (g.entries().iter())
+                .map(|e| match e {
+                    TargetEntry::Addr(x) => {
+                        json!({ "addr": x.addr.to_string(), "weight": x.weight })
+                    }
+                    TargetEntry::Name(n) => json!({ "addr": n.to_string(), "weight": n.weight }),
+                })
                 .collect();
             (g.name.to_string(), json!({ "targets": targets }))
         })

@@ -1,16 +1,14 @@
 //! Validated config model to [`RouteTable`]: the only place strings become header names, socket
-//! addresses, networks and weights. Every conversion failure is collected as an [`Issue`].
+//! addresses and DNS names (`compile_target.rs`), networks and weights. Every conversion failure is collected as an [`Issue`].
 
 use super::error::Issue;
 use super::model::{DyeConfig, MatchConfig, RouteConfig, RoutesConfig, UnknownTagPolicy};
 use crate::routing::{
     Carried, Dye, Group, HostMatch, Matcher, Route, RouteTable, Split, StickyKey, TagFallback,
-    Target,
 };
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};
 use foldhash::{HashMap, HashMapExt};
 use http::{HeaderName, HeaderValue, Method};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -106,13 +104,10 @@ fn compile_groups<'a>(
         }
         // Paths are built only for an issue: this runs on every reload of every entry.
         let path = || format!("upstreams.{name}");
-        let mut targets = Vec::with_capacity(up.targets.len());
+        let mut entries = Vec::with_capacity(up.targets.len());
         for (j, t) in up.targets.iter().enumerate() {
-            match parse_target(&t.addr) {
-                Ok(addr) => targets.push(Target {
-                    addr,
-                    weight: t.weight.0,
-                }),
+            match super::compile_target::parse_target(&t.addr, t.weight.0) {
+                Ok(entry) => entries.push(entry),
                 Err(msg) => issues.push(Issue::new(format!("{}.targets[{j}]", path()), msg)),
             }
         }
@@ -124,14 +119,10 @@ fn compile_groups<'a>(
             continue;
         }
         let policy = super::compile_containment::group_policy(up, &path, issues);
-        let Some(transport) =
-            super::compile_transport::transport(up, &targets, base, &path, issues)
-        else {
+        let Some(transport) = super::compile_transport::transport(up, base, &path, issues) else {
             continue;
         };
-        if let Some(g) =
-            Group::new(name, targets).map(|g| g.with_policy(policy).with_transport(transport))
-        {
+        if let Some(g) = Group::new(name, entries, transport).map(|g| g.with_policy(policy)) {
             if !names_given {
                 own.insert(name, groups.len());
             }
@@ -193,16 +184,6 @@ fn same_groups(cfg: &RouteConfig, old: &Route, group_ids: &HashMap<&str, usize>)
             .all(|((tag, group), (old_tag, g))| {
                 tag.as_str() == old_tag.as_ref() && id(group) == Some(*g)
             })
-}
-
-fn parse_target(addr: &str) -> Result<SocketAddr, String> {
-    match addr.trim().parse::<SocketAddr>() {
-        Ok(a) if a.port() != 0 => Ok(a),
-        Ok(_) => Err(format!("found {addr:?} with port 0, expected a port from 1 to 65535")),
-        Err(_) => Err(format!(
-            "found {addr:?}, expected an IP:PORT socket address such as 127.0.0.1:9001 or [::1]:9001"
-        )),
-    }
 }
 
 fn compile_route(

@@ -1,14 +1,14 @@
-//! `upstreams.NAME.protocol` and `upstreams.NAME.tls` to a group's [`Transport`]: one prepared
-//! Pingora peer per target (TLS, SNI, verification, CA, ALPN), so that an attempt only clones
-//! it. The CA file is read here, on every load of the routes file: a missing or broken file
+//! `upstreams.NAME.protocol` and `upstreams.NAME.tls` to a group's [`Transport`]: the template
+//! of every target's prepared Pingora peer (TLS, SNI, verification, CA, ALPN), so that an
+//! attempt only clones its target's peer. The CA file is read here, on every load of the routes file: a missing or broken file
 //! fails that load with a located error and the running table keeps serving.
 
 use super::error::Issue;
 use super::model::{UpstreamConfig, UpstreamProtocol, UpstreamTlsConfig};
-use crate::routing::{Protocol, Target, Transport};
+use crate::routing::{PeerTemplate, Protocol, Transport};
 use pingora::protocols::ALPN;
 use pingora::tls::{CertificateDer, RootCertStore, ServerName};
-use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::PeerOptions;
 use pingora::utils::tls::WrappedX509;
 use rustls_pki_types::pem::PemObject;
 use std::hash::{Hash, Hasher};
@@ -40,7 +40,6 @@ pub fn reads_files(up: &UpstreamConfig) -> bool {
 /// the SNI is not a server name, or the CA file cannot be used.
 pub fn transport(
     up: &UpstreamConfig,
-    targets: &[Target],
     base: &Path,
     path: &dyn Fn() -> String,
     issues: &mut Vec<Issue>,
@@ -81,11 +80,8 @@ pub fn transport(
     if issues.len() > before {
         return None;
     }
-    let peers = targets
-        .iter()
-        .map(|t| peer(t, protocol, settings.as_ref()))
-        .collect();
-    Some(Transport::new(protocol, settings.is_some(), peers))
+    let template = template(protocol, settings.as_ref());
+    Some(Transport::new(protocol, settings.is_some(), template))
 }
 
 /// `tls`, checked: the SNI (if given), the verification switch and the CA certificates read.
@@ -180,19 +176,10 @@ fn read_ca(base: &Path, file: &str) -> Result<(Arc<[WrappedX509]>, u64), String>
     Ok((certs.into(), hasher.finish().max(1)))
 }
 
-/// The prepared peer of one target.
-fn peer(target: &Target, protocol: Protocol, tls: Option<&TlsSettings>) -> HttpPeer {
-    let sni = match tls {
-        // Without a name, the target's IP address: rustls then checks the certificate's IP
-        // addresses (an empty SNI would make Pingora skip verification altogether).
-        Some(t) => t
-            .sni
-            .clone()
-            .unwrap_or_else(|| target.addr.ip().to_string()),
-        None => String::new(),
-    };
-    let mut peer = HttpPeer::new(target.addr, tls.is_some(), sni);
-    let o = &mut peer.options;
+/// What every target's peer shares; the SNI of a target without `tls.sni` is its DNS name or
+/// its IP address (`Transport::peer_for`).
+fn template(protocol: Protocol, tls: Option<&TlsSettings>) -> PeerTemplate {
+    let mut o = PeerOptions::new();
     o.alpn = match protocol {
         Protocol::H1 => ALPN::H1,
         Protocol::H2 | Protocol::H2c => ALPN::H2,
@@ -200,11 +187,17 @@ fn peer(target: &Target, protocol: Protocol, tls: Option<&TlsSettings>) -> HttpP
     if protocol.is_h2() {
         o.max_h2_streams = H2_STREAMS_PER_CONNECTION;
     }
+    let mut template = PeerTemplate {
+        sni: None,
+        options: o,
+        group_key: 0,
+    };
     if let Some(t) = tls {
-        o.verify_cert = t.verify;
-        o.verify_hostname = t.verify;
-        o.ca = t.ca.clone();
-        peer.group_key = t.ca_key;
+        template.sni = t.sni.clone();
+        template.options.verify_cert = t.verify;
+        template.options.verify_hostname = t.verify;
+        template.options.ca = t.ca.clone();
+        template.group_key = t.ca_key;
     }
-    peer
+    template
 }

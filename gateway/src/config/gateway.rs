@@ -49,6 +49,8 @@ pub struct Gateway {
     pub forwarded: dyegate_plugins::Forwarding,
     /// `server_header`: the `Server` header of dyegate's own answers (`None`: none).
     pub server_header: Option<http::HeaderValue>,
+    /// `dns`: how the DNS names of upstream targets are resolved.
+    pub dns: super::dns::DnsSettings,
 }
 
 impl Gateway {
@@ -171,6 +173,7 @@ impl Gateway {
         );
         let forwarded = forwarding_settings(&config.forwarded, &mut issues);
         let server_header = server_header(config.server_header.as_deref(), &mut issues);
+        let dns = super::dns::dns_settings(&config.dns, &mut issues);
         let etcd = source_settings(
             config.source.as_ref(),
             config.routes.is_some(),
@@ -225,6 +228,7 @@ impl Gateway {
             proxy_protocol,
             forwarded,
             server_header,
+            dns,
             listen,
             admin_listen,
             config,

@@ -4,7 +4,7 @@
 //! `limits.max_request_header_bytes` (read per request or per new connection through one shared
 //! handle). Everything else is fixed when the process starts (listeners, runtimes, the admin
 //! API, the source, TLS listeners, tracing, the access log, other limits that Pingora takes at
-//! start) and is named, never silently ignored. Pure: compares two decoded files.
+//! start; `dns`, which the resolver is built from) and is named, never silently ignored. Pure: compares two decoded files.
 
 use super::limits::LimitsConfig;
 use super::model::GatewayConfig;
@@ -45,6 +45,7 @@ pub fn gateway_change(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChange
         tls,
         forwarded,
         server_header,
+        dns,
     } = old;
     let mut c = GatewayChange::default();
     let mut note = |key: &'static str, changed: bool, live: bool| match (changed, live) {
@@ -109,6 +110,7 @@ pub fn gateway_change(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChange
     note("tls", *tls != new.tls, false);
     note("forwarded", *forwarded != new.forwarded, true);
     note("server_header", *server_header != new.server_header, true);
+    note("dns", *dns != new.dns, false);
     c
 }
 

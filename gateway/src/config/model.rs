@@ -74,6 +74,9 @@ pub struct GatewayConfig {
     /// 503, redirects); `""` or `null`: none. Proxied answers keep the upstream's.
     #[serde(default = "default_server_header")]
     pub server_header: Option<String>,
+    /// How the DNS names of upstream targets (`NAME:PORT`) are resolved.
+    #[serde(default)]
+    pub dns: super::dns::DnsConfig,
 }
 
 /// `access_log:` one JSON line per request.
@@ -170,6 +173,7 @@ impl Default for GatewayConfig {
             tls: None,
             forwarded: Default::default(),
             server_header: default_server_header(),
+            dns: Default::default(),
         }
     }
 }
@@ -498,7 +502,8 @@ pub struct UpstreamConfig {
     pub tls: Option<UpstreamTlsConfig>,
 }
 
-/// A target: `"IP:PORT"` or `{ addr: "IP:PORT", weight: N }`.
+/// A target: `"IP:PORT"` or `"NAME:PORT"` (a DNS name: one target per address it resolves to),
+/// or `{ addr: "IP:PORT", weight: N }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetConfig {
     pub addr: String,
@@ -519,7 +524,9 @@ impl<'de> Deserialize<'de> for TargetConfig {
         impl<'de> Visitor<'de> for V {
             type Value = TargetConfig;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an address \"IP:PORT\" or { addr: \"IP:PORT\", weight: N }")
+                f.write_str(
+                    "an address \"IP:PORT\" or \"NAME:PORT\", or { addr: \"IP:PORT\", weight: N }",
+                )
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<TargetConfig, E> {
                 Ok(TargetConfig {

@@ -178,13 +178,13 @@ impl JsonSchema for TargetConfig {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let weight = generator.subschema_for::<Weight>();
         json_schema!({
-            "description": "A target: \"IP:PORT\", or { addr: \"IP:PORT\", weight: N } (weight default 1).",
+            "description": "A target: \"IP:PORT\" or \"NAME:PORT\" (a DNS name: one target per A/AAAA address, re-resolved as gateway.yaml `dns` says), or { addr: ..., weight: N } (weight default 1).",
             "anyOf": [
-                { "type": "string", "description": "IP:PORT, weight 1." },
+                { "type": "string", "description": "IP:PORT or NAME:PORT, weight 1." },
                 {
                     "type": "object",
                     "properties": {
-                        "addr": { "type": "string", "description": "IP:PORT." },
+                        "addr": { "type": "string", "description": "IP:PORT or NAME:PORT." },
                         "weight": weight,
                     },
                     "required": ["addr"],

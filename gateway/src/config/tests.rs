@@ -161,12 +161,14 @@ fn duplicate_and_empty_tags() {
 #[test]
 fn empty_targets_and_bad_addresses() {
     assert_eq!(
-        errors("upstreams:\n  a: { targets: [] }\n  b: { targets: [\"localhost:80\", \"10.0.0.1\", \"10.0.0.1:0\"] }\nroutes: []\n"),
+        errors("upstreams:\n  a: { targets: [] }\n  b: { targets: [\"bad name!:80\", \"10.0.0.1\", \"10.0.0.1:0\", \"orders.internal\", \"orders.internal:65536\"] }\nroutes: []\n"),
         vec![
             "routes.yaml:2:17: upstreams.a.targets: found an empty list, expected at least one target",
-            "routes.yaml:3:18: upstreams.b.targets[0]: found \"localhost:80\", expected an IP:PORT socket address such as 127.0.0.1:9001 or [::1]:9001",
-            "routes.yaml:3:34: upstreams.b.targets[1]: found \"10.0.0.1\", expected an IP:PORT socket address such as 127.0.0.1:9001 or [::1]:9001",
+            "routes.yaml:3:18: upstreams.b.targets[0]: found \"bad name!:80\", expected IP:PORT such as 127.0.0.1:9001 or [::1]:9001, or NAME:PORT such as orders.internal:8080 (a DNS name: letters, digits, `-` and `_` in dot-separated labels)",
+            "routes.yaml:3:34: upstreams.b.targets[1]: found \"10.0.0.1\", expected IP:PORT such as 127.0.0.1:9001 or [::1]:9001, or NAME:PORT such as orders.internal:8080 (a DNS name: letters, digits, `-` and `_` in dot-separated labels)",
             "routes.yaml:3:46: upstreams.b.targets[2]: found \"10.0.0.1:0\" with port 0, expected a port from 1 to 65535",
+            "routes.yaml:3:60: upstreams.b.targets[3]: found \"orders.internal\" without a port, expected IP:PORT such as 127.0.0.1:9001 or [::1]:9001, or NAME:PORT such as orders.internal:8080 (a DNS name: letters, digits, `-` and `_` in dot-separated labels)",
+            "routes.yaml:3:79: upstreams.b.targets[4]: found \"orders.internal:65536\" with port 65536, expected a port from 1 to 65535",
         ]
     );
 }
@@ -240,7 +242,7 @@ fn a_decoding_error_does_not_hide_the_rest_of_its_route() {
         errors("upstreams:\n  a: { targets: [\"127.0.0.1:1\", { addr: 5 , wieght: 1 }, \"nope\"], x: 1 }\nroutes: []\n"),
         vec![
             "routes.yaml:2:45: upstreams.a.targets[1].wieght: found unknown field `wieght`, expected one of `addr`, `weight`",
-            "routes.yaml:2:58: upstreams.a.targets[2]: found \"nope\", expected an IP:PORT socket address such as 127.0.0.1:9001 or [::1]:9001",
+            "routes.yaml:2:58: upstreams.a.targets[2]: found \"nope\" without a port, expected IP:PORT such as 127.0.0.1:9001 or [::1]:9001, or NAME:PORT such as orders.internal:8080 (a DNS name: letters, digits, `-` and `_` in dot-separated labels)",
             "routes.yaml:2:67: upstreams.a.x: found unknown field `x`, expected one of `targets`, `health`, `outlier`, `max_in_flight`, `protocol`, `tls`",
         ]
     );

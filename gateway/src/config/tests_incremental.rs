@@ -320,7 +320,9 @@ fn a_route_edited_elsewhere_than_its_split_continues_its_cycle() {
             r.split.smooth.next();
         }
     }
-    old.table.groups()[0].next_target();
+    old.table.groups()[0]
+        .fixed_members()
+        .map(|m| m.next_target());
     // r2 gets a match (recompiled, same split); r1 and r3 are carried over.
     let edited = all[0].replacen(
         "  - name: r2\n",

@@ -2,8 +2,13 @@
 //! combination pinned to its whole error line.
 
 use super::routes_from_text;
-use crate::routing::Protocol;
+use crate::routing::{Group, Protocol};
 use std::path::Path;
+
+/// The prepared peers of a group of `IP:PORT` targets.
+fn peers_of(g: &Group) -> &[pingora::upstreams::peer::HttpPeer] {
+    g.fixed_members().expect("fixed targets").peers()
+}
 
 /// routes.yaml in `dir` (or a bare name) with group `a` = `fields` and one route.
 fn text(fields: &str) -> String {
@@ -28,7 +33,7 @@ fn protocols_compile_to_prepared_peers() {
     let g = &loaded.table.groups()[0];
     assert_eq!(g.transport.protocol, Protocol::H2c);
     assert!(!g.transport.tls);
-    let peers = g.transport.peers();
+    let peers = peers_of(g);
     assert_eq!(peers.len(), 2);
     assert_eq!(peers[1]._address.to_string(), "127.0.0.1:9002");
     assert!(!peers[0].is_tls());
@@ -42,7 +47,7 @@ fn protocols_compile_to_prepared_peers() {
     .expect("valid");
     let g = &loaded.table.groups()[0];
     assert_eq!(g.transport.protocol, Protocol::H2);
-    let p = &g.transport.peers()[0];
+    let p = &peers_of(g)[0];
     assert!(p.is_tls());
     assert_eq!(p.sni, "orders.internal");
     assert!(p.options.verify_cert && p.options.verify_hostname);
@@ -51,7 +56,7 @@ fn protocols_compile_to_prepared_peers() {
     // h2 alone is TLS with verification; without `sni`, the target's address is checked.
     let loaded =
         routes_from_text("routes.yaml", text("protocol: h2").into_bytes(), None).expect("valid");
-    let p = &loaded.table.groups()[0].transport.peers()[1];
+    let p = &peers_of(&loaded.table.groups()[0])[1];
     assert!(p.is_tls());
     assert_eq!(p.sni, "127.0.0.1");
     assert!(p.options.verify_cert);
@@ -65,7 +70,7 @@ fn protocols_compile_to_prepared_peers() {
     .expect("valid");
     let g = &loaded.table.groups()[0];
     assert_eq!(g.transport.protocol, Protocol::H1);
-    let p = &g.transport.peers()[0];
+    let p = &peers_of(g)[0];
     assert!(p.is_tls() && !p.options.verify_cert && !p.options.verify_hostname);
     assert_eq!(p.options.alpn, pingora::protocols::ALPN::H1);
 
@@ -74,7 +79,7 @@ fn protocols_compile_to_prepared_peers() {
     let loaded = routes_from_text("routes.yaml", plain.into(), None).expect("valid");
     let g = &loaded.table.groups()[0];
     assert_eq!(g.transport.protocol, Protocol::H1);
-    assert!(!g.transport.peers()[0].is_tls());
+    assert!(!peers_of(g)[0].is_tls());
 }
 
 #[test]
@@ -145,7 +150,7 @@ fn the_ca_file_is_read_relative_to_the_routes_file_and_checked() {
         None,
     )
     .expect("valid");
-    let peers = loaded.table.groups()[0].transport.peers();
+    let peers = peers_of(&loaded.table.groups()[0]);
     for p in peers {
         assert_eq!(p.options.ca.as_ref().map(|c| c.len()), Some(1));
         assert_ne!(p.group_key, 0);

@@ -7,21 +7,27 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Whether the target passed the check within `timeout`.
-pub async fn probe(addr: SocketAddr, kind: &CheckKind, timeout: Duration) -> bool {
-    tokio::time::timeout(timeout, run(addr, kind))
+/// Whether the target passed the check within `timeout`. `name` (`NAME:PORT` of a target a DNS
+/// name gave) is the `Host` of an HTTP check that names none; else the address is.
+pub async fn probe(
+    addr: SocketAddr,
+    kind: &CheckKind,
+    timeout: Duration,
+    name: Option<&str>,
+) -> bool {
+    tokio::time::timeout(timeout, run(addr, kind, name))
         .await
         .unwrap_or(false)
 }
 
-async fn run(addr: SocketAddr, kind: &CheckKind) -> bool {
+async fn run(addr: SocketAddr, kind: &CheckKind, name: Option<&str>) -> bool {
     let Ok(mut stream) = TcpStream::connect(addr).await else {
         return false;
     };
     let CheckKind::Http { path, host, expect } = kind else {
         return true;
     };
-    let host = host.clone().unwrap_or_else(|| addr.to_string());
+    let host = (host.as_deref().or(name)).map_or_else(|| addr.to_string(), str::to_string);
     let request = format!(
         "GET {path} HTTP/1.1\r\nhost: {host}\r\nuser-agent: dyegate-health-check\r\nconnection: close\r\n\r\n"
     );

@@ -3,7 +3,7 @@
 //! attempts it makes) and the checker (which runs checks and follows the table's targets).
 
 use super::target::{Attempt, Change, TargetState};
-use crate::routing::{Group, RouteTable, TargetHealth};
+use crate::routing::{AddressBook, Group, Members, RouteTable, TargetHealth};
 use crate::telemetry::ContainmentMetrics;
 use dashmap::DashMap;
 use log::warn;
@@ -126,27 +126,35 @@ impl HealthRegistry {
         TargetGuard(t)
     }
 
-    /// Reports how a real request's attempt on `addr` (a target of `group`) ended: outlier
-    /// detection ejects it after `consecutive_failures`, unless that would eject more than
-    /// `max_ejected_percent` of the group's targets (one may always be ejected, unless the
-    /// percentage is 0).
-    pub fn report(&self, group: &Group, addr: SocketAddr, attempt: Attempt) {
+    /// Reports how a real request's attempt on `addr` (a target of `group`, one of `members`,
+    /// the group's targets as the request saw them) ended: outlier detection ejects it after
+    /// `consecutive_failures`, unless that would eject more than `max_ejected_percent` of the
+    /// group's targets (one may always be ejected, unless the percentage is 0).
+    pub fn report(&self, group: &Group, members: &Members, addr: SocketAddr, attempt: Attempt) {
         let Some(state) = self.get(addr) else { return };
-        self.report_on(group, addr, &state, attempt);
+        self.report_on(group, members, addr, &state, attempt);
     }
 
     /// [`Self::report`] on the state the attempt's [`TargetGuard`] holds: no lookup.
     pub fn report_guarded(
         &self,
         group: &Group,
+        members: &Members,
         addr: SocketAddr,
         guard: &TargetGuard,
         attempt: Attempt,
     ) {
-        self.report_on(group, addr, &guard.0, attempt);
+        self.report_on(group, members, addr, &guard.0, attempt);
     }
 
-    fn report_on(&self, group: &Group, addr: SocketAddr, state: &TargetState, attempt: Attempt) {
+    fn report_on(
+        &self,
+        group: &Group,
+        members: &Members,
+        addr: SocketAddr,
+        state: &TargetState,
+        attempt: Attempt,
+    ) {
         // Only a failure is timed (a success reads no clock: it is every request's case).
         let now = match attempt {
             Attempt::Success => 0,
@@ -159,13 +167,13 @@ impl HealthRegistry {
             .policy
             .outlier
             .map_or(0, |o| usize::from(o.max_ejected_percent));
-        let live = group.targets.iter().filter(|t| t.weight > 0).count();
+        let live = members.targets().iter().filter(|t| t.weight > 0).count();
         let allowed = if pct == 0 {
             0
         } else {
             (live * pct / 100).max(1)
         };
-        let ejected = (group.targets.iter())
+        let ejected = (members.targets().iter())
             .filter(|t| t.addr != addr)
             .filter(|t| {
                 self.get(t.addr)
@@ -214,26 +222,32 @@ impl HealthRegistry {
         self.down.store(marks, Ordering::Relaxed);
     }
 
-    /// Follows the table's targets and groups: new ones start healthy, removed ones are
-    /// forgotten (with their series of `dyegate_target_healthy`).
-    pub fn sync(&self, table: &RouteTable) {
+    /// Follows the table's targets and groups (a group with DNS names: the addresses `book`
+    /// gives them now): new ones start healthy, removed ones are forgotten (with their series of
+    /// `dyegate_target_healthy`) once no attempt on them is in flight (an address a name no
+    /// longer gives is drained: its requests finish, and are counted, on its state).
+    pub fn sync(&self, table: &RouteTable, book: &AddressBook) {
+        let now = book.load_full();
+        let members: Vec<_> = table.groups().iter().map(|g| g.members(&now)).collect();
         let mut wanted = foldhash::HashSet::default();
-        for g in table.groups() {
-            for t in &g.targets {
+        for m in &members {
+            for t in m.targets() {
                 wanted.insert(t.addr);
                 if !self.targets.contains_key(&t.addr) {
                     self.targets.entry(t.addr).or_default();
                 }
             }
         }
-        self.targets.retain(|a, _| wanted.contains(a));
+        self.targets
+            .retain(|a, state| wanted.contains(a) || state.in_flight.load(Ordering::Relaxed) > 0);
         let names: foldhash::HashSet<&str> =
             table.groups().iter().map(|g| g.name.as_ref()).collect();
         self.groups.retain(|n, load| {
             names.contains(n.as_ref()) || load.in_flight.load(Ordering::Relaxed) > 0
         });
         let pairs: foldhash::HashSet<(&str, SocketAddr)> = (table.groups().iter())
-            .flat_map(|g| g.targets.iter().map(|t| (g.name.as_ref(), t.addr)))
+            .zip(&members)
+            .flat_map(|(g, m)| m.targets().iter().map(|t| (g.name.as_ref(), t.addr)))
             .collect();
         self.metrics
             .retain_targets(|group, target| pairs.contains(&(group, target)));
@@ -303,9 +317,10 @@ mod tests {
     /// Fails every target of the group `n` times, in port order.
     fn fail_all(r: &HealthRegistry, t: &RouteTable, n: usize) {
         let g = &t.groups()[0];
+        let m = g.members(crate::routing::Addresses::none());
         for port in 1..=4 {
             for _ in 0..n {
-                r.report(g, addr(port), Attempt::Failure);
+                r.report(g, &m, addr(port), Attempt::Failure);
             }
         }
     }
@@ -319,7 +334,7 @@ mod tests {
     fn ejection_stops_at_max_ejected_percent() {
         let t = table("{ consecutive_failures: 2, max_ejected_percent: 50 }");
         let r = HealthRegistry::new(Arc::default());
-        r.sync(&t);
+        r.sync(&t, AddressBook::empty());
         assert!(!r.view().any_down());
         fail_all(&r, &t, 2);
         assert_eq!(available(&r), vec![3, 4], "two of four at 50%");
@@ -327,13 +342,13 @@ mod tests {
 
         let t = table("{ consecutive_failures: 2, max_ejected_percent: 10 }");
         let r = HealthRegistry::new(Arc::default());
-        r.sync(&t);
+        r.sync(&t, AddressBook::empty());
         fail_all(&r, &t, 2);
         assert_eq!(available(&r), vec![2, 3, 4], "one may always be ejected");
 
         let t = table("{ consecutive_failures: 2, max_ejected_percent: 0 }");
         let r = HealthRegistry::new(Arc::default());
-        r.sync(&t);
+        r.sync(&t, AddressBook::empty());
         fail_all(&r, &t, 5);
         assert_eq!(available(&r), vec![1, 2, 3, 4], "0% ejects nothing");
     }
@@ -342,13 +357,19 @@ mod tests {
     fn state_follows_the_table_and_survives_a_new_one() {
         let t = table("{ consecutive_failures: 1, max_ejected_percent: 100 }");
         let r = HealthRegistry::new(Arc::default());
-        r.sync(&t);
-        r.report(&t.groups()[0], addr(1), Attempt::Failure);
+        r.sync(&t, AddressBook::empty());
+        let g = &t.groups()[0];
+        r.report(
+            g,
+            &g.members(crate::routing::Addresses::none()),
+            addr(1),
+            Attempt::Failure,
+        );
         assert_eq!(available(&r), vec![2, 3, 4]);
         let kept = r.get(addr(1)).expect("state");
         // A new table with the same targets (another compile): the state is the same.
         let t2 = table("{ consecutive_failures: 1, max_ejected_percent: 99 }");
-        r.sync(&t2);
+        r.sync(&t2, AddressBook::empty());
         assert!(Arc::ptr_eq(&kept, &r.get(addr(1)).expect("state")));
         assert_eq!(available(&r), vec![2, 3, 4]);
         // Removed targets are forgotten; a check of one that ends afterwards changes nothing.
@@ -356,7 +377,7 @@ mod tests {
         let small = routes_from_text("routes.yaml", text.as_bytes().to_vec(), None)
             .unwrap_or_else(|e| panic!("{e}"))
             .table;
-        r.sync(&small);
+        r.sync(&small, AddressBook::empty());
         assert_eq!(r.len(), 1);
         assert!(!r.view().any_down(), "the down count follows removals");
         r.check_done(addr(1), &kept, super::super::target::Change::Down);

@@ -37,11 +37,14 @@ impl DyegateProxy {
             .table
             .route(d.route_id)
             .ok_or_else(|| Error::explain(InternalError, "decided route missing from table"))?;
+        let members = ctx
+            .members(group)
+            .ok_or_else(|| Error::explain(InternalError, "decided group without its targets"))?;
         let view = self.health.view();
         let target = if ctx.tried.is_empty() {
-            group.pick(&view)
+            members.pick(&view)
         } else {
-            group.pick_other(&ctx.tried, &view)
+            members.pick_other(&ctx.tried, &view)
         };
         let Some(target) = target else {
             // Every target went down between the decision and now.
@@ -66,7 +69,7 @@ impl DyegateProxy {
         let addr = target.addr;
         let stream = StreamKind::of(req, group.transport.protocol.is_h2());
         // The prepared peer (protocol, TLS, CA) of the target: cloned, never built here.
-        let mut peer = group
+        let mut peer = members
             .peer_of(target)
             .cloned()
             .ok_or_else(|| Error::explain(InternalError, "picked target has no prepared peer"))?;
@@ -95,10 +98,13 @@ impl DyegateProxy {
 
     /// Feeds the current attempt's result to outlier detection.
     pub(super) fn report(&self, ctx: &RequestCtx, attempt: Attempt) {
-        if let (Some(group), Some(target)) = (self.group_of(ctx), ctx.target) {
+        let Some(group) = self.group_of(ctx) else {
+            return;
+        };
+        if let (Some(members), Some(target)) = (ctx.members(group), ctx.target) {
             match &ctx.target_load {
-                Some(guard) => self.health.report_guarded(group, target, guard, attempt),
-                None => self.health.report(group, target, attempt),
+                Some(guard) => (self.health).report_guarded(group, members, target, guard, attempt),
+                None => self.health.report(group, members, target, attempt),
             }
         }
     }
@@ -117,10 +123,9 @@ impl DyegateProxy {
         let Some(route) = active.table.route(d.route_id) else {
             return Verdict::No;
         };
-        let another_target = active
-            .table
-            .group(d.group)
-            .is_some_and(|g| g.has_other(&ctx.tried, &self.health.view()));
+        let another_target = (active.table.group(d.group))
+            .and_then(|g| ctx.members(g))
+            .is_some_and(|m| m.has_other(&ctx.tried, &self.health.view()));
         let replay = Replay {
             idempotent: session.req_header().method.is_idempotent(),
             body_buffered: !session.as_ref().retry_buffer_truncated(),

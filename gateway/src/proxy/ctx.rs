@@ -6,7 +6,7 @@ use crate::contain::{Explanation, RetryBudget, StreamKind};
 use crate::health::registry::{GroupGuard, TargetGuard};
 use crate::lifecycle::InFlight;
 use crate::routing::ActiveTable;
-use crate::routing::{GroupId, Reason, RetryReason};
+use crate::routing::{Group, GroupId, Members, Reason, RetryReason};
 use crate::telemetry::TableMetrics;
 use crate::telemetry::{GrpcStatus, RequestTrace};
 use dyegate_plugins::ClientAddr;
@@ -21,6 +21,10 @@ pub struct RequestCtx {
     /// The active table (and its version) when the request started.
     pub(super) table: Option<Arc<ActiveTable<TableMetrics>>>,
     pub(super) outcome: CtxOutcome,
+    /// The decided group's targets when it has DNS names: the set of the moment of the
+    /// decision, kept for every attempt (`None` for a group of fixed addresses: the table has
+    /// them).
+    pub(super) members: Option<Arc<Members>>,
     /// The targets of the attempts made, in order.
     pub(super) tried: Vec<SocketAddr>,
     /// The target of the current (last) attempt.
@@ -71,6 +75,7 @@ impl RequestCtx {
             started: Instant::now(),
             table: None,
             outcome: CtxOutcome::Undecided,
+            members: None,
             tried: Vec::new(),
             target: None,
             retried: 0,
@@ -98,6 +103,11 @@ impl RequestCtx {
             (Some(t), CtxOutcome::Routed(d)) => Some((t, d)),
             _ => None,
         }
+    }
+
+    /// The targets of `group`, the decided group, as this request sees them.
+    pub(super) fn members<'a>(&'a self, group: &'a Group) -> Option<&'a Members> {
+        self.members.as_deref().or_else(|| group.fixed_members())
     }
 
     /// Whether the decided group is spoken to over HTTP/2 (its requests get `grpc_status`).

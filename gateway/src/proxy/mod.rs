@@ -32,7 +32,7 @@ use crate::downstream::framing;
 use crate::health::{Attempt, HealthRegistry};
 use crate::lifecycle::Lifecycle;
 use crate::routing::{normalize_host, Outcome, Reason, RequestInfo, RetryReason, TagAction};
-use crate::routing::{ActiveTable, SharedTable};
+use crate::routing::{ActiveTable, AddressBook, Addresses, SharedTable};
 use crate::telemetry::failure_log::Verdict;
 use crate::telemetry::{AccessLog, ContainmentMetrics, GrpcStatus, StatusClass, TableMetrics};
 use crate::telemetry::{FailureLog, Tracing};
@@ -65,6 +65,8 @@ pub struct DyegateProxy {
     failures: Arc<ContainmentMetrics>,
     /// Per-target health and per-group load (shared with the health checker and admin API).
     health: Arc<HealthRegistry>,
+    /// The addresses of the groups' DNS names (written by the DNS service).
+    addresses: Arc<AddressBook>,
     budgets: Arc<RetryBudgets>,
     /// The port `https_redirect` sends clients to (443: left out of the URL).
     https_port: u16,
@@ -90,6 +92,7 @@ impl DyegateProxy {
             connect_timeout,
             tracing: Tracing::propagate_only(),
             health: Arc::new(HealthRegistry::new(failures.clone())),
+            addresses: Arc::default(),
             failures,
             budgets: Arc::default(),
             https_port: 443,
@@ -147,6 +150,12 @@ impl DyegateProxy {
     /// The target health the decision reads and attempts report to.
     pub fn with_health(mut self, health: Arc<HealthRegistry>) -> Self {
         self.health = health;
+        self
+    }
+
+    /// The addresses of the groups' DNS names the decision and the picks read.
+    pub fn with_addresses(mut self, addresses: Arc<AddressBook>) -> Self {
+        self.addresses = addresses;
         self
     }
 
@@ -240,6 +249,9 @@ impl DyegateProxy {
                 if d.reason == Reason::CircuitOpen {
                     headers.push(("retry-after", "1".to_string()));
                     (503, format!("upstream group {group} is at max_in_flight\n"))
+                } else if ctx.members.as_ref().is_some_and(|m| m.is_empty()) {
+                    // Its DNS names have no address (not resolved yet, or never did).
+                    (503, format!("no address for upstream group {group}: its DNS names have not resolved\n"))
                 } else {
                     (
                         503,
@@ -365,11 +377,22 @@ impl ProxyHttp for DyegateProxy {
             headers: &req.headers,
             client,
         };
-        let outcome = active.table.decide_with(&info, &self.health.view());
+        // The addresses of DNS names: one load for the decision and the request's targets (none
+        // for a table without names).
+        let loaded = active.table.has_names().then(|| self.addresses.load());
+        let addresses = loaded.as_deref().unwrap_or(Addresses::none());
+        let outcome = active
+            .table
+            .decide_with(&info, &self.health.view(), addresses);
         if let Some(trace) = ctx.trace.as_mut() {
             trace.record_outcome(&active.table, active.version, &outcome);
         }
         ctx.outcome = Self::ctx_outcome(&active, outcome);
+        if let CtxOutcome::Routed(d) = ctx.outcome {
+            // A group with DNS names: its targets of this moment, for every attempt.
+            ctx.members =
+                (active.table.group(d.group)).and_then(|g| g.members(addresses).into_shared());
+        }
         ctx.debug = live.debug.wants(&req.headers, client);
         let redirect = match ctx.outcome {
             CtxOutcome::Routed(Routed { route_id, .. }) | CtxOutcome::Rejected { route_id } => {

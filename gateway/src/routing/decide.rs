@@ -1,6 +1,7 @@
 //! The routing decision: route match, then dye tag, then split, each group checked against a
 //! read-only health view. Pure: the only state it touches is the split's round-robin counter.
 
+use super::addresses::Addresses;
 use super::group::{Group, GroupId};
 use super::health::{AllHealthy, TargetHealth};
 use super::policy::UnhealthyTag;
@@ -100,16 +101,19 @@ pub enum Outcome<'t> {
 }
 
 impl RouteTable {
-    /// Decides where a request goes, every target counted as healthy.
+    /// Decides where a request goes, every target counted as healthy (and no DNS name
+    /// resolved).
     pub fn decide<'t>(&'t self, req: &RequestInfo<'t>) -> Outcome<'t> {
-        self.decide_with(req, &AllHealthy)
+        self.decide_with(req, &AllHealthy, Addresses::none())
     }
 
-    /// Decides where a request goes, with a view of which targets may be picked.
+    /// Decides where a request goes, with a view of which targets may be picked and the
+    /// addresses the groups' DNS names have now (the request's one load of the address book).
     pub fn decide_with<'t>(
         &'t self,
         req: &RequestInfo<'t>,
         health: &impl TargetHealth,
+        addresses: &std::sync::Arc<Addresses>,
     ) -> Outcome<'t> {
         let routes = self.routes();
         let found = self.index().first_match(req.host, req.path, |id| {
@@ -126,7 +130,9 @@ impl RouteTable {
         let available = |g: GroupId| {
             self.groups()
                 .get(g)
-                .is_some_and(|g: &std::sync::Arc<Group>| g.has_available(health))
+                .is_some_and(|g: &std::sync::Arc<Group>| {
+                    g.with_members(addresses, |m| m.has_available(health))
+                })
         };
         decide_in_route(route_id, route, req, available)
     }

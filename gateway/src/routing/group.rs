@@ -1,59 +1,150 @@
 //! An upstream group: interchangeable targets picked by weighted round-robin among those the
-//! health view says may be picked.
+//! health view says may be picked. Its entries are addresses (`IP:PORT`) or DNS names
+//! (`NAME:PORT`); a group with names has no fixed member set: the set comes from the
+//! [`AddressBook`](super::AddressBook) of the moment, built once per change of its names'
+//! addresses and then shared by every request until the next change.
 
-use super::health::TargetHealth;
+use super::addresses::Addresses;
+use super::members::{Members, Target};
 use super::policy::GroupPolicy;
 use super::transport::Transport;
-use dyegate_plugins::SmoothWrr;
-use pingora::upstreams::peer::HttpPeer;
-use std::net::SocketAddr;
+use arc_swap::ArcSwap;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Deref;
 use std::sync::Arc;
 
 /// Index of a group in its [`super::RouteTable`].
 pub type GroupId = usize;
 
+/// A target as routes.yaml names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub addr: SocketAddr,
+pub enum TargetEntry {
+    /// `IP:PORT`: one target.
+    Addr(Target),
+    /// `NAME:PORT`: one target per address the name resolves to, each with the entry's weight.
+    Name(NamedTarget),
+}
+
+impl TargetEntry {
+    pub fn weight(&self) -> u32 {
+        match self {
+            TargetEntry::Addr(t) => t.weight,
+            TargetEntry::Name(n) => n.weight,
+        }
+    }
+}
+
+/// A `NAME:PORT` entry: the host name (lower case, no trailing dot), the port and the weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedTarget {
+    pub host: Arc<str>,
+    pub port: u16,
     pub weight: u32,
+}
+
+impl std::fmt::Display for NamedTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
 }
 
 #[derive(Debug)]
 pub struct Group {
     pub name: Arc<str>,
-    pub targets: Vec<Target>,
     /// Health checks, outlier ejection, circuit breaker.
     pub policy: GroupPolicy,
-    /// Protocol, TLS and the prepared peer of each target.
+    /// Protocol, TLS and how each target's peer is prepared.
     pub transport: Transport,
-    wrr: SmoothWrr,
+    /// As written, in file order.
+    entries: Vec<TargetEntry>,
+    members: Membership,
+}
+
+#[derive(Debug)]
+enum Membership {
+    /// Only `IP:PORT` entries: built at compile time.
+    Fixed(Members),
+    /// Some `NAME:PORT` entries: the set built from the last address book seen.
+    Resolved(ArcSwap<Built>),
+}
+
+/// A member set and what it was built from.
+#[derive(Debug)]
+struct Built {
+    /// The book it was built from: while the book is that one, the set is current.
+    book: Arc<Addresses>,
+    /// Per entry, the address list of its name in that book (`None` for an address entry or a
+    /// name without answer): another book with the same lists needs no new set.
+    sources: Vec<Option<Arc<[IpAddr]>>>,
+    members: Arc<Members>,
+}
+
+/// A group's member set as a request sees it: the fixed set, borrowed from the table, or the
+/// resolved set of the moment, shared.
+pub enum MembersRef<'g> {
+    Fixed(&'g Members),
+    Resolved(Arc<Members>),
+}
+
+impl Deref for MembersRef<'_> {
+    type Target = Members;
+    fn deref(&self) -> &Members {
+        match self {
+            MembersRef::Fixed(m) => m,
+            MembersRef::Resolved(m) => m,
+        }
+    }
+}
+
+impl MembersRef<'_> {
+    /// The resolved set, for a request to keep (`None` for a fixed set: the table has it).
+    pub fn into_shared(self) -> Option<Arc<Members>> {
+        match self {
+            MembersRef::Fixed(_) => None,
+            MembersRef::Resolved(m) => Some(m),
+        }
+    }
 }
 
 impl Group {
-    /// `None` when no target has a positive weight.
-    pub fn new(name: &str, targets: Vec<Target>) -> Option<Group> {
-        let weights: Vec<u32> = targets.iter().map(|t| t.weight).collect();
+    /// `None` when no entry has a positive weight.
+    pub fn new(name: &str, entries: Vec<TargetEntry>, transport: Transport) -> Option<Group> {
+        if entries.iter().all(|e| e.weight() == 0) {
+            return None;
+        }
+        let named = entries.iter().any(|e| matches!(e, TargetEntry::Name(_)));
+        let members = if named {
+            let empty = Arc::new(Addresses::default());
+            let (members, sources) = build(&entries, &empty, &transport);
+            Membership::Resolved(ArcSwap::from_pointee(Built {
+                book: empty,
+                sources,
+                members: Arc::new(members),
+            }))
+        } else {
+            let targets = (entries.iter())
+                .filter_map(|e| match e {
+                    TargetEntry::Addr(t) => Some(t.clone()),
+                    TargetEntry::Name(_) => None,
+                })
+                .collect();
+            Membership::Fixed(Members::new(targets, &transport))
+        };
         Some(Group {
             name: name.into(),
-            wrr: SmoothWrr::new(&weights)?,
-            transport: Transport::plain(targets.iter().map(|t| t.addr)),
-            targets,
             policy: GroupPolicy::default(),
+            transport,
+            entries,
+            members,
         })
     }
 
-    /// The group with the peers the config compiler prepared (one per target, in order).
-    pub fn with_transport(mut self, transport: Transport) -> Group {
-        debug_assert_eq!(transport.peers().len(), self.targets.len());
-        self.transport = transport;
-        self
-    }
-
-    /// The prepared peer of `target`, one of this group's targets (as [`Self::pick`] returns
-    /// them): found by identity, groups are small.
-    pub fn peer_of(&self, target: &Target) -> Option<&HttpPeer> {
-        let i = self.targets.iter().position(|t| std::ptr::eq(t, target))?;
-        self.transport.peer(i)
+    /// A group of `IP:PORT` targets in cleartext HTTP/1.1 (tests, benches).
+    pub fn of_addrs(name: &str, targets: &[(SocketAddr, u32)]) -> Option<Group> {
+        let entries = (targets.iter())
+            .map(|(a, w)| TargetEntry::Addr(Target::at(*a, *w)))
+            .collect();
+        Group::new(name, entries, Transport::plain())
     }
 
     pub fn with_policy(mut self, policy: GroupPolicy) -> Group {
@@ -61,74 +152,133 @@ impl Group {
         self
     }
 
-    /// The next target by weighted round-robin.
-    pub fn next_target(&self) -> Option<&Target> {
-        self.targets.get(self.wrr.next())
+    /// The entries as written (`/routes`, the DNS service's list of names).
+    pub fn entries(&self) -> &[TargetEntry] {
+        &self.entries
     }
 
-    /// The next target by weighted round-robin among those `health` says may be picked: the
-    /// turns of the others are skipped, so the rest keep their relative weights.
-    pub fn pick(&self, health: &impl TargetHealth) -> Option<&Target> {
-        if !health.any_down() {
-            return self.next_target();
+    /// The `NAME:PORT` entries.
+    pub fn names(&self) -> impl Iterator<Item = &NamedTarget> {
+        self.entries.iter().filter_map(|e| match e {
+            TargetEntry::Name(n) => Some(n),
+            TargetEntry::Addr(_) => None,
+        })
+    }
+
+    /// Whether some entry is a DNS name (its targets change without a new table).
+    pub fn is_resolved(&self) -> bool {
+        matches!(self.members, Membership::Resolved(_))
+    }
+
+    /// The set of a group without names; `None` for a group with names (ask [`Self::members`]).
+    pub fn fixed_members(&self) -> Option<&Members> {
+        match &self.members {
+            Membership::Fixed(m) => Some(m),
+            Membership::Resolved(_) => None,
         }
-        // Each round of the smooth cycle visits every positive-weight target at least once.
-        let turns = self.wrr_cycle_bound();
-        (0..turns)
-            .filter_map(|_| self.next_target())
-            .find(|t| health.is_available(t.addr))
-            .or_else(|| self.first(|t| health.is_available(t.addr)))
     }
 
-    /// The first positive-weight target in file order for which `ok` holds (when the bounded
-    /// round-robin walk of a very skewed group found none).
-    fn first(&self, ok: impl Fn(&Target) -> bool) -> Option<&Target> {
-        self.targets.iter().find(|t| t.weight > 0 && ok(t))
-    }
-
-    /// A target for another try: one not in `tried` that may be picked, else any that may be
-    /// picked (Pingora's retry of a stale pooled connection may go to the same target), else
-    /// none. Retries under the route's `retries` are made only when [`Self::has_other`].
-    pub fn pick_other(&self, tried: &[SocketAddr], health: &impl TargetHealth) -> Option<&Target> {
-        let untried = self.first(|t| !tried.contains(&t.addr) && health.is_available(t.addr));
-        if untried.is_none() {
-            return self.pick(health);
+    /// The targets requests pick from now: the fixed set, or the one `now` (the address
+    /// book's snapshot the caller loaded) gives the group's names: built when the names'
+    /// addresses changed since the last call, else the same set (one load and a pointer
+    /// comparison).
+    pub fn members<'g>(&'g self, now: &Arc<Addresses>) -> MembersRef<'g> {
+        let cache = match &self.members {
+            Membership::Fixed(m) => return MembersRef::Fixed(m),
+            Membership::Resolved(cache) => cache,
+        };
+        let built = cache.load();
+        if Arc::ptr_eq(&built.book, now) {
+            return MembersRef::Resolved(built.members.clone());
         }
-        let fresh = |t: &Target| !tried.contains(&t.addr) && health.is_available(t.addr);
-        (0..self.wrr_cycle_bound())
-            .filter_map(|_| self.next_target())
-            .find(|t| fresh(t))
-            .or_else(|| self.first(fresh))
+        let sources = sources(&self.entries, now);
+        let same = built.sources.len() == sources.len()
+            && (built.sources.iter().zip(&sources)).all(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            });
+        let members = if same {
+            built.members.clone()
+        } else {
+            Arc::new(build(&self.entries, now, &self.transport).0)
+        };
+        // Two requests may both build after a change: either set is the current one.
+        cache.store(Arc::new(Built {
+            book: Arc::clone(now),
+            sources,
+            members: members.clone(),
+        }));
+        MembersRef::Resolved(members)
     }
 
-    /// Whether a target not in `tried` may be picked (a retry goes to another target).
-    pub fn has_other(&self, tried: &[SocketAddr], health: &impl TargetHealth) -> bool {
-        self.first(|t| !tried.contains(&t.addr) && health.is_available(t.addr))
-            .is_some()
+    /// `f` on the targets of the moment, without taking a share of them (no reference count
+    /// touched when the set is current): for a question asked and answered at once, such as the
+    /// decision's "may any target be picked?".
+    pub fn with_members<R>(&self, now: &Arc<Addresses>, f: impl FnOnce(&Members) -> R) -> R {
+        let cache = match &self.members {
+            Membership::Fixed(m) => return f(m),
+            Membership::Resolved(cache) => cache,
+        };
+        let built = cache.load();
+        if Arc::ptr_eq(&built.book, now) {
+            f(&built.members)
+        } else {
+            drop(built);
+            f(&self.members(now))
+        }
     }
 
-    /// Whether any target of the group may be picked.
-    pub fn has_available(&self, health: &impl TargetHealth) -> bool {
-        !health.any_down()
-            || self
-                .targets
-                .iter()
-                .any(|t| t.weight > 0 && health.is_available(t.addr))
-    }
-
-    /// Turns of the round-robin within which every positive-weight target comes up: the smooth
-    /// WRR gives each target its turns spread over one cycle of `sum(weights)` turns; bounded so
-    /// that large weights do not make a pick slow.
-    fn wrr_cycle_bound(&self) -> usize {
-        let sum: u64 = self.targets.iter().map(|t| u64::from(t.weight)).sum();
-        (sum as usize).clamp(1, 4096)
-    }
-
-    /// Continues the round-robin where `old` was, when it has the same targets (a reload
-    /// must not restart the cycle: that skews shares when reloads are frequent).
+    /// Continues the round-robin where `old` was, when it has the same fixed targets (a reload
+    /// must not restart the cycle: that skews shares when reloads are frequent). A group with
+    /// names builds its set from the address book on its first request.
     pub fn inherit_position(&self, old: &Group) {
-        if self.targets == old.targets {
-            self.wrr.resume_at(old.wrr.position());
+        if let (Some(new), Some(old)) = (self.fixed_members(), old.fixed_members()) {
+            new.inherit_position(old);
         }
     }
+}
+
+/// Per entry, its name's address list in `book`.
+fn sources(entries: &[TargetEntry], book: &Addresses) -> Vec<Option<Arc<[IpAddr]>>> {
+    (entries.iter())
+        .map(|e| match e {
+            TargetEntry::Name(n) => book.get(&n.host).cloned(),
+            TargetEntry::Addr(_) => None,
+        })
+        .collect()
+}
+
+/// The member set `entries` stand for in `book`: file order, a name's addresses in sorted
+/// order; an address that two entries give is a target once, with the first entry's weight.
+fn build(
+    entries: &[TargetEntry],
+    book: &Arc<Addresses>,
+    transport: &Transport,
+) -> (Members, Vec<Option<Arc<[IpAddr]>>>) {
+    let sources = sources(entries, book);
+    let mut seen = foldhash::HashSet::default();
+    let mut targets = Vec::new();
+    for (e, addrs) in entries.iter().zip(&sources) {
+        match e {
+            TargetEntry::Addr(t) => {
+                if seen.insert(t.addr) {
+                    targets.push(t.clone());
+                }
+            }
+            TargetEntry::Name(n) => {
+                for ip in addrs.iter().flat_map(|a| a.iter()) {
+                    let addr = SocketAddr::new(*ip, n.port);
+                    if seen.insert(addr) {
+                        targets.push(Target {
+                            addr,
+                            weight: n.weight,
+                            host: Some(n.host.clone()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    (Members::new(targets, transport), sources)
 }

@@ -1,14 +1,18 @@
 //! The compiled, immutable routing table and its pure decision function (no I/O).
 //!
 //! A [`RouteTable`] is built once per routes.yaml version by `config::compile` and shared behind
-//! an `ArcSwap`; a request loads it once and asks [`RouteTable::decide`] where to go.
+//! an `ArcSwap`; a request loads it once and asks [`RouteTable::decide`] where to go. What
+//! changes without a new table is read through handles beside it: target health
+//! ([`TargetHealth`]) and the addresses of DNS names ([`AddressBook`]).
 
 mod active;
+mod addresses;
 mod carried;
 mod decide;
 mod group;
 mod health;
 mod index;
+mod members;
 mod policy;
 mod rate_limit;
 mod route;
@@ -17,11 +21,13 @@ mod table;
 mod transport;
 
 pub use active::{ActiveTable, SharedTable};
+pub use addresses::{AddressBook, Addresses};
 pub use carried::Carried;
 pub use decide::{normalize_host, Decision, Outcome, Reason, RequestInfo, TagAction};
-pub use group::{Group, GroupId, Target};
+pub use group::{Group, GroupId, MembersRef, NamedTarget, TargetEntry};
 pub use health::{AllHealthy, TargetHealth};
 pub use index::RouteIndex;
+pub use members::{Members, Target};
 pub use policy::{
     CheckKind, GroupPolicy, HealthCheck, Outlier, Retries, RetryOn, RetryReason, Timeouts,
     UnhealthyTag, DEFAULT_IO_TIMEOUT,
@@ -30,9 +36,11 @@ pub use rate_limit::{KeyOf, LimitKey, RateLimit};
 pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey, TagFallback};
 pub use shadow::{shadowed, Shadowed};
 pub use table::RouteTable;
-pub use transport::{Protocol, Transport};
+pub use transport::{PeerTemplate, Protocol, Transport};
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_health;
+#[cfg(test)]
+mod tests_resolved;

@@ -14,6 +14,8 @@ pub struct RouteTable {
     routes: Vec<Arc<Route>>,
     groups: Vec<Arc<Group>>,
     index: RouteIndex,
+    /// Some group has a DNS name (a request then reads the address book).
+    has_names: bool,
 }
 
 impl RouteTable {
@@ -29,10 +31,17 @@ impl RouteTable {
             );
         }
         RouteTable {
+            has_names: groups.iter().any(|g| g.is_resolved()),
             routes,
             groups,
             index,
         }
+    }
+
+    /// Whether some group has a `NAME:PORT` target: only then does a request read the
+    /// addresses of DNS names.
+    pub fn has_names(&self) -> bool {
+        self.has_names
     }
 
     pub fn routes(&self) -> &[Arc<Route>] {

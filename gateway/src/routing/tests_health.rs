@@ -60,7 +60,7 @@ fn decide(t: &RouteTable, tag: Option<&str>, health: &impl TargetHealth) -> (Str
         client: None,
     };
     let name = |g: GroupId| t.group(g).map(|g| g.name.to_string()).unwrap_or_default();
-    match t.decide_with(&info, health) {
+    match t.decide_with(&info, health, Addresses::none()) {
         Outcome::Routed(d) => (d.reason.as_str().to_string(), name(d.group)),
         Outcome::NoHealthyTarget { group, .. } => ("503".into(), name(group)),
         other => panic!("unexpected {other:?}"),
@@ -128,7 +128,7 @@ fn an_untagged_split_never_moves_to_another_group_by_itself() {
 #[test]
 fn picks_skip_targets_that_are_down_and_keep_weights_among_the_rest() {
     let t = table("upstreams:\n  g: { targets: [\"127.0.0.1:1\", { addr: \"127.0.0.1:2\", weight: 3 }, \"127.0.0.1:3\"] }\nroutes:\n  - { name: r, split: [{ upstream: g, weight: 1 }] }\n");
-    let g = t.group(0).expect("group");
+    let g = t.group(0).and_then(|g| g.fixed_members()).expect("group");
     let down = Down::ports(&[1]);
     let ports: Vec<u16> = (0..400)
         .filter_map(|_| g.pick(&down))

@@ -1,9 +1,9 @@
-//! How a group's targets are spoken to, compiled: the HTTP version and, per target, a prepared
-//! Pingora peer (address, TLS, SNI, CA, ALPN) that an attempt only clones and gives its
-//! timeouts. Built only by `config::compile_transport`.
+//! How a group's targets are spoken to, compiled: the HTTP version and the template each
+//! target's prepared Pingora peer (address, TLS, SNI, CA, ALPN) is made from; an attempt only
+//! clones that peer and gives it its timeouts. Built only by `config::compile_transport`.
 
-use pingora::upstreams::peer::HttpPeer;
-use std::net::SocketAddr;
+use super::members::Target;
+use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 
 /// The HTTP version spoken to a group's targets (`upstreams.NAME.protocol`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,42 +32,73 @@ impl Protocol {
     }
 }
 
-/// A group's protocol and one prepared peer per target (same order as the group's targets).
+/// A group's protocol and how a peer is prepared for each of its targets.
 #[derive(Debug, Clone)]
 pub struct Transport {
     pub protocol: Protocol,
     /// Whether the targets are spoken to over TLS.
     pub tls: bool,
-    peers: Vec<HttpPeer>,
+    peer: PeerTemplate,
+}
+
+/// What every peer of a group shares (ALPN, verification, CA, pool key), and the name sent in
+/// the TLS handshake when the group's `tls.sni` gives one.
+#[derive(Debug, Clone)]
+pub struct PeerTemplate {
+    /// `tls.sni`: sent and verified for every target. Without it: the target's DNS name for a
+    /// `NAME:PORT` entry, else its IP address (checked against the certificate's IPs).
+    pub sni: Option<String>,
+    pub options: PeerOptions,
+    /// Tells apart pooled connections that Pingora's reuse key would mix (e.g. another CA).
+    pub group_key: u64,
+}
+
+impl Default for PeerTemplate {
+    fn default() -> Self {
+        PeerTemplate {
+            sni: None,
+            options: PeerOptions::new(),
+            group_key: 0,
+        }
+    }
 }
 
 impl Transport {
-    /// Cleartext HTTP/1.1 to each address: what a group without `protocol` and `tls` gets.
-    pub fn plain(addrs: impl Iterator<Item = SocketAddr>) -> Transport {
+    /// Cleartext HTTP/1.1: what a group without `protocol` and `tls` gets.
+    pub fn plain() -> Transport {
         Transport {
             protocol: Protocol::H1,
             tls: false,
-            peers: addrs
-                .map(|a| HttpPeer::new(a, false, String::new()))
-                .collect(),
+            peer: PeerTemplate::default(),
         }
     }
 
-    /// `peers` prepared by the config compiler, one per target in order.
-    pub fn new(protocol: Protocol, tls: bool, peers: Vec<HttpPeer>) -> Transport {
+    /// Prepared by the config compiler.
+    pub fn new(protocol: Protocol, tls: bool, peer: PeerTemplate) -> Transport {
         Transport {
             protocol,
             tls,
-            peers,
+            peer,
         }
     }
 
-    /// The prepared peer of the target at `index`.
-    pub fn peer(&self, index: usize) -> Option<&HttpPeer> {
-        self.peers.get(index)
-    }
-
-    pub fn peers(&self) -> &[HttpPeer] {
-        &self.peers
+    /// The prepared peer of `target`: built once per target (at compile, or when a name's
+    /// addresses change), cloned per attempt.
+    pub fn peer_for(&self, target: &Target) -> HttpPeer {
+        let sni = if !self.tls {
+            String::new()
+        } else if let Some(sni) = &self.peer.sni {
+            sni.clone()
+        } else if let Some(host) = &target.host {
+            host.to_string()
+        } else {
+            // The IP address: rustls then checks the certificate's IP addresses (an empty
+            // SNI would make Pingora skip verification altogether).
+            target.addr.ip().to_string()
+        };
+        let mut peer = HttpPeer::new(target.addr, self.tls, sni);
+        peer.options = self.peer.options.clone();
+        peer.group_key = self.peer.group_key;
+        peer
     }
 }

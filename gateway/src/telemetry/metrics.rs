@@ -20,7 +20,7 @@
 use super::grpc_status::{GrpcStatus, GRPC_STATUS_COUNT, GRPC_STATUS_LABELS};
 use super::status_class::{StatusClass, HTTP_STATUS_CLASSES};
 use super::status_class::{STATUS_CLASS_COUNT, STATUS_CLASS_LABELS};
-use crate::routing::{Carried, Group, GroupId, Reason, Route, RouteTable};
+use crate::routing::{Carried, Group, GroupId, Reason, Route, RouteTable, TargetEntry};
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -132,7 +132,7 @@ struct Store {
 /// The registry, the per-route store and the process-wide metrics.
 pub struct Metrics {
     registry: Registry,
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
     no_route: Arc<AnswerClasses>,
     routing_version: IntGauge,
     reloads: IntCounterVec,
@@ -145,6 +145,7 @@ pub struct Metrics {
     process: OnceLock<()>,
     source_connected: OnceLock<IntGauge>,
     containment: Arc<super::ContainmentMetrics>,
+    dns: Arc<super::DnsMetrics>,
 }
 
 impl Metrics {
@@ -206,7 +207,7 @@ impl Metrics {
         );
         Arc::new(Metrics {
             registry,
-            store: Mutex::new(Store::default()),
+            store: Arc::default(),
             no_route: Arc::new(AnswerClasses::default()),
             routing_version,
             reloads,
@@ -219,6 +220,7 @@ impl Metrics {
             process: OnceLock::new(),
             source_connected: OnceLock::new(),
             containment: Arc::default(),
+            dns: Arc::default(),
         })
     }
 
@@ -244,6 +246,8 @@ impl Metrics {
             let j = carried.group(i)?;
             Arc::ptr_eq(t.groups().get(j)?, g).then(|| m.targets.get(j))?
         };
+        // The addresses written in the file; those DNS names give are found in the store on
+        // their first error (errors are rare; a name's addresses change without a table).
         // The store is locked per entry, not for the whole table: a scrape never waits for the
         // series of a 10,000-route table to be made.
         let routes = (table.routes().iter().enumerate())
@@ -257,14 +261,19 @@ impl Metrics {
                 Some(m) => Arc::clone(m),
                 None => {
                     let mut store = lock(&self.store);
-                    Arc::new(
-                        (g.targets.iter())
-                            .map(|t| {
-                                let key = (g.name.to_string(), t.addr);
-                                (t.addr, store.targets.entry(key).or_default().clone())
+                    Arc::new(TargetMetrics {
+                        group: g.name.clone(),
+                        fixed: (g.entries().iter())
+                            .filter_map(|e| match e {
+                                TargetEntry::Addr(t) => Some(t.addr),
+                                TargetEntry::Name(_) => None,
+                            })
+                            .map(|addr| {
+                                let key = (g.name.to_string(), addr);
+                                (addr, store.targets.entry(key).or_default().clone())
                             })
                             .collect(),
-                    )
+                    })
                 }
             })
             .collect();
@@ -272,6 +281,7 @@ impl Metrics {
             routes,
             targets,
             no_route: self.no_route.clone(),
+            store: self.store.clone(),
         }
     }
 
@@ -295,6 +305,11 @@ impl Metrics {
     /// The failure-handling families (timeouts, retries, health), rendered with these.
     pub fn containment(&self) -> &Arc<super::ContainmentMetrics> {
         &self.containment
+    }
+
+    /// The DNS families (changes, failed lookups, addresses of the groups' DNS names).
+    pub fn dns(&self) -> &Arc<super::DnsMetrics> {
+        &self.dns
     }
 
     /// `dyegate_source_connected`: 1 while the routing source (etcd) answers, 0 while it does
@@ -499,6 +514,7 @@ impl Metrics {
             }
         }
         self.containment.render(out);
+        self.dns.render(out);
     }
 }
 
@@ -568,15 +584,22 @@ impl RouteMetrics {
     }
 }
 
-type TargetMetrics = Vec<(SocketAddr, Arc<ErrorKinds>)>;
+/// The error counters of one group's targets.
+struct TargetMetrics {
+    group: Arc<str>,
+    /// The `IP:PORT` targets: (address, counters per error kind).
+    fixed: Vec<(SocketAddr, Arc<ErrorKinds>)>,
+}
 
 /// The handles of one table's series, indexed like the table. Shared (`Arc`) so a route or group
 /// carried over unchanged into the next table keeps its handles without looking them up again.
 pub struct TableMetrics {
     routes: Vec<Arc<RouteMetrics>>,
-    /// Per group id, per target: (address, counters per error kind).
+    /// Per group id.
     targets: Vec<Arc<TargetMetrics>>,
     no_route: Arc<AnswerClasses>,
+    /// Where the series of targets a DNS name gave are made, on their first error.
+    store: Arc<Mutex<Store>>,
 }
 
 /// The index of an answer dyegate wrote itself in [`AnswerClasses`].
@@ -674,14 +697,23 @@ impl TableMetrics {
 
     /// Records an upstream error of a target.
     pub fn upstream_error(&self, group: GroupId, target: SocketAddr, kind: usize) {
-        if let Some((_, c)) = self
-            .targets
-            .get(group)
-            .and_then(|ts| ts.iter().find(|(a, _)| *a == target))
-        {
+        let Some(g) = self.targets.get(group) else {
+            return;
+        };
+        let count = |c: &ErrorKinds| {
             if let Some(c) = c.get(kind) {
                 c.fetch_add(1, Ordering::Relaxed);
             }
+        };
+        match g.fixed.iter().find(|(a, _)| *a == target) {
+            Some((_, c)) => count(c),
+            // A target a DNS name gave.
+            None => count(
+                lock(&self.store)
+                    .targets
+                    .entry((g.group.to_string(), target))
+                    .or_default(),
+            ),
         }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! - [`metrics`]: Prometheus families, pre-created per route, group and tag.
 //! - [`containment`]: timeouts, retries, circuit breaker, health checks and ejections.
+//! - [`dns`]: the DNS names of upstream groups: changes, failed lookups, addresses.
 //! - [`grpc_status`]: the bounded `grpc_status` label of requests to HTTP/2 upstreams.
 //! - [`status_class`]: the `status_class` label: the status's class, or `error` for an answer
 //!   that broke after its head.
@@ -13,6 +14,7 @@
 
 pub mod access_log;
 pub mod containment;
+pub mod dns;
 pub mod export;
 pub mod failure_log;
 pub mod grpc_status;
@@ -23,6 +25,7 @@ pub mod trace;
 
 pub use access_log::{AccessLog, AccessLogService, AccessRecord};
 pub use containment::{ContainmentMetrics, TimeoutKind};
+pub use dns::DnsMetrics;
 pub use export::{ExportService, ExportStats};
 pub use failure_log::FailureLog;
 pub use grpc_status::GrpcStatus;

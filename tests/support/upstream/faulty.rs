@@ -49,6 +49,9 @@ pub enum Fault {
     FailTenths(u8),
     /// Answers 200 after this many milliseconds: a slow canary.
     Delay(u64),
+    /// Holds every request (health checks answer 200) until [`FaultyUpstream::release`], then
+    /// answers 200: a request in flight for exactly as long as the test needs one.
+    Hold,
 }
 
 struct Shared {
@@ -62,6 +65,9 @@ struct Shared {
     max_checks_in_flight: AtomicUsize,
     /// Body bytes received with requests other than health checks.
     body_bytes: AtomicUsize,
+    /// Requests held by [`Fault::Hold`] right now, and the switch that lets them go.
+    held: AtomicUsize,
+    released: tokio::sync::watch::Sender<bool>,
 }
 
 /// Handle to a running faulty upstream; dropping it stops it and closes its connections.
@@ -90,6 +96,8 @@ impl FaultyUpstream {
             checks_in_flight: AtomicUsize::new(0),
             max_checks_in_flight: AtomicUsize::new(0),
             body_bytes: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
+            released: tokio::sync::watch::Sender::new(false),
         });
         let thread = {
             let shared = Arc::clone(&shared);
@@ -133,6 +141,17 @@ impl FaultyUpstream {
     /// The most health checks that were being answered at one time.
     pub fn max_checks_in_flight(&self) -> usize {
         self.shared.max_checks_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Requests held by [`Fault::Hold`] now.
+    pub fn held(&self) -> usize {
+        self.shared.held.load(Ordering::SeqCst)
+    }
+
+    /// Lets every request held by [`Fault::Hold`] go (they answer 200), and the ones that come
+    /// later too.
+    pub fn release(&self) {
+        self.shared.released.send_replace(true);
     }
 
     /// Request body bytes received (health checks not included).
@@ -266,6 +285,13 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
             }
             Fault::Status500 | Fault::HealthyButFailing => response(500, name, "failing\n", false),
             Fault::Status503 => response(503, name, "unavailable\n", false),
+            Fault::Hold => {
+                let mut released = shared.released.subscribe();
+                shared.held.fetch_add(1, Ordering::SeqCst);
+                let _ = released.wait_for(|r| *r).await;
+                shared.held.fetch_sub(1, Ordering::SeqCst);
+                response(200, name, &ok, false)
+            }
             Fault::Hang => return hang(stream).await,
             Fault::StallBody => {
                 let head = format!("HTTP/1.1 200 OK\r\nx-upstream: {name}\r\ncontent-length: 1000\r\n\r\n0123456789");
@@ -295,7 +321,8 @@ async fn answer_health(stream: &mut TcpStream, fault: Fault, name: &str) -> Opti
         | Fault::HealthyButFailing
         | Fault::CloseAfterOne
         | Fault::FailTenths(_)
-        | Fault::Delay(_) => 200,
+        | Fault::Delay(_)
+        | Fault::Hold => 200,
         Fault::SlowHealthz => {
             // time is tested: a health check that takes 300 ms is the fault under test.
             tokio::time::sleep(Duration::from_millis(300)).await;
