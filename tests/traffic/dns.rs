@@ -270,8 +270,8 @@ async fn a_name_that_does_not_resolve_yet_answers_503_until_it_does() {
     let resp = Req::get("/").send(gw.addr()).await;
     assert_eq!(resp.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
-        resp.text(),
-        "no address for upstream group orders: its DNS names have not resolved\n"
+        resp.text().lines().next(),
+        Some("503 Service Unavailable: no address for upstream group orders: its DNS names have not resolved")
     );
     let entry = name_entry(&gw).await;
     assert_eq!(
