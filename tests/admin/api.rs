@@ -317,13 +317,7 @@ async fn cli_reload_versions_and_status_use_the_admin_api() {
         "--admin".to_owned(),
         nobody.clone(),
     ]);
-    assert_eq!(out.code, Some(1), "{out}");
-    assert!(
-        out.stderr.starts_with(&format!(
-            "dyegate: cannot connect to the admin API at {nobody}: "
-        )),
-        "{out}"
-    );
+    out.assert_cannot_connect(&nobody);
 }
 
 #[test]

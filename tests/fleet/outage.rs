@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use dyegate_suite::etcd::fleet::{answered_by, wait_for_upstream, Fleet, SETTLE};
+use dyegate_suite::etcd::fleet::{
+    answered_by, two_gateways_blue_then_green, wait_for_upstream, Fleet, SETTLE,
+};
 
 async fn connected_metric(gw: &dyegate_suite::Dyegate) -> f64 {
     gw.metrics().await.value("dyegate_source_connected", &[])
@@ -83,14 +85,7 @@ async fn a_restart_while_etcd_is_down_serves_the_cached_table_stale_until_etcd_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_rollback_is_a_new_revision_and_a_local_rollback_diverges() {
-    let fleet = Fleet::new();
-    let config = fleet.config("blue");
-    let r1 = fleet.push(&config, "blue");
-    let a = config.start();
-    let b = fleet.config("blue").start();
-    let r2 = fleet.push(a.config(), "green");
-    wait_for_upstream(&a, "green", SETTLE).await;
-    wait_for_upstream(&b, "green", SETTLE).await;
+    let (_fleet, a, b, r1, r2) = two_gateways_blue_then_green().await;
 
     // Local: this gateway alone, marked divergent; the fleet is unchanged.
     let out = a.config().cli(&["rollback", "--to", &r1.to_string()]);

@@ -5,7 +5,9 @@
 //! behind, so the table it leaves is refused by all of them alike (`current` counts the keys).
 //! A local rollback takes no fleet number: it is the fleet version plus a local sequence.
 
-use dyegate_suite::etcd::fleet::{answered_by, wait_for_upstream, Fleet, PREFIX, SETTLE};
+use dyegate_suite::etcd::fleet::{
+    answered_by, two_gateways_blue_then_green, wait_for_upstream, Fleet, PREFIX, SETTLE,
+};
 use dyegate_suite::Dyegate;
 
 /// Waits until every gateway reports `version` and nothing rejected.
@@ -95,14 +97,8 @@ async fn every_gateway_reports_one_version_for_one_table_whatever_it_saw() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_rollback_is_the_fleet_version_plus_a_local_sequence_and_moves_no_number() {
-    let fleet = Fleet::new();
-    let config = fleet.config("blue");
-    let r1 = fleet.push(&config, "blue");
-    let a = config.start();
-    let b = fleet.config("blue").start();
-    let r2 = fleet.push(a.config(), "green");
+    let (fleet, a, b, r1, r2) = two_gateways_blue_then_green().await;
     all_at(&[&a, &b], r2).await;
-    wait_for_upstream(&a, "green", SETTLE).await;
 
     // Local rollbacks on a: r2.1 (back to r1's table), then r2.2 (back to r2's); b is untouched.
     let out = a.config().cli(&["rollback", "--to", &r1.to_string()]);

@@ -281,13 +281,7 @@ fn admin_addresses_as_host_port_or_http_urls_and_the_exit_codes() {
     // A failed operation: exit 1.
     let nobody = format!("127.0.0.1:{}", free_port());
     let out = run(&["status", "--admin", &nobody]);
-    assert_eq!(out.code, Some(1), "{out}");
-    assert!(
-        out.stderr.starts_with(&format!(
-            "dyegate: cannot connect to the admin API at {nobody}: "
-        )),
-        "{out}"
-    );
+    out.assert_cannot_connect(&nobody);
 }
 
 #[test]

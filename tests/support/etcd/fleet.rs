@@ -69,6 +69,20 @@ impl Fleet {
     }
 }
 
+/// Two gateways on one fleet: the table pushed first sends everything to `blue` (revision
+/// `r1`), then a push moves both to `green` (`r2`); returned once both answer from green.
+pub async fn two_gateways_blue_then_green() -> (Fleet, Dyegate, Dyegate, u64, u64) {
+    let fleet = Fleet::new();
+    let config = fleet.config("blue");
+    let r1 = fleet.push(&config, "blue");
+    let a = config.start();
+    let b = fleet.config("blue").start();
+    let r2 = fleet.push(a.config(), "green");
+    wait_for_upstream(&a, "green", SETTLE).await;
+    wait_for_upstream(&b, "green", SETTLE).await;
+    (fleet, a, b, r1, r2)
+}
+
 /// The `revision N` a push or fleet rollback printed.
 pub fn revision_printed(out: &CliOutput) -> Option<u64> {
     out.stdout.lines().rev().find_map(|l| {

@@ -34,6 +34,18 @@ impl CliOutput {
     pub fn line_starting_with(&self, prefix: &str) -> Option<&str> {
         self.lines().find(|line| line.starts_with(prefix))
     }
+
+    /// An admin command run against `addr`, where nothing listens: exit 1 and a message that
+    /// names the address.
+    pub fn assert_cannot_connect(&self, addr: &str) {
+        assert_eq!(self.code, Some(1), "{self}");
+        assert!(
+            self.stderr.starts_with(&format!(
+                "dyegate: cannot connect to the admin API at {addr}: "
+            )),
+            "{self}"
+        );
+    }
 }
 
 impl fmt::Display for CliOutput {
