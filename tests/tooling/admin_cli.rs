@@ -33,6 +33,15 @@ impl Shop {
         }
     }
 
+    /// A gateway on `shop` at 95/5 whose routes file is not watched (changes land by reload).
+    fn unwatched_at_95_5() -> (Shop, Dyegate) {
+        let shop = Shop::new();
+        let gw = GatewayConfig::new(&shop.routes(95, 5))
+            .with_gateway_extra(NO_WATCH)
+            .start();
+        (shop, gw)
+    }
+
     /// routes.yaml: route `shop` splitting `stable`/`canary` by the weights given.
     fn routes(&self, stable: i64, canary: i64) -> String {
         format!(
@@ -86,10 +95,7 @@ fn assert_facts(text: &str, facts: &[(&str, String)]) {
 
 #[test]
 fn on_a_terminal_tables_in_a_pipe_json_and_both_state_the_same_facts() {
-    let shop = Shop::new();
-    let gw = GatewayConfig::new(&shop.routes(95, 5))
-        .with_gateway_extra(NO_WATCH)
-        .start();
+    let (shop, gw) = Shop::unwatched_at_95_5();
     gw.config().write("routes.yaml", &shop.routes(80, 20));
     assert_eq!(gw.config().cli(&["reload"]).code, Some(0));
 
@@ -407,10 +413,7 @@ fn versions_n_prints_that_versions_source() {
 
 #[test]
 fn a_rejected_reload_prints_located_lines_then_the_last_error_ages_and_is_fixed() {
-    let shop = Shop::new();
-    let gw = GatewayConfig::new(&shop.routes(95, 5))
-        .with_gateway_extra(NO_WATCH)
-        .start();
+    let (shop, gw) = Shop::unwatched_at_95_5();
     let routes = gw.config().routes_file().display().to_string();
     let bad = shop.routes(95, -5);
     gw.config().write("routes.yaml", &bad);
@@ -502,10 +505,7 @@ fn a_rejected_reload_prints_located_lines_then_the_last_error_ages_and_is_fixed(
 
 #[test]
 fn a_rollback_the_routes_file_does_not_hold_warns_that_the_next_reload_applies_the_file() {
-    let shop = Shop::new();
-    let gw = GatewayConfig::new(&shop.routes(95, 5))
-        .with_gateway_extra(NO_WATCH)
-        .start();
+    let (shop, gw) = Shop::unwatched_at_95_5();
     gw.config().write("routes.yaml", &shop.routes(80, 20));
     assert_eq!(gw.config().cli(&["reload"]).code, Some(0));
 
