@@ -376,7 +376,7 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        // The rollouts kept in state_dir write their steps into the file's text before it is
+        // The rollouts kept in state_dir set their steps over the file's table before it is
         // compiled: a restarted or upgraded gateway serves the step it was on.
         None => match std::fs::read(&gw.routes_path)
             .map_err(|e| {
@@ -384,12 +384,13 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
                 ConfigErrors(vec![dyegate::config::load::unreadable(&file, &e)])
             })
             .and_then(|bytes| {
-                let (bytes, _) = rollouts.overlay(bytes, "startup");
-                dyegate::config::routes_from_text_within(
+                let nothing = dyegate::routing::RouteTable::default();
+                dyegate::config::routes_from_text_over(
                     &gw.routes_path.display().to_string(),
                     bytes,
                     None,
                     gw.config.reload.max_file_bytes,
+                    &mut |model| rollouts.over(model, &nothing, "startup").0,
                 )
             }) {
             Ok(l) => (l, StartAt::default(), None),
@@ -418,13 +419,15 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         &gw.audit_log,
         metrics.clone(),
     ) {
-        Ok(r) => Arc::new(r.with_max_file_bytes(gw.config.reload.max_file_bytes)),
+        Ok(r) => Arc::new(
+            r.with_max_file_bytes(gw.config.reload.max_file_bytes)
+                .with_overlay(rollouts.clone()),
+        ),
         Err(e) => {
             eprintln!("dyegate: not started: {e}");
             return ExitCode::FAILURE;
         }
     };
-    rollouts.attach(reloader.clone());
     // The table's DNS names are asked once before serving: a started or upgraded gateway
     // serves with their addresses (dns/startup.rs).
     let dns = Arc::new(dyegate::dns::DnsNames::new(gw.dns.interval));

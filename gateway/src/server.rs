@@ -186,7 +186,7 @@ pub fn run(
     server.add_service(background_service("reload", reload));
     server.add_service(background_service(
         "rollouts",
-        RolloutService::new(rollouts),
+        RolloutService::new(rollouts, reloader.clone()),
     ));
     server.add_service(background_service(
         "pid file",

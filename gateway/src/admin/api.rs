@@ -349,6 +349,7 @@ impl AdminApi {
             let c = self.rollouts.as_ref();
             return super::rollouts::rollouts(
                 c,
+                self.reloader.clone(),
                 &method,
                 &path,
                 query.as_deref(),

@@ -1,7 +1,8 @@
 //! `GET /rollouts`, `GET /rollouts/ROUTE`, `POST /rollouts/ROUTE/{pause,resume,promote,abort}`
 //! (`promote?to_end=true` goes to the last step).
 
-use crate::rollout::{Control, Controller};
+use crate::reload::Reloader;
+use crate::rollout::{Control, Controller, RolloutError};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 /// Answers a request under `/rollouts`.
 pub async fn rollouts(
     controller: Option<&Arc<Controller>>,
+    reloader: Arc<Reloader>,
     method: &Method,
     path: &str,
     query: Option<&str>,
@@ -23,8 +25,8 @@ pub async fn rollouts(
     let rest = path.trim_start_matches("/rollouts").trim_start_matches('/');
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
     match (method, parts.as_slice()) {
-        (&Method::GET, []) => (StatusCode::OK, json!({ "rollouts": c.status_all() })),
-        (&Method::GET, [route]) => match c.status(route) {
+        (&Method::GET, []) => (StatusCode::OK, json!({ "rollouts": c.status_all(&*reloader) })),
+        (&Method::GET, [route]) => match c.status(route, &*reloader) {
             Some(s) => (StatusCode::OK, s),
             None => (
                 StatusCode::NOT_FOUND,
@@ -43,12 +45,13 @@ pub async fn rollouts(
                 );
             };
             let (c, route) = (c.clone(), route.to_string());
-            match tokio::task::spawn_blocking(move || c.control(&route, control, client)).await {
+            let r = route.clone();
+            let answer = tokio::task::spawn_blocking(move || {
+                c.control(&route, control, client, &*reloader)
+            });
+            match answer.await {
                 Ok(Ok(s)) => (StatusCode::OK, s),
-                Ok(Err((code, e))) => (
-                    StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT),
-                    json!({ "error": e }),
-                ),
+                Ok(Err(e)) => refused(&r, &e),
                 Err(e) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({ "error": e.to_string() }),
@@ -60,4 +63,16 @@ pub async fn rollouts(
             json!({ "error": "expected GET /rollouts, GET /rollouts/ROUTE or POST /rollouts/ROUTE/{pause,resume,promote,abort}" }),
         ),
     }
+}
+
+/// The answer to a control that did not happen: the status is chosen here, not in rollout/.
+fn refused(route: &str, e: &RolloutError) -> (StatusCode, Value) {
+    let (status, message) = match e {
+        RolloutError::NoRollout(_) => (StatusCode::NOT_FOUND, e.to_string()),
+        RolloutError::Conflict { .. } => (StatusCode::CONFLICT, e.to_string()),
+        RolloutError::Superseded | RolloutError::NotApplied(_) => {
+            (StatusCode::CONFLICT, format!("rollout of {route}: {e}"))
+        }
+    };
+    (status, json!({ "error": message }))
 }

@@ -3,6 +3,7 @@
 
 use super::error::Issue;
 use super::model::{DyeConfig, MatchConfig, RouteConfig, RoutesConfig, UnknownTagPolicy};
+use super::overrides::Overrides;
 use crate::routing::{
     Carried, Dye, Group, HostMatch, Matcher, Route, RouteTable, Split, StickyKey, TagFallback,
 };
@@ -33,6 +34,7 @@ pub fn compile<'a>(
     previous: Option<Previous<'_>>,
     names: Option<&HashMap<&'a str, usize>>,
     base: &Path,
+    overrides: &Overrides,
 ) -> Result<(RouteTable, Carried), Vec<Issue>> {
     let mut carried = Carried::default();
     let mut issues = Vec::new();
@@ -60,7 +62,14 @@ pub fn compile<'a>(
         Some(n) => n,
         None => &own,
     };
-    let routes = compile_routes(cfg, previous.as_ref(), group_ids, &mut carried, &mut issues);
+    let routes = compile_routes(
+        cfg,
+        previous.as_ref(),
+        group_ids,
+        overrides,
+        &mut carried,
+        &mut issues,
+    );
     if issues.is_empty() && routes.len() == cfg.routes.len() {
         Ok((RouteTable::new(routes, groups), carried))
     } else {
@@ -139,23 +148,33 @@ fn compile_routes(
     cfg: &RoutesConfig,
     previous: Option<&Previous<'_>>,
     group_ids: &HashMap<&str, usize>,
+    overrides: &Overrides,
     carried: &mut Carried,
     issues: &mut Vec<Issue>,
 ) -> Vec<Arc<Route>> {
     let mut routes = Vec::with_capacity(cfg.routes.len());
     for (i, route) in cfg.routes.iter().enumerate() {
         let Some(route) = route else { continue };
+        let weights = match split_weights(route, overrides.get(&route.name)) {
+            Ok(w) => w,
+            Err(message) => {
+                issues.push(Issue::new(format!("routes[{i}].split"), message));
+                continue;
+            }
+        };
         let origin = previous.and_then(|p| p.unchanged.route(i));
+        // Carried over only with the weights it is compiled with now (a rollout step moves them
+        // on an unchanged entry).
         let same = previous
             .zip(origin)
             .and_then(|(p, j)| p.table.routes().get(j))
-            .filter(|r| same_groups(route, r, group_ids));
+            .filter(|r| same_groups(route, r, group_ids) && r.split.weights == weights);
         if let Some(r) = same {
             routes.push(r.clone());
             carried.routes.push(origin);
             continue;
         }
-        if let Some(r) = compile_route(route, i, group_ids, issues) {
+        if let Some(r) = compile_route(route, i, weights, group_ids, issues) {
             routes.push(Arc::new(r));
             carried.routes.push(None);
         }
@@ -186,9 +205,24 @@ fn same_groups(cfg: &RouteConfig, old: &Route, group_ids: &HashMap<&str, usize>)
             })
 }
 
+/// The weights a route's split is compiled with: a running rollout's (`set`), else the
+/// written ones.
+fn split_weights(cfg: &RouteConfig, set: Option<&[u32]>) -> Result<Vec<u32>, String> {
+    match set {
+        None => Ok(cfg.split.iter().map(|e| e.weight.0).collect()),
+        Some(w) if w.len() == cfg.split.len() => Ok(w.to_vec()),
+        Some(w) => Err(format!(
+            "found a rollout step of {} weights for a split of {} entries",
+            w.len(),
+            cfg.split.len()
+        )),
+    }
+}
+
 fn compile_route(
     cfg: &RouteConfig,
     index: usize,
+    weights: Vec<u32>,
     group_ids: &HashMap<&str, usize>,
     issues: &mut Vec<Issue>,
 ) -> Option<Route> {
@@ -219,7 +253,6 @@ fn compile_route(
         .iter()
         .filter_map(|e| group_ids.get(e.upstream.as_str()).copied())
         .collect();
-    let weights: Vec<u32> = cfg.split.iter().map(|e| e.weight.0).collect();
     if issues.len() > before || groups.len() != weights.len() {
         return None;
     }

@@ -20,7 +20,7 @@ use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 /// The top-level entries of a routes file, as byte ranges of its text, in file order.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Cut {
     pub upstreams: Vec<Range<usize>>,
     pub routes: Vec<Range<usize>>,
@@ -216,6 +216,7 @@ fn hash_of(s: &str) -> u64 {
 }
 
 /// The entries' hashes, computed once per load.
+#[derive(Clone)]
 pub struct Keys {
     upstreams: Vec<u64>,
     routes: Vec<u64>,
@@ -264,7 +265,7 @@ pub struct Reuse {
     all: bool,
     /// Built by [`Reuse::prepare`] (after the swap, off the reload's critical path) or by the
     /// first [`Reuse::decode`].
-    index: OnceLock<Index>,
+    index: Arc<OnceLock<Index>>,
 }
 
 /// Entry hash → (text range, index in the model), for the remembered entries.
@@ -328,8 +329,30 @@ impl Reuse {
             cut,
             keys,
             all,
-            index: OnceLock::new(),
+            index: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// The entries of a version decoded earlier (a kept one applied again), found from its
+    /// text without parsing it: only the self-contained entries are remembered.
+    pub fn of(text: Arc<str>, model: Arc<RoutesConfig>, table: Arc<RouteTable>) -> Option<Reuse> {
+        let cut = cut(&text)?;
+        let keys = Keys::of(&text, &cut);
+        Reuse::new(text, model, table, cut, keys, false)
+    }
+
+    /// The same entries with the table compiled from them now (a rollout step: the same text
+    /// and model, other weights set over them); the lookup of entries is shared.
+    pub fn rebased(&self, table: Arc<RouteTable>) -> Reuse {
+        Reuse {
+            text: self.text.clone(),
+            model: self.model.clone(),
+            table,
+            cut: self.cut.clone(),
+            keys: self.keys.clone(),
+            all: self.all,
+            index: self.index.clone(),
+        }
     }
 
     /// Builds the lookup of this version's entries now, so that the next reload does not.

@@ -24,6 +24,7 @@ pub mod live;
 pub mod load;
 pub mod model;
 pub mod networks;
+pub mod overrides;
 pub mod rollout;
 pub mod runtime;
 pub mod schema;
@@ -38,6 +39,7 @@ pub use dns::DnsSettings;
 pub use error::{ConfigError, ConfigErrors, Issue, Mark};
 pub use gateway::Gateway;
 pub use limits::{AdminLimits, DownstreamLimits};
+pub use overrides::Overrides;
 pub use load::Source;
 pub use source::EtcdSettings;
 pub use tls::DownstreamTls;
@@ -61,7 +63,15 @@ pub struct LoadedRoutes {
     pub routes: usize,
     pub upstreams: usize,
     pub timings: Timings,
+    /// What was set over `model` when `table` was compiled (rollout steps).
+    pub overrides: Overrides,
 }
+
+/// What a trigger sets over a decoded model before it is compiled (the running rollouts'
+/// steps), given the model once it decoded and validated. May be asked twice for one text (the
+/// fast path gives up at compile and the located path compiles again): it must not act, only
+/// answer.
+pub type SetOver<'a> = &'a mut dyn FnMut(&model::RoutesConfig) -> Overrides;
 
 /// Reads, validates and compiles a routes file of at most `max_file_bytes`
 /// (`reload.max_file_bytes`). Every error of the file is returned.
@@ -94,6 +104,20 @@ pub fn routes_from_text_within(
     previous: Option<&incremental::Reuse>,
     max_file_bytes: usize,
 ) -> Result<LoadedRoutes, ConfigErrors> {
+    routes_from_text_over(file, bytes, previous, max_file_bytes, &mut |_| {
+        Overrides::default()
+    })
+}
+
+/// [`routes_from_text_within`] with weights set over the decoded model (see [`SetOver`]): the
+/// text is read once, whatever is set over it.
+pub fn routes_from_text_over(
+    file: &str,
+    bytes: Vec<u8>,
+    previous: Option<&incremental::Reuse>,
+    max_file_bytes: usize,
+    over: SetOver<'_>,
+) -> Result<LoadedRoutes, ConfigErrors> {
     let one = |e| ConfigErrors(vec![e]);
     bounds::check_size(file, &bytes, max_file_bytes).map_err(one)?;
     // The root's shape is decided from a few KB, before any pass over the whole text.
@@ -121,13 +145,13 @@ pub fn routes_from_text_within(
     bounds::check_depth(file, &bytes).map_err(one)?;
     let started = std::time::Instant::now();
     let base = compile_transport::base_dir(file);
-    if let Some(mut loaded) = fast_path(&bytes, previous, &base) {
+    if let Some(mut loaded) = fast_path(&bytes, previous, &base, over) {
         loaded.timings.parse_us = (started.elapsed().as_micros() as u64)
             .saturating_sub(loaded.timings.validate_us + loaded.timings.compile_us);
         return Ok(loaded);
     }
     let source = Source::from_bytes(file.to_string(), bytes).map_err(ConfigErrors)?;
-    let mut loaded = routes_from_source(source, &base)?;
+    let mut loaded = routes_from_source(source, &base, over)?;
     loaded.timings.parse_us = (started.elapsed().as_micros() as u64).saturating_sub(
         loaded.timings.decode_us + loaded.timings.validate_us + loaded.timings.compile_us,
     );
@@ -142,6 +166,7 @@ fn fast_path(
     bytes: &[u8],
     previous: Option<&incremental::Reuse>,
     base: &Path,
+    over: SetOver<'_>,
 ) -> Option<LoadedRoutes> {
     let text = std::str::from_utf8(bytes).ok()?;
     if load::has_control_chars(text) {
@@ -185,6 +210,7 @@ fn fast_path(
         return None;
     }
     timings.validate_us = t.elapsed().as_micros() as u64;
+    let overrides = over(&model);
     let t = std::time::Instant::now();
     let previous = match (previous, &unchanged) {
         (Some(prev), Some(unchanged)) => Some(compile::Previous {
@@ -193,7 +219,8 @@ fn fast_path(
         }),
         _ => None,
     };
-    let (table, carried) = compile::compile(&model, previous, Some(&names), base).ok()?;
+    let (table, carried) =
+        compile::compile(&model, previous, Some(&names), base, &overrides).ok()?;
     drop(names);
     let table = Arc::new(table);
     timings.compile_us = t.elapsed().as_micros() as u64;
@@ -218,6 +245,60 @@ fn fast_path(
         reuse,
         carried,
         timings,
+        overrides,
+    })
+}
+
+/// The running version's text and model compiled again with other weights set over it (a
+/// rollout's step): nothing is read or decoded, and every entry but the routes whose weights
+/// moved is carried over from `running`.
+pub fn recompile(
+    text: Arc<str>,
+    model: Arc<model::RoutesConfig>,
+    reuse: Option<&incremental::Reuse>,
+    running: &RouteTable,
+    file: &str,
+    overrides: Overrides,
+) -> Result<LoadedRoutes, ConfigErrors> {
+    let mut timings = Timings::default();
+    let t = std::time::Instant::now();
+    // The same model: entry i of each list is entry i of the running table's.
+    let unchanged = Carried {
+        groups: (0..model.upstreams.len()).map(Some).collect(),
+        routes: (0..model.routes.len()).map(Some).collect(),
+    };
+    let previous = compile::Previous {
+        table: running,
+        unchanged: &unchanged,
+    };
+    let base = compile_transport::base_dir(file);
+    let (table, carried) = compile::compile(&model, Some(previous), None, &base, &overrides)
+        .map_err(|issues| {
+            ConfigErrors(
+                (issues.into_iter())
+                    .map(|i| ConfigError {
+                        file: file.to_string(),
+                        mark: Mark { line: 1, col: 1 },
+                        path: i.path,
+                        message: i.message,
+                    })
+                    .collect(),
+            )
+        })?;
+    timings.compile_us = t.elapsed().as_micros() as u64;
+    timings.reused = model.upstreams.len() + model.routes.len();
+    let table = Arc::new(table);
+    let reuse = reuse.map(|r| r.rebased(table.clone()));
+    Ok(LoadedRoutes {
+        routes: table.routes().len(),
+        upstreams: table.groups().len(),
+        table,
+        model,
+        text,
+        reuse,
+        carried,
+        timings,
+        overrides,
     })
 }
 
@@ -234,7 +315,11 @@ pub struct Timings {
     pub parsed: usize,
 }
 
-fn routes_from_source(source: Source, base: &Path) -> Result<LoadedRoutes, ConfigErrors> {
+fn routes_from_source(
+    source: Source,
+    base: &Path,
+    over: SetOver<'_>,
+) -> Result<LoadedRoutes, ConfigErrors> {
     let mut timings = Timings::default();
     let t = std::time::Instant::now();
     let (model, mut errors) = source.routes();
@@ -242,8 +327,14 @@ fn routes_from_source(source: Source, base: &Path) -> Result<LoadedRoutes, Confi
     let t = std::time::Instant::now();
     let mut issues = validate::validate(&model, None).0;
     timings.validate_us = t.elapsed().as_micros() as u64;
+    // Set over a valid model only; an invalid one is compiled as written, for its issues.
+    let overrides = match errors.is_empty() && issues.is_empty() {
+        true => over(&model),
+        false => Overrides::default(),
+    };
     let t = std::time::Instant::now();
-    let compiled = compile::compile(&model, None, None, base).map(|(table, _)| table);
+    let compiled =
+        compile::compile(&model, None, None, base, &overrides).map(|(table, _)| table);
     timings.compile_us = t.elapsed().as_micros() as u64;
     let table = match compiled {
         Ok(table) if errors.is_empty() && issues.is_empty() => table,
@@ -273,6 +364,7 @@ fn routes_from_source(source: Source, base: &Path) -> Result<LoadedRoutes, Confi
         reuse: None,
         carried: Carried::default(),
         timings,
+        overrides,
     })
 }
 

@@ -301,20 +301,21 @@ fn fast_and_located_paths_decode_the_same_model() {
     if let Err(e) = serde_yaml::from_str::<super::model::RoutesFile>(&text) {
         panic!("serde_yaml: {e}");
     }
-    let fast = super::fast_path(text.as_bytes(), None, Path::new("."))
+    let fast = super::fast_path(text.as_bytes(), None, Path::new("."), &mut |_| Default::default())
         .expect("valid file takes the fast path");
     let source = super::Source::from_text("routes.yaml".into(), text.clone()).expect("parses");
-    let located = super::routes_from_source(source, Path::new(".")).expect("valid");
+    let located = super::routes_from_source(source, Path::new("."), &mut |_| Default::default()).expect("valid");
     assert_eq!(fast.model, located.model);
     let conf =
         std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/routes.yaml"))
             .expect("conf/routes.yaml");
-    assert!(super::fast_path(&conf, None, Path::new(".")).is_some());
+    assert!(super::fast_path(&conf, None, Path::new("."), &mut |_| Default::default()).is_some());
     // Anything invalid leaves the fast path, so messages always come from the located path.
     assert!(super::fast_path(
         b"upstreams: {}\nroutes: [{ name: x, split: [] }]\n",
         None,
-        Path::new(".")
+        Path::new("."),
+        &mut |_| Default::default()
     )
     .is_none());
 }

@@ -1,18 +1,17 @@
 //! The one commit path. Every change of the routing table — a file change, SIGHUP, the admin
-//! API, a rollback, and later rollout steps and etcd revisions — arrives here as a
-//! [`Candidate`] and goes through the same steps, once: carry-over of positions, metric handles,
+//! API, a rollback, a rollout step, an etcd revision — arrives here as a [`Candidate`] from
+//! its attempt and goes through the same steps, once: carry-over of positions, metric handles,
 //! swap, counters, diff, history, audit.
 
 use super::candidate::Candidate;
-use super::history::VersionInfo;
+use super::history::{Compiled, VersionInfo};
 use super::reloader::{Naming, Reloader, Running};
-use super::report::{Caller, LastError, Outcome, ReloadReport};
+use super::report::{LastError, Outcome, ReloadReport};
 use super::trigger::Trigger;
 use super::version_id;
 use crate::config::diff::{diff, Diff};
-use crate::config::routes_from_text;
 use crate::routing::ActiveTable;
-use crate::stamp::unix_now;
+use crate::stamp::{sha256_hex, unix_now};
 use log::{error, info};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,29 +21,26 @@ use std::sync::Arc;
 const MAX_DIFF_LOG_LINES: usize = 100;
 
 impl Reloader {
-    /// Applies `candidate` as the next version (numbered `version` when its source gives one, an
-    /// etcd revision; on a gateway that follows etcd, any other change is local: the running
-    /// fleet version plus the next local sequence): the caller holds the commit lock (`running`, the running version's model
-    /// and reuse) and built the candidate under it.
+    /// Applies `candidate` as the next version (numbered by its source when it gives a number,
+    /// an etcd revision; on a gateway that follows etcd, any other change is local: the running
+    /// fleet version plus the next local sequence): the attempt holds the commit lock
+    /// (`running`, the running version) and built the candidate under it.
     pub(super) fn commit(
         &self,
         running: &mut Running,
         candidate: Candidate,
-        trigger: Trigger,
-        caller: Caller,
-        version: Option<u64>,
+        mut report: ReloadReport,
     ) -> ReloadReport {
         let gate = self.lock_gate();
         let current = self.active.load_full();
-        let mut report = ReloadReport::new(trigger, version_id::of(&current), caller);
         report.result = match report.trigger {
             Trigger::Rollback { .. } => Outcome::Rollback,
             _ => Outcome::Applied,
         };
         report.sha256 = Some(candidate.sha256.clone());
         report.timings = candidate.timings;
-        report.rollout = candidate.note.clone();
-        let naming = match (version, &self.source) {
+        report.rollout = candidate.note.clone().or(report.rollout.take());
+        let naming = match (candidate.revision, &self.source) {
             (Some(v), _) => Naming::Revision(v),
             (None, Some(_)) => Naming::LocalOn(current.version),
             (None, None) => Naming::Next,
@@ -81,24 +77,21 @@ impl Reloader {
             Some(unix_now()),
         );
         self.log_swap(&report);
-        // Off the critical path, after the swap: the decoded model of a kept table, and the
-        // lookup of this version's entries for the next reload.
-        let (model, reuse) = match candidate.decoded {
-            Some(d) => d,
-            None => routes_from_text(
-                "kept",
-                candidate.text.as_bytes().to_vec(),
-                running.reuse.as_ref(),
-            )
-            .map(|l| (l.model, l.reuse))
-            .unwrap_or_default(),
-        };
-        if let Some(reuse) = &reuse {
+        // After the swap: the diff (of the tables as compiled, weights set over them included),
+        // and the lookup of this version's entries for the next reload. Nothing is parsed here.
+        if let Some(reuse) = &candidate.reuse {
             reuse.prepare();
         }
-        record_diff(&mut report, &diff(&running.model, &model));
-        running.model = model;
-        running.reuse = reuse;
+        let before = running.overrides.over(&running.model);
+        let after = candidate.overrides.over(&candidate.model);
+        record_diff(&mut report, &diff(&before, &after));
+        *running = Running {
+            text_sha256: sha256_hex(candidate.text.as_bytes()),
+            text: candidate.text.clone(),
+            model: candidate.model.clone(),
+            overrides: candidate.overrides.clone(),
+            reuse: candidate.reuse,
+        };
         let info = VersionInfo {
             version: id.version,
             local: id.local,
@@ -107,8 +100,13 @@ impl Reloader {
             rollback_from: matches!(report.trigger, Trigger::Rollback { .. })
                 .then_some(version_id::of(&current)),
             trigger: report.trigger.clone(),
+            overrides: candidate.overrides,
         };
-        self.record(info.clone(), candidate.text, table, &mut report);
+        let compiled = Compiled {
+            table,
+            model: candidate.model,
+        };
+        self.record(info.clone(), candidate.text, compiled, &mut report);
         self.audit(&mut report);
         self.publish(&info);
         self.succeeded(&report);

@@ -13,9 +13,10 @@
 //! can be kept twice (applied again after a local change): the same revision, the same text.
 
 use super::trigger::Trigger;
+use crate::config::model::RoutesConfig;
+use crate::config::Overrides;
 use super::version_id::VersionId;
 use crate::routing::RouteTable;
-use crate::stamp::sha256_hex;
 use log::warn;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,10 @@ pub struct VersionInfo {
     /// For a rollback: the version that was running before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_from: Option<VersionId>,
+    /// The weights the running rollouts set over the text (route → split weights); `sha256`
+    /// covers both (see [`Overrides::sha256_with`]).
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub overrides: Overrides,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -53,11 +58,30 @@ struct Index {
     versions: Vec<VersionInfo>,
 }
 
-/// A kept version: its record, source text and (when this process compiled it) its table.
+/// A kept version: its record, source text and (when this process compiled it) its table and
+/// its decoded text, so that applying it again reads nothing.
 pub struct Kept {
     pub info: VersionInfo,
     pub text: Arc<str>,
-    pub table: Option<Arc<RouteTable>>,
+    pub table: Option<Compiled>,
+}
+
+/// What this process made of a kept version's text.
+#[derive(Clone)]
+pub struct Compiled {
+    pub table: Arc<RouteTable>,
+    /// The text decoded (as written, without the overrides).
+    pub model: Arc<RoutesConfig>,
+}
+
+#[cfg(test)]
+impl From<Arc<RouteTable>> for Compiled {
+    fn from(table: Arc<RouteTable>) -> Self {
+        Compiled {
+            table,
+            model: Default::default(),
+        }
+    }
 }
 
 /// How many versions are kept, by count and by bytes of source text (a version's compiled
@@ -120,7 +144,7 @@ impl History {
         for info in index.versions {
             h.note(info.id());
             match std::fs::read_to_string(source_path(dir, info.id())) {
-                Ok(text) if sha256_hex(text.as_bytes()) == info.sha256 => h.kept.push(Kept {
+                Ok(text) if info.overrides.sha256_with(text.as_bytes()) == info.sha256 => h.kept.push(Kept {
                     info,
                     text: text.into(),
                     table: None,
@@ -171,7 +195,7 @@ impl History {
     }
 
     /// Remembers the table compiled for a kept version (after a restart only the text is known).
-    pub fn attach_table(&mut self, id: VersionId, table: Arc<RouteTable>) {
+    pub fn attach_table(&mut self, id: VersionId, table: Compiled) {
         if let Some(k) = self.kept.iter_mut().rev().find(|k| k.info.id() == id) {
             k.table = Some(table);
         }
@@ -179,7 +203,7 @@ impl History {
 
     /// Records a new version in memory and drops the oldest beyond the limits (the newest is
     /// always kept); returns the writes that persist it.
-    pub fn push(&mut self, info: VersionInfo, text: Arc<str>, table: Arc<RouteTable>) -> Persist {
+    pub fn push(&mut self, info: VersionInfo, text: Arc<str>, table: Compiled) -> Persist {
         let version = info.id();
         self.note(version);
         self.kept.push(Kept {
@@ -293,6 +317,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stamp::sha256_hex;
 
     fn info(version: u64, text: &str) -> VersionInfo {
         VersionInfo {
@@ -302,6 +327,7 @@ mod tests {
             loaded_at: "now".into(),
             trigger: Trigger::File,
             rollback_from: None,
+            overrides: Overrides::default(),
         }
     }
 
@@ -318,7 +344,7 @@ mod tests {
         let table = Arc::new(RouteTable::default());
         for (v, text) in [(1, "aaaa"), (2, "bbbb"), (3, "cccc")] {
             assert_eq!(
-                h.push(info(v, text), text.into(), table.clone()).write(),
+                h.push(info(v, text), text.into(), table.clone().into()).write(),
                 Ok(())
             );
         }
@@ -329,7 +355,7 @@ mod tests {
         );
         let big = "x".repeat(100);
         assert_eq!(
-            h.push(info(4, &big), big.as_str().into(), table).write(),
+            h.push(info(4, &big), big.as_str().into(), table.into()).write(),
             Ok(())
         );
         assert_eq!(h.list().iter().map(|i| i.version).collect::<Vec<_>>(), [4]);
@@ -376,7 +402,7 @@ mod tests {
         // history.json is a directory: the index cannot be renamed over it.
         std::fs::create_dir_all(dir.path().join("history.json")).unwrap_or_else(|e| panic!("{e}"));
         let err = h
-            .push(info(1, "a"), "a".into(), Arc::new(RouteTable::default()))
+            .push(info(1, "a"), "a".into(), Arc::new(RouteTable::default()).into())
             .write()
             .expect_err("must fail");
         assert_eq!(err.what, "history");
@@ -405,14 +431,14 @@ mod tests {
             ..info(id.version, text)
         };
         assert_eq!(
-            h.push(info(41, "fleet"), "fleet".into(), table.clone())
+            h.push(info(41, "fleet"), "fleet".into(), table.clone().into())
                 .write(),
             Ok(())
         );
         assert_eq!(h.next_local(41), VersionId::local(41, 1));
         let id = h.next_local(41);
         assert_eq!(
-            h.push(local(id, "old"), "old".into(), table.clone())
+            h.push(local(id, "old"), "old".into(), table.clone().into())
                 .write(),
             Ok(())
         );
@@ -427,12 +453,12 @@ mod tests {
         // The fleet's version applied again: kept twice under one name, its file kept when the
         // older entry goes.
         assert_eq!(
-            h.push(info(41, "fleet"), "fleet".into(), table.clone())
+            h.push(info(41, "fleet"), "fleet".into(), table.clone().into())
                 .write(),
             Ok(())
         );
         assert_eq!(
-            h.push(info(42, "next"), "next".into(), table.clone())
+            h.push(info(42, "next"), "next".into(), table.clone().into())
                 .write(),
             Ok(())
         );

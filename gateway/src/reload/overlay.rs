@@ -1,15 +1,23 @@
-//! What a routes file trigger passes its text through before compiling it: the running
-//! rollouts rewrite their routes' split weights (see `crate::rollout`), so that a reload which
-//! leaves a route's `split` and `rollout` unchanged keeps the step the rollout is on. A rollback
-//! is told to it once committed, so that the rollouts it touched hold its weights.
+//! What the running rollouts set over every table, whatever its source: a reload that leaves a
+//! route's `split` and `rollout` unchanged keeps the step the rollout is on, a rollout step is
+//! only a change of these weights, and a rollback re-applies the weights its version ran with.
+//! A rollback is told to it once committed, so that the rollouts it touched hold its weights.
 
+use crate::config::model::RoutesConfig;
+use crate::config::Overrides;
 use crate::routing::RouteTable;
 
-/// Rewrites routes text before it is compiled; called under the commit lock.
+/// Sets weights over decoded tables; called under the commit lock.
 pub trait Overlay: Send + Sync {
-    /// The text to compile, and a note for the audit record (rollouts started, restarted or
-    /// ended by this text).
-    fn overlay(&self, text: Vec<u8>, by: &str) -> (Vec<u8>, Option<serde_json::Value>);
+    /// The weights to set over `model` (a decoded, valid table) while `running` serves, and a
+    /// note for the audit record (rollouts started, restarted or ended by this table). `by` is
+    /// the kind of trigger (`file`, `sighup`, `api`, `startup`).
+    fn over(
+        &self,
+        model: &RoutesConfig,
+        running: &RouteTable,
+        by: &str,
+    ) -> (Overrides, Option<serde_json::Value>);
 
     /// A rollback to version `to` replaced `before` with `after`; called under the commit lock,
     /// before any other trigger can reload.

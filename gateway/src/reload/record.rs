@@ -25,7 +25,7 @@ impl Reloader {
         &self,
         info: VersionInfo,
         text: Arc<str>,
-        table: Arc<RouteTable>,
+        table: super::history::Compiled,
         report: &mut ReloadReport,
     ) {
         let persist = self.lock_record().history.push(info, text, table);
@@ -132,6 +132,7 @@ impl Reloader {
         self.published().history.list()
     }
 
+    /// A kept version's record (with the weights set over it) and its text as written.
     pub fn version_text(&self, id: VersionId) -> Option<(VersionInfo, Arc<str>)> {
         let record = self.lock_record();
         record

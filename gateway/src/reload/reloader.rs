@@ -7,16 +7,16 @@
 //! for a few field updates, so the admin API answers while a slow reload parses.
 
 use super::audit::AuditLog;
-use super::candidate::Candidate;
-use super::history::{check_writable, History, Kept, Limits, VersionInfo};
+use super::history::{check_writable, Compiled, History, Limits, VersionInfo};
+use super::overlay::Overlay;
 use super::report::{kind, Caller, Counters, LastError, Outcome, ReloadReport, StateError};
 use super::trigger::Trigger;
-use super::version_id::{self, VersionId};
+use super::version_id::VersionId;
 use super::watcher::Fingerprint;
 use crate::config::incremental::Reuse;
 use crate::config::model::RoutesConfig;
-use crate::config::{routes_from_text, routes_from_text_within, ConfigErrors, LoadedRoutes};
-use crate::routing::{ActiveTable, Carried, RouteTable, SharedTable};
+use crate::config::{ConfigErrors, LoadedRoutes, Overrides};
+use crate::routing::{ActiveTable, RouteTable, SharedTable};
 use crate::source::status::SourceStatus;
 use crate::stamp::{now_rfc3339, sha256_hex, unix_now};
 use crate::telemetry::{Metrics, TableMetrics};
@@ -30,8 +30,13 @@ use std::time::Instant;
 
 /// The running version as the next attempt builds on it; held as the commit lock.
 pub(super) struct Running {
-    /// Its decoded model (for diffs).
+    /// Its source text as written, and the sha256 of that text alone.
+    pub text: Arc<str>,
+    pub text_sha256: String,
+    /// The text decoded, as written.
     pub model: Arc<RoutesConfig>,
+    /// The weights set over it (rollout steps).
+    pub overrides: Overrides,
     /// Its entries, for the next reload to reuse the unchanged ones.
     pub reuse: Option<Reuse>,
 }
@@ -56,8 +61,8 @@ pub(super) struct Record {
 #[derive(Debug, Clone, Serialize)]
 pub(super) struct InProgress {
     #[serde(serialize_with = "kind")]
-    trigger: Trigger,
-    since: String,
+    pub trigger: Trigger,
+    pub since: String,
 }
 
 /// How a reloader starts: the version and trigger of its first table, and the source it follows
@@ -106,7 +111,7 @@ pub struct Reloader {
     /// compares with this to catch a save made in between.
     pub(super) loaded_fingerprint: Option<Fingerprint>,
     pub(super) active: SharedTable<TableMetrics>,
-    pub(super) running: Mutex<Running>,
+    running: Mutex<Running>,
     /// Held by a commit from its swap to its publication (milliseconds: diff, history, audit),
     /// so that a reader that sees the new table in traffic also sees it recorded.
     pub(super) gate: Mutex<()>,
@@ -115,8 +120,8 @@ pub struct Reloader {
     pub(super) metrics: Arc<Metrics>,
     pub counters: Counters,
     pub(super) last_success_unix: AtomicU64,
-    /// The rollouts' rewrite of routes file text (see [`super::Overlay`]).
-    pub(super) overlay: std::sync::OnceLock<Arc<dyn super::Overlay>>,
+    /// What the running rollouts set over every table (see [`Overlay`]).
+    pub(super) overlay: Option<Arc<dyn Overlay>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -162,7 +167,7 @@ impl Reloader {
         audit.check_writable()?;
         let mut history = History::load(state_dir, history);
         history.seen(audit.last_version());
-        let sha = sha256_hex(loaded.text.as_bytes());
+        let sha = loaded.overrides.sha256_with(loaded.text.as_bytes());
         let table = loaded.table.clone();
         let before = history
             .latest()
@@ -182,7 +187,7 @@ impl Reloader {
         );
         metrics.set_routing_version(version.version);
         metrics.reload("startup", result.as_str(), Some(unix_now()));
-        Ok(Reloader {
+        let reloader = Reloader {
             routes_path: routes_path.to_path_buf(),
             max_file_bytes: crate::config::bounds::DEFAULT_MAX_FILE_BYTES,
             source: start.source,
@@ -196,7 +201,10 @@ impl Reloader {
             })),
             gate: Mutex::new(()),
             running: Mutex::new(Running {
+                text_sha256: sha256_hex(loaded.text.as_bytes()),
+                text: loaded.text,
                 model: loaded.model,
+                overrides: loaded.overrides,
                 reuse: loaded.reuse.inspect(|r| r.prepare()),
             }),
             record: Mutex::new(Record {
@@ -214,8 +222,13 @@ impl Reloader {
             metrics,
             counters: Counters::default(),
             last_success_unix: AtomicU64::new(unix_now()),
-            overlay: std::sync::OnceLock::new(),
-        })
+            overlay: None,
+        };
+        if reloader.source.is_some() {
+            let model = reloader.lock_running().model.clone();
+            reloader.unsupported_rollouts(&model);
+        }
+        Ok(reloader)
     }
 
     /// The handle requests load the table from.
@@ -272,19 +285,8 @@ impl Reloader {
         log::warn!("exiting with a reload still under way after {timeout:?}");
     }
 
-    /// Takes the commit lock for one attempt, and says so in `/status` while it lasts.
-    pub(super) fn begin(&self, trigger: &Trigger) -> MutexGuard<'_, Running> {
-        let running = lock(&self.running);
-        self.lock_record().in_progress = Some(InProgress {
-            trigger: trigger.clone(),
-            since: now_rfc3339(),
-        });
-        running
-    }
-
-    fn end(&self, report: ReloadReport) -> ReloadReport {
-        self.lock_record().in_progress = None;
-        report
+    pub(super) fn lock_running(&self) -> MutexGuard<'_, Running> {
+        lock(&self.running)
     }
 
     /// Sets `reload.max_file_bytes` (default [`crate::config::bounds::DEFAULT_MAX_FILE_BYTES`]).
@@ -293,200 +295,11 @@ impl Reloader {
         self
     }
 
-    /// Trigger: the routes file (file change, SIGHUP, admin API). Reads it and commits it if it
-    /// changed and is valid.
-    pub fn reload(&self, trigger: Trigger, caller: Caller) -> ReloadReport {
-        let mut running = self.begin(&trigger);
-        let current = self.active.load();
-        let mut report = ReloadReport::new(trigger, version_id::of(&current), caller);
-        if let Some(source) = &self.source {
-            report.errors = vec![format!(
-                "the routing table comes from etcd ({}): change it with `dyegate push`; the routes file is not read",
-                source.prefix
-            )];
-            return self.end(self.fail(report));
-        }
-        let bytes = match crate::config::bounds::read(&self.routes_path, self.max_file_bytes) {
-            Ok(b) => b,
-            Err(e) => {
-                report.errors = vec![e.to_string()];
-                return self.end(self.fail(report));
-            }
-        };
-        let (bytes, note) = match self.overlay.get() {
-            Some(o) => o.overlay(bytes, report.trigger.kind()),
-            None => (bytes, None),
-        };
-        let sha = sha256_hex(&bytes);
-        if sha == current.sha256 {
-            return self.end(self.no_op(report, sha));
-        }
-        report.sha256 = Some(sha.clone());
-        let started = Instant::now();
-        let file = self.routes_path.display().to_string();
-        let reuse = running.reuse.as_ref();
-        let candidate = match routes_from_text_within(&file, bytes, reuse, self.max_file_bytes) {
-            Ok(loaded) => Candidate {
-                note,
-                ..Candidate::compiled(loaded, sha, started)
-            },
-            Err(errors) => {
-                report.errors = errors.0.iter().map(ToString::to_string).collect();
-                return self.end(self.fail(report));
-            }
-        };
-        drop(current);
-        let caller = report.caller();
-        let report = self.commit(&mut running, candidate, report.trigger, caller, None);
-        self.end(report)
-    }
-
-    /// Trigger: a table from a source other than the routes file (an etcd revision), as
-    /// routes.yaml text ([`SourceText`]). Content equal to the running table's at a version not
-    /// above it is a no-op; otherwise the source's own check against the running table comes
-    /// first (under the commit lock, so nothing changes the running table in between), then
-    /// validation.
-    pub fn apply_source(&self, trigger: Trigger, source: SourceText<'_>) -> ReloadReport {
-        let SourceText {
-            text,
-            version,
-            name,
-            locate,
-            admit,
-        } = source;
-        let mut running = self.begin(&trigger);
-        let current = self.active.load_full();
-        let mut report = ReloadReport::new(trigger, version_id::of(&current), Caller::default());
-        let sha = sha256_hex(text.as_bytes());
-        if sha == current.sha256 && version <= current.version {
-            // Serving the fleet's table already (e.g. a local rollback to what the fleet then
-            // rolled back to): not divergent any more.
-            if let Some(source) = &self.source {
-                source.lock().divergent = false;
-            }
-            return self.end(self.no_op(report, sha));
-        }
-        report.sha256 = Some(sha.clone());
-        if let Err(errors) = admit(&current.table) {
-            report.errors = errors.0.iter().map(ToString::to_string).collect();
-            return self.end(self.fail(report));
-        }
-        let started = Instant::now();
-        let candidate = match routes_from_text(name, text.into_bytes(), running.reuse.as_ref()) {
-            Ok(loaded) => Candidate::compiled(loaded, sha, started),
-            Err(errors) => {
-                report.errors = locate(errors).0.iter().map(ToString::to_string).collect();
-                return self.end(self.fail(report));
-            }
-        };
-        drop(current);
-        // Cleared before the swap: a reader that sees this version never sees it divergent.
-        if let Some(source) = &self.source {
-            source.lock().divergent = false;
-        }
-        let trigger = report.trigger;
-        let report = self.commit(
-            &mut running,
-            candidate,
-            trigger,
-            Caller::default(),
-            Some(version),
-        );
-        self.end(report)
-    }
-
-    /// Records a candidate of `trigger` that could not even be assembled (etcd keys that are
-    /// not a table): failed, the running version keeps serving.
-    pub fn reject(&self, trigger: Trigger, errors: &ConfigErrors) -> ReloadReport {
-        let _running = self.begin(&trigger);
-        let running = version_id::of(&self.active.load());
-        let mut report = ReloadReport::new(trigger, running, Caller::default());
-        report.errors = errors.0.iter().map(ToString::to_string).collect();
-        self.end(self.fail(report))
-    }
-
-    /// Trigger: rollback. Applies a kept version again (default: the one before the running
-    /// one), as a new version (on a gateway that follows etcd: a local one, `N.K`).
-    pub fn rollback(&self, to: Option<VersionId>, caller: Caller) -> Result<ReloadReport, String> {
-        let mut running = self.begin(&Trigger::Rollback {
-            to: to.unwrap_or_default(),
-        });
-        let before = self.active.load_full();
-        let result = self
-            .rollback_candidate(to, &running)
-            .map(|(target, candidate)| {
-                let report = self.commit(
-                    &mut running,
-                    candidate,
-                    Trigger::Rollback { to: target },
-                    caller,
-                    None,
-                );
-                // Still under the commit lock: the rollouts it touched hold its weights before
-                // any reload can write their steps back.
-                let after = self.active.load_full();
-                let moved = version_id::of(&after) != version_id::of(&before);
-                if let (Some(o), true) = (self.overlay.get(), moved) {
-                    o.rolled_back(target, &before.table, &after.table);
-                }
-                report
-            });
-        self.lock_record().in_progress = None;
-        if let (Some(source), Ok(_)) = (&self.source, &result) {
-            // The fleet's table is in etcd; this gateway now serves something else.
-            source.lock().divergent = true;
-        }
-        result
-    }
-
-    /// The kept version to roll back to, as a candidate.
-    fn rollback_candidate(
-        &self,
-        to: Option<VersionId>,
-        running: &Running,
-    ) -> Result<(VersionId, Candidate), String> {
-        let current = self.active.load_full();
-        let started = Instant::now();
-        let (target, text, cached) = {
-            let record = self.lock_record();
-            let running_id = version_id::of(&current);
-            let target = match to {
-                Some(v) => v,
-                None => (record.history.list().iter().rev())
-                    .map(|i| i.id())
-                    .find(|v| *v < running_id)
-                    .ok_or("no earlier version to roll back to")?,
-            };
-            match record.history.get(target) {
-                Some(Kept { text, table, .. }) => (target, text.clone(), table.clone()),
-                None => {
-                    let kept: Vec<String> = (record.history.list().iter())
-                        .map(|i| i.id().to_string())
-                        .collect();
-                    return Err(format!(
-                        "version {target} is not kept (kept: {})",
-                        kept.join(", ")
-                    ));
-                }
-            }
-        };
-        let sha = sha256_hex(text.as_bytes());
-        let candidate = match cached {
-            Some(table) => Candidate::kept(table, &current.table, text, sha, started),
-            // A version kept from an earlier process has only its text: compile it now.
-            None => {
-                let loaded = routes_from_text(
-                    &format!("version {target}"),
-                    text.as_bytes().to_vec(),
-                    running.reuse.as_ref(),
-                )
-                .map_err(|e| format!("version {target} no longer compiles: {e}"))?;
-                let mut c = Candidate::compiled(loaded, sha, started);
-                c.carried = Carried::by_identity(&c.table, &current.table);
-                c
-            }
-        };
-        Ok((target, candidate))
+    /// Sets what the running rollouts set over every table, whatever its source (see
+    /// [`Overlay`]); given before the reloader is shared.
+    pub fn with_overlay(mut self, overlay: Arc<dyn Overlay>) -> Self {
+        self.overlay = Some(overlay);
+        self
     }
 }
 
@@ -499,7 +312,10 @@ fn first_version(
     start: &StartAt,
     state_dir: &Path,
 ) -> Result<(VersionInfo, Outcome), String> {
-    let table = loaded.table.clone();
+    let compiled = Compiled {
+        table: loaded.table.clone(),
+        model: loaded.model.clone(),
+    };
     let latest = history.latest().map(|k| k.info.clone());
     match latest {
         Some(info)
@@ -507,7 +323,7 @@ fn first_version(
                 && info.version == history.next_version() - 1
                 && start.version.is_none_or(|v| v == info.version) =>
         {
-            history.attach_table(info.id(), table.clone());
+            history.attach_table(info.id(), compiled);
             Ok((info, Outcome::NoOp))
         }
         _ => {
@@ -520,9 +336,10 @@ fn first_version(
                 loaded_at: now_rfc3339(),
                 trigger: start.trigger.clone(),
                 rollback_from: None,
+                overrides: loaded.overrides.clone(),
             };
             (history
-                .push(info.clone(), loaded.text.clone(), table.clone())
+                .push(info.clone(), loaded.text.clone(), compiled)
                 .write())
             .map_err(|e| {
                 format!(
@@ -593,11 +410,12 @@ mod tests {
             loaded_at: String::new(),
             trigger: Trigger::Startup,
             rollback_from: None,
+            overrides: Overrides::default(),
         };
         let table = Arc::new(RouteTable::default());
         let push = |h: &mut History, id: VersionId, sha: &str| {
             assert_eq!(
-                h.push(info(id, sha), "x".into(), table.clone()).write(),
+                h.push(info(id, sha), "x".into(), table.clone().into()).write(),
                 Ok(())
             );
         };

@@ -1,105 +1,96 @@
-//! Trigger: a rollout step (or an abort). The running version's text with one route's weights
-//! rewritten, committed through the one commit path with trigger `rollout` (route, step).
+//! Source: a rollout's move (a step, an abort). The running version's text and model with one
+//! route's weights set over them — no text is rewritten or parsed — committed through the one
+//! attempt with trigger `rollout` (route, step). The controller reaches it through
+//! [`Steps`], handed to each of its calls.
 
-use super::candidate::Candidate;
-use super::overlay::Overlay;
+use super::attempt::{Build, Built};
 use super::reloader::Reloader;
-use super::report::ReloadReport;
+use super::report::Caller;
 use super::trigger::Trigger;
-use crate::config::routes_from_text;
-use crate::stamp::sha256_hex;
+use crate::config::recompile;
+use crate::rollout::steps::{Applied, Decide, Decision, Steps};
+use crate::rollout::RolloutError;
+use crate::routing::RouteTable;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What a rollout makes of the running text: `None` when the move no longer applies (a file
-/// change moved the rollout first); otherwise the new text and the audit note.
-pub type RolloutRewrite<'a> =
-    &'a mut dyn FnMut(&str) -> Result<Option<(String, serde_json::Value)>, String>;
+impl Steps for Reloader {
+    fn table(&self) -> Arc<RouteTable> {
+        Reloader::table(self)
+    }
 
-/// Called with the report once the move is committed (or found to change nothing), still under
-/// the commit lock: the rollout records its new state there, so that whoever sees the state
-/// also sees the table, and no other trigger comes in between.
-pub type RolloutApplied<'a> = &'a mut dyn FnMut(&ReloadReport);
-
-impl Reloader {
-    /// Commits a rollout's move. `rewrite` and `applied` run under the commit lock, so that the
-    /// rollout's state and the table change together with respect to file reloads.
-    pub fn commit_rollout(
+    /// `decide` and `applied` run under the commit lock, so that the rollout's state and the
+    /// table change together with respect to every other source.
+    fn commit_step(
         &self,
         route: &str,
         step: usize,
         client: Option<String>,
-        rewrite: RolloutRewrite<'_>,
-        applied: RolloutApplied<'_>,
-    ) -> Result<ReloadReport, String> {
+        decide: Decide<'_>,
+        applied: Applied<'_>,
+    ) -> Result<(), RolloutError> {
         let trigger = Trigger::Rollout {
             route: route.to_string(),
             step,
         };
-        let mut running = self.begin(&trigger);
-        let result = (|| {
-            let current = self.active.load_full();
-            let id = super::version_id::of(&current);
-            let text = (self.lock_record().history.get(id))
-                .map(|k| k.text.clone())
-                .ok_or_else(|| format!("version {id} has no kept text"))?;
-            let Some((new_text, note)) = rewrite(&text)? else {
-                return Err("superseded".to_string());
+        let caller = Caller {
+            client,
+            identity: None,
+        };
+        let mut outcome = Ok(());
+        let report = self.attempt(trigger, caller, |running, current| {
+            let (overrides, note) = match decide(&running.overrides) {
+                Ok(Decision::Set(overrides, note)) => (overrides, note),
+                Ok(Decision::Superseded) => {
+                    outcome = Err(RolloutError::Superseded);
+                    return Built::Withdrawn.into();
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    return Built::Withdrawn.into();
+                }
             };
             let started = Instant::now();
-            let sha = sha256_hex(new_text.as_bytes());
-            let mut report = ReloadReport::new(
-                trigger.clone(),
-                id,
-                super::report::Caller {
-                    client: client.clone(),
-                    identity: None,
-                },
-            );
-            report.rollout = Some(note.clone());
-            if sha == current.sha256 {
-                return Ok(self.no_op(report, sha));
+            let sha256 = overrides.sha256_with(running.text.as_bytes());
+            if sha256 == current.sha256 {
+                return Build {
+                    built: Built::Same {
+                        sha256,
+                        note: Some(note),
+                    },
+                    then: Some(Box::new(move |_| applied())),
+                };
             }
-            let file = format!("rollout of {route}");
-            match routes_from_text(&file, new_text.into_bytes(), running.reuse.as_ref()) {
+            let loaded = recompile(
+                running.text.clone(),
+                running.model.clone(),
+                running.reuse.as_ref(),
+                &current.table,
+                &format!("rollout of {route}"),
+                overrides,
+            );
+            match loaded {
                 Ok(loaded) => {
-                    let mut c = Candidate::compiled(loaded, sha, started);
+                    let mut c = super::Candidate::compiled(loaded, started);
                     c.note = Some(note);
-                    Ok(self.commit(
-                        &mut running,
-                        c,
-                        trigger.clone(),
-                        super::report::Caller {
-                            client: client.clone(),
-                            identity: None,
-                        },
-                        None,
-                    ))
+                    Build {
+                        built: Built::Commit(Box::new(c)),
+                        then: Some(Box::new(move |_| applied())),
+                    }
                 }
                 Err(errors) => {
-                    report.errors = errors.0.iter().map(ToString::to_string).collect();
-                    Ok(self.fail(report))
+                    Built::Refused(errors.0.iter().map(ToString::to_string).collect()).into()
                 }
             }
-        })();
-        if let Ok(report) = &result {
-            if report.errors.is_empty() {
-                applied(report);
-            }
+        });
+        outcome?;
+        match report.errors.is_empty() {
+            true => Ok(()),
+            false => Err(RolloutError::NotApplied(report.errors.join("; "))),
         }
-        drop(running);
-        self.lock_record().in_progress = None;
-        result
     }
 
-    /// Installs the overlay file triggers pass their text through (once, at startup).
-    pub fn set_overlay(&self, overlay: Arc<dyn Overlay>) {
-        let _ = self.overlay.set(overlay);
-    }
-
-    /// Appends a record that is not a change of the table (a rollout control that moves no
-    /// weight) to the audit log.
-    pub fn audit_event(&self, record: &serde_json::Value) -> Result<(), String> {
+    fn audit(&self, record: &serde_json::Value) -> Result<(), String> {
         self.audit_log().append(record)
     }
 }

@@ -1,29 +1,33 @@
-//! The controller: the plans of the routes file, the rollouts' states, and the moves. It is
-//! the overlay of file triggers (a reload that leaves a route's `split` and `rollout` unchanged
-//! keeps its step; an edit of them starts the rollout again from the file's weights), judges the
-//! gates once a second ([`Controller::tick`], from the background service), and commits every
-//! step and abort through the reloader's one commit path.
+//! The controller: the plans of the routing table, the rollouts' states, and the moves. It is
+//! the reloader's [`Overlay`]: it sets its steps' weights over every table (a reload that
+//! leaves a route's `split` and `rollout` unchanged keeps its step; an edit of them starts the
+//! rollout again from the file's weights), judges the gates once a second
+//! ([`Controller::tick`], from the background service), and commits every step and abort
+//! through the reloader's one attempt, reached through the [`Steps`] handed to each call.
 //!
 //! Lock order: the commit lock, then the controller's. The controller never holds its own lock
-//! while it asks for a commit; the moves are written under the commit lock (in the rewrite the
-//! commit runs), so the table and the state change together for every other trigger.
+//! while it asks for a commit; the moves are decided and written under the commit lock (in the
+//! decision and the record the attempt runs), so the table and the state change together for
+//! every other trigger.
 
 use super::clock::{Clock, SystemClock};
 use super::judge::{judge, Evaluation};
 use super::machine::{next, Next};
 use super::metrics::RolloutMetrics;
+use super::error::RolloutError;
 use super::plan::Plan;
-use super::rewrite::rewrite_weights;
 use super::state::{Phase, RolloutState, Store};
+use super::steps::{Decision, Steps};
 use super::window::Window;
-use crate::config::load::Source;
-use crate::reload::{Overlay, Reloader};
+use crate::config::model::RoutesConfig;
+use crate::config::Overrides;
+use crate::reload::Overlay;
 use crate::routing::RouteTable;
 use crate::telemetry::Metrics;
 use log::{error, info, warn};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(super) struct Inner {
     pub plans: BTreeMap<String, Plan>,
@@ -37,7 +41,6 @@ pub struct Controller {
     store: Store,
     metrics: Arc<Metrics>,
     pub(super) gauges: RolloutMetrics,
-    pub(super) reloader: OnceLock<Arc<Reloader>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -64,15 +67,8 @@ impl Controller {
             store,
             gauges: RolloutMetrics::new(&metrics),
             metrics,
-            reloader: OnceLock::new(),
             clock,
         })
-    }
-
-    /// Becomes the reloader's overlay; the moves go through it from now on.
-    pub fn attach(self: &Arc<Self>, reloader: Arc<Reloader>) {
-        reloader.set_overlay(self.clone());
-        let _ = self.reloader.set(reloader);
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -101,19 +97,12 @@ impl Controller {
         }
     }
 
-    /// The plans of a routes text that decodes and validates; `None` otherwise.
-    fn plans_of(text: &[u8]) -> Option<BTreeMap<String, Plan>> {
-        let source = Source::from_bytes("overlay".into(), text.to_vec()).ok()?;
-        let (model, errors) = source.routes();
-        if !errors.is_empty() || !crate::config::validate::validate(&model, None).0.is_empty() {
-            return None;
-        }
-        Some(
-            (model.routes.iter().flatten())
-                .filter_map(|r| Plan::of(r))
-                .map(|p| (p.route.clone(), p))
-                .collect(),
-        )
+    /// The plans of a decoded, valid table.
+    fn plans_in(model: &RoutesConfig) -> BTreeMap<String, Plan> {
+        (model.routes.iter().flatten())
+            .filter_map(|r| Plan::of(r))
+            .map(|p| (p.route.clone(), p))
+            .collect()
     }
 
     /// One window's figures per group of the plan, judged.
@@ -131,8 +120,8 @@ impl Controller {
     }
 
     /// Judges every rollout once; called every second by the service.
-    pub fn tick(&self) {
-        let table = self.reloader.get().map(|r| r.table());
+    pub fn tick(&self, steps: &dyn Steps) {
+        let table = Some(steps.table());
         let decisions: Vec<(String, Next, u64)> = {
             let mut inner = self.lock();
             let routes: Vec<String> = inner.plans.keys().cloned().collect();
@@ -168,10 +157,9 @@ impl Controller {
             out
         };
         for (route, n, generation) in decisions {
-            if let Err(e) = self.apply(&route, n, generation, "rollout", None) {
-                if e != "superseded" {
-                    error!("rollout {route}: {e}");
-                }
+            match self.apply(&route, n, generation, "rollout", None, steps) {
+                Ok(()) | Err(RolloutError::Superseded) => {}
+                Err(e) => error!("rollout {route}: {e}"),
             }
         }
     }
@@ -185,17 +173,18 @@ impl Controller {
         generation: u64,
         by: &str,
         client: Option<String>,
-    ) -> Result<(), String> {
+        steps: &dyn Steps,
+    ) -> Result<(), RolloutError> {
         match n {
             Next::Set(phase, reason) => {
                 let mut inner = self.lock();
                 inner.generation += 1;
                 let g = inner.generation;
                 let Some(s) = inner.states.get_mut(route) else {
-                    return Err(format!("no rollout for route {route:?}"));
+                    return Err(RolloutError::NoRollout(route.to_string()));
                 };
                 if s.generation != generation {
-                    return Err("superseded".into());
+                    return Err(RolloutError::Superseded);
                 }
                 s.generation = g;
                 if phase == Phase::Progressing && s.state == Phase::Paused {
@@ -214,35 +203,45 @@ impl Controller {
                 Ok(())
             }
             Next::Apply(step, phase, reason) => {
-                self.commit_step(route, step, phase, reason, generation, by, client)
+                let mv = Move {
+                    step,
+                    phase,
+                    reason,
+                    generation,
+                    by,
+                };
+                self.commit_step(route, mv, client, steps)
             }
         }
     }
 
-    /// Applies a step through the one commit path (trigger `rollout`).
-    #[allow(clippy::too_many_arguments)]
+    /// Applies a step through the one attempt (trigger `rollout`): the step's weights set over
+    /// the running version.
     fn commit_step(
         &self,
         route: &str,
-        step: usize,
-        phase: Phase,
-        reason: Option<String>,
-        generation: u64,
-        by: &str,
+        mv: Move<'_>,
         client: Option<String>,
-    ) -> Result<(), String> {
-        let reloader = self.reloader.get().ok_or("rollouts are not running")?;
-        let mut rewrite = |text: &str| {
+        steps: &dyn Steps,
+    ) -> Result<(), RolloutError> {
+        let Move {
+            step,
+            phase,
+            reason,
+            generation,
+            by,
+        } = mv;
+        let mut decide = |running: &Overrides| {
             let inner = self.lock();
-            let s = (inner.states.get(route))
-                .ok_or_else(|| format!("no rollout for route {route:?}"))?;
+            let no_rollout = || RolloutError::NoRollout(route.to_string());
+            let s = inner.states.get(route).ok_or_else(no_rollout)?;
             if s.generation != generation {
-                return Ok(None);
+                return Ok(Decision::Superseded);
             }
-            let plan = (inner.plans.get(route))
-                .ok_or_else(|| format!("no rollout for route {route:?}"))?;
+            let plan = inner.plans.get(route).ok_or_else(no_rollout)?;
             let share = plan.share(step);
-            let new_text = rewrite_weights(text, route, &plan.weights(share))?;
+            let mut overrides = running.clone();
+            overrides.set_over(route, plan.weights(share), &plan.base);
             let note = serde_json::json!({
                 "route": route,
                 "step": step,
@@ -252,9 +251,9 @@ impl Controller {
                 "reason": reason,
                 "evaluation": s.last_evaluation,
             });
-            Ok(Some((new_text, note)))
+            Ok(Decision::Set(overrides, note))
         };
-        let mut applied = |_: &crate::reload::ReloadReport| {
+        let mut applied = || {
             let mut inner = self.lock();
             inner.generation += 1;
             let g = inner.generation;
@@ -281,16 +280,22 @@ impl Controller {
             self.show(&inner, route, true);
             self.save(&inner);
         };
-        let report = reloader.commit_rollout(route, step, client, &mut rewrite, &mut applied)?;
-        if !report.errors.is_empty() {
-            warn!(
-                "rollout {route}: step {step} not applied: {:?}",
-                report.errors
-            );
-            return Err(report.errors.join("; "));
+        let result = steps.commit_step(route, step, client, &mut decide, &mut applied);
+        if let Err(RolloutError::NotApplied(e)) = &result {
+            warn!("rollout {route}: step {step} not applied: {e}");
         }
-        Ok(())
+        result
     }
+}
+
+/// A move that commits a step: where to, into which state, why, decided on which generation
+/// of the rollouts, by whom (`rollout`: the gates; `control`).
+pub(super) struct Move<'a> {
+    pub step: usize,
+    pub phase: Phase,
+    pub reason: Option<String>,
+    pub generation: u64,
+    pub by: &'a str,
 }
 
 /// How loud a move is in the log: a failure, an abort or a pause is something an operator
@@ -440,14 +445,16 @@ impl Overlay for Controller {
         self.hold_rollback(to, before, after);
     }
 
-    /// Follows the file: new rollouts start (pending), rollouts whose route's `split` or
-    /// `rollout` changed start again from the file's weights, removed ones end; the others keep
-    /// their step, written into the text.
-    fn overlay(&self, text: Vec<u8>, by: &str) -> (Vec<u8>, Option<serde_json::Value>) {
-        let Some(plans) = Self::plans_of(&text) else {
-            return (text, None); // an invalid file is rejected by the reload itself
-        };
-        let table = self.reloader.get().map(|r| r.table());
+    /// Follows the table: new rollouts start (pending), rollouts whose route's `split` or
+    /// `rollout` changed start again from the table's weights, removed ones end; the others keep
+    /// their step, set over the table.
+    fn over(
+        &self,
+        model: &RoutesConfig,
+        running: &RouteTable,
+        by: &str,
+    ) -> (Overrides, Option<serde_json::Value>) {
+        let plans = Self::plans_in(model);
         let mut inner = self.lock();
         let mut notes = Vec::new();
         let gone: Vec<String> = (inner.states.keys())
@@ -459,7 +466,7 @@ impl Overlay for Controller {
             self.gauges.forget(&route);
             notes.push(format!("rollout of {route} ended: no longer in the file"));
         }
-        let mut out = String::from_utf8_lossy(&text).into_owned();
+        let mut overrides = Overrides::default();
         for (route, plan) in &plans {
             if let Some(note) = caught_up(inner.states.get_mut(route), plan) {
                 info!("{note}");
@@ -487,12 +494,9 @@ impl Overlay for Controller {
             inner.generation += 1;
             let generation = inner.generation;
             let kept = (inner.states.get_mut(route))
-                .and_then(|s| kept_weights(plan, s, table.as_deref(), generation));
+                .and_then(|s| kept_weights(plan, s, Some(running), generation));
             if let Some(weights) = kept {
-                match rewrite_weights(&out, route, &weights) {
-                    Ok(t) => out = t,
-                    Err(e) => error!("rollout {route}: cannot keep step in the new text: {e}"),
-                }
+                overrides.set_over(route, weights, &plan.base);
             }
         }
         inner.plans = plans;
@@ -502,7 +506,7 @@ impl Overlay for Controller {
         }
         self.save(&inner);
         let note = (!notes.is_empty()).then(|| serde_json::json!({ "rollouts": notes }));
-        (out.into_bytes(), note)
+        (overrides, note)
     }
 }
 

@@ -3,10 +3,11 @@
 //! one [`Controller::tick`] per judgement. No wall-clock waits.
 
 use super::*;
-use crate::config::routes_from_text;
-use crate::reload::{Caller, HistoryLimits, Trigger};
+use crate::config::routes_from_text_over;
+use crate::reload::{Caller, HistoryLimits, Reloader, Trigger};
 use crate::rollout::clock::ManualClock;
-use crate::rollout::controls::{Control, ControlError};
+use crate::rollout::controls::Control;
+use crate::rollout::RolloutError;
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -58,24 +59,26 @@ impl Gateway {
         Gateway::boot(dir, ManualClock::at(T0))
     }
 
-    /// As `main.rs` starts: the kept rollouts write their steps into the file's text, the
-    /// reloader starts from that text, the controller attaches.
+    /// As `main.rs` starts: the kept rollouts set their steps over the file's table, the
+    /// reloader starts from it with the controller as its overlay.
     fn boot(dir: TempDir, clock: Arc<ManualClock>) -> Gateway {
         let path = dir.path().join("routes.yaml");
         let state_dir = dir.path().join("state");
         let metrics = Metrics::new();
         let controller = Controller::with_clock(&state_dir, metrics.clone(), clock.clone());
         let text = std::fs::read(&path).expect("routes.yaml");
-        let (text, _) = controller.overlay(text, "startup");
-        let loaded = routes_from_text("routes.yaml", text, None).expect("valid routes");
+        let nothing = RouteTable::default();
+        let loaded = routes_from_text_over("routes.yaml", text, None, usize::MAX, &mut |m| {
+            controller.over(m, &nothing, "startup").0
+        })
+        .expect("valid routes");
         let limits = HistoryLimits {
             count: 50,
             bytes: 1 << 20,
         };
         let audit = dir.path().join("audit.log");
         let reloader = Reloader::new(&path, loaded, &state_dir, limits, &audit, metrics.clone());
-        let reloader = Arc::new(reloader.expect("a reloader"));
-        controller.attach(reloader.clone());
+        let reloader = Arc::new(reloader.expect("a reloader").with_overlay(controller.clone()));
         Gateway {
             clock,
             metrics,
@@ -136,11 +139,21 @@ impl Gateway {
     /// One judgement `ms` from now.
     fn after(&self, ms: u64) {
         self.clock.advance(ms);
-        self.controller.tick();
+        self.tick();
     }
 
-    fn control(&self, control: Control) -> Result<Value, ControlError> {
-        (self.controller).control("shop", control, Some("127.0.0.1:4000".into()))
+    /// One judgement now.
+    fn tick(&self) {
+        self.controller.tick(&*self.reloader);
+    }
+
+    fn control(&self, control: Control) -> Result<Value, RolloutError> {
+        (self.controller).control(
+            "shop",
+            control,
+            Some("127.0.0.1:4000".into()),
+            &*self.reloader,
+        )
     }
 
     /// The reason of the last move.
@@ -156,7 +169,7 @@ fn a_step_is_promoted_only_after_step_ms_with_min_requests_in_the_window() {
     let gw = Gateway::start(QUICK);
     assert_eq!(gw.at(), (Phase::Pending, 0, None));
     assert_eq!(gw.weights(), FILE);
-    gw.controller.tick();
+    gw.tick();
     assert_eq!(gw.at(), (Phase::Progressing, 1, Some(10)));
     assert_eq!(gw.weights(), STEP1);
     assert_eq!(gw.state().step_started_ms, T0);
@@ -177,7 +190,7 @@ fn a_step_is_promoted_only_after_step_ms_with_min_requests_in_the_window() {
     gw.after(5000);
     assert_eq!(gw.at(), (Phase::WaitingForTraffic, 2, Some(50)));
     gw.canary(20, 0, 10);
-    gw.controller.tick();
+    gw.tick();
     assert_eq!(gw.at(), (Phase::Progressing, 3, Some(100)));
     assert_eq!(gw.weights(), STEP3);
     // The last step held for step_ms: succeeded, the table keeps its weights.
@@ -205,7 +218,7 @@ fn a_step_is_promoted_only_after_step_ms_with_min_requests_in_the_window() {
 #[test]
 fn a_breached_error_rate_takes_the_canary_to_0_at_the_next_judgement() {
     let gw = Gateway::start(QUICK);
-    gw.controller.tick();
+    gw.tick();
     gw.canary(20, 0, 10);
     gw.after(1000);
     assert_eq!(gw.at(), (Phase::Progressing, 2, Some(50)));
@@ -238,7 +251,7 @@ fn a_breached_latency_gate_takes_the_canary_to_0_at_the_next_judgement() {
     let gw = Gateway::start(
         "steps: [10, 50, 100], step_ms: 1000, gates: { window_ms: 1000, min_requests: 20, max_latency_ms: 500 }",
     );
-    gw.controller.tick();
+    gw.tick();
     gw.canary(20, 0, 400);
     gw.after(100);
     assert_eq!(gw.at(), (Phase::Progressing, 1, Some(10)));
@@ -260,7 +273,7 @@ fn on_failure_pause_holds_the_step_on_a_breach() {
     let gw = Gateway::start(
         "steps: [10, 50, 100], step_ms: 1000, on_failure: pause, gates: { window_ms: 1000, min_requests: 20, max_error_rate: 0.05 }",
     );
-    gw.controller.tick();
+    gw.tick();
     gw.canary(20, 10, 10);
     gw.after(100);
     assert_eq!(gw.at(), (Phase::Paused, 1, Some(10)));
@@ -275,7 +288,7 @@ fn low_traffic_waits_and_the_wait_ends_when_traffic_comes() {
     let gw = Gateway::start(
         "steps: [10, 50, 100], step_ms: 5000, gates: { window_ms: 1000, min_requests: 20, max_error_rate: 0.05 }",
     );
-    gw.controller.tick();
+    gw.tick();
     // Too few requests to judge, all of them failed: waits, never fails.
     gw.canary(5, 5, 10);
     gw.after(100);
@@ -301,7 +314,7 @@ fn low_traffic_waits_and_the_wait_ends_when_traffic_comes() {
     assert_eq!(gw.kept().state, Phase::WaitingForTraffic);
     // ...and traffic after step_ms promotes at once.
     gw.canary(20, 0, 10);
-    gw.controller.tick();
+    gw.tick();
     assert_eq!(gw.at(), (Phase::Progressing, 3, Some(100)));
     assert_eq!(gw.weights(), STEP3);
 }
@@ -309,15 +322,21 @@ fn low_traffic_waits_and_the_wait_ends_when_traffic_comes() {
 #[test]
 fn pause_resume_promote_and_abort_move_the_rollout_and_the_table() {
     let gw = Gateway::start(QUICK);
-    gw.controller.tick();
-    let conflict = |what: &str| Err((409, format!("rollout of shop is {what}")));
+    gw.tick();
+    let conflict = |state: &'static str, why: &'static str| {
+        Err(RolloutError::Conflict {
+            route: "shop".into(),
+            state,
+            why,
+        })
+    };
     let status = gw.control(Control::Pause).expect("pause");
     assert_eq!(status["state"], "paused");
     assert_eq!(status["step"], 1);
     assert_eq!(gw.at(), (Phase::Paused, 1, Some(10)));
     assert_eq!(
         gw.control(Control::Pause),
-        conflict("paused: already paused")
+        conflict("paused", "already paused")
     );
     // The gates do not move a paused rollout.
     gw.canary(20, 0, 10);
@@ -336,10 +355,10 @@ fn pause_resume_promote_and_abort_move_the_rollout_and_the_table() {
     gw.control(Control::Abort).expect("abort");
     assert_eq!(gw.at(), (Phase::Aborted, 0, Some(0)));
     assert_eq!(gw.weights(), ZERO);
-    assert_eq!(gw.control(promote), conflict("aborted: resume it first"));
+    assert_eq!(gw.control(promote), conflict("aborted", "resume it first"));
     assert_eq!(
         gw.control(Control::Abort),
-        conflict("aborted: the canary is at 0 already")
+        conflict("aborted", "the canary is at 0 already")
     );
     gw.canary(20, 0, 10);
     gw.after(5000);
@@ -348,7 +367,7 @@ fn pause_resume_promote_and_abort_move_the_rollout_and_the_table() {
     gw.control(Control::Resume).expect("resume");
     assert_eq!(gw.at(), (Phase::Pending, 0, Some(0)));
     assert_eq!(gw.weights(), ZERO);
-    gw.controller.tick();
+    gw.tick();
     assert_eq!(gw.at(), (Phase::Progressing, 1, Some(10)));
     assert_eq!(gw.weights(), STEP1);
     gw.control(Control::Promote { to_end: true })
@@ -357,15 +376,15 @@ fn pause_resume_promote_and_abort_move_the_rollout_and_the_table() {
     assert_eq!(gw.weights(), STEP3);
     assert_eq!(
         gw.control(promote),
-        conflict("succeeded: at its last step already")
+        conflict("succeeded", "at its last step already")
     );
     assert_eq!(
         gw.control(Control::Pause),
-        conflict("succeeded: nothing to pause")
+        conflict("succeeded", "nothing to pause")
     );
     assert_eq!(
-        gw.controller.control("nowhere", Control::Pause, None),
-        Err((404, "no rollout for route \"nowhere\"".into()))
+        gw.controller.control("nowhere", Control::Pause, None, &*gw.reloader),
+        Err(RolloutError::NoRollout("nowhere".into()))
     );
     assert_eq!(gw.state().moved_by, "control");
     assert_eq!(gw.kept().state, Phase::Succeeded);
@@ -384,7 +403,7 @@ fn a_step_in_pause_before_waits_for_a_promote() {
     let gw = Gateway::start(
         "steps: [10, 50, 100], step_ms: 1000, pause_before: [50], gates: { window_ms: 1000, min_requests: 20, max_error_rate: 0.05 }",
     );
-    gw.controller.tick();
+    gw.tick();
     gw.canary(20, 0, 10);
     gw.after(1000);
     assert_eq!(gw.at(), (Phase::AwaitingApproval, 1, Some(10)));
@@ -401,7 +420,7 @@ fn a_step_in_pause_before_waits_for_a_promote() {
 #[test]
 fn a_rollback_pauses_the_rollout_at_once_and_resume_applies_the_step_again() {
     let gw = Gateway::start(QUICK);
-    gw.controller.tick();
+    gw.tick();
     assert_eq!(gw.weights(), STEP1);
     // A rollback to the startup version gives the canary 0%, not step 1's 10%.
     let report = gw.reloader.rollback(None, Caller::default());
@@ -416,7 +435,7 @@ fn a_rollback_pauses_the_rollout_at_once_and_resume_applies_the_step_again() {
     gw.after(2000);
     assert_eq!(gw.at(), (Phase::Paused, 1, Some(10)));
     assert_eq!(gw.weights(), FILE);
-    let status = gw.controller.status("shop").expect("status");
+    let status = gw.controller.status("shop", &*gw.reloader).expect("status");
     assert_eq!(status["canary_share"], 0.0, "{status:#}");
     gw.control(Control::Resume).expect("resume");
     assert_eq!(gw.at(), (Phase::Progressing, 1, Some(10)));
@@ -427,7 +446,7 @@ fn a_rollback_pauses_the_rollout_at_once_and_resume_applies_the_step_again() {
 #[test]
 fn a_reload_after_a_rollback_keeps_the_rollback_and_pauses() {
     let gw = Gateway::start(QUICK);
-    gw.controller.tick();
+    gw.tick();
     gw.reloader
         .rollback(None, Caller::default())
         .expect("rollback");
@@ -441,7 +460,7 @@ fn a_reload_after_a_rollback_keeps_the_rollback_and_pauses() {
 #[test]
 fn a_rollback_after_success_holds_across_reloads_and_restarts_until_resume() {
     let gw = Gateway::start(QUICK);
-    gw.controller.tick();
+    gw.tick();
     gw.control(Control::Promote { to_end: true })
         .expect("promote to the end");
     assert_eq!(gw.at(), (Phase::Succeeded, 3, Some(100)));
@@ -484,7 +503,7 @@ fn a_rollback_after_success_holds_across_reloads_and_restarts_until_resume() {
 #[test]
 fn a_rollback_of_a_pending_or_failed_rollout_holds_too() {
     let gw = Gateway::start(QUICK);
-    gw.controller.tick();
+    gw.tick();
     gw.canary(20, 10, 10);
     gw.after(100);
     assert_eq!(gw.at(), (Phase::Failed, 0, Some(0)));
@@ -510,7 +529,7 @@ fn a_rollback_of_a_pending_or_failed_rollout_holds_too() {
 #[test]
 fn an_edit_of_the_split_lets_go_of_a_rollback() {
     let gw = Gateway::start(QUICK);
-    gw.controller.tick();
+    gw.tick();
     gw.control(Control::Promote { to_end: true })
         .expect("promote");
     gw.reloader
@@ -529,7 +548,7 @@ fn an_edit_of_the_split_lets_go_of_a_rollback() {
 #[test]
 fn a_rollback_that_leaves_the_route_alone_moves_nothing() {
     let gw = Gateway::start(QUICK);
-    gw.controller.tick();
+    gw.tick();
     let unrelated = format!(
         "{}  - name: api\n    match: {{ path_prefix: /api }}\n    split: [{{ upstream: stable, weight: 1 }}]\n",
         routes(QUICK)
@@ -547,7 +566,7 @@ fn a_rollback_that_leaves_the_route_alone_moves_nothing() {
 #[test]
 fn an_edit_of_the_rollout_starts_it_again_from_the_file() {
     let gw = Gateway::start(QUICK);
-    gw.controller.tick();
+    gw.tick();
     gw.canary(20, 0, 10);
     gw.after(1000);
     assert_eq!(gw.at(), (Phase::Progressing, 2, Some(50)));
@@ -569,7 +588,7 @@ fn an_edit_of_the_rollout_starts_it_again_from_the_file() {
 #[test]
 fn a_restarted_controller_goes_on_where_the_old_one_was() {
     let gw = Gateway::start(QUICK);
-    gw.controller.tick();
+    gw.tick();
     gw.canary(20, 0, 10);
     gw.after(1000);
     assert_eq!(gw.at(), (Phase::Progressing, 2, Some(50)));

@@ -1,14 +1,13 @@
 //! The controls (pause, resume, promote, abort) and the status the admin API and the CLI show.
 
 use super::controller::Controller;
+use super::error::RolloutError;
 use super::machine::{advance, Next};
 use super::plan::Plan;
 use super::state::{Phase, RolloutState};
+use super::steps::Steps;
 use crate::stamp::now_rfc3339;
 use serde_json::{json, Value};
-
-/// A control's failure: HTTP status and message.
-pub type ControlError = (u16, String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -41,15 +40,15 @@ impl Control {
 
 impl Controller {
     /// Every rollout's status.
-    pub fn status_all(&self) -> Value {
+    pub fn status_all(&self, steps: &dyn Steps) -> Value {
         let routes: Vec<String> = self.lock().states.keys().cloned().collect();
-        Value::Array(routes.iter().filter_map(|r| self.status(r)).collect())
+        Value::Array(routes.iter().filter_map(|r| self.status(r, steps)).collect())
     }
 
     /// A rollout's status: state, step, canary share (set and in the running table), the last
     /// evaluation (figures per group, verdicts) and its moves.
-    pub fn status(&self, route: &str) -> Option<Value> {
-        let table = self.reloader.get().map(|r| r.table());
+    pub fn status(&self, route: &str, steps: &dyn Steps) -> Option<Value> {
+        let table = Some(steps.table());
         let inner = self.lock();
         let s = inner.states.get(route)?;
         let plan = inner.plans.get(route);
@@ -95,11 +94,12 @@ impl Controller {
         route: &str,
         control: Control,
         client: Option<String>,
-    ) -> Result<Value, ControlError> {
+        steps: &dyn Steps,
+    ) -> Result<Value, RolloutError> {
         let mut tries = 0;
         loop {
-            match self.control_once(route, control, client.clone()) {
-                Err((_, e)) if e.ends_with(": superseded") && tries < 5 => tries += 1,
+            match self.control_once(route, control, client.clone(), steps) {
+                Err(RolloutError::Superseded) if tries < 5 => tries += 1,
                 other => return other,
             }
         }
@@ -110,25 +110,20 @@ impl Controller {
         route: &str,
         control: Control,
         client: Option<String>,
-    ) -> Result<Value, ControlError> {
+        steps: &dyn Steps,
+    ) -> Result<Value, RolloutError> {
+        let no_rollout = || RolloutError::NoRollout(route.to_string());
         let (n, generation) = {
             let inner = self.lock();
-            let s = inner
-                .states
-                .get(route)
-                .ok_or_else(|| (404, format!("no rollout for route {route:?}")))?;
-            let plan = inner
-                .plans
-                .get(route)
-                .ok_or_else(|| (404, format!("no rollout for route {route:?}")))?;
+            let s = inner.states.get(route).ok_or_else(no_rollout)?;
+            let plan = inner.plans.get(route).ok_or_else(no_rollout)?;
             (decide(route, control, s, plan)?, s.generation)
         };
         let commits = matches!(n, Next::Apply(..));
-        self.apply(route, n, generation, "control", client.clone())
-            .map_err(|e| (409, format!("rollout of {route}: {e}")))?;
+        self.apply(route, n, generation, "control", client.clone(), steps)?;
         if !commits {
             // A move that changes no weight is not a version: its own audit line.
-            let status = self.status(route);
+            let status = self.status(route, steps);
             let record = json!({
                 "time": now_rfc3339(),
                 "trigger": "rollout",
@@ -138,29 +133,27 @@ impl Controller {
                 "state": status.as_ref().and_then(|s| s.get("state").cloned()),
                 "step": status.as_ref().and_then(|s| s.get("step").cloned()),
             });
-            if let Some(r) = self.reloader.get() {
-                if let Err(e) = r.audit_event(&record) {
-                    log::error!("rollout {route}: audit: {e}");
-                }
+            if let Err(e) = steps.audit(&record) {
+                log::error!("rollout {route}: audit: {e}");
             }
         }
-        self.status(route)
-            .ok_or_else(|| (404, format!("no rollout for route {route:?}")))
+        self.status(route, steps).ok_or_else(no_rollout)
     }
 }
 
-/// What a control does to a rollout in its state; a conflict (409) when it does not apply.
+/// What a control does to a rollout in its state; a conflict when it does not apply.
 fn decide(
     route: &str,
     control: Control,
     s: &RolloutState,
     plan: &Plan,
-) -> Result<Next, ControlError> {
-    let conflict = |what: &str| {
-        Err((
-            409,
-            format!("rollout of {route} is {}: {what}", s.state.as_str()),
-        ))
+) -> Result<Next, RolloutError> {
+    let conflict = |why: &'static str| {
+        Err(RolloutError::Conflict {
+            route: route.to_string(),
+            state: s.state.as_str(),
+            why,
+        })
     };
     let n = match (control, s.state) {
         (Control::Pause, Phase::Paused) => return conflict("already paused"),

@@ -1,7 +1,8 @@
 //! Progressive delivery: a route's `rollout` ramps its canary through staged shares of the
 //! untagged split while gates judge the canary's own error rate and latency, and takes it back
 //! to 0 within about a second of a breach. Every step and abort is a candidate committed
-//! through the one commit path (trigger `rollout`).
+//! through the one attempt (trigger `rollout`): its step is data — weights set over the table
+//! whatever its source — never a rewrite of text.
 //!
 //! - [`plan`]: the plan of a route as the file has it; the weights of each step.
 //! - [`window`]: windowed per-group statistics, recorded with atomics on the request path.
@@ -9,7 +10,8 @@
 //! - [`machine`]: the state machine (what happens next), pure.
 //! - [`state`]: a rollout's state, kept in `state_dir/rollouts.json`.
 //! - [`clock`]: the time the controller reads (the wall clock; a hand-moved one in tests).
-//! - [`rewrite`]: routes text with one route's weights replaced.
+//! - [`steps`]: what the controller needs of the table's owner (the reloader), handed to it.
+//! - [`error`]: why a move or a control did not happen.
 //! - [`controller`]: follows the file, judges, commits; [`controls`]: pause, resume, promote,
 //!   abort and the status; [`service`]: the once-a-second background service.
 //! - [`metrics`]: the `dyegate_rollout_*` families.
@@ -17,16 +19,19 @@
 pub mod clock;
 pub mod controller;
 pub mod controls;
+pub mod error;
 pub mod judge;
 pub mod machine;
 pub mod metrics;
 pub mod plan;
-pub mod rewrite;
 pub mod service;
 pub mod state;
+pub mod steps;
 pub mod window;
 
 pub use controller::Controller;
 pub use controls::Control;
+pub use error::RolloutError;
+pub use steps::Steps;
 pub use service::RolloutService;
 pub use window::Window;

@@ -1,6 +1,7 @@
 //! The background service that judges every rollout once a second.
 
 use super::controller::Controller;
+use super::steps::Steps;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -12,11 +13,12 @@ pub const TICK: Duration = Duration::from_secs(1);
 
 pub struct RolloutService {
     controller: Arc<Controller>,
+    steps: Arc<dyn Steps>,
 }
 
 impl RolloutService {
-    pub fn new(controller: Arc<Controller>) -> Self {
-        RolloutService { controller }
+    pub fn new(controller: Arc<Controller>, steps: Arc<dyn Steps>) -> Self {
+        RolloutService { controller, steps }
     }
 }
 
@@ -30,8 +32,8 @@ impl BackgroundService for RolloutService {
                 _ = shutdown.changed() => return,
                 _ = tick.tick() => {
                     // A commit writes history and audit (blocking I/O): off the runtime's threads.
-                    let c = self.controller.clone();
-                    let _ = tokio::task::spawn_blocking(move || c.tick()).await;
+                    let (c, steps) = (self.controller.clone(), self.steps.clone());
+                    let _ = tokio::task::spawn_blocking(move || c.tick(&*steps)).await;
                 }
             }
         }

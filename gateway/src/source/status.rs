@@ -22,6 +22,9 @@ pub struct EtcdState {
     pub last_connect_error: Option<String>,
     /// Re-lists after a watch was cancelled (compaction) or the connection came back.
     pub relists: u64,
+    /// Routes of the served table with a `rollout:` block, which a gateway that follows etcd
+    /// does not run (yet): shown as a warning, never silently ignored.
+    pub unsupported_rollouts: Vec<String>,
 }
 
 /// The shared state and the settings it is about.
@@ -52,7 +55,11 @@ impl SourceStatus {
     /// details under `etcd`.
     pub fn to_json(&self) -> serde_json::Value {
         let s = self.snapshot();
+        let warnings: Vec<String> = (s.unsupported_rollouts.iter())
+            .map(|r| format!("route {r} has a `rollout:` block: a gateway that follows etcd does not run rollouts yet (fleet rollouts are not supported); its split is served as written and nothing judges the canary"))
+            .collect();
         serde_json::json!({
+            "warnings": warnings,
             "source": "etcd",
             "connected": s.connected,
             "stale": s.stale,
@@ -64,6 +71,7 @@ impl SourceStatus {
                 "rejected_revision": s.rejected_revision,
                 "last_connect_error": s.last_connect_error,
                 "relists": s.relists,
+                "unsupported_rollouts": s.unsupported_rollouts,
             },
         })
     }
