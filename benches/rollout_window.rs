@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dyegate::config::routes_from_text;
-use dyegate::rollout::window::now_second;
-use dyegate::rollout::Window;
 use dyegate::routing::Reason;
+use dyegate::telemetry::window::now_second;
+use dyegate::telemetry::window::Window;
 use dyegate::telemetry::{Metrics, StatusClass};
 
 const ROUTES: &str = "upstreams:\n  stable: { targets: [\"127.0.0.1:1\"] }\n  canary: { targets: [\"127.0.0.1:2\"] }\nroutes:\n  - name: shop\n    split: [{ upstream: stable, weight: 95 }, { upstream: canary, weight: 5 }]\n";

@@ -390,7 +390,10 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
                     bytes,
                     None,
                     gw.config.reload.max_file_bytes,
-                    &mut |model| rollouts.over(model, &nothing, "startup").0,
+                    &mut |model| {
+                        let startup = dyegate::telemetry::labels::TriggerLabel::Startup;
+                        rollouts.over(model, &nothing, startup).0
+                    },
                 )
             }) {
             Ok(l) => (l, StartAt::default(), None),

@@ -5,6 +5,7 @@
 mod auth;
 mod empty;
 mod outage;
+mod rollouts;
 mod source;
 mod storm;
 mod values;

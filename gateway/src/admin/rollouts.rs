@@ -25,7 +25,10 @@ pub async fn rollouts(
     let rest = path.trim_start_matches("/rollouts").trim_start_matches('/');
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
     match (method, parts.as_slice()) {
-        (&Method::GET, []) => (StatusCode::OK, json!({ "rollouts": c.status_all(&*reloader) })),
+        (&Method::GET, []) => (
+            StatusCode::OK,
+            json!({ "rollouts": c.status_all(&*reloader) }),
+        ),
         (&Method::GET, [route]) => match c.status(route, &*reloader) {
             Some(s) => (StatusCode::OK, s),
             None => (
@@ -46,9 +49,8 @@ pub async fn rollouts(
             };
             let (c, route) = (c.clone(), route.to_string());
             let r = route.clone();
-            let answer = tokio::task::spawn_blocking(move || {
-                c.control(&route, control, client, &*reloader)
-            });
+            let answer =
+                tokio::task::spawn_blocking(move || c.control(&route, control, client, &*reloader));
             match answer.await {
                 Ok(Ok(s)) => (StatusCode::OK, s),
                 Ok(Err(e)) => refused(&r, &e),

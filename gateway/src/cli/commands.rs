@@ -186,16 +186,36 @@ fn keep(s: &Session, report: &Value, path: &std::path::Path) -> Result<(), Failu
         return Err(not_written(answer.error()));
     }
     let text = answer.json["source"].as_str().unwrap_or_default();
-    if Some(sha256_hex(text.as_bytes()).as_str()) != report["sha256"].as_str() {
+    let overrides = &answer.json["overrides"];
+    let plain = overrides.as_object().is_none_or(|o| o.is_empty());
+    let kept_sha = match plain {
+        true => Some(sha256_hex(text.as_bytes())),
+        false => answer.json["sha256"].as_str().map(str::to_string),
+    };
+    if kept_sha.as_deref() != report["sha256"].as_str() {
         return Err(not_written(format!(
-            "version {version}'s text does not have the sha256 the rollback reported"
+            "version {version}'s record does not have the sha256 the rollback reported"
         )));
     }
+    if plain {
+        let written = write_file::replace(path, text.as_bytes()).map_err(not_written)?;
+        note(
+            s,
+            &format!(
+                "wrote version {version} to {}: the file holds what serves (its reload is a no-op)",
+                written.display()
+            ),
+        );
+        return Ok(());
+    }
+    // Weights running rollouts had set over the text: written into it, so the file serves the
+    // same routing (as a new version: the text differs from the version's own).
+    let text = super::weights_text::with_weights(text, overrides).map_err(not_written)?;
     let written = write_file::replace(path, text.as_bytes()).map_err(not_written)?;
     note(
         s,
         &format!(
-            "wrote version {version} to {}: the file holds what serves (its reload is a no-op)",
+            "wrote version {version} to {} with the rollouts' weights written in: its reload applies the same routing as a new version",
             written.display()
         ),
     );

@@ -11,6 +11,7 @@ pub mod render;
 mod session;
 pub mod target;
 pub mod token;
+pub mod weights_text;
 pub mod write_file;
 
 pub use args::AdminArgs;

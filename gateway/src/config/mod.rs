@@ -39,8 +39,8 @@ pub use dns::DnsSettings;
 pub use error::{ConfigError, ConfigErrors, Issue, Mark};
 pub use gateway::Gateway;
 pub use limits::{AdminLimits, DownstreamLimits};
-pub use overrides::Overrides;
 pub use load::Source;
+pub use overrides::Overrides;
 pub use source::EtcdSettings;
 pub use tls::DownstreamTls;
 pub use tracing::{ExportSettings, TracingSettings};
@@ -333,8 +333,7 @@ fn routes_from_source(
         false => Overrides::default(),
     };
     let t = std::time::Instant::now();
-    let compiled =
-        compile::compile(&model, None, None, base, &overrides).map(|(table, _)| table);
+    let compiled = compile::compile(&model, None, None, base, &overrides).map(|(table, _)| table);
     timings.compile_us = t.elapsed().as_micros() as u64;
     let table = match compiled {
         Ok(table) if errors.is_empty() && issues.is_empty() => table,

@@ -301,10 +301,13 @@ fn fast_and_located_paths_decode_the_same_model() {
     if let Err(e) = serde_yaml::from_str::<super::model::RoutesFile>(&text) {
         panic!("serde_yaml: {e}");
     }
-    let fast = super::fast_path(text.as_bytes(), None, Path::new("."), &mut |_| Default::default())
-        .expect("valid file takes the fast path");
+    let fast = super::fast_path(text.as_bytes(), None, Path::new("."), &mut |_| {
+        Default::default()
+    })
+    .expect("valid file takes the fast path");
     let source = super::Source::from_text("routes.yaml".into(), text.clone()).expect("parses");
-    let located = super::routes_from_source(source, Path::new("."), &mut |_| Default::default()).expect("valid");
+    let located = super::routes_from_source(source, Path::new("."), &mut |_| Default::default())
+        .expect("valid");
     assert_eq!(fast.model, located.model);
     let conf =
         std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/routes.yaml"))

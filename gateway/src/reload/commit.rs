@@ -72,8 +72,8 @@ impl Reloader {
         counter.fetch_add(1, Ordering::Relaxed);
         self.last_success_unix.store(unix_now(), Ordering::Relaxed);
         self.metrics.reload(
-            report.trigger.kind(),
-            report.result.as_str(),
+            report.trigger.label(),
+            report.result.label(),
             Some(unix_now()),
         );
         self.log_swap(&report);
@@ -139,7 +139,7 @@ impl Reloader {
         });
         drop(record);
         self.metrics
-            .reload(report.trigger.kind(), Outcome::Failed.as_str(), None);
+            .reload(report.trigger.label(), Outcome::Failed.label(), None);
         self.audit(&mut report);
         report
     }
@@ -160,7 +160,7 @@ impl Reloader {
         }
         drop(record);
         self.metrics
-            .reload(report.trigger.kind(), Outcome::NoOp.as_str(), None);
+            .reload(report.trigger.label(), Outcome::NoOp.label(), None);
         self.audit(&mut report);
         report
     }

@@ -13,10 +13,11 @@
 //! can be kept twice (applied again after a local change): the same revision, the same text.
 
 use super::trigger::Trigger;
+use super::version_id::VersionId;
 use crate::config::model::RoutesConfig;
 use crate::config::Overrides;
-use super::version_id::VersionId;
 use crate::routing::RouteTable;
+use crate::telemetry::labels::StateWrite;
 use log::warn;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -105,7 +106,7 @@ pub struct History {
 /// A write of state that failed: which (`history`, `version`) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteError {
-    pub what: &'static str,
+    pub what: StateWrite,
     pub error: String,
 }
 
@@ -144,11 +145,13 @@ impl History {
         for info in index.versions {
             h.note(info.id());
             match std::fs::read_to_string(source_path(dir, info.id())) {
-                Ok(text) if info.overrides.sha256_with(text.as_bytes()) == info.sha256 => h.kept.push(Kept {
-                    info,
-                    text: text.into(),
-                    table: None,
-                }),
+                Ok(text) if info.overrides.sha256_with(text.as_bytes()) == info.sha256 => {
+                    h.kept.push(Kept {
+                        info,
+                        text: text.into(),
+                        table: None,
+                    })
+                }
                 _ => warn!("state: version {} has no intact source; dropped", info.id()),
             }
         }
@@ -238,16 +241,17 @@ impl History {
 impl Persist {
     /// Writes the version's source, then the index; removes dropped versions' sources.
     pub fn write(self) -> Result<(), WriteError> {
-        let fail = |what: &'static str| {
+        let fail = |what: StateWrite| {
             move |e: std::io::Error| WriteError {
                 what,
                 error: e.to_string(),
             }
         };
-        std::fs::create_dir_all(self.dir.join("versions")).map_err(fail("version"))?;
+        std::fs::create_dir_all(self.dir.join("versions")).map_err(fail(StateWrite::Version))?;
         write_atomic(&source_path(&self.dir, self.version), self.text.as_bytes())
-            .map_err(fail("version"))?;
-        write_atomic(&self.dir.join("history.json"), &self.index).map_err(fail("history"))?;
+            .map_err(fail(StateWrite::Version))?;
+        write_atomic(&self.dir.join("history.json"), &self.index)
+            .map_err(fail(StateWrite::History))?;
         for v in &self.dropped {
             let _ = std::fs::remove_file(source_path(&self.dir, *v));
         }
@@ -344,7 +348,8 @@ mod tests {
         let table = Arc::new(RouteTable::default());
         for (v, text) in [(1, "aaaa"), (2, "bbbb"), (3, "cccc")] {
             assert_eq!(
-                h.push(info(v, text), text.into(), table.clone().into()).write(),
+                h.push(info(v, text), text.into(), table.clone().into())
+                    .write(),
                 Ok(())
             );
         }
@@ -355,7 +360,8 @@ mod tests {
         );
         let big = "x".repeat(100);
         assert_eq!(
-            h.push(info(4, &big), big.as_str().into(), table.into()).write(),
+            h.push(info(4, &big), big.as_str().into(), table.into())
+                .write(),
             Ok(())
         );
         assert_eq!(h.list().iter().map(|i| i.version).collect::<Vec<_>>(), [4]);
@@ -402,10 +408,14 @@ mod tests {
         // history.json is a directory: the index cannot be renamed over it.
         std::fs::create_dir_all(dir.path().join("history.json")).unwrap_or_else(|e| panic!("{e}"));
         let err = h
-            .push(info(1, "a"), "a".into(), Arc::new(RouteTable::default()).into())
+            .push(
+                info(1, "a"),
+                "a".into(),
+                Arc::new(RouteTable::default()).into(),
+            )
             .write()
             .expect_err("must fail");
-        assert_eq!(err.what, "history");
+        assert_eq!(err.what, StateWrite::History);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap_or_else(|e| panic!("{e}"))
             .flatten()

@@ -6,17 +6,18 @@
 use crate::config::model::RoutesConfig;
 use crate::config::Overrides;
 use crate::routing::RouteTable;
+use crate::telemetry::labels::TriggerLabel;
 
 /// Sets weights over decoded tables; called under the commit lock.
 pub trait Overlay: Send + Sync {
     /// The weights to set over `model` (a decoded, valid table) while `running` serves, and a
     /// note for the audit record (rollouts started, restarted or ended by this table). `by` is
-    /// the kind of trigger (`file`, `sighup`, `api`, `startup`).
+    /// the trigger whose table it is.
     fn over(
         &self,
         model: &RoutesConfig,
         running: &RouteTable,
-        by: &str,
+        by: TriggerLabel,
     ) -> (Overrides, Option<serde_json::Value>);
 
     /// A rollback to version `to` replaced `before` with `after`; called under the commit lock,

@@ -9,6 +9,7 @@ use super::report::{ReloadReport, StateError};
 use super::version_id::VersionId;
 use crate::routing::RouteTable;
 use crate::stamp::{now_rfc3339, sha256_hex, unix_now};
+use crate::telemetry::labels::StateWrite;
 use log::error;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -56,15 +57,17 @@ impl Reloader {
 
     pub(super) fn audit(&self, report: &mut ReloadReport) {
         if let Err(e) = self.audit.append(&*report) {
-            report.state_errors.push(self.state_error("audit", e));
+            report
+                .state_errors
+                .push(self.state_error(StateWrite::Audit, e));
         }
     }
 
     /// A write of state failed: logged, counted and shown in `/status`; returns the message.
-    fn state_error(&self, what: &'static str, error: String) -> String {
+    fn state_error(&self, what: StateWrite, error: String) -> String {
         let message = match what {
-            "audit" => format!("audit log {}: {error}", self.audit.path().display()),
-            _ => format!("state_dir ({what}): {error}"),
+            StateWrite::Audit => format!("audit log {}: {error}", self.audit.path().display()),
+            _ => format!("state_dir ({}): {error}", what.as_str()),
         };
         error!("state: {message}; the change is in effect but not fully recorded");
         self.metrics.state_write_error(what);

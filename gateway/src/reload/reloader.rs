@@ -186,7 +186,7 @@ impl Reloader {
             info.trigger.kind()
         );
         metrics.set_routing_version(version.version);
-        metrics.reload("startup", result.as_str(), Some(unix_now()));
+        metrics.reload(Trigger::Startup.label(), result.label(), Some(unix_now()));
         let reloader = Reloader {
             routes_path: routes_path.to_path_buf(),
             max_file_bytes: crate::config::bounds::DEFAULT_MAX_FILE_BYTES,
@@ -345,7 +345,7 @@ fn first_version(
                 format!(
                     "state_dir {}: cannot write {}: {}",
                     state_dir.display(),
-                    e.what,
+                    e.what.as_str(),
                     e.error
                 )
             })?;
@@ -415,7 +415,8 @@ mod tests {
         let table = Arc::new(RouteTable::default());
         let push = |h: &mut History, id: VersionId, sha: &str| {
             assert_eq!(
-                h.push(info(id, sha), "x".into(), table.clone().into()).write(),
+                h.push(info(id, sha), "x".into(), table.clone().into())
+                    .write(),
                 Ok(())
             );
         };

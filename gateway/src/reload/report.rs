@@ -4,6 +4,7 @@
 use super::trigger::Trigger;
 use super::version_id::VersionId;
 use crate::config::Timings;
+use crate::telemetry::labels::{ResultLabel, StateWrite};
 use serde::Serialize;
 use std::sync::atomic::AtomicU64;
 
@@ -17,14 +18,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The `result` label of `dyegate_reloads_total`.
+    pub fn label(self) -> ResultLabel {
+        match self {
+            Outcome::Applied => ResultLabel::Applied,
+            Outcome::NoOp => ResultLabel::NoOp,
+            Outcome::Failed => ResultLabel::Failed,
+            Outcome::Rollback => ResultLabel::Rollback,
+        }
+    }
+
     /// As in the `result` label of `dyegate_reloads_total`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::NoOp => "no_op",
-            Outcome::Failed => "failed",
-            Outcome::Rollback => "rollback",
-        }
+        self.label().as_str()
     }
 }
 
@@ -180,7 +186,7 @@ pub fn kind<S: serde::Serializer>(t: &Trigger, s: S) -> Result<S::Ok, S::Error> 
 pub struct StateError {
     pub time: String,
     /// `history`, `version` or `audit`.
-    pub what: &'static str,
+    pub what: StateWrite,
     pub error: String,
 }
 

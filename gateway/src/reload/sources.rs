@@ -106,7 +106,7 @@ impl Reloader {
         trigger: &Trigger,
     ) -> (Overrides, Option<serde_json::Value>) {
         match &self.overlay {
-            Some(o) => o.over(model, running, trigger.kind()),
+            Some(o) => o.over(model, running, trigger.label()),
             None => (Overrides::default(), None),
         }
     }
@@ -160,7 +160,9 @@ impl Reloader {
     /// not a table): failed, the running version keeps serving.
     pub fn reject(&self, trigger: Trigger, errors: &ConfigErrors) -> ReloadReport {
         let errors: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
-        self.attempt(trigger, Caller::default(), |_, _| Built::Refused(errors).into())
+        self.attempt(trigger, Caller::default(), |_, _| {
+            Built::Refused(errors).into()
+        })
     }
 
     /// Source: rollback. Applies a kept version again — its text and the weights that were set
@@ -211,7 +213,11 @@ impl Reloader {
     }
 
     /// The kept version a rollback to `to` restores while `running` serves.
-    fn rollback_target(&self, to: Option<VersionId>, running: VersionId) -> Result<VersionId, String> {
+    fn rollback_target(
+        &self,
+        to: Option<VersionId>,
+        running: VersionId,
+    ) -> Result<VersionId, String> {
         let record = self.lock_record();
         let target = match to {
             Some(v) => v,

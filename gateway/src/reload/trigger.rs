@@ -2,6 +2,7 @@
 //! serialised only at the edge (`history.json`, the audit log, `/status`, metric labels).
 
 use super::version_id::VersionId;
+use crate::telemetry::labels::TriggerLabel;
 use serde::{Deserialize, Serialize};
 
 /// Every way the routing table changes. Serialised as `"trigger": "<kind>"` followed by the
@@ -30,17 +31,22 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// The kind as a metric label.
+    pub fn label(&self) -> TriggerLabel {
+        match self {
+            Trigger::Startup => TriggerLabel::Startup,
+            Trigger::File => TriggerLabel::File,
+            Trigger::Sighup => TriggerLabel::Sighup,
+            Trigger::Api => TriggerLabel::Api,
+            Trigger::Rollback { .. } => TriggerLabel::Rollback,
+            Trigger::Rollout { .. } => TriggerLabel::Rollout,
+            Trigger::Etcd { .. } => TriggerLabel::Etcd,
+        }
+    }
+
     /// The kind, as in metric labels and logs.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Trigger::Startup => "startup",
-            Trigger::File => "file",
-            Trigger::Sighup => "sighup",
-            Trigger::Api => "api",
-            Trigger::Rollback { .. } => "rollback",
-            Trigger::Rollout { .. } => "rollout",
-            Trigger::Etcd { .. } => "etcd",
-        }
+        self.label().as_str()
     }
 }
 

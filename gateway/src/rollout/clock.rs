@@ -20,7 +20,7 @@ impl Clock for SystemClock {
     }
 
     fn now_second(&self) -> u64 {
-        super::window::now_second()
+        crate::telemetry::window::now_second()
     }
 }
 

@@ -11,18 +11,19 @@
 //! every other trigger.
 
 use super::clock::{Clock, SystemClock};
+use super::error::RolloutError;
 use super::judge::{judge, Evaluation};
 use super::machine::{next, Next};
 use super::metrics::RolloutMetrics;
-use super::error::RolloutError;
 use super::plan::Plan;
-use super::state::{Phase, RolloutState, Store};
+use super::state::{MovedBy, Phase, RolloutState, Store};
 use super::steps::{Decision, Steps};
-use super::window::Window;
 use crate::config::model::RoutesConfig;
 use crate::config::Overrides;
 use crate::reload::Overlay;
 use crate::routing::RouteTable;
+use crate::telemetry::labels::TriggerLabel;
+use crate::telemetry::window::Window;
 use crate::telemetry::Metrics;
 use log::{error, info, warn};
 use std::collections::BTreeMap;
@@ -78,7 +79,8 @@ impl Controller {
     pub(super) fn save(&self, inner: &Inner) {
         if let Err(e) = self.store.save(&inner.states) {
             error!("rollout: cannot keep the rollouts' state: {e}");
-            self.metrics.state_write_error("rollouts");
+            self.metrics
+                .state_write_error(crate::telemetry::labels::StateWrite::Rollouts);
         }
     }
 
@@ -157,7 +159,7 @@ impl Controller {
             out
         };
         for (route, n, generation) in decisions {
-            match self.apply(&route, n, generation, "rollout", None, steps) {
+            match self.apply(&route, n, generation, MovedBy::Rollout, None, steps) {
                 Ok(()) | Err(RolloutError::Superseded) => {}
                 Err(e) => error!("rollout {route}: {e}"),
             }
@@ -171,7 +173,7 @@ impl Controller {
         route: &str,
         n: Next,
         generation: u64,
-        by: &str,
+        by: MovedBy,
         client: Option<String>,
         steps: &dyn Steps,
     ) -> Result<(), RolloutError> {
@@ -220,7 +222,7 @@ impl Controller {
     fn commit_step(
         &self,
         route: &str,
-        mv: Move<'_>,
+        mv: Move,
         client: Option<String>,
         steps: &dyn Steps,
     ) -> Result<(), RolloutError> {
@@ -247,7 +249,7 @@ impl Controller {
                 "step": step,
                 "canary_share": share,
                 "state": phase.as_str(),
-                "by": by,
+                "by": by.as_str(),
                 "reason": reason,
                 "evaluation": s.last_evaluation,
             });
@@ -290,12 +292,12 @@ impl Controller {
 
 /// A move that commits a step: where to, into which state, why, decided on which generation
 /// of the rollouts, by whom (`rollout`: the gates; `control`).
-pub(super) struct Move<'a> {
+pub(super) struct Move {
     pub step: usize,
     pub phase: Phase,
     pub reason: Option<String>,
     pub generation: u64,
-    pub by: &'a str,
+    pub by: MovedBy,
 }
 
 /// How loud a move is in the log: a failure, an abort or a pause is something an operator
@@ -380,7 +382,7 @@ fn kept_weights(
     if let Some((why, running)) = drifted(plan, s, table) {
         warn!("rollout {}: paused at step {} ({why})", plan.route, s.step);
         s.generation = generation;
-        s.moved(Phase::Paused, "rollout", Some(why));
+        s.moved(Phase::Paused, MovedBy::Rollout, Some(why));
         s.held = Some(running);
     }
     let step = plan.weights(share);
@@ -426,7 +428,7 @@ impl Controller {
                 plan.share_of(&held)
             );
             s.generation = generation;
-            s.moved(Phase::Paused, "rollback", Some(why));
+            s.moved(Phase::Paused, MovedBy::Rollback, Some(why));
             s.held = Some(held);
             touched.push(route);
         }
@@ -452,8 +454,9 @@ impl Overlay for Controller {
         &self,
         model: &RoutesConfig,
         running: &RouteTable,
-        by: &str,
+        by: TriggerLabel,
     ) -> (Overrides, Option<serde_json::Value>) {
+        let by = MovedBy::from(by);
         let plans = Self::plans_in(model);
         let mut inner = self.lock();
         let mut notes = Vec::new();

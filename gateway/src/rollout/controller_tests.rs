@@ -69,7 +69,9 @@ impl Gateway {
         let text = std::fs::read(&path).expect("routes.yaml");
         let nothing = RouteTable::default();
         let loaded = routes_from_text_over("routes.yaml", text, None, usize::MAX, &mut |m| {
-            controller.over(m, &nothing, "startup").0
+            controller
+                .over(m, &nothing, crate::telemetry::labels::TriggerLabel::Startup)
+                .0
         })
         .expect("valid routes");
         let limits = HistoryLimits {
@@ -78,7 +80,11 @@ impl Gateway {
         };
         let audit = dir.path().join("audit.log");
         let reloader = Reloader::new(&path, loaded, &state_dir, limits, &audit, metrics.clone());
-        let reloader = Arc::new(reloader.expect("a reloader").with_overlay(controller.clone()));
+        let reloader = Arc::new(
+            reloader
+                .expect("a reloader")
+                .with_overlay(controller.clone()),
+        );
         Gateway {
             clock,
             metrics,
@@ -383,10 +389,11 @@ fn pause_resume_promote_and_abort_move_the_rollout_and_the_table() {
         conflict("succeeded", "nothing to pause")
     );
     assert_eq!(
-        gw.controller.control("nowhere", Control::Pause, None, &*gw.reloader),
+        gw.controller
+            .control("nowhere", Control::Pause, None, &*gw.reloader),
         Err(RolloutError::NoRollout("nowhere".into()))
     );
-    assert_eq!(gw.state().moved_by, "control");
+    assert_eq!(gw.state().moved_by, MovedBy::Control);
     assert_eq!(gw.kept().state, Phase::Succeeded);
     // A control that changes no weight has its own audit line, with the client.
     let audit = std::fs::read_to_string(gw.dir.path().join("audit.log")).expect("audit log");

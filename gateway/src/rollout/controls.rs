@@ -4,7 +4,7 @@ use super::controller::Controller;
 use super::error::RolloutError;
 use super::machine::{advance, Next};
 use super::plan::Plan;
-use super::state::{Phase, RolloutState};
+use super::state::{MovedBy, Phase, RolloutState};
 use super::steps::Steps;
 use crate::stamp::now_rfc3339;
 use serde_json::{json, Value};
@@ -42,7 +42,12 @@ impl Controller {
     /// Every rollout's status.
     pub fn status_all(&self, steps: &dyn Steps) -> Value {
         let routes: Vec<String> = self.lock().states.keys().cloned().collect();
-        Value::Array(routes.iter().filter_map(|r| self.status(r, steps)).collect())
+        Value::Array(
+            routes
+                .iter()
+                .filter_map(|r| self.status(r, steps))
+                .collect(),
+        )
     }
 
     /// A rollout's status: state, step, canary share (set and in the running table), the last
@@ -120,7 +125,14 @@ impl Controller {
             (decide(route, control, s, plan)?, s.generation)
         };
         let commits = matches!(n, Next::Apply(..));
-        self.apply(route, n, generation, "control", client.clone(), steps)?;
+        self.apply(
+            route,
+            n,
+            generation,
+            MovedBy::Control,
+            client.clone(),
+            steps,
+        )?;
         if !commits {
             // A move that changes no weight is not a version: its own audit line.
             let status = self.status(route, steps);

@@ -2,7 +2,7 @@
 //! plan's gates, so that unit tests exercise every verdict without traffic.
 
 use super::plan::Gates;
-use super::window::Figures;
+use crate::telemetry::window::Figures;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ pub fn judge(gates: &Gates, figures: &[(String, Figures)], canary: usize) -> Eva
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollout::Window;
+    use crate::telemetry::window::Window;
 
     fn gates() -> Gates {
         Gates {

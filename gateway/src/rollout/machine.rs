@@ -110,7 +110,7 @@ mod tests {
     }
 
     fn at(state: Phase, step: usize) -> RolloutState {
-        let mut s = RolloutState::new("shop", "canary", "f", "test", 0);
+        let mut s = RolloutState::new("shop", "canary", "f", super::super::state::MovedBy::File, 0);
         s.state = state;
         s.step = step;
         s.step_started_ms = 10_000;

@@ -5,7 +5,8 @@
 //! whatever its source — never a rewrite of text.
 //!
 //! - [`plan`]: the plan of a route as the file has it; the weights of each step.
-//! - [`window`]: windowed per-group statistics, recorded with atomics on the request path.
+//! - the windows the gates judge are `crate::telemetry::window`: recorded with the metrics, on
+//!   the request path, read here.
 //! - [`judge`]: the gates' verdicts on a window's figures.
 //! - [`machine`]: the state machine (what happens next), pure.
 //! - [`state`]: a rollout's state, kept in `state_dir/rollouts.json`.
@@ -27,11 +28,9 @@ pub mod plan;
 pub mod service;
 pub mod state;
 pub mod steps;
-pub mod window;
 
 pub use controller::Controller;
 pub use controls::Control;
 pub use error::RolloutError;
-pub use steps::Steps;
 pub use service::RolloutService;
-pub use window::Window;
+pub use steps::Steps;

@@ -2,6 +2,7 @@
 //! keeps it across restarts and upgrades.
 
 use super::judge::Evaluation;
+use crate::telemetry::labels::TriggerLabel;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,7 +68,7 @@ pub struct Move {
     pub step: usize,
     pub share: u8,
     /// What moved it: `rollout` (the gates), `control` (with the client), `file`, `startup`.
-    pub by: String,
+    pub by: MovedBy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -87,7 +88,7 @@ pub struct RolloutState {
     pub since: String,
     /// When the current step was applied (Unix milliseconds).
     pub step_started_ms: u64,
-    pub moved_by: String,
+    pub moved_by: MovedBy,
     #[serde(default)]
     pub last_evaluation: Option<Evaluation>,
     #[serde(default)]
@@ -103,6 +104,60 @@ pub struct RolloutState {
     pub generation: u64,
 }
 
+/// Who moved a rollout: its gates, a control, a rollback, or the table of a trigger that
+/// started it (serialised as in `rollouts.json` and the status: `rollout`, `control`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MovedBy {
+    /// The gates' judgement.
+    Rollout,
+    /// `dyegate rollout pause|resume|promote|abort`.
+    Control,
+    /// A rollback that gave the route other weights.
+    Rollback,
+    Startup,
+    File,
+    Sighup,
+    Api,
+    Etcd,
+}
+
+impl MovedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MovedBy::Rollout => "rollout",
+            MovedBy::Control => "control",
+            MovedBy::Rollback => "rollback",
+            MovedBy::Startup => "startup",
+            MovedBy::File => "file",
+            MovedBy::Sighup => "sighup",
+            MovedBy::Api => "api",
+            MovedBy::Etcd => "etcd",
+        }
+    }
+}
+
+impl From<TriggerLabel> for MovedBy {
+    /// The trigger whose table started or restarted a rollout.
+    fn from(t: TriggerLabel) -> Self {
+        match t {
+            TriggerLabel::Startup => MovedBy::Startup,
+            TriggerLabel::File => MovedBy::File,
+            TriggerLabel::Sighup => MovedBy::Sighup,
+            TriggerLabel::Api => MovedBy::Api,
+            TriggerLabel::Rollback => MovedBy::Rollback,
+            TriggerLabel::Rollout => MovedBy::Rollout,
+            TriggerLabel::Etcd => MovedBy::Etcd,
+        }
+    }
+}
+
+impl std::fmt::Display for MovedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Moves kept per rollout.
 const MAX_MOVES: usize = 200;
 
@@ -112,7 +167,7 @@ impl RolloutState {
         route: &str,
         canary: &str,
         fingerprint: &str,
-        by: &str,
+        by: MovedBy,
         started_ms: u64,
     ) -> RolloutState {
         let mut s = RolloutState {
@@ -124,7 +179,7 @@ impl RolloutState {
             share: None,
             since: crate::stamp::now_rfc3339(),
             step_started_ms: started_ms,
-            moved_by: by.into(),
+            moved_by: by,
             last_evaluation: None,
             history: Vec::new(),
             held: None,
@@ -136,7 +191,7 @@ impl RolloutState {
 
     /// Records a move to `state` (the step and share as they are now). A move out of `paused`
     /// lets go of the weights it held.
-    pub fn moved(&mut self, state: Phase, by: &str, reason: Option<String>) {
+    pub fn moved(&mut self, state: Phase, by: MovedBy, reason: Option<String>) {
         if state != Phase::Paused {
             self.held = None;
         }
@@ -144,13 +199,13 @@ impl RolloutState {
             self.since = crate::stamp::now_rfc3339();
         }
         self.state = state;
-        self.moved_by = by.into();
+        self.moved_by = by;
         self.history.push(Move {
             at: crate::stamp::now_rfc3339(),
             state,
             step: self.step,
             share: self.share.unwrap_or(0),
-            by: by.into(),
+            by,
             reason,
         });
         if self.history.len() > MAX_MOVES {

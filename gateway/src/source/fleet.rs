@@ -6,7 +6,7 @@ use super::layout::{self, Assembled, EmptyTable, Entry};
 use super::store::{self, Expect, StoreError, Table};
 use crate::config::diff::{diff, Diff};
 use crate::config::model::RoutesConfig;
-use crate::config::{load_routes, EtcdSettings, Gateway};
+use crate::config::{load_routes, EtcdSettings, Gateway, Issue, LoadedRoutes, Source};
 use etcd_client::Client;
 use std::path::Path;
 use std::sync::Arc;
@@ -142,6 +142,39 @@ fn empty_mark(file: &Path, routes: usize, allow_empty: bool) -> Result<EmptyTabl
     }
 }
 
+/// A `rollout:` block in a table for etcd is refused, located, until fleet rollouts are
+/// supported: a gateway that follows etcd does not run it, and an operator who pushed one would
+/// believe the canary guarded while nothing judges it.
+fn refuse_rollouts(file: &Path, loaded: &LoadedRoutes) -> Result<(), String> {
+    let issues: Vec<Issue> = (loaded.model.routes.iter().enumerate())
+        .filter_map(|(i, r)| Some((i, r.as_ref()?)))
+        .filter(|(_, r)| r.rollout.is_some())
+        .map(|(i, r)| {
+            Issue::new(
+                format!("routes[{i}].rollout"),
+                format!(
+                    "found a rollout on route {:?}, expected none in a table for etcd: fleet rollouts are not supported yet (every gateway would serve the split as written and nothing would judge the canary); run the rollout on a gateway that reads its routes file, or remove the block",
+                    r.name
+                ),
+            )
+        })
+        .collect();
+    if issues.is_empty() {
+        return Ok(());
+    }
+    let name = file.display().to_string();
+    let source = Source::from_text(name, loaded.text.to_string())
+        .map_err(|e| format!("{}: {e:?}", file.display()))?;
+    let located: Vec<String> = (issues.into_iter())
+        .map(|i| source.locate(i).to_string())
+        .collect();
+    Err(format!(
+        "{}
+nothing was written",
+        located.join("\n")
+    ))
+}
+
 /// `dyegate push FILE [--allow-empty]`: validate with `check`'s code (a table with no routes
 /// only with `allow_empty`), show the diff against the fleet's revision, write it if the
 /// fleet's table has not changed since it was read.
@@ -149,6 +182,7 @@ pub fn push(config: Option<&Path>, file: &Path, allow_empty: bool) -> Result<(),
     let loaded = load_routes(file, crate::config::bounds::DEFAULT_MAX_FILE_BYTES)
         .map_err(|e| format!("{e}\nnothing was written"))?;
     let empty = empty_mark(file, loaded.routes, allow_empty)?;
+    refuse_rollouts(file, &loaded)?;
     let entries = layout::entries_of(&loaded.text)
         .map_err(|e| format!("{}: {e}; nothing was written", file.display()))?;
     let mut fleet = Fleet::connect(settings(config)?)?;

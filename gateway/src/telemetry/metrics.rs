@@ -18,6 +18,7 @@
 //! same scrape.
 
 use super::grpc_status::{GrpcStatus, GRPC_STATUS_COUNT, GRPC_STATUS_LABELS};
+use super::labels::{ResultLabel, StateWrite, TriggerLabel};
 use super::status_class::{StatusClass, HTTP_STATUS_CLASSES};
 use super::status_class::{STATUS_CLASS_COUNT, STATUS_CLASS_LABELS};
 use crate::routing::{Carried, Group, GroupId, Reason, Route, RouteTable, TargetEntry};
@@ -82,7 +83,7 @@ struct PairStats {
     decisions: [AtomicU64; 4],
     duration: Histo,
     /// The last seconds, for a rollout's gates; made when a rollout first asks for it.
-    window: OnceLock<Arc<crate::rollout::Window>>,
+    window: OnceLock<Arc<super::window::Window>>,
 }
 
 impl PairStats {
@@ -175,22 +176,22 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("dyegate_reloads_total: {e}"));
         let _ = registry.register(Box::new(reloads.clone()));
-        for trigger in ["startup", "file", "sighup", "api", "rollback"] {
-            for result in ["applied", "no_op", "failed", "rollback"] {
-                reloads.with_label_values(&[trigger, result]);
+        for trigger in TriggerLabel::ALL {
+            for result in ResultLabel::ALL {
+                reloads.with_label_values(&[trigger.as_str(), result.as_str()]);
             }
         }
         let state_write_errors = IntCounterVec::new(
             Opts::new(
                 "dyegate_state_write_errors_total",
-                "Writes of state that failed: history (history.json), version (versions/N.yaml), audit (audit log line).",
+                "Writes of state that failed: history (history.json), version (versions/N.yaml), audit (audit log line), rollouts (rollouts.json).",
             ),
             &["what"],
         )
         .unwrap_or_else(|e| panic!("dyegate_state_write_errors_total: {e}"));
         let _ = registry.register(Box::new(state_write_errors.clone()));
-        for what in ["history", "version", "audit"] {
-            state_write_errors.with_label_values(&[what]);
+        for what in StateWrite::ALL {
+            state_write_errors.with_label_values(&[what.as_str()]);
         }
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("counter {name}: {e}"));
@@ -287,7 +288,7 @@ impl Metrics {
 
     /// The windowed statistics of a (route, group) pair, made on first use: requests of tables
     /// committed before and after share them (the pair's handles are resolved at commit).
-    pub fn rollout_window(&self, route: &str, group: &str) -> Arc<crate::rollout::Window> {
+    pub fn rollout_window(&self, route: &str, group: &str) -> Arc<super::window::Window> {
         let pair = (lock(&self.store).pairs)
             .entry((route.to_string(), group.to_string()))
             .or_default()
@@ -331,16 +332,20 @@ impl Metrics {
         self.routing_version.set(version as i64);
     }
 
-    pub fn reload(&self, trigger: &str, result: &str, success_unix: Option<u64>) {
-        self.reloads.with_label_values(&[trigger, result]).inc();
+    pub fn reload(&self, trigger: TriggerLabel, result: ResultLabel, success_unix: Option<u64>) {
+        (self.reloads)
+            .with_label_values(&[trigger.as_str(), result.as_str()])
+            .inc();
         if let Some(t) = success_unix {
             self.last_success.set(t as i64);
         }
     }
 
-    /// A write of state (`history`, `version`, `audit`) failed.
-    pub fn state_write_error(&self, what: &str) {
-        self.state_write_errors.with_label_values(&[what]).inc();
+    /// A write of state failed.
+    pub fn state_write_error(&self, what: StateWrite) {
+        (self.state_write_errors)
+            .with_label_values(&[what.as_str()])
+            .inc();
     }
 
     /// Where the dropped-span count lives (the tracer owns it).

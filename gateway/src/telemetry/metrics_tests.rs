@@ -251,7 +251,7 @@ fn broken_answers_are_counted_as_error_and_fail_the_rollout_window() {
         assert!(text.contains(series), "{series}\n{text}");
     }
     // The gates see them as errors.
-    let now = crate::rollout::window::now_second();
+    let now = crate::telemetry::window::now_second();
     let f = window.snapshot(now.saturating_sub(5), now + 1);
     assert_eq!((f.requests, f.errors), (3, 2));
 }

@@ -18,10 +18,12 @@ pub mod dns;
 pub mod export;
 pub mod failure_log;
 pub mod grpc_status;
+pub mod labels;
 pub mod metrics;
 pub mod status_class;
 pub mod table_info;
 pub mod trace;
+pub mod window;
 
 pub use access_log::{AccessLog, AccessLogService, AccessRecord};
 pub use containment::{ContainmentMetrics, TimeoutKind};

@@ -50,7 +50,8 @@ pub fn render(list: &Value, now_unix: u64) -> String {
     out
 }
 
-/// One version: a YAML comment with its record, then its source as kept.
+/// One version: a YAML comment with its record (and the weights rollouts set over it), then
+/// its source as kept.
 pub fn render_one(v: &Value, now_unix: u64) -> String {
     let mut out = format!(
         "# version {}, applied {} by {}\n# sha256 {}\n",
@@ -59,6 +60,14 @@ pub fn render_one(v: &Value, now_unix: u64) -> String {
         trigger(v),
         text(&v["sha256"])
     );
+    if let Some(o) = v["overrides"].as_object().filter(|o| !o.is_empty()) {
+        out.push_str(
+            "# served with weights set over this text by rollouts (route: split weights):\n",
+        );
+        for (route, weights) in o {
+            out.push_str(&format!("#   {route}: {weights}\n"));
+        }
+    }
     let source = text(&v["source"]);
     out.push_str(&source);
     if !source.ends_with('\n') {
