@@ -392,7 +392,13 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
                     gw.config.reload.max_file_bytes,
                     &mut |model| {
                         let startup = dyegate::telemetry::labels::TriggerLabel::Startup;
-                        rollouts.over(model, &nothing, startup).0
+                        rollouts
+                            .over(
+                                &dyegate::config::compile_rollout::plans(model),
+                                &nothing,
+                                startup,
+                            )
+                            .0
                     },
                 )
             }) {

@@ -9,7 +9,7 @@ use dyegate_suite::etcd::fleet::{answered_by, wait_for_upstream, Fleet, PREFIX, 
 fn with_rollout(fleet: &Fleet) -> String {
     fleet.routes_to("blue").replace(
         "    split: [{ upstream: blue, weight: 1 }]\n",
-        "    split: [{ upstream: blue, weight: 1 }, { upstream: green, weight: 0 }]\n    rollout: { canary: green, steps: [50, 100] }\n",
+        "    split: [{ upstream: blue, weight: 1 }, { upstream: green, weight: 0 }]\n    rollout: { canary: green, steps: [50, 100], step_ms: 60000 }\n",
     )
 }
 
@@ -44,7 +44,7 @@ async fn a_rollout_in_an_etcd_table_is_refused_by_push_and_named_when_written_be
         "put",
         "--",
         &key,
-        "- name: all\n  split: [{ upstream: green, weight: 1 }, { upstream: blue, weight: 0 }]\n  rollout: { canary: blue, steps: [50, 100] }\n",
+        "- name: all\n  split: [{ upstream: green, weight: 1 }, { upstream: blue, weight: 0 }]\n  rollout: { canary: blue, steps: [50, 100], step_ms: 60000 }\n",
     ]);
     wait_for_upstream(&gw, "green", SETTLE).await;
     let status = gw

@@ -3,7 +3,7 @@
 
 use super::error::Issue;
 use super::model::{DyeConfig, MatchConfig, RouteConfig, RoutesConfig, UnknownTagPolicy};
-use super::overrides::Overrides;
+use crate::routing::Overrides;
 use crate::routing::{
     Carried, Dye, Group, HostMatch, Matcher, Route, RouteTable, Split, StickyKey, TagFallback,
 };

@@ -550,8 +550,8 @@ impl<'de> Deserialize<'de> for TargetConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Weight(pub u32);
 
-/// Largest weight accepted (keeps the sum of any split far from overflow).
-pub const MAX_WEIGHT: u32 = 1_000_000;
+/// Largest weight accepted.
+pub use crate::routing::MAX_WEIGHT;
 
 impl Weight {
     fn one() -> Weight {

@@ -57,16 +57,8 @@ pub struct GatesConfig {
     pub max_latency_ratio: Option<f64>,
 }
 
-/// What a breach does.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OnFailure {
-    /// Canary share to 0, state `failed`.
-    #[default]
-    Rollback,
-    /// Hold the current step, state `paused`.
-    Pause,
-}
+/// What a breach does (the compiled plan's type).
+pub use crate::rollout::plan::OnFailure;
 
 pub const DEFAULT_MIN_REQUESTS: u64 = 100;
 pub const DEFAULT_PERCENTILE: f64 = 99.0;

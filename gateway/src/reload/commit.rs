@@ -10,6 +10,7 @@ use super::report::{LastError, Outcome, ReloadReport};
 use super::trigger::Trigger;
 use super::version_id;
 use crate::config::diff::{diff, Diff};
+use crate::config::overrides::over;
 use crate::routing::ActiveTable;
 use crate::stamp::{sha256_hex, unix_now};
 use log::{error, info};
@@ -82,8 +83,8 @@ impl Reloader {
         if let Some(reuse) = &candidate.reuse {
             reuse.prepare();
         }
-        let before = running.overrides.over(&running.model);
-        let after = candidate.overrides.over(&candidate.model);
+        let before = over(&running.overrides, &running.model);
+        let after = over(&candidate.overrides, &candidate.model);
         record_diff(&mut report, &diff(&before, &after));
         *running = Running {
             text_sha256: sha256_hex(candidate.text.as_bytes()),

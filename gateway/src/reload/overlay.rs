@@ -3,19 +3,20 @@
 //! only a change of these weights, and a rollback re-applies the weights its version ran with.
 //! A rollback is told to it once committed, so that the rollouts it touched hold its weights.
 
-use crate::config::model::RoutesConfig;
-use crate::config::Overrides;
-use crate::routing::RouteTable;
+use crate::rollout::plan::Plan;
+use crate::routing::{Overrides, RouteTable};
 use crate::telemetry::labels::TriggerLabel;
+use std::collections::BTreeMap;
 
 /// Sets weights over decoded tables; called under the commit lock.
 pub trait Overlay: Send + Sync {
-    /// The weights to set over `model` (a decoded, valid table) while `running` serves, and a
+    /// The weights to set over a decoded, valid table with these rollout `plans` (see
+    /// `config::compile_rollout`) while `running` serves, and a
     /// note for the audit record (rollouts started, restarted or ended by this table). `by` is
     /// the trigger whose table it is.
     fn over(
         &self,
-        model: &RoutesConfig,
+        plans: &BTreeMap<String, Plan>,
         running: &RouteTable,
         by: TriggerLabel,
     ) -> (Overrides, Option<serde_json::Value>);

@@ -14,6 +14,7 @@ use super::reloader::{Reloader, Running, SourceText};
 use super::report::{Caller, ReloadReport};
 use super::trigger::Trigger;
 use super::version_id::{self, VersionId};
+use crate::config::compile_rollout::plans;
 use crate::config::model::RoutesConfig;
 use crate::config::{recompile, routes_from_text, routes_from_text_over, ConfigErrors, Overrides};
 use crate::routing::{ActiveTable, Carried, RouteTable};
@@ -106,7 +107,7 @@ impl Reloader {
         trigger: &Trigger,
     ) -> (Overrides, Option<serde_json::Value>) {
         match &self.overlay {
-            Some(o) => o.over(model, running, trigger.label()),
+            Some(o) => o.over(&plans(model), running, trigger.label()),
             None => (Overrides::default(), None),
         }
     }

@@ -18,10 +18,8 @@ use super::metrics::RolloutMetrics;
 use super::plan::Plan;
 use super::state::{MovedBy, Phase, RolloutState, Store};
 use super::steps::{Decision, Steps};
-use crate::config::model::RoutesConfig;
-use crate::config::Overrides;
 use crate::reload::Overlay;
-use crate::routing::RouteTable;
+use crate::routing::{Overrides, RouteTable};
 use crate::telemetry::labels::TriggerLabel;
 use crate::telemetry::window::Window;
 use crate::telemetry::Metrics;
@@ -97,14 +95,6 @@ impl Controller {
         if moved {
             self.gauges.transition(route, s.state);
         }
-    }
-
-    /// The plans of a decoded, valid table.
-    fn plans_in(model: &RoutesConfig) -> BTreeMap<String, Plan> {
-        (model.routes.iter().flatten())
-            .filter_map(|r| Plan::of(r))
-            .map(|p| (p.route.clone(), p))
-            .collect()
     }
 
     /// One window's figures per group of the plan, judged.
@@ -452,12 +442,12 @@ impl Overlay for Controller {
     /// their step, set over the table.
     fn over(
         &self,
-        model: &RoutesConfig,
+        plans: &BTreeMap<String, Plan>,
         running: &RouteTable,
         by: TriggerLabel,
     ) -> (Overrides, Option<serde_json::Value>) {
         let by = MovedBy::from(by);
-        let plans = Self::plans_in(model);
+        let plans = plans.clone();
         let mut inner = self.lock();
         let mut notes = Vec::new();
         let gone: Vec<String> = (inner.states.keys())

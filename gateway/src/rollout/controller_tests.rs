@@ -70,7 +70,11 @@ impl Gateway {
         let nothing = RouteTable::default();
         let loaded = routes_from_text_over("routes.yaml", text, None, usize::MAX, &mut |m| {
             controller
-                .over(m, &nothing, crate::telemetry::labels::TriggerLabel::Startup)
+                .over(
+                    &crate::config::compile_rollout::plans(m),
+                    &nothing,
+                    crate::telemetry::labels::TriggerLabel::Startup,
+                )
                 .0
         })
         .expect("valid routes");

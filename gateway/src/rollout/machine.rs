@@ -2,9 +2,9 @@
 //! evaluation, what happens next. Pure: the controller applies the answer.
 
 use super::judge::Evaluation;
+use super::plan::OnFailure;
 use super::plan::Plan;
 use super::state::{Phase, RolloutState};
-use crate::config::rollout::OnFailure;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {

@@ -1,10 +1,22 @@
-//! The plan of one route's rollout, taken from the routes file: its split as the file has it,
-//! the steps and the gates; the weights of each step; and the fingerprint that tells whether a
-//! new file left the route's `split` and `rollout` as they were.
+//! The plan of one route's rollout as compile produces it from the table (see
+//! `config::compile_rollout`): its split as written, the steps and the gates; the weights of
+//! each step; and the fingerprint that tells whether a new table left the route's `split` and
+//! `rollout` as they were.
 
-use crate::config::model::{RouteConfig, MAX_WEIGHT};
-use crate::config::rollout::{OnFailure, DEFAULT_MIN_REQUESTS, DEFAULT_PERCENTILE};
-use crate::stamp::sha256_hex;
+use crate::routing::MAX_WEIGHT;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// What a breached gate does.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Canary share to 0, state `failed`.
+    #[default]
+    Rollback,
+    /// Hold the current step, state `paused`.
+    Pause,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -33,33 +45,6 @@ pub struct Gates {
 }
 
 impl Plan {
-    /// The plan of a valid route, `None` when it has no rollout.
-    pub fn of(route: &RouteConfig) -> Option<Plan> {
-        let r = route.rollout.as_ref()?;
-        let groups: Vec<String> = route.split.iter().map(|e| e.upstream.clone()).collect();
-        let canary = groups.iter().position(|g| *g == r.canary)?;
-        let g = &r.gates;
-        Some(Plan {
-            route: route.name.clone(),
-            base: route.split.iter().map(|e| e.weight.0).collect(),
-            canary,
-            steps: r.steps.iter().map(|s| s.0).collect(),
-            step_ms: r.step_ms.0,
-            pause_before: r.pause_before.iter().map(|s| s.0).collect(),
-            gates: Gates {
-                window_ms: g.window_ms.unwrap_or(r.step_ms.0),
-                min_requests: g.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
-                max_error_rate: g.max_error_rate,
-                max_latency_ms: g.max_latency_ms.map(|m| m.0),
-                latency_percentile: g.latency_percentile.unwrap_or(DEFAULT_PERCENTILE),
-                max_latency_ratio: g.max_latency_ratio,
-            },
-            on_failure: r.on_failure,
-            fingerprint: sha256_hex(format!("{:?}\n{:?}", route.split, r).as_bytes()),
-            groups,
-        })
-    }
-
     pub fn canary_group(&self) -> &str {
         &self.groups[self.canary]
     }

@@ -3,8 +3,7 @@
 //! controller that needs it, so neither holds the other.
 
 use super::error::RolloutError;
-use crate::config::Overrides;
-use crate::routing::RouteTable;
+use crate::routing::{Overrides, RouteTable};
 use std::sync::Arc;
 
 /// What a move sets, decided under the commit lock from the weights set over the running

@@ -13,6 +13,7 @@ mod group;
 mod health;
 mod index;
 mod members;
+mod overrides;
 mod policy;
 mod rate_limit;
 mod route;
@@ -28,6 +29,10 @@ pub use group::{Group, GroupId, MembersRef, NamedTarget, TargetEntry};
 pub use health::{AllHealthy, TargetHealth};
 pub use index::RouteIndex;
 pub use members::{Members, Target};
+pub use overrides::Overrides;
+
+/// Largest split weight (keeps the sum of any split far from overflow).
+pub const MAX_WEIGHT: u32 = 1_000_000;
 pub use policy::{
     CheckKind, GroupPolicy, HealthCheck, Outlier, Retries, RetryOn, RetryReason, Timeouts,
     UnhealthyTag, DEFAULT_IO_TIMEOUT,
