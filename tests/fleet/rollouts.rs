@@ -9,7 +9,7 @@ use dyegate_suite::etcd::fleet::{answered_by, wait_for_upstream, Fleet, PREFIX, 
 fn with_rollout(fleet: &Fleet) -> String {
     fleet.routes_to("blue").replace(
         "    split: [{ upstream: blue, weight: 1 }]\n",
-        "    split: [{ upstream: blue, weight: 1 }, { upstream: green, weight: 0 }]\n    rollout: { canary: green, steps: [50, 100], step_ms: 60000 }\n",
+        "    split: [{ upstream: blue, weight: 1 }, { upstream: green, weight: 0 }]\n    rollout: { canary: green, steps: [50, 100], step_ms: 60000, gates: { max_error_rate: 0.05 } }\n",
     )
 }
 
@@ -25,13 +25,17 @@ async fn a_rollout_in_an_etcd_table_is_refused_by_push_and_named_when_written_be
     let text = with_rollout(&fleet);
     let out = fleet.push_text(gw.config(), &text).expect_err("refused");
     assert_eq!(out.code, Some(1), "{out}");
-    let line = text
-        .lines()
-        .position(|l| l.trim_start().starts_with("rollout:"))
-        .map_or(0, |i| i + 1);
+    // Located at the block's value: its line, and the column of its `{`.
+    let (line, col) = (text.lines().enumerate())
+        .find_map(|(i, l)| {
+            l.trim_start()
+                .starts_with("rollout:")
+                .then(|| (i + 1, l.find('{')))
+        })
+        .map_or((0, 0), |(line, col)| (line, col.map_or(0, |c| c + 1)));
     assert!(
         out.stderr.contains(&format!(
-            "push.yaml:{line}:5: routes[0].rollout: found a rollout on route \"all\", expected none in a table for etcd: fleet rollouts are not supported yet"
+            "push.yaml:{line}:{col}: routes[0].rollout: found a rollout on route \"all\", expected none in a table for etcd: fleet rollouts are not supported yet"
         )),
         "{out}"
     );
@@ -44,7 +48,7 @@ async fn a_rollout_in_an_etcd_table_is_refused_by_push_and_named_when_written_be
         "put",
         "--",
         &key,
-        "- name: all\n  split: [{ upstream: green, weight: 1 }, { upstream: blue, weight: 0 }]\n  rollout: { canary: blue, steps: [50, 100], step_ms: 60000 }\n",
+        "- name: all\n  split: [{ upstream: green, weight: 1 }, { upstream: blue, weight: 0 }]\n  rollout: { canary: blue, steps: [50, 100], step_ms: 60000, gates: { max_error_rate: 0.05 } }\n",
     ]);
     wait_for_upstream(&gw, "green", SETTLE).await;
     let status = gw

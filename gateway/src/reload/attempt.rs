@@ -26,6 +26,8 @@ pub(super) enum Built {
     },
     /// Refused, with the reasons: the running version keeps serving.
     Refused(Vec<String>),
+    /// Content read (its sha256) but invalid: refused, the running version keeps serving.
+    Invalid { sha256: String, errors: Vec<String> },
     /// Not an attempt after all (a rollout's move that another move came before): nothing is
     /// recorded, counted or audited; the source says why to its own caller.
     Withdrawn,
@@ -97,6 +99,11 @@ impl Reloader {
         let mut report = ReloadReport::new(trigger, version_id::of(&before), caller);
         let report = match built {
             Built::Refused(errors) => {
+                report.errors = errors;
+                return self.fail(report);
+            }
+            Built::Invalid { sha256, errors } => {
+                report.sha256 = Some(sha256);
                 report.errors = errors;
                 return self.fail(report);
             }

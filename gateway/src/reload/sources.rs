@@ -59,7 +59,8 @@ impl Reloader {
             note = note.take().or(n);
             overrides
         };
-        let loaded = if sha256_hex(&bytes) == running.text_sha256 {
+        let text_sha256 = sha256_hex(&bytes);
+        let loaded = if text_sha256 == running.text_sha256 {
             // The running text: decoded already, only what the rollouts set over it may differ.
             let overrides = over(&running.model);
             let sha256 = overrides.sha256_with(&bytes);
@@ -95,7 +96,10 @@ impl Reloader {
                 }
                 Built::Commit(Box::new(c))
             }
-            Err(errors) => Built::Refused(messages(errors)),
+            Err(errors) => Built::Invalid {
+                sha256: text_sha256,
+                errors: messages(errors),
+            },
         }
     }
 
@@ -139,13 +143,25 @@ impl Reloader {
                 .into();
             }
             if let Err(errors) = admit(&current.table) {
-                return Built::Refused(messages(errors)).into();
+                let errors = messages(errors);
+                return Built::Invalid {
+                    sha256: sha,
+                    errors,
+                }
+                .into();
             }
             let started = Instant::now();
             let loaded = routes_from_text(name, text.into_bytes(), running.reuse.as_ref());
             let mut c = match loaded {
                 Ok(loaded) => Candidate::compiled(loaded, started),
-                Err(errors) => return Built::Refused(messages(locate(errors))).into(),
+                Err(errors) => {
+                    let errors = messages(locate(errors));
+                    return Built::Invalid {
+                        sha256: sha,
+                        errors,
+                    }
+                    .into();
+                }
             };
             c.revision = Some(version);
             c.note = self.unsupported_rollouts(&c.model);
