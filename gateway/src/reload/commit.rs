@@ -13,7 +13,7 @@ use crate::config::diff::{diff, Diff};
 use crate::config::routes_from_text;
 use crate::routing::ActiveTable;
 use crate::stamp::unix_now;
-use log::{error, info};
+use log::{error, info, warn};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -34,9 +34,15 @@ impl Reloader {
         caller: Caller,
         version: Option<u64>,
     ) -> ReloadReport {
+        // Before the swap, outside the compile step: the names the table brings are asked
+        // (a bounded wait), so that its first requests find their addresses.
+        let warnings = (self.prefetch.as_ref())
+            .map(|p| p.resolve_new(&candidate.table))
+            .unwrap_or_default();
         let gate = self.lock_gate();
         let current = self.active.load_full();
         let mut report = ReloadReport::new(trigger, version_id::of(&current), caller);
+        report.warnings = warnings;
         report.result = match report.trigger {
             Trigger::Rollback { .. } => Outcome::Rollback,
             _ => Outcome::Applied,
@@ -97,6 +103,9 @@ impl Reloader {
             reuse.prepare();
         }
         record_diff(&mut report, &diff(&running.model, &model));
+        for w in &report.warnings {
+            warn!("reload ({}): applied, but {w}", report.trigger.kind());
+        }
         running.model = model;
         running.reuse = reuse;
         let info = VersionInfo {

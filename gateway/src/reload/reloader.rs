@@ -117,6 +117,8 @@ pub struct Reloader {
     pub(super) last_success_unix: AtomicU64,
     /// The rollouts' rewrite of routes file text (see [`super::Overlay`]).
     pub(super) overlay: std::sync::OnceLock<Arc<dyn super::Overlay>>,
+    /// Asks the DNS names new to a candidate before it is committed (`dns/prefetch.rs`).
+    pub(super) prefetch: Option<crate::dns::Prefetch>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -215,6 +217,7 @@ impl Reloader {
             counters: Counters::default(),
             last_success_unix: AtomicU64::new(unix_now()),
             overlay: std::sync::OnceLock::new(),
+            prefetch: None,
         })
     }
 
@@ -285,6 +288,12 @@ impl Reloader {
     fn end(&self, report: ReloadReport) -> ReloadReport {
         self.lock_record().in_progress = None;
         report
+    }
+
+    /// Every commit first asks the DNS names its table brings that are not known yet.
+    pub fn with_prefetch(mut self, prefetch: crate::dns::Prefetch) -> Self {
+        self.prefetch = Some(prefetch);
+        self
     }
 
     /// Sets `reload.max_file_bytes` (default [`crate::config::bounds::DEFAULT_MAX_FILE_BYTES`]).

@@ -42,6 +42,15 @@ impl DnsMetrics {
         }
     }
 
+    /// Pairs of a table about to serve: new ones start at 0, none goes (the table serving
+    /// still has its own until [`Self::follow`] is given the new table).
+    pub fn add<'a>(&self, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+        let mut store = self.store();
+        for (g, n) in pairs {
+            store.entry((g.to_string(), n.to_string())).or_default();
+        }
+    }
+
     fn with(&self, group: &str, name: &str, f: impl FnOnce(&mut Counts)) {
         if let Some(c) = self.store().get_mut(&(group.to_string(), name.to_string())) {
             f(c);
@@ -142,5 +151,17 @@ mod tests {
         m.render(&mut out);
         assert!(!out.contains("pay.internal"), "{out}");
         assert!(out.contains("upstream=\"orders\"} 1"), "counts kept: {out}");
+        // A table about to serve adds its pairs and keeps the running table's.
+        m.add([("pay", "pay.internal")].into_iter());
+        m.failed("pay", "pay.internal");
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(
+            out.contains(
+                "dyegate_dns_resolve_failures_total{name=\"pay.internal\",upstream=\"pay\"} 1"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("name=\"orders.internal\""), "{out}");
     }
 }
