@@ -80,7 +80,10 @@ async fn the_sample_ratio_and_the_access_log_apply_live() {
         gw.logs()
     );
     for i in 0..5 {
-        assert!(sampled(&gw, &format!("/a{i}")).await, "every new trace sampled");
+        assert!(
+            sampled(&gw, &format!("/a{i}")).await,
+            "every new trace sampled"
+        );
     }
 
     // Moved: every line queued before the switch is in the old file, the next in the new one
@@ -112,7 +115,11 @@ async fn the_sample_ratio_and_the_access_log_apply_live() {
         "tracing: { sample_ratio: 0 }\naccess_log: { path: gateway.yaml/x.log, queue: 100 }\n",
     )
     .await;
-    assert_eq!(answer["applied_live"], json!(["tracing.sample_ratio"]), "{answer:#}");
+    assert_eq!(
+        answer["applied_live"],
+        json!(["tracing.sample_ratio"]),
+        "{answer:#}"
+    );
     let warning = answer["warnings"][0].as_str().unwrap_or_default();
     assert!(
         warning.starts_with(&format!(
@@ -157,7 +164,10 @@ async fn the_log_level_applies_live() {
         .gateway_extra("reload: { watch: false }\nlog: { level: warn }")
         .with_env("RUST_LOG", None)
         .start();
-    let base = gw.config().gateway_text().replace("log: { level: warn }\n", "");
+    let base = gw
+        .config()
+        .gateway_text()
+        .replace("log: { level: warn }\n", "");
     // At warn: no INFO line, not even of a reload answered (logged before its answer).
     let (code, answer) = gw.admin_post("/reload", None).await;
     assert_eq!(code, StatusCode::OK, "{answer:#}");
@@ -194,7 +204,10 @@ async fn rust_log_decides_and_the_key_is_named_as_not_applied() {
         .gateway_extra("reload: { watch: false }\nlog: { level: warn }")
         .with_env("RUST_LOG", Some("info"))
         .start();
-    let base = gw.config().gateway_text().replace("log: { level: warn }\n", "");
+    let base = gw
+        .config()
+        .gateway_text()
+        .replace("log: { level: warn }\n", "");
     let stderr = gw.stderr();
     assert!(
         stderr.contains(

@@ -345,9 +345,18 @@ async fn a_reload_that_brings_a_new_name_resolves_it_before_the_table_serves() {
     })
     .await;
     let resp = Req::get("/pay").send(gw.addr()).await;
-    assert_eq!(resp.status, StatusCode::OK, "{}\n{}", resp.text(), gw.logs());
+    assert_eq!(
+        resp.status,
+        StatusCode::OK,
+        "{}\n{}",
+        resp.text(),
+        gw.logs()
+    );
     assert_eq!(resp.upstream(), Some("b"));
-    assert_eq!(addresses(&pay_entry(&gw).await), [ups.get("b").addr().to_string()]);
+    assert_eq!(
+        addresses(&pay_entry(&gw).await),
+        [ups.get("b").addr().to_string()]
+    );
     let log = gw.logs();
     assert!(
         log.contains("reload: 1 new DNS name(s) asked before the table serves"),
@@ -366,14 +375,23 @@ async fn a_reload_that_brings_a_new_name_resolves_it_before_the_table_serves() {
     assert_eq!(code, StatusCode::OK, "{answer:#}");
     assert_eq!(answer["result"], "applied", "{answer:#}");
     let warning = "DNS name nowhere.test (upstream group pay) does not resolve (NXDOMAIN: the name does not exist): no address from it until it does; asked again in the background";
-    assert_eq!(answer["warnings"], serde_json::json!([warning]), "{answer:#}");
+    assert_eq!(
+        answer["warnings"],
+        serde_json::json!([warning]),
+        "{answer:#}"
+    );
     let log = gw.logs();
     assert!(
         log.contains(&format!("reload (api): applied, but {warning}")),
         "{log}"
     );
     let resp = Req::get("/pay").send(gw.addr()).await;
-    assert_eq!(resp.status, StatusCode::SERVICE_UNAVAILABLE, "{}", resp.text());
+    assert_eq!(
+        resp.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        resp.text()
+    );
     assert_eq!(
         Req::get("/").send(gw.addr()).await.upstream(),
         Some("a"),
@@ -423,8 +441,5 @@ async fn a_reload_never_waits_long_for_a_nameserver_that_is_gone() {
         "{answer:#}"
     );
     // The names known before keep their addresses.
-    assert_eq!(
-        Req::get("/").send(gw.addr()).await.upstream(),
-        Some("a")
-    );
+    assert_eq!(Req::get("/").send(gw.addr()).await.upstream(), Some("a"));
 }
