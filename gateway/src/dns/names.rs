@@ -439,7 +439,7 @@ mod tests {
         // The candidate table uses a and b: only b is new, and it is being asked.
         assert_eq!(
             n.add_new(&hosts(&["a.internal", "b.internal"]), t.now),
-            [b.clone()]
+            std::slice::from_ref(&b)
         );
         assert!(
             n.take_due(t.now).is_empty(),
