@@ -331,7 +331,11 @@ fn fleet_result(r: Result<(), String>) -> ExitCode {
     }
 }
 
-fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
+fn run(
+    config: Option<PathBuf>,
+    opts: RunOptions,
+    log_level: dyegate::telemetry::log_level::LevelSource,
+) -> ExitCode {
     let config = default_config(config);
     let gw = match Gateway::load(config.as_deref()) {
         Ok(gw) => gw,
@@ -344,6 +348,7 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    log_level.at_start(gw.config.log.level);
     let addrs = listen_addrs(&gw);
     if !opts.upgrade {
         let busy = dyegate::lifecycle::listen_check::busy(&addrs);
@@ -419,6 +424,10 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         loaded.routes,
         loaded.upstreams
     );
+    // The table's DNS names: asked once before serving (dns/startup.rs), and those a reload
+    // brings asked before it commits (dns/prefetch.rs).
+    let dns = Arc::new(dyegate::dns::DnsNames::new(gw.dns.interval));
+    let prefetch = dyegate::dns::Prefetch::new(dns.clone(), gw.dns.clone(), metrics.dns().clone());
     let reloader = match Reloader::start(
         &gw.routes_path,
         loaded,
@@ -430,16 +439,15 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
     ) {
         Ok(r) => Arc::new(
             r.with_max_file_bytes(gw.config.reload.max_file_bytes)
-                .with_overlay(rollouts.clone()),
+                .with_overlay(rollouts.clone())
+                .with_prefetch(prefetch),
         ),
         Err(e) => {
             eprintln!("dyegate: not started: {e}");
             return ExitCode::FAILURE;
         }
     };
-    // The table's DNS names are asked once before serving: a started or upgraded gateway
-    // serves with their addresses (dns/startup.rs).
-    let dns = Arc::new(dyegate::dns::DnsNames::new(gw.dns.interval));
+    // A started or upgraded gateway serves with the addresses of its names.
     dyegate::dns::startup::resolve_at_start(
         &dns,
         &reloader.active().load().table,
@@ -695,9 +703,8 @@ fn main() -> ExitCode {
             daemon,
             upgrade,
         } => {
-            env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-                .init();
-            run(config, RunOptions { daemon, upgrade })
+            let log_level = dyegate::telemetry::log_level::LevelSource::install();
+            run(config, RunOptions { daemon, upgrade }, log_level)
         }
     }
 }

@@ -2,6 +2,7 @@
 //! listener, the admin API, the reload and drain background services.
 
 use crate::admin::{AdminApi, BodyDeadline};
+use crate::config::model::DEFAULT_ACCESS_LOG_QUEUE;
 use crate::config::Gateway;
 use crate::dns::{DnsNames, DnsService};
 use crate::downstream::fds::{connection_caps, Caps};
@@ -14,12 +15,13 @@ use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
 use crate::proxy::live::{Live, SharedLive};
 use crate::proxy::DyegateProxy;
-use crate::reload::GatewayReload;
+use crate::reload::{GatewayReload, LiveHandles};
 use crate::reload::{ReloadService, Reloader};
 use crate::rollout::{Controller, RolloutService};
 use crate::source::etcd::EtcdSource;
 use crate::telemetry::access_log::Destination;
 use crate::telemetry::failure_log::FailureLogFlush;
+use crate::telemetry::log_level::LevelSource;
 use crate::telemetry::{AccessLog, FailureLog, Metrics, Tracing};
 use crate::tls::{CertificateService, Certificates, TlsAcceptor};
 use pingora::apps::HttpServerOptions;
@@ -90,6 +92,7 @@ pub fn run(
 
     // Spans are exported by a background service: its threads start after Pingora's daemon fork.
     let (tracing, span_export) = Tracing::new(&gw.tracing);
+    let sample_ratio = tracing.sample_ratio();
     metrics.watch_spans_dropped(tracing.stats().dropped_counter());
     if let Some(export) = span_export {
         server.add_service(background_service("span export", export));
@@ -115,7 +118,7 @@ pub fn run(
     let proxy = DyegateProxy::new(
         reloader.active(),
         lifecycle.clone(),
-        access_log,
+        Some(access_log.clone()),
         Duration::from_millis(gw.config.connect_timeout_ms),
     )
     .with_tracing(tracing)
@@ -132,7 +135,16 @@ pub fn run(
         gw.admin_limits.connection.max_connections,
     );
     let live_limits: LiveLimits = Arc::new(arc_swap::ArcSwap::from_pointee(gw.limits));
-    let gateway_reload = Arc::new(GatewayReload::new(&gw, live.clone(), live_limits.clone()));
+    let gateway_reload = Arc::new(GatewayReload::new(
+        &gw,
+        LiveHandles {
+            live: live.clone(),
+            limits: live_limits.clone(),
+            sample_ratio,
+            access_log,
+            log_level: LevelSource::from_env(),
+        },
+    ));
     let listeners = Downstream {
         metrics: &downstream,
         caps,
@@ -204,27 +216,21 @@ pub fn run(
     std::process::exit(0)
 }
 
-/// The JSON access log, when gateway.yaml asks for one: its writer runs as a background service
-/// and is flushed on the way out.
+/// The JSON access log: its writer runs as a background service, on or off as gateway.yaml
+/// says (a SIGHUP can turn it on, off, or move it), and is flushed on the way out.
 fn access_log(
     server: &mut Server,
     gw: &Gateway,
     metrics: &Metrics,
     lifecycle: &Lifecycle,
-) -> Option<AccessLog> {
-    let (Some(dest), Some(cfg)) = (&gw.access_log, &gw.config.access_log) else {
-        return None;
-    };
-    let dest = match dest {
-        None => Destination::Stdout,
-        Some(p) => Destination::File(p.clone()),
-    };
-    let (log, service) = AccessLog::new(dest, cfg.queue);
+) -> AccessLog {
+    let queue = (gw.config.access_log.as_ref()).map_or(DEFAULT_ACCESS_LOG_QUEUE, |a| a.queue);
+    let (log, service) = AccessLog::new(Destination::of(&gw.access_log), queue);
     metrics.watch_access_log_dropped(log.dropped());
     let flush = log.clone();
     lifecycle.on_exit(Box::new(move || flush.flush(Duration::from_secs(2))));
     server.add_service(background_service("access log", service));
-    Some(log)
+    log
 }
 
 /// Target health outlives tables: one registry, read by the proxy, fed by the checker service

@@ -4,6 +4,7 @@
 
 mod config_bounds;
 mod gateway_yaml;
+mod gateway_yaml_telemetry;
 mod metrics;
 mod state_persistence;
 mod traffic;

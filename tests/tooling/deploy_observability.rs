@@ -271,6 +271,8 @@ async fn every_metric_the_rules_and_the_dashboard_name_is_exported_by_a_live_gat
         "dyegate_decisions_total",
         "dyegate_tls_certificate_expiry_seconds",
         "dyegate_tls_certificate_reloads_total",
+        "dyegate_dns_resolve_failures_total",
+        "dyegate_dns_addresses",
     ] {
         assert!(all.contains(wanted), "{wanted} is watched by nothing");
     }

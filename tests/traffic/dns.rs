@@ -306,3 +306,140 @@ async fn check_resolve_names_a_name_that_does_not_resolve() {
     let ok = wait_until(SETTLE, || cfg.cli(&["check", "--resolve"]).code == Some(0));
     assert!(ok, "{}", cfg.cli(&["check", "--resolve"]));
 }
+
+/// `routes.yaml` with `orders` (on `orders.test`) for every path and one more group on `name`
+/// for `/pay`.
+fn routes_with_pay(port: u16, name: &str) -> String {
+    format!(
+        "upstreams:\n  orders: {{ targets: [\"{NAME}:{port}\"] }}\n  pay: {{ targets: [\"{name}:{port}\"] }}\nroutes:\n  - name: pay\n    match: {{ path_prefix: /pay }}\n    split: [{{ upstream: pay, weight: 1 }}]\n  - name: all\n    split: [{{ upstream: orders, weight: 1 }}]\n"
+    )
+}
+
+/// The `pay` group's name entry in `/upstreams`.
+async fn pay_entry(gw: &Dyegate) -> Value {
+    let ups = gw.admin_get("/upstreams").await;
+    let group = (ups["groups"].as_array().expect("groups").iter())
+        .find(|g| g["name"] == "pay")
+        .cloned()
+        .unwrap_or_else(|| panic!("no group pay in {ups:#}"));
+    group["names"][0].clone()
+}
+
+#[tokio::test]
+async fn a_reload_that_brings_a_new_name_resolves_it_before_the_table_serves() {
+    let ups = Upstreams::start([Fault::None, Fault::None, Fault::None]);
+    // `pay.test` is in DNS from the start; the gateway does not know it until the reload.
+    let dns = Dnsmasq::start(&[(NAME, "127.0.0.1"), ("pay.test", "127.0.0.2")]);
+    let gw = gateway(&dns, &orders_routes(ups.port))
+        .gateway_extra("reload: { watch: false }")
+        .start();
+    let version = gw.version().await;
+
+    // File edit + SIGHUP: once /status shows the new version, the table serves, and the
+    // name's addresses were asked before it did: its first request is answered.
+    gw.config()
+        .write_and_rename("routes.yaml", &routes_with_pay(ups.port, "pay.test"));
+    gw.signal(libc::SIGHUP);
+    gw.wait_for_status(SETTLE, "the reload", |s| {
+        s["version"].as_u64() > Some(version)
+    })
+    .await;
+    let resp = Req::get("/pay").send(gw.addr()).await;
+    assert_eq!(
+        resp.status,
+        StatusCode::OK,
+        "{}\n{}",
+        resp.text(),
+        gw.logs()
+    );
+    assert_eq!(resp.upstream(), Some("b"));
+    assert_eq!(
+        addresses(&pay_entry(&gw).await),
+        [ups.get("b").addr().to_string()]
+    );
+    let log = gw.logs();
+    assert!(
+        log.contains("reload: 1 new DNS name(s) asked before the table serves"),
+        "{log}"
+    );
+    assert!(
+        log.contains("DNS name pay.test (upstream group pay) resolves to 127.0.0.2"),
+        "{log}"
+    );
+
+    // A new name that does not resolve: applied anyway, said in the answer and the log, shown
+    // in /upstreams and counted; its route answers 503 until it resolves, the others serve.
+    gw.config()
+        .write_and_rename("routes.yaml", &routes_with_pay(ups.port, "nowhere.test"));
+    let (code, answer) = gw.admin_post("/reload", None).await;
+    assert_eq!(code, StatusCode::OK, "{answer:#}");
+    assert_eq!(answer["result"], "applied", "{answer:#}");
+    let warning = "DNS name nowhere.test (upstream group pay) does not resolve (NXDOMAIN: the name does not exist): no address from it until it does; asked again in the background";
+    assert_eq!(
+        answer["warnings"],
+        serde_json::json!([warning]),
+        "{answer:#}"
+    );
+    let log = gw.logs();
+    assert!(
+        log.contains(&format!("reload (api): applied, but {warning}")),
+        "{log}"
+    );
+    let resp = Req::get("/pay").send(gw.addr()).await;
+    assert_eq!(
+        resp.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        resp.text()
+    );
+    assert_eq!(
+        Req::get("/").send(gw.addr()).await.upstream(),
+        Some("a"),
+        "the other routes serve"
+    );
+    let entry = pay_entry(&gw).await;
+    assert_eq!(
+        entry["last_error"]["error"], "NXDOMAIN: the name does not exist",
+        "{entry:#}"
+    );
+    let m = gw.metrics().await;
+    let failures = m.value(
+        "dyegate_dns_resolve_failures_total",
+        &[("name", "nowhere.test"), ("upstream", "pay")],
+    );
+    assert!(failures >= 1.0, "{failures}");
+
+    // It resolves later: the background service picks it up.
+    dns.set_records(&[
+        (NAME, "127.0.0.1"),
+        ("pay.test", "127.0.0.2"),
+        ("nowhere.test", "127.0.0.3"),
+    ]);
+    let served = wait_until_async(SETTLE, || async {
+        Req::get("/pay").send(gw.addr()).await.upstream() == Some("c")
+    })
+    .await;
+    assert!(served, "{}", gw.logs());
+}
+
+#[tokio::test]
+async fn a_reload_never_waits_long_for_a_nameserver_that_is_gone() {
+    let ups = Upstreams::start([Fault::None, Fault::None, Fault::None]);
+    let mut dns = Dnsmasq::start(&records(&["a"]));
+    let gw = gateway(&dns, &orders_routes(ups.port)).start();
+    dns.stop();
+    gw.config()
+        .write_and_rename("routes.yaml", &routes_with_pay(ups.port, "pay.test"));
+    // Bounded by the lookup's own limit (two tries of two seconds, five seconds at most): the
+    // answer comes, the table is applied, the name is said not to resolve.
+    let (code, answer) = gw.admin_post("/reload", None).await;
+    assert_eq!(code, StatusCode::OK, "{answer:#}");
+    assert_eq!(answer["result"], "applied", "{answer:#}");
+    let warning = answer["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        warning.starts_with("DNS name pay.test (upstream group pay)"),
+        "{answer:#}"
+    );
+    // The names known before keep their addresses.
+    assert_eq!(Req::get("/").send(gw.addr()).await.upstream(), Some("a"));
+}

@@ -2,12 +2,16 @@
 //! wait for `dyegate upgrade` (or a restart). Applied live: `server_header`, `forwarded`,
 //! `debug.trusted_sources`, `limits.header_read_timeout_ms` and
 //! `limits.max_request_header_bytes` (read per request or per new connection through one shared
-//! handle). Everything else is fixed when the process starts (listeners, runtimes, the admin
-//! API, the source, TLS listeners, tracing, the access log, other limits that Pingora takes at
-//! start; `dns`, which the resolver is built from) and is named, never silently ignored. Pure: compares two decoded files.
+//! handle), `tracing.sample_ratio` (read per new trace), `access_log` turned on or off and
+//! `access_log.path` (the writer flushes the old file, then writes to the new one), and
+//! `log.level` (unless `RUST_LOG` decides). Everything else is fixed when the process starts
+//! (listeners, runtimes, the admin API, the source, TLS listeners, the rest of `tracing`, which
+//! the exporter is built from, `access_log.queue`, other limits that Pingora takes at start;
+//! `dns`, which the resolver is built from) and is named, never silently ignored. Pure: compares
+//! two decoded files.
 
 use super::limits::LimitsConfig;
-use super::model::GatewayConfig;
+use super::model::{AccessLogConfig, GatewayConfig, TracingConfig};
 
 /// The keys whose values differ between the running gateway.yaml and the file on disk.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -46,6 +50,7 @@ pub fn gateway_change(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChange
         forwarded,
         server_header,
         dns,
+        log,
     } = old;
     let mut c = GatewayChange::default();
     let mut note = |key: &'static str, changed: bool, live: bool| match (changed, live) {
@@ -66,8 +71,8 @@ pub fn gateway_change(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChange
         false,
     );
     note("reload", *reload != new.reload, false);
-    note("access_log", *access_log != new.access_log, false);
-    note("tracing", *tracing != new.tracing, false);
+    access_log_change(access_log.as_ref(), new.access_log.as_ref(), &mut note);
+    tracing_change(tracing, &new.tracing, &mut note);
     note("traceresponse", *traceresponse != new.traceresponse, false);
     let LimitsConfig {
         header_read_timeout_ms,
@@ -111,7 +116,64 @@ pub fn gateway_change(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChange
     note("forwarded", *forwarded != new.forwarded, true);
     note("server_header", *server_header != new.server_header, true);
     note("dns", *dns != new.dns, false);
+    note("log.level", log.level != new.log.level, true);
     c
+}
+
+/// `access_log`: turned on or off (`access_log`) and its file (`access_log.path`) are live; the
+/// queue is allocated at start (`access_log.queue`, compared while the log stays on: a log
+/// turned on again writes through the queue the process has).
+fn access_log_change(
+    old: Option<&AccessLogConfig>,
+    new: Option<&AccessLogConfig>,
+    note: &mut impl FnMut(&'static str, bool, bool),
+) {
+    match (old, new) {
+        (Some(o), Some(n)) => {
+            note("access_log.path", o.path.trim() != n.path.trim(), true);
+            note("access_log.queue", o.queue != n.queue, false);
+        }
+        (o, n) => note("access_log", o.is_some() != n.is_some(), true),
+    }
+}
+
+/// `tracing`: the sample ratio is live (read per new trace); every other key builds the
+/// exporter at start.
+fn tracing_change(
+    old: &TracingConfig,
+    new: &TracingConfig,
+    note: &mut impl FnMut(&'static str, bool, bool),
+) {
+    let TracingConfig {
+        endpoint,
+        protocol,
+        headers,
+        timeout_ms,
+        sample_ratio,
+        baggage_key,
+        queue_size,
+        service_name,
+    } = old;
+    note("tracing.endpoint", *endpoint != new.endpoint, false);
+    note("tracing.protocol", *protocol != new.protocol, false);
+    note("tracing.headers", *headers != new.headers, false);
+    note("tracing.timeout_ms", *timeout_ms != new.timeout_ms, false);
+    note(
+        "tracing.sample_ratio",
+        *sample_ratio != new.sample_ratio,
+        true,
+    );
+    note(
+        "tracing.baggage_key",
+        *baggage_key != new.baggage_key,
+        false,
+    );
+    note("tracing.queue_size", *queue_size != new.queue_size, false);
+    note(
+        "tracing.service_name",
+        *service_name != new.service_name,
+        false,
+    );
 }
 
 #[cfg(test)]
@@ -129,18 +191,63 @@ mod tests {
         let old = parse("listen: [\"0.0.0.0:8080\"]\n");
         assert!(gateway_change(&old, &old).is_empty());
         let new = parse(
-            "listen: [\"0.0.0.0:8081\"]\nserver_header: edge\nlimits: { header_read_timeout_ms: 2000, max_connections: 10 }\nforwarded: { trusted_sources: [10.0.0.0/8] }\ntracing: { sample_ratio: 0.5 }\n",
+            "listen: [\"0.0.0.0:8081\"]\nserver_header: edge\nlimits: { header_read_timeout_ms: 2000, max_connections: 10 }\nforwarded: { trusted_sources: [10.0.0.0/8] }\ntracing: { sample_ratio: 0.5 }\nlog: { level: debug }\n",
         );
         assert_eq!(
             gateway_change(&old, &new),
             GatewayChange {
                 applied_live: vec![
+                    "tracing.sample_ratio",
                     "limits.header_read_timeout_ms",
                     "forwarded",
-                    "server_header"
+                    "server_header",
+                    "log.level"
                 ],
-                needs_upgrade: vec!["listen", "tracing", "limits.max_connections"],
+                needs_upgrade: vec!["listen", "limits.max_connections"],
             }
+        );
+    }
+
+    #[test]
+    fn tracing_is_live_for_its_sample_ratio_only() {
+        let old = parse("tracing: { sample_ratio: 0.1 }\n");
+        let new = parse(
+            "tracing: { sample_ratio: 0.2, endpoint: \"http://127.0.0.1:4317\", service_name: edge }\n",
+        );
+        assert_eq!(
+            gateway_change(&old, &new),
+            GatewayChange {
+                applied_live: vec!["tracing.sample_ratio"],
+                needs_upgrade: vec!["tracing.endpoint", "tracing.service_name"],
+            }
+        );
+    }
+
+    #[test]
+    fn the_access_log_turns_on_and_off_and_moves_live_its_queue_waits() {
+        let off = parse("listen: [\"0.0.0.0:8080\"]\n");
+        let on = parse("access_log: { path: a.log }\n");
+        let change = |old: &GatewayConfig, new: &GatewayConfig| gateway_change(old, new);
+        let live = |keys: &[&'static str]| GatewayChange {
+            applied_live: keys.to_vec(),
+            needs_upgrade: vec![],
+        };
+        assert_eq!(change(&off, &on), live(&["access_log"]));
+        assert_eq!(change(&on, &off), live(&["access_log"]));
+        // Spaces around a path are not a change (they are trimmed when the path is read).
+        assert!(change(&on, &parse("access_log: { path: \" a.log \" }\n")).is_empty());
+        assert_eq!(
+            change(&on, &parse("access_log: { path: b.log, queue: 10 }\n")),
+            GatewayChange {
+                applied_live: vec!["access_log.path"],
+                needs_upgrade: vec!["access_log.queue"],
+            }
+        );
+        // Turned on with a queue of its own: the queue is judged where the process knows it
+        // (reload/gateway_yaml.rs), not here.
+        assert_eq!(
+            change(&off, &parse("access_log: { queue: 10 }\n")),
+            live(&["access_log"])
         );
     }
 }

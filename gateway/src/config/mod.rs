@@ -23,6 +23,7 @@ pub mod limits;
 pub mod listen;
 pub mod live;
 pub mod load;
+pub mod logging;
 pub mod model;
 pub mod networks;
 pub mod overrides;

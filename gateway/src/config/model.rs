@@ -16,7 +16,9 @@ pub use super::runtime::{RuntimeLayout, Threads};
 // ---------------------------------------------------------------------------------------------
 // gateway.yaml
 
-/// `gateway.yaml`: static settings; changing them needs a restart or an upgrade.
+/// `gateway.yaml`: process settings. SIGHUP applies the live ones (server_header, forwarded,
+/// debug.trusted_sources, two limits, access_log, tracing.sample_ratio, log); the others need
+/// `dyegate upgrade` or a restart.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
@@ -77,6 +79,9 @@ pub struct GatewayConfig {
     /// How the DNS names of upstream targets (`NAME:PORT`) are resolved.
     #[serde(default)]
     pub dns: super::dns::DnsConfig,
+    /// The level of dyegate's own log (`RUST_LOG`, when set, decides instead).
+    #[serde(default)]
+    pub log: super::logging::LogConfig,
 }
 
 /// `access_log:` one JSON line per request.
@@ -94,8 +99,12 @@ pub struct AccessLogConfig {
 fn default_access_log_path() -> String {
     "-".into()
 }
+/// `access_log.queue` when not written (also the queue of a log turned on by a SIGHUP when the
+/// process started without one).
+pub const DEFAULT_ACCESS_LOG_QUEUE: usize = 65_536;
+
 fn default_access_log_queue() -> usize {
-    65_536
+    DEFAULT_ACCESS_LOG_QUEUE
 }
 
 /// `reload:` how routes.yaml changes are picked up and remembered.
@@ -174,6 +183,7 @@ impl Default for GatewayConfig {
             forwarded: Default::default(),
             server_header: default_server_header(),
             dns: Default::default(),
+            log: Default::default(),
         }
     }
 }

@@ -9,13 +9,16 @@
 //! - [`diff`]: the addresses an answer added and removed.
 //! - [`service`]: the background service that follows the table and asks the names.
 //! - [`startup`]: the first lookups before serving, and `dyegate check --resolve`.
+//! - [`prefetch`]: names new to a table asked before it serves (at start and on a reload).
 
 pub mod diff;
 pub mod names;
+pub mod prefetch;
 pub mod resolver;
 pub mod schedule;
 pub mod service;
 pub mod startup;
 
 pub use names::{DnsNames, NameView};
+pub use prefetch::Prefetch;
 pub use service::DnsService;

@@ -16,6 +16,11 @@ use std::time::{Duration, Instant, SystemTime};
 /// Removed addresses remembered per name, for `/upstreams` to show the ones still draining.
 const MAX_REMOVED: usize = 64;
 
+/// How long a name asked before its table serves ([`DnsNames::add_new`]) is kept although the
+/// table followed does not use it yet: the commit that swaps its table in comes right after
+/// the lookup, and the service follows that table within a tick.
+const PENDING_KEEP: Duration = Duration::from_secs(60);
+
 /// One name's state.
 #[derive(Debug)]
 struct NameState {
@@ -32,6 +37,9 @@ struct NameState {
     next_due: Instant,
     /// A lookup is under way (never two at once).
     asking: bool,
+    /// Added for a table not serving yet: kept until then even when the table followed does
+    /// not use it (at most [`PENDING_KEEP`]).
+    pending_until: Option<Instant>,
 }
 
 impl NameState {
@@ -44,6 +52,7 @@ impl NameState {
             removed: Vec::new(),
             next_due: now,
             asking: false,
+            pending_until: None,
         }
     }
 
@@ -169,22 +178,42 @@ impl DnsNames {
     }
 
     /// Follows the names the table uses: a new one is due at once, one no longer used is
-    /// forgotten (with its addresses). A name kept keeps everything: a reload with the same
-    /// names asks nothing and changes nothing.
+    /// forgotten (with its addresses), unless it was added for a table about to serve
+    /// ([`Self::add_new`]). A name kept keeps everything: a reload with the same names asks
+    /// nothing and changes nothing.
     pub fn follow(&self, hosts: &BTreeSet<Arc<str>>, now: Instant) {
         let mut names = self.names();
         let before = names.len();
-        names.retain(|h, _| hosts.contains(h));
+        names.retain(|h, s| hosts.contains(h) || s.pending_until.is_some_and(|t| now < t));
         let dropped = names.len() != before;
         for h in hosts {
             names
                 .entry(h.clone())
-                .or_insert_with(|| NameState::new(now));
+                .or_insert_with(|| NameState::new(now))
+                .pending_until = None;
         }
         if dropped {
             let book = self.book.load().retain(|h| names.contains_key(h));
             self.book.store(book);
         }
+    }
+
+    /// The names of `hosts` not known yet, added and marked as being asked, for a lookup before
+    /// the table that uses them serves (names known already are left as they are). Until that
+    /// table is followed they are kept, whatever the table followed now.
+    pub fn add_new(&self, hosts: &BTreeSet<Arc<str>>, now: Instant) -> Vec<Arc<str>> {
+        let mut names = self.names();
+        let mut added = Vec::new();
+        for h in hosts {
+            if !names.contains_key(h) {
+                let mut state = NameState::new(now);
+                state.asking = true;
+                state.pending_until = Some(now + PENDING_KEEP);
+                names.insert(h.clone(), state);
+                added.push(h.clone());
+            }
+        }
+        added
     }
 
     /// The names due for a lookup, now marked as being asked.
@@ -397,6 +426,46 @@ mod tests {
         // yet has no addresses and no entry in the book.
         n.follow(&hosts(&["a.internal", "b.internal"]), t.now);
         assert_eq!(n.book().load().get("b.internal"), None);
+    }
+
+    #[test]
+    fn a_name_added_for_a_table_about_to_serve_outlives_the_table_followed_now() {
+        let t = Times::now();
+        let n = DnsNames::new(INTERVAL);
+        let (a, b) = (host("a.internal"), host("b.internal"));
+        n.follow(&hosts(&["a.internal"]), t.now);
+        n.take_due(t.now);
+        n.record(&a, answer(&["10.0.0.1"]), t);
+        // The candidate table uses a and b: only b is new, and it is being asked.
+        assert_eq!(
+            n.add_new(&hosts(&["a.internal", "b.internal"]), t.now),
+            std::slice::from_ref(&b)
+        );
+        assert!(
+            n.take_due(t.now).is_empty(),
+            "b is asked once, a is not due"
+        );
+        // The service follows the running table (without b) meanwhile: b stays.
+        n.follow(&hosts(&["a.internal"]), t.now);
+        assert!(matches!(
+            n.record(&b, answer(&["10.0.0.2"]), t),
+            Recorded::Changed { first: true, .. }
+        ));
+        n.follow(&hosts(&["a.internal"]), t.now);
+        assert_eq!(
+            n.book().load().len(),
+            2,
+            "b's addresses are ready for its table"
+        );
+        // Its table serves, then a later one drops it: forgotten like any name.
+        n.follow(&hosts(&["a.internal", "b.internal"]), t.now);
+        assert!(n.take_due(t.now).is_empty(), "answered just now: not due");
+        n.follow(&hosts(&["a.internal"]), t.now);
+        assert!(n.get("b.internal").is_none());
+        // One whose table never came is dropped once its keep runs out.
+        assert_eq!(n.add_new(&hosts(&["c.internal"]), t.now).len(), 1);
+        n.follow(&hosts(&["a.internal"]), t.now + PENDING_KEEP);
+        assert!(n.get("c.internal").is_none());
     }
 
     #[test]

@@ -51,8 +51,11 @@ impl DnsService {
         let used = used_by(table);
         let hosts: BTreeSet<Arc<str>> = used.keys().cloned().collect();
         self.names.follow(&hosts, Instant::now());
+        // A name the table does not use but `names` kept is pending: a reload asked it for
+        // the table it is about to swap in (`prefetch.rs`); its series stay too.
         self.metrics.follow(
             (used.iter()).flat_map(|(h, gs)| gs.iter().map(move |g| (g.as_ref(), h.as_ref()))),
+            |h| !hosts.contains(h) && self.names.get(h).is_some(),
         );
         for (h, gs) in &used {
             let n = self.names.get(h).map_or(0, |v| v.addrs.len());

@@ -4,9 +4,8 @@
 //! 503 until it does, and the service asks again every `dns.interval_ms`. Also `dyegate check
 //! --resolve`: which names do not resolve now.
 
-use super::names::{DnsNames, Times};
+use super::names::DnsNames;
 use super::resolver::{Answer, Resolver};
-use super::service::{report, used_by};
 use crate::config::compile_target::parse_target;
 use crate::config::model::RoutesConfig;
 use crate::config::{DnsSettings, Issue};
@@ -15,46 +14,21 @@ use crate::routing::TargetEntry;
 use crate::telemetry::DnsMetrics;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The longest the start waits for the first answers (a nameserver that does not answer
 /// costs two tries of two seconds).
 pub const START_WAIT: Duration = Duration::from_secs(5);
 
-/// Asks every name `table` uses once, on a runtime of its own (before Pingora's services and
-/// any daemonizing fork), and records the answers in `names`.
+/// Asks every name `table` uses once (at most [`START_WAIT`] in all, before Pingora's services
+/// and any daemonizing fork), and records the answers in `names` (see `prefetch.rs`).
 pub fn resolve_at_start(
     names: &DnsNames,
     table: &RouteTable,
     settings: &DnsSettings,
     metrics: &DnsMetrics,
 ) {
-    let used = used_by(table);
-    if used.is_empty() {
-        return;
-    }
-    let hosts: BTreeSet<Arc<str>> = used.keys().cloned().collect();
-    names.follow(&hosts, Instant::now());
-    metrics
-        .follow((used.iter()).flat_map(|(h, gs)| gs.iter().map(move |g| (g.as_ref(), h.as_ref()))));
-    let due = names.take_due(Instant::now());
-    let results = lookup_all(settings, &due);
-    for (host, result) in due.iter().zip(results) {
-        match result {
-            Some(result) => {
-                let recorded = names.record(host, result, Times::now());
-                let groups = used.get(host).map(Vec::as_slice).unwrap_or_default();
-                report(host, groups, &recorded, names, metrics);
-            }
-            None => {
-                log::warn!(
-                    "DNS lookup of {host}: no answer within {} s of the start; asked again in the background",
-                    START_WAIT.as_secs()
-                );
-                names.unanswered(host, Instant::now());
-            }
-        }
-    }
+    super::prefetch::ask_new(names, table, settings, metrics, "start");
 }
 
 /// For `dyegate check --resolve`: every `NAME:PORT` target of `model` whose name does not
@@ -98,8 +72,11 @@ pub fn unresolved(model: &RoutesConfig, settings: &DnsSettings) -> Vec<Issue> {
 }
 
 /// Looks up every host at once on a runtime of its own; `None` where no answer came within
-/// [`START_WAIT`].
-fn lookup_all(settings: &DnsSettings, hosts: &[Arc<str>]) -> Vec<Option<Result<Answer, String>>> {
+/// [`START_WAIT`]. Not from a thread that runs a tokio runtime (see `prefetch.rs`).
+pub(super) fn lookup_all(
+    settings: &DnsSettings,
+    hosts: &[Arc<str>],
+) -> Vec<Option<Result<Answer, String>>> {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -776,7 +776,7 @@ impl ProxyHttp for DyegateProxy {
             CtxOutcome::Rejected { route_id } => m.rejected(route_id, status),
             CtxOutcome::Undecided => {}
         }
-        if let Some(log) = &self.access_log {
+        if let Some(log) = self.access_log.as_ref().filter(|l| l.is_on()) {
             let broken = class == StatusClass::Error;
             log.log(self.access_record(session, ctx, active, status, broken));
         }

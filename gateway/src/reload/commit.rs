@@ -13,7 +13,7 @@ use crate::config::diff::{diff, Diff};
 use crate::config::overrides::over;
 use crate::routing::ActiveTable;
 use crate::stamp::{sha256_hex, unix_now};
-use log::{error, info};
+use log::{error, info, warn};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -32,8 +32,14 @@ impl Reloader {
         candidate: Candidate,
         mut report: ReloadReport,
     ) -> ReloadReport {
+        // Before the swap, outside the compile step: the names the table brings are asked
+        // (a bounded wait), so that its first requests find their addresses.
+        let warnings = (self.prefetch.as_ref())
+            .map(|p| p.resolve_new(&candidate.table))
+            .unwrap_or_default();
         let gate = self.lock_gate();
         let current = self.active.load_full();
+        report.warnings = warnings;
         report.result = match report.trigger {
             Trigger::Rollback { .. } => Outcome::Rollback,
             _ => Outcome::Applied,
@@ -93,6 +99,9 @@ impl Reloader {
             overrides: candidate.overrides.clone(),
             reuse: candidate.reuse,
         };
+        for w in &report.warnings {
+            warn!("reload ({}): applied, but {w}", report.trigger.kind());
+        }
         let info = VersionInfo {
             version: id.version,
             local: id.local,

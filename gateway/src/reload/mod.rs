@@ -33,7 +33,7 @@ mod watcher;
 
 pub use audit::AuditLog;
 pub use candidate::Candidate;
-pub use gateway_yaml::{GatewayReload, GatewayReport};
+pub use gateway_yaml::{GatewayReload, GatewayReport, LiveHandles};
 pub use history::{History, Limits as HistoryLimits, VersionInfo};
 pub use overlay::Overlay;
 pub use reloader::{Reloader, SourceText, StartAt};

@@ -122,6 +122,8 @@ pub struct Reloader {
     pub(super) last_success_unix: AtomicU64,
     /// What the running rollouts set over every table (see [`Overlay`]).
     pub(super) overlay: Option<Arc<dyn Overlay>>,
+    /// Asks the DNS names new to a candidate before it is committed (`dns/prefetch.rs`).
+    pub(super) prefetch: Option<crate::dns::Prefetch>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -223,6 +225,7 @@ impl Reloader {
             counters: Counters::default(),
             last_success_unix: AtomicU64::new(unix_now()),
             overlay: None,
+            prefetch: None,
         };
         if reloader.source.is_some() {
             let model = reloader.lock_running().model.clone();
@@ -287,6 +290,12 @@ impl Reloader {
 
     pub(super) fn lock_running(&self) -> MutexGuard<'_, Running> {
         lock(&self.running)
+    }
+
+    /// Every commit first asks the DNS names its table brings that are not known yet.
+    pub fn with_prefetch(mut self, prefetch: crate::dns::Prefetch) -> Self {
+        self.prefetch = Some(prefetch);
+        self
     }
 
     /// Sets `reload.max_file_bytes` (default [`crate::config::bounds::DEFAULT_MAX_FILE_BYTES`]).

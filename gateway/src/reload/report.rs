@@ -66,6 +66,10 @@ pub struct ReloadReport {
     pub diff_summary: Option<String>,
     pub diff: Vec<String>,
     pub errors: Vec<String>,
+    /// Applied, with something to know: a DNS name new to the table that did not resolve
+    /// before the commit (its group has no address from it until it does).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
     /// The admin identity that asked (`admin.tokens[].name`, `admin.token`, or `anonymous`
@@ -101,6 +105,7 @@ impl ReloadReport {
             diff_summary: None,
             diff: Vec::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
             client: caller.client,
             identity: caller.identity,
             swap_micros: None,

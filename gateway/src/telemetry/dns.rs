@@ -31,14 +31,29 @@ impl DnsMetrics {
         }
     }
 
-    /// The (group, name) pairs of the table now: new ones start at 0, others go.
-    pub fn follow<'a>(&self, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    /// The (group, name) pairs of the table now: new ones start at 0, others go, except those
+    /// of a name `pending` says is kept for a table about to serve (see [`Self::add`]).
+    pub fn follow<'a>(
+        &self,
+        pairs: impl Iterator<Item = (&'a str, &'a str)>,
+        pending: impl Fn(&str) -> bool,
+    ) {
         let pairs: Vec<(String, String)> =
             pairs.map(|(g, n)| (g.to_string(), n.to_string())).collect();
         let mut store = self.store();
-        store.retain(|k, _| pairs.contains(k));
+        store.retain(|k, _| pairs.contains(k) || pending(&k.1));
         for p in pairs {
             store.entry(p).or_default();
+        }
+    }
+
+    /// Pairs of a table about to serve: new ones start at 0, none goes (the table serving
+    /// still has its own until [`Self::follow`] is given the new table, and keeps these while
+    /// their name is pending).
+    pub fn add<'a>(&self, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+        let mut store = self.store();
+        for (g, n) in pairs {
+            store.entry((g.to_string(), n.to_string())).or_default();
         }
     }
 
@@ -120,7 +135,11 @@ mod tests {
     #[test]
     fn series_follow_the_table_and_count() {
         let m = DnsMetrics::default();
-        m.follow([("orders", "orders.internal"), ("pay", "pay.internal")].into_iter());
+        let none = |_: &str| false;
+        m.follow(
+            [("orders", "orders.internal"), ("pay", "pay.internal")].into_iter(),
+            none,
+        );
         m.changed("orders", "orders.internal");
         m.failed("orders", "orders.internal");
         m.failed("orders", "orders.internal");
@@ -137,10 +156,29 @@ mod tests {
             assert!(out.lines().any(|l| l == line), "{line} in\n{out}");
         }
         assert!(!out.contains("\"gone\""));
-        m.follow([("orders", "orders.internal")].into_iter());
+        m.follow([("orders", "orders.internal")].into_iter(), none);
         let mut out = String::new();
         m.render(&mut out);
         assert!(!out.contains("pay.internal"), "{out}");
         assert!(out.contains("upstream=\"orders\"} 1"), "counts kept: {out}");
+        // A table about to serve adds its pairs and keeps the running table's.
+        m.add([("pay", "pay.internal")].into_iter());
+        m.failed("pay", "pay.internal");
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(
+            out.contains(
+                "dyegate_dns_resolve_failures_total{name=\"pay.internal\",upstream=\"pay\"} 1"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("name=\"orders.internal\""), "{out}");
+        // The running table followed again meanwhile: the pending name's series stay.
+        m.follow([("orders", "orders.internal")].into_iter(), |n| {
+            n == "pay.internal"
+        });
+        let mut out = String::new();
+        m.render(&mut out);
+        assert!(out.contains("upstream=\"pay\"} 1"), "{out}");
     }
 }

@@ -11,6 +11,8 @@
 //! - [`trace`]: per request, the incoming W3C context, the gateway span and the upstream headers.
 //! - [`table_info`]: what the table in use is: its sha256 and configured split weights.
 //! - [`export`]: the bounded span queue and the background service that exports it over OTLP.
+//! - [`log_level`]: `RUST_LOG` or gateway.yaml `log.level`, applied live.
+//! - [`sample_ratio`]: the share of new traces sampled, changed live.
 
 pub mod access_log;
 pub mod containment;
@@ -19,7 +21,9 @@ pub mod export;
 pub mod failure_log;
 pub mod grpc_status;
 pub mod labels;
+pub mod log_level;
 pub mod metrics;
+pub mod sample_ratio;
 pub mod status_class;
 pub mod table_info;
 pub mod trace;

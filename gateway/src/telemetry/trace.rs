@@ -5,12 +5,15 @@
 //! `logging`).
 //!
 //! Sampling is parent-based: a valid incoming `traceparent` decides, otherwise the root ratio
-//! does (on the trace id, like the SDK's `TraceIdRatioBased`). The decision is made before the
-//! SDK is involved: an unsampled request, or any request without an endpoint, only gets ids and
-//! the flag sent upstream; with an endpoint, the SDK tracer records the sampled spans and the
-//! export queue takes them when they end.
+//! does (on the trace id, like the SDK's `TraceIdRatioBased`; the ratio is read per new trace
+//! from a [`SampleRatio`] a SIGHUP can change). The decision is made before the SDK is involved:
+//! an unsampled request, or any request without an endpoint, only gets ids and the flag sent
+//! upstream; with an endpoint, the SDK tracer records the sampled spans (it is only ever asked
+//! for those, so its own sampler records whatever it is asked for) and the export queue takes
+//! them when they end.
 
 use super::export::{self, ExportService, ExportStats};
+use super::sample_ratio::SampleRatio;
 use crate::config::TracingSettings;
 use crate::routing::{Outcome, RouteTable};
 use dyegate_plugins::trace_context::{
@@ -48,9 +51,8 @@ static BAGGAGE_NAME: HeaderName = HeaderName::from_static(BAGGAGE);
 pub struct Tracing {
     /// `Some` when an endpoint is configured.
     tracer: Option<(SdkTracerProvider, SdkTracer)>,
-    /// The root sampler: decides new traces in [`Tracing::start`] (the SDK's parent-based sampler
-    /// wraps the same ratio, and so agrees on every span it is asked to build).
-    root: Sampler,
+    /// The share of new traces sampled, decided in [`Tracing::start`] on the trace id.
+    ratio: SampleRatio,
     ids: RandomIdGenerator,
     baggage_key: String,
     traceresponse: bool,
@@ -80,7 +82,6 @@ impl Tracing {
     /// endpoint is configured (add it to the server; nothing is exported without it).
     pub fn new(settings: &TracingSettings) -> (Tracing, Option<ExportService>) {
         let stats = Arc::new(ExportStats::default());
-        let ratio = settings.sample_ratio.clamp(0.0, 1.0);
         let (tracer, service) = match &settings.export {
             None => (None, None),
             Some(export) => {
@@ -91,9 +92,8 @@ impl Tracing {
                 let (processor, service) =
                     export::queue(export.clone(), resource.clone(), Arc::clone(&stats));
                 let provider = SdkTracerProvider::builder()
-                    .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                        ratio,
-                    ))))
+                    // Asked only for the spans `start` sampled: it records them all.
+                    .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
                     .with_id_generator(DrawnTraceIds::default())
                     .with_span_processor(processor)
                     .with_resource(resource)
@@ -108,7 +108,7 @@ impl Tracing {
         };
         let tracing = Tracing {
             tracer,
-            root: Sampler::TraceIdRatioBased(ratio),
+            ratio: SampleRatio::new(settings.sample_ratio),
             ids: RandomIdGenerator::default(),
             baggage_key: settings.baggage_key.clone(),
             traceresponse: settings.traceresponse,
@@ -120,6 +120,11 @@ impl Tracing {
     /// Propagation with the defaults: new traces unsampled, nothing exported.
     pub fn propagate_only() -> Tracing {
         Tracing::new(&TracingSettings::default()).0
+    }
+
+    /// The root ratio's handle: setting it changes the sampling of the next new traces.
+    pub fn sample_ratio(&self) -> SampleRatio {
+        self.ratio.clone()
     }
 
     /// Counters of the export pipeline (all zero without an endpoint).
@@ -205,8 +210,7 @@ impl Tracing {
     }
 
     fn sample_root(&self, trace_id: [u8; 16]) -> bool {
-        let decision = self
-            .root
+        let decision = Sampler::TraceIdRatioBased(self.ratio.get())
             .should_sample(
                 None,
                 TraceId::from_bytes(trace_id),

@@ -101,6 +101,28 @@ fn a_new_trace_is_recorded_exactly_when_the_ratio_samples_its_id() {
 }
 
 #[test]
+fn a_new_ratio_set_through_the_handle_decides_the_next_new_traces() {
+    let tracing = tracing(0.0, true);
+    let new_traces = |n: usize| {
+        (0..n)
+            .map(|_| tracing.start(&request(None)))
+            .filter(|t| t.sampled() && t.is_recording())
+            .count()
+    };
+    assert_eq!(new_traces(50), 0);
+    tracing.sample_ratio().set(1.0);
+    assert_eq!(
+        new_traces(50),
+        50,
+        "recorded by the SDK too, not only flagged"
+    );
+    // A clone of the proxy's tracing (one per listener service) shares the handle.
+    let clone = tracing.clone();
+    tracing.sample_ratio().set(0.0);
+    assert!(!clone.start(&request(None)).sampled());
+}
+
+#[test]
 fn the_sdk_records_a_new_trace_under_the_id_drawn_for_it() {
     let tracing = tracing(1.0, true);
     let (_, tracer) = tracing.tracer.as_ref().expect("endpoint configured");

@@ -28,6 +28,9 @@ pub struct GatewayConfig {
     admin_token: Option<String>,
     /// `RLIMIT_NOFILE` (soft and hard) the gateway process is started with; `None`: inherited.
     open_file_limit: Option<u64>,
+    /// Environment variables set (`Some`) or removed (`None`) for the gateway process; the
+    /// others are inherited.
+    env: Vec<(String, Option<String>)>,
 }
 
 /// The `gateway.yaml` the suite uses: every path inside the temp dir, short grace period so a
@@ -55,6 +58,7 @@ impl GatewayConfig {
             admin: free_addr(),
             admin_token: None,
             open_file_limit: None,
+            env: Vec::new(),
         };
         config.write(GATEWAY_FILE, &gateway_yaml(config.proxy, config.admin));
         config.write(ROUTES_FILE, routes_yaml);
@@ -134,6 +138,18 @@ impl GatewayConfig {
     }
 
     /// The open-file limit set with [`with_open_file_limit`](Self::with_open_file_limit).
+    /// Sets (`Some`) or removes (`None`) `name` in the gateway process's environment, e.g.
+    /// `RUST_LOG`, which the tests' own environment may hold.
+    pub fn with_env(mut self, name: &str, value: Option<&str>) -> Self {
+        self.env.push((name.to_string(), value.map(str::to_string)));
+        self
+    }
+
+    /// The environment changes [`with_env`](Self::with_env) asked for.
+    pub fn env(&self) -> &[(String, Option<String>)] {
+        &self.env
+    }
+
     pub fn open_file_limit(&self) -> Option<u64> {
         self.open_file_limit
     }

@@ -56,6 +56,12 @@ impl Dyegate {
         if let Some(limit) = config.open_file_limit() {
             limit_open_files(&mut command, limit);
         }
+        for (name, value) in config.env() {
+            match value {
+                Some(v) => command.env(name, v),
+                None => command.env_remove(name),
+            };
+        }
         let child = command
             .arg("run")
             .arg("-c")

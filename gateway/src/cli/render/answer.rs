@@ -71,6 +71,12 @@ pub fn render(r: &Value, now_unix: u64) -> String {
             text(e)
         ));
     }
+    for w in r["warnings"].as_array().into_iter().flatten() {
+        out.push_str(&format!("warning: {}\n", text(w)));
+    }
+    if let Some(g) = r.get("gateway").filter(|g| !g.is_null()) {
+        out.push_str(&gateway(g));
+    }
     if let Some(tls) = r.get("tls").filter(|t| !t.is_null()) {
         out.push_str(&format!(
             "tls: {}, {}\n",
@@ -83,6 +89,32 @@ pub fn render(r: &Value, now_unix: u64) -> String {
             true => "the routes file holds this version\n",
             false => "the routes file differs from this version\n",
         });
+    }
+    out
+}
+
+/// What a re-read of gateway.yaml did (nothing when it found no change; its errors are the
+/// rejection's).
+fn gateway(g: &Value) -> String {
+    let keys = |k: &str| {
+        (g[k].as_array().into_iter().flatten())
+            .map(text)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::new();
+    let applied = keys("applied_live");
+    if !applied.is_empty() {
+        out.push_str(&format!("gateway.yaml: applied {applied}\n"));
+    }
+    let waiting = keys("needs_upgrade");
+    if !waiting.is_empty() {
+        out.push_str(&format!(
+            "gateway.yaml: {waiting} changed, not applied until `dyegate upgrade` (or a restart)\n"
+        ));
+    }
+    for w in g["warnings"].as_array().into_iter().flatten() {
+        out.push_str(&format!("warning: gateway.yaml: {}\n", text(w)));
     }
     out
 }
@@ -121,6 +153,18 @@ pub fn rejection(r: &Value) -> String {
             count(errors.len() as u64, "error")
         ));
         for e in errors {
+            out.push_str(&text(e));
+            out.push('\n');
+        }
+    }
+    let gateway = (r["gateway"]["errors"].as_array()).map_or(&[][..], Vec::as_slice);
+    if !gateway.is_empty() {
+        out.push_str(&format!(
+            "dyegate: {} rejected, nothing of it applied; {}:\n",
+            text(&r["gateway"]["file"]),
+            count(gateway.len() as u64, "error")
+        ));
+        for e in gateway {
             out.push_str(&text(e));
             out.push('\n');
         }
@@ -198,6 +242,52 @@ tls: applied, 2 certificates
         // `no_op` reads "no change".
         assert_all_shown(&n, &t, &["result"]);
         assert!(t.starts_with("no change: version 3 keeps serving"), "{t}");
+    }
+
+    #[test]
+    fn warnings_and_what_gateway_yaml_did_are_shown() {
+        let r = json!({
+            "time": "2024-05-01T10:00:00.123Z", "trigger": "api", "result": "applied",
+            "version_before": 2, "version_after": 3, "sha256": "abcdef0123456789abcdef",
+            "diff_summary": "routes +0 -0 ~0, upstreams +1 -0 ~0", "diff": ["upstream pay added"], "errors": [],
+            "swap_micros": 9000,
+            "warnings": ["DNS name pay.internal (upstream group pay) does not resolve (NXDOMAIN: the name does not exist): no address from it until it does; asked again in the background"],
+            "gateway": { "file": "/etc/dyegate/gateway.yaml", "applied_live": ["log.level", "tracing.sample_ratio"],
+                         "needs_upgrade": ["access_log.queue"], "errors": [],
+                         "warnings": ["access_log.path not applied, the access log is as it was: cannot open /x.log: Permission denied (os error 13)"] }
+        });
+        let t = render(&r, NOW);
+        // The gateway.yaml path is the one the CLI was given.
+        assert_all_shown(&r, &t, &["file"]);
+        assert!(
+            t.contains(
+                "warning: DNS name pay.internal (upstream group pay) does not resolve (NXDOMAIN: the name does not exist): no address from it until it does; asked again in the background
+gateway.yaml: applied log.level, tracing.sample_ratio
+gateway.yaml: access_log.queue changed, not applied until `dyegate upgrade` (or a restart)
+warning: gateway.yaml: access_log.path not applied, the access log is as it was: cannot open /x.log: Permission denied (os error 13)
+"
+            ),
+            "{t}"
+        );
+        // Nothing changed in gateway.yaml: nothing said of it.
+        let quiet = json!({ "time": "2024-05-01T10:00:00.123Z", "trigger": "api", "result": "no_op",
+            "version_before": 3, "version_after": 3, "sha256": "ab", "diff_summary": null, "diff": [], "errors": [],
+            "gateway": { "file": "/etc/dyegate/gateway.yaml", "applied_live": [], "needs_upgrade": [], "errors": [] } });
+        assert!(!render(&quiet, NOW).contains("gateway.yaml"));
+    }
+
+    #[test]
+    fn a_gateway_yaml_with_errors_is_its_located_lines() {
+        let r = json!({ "time": "2024-05-01T10:00:00.123Z", "trigger": "api", "result": "no_op",
+            "version_before": 3, "version_after": 3, "sha256": "ab", "diff_summary": null, "diff": [], "errors": [],
+            "gateway": { "file": "/etc/dyegate/gateway.yaml", "applied_live": [], "needs_upgrade": [],
+                         "errors": ["/etc/dyegate/gateway.yaml:3:10: log.level: found \"verbose\", expected one of `error`, `warn`, `info`, `debug`, `trace`"] } });
+        assert_eq!(
+            rejection(&r),
+            "dyegate: /etc/dyegate/gateway.yaml rejected, nothing of it applied; 1 error:
+/etc/dyegate/gateway.yaml:3:10: log.level: found \"verbose\", expected one of `error`, `warn`, `info`, `debug`, `trace`
+"
+        );
     }
 
     #[test]
