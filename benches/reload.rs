@@ -112,7 +112,7 @@ fn with_rollouts(n: usize, canary: u32) -> String {
         out.push_str(line);
         out.push('\n');
         if line.starts_with("    split:") {
-            if route % 100 == 0 {
+            if route.is_multiple_of(100) {
                 out.push_str(&format!(
                     "    rollout: {{ canary: c{route}, steps: [10, 50, 100], step_ms: 60000, gates: {{ max_error_rate: 0.05 }} }}\n"
                 ));
