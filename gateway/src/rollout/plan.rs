@@ -7,7 +7,7 @@ use crate::routing::MAX_WEIGHT;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// What a breached gate does.
+/// What a breach does.
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum OnFailure {
