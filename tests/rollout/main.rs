@@ -7,3 +7,4 @@ mod demo_walkthrough;
 mod progress;
 mod rollback;
 mod state;
+mod version_record;
