@@ -20,7 +20,10 @@ const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const ROUTED_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
 const REASONS: [&str; 4] = ["tag", "split", "sticky", "fallback"];
 const ERROR_KINDS: [&str; 4] = ["connect_refused", "timeout", "reset", "other"];
-const TRIGGERS: [&str; 5] = ["startup", "file", "sighup", "api", "rollback"];
+/// Every trigger is pre-created, the rollout steps and etcd revisions included.
+const TRIGGERS: [&str; 7] = [
+    "startup", "file", "sighup", "api", "rollback", "rollout", "etcd",
+];
 const RESULTS: [&str; 4] = ["applied", "no_op", "failed", "rollback"];
 
 const SHOP: &str = "shop.example.com";
