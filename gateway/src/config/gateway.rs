@@ -126,45 +126,37 @@ impl Gateway {
                 format!("found {admin_listen}, also a proxy listener, expected a separate address"),
             ));
         }
-        let pool = config.pingora.upstream_keepalive_pool_size;
-        if pool == 0 || pool > 1_000_000 {
-            issues.push(Issue::new(
+        use super::model::{
+            FILE_BYTES_BOUND, HISTORY_BOUND, HISTORY_BYTES_BOUND, LISTENER_TASKS_BOUND,
+            UPSTREAM_POOL_BOUND,
+        };
+        let (p, r) = (&config.pingora, &config.reload);
+        let checks = [
+            (
                 "pingora.upstream_keepalive_pool_size",
-                format!("found {pool}, expected a number from 1 to 1000000"),
-            ));
-        }
-        let tasks = config.pingora.listener_tasks_per_fd;
-        if tasks == 0 || tasks > 64 {
-            issues.push(Issue::new(
+                p.upstream_keepalive_pool_size,
+                UPSTREAM_POOL_BOUND,
+            ),
+            (
                 "pingora.listener_tasks_per_fd",
-                format!("found {tasks}, expected a number from 1 to 64"),
-            ));
-        }
-        if config.reload.history_max_bytes == 0 {
-            issues.push(Issue::new(
+                p.listener_tasks_per_fd,
+                LISTENER_TASKS_BOUND,
+            ),
+            (
                 "reload.history_max_bytes",
-                "found 0, expected a number of bytes above 0",
-            ));
-        }
-        if config.reload.max_file_bytes == 0 {
-            issues.push(Issue::new(
-                "reload.max_file_bytes",
-                "found 0, expected a number of bytes above 0",
-            ));
-        }
-        if config.reload.history == 0 || config.reload.history > 10_000 {
-            issues.push(Issue::new(
-                "reload.history",
-                format!(
-                    "found {}, expected a number from 1 to 10000",
-                    config.reload.history
-                ),
-            ));
+                r.history_max_bytes,
+                HISTORY_BYTES_BOUND,
+            ),
+            ("reload.max_file_bytes", r.max_file_bytes, FILE_BYTES_BOUND),
+            ("reload.history", r.history, HISTORY_BOUND),
+        ];
+        for (path, value, bound) in checks {
+            bound.check(path, value as u64, &mut issues);
         }
         let admin_identities = admin_identities(&config.admin, &base, &mut issues);
         let tracing = tracing_settings(&config, &mut issues);
-        let limits = limits_settings(&config.limits, &mut issues);
-        let admin_limits = admin_limits_settings(&config.admin.limits, &mut issues);
+        let limits = limits_settings(&config.limits);
+        let admin_limits = admin_limits_settings(&config.admin.limits);
         let debug_nets = networks(
             &config.debug.trusted_sources,
             "debug.trusted_sources",

@@ -24,6 +24,7 @@ pub mod live;
 pub mod load;
 pub mod model;
 pub mod networks;
+pub mod range;
 pub mod rollout;
 pub mod runtime;
 pub mod schema;

@@ -4,6 +4,8 @@
 pub use super::containment::{
     DebugConfig, HealthConfig, OutlierConfig, RetriesConfig, TimeoutsConfig,
 };
+use super::range::Bound;
+use super::tracing::{EXPORT_TIMEOUT_BOUND, QUEUE_SIZE_BOUND, SAMPLE_RATIO_BOUND};
 pub use super::upstream_transport::{UpstreamProtocol, UpstreamTlsConfig};
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -110,19 +112,28 @@ pub struct ReloadConfig {
     pub debounce_ms: u64,
     /// Versions kept (in memory and in state_dir) for rollback.
     #[serde(default = "default_history")]
-    #[schemars(range(min = 1, max = 10_000))]
+    #[schemars(range(min = HISTORY_BOUND.min, max = HISTORY_BOUND.max))]
     pub history: usize,
     /// Bytes of source text kept in the history at most (the oldest versions go first; the
     /// running one is always kept).
     #[serde(default = "default_history_max_bytes")]
+    #[schemars(range(min = HISTORY_BYTES_BOUND.min))]
     pub history_max_bytes: usize,
     /// Audit log: one JSON line per reload attempt (relative to gateway.yaml's directory).
     #[serde(default = "default_audit_log")]
     pub audit_log: String,
     /// A routes text longer than this is rejected before it is parsed (file, API, etcd).
     #[serde(default = "default_max_file_bytes")]
+    #[schemars(range(min = FILE_BYTES_BOUND.min))]
     pub max_file_bytes: usize,
 }
+
+/// `reload.history`'s bound (checked with the rest of gateway.yaml, see [`super::range`]).
+pub const HISTORY_BOUND: Bound<u64> = Bound::whole(1, 10_000);
+/// `reload.history_max_bytes`'s bound.
+pub const HISTORY_BYTES_BOUND: Bound<u64> = Bound::bytes(1, u64::MAX);
+/// `reload.max_file_bytes`'s bound.
+pub const FILE_BYTES_BOUND: Bound<u64> = Bound::bytes(1, u64::MAX);
 
 impl Default for ReloadConfig {
     fn default() -> Self {
@@ -289,16 +300,21 @@ pub struct PingoraConfig {
     /// (Pingora multiplies it by `threads`) [128]. Raise it when more requests than this times
     /// `threads` are in flight at once: past it, connections are closed after use and reopened.
     #[serde(default = "default_upstream_pool")]
-    #[schemars(range(min = 1, max = 1_000_000))]
+    #[schemars(range(min = UPSTREAM_POOL_BOUND.min, max = UPSTREAM_POOL_BOUND.max))]
     pub upstream_keepalive_pool_size: usize,
     /// Let idle worker threads steal ready connections from busy ones [true].
     #[serde(default = "default_work_stealing")]
     pub work_stealing: bool,
     /// Accept tasks per listening socket [1].
     #[serde(default = "default_listener_tasks")]
-    #[schemars(range(min = 1, max = 64))]
+    #[schemars(range(min = LISTENER_TASKS_BOUND.min, max = LISTENER_TASKS_BOUND.max))]
     pub listener_tasks_per_fd: usize,
 }
+
+/// `pingora.upstream_keepalive_pool_size`'s bound.
+pub const UPSTREAM_POOL_BOUND: Bound<u64> = Bound::whole(1, 1_000_000);
+/// `pingora.listener_tasks_per_fd`'s bound.
+pub const LISTENER_TASKS_BOUND: Bound<u64> = Bound::whole(1, 64);
 
 impl Default for PingoraConfig {
     fn default() -> Self {
@@ -358,18 +374,18 @@ pub struct TracingConfig {
     pub headers: Entries<String>,
     /// Longest one export may take before its spans are dropped.
     #[serde(default = "default_export_timeout_ms")]
-    #[schemars(range(min = 1, max = super::tracing::MAX_EXPORT_TIMEOUT_MS))]
+    #[schemars(range(min = EXPORT_TIMEOUT_BOUND.min, max = EXPORT_TIMEOUT_BOUND.max))]
     pub timeout_ms: u64,
     /// Share of new traces sampled (0 to 1). Default: 1 with an endpoint, 0 without.
     #[serde(default)]
-    #[schemars(range(min = 0.0, max = 1.0))]
+    #[schemars(range(min = SAMPLE_RATIO_BOUND.min, max = SAMPLE_RATIO_BOUND.max))]
     pub sample_ratio: Option<f64>,
     /// Baggage member that carries the dye tag.
     #[serde(default = "default_baggage_key")]
     pub baggage_key: String,
     /// Finished spans waiting for export; when full, new spans are dropped and counted.
     #[serde(default = "default_queue_size")]
-    #[schemars(range(min = 1, max = super::tracing::MAX_QUEUE_SIZE))]
+    #[schemars(range(min = QUEUE_SIZE_BOUND.min, max = QUEUE_SIZE_BOUND.max))]
     pub queue_size: usize,
     /// `service.name` of the exported spans.
     #[serde(default = "default_service_name")]
@@ -493,7 +509,7 @@ pub struct UpstreamConfig {
     pub outlier: Option<OutlierConfig>,
     /// Circuit breaker: requests in flight to the group past which new ones get 503.
     #[serde(default)]
-    pub max_in_flight: Option<super::containment::Count<1_000_000>>,
+    pub max_in_flight: Option<super::range::Count<1_000_000>>,
     /// `h1` [default], `h2` (TLS + ALPN) or `h2c` (cleartext, prior knowledge).
     #[serde(default)]
     pub protocol: UpstreamProtocol,
@@ -552,6 +568,10 @@ pub struct Weight(pub u32);
 
 /// Largest weight accepted (keeps the sum of any split far from overflow).
 pub const MAX_WEIGHT: u32 = 1_000_000;
+/// A weight's bound. A value that is not a whole number >= 0 is told so (`found -5, expected a
+/// whole number >= 0`, the example of every error in the docs); one past [`MAX_WEIGHT`] is told
+/// the whole range.
+pub const WEIGHT_BOUND: Bound<u64> = Bound::whole(0, MAX_WEIGHT as u64);
 
 impl Weight {
     fn one() -> Weight {
@@ -565,7 +585,7 @@ impl<'de> Deserialize<'de> for Weight {
         impl Visitor<'_> for V {
             type Value = Weight;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a whole number >= 0")
+                f.write_str(&Bound::at_least(WEIGHT_BOUND.min).expected())
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Weight, E> {
                 if v < 0 {
@@ -575,10 +595,8 @@ impl<'de> Deserialize<'de> for Weight {
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Weight, E> {
                 match u32::try_from(v) {
-                    Ok(w) if w <= MAX_WEIGHT => Ok(Weight(w)),
-                    _ => Err(E::custom(format_args!(
-                        "found {v}, expected a whole number from 0 to {MAX_WEIGHT}"
-                    ))),
+                    Ok(w) if WEIGHT_BOUND.contains(v) => Ok(Weight(w)),
+                    _ => Err(E::custom(WEIGHT_BOUND.found(v))),
                 }
             }
         }
@@ -683,6 +701,7 @@ impl Default for DyeConfig {
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Requests per second per key, sustained (a whole number >= 1).
+    #[schemars(range(min = RATE_PER_S_BOUND.min))]
     pub rate_per_s: u32,
     /// Requests allowed above `rate_per_s` within one second [0].
     #[serde(default)]
@@ -692,6 +711,10 @@ pub struct RateLimitConfig {
     #[serde(default = "default_limit_key")]
     pub key: String,
 }
+
+/// `rate_per_s`'s bound (checked by `compile_limits.rs`).
+pub const RATE_PER_S_BOUND: Bound<u64> =
+    Bound::of("a whole number of requests per second", 1, u64::MAX);
 
 fn default_limit_key() -> String {
     "client_ip".into()

@@ -2,9 +2,9 @@
 //! path resolved against gateway.yaml's directory. The certificate files themselves are read by
 //! [`crate::tls`] (at startup, by `dyegate check`, and on every reload).
 
-use super::containment::Millis;
 use super::error::Issue;
 use super::listen::{listen_settings, ProxyProtocolListener};
+use super::range::Millis;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::net::SocketAddr;
