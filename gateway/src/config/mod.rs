@@ -5,6 +5,7 @@
 
 pub mod admin_tokens;
 pub mod bounds;
+pub mod by_field;
 pub mod compile;
 pub mod compile_containment;
 pub mod compile_limits;

@@ -458,29 +458,6 @@ impl RoutesConfig {
     }
 }
 
-/// Fields of a route (for field-by-field decoding; must match [`RouteConfig`]).
-pub const ROUTE_FIELDS: &[&str] = &[
-    "name",
-    "match",
-    "dye",
-    "split",
-    "sticky",
-    "timeouts",
-    "retries",
-    "rollout",
-    "limits",
-    "https_redirect",
-];
-/// Fields of an upstream group (must match [`UpstreamConfig`]).
-pub const UPSTREAM_FIELDS: &[&str] = &[
-    "targets",
-    "health",
-    "outlier",
-    "max_in_flight",
-    "protocol",
-    "tls",
-];
-
 /// routes.yaml decoded in one go (the fast path for valid files, see `config::routes_from_text`).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -491,9 +468,6 @@ pub struct RoutesFile {
     /// Routes, tried in file order: the first whose `match` holds wins; no match answers 404.
     pub routes: Vec<RouteConfig>,
 }
-
-/// Top-level keys of routes.yaml.
-pub const ROUTES_FIELDS: &[&str] = &["upstreams", "routes"];
 
 /// `upstreams.NAME`: a group of interchangeable targets.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
