@@ -222,7 +222,7 @@ fn check(config: Option<PathBuf>, routes: Option<PathBuf>, resolve: bool) -> Exi
                     }
                     None
                 } else {
-                    max_file_bytes = gw.config.reload.max_file_bytes;
+                    max_file_bytes = gw.reload.max_file_bytes;
                     dns = gw.dns.clone();
                     Some(gw.routes_path)
                 }
@@ -358,8 +358,8 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
     let metrics = Metrics::new();
     let rollouts = Controller::new(&gw.state_dir, metrics.clone());
     let history = dyegate::reload::HistoryLimits {
-        count: gw.config.reload.history,
-        bytes: gw.config.reload.history_max_bytes,
+        count: gw.reload.history,
+        bytes: gw.reload.history_max_bytes,
     };
     let (loaded, start, etcd_read) = match &gw.etcd {
         Some(settings) => match dyegate::source::etcd::initial(settings, &gw.state_dir, history) {
@@ -389,7 +389,7 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
                     &gw.routes_path.display().to_string(),
                     bytes,
                     None,
-                    gw.config.reload.max_file_bytes,
+                    gw.reload.max_file_bytes,
                 )
             }) {
             Ok(l) => (l, StartAt::default(), None),
@@ -418,7 +418,7 @@ fn run(config: Option<PathBuf>, opts: RunOptions) -> ExitCode {
         &gw.audit_log,
         metrics.clone(),
     ) {
-        Ok(r) => Arc::new(r.with_max_file_bytes(gw.config.reload.max_file_bytes)),
+        Ok(r) => Arc::new(r.with_max_file_bytes(gw.reload.max_file_bytes)),
         Err(e) => {
             eprintln!("dyegate: not started: {e}");
             return ExitCode::FAILURE;

@@ -39,7 +39,7 @@ pub struct RunOptions {
 }
 
 fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
-    let p = &gw.config.pingora;
+    let p = &gw.pingora;
     ServerConf {
         threads: p.threads.resolve(),
         work_stealing: p.work_stealing,
@@ -47,8 +47,8 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
         upstream_keepalive_pool_size: p.upstream_keepalive_pool_size,
         pid_file: gw.pid_file.display().to_string(),
         upgrade_sock: gw.upgrade_sock.display().to_string(),
-        grace_period_seconds: Some(p.grace_period_seconds),
-        graceful_shutdown_timeout_seconds: Some(p.graceful_shutdown_timeout_seconds),
+        grace_period_seconds: Some(p.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(p.graceful_shutdown_timeout.as_secs()),
         error_log: gw.error_log.as_ref().map(|p| p.display().to_string()),
         daemon: opts.daemon,
         // `dyegate upgrade` signals the old process only once the new one is waiting on the
@@ -116,7 +116,7 @@ pub fn run(
         reloader.active(),
         lifecycle.clone(),
         access_log,
-        Duration::from_millis(gw.config.connect_timeout_ms),
+        gw.connect_timeout,
     )
     .with_tracing(tracing)
     .with_failure_metrics(metrics.containment().clone())
@@ -148,14 +148,10 @@ pub fn run(
     ) {
         server.add_service(service);
     }
-    if let (Some(certs), true) = (&certificates, gw.config.reload.watch) {
+    if let (Some(certs), true) = (&certificates, gw.reload.watch) {
         server.add_service(background_service(
             "certificate watch",
-            CertificateService::new(
-                certs.clone(),
-                lifecycle.clone(),
-                Duration::from_millis(gw.config.reload.debounce_ms),
-            ),
+            CertificateService::new(certs.clone(), lifecycle.clone(), gw.reload.debounce),
         ));
     }
 
@@ -178,8 +174,8 @@ pub fn run(
         reloader.clone(),
         lifecycle.clone(),
         // With etcd as the source there is no routes file to watch.
-        gw.config.reload.watch && gw.etcd.is_none(),
-        Duration::from_millis(gw.config.reload.debounce_ms),
+        gw.reload.watch && gw.etcd.is_none(),
+        gw.reload.debounce,
     )
     .with_certificates(certificates)
     .with_gateway(gateway_reload);
@@ -193,11 +189,7 @@ pub fn run(
         PidFileService::new(gw.pid_file.clone()),
     ));
 
-    let drain = DrainService::new(
-        lifecycle,
-        phases,
-        Duration::from_secs(gw.config.pingora.grace_period_seconds),
-    );
+    let drain = DrainService::new(lifecycle, phases, gw.pingora.grace_period);
     server.add_service(background_service("drain", drain));
     server.run(RunArgs::default());
     reloader.settle(EXIT_SETTLE);
@@ -212,14 +204,12 @@ fn access_log(
     metrics: &Metrics,
     lifecycle: &Lifecycle,
 ) -> Option<AccessLog> {
-    let (Some(dest), Some(cfg)) = (&gw.access_log, &gw.config.access_log) else {
-        return None;
-    };
-    let dest = match dest {
+    let settings = gw.access_log.as_ref()?;
+    let dest = match &settings.path {
         None => Destination::Stdout,
         Some(p) => Destination::File(p.clone()),
     };
-    let (log, service) = AccessLog::new(dest, cfg.queue);
+    let (log, service) = AccessLog::new(dest, settings.queue);
     metrics.watch_access_log_dropped(log.dropped());
     let flush = log.clone();
     lifecycle.on_exit(Box::new(move || flush.flush(Duration::from_secs(2))));
@@ -341,7 +331,7 @@ fn proxy_services(
     listeners: Downstream<'_>,
     certificates: Option<&Arc<Certificates>>,
 ) -> Vec<Service<BoundedApp<HttpProxy<DyegateProxy>>>> {
-    let p = &gw.config.pingora;
+    let p = &gw.pingora;
     let layout = Layout::resolve(p.runtime, p.threads.resolve(), &gw.listen);
     log::info!("proxy listeners: {layout:?}");
     // Each per-core runtime's proxy has its own upstream pool: `upstream_keepalive_pool_size`
@@ -356,7 +346,7 @@ fn proxy_services(
     let make_app = |_runtime: usize| {
         let mut app = http_proxy(&conf, proxy.clone());
         let mut options = HttpServerOptions::default();
-        options.h2c = gw.config.h2c;
+        options.h2c = gw.h2c;
         options.h2_idle_timeout = Some(gw.limits.idle_timeout);
         options.keepalive_request_limit = Some(gw.limits.keepalive_requests);
         app.server_options = Some(options);
@@ -375,7 +365,7 @@ fn proxy_services(
     };
     let downstream = ProxyDownstream {
         limits,
-        h2c: gw.config.h2c,
+        h2c: gw.h2c,
         metrics: listeners.metrics.clone(),
         proxy_protocol: ProxyListeners::new(gw.proxy_protocol.clone()),
     };

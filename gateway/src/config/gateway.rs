@@ -8,17 +8,24 @@ use super::listen::{listen_settings, ProxyProtocolListener};
 use super::load::Source;
 use super::model::GatewayConfig;
 use super::networks::networks;
+use super::process::{
+    access_log_settings, pingora_settings, reload_settings, AccessLogSettings, PingoraSettings,
+    ReloadSettings,
+};
 use super::source::{source_settings, EtcdSettings};
 use super::tls::{tls_settings, DownstreamTls};
 use super::tracing::{tracing_settings, TracingSettings};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The process settings, checked and with every path resolved against gateway.yaml's directory.
 #[derive(Debug, Clone)]
 pub struct Gateway {
     /// The gateway.yaml it came from (absent: all defaults in the working directory).
     pub file: Option<PathBuf>,
+    /// The file as decoded: for what a SIGHUP compares (`config::live`); everything else reads
+    /// the typed settings below.
     pub config: GatewayConfig,
     pub listen: Vec<SocketAddr>,
     pub admin_listen: SocketAddr,
@@ -28,8 +35,16 @@ pub struct Gateway {
     pub upgrade_sock: PathBuf,
     pub error_log: Option<PathBuf>,
     pub audit_log: PathBuf,
-    /// `None`: off. `Some(None)`: stdout. `Some(Some(path))`: that file.
-    pub access_log: Option<Option<PathBuf>>,
+    /// `access_log:` `None`: off.
+    pub access_log: Option<AccessLogSettings>,
+    /// `pingora:` the server's threads, pools and drain times.
+    pub pingora: PingoraSettings,
+    /// `reload:` watching, debounce, history and size limits.
+    pub reload: ReloadSettings,
+    /// `h2c:` HTTP/2 over cleartext on the proxy listeners.
+    pub h2c: bool,
+    /// `connect_timeout_ms:` the upstream connect timeout of routes without their own.
+    pub connect_timeout: Duration,
     pub tracing: TracingSettings,
     pub limits: DownstreamLimits,
     /// `admin.limits`: the admin listener's bounds.
@@ -126,33 +141,8 @@ impl Gateway {
                 format!("found {admin_listen}, also a proxy listener, expected a separate address"),
             ));
         }
-        use super::model::{
-            FILE_BYTES_BOUND, HISTORY_BOUND, HISTORY_BYTES_BOUND, LISTENER_TASKS_BOUND,
-            UPSTREAM_POOL_BOUND,
-        };
-        let (p, r) = (&config.pingora, &config.reload);
-        let checks = [
-            (
-                "pingora.upstream_keepalive_pool_size",
-                p.upstream_keepalive_pool_size,
-                UPSTREAM_POOL_BOUND,
-            ),
-            (
-                "pingora.listener_tasks_per_fd",
-                p.listener_tasks_per_fd,
-                LISTENER_TASKS_BOUND,
-            ),
-            (
-                "reload.history_max_bytes",
-                r.history_max_bytes,
-                HISTORY_BYTES_BOUND,
-            ),
-            ("reload.max_file_bytes", r.max_file_bytes, FILE_BYTES_BOUND),
-            ("reload.history", r.history, HISTORY_BOUND),
-        ];
-        for (path, value, bound) in checks {
-            bound.check(path, value as u64, &mut issues);
-        }
+        let pingora = pingora_settings(&config.pingora, &mut issues);
+        let reload = reload_settings(&config.reload, &mut issues);
         let admin_identities = admin_identities(&config.admin, &base, &mut issues);
         let tracing = tracing_settings(&config, &mut issues);
         let limits = limits_settings(&config.limits);
@@ -199,6 +189,10 @@ impl Gateway {
         }
         let resolve = |p: &str| normalize(&base.join(p));
         Ok(Gateway {
+            pingora,
+            reload,
+            h2c: config.h2c,
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms),
             file: file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf())),
             routes_path: resolve(config.routes.as_deref().unwrap_or("routes.yaml")),
             state_dir: resolve(&config.state_dir),
@@ -206,10 +200,7 @@ impl Gateway {
             upgrade_sock: resolve(&config.pingora.upgrade_sock),
             error_log: config.pingora.error_log.as_deref().map(resolve),
             audit_log: resolve(&config.reload.audit_log),
-            access_log: config.access_log.as_ref().map(|a| match a.path.trim() {
-                "-" | "stdout" => None,
-                p => Some(resolve(p)),
-            }),
+            access_log: (config.access_log.as_ref()).map(|a| access_log_settings(a, resolve)),
             tracing,
             limits,
             admin_limits,

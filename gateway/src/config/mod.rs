@@ -25,6 +25,7 @@ pub mod live;
 pub mod load;
 pub mod model;
 pub mod networks;
+pub mod process;
 pub mod range;
 pub mod rollout;
 pub mod runtime;
