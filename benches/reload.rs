@@ -10,7 +10,7 @@
 //! Run: `cargo bench --bench reload`
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use dyegate::config::diff::diff;
+use dyegate::config::table::diff::diff;
 use dyegate::config::{routes_from_text, LoadedRoutes};
 use dyegate::routing::Carried;
 use dyegate_suite::gateway::many_routes_yaml;

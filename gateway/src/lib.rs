@@ -4,15 +4,16 @@
 //!
 //! | stage | where |
 //! |---|---|
-//! | text → located nodes → model | [`config::yaml`], [`config::load`], [`config::model`] |
+//! | text → located nodes → model | [`config::yaml`], [`config::load`], [`config::table::model`] |
 //! | reuse of unchanged entries | [`config::incremental`] (the previous version is an argument) |
-//! | validate, compile | [`config::validate`], [`config::compile`] → [`routing::RouteTable`] |
+//! | validate, compile | [`config::table::validate`], [`config::table::compile`] → [`routing::RouteTable`] |
 //! | triggers → candidate | [`reload::Reloader`] (file, SIGHUP, API, rollback), [`reload::Candidate`] |
 //! | commit: positions, metric handles, swap, counters, diff, history, audit | `reload/commit.rs` |
 //! | what requests load | [`routing::ActiveTable`] behind an `ArcSwap`, read once per request by [`proxy`] |
 //!
 //! Modules:
-//! - [`config`]: gateway.yaml and routes.yaml, from text to a compiled table, with located errors.
+//! - [`config`]: gateway.yaml ([`config::settings`]) and routes.yaml ([`config::table`]), from
+//!   text to typed settings and a compiled table, with located errors.
 //! - [`routing`]: the immutable route table, the active-table handle and the pure decision
 //!   function; imports nothing from `config`.
 //! - [`contain`]: request-path decisions for failing upstreams (timeouts, retries, breaker).

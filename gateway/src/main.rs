@@ -3,7 +3,8 @@
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use dyegate::cli::{self, AdminArgs};
 use dyegate::config::schema::{schema_json, SchemaFile};
-use dyegate::config::{diff::diff, load_routes, ConfigError, ConfigErrors, Gateway, Issue, Source};
+use dyegate::config::table::diff::diff;
+use dyegate::config::{load_routes, ConfigError, ConfigErrors, Gateway, Issue, Source};
 use dyegate::lifecycle::listen_check::Purpose;
 use dyegate::reload::{Overlay, Reloader, StartAt};
 use dyegate::rollout::Controller;

@@ -1,9 +1,10 @@
 //! File text to config model, with every error located as `FILE:LINE:COL: path: message`.
 
 use super::bounds::mark_of_offset;
-use super::by_field::{self, field_names};
 use super::error::{ConfigError, Issue, Mark};
-use super::model::{GatewayConfig, RoutesConfig, RoutesFile};
+use super::settings::model::GatewayConfig;
+use super::table::by_field::{self, field_names};
+use super::table::model::{RoutesConfig, RoutesFile};
 use super::yaml::{self, join_index, join_key, DeError, Node, NodeKind};
 use std::path::Path;
 use std::sync::Arc;

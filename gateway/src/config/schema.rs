@@ -1,17 +1,17 @@
 //! JSON Schema (draft 2020-12) of `routes.yaml` and `gateway.yaml`, generated from the serde
-//! structs of [`super::model`] by `schemars` (field descriptions are their doc comments), for
+//! structs of [`super::settings::model`] and [`super::table::model`] by `schemars` (field descriptions are their doc comments), for
 //! editors (`# yaml-language-server: $schema=...`) and `dyegate schema`. The types that decode
 //! by hand (weights, durations, targets, mappings kept as entries) describe themselves here, with
 //! the same ranges their `Deserialize` enforces. The schema checks shape, types, ranges and
 //! field names; references between entries (a split naming an unknown group) and address
 //! syntax are `dyegate check`'s.
 
-use super::containment::RetryOnConfig;
-use super::listen::ListenConfig;
-use super::model::{
-    Entries, GatewayConfig, OneOrMany, RoutesFile, TargetConfig, Weight, MAX_WEIGHT,
-};
-use super::runtime::{Threads, MAX_THREADS};
+use super::entries::Entries;
+use super::settings::listen::ListenConfig;
+use super::settings::model::GatewayConfig;
+use super::settings::runtime::{Threads, MAX_THREADS};
+use super::table::containment::RetryOnConfig;
+use super::table::model::{OneOrMany, RoutesFile, TargetConfig, Weight, MAX_WEIGHT};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use std::borrow::Cow;
 

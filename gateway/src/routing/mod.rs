@@ -1,6 +1,6 @@
 //! The compiled, immutable routing table and its pure decision function (no I/O).
 //!
-//! A [`RouteTable`] is built once per routes.yaml version by `config::compile` and shared behind
+//! A [`RouteTable`] is built once per routes.yaml version by `config::table::compile` and shared behind
 //! an `ArcSwap`; a request loads it once and asks [`RouteTable::decide`] where to go. What
 //! changes without a new table is read through handles beside it: target health
 //! ([`TargetHealth`]) and the addresses of DNS names ([`AddressBook`]).

@@ -1,13 +1,10 @@
 //! `gateway.yaml` to the settings the process runs with: typed listen addresses, absolute paths.
 
 use super::admin_tokens::{admin_identities, AdminIdentity};
-use super::error::{ConfigError, ConfigErrors, Issue};
 use super::forwarded::forwarding_settings;
 use super::limits::{admin_limits_settings, limits_settings, AdminLimits, DownstreamLimits};
 use super::listen::{listen_settings, ProxyProtocolListener};
-use super::load::Source;
 use super::model::GatewayConfig;
-use super::networks::networks;
 use super::process::{
     access_log_settings, pingora_settings, reload_settings, AccessLogSettings, PingoraSettings,
     ReloadSettings,
@@ -15,6 +12,9 @@ use super::process::{
 use super::source::{source_settings, EtcdSettings};
 use super::tls::{tls_settings, DownstreamTls};
 use super::tracing::{tracing_settings, TracingSettings};
+use crate::config::error::{ConfigError, ConfigErrors, Issue};
+use crate::config::load::Source;
+use crate::config::networks::networks;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `limits` and `dye.limits` to a [`RateLimit`]: the key parsed, the rate checked.
 
-use super::error::Issue;
 use super::model::{RateLimitConfig, RATE_PER_S_BOUND};
+use crate::config::error::Issue;
 use crate::routing::{LimitKey, RateLimit};
 use http::HeaderName;
 use std::sync::Arc;

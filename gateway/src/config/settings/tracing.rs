@@ -1,9 +1,9 @@
 //! `tracing:` and `traceresponse:` of gateway.yaml to the settings the telemetry runs with: the
 //! endpoint checked and completed, header names and values checked, ranges enforced.
 
-use super::error::Issue;
 use super::model::{GatewayConfig, OtlpProtocol};
-use super::range::Bound;
+use crate::config::error::Issue;
+use crate::config::range::Bound;
 use dyegate_plugins::trace_context::is_baggage_key;
 use std::time::Duration;
 
@@ -168,7 +168,7 @@ fn endpoint_url(given: &str, protocol: OtlpProtocol) -> Result<String, String> {
 mod tests {
     use crate::config::Gateway;
 
-    use crate::config::tests_files::load_gateway;
+    use crate::config::settings::tests_files::load_gateway;
 
     /// The errors of a gateway.yaml made of `text`, one per line, or `ok`.
     fn errors(text: &str) -> String {

@@ -1,7 +1,7 @@
 //! Bad input in the containment sections (timeouts, retries, health, outlier, breaker), each
 //! pinned to its whole error line.
 
-use super::routes_from_text;
+use crate::config::routes_from_text;
 use crate::routing::{CheckKind, GroupPolicy, Retries, RetryReason, UnhealthyTag};
 
 fn errors(text: &str) -> Vec<String> {

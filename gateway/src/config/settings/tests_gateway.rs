@@ -1,6 +1,6 @@
 //! gateway.yaml settings checked at load: `admin.token_file`.
 
-use super::Gateway;
+use crate::config::Gateway;
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("dyegate-gw-{tag}-{}", std::process::id()));

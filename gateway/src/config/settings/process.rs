@@ -1,18 +1,18 @@
 //! gateway.yaml's process-wide settings, typed for the code that builds the server
 //! (`crate::server`, `main`): `pingora`, `reload`, `access_log`, `h2c` and
-//! `connect_timeout_ms`. Their bounds are checked here ([`super::range`]).
+//! `connect_timeout_ms`. Their bounds are checked here ([`crate::config::range`]).
 
-use super::error::Issue;
 use super::model::{
     AccessLogConfig, PingoraConfig, ReloadConfig, FILE_BYTES_BOUND, HISTORY_BOUND,
     HISTORY_BYTES_BOUND, LISTENER_TASKS_BOUND, UPSTREAM_POOL_BOUND,
 };
 use super::runtime::{RuntimeLayout, Threads};
+use crate::config::error::Issue;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// `pingora:` what Pingora's server and the layout of the proxy listeners are built with (the
-/// paths, `pid_file`, `upgrade_sock` and `error_log`, are resolved on [`super::Gateway`]).
+/// paths, `pid_file`, `upgrade_sock` and `error_log`, are resolved on [`crate::config::Gateway`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PingoraSettings {
     /// Resolved (`auto`) when the server is built.
@@ -28,7 +28,7 @@ pub struct PingoraSettings {
 }
 
 /// `reload:` how routes.yaml changes are picked up and remembered (the audit log's path is
-/// resolved on [`super::Gateway`]).
+/// resolved on [`crate::config::Gateway`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReloadSettings {
     /// Watch the routes file's directory (and the certificate files) and reload on change.
@@ -107,7 +107,7 @@ pub fn access_log_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests_files::load_gateway as load;
+    use crate::config::settings::tests_files::load_gateway as load;
 
     #[test]
     fn defaults_are_the_documented_ones() {

@@ -1,7 +1,7 @@
 //! `pingora.threads` and `pingora.runtime`: how many worker threads serve the proxy listeners and
 //! how they are laid out (benches/load/README.md, "Runtime layout").
 
-use super::range::Bound;
+use crate::config::range::Bound;
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;

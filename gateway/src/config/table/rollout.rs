@@ -2,9 +2,9 @@
 //! mirroring the file, and its cross-field checks (`validate_rollout`). The plan itself is run
 //! by `crate::rollout`.
 
-use super::error::Issue;
 use super::model::RouteConfig;
-use super::range::{bounded, Bound, Bounded, Millis, Percent};
+use crate::config::error::Issue;
+use crate::config::range::{bounded, Bound, Bounded, Millis, Percent};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -105,7 +105,7 @@ pub fn validate_rollout(route: &RouteConfig, path: &str, issues: &mut Vec<Issue>
             format!(
                 "found {:?}, expected a group of this route's split ({})",
                 r.canary,
-                super::yaml::one_of(&groups)
+                crate::config::yaml::one_of(&groups)
             ),
         ));
     } else if groups.len() < 2 {

@@ -4,7 +4,7 @@
 //! bodies. Enforced by [`crate::downstream`] around Pingora's HTTP app (and the body deadline by
 //! [`crate::admin`]).
 
-use super::range::{bounded, Bound, Bounded, Count, Millis, Ranged};
+use crate::config::range::{bounded, Bound, Bounded, Count, Millis, Ranged};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -195,7 +195,7 @@ pub fn admin_limits_settings(l: &AdminLimitsConfig) -> AdminLimits {
 mod tests {
     use std::time::Duration;
 
-    use crate::config::tests_files::load_gateway as load;
+    use crate::config::settings::tests_files::load_gateway as load;
 
     #[test]
     fn defaults_are_the_documented_ones() {

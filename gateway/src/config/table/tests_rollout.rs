@@ -1,6 +1,6 @@
 //! Bad input in `routes[i].rollout`, each pinned to its whole error line.
 
-use super::routes_from_text;
+use crate::config::routes_from_text;
 
 fn errors(text: &str) -> Vec<String> {
     match routes_from_text("routes.yaml", text.as_bytes().to_vec(), None) {

@@ -1,9 +1,9 @@
-//! The routes.yaml and gateway.yaml sections that contain a failing upstream, as serde structs
-//! mirroring the file: `routes[i].timeouts`, `routes[i].retries`, `upstreams.NAME.health`,
-//! `upstreams.NAME.outlier`, `upstreams.NAME.max_in_flight`, `routes[i].dye.on_unhealthy_tag` and
-//! gateway.yaml's `debug`. Checked by `compile_containment.rs`.
+//! The routes.yaml sections that contain a failing upstream, as serde structs mirroring the
+//! file: `routes[i].timeouts`, `routes[i].retries`, `upstreams.NAME.health`,
+//! `upstreams.NAME.outlier`, `upstreams.NAME.max_in_flight` and `routes[i].dye.on_unhealthy_tag`.
+//! Checked by `compile_containment.rs`.
 
-use super::range::{Count, Millis, Percent, Ranged, ReadMillis};
+use crate::config::range::{Count, Millis, Percent, Ranged, ReadMillis};
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -178,25 +178,4 @@ pub struct OutlierConfig {
     /// Never eject more than this share of the group's targets [50].
     #[serde(default)]
     pub max_ejected_percent: Option<Percent>,
-}
-
-/// gateway.yaml `debug`: who may ask for the `x-dyegate-decision` header.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DebugConfig {
-    /// Networks whose requests may send `x-dyegate-debug: 1` [loopback only].
-    #[serde(default = "default_debug_sources")]
-    pub trusted_sources: Vec<String>,
-}
-
-impl Default for DebugConfig {
-    fn default() -> Self {
-        DebugConfig {
-            trusted_sources: default_debug_sources(),
-        }
-    }
-}
-
-fn default_debug_sources() -> Vec<String> {
-    vec!["127.0.0.0/8".into(), "::1/128".into()]
 }

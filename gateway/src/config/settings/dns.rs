@@ -1,8 +1,8 @@
 //! gateway.yaml's `dns:` how the DNS names of upstream targets (`NAME:PORT` in routes.yaml) are
 //! resolved: how often, and by which nameservers. Checked into [`DnsSettings`].
 
-use super::error::Issue;
-use super::range::Bound;
+use crate::config::error::Issue;
+use crate::config::range::Bound;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};

@@ -6,9 +6,9 @@
 //! The field names come from serde ([`field_names`]), so they cannot drift from the struct; the
 //! one table per struct is [`ByField::set`], and a unit test checks it takes every field.
 
-use super::error::{ConfigError, Mark};
 use super::model::{RouteConfig, SplitEntryConfig, TargetConfig, UpstreamConfig, Weight};
-use super::yaml::{self, join_index, join_key, DeError, Node, NodeKind};
+use crate::config::error::{ConfigError, Mark};
+use crate::config::yaml::{self, join_index, join_key, DeError, Node, NodeKind};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::forward_to_deserialize_any;
 
@@ -208,7 +208,7 @@ fn start<T: ByField>() -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::RoutesFile;
+    use crate::config::table::model::RoutesFile;
 
     fn takes_every_field<T: ByField>() {
         let names = field_names::<T>();

@@ -1,8 +1,8 @@
 //! `source:` of gateway.yaml: where the routing table comes from when it is not the routes file.
 //! Today one kind, `etcd`: a fleet of gateways following one table (see `crate::source::etcd`).
 
-use super::error::Issue;
-use super::range::Bound;
+use crate::config::error::Issue;
+use crate::config::range::Bound;
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;

@@ -262,7 +262,7 @@ fn route_changes(o: &RouteConfig, n: &RouteConfig) -> Vec<String> {
         ));
     }
     if om.headers != nm.headers {
-        let show = |h: &super::model::Entries<super::model::OneOrMany>| {
+        let show = |h: &crate::config::entries::Entries<super::model::OneOrMany>| {
             let mut s = String::new();
             for (i, (k, v)) in h.0.iter().enumerate() {
                 let _ = write!(
