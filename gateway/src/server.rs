@@ -25,7 +25,7 @@ use crate::tls::{CertificateService, Certificates, TlsAcceptor};
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server};
+use pingora::server::{ExecutionPhase, RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::sync::Arc;
@@ -64,6 +64,10 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
 /// table comes from etcd and etcd answered. `certificates`: the certificate set of the HTTPS
 /// listeners, loaded, when gateway.yaml has `tls:`. `dns`: the table's DNS names, asked once
 /// already (`dns::startup`).
+///
+/// The steps: Pingora's server; the proxy and what it reads ([`proxy`]); the proxy listeners
+/// and the admin API behind the shared connection caps; the sources of change (certificate
+/// watch, etcd); the background services and the drain ([`background`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     gw: Gateway,
@@ -75,56 +79,17 @@ pub fn run(
     certificates: Option<Arc<Certificates>>,
     dns: Arc<DnsNames>,
 ) -> ! {
-    let conf = server_conf(&gw, opts);
     let opt = Opt {
         upgrade: opts.upgrade,
         daemon: opts.daemon,
         ..Default::default()
     };
-    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&gw, opts));
     let phases = server.watch_execution_phase();
     server.bootstrap();
     let lifecycle = Lifecycle::new();
 
-    let access_log = access_log(&mut server, &gw, &metrics, &lifecycle);
-
-    // Spans are exported by a background service: its threads start after Pingora's daemon fork.
-    let (tracing, span_export) = Tracing::new(&gw.tracing);
-    metrics.watch_spans_dropped(tracing.stats().dropped_counter());
-    if let Some(export) = span_export {
-        server.add_service(background_service("span export", export));
-    }
-
-    let health = health(&mut server, &reloader, &metrics, &dns);
-    server.add_service(background_service(
-        "dns",
-        DnsService::new(
-            reloader.active(),
-            dns.clone(),
-            gw.dns.clone(),
-            metrics.dns().clone(),
-        ),
-    ));
-    let failure_log = Arc::new(FailureLog::default());
-    server.add_service(background_service(
-        "upstream failure log",
-        FailureLogFlush(failure_log.clone()),
-    ));
-    let live: SharedLive = Arc::new(arc_swap::ArcSwap::from_pointee(Live::of(&gw)));
-
-    let proxy = DyegateProxy::new(
-        reloader.active(),
-        lifecycle.clone(),
-        access_log,
-        gw.connect_timeout,
-    )
-    .with_tracing(tracing)
-    .with_failure_metrics(metrics.containment().clone())
-    .with_health(health.clone())
-    .with_live(live.clone())
-    .with_failure_log(failure_log)
-    .with_addresses(dns.book().clone())
-    .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
+    let (proxy, health, live) = proxy(&mut server, &gw, &reloader, &metrics, &lifecycle, &dns);
     let downstream = DownstreamMetrics::new();
     metrics.register(downstream.collectors());
     let caps = connection_caps(
@@ -138,14 +103,8 @@ pub fn run(
         caps,
         limits: live_limits.clone(),
     };
-    for service in proxy_services(
-        &server,
-        &gw,
-        opts,
-        proxy,
-        listeners.clone(),
-        certificates.as_ref(),
-    ) {
+    let certs = certificates.as_ref();
+    for service in proxy_services(&server, &gw, opts, proxy, listeners.clone(), certs) {
         server.add_service(service);
     }
     if let (Some(certs), true) = (&certificates, gw.reload.watch) {
@@ -162,14 +121,10 @@ pub fn run(
         .with_dns(dns)
         .with_rollouts(rollouts.clone())
         .with_certificates(certificates.clone())
-        .with_live(live.clone())
+        .with_live(live)
         .with_gateway(gateway_reload.clone());
     server.add_service(admin_service(&gw, listeners, api));
 
-    // A reload that swapped a table but has not recorded it yet finishes before the process
-    // exits, whichever way it exits (early exit once drained, or Pingora's own).
-    let settle = reloader.clone();
-    lifecycle.on_exit(Box::new(move || settle.settle(EXIT_SETTLE)));
     let reload = ReloadService::new(
         reloader.clone(),
         lifecycle.clone(),
@@ -179,6 +134,88 @@ pub fn run(
     )
     .with_certificates(certificates)
     .with_gateway(gateway_reload);
+    background(
+        &mut server,
+        &gw,
+        &reloader,
+        reload,
+        rollouts,
+        lifecycle,
+        phases,
+    );
+    server.run(RunArgs::default());
+    reloader.settle(EXIT_SETTLE);
+    std::process::exit(0)
+}
+
+/// The proxy and what it reads besides the table: the access log and span export (background
+/// services), target health, the DNS names' addresses, the upstream failure log, and the
+/// settings a SIGHUP changes live (returned too, for the admin API and the reload).
+fn proxy(
+    server: &mut Server,
+    gw: &Gateway,
+    reloader: &Reloader,
+    metrics: &Metrics,
+    lifecycle: &Arc<Lifecycle>,
+    dns: &Arc<DnsNames>,
+) -> (DyegateProxy, Arc<HealthRegistry>, SharedLive) {
+    let access_log = access_log(server, gw, metrics, lifecycle);
+
+    // Spans are exported by a background service: its threads start after Pingora's daemon fork.
+    let (tracing, span_export) = Tracing::new(&gw.tracing);
+    metrics.watch_spans_dropped(tracing.stats().dropped_counter());
+    if let Some(export) = span_export {
+        server.add_service(background_service("span export", export));
+    }
+
+    let health = health(server, reloader, metrics, dns);
+    server.add_service(background_service(
+        "dns",
+        DnsService::new(
+            reloader.active(),
+            dns.clone(),
+            gw.dns.clone(),
+            metrics.dns().clone(),
+        ),
+    ));
+    let failure_log = Arc::new(FailureLog::default());
+    server.add_service(background_service(
+        "upstream failure log",
+        FailureLogFlush(failure_log.clone()),
+    ));
+    let live: SharedLive = Arc::new(arc_swap::ArcSwap::from_pointee(Live::of(gw)));
+
+    let proxy = DyegateProxy::new(
+        reloader.active(),
+        lifecycle.clone(),
+        access_log,
+        gw.connect_timeout,
+    )
+    .with_tracing(tracing)
+    .with_failure_metrics(metrics.containment().clone())
+    .with_health(health.clone())
+    .with_live(live.clone())
+    .with_failure_log(failure_log)
+    .with_addresses(dns.book().clone())
+    .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
+    (proxy, health, live)
+}
+
+/// The background services that outlive requests: reload (file, SIGHUP, certificates,
+/// gateway.yaml), rollouts, the pid file, and the drain that ends the process.
+fn background(
+    server: &mut Server,
+    gw: &Gateway,
+    reloader: &Arc<Reloader>,
+    reload: ReloadService,
+    rollouts: Arc<Controller>,
+    lifecycle: Arc<Lifecycle>,
+    phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+) {
+    // A reload that swapped a table but has not recorded it yet finishes before the process
+    // exits, whichever way it exits (early exit once drained, or Pingora's own).
+    let settle = reloader.clone();
+    lifecycle.on_exit(Box::new(move || settle.settle(EXIT_SETTLE)));
     server.add_service(background_service("reload", reload));
     server.add_service(background_service(
         "rollouts",
@@ -188,12 +225,8 @@ pub fn run(
         "pid file",
         PidFileService::new(gw.pid_file.clone()),
     ));
-
     let drain = DrainService::new(lifecycle, phases, gw.pingora.grace_period);
     server.add_service(background_service("drain", drain));
-    server.run(RunArgs::default());
-    reloader.settle(EXIT_SETTLE);
-    std::process::exit(0)
 }
 
 /// The JSON access log, when gateway.yaml asks for one: its writer runs as a background service

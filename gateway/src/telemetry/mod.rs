@@ -11,6 +11,9 @@
 //! - [`trace`]: per request, the incoming W3C context, the gateway span and the upstream headers.
 //! - [`table_info`]: what the table in use is: its sha256 and configured split weights.
 //! - [`export`]: the bounded span queue and the background service that exports it over OTLP.
+//! - [`failure_log`]: upstream failures in the log, bounded: the first of a target per window in
+//!   full, the rest counted and summed up.
+//! - [`text_format`]: what the families rendered by hand share of the text format.
 
 pub mod access_log;
 pub mod containment;
@@ -21,6 +24,7 @@ pub mod grpc_status;
 pub mod metrics;
 pub mod status_class;
 pub mod table_info;
+pub mod text_format;
 pub mod trace;
 
 pub use access_log::{AccessLog, AccessLogService, AccessRecord};

@@ -69,131 +69,54 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Loads gateway.yaml; `None` means defaults relative to the working directory.
+    /// Loads gateway.yaml; `None` means defaults relative to the working directory. The steps:
+    /// decode the file ([`decode`]), check and type every section with each problem collected
+    /// ([`Gateway::checked`]), then either locate the problems in the file or hand out the
+    /// settings.
     pub fn load(file: Option<&Path>) -> Result<Gateway, ConfigErrors> {
-        let (mut config, source, base) = match file {
-            Some(f) => {
-                let source = Source::read(f).map_err(ConfigErrors)?;
-                let config = source.gateway().map_err(ConfigErrors)?;
-                let base = f
-                    .parent()
-                    .map(Path::to_path_buf)
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or_else(|| PathBuf::from("."));
-                (config, Some(source), base)
-            }
-            None => (GatewayConfig::default(), None, PathBuf::from(".")),
-        };
-        let base = std::path::absolute(&base).unwrap_or(base);
+        let (config, source, base) = decode(file)?;
         let mut issues = Vec::new();
-        read_token_file(&mut config, &base, &mut issues);
-        let mut proxy_protocol = Vec::new();
-        let listen: Vec<SocketAddr> = listen_settings(
-            &config.listen,
-            "listen",
-            "0.0.0.0:8080",
-            &mut proxy_protocol,
-            &mut issues,
-        )
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
-        if config.listen.is_empty() {
-            issues.push(Issue::new(
-                "listen",
-                "found an empty list, expected at least one listen address",
-            ));
+        let mut gw = Gateway::checked(config, &base, &mut issues);
+        if !issues.is_empty() {
+            return Err(located(source.as_ref(), issues));
         }
-        let admin_listen = match config.admin.listen.trim().parse::<SocketAddr>() {
-            Ok(a) => {
-                let token_set = config
-                    .admin
-                    .token
-                    .as_deref()
-                    .is_some_and(|t| !t.trim().is_empty())
-                    // an unreadable token file has its own error
-                    || config.admin.token_file.is_some()
-                    || !config.admin.tokens.is_empty();
-                if !a.ip().is_loopback() && !token_set {
-                    issues.push(Issue::new(
-                        "admin.listen",
-                        format!(
-                            "found non-loopback address {a} without admin.token, expected a loopback address or a bearer token in admin.token"
-                        ),
-                    ));
-                }
-                a
-            }
-            Err(_) => {
-                issues.push(Issue::new(
-                    "admin.listen",
-                    format!(
-                        "found {:?}, expected an IP:PORT address such as 127.0.0.1:9901",
-                        config.admin.listen
-                    ),
-                ));
-                SocketAddr::from(([127, 0, 0, 1], 9901))
-            }
-        };
-        if listen.contains(&admin_listen) {
-            issues.push(Issue::new(
-                "admin.listen",
-                format!("found {admin_listen}, also a proxy listener, expected a separate address"),
-            ));
-        }
-        let pingora = pingora_settings(&config.pingora, &mut issues);
-        let reload = reload_settings(&config.reload, &mut issues);
-        let admin_identities = admin_identities(&config.admin, &base, &mut issues);
-        let tracing = tracing_settings(&config, &mut issues);
-        let limits = limits_settings(&config.limits);
-        let admin_limits = admin_limits_settings(&config.admin.limits);
+        gw.file = file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf()));
+        Ok(gw)
+    }
+
+    /// Every section checked and typed, paths resolved against `base`; each problem goes to
+    /// `issues` (in file order of the sections, as they are reported).
+    fn checked(mut config: GatewayConfig, base: &Path, issues: &mut Vec<Issue>) -> Gateway {
+        read_token_file(&mut config, base, issues);
+        let Listeners {
+            listen,
+            admin_listen,
+            mut proxy_protocol,
+        } = listeners(&config, issues);
+        let pingora = pingora_settings(&config.pingora, issues);
+        let reload = reload_settings(&config.reload, issues);
+        let admin_identities = admin_identities(&config.admin, base, issues);
+        let tracing = tracing_settings(&config, issues);
         let debug_nets = networks(
             &config.debug.trusted_sources,
             "debug.trusted_sources",
             "127.0.0.0/8",
-            &mut issues,
+            issues,
         );
-        let forwarded = forwarding_settings(&config.forwarded, &mut issues);
-        let server_header = server_header(config.server_header.as_deref(), &mut issues);
-        let dns = super::dns::dns_settings(&config.dns, &mut issues);
-        let etcd = source_settings(
-            config.source.as_ref(),
-            config.routes.is_some(),
-            &base,
-            &mut issues,
-        );
-        let tls = (config.tls.as_ref()).map(|t| {
-            tls_settings(
-                t,
-                &listen,
-                admin_listen,
-                &base,
-                &mut proxy_protocol,
-                &mut issues,
-            )
-        });
-        if !issues.is_empty() {
-            let errors: Vec<ConfigError> = match &source {
-                Some(s) => issues.into_iter().map(|i| s.locate(i)).collect(),
-                None => issues
-                    .into_iter()
-                    .map(|i| ConfigError {
-                        file: "<defaults>".into(),
-                        mark: Default::default(),
-                        path: i.path,
-                        message: i.message,
-                    })
-                    .collect(),
-            };
-            return Err(ConfigErrors(errors));
-        }
+        let forwarded = forwarding_settings(&config.forwarded, issues);
+        let server_header = server_header(config.server_header.as_deref(), issues);
+        let dns = super::dns::dns_settings(&config.dns, issues);
+        let routes_given = config.routes.is_some();
+        let etcd = source_settings(config.source.as_ref(), routes_given, base, issues);
+        let tls = (config.tls.as_ref())
+            .map(|t| tls_settings(t, &listen, admin_listen, base, &mut proxy_protocol, issues));
         let resolve = |p: &str| normalize(&base.join(p));
-        Ok(Gateway {
+        Gateway {
+            file: None,
             pingora,
             reload,
             h2c: config.h2c,
             connect_timeout: Duration::from_millis(config.connect_timeout_ms),
-            file: file.map(|f| std::path::absolute(f).unwrap_or_else(|_| f.to_path_buf())),
             routes_path: resolve(config.routes.as_deref().unwrap_or("routes.yaml")),
             state_dir: resolve(&config.state_dir),
             pid_file: resolve(&config.pingora.pid_file),
@@ -202,8 +125,8 @@ impl Gateway {
             audit_log: resolve(&config.reload.audit_log),
             access_log: (config.access_log.as_ref()).map(|a| access_log_settings(a, resolve)),
             tracing,
-            limits,
-            admin_limits,
+            limits: limits_settings(&config.limits),
+            admin_limits: admin_limits_settings(&config.admin.limits),
             debug_trusted: dyegate_plugins::TrustedSources::new(debug_nets),
             admin_identities,
             etcd,
@@ -215,7 +138,110 @@ impl Gateway {
             listen,
             admin_listen,
             config,
-        })
+        }
+    }
+}
+
+/// gateway.yaml decoded (all defaults without a file), its parsed source for locating
+/// problems, and the absolute directory its paths are relative to.
+fn decode(file: Option<&Path>) -> Result<(GatewayConfig, Option<Source>, PathBuf), ConfigErrors> {
+    let (config, source, base) = match file {
+        Some(f) => {
+            let source = Source::read(f).map_err(ConfigErrors)?;
+            let config = source.gateway().map_err(ConfigErrors)?;
+            let base = f
+                .parent()
+                .map(Path::to_path_buf)
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or_else(|| PathBuf::from("."));
+            (config, Some(source), base)
+        }
+        None => (GatewayConfig::default(), None, PathBuf::from(".")),
+    };
+    let base = std::path::absolute(&base).unwrap_or(base);
+    Ok((config, source, base))
+}
+
+/// The problems as errors, located in the file (or in `<defaults>` without one).
+fn located(source: Option<&Source>, issues: Vec<Issue>) -> ConfigErrors {
+    ConfigErrors(match source {
+        Some(s) => issues.into_iter().map(|i| s.locate(i)).collect(),
+        None => (issues.into_iter())
+            .map(|i| ConfigError {
+                file: "<defaults>".into(),
+                mark: Default::default(),
+                path: i.path,
+                message: i.message,
+            })
+            .collect(),
+    })
+}
+
+/// `listen` and `admin.listen`, checked together.
+struct Listeners {
+    listen: Vec<SocketAddr>,
+    admin_listen: SocketAddr,
+    proxy_protocol: Vec<ProxyProtocolListener>,
+}
+
+/// The proxy listeners (at least one) and the admin listener (loopback unless a token is set,
+/// apart from the proxy's).
+fn listeners(config: &GatewayConfig, issues: &mut Vec<Issue>) -> Listeners {
+    let mut proxy_protocol = Vec::new();
+    let listen: Vec<SocketAddr> = listen_settings(
+        &config.listen,
+        "listen",
+        "0.0.0.0:8080",
+        &mut proxy_protocol,
+        issues,
+    )
+    .into_iter()
+    .map(|(_, a)| a)
+    .collect();
+    if config.listen.is_empty() {
+        issues.push(Issue::new(
+            "listen",
+            "found an empty list, expected at least one listen address",
+        ));
+    }
+    let admin = &config.admin;
+    let admin_listen = match admin.listen.trim().parse::<SocketAddr>() {
+        Ok(a) => {
+            let token_set = (admin.token.as_deref()).is_some_and(|t| !t.trim().is_empty())
+                // an unreadable token file has its own error
+                || admin.token_file.is_some()
+                || !admin.tokens.is_empty();
+            if !a.ip().is_loopback() && !token_set {
+                issues.push(Issue::new(
+                    "admin.listen",
+                    format!(
+                        "found non-loopback address {a} without admin.token, expected a loopback address or a bearer token in admin.token"
+                    ),
+                ));
+            }
+            a
+        }
+        Err(_) => {
+            issues.push(Issue::new(
+                "admin.listen",
+                format!(
+                    "found {:?}, expected an IP:PORT address such as 127.0.0.1:9901",
+                    admin.listen
+                ),
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 9901))
+        }
+    };
+    if listen.contains(&admin_listen) {
+        issues.push(Issue::new(
+            "admin.listen",
+            format!("found {admin_listen}, also a proxy listener, expected a separate address"),
+        ));
+    }
+    Listeners {
+        listen,
+        admin_listen,
+        proxy_protocol,
     }
 }
 
