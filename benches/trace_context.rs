@@ -8,7 +8,7 @@
 //! Run: `cargo bench --bench trace_context` (figures: benches/load/README.md, tracing section)
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use dyegate::config::model::OtlpProtocol;
+use dyegate::config::settings::model::OtlpProtocol;
 use dyegate::config::{ExportSettings, TracingSettings};
 use dyegate::telemetry::Tracing;
 use dyegate_plugins::trace_context::{

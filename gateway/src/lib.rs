@@ -4,17 +4,18 @@
 //!
 //! | stage | where |
 //! |---|---|
-//! | text → located nodes → model | [`config::yaml`], [`config::load`], [`config::model`] |
+//! | text → located nodes → model | [`config::yaml`], [`config::load`], [`config::table::model`] |
 //! | reuse of unchanged entries | [`config::incremental`] (the previous version is an argument) |
-//! | validate, compile | [`config::validate`], [`config::compile`] → [`routing::RouteTable`] |
+//! | validate, compile | [`config::table::validate`], [`config::table::compile`] → [`routing::RouteTable`] |
 //! | triggers → candidate | [`reload::Reloader`] (file, SIGHUP, API, rollback), [`reload::Candidate`] |
 //! | commit: positions, metric handles, swap, counters, diff, history, audit | `reload/commit.rs` |
 //! | what requests load | [`routing::ActiveTable`] behind an `ArcSwap`, read once per request by [`proxy`] |
 //!
 //! Modules:
-//! - [`config`]: gateway.yaml and routes.yaml, from text to a compiled table, with located errors.
-//! - [`routing`]: the immutable route table, the active-table handle and the pure decision
-//!   function; imports nothing from `config`.
+//! - [`config`]: gateway.yaml ([`config::settings`]) and routes.yaml ([`config::table`]), from
+//!   text to typed settings and a compiled table, with located errors.
+//! - [`routing`]: the immutable route table, the active-table handle and the decision function
+//!   (no I/O; it advances the round-robin counters); imports nothing from `config`.
 //! - [`contain`]: request-path decisions for failing upstreams (timeouts, retries, breaker).
 //! - [`downstream`]: connection cap, bounded head reads, keep-alive limits, request framing.
 //! - [`health`]: per-target health outside the table: active checks, passive ejection, load.
@@ -22,6 +23,8 @@
 //!   background.
 //! - [`proxy`]: the Pingora `ProxyHttp` that asks the table and acts.
 //! - [`reload`]: triggers, candidates and the one commit path; versions, rollback, audit.
+//! - [`rollout`]: progressive delivery: plans, windowed statistics of the canary, gates, the
+//!   state machine and the controller that steps a rollout through the commit path.
 //! - [`admin`]: the admin HTTP API and the CLI's client for it.
 //! - [`cli`]: the commands that talk to a running gateway: address, token, output, renderings.
 //! - [`lifecycle`]: requests in flight, draining at handover, early exit; pid file, early SIGHUP.

@@ -1,17 +1,20 @@
 //! The `dyegate` command line: subcommands only; the work is in the library.
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use dyegate::cli::args::default_config;
+use dyegate::cli::check::{check, display, locate, print_errors};
 use dyegate::cli::{self, AdminArgs};
 use dyegate::config::schema::{schema_json, SchemaFile};
-use dyegate::config::{diff::diff, load_routes, ConfigError, ConfigErrors, Gateway, Issue, Source};
+use dyegate::config::table::diff::diff;
+use dyegate::config::{ConfigErrors, Gateway, LoadedRoutes};
 use dyegate::lifecycle::listen_check::Purpose;
 use dyegate::reload::{Overlay, Reloader, StartAt};
 use dyegate::rollout::Controller;
 use dyegate::server::{self, RunOptions};
 use dyegate::source::fleet;
 use dyegate::telemetry::Metrics;
-use dyegate::tls::certificate::{rfc3339, EXPIRY_WARNING};
 use dyegate::tls::{Certificates, TlsMetrics};
+use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -179,123 +182,6 @@ enum SchemaArg {
     Gateway,
 }
 
-fn default_config(given: Option<PathBuf>) -> Option<PathBuf> {
-    given.or_else(|| {
-        let p = PathBuf::from("gateway.yaml");
-        p.exists().then_some(p)
-    })
-}
-
-fn print_errors(errors: &ConfigErrors, to_stdout: bool) {
-    for e in &errors.0 {
-        if to_stdout {
-            println!("{e}");
-        } else {
-            eprintln!("{e}");
-        }
-    }
-}
-
-fn check(config: Option<PathBuf>, routes: Option<PathBuf>, resolve: bool) -> ExitCode {
-    let config = if routes.is_some() {
-        config
-    } else {
-        default_config(config)
-    };
-    let mut errors = ConfigErrors(Vec::new());
-    let mut max_file_bytes = dyegate::config::bounds::DEFAULT_MAX_FILE_BYTES;
-    let mut dns = dyegate::config::DnsSettings::default();
-    // `tls.certificates`: warnings (expiring soon), or the pairs that cannot be served.
-    let mut certificates = Ok(Vec::new());
-    let routes_path = match &config {
-        Some(c) => match Gateway::load(Some(c)) {
-            Ok(gw) => {
-                certificates = check_certificates(&gw, c);
-                if routes.is_none() && gw.etcd.is_some() {
-                    if let Ok(warnings) = &certificates {
-                        for w in warnings {
-                            println!("{w}");
-                        }
-                        let prefix = gw.etcd.map(|e| e.prefix).unwrap_or_default();
-                        println!("OK: {} (the routing table comes from etcd under {prefix}; `dyegate push FILE` checks a table before writing it)", c.display());
-                        return ExitCode::SUCCESS;
-                    }
-                    None
-                } else {
-                    max_file_bytes = gw.config.reload.max_file_bytes;
-                    dns = gw.dns.clone();
-                    Some(gw.routes_path)
-                }
-            }
-            Err(e) => {
-                errors.0.extend(e.0);
-                None
-            }
-        },
-        None => Some(PathBuf::from("routes.yaml")),
-    };
-    let routes_path = routes.or(routes_path);
-    let mut loaded = None;
-    let mut unreachable = Vec::new();
-    if let Some(path) = routes_path {
-        match load_routes(&path, max_file_bytes) {
-            Ok(l) => {
-                unreachable = unreachable_routes(&path, &l);
-                if resolve {
-                    errors.0.extend(locate(
-                        Some(&path),
-                        dyegate::dns::startup::unresolved(&l.model, &dns),
-                    ));
-                }
-                loaded = Some(l);
-            }
-            Err(e) => errors.0.extend(e.0),
-        }
-    }
-    match (certificates, loaded) {
-        (Ok(warnings), Some(loaded)) if errors.0.is_empty() => {
-            for w in warnings.into_iter().chain(unreachable) {
-                println!("{w}");
-            }
-            println!(
-                "OK: {} routes, {} upstreams",
-                loaded.routes, loaded.upstreams
-            );
-            ExitCode::SUCCESS
-        }
-        (certificates, _) => {
-            errors.0.extend(certificates.err().unwrap_or_default());
-            print_errors(&errors, true);
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `check`'s warnings about routes no request can reach (an earlier route matches every request
-/// they would), located in the routes file.
-fn unreachable_routes(
-    path: &std::path::Path,
-    loaded: &dyegate::config::LoadedRoutes,
-) -> Vec<String> {
-    let routes = loaded.table.routes();
-    let source = Source::read(path).ok();
-    (dyegate::routing::shadowed(routes).into_iter())
-        .map(|s| {
-            let issue = Issue::new(
-                format!("routes[{}]", s.route),
-                format!(
-                    "route {} is unreachable: route {} (routes[{}]) above it matches every request it would; move it above, or narrow route {}",
-                    routes[s.route].name, routes[s.by].name, s.by, routes[s.by].name
-                ),
-            );
-            match &source {
-                Some(src) => format!("warning: {}", src.locate(issue)),
-                None => format!("warning: {}: {}: {}", path.display(), issue.path, issue.message),
-            }
-        })
-        .collect()
-}
-
 fn diff_sides(old: &str, new: &str, config: Option<PathBuf>) -> ExitCode {
     let config = default_config(config);
     let side = |s: &str| fleet::side_model(config.as_deref(), s);
@@ -331,42 +217,117 @@ fn fleet_result(r: Result<(), String>) -> ExitCode {
     }
 }
 
+/// Why `dyegate run` did not start, already printed.
+struct NotStarted;
+
 fn run(
     config: Option<PathBuf>,
     opts: RunOptions,
     log_level: dyegate::telemetry::log_level::LevelSource,
 ) -> ExitCode {
-    let config = default_config(config);
-    let gw = match Gateway::load(config.as_deref()) {
-        Ok(gw) => gw,
-        Err(e) => {
-            print_errors(&e, false);
-            eprintln!(
-                "dyegate: not started: invalid {}",
-                display(config.as_deref())
-            );
-            return ExitCode::FAILURE;
-        }
-    };
+    match serve(default_config(config), opts, log_level) {
+        Ok(never) => match never {},
+        Err(NotStarted) => ExitCode::FAILURE,
+    }
+}
+
+/// `dyegate run`, step by step, each refusing to start with its reason: gateway.yaml; the
+/// listen addresses free (unless taking them over); the first table, from etcd or the routes
+/// file ([`first_table`]); the reloader; the table's DNS names asked once; the certificates of
+/// the HTTPS listeners. Then the server runs until it is told to stop.
+fn serve(
+    config: Option<PathBuf>,
+    opts: RunOptions,
+    log_level: dyegate::telemetry::log_level::LevelSource,
+) -> Result<Infallible, NotStarted> {
+    let gw = Gateway::load(config.as_deref()).map_err(|e| {
+        print_errors(&e, false);
+        eprintln!(
+            "dyegate: not started: invalid {}",
+            display(config.as_deref())
+        );
+        NotStarted
+    })?;
     log_level.at_start(gw.config.log.level);
     let addrs = listen_addrs(&gw);
     if !opts.upgrade {
-        let busy = dyegate::lifecycle::listen_check::busy(&addrs);
-        if !busy.is_empty() {
-            for b in &busy {
-                eprintln!("dyegate: {b}");
-            }
-            eprintln!("dyegate: not started: {} address(es) unusable", busy.len());
-            return ExitCode::FAILURE;
-        }
+        addresses_free(&addrs)?;
     }
     let metrics = Metrics::new();
     let rollouts = Controller::new(&gw.state_dir, metrics.clone());
     let history = dyegate::reload::HistoryLimits {
-        count: gw.config.reload.history,
-        bytes: gw.config.reload.history_max_bytes,
+        count: gw.reload.history,
+        bytes: gw.reload.history_max_bytes,
     };
-    let (loaded, start, etcd_read) = match &gw.etcd {
+    let (loaded, start, etcd_read) = first_table(&gw, &rollouts, history)?;
+    let reloader = Reloader::start(
+        &gw.routes_path,
+        loaded,
+        start,
+        &gw.state_dir,
+        history,
+        &gw.audit_log,
+        metrics.clone(),
+    )
+    .map_err(|e| {
+        eprintln!("dyegate: not started: {e}");
+        NotStarted
+    })?;
+    // The table's DNS names: asked once before serving (dns/startup.rs), and those a reload
+    // brings asked before it commits (dns/prefetch.rs).
+    let dns = Arc::new(dyegate::dns::DnsNames::new(gw.dns.interval));
+    let prefetch = dyegate::dns::Prefetch::new(dns.clone(), gw.dns.clone(), metrics.dns().clone());
+    let reloader = Arc::new(
+        reloader
+            .with_max_file_bytes(gw.reload.max_file_bytes)
+            .with_overlay(rollouts.clone())
+            .with_prefetch(prefetch),
+    );
+    // A started or upgraded gateway serves with the addresses of its names.
+    dyegate::dns::startup::resolve_at_start(
+        &dns,
+        &reloader.active().load().table,
+        &gw.dns,
+        metrics.dns(),
+    );
+    let certificates = certificates(&gw, config.as_deref(), &metrics)?;
+    log_listening(&gw, &addrs, opts);
+    server::run(
+        gw,
+        reloader,
+        rollouts,
+        metrics,
+        opts,
+        etcd_read,
+        certificates,
+        dns,
+    )
+}
+
+/// Every listen address free to bind, or each one that is not, printed.
+fn addresses_free(addrs: &[(std::net::SocketAddr, Purpose)]) -> Result<(), NotStarted> {
+    let busy = dyegate::lifecycle::listen_check::busy(addrs);
+    if busy.is_empty() {
+        return Ok(());
+    }
+    for b in &busy {
+        eprintln!("dyegate: {b}");
+    }
+    eprintln!("dyegate: not started: {} address(es) unusable", busy.len());
+    Err(NotStarted)
+}
+
+/// The table to start with, where to start the history, and (from etcd) where its read left off.
+type FirstTable = (LoadedRoutes, StartAt, Option<(u64, String)>);
+
+/// The first table: from etcd (with the version it had), or the routes file with the steps of
+/// the rollouts kept in state_dir, so a restarted or upgraded gateway serves the step it was on.
+fn first_table(
+    gw: &Gateway,
+    rollouts: &Controller,
+    history: dyegate::reload::HistoryLimits,
+) -> Result<FirstTable, NotStarted> {
+    let loaded = match &gw.etcd {
         Some(settings) => match dyegate::source::etcd::initial(settings, &gw.state_dir, history) {
             Ok(i) => {
                 let start = StartAt {
@@ -378,7 +339,7 @@ fn run(
             }
             Err(e) => {
                 eprintln!("dyegate: not started: {e}");
-                return ExitCode::FAILURE;
+                return Err(NotStarted);
             }
         },
         // The rollouts kept in state_dir set their steps over the file's table before it is
@@ -394,7 +355,7 @@ fn run(
                     &gw.routes_path.display().to_string(),
                     bytes,
                     None,
-                    gw.config.reload.max_file_bytes,
+                    gw.reload.max_file_bytes,
                     &mut |model| {
                         let startup = dyegate::telemetry::labels::TriggerLabel::Startup;
                         rollouts
@@ -411,7 +372,7 @@ fn run(
             Err(e) => {
                 print_errors(&e, false);
                 eprintln!("dyegate: not started: invalid {}", gw.routes_path.display());
-                return ExitCode::FAILURE;
+                return Err(NotStarted);
             }
         },
     };
@@ -421,55 +382,39 @@ fn run(
             || gw.routes_path.display().to_string(),
             |e| format!("etcd:{}", e.prefix)
         ),
-        loaded.routes,
-        loaded.upstreams
+        loaded.0.routes,
+        loaded.0.upstreams
     );
-    // The table's DNS names: asked once before serving (dns/startup.rs), and those a reload
-    // brings asked before it commits (dns/prefetch.rs).
-    let dns = Arc::new(dyegate::dns::DnsNames::new(gw.dns.interval));
-    let prefetch = dyegate::dns::Prefetch::new(dns.clone(), gw.dns.clone(), metrics.dns().clone());
-    let reloader = match Reloader::start(
-        &gw.routes_path,
-        loaded,
-        start,
-        &gw.state_dir,
-        history,
-        &gw.audit_log,
-        metrics.clone(),
-    ) {
-        Ok(r) => Arc::new(
-            r.with_max_file_bytes(gw.config.reload.max_file_bytes)
-                .with_overlay(rollouts.clone())
-                .with_prefetch(prefetch),
-        ),
-        Err(e) => {
-            eprintln!("dyegate: not started: {e}");
-            return ExitCode::FAILURE;
+    Ok(loaded)
+}
+
+/// The certificates of the HTTPS listeners (`tls:`), loaded and counted in the metrics; an
+/// unusable pair is located in gateway.yaml.
+fn certificates(
+    gw: &Gateway,
+    config: Option<&Path>,
+    metrics: &Metrics,
+) -> Result<Option<Arc<Certificates>>, NotStarted> {
+    let Some(tls) = &gw.tls else {
+        return Ok(None);
+    };
+    match Certificates::load(tls, TlsMetrics::new()) {
+        Ok(c) => {
+            metrics.register(c.metrics().collectors(c.table()));
+            Ok(Some(Arc::new(c)))
         }
-    };
-    // A started or upgraded gateway serves with the addresses of its names.
-    dyegate::dns::startup::resolve_at_start(
-        &dns,
-        &reloader.active().load().table,
-        &gw.dns,
-        metrics.dns(),
-    );
-    let certificates = match &gw.tls {
-        None => None,
-        Some(tls) => match Certificates::load(tls, TlsMetrics::new()) {
-            Ok(c) => {
-                metrics.register(c.metrics().collectors(c.table()));
-                Some(Arc::new(c))
+        Err(issues) => {
+            for e in locate(config, issues) {
+                eprintln!("{e}");
             }
-            Err(issues) => {
-                for e in locate(config.as_deref(), issues) {
-                    eprintln!("{e}");
-                }
-                eprintln!("dyegate: not started: unusable certificates in tls:");
-                return ExitCode::FAILURE;
-            }
-        },
-    };
+            eprintln!("dyegate: not started: unusable certificates in tls:");
+            Err(NotStarted)
+        }
+    }
+}
+
+/// `dyegate VERSION listening: http on ADDR, ...` (or `taking over` on an upgrade).
+fn log_listening(gw: &Gateway, addrs: &[(std::net::SocketAddr, Purpose)], opts: RunOptions) {
     log::info!(
         "dyegate {} {}: {}",
         env!("CARGO_PKG_VERSION"),
@@ -487,16 +432,6 @@ fn run(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    server::run(
-        gw,
-        reloader,
-        rollouts,
-        metrics,
-        opts,
-        etcd_read,
-        certificates,
-        dns,
-    )
 }
 
 /// Every address the process listens on, with what for.
@@ -507,49 +442,6 @@ fn listen_addrs(gw: &Gateway) -> Vec<(std::net::SocketAddr, Purpose)> {
     }
     out.push((gw.admin_listen, Purpose::Admin));
     out
-}
-
-/// Certificate errors located in gateway.yaml like every config error
-/// (`gateway.yaml:LINE:COL: tls.certificates[0].key: found ..., expected ...`).
-fn locate(file: Option<&Path>, issues: Vec<Issue>) -> Vec<ConfigError> {
-    let source = file.and_then(|f| Source::read(f).ok());
-    (issues.into_iter())
-        .map(|i| match &source {
-            Some(s) => s.locate(i),
-            None => ConfigError {
-                file: display(file),
-                mark: Default::default(),
-                path: i.path,
-                message: i.message,
-            },
-        })
-        .collect()
-}
-
-/// `dyegate check` of `tls.certificates`: every pair parses, matches and is valid now; a
-/// certificate expiring within 14 days is a warning (printed, not a failure).
-fn check_certificates(gw: &Gateway, file: &Path) -> Result<Vec<String>, Vec<ConfigError>> {
-    let Some(tls) = &gw.tls else {
-        return Ok(Vec::new());
-    };
-    let now = std::time::SystemTime::now();
-    let soon = i64::try_from(EXPIRY_WARNING.as_secs()).unwrap_or(i64::MAX);
-    match dyegate::tls::certificates::load_all(tls, now) {
-        Ok(certs) => Ok(certs
-            .iter()
-            .filter(|c| c.seconds_left(now) < soon)
-            .map(|c| {
-                format!(
-                    "warning: {}: certificate {} expires in {} days, at {}",
-                    c.paths.cert.display(),
-                    c.name(),
-                    c.seconds_left(now) / 86_400,
-                    rfc3339(c.not_after)
-                )
-            })
-            .collect()),
-        Err(issues) => Err(locate(Some(file), issues)),
-    }
 }
 
 /// What `dyegate schema`, `dyegate completions` and `dyegate man` print or write: generated
@@ -589,8 +481,55 @@ fn print_docs(docs: Docs) -> ExitCode {
     }
 }
 
-fn display(p: Option<&Path>) -> String {
-    p.map_or_else(|| "built-in defaults".into(), |p| p.display().to_string())
+/// `dyegate rollback --fleet --to REVISION`: an etcd revision, not a local change.
+fn rollback_fleet(admin: AdminArgs, to: Option<dyegate::reload::VersionId>) -> ExitCode {
+    match to {
+        Some(to) if to.is_local() => {
+            eprintln!("dyegate rollback --fleet: --to {to} is a local change of one gateway, not an etcd revision (see dyegate versions)");
+            ExitCode::from(2)
+        }
+        Some(to) => fleet_result(fleet::rollback(
+            default_config(admin.config).as_deref(),
+            to.version,
+        )),
+        None => {
+            eprintln!("dyegate rollback --fleet: --to REVISION is required (see dyegate versions)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `dyegate upgrade`: the running gateway's config and the new binary (this one by default).
+fn upgrade(
+    config: Option<PathBuf>,
+    binary: Option<PathBuf>,
+    wait_old: bool,
+    timeout: u64,
+) -> ExitCode {
+    let Some(config) = default_config(config) else {
+        eprintln!("dyegate upgrade: no gateway.yaml given (-c) or in the working directory");
+        return ExitCode::FAILURE;
+    };
+    let binary = match binary.map_or_else(std::env::current_exe, Ok) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("dyegate upgrade: cannot find this binary: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let args = dyegate::upgrade::UpgradeArgs {
+        config,
+        binary,
+        wait_old,
+        timeout: std::time::Duration::from_secs(timeout),
+    };
+    match dyegate::upgrade::upgrade(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dyegate upgrade: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -643,22 +582,7 @@ fn main() -> ExitCode {
             to,
             fleet: true,
             ..
-        } => match to {
-            Some(to) if to.is_local() => {
-                eprintln!("dyegate rollback --fleet: --to {to} is a local change of one gateway, not an etcd revision (see dyegate versions)");
-                ExitCode::from(2)
-            }
-            Some(to) => fleet_result(fleet::rollback(
-                default_config(admin.config).as_deref(),
-                to.version,
-            )),
-            None => {
-                eprintln!(
-                    "dyegate rollback --fleet: --to REVISION is required (see dyegate versions)"
-                );
-                ExitCode::from(2)
-            }
-        },
+        } => rollback_fleet(admin, to),
         Command::Rollback {
             admin,
             to,
@@ -670,34 +594,7 @@ fn main() -> ExitCode {
             binary,
             wait_old,
             timeout,
-        } => {
-            let Some(config) = default_config(config) else {
-                eprintln!(
-                    "dyegate upgrade: no gateway.yaml given (-c) or in the working directory"
-                );
-                return ExitCode::FAILURE;
-            };
-            let binary = match binary.map_or_else(std::env::current_exe, Ok) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("dyegate upgrade: cannot find this binary: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let args = dyegate::upgrade::UpgradeArgs {
-                config,
-                binary,
-                wait_old,
-                timeout: std::time::Duration::from_secs(timeout),
-            };
-            match dyegate::upgrade::upgrade(&args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("dyegate upgrade: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => upgrade(config, binary, wait_old, timeout),
         Command::Run {
             config,
             daemon,

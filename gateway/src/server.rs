@@ -27,7 +27,7 @@ use crate::tls::{CertificateService, Certificates, TlsAcceptor};
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server};
+use pingora::server::{ExecutionPhase, RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ pub struct RunOptions {
 }
 
 fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
-    let p = &gw.config.pingora;
+    let p = &gw.pingora;
     ServerConf {
         threads: p.threads.resolve(),
         work_stealing: p.work_stealing,
@@ -49,8 +49,8 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
         upstream_keepalive_pool_size: p.upstream_keepalive_pool_size,
         pid_file: gw.pid_file.display().to_string(),
         upgrade_sock: gw.upgrade_sock.display().to_string(),
-        grace_period_seconds: Some(p.grace_period_seconds),
-        graceful_shutdown_timeout_seconds: Some(p.graceful_shutdown_timeout_seconds),
+        grace_period_seconds: Some(p.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(p.graceful_shutdown_timeout.as_secs()),
         error_log: gw.error_log.as_ref().map(|p| p.display().to_string()),
         daemon: opts.daemon,
         // `dyegate upgrade` signals the old process only once the new one is waiting on the
@@ -66,6 +66,10 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
 /// table comes from etcd and etcd answered. `certificates`: the certificate set of the HTTPS
 /// listeners, loaded, when gateway.yaml has `tls:`. `dns`: the table's DNS names, asked once
 /// already (`dns::startup`).
+///
+/// The steps: Pingora's server; the proxy and what it reads ([`proxy`]); the proxy listeners
+/// and the admin API behind the shared connection caps; the sources of change (certificate
+/// watch, etcd); the background services and the drain ([`background`]).
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     gw: Gateway,
@@ -77,57 +81,23 @@ pub fn run(
     certificates: Option<Arc<Certificates>>,
     dns: Arc<DnsNames>,
 ) -> ! {
-    let conf = server_conf(&gw, opts);
     let opt = Opt {
         upgrade: opts.upgrade,
         daemon: opts.daemon,
         ..Default::default()
     };
-    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&gw, opts));
     let phases = server.watch_execution_phase();
     server.bootstrap();
     let lifecycle = Lifecycle::new();
 
-    let access_log = access_log(&mut server, &gw, &metrics, &lifecycle);
-
-    // Spans are exported by a background service: its threads start after Pingora's daemon fork.
-    let (tracing, span_export) = Tracing::new(&gw.tracing);
-    let sample_ratio = tracing.sample_ratio();
-    metrics.watch_spans_dropped(tracing.stats().dropped_counter());
-    if let Some(export) = span_export {
-        server.add_service(background_service("span export", export));
-    }
-
-    let health = health(&mut server, &reloader, &metrics, &dns);
-    server.add_service(background_service(
-        "dns",
-        DnsService::new(
-            reloader.active(),
-            dns.clone(),
-            gw.dns.clone(),
-            metrics.dns().clone(),
-        ),
-    ));
-    let failure_log = Arc::new(FailureLog::default());
-    server.add_service(background_service(
-        "upstream failure log",
-        FailureLogFlush(failure_log.clone()),
-    ));
-    let live: SharedLive = Arc::new(arc_swap::ArcSwap::from_pointee(Live::of(&gw)));
-
-    let proxy = DyegateProxy::new(
-        reloader.active(),
-        lifecycle.clone(),
-        Some(access_log.clone()),
-        Duration::from_millis(gw.config.connect_timeout_ms),
-    )
-    .with_tracing(tracing)
-    .with_failure_metrics(metrics.containment().clone())
-    .with_health(health.clone())
-    .with_live(live.clone())
-    .with_failure_log(failure_log)
-    .with_addresses(dns.book().clone())
-    .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
+    let (proxy, parts) = proxy(&mut server, &gw, &reloader, &metrics, &lifecycle, &dns);
+    let ProxyParts {
+        health,
+        live,
+        sample_ratio,
+        access_log,
+    } = parts;
     let downstream = DownstreamMetrics::new();
     metrics.register(downstream.collectors());
     let caps = connection_caps(
@@ -150,24 +120,14 @@ pub fn run(
         caps,
         limits: live_limits.clone(),
     };
-    for service in proxy_services(
-        &server,
-        &gw,
-        opts,
-        proxy,
-        listeners.clone(),
-        certificates.as_ref(),
-    ) {
+    let certs = certificates.as_ref();
+    for service in proxy_services(&server, &gw, opts, proxy, listeners.clone(), certs) {
         server.add_service(service);
     }
-    if let (Some(certs), true) = (&certificates, gw.config.reload.watch) {
+    if let (Some(certs), true) = (&certificates, gw.reload.watch) {
         server.add_service(background_service(
             "certificate watch",
-            CertificateService::new(
-                certs.clone(),
-                lifecycle.clone(),
-                Duration::from_millis(gw.config.reload.debounce_ms),
-            ),
+            CertificateService::new(certs.clone(), lifecycle.clone(), gw.reload.debounce),
         ));
     }
 
@@ -178,23 +138,117 @@ pub fn run(
         .with_dns(dns)
         .with_rollouts(rollouts.clone())
         .with_certificates(certificates.clone())
-        .with_live(live.clone())
+        .with_live(live)
         .with_gateway(gateway_reload.clone());
     server.add_service(admin_service(&gw, listeners, api));
 
-    // A reload that swapped a table but has not recorded it yet finishes before the process
-    // exits, whichever way it exits (early exit once drained, or Pingora's own).
-    let settle = reloader.clone();
-    lifecycle.on_exit(Box::new(move || settle.settle(EXIT_SETTLE)));
     let reload = ReloadService::new(
         reloader.clone(),
         lifecycle.clone(),
         // With etcd as the source there is no routes file to watch.
-        gw.config.reload.watch && gw.etcd.is_none(),
-        Duration::from_millis(gw.config.reload.debounce_ms),
+        gw.reload.watch && gw.etcd.is_none(),
+        gw.reload.debounce,
     )
     .with_certificates(certificates)
     .with_gateway(gateway_reload);
+    background(
+        &mut server,
+        &gw,
+        &reloader,
+        reload,
+        rollouts,
+        lifecycle,
+        phases,
+    );
+    server.run(RunArgs::default());
+    reloader.settle(EXIT_SETTLE);
+    std::process::exit(0)
+}
+
+/// What the proxy reads besides the table that others change too: target health (the admin
+/// API), the live settings, the sample ratio and the access log (the gateway.yaml reload).
+struct ProxyParts {
+    health: Arc<HealthRegistry>,
+    live: SharedLive,
+    sample_ratio: crate::telemetry::sample_ratio::SampleRatio,
+    access_log: AccessLog,
+}
+
+/// The proxy and what it reads besides the table: the access log and span export (background
+/// services), target health, the DNS names' addresses, the upstream failure log, and the
+/// settings a SIGHUP changes live (returned too, for the admin API and the reload).
+fn proxy(
+    server: &mut Server,
+    gw: &Gateway,
+    reloader: &Reloader,
+    metrics: &Metrics,
+    lifecycle: &Arc<Lifecycle>,
+    dns: &Arc<DnsNames>,
+) -> (DyegateProxy, ProxyParts) {
+    let access_log = access_log(server, gw, metrics, lifecycle);
+
+    // Spans are exported by a background service: its threads start after Pingora's daemon fork.
+    let (tracing, span_export) = Tracing::new(&gw.tracing);
+    let sample_ratio = tracing.sample_ratio();
+    metrics.watch_spans_dropped(tracing.stats().dropped_counter());
+    if let Some(export) = span_export {
+        server.add_service(background_service("span export", export));
+    }
+
+    let health = health(server, reloader, metrics, dns);
+    server.add_service(background_service(
+        "dns",
+        DnsService::new(
+            reloader.active(),
+            dns.clone(),
+            gw.dns.clone(),
+            metrics.dns().clone(),
+        ),
+    ));
+    let failure_log = Arc::new(FailureLog::default());
+    server.add_service(background_service(
+        "upstream failure log",
+        FailureLogFlush(failure_log.clone()),
+    ));
+    let live: SharedLive = Arc::new(arc_swap::ArcSwap::from_pointee(Live::of(gw)));
+
+    let proxy = DyegateProxy::new(
+        reloader.active(),
+        lifecycle.clone(),
+        Some(access_log.clone()),
+        gw.connect_timeout,
+    )
+    .with_tracing(tracing)
+    .with_failure_metrics(metrics.containment().clone())
+    .with_health(health.clone())
+    .with_live(live.clone())
+    .with_failure_log(failure_log)
+    .with_addresses(dns.book().clone())
+    .with_https_port(gw.tls.as_ref().and_then(|t| t.port()).unwrap_or(443));
+    let parts = ProxyParts {
+        health,
+        live,
+        sample_ratio,
+        access_log,
+    };
+    (proxy, parts)
+}
+
+/// The background services that outlive requests: reload (file, SIGHUP, certificates,
+/// gateway.yaml), rollouts, the pid file, and the drain that ends the process.
+fn background(
+    server: &mut Server,
+    gw: &Gateway,
+    reloader: &Arc<Reloader>,
+    reload: ReloadService,
+    rollouts: Arc<Controller>,
+    lifecycle: Arc<Lifecycle>,
+    phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+) {
+    // A reload that swapped a table but has not recorded it yet finishes before the process
+    // exits, whichever way it exits (early exit once drained, or Pingora's own).
+    let settle = reloader.clone();
+    lifecycle.on_exit(Box::new(move || settle.settle(EXIT_SETTLE)));
     server.add_service(background_service("reload", reload));
     server.add_service(background_service(
         "rollouts",
@@ -204,16 +258,8 @@ pub fn run(
         "pid file",
         PidFileService::new(gw.pid_file.clone()),
     ));
-
-    let drain = DrainService::new(
-        lifecycle,
-        phases,
-        Duration::from_secs(gw.config.pingora.grace_period_seconds),
-    );
+    let drain = DrainService::new(lifecycle, phases, gw.pingora.grace_period);
     server.add_service(background_service("drain", drain));
-    server.run(RunArgs::default());
-    reloader.settle(EXIT_SETTLE);
-    std::process::exit(0)
 }
 
 /// The JSON access log: its writer runs as a background service, on or off as gateway.yaml
@@ -224,7 +270,7 @@ fn access_log(
     metrics: &Metrics,
     lifecycle: &Lifecycle,
 ) -> AccessLog {
-    let queue = (gw.config.access_log.as_ref()).map_or(DEFAULT_ACCESS_LOG_QUEUE, |a| a.queue);
+    let queue = (gw.access_log.as_ref()).map_or(DEFAULT_ACCESS_LOG_QUEUE, |a| a.queue);
     let (log, service) = AccessLog::new(Destination::of(&gw.access_log), queue);
     metrics.watch_access_log_dropped(log.dropped());
     let flush = log.clone();
@@ -347,7 +393,7 @@ fn proxy_services(
     listeners: Downstream<'_>,
     certificates: Option<&Arc<Certificates>>,
 ) -> Vec<Service<BoundedApp<HttpProxy<DyegateProxy>>>> {
-    let p = &gw.config.pingora;
+    let p = &gw.pingora;
     let layout = Layout::resolve(p.runtime, p.threads.resolve(), &gw.listen);
     log::info!("proxy listeners: {layout:?}");
     // Each per-core runtime's proxy has its own upstream pool: `upstream_keepalive_pool_size`
@@ -362,7 +408,7 @@ fn proxy_services(
     let make_app = |_runtime: usize| {
         let mut app = http_proxy(&conf, proxy.clone());
         let mut options = HttpServerOptions::default();
-        options.h2c = gw.config.h2c;
+        options.h2c = gw.h2c;
         options.h2_idle_timeout = Some(gw.limits.idle_timeout);
         options.keepalive_request_limit = Some(gw.limits.keepalive_requests);
         app.server_options = Some(options);
@@ -381,7 +427,7 @@ fn proxy_services(
     };
     let downstream = ProxyDownstream {
         limits,
-        h2c: gw.config.h2c,
+        h2c: gw.h2c,
         metrics: listeners.metrics.clone(),
         proxy_protocol: ProxyListeners::new(gw.proxy_protocol.clone()),
     };

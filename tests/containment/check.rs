@@ -52,7 +52,7 @@ fn bad_timeouts_are_located() {
     assert_errors(
         &config,
         &out,
-        &["FILE:5:26: routes[0].timeouts.read_ms: found -1, expected a whole number of milliseconds from 0 (no read timeout) to 86400000"],
+        &["FILE:5:26: routes[0].timeouts.read_ms: found -1, expected a whole number of milliseconds from 0 to 86400000"],
     );
     let (config, out) = check(&route_with("    timeouts: { wrte_ms: 5 }\n"));
     assert_errors(

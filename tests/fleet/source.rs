@@ -269,6 +269,6 @@ fn routes_and_source_are_exclusive_and_source_errors_are_located() {
         "{out}"
     );
     assert!(text.contains("source.etcd.prefix: found \"dyegate\", expected a key prefix that starts and ends with `/`"), "{out}");
-    assert!(text.contains("source.etcd.dial_timeout_ms: found 0, expected a number of milliseconds from 1 to 60000"), "{out}");
+    assert!(text.contains("source.etcd.dial_timeout_ms: found 0, expected a whole number of milliseconds from 1 to 60000"), "{out}");
     assert!(text.contains("gateway.yaml:6:"), "located: {out}");
 }

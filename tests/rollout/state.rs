@@ -173,7 +173,7 @@ fn dyegate_check_reports_rollout_errors_located() {
         "canary",
     );
     assert!(
-        out.stdout.contains("routes.yaml:10:44: routes[0].rollout.steps[1]: found 120, expected a whole number of percent from 0 to 100"),
+        out.stdout.contains("routes.yaml:10:44: routes[0].rollout.steps[1]: found 120, expected a whole number of percent from 1 to 100"),
         "{out}"
     );
 }

@@ -9,4 +9,5 @@ mod deploy_observability;
 mod deploy_package;
 mod harness;
 mod schema;
+mod source_shape;
 mod start;

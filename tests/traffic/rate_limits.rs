@@ -122,7 +122,7 @@ fn limits_config_errors_are_located() {
         got,
         [
             format!("{f}:6:68: routes[0].dye.limits.key: found \"header:bad header\", expected `header:NAME` with a valid header name"),
-            format!("{f}:8:27: routes[0].limits.rate_per_s: found 0, expected a whole number >= 1 (requests per second)"),
+            format!("{f}:8:27: routes[0].limits.rate_per_s: found 0, expected a whole number of requests per second >= 1"),
             format!("{f}:11:36: routes[1].limits.key: found \"cookie:sid\", expected `client_ip`, `header:NAME` or `route`"),
             format!("{f}:14:15: routes[2].limits.rate: found unknown field `rate`, expected one of `rate_per_s`, `burst`, `key`"),
         ],

@@ -5,7 +5,7 @@ use super::body::{BodyDeadline, BodyError};
 use super::rollback_body::rollback_target;
 use super::routes_json::routes_json;
 use super::upstreams_json::{upstreams_json, Resolved};
-use crate::config::admin_tokens::AdminIdentity;
+use crate::config::settings::admin_tokens::AdminIdentity;
 use crate::dns::DnsNames;
 use crate::health::HealthRegistry;
 use crate::lifecycle::Lifecycle;

@@ -6,8 +6,8 @@
 //! kept only as SHA-256 digests and compared digest to digest, every identity each time, so the
 //! time of a check tells neither how much of a token matched nor which identity it was.
 
-use crate::config::admin_tokens::AdminIdentity;
-use crate::config::model::AdminRole;
+use crate::config::settings::admin_tokens::AdminIdentity;
+use crate::config::settings::model::AdminRole;
 use http::Method;
 use prometheus::core::Collector;
 use prometheus::{IntCounterVec, Opts};

@@ -3,6 +3,14 @@
 use super::output::Format;
 use std::path::PathBuf;
 
+/// The gateway.yaml a command reads: the one given, else ./gateway.yaml when it exists.
+pub fn default_config(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        let p = PathBuf::from("gateway.yaml");
+        p.exists().then_some(p)
+    })
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct AdminArgs {
     /// gateway.yaml (default: ./gateway.yaml when it exists); read only for what the other

@@ -1,9 +1,11 @@
 //! The commands that talk to a running gateway through its admin API (`dyegate status`,
 //! `reload`, `rollback`, `versions`, `upstreams`, `rollout`): where the API is and which token
 //! to send ([`target`], [`token`]), the calls and their exit codes ([`commands`]), and how an
-//! answer reads to a person ([`render`]; JSON for scripts, chosen in [`output`]).
+//! answer reads to a person ([`render`]; JSON for scripts, chosen in [`output`]). And
+//! [`check`], which checks the files offline.
 
 pub mod args;
+pub mod check;
 pub mod commands;
 pub mod exit;
 pub mod output;

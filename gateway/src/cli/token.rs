@@ -4,8 +4,8 @@
 //! the shell's history and in `ps` for every user to read.
 
 use super::exit::Failure;
-use crate::config::admin_tokens::AdminIdentity;
-use crate::config::model::AdminRole;
+use crate::config::settings::admin_tokens::AdminIdentity;
+use crate::config::settings::model::AdminRole;
 use std::path::Path;
 
 /// The environment variable a token may come from.

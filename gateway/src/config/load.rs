@@ -2,10 +2,9 @@
 
 use super::bounds::mark_of_offset;
 use super::error::{ConfigError, Issue, Mark};
-use super::model::{
-    GatewayConfig, RouteConfig, RoutesConfig, SplitEntryConfig, TargetConfig, UpstreamConfig,
-    Weight, ROUTES_FIELDS, ROUTE_FIELDS, UPSTREAM_FIELDS,
-};
+use super::settings::model::GatewayConfig;
+use super::table::by_field::{self, field_names};
+use super::table::model::{RoutesConfig, RoutesFile};
 use super::yaml::{self, join_index, join_key, DeError, Node, NodeKind};
 use std::path::Path;
 use std::sync::Arc;
@@ -144,7 +143,7 @@ impl Source {
             match name {
                 "upstreams" => self.upstreams(value, &mut out, &mut errors),
                 "routes" => self.route_list(value, &mut out, &mut errors),
-                other => errors.push(self.unknown_field(key, other, ROUTES_FIELDS)),
+                other => errors.push(self.unknown_field(key, other, field_names::<RoutesFile>())),
             }
         }
         if !seen.contains(&"routes") {
@@ -161,7 +160,7 @@ impl Source {
                     let path = join_key("upstreams", &name);
                     let up = match yaml::from_node(v, &path) {
                         Ok(u) => Some(u),
-                        Err(e) => self.upstream_by_field(v, &path, e, out, errors),
+                        Err(e) => by_field::decode(v, &path, e, &mut self.failures(out, errors)),
                     };
                     out.upstreams.push((name, up.map(Arc::new)));
                 }
@@ -185,7 +184,7 @@ impl Source {
                     let path = join_index("routes", i);
                     let route = match yaml::from_node(item, &path) {
                         Ok(r) => Some(r),
-                        Err(e) => self.route_by_field(item, &path, e, out, errors),
+                        Err(e) => by_field::decode(item, &path, e, &mut self.failures(out, errors)),
                     };
                     out.routes.push(route.map(Arc::new));
                 }
@@ -199,161 +198,17 @@ impl Source {
         }
     }
 
-    /// A route that failed to decode as a whole, decoded field by field (list entries one by
-    /// one) so that every error in it is reported and its good fields are still validated.
-    /// Failed fields get placeholders and are recorded in `out.failed`.
-    fn route_by_field(
-        &self,
-        node: &Node,
-        path: &str,
-        whole: DeError,
-        out: &mut RoutesConfig,
-        errors: &mut Vec<ConfigError>,
-    ) -> Option<RouteConfig> {
-        let NodeKind::Map(entries) = &node.kind else {
-            errors.push(self.de_error(whole, node, path));
-            return None;
-        };
-        let mut route = RouteConfig {
-            name: String::new(),
-            matches: Default::default(),
-            dye: Default::default(),
-            split: Vec::new(),
-            sticky: None,
-            timeouts: Default::default(),
-            retries: Default::default(),
-            rollout: None,
-            limits: None,
-            https_redirect: false,
-        };
-        let mut has_name = false;
-        for (k, v) in entries {
-            let key = k.as_str().unwrap_or_default();
-            let fpath = join_key(path, key);
-            let mut field = |r: Result<(), DeError>| {
-                if let Err(e) = r {
-                    errors.push(self.de_error(e, v, &fpath));
-                    out.failed.push(fpath.clone());
-                }
-            };
-            match key {
-                "name" => {
-                    has_name = true;
-                    field(yaml::from_node(v, &fpath).map(|n| route.name = n));
-                }
-                "match" => field(yaml::from_node(v, &fpath).map(|m| route.matches = m)),
-                "dye" => field(yaml::from_node(v, &fpath).map(|d| route.dye = d)),
-                "sticky" => field(yaml::from_node(v, &fpath).map(|s| route.sticky = s)),
-                "timeouts" => field(yaml::from_node(v, &fpath).map(|t| route.timeouts = t)),
-                "retries" => field(yaml::from_node(v, &fpath).map(|r| route.retries = r)),
-                "rollout" => field(yaml::from_node(v, &fpath).map(|r| route.rollout = r)),
-                "limits" => field(yaml::from_node(v, &fpath).map(|l| route.limits = l)),
-                "https_redirect" => {
-                    field(yaml::from_node(v, &fpath).map(|h| route.https_redirect = h))
-                }
-                "split" => match &v.kind {
-                    NodeKind::Seq(items) => {
-                        for (j, item) in items.iter().enumerate() {
-                            let epath = join_index(&fpath, j);
-                            match yaml::from_node(item, &epath) {
-                                Ok(e) => route.split.push(e),
-                                Err(e) => {
-                                    errors.push(self.de_error(e, item, &epath));
-                                    out.failed.push(epath);
-                                    route.split.push(SplitEntryConfig {
-                                        upstream: String::new(),
-                                        weight: Weight(0),
-                                    });
-                                }
-                            }
-                        }
-                    }
-                    _ => field(yaml::from_node(v, &fpath).map(|s| route.split = s)),
-                },
-                _ => {
-                    errors.push(self.unknown_field(k, &fpath, ROUTE_FIELDS));
-                }
-            }
+    /// Where the field-by-field decoding of an entry reports.
+    fn failures<'a>(
+        &'a self,
+        out: &'a mut RoutesConfig,
+        errors: &'a mut Vec<ConfigError>,
+    ) -> by_field::Failures<'a> {
+        by_field::Failures {
+            file: &self.file,
+            errors,
+            failed: &mut out.failed,
         }
-        if !has_name {
-            errors.push(self.locate_at(node, path, "missing required field `name`".into()));
-            out.failed.push(join_key(path, "name"));
-        }
-        Some(route)
-    }
-
-    /// Like [`Self::route_by_field`], for an upstream group.
-    fn upstream_by_field(
-        &self,
-        node: &Node,
-        path: &str,
-        whole: DeError,
-        out: &mut RoutesConfig,
-        errors: &mut Vec<ConfigError>,
-    ) -> Option<UpstreamConfig> {
-        let NodeKind::Map(entries) = &node.kind else {
-            errors.push(self.de_error(whole, node, path));
-            out.failed.push(path.to_string());
-            return None;
-        };
-        let mut up = UpstreamConfig {
-            targets: Vec::new(),
-            health: None,
-            outlier: None,
-            max_in_flight: None,
-            protocol: Default::default(),
-            tls: None,
-        };
-        let mut has_targets = false;
-        for (k, v) in entries {
-            let key = k.as_str().unwrap_or_default();
-            let fpath = join_key(path, key);
-            match (key, &v.kind) {
-                ("targets", NodeKind::Seq(items)) => {
-                    has_targets = true;
-                    for (j, item) in items.iter().enumerate() {
-                        let tpath = join_index(&fpath, j);
-                        match yaml::from_node::<TargetConfig>(item, &tpath) {
-                            Ok(t) => up.targets.push(t),
-                            Err(e) => {
-                                errors.push(self.de_error(e, item, &tpath));
-                                out.failed.push(tpath);
-                                up.targets.push(TargetConfig {
-                                    addr: String::new(),
-                                    weight: Weight(0),
-                                });
-                            }
-                        }
-                    }
-                }
-                ("targets", _) => {
-                    has_targets = true;
-                    if let Err(e) = yaml::from_node::<Vec<TargetConfig>>(v, &fpath) {
-                        errors.push(self.de_error(e, v, &fpath));
-                        out.failed.push(fpath);
-                    }
-                }
-                (key @ ("health" | "outlier" | "max_in_flight" | "protocol" | "tls"), _) => {
-                    let set = match key {
-                        "health" => yaml::from_node(v, &fpath).map(|h| up.health = h),
-                        "outlier" => yaml::from_node(v, &fpath).map(|o| up.outlier = o),
-                        "protocol" => yaml::from_node(v, &fpath).map(|p| up.protocol = p),
-                        "tls" => yaml::from_node(v, &fpath).map(|t| up.tls = t),
-                        _ => yaml::from_node(v, &fpath).map(|m| up.max_in_flight = m),
-                    };
-                    if let Err(e) = set {
-                        errors.push(self.de_error(e, v, &fpath));
-                        out.failed.push(fpath);
-                    }
-                }
-                _ => errors.push(self.unknown_field(k, &fpath, UPSTREAM_FIELDS)),
-            }
-        }
-        if !has_targets {
-            errors.push(self.locate_at(node, path, "missing required field `targets`".into()));
-            out.failed.push(join_key(path, "targets"));
-        }
-        Some(up)
     }
 
     fn unknown_field(&self, key: &Node, path: &str, allowed: &[&str]) -> ConfigError {

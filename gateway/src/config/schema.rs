@@ -1,17 +1,17 @@
 //! JSON Schema (draft 2020-12) of `routes.yaml` and `gateway.yaml`, generated from the serde
-//! structs of [`super::model`] by `schemars` (field descriptions are their doc comments), for
+//! structs of [`super::settings::model`] and [`super::table::model`] by `schemars` (field descriptions are their doc comments), for
 //! editors (`# yaml-language-server: $schema=...`) and `dyegate schema`. The types that decode
 //! by hand (weights, durations, targets, mappings kept as entries) describe themselves here, with
 //! the same ranges their `Deserialize` enforces. The schema checks shape, types, ranges and
 //! field names; references between entries (a split naming an unknown group) and address
 //! syntax are `dyegate check`'s.
 
-use super::containment::{Millis, Percent, Ranged, ReadMillis, RetryOnConfig, MAX_MILLIS};
-use super::listen::ListenConfig;
-use super::model::{
-    Entries, GatewayConfig, OneOrMany, RoutesFile, TargetConfig, Weight, MAX_WEIGHT,
-};
-use super::runtime::{Threads, MAX_THREADS};
+use super::entries::Entries;
+use super::settings::listen::ListenConfig;
+use super::settings::model::GatewayConfig;
+use super::settings::runtime::{Threads, MAX_THREADS};
+use super::table::containment::RetryOnConfig;
+use super::table::model::{OneOrMany, RoutesFile, TargetConfig, Weight, MAX_WEIGHT};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use std::borrow::Cow;
 
@@ -104,46 +104,6 @@ impl JsonSchema for Threads {
     }
 }
 
-impl JsonSchema for Millis {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "Millis".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        integer(1, MAX_MILLIS, "Milliseconds, a whole number >= 1.")
-    }
-}
-
-impl JsonSchema for ReadMillis {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "ReadMillis".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        integer(
-            0,
-            MAX_MILLIS,
-            "Milliseconds, a whole number >= 0; 0 = no read timeout.",
-        )
-    }
-}
-
-impl<const MIN: u64, const MAX: u64> JsonSchema for Ranged<MIN, MAX> {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        format!("Ranged{MIN}_{MAX}").into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        integer(MIN, MAX, &format!("A whole number from {MIN} to {MAX}."))
-    }
-}
-
 impl JsonSchema for RetryOnConfig {
     fn inline_schema() -> bool {
         true
@@ -156,18 +116,6 @@ impl JsonSchema for RetryOnConfig {
             "description": "A failure that is retried: connect_failure, reset, timeout, or an upstream status 500, 502, 503, 504.",
             "enum": ["connect_failure", "reset", "timeout", "500", "502", "503", "504", 500, 502, 503, 504],
         })
-    }
-}
-
-impl JsonSchema for Percent {
-    fn inline_schema() -> bool {
-        true
-    }
-    fn schema_name() -> Cow<'static, str> {
-        "Percent".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        integer(0, 100, "A whole number of percent from 0 to 100.")
     }
 }
 

@@ -17,7 +17,7 @@
 
 use super::proxy_protocol::ProxyListeners;
 use super::{BoundedApp, DownstreamMetrics};
-use crate::config::model::RuntimeLayout;
+use crate::config::settings::runtime::RuntimeLayout;
 use crate::tls::TlsAcceptor;
 use pingora::apps::HttpServerApp;
 use pingora::listeners::{L4BufferSettings, ListenerConfig, TcpSocketOptions};

@@ -14,7 +14,7 @@
 //! PROXY protocol on).
 
 use super::proxy_header::{parse, Parsed, MAX_HEADER_BYTES};
-use crate::config::listen::ProxyProtocolListener;
+use crate::config::settings::listen::ProxyProtocolListener;
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest};

@@ -34,7 +34,7 @@ impl Default for Live {
     fn default() -> Self {
         Live {
             server_header: Some(http::HeaderValue::from_static("dyegate")),
-            forwarding: Arc::new(crate::config::forwarded::forwarding_settings(
+            forwarding: Arc::new(crate::config::settings::forwarded::forwarding_settings(
                 &Default::default(),
                 &mut Vec::new(),
             )),

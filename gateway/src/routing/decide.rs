@@ -1,5 +1,6 @@
 //! The routing decision: route match, then dye tag, then split, each group checked against a
-//! read-only health view. Pure: the only state it touches is the split's round-robin counter.
+//! read-only health view. No I/O; the one state it changes is the split's round-robin counter
+//! (`smooth.next()`), so two equal requests may go to different groups by design.
 
 use super::addresses::Addresses;
 use super::group::{Group, GroupId};

@@ -1,7 +1,9 @@
-//! The compiled, immutable routing table and its pure decision function (no I/O).
+//! The compiled, immutable routing table and its decision function: no I/O, and no state but
+//! the weighted round-robin counters of the splits and groups, which each decision advances
+//! (atomically; everything else in the table is read only).
 //!
-//! A [`RouteTable`] is built once per routes.yaml version by `config::compile` and shared behind
-//! an `ArcSwap`; a request loads it once and asks [`RouteTable::decide`] where to go. What
+//! A [`RouteTable`] is built once per routes.yaml version by `config::table::compile` and shared
+//! behind an `ArcSwap`; a request loads it once and asks [`RouteTable::decide`] where to go. What
 //! changes without a new table is read through handles beside it: target health
 //! ([`TargetHealth`]) and the addresses of DNS names ([`AddressBook`]).
 

@@ -1,4 +1,4 @@
-//! A compiled route: typed matchers, dye-tag policy and split. Built only by `config::compile`.
+//! A compiled route: typed matchers, dye-tag policy and split. Built only by `config::table::compile`.
 
 use super::group::GroupId;
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 /// Routes and groups are shared (`Arc`) so that a reload can carry an unchanged route or group
 /// over from the running table as it is, round-robin position included, without compiling it
-/// again (see `config::compile`).
+/// again (see `config::table::compile`).
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: Vec<Arc<Route>>,

@@ -1,6 +1,6 @@
 //! How a group's targets are spoken to, compiled: the HTTP version and the template each
 //! target's prepared Pingora peer (address, TLS, SNI, CA, ALPN) is made from; an attempt only
-//! clones that peer and gives it its timeouts. Built only by `config::compile_transport`.
+//! clones that peer and gives it its timeouts. Built only by `config::table::compile_transport`.
 
 use super::members::Target;
 use pingora::upstreams::peer::{HttpPeer, PeerOptions};

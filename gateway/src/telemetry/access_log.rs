@@ -6,6 +6,7 @@
 //! flushed and closed before the first line goes to the new one. The queue and its thread are
 //! there for the process's whole life, the log on or off.
 
+use crate::config::settings::process::AccessLogSettings;
 use async_trait::async_trait;
 use log::{info, warn};
 use pingora::server::ShutdownWatch;
@@ -72,8 +73,8 @@ pub enum Destination {
 
 impl Destination {
     /// gateway.yaml's `access_log` as the settings give it (`None`: off, `Some(None)`: stdout).
-    pub fn of(setting: &Option<Option<PathBuf>>) -> Option<Destination> {
-        setting.as_ref().map(|path| match path {
+    pub fn of(setting: &Option<AccessLogSettings>) -> Option<Destination> {
+        setting.as_ref().map(|a| match &a.path {
             None => Destination::Stdout,
             Some(p) => Destination::File(p.clone()),
         })

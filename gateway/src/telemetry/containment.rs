@@ -6,6 +6,7 @@
 //! per-target families, when the target is first seen), under one lock, and rendered sorted.
 //! Label values come from the configuration only (route, group, target) or from fixed lists.
 
+use super::text_format::{esc, family};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -136,127 +137,121 @@ impl ContainmentMetrics {
         }
     }
 
-    /// Every family of this module in the text format.
+    /// Every family of this module in the text format: what happened to requests, then what
+    /// is known of targets.
     pub fn render(&self, out: &mut String) {
         let s = self.store();
-        family(
+        render_requests(&s, out);
+        render_targets(&s, out);
+    }
+}
+
+/// Timeouts, retries, spent budgets, open circuits, rate limits.
+fn render_requests(s: &Store, out: &mut String) {
+    family(
+        out,
+        "dyegate_timeouts_total",
+        "counter",
+        "Upstream timeouts by route and kind (connect, read, write, total, stream_idle).",
+    );
+    for ((route, kind), n) in &s.timeouts {
+        let _ = writeln!(
             out,
-            "dyegate_timeouts_total",
-            "counter",
-            "Upstream timeouts by route and kind (connect, read, write, total, stream_idle).",
+            "dyegate_timeouts_total{{kind=\"{}\",route=\"{}\"}} {n}",
+            kind.as_str(),
+            esc(route)
         );
-        for ((route, kind), n) in &s.timeouts {
-            let _ = writeln!(
-                out,
-                "dyegate_timeouts_total{{kind=\"{}\",route=\"{}\"}} {n}",
-                kind.as_str(),
-                esc(route)
-            );
-        }
-        family(
+    }
+    family(
+        out,
+        "dyegate_retries_total",
+        "counter",
+        "Retries on another target, by route and the failure that caused them.",
+    );
+    for ((route, reason), n) in &s.retries {
+        let _ = writeln!(
             out,
-            "dyegate_retries_total",
-            "counter",
-            "Retries on another target, by route and the failure that caused them.",
+            "dyegate_retries_total{{reason=\"{reason}\",route=\"{}\"}} {n}",
+            esc(route)
         );
-        for ((route, reason), n) in &s.retries {
-            let _ = writeln!(
-                out,
-                "dyegate_retries_total{{reason=\"{reason}\",route=\"{}\"}} {n}",
-                esc(route)
-            );
-        }
-        family(
+    }
+    family(
+        out,
+        "dyegate_retries_budget_exhausted_total",
+        "counter",
+        "Retries not made because the route's retry budget was spent.",
+    );
+    for (route, n) in &s.budget_exhausted {
+        let _ = writeln!(
             out,
-            "dyegate_retries_budget_exhausted_total",
-            "counter",
-            "Retries not made because the route's retry budget was spent.",
+            "dyegate_retries_budget_exhausted_total{{route=\"{}\"}} {n}",
+            esc(route)
         );
-        for (route, n) in &s.budget_exhausted {
-            let _ = writeln!(
-                out,
-                "dyegate_retries_budget_exhausted_total{{route=\"{}\"}} {n}",
-                esc(route)
-            );
-        }
-        family(
+    }
+    family(
+        out,
+        "dyegate_circuit_open_total",
+        "counter",
+        "Requests answered 503 because the group had max_in_flight requests in flight.",
+    );
+    for (group, n) in &s.circuit_open {
+        let _ = writeln!(
             out,
-            "dyegate_circuit_open_total",
-            "counter",
-            "Requests answered 503 because the group had max_in_flight requests in flight.",
+            "dyegate_circuit_open_total{{upstream_group=\"{}\"}} {n}",
+            esc(group)
         );
-        for (group, n) in &s.circuit_open {
-            let _ = writeln!(
-                out,
-                "dyegate_circuit_open_total{{upstream_group=\"{}\"}} {n}",
-                esc(group)
-            );
-        }
-        family(
+    }
+    family(
             out,
             "dyegate_rate_limited_total",
             "counter",
             "Requests answered 429 by the route's rate limit (limits, or dye.limits for tagged requests).",
         );
-        for (route, n) in &s.rate_limited {
-            let _ = writeln!(
-                out,
-                "dyegate_rate_limited_total{{route=\"{}\"}} {n}",
-                esc(route)
-            );
-        }
-        family(
+    for (route, n) in &s.rate_limited {
+        let _ = writeln!(
             out,
-            "dyegate_target_healthy",
-            "gauge",
-            "1 when the target may be picked (healthy and not ejected), else 0.",
+            "dyegate_rate_limited_total{{route=\"{}\"}} {n}",
+            esc(route)
         );
-        for ((group, target), healthy) in &s.healthy {
-            let _ = writeln!(
-                out,
-                "dyegate_target_healthy{{target=\"{target}\",upstream_group=\"{}\"}} {}",
-                esc(group),
-                u8::from(*healthy)
-            );
-        }
-        family(
-            out,
-            "dyegate_health_checks_total",
-            "counter",
-            "Active health checks by group, target and result.",
-        );
-        for ((group, target, result), n) in &s.checks {
-            let _ = writeln!(out, "dyegate_health_checks_total{{result=\"{result}\",target=\"{target}\",upstream_group=\"{}\"}} {n}", esc(group));
-        }
-        family(
-            out,
-            "dyegate_ejections_total",
-            "counter",
-            "Targets ejected by outlier detection (consecutive failures of real requests).",
-        );
-        for ((group, target), n) in &s.ejections {
-            let _ = writeln!(
-                out,
-                "dyegate_ejections_total{{target=\"{target}\",upstream_group=\"{}\"}} {n}",
-                esc(group)
-            );
-        }
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Escapes a label value for the text format.
-fn esc(v: &str) -> std::borrow::Cow<'_, str> {
-    if v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
-        std::borrow::Cow::Owned(
-            v.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n"),
-        )
-    } else {
-        std::borrow::Cow::Borrowed(v)
+/// Health, checks, ejections.
+fn render_targets(s: &Store, out: &mut String) {
+    family(
+        out,
+        "dyegate_target_healthy",
+        "gauge",
+        "1 when the target may be picked (healthy and not ejected), else 0.",
+    );
+    for ((group, target), healthy) in &s.healthy {
+        let _ = writeln!(
+            out,
+            "dyegate_target_healthy{{target=\"{target}\",upstream_group=\"{}\"}} {}",
+            esc(group),
+            u8::from(*healthy)
+        );
+    }
+    family(
+        out,
+        "dyegate_health_checks_total",
+        "counter",
+        "Active health checks by group, target and result.",
+    );
+    for ((group, target, result), n) in &s.checks {
+        let _ = writeln!(out, "dyegate_health_checks_total{{result=\"{result}\",target=\"{target}\",upstream_group=\"{}\"}} {n}", esc(group));
+    }
+    family(
+        out,
+        "dyegate_ejections_total",
+        "counter",
+        "Targets ejected by outlier detection (consecutive failures of real requests).",
+    );
+    for ((group, target), n) in &s.ejections {
+        let _ = writeln!(
+            out,
+            "dyegate_ejections_total{{target=\"{target}\",upstream_group=\"{}\"}} {n}",
+            esc(group)
+        );
     }
 }

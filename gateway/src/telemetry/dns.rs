@@ -2,6 +2,7 @@
 //! failed lookups and the addresses known now. A series exists (at 0) from the moment its
 //! (group, name) pair is in the table, and goes with it; label values come from the routes file.
 
+use super::text_format::esc;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -112,19 +113,6 @@ impl DnsMetrics {
                 );
             }
         }
-    }
-}
-
-/// Escapes a label value for the text format.
-fn esc(v: &str) -> std::borrow::Cow<'_, str> {
-    if v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
-        std::borrow::Cow::Owned(
-            v.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n"),
-        )
-    } else {
-        std::borrow::Cow::Borrowed(v)
     }
 }
 

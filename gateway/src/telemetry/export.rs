@@ -8,7 +8,7 @@
 //! exporter and its connections are created in the background service, after any fork, on the
 //! runtime Pingora gives that service.
 
-use crate::config::model::OtlpProtocol;
+use crate::config::settings::model::OtlpProtocol;
 use crate::config::ExportSettings;
 use async_trait::async_trait;
 use log::{info, warn};

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::config::routes_from_text;
+use crate::telemetry::text_format::esc;
 
 #[test]
 fn series_exist_at_zero_and_count() {
@@ -89,17 +90,29 @@ fn label_values_are_escaped() {
     assert_eq!(esc("plain"), "plain");
 }
 
+/// Route `mix`: untagged to `s` (HTTP/1), tag `canary` to `g`, spoken to with `g_protocol`.
+fn mix_table(g_protocol: &str) -> Arc<RouteTable> {
+    let text = format!("upstreams:\n  s: {{ targets: [\"127.0.0.1:1\"] }}\n  g: {{ targets: [\"127.0.0.1:2\"]{g_protocol} }}\nroutes:\n  - {{ name: mix, dye: {{ tags: {{ canary: g }} }}, split: [{{ upstream: s, weight: 1 }}] }}\n");
+    routes_from_text("r.yaml", text.into_bytes(), None)
+        .expect("valid")
+        .table
+}
+
+/// A request of route 0 to `group` with `tag`, its status and `grpc-status`.
+fn record(tm: &TableMetrics, group: GroupId, tag: Option<&str>, status: u16, grpc: &[u8]) {
+    let reason = if tag.is_some() {
+        Reason::Tag
+    } else {
+        Reason::Split
+    };
+    let class = StatusClass::of(status);
+    tm.request_grpc(0, group, tag, reason, class, 0.01, GrpcStatus::parse(grpc));
+}
+
 #[test]
 fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
     let m = Metrics::new();
-    let t = routes_from_text(
-        "r.yaml",
-        b"upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\n  g: { targets: [\"127.0.0.1:2\"], protocol: h2c }\nroutes:\n  - { name: mix, dye: { tags: { canary: g } }, split: [{ upstream: s, weight: 1 }] }\n".to_vec(),
-        None,
-    )
-    .expect("valid")
-    .table;
-    let tm = m.for_table(&t, None);
+    let tm = m.for_table(&mix_table(", protocol: h2c"), None);
     let text = m.render();
     // The h2c group starts at 0 with grpc_status="none", and has no series without it.
     assert!(text.contains(
@@ -114,33 +127,9 @@ fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
         !text.contains(r#"grpc_status="none",route="mix",status_class="2xx",upstream_group="s""#)
     );
 
-    tm.request_grpc(
-        0,
-        1,
-        Some("canary"),
-        Reason::Tag,
-        StatusClass::of(200),
-        0.01,
-        GrpcStatus::parse(b"0"),
-    );
-    tm.request_grpc(
-        0,
-        1,
-        Some("canary"),
-        Reason::Tag,
-        StatusClass::of(200),
-        0.01,
-        GrpcStatus::parse(b"14"),
-    );
-    tm.request_grpc(
-        0,
-        1,
-        Some("canary"),
-        Reason::Tag,
-        StatusClass::of(200),
-        0.01,
-        GrpcStatus::parse(b"14"),
-    );
+    record(&tm, 1, Some("canary"), 200, b"0");
+    record(&tm, 1, Some("canary"), 200, b"14");
+    record(&tm, 1, Some("canary"), 200, b"14");
     tm.request(
         0,
         1,
@@ -150,15 +139,7 @@ fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
         0.01,
     );
     // An h1 group ignores the status: counted as before.
-    tm.request_grpc(
-        0,
-        0,
-        None,
-        Reason::Split,
-        StatusClass::of(200),
-        0.01,
-        GrpcStatus::parse(b"3"),
-    );
+    record(&tm, 0, None, 200, b"3");
     let text = m.render();
     for (grpc, class, n) in [("0", "2xx", 1), ("14", "2xx", 2), ("none", "5xx", 1)] {
         let series = format!(
@@ -172,14 +153,7 @@ fn h2_groups_count_with_grpc_status_and_h1_groups_without() {
     assert!(!text.contains(r#"grpc_status="3""#), "{text}");
 
     // The group speaks HTTP/1 again: its counts stay, new requests count without the label.
-    let t2 = routes_from_text(
-        "r.yaml",
-        b"upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\n  g: { targets: [\"127.0.0.1:2\"] }\nroutes:\n  - { name: mix, dye: { tags: { canary: g } }, split: [{ upstream: s, weight: 1 }] }\n".to_vec(),
-        None,
-    )
-    .expect("valid")
-    .table;
-    let tm2 = m.for_table(&t2, None);
+    let tm2 = m.for_table(&mix_table(""), None);
     tm2.request(
         0,
         1,

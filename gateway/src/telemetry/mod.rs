@@ -11,6 +11,9 @@
 //! - [`trace`]: per request, the incoming W3C context, the gateway span and the upstream headers.
 //! - [`table_info`]: what the table in use is: its sha256 and configured split weights.
 //! - [`export`]: the bounded span queue and the background service that exports it over OTLP.
+//! - [`failure_log`]: upstream failures in the log, bounded: the first of a target per window in
+//!   full, the rest counted and summed up.
+//! - [`text_format`]: what the families rendered by hand share of the text format.
 //! - [`log_level`]: `RUST_LOG` or gateway.yaml `log.level`, applied live.
 //! - [`sample_ratio`]: the share of new traces sampled, changed live.
 
@@ -26,6 +29,7 @@ pub mod metrics;
 pub mod sample_ratio;
 pub mod status_class;
 pub mod table_info;
+pub mod text_format;
 pub mod trace;
 pub mod window;
 

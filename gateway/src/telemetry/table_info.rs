@@ -4,6 +4,7 @@
 //! `dyegate_split_weight{route,upstream_group}` (the configured weights, so that a dashboard can
 //! put the realised split of `dyegate_decisions_total` next to the intended one).
 
+use super::text_format::esc;
 use crate::routing::RouteTable;
 use std::fmt::Write;
 
@@ -13,11 +14,7 @@ pub fn render_table_info(table: &RouteTable, sha256: &str, out: &mut String) {
         "# HELP dyegate_routing_info The routing table in use: sha256 of its routes file.\n\
          # TYPE dyegate_routing_info gauge\n",
     );
-    let _ = writeln!(
-        out,
-        "dyegate_routing_info{{sha256=\"{}\"}} 1",
-        escape(sha256)
-    );
+    let _ = writeln!(out, "dyegate_routing_info{{sha256=\"{}\"}} 1", esc(sha256));
     out.push_str(
         "# HELP dyegate_split_weight Configured split weight of each group of a route (relative; \
          divide by the route's sum for its share).\n# TYPE dyegate_split_weight gauge\n",
@@ -31,18 +28,11 @@ pub fn render_table_info(table: &RouteTable, sha256: &str, out: &mut String) {
             let _ = writeln!(
                 out,
                 "dyegate_split_weight{{route=\"{}\",upstream_group=\"{}\"}} {weight}",
-                escape(&route.name),
-                escape(&group.name)
+                esc(&route.name),
+                esc(&group.name)
             );
         }
     }
-}
-
-/// A label value in the text format: backslash, quote and newline escaped.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -92,21 +92,19 @@ fn members(prefix: &str, range: std::ops::RangeInclusive<usize>) -> String {
         .join(",")
 }
 
+/// Every case, by header: traceparent, tracestate, then baggage and the dye tag.
 fn propagation_table() -> Vec<Case> {
+    let mut cases = traceparent_cases();
+    cases.extend(tracestate_cases());
+    cases.extend(baggage_cases());
+    cases
+}
+
+/// The `traceparent` cases. It is long because it is a table: one row per case of the header,
+/// read top to bottom like the spec's sections.
+fn traceparent_cases() -> Vec<Case> {
     use Trace::*;
-    let ts32 = members("bar", 1..=32);
-    let big = |c: char| format!("{c}{}={}", c, c.to_string().repeat(3000));
-    let oversize = format!("{},{},{}", big('a'), big('b'), big('c'));
-    let many = (0..200)
-        .map(|i| format!("k{i}=v"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let many_kept = std::iter::once("env-tag=canary".to_string())
-        .chain((0..179).map(|i| format!("k{i}=v")))
-        .collect::<Vec<_>>()
-        .join(",");
     vec![
-        // traceparent
         case("absent", &[], Restarted, "00"),
         case(
             "valid, sampled",
@@ -229,7 +227,13 @@ fn propagation_table() -> Vec<Case> {
             Restarted,
             "00",
         ),
-        // tracestate
+    ]
+}
+
+fn tracestate_cases() -> Vec<Case> {
+    use Trace::*;
+    let ts32 = members("bar", 1..=32);
+    vec![
         case(
             "tracestate forwarded",
             &[
@@ -298,7 +302,22 @@ fn propagation_table() -> Vec<Case> {
             Continued,
             "01",
         ),
-        // baggage and the dye tag
+    ]
+}
+
+fn baggage_cases() -> Vec<Case> {
+    use Trace::*;
+    let big = |c: char| format!("{c}{}={}", c, c.to_string().repeat(3000));
+    let oversize = format!("{},{},{}", big('a'), big('b'), big('c'));
+    let many = (0..200)
+        .map(|i| format!("k{i}=v"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let many_kept = std::iter::once("env-tag=canary".to_string())
+        .chain((0..179).map(|i| format!("k{i}=v")))
+        .collect::<Vec<_>>()
+        .join(",");
+    vec![
         case(
             "baggage of an untagged request",
             &[("baggage", "userId=alice,isProduction=false")],

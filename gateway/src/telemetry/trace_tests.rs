@@ -1,7 +1,7 @@
 //! Unit tests of `trace.rs`.
 
 use super::*;
-use crate::config::model::OtlpProtocol;
+use crate::config::settings::model::OtlpProtocol;
 use crate::config::ExportSettings;
 use std::time::Duration;
 

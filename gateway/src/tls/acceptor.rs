@@ -7,7 +7,7 @@
 use super::certificates::Certificates;
 use super::metrics::{Handshake, TlsMetrics};
 use super::resolver::SniResolver;
-use crate::config::tls::TlsVersion;
+use crate::config::settings::tls::TlsVersion;
 use log::debug;
 use pingora::listeners::tls::Acceptor;
 use pingora::protocols::l4::stream::Stream as L4Stream;

@@ -2,7 +2,7 @@
 //! belongs to the leaf, the leaf is not expired; its DNS names and expiry are read for SNI, the
 //! status and the metrics.
 
-use crate::config::tls::CertificatePaths;
+use crate::config::settings::tls::CertificatePaths;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;

@@ -78,7 +78,7 @@ impl SniTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tls::CertificatePaths;
+    use crate::config::settings::tls::CertificatePaths;
     use rustls::sign::CertifiedKey;
 
     /// A certificate entry with the given names; the key material is never used by lookups.

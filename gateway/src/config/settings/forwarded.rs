@@ -2,8 +2,8 @@
 //! the client, their forwarding headers are extended), and which forwarding headers the gateway
 //! writes upstream. Compiled into [`dyegate_plugins::Forwarding`], read once per request.
 
-use super::error::Issue;
-use super::networks::networks;
+use crate::config::error::Issue;
+use crate::config::networks::networks;
 use dyegate_plugins::forwarded::HeaderSet;
 use dyegate_plugins::Forwarding;
 use schemars::JsonSchema;

@@ -2,8 +2,8 @@
 //! range-checked when decoded (`containment.rs`); what is left is defaults and cross-field checks.
 
 use super::containment::{HealthConfig, RetriesConfig, RetryOnConfig, TimeoutsConfig};
-use super::error::Issue;
 use super::model::{UnhealthyTagPolicy, UpstreamConfig};
+use crate::config::error::Issue;
 use crate::routing::{
     CheckKind, GroupPolicy, HealthCheck, Outlier, Retries, RetryOn, RetryReason, Timeouts,
     UnhealthyTag,

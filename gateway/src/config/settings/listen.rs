@@ -3,8 +3,8 @@
 //! listener behind a layer-4 balancer that sends a PROXY protocol header first
 //! ([`crate::downstream::proxy_protocol`]).
 
-use super::error::Issue;
-use super::networks::networks;
+use crate::config::error::Issue;
+use crate::config::networks::networks;
 use ipnet::IpNet;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;

@@ -1,7 +1,7 @@
 //! `upstreams.NAME.protocol` and `upstreams.NAME.tls`: what they compile to, and every bad
 //! combination pinned to its whole error line.
 
-use super::routes_from_text;
+use crate::config::routes_from_text;
 use crate::routing::{Group, Protocol};
 use std::path::Path;
 

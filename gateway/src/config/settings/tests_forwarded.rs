@@ -1,7 +1,7 @@
 //! gateway.yaml's `forwarded:` and the PROXY protocol listeners (`listen`, `tls.listen`):
 //! defaults, every field read, located errors pinned whole.
 
-use crate::config::tests_files::load_gateway as load;
+use crate::config::settings::tests_files::load_gateway as load;
 use dyegate_plugins::forwarded::HeaderSet;
 
 const TLS: &str = "  certificates: [{ cert: a.pem, key: a.key }]\n";

@@ -1,7 +1,7 @@
 //! `limits` and `dye.limits` to a [`RateLimit`]: the key parsed, the rate checked.
 
-use super::error::Issue;
-use super::model::RateLimitConfig;
+use super::model::{RateLimitConfig, RATE_PER_S_BOUND};
+use crate::config::error::Issue;
 use crate::routing::{LimitKey, RateLimit};
 use http::HeaderName;
 use std::sync::Arc;
@@ -13,11 +13,8 @@ pub fn rate_limit(
     issues: &mut Vec<Issue>,
 ) -> Option<Arc<RateLimit>> {
     let cfg = cfg?;
-    if cfg.rate_per_s == 0 {
-        issues.push(Issue::new(
-            format!("{path}.rate_per_s"),
-            "found 0, expected a whole number >= 1 (requests per second)",
-        ));
+    let rate = format!("{path}.rate_per_s");
+    if !RATE_PER_S_BOUND.check(rate, u64::from(cfg.rate_per_s), issues) {
         return None;
     }
     let spec = cfg.key.trim();

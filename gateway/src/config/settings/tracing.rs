@@ -1,15 +1,18 @@
 //! `tracing:` and `traceresponse:` of gateway.yaml to the settings the telemetry runs with: the
 //! endpoint checked and completed, header names and values checked, ranges enforced.
 
-use super::error::Issue;
 use super::model::{GatewayConfig, OtlpProtocol};
+use crate::config::error::Issue;
+use crate::config::range::Bound;
 use dyegate_plugins::trace_context::is_baggage_key;
 use std::time::Duration;
 
-/// Longest export timeout accepted.
-pub const MAX_EXPORT_TIMEOUT_MS: u64 = 60_000;
-/// Largest span queue accepted (a queued span is about 1 KiB).
-pub const MAX_QUEUE_SIZE: usize = 1_000_000;
+/// `tracing.timeout_ms`: the longest export accepted is a minute.
+pub const EXPORT_TIMEOUT_BOUND: Bound<u64> = Bound::millis(1, 60_000);
+/// `tracing.queue_size`: a queued span is about 1 KiB.
+pub const QUEUE_SIZE_BOUND: Bound<u64> = Bound::whole(1, 1_000_000);
+/// `tracing.sample_ratio`: a share of the new traces.
+pub const SAMPLE_RATIO_BOUND: Bound<f64> = Bound::number(0.0, 1.0);
 
 /// How the gateway propagates trace context and, with an endpoint, exports its spans.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,14 +94,8 @@ pub fn tracing_settings(config: &GatewayConfig, issues: &mut Vec<Issue>) -> Trac
     let sample_ratio = match t.sample_ratio {
         None if t.endpoint.is_some() => 1.0,
         None => 0.0,
-        Some(r) if (0.0..=1.0).contains(&r) => r,
-        Some(r) => {
-            issues.push(Issue::new(
-                "tracing.sample_ratio",
-                format!("found {r}, expected a number from 0 to 1"),
-            ));
-            0.0
-        }
+        Some(r) if SAMPLE_RATIO_BOUND.check("tracing.sample_ratio", r, issues) => r,
+        Some(_) => 0.0,
     };
     if !is_baggage_key(&t.baggage_key) {
         issues.push(Issue::new(
@@ -109,24 +106,8 @@ pub fn tracing_settings(config: &GatewayConfig, issues: &mut Vec<Issue>) -> Trac
             ),
         ));
     }
-    if t.timeout_ms == 0 || t.timeout_ms > MAX_EXPORT_TIMEOUT_MS {
-        issues.push(Issue::new(
-            "tracing.timeout_ms",
-            format!(
-                "found {}, expected milliseconds from 1 to {MAX_EXPORT_TIMEOUT_MS}",
-                t.timeout_ms
-            ),
-        ));
-    }
-    if t.queue_size == 0 || t.queue_size > MAX_QUEUE_SIZE {
-        issues.push(Issue::new(
-            "tracing.queue_size",
-            format!(
-                "found {}, expected a number from 1 to {MAX_QUEUE_SIZE}",
-                t.queue_size
-            ),
-        ));
-    }
+    EXPORT_TIMEOUT_BOUND.check("tracing.timeout_ms", t.timeout_ms, issues);
+    QUEUE_SIZE_BOUND.check("tracing.queue_size", t.queue_size as u64, issues);
     if t.service_name.trim().is_empty() {
         issues.push(Issue::new(
             "tracing.service_name",
@@ -187,7 +168,7 @@ fn endpoint_url(given: &str, protocol: OtlpProtocol) -> Result<String, String> {
 mod tests {
     use crate::config::Gateway;
 
-    use crate::config::tests_files::load_gateway;
+    use crate::config::settings::tests_files::load_gateway;
 
     /// The errors of a gateway.yaml made of `text`, one per line, or `ok`.
     fn errors(text: &str) -> String {
@@ -244,8 +225,8 @@ mod tests {
                 "gateway.yaml:8:26: tracing.headers.bad name: found header name \"bad name\", expected letters, digits and !#$%&'*+-.^_`|~",
                 "gateway.yaml:3:17: tracing.sample_ratio: found 1.5, expected a number from 0 to 1",
                 "gateway.yaml:4:16: tracing.baggage_key: found \"env tag\", expected a baggage key: letters, digits and !#$%&'*+-.^_`|~",
-                "gateway.yaml:5:15: tracing.timeout_ms: found 0, expected milliseconds from 1 to 60000",
-                "gateway.yaml:6:15: tracing.queue_size: found 0, expected a number from 1 to 1000000",
+                "gateway.yaml:5:15: tracing.timeout_ms: found 0, expected a whole number of milliseconds from 1 to 60000",
+                "gateway.yaml:6:15: tracing.queue_size: found 0, expected a whole number from 1 to 1000000",
                 "gateway.yaml:7:17: tracing.service_name: found an empty name, expected the service.name of the exported spans",
             ]
             .join("\n")

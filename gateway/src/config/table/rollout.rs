@@ -2,14 +2,34 @@
 //! mirroring the file, and its cross-field checks (`validate_rollout`). The plan itself is run
 //! by `crate::rollout`.
 
-use super::containment::{Millis, Percent};
-use super::error::Issue;
 use super::model::RouteConfig;
+use crate::config::error::Issue;
+use crate::config::range::{bounded, Bound, Bounded, Millis, Percent};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// Longest gate window accepted: the windowed statistics keep one slot per second.
-pub const MAX_WINDOW_MS: u64 = 300_000;
+/// `gates.window_ms`: at most 5 minutes, the windowed statistics keep one slot per second.
+pub const WINDOW_BOUND: Bound<u64> = Bound::millis(1, 300_000);
+/// `gates.min_requests`.
+pub const MIN_REQUESTS_BOUND: Bound<u64> = Bound::at_least(1);
+/// `gates.max_error_rate`: failures over requests.
+pub const ERROR_RATE_BOUND: Bound<f64> = Bound::number(0.0, 1.0);
+/// `gates.latency_percentile`.
+pub const PERCENTILE_BOUND: Bound<f64> = Bound::above(0.0, 100.0);
+/// `gates.max_latency_ratio`.
+pub const LATENCY_RATIO_BOUND: Bound<f64> = Bound::above(0.0, f64::MAX);
+
+/// A step of `steps`: the canary's share in percent, from 1 to 100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step(pub u8);
+
+impl Bounded for Step {
+    const BOUND: Bound<u64> = Bound::percent(1, 100);
+    fn from_checked(v: u64) -> Self {
+        Step(v as u8)
+    }
+}
+bounded!(Step, "Step");
 
 /// `routes[i].rollout`.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
@@ -18,7 +38,7 @@ pub struct RolloutConfig {
     /// A group of this route's split.
     pub canary: String,
     /// The canary's share of untagged traffic at each step, percent, strictly increasing.
-    pub steps: Vec<Percent>,
+    pub steps: Vec<Step>,
     /// Time spent on each step while the gates hold.
     pub step_ms: Millis,
     /// Steps (shares from `steps`) that wait for a manual promote before they are applied.
@@ -36,15 +56,18 @@ pub struct RolloutConfig {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GatesConfig {
-    /// Sliding window the gates judge; absent = `step_ms` (at most [`MAX_WINDOW_MS`]).
+    /// Sliding window the gates judge; absent = `step_ms` (at most 300000, five minutes).
     #[serde(default)]
+    #[schemars(range(min = WINDOW_BOUND.min, max = WINDOW_BOUND.max))]
     pub window_ms: Option<u64>,
     /// Canary requests in the window before it can be judged or promoted [100].
     #[serde(default)]
+    #[schemars(range(min = MIN_REQUESTS_BOUND.min))]
     pub min_requests: Option<u64>,
     /// Canary failures over requests in the window: 5xx, upstream errors and timeouts (also
     /// after the head: an answer that broke off), gRPC server errors.
     #[serde(default)]
+    #[schemars(range(min = ERROR_RATE_BOUND.min, max = ERROR_RATE_BOUND.max))]
     pub max_error_rate: Option<f64>,
     /// Canary latency at `latency_percentile` in the window.
     #[serde(default)]
@@ -74,7 +97,7 @@ pub fn validate_rollout(route: &RouteConfig, path: &str, issues: &mut Vec<Issue>
             format!(
                 "found {:?}, expected a group of this route's split ({})",
                 r.canary,
-                super::yaml::one_of(&groups)
+                crate::config::yaml::one_of(&groups)
             ),
         ));
     } else if groups.len() < 2 {
@@ -93,12 +116,7 @@ pub fn validate_rollout(route: &RouteConfig, path: &str, issues: &mut Vec<Issue>
         ));
     }
     for (k, s) in r.steps.iter().enumerate() {
-        if s.0 == 0 {
-            issues.push(Issue::new(
-                format!("{path}.rollout.steps[{k}]"),
-                "found 0, expected a share from 1 to 100",
-            ));
-        } else if k > 0 && s.0 <= r.steps[k - 1].0 {
+        if k > 0 && s.0 <= r.steps[k - 1].0 {
             issues.push(Issue::new(
                 format!("{path}.rollout.steps[{k}]"),
                 format!(
@@ -110,7 +128,7 @@ pub fn validate_rollout(route: &RouteConfig, path: &str, issues: &mut Vec<Issue>
         }
     }
     for (k, s) in r.pause_before.iter().enumerate() {
-        if !r.steps.contains(s) {
+        if !r.steps.iter().any(|t| t.0 == s.0) {
             issues.push(Issue::new(
                 format!("{path}.rollout.pause_before[{k}]"),
                 format!("found {}, expected one of the steps", s.0),
@@ -121,46 +139,21 @@ pub fn validate_rollout(route: &RouteConfig, path: &str, issues: &mut Vec<Issue>
 }
 
 fn validate_gates(g: &GatesConfig, path: &str, issues: &mut Vec<Issue>) {
-    let mut issue = |f: &str, m: String| issues.push(Issue::new(format!("{path}.{f}"), m));
+    let p = |f: &str| format!("{path}.{f}");
     if let Some(w) = g.window_ms {
-        if !(1..=MAX_WINDOW_MS).contains(&w) {
-            issue(
-                "window_ms",
-                format!(
-                    "found {w}, expected a whole number of milliseconds from 1 to {MAX_WINDOW_MS}"
-                ),
-            );
-        }
+        WINDOW_BOUND.check(p("window_ms"), w, issues);
     }
-    if g.min_requests == Some(0) {
-        issue(
-            "min_requests",
-            "found 0, expected a whole number >= 1".into(),
-        );
+    if let Some(n) = g.min_requests {
+        MIN_REQUESTS_BOUND.check(p("min_requests"), n, issues);
     }
     if let Some(e) = g.max_error_rate {
-        if !(0.0..=1.0).contains(&e) {
-            issue(
-                "max_error_rate",
-                format!("found {e}, expected a fraction from 0 to 1"),
-            );
-        }
+        ERROR_RATE_BOUND.check(p("max_error_rate"), e, issues);
     }
     if let Some(q) = g.latency_percentile {
-        if !(q > 0.0 && q <= 100.0) {
-            issue(
-                "latency_percentile",
-                format!("found {q}, expected a percentile above 0 and at most 100"),
-            );
-        }
+        PERCENTILE_BOUND.check(p("latency_percentile"), q, issues);
     }
     if let Some(x) = g.max_latency_ratio {
-        if !(x.is_finite() && x > 0.0) {
-            issue(
-                "max_latency_ratio",
-                format!("found {x}, expected a ratio above 0"),
-            );
-        }
+        LATENCY_RATIO_BOUND.check(p("max_latency_ratio"), x, issues);
     }
     if g.max_error_rate.is_none() && g.max_latency_ms.is_none() && g.max_latency_ratio.is_none() {
         issues.push(Issue::new(

@@ -2,9 +2,9 @@
 //! path resolved against gateway.yaml's directory. The certificate files themselves are read by
 //! [`crate::tls`] (at startup, by `dyegate check`, and on every reload).
 
-use super::containment::Millis;
-use super::error::Issue;
 use super::listen::{listen_settings, ProxyProtocolListener};
+use crate::config::error::Issue;
+use crate::config::range::Millis;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -191,7 +191,7 @@ pub fn tls_settings(
 mod tests {
     use super::*;
 
-    use crate::config::tests_files::load_gateway as load;
+    use crate::config::settings::tests_files::load_gateway as load;
 
     const BASE: &str = "listen: [\"127.0.0.1:8080\"]\n";
 

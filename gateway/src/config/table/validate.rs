@@ -2,8 +2,8 @@
 //! Conversions of single values (addresses, header names, CIDRs) are checked by `compile.rs`,
 //! the only place strings become typed values.
 
-use super::error::Issue;
 use super::model::{RouteConfig, RoutesConfig, UpstreamConfig};
+use crate::config::error::Issue;
 use crate::routing::Carried;
 use dyegate_plugins::dye_tag::is_valid_tag;
 use foldhash::{HashMap, HashMapExt};
@@ -42,7 +42,7 @@ pub fn validate<'a>(
                 if names.is_empty() {
                     "an upstream defined under `upstreams` (none is defined)".to_string()
                 } else if names.len() <= 8 {
-                    super::yaml::one_of(&names)
+                    crate::config::yaml::one_of(&names)
                 } else {
                     "an upstream defined under `upstreams`".to_string()
                 }

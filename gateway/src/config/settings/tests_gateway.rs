@@ -1,6 +1,6 @@
 //! gateway.yaml settings checked at load: `admin.token_file`.
 
-use super::Gateway;
+use crate::config::Gateway;
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("dyegate-gw-{tag}-{}", std::process::id()));
@@ -95,7 +95,7 @@ fn dns_settings_and_their_errors() {
     assert_eq!(
         e.to_string(),
         [
-            format!("{f}:2:16: dns.interval_ms: found 0, expected milliseconds from 100 to 3600000"),
+            format!("{f}:2:16: dns.interval_ms: found 0, expected a whole number of milliseconds from 100 to 3600000"),
             format!("{f}:3:32: dns.nameservers[1]: found \"dns.local:53\", expected an IP address with an optional port such as 10.0.0.2 or 10.0.0.2:53 or [fd00::2]:53"),
         ]
         .join("\n")

@@ -1,6 +1,7 @@
 //! `pingora.threads` and `pingora.runtime`: how many worker threads serve the proxy listeners and
 //! how they are laid out (benches/load/README.md, "Runtime layout").
 
+use crate::config::range::Bound;
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -8,6 +9,8 @@ use std::fmt;
 
 /// Most worker threads accepted.
 pub const MAX_THREADS: u64 = 1024;
+/// `pingora.threads` when a number.
+pub const THREADS_BOUND: Bound<u64> = Bound::whole(1, MAX_THREADS);
 
 /// `pingora.threads`: a number of worker threads, or `auto`, one per core the process may run
 /// on (`std::thread::available_parallelism`: CPU affinity and cgroup quotas included).
@@ -44,10 +47,7 @@ impl<'de> Deserialize<'de> for Threads {
         impl Visitor<'_> for V {
             type Value = Threads;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(
-                    f,
-                    "a number from 1 to {MAX_THREADS}, or `auto` (one per core)"
-                )
+                write!(f, "{}, or `auto` (one per core)", THREADS_BOUND.expected())
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Threads, E> {
                 match u64::try_from(v) {
@@ -57,7 +57,7 @@ impl<'de> Deserialize<'de> for Threads {
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Threads, E> {
                 match usize::try_from(v) {
-                    Ok(n) if (1..=MAX_THREADS).contains(&v) => Ok(Threads::Count(n)),
+                    Ok(n) if THREADS_BOUND.contains(v) => Ok(Threads::Count(n)),
                     _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
                 }
             }

@@ -1,8 +1,8 @@
 //! `admin.token` and `admin.tokens` to the admin API's identities: each token file read once at
 //! startup, names checked. Token values never appear in an error, a log line or `Debug` output.
 
-use super::error::Issue;
 use super::model::{AdminConfig, AdminRole};
+use crate::config::error::Issue;
 use std::fmt;
 use std::path::Path;
 

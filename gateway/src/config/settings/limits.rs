@@ -4,15 +4,22 @@
 //! bodies. Enforced by [`crate::downstream`] around Pingora's HTTP app (and the body deadline by
 //! [`crate::admin`]).
 
-use super::containment::{Count, Millis, Ranged};
-use super::error::Issue;
+use crate::config::range::{bounded, Bound, Bounded, Count, Millis, Ranged};
 use serde::Deserialize;
 use std::time::Duration;
 
-/// Smallest request head accepted as a limit (a request line and a Host header fit).
-pub const MIN_HEADER_BYTES: u64 = 1024;
-/// Largest: Pingora refuses any request head past 1 MiB - 1 byte itself.
-pub const MAX_HEADER_BYTES: u64 = 1_048_575;
+/// `max_request_header_bytes`: from 1 KiB (a request line and a Host header fit) to 1 MiB - 1
+/// byte (Pingora refuses any request head past that itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderBytes(pub u64);
+
+impl Bounded for HeaderBytes {
+    const BOUND: Bound<u64> = Bound::bytes(1024, 1_048_575);
+    fn from_checked(v: u64) -> Self {
+        HeaderBytes(v)
+    }
+}
+bounded!(HeaderBytes, "HeaderBytes");
 
 /// `limits:` as written in gateway.yaml (defaults in the field docs).
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema, PartialEq)]
@@ -24,7 +31,7 @@ pub struct LimitsConfig {
     pub header_read_timeout_ms: Millis,
     /// Largest request head (request line and headers); past it `431` [65536].
     #[serde(default = "default_max_request_header_bytes")]
-    pub max_request_header_bytes: Count<MAX_HEADER_BYTES>,
+    pub max_request_header_bytes: HeaderBytes,
     /// Open downstream connections; past it new ones are closed at accept [20000].
     #[serde(default = "default_max_connections")]
     pub max_connections: Count<10_000_000>,
@@ -51,8 +58,8 @@ impl Default for LimitsConfig {
 fn default_header_read_timeout_ms() -> Millis {
     Millis(10_000)
 }
-fn default_max_request_header_bytes() -> Count<MAX_HEADER_BYTES> {
-    Ranged(65_536)
+fn default_max_request_header_bytes() -> HeaderBytes {
+    HeaderBytes(65_536)
 }
 fn default_max_connections() -> Count<10_000_000> {
     Ranged(20_000)
@@ -76,34 +83,20 @@ pub struct DownstreamLimits {
 
 impl Default for DownstreamLimits {
     fn default() -> Self {
-        let mut issues = Vec::new();
-        limits_settings(&LimitsConfig::default(), &mut issues)
+        limits_settings(&LimitsConfig::default())
     }
 }
 
-/// Checks what the types alone do not (the smallest header limit) and types the rest.
-pub fn limits_settings(l: &LimitsConfig, issues: &mut Vec<Issue>) -> DownstreamLimits {
+/// `limits` typed (the types checked every bound while decoding).
+pub fn limits_settings(l: &LimitsConfig) -> DownstreamLimits {
     DownstreamLimits {
         header_read_timeout: Duration::from_millis(l.header_read_timeout_ms.0),
-        max_request_header_bytes: header_bytes(l.max_request_header_bytes, "limits", issues),
+        max_request_header_bytes: usize::try_from(l.max_request_header_bytes.0)
+            .unwrap_or(usize::MAX),
         max_connections: usize::try_from(l.max_connections.0).unwrap_or(usize::MAX),
         keepalive_requests: u32::try_from(l.keepalive_requests.0).unwrap_or(u32::MAX),
         idle_timeout: Duration::from_millis(l.idle_timeout_ms.0),
     }
-}
-
-/// `SECTION.max_request_header_bytes`, at least [`MIN_HEADER_BYTES`].
-fn header_bytes(value: Count<MAX_HEADER_BYTES>, section: &str, issues: &mut Vec<Issue>) -> usize {
-    let bytes = value.0;
-    if bytes < MIN_HEADER_BYTES {
-        issues.push(Issue::new(
-            format!("{section}.max_request_header_bytes"),
-            format!(
-                "found {bytes}, expected a number of bytes from {MIN_HEADER_BYTES} to {MAX_HEADER_BYTES}"
-            ),
-        ));
-    }
-    usize::try_from(bytes).unwrap_or(usize::MAX)
 }
 
 /// `admin.limits:` as written in gateway.yaml: the bounds of `limits:` (same names, same
@@ -122,7 +115,7 @@ pub struct AdminLimitsConfig {
     pub body_read_timeout_ms: Millis,
     /// Largest request head (request line and headers); past it `431` [16384].
     #[serde(default = "default_admin_max_request_header_bytes")]
-    pub max_request_header_bytes: Count<MAX_HEADER_BYTES>,
+    pub max_request_header_bytes: HeaderBytes,
     /// Open admin connections; past it new ones are closed at accept [32]. Lowered at startup
     /// to a sixteenth of the open-file limit (16 at least) when that cannot hold it.
     #[serde(default = "default_admin_max_connections")]
@@ -157,8 +150,8 @@ fn default_admin_header_read_timeout_ms() -> Millis {
 fn default_admin_body_read_timeout_ms() -> Millis {
     Millis(10_000)
 }
-fn default_admin_max_request_header_bytes() -> Count<MAX_HEADER_BYTES> {
-    Ranged(16_384)
+fn default_admin_max_request_header_bytes() -> HeaderBytes {
+    HeaderBytes(16_384)
 }
 fn default_admin_max_connections() -> Count<MAX_ADMIN_CONNECTIONS> {
     Ranged(32)
@@ -179,21 +172,17 @@ pub struct AdminLimits {
 
 impl Default for AdminLimits {
     fn default() -> Self {
-        let mut issues = Vec::new();
-        admin_limits_settings(&AdminLimitsConfig::default(), &mut issues)
+        admin_limits_settings(&AdminLimitsConfig::default())
     }
 }
 
-/// `admin.limits` typed, with the checks of [`limits_settings`].
-pub fn admin_limits_settings(l: &AdminLimitsConfig, issues: &mut Vec<Issue>) -> AdminLimits {
+/// `admin.limits` typed, as [`limits_settings`].
+pub fn admin_limits_settings(l: &AdminLimitsConfig) -> AdminLimits {
     AdminLimits {
         connection: DownstreamLimits {
             header_read_timeout: Duration::from_millis(l.header_read_timeout_ms.0),
-            max_request_header_bytes: header_bytes(
-                l.max_request_header_bytes,
-                "admin.limits",
-                issues,
-            ),
+            max_request_header_bytes: usize::try_from(l.max_request_header_bytes.0)
+                .unwrap_or(usize::MAX),
             max_connections: usize::try_from(l.max_connections.0).unwrap_or(usize::MAX),
             keepalive_requests: u32::try_from(l.keepalive_requests.0).unwrap_or(u32::MAX),
             idle_timeout: Duration::from_millis(l.idle_timeout_ms.0),
@@ -206,7 +195,7 @@ pub fn admin_limits_settings(l: &AdminLimitsConfig, issues: &mut Vec<Issue>) -> 
 mod tests {
     use std::time::Duration;
 
-    use crate::config::tests_files::load_gateway as load;
+    use crate::config::settings::tests_files::load_gateway as load;
 
     #[test]
     fn defaults_are_the_documented_ones() {
@@ -249,11 +238,11 @@ mod tests {
         );
         assert_eq!(
             load("limits: { max_request_header_bytes: 2000000 }\n").err().as_deref(),
-            Some("gateway.yaml:1:37: limits.max_request_header_bytes: found 2000000, expected a whole number from 1 to 1048575")
+            Some("gateway.yaml:1:37: limits.max_request_header_bytes: found 2000000, expected a whole number of bytes from 1024 to 1048575")
         );
         assert_eq!(
             load("limits: { max_request_header_bytes: 100 }\n").err().as_deref(),
-            Some("gateway.yaml:1:37: limits.max_request_header_bytes: found 100, expected a number of bytes from 1024 to 1048575")
+            Some("gateway.yaml:1:37: limits.max_request_header_bytes: found 100, expected a whole number of bytes from 1024 to 1048575")
         );
         assert_eq!(
             load("limits: 5\n").err().as_deref(),
@@ -312,7 +301,7 @@ mod tests {
         );
         assert_eq!(
             load("admin: { limits: { max_request_header_bytes: 100 } }\n").err().as_deref(),
-            Some("gateway.yaml:1:46: admin.limits.max_request_header_bytes: found 100, expected a number of bytes from 1024 to 1048575")
+            Some("gateway.yaml:1:46: admin.limits.max_request_header_bytes: found 100, expected a whole number of bytes from 1024 to 1048575")
         );
         assert_eq!(
             load("admin: { limits: [] }\n").err().as_deref(),

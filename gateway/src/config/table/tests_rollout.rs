@@ -1,6 +1,6 @@
 //! Bad input in `routes[i].rollout`, each pinned to its whole error line.
 
-use super::routes_from_text;
+use crate::config::routes_from_text;
 
 fn errors(text: &str) -> Vec<String> {
     match routes_from_text("routes.yaml", text.as_bytes().to_vec(), None) {
@@ -38,7 +38,7 @@ fn errors_are_located() {
     );
     assert_eq!(
         with("[5, 20, 50, 100]", "[5, 20, 50, 120]"),
-        vec!["routes.yaml:11:26: routes[0].rollout.steps[3]: found 120, expected a whole number of percent from 0 to 100"]
+        vec!["routes.yaml:11:26: routes[0].rollout.steps[3]: found 120, expected a whole number of percent from 1 to 100"]
     );
     assert_eq!(
         with("window_ms: 30000", "window_ms: 0"),
@@ -58,7 +58,7 @@ fn errors_are_located() {
     );
     assert_eq!(
         with("max_error_rate: 0.02", "max_error_rate: 2"),
-        vec!["routes.yaml:14:69: routes[0].rollout.gates.max_error_rate: found 2, expected a fraction from 0 to 1"]
+        vec!["routes.yaml:14:69: routes[0].rollout.gates.max_error_rate: found 2, expected a number from 0 to 1"]
     );
     assert_eq!(
         errors(&rollout("      canary: canary\n      steps: []\n      step_ms: 1000\n")),

@@ -1,8 +1,8 @@
 //! Validated config model to [`RouteTable`]: the only place strings become header names, socket
 //! addresses and DNS names (`compile_target.rs`), networks and weights. Every conversion failure is collected as an [`Issue`].
 
-use super::error::Issue;
 use super::model::{DyeConfig, MatchConfig, RouteConfig, RoutesConfig, UnknownTagPolicy};
+use crate::config::error::Issue;
 use crate::routing::Overrides;
 use crate::routing::{
     Carried, Dye, Group, HostMatch, Matcher, Route, RouteTable, Split, StickyKey, TagFallback,
@@ -300,7 +300,7 @@ fn compile_dye(
     };
     let mut trusted = Vec::new();
     for (k, net) in cfg.trusted_sources.iter().flatten().enumerate() {
-        match super::networks::parse_net(net) {
+        match crate::config::networks::parse_net(net) {
             Some(n) => trusted.push(n),
             None => issues.push(Issue::new(
                 format!("{path}.dye.trusted_sources[{k}]"),

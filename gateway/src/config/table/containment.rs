@@ -1,140 +1,13 @@
-//! The routes.yaml and gateway.yaml sections that contain a failing upstream, as serde structs
-//! mirroring the file: `routes[i].timeouts`, `routes[i].retries`, `upstreams.NAME.health`,
-//! `upstreams.NAME.outlier`, `upstreams.NAME.max_in_flight`, `routes[i].dye.on_unhealthy_tag` and
-//! gateway.yaml's `debug`. Checked by `compile_containment.rs`.
+//! The routes.yaml sections that contain a failing upstream, as serde structs mirroring the
+//! file: `routes[i].timeouts`, `routes[i].retries`, `upstreams.NAME.health`,
+//! `upstreams.NAME.outlier`, `upstreams.NAME.max_in_flight` and `routes[i].dye.on_unhealthy_tag`.
+//! Checked by `compile_containment.rs`.
 
+use crate::config::range::{Count, Millis, Percent, Ranged, ReadMillis};
 use schemars::JsonSchema;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
-
-/// A duration in milliseconds: a whole number from 1 to [`MAX_MILLIS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Millis(pub u64);
-
-/// Longest duration accepted anywhere (one day).
-pub const MAX_MILLIS: u64 = 86_400_000;
-
-impl<'de> Deserialize<'de> for Millis {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Millis;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a whole number of milliseconds from 1 to {MAX_MILLIS}")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Millis, E> {
-                match u64::try_from(v) {
-                    Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
-                }
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Millis, E> {
-                if (1..=MAX_MILLIS).contains(&v) {
-                    Ok(Millis(v))
-                } else {
-                    Err(E::invalid_value(de::Unexpected::Unsigned(v), &self))
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `timeouts.read_ms`: a duration in milliseconds from 1 to [`MAX_MILLIS`], or 0 for none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReadMillis(pub u64);
-
-impl<'de> Deserialize<'de> for ReadMillis {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ReadMillis;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(
-                    f,
-                    "a whole number of milliseconds from 0 (no read timeout) to {MAX_MILLIS}"
-                )
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ReadMillis, E> {
-                match u64::try_from(v) {
-                    Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
-                }
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ReadMillis, E> {
-                if v <= MAX_MILLIS {
-                    Ok(ReadMillis(v))
-                } else {
-                    Err(E::invalid_value(de::Unexpected::Unsigned(v), &self))
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A whole number in `MIN..=MAX` (attempts, thresholds, in-flight limits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ranged<const MIN: u64, const MAX: u64>(pub u64);
-
-/// A count: a whole number in `1..=MAX`.
-pub type Count<const MAX: u64> = Ranged<1, MAX>;
-
-impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Ranged<MIN, MAX> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<const MIN: u64, const MAX: u64>;
-        impl<const MIN: u64, const MAX: u64> Visitor<'_> for V<MIN, MAX> {
-            type Value = Ranged<MIN, MAX>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                write!(f, "a whole number from {MIN} to {MAX}")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ranged<MIN, MAX>, E> {
-                match u64::try_from(v) {
-                    Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
-                }
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ranged<MIN, MAX>, E> {
-                if (MIN..=MAX).contains(&v) {
-                    Ok(Ranged(v))
-                } else {
-                    Err(E::invalid_value(de::Unexpected::Unsigned(v), &self))
-                }
-            }
-        }
-        d.deserialize_any(V::<MIN, MAX>)
-    }
-}
-
-/// A share in percent, a whole number from 0 to 100.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Percent(pub u8);
-
-impl<'de> Deserialize<'de> for Percent {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Percent;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a whole number of percent from 0 to 100")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Percent, E> {
-                match u64::try_from(v) {
-                    Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::invalid_value(de::Unexpected::Signed(v), &self)),
-                }
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Percent, E> {
-                match u8::try_from(v) {
-                    Ok(p) if p <= 100 => Ok(Percent(p)),
-                    _ => Err(E::invalid_value(de::Unexpected::Unsigned(v), &self)),
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 /// `routes[i].timeouts`: how long the gateway waits on the upstream.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema, PartialEq)]
@@ -305,25 +178,4 @@ pub struct OutlierConfig {
     /// Never eject more than this share of the group's targets [50].
     #[serde(default)]
     pub max_ejected_percent: Option<Percent>,
-}
-
-/// gateway.yaml `debug`: who may ask for the `x-dyegate-decision` header.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DebugConfig {
-    /// Networks whose requests may send `x-dyegate-debug: 1` [loopback only].
-    #[serde(default = "default_debug_sources")]
-    pub trusted_sources: Vec<String>,
-}
-
-impl Default for DebugConfig {
-    fn default() -> Self {
-        DebugConfig {
-            trusted_sources: default_debug_sources(),
-        }
-    }
-}
-
-fn default_debug_sources() -> Vec<String> {
-    vec!["127.0.0.0/8".into(), "::1/128".into()]
 }

@@ -1,20 +1,13 @@
-//! Serde structs that mirror `gateway.yaml` and `routes.yaml` field for field. Nothing here is
-//! checked beyond its YAML type: [`super::validate`] and [`super::compile`] do that.
+//! Serde structs that mirror `gateway.yaml` field for field. Nothing here is checked beyond its
+//! YAML type and the bounds of its number types: [`super::gateway`] turns them into the settings
+//! the process runs with.
 
-pub use super::containment::{
-    DebugConfig, HealthConfig, OutlierConfig, RetriesConfig, TimeoutsConfig,
-};
-pub use super::upstream_transport::{UpstreamProtocol, UpstreamTlsConfig};
+use super::runtime::{RuntimeLayout, Threads};
+use super::tracing::{EXPORT_TIMEOUT_BOUND, QUEUE_SIZE_BOUND, SAMPLE_RATIO_BOUND};
+use crate::config::entries::Entries;
+use crate::config::range::Bound;
 use schemars::JsonSchema;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use std::fmt;
-use std::sync::Arc;
-
-pub use super::runtime::{RuntimeLayout, Threads};
-
-// ---------------------------------------------------------------------------------------------
-// gateway.yaml
 
 /// `gateway.yaml`: process settings. SIGHUP applies the live ones (server_header, forwarded,
 /// debug.trusted_sources, two limits, access_log, tracing.sample_ratio, log); the others need
@@ -119,19 +112,28 @@ pub struct ReloadConfig {
     pub debounce_ms: u64,
     /// Versions kept (in memory and in state_dir) for rollback.
     #[serde(default = "default_history")]
-    #[schemars(range(min = 1, max = 10_000))]
+    #[schemars(range(min = HISTORY_BOUND.min, max = HISTORY_BOUND.max))]
     pub history: usize,
     /// Bytes of source text kept in the history at most (the oldest versions go first; the
     /// running one is always kept).
     #[serde(default = "default_history_max_bytes")]
+    #[schemars(range(min = HISTORY_BYTES_BOUND.min))]
     pub history_max_bytes: usize,
     /// Audit log: one JSON line per reload attempt (relative to gateway.yaml's directory).
     #[serde(default = "default_audit_log")]
     pub audit_log: String,
     /// A routes text longer than this is rejected before it is parsed (file, API, etcd).
     #[serde(default = "default_max_file_bytes")]
+    #[schemars(range(min = FILE_BYTES_BOUND.min))]
     pub max_file_bytes: usize,
 }
+
+/// `reload.history`'s bound (checked with the rest of gateway.yaml, see [`crate::config::range`]).
+pub const HISTORY_BOUND: Bound<u64> = Bound::whole(1, 10_000);
+/// `reload.history_max_bytes`'s bound.
+pub const HISTORY_BYTES_BOUND: Bound<u64> = Bound::bytes(1, u64::MAX);
+/// `reload.max_file_bytes`'s bound.
+pub const FILE_BYTES_BOUND: Bound<u64> = Bound::bytes(1, u64::MAX);
 
 impl Default for ReloadConfig {
     fn default() -> Self {
@@ -156,7 +158,7 @@ fn default_history_max_bytes() -> usize {
     64 * 1024 * 1024
 }
 fn default_max_file_bytes() -> usize {
-    super::bounds::DEFAULT_MAX_FILE_BYTES
+    crate::config::bounds::DEFAULT_MAX_FILE_BYTES
 }
 fn default_audit_log() -> String {
     "./state/audit.log".into()
@@ -299,16 +301,21 @@ pub struct PingoraConfig {
     /// (Pingora multiplies it by `threads`) [128]. Raise it when more requests than this times
     /// `threads` are in flight at once: past it, connections are closed after use and reopened.
     #[serde(default = "default_upstream_pool")]
-    #[schemars(range(min = 1, max = 1_000_000))]
+    #[schemars(range(min = UPSTREAM_POOL_BOUND.min, max = UPSTREAM_POOL_BOUND.max))]
     pub upstream_keepalive_pool_size: usize,
     /// Let idle worker threads steal ready connections from busy ones [true].
     #[serde(default = "default_work_stealing")]
     pub work_stealing: bool,
     /// Accept tasks per listening socket [1].
     #[serde(default = "default_listener_tasks")]
-    #[schemars(range(min = 1, max = 64))]
+    #[schemars(range(min = LISTENER_TASKS_BOUND.min, max = LISTENER_TASKS_BOUND.max))]
     pub listener_tasks_per_fd: usize,
 }
+
+/// `pingora.upstream_keepalive_pool_size`'s bound.
+pub const UPSTREAM_POOL_BOUND: Bound<u64> = Bound::whole(1, 1_000_000);
+/// `pingora.listener_tasks_per_fd`'s bound.
+pub const LISTENER_TASKS_BOUND: Bound<u64> = Bound::whole(1, 64);
 
 impl Default for PingoraConfig {
     fn default() -> Self {
@@ -368,18 +375,18 @@ pub struct TracingConfig {
     pub headers: Entries<String>,
     /// Longest one export may take before its spans are dropped.
     #[serde(default = "default_export_timeout_ms")]
-    #[schemars(range(min = 1, max = super::tracing::MAX_EXPORT_TIMEOUT_MS))]
+    #[schemars(range(min = EXPORT_TIMEOUT_BOUND.min, max = EXPORT_TIMEOUT_BOUND.max))]
     pub timeout_ms: u64,
     /// Share of new traces sampled (0 to 1). Default: 1 with an endpoint, 0 without.
     #[serde(default)]
-    #[schemars(range(min = 0.0, max = 1.0))]
+    #[schemars(range(min = SAMPLE_RATIO_BOUND.min, max = SAMPLE_RATIO_BOUND.max))]
     pub sample_ratio: Option<f64>,
     /// Baggage member that carries the dye tag.
     #[serde(default = "default_baggage_key")]
     pub baggage_key: String,
     /// Finished spans waiting for export; when full, new spans are dropped and counted.
     #[serde(default = "default_queue_size")]
-    #[schemars(range(min = 1, max = super::tracing::MAX_QUEUE_SIZE))]
+    #[schemars(range(min = QUEUE_SIZE_BOUND.min, max = QUEUE_SIZE_BOUND.max))]
     pub queue_size: usize,
     /// `service.name` of the exported spans.
     #[serde(default = "default_service_name")]
@@ -425,390 +432,23 @@ fn default_service_name() -> String {
     "dyegate".into()
 }
 
-// ---------------------------------------------------------------------------------------------
-// routes.yaml
-
-/// `routes.yaml`. The top level is decoded entry by entry (see `load.rs`) so that every broken
-/// upstream and route is reported, not only the first.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RoutesConfig {
-    /// In file order; `None` where the entry failed to decode (its name still counts as defined).
-    /// Entries are shared with the next version when their text is unchanged (see
-    /// `incremental.rs`).
-    pub upstreams: Vec<(String, Option<Arc<UpstreamConfig>>)>,
-    /// In file order; `None` where the route failed to decode.
-    pub routes: Vec<Option<Arc<RouteConfig>>>,
-    /// Field paths that failed to decode and were replaced by placeholders (see `load.rs`);
-    /// validation issues on them, or on their parents, would only repeat the decoding error.
-    pub failed: Vec<String>,
-}
-
-impl RoutesConfig {
-    /// Whether an issue at `path` follows from a field that failed to decode.
-    pub fn is_consequence(&self, path: &str) -> bool {
-        self.failed
-            .iter()
-            .any(|f| path.starts_with(f.as_str()) || f.starts_with(path))
-    }
-}
-
-/// Fields of a route (for field-by-field decoding; must match [`RouteConfig`]).
-pub const ROUTE_FIELDS: &[&str] = &[
-    "name",
-    "match",
-    "dye",
-    "split",
-    "sticky",
-    "timeouts",
-    "retries",
-    "rollout",
-    "limits",
-    "https_redirect",
-];
-/// Fields of an upstream group (must match [`UpstreamConfig`]).
-pub const UPSTREAM_FIELDS: &[&str] = &[
-    "targets",
-    "health",
-    "outlier",
-    "max_in_flight",
-    "protocol",
-    "tls",
-];
-
-/// routes.yaml decoded in one go (the fast path for valid files, see `config::routes_from_text`).
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RoutesFile {
-    /// Upstream groups: named sets of interchangeable targets.
-    #[serde(default)]
-    pub upstreams: Entries<UpstreamConfig>,
-    /// Routes, tried in file order: the first whose `match` holds wins; no match answers 404.
-    pub routes: Vec<RouteConfig>,
-}
-
-/// Top-level keys of routes.yaml.
-pub const ROUTES_FIELDS: &[&str] = &["upstreams", "routes"];
-
-/// `upstreams.NAME`: a group of interchangeable targets.
+/// gateway.yaml `debug`: who may ask for the `x-dyegate-decision` header.
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// Targets, picked by weighted round-robin.
-    pub targets: Vec<TargetConfig>,
-    /// Active health checks; absent = none.
-    #[serde(default)]
-    pub health: Option<HealthConfig>,
-    /// Passive ejection of failing targets; absent = none.
-    #[serde(default)]
-    pub outlier: Option<OutlierConfig>,
-    /// Circuit breaker: requests in flight to the group past which new ones get 503.
-    #[serde(default)]
-    pub max_in_flight: Option<super::containment::Count<1_000_000>>,
-    /// `h1` [default], `h2` (TLS + ALPN) or `h2c` (cleartext, prior knowledge).
-    #[serde(default)]
-    pub protocol: UpstreamProtocol,
-    /// TLS to the targets (with `h1` or `h2`); absent = cleartext for `h1`, defaults for `h2`.
-    #[serde(default)]
-    pub tls: Option<UpstreamTlsConfig>,
+pub struct DebugConfig {
+    /// Networks whose requests may send `x-dyegate-debug: 1` [loopback only].
+    #[serde(default = "default_debug_sources")]
+    pub trusted_sources: Vec<String>,
 }
 
-/// A target: `"IP:PORT"` or `"NAME:PORT"` (a DNS name: one target per address it resolves to),
-/// or `{ addr: "IP:PORT", weight: N }`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TargetConfig {
-    pub addr: String,
-    pub weight: Weight,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TargetFields {
-    addr: String,
-    #[serde(default = "Weight::one")]
-    weight: Weight,
-}
-
-impl<'de> Deserialize<'de> for TargetConfig {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = TargetConfig;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(
-                    "an address \"IP:PORT\" or \"NAME:PORT\", or { addr: \"IP:PORT\", weight: N }",
-                )
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<TargetConfig, E> {
-                Ok(TargetConfig {
-                    addr: s.to_string(),
-                    weight: Weight(1),
-                })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TargetConfig, A::Error> {
-                let t = TargetFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(TargetConfig {
-                    addr: t.addr,
-                    weight: t.weight,
-                })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A weight: a whole number >= 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Weight(pub u32);
-
-/// Largest weight accepted.
-pub use crate::routing::MAX_WEIGHT;
-
-impl Weight {
-    fn one() -> Weight {
-        Weight(1)
-    }
-}
-
-impl<'de> Deserialize<'de> for Weight {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Weight;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a whole number >= 0")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Weight, E> {
-                if v < 0 {
-                    return Err(E::invalid_value(de::Unexpected::Signed(v), &self));
-                }
-                self.visit_u64(v as u64)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Weight, E> {
-                match u32::try_from(v) {
-                    Ok(w) if w <= MAX_WEIGHT => Ok(Weight(w)),
-                    _ => Err(E::custom(format_args!(
-                        "found {v}, expected a whole number from 0 to {MAX_WEIGHT}"
-                    ))),
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// `routes[i]`.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// Unique; used in logs and metrics.
-    pub name: String,
-    /// Which requests the route takes; every field optional, all given ones must hold.
-    #[serde(default, rename = "match")]
-    pub matches: MatchConfig,
-    /// Tag routing: a request whose tag header names a tag goes to that tag's group.
-    #[serde(default)]
-    pub dye: DyeConfig,
-    /// Split of untagged traffic by weight; a single entry = no split.
-    #[serde(default)]
-    pub split: Vec<SplitEntryConfig>,
-    /// `header:NAME`, `cookie:NAME` or `client_ip`.
-    #[serde(default)]
-    pub sticky: Option<String>,
-    /// How long the gateway waits on the upstream.
-    #[serde(default)]
-    pub timeouts: TimeoutsConfig,
-    /// Extra tries of a failed attempt on another target of the same group, within a budget.
-    #[serde(default)]
-    pub retries: RetriesConfig,
-    /// Progressive delivery of a canary in this split; absent = none.
-    #[serde(default)]
-    pub rollout: Option<super::rollout::RolloutConfig>,
-    /// Request rate limit of the route (429 with `retry-after` past it); absent = none.
-    #[serde(default)]
-    pub limits: Option<RateLimitConfig>,
-    /// Answer plain-HTTP requests with 308 to the same URL on HTTPS (the port of the first
-    /// `tls.listen` address, left out when 443) [false].
-    #[serde(default)]
-    pub https_redirect: bool,
-}
-
-/// `routes[i].match`: every field optional; all given ones must hold.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MatchConfig {
-    /// Exact host, or `*.example.com` for any subdomain; the port is ignored.
-    #[serde(default)]
-    pub host: Option<String>,
-    /// String prefix of the path.
-    #[serde(default)]
-    pub path_prefix: Option<String>,
-    /// Methods, e.g. `[GET, POST]`.
-    #[serde(default)]
-    pub methods: Option<Vec<String>>,
-    /// Headers that must be present with one of the given values.
-    #[serde(default)]
-    pub headers: Entries<OneOrMany>,
-}
-
-/// `routes[i].dye`.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DyeConfig {
-    /// The tag header [x-env-tag].
-    #[serde(default = "default_dye_header")]
-    pub header: String,
-    /// Tag -> upstream group; a request with that tag goes there.
-    #[serde(default)]
-    pub tags: Entries<String>,
-    /// What a tag that maps to no group gets [base].
-    #[serde(default)]
-    pub on_unknown_tag: UnknownTagPolicy,
-    /// What a tagged request gets when its lane has no healthy target.
-    #[serde(default)]
-    pub on_unhealthy_tag: UnhealthyTagPolicy,
-    /// Networks (CIDR) whose tags are trusted; tags from other peers are stripped. Absent = all.
-    #[serde(default)]
-    pub trusted_sources: Option<Vec<String>>,
-    /// Rate limit of the tagged requests of the route (instead of the route's `limits`), so a
-    /// flood of tagged requests cannot swamp a small canary.
-    #[serde(default)]
-    pub limits: Option<RateLimitConfig>,
-}
-
-impl Default for DyeConfig {
+impl Default for DebugConfig {
     fn default() -> Self {
-        DyeConfig {
-            header: default_dye_header(),
-            tags: Entries::default(),
-            on_unknown_tag: UnknownTagPolicy::Base,
-            on_unhealthy_tag: UnhealthyTagPolicy::Base,
-            trusted_sources: None,
-            limits: None,
+        DebugConfig {
+            trusted_sources: default_debug_sources(),
         }
     }
 }
 
-/// `limits:` of a route or of its tagged lanes (`dye.limits`).
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitConfig {
-    /// Requests per second per key, sustained (a whole number >= 1).
-    pub rate_per_s: u32,
-    /// Requests allowed above `rate_per_s` within one second [0].
-    #[serde(default)]
-    pub burst: u32,
-    /// What requests are counted by: `client_ip` [default], `header:NAME` or `route` (all
-    /// requests of the route together).
-    #[serde(default = "default_limit_key")]
-    pub key: String,
-}
-
-fn default_limit_key() -> String {
-    "client_ip".into()
-}
-
-pub fn default_dye_header() -> String {
-    "x-env-tag".into()
-}
-
-/// What a tag that maps to no group gets.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum UnknownTagPolicy {
-    /// Routed as if untagged: the split decides.
-    #[default]
-    Base,
-    /// Answered with 503.
-    Reject,
-}
-
-/// What a tagged request gets when every target of its lane's group is unhealthy or ejected.
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum UnhealthyTagPolicy {
-    /// Routed by the route's split, as if untagged (reason `fallback_unhealthy`).
-    #[default]
-    Base,
-    /// Answered with 503 naming the group.
-    Reject,
-}
-
-/// `routes[i].split[j]`.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SplitEntryConfig {
-    /// The upstream group.
-    pub upstream: String,
-    /// Relative weight, a whole number >= 0 (0 gets nothing).
-    pub weight: Weight,
-}
-
-/// A YAML mapping kept as ordered entries, duplicates included, so validation can report a
-/// duplicated key instead of silently keeping the last one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entries<V>(pub Vec<(String, V)>);
-
-impl<V> Default for Entries<V> {
-    fn default() -> Self {
-        Entries(Vec::new())
-    }
-}
-
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Vis<V>(std::marker::PhantomData<V>);
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for Vis<V> {
-            type Value = Entries<V>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a mapping")
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Entries<V>, E> {
-                Ok(Entries(Vec::new()))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<V>, A::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = map.next_key::<String>()? {
-                    out.push((k, map.next_value()?));
-                }
-                Ok(Entries(out))
-            }
-        }
-        d.deserialize_map(Vis(std::marker::PhantomData))
-    }
-}
-
-/// A value or a list of values (`x-client: web` or `x-client: [web, mobile]`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OneOrMany(pub Vec<String>);
-
-impl<'de> Deserialize<'de> for OneOrMany {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = OneOrMany;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string or a list of strings")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<OneOrMany, E> {
-                Ok(OneOrMany(vec![s.to_string()]))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<OneOrMany, E> {
-                Ok(OneOrMany(vec![v.to_string()]))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<OneOrMany, E> {
-                Ok(OneOrMany(vec![v.to_string()]))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<OneOrMany, E> {
-                Ok(OneOrMany(vec![v.to_string()]))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
-                let mut out = Vec::new();
-                while let Some(s) = seq.next_element::<String>()? {
-                    out.push(s);
-                }
-                Ok(OneOrMany(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
+fn default_debug_sources() -> Vec<String> {
+    vec!["127.0.0.0/8".into(), "::1/128".into()]
 }

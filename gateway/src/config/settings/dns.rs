@@ -1,15 +1,15 @@
 //! gateway.yaml's `dns:` how the DNS names of upstream targets (`NAME:PORT` in routes.yaml) are
 //! resolved: how often, and by which nameservers. Checked into [`DnsSettings`].
 
-use super::error::Issue;
+use crate::config::error::Issue;
+use crate::config::range::Bound;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// Shortest and longest `dns.interval_ms` accepted.
-pub const MIN_INTERVAL_MS: u64 = 100;
-pub const MAX_INTERVAL_MS: u64 = 3_600_000;
+/// `dns.interval_ms`: from a tenth of a second to an hour.
+pub const INTERVAL_BOUND: Bound<u64> = Bound::millis(100, 3_600_000);
 
 /// `dns:` as written in gateway.yaml (defaults in the field docs).
 #[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
@@ -18,7 +18,7 @@ pub struct DnsConfig {
     /// Milliseconds between two lookups of a name [5000]. A record's TTL, where shorter, does
     /// not make dyegate ask more often; where longer, dyegate waits for it (at most 300 s).
     #[serde(default = "default_interval_ms")]
-    #[schemars(range(min = 100, max = 3_600_000))]
+    #[schemars(range(min = INTERVAL_BOUND.min, max = INTERVAL_BOUND.max))]
     pub interval_ms: u64,
     /// Nameservers to ask, `IP` or `IP:PORT` (port 53 by default), in order; absent = those of
     /// /etc/resolv.conf, with /etc/hosts first.
@@ -59,15 +59,7 @@ impl Default for DnsSettings {
 
 /// The settings; every bad field is an issue.
 pub fn dns_settings(cfg: &DnsConfig, issues: &mut Vec<Issue>) -> DnsSettings {
-    if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&cfg.interval_ms) {
-        issues.push(Issue::new(
-            "dns.interval_ms",
-            format!(
-                "found {}, expected milliseconds from {MIN_INTERVAL_MS} to {MAX_INTERVAL_MS}",
-                cfg.interval_ms
-            ),
-        ));
-    }
+    INTERVAL_BOUND.check("dns.interval_ms", cfg.interval_ms, issues);
     let nameservers = cfg.nameservers.as_ref().map(|list| {
         if list.is_empty() {
             issues.push(Issue::new(
@@ -91,7 +83,10 @@ pub fn dns_settings(cfg: &DnsConfig, issues: &mut Vec<Issue>) -> DnsSettings {
             .collect()
     });
     DnsSettings {
-        interval: Duration::from_millis(cfg.interval_ms.clamp(MIN_INTERVAL_MS, MAX_INTERVAL_MS)),
+        interval: Duration::from_millis(
+            cfg.interval_ms
+                .clamp(INTERVAL_BOUND.min, INTERVAL_BOUND.max),
+        ),
         nameservers,
     }
 }
@@ -145,7 +140,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                "dns.interval_ms: found 0, expected milliseconds from 100 to 3600000",
+                "dns.interval_ms: found 0, expected a whole number of milliseconds from 100 to 3600000",
                 "dns.nameservers[0]: found \"dns.local\", expected an IP address with an optional port such as 10.0.0.2 or 10.0.0.2:53 or [fd00::2]:53",
                 "dns.nameservers[1]: found \"10.0.0.2:0\", expected an IP address with an optional port such as 10.0.0.2 or 10.0.0.2:53 or [fd00::2]:53",
             ]

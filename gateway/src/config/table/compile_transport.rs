@@ -3,8 +3,9 @@
 //! attempt only clones its target's peer. The CA file is read here, on every load of the routes file: a missing or broken file
 //! fails that load with a located error and the running table keeps serving.
 
-use super::error::Issue;
-use super::model::{UpstreamConfig, UpstreamProtocol, UpstreamTlsConfig};
+use super::model::UpstreamConfig;
+use super::upstream_transport::{UpstreamProtocol, UpstreamTlsConfig};
+use crate::config::error::Issue;
 use crate::routing::{PeerTemplate, Protocol, Transport};
 use pingora::protocols::ALPN;
 use pingora::tls::{CertificateDer, RootCertStore, ServerName};

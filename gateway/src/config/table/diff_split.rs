@@ -103,7 +103,7 @@ pub fn percent(weight: u32, total: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::Weight;
+    use crate::config::table::model::Weight;
 
     fn split(entries: &[(&str, u32)]) -> Vec<SplitEntryConfig> {
         (entries.iter())

@@ -1,7 +1,8 @@
 //! `source:` of gateway.yaml: where the routing table comes from when it is not the routes file.
 //! Today one kind, `etcd`: a fleet of gateways following one table (see `crate::source::etcd`).
 
-use super::error::Issue;
+use crate::config::error::Issue;
+use crate::config::range::Bound;
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
@@ -30,8 +31,12 @@ pub struct EtcdConfig {
     pub password_file: Option<String>,
     /// Connect timeout per endpoint.
     #[serde(default = "default_dial_timeout_ms")]
+    #[schemars(range(min = DIAL_TIMEOUT_BOUND.min, max = DIAL_TIMEOUT_BOUND.max))]
     pub dial_timeout_ms: u64,
 }
+
+/// `source.etcd.dial_timeout_ms`: at most a minute.
+pub const DIAL_TIMEOUT_BOUND: Bound<u64> = Bound::millis(1, 60_000);
 
 fn default_dial_timeout_ms() -> u64 {
     2000
@@ -91,15 +96,7 @@ pub fn source_settings(
             format!("found {prefix:?}, expected a key prefix that starts and ends with `/`, such as /dyegate/prod/"),
         ));
     }
-    if etcd.dial_timeout_ms == 0 || etcd.dial_timeout_ms > 60_000 {
-        issues.push(Issue::new(
-            "source.etcd.dial_timeout_ms",
-            format!(
-                "found {}, expected a number of milliseconds from 1 to 60000",
-                etcd.dial_timeout_ms
-            ),
-        ));
-    }
+    DIAL_TIMEOUT_BOUND.check("source.etcd.dial_timeout_ms", etcd.dial_timeout_ms, issues);
     let user = match (&etcd.username, &etcd.password_file) {
         (None, None) => None,
         (Some(_), None) => {

@@ -1,0 +1,345 @@
+//! Serde structs that mirror `routes.yaml` field for field. Nothing here is checked beyond its
+//! YAML type and the bounds of its number types: [`super::validate`] and [`super::compile`] do
+//! that.
+
+use super::containment::{HealthConfig, OutlierConfig, RetriesConfig, TimeoutsConfig};
+use super::upstream_transport::{UpstreamProtocol, UpstreamTlsConfig};
+use crate::config::entries::Entries;
+use crate::config::range::Bound;
+use schemars::JsonSchema;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::sync::Arc;
+
+/// `routes.yaml`. The top level is decoded entry by entry (see `load.rs`) so that every broken
+/// upstream and route is reported, not only the first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoutesConfig {
+    /// In file order; `None` where the entry failed to decode (its name still counts as defined).
+    /// Entries are shared with the next version when their text is unchanged (see
+    /// `incremental.rs`).
+    pub upstreams: Vec<(String, Option<Arc<UpstreamConfig>>)>,
+    /// In file order; `None` where the route failed to decode.
+    pub routes: Vec<Option<Arc<RouteConfig>>>,
+    /// Field paths that failed to decode and were replaced by placeholders (see `load.rs`);
+    /// validation issues on them, or on their parents, would only repeat the decoding error.
+    pub failed: Vec<String>,
+}
+
+impl RoutesConfig {
+    /// Whether an issue at `path` follows from a field that failed to decode.
+    pub fn is_consequence(&self, path: &str) -> bool {
+        self.failed
+            .iter()
+            .any(|f| path.starts_with(f.as_str()) || f.starts_with(path))
+    }
+}
+
+/// routes.yaml decoded in one go (the fast path for valid files, see `config::routes_from_text`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoutesFile {
+    /// Upstream groups: named sets of interchangeable targets.
+    #[serde(default)]
+    pub upstreams: Entries<UpstreamConfig>,
+    /// Routes, tried in file order: the first whose `match` holds wins; no match answers 404.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `upstreams.NAME`: a group of interchangeable targets.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Targets, picked by weighted round-robin.
+    pub targets: Vec<TargetConfig>,
+    /// Active health checks; absent = none.
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
+    /// Passive ejection of failing targets; absent = none.
+    #[serde(default)]
+    pub outlier: Option<OutlierConfig>,
+    /// Circuit breaker: requests in flight to the group past which new ones get 503.
+    #[serde(default)]
+    pub max_in_flight: Option<crate::config::range::Count<1_000_000>>,
+    /// `h1` [default], `h2` (TLS + ALPN) or `h2c` (cleartext, prior knowledge).
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// TLS to the targets (with `h1` or `h2`); absent = cleartext for `h1`, defaults for `h2`.
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsConfig>,
+}
+
+/// A target: `"IP:PORT"` or `"NAME:PORT"` (a DNS name: one target per address it resolves to),
+/// or `{ addr: "IP:PORT", weight: N }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConfig {
+    pub addr: String,
+    pub weight: Weight,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFields {
+    addr: String,
+    #[serde(default = "Weight::one")]
+    weight: Weight,
+}
+
+impl<'de> Deserialize<'de> for TargetConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TargetConfig;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "an address \"IP:PORT\" or \"NAME:PORT\", or { addr: \"IP:PORT\", weight: N }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<TargetConfig, E> {
+                Ok(TargetConfig {
+                    addr: s.to_string(),
+                    weight: Weight(1),
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<TargetConfig, A::Error> {
+                let t = TargetFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(TargetConfig {
+                    addr: t.addr,
+                    weight: t.weight,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A weight: a whole number >= 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weight(pub u32);
+
+/// Largest weight accepted (keeps the sum of any split far from overflow).
+pub use crate::routing::MAX_WEIGHT;
+/// A weight's bound. A value that is not a whole number >= 0 is told so (`found -5, expected a
+/// whole number >= 0`, the example of every error in the docs); one past [`MAX_WEIGHT`] is told
+/// the whole range.
+pub const WEIGHT_BOUND: Bound<u64> = Bound::whole(0, MAX_WEIGHT as u64);
+
+impl Weight {
+    fn one() -> Weight {
+        Weight(1)
+    }
+}
+
+impl<'de> Deserialize<'de> for Weight {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Weight;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(&Bound::at_least(WEIGHT_BOUND.min).expected())
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Weight, E> {
+                if v < 0 {
+                    return Err(E::invalid_value(de::Unexpected::Signed(v), &self));
+                }
+                self.visit_u64(v as u64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Weight, E> {
+                match u32::try_from(v) {
+                    Ok(w) if WEIGHT_BOUND.contains(v) => Ok(Weight(w)),
+                    _ => Err(E::custom(WEIGHT_BOUND.found(v))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `routes[i]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique; used in logs and metrics.
+    pub name: String,
+    /// Which requests the route takes; every field optional, all given ones must hold.
+    #[serde(default, rename = "match")]
+    pub matches: MatchConfig,
+    /// Tag routing: a request whose tag header names a tag goes to that tag's group.
+    #[serde(default)]
+    pub dye: DyeConfig,
+    /// Split of untagged traffic by weight; a single entry = no split.
+    #[serde(default)]
+    pub split: Vec<SplitEntryConfig>,
+    /// `header:NAME`, `cookie:NAME` or `client_ip`.
+    #[serde(default)]
+    pub sticky: Option<String>,
+    /// How long the gateway waits on the upstream.
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+    /// Extra tries of a failed attempt on another target of the same group, within a budget.
+    #[serde(default)]
+    pub retries: RetriesConfig,
+    /// Progressive delivery of a canary in this split; absent = none.
+    #[serde(default)]
+    pub rollout: Option<super::rollout::RolloutConfig>,
+    /// Request rate limit of the route (429 with `retry-after` past it); absent = none.
+    #[serde(default)]
+    pub limits: Option<RateLimitConfig>,
+    /// Answer plain-HTTP requests with 308 to the same URL on HTTPS (the port of the first
+    /// `tls.listen` address, left out when 443) [false].
+    #[serde(default)]
+    pub https_redirect: bool,
+}
+
+/// `routes[i].match`: every field optional; all given ones must hold.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Exact host, or `*.example.com` for any subdomain; the port is ignored.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// String prefix of the path.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Methods, e.g. `[GET, POST]`.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Headers that must be present with one of the given values.
+    #[serde(default)]
+    pub headers: Entries<OneOrMany>,
+}
+
+/// `routes[i].dye`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DyeConfig {
+    /// The tag header [x-env-tag].
+    #[serde(default = "default_dye_header")]
+    pub header: String,
+    /// Tag -> upstream group; a request with that tag goes there.
+    #[serde(default)]
+    pub tags: Entries<String>,
+    /// What a tag that maps to no group gets [base].
+    #[serde(default)]
+    pub on_unknown_tag: UnknownTagPolicy,
+    /// What a tagged request gets when its lane has no healthy target.
+    #[serde(default)]
+    pub on_unhealthy_tag: UnhealthyTagPolicy,
+    /// Networks (CIDR) whose tags are trusted; tags from other peers are stripped. Absent = all.
+    #[serde(default)]
+    pub trusted_sources: Option<Vec<String>>,
+    /// Rate limit of the tagged requests of the route (instead of the route's `limits`), so a
+    /// flood of tagged requests cannot swamp a small canary.
+    #[serde(default)]
+    pub limits: Option<RateLimitConfig>,
+}
+
+impl Default for DyeConfig {
+    fn default() -> Self {
+        DyeConfig {
+            header: default_dye_header(),
+            tags: Entries::default(),
+            on_unknown_tag: UnknownTagPolicy::Base,
+            on_unhealthy_tag: UnhealthyTagPolicy::Base,
+            trusted_sources: None,
+            limits: None,
+        }
+    }
+}
+
+/// `limits:` of a route or of its tagged lanes (`dye.limits`).
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests per second per key, sustained (a whole number >= 1).
+    #[schemars(range(min = RATE_PER_S_BOUND.min))]
+    pub rate_per_s: u32,
+    /// Requests allowed above `rate_per_s` within one second [0].
+    #[serde(default)]
+    pub burst: u32,
+    /// What requests are counted by: `client_ip` [default], `header:NAME` or `route` (all
+    /// requests of the route together).
+    #[serde(default = "default_limit_key")]
+    pub key: String,
+}
+
+/// `rate_per_s`'s bound (checked by `compile_limits.rs`).
+pub const RATE_PER_S_BOUND: Bound<u64> =
+    Bound::of("a whole number of requests per second", 1, u64::MAX);
+
+fn default_limit_key() -> String {
+    "client_ip".into()
+}
+
+pub fn default_dye_header() -> String {
+    "x-env-tag".into()
+}
+
+/// What a tag that maps to no group gets.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownTagPolicy {
+    /// Routed as if untagged: the split decides.
+    #[default]
+    Base,
+    /// Answered with 503.
+    Reject,
+}
+
+/// What a tagged request gets when every target of its lane's group is unhealthy or ejected.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UnhealthyTagPolicy {
+    /// Routed by the route's split, as if untagged (reason `fallback_unhealthy`).
+    #[default]
+    Base,
+    /// Answered with 503 naming the group.
+    Reject,
+}
+
+/// `routes[i].split[j]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SplitEntryConfig {
+    /// The upstream group.
+    pub upstream: String,
+    /// Relative weight, a whole number >= 0 (0 gets nothing).
+    pub weight: Weight,
+}
+
+/// A value or a list of values (`x-client: web` or `x-client: [web, mobile]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![s.to_string()]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(OneOrMany(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
