@@ -13,7 +13,7 @@
 //! Run: `cargo bench --bench reload`
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use dyegate::config::compile_rollout::plans;
+use dyegate::config::table::compile_rollout::plans;
 use dyegate::config::table::diff::diff;
 use dyegate::config::{routes_from_text, routes_from_text_over, LoadedRoutes};
 use dyegate::routing::Carried;

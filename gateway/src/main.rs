@@ -360,7 +360,7 @@ fn first_table(
                         let startup = dyegate::telemetry::labels::TriggerLabel::Startup;
                         rollouts
                             .over(
-                                &dyegate::config::compile_rollout::plans(model),
+                                &dyegate::config::table::compile_rollout::plans(model),
                                 &nothing,
                                 startup,
                             )

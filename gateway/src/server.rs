@@ -2,7 +2,7 @@
 //! listener, the admin API, the reload and drain background services.
 
 use crate::admin::{AdminApi, BodyDeadline};
-use crate::config::model::DEFAULT_ACCESS_LOG_QUEUE;
+use crate::config::settings::model::DEFAULT_ACCESS_LOG_QUEUE;
 use crate::config::Gateway;
 use crate::dns::{DnsNames, DnsService};
 use crate::downstream::fds::{connection_caps, Caps};
@@ -329,7 +329,7 @@ fn add_etcd_source(
 struct Downstream<'a> {
     metrics: &'a DownstreamMetrics,
     caps: Caps,
-    /// The proxy listeners' limits, which a SIGHUP can change (`config::live`).
+    /// The proxy listeners' limits, which a SIGHUP can change (`config::settings::live`).
     limits: LiveLimits,
 }
 

@@ -2,8 +2,8 @@
 //! its doc comment says why (a sentence with "long because"). Read with `syn`, so strings,
 //! comments and macros cannot fool the count.
 //!
-//! reload/, rollout/ and upgrade.rs are left out for now: they are being reworked (issue 28), and
-//! the lead removes this exclusion when that work lands.
+//! upgrade.rs is left out for now: its `upgrade` (188 lines) is being split by the work on
+//! upgrades (issue 33), which removes this exclusion.
 
 use std::path::{Path, PathBuf};
 use syn::visit::Visit;
@@ -15,8 +15,8 @@ const MAX_FN_LINES: usize = 100;
 /// What a longer function's doc comment says.
 const WHY: &str = "long because";
 
-/// Left out until issue 28's rework of them lands (the lead removes this).
-const NOT_YET: &[&str] = &["reload/", "rollout/", "upgrade.rs"];
+/// Left out until issue 33's rework of upgrade.rs lands.
+const NOT_YET: &[&str] = &["upgrade.rs"];
 
 fn gateway_sources() -> Vec<(String, String)> {
     let src = dyegate_suite::gateway::workspace_root().join("gateway/src");

@@ -7,15 +7,12 @@
 //! edits a SIGHUP applies) are here too, for now.
 
 pub mod bounds;
-pub mod compile_rollout;
 pub mod entries;
 pub mod error;
 pub mod incremental;
-pub mod live;
 pub mod load;
 pub mod networks;
 pub mod range;
-pub mod overrides;
 pub mod schema;
 pub mod settings;
 pub mod table;

@@ -50,7 +50,7 @@ pub type LiveLimits = Arc<arc_swap::ArcSwap<DownstreamLimits>>;
 /// The proxy's HTTP app `A`, bounded by [`DownstreamLimits`].
 pub struct BoundedApp<A> {
     app: Arc<A>,
-    /// Read once per connection (and head): a SIGHUP can change some of them (`config::live`).
+    /// Read once per connection (and head): a SIGHUP can change some of them (`config::settings::live`).
     limits: LiveLimits,
     /// Detect the h2c preface (gateway.yaml `h2c`); `A` must then have h2c on in its options.
     h2c: bool,

@@ -1,5 +1,5 @@
 //! The proxy's settings from gateway.yaml that a SIGHUP can change while it serves (see
-//! `config::live`): read once per request through one shared handle, swapped whole.
+//! `config::settings::live`): read once per request through one shared handle, swapped whole.
 
 use crate::config::Gateway;
 use crate::contain::DebugPolicy;

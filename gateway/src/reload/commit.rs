@@ -10,7 +10,7 @@ use super::report::{LastError, Outcome, ReloadReport};
 use super::trigger::Trigger;
 use super::version_id;
 use crate::config::diff::{diff, Diff};
-use crate::config::overrides::over;
+use crate::config::table::overrides::over;
 use crate::routing::ActiveTable;
 use crate::stamp::{sha256_hex, unix_now};
 use log::{error, info, warn};

@@ -1,12 +1,12 @@
 //! gateway.yaml on SIGHUP and `POST /reload`: read and checked again; the keys that can change
-//! live (see `config::live`) are applied at once, the others are named in the log and the
+//! live (see `config::settings::live`) are applied at once, the others are named in the log and the
 //! answer as waiting for `dyegate upgrade` (or a restart). A file with errors changes nothing
 //! and says why, located. A live key that cannot be applied now (an access log file that cannot
 //! be opened, a level while `RUST_LOG` decides) is named with why in `warnings`, and stays as
 //! it was. Before, every edit of gateway.yaml was ignored with "no change".
 
-use crate::config::live::{gateway_change, GatewayChange};
-use crate::config::model::AccessLogConfig;
+use crate::config::settings::live::{gateway_change, GatewayChange};
+use crate::config::settings::model::AccessLogConfig;
 use crate::config::Gateway;
 use crate::downstream::LiveLimits;
 use crate::proxy::live::{Live, SharedLive};

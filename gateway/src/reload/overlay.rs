@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 /// Sets weights over decoded tables; called under the commit lock.
 pub trait Overlay: Send + Sync {
     /// The weights to set over a decoded, valid table with these rollout `plans` (see
-    /// `config::compile_rollout`) while `running` serves, and a
+    /// `config::table::compile_rollout`) while `running` serves, and a
     /// note for the audit record (rollouts started, restarted or ended by this table). `by` is
     /// the trigger whose table it is.
     fn over(

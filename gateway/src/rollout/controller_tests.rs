@@ -71,7 +71,7 @@ impl Gateway {
         let loaded = routes_from_text_over("routes.yaml", text, None, usize::MAX, &mut |m| {
             controller
                 .over(
-                    &crate::config::compile_rollout::plans(m),
+                    &crate::config::table::compile_rollout::plans(m),
                     &nothing,
                     crate::telemetry::labels::TriggerLabel::Startup,
                 )

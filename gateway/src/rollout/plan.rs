@@ -1,5 +1,5 @@
 //! The plan of one route's rollout as compile produces it from the table (see
-//! `config::compile_rollout`): its split as written, the steps and the gates; the weights of
+//! `config::table::compile_rollout`): its split as written, the steps and the gates; the weights of
 //! each step; and the fingerprint that tells whether a new table left the route's `split` and
 //! `rollout` as they were.
 

@@ -10,7 +10,7 @@
 //! debug` shows the debug lines of every crate (Pingora, hickory, rustls), as `RUST_LOG=debug`
 //! does; a filter per module needs `RUST_LOG`.
 
-use crate::config::logging::LogLevel;
+use crate::config::settings::logging::LogLevel;
 
 /// What decides the level of the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +87,6 @@ mod tests {
             LevelSource::Env
         );
         // Env decides: gateway.yaml's level is not applied.
-        assert!(!LevelSource::Env.apply(crate::config::logging::LogLevel::Trace));
+        assert!(!LevelSource::Env.apply(crate::config::settings::logging::LogLevel::Trace));
     }
 }

@@ -24,7 +24,7 @@ use std::time::Duration;
 pub struct Gateway {
     /// The gateway.yaml it came from (absent: all defaults in the working directory).
     pub file: Option<PathBuf>,
-    /// The file as decoded: for what a SIGHUP compares (`config::live`); everything else reads
+    /// The file as decoded: for what a SIGHUP compares (`config::settings::live`); everything else reads
     /// the typed settings below.
     pub config: GatewayConfig,
     pub listen: Vec<SocketAddr>,

@@ -53,7 +53,7 @@ impl LogLevel {
 #[cfg(test)]
 mod tests {
     use super::LogLevel;
-    use crate::config::tests_files::load_gateway;
+    use crate::config::settings::tests_files::load_gateway;
 
     fn errors(text: &str) -> String {
         load_gateway(text)

@@ -7,6 +7,7 @@ pub mod forwarded;
 pub mod gateway;
 pub mod limits;
 pub mod listen;
+pub mod live;
 pub mod logging;
 pub mod model;
 pub mod process;
