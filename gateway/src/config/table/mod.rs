@@ -1,8 +1,9 @@
 //! The routing table's text: `routes.yaml`'s serde model ([`model`]), decoded field by field
 //! when an entry is broken ([`by_field`]), validated with every error collected ([`validate`]),
 //! compiled into the typed [`RouteTable`](crate::routing::RouteTable) ([`compile`] and its
-//! sections), and compared version to version ([`diff`]). The pipeline that runs them, and the
-//! incremental reuse of a previous version, are in the parent module.
+//! sections), and compared version to version ([`diff`]); the pipeline that runs them
+//! ([`pipeline`]), reusing a previous version's unchanged entries ([`incremental`]); the rollouts'
+//! plans ([`compile_rollout`]) and a table with their weights set over it ([`overrides`]).
 
 pub mod by_field;
 pub mod compile;
@@ -14,8 +15,10 @@ pub mod compile_transport;
 pub mod containment;
 pub mod diff;
 pub mod diff_split;
+pub mod incremental;
 pub mod model;
 pub mod overrides;
+pub mod pipeline;
 pub mod rollout;
 pub mod upstream_transport;
 pub mod validate;

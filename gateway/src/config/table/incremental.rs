@@ -12,7 +12,8 @@
 //! construct the cutter split wrongly (every line closes its quotes and brackets). Entries parsed
 //! on their own are self-contained by construction.
 
-use super::model::{Entries, RouteConfig, RoutesConfig, UpstreamConfig};
+use super::model::{RouteConfig, RoutesConfig, UpstreamConfig};
+use crate::config::entries::Entries;
 use crate::routing::{Carried, RouteTable};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
