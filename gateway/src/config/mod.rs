@@ -18,14 +18,13 @@ pub mod yaml;
 
 pub use crate::routing::Overrides;
 pub use table::incremental;
+#[cfg(test)]
+use table::pipeline::{fast_path, routes_from_source};
 pub use table::pipeline::{
     load_routes, recompile, routes_from_text, routes_from_text_over, routes_from_text_within,
     LoadedRoutes, SetOver, Timings,
 };
-#[cfg(test)]
-use table::pipeline::{fast_path, routes_from_source};
-// The old paths of what the pipeline below, `incremental`, `live` and the modules outside
-// config/ that are being reworked (reload/, rollout/, source/, dns/, upgrade.rs) still name.
+// Short paths for the names the rest of the crate uses most (each module's own path also works).
 pub use settings::limits;
 pub use table::{compile_target, diff, rollout, validate};
 /// Both files' models under their old path (see the note above).

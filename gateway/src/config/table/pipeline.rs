@@ -5,9 +5,9 @@
 //! version compiled again with other weights (`recompile`).
 
 use super::{compile, compile_transport, incremental, model, validate};
+use crate::config::bounds;
 use crate::config::error::{ConfigError, ConfigErrors, Mark};
 use crate::config::load::{self, Source};
-use crate::config::bounds;
 use crate::routing::Overrides;
 use crate::routing::{Carried, RouteTable};
 use std::path::Path;
@@ -330,4 +330,3 @@ pub(in crate::config) fn routes_from_source(
         overrides,
     })
 }
-
