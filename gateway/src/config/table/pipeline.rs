@@ -31,6 +31,31 @@ pub struct LoadedRoutes {
     pub overrides: Overrides,
 }
 
+impl LoadedRoutes {
+    /// A compiled table and what it was compiled from (its counts taken from the table).
+    fn of(
+        table: Arc<RouteTable>,
+        model: Arc<model::RoutesConfig>,
+        text: Arc<str>,
+        reuse: Option<incremental::Reuse>,
+        carried: Carried,
+        timings: Timings,
+        overrides: Overrides,
+    ) -> LoadedRoutes {
+        LoadedRoutes {
+            routes: table.routes().len(),
+            upstreams: table.groups().len(),
+            table,
+            model,
+            text,
+            reuse,
+            carried,
+            timings,
+            overrides,
+        }
+    }
+}
+
 /// What a trigger sets over a decoded model before it is compiled (the running rollouts'
 /// steps), given the model once it decoded and validated. May be asked twice for one text (the
 /// fast path gives up at compile and the located path compiles again): it must not act, only
@@ -200,17 +225,9 @@ pub(in crate::config) fn fast_path(
             unchanged.is_some(),
         )
     });
-    Some(LoadedRoutes {
-        routes: table.routes().len(),
-        upstreams: table.groups().len(),
-        table,
-        model,
-        text,
-        reuse,
-        carried,
-        timings,
-        overrides,
-    })
+    Some(LoadedRoutes::of(
+        table, model, text, reuse, carried, timings, overrides,
+    ))
 }
 
 /// The running version's text and model compiled again with other weights set over it (a
@@ -253,17 +270,9 @@ pub fn recompile(
     timings.reused = model.upstreams.len() + model.routes.len();
     let table = Arc::new(table);
     let reuse = reuse.map(|r| r.rebased(table.clone()));
-    Ok(LoadedRoutes {
-        routes: table.routes().len(),
-        upstreams: table.groups().len(),
-        table,
-        model,
-        text,
-        reuse,
-        carried,
-        timings,
-        overrides,
-    })
+    Ok(LoadedRoutes::of(
+        table, model, text, reuse, carried, timings, overrides,
+    ))
 }
 
 /// Where the time of a load goes, in microseconds (parse includes reading the YAML tree).
@@ -318,15 +327,13 @@ pub(in crate::config) fn routes_from_source(
         errors.dedup();
         return Err(ConfigErrors(errors));
     }
-    Ok(LoadedRoutes {
-        routes: table.routes().len(),
-        upstreams: table.groups().len(),
-        table: Arc::new(table),
-        model: Arc::new(model),
-        text: source.text.into(),
-        reuse: None,
-        carried: Carried::default(),
+    Ok(LoadedRoutes::of(
+        Arc::new(table),
+        Arc::new(model),
+        source.text.into(),
+        None,
+        Carried::default(),
         timings,
         overrides,
-    })
+    ))
 }
