@@ -155,25 +155,29 @@ fn compile_routes(
     let mut routes = Vec::with_capacity(cfg.routes.len());
     for (i, route) in cfg.routes.iter().enumerate() {
         let Some(route) = route else { continue };
-        let weights = match split_weights(route, overrides.get(&route.name)) {
+        let set = match overrides.is_empty() {
+            true => None,
+            false => overrides.get(&route.name),
+        };
+        let origin = previous.and_then(|p| p.unchanged.route(i));
+        // Carried over only with the weights it is compiled with now (a rollout step moves them
+        // on an unchanged entry); compared without building them (most entries are carried).
+        let same = previous
+            .zip(origin)
+            .and_then(|(p, j)| p.table.routes().get(j))
+            .filter(|r| same_groups(route, r, group_ids) && same_weights(route, set, r));
+        if let Some(r) = same {
+            routes.push(r.clone());
+            carried.routes.push(origin);
+            continue;
+        }
+        let weights = match split_weights(route, set) {
             Ok(w) => w,
             Err(message) => {
                 issues.push(Issue::new(format!("routes[{i}].split"), message));
                 continue;
             }
         };
-        let origin = previous.and_then(|p| p.unchanged.route(i));
-        // Carried over only with the weights it is compiled with now (a rollout step moves them
-        // on an unchanged entry).
-        let same = previous
-            .zip(origin)
-            .and_then(|(p, j)| p.table.routes().get(j))
-            .filter(|r| same_groups(route, r, group_ids) && r.split.weights == weights);
-        if let Some(r) = same {
-            routes.push(r.clone());
-            carried.routes.push(origin);
-            continue;
-        }
         if let Some(r) = compile_route(route, i, weights, group_ids, issues) {
             routes.push(Arc::new(r));
             carried.routes.push(None);
@@ -203,6 +207,15 @@ fn same_groups(cfg: &RouteConfig, old: &Route, group_ids: &HashMap<&str, usize>)
             .all(|((tag, group), (old_tag, g))| {
                 tag.as_str() == old_tag.as_ref() && id(group) == Some(*g)
             })
+}
+
+/// Whether `old` was compiled with the weights `cfg` is compiled with now (`set` by a rollout,
+/// else the written ones).
+fn same_weights(cfg: &RouteConfig, set: Option<&[u32]>, old: &Route) -> bool {
+    match set {
+        Some(w) => old.split.weights == w,
+        None => (cfg.split.iter().map(|e| e.weight.0)).eq(old.split.weights.iter().copied()),
+    }
 }
 
 /// The weights a route's split is compiled with: a running rollout's (`set`), else the
