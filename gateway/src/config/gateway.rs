@@ -178,6 +178,7 @@ impl Gateway {
             config.source.as_ref(),
             config.routes.is_some(),
             &base,
+            listen.first().copied(),
             &mut issues,
         );
         let tls = (config.tls.as_ref()).map(|t| {
