@@ -98,6 +98,18 @@ impl RolloutFleet {
         }
     }
 
+    /// Kills gateway `i` (SIGKILL) and keeps its dir, to start it again with [`GatewayConfig::start`].
+    pub fn kill_keeping(&mut self, i: usize) -> GatewayConfig {
+        let gw = self.gateways[i].take().expect("a running gateway");
+        gw.signal(libc::SIGKILL);
+        gw.stop()
+    }
+
+    /// Starts gateway `i` again on `config` (from [`kill_keeping`](Self::kill_keeping)).
+    pub fn restart(&mut self, i: usize, config: GatewayConfig) {
+        self.gateways[i] = Some(config.start());
+    }
+
     /// The index of the gateway named `id` (`gw2` is 1).
     pub fn index_of(id: &str) -> usize {
         id.trim_start_matches("gw").parse::<usize>().expect("gwN") - 1
@@ -154,7 +166,7 @@ impl RolloutFleet {
             .collect()
     }
 
-    /// Whether every rollout of the fleet's table has the same version on each running gateway.
+    /// `version` and `local` of each running gateway's `/status`.
     pub async fn versions(&self) -> Vec<Value> {
         let mut out = Vec::new();
         for (_, gw) in self.running() {

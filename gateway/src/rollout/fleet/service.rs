@@ -191,6 +191,7 @@ impl FleetService {
         {
             let mut seen = self.view.seen();
             seen.connected = true;
+            seen.round_at = Some(crate::stamp::now_rfc3339());
             seen.driver = driver.map(|(id, _)| id);
             seen.gateways = gateways;
             seen.sums = shown.sums;

@@ -21,6 +21,8 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Seen {
     /// The last round reached etcd.
     pub connected: bool,
+    /// When the last round that reached etcd ended.
+    pub round_at: Option<String>,
     /// The gateway holding the driver's key.
     pub driver: Option<String>,
     /// The live gateways (their leases hold), this one included.
@@ -109,6 +111,7 @@ impl FleetView {
         json!({
             "gateway_id": self.gateway_id,
             "connected": seen.connected,
+            "last_round": seen.round_at,
             "driver": seen.driver,
             "driving": seen.driver.as_deref() == Some(self.gateway_id.as_str()),
             "live_gateways": seen.gateways,
