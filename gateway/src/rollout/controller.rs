@@ -145,8 +145,7 @@ impl Controller {
         match &self.fleet {
             Some(f) => {
                 let seen = f.seen();
-                let driving = seen.driver.as_deref() == Some(f.gateway_id.as_str());
-                self.gauges.fleet(route, driving, seen.gateways.len());
+                self.gauges.fleet(route, seen.driving, seen.gateways.len());
             }
             // One gateway is its own fleet: it drives, its figures are the fleet's.
             None => self.gauges.fleet(route, true, 1),

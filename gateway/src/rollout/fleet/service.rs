@@ -140,6 +140,7 @@ impl FleetService {
             *conn = None;
             let mut seen = self.view.seen();
             seen.driver = None;
+            seen.driving = false;
             seen.sums.clear();
             return Ok(());
         }
@@ -193,6 +194,7 @@ impl FleetService {
             seen.connected = true;
             seen.round_at = Some(crate::stamp::now_rfc3339());
             seen.driver = driver.map(|(id, _)| id);
+            seen.driving = driving;
             seen.gateways = gateways;
             seen.sums = shown.sums;
             let states = &shown.states;
@@ -322,6 +324,7 @@ impl FleetService {
             let mut seen = self.view.seen();
             seen.connected = false;
             seen.driver = None;
+            seen.driving = false;
             seen.gateways.len().max(1)
         };
         let plans = self.controller.plans();
@@ -482,6 +485,7 @@ impl FleetService {
         let mut seen = self.view.seen();
         seen.connected = false;
         seen.driver = None;
+        seen.driving = false;
     }
 }
 

@@ -25,6 +25,9 @@ pub struct Seen {
     pub round_at: Option<String>,
     /// The gateway holding the driver's key.
     pub driver: Option<String>,
+    /// This process holds it, under its own lease (a process started again with the same
+    /// `gateway_id` does not drive while the lease of the one before holds the key).
+    pub driving: bool,
     /// The live gateways (their leases hold), this one included.
     pub gateways: Vec<String>,
     /// Per route: the fleet's window of its current step, as last summed.
@@ -74,7 +77,7 @@ impl FleetView {
 
     /// Whether this gateway drives the fleet's rollouts.
     pub fn driving(&self) -> bool {
-        self.seen().driver.as_deref() == Some(self.gateway_id.as_str())
+        self.seen().driving
     }
 
     /// Carries out `control` on `route`'s rollout in etcd (a compare-and-swap of its state,
@@ -113,7 +116,7 @@ impl FleetView {
             "connected": seen.connected,
             "last_round": seen.round_at,
             "driver": seen.driver,
-            "driving": seen.driver.as_deref() == Some(self.gateway_id.as_str()),
+            "driving": seen.driving,
             "live_gateways": seen.gateways,
             "windows": windows.unwrap_or_default(),
             "local_abort": seen.local_aborts.get(route),
