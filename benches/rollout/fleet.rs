@@ -72,7 +72,8 @@ async fn figures_breach_to_every_gateway_at_0_over_10_runs() {
                 broken.elapsed() < Duration::from_secs(60),
                 "no abort: {at_zero:?}"
             );
-            tokio::time::sleep(Duration::from_millis(5)).await; // time is tested: polling pace
+            // time is tested: the pace of the poll the figure is read from.
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let last = at_zero.iter().flatten().max().copied().unwrap_or_default();
         println!("run {run}: first failing answer -> every gateway at 0: {last:?} ({at_zero:?})");
@@ -116,7 +117,8 @@ async fn figures_driver_failover_over_5_kills() {
                 }
             }
             assert!(killed.elapsed() < Duration::from_secs(60), "no new driver");
-            tokio::time::sleep(Duration::from_millis(10)).await; // time is tested: polling pace
+            // time is tested: the pace of the poll the figure is read from.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let t = killed.elapsed();
         if t < Duration::from_millis(500) {

@@ -39,27 +39,31 @@ async fn three_gateways_ramp_one_healthy_canary_to_100_with_one_version_per_step
     // What each gateway serves, polled: (sent, answered, step whose share its table has).
     let mut polls: Vec<Vec<(Instant, Instant, u64)>> = vec![Vec::new(); 3];
     let want_share = |step: u64| [0.0, 10.0, 50.0, 100.0][step as usize];
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let mut done = 0;
+    // One poll of the three gateways: (gateway, sent, answered, status).
+    let poll = || async {
+        let mut out = Vec::new();
         for (i, gw) in fleet.running() {
             let sent = Instant::now();
             let r = gw.admin_get("/rollouts/shop").await;
+            out.push((i, sent, Instant::now(), r));
+        }
+        out
+    };
+    let succeeded = dyegate_suite::poll_until(Duration::from_secs(90), poll, |all| {
+        for (i, sent, answered, r) in all {
             let step = r["step"].as_u64().unwrap_or(0);
             if r["table_canary_share"].as_f64() == Some(want_share(step)) {
-                polls[i].push((sent, Instant::now(), step));
+                polls[*i].push((*sent, *answered, step));
             }
-            done += usize::from(r["state"] == "succeeded" && r["table_canary_share"] == 100.0);
         }
-        if done == 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not succeeded everywhere within 90 s\n{}",
+        (all.iter()).all(|(.., r)| r["state"] == "succeeded" && r["table_canary_share"] == 100.0)
+    })
+    .await;
+    if let Err(last) = succeeded {
+        panic!(
+            "not succeeded everywhere within 90 s: {last:#?}\n{}",
             fleet.gw(0).logs()
         );
-        tokio::time::sleep(Duration::from_millis(20)).await; // time is tested: polling pace
     }
     // time is tested: traffic on the last step, for its realised split below.
     tokio::time::sleep(Duration::from_millis(800)).await;
