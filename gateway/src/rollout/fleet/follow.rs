@@ -152,3 +152,68 @@ impl Controller {
         steps.commit_step(route, 0, Caller::default(), &mut decide, &mut applied)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::plan::{Gates, OnFailure};
+    use super::super::super::state::Phase;
+    use super::super::FleetView;
+    use super::*;
+    use crate::reload::Overlay;
+    use crate::routing::RouteTable;
+    use crate::telemetry::labels::TriggerLabel;
+
+    fn plan(fingerprint: &str) -> Plan {
+        Plan {
+            route: "shop".into(),
+            groups: vec!["stable".into(), "canary".into()],
+            base: vec![100, 0],
+            canary: 1,
+            steps: vec![10, 50, 100],
+            step_ms: 1000,
+            pause_before: vec![],
+            gates: Gates {
+                window_ms: 1000,
+                min_requests: 20,
+                max_error_rate: Some(0.05),
+                max_latency_ms: None,
+                latency_percentile: 99.0,
+                max_latency_ratio: None,
+            },
+            on_failure: OnFailure::Rollback,
+            fingerprint: fingerprint.into(),
+        }
+    }
+
+    #[test]
+    fn a_fleet_gateway_sets_nothing_over_its_tables_and_shows_the_states_of_its_plans() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let c = Controller::in_fleet(
+            dir.path(),
+            crate::telemetry::Metrics::new(),
+            FleetView::new("gw1"),
+        );
+        let plans: BTreeMap<String, Plan> = [("shop".to_string(), plan("p1"))].into();
+        let (overrides, note) = c.over(&plans, &RouteTable::default(), TriggerLabel::Etcd);
+        assert!(overrides.is_empty() && note.is_none());
+        assert_eq!(c.states()["shop"].state, Phase::Pending);
+        // A state of another plan is not this table's rollout; one of its plan is shown.
+        let mut other = RolloutState::new("shop", "canary", "p0", MovedBy::Etcd, 0);
+        other.state = Phase::Succeeded;
+        c.follow(&[("shop".to_string(), other)].into(), BTreeMap::new());
+        assert_eq!(c.states()["shop"].state, Phase::Pending);
+        let mut s = RolloutState::new("shop", "canary", "p1", MovedBy::Etcd, 0);
+        s.moved(Phase::Progressing, MovedBy::Rollout, None);
+        s.step = 1;
+        c.follow(&[("shop".to_string(), s)].into(), BTreeMap::new());
+        assert_eq!(
+            (c.states()["shop"].state, c.states()["shop"].step),
+            (Phase::Progressing, 1)
+        );
+        // Gone from the table: gone here.
+        c.over(&BTreeMap::new(), &RouteTable::default(), TriggerLabel::Etcd);
+        assert!(c.states().is_empty());
+        // Nothing is kept in state_dir: the states live in etcd.
+        assert!(!dir.path().join("rollouts.json").exists());
+    }
+}

@@ -10,8 +10,12 @@
 //! - [`moves`]: what the driver, a control, and a gateway alone (etcd away) decide; pure.
 //! - [`view`]: what a gateway knows of the fleet, for the status and the controls.
 //! - [`follow`]: the controller of a gateway that follows the fleet.
-//! - [`store`]: the etcd reads and writes; [`service`]: the once-a-second round.
+//! - [`store`]: the etcd reads and writes; [`service`]: the once-a-second round, with the
+//!   controls made on this gateway (`control.rs`) and its judgement alone while etcd is away
+//!   (`alone.rs`).
 
+mod alone;
+mod control;
 pub mod follow;
 pub mod keys;
 pub mod moves;

@@ -1,14 +1,11 @@
 //! The fleet service of a gateway that follows etcd: once a second it keeps its lease, reads
 //! the fleet's rollout keys, publishes its own window of every judged rollout, takes the
 //! driver's key when nobody holds it, and — on the driver only — judges the fleet's window and
-//! writes the moves. Controls made on this gateway are written here too. When etcd is out of
-//! reach it judges its own window alone and may take its canary share to 0 locally (see
-//! [`moves::breached_alone`]); a process that hands over (binary upgrade) or stops gives its
-//! lease up, so that another gateway drives at once.
+//! writes the moves. Controls made on this gateway are written by it too (`control.rs`); when
+//! etcd is out of reach it judges its own window alone (`alone.rs`); a process that hands over
+//! (binary upgrade) or stops gives its lease up, so that another gateway drives at once.
 
 use super::super::controller::Controller;
-use super::super::controls::{decide, Control};
-use super::super::error::RolloutError;
 use super::super::judge::{judge, Evaluation};
 use super::super::plan::Plan;
 use super::super::state::{now_ms, MovedBy, Phase, RolloutState};
@@ -18,10 +15,9 @@ use super::moves::{self, Mover, Written};
 use super::record::{Counts, FiguresRecord, LocalAbort};
 use super::store::{self, Lease, Listing};
 use super::sum::{span, sum};
-use super::view::{ControlRequest, FleetView};
+use super::view::FleetView;
 use crate::config::EtcdSettings;
 use crate::lifecycle::Lifecycle;
-use crate::reload::Caller;
 use crate::source::store::StoreError;
 use async_trait::async_trait;
 use etcd_client::Client;
@@ -39,19 +35,19 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub const FRESH_S: u64 = 5;
 
 pub struct FleetService {
-    settings: EtcdSettings,
-    controller: Arc<Controller>,
-    view: Arc<FleetView>,
-    steps: Arc<dyn Steps>,
+    pub(super) settings: EtcdSettings,
+    pub(super) controller: Arc<Controller>,
+    pub(super) view: Arc<FleetView>,
+    pub(super) steps: Arc<dyn Steps>,
     lifecycle: Arc<Lifecycle>,
     /// Breaches judged alone that held the step (`on_failure: pause`), already logged.
-    held_alone: Mutex<BTreeSet<(String, u64)>>,
+    pub(super) held_alone: Mutex<BTreeSet<(String, u64)>>,
 }
 
 /// A connection to etcd and this gateway's lease on it.
-struct Conn {
-    client: Client,
-    lease: Lease,
+pub(super) struct Conn {
+    pub(super) client: Client,
+    pub(super) lease: Lease,
     /// The presence key is written under the current lease.
     present: bool,
 }
@@ -74,11 +70,11 @@ impl FleetService {
         }
     }
 
-    fn me(&self) -> &str {
+    pub(super) fn me(&self) -> &str {
         &self.view.gateway_id
     }
 
-    fn prefix(&self) -> &str {
+    pub(super) fn prefix(&self) -> &str {
         &self.settings.prefix
     }
 
@@ -317,158 +313,6 @@ impl FleetService {
         Ok(())
     }
 
-    /// etcd is out of reach: this gateway judges its own window of every judged rollout, and
-    /// takes the canary to 0 on its own on a breach (`on_failure: rollback`).
-    async fn alone(&self) {
-        let gateways = {
-            let mut seen = self.view.seen();
-            seen.connected = false;
-            seen.driver = None;
-            seen.driving = false;
-            seen.gateways.len().max(1)
-        };
-        let plans = self.controller.plans();
-        let states = self.controller.states();
-        let now = now_ms() / 1000;
-        for (route, plan) in &plans {
-            let Some(s) = states.get(route) else { continue };
-            let done = (self.view.seen().local_aborts.get(route))
-                .is_some_and(|a| a.step_started_ms == s.step_started_ms);
-            if done {
-                continue;
-            }
-            let own = self.controller.own_window(plan, s.step_started_ms, now);
-            let Some(e) = moves::breached_alone(plan, s, &own, gateways) else {
-                continue;
-            };
-            let reason = e.breach().map(|v| e.describe(v)).unwrap_or_default();
-            if !moves::aborts_alone(plan) {
-                let first = lock(&self.held_alone).insert((route.clone(), s.step_started_ms));
-                if first {
-                    warn!("rollout {route}: etcd is out of reach and this gateway's own window breached ({reason}); on_failure is pause: the step is held (no promotion without etcd)");
-                }
-                continue;
-            }
-            self.abort_alone(route, s, reason).await;
-        }
-        self.controller.follow(&states, BTreeMap::new());
-    }
-
-    async fn abort_alone(&self, route: &str, s: &RolloutState, reason: String) {
-        let (controller, steps, r, why) = (
-            self.controller.clone(),
-            self.steps.clone(),
-            route.to_string(),
-            reason.clone(),
-        );
-        let done = tokio::task::spawn_blocking(move || {
-            let result = controller.abort_alone(&r, &why, &*steps);
-            (result, steps.version())
-        })
-        .await;
-        match done {
-            Ok((Ok(()), version)) => {
-                warn!("rollout {route}: etcd is out of reach and this gateway's own window breached ({reason}): canary share 0 on this gateway alone, version {version} (divergent until the fleet's next revision); reported to the fleet once etcd answers");
-                self.controller.gauges.local_abort(route);
-                let abort = LocalAbort {
-                    at: crate::stamp::now_rfc3339(),
-                    step_started_ms: s.step_started_ms,
-                    reason,
-                    version: version.to_string(),
-                };
-                self.view
-                    .seen()
-                    .local_aborts
-                    .insert(route.to_string(), abort);
-            }
-            Ok((Err(e), _)) => warn!("rollout {route}: taking the canary to 0 alone failed: {e}"),
-            Err(e) => warn!("rollout {route}: taking the canary to 0 alone failed: {e}"),
-        }
-    }
-
-    /// Carries out a control made on this gateway: a compare-and-swap of the rollout's state
-    /// (decided again, a few times at most, when another move came first), audited here with
-    /// the caller's admin identity.
-    async fn control(&self, conn: &mut Option<Conn>, req: ControlRequest) {
-        let ControlRequest {
-            route,
-            control,
-            caller,
-            reply,
-        } = req;
-        let planned = self.controller.plans().contains_key(&route);
-        let result = match conn.as_mut() {
-            _ if !planned => Err(RolloutError::NoRollout(route.clone())),
-            None => Err(RolloutError::Unavailable(format!(
-                "etcd ({}) is out of reach from this gateway; try again, or from another gateway",
-                self.settings.endpoints.join(", ")
-            ))),
-            Some(c) => {
-                let attempt = self.control_in_etcd(c, &route, control, &caller);
-                match tokio::time::timeout(self.settings.lease_ttl, attempt).await {
-                    Ok(r) => r,
-                    Err(_) => Err(RolloutError::Unavailable(
-                        "etcd did not answer in time".into(),
-                    )),
-                }
-            }
-        };
-        let _ = reply.send(result);
-    }
-
-    async fn control_in_etcd(
-        &self,
-        c: &mut Conn,
-        route: &str,
-        control: Control,
-        caller: &Caller,
-    ) -> Result<(), RolloutError> {
-        let unavailable = |e: StoreError| RolloutError::Unavailable(e.to_string());
-        for _ in 0..5 {
-            let plan = (self.controller.plans().remove(route))
-                .ok_or_else(|| RolloutError::NoRollout(route.to_string()))?;
-            let (state, expect) = store::state(&mut c.client, self.prefix(), route)
-                .await
-                .map_err(unavailable)?;
-            let now = now_ms();
-            let s = match state {
-                Some(s) if s.fingerprint == plan.fingerprint => s,
-                _ => moves::start(&plan, now).state,
-            };
-            let n = decide(route, control, &s, &plan)?;
-            let who = Mover {
-                by: MovedBy::Control,
-                gateway: self.me().to_string(),
-                identity: caller.identity.clone(),
-                client: caller.client.clone(),
-            };
-            let written = moves::carry_out(&plan, &s, n, &who, now);
-            let done =
-                store::write_move(&mut c.client, self.prefix(), route, expect, &written, None)
-                    .await
-                    .map_err(unavailable)?;
-            let Some(revision) = done else { continue };
-            log_move(route, &written, revision);
-            let record = serde_json::json!({
-                "time": crate::stamp::now_rfc3339(),
-                "trigger": "rollout",
-                "route": route,
-                "control": control.as_str(),
-                "client": caller.client,
-                "identity": caller.identity,
-                "state": written.state.state.as_str(),
-                "step": written.state.step,
-                "fleet": { "revision": revision, "gateway": self.me() },
-            });
-            if let Err(e) = self.steps.audit(&record) {
-                log::error!("rollout {route}: audit: {e}");
-            }
-            self.controller.follow_one(written.state);
-            return Ok(());
-        }
-        Err(RolloutError::Superseded)
-    }
-
     /// Gives the lease up (handover or stop): the driver's key, the windows and the presence
     /// go with it.
     async fn give_up(&self, conn: &mut Option<Conn>, kept: &mut Option<i64>) {
@@ -497,12 +341,12 @@ struct Shown {
     sums: BTreeMap<String, super::sum::Sum>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A move written to etcd, in this gateway's log (every gateway logs the version it makes).
-fn log_move(route: &str, w: &Written, revision: u64) {
+pub(super) fn log_move(route: &str, w: &Written, revision: u64) {
     let s = &w.state;
     let level = match s.state {
         Phase::Failed | Phase::Aborted | Phase::Paused => log::Level::Warn,
