@@ -556,3 +556,76 @@ async fn a_pause_from_another_gateway_s_cli_stops_the_driver_and_is_audited_with
         drop(t.stop().await);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_driver_handing_over_in_a_binary_upgrade_gives_its_lease_up() {
+    use dyegate_suite::etcd::rollout::push;
+    use dyegate_suite::upgrade::{get_once, Upgradable};
+    use dyegate_suite::{EtcdServer, GatewayConfig};
+    // A minute's lease: a driver lost by expiry would be replaced after a minute, a driver that
+    // hands over gives its lease up and another process drives at its next round.
+    let etcd = EtcdServer::start();
+    let (stable, canary) = dyegate_suite::rollout::upstreams();
+    let table = dyegate_suite::rollout::routes(
+        &stable,
+        &canary,
+        "steps: [10, 50, 100], step_ms: 600000, gates: { max_error_rate: 0.05 }",
+        "",
+    );
+    let config = |id: &str| {
+        let source = dyegate_suite::etcd::rollout::source_yaml(&etcd, id)
+            .replace("lease_ttl_ms: 3000", "lease_ttl_ms: 60000");
+        GatewayConfig::new(&table).with_source(&source)
+    };
+    let first = config("gw1");
+    push(&first, &table);
+    let gws = [
+        Upgradable::start(first).await,
+        Upgradable::start(config("gw2")).await,
+    ];
+    let rollout = |i: usize| {
+        let admin = gws[i].admin_addr();
+        async move {
+            get_once(admin, "/rollouts/shop")
+                .await
+                .map(|(_, r)| r)
+                .unwrap_or_default()
+        }
+    };
+    let mut driving = None;
+    for i in 0..2 {
+        let r = dyegate_suite::poll_until(
+            Duration::from_secs(30),
+            || rollout(i),
+            |r| r["step"] == 1 && r["fleet"]["driver"].is_string(),
+        )
+        .await
+        .unwrap_or_else(|r| panic!("gw{}: no step 1: {r:#}", i + 1));
+        if r["fleet"]["driving"] == true {
+            driving = Some(i);
+        }
+    }
+    let d = driving.unwrap_or_else(|| panic!("no gateway drives\n{}", gws[0].logs()));
+    gws[d].upgrade_ok().await;
+    // Within well under the lease's minute, a process drives again: the old one gave it up.
+    let someone = || async { [rollout(0).await, rollout(1).await] };
+    let after = dyegate_suite::poll_until(Duration::from_secs(30), someone, |rs| {
+        rs.iter().any(|r| r["fleet"]["driving"] == true)
+    })
+    .await
+    .unwrap_or_else(|rs| panic!("nobody drives: {rs:#?}\n{}", gws[d].logs()));
+    assert!(
+        after
+            .iter()
+            .all(|r| r["step"] == 1 && r["state"] != "pending"),
+        "{after:#?}"
+    );
+    assert!(
+        gws[d]
+            .gateway()
+            .stderr()
+            .contains("rollouts: gave up this gateway's lease"),
+        "{}",
+        gws[d].logs()
+    );
+}
