@@ -254,7 +254,14 @@ fn serve(
         addresses_free(&addrs)?;
     }
     let metrics = Metrics::new();
-    let rollouts = Controller::new(&gw.state_dir, metrics.clone());
+    // On a gateway that follows etcd the rollouts are the fleet's (state in etcd, one driver).
+    let rollouts = match &gw.etcd {
+        Some(settings) => {
+            let view = dyegate::rollout::fleet::FleetView::new(&settings.gateway_id);
+            Controller::in_fleet(&gw.state_dir, metrics.clone(), view)
+        }
+        None => Controller::new(&gw.state_dir, metrics.clone()),
+    };
     let history = dyegate::reload::HistoryLimits {
         count: gw.reload.history,
         bytes: gw.reload.history_max_bytes,
@@ -330,6 +337,11 @@ fn first_table(
     let loaded = match &gw.etcd {
         Some(settings) => match dyegate::source::etcd::initial(settings, &gw.state_dir, history) {
             Ok(i) => {
+                // The controller learns the plans of the first table (it sets nothing over
+                // it: the fleet's steps came with the table).
+                let plans = dyegate::config::table::compile_rollout::plans(&i.loaded.model);
+                let startup = dyegate::telemetry::labels::TriggerLabel::Startup;
+                rollouts.over(&plans, &dyegate::routing::RouteTable::default(), startup);
                 let start = StartAt {
                     version: Some(i.version),
                     trigger: i.trigger,

@@ -17,6 +17,7 @@ use crate::proxy::live::{Live, SharedLive};
 use crate::proxy::DyegateProxy;
 use crate::reload::{GatewayReload, LiveHandles};
 use crate::reload::{ReloadService, Reloader};
+use crate::rollout::fleet::FleetService;
 use crate::rollout::{Controller, RolloutService};
 use crate::source::etcd::EtcdSource;
 use crate::telemetry::access_log::Destination;
@@ -250,10 +251,23 @@ fn background(
     let settle = reloader.clone();
     lifecycle.on_exit(Box::new(move || settle.settle(EXIT_SETTLE)));
     server.add_service(background_service("reload", reload));
-    server.add_service(background_service(
-        "rollouts",
-        RolloutService::new(rollouts, reloader.clone()),
-    ));
+    match (rollouts.fleet().cloned(), &gw.etcd) {
+        // A fleet's rollouts: lease, windows, the driver's judgement, in etcd.
+        (Some(view), Some(settings)) => server.add_service(background_service(
+            "fleet rollouts",
+            FleetService::new(
+                settings.clone(),
+                rollouts,
+                view,
+                reloader.clone(),
+                lifecycle.clone(),
+            ),
+        )),
+        _ => server.add_service(background_service(
+            "rollouts",
+            RolloutService::new(rollouts, reloader.clone()),
+        )),
+    };
     server.add_service(background_service(
         "pid file",
         PidFileService::new(gw.pid_file.clone()),

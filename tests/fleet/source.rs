@@ -254,10 +254,18 @@ fn routes_and_source_are_exclusive_and_source_errors_are_located() {
         "{out}"
     );
     let config = GatewayConfig::new("routes: []\n").gateway_extra(
-        "source: { etcd: { endpoints: [\"127.0.0.1:2379\"], prefix: dyegate, dial_timeout_ms: 0 } }",
+        "source: { etcd: { endpoints: [\"127.0.0.1:2379\"], prefix: dyegate, dial_timeout_ms: 0, gateway_id: \"web 1\", lease_ttl_ms: 1500 } }",
     );
     let out = config.check();
     let text = out.stdout.clone();
+    for pinned in [
+        "source.etcd.gateway_id: found \"web 1\", expected 1 to 128 printable ASCII characters without spaces, unique per gateway of the fleet",
+        "source.etcd.lease_ttl_ms: found 1500, expected whole seconds in milliseconds from 2000 to 60000 (etcd's leases count seconds)",
+    ] {
+        let line = text.lines().find(|l| l.ends_with(pinned));
+        let line = line.unwrap_or_else(|| panic!("no {pinned:?} in {out}"));
+        assert!(line.starts_with(&format!("{}:6:", config.gateway_file().display())), "located: {line}");
+    }
     assert!(
         text.contains("source: found both `routes` and `source`, expected one of them"),
         "{out}"

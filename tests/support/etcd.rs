@@ -3,6 +3,7 @@
 //! ports (for "etcd stopped" tests). `etcdctl` runs against it for writes behind dyegate's back.
 
 pub mod fleet;
+pub mod rollout;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Output, Stdio};

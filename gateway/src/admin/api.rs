@@ -353,7 +353,7 @@ impl AdminApi {
                 &method,
                 &path,
                 query.as_deref(),
-                caller.client.clone(),
+                caller.clone(),
             )
             .await;
         }

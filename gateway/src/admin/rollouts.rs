@@ -1,7 +1,7 @@
 //! `GET /rollouts`, `GET /rollouts/ROUTE`, `POST /rollouts/ROUTE/{pause,resume,promote,abort}`
 //! (`promote?to_end=true` goes to the last step).
 
-use crate::reload::Reloader;
+use crate::reload::{Caller, Reloader};
 use crate::rollout::{Control, Controller, RolloutError};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -14,7 +14,7 @@ pub async fn rollouts(
     method: &Method,
     path: &str,
     query: Option<&str>,
-    client: Option<String>,
+    caller: Caller,
 ) -> (StatusCode, Value) {
     let Some(c) = controller else {
         return (
@@ -47,10 +47,20 @@ pub async fn rollouts(
                     json!({ "error": format!("unknown control {action:?}, expected pause, resume, promote or abort") }),
                 );
             };
+            if let Some(fleet) = c.fleet() {
+                // A fleet's rollout: a compare-and-swap of its state in etcd, whichever gateway.
+                return match fleet.control(route, control, caller).await {
+                    Ok(()) => match c.status(route, &*reloader) {
+                        Some(s) => (StatusCode::OK, s),
+                        None => refused(route, &RolloutError::NoRollout(route.to_string())),
+                    },
+                    Err(e) => refused(route, &e),
+                };
+            }
             let (c, route) = (c.clone(), route.to_string());
             let r = route.clone();
             let answer =
-                tokio::task::spawn_blocking(move || c.control(&route, control, client, &*reloader));
+                tokio::task::spawn_blocking(move || c.control(&route, control, caller, &*reloader));
             match answer.await {
                 Ok(Ok(s)) => (StatusCode::OK, s),
                 Ok(Err(e)) => refused(&r, &e),
@@ -75,6 +85,10 @@ fn refused(route: &str, e: &RolloutError) -> (StatusCode, Value) {
         RolloutError::Superseded | RolloutError::NotApplied(_) => {
             (StatusCode::CONFLICT, format!("rollout of {route}: {e}"))
         }
+        RolloutError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("rollout of {route}: {e}"),
+        ),
     };
     (status, json!({ "error": message }))
 }

@@ -33,6 +33,9 @@ pub struct Candidate {
     pub note: Option<serde_json::Value>,
     /// The number its source gives it (an etcd revision); `None`: the reloader names it.
     pub revision: Option<u64>,
+    /// What the source found made this version, when it is not the trigger it was asked for
+    /// (an etcd revision that is a fleet rollout's step: trigger `rollout`).
+    pub trigger: Option<super::Trigger>,
 }
 
 impl Candidate {
@@ -52,6 +55,7 @@ impl Candidate {
             timings: Some(loaded.timings),
             note: None,
             revision: None,
+            trigger: None,
         }
     }
 
@@ -79,6 +83,7 @@ impl Candidate {
             timings: None,
             note: None,
             revision: None,
+            trigger: None,
         }
     }
 }

@@ -47,6 +47,9 @@ impl Reloader {
         report.sha256 = Some(candidate.sha256.clone());
         report.timings = candidate.timings;
         report.rollout = candidate.note.clone().or(report.rollout.take());
+        if let Some(trigger) = &candidate.trigger {
+            report.trigger = trigger.clone();
+        }
         let naming = match (candidate.revision, &self.source) {
             (Some(v), _) => Naming::Revision(v),
             (None, Some(_)) => Naming::LocalOn(current.version),

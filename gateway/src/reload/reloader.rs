@@ -90,8 +90,11 @@ impl Default for StartAt {
 pub struct SourceText<'a> {
     /// The table as routes.yaml text.
     pub text: String,
-    /// The number it must get (the revision).
+    /// The number it must get (the revision of the table's keys); a fleet rollout's step read
+    /// with it may give it a higher one (see `rollout::fleet::weights`).
     pub version: u64,
+    /// The steps of the fleet's rollouts read with it, set over it.
+    pub steps: &'a crate::rollout::FleetSteps,
     /// Names the text in messages.
     pub name: &'a str,
     /// Moves each error to where its line came from (the key).
@@ -227,10 +230,6 @@ impl Reloader {
             overlay: None,
             prefetch: None,
         };
-        if reloader.source.is_some() {
-            let model = reloader.lock_running().model.clone();
-            reloader.unsupported_rollouts(&model);
-        }
         Ok(reloader)
     }
 

@@ -7,6 +7,7 @@ use super::attempt::{Build, Built};
 use super::reloader::Reloader;
 use super::report::Caller;
 use super::trigger::Trigger;
+use super::version_id::{self, VersionId};
 use crate::config::recompile;
 use crate::rollout::steps::{Applied, Decide, Decision, Steps};
 use crate::rollout::RolloutError;
@@ -19,23 +20,23 @@ impl Steps for Reloader {
         Reloader::table(self)
     }
 
+    fn version(&self) -> VersionId {
+        version_id::of(&self.active.load())
+    }
+
     /// `decide` and `applied` run under the commit lock, so that the rollout's state and the
     /// table change together with respect to every other source.
     fn commit_step(
         &self,
         route: &str,
         step: usize,
-        client: Option<String>,
+        caller: Caller,
         decide: Decide<'_>,
         applied: Applied<'_>,
     ) -> Result<(), RolloutError> {
         let trigger = Trigger::Rollout {
             route: route.to_string(),
             step,
-        };
-        let caller = Caller {
-            client,
-            identity: None,
         };
         let mut outcome = Ok(());
         let report = self.attempt(trigger, caller, |running, current| {
@@ -75,7 +76,14 @@ impl Steps for Reloader {
                     c.note = Some(note);
                     Build {
                         built: Built::Commit(Box::new(c)),
-                        then: Some(Box::new(move |_| applied())),
+                        then: Some(Box::new(move |_| {
+                            applied();
+                            // A gateway that follows etcd serves something else than the
+                            // fleet's table until the fleet's next revision.
+                            if let Some(source) = &self.source {
+                                source.lock().divergent = true;
+                            }
+                        })),
                     }
                 }
                 Err(errors) => {

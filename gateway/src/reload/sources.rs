@@ -3,7 +3,8 @@
 //! rollout's step is in `rollout_commit.rs`.
 //!
 //! Every source's table gets the same weights set over it by the running rollouts (see
-//! [`Overlay`](super::Overlay)), from the text decoded once.
+//! [`Overlay`](super::Overlay)), from the text decoded once; on a gateway that follows etcd,
+//! the fleet's rollout steps read with the table are those weights.
 //!
 //! [`attempt`]: Reloader::attempt
 
@@ -15,15 +16,22 @@ use super::report::{Caller, ReloadReport};
 use super::trigger::Trigger;
 use super::version_id::{self, VersionId};
 use crate::config::model::RoutesConfig;
-use crate::config::table::compile_rollout::plans;
-use crate::config::{recompile, routes_from_text, routes_from_text_over, ConfigErrors, Overrides};
+use crate::config::table::compile_rollout::{plans, Plans};
+use crate::config::{recompile, routes_from_text_over, ConfigErrors, Overrides};
+use crate::rollout::FleetSteps;
 use crate::routing::{ActiveTable, Carried, RouteTable};
 use crate::stamp::sha256_hex;
+use crate::telemetry::labels::TriggerLabel;
 use crate::telemetry::TableMetrics;
 use std::time::Instant;
 
 fn messages(errors: ConfigErrors) -> Vec<String> {
     errors.0.iter().map(ToString::to_string).collect()
+}
+
+/// Content read (its sha256) but invalid.
+fn invalid<'a>(sha256: String, errors: Vec<String>) -> Build<'a> {
+    Built::Invalid { sha256, errors }.into()
 }
 
 impl Reloader {
@@ -55,7 +63,7 @@ impl Reloader {
         let started = Instant::now();
         let mut note = None;
         let mut over = |model: &RoutesConfig| {
-            let (overrides, n) = self.over(model, &current.table, trigger);
+            let (overrides, n) = self.over(&plans(model), &current.table, trigger.label());
             note = note.take().or(n);
             overrides
         };
@@ -103,74 +111,113 @@ impl Reloader {
         }
     }
 
-    /// What the rollouts set over a decoded table (nothing without rollouts).
+    /// What the rollouts set over a decoded table with these `plans` (nothing without
+    /// rollouts; on a gateway that follows etcd the controller only learns the plans: the
+    /// fleet's steps come with the table, see [`Reloader::apply_source`]).
     fn over(
         &self,
-        model: &RoutesConfig,
+        plans: &Plans,
         running: &RouteTable,
-        trigger: &Trigger,
+        by: TriggerLabel,
     ) -> (Overrides, Option<serde_json::Value>) {
         match &self.overlay {
-            Some(o) => o.over(&plans(model), running, trigger.label()),
+            Some(o) => o.over(plans, running, by),
             None => (Overrides::default(), None),
         }
     }
 
     /// Source: a table other than the routes file (an etcd revision), as routes.yaml text
-    /// ([`SourceText`]). Content equal to the running table's at a version not above it is a
-    /// no-op; otherwise the source's own check against the running table comes first (under
-    /// the commit lock, so nothing changes the running table in between), then validation.
+    /// ([`SourceText`]), with the fleet's rollout steps read with it set over it. Content equal
+    /// to the running table's at a version not above it is a no-op; otherwise the source's own
+    /// check against the running table comes first (under the commit lock, so nothing changes
+    /// the running table in between), then validation. A step that is newer than the table's
+    /// keys gives the version its number and its trigger (`rollout`, route and step).
     pub fn apply_source(&self, trigger: Trigger, source: SourceText<'_>) -> ReloadReport {
         let SourceText {
             text,
             version,
+            steps,
             name,
             locate,
             admit,
         } = source;
+        let by = trigger.label();
         self.attempt(trigger, Caller::default(), |running, current| {
-            let sha = sha256_hex(text.as_bytes());
-            if sha == current.sha256 && version <= current.version {
-                // Serving the fleet's table already (e.g. a local rollback to what the fleet
-                // then rolled back to): not divergent any more.
-                if let Some(source) = &self.source {
-                    source.lock().divergent = false;
-                }
-                return Built::Same {
-                    sha256: sha,
-                    note: None,
-                }
-                .into();
-            }
-            if let Err(errors) = admit(&current.table) {
-                let errors = messages(errors);
-                return Built::Invalid {
-                    sha256: sha,
-                    errors,
-                }
-                .into();
-            }
             let started = Instant::now();
-            let loaded = routes_from_text(name, text.into_bytes(), running.reuse.as_ref());
-            let mut c = match loaded {
-                Ok(loaded) => Candidate::compiled(loaded, started),
-                Err(errors) => {
-                    let errors = messages(locate(errors));
-                    return Built::Invalid {
+            let text_sha = sha256_hex(text.as_bytes());
+            let over = |model: &RoutesConfig| {
+                let plans = plans(model);
+                let (mut overrides, _) = self.over(&plans, &current.table, by);
+                let applied = steps.over(&plans, &mut overrides);
+                (overrides, FleetSteps::version(applied, version))
+            };
+            let (loaded, made) = if text_sha == running.text_sha256 {
+                // The running text: decoded already, only the steps over it may differ.
+                let (overrides, made) = over(&running.model);
+                let sha = overrides.sha256_with(text.as_bytes());
+                if sha == current.sha256 && made.0 <= current.version {
+                    // Serving the fleet's table already (e.g. a local rollback to what the
+                    // fleet then rolled back to): not divergent any more.
+                    self.converged();
+                    return Built::Same {
                         sha256: sha,
-                        errors,
+                        note: None,
                     }
                     .into();
                 }
+                if let Err(errors) = admit(&current.table) {
+                    return invalid(text_sha, messages(errors));
+                }
+                let loaded = recompile(
+                    running.text.clone(),
+                    running.model.clone(),
+                    running.reuse.as_ref(),
+                    &current.table,
+                    name,
+                    overrides,
+                )
+                .map_err(messages);
+                (loaded, made)
+            } else {
+                if let Err(errors) = admit(&current.table) {
+                    return invalid(text_sha, messages(errors));
+                }
+                let mut made = (version, None);
+                let loaded = routes_from_text_over(
+                    name,
+                    text.into_bytes(),
+                    running.reuse.as_ref(),
+                    crate::config::bounds::DEFAULT_MAX_FILE_BYTES,
+                    &mut |model| {
+                        let (overrides, m) = over(model);
+                        made = m;
+                        overrides
+                    },
+                )
+                .map_err(|errors| messages(locate(errors)));
+                (loaded, made)
             };
+            let mut c = match loaded {
+                Ok(loaded) => Candidate::compiled(loaded, started),
+                Err(errors) => return invalid(text_sha, errors),
+            };
+            let (version, step) = made;
             c.revision = Some(version);
-            c.note = self.unsupported_rollouts(&c.model);
-            // Cleared before the swap: a reader that sees this version never sees it divergent.
-            if let Some(source) = &self.source {
-                source.lock().divergent = false;
+            if let Some((trigger, note)) = step {
+                c.trigger = Some(trigger);
+                c.note = Some(note);
             }
+            // Cleared before the swap: a reader that sees this version never sees it divergent.
+            self.converged();
             Built::Commit(Box::new(c)).into()
         })
+    }
+
+    /// A gateway that follows etcd serves the fleet's table again.
+    fn converged(&self) {
+        if let Some(source) = &self.source {
+            source.lock().divergent = false;
+        }
     }
 
     /// Records a candidate of `trigger` that could not even be assembled (etcd keys that are
@@ -297,25 +344,5 @@ impl Reloader {
         let mut c = Candidate::compiled(loaded, started);
         c.carried = Carried::by_identity(&c.table, &current.table);
         Ok(c)
-    }
-
-    /// Routes of a table from etcd that have a `rollout:` block: not run on a fleet yet, so
-    /// named in the log, in `/status` and in the version's audit note — never silently ignored.
-    pub(super) fn unsupported_rollouts(&self, model: &RoutesConfig) -> Option<serde_json::Value> {
-        let routes: Vec<String> = (model.routes.iter().flatten())
-            .filter(|r| r.rollout.is_some())
-            .map(|r| r.name.clone())
-            .collect();
-        if let Some(source) = &self.source {
-            source.lock().unsupported_rollouts = routes.clone();
-        }
-        if routes.is_empty() {
-            return None;
-        }
-        log::warn!(
-            "etcd table: route(s) {} have a `rollout:` block, which a gateway that follows etcd does not run yet (fleet rollouts are not supported): their split is served as written and nothing judges the canary",
-            routes.join(", ")
-        );
-        Some(serde_json::json!({ "unsupported_rollouts": routes }))
     }
 }

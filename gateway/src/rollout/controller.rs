@@ -5,6 +5,13 @@
 //! ([`Controller::tick`], from the background service), and commits every step and abort
 //! through the reloader's one attempt, reached through the [`Steps`] handed to each call.
 //!
+//! On a gateway that follows etcd the rollouts are the fleet's ([`super::fleet`]): their
+//! states live in etcd, one driver judges the fleet's window and writes the moves there, and
+//! every gateway applies a move's weights as one more etcd revision. The controller then only
+//! follows: it learns the plans from each table ([`Overlay::over`] sets nothing), mirrors the
+//! states the fleet service reads ([`Controller::follow`]) for the status and the metrics, and
+//! commits a gateway's own abort while etcd is away ([`Controller::abort_alone`]).
+//!
 //! Lock order: the commit lock, then the controller's. The controller never holds its own lock
 //! while it asks for a commit; the moves are decided and written under the commit lock (in the
 //! decision and the record the attempt runs), so the table and the state change together for
@@ -12,13 +19,14 @@
 
 use super::clock::{Clock, SystemClock};
 use super::error::RolloutError;
+use super::fleet::FleetView;
 use super::judge::{judge, Evaluation};
 use super::machine::{next, Next};
 use super::metrics::RolloutMetrics;
 use super::plan::Plan;
 use super::state::{MovedBy, Phase, RolloutState, Store};
 use super::steps::{Decision, Steps};
-use crate::reload::Overlay;
+use crate::reload::{Caller, Overlay};
 use crate::routing::{Overrides, RouteTable};
 use crate::telemetry::labels::TriggerLabel;
 use crate::telemetry::window::Window;
@@ -41,6 +49,8 @@ pub struct Controller {
     metrics: Arc<Metrics>,
     pub(super) gauges: RolloutMetrics,
     clock: Arc<dyn Clock>,
+    /// `Some` on a gateway that follows etcd: the rollouts are the fleet's.
+    fleet: Option<Arc<FleetView>>,
 }
 
 impl Controller {
@@ -67,7 +77,44 @@ impl Controller {
             gauges: RolloutMetrics::new(&metrics),
             metrics,
             clock,
+            fleet: None,
         })
+    }
+
+    /// The controller of a gateway that follows etcd: the fleet's rollouts, as `view` sees
+    /// them (nothing is kept in `state_dir`: the states live in etcd).
+    pub fn in_fleet(
+        state_dir: &Path,
+        metrics: Arc<Metrics>,
+        view: Arc<FleetView>,
+    ) -> Arc<Controller> {
+        Arc::new(Controller {
+            inner: Mutex::new(Inner {
+                plans: BTreeMap::new(),
+                states: BTreeMap::new(),
+                generation: 0,
+            }),
+            store: Store::new(state_dir),
+            gauges: RolloutMetrics::new(&metrics),
+            metrics,
+            clock: Arc::new(SystemClock),
+            fleet: Some(view),
+        })
+    }
+
+    /// The fleet's view, on a gateway that follows etcd.
+    pub fn fleet(&self) -> Option<&Arc<FleetView>> {
+        self.fleet.as_ref()
+    }
+
+    /// The plans of the running table, by route.
+    pub fn plans(&self) -> BTreeMap<String, Plan> {
+        self.lock().plans.clone()
+    }
+
+    /// The rollouts' states as this gateway knows them, by route.
+    pub fn states(&self) -> BTreeMap<String, RolloutState> {
+        self.lock().states.clone()
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -75,6 +122,9 @@ impl Controller {
     }
 
     pub(super) fn save(&self, inner: &Inner) {
+        if self.fleet.is_some() {
+            return;
+        }
         if let Err(e) = self.store.save(&inner.states) {
             error!("rollout: cannot keep the rollouts' state: {e}");
             self.metrics
@@ -92,6 +142,14 @@ impl Controller {
             None => p.share_of(&p.base),
         };
         self.gauges.show(s, share);
+        match &self.fleet {
+            Some(f) => {
+                let seen = f.seen();
+                self.gauges.fleet(route, seen.driving, seen.gateways.len());
+            }
+            // One gateway is its own fleet: it drives, its figures are the fleet's.
+            None => self.gauges.fleet(route, true, 1),
+        }
         if moved {
             self.gauges.transition(route, s.state);
         }
@@ -99,20 +157,31 @@ impl Controller {
 
     /// One window's figures per group of the plan, judged.
     pub(super) fn evaluate(&self, plan: &Plan, step_started_ms: u64) -> Evaluation {
-        let now = self.clock.now_second();
-        let n = plan.gates.window_ms.div_ceil(1000);
-        let from = now.saturating_sub(n).max(step_started_ms / 1000);
-        let figures: Vec<_> = (plan.groups.iter())
+        let figures = self.own_window(plan, step_started_ms, self.clock.now_second());
+        judge(&plan.gates, &figures, plan.canary)
+    }
+
+    /// This gateway's window of `plan`'s step at second `now`, per group.
+    pub fn own_window(
+        &self,
+        plan: &Plan,
+        step_started_ms: u64,
+        now: u64,
+    ) -> Vec<(String, crate::telemetry::window::Figures)> {
+        let (from, to) = super::fleet::sum::span(plan, step_started_ms, now);
+        (plan.groups.iter())
             .map(|g| {
                 let w: Arc<Window> = self.metrics.rollout_window(&plan.route, g);
-                (g.clone(), w.snapshot(from, now))
+                (g.clone(), w.snapshot(from, to))
             })
-            .collect();
-        judge(&plan.gates, &figures, plan.canary)
+            .collect()
     }
 
     /// Judges every rollout once; called every second by the service.
     pub fn tick(&self, steps: &dyn Steps) {
+        if self.fleet.is_some() {
+            return; // the fleet service judges (`fleet/service.rs`)
+        }
         let table = Some(steps.table());
         let decisions: Vec<(String, Next, u64)> = {
             let mut inner = self.lock();
@@ -149,22 +218,23 @@ impl Controller {
             out
         };
         for (route, n, generation) in decisions {
-            match self.apply(&route, n, generation, MovedBy::Rollout, None, steps) {
+            let caller = Caller::default();
+            match self.apply(&route, n, generation, MovedBy::Rollout, caller, steps) {
                 Ok(()) | Err(RolloutError::Superseded) => {}
                 Err(e) => error!("rollout {route}: {e}"),
             }
         }
     }
 
-    /// Carries out a move. `by` is `rollout` (the gates) or `control`; `client` the address of
-    /// a control.
+    /// Carries out a move. `by` is `rollout` (the gates) or `control`; `caller` the client and
+    /// admin identity of a control.
     pub(super) fn apply(
         &self,
         route: &str,
         n: Next,
         generation: u64,
         by: MovedBy,
-        client: Option<String>,
+        caller: Caller,
         steps: &dyn Steps,
     ) -> Result<(), RolloutError> {
         match n {
@@ -202,7 +272,7 @@ impl Controller {
                     generation,
                     by,
                 };
-                self.commit_step(route, mv, client, steps)
+                self.commit_step(route, mv, caller, steps)
             }
         }
     }
@@ -213,7 +283,7 @@ impl Controller {
         &self,
         route: &str,
         mv: Move,
-        client: Option<String>,
+        caller: Caller,
         steps: &dyn Steps,
     ) -> Result<(), RolloutError> {
         let Move {
@@ -272,7 +342,7 @@ impl Controller {
             self.show(&inner, route, true);
             self.save(&inner);
         };
-        let result = steps.commit_step(route, step, client, &mut decide, &mut applied);
+        let result = steps.commit_step(route, step, caller, &mut decide, &mut applied);
         if let Err(RolloutError::NotApplied(e)) = &result {
             warn!("rollout {route}: step {step} not applied: {e}");
         }
@@ -434,7 +504,11 @@ impl Controller {
 
 impl Overlay for Controller {
     fn rolled_back(&self, to: crate::reload::VersionId, before: &RouteTable, after: &RouteTable) {
-        self.hold_rollback(to, before, after);
+        // A fleet's rollout is not paused by one gateway's rollback: that gateway is divergent
+        // until the fleet's next revision.
+        if self.fleet.is_none() {
+            self.hold_rollback(to, before, after);
+        }
     }
 
     /// Follows the table: new rollouts start (pending), rollouts whose route's `split` or
@@ -446,6 +520,10 @@ impl Overlay for Controller {
         running: &RouteTable,
         by: TriggerLabel,
     ) -> (Overrides, Option<serde_json::Value>) {
+        if self.fleet.is_some() {
+            self.follow_plans(plans);
+            return (Overrides::default(), None);
+        }
         let by = MovedBy::from(by);
         let plans = plans.clone();
         let mut inner = self.lock();

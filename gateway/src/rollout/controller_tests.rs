@@ -161,7 +161,10 @@ impl Gateway {
         (self.controller).control(
             "shop",
             control,
-            Some("127.0.0.1:4000".into()),
+            Caller {
+                client: Some("127.0.0.1:4000".into()),
+                identity: None,
+            },
             &*self.reloader,
         )
     }
@@ -394,7 +397,7 @@ fn pause_resume_promote_and_abort_move_the_rollout_and_the_table() {
     );
     assert_eq!(
         gw.controller
-            .control("nowhere", Control::Pause, None, &*gw.reloader),
+            .control("nowhere", Control::Pause, Caller::default(), &*gw.reloader),
         Err(RolloutError::NoRollout("nowhere".into()))
     );
     assert_eq!(gw.state().moved_by, MovedBy::Control);

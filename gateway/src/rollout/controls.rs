@@ -6,6 +6,7 @@ use super::machine::{advance, Next};
 use super::plan::Plan;
 use super::state::{MovedBy, Phase, RolloutState};
 use super::steps::Steps;
+use crate::reload::Caller;
 use crate::stamp::now_rfc3339;
 use serde_json::{json, Value};
 
@@ -28,7 +29,7 @@ impl Control {
         })
     }
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Control::Pause => "pause",
             Control::Resume => "resume",
@@ -89,21 +90,24 @@ impl Controller {
             "window_ms": plan.map(|p| p.gates.window_ms),
             "last_evaluation": s.last_evaluation,
             "history": s.history,
+            "plan": plan.map(|p| p.fingerprint.clone()),
+            "fleet": self.fleet().map(|f| f.route_json(route)),
         }))
     }
 
-    /// Carries out a control on `route`'s rollout; audited with the client's address. Decided
-    /// again when the gates moved the rollout in between (a few times at most).
+    /// Carries out a control on `route`'s rollout; audited with the client's address and the
+    /// admin identity. Decided again when the gates moved the rollout in between (a few times
+    /// at most).
     pub fn control(
         &self,
         route: &str,
         control: Control,
-        client: Option<String>,
+        caller: Caller,
         steps: &dyn Steps,
     ) -> Result<Value, RolloutError> {
         let mut tries = 0;
         loop {
-            match self.control_once(route, control, client.clone(), steps) {
+            match self.control_once(route, control, caller.clone(), steps) {
                 Err(RolloutError::Superseded) if tries < 5 => tries += 1,
                 other => return other,
             }
@@ -114,7 +118,7 @@ impl Controller {
         &self,
         route: &str,
         control: Control,
-        client: Option<String>,
+        caller: Caller,
         steps: &dyn Steps,
     ) -> Result<Value, RolloutError> {
         let no_rollout = || RolloutError::NoRollout(route.to_string());
@@ -130,7 +134,7 @@ impl Controller {
             n,
             generation,
             MovedBy::Control,
-            client.clone(),
+            caller.clone(),
             steps,
         )?;
         if !commits {
@@ -141,7 +145,8 @@ impl Controller {
                 "trigger": "rollout",
                 "route": route,
                 "control": control.as_str(),
-                "client": client,
+                "client": caller.client,
+                "identity": caller.identity,
                 "state": status.as_ref().and_then(|s| s.get("state").cloned()),
                 "step": status.as_ref().and_then(|s| s.get("step").cloned()),
             });
@@ -154,7 +159,7 @@ impl Controller {
 }
 
 /// What a control does to a rollout in its state; a conflict when it does not apply.
-fn decide(
+pub(super) fn decide(
     route: &str,
     control: Control,
     s: &RolloutState,

@@ -17,6 +17,8 @@ pub enum RolloutError {
     },
     /// The move was decided but its version could not be committed (the reloader's errors).
     NotApplied(String),
+    /// A fleet's rollout cannot be moved now: etcd is out of reach (why).
+    Unavailable(String),
 }
 
 impl fmt::Display for RolloutError {
@@ -28,6 +30,9 @@ impl fmt::Display for RolloutError {
                 write!(f, "rollout of {route} is {state}: {why}")
             }
             RolloutError::NotApplied(e) => f.write_str(e),
+            RolloutError::Unavailable(e) => {
+                write!(f, "the fleet's rollout cannot be moved now: {e}")
+            }
         }
     }
 }

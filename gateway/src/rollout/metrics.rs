@@ -1,5 +1,7 @@
 //! The rollout families: canary share, step, state (1 for the current one), gate breaches and
-//! transitions, per route. Registered once in the process registry.
+//! transitions, per route; in a fleet, whether this gateway drives, how many gateways are live,
+//! and the aborts a gateway made alone while etcd was away. Registered once in the process
+//! registry.
 
 use super::state::{Phase, RolloutState, PHASES};
 use crate::telemetry::Metrics;
@@ -11,6 +13,9 @@ pub struct RolloutMetrics {
     state: IntGaugeVec,
     breaches: IntCounterVec,
     transitions: IntCounterVec,
+    driver: IntGaugeVec,
+    gateways: IntGaugeVec,
+    local_aborts: IntCounterVec,
 }
 
 impl RolloutMetrics {
@@ -55,6 +60,30 @@ impl RolloutMetrics {
                 &["route", "to"],
             )
             .unwrap_or_else(|e| panic!("rollout transitions: {e}")),
+            driver: IntGaugeVec::new(
+                opts(
+                    "dyegate_rollout_driver",
+                    "1 when this gateway drives the route's rollout (judges the fleet's window and writes its moves); a gateway on its routes file drives its own.",
+                ),
+                &["route"],
+            )
+            .unwrap_or_else(|e| panic!("rollout driver: {e}")),
+            gateways: IntGaugeVec::new(
+                opts(
+                    "dyegate_rollout_fleet_gateways",
+                    "Live gateways of the fleet whose windows the route's rollout is judged on (1 on a gateway on its routes file).",
+                ),
+                &["route"],
+            )
+            .unwrap_or_else(|e| panic!("rollout gateways: {e}")),
+            local_aborts: IntCounterVec::new(
+                opts(
+                    "dyegate_rollout_local_aborts_total",
+                    "Canary shares this gateway took to 0 alone, on its own window, while etcd was away.",
+                ),
+                &["route"],
+            )
+            .unwrap_or_else(|e| panic!("rollout local aborts: {e}")),
         };
         metrics.register(vec![
             Box::new(m.share.clone()),
@@ -62,6 +91,9 @@ impl RolloutMetrics {
             Box::new(m.state.clone()),
             Box::new(m.breaches.clone()),
             Box::new(m.transitions.clone()),
+            Box::new(m.driver.clone()),
+            Box::new(m.gateways.clone()),
+            Box::new(m.local_aborts.clone()),
         ]);
         m
     }
@@ -81,6 +113,20 @@ impl RolloutMetrics {
             .inc();
     }
 
+    /// Whether this gateway drives `route`'s rollout, and the live gateways it is judged on.
+    pub fn fleet(&self, route: &str, driving: bool, gateways: usize) {
+        self.driver
+            .with_label_values(&[route])
+            .set(i64::from(driving));
+        self.gateways
+            .with_label_values(&[route])
+            .set(gateways as i64);
+    }
+
+    pub fn local_abort(&self, route: &str) {
+        self.local_aborts.with_label_values(&[route]).inc();
+    }
+
     pub fn breach(&self, route: &str, gate: &str) {
         self.breaches.with_label_values(&[route, gate]).inc();
     }
@@ -89,6 +135,8 @@ impl RolloutMetrics {
     pub fn forget(&self, route: &str) {
         let _ = self.share.remove_label_values(&[route]);
         let _ = self.step.remove_label_values(&[route]);
+        let _ = self.driver.remove_label_values(&[route]);
+        let _ = self.gateways.remove_label_values(&[route]);
         for p in PHASES {
             let _ = self.state.remove_label_values(&[route, p.as_str()]);
         }

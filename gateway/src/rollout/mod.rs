@@ -16,11 +16,13 @@
 //! - [`controller`]: follows the file, judges, commits; [`controls`]: pause, resume, promote,
 //!   abort and the status; [`service`]: the once-a-second background service.
 //! - [`metrics`]: the `dyegate_rollout_*` families.
+//! - [`fleet`]: the same rollouts for a fleet that follows etcd: state in etcd, one driver.
 
 pub mod clock;
 pub mod controller;
 pub mod controls;
 pub mod error;
+pub mod fleet;
 pub mod judge;
 pub mod machine;
 pub mod metrics;
@@ -32,5 +34,6 @@ pub mod steps;
 pub use controller::Controller;
 pub use controls::Control;
 pub use error::RolloutError;
+pub use fleet::FleetSteps;
 pub use service::RolloutService;
 pub use steps::Steps;

@@ -120,6 +120,8 @@ pub enum MovedBy {
     Sighup,
     Api,
     Etcd,
+    /// One gateway of a fleet alone, on its own window, while etcd was away.
+    Local,
 }
 
 impl MovedBy {
@@ -133,6 +135,7 @@ impl MovedBy {
             MovedBy::Sighup => "sighup",
             MovedBy::Api => "api",
             MovedBy::Etcd => "etcd",
+            MovedBy::Local => "local",
         }
     }
 }

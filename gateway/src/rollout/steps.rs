@@ -3,6 +3,7 @@
 //! controller that needs it, so neither holds the other.
 
 use super::error::RolloutError;
+use crate::reload::{Caller, VersionId};
 use crate::routing::{Overrides, RouteTable};
 use std::sync::Arc;
 
@@ -26,12 +27,17 @@ pub trait Steps: Send + Sync {
     /// The table requests see now.
     fn table(&self) -> Arc<RouteTable>;
 
-    /// Commits a move of `route`'s rollout to `step` (trigger `rollout`).
+    /// The version requests see now.
+    fn version(&self) -> VersionId;
+
+    /// Commits a move of `route`'s rollout to `step` (trigger `rollout`), audited with
+    /// `caller` (a control's client and admin identity). On a gateway that follows etcd it is a
+    /// local change (`N.K`, divergent): a gateway's own abort while etcd is away.
     fn commit_step(
         &self,
         route: &str,
         step: usize,
-        client: Option<String>,
+        caller: Caller,
         decide: Decide<'_>,
         applied: Applied<'_>,
     ) -> Result<(), RolloutError>;

@@ -11,15 +11,22 @@
 //! The last applied table is kept in `state_dir` by the history; a gateway that starts while
 //! etcd is unreachable serves it, marked stale until etcd answers.
 //!
-//! Later, a rollout step can live in etcd the same way: a key under the prefix written by the
-//! one gateway holding a lease, seen by every gateway as one more revision.
+//! The steps of the fleet's rollouts are read with the table (`PREFIX/rollouts/ROUTE/step`,
+//! at the same revision) and set over it: a step is one more revision that changes the table
+//! every gateway serves. The other rollout keys (states, windows, the driver's) change no
+//! table: the watch passes them by (the fleet service reads them, `rollout/fleet/`).
 
 use super::layout::{generation_dir, generation_of, Assembled, CURRENT};
 use super::status::SourceStatus;
 use super::store::{self, StoreError, Table};
-use crate::config::{routes_from_text, ConfigErrors, EtcdSettings, LoadedRoutes};
+use crate::config::table::compile_rollout::plans;
+use crate::config::{
+    routes_from_text, routes_from_text_over, ConfigErrors, EtcdSettings, LoadedRoutes, Overrides,
+};
 use crate::lifecycle::Lifecycle;
 use crate::reload::{History, HistoryLimits, Outcome, Reloader, SourceText, Trigger};
+use crate::rollout::fleet::keys::{self as rollout_keys, Key};
+use crate::rollout::FleetSteps;
 use crate::routing::RouteTable;
 use crate::telemetry::Metrics;
 use async_trait::async_trait;
@@ -64,15 +71,15 @@ pub fn initial(
     drop(runtime);
     let problem = match read {
         Ok(Some(table)) => match compile_first(&settings.prefix, &table) {
-            Ok(loaded) => {
+            Ok((loaded, version)) => {
                 let mut s = status.lock();
                 s.connected = true;
-                s.revision = Some(table.revision);
+                s.revision = Some(version);
                 drop(s);
                 return Ok(Initial {
                     loaded,
-                    version: table.revision,
-                    trigger: Trigger::Etcd { revision: table.revision },
+                    version,
+                    trigger: Trigger::Etcd { revision: version },
                     status,
                     read: Some((table.read_revision, table.generation)),
                 });
@@ -102,8 +109,16 @@ pub fn initial(
         ));
     };
     let name = format!("{}/versions/{}.yaml", state_dir.display(), kept.info.id());
-    let loaded = routes_from_text(&name, kept.text.as_bytes().to_vec(), None)
-        .map_err(|e| format!("{problem}, and the cached table no longer compiles:\n{e}"))?;
+    // With the weights it was served with (a fleet rollout's step).
+    let overrides = kept.info.overrides.clone();
+    let loaded = routes_from_text_over(
+        &name,
+        kept.text.as_bytes().to_vec(),
+        None,
+        crate::config::bounds::DEFAULT_MAX_FILE_BYTES,
+        &mut |_| overrides.clone(),
+    )
+    .map_err(|e| format!("{problem}, and the cached table no longer compiles:\n{e}"))?;
     warn!(
         "{problem}: serving the cached table (version {}) from {}; stale until etcd answers",
         kept.info.id(),
@@ -139,12 +154,28 @@ fn compile_assembled(
         .map_err(|e| assembled.locate_all(e))
 }
 
-/// The first table a gateway serves: compiled, and refused when it has no routes without the
-/// `allow-empty` mark (nothing runs yet to compare with).
-fn compile_first(prefix: &str, table: &Table) -> Result<LoadedRoutes, ConfigErrors> {
+/// The first table a gateway serves, with the fleet's rollout steps set over it, and its
+/// version (see `rollout::fleet::weights`): compiled, and refused when it has no routes
+/// without the `allow-empty` mark (nothing runs yet to compare with).
+fn compile_first(prefix: &str, table: &Table) -> Result<(LoadedRoutes, u64), ConfigErrors> {
     let assembled = table.assemble(prefix)?;
     table.admit(prefix, &assembled, None)?;
-    compile_assembled(prefix, table, &assembled, None)
+    let name = format!("etcd:{}", table.dir(prefix));
+    let mut applied = None;
+    let loaded = routes_from_text_over(
+        &name,
+        assembled.text.clone().into_bytes(),
+        None,
+        crate::config::bounds::DEFAULT_MAX_FILE_BYTES,
+        &mut |model| {
+            let mut overrides = Overrides::default();
+            applied = Some(table.steps.over(&plans(model), &mut overrides));
+            overrides
+        },
+    )
+    .map_err(|e| assembled.locate_all(e))?;
+    let version = applied.map_or(table.revision, |a| FleetSteps::version(a, table.revision).0);
+    Ok((loaded, version))
 }
 
 /// The background service that follows etcd.
@@ -236,6 +267,7 @@ impl EtcdSource {
             let source = SourceText {
                 text: assembled.text.clone(),
                 version,
+                steps: &table.steps,
                 name: &name,
                 locate: &|e| assembled.locate_all(e),
                 admit: &|running: &RouteTable| {
@@ -251,7 +283,11 @@ impl EtcdSource {
         status.revision = Some(version);
         match report {
             Ok(r) if r.result == Outcome::Failed => status.rejected_revision = Some(at),
-            Ok(_) => status.rejected_revision = None,
+            Ok(r) => {
+                // A step's revision is the version, above the table's own.
+                status.revision = Some(version.max(r.version_after.version));
+                status.rejected_revision = None;
+            }
             Err(e) => warn!("etcd: applying revision {version} failed: {e}"),
         }
     }
@@ -456,6 +492,10 @@ fn changed_revisions(
                 EventType::Delete => None,
             };
             true
+        } else if let Some(k) = rollout_keys::parse(prefix, &key) {
+            // A step changes the weights every gateway serves; the rest of the rollout keys
+            // (states, windows, the driver's) change no table.
+            matches!(k, Key::Step(_))
         } else {
             (generation.as_ref()).is_some_and(|g| key.starts_with(&generation_dir(prefix, g)))
         };

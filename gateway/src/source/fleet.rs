@@ -4,9 +4,10 @@
 
 use super::layout::{self, Assembled, EmptyTable, Entry};
 use super::store::{self, Expect, StoreError, Table};
+use crate::config::table::compile_rollout::plans;
 use crate::config::diff::{diff, Diff};
 use crate::config::model::RoutesConfig;
-use crate::config::{load_routes, EtcdSettings, Gateway, Issue, LoadedRoutes, Source};
+use crate::config::{load_routes, EtcdSettings, Gateway};
 use etcd_client::Client;
 use std::path::Path;
 use std::sync::Arc;
@@ -99,6 +100,29 @@ impl Fleet {
     }
 }
 
+impl Fleet {
+    /// Removes the rollout keys of `routes` (their rollouts ended with the table just written):
+    /// what is left is harmless (a step of another plan is never applied), so a failure is only
+    /// reported.
+    fn forget_rollouts(&mut self, routes: &[String]) {
+        let prefix = self.settings.prefix.clone();
+        for route in routes {
+            let forgotten = self
+                .runtime
+                .block_on(crate::rollout::fleet::store::forget_route(
+                    &mut self.client,
+                    &prefix,
+                    route,
+                ));
+            match forgotten {
+                Ok(0) => {}
+                Ok(_) => println!("rollout of {route}: its split or rollout changed (or the route is gone): the fleet's rollout of it ended, a new one starts from this table"),
+                Err(e) => eprintln!("note: the rollout keys of {route} were not removed ({e}); they are not applied to the new table"),
+            }
+        }
+    }
+}
+
 /// The decoded model of a fleet table, for diffs (an invalid one diffs as empty, said so).
 fn model_of(prefix: &str, table: &Table) -> Arc<RoutesConfig> {
     match super::etcd::compile(prefix, table, None) {
@@ -142,37 +166,19 @@ fn empty_mark(file: &Path, routes: usize, allow_empty: bool) -> Result<EmptyTabl
     }
 }
 
-/// A `rollout:` block in a table for etcd is refused, located, until fleet rollouts are
-/// supported: a gateway that follows etcd does not run it, and an operator who pushed one would
-/// believe the canary guarded while nothing judges it.
-fn refuse_rollouts(file: &Path, loaded: &LoadedRoutes) -> Result<(), String> {
-    let issues: Vec<Issue> = (loaded.model.routes.iter().enumerate())
-        .filter_map(|(i, r)| Some((i, r.as_ref()?)))
-        .filter(|(_, r)| r.rollout.is_some())
-        .map(|(i, r)| {
-            Issue::new(
-                format!("routes[{i}].rollout"),
-                format!(
-                    "found a rollout on route {:?}, expected none in a table for etcd: fleet rollouts are not supported yet (every gateway would serve the split as written and nothing would judge the canary); run the rollout on a gateway that reads its routes file, or remove the block",
-                    r.name
-                ),
-            )
+/// The routes whose fleet rollout a new table ends: their `split` or `rollout` changed (a new
+/// plan id) or they are gone. Their keys under `PREFIX/rollouts/` are removed with the push,
+/// so that a route put back later starts its rollout again.
+fn ended_rollouts(before: &RoutesConfig, after: &RoutesConfig) -> Vec<String> {
+    let after = plans(after);
+    (plans(before).into_iter())
+        .filter(|(route, p)| {
+            after
+                .get(route)
+                .is_none_or(|a| a.fingerprint != p.fingerprint)
         })
-        .collect();
-    if issues.is_empty() {
-        return Ok(());
-    }
-    let name = file.display().to_string();
-    let source = Source::from_text(name, loaded.text.to_string())
-        .map_err(|e| format!("{}: {e:?}", file.display()))?;
-    let located: Vec<String> = (issues.into_iter())
-        .map(|i| source.locate(i).to_string())
-        .collect();
-    Err(format!(
-        "{}
-nothing was written",
-        located.join("\n")
-    ))
+        .map(|(route, _)| route)
+        .collect()
 }
 
 /// `dyegate push FILE [--allow-empty]`: validate with `check`'s code (a table with no routes
@@ -182,13 +188,14 @@ pub fn push(config: Option<&Path>, file: &Path, allow_empty: bool) -> Result<(),
     let loaded = load_routes(file, crate::config::bounds::DEFAULT_MAX_FILE_BYTES)
         .map_err(|e| format!("{e}\nnothing was written"))?;
     let empty = empty_mark(file, loaded.routes, allow_empty)?;
-    refuse_rollouts(file, &loaded)?;
     let entries = layout::entries_of(&loaded.text)
         .map_err(|e| format!("{}: {e}; nothing was written", file.display()))?;
     let mut fleet = Fleet::connect(settings(config)?)?;
     let current = fleet.read(None)?;
     let prefix = fleet.prefix().to_string();
+    let mut ended = Vec::new();
     if let Some(table) = &current {
+        ended = ended_rollouts(&model_of(&prefix, table), &loaded.model);
         let mut new_kvs: Vec<(String, String)> = entries
             .iter()
             .map(|e| (format!("{}{}", table.dir(&prefix), e.key), e.value.clone()))
@@ -208,6 +215,7 @@ pub fn push(config: Option<&Path>, file: &Path, allow_empty: bool) -> Result<(),
     }
     let revision = fleet.write(&entries, empty, current.as_ref())?;
     println!("pushed {}: revision {revision}", file.display());
+    fleet.forget_rollouts(&ended);
     Ok(())
 }
 
@@ -302,5 +310,9 @@ pub fn rollback(config: Option<&Path>, to: u64) -> Result<(), String> {
     }
     let revision = fleet.write(&entries, empty, current.as_ref())?;
     println!("fleet rolled back to the table of revision {to}: revision {revision}");
+    if let Some(table) = &current {
+        let ended = ended_rollouts(&model_of(&prefix, table), &model_of(&prefix, &old));
+        fleet.forget_rollouts(&ended);
+    }
     Ok(())
 }

@@ -22,15 +22,14 @@ pub struct EtcdState {
     pub last_connect_error: Option<String>,
     /// Re-lists after a watch was cancelled (compaction) or the connection came back.
     pub relists: u64,
-    /// Routes of the served table with a `rollout:` block, which a gateway that follows etcd
-    /// does not run (yet): shown as a warning, never silently ignored.
-    pub unsupported_rollouts: Vec<String>,
 }
 
 /// The shared state and the settings it is about.
 pub struct SourceStatus {
     pub endpoints: Vec<String>,
     pub prefix: String,
+    /// This gateway's id in the fleet (`source.etcd.gateway_id`).
+    pub gateway_id: String,
     state: Mutex<EtcdState>,
 }
 
@@ -39,6 +38,7 @@ impl SourceStatus {
         SourceStatus {
             endpoints: settings.endpoints.clone(),
             prefix: settings.prefix.clone(),
+            gateway_id: settings.gateway_id.clone(),
             state: Mutex::new(EtcdState::default()),
         }
     }
@@ -51,16 +51,13 @@ impl SourceStatus {
         self.lock().clone()
     }
 
-    /// The fields `/status` shows: `source: etcd`, `connected`, `stale`, `divergent`, and the
-    /// details under `etcd`.
+    /// The fields `/status` shows: `source: etcd`, `gateway_id`, `connected`, `stale`,
+    /// `divergent`, and the details under `etcd`.
     pub fn to_json(&self) -> serde_json::Value {
         let s = self.snapshot();
-        let warnings: Vec<String> = (s.unsupported_rollouts.iter())
-            .map(|r| format!("route {r} has a `rollout:` block: a gateway that follows etcd does not run rollouts yet (fleet rollouts are not supported); its split is served as written and nothing judges the canary"))
-            .collect();
         serde_json::json!({
-            "warnings": warnings,
             "source": "etcd",
+            "gateway_id": self.gateway_id,
             "connected": s.connected,
             "stale": s.stale,
             "divergent": s.divergent,
@@ -71,7 +68,6 @@ impl SourceStatus {
                 "rejected_revision": s.rejected_revision,
                 "last_connect_error": s.last_connect_error,
                 "relists": s.relists,
-                "unsupported_rollouts": s.unsupported_rollouts,
             },
         })
     }

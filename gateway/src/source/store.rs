@@ -40,6 +40,9 @@ pub struct Table {
     /// Values that are not UTF-8 text, each an error located at its key (`kvs` holds them with
     /// the bad bytes replaced, never served: [`Table::assemble`] refuses the table).
     pub not_text: Vec<crate::config::ConfigError>,
+    /// The steps of the fleet's rollouts at the same revision, set over the table by every
+    /// gateway (see `rollout::fleet::weights`).
+    pub steps: crate::rollout::FleetSteps,
 }
 
 impl Table {
@@ -99,7 +102,7 @@ impl std::fmt::Display for StoreError {
     }
 }
 
-fn etcd_error(what: &str, e: etcd_client::Error) -> StoreError {
+pub(crate) fn etcd_error(what: &str, e: etcd_client::Error) -> StoreError {
     let text = e.to_string();
     if text.contains("compacted") {
         StoreError::Compacted(format!("{what}: {text}"))
@@ -141,7 +144,7 @@ fn utf8(b: &[u8]) -> String {
 }
 
 /// Every (key, value, mod revision) under `dir` at `revision` (0: the latest), page by page.
-async fn range(
+pub(crate) async fn range(
     client: &mut Client,
     dir: &str,
     revision: i64,
@@ -172,7 +175,7 @@ async fn range(
 }
 
 /// The first key after every key starting with `prefix`.
-fn prefix_end(prefix: &str) -> Vec<u8> {
+pub(crate) fn prefix_end(prefix: &str) -> Vec<u8> {
     let mut end = prefix.as_bytes().to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {
@@ -203,6 +206,7 @@ pub async fn read(
     let at = revision.unwrap_or(read_revision) as i64;
     let dir = generation_dir(prefix, &generation);
     let kvs = range(client, &dir, at).await?;
+    let steps = crate::rollout::fleet::store::steps(client, prefix, at).await?;
     let revision = kvs
         .iter()
         .map(|(_, _, m)| *m)
@@ -226,6 +230,7 @@ pub async fn read(
         generation,
         kvs,
         not_text,
+        steps,
     }))
 }
 

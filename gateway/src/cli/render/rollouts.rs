@@ -87,6 +87,15 @@ pub fn render(r: &Value, now_unix: u64) -> String {
         text(&r["step_ms"]),
         text(&r["window_ms"])
     ));
+    if let Some(plan) = r["plan"].as_str() {
+        out.push_str(&format!(
+            "plan {} (a hash of the route's split and rollout: an edit of either starts it again)\n",
+            &plan[..plan.len().min(12)]
+        ));
+    }
+    if r["fleet"].is_object() {
+        out.push_str(&fleet(&r["fleet"], now_unix));
+    }
     match &r["last_evaluation"] {
         Value::Null => out.push_str("last evaluation: none yet\n"),
         e => out.push_str(&evaluation(e, now_unix)),
@@ -108,6 +117,70 @@ pub fn render(r: &Value, now_unix: u64) -> String {
         out.push_str(&table(
             &["  AT", "STATE", "STEP", "SHARE", "BY", "REASON"],
             &moves,
+        ));
+    }
+    out
+}
+
+/// A fleet's rollout: who drives, the live gateways, each one's part of the judged window, and
+/// this gateway's own abort while etcd was away.
+fn fleet(f: &Value, now_unix: u64) -> String {
+    let live: Vec<String> = (f["live_gateways"].as_array().into_iter().flatten())
+        .map(text)
+        .collect();
+    let mut out = format!(
+        "fleet: driven by {} (this gateway: {}{}), {} live gateway(s): {}; etcd {}\n",
+        f["driver"].as_str().unwrap_or("nobody yet"),
+        text(&f["gateway_id"]),
+        if f["driving"] == true {
+            ", the driver"
+        } else {
+            ""
+        },
+        live.len(),
+        live.join(", "),
+        if f["connected"] == true {
+            "connected"
+        } else {
+            "out of reach: nothing promotes, this gateway judges its own window"
+        }
+    );
+    if let Some(at) = f["last_round"].as_str() {
+        out.push_str(&format!("last round with etcd {}\n", when(at, now_unix)));
+    }
+    let rows: Vec<Vec<String>> = (f["windows"].as_array().into_iter().flatten())
+        .map(|w| {
+            vec![
+                format!("  {}", text(&w["gateway"])),
+                text(&w["requests"]),
+                share(&w["share"]),
+                text(&w["canary_requests"]),
+                text(&w["canary_errors"]),
+                format!("{}..{}", text(&w["from"]), text(&w["to"])),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.push_str(&table(
+            &[
+                "  GATEWAY",
+                "REQUESTS",
+                "SHARE",
+                "CANARY",
+                "CANARY ERRORS",
+                "SECONDS",
+            ],
+            &rows,
+        ));
+    }
+    let a = &f["local_abort"];
+    if a.is_object() {
+        out.push_str(&format!(
+            "this gateway took the canary to 0 alone {} (version {}, on the step started at {} ms): {}\n",
+            when(&text(&a["at"]), now_unix),
+            text(&a["version"]),
+            text(&a["step_started_ms"]),
+            text(&a["reason"])
         ));
     }
     out
@@ -212,6 +285,41 @@ mod tests {
         );
         assert!(t.contains("P99 LATENCY"), "{t}");
         assert!(t.lines().count() < 20, "{t}");
+    }
+
+    #[test]
+    fn a_fleet_s_rollout_shows_the_driver_and_each_gateway_s_part() {
+        let mut r = shop();
+        r["plan"] = json!("3f2a1b9c0d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8");
+        r["fleet"] = json!({
+            "gateway_id": "gw2", "connected": true, "driver": "gw1", "driving": false,
+            "last_round": "2024-05-01T10:11:59.500Z",
+            "live_gateways": ["gw1", "gw2", "gw3"],
+            "windows": [
+                { "gateway": "gw1", "requests": 900, "share": 75.0, "canary_requests": 180, "canary_errors": 1, "from": 1_714_558_290_u64, "to": 1_714_558_320_u64 },
+                { "gateway": "gw2", "requests": 300, "share": 25.0, "canary_requests": 60, "canary_errors": 0, "from": 1_714_558_290_u64, "to": 1_714_558_319_u64 }
+            ],
+            "local_abort": { "at": "2024-05-01T10:11:00.000Z", "step_started_ms": 1_714_558_200_000_u64, "version": "41.1",
+                "reason": "gate error_rate breached: 0.3000 > 0.05" }
+        });
+        let t = render(&r, NOW);
+        let skip = [
+            "canary_share",
+            "table_canary_share",
+            "file_canary_share",
+            "latency_percentile",
+            "plan",
+            "share",
+            "connected",
+            "driving",
+        ];
+        assert_all_shown(&r, &t, &skip);
+        assert!(t.contains("plan 3f2a1b9c0d4e (a hash"), "{t}");
+        assert!(
+            t.contains("fleet: driven by gw1 (this gateway: gw2), 3 live gateway(s): gw1, gw2, gw3; etcd connected"),
+            "{t}"
+        );
+        assert!(t.contains("  gw1      900       75%"), "{t}");
     }
 
     #[test]

@@ -107,7 +107,8 @@ impl Gateway {
         let server_header = server_header(config.server_header.as_deref(), issues);
         let dns = super::dns::dns_settings(&config.dns, issues);
         let routes_given = config.routes.is_some();
-        let etcd = source_settings(config.source.as_ref(), routes_given, base, issues);
+        let first = listen.first().copied();
+        let etcd = source_settings(config.source.as_ref(), routes_given, base, first, issues);
         let tls = (config.tls.as_ref())
             .map(|t| tls_settings(t, &listen, admin_listen, base, &mut proxy_protocol, issues));
         let resolve = |p: &str| normalize(&base.join(p));
