@@ -4,6 +4,7 @@
 //! `rollout` as they were.
 
 use crate::routing::MAX_WEIGHT;
+use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -17,6 +18,9 @@ pub enum OnFailure {
     /// Hold the current step, state `paused`.
     Pause,
 }
+
+/// The plans of a table, by route (compiled by `config::table::compile_rollout`).
+pub type Plans = BTreeMap<String, Plan>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {

@@ -9,7 +9,7 @@ use crate::stamp::sha256_hex;
 use std::collections::BTreeMap;
 
 /// The plans of a table, by route.
-pub type Plans = BTreeMap<String, Plan>;
+pub use crate::rollout::plan::Plans;
 
 /// The plan of every route of `model` that has a rollout.
 pub fn plans(model: &RoutesConfig) -> Plans {

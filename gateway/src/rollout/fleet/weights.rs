@@ -6,7 +6,7 @@
 //! and those steps', which every gateway computes the same way from what etcd holds.
 
 use super::record::StepRecord;
-use crate::config::table::compile_rollout::Plans;
+use crate::rollout::plan::Plans;
 use crate::reload::Trigger;
 use crate::routing::Overrides;
 
