@@ -6,7 +6,6 @@ use super::model::{RouteConfig, RoutesConfig};
 use super::rollout::{DEFAULT_MIN_REQUESTS, DEFAULT_PERCENTILE};
 use crate::rollout::plan::{Gates, Plan};
 use crate::stamp::sha256_hex;
-use std::collections::BTreeMap;
 
 /// The plans of a table, by route.
 pub use crate::rollout::plan::Plans;
