@@ -4,9 +4,9 @@
 //! `rollout` as they were.
 
 use crate::routing::MAX_WEIGHT;
-use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// What a breach does.
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]

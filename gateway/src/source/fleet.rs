@@ -4,9 +4,9 @@
 
 use super::layout::{self, Assembled, EmptyTable, Entry};
 use super::store::{self, Expect, StoreError, Table};
-use crate::config::table::compile_rollout::plans;
 use crate::config::diff::{diff, Diff};
 use crate::config::model::RoutesConfig;
+use crate::config::table::compile_rollout::plans;
 use crate::config::{load_routes, EtcdSettings, Gateway};
 use etcd_client::Client;
 use std::path::Path;

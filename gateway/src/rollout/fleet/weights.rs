@@ -6,8 +6,8 @@
 //! and those steps', which every gateway computes the same way from what etcd holds.
 
 use super::record::StepRecord;
-use crate::rollout::plan::Plans;
 use crate::reload::Trigger;
+use crate::rollout::plan::Plans;
 use crate::routing::Overrides;
 
 /// One step as read: the route, the revision it was written at, what it holds.
