@@ -19,15 +19,20 @@ fn routes(up: &Upstream) -> String {
 }
 
 /// The `path` of every line of the access log `file` (none while it does not exist).
+/// The paths logged in `file`, sorted: a request's line is queued after its client has the
+/// answer, so the next request's line may be written first (seen 1 run in 5: /a2 before /a1);
+/// which file each line reaches is what these tests check.
 fn logged_paths(file: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
-    (text.lines())
+    let mut paths: Vec<String> = (text.lines())
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l)
                 .unwrap_or_else(|e| panic!("{}: not a JSON line ({e}): {l}", file.display()));
             v["path"].as_str().expect("path").to_string()
         })
-        .collect()
+        .collect();
+    paths.sort();
+    paths
 }
 
 /// Sends `GET path` and expects 200; returns whether its new trace was sampled (the last field
