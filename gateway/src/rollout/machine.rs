@@ -72,23 +72,8 @@ mod tests {
 
     fn plan() -> Plan {
         Plan {
-            route: "shop".into(),
-            groups: vec!["stable".into(), "canary".into()],
-            base: vec![100, 0],
-            canary: 1,
-            steps: vec![10, 50, 100],
-            step_ms: 1000,
             pause_before: vec![50],
-            gates: Gates {
-                window_ms: 1000,
-                min_requests: 20,
-                max_error_rate: Some(0.05),
-                max_latency_ms: None,
-                latency_percentile: 99.0,
-                max_latency_ratio: None,
-            },
-            on_failure: OnFailure::Rollback,
-            fingerprint: "f".into(),
+            ..crate::rollout::plan::test_plan()
         }
     }
 

@@ -103,6 +103,32 @@ impl Plan {
     }
 }
 
+/// A route `shop` ramping `canary` (stable 100 / canary 0) through 10, 50 and 100 percent, a
+/// step a second, judged on a one-second window of at least 20 canary requests with at most 5%
+/// errors: the plan the unit tests start from (each changes what it tests).
+#[cfg(test)]
+pub(crate) fn test_plan() -> Plan {
+    Plan {
+        route: "shop".into(),
+        groups: vec!["stable".into(), "canary".into()],
+        base: vec![100, 0],
+        canary: 1,
+        steps: vec![10, 50, 100],
+        step_ms: 1000,
+        pause_before: vec![],
+        gates: Gates {
+            window_ms: 1000,
+            min_requests: 20,
+            max_error_rate: Some(0.05),
+            max_latency_ms: None,
+            latency_percentile: 99.0,
+            max_latency_ratio: None,
+        },
+        on_failure: OnFailure::Rollback,
+        fingerprint: "f".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
