@@ -68,7 +68,6 @@ pub fn next(plan: &Plan, s: &RolloutState, e: &Evaluation, now_ms: u64) -> Optio
 mod tests {
     use super::*;
     use crate::rollout::judge::Verdict;
-    use crate::rollout::plan::Gates;
 
     fn plan() -> Plan {
         Plan {

@@ -155,7 +155,7 @@ impl Controller {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::plan::{Gates, OnFailure};
+    use super::super::super::plan::Plan;
     use super::super::super::state::Phase;
     use super::super::FleetView;
     use super::*;

@@ -95,7 +95,7 @@ pub fn sum(plan: &Plan, step_started_ms: u64, windows: &[FiguresRecord]) -> Sum 
 mod tests {
     use super::super::record::Counts;
     use super::*;
-    use crate::rollout::plan::{Gates, OnFailure};
+    use crate::rollout::plan::Gates;
 
     fn plan() -> Plan {
         let p = crate::rollout::plan::test_plan();

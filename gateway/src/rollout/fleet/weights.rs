@@ -73,7 +73,7 @@ impl FleetSteps {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::plan::{Gates, OnFailure, Plan};
+    use super::super::super::plan::Plan;
     use super::super::super::state::{MovedBy, Phase};
     use super::*;
 
