@@ -25,8 +25,8 @@ const RELEASE: bool = !cfg!(debug_assertions);
 
 /// Builds the gateway binary once per test process and returns its path.
 ///
-/// `DYEGATE_BIN` overrides everything; otherwise `$CARGO build -p dyegate --bin dyegate`
-/// (with `--release` when the tests are a release build) runs once, so the tests always exercise
+/// `DYEGATE_BIN` overrides everything; otherwise `$CARGO build --workspace --bins` (or
+/// `-p dyegate --bin dyegate --release` when the tests are a release build) runs once, so the tests always exercise
 /// the current source even when only the suite was rebuilt.
 pub fn dyegate_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -43,12 +43,17 @@ pub fn dyegate_bin() -> &'static Path {
 
 fn build() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let mut args = vec!["build", "-p", "dyegate", "--bin", "dyegate"];
-    if RELEASE {
-        args.push("--release");
-    }
+    // The debug build selects what `tests/run.sh` builds (`--workspace --bins`), so that after it
+    // this build has nothing to do: `-p dyegate` alone resolves the shared dependencies' features
+    // without the suite's, and would build Pingora, etcd-client and dyegate a second time (time,
+    // and gigabytes of target/). The release build (benches only) builds the gateway alone.
+    let args: &[&str] = if RELEASE {
+        &["build", "-p", "dyegate", "--bin", "dyegate", "--release"]
+    } else {
+        &["build", "--workspace", "--bins"]
+    };
     let mut command = Command::new(&cargo);
-    command.args(&args).current_dir(workspace_root());
+    command.args(args).current_dir(workspace_root());
     // What cargo sets for the test process describes the suite package, not the build: a
     // build script that watches one of these (ring's watches CARGO_PKG_NAME and
     // CARGO_MANIFEST_DIR) would otherwise see them change between `cargo test` and this build,
@@ -61,7 +66,7 @@ fn build() {
     }
     let output = command
         .output()
-        .unwrap_or_else(|e| panic!("running {cargo:?} build -p dyegate: {e}"));
+        .unwrap_or_else(|e| panic!("running {cargo:?} {}: {e}", args.join(" ")));
     assert!(
         output.status.success(),
         "`cargo {}` failed ({}):\n{}",
