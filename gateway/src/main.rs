@@ -145,6 +145,10 @@ enum Command {
         /// The new binary (default: this one)
         #[arg(long)]
         binary: Option<PathBuf>,
+        /// Refuse a new binary whose sha256 differs (64 hex digits, as `sha256sum` prints): the
+        /// file is read once and what runs is that read, from a private copy.
+        #[arg(long, value_name = "HEX", value_parser = dyegate::upgrade::binary::sha256_hex)]
+        expect_sha256: Option<[u8; 32]>,
         /// Wait for the old process to exit and report how long it drained.
         #[arg(long)]
         wait_old: bool,
@@ -648,36 +652,16 @@ fn main() -> ExitCode {
         Command::Upgrade {
             config,
             binary,
+            expect_sha256,
             wait_old,
             timeout,
-        } => {
-            let Some(config) = default_config(config) else {
-                eprintln!(
-                    "dyegate upgrade: no gateway.yaml given (-c) or in the working directory"
-                );
-                return ExitCode::FAILURE;
-            };
-            let binary = match binary.map_or_else(std::env::current_exe, Ok) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("dyegate upgrade: cannot find this binary: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let args = dyegate::upgrade::UpgradeArgs {
-                config,
-                binary,
-                wait_old,
-                timeout: std::time::Duration::from_secs(timeout),
-            };
-            match dyegate::upgrade::upgrade(&args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("dyegate upgrade: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        } => dyegate::upgrade::command::cli(
+            default_config(config),
+            binary,
+            expect_sha256,
+            wait_old,
+            std::time::Duration::from_secs(timeout),
+        ),
         Command::Run {
             config,
             daemon,
@@ -685,6 +669,7 @@ fn main() -> ExitCode {
         } => {
             env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
                 .init();
+            dyegate::upgrade::binary::close_inherited_copy();
             run(config, RunOptions { daemon, upgrade })
         }
     }

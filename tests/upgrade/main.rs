@@ -4,3 +4,4 @@
 
 mod handover;
 mod refusals;
+mod verified;
