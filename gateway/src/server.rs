@@ -10,6 +10,7 @@ use crate::downstream::layout::{
 };
 use crate::downstream::proxy_protocol::ProxyListeners;
 use crate::downstream::{BoundedApp, DownstreamMetrics, Listener, LiveLimits};
+use crate::handover::{Handover, HandoverSignals};
 use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
 use crate::proxy::live::{Live, SharedLive};
@@ -84,6 +85,12 @@ pub fn run(
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     let phases = server.watch_execution_phase();
     server.bootstrap();
+    // The sockets are here (an upgrade waited for them above): the old process wrote its
+    // state before sending them.
+    let handover = Handover::new(gw.state_dir.clone(), certificates.clone());
+    if opts.upgrade {
+        handover.receive();
+    }
     let lifecycle = Lifecycle::new();
 
     let access_log = access_log(&mut server, &gw, &metrics, &lifecycle);
@@ -167,7 +174,8 @@ pub fn run(
         .with_rollouts(rollouts.clone())
         .with_certificates(certificates.clone())
         .with_live(live.clone())
-        .with_gateway(gateway_reload.clone());
+        .with_gateway(gateway_reload.clone())
+        .with_handover(handover.clone());
     server.add_service(admin_service(&gw, listeners, api));
 
     // A reload that swapped a table but has not recorded it yet finishes before the process
@@ -199,7 +207,9 @@ pub fn run(
         Duration::from_secs(gw.config.pingora.grace_period_seconds),
     );
     server.add_service(background_service("drain", drain));
-    server.run(RunArgs::default());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(HandoverSignals::new(handover)),
+    });
     reloader.settle(EXIT_SETTLE);
     std::process::exit(0)
 }

@@ -17,7 +17,10 @@ fn sha256sum(path: &Path) -> String {
         .expect("sha256sum");
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace().next().expect("a digest").to_string()
+    text.split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -45,7 +48,12 @@ async fn a_binary_with_another_sha256_is_refused_before_anything_runs() {
 
     let path = binary.display().to_string();
     let run = gw
-        .upgrade(&["--binary", &path, "--expect-sha256", &expected.to_uppercase()])
+        .upgrade(&[
+            "--binary",
+            &path,
+            "--expect-sha256",
+            &expected.to_uppercase(),
+        ])
         .await;
 
     assert_eq!(run.output.code, Some(1), "{}", run.output);
@@ -57,13 +65,19 @@ async fn a_binary_with_another_sha256_is_refused_before_anything_runs() {
              nothing was started or signalled, pid {pid} keeps serving\n"
         )
     );
-    assert!(!runs.exists(), "the refused binary ran: {}", gw.config().read("runs"));
+    assert!(
+        !runs.exists(),
+        "the refused binary ran: {}",
+        gw.config().read("runs")
+    );
     let report = load.stop().await;
     assert_clean(&report, &gw);
     assert_untouched(&gw, pid, inode).await;
 
     // Not a sha256 at all: a usage error, before anything is read.
-    let run = gw.upgrade(&["--binary", &path, "--expect-sha256", "12ab"]).await;
+    let run = gw
+        .upgrade(&["--binary", &path, "--expect-sha256", "12ab"])
+        .await;
     assert_eq!(run.output.code, Some(2), "{}", run.output);
     assert!(
         run.output.stderr.contains(
@@ -103,7 +117,11 @@ async fn what_runs_is_the_checked_copy_even_when_the_file_changes_after_the_chec
     assert_eq!(run.output.code, Some(0), "{}\n{}", run.output, gw.logs());
     assert_eq!(
         run.output.line_starting_with("[1/5] ").map(str::to_string),
-        Some(format!("[1/5] running dyegate: pid {} ({})", gw.gateway().pid(), gw.config().path("dyegate.pid").display()))
+        Some(format!(
+            "[1/5] running dyegate: pid {} ({})",
+            gw.gateway().pid(),
+            gw.config().path("dyegate.pid").display()
+        ))
     );
     assert!(
         run.output.stdout.contains(&format!(
@@ -124,12 +142,16 @@ async fn what_runs_is_the_checked_copy_even_when_the_file_changes_after_the_chec
     // And the real binary itself, checked and run from its copy: the new process's executable
     // is the sealed memory file, not the path.
     let sha = sha256sum(Path::new(&real));
-    let run = gw.upgrade(&["--binary", &real, "--expect-sha256", &sha]).await;
+    let run = gw
+        .upgrade(&["--binary", &real, "--expect-sha256", &sha])
+        .await;
     assert_eq!(run.output.code, Some(0), "{}\n{}", run.output, gw.logs());
     let new = run.new_pid.expect("a new pid");
     let exe = std::fs::read_link(format!("/proc/{new}/exe")).expect("/proc/PID/exe");
     assert!(
-        exe.display().to_string().starts_with("/memfd:dyegate-upgrade"),
+        exe.display()
+            .to_string()
+            .starts_with("/memfd:dyegate-upgrade"),
         "{}",
         exe.display()
     );

@@ -42,6 +42,8 @@ pub struct AdminApi {
     live: SharedLive,
     /// gateway.yaml, re-read by `POST /reload`.
     gateway: Option<Arc<GatewayReload>>,
+    /// The process's lineage (generation, handovers), in `/status`.
+    handover: Option<Arc<crate::handover::Handover>>,
 }
 
 impl AdminApi {
@@ -68,7 +70,14 @@ impl AdminApi {
             body,
             live: Arc::default(),
             gateway: None,
+            handover: None,
         }
+    }
+
+    /// The lineage `/status` shows under `process`.
+    pub fn with_handover(mut self, handover: Arc<crate::handover::Handover>) -> Self {
+        self.handover = Some(handover);
+        self
     }
 
     /// Which peers are trusted proxies: behind one, the audit lines name the address it
@@ -182,6 +191,25 @@ impl AdminApi {
         } else {
             (StatusCode::SERVICE_UNAVAILABLE, body)
         }
+    }
+
+    /// `GET /status`: the routing version and its source, the process (pid, draining,
+    /// requests in flight, lineage), TLS and DNS.
+    fn status(&self, draining: bool) -> Value {
+        let mut s = self.reloader.status();
+        s["pid"] = json!(std::process::id());
+        s["draining"] = json!(draining);
+        s["in_flight"] = json!(self.lifecycle.in_flight());
+        if let Some(h) = &self.handover {
+            s["process"] = h.status();
+        }
+        if let Some(certs) = &self.certificates {
+            s["tls"] = certs.status();
+        }
+        if let Some(dns) = &self.dns {
+            s["dns"] = dns.status();
+        }
+        s
     }
 
     /// `GET /versions`: the kept versions, the active one marked.
@@ -362,19 +390,7 @@ impl AdminApi {
                 json!({ "status": "ok", "pid": std::process::id() }),
             ),
             (Method::GET, "/readyz") => self.readyz(draining).await,
-            (Method::GET, "/status") => {
-                let mut s = self.reloader.status();
-                s["pid"] = json!(std::process::id());
-                s["draining"] = json!(draining);
-                s["in_flight"] = json!(self.lifecycle.in_flight());
-                if let Some(certs) = &self.certificates {
-                    s["tls"] = certs.status();
-                }
-                if let Some(dns) = &self.dns {
-                    s["dns"] = dns.status();
-                }
-                (StatusCode::OK, s)
-            }
+            (Method::GET, "/status") => (StatusCode::OK, self.status(draining)),
             (Method::GET, "/versions") => self.versions(),
             (Method::GET, p) if p.starts_with("/versions/") => self.version_source(p),
             (Method::GET, "/routes") => {

@@ -29,6 +29,7 @@ pub mod runtime;
 pub mod schema;
 pub mod source;
 pub mod tls;
+pub mod tls_session;
 pub mod tracing;
 pub mod upstream_transport;
 pub mod validate;

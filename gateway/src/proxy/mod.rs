@@ -20,6 +20,7 @@ mod ending;
 mod error_body;
 pub mod forwarded;
 mod head_wait;
+mod hsts;
 mod limit;
 pub mod live;
 mod redirect;
@@ -283,6 +284,7 @@ impl DyegateProxy {
             traceresponse: (ctx.trace.as_ref()).and_then(|t| self.tracing.traceresponse(t)),
             trace_id: ctx.trace.as_ref().map(|t| t.trace_id_hex()),
             server: self.live.load().server_header.clone(),
+            hsts: self.live.load().hsts.clone(),
             headers,
         }
     }
@@ -538,6 +540,7 @@ impl ProxyHttp for DyegateProxy {
         if self.lifecycle.is_draining() {
             session.set_keepalive(None);
         }
+        hsts::add(session, self.live.load().hsts.as_ref(), upstream_response)?;
         if let Some(value) = ctx
             .trace
             .as_ref()
@@ -587,21 +590,19 @@ impl ProxyHttp for DyegateProxy {
                 &session.req_header().headers,
             );
             let traceresponse = (ctx.trace.as_ref()).and_then(|t| self.tracing.traceresponse(t));
-            let head = answer::error_head(
-                code,
-                self.live.load().server_header.as_ref(),
-                content_type,
-                body.len(),
-            )
-            .and_then(|mut resp| {
-                if let Some(value) = traceresponse {
-                    resp.insert_header(TRACERESPONSE, &value[..])?;
-                }
-                if let Some(value) = ctx.explanation() {
-                    resp.insert_header(DECISION_HEADER, value)?;
-                }
-                Ok(resp)
-            });
+            let live = self.live.load();
+            let head =
+                answer::error_head(code, live.server_header.as_ref(), content_type, body.len())
+                    .and_then(|mut resp| {
+                        hsts::add(session, live.hsts.as_ref(), &mut resp)?;
+                        if let Some(value) = traceresponse {
+                            resp.insert_header(TRACERESPONSE, &value[..])?;
+                        }
+                        if let Some(value) = ctx.explanation() {
+                            resp.insert_header(DECISION_HEADER, value)?;
+                        }
+                        Ok(resp)
+                    });
             let sent = match head {
                 Ok(resp) => session.write_error_response(resp, Bytes::from(body)).await,
                 Err(e) => Err(e),

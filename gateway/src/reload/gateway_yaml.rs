@@ -67,7 +67,12 @@ impl GatewayReload {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         report.change = gateway_change(&running.config, &new.config);
         if !report.change.applied_live.is_empty() {
-            self.live.store(Arc::new(Live::of(&new)));
+            // `tls:` (and its `hsts`) waits for an upgrade: the running value stays.
+            let hsts = self.live.load().hsts.clone();
+            self.live.store(Arc::new(Live {
+                hsts,
+                ..Live::of(&new)
+            }));
             self.limits.rcu(|l| {
                 let mut l = **l;
                 l.header_read_timeout = new.limits.header_read_timeout;

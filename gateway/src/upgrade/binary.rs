@@ -101,7 +101,10 @@ impl NewBinary {
 pub enum Refusal {
     Unreadable(String),
     /// The file's sha256 and the expected one, both in hex.
-    Mismatch { actual: String, expected: String },
+    Mismatch {
+        actual: String,
+        expected: String,
+    },
 }
 
 /// Opens `path` once; with `expected`, copies it into a sealed memory file while hashing it and
@@ -112,7 +115,8 @@ pub fn open(path: &Path, expected: Option<[u8; 32]>) -> Result<NewBinary, Refusa
     };
     let unreadable = |e: std::io::Error| Refusal::Unreadable(format!("{}: {e}", path.display()));
     let mut file = File::open(path).map_err(unreadable)?;
-    let copy = memfd().map_err(|e| Refusal::Unreadable(format!("cannot make a private copy: {e}")))?;
+    let copy =
+        memfd().map_err(|e| Refusal::Unreadable(format!("cannot make a private copy: {e}")))?;
     let mut out = File::from(copy);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -199,7 +203,10 @@ mod tests {
         assert_eq!(hex(&sha256_hex(EMPTY).expect("hex")), EMPTY);
         assert_eq!(
             sha256_hex("abc"),
-            Err("found \"abc\", expected a sha256 of 64 hex digits (as `sha256sum FILE` prints)".into())
+            Err(
+                "found \"abc\", expected a sha256 of 64 hex digits (as `sha256sum FILE` prints)"
+                    .into()
+            )
         );
         assert!(sha256_hex(&format!("{}g", &EMPTY[..63])).is_err());
     }
