@@ -23,14 +23,16 @@ use crate::telemetry::access_log::Destination;
 use crate::telemetry::failure_log::FailureLogFlush;
 use crate::telemetry::{AccessLog, FailureLog, Metrics, Tracing};
 use crate::tls::{CertificateService, Certificates, TlsAcceptor};
+use crate::upgrade::standby::Standby;
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server};
+use pingora::server::{ExecutionPhase, RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// How `dyegate run` was asked to start.
 #[derive(Debug, Clone, Copy, Default)]
@@ -76,21 +78,7 @@ pub fn run(
     certificates: Option<Arc<Certificates>>,
     dns: Arc<DnsNames>,
 ) -> ! {
-    let conf = server_conf(&gw, opts);
-    let opt = Opt {
-        upgrade: opts.upgrade,
-        daemon: opts.daemon,
-        ..Default::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(opt, conf);
-    let phases = server.watch_execution_phase();
-    server.bootstrap();
-    // The sockets are here (an upgrade waited for them above): the old process wrote its
-    // state before sending them.
-    let handover = Handover::new(gw.state_dir.clone(), certificates.clone());
-    if opts.upgrade {
-        handover.receive();
-    }
+    let (mut server, phases, handover) = bootstrap(&gw, opts, &certificates);
     let lifecycle = Lifecycle::new();
 
     let access_log = access_log(&mut server, &gw, &metrics, &lifecycle);
@@ -103,20 +91,7 @@ pub fn run(
     }
 
     let health = health(&mut server, &reloader, &metrics, &dns);
-    server.add_service(background_service(
-        "dns",
-        DnsService::new(
-            reloader.active(),
-            dns.clone(),
-            gw.dns.clone(),
-            metrics.dns().clone(),
-        ),
-    ));
-    let failure_log = Arc::new(FailureLog::default());
-    server.add_service(background_service(
-        "upstream failure log",
-        FailureLogFlush(failure_log.clone()),
-    ));
+    let failure_log = dns_and_failure_log(&mut server, &gw, &reloader, &metrics, &dns);
     let live: SharedLive = Arc::new(arc_swap::ArcSwap::from_pointee(Live::of(&gw)));
 
     let proxy = DyegateProxy::new(
@@ -178,6 +153,92 @@ pub fn run(
         .with_handover(handover.clone());
     server.add_service(admin_service(&gw, listeners, api));
 
+    let background = Background {
+        reloader,
+        rollouts,
+        certificates,
+        gateway_reload,
+        lifecycle,
+        handover,
+    };
+    serve(server, &gw, phases, background)
+}
+
+/// The DNS names' re-resolution, and the bounded log of upstream failures (its handle).
+fn dns_and_failure_log(
+    server: &mut Server,
+    gw: &Gateway,
+    reloader: &Reloader,
+    metrics: &Metrics,
+    dns: &Arc<DnsNames>,
+) -> Arc<FailureLog> {
+    server.add_service(background_service(
+        "dns",
+        DnsService::new(
+            reloader.active(),
+            dns.clone(),
+            gw.dns.clone(),
+            metrics.dns().clone(),
+        ),
+    ));
+    let failure_log = Arc::new(FailureLog::default());
+    server.add_service(background_service(
+        "upstream failure log",
+        FailureLogFlush(failure_log.clone()),
+    ));
+    failure_log
+}
+
+/// Pingora's server with its sockets: bootstrapped (on an upgrade, after they arrived from the
+/// old process, whose handover state is then taken), its execution phases watched.
+fn bootstrap(
+    gw: &Gateway,
+    opts: RunOptions,
+    certificates: &Option<Arc<Certificates>>,
+) -> (Server, broadcast::Receiver<ExecutionPhase>, Arc<Handover>) {
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(gw, opts));
+    let phases = server.watch_execution_phase();
+    server.bootstrap();
+    // The sockets are here (an upgrade waited for them above): the old process wrote its
+    // state before sending them.
+    let handover = Handover::new(gw.state_dir.clone(), certificates.clone());
+    if opts.upgrade {
+        handover.receive();
+    }
+    (server, phases, handover)
+}
+
+/// What the background services and the way out share.
+struct Background {
+    reloader: Arc<Reloader>,
+    rollouts: Arc<Controller>,
+    certificates: Option<Arc<Certificates>>,
+    gateway_reload: Arc<GatewayReload>,
+    lifecycle: Arc<Lifecycle>,
+    handover: Arc<Handover>,
+}
+
+/// The reload, rollout, pid file and drain services; then serves until told to stop (SIGQUIT
+/// also starts the upgrade's watch, [`HandoverSignals`]), and exits once the exit hooks ran.
+fn serve(
+    mut server: Server,
+    gw: &Gateway,
+    phases: broadcast::Receiver<ExecutionPhase>,
+    b: Background,
+) -> ! {
+    let Background {
+        reloader,
+        rollouts,
+        certificates,
+        gateway_reload,
+        lifecycle,
+        handover,
+    } = b;
     // A reload that swapped a table but has not recorded it yet finishes before the process
     // exits, whichever way it exits (early exit once drained, or Pingora's own).
     let settle = reloader.clone();
@@ -202,15 +263,17 @@ pub fn run(
     ));
 
     let drain = DrainService::new(
-        lifecycle,
+        lifecycle.clone(),
         phases,
         Duration::from_secs(gw.config.pingora.grace_period_seconds),
     );
     server.add_service(background_service("drain", drain));
+    let standby = Standby::new(gw, handover.clone(), lifecycle.clone());
     server.run(RunArgs {
-        shutdown_signal: Box::new(HandoverSignals::new(handover)),
+        shutdown_signal: Box::new(HandoverSignals::new(handover, standby)),
     });
     reloader.settle(EXIT_SETTLE);
+    lifecycle.before_exit();
     std::process::exit(0)
 }
 

@@ -84,6 +84,8 @@ async fn sessions_saved_before_an_upgrade_resume_after_it() {
     let up = Upstream::start("app");
     let ca = TestCa::new("dyegate test CA");
     let (cfg, tls) = https_config(&up, &ca, &[], "");
+    // A short watch (the old process stays that long after the handover).
+    let cfg = cfg.with_gateway_extra("upgrade: { watch_ms: 2000 }\n");
     let gw = Upgradable::start(cfg).await;
     wait_for_tls(tls).await;
     let before = status(gw.admin_addr()).await;

@@ -4,4 +4,5 @@
 
 mod handover;
 mod refusals;
+mod revert;
 mod verified;

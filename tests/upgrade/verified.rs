@@ -116,16 +116,16 @@ async fn what_runs_is_the_checked_copy_even_when_the_file_changes_after_the_chec
 
     assert_eq!(run.output.code, Some(0), "{}\n{}", run.output, gw.logs());
     assert_eq!(
-        run.output.line_starting_with("[1/5] ").map(str::to_string),
+        run.output.line_starting_with("[1/6] ").map(str::to_string),
         Some(format!(
-            "[1/5] running dyegate: pid {} ({})",
+            "[1/6] running dyegate: pid {} ({})",
             gw.gateway().pid(),
             gw.config().path("dyegate.pid").display()
         ))
     );
     assert!(
         run.output.stdout.contains(&format!(
-            "[1/5] {given}: sha256 {sha} as expected; running a private copy of it\n"
+            "[1/6] {given}: sha256 {sha} as expected; running a private copy of it\n"
         )),
         "{}",
         run.output

@@ -185,7 +185,9 @@ impl AdminApi {
             down.push("draining".into());
         }
         let version = self.reloader.active().load().version;
-        let body = json!({ "ready": ready, "version": version, "pid": std::process::id(), "listeners_down": down });
+        // The answers so far: an upgrade's watch judges the new process by them.
+        let (requests, failed) = self.lifecycle.answers();
+        let body = json!({ "ready": ready, "version": version, "pid": std::process::id(), "listeners_down": down, "requests": requests, "failed": failed });
         if ready {
             (StatusCode::OK, body)
         } else {

@@ -51,6 +51,8 @@ pub struct Gateway {
     pub server_header: Option<http::HeaderValue>,
     /// `dns`: how the DNS names of upstream targets are resolved.
     pub dns: super::dns::DnsSettings,
+    /// `upgrade`: the watch of a new binary after `dyegate upgrade`.
+    pub upgrade: super::upgrade::UpgradeSettings,
 }
 
 impl Gateway {
@@ -174,6 +176,7 @@ impl Gateway {
         let forwarded = forwarding_settings(&config.forwarded, &mut issues);
         let server_header = server_header(config.server_header.as_deref(), &mut issues);
         let dns = super::dns::dns_settings(&config.dns, &mut issues);
+        let upgrade = super::upgrade::upgrade_settings(&config.upgrade, &mut issues);
         let etcd = source_settings(
             config.source.as_ref(),
             config.routes.is_some(),
@@ -229,6 +232,7 @@ impl Gateway {
             forwarded,
             server_header,
             dns,
+            upgrade,
             listen,
             admin_listen,
             config,

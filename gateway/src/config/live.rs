@@ -2,7 +2,7 @@
 //! wait for `dyegate upgrade` (or a restart). Applied live: `server_header`, `forwarded`,
 //! `debug.trusted_sources`, `limits.header_read_timeout_ms` and
 //! `limits.max_request_header_bytes` (read per request or per new connection through one shared
-//! handle). Everything else is fixed when the process starts (listeners, runtimes, the admin
+//! handle), and `upgrade` (read from the file when an upgrade starts). Everything else is fixed when the process starts (listeners, runtimes, the admin
 //! API, the source, TLS listeners, tracing, the access log, other limits that Pingora takes at
 //! start; `dns`, which the resolver is built from) and is named, never silently ignored. Pure: compares two decoded files.
 
@@ -46,6 +46,7 @@ pub fn gateway_change(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChange
         forwarded,
         server_header,
         dns,
+        upgrade,
     } = old;
     let mut c = GatewayChange::default();
     let mut note = |key: &'static str, changed: bool, live: bool| match (changed, live) {
@@ -111,6 +112,8 @@ pub fn gateway_change(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChange
     note("forwarded", *forwarded != new.forwarded, true);
     note("server_header", *server_header != new.server_header, true);
     note("dns", *dns != new.dns, false);
+    // Read from the file by the old process when an upgrade starts: the next upgrade uses it.
+    note("upgrade", *upgrade != new.upgrade, true);
     c
 }
 

@@ -31,6 +31,7 @@ pub mod source;
 pub mod tls;
 pub mod tls_session;
 pub mod tracing;
+pub mod upgrade;
 pub mod upstream_transport;
 pub mod validate;
 pub mod yaml;

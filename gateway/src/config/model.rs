@@ -77,6 +77,9 @@ pub struct GatewayConfig {
     /// How the DNS names of upstream targets (`NAME:PORT`) are resolved.
     #[serde(default)]
     pub dns: super::dns::DnsConfig,
+    /// How `dyegate upgrade` watches the new binary, and reverts a failing one.
+    #[serde(default)]
+    pub upgrade: super::upgrade::UpgradeConfig,
 }
 
 /// `access_log:` one JSON line per request.
@@ -174,6 +177,7 @@ impl Default for GatewayConfig {
             forwarded: Default::default(),
             server_header: default_server_header(),
             dns: Default::default(),
+            upgrade: Default::default(),
         }
     }
 }

@@ -89,6 +89,7 @@ mod tests {
             kind: Default::default(),
             reason: None,
             lineage: Lineage::fresh("then".into()),
+            watch_ms: None,
             ticket_keys: Vec::new(),
         };
         write(dir.path(), &state).expect("written");

@@ -21,6 +21,9 @@ pub struct State {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub lineage: Lineage,
+    /// The old process watches the new one this long after the handover (`upgrade.watch_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_ms: Option<u64>,
     /// Session ticket keys the process made (no key files), the encrypting one first.
     #[serde(default)]
     pub ticket_keys: Vec<TicketKeyRecord>,
@@ -124,6 +127,7 @@ mod tests {
             kind: HandoverKind::Upgrade,
             reason: None,
             lineage: Lineage::fresh("2025-12-31T00:00:00Z".into()),
+            watch_ms: Some(10_000),
             ticket_keys: vec![TicketKeyRecord {
                 material: "00ff".into(),
                 since: 7,

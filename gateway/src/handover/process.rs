@@ -10,11 +10,14 @@ use log::{info, warn};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub struct Handover {
     state_dir: PathBuf,
     lineage: Mutex<Lineage>,
     certificates: Option<Arc<Certificates>>,
+    /// The process this one replaced, while it watches this one: (its pid, the watch's end).
+    watched_by: Mutex<Option<(u32, Instant)>>,
 }
 
 impl Handover {
@@ -23,6 +26,7 @@ impl Handover {
             state_dir,
             lineage: Mutex::new(Lineage::fresh(crate::stamp::now_rfc3339())),
             certificates,
+            watched_by: Mutex::new(None),
         })
     }
 
@@ -40,8 +44,13 @@ impl Handover {
         l
     }
 
-    /// Everything handed over now.
-    pub fn snapshot(&self, kind: HandoverKind, reason: Option<String>) -> State {
+    /// Everything handed over now; `watch`: how long this process watches the next one.
+    pub fn snapshot(
+        &self,
+        kind: HandoverKind,
+        reason: Option<String>,
+        watch: Option<Duration>,
+    ) -> State {
         State {
             format: FORMAT,
             from_pid: std::process::id(),
@@ -49,18 +58,21 @@ impl Handover {
             kind,
             reason,
             lineage: self.lineage(),
+            watch_ms: watch.map(|w| w.as_millis() as u64),
             ticket_keys: self.generated_ticket_keys(),
         }
     }
 
-    /// On SIGQUIT, before the sockets move: the state for the new binary.
-    pub fn before_upgrade(&self) {
-        self.write(HandoverKind::Upgrade, None);
+    /// Adds a handover this process made to its lineage (an upgrade it reverts: the process
+    /// that takes over after the revert counts both).
+    pub fn note(&self, record: HandoverRecord) {
+        let mut l = self.lineage.lock().unwrap_or_else(|p| p.into_inner());
+        *l = l.next(record);
     }
 
     /// Writes the state; a failure is logged (the new process then starts fresh).
-    pub fn write(&self, kind: HandoverKind, reason: Option<String>) {
-        let state = self.snapshot(kind, reason);
+    pub fn write(&self, kind: HandoverKind, reason: Option<String>, watch: Option<Duration>) {
+        let state = self.snapshot(kind, reason, watch);
         match file::write(&self.state_dir, &state) {
             Ok(()) => info!(
                 "handover: state written for the next process (generation {})",
@@ -94,6 +106,11 @@ impl Handover {
             reason: state.reason.clone(),
         };
         *self.lineage.lock().unwrap_or_else(|p| p.into_inner()) = state.lineage.next(record);
+        if let Some(ms) = state.watch_ms {
+            let end = Instant::now() + Duration::from_millis(ms);
+            *self.watched_by.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((state.from_pid, end));
+        }
         self.restore_ticket_keys(&state.ticket_keys);
         info!(
             "handover: state of pid {} taken (generation {})",
@@ -142,13 +159,26 @@ impl Handover {
         }
     }
 
+    /// The process that watches this one now (it replaced it less than `upgrade.watch_ms`
+    /// ago and still runs): its pid and how long the watch still runs.
+    pub fn watched_by(&self) -> Option<(u32, Duration)> {
+        let w = *self.watched_by.lock().unwrap_or_else(|p| p.into_inner());
+        let (pid, end) = w?;
+        let left = end.checked_duration_since(Instant::now())?;
+        crate::upgrade::running::alive(pid).then_some((pid, left))
+    }
+
     /// The `process` object of `/status`.
     pub fn status(&self) -> Value {
         let l = self.lineage();
+        let watch = self
+            .watched_by()
+            .map(|(pid, left)| json!({ "by_pid": pid, "ends_in_ms": left.as_millis() as u64 }));
         json!({
             "generation": l.generation,
             "lineage_started_at": l.started_at,
             "handovers": l.handovers,
+            "watched": watch,
         })
     }
 }

@@ -1,8 +1,12 @@
-//! Pingora's shutdown signals with one step added: on SIGQUIT, the handover state is written
-//! before Pingora sends the listening sockets, so the new process, once it has them, finds the
-//! state complete. SIGTERM and SIGINT are Pingora's own (graceful stop, fast stop).
+//! Pingora's shutdown signals with one step added: on SIGQUIT, before Pingora sends the
+//! listening sockets, the old process starts its watch of the new one (holding duplicates of
+//! the sockets, [`Standby`]) and writes the handover state, so the new process, once it has
+//! the sockets, finds the state complete. SIGTERM and SIGINT are Pingora's own (graceful stop,
+//! fast stop).
 
+use super::format::HandoverKind;
 use super::Handover;
+use crate::upgrade::standby::Standby;
 use async_trait::async_trait;
 use log::error;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
@@ -11,11 +15,18 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 pub struct HandoverSignals {
     handover: Arc<Handover>,
+    standby: Arc<Standby>,
 }
 
 impl HandoverSignals {
-    pub fn new(handover: Arc<Handover>) -> Self {
-        HandoverSignals { handover }
+    pub fn new(handover: Arc<Handover>, standby: Arc<Standby>) -> Self {
+        HandoverSignals { handover, standby }
+    }
+
+    /// Holds the sockets and starts the watch (`upgrade.watch_ms`), then writes the state.
+    fn before_upgrade(&self) {
+        let watch = self.standby.arm();
+        self.handover.write(HandoverKind::Upgrade, None, watch);
     }
 }
 
@@ -41,10 +52,8 @@ impl ShutdownSignalWatch for HandoverSignals {
     async fn recv(&self) -> ShutdownSignal {
         tokio::select! {
             _ = next(SignalKind::quit(), "SIGQUIT") => {
-                let handover = self.handover.clone();
-                if let Err(e) = tokio::task::spawn_blocking(move || handover.before_upgrade()).await {
-                    error!("handover: writing the state failed: {e}");
-                }
+                // Blocking (file reads and writes, a few ms): nothing else runs on this thread.
+                self.before_upgrade();
                 ShutdownSignal::GracefulUpgrade
             }
             _ = next(SignalKind::terminate(), "SIGTERM") => ShutdownSignal::GracefulTerminate,

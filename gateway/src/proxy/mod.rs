@@ -736,6 +736,7 @@ impl ProxyHttp for DyegateProxy {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let grpc = ctx.grpc_label();
         let class = self.ending(session, e, ctx, status, grpc);
+        self.lifecycle.answered(class.is_failure());
         if let Some(e) = e.filter(|e| e.esource() == &ErrorSource::Upstream) {
             // One line per failed request (Pingora's is suppressed), bounded per target.
             let tries = ctx.tried.len();

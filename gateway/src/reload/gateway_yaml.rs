@@ -89,6 +89,7 @@ impl GatewayReload {
             c.server_header = new.config.server_header.clone();
             c.forwarded = new.config.forwarded.clone();
             c.debug.trusted_sources = new.config.debug.trusted_sources.clone();
+            c.upgrade = new.config.upgrade.clone();
             c.limits.header_read_timeout_ms = new.config.limits.header_read_timeout_ms;
             c.limits.max_request_header_bytes = new.config.limits.max_request_header_bytes;
             info!(

@@ -1,18 +1,23 @@
 //! `dyegate upgrade`, step by step (each step a function below):
 //!
-//! 1. find the running process (pid file, confirmed on the admin address); with
-//!    `--expect-sha256`, read the new binary once into a sealed private copy and refuse it when
-//!    its sha256 differs; the new binary checks the current config; on any failure nothing is
-//!    touched;
+//! 1. find the running process (pid file, confirmed on the admin address, not itself still
+//!    under the watch of the process it replaced); with `--expect-sha256`, read the new binary
+//!    once into a sealed private copy and refuse it when its sha256 differs; the new binary
+//!    checks the current config; on any failure nothing is touched;
 //! 2. the new binary is started with `--upgrade --daemon` and must be waiting on the upgrade
 //!    socket before the old process is signalled (otherwise the old one would shut down with
 //!    nobody to take its sockets);
-//! 3. SIGQUIT to the old process: it sends every listening socket (proxy and admin) and drains;
-//! 4. success is reported only once the new process answers `/readyz`.
+//! 3. SIGQUIT to the old process: it sends every listening socket (proxy and admin), keeps
+//!    duplicates of them, and drains;
+//! 4. the new process answers `/readyz`;
+//! 5. the old process's watch ends (`upgrade.watch_ms`): its verdict, from the audit log:
+//!    `kept`, or `reverted` with the reason (the old binary serves again; exit 1);
+//! 6. with `--wait-old`, the old process has exited.
 
 use super::binary::{self, NewBinary, Refusal};
 use super::lock::UpgradeLock;
-use super::running::{alive, confirm_pid, running_pid};
+use super::running::{alive, confirm_pid, not_watched, running_pid};
+use super::verdict::{self, Outcome, Verdict};
 use crate::admin::client;
 use crate::config::Gateway;
 use std::fs::{File, OpenOptions};
@@ -34,13 +39,15 @@ pub struct UpgradeArgs {
 }
 
 fn step(n: u8, msg: &str) {
-    println!("[{n}/5] {msg}");
+    println!("[{n}/6] {msg}");
 }
 
 /// The running gateway, found and confirmed.
 struct Running {
     gw: Gateway,
     pid: u32,
+    /// The audit log's length before anything was done: the verdict is written after it.
+    audit_from: u64,
 }
 
 /// The new process while it starts: the pre-fork parent, and its log.
@@ -48,6 +55,13 @@ struct Started {
     child: Child,
     log_path: PathBuf,
     log_start: u64,
+}
+
+/// What waiting for the new process's `/readyz` found.
+enum Ready {
+    Pid(u64),
+    /// The watch ended first (the new process failed before it was ever ready).
+    Verdict(Verdict),
 }
 
 /// Runs the upgrade; `Err` carries the message to print (the old process keeps serving unless
@@ -78,21 +92,35 @@ pub fn upgrade(args: &UpgradeArgs) -> Result<(), String> {
     wait_for_upgrade_socket(&mut started, args, &running)?;
     let handover = hand_over(&mut started, old)?;
     wait_taken(&mut started, args)?;
-    let new_pid = wait_ready(&running, args, &started)?;
-    step(
-        4,
-        &format!(
-            "new process {new_pid} ready after {:?}; old process {old} draining (exits when idle, at most {} s)",
-            handover.elapsed(),
-            running.gw.config.pingora.grace_period_seconds
-        ),
-    );
+    let watch = running.gw.upgrade.watch;
+    let verdict = match wait_ready(&running, args, &started)? {
+        Ready::Pid(new_pid) => {
+            step(
+                4,
+                &format!(
+                    "new process {new_pid} ready after {:?}; old process {old} {}",
+                    handover.elapsed(),
+                    if watch.is_zero() {
+                        format!(
+                            "draining (exits when idle, at most {} s)",
+                            running.gw.config.pingora.grace_period_seconds
+                        )
+                    } else {
+                        format!("watches it for {watch:?} (upgrade.watch_ms), then drains")
+                    }
+                ),
+            );
+            wait_verdict(&running, handover, args)?
+        }
+        Ready::Verdict(v) => Some(v),
+    };
+    let kept = report_verdict(verdict.as_ref());
     if args.wait_old {
-        wait_old(&running, handover)
+        wait_old(&running, handover)?;
     } else {
-        step(5, "done");
-        Ok(())
+        step(6, "done");
     }
+    kept
 }
 
 /// The running process of this configuration, and the directory the upgrade socket goes in.
@@ -103,10 +131,16 @@ fn find_running(args: &UpgradeArgs) -> Result<Running, String> {
     // belongs to another dyegate): only the process serving this config's admin address may be
     // signalled.
     confirm_pid(&gw, pid)?;
+    not_watched(&gw, pid)?;
+    let audit_from = verdict::end_of(&gw.audit_log);
     // Checked before the lock, whose file lives next to the socket.
     let sock = &gw.upgrade_sock;
     match sock.parent() {
-        Some(dir) if dir.is_dir() => Ok(Running { gw, pid }),
+        Some(dir) if dir.is_dir() => Ok(Running {
+            gw,
+            pid,
+            audit_from,
+        }),
         _ => Err(format!(
             "upgrade socket directory of {} does not exist; nothing was changed, pid {pid} keeps serving",
             sock.display()
@@ -263,18 +297,22 @@ fn wait_taken(started: &mut Started, args: &UpgradeArgs) -> Result<(), String> {
     }
 }
 
-/// Ready: `/readyz` answered by a process other than the old one; its pid.
-fn wait_ready(running: &Running, args: &UpgradeArgs, started: &Started) -> Result<u64, String> {
+/// Ready: `/readyz` answered by a process other than the old one (its pid), unless the old
+/// process's watch ended first.
+fn wait_ready(running: &Running, args: &UpgradeArgs, started: &Started) -> Result<Ready, String> {
     let gw = &running.gw;
     let token = gw.config.admin.token.as_deref();
     let deadline = Instant::now() + args.timeout;
     loop {
+        if let Some(v) = verdict::find(&gw.audit_log, running.audit_from, running.pid) {
+            return Ok(Ready::Verdict(v));
+        }
         if let Ok((200, body)) =
             client::request(&gw.admin_listen.into(), "GET", "/readyz", token, None)
         {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
                 if let Some(pid) = v["pid"].as_u64().filter(|p| *p != u64::from(running.pid)) {
-                    return Ok(pid);
+                    return Ok(Ready::Pid(pid));
                 }
             }
         }
@@ -289,10 +327,83 @@ fn wait_ready(running: &Running, args: &UpgradeArgs, started: &Started) -> Resul
     }
 }
 
+/// Until the old process's watch ends: its verdict (`None`: no watch, `upgrade.watch_ms: 0`).
+fn wait_verdict(
+    running: &Running,
+    handover: Instant,
+    args: &UpgradeArgs,
+) -> Result<Option<Verdict>, String> {
+    let (gw, old) = (&running.gw, running.pid);
+    if gw.upgrade.watch.is_zero() {
+        return Ok(None);
+    }
+    // The watch, a revert (start, sockets, readiness) and the failing process's grace period.
+    let limit = gw.upgrade.watch
+        + args.timeout
+        + Duration::from_secs(30 + gw.config.pingora.grace_period_seconds);
+    loop {
+        if let Some(v) = verdict::find(&gw.audit_log, running.audit_from, old) {
+            return Ok(Some(v));
+        }
+        if !alive(old) {
+            // Written just before it exited?
+            return verdict::find(&gw.audit_log, running.audit_from, old)
+                .map(Some)
+                .ok_or_else(|| format!("old process {old} exited without a verdict of its watch; see its log and {}", gw.audit_log.display()));
+        }
+        if handover.elapsed() > limit {
+            return Err(format!(
+                "no verdict from old process {old} within {limit:?} after the handover; see {}",
+                gw.audit_log.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Step 5: the verdict; a revert (or a failed one) is the command's failure.
+fn report_verdict(verdict: Option<&Verdict>) -> Result<(), String> {
+    let Some(v) = verdict else {
+        step(5, "not watched (upgrade.watch_ms: 0)");
+        return Ok(());
+    };
+    let new = v.new_pid.map_or_else(|| "?".to_string(), |p| p.to_string());
+    let reason = v.reason.as_deref().unwrap_or("no reason given");
+    match v.result {
+        Outcome::Kept => {
+            step(
+                5,
+                &format!(
+                    "kept: new process {new} passed the watch of {} ms ({} requests, {} failed)",
+                    v.watched_ms, v.requests, v.failed
+                ),
+            );
+            Ok(())
+        }
+        Outcome::Reverted => {
+            let serving = v.serving_pid.unwrap_or_default();
+            let line = format!("reverted: {reason}; pid {serving} (the old binary) serves again");
+            step(5, &line);
+            Err(line)
+        }
+        Outcome::RevertFailed => {
+            let line = format!("revert failed: {reason}");
+            step(5, &line);
+            Err(line)
+        }
+        Outcome::Stopped => {
+            let line = format!("stopped during the watch (SIGTERM to old process {}); new process {new} was told to stop too", v.old_pid);
+            step(5, &line);
+            Err(line)
+        }
+    }
+}
+
 /// `--wait-old`: until the old process has exited.
 fn wait_old(running: &Running, handover: Instant) -> Result<(), String> {
     let old = running.pid;
-    let limit = Duration::from_secs(running.gw.config.pingora.grace_period_seconds + 20);
+    let limit = running.gw.upgrade.watch
+        + Duration::from_secs(running.gw.config.pingora.grace_period_seconds + 20);
     while alive(old) {
         if handover.elapsed() > limit {
             return Err(format!("old process {old} still alive after {limit:?}"));
@@ -300,7 +411,7 @@ fn wait_old(running: &Running, handover: Instant) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     step(
-        5,
+        6,
         &format!(
             "old process {old} exited {:?} after the handover",
             handover.elapsed()

@@ -92,3 +92,33 @@ pub fn confirm_pid(gw: &Gateway, pid: u32) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Refuses to upgrade a process still watched by the one it replaced (an earlier
+/// `dyegate upgrade` that was interrupted): a second handover during the watch would look like
+/// a failure to the watching process.
+pub fn not_watched(gw: &Gateway, pid: u32) -> Result<(), String> {
+    let token = gw.config.admin.token.as_deref();
+    let Ok((200, body)) = client::request(&gw.admin_listen.into(), "GET", "/status", token, None)
+    else {
+        return Ok(());
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let w = &v["process"]["watched"];
+    match (w["by_pid"].as_u64(), w["ends_in_ms"].as_u64()) {
+        // The watcher already wrote its verdict (its clock started a little before this one's).
+        (Some(by), Some(_))
+            if super::verdict::find(
+                &gw.audit_log,
+                super::verdict::end_of(&gw.audit_log).saturating_sub(1 << 20),
+                by as u32,
+            )
+            .is_some() =>
+        {
+            Ok(())
+        }
+        (Some(by), Some(left)) => Err(format!(
+            "pid {pid} is still watched by pid {by}, which it replaced (upgrade.watch_ms; {left} ms left); nothing was changed, upgrade again once the watch is over"
+        )),
+        _ => Ok(()),
+    }
+}
