@@ -10,7 +10,7 @@ use crate::downstream::layout::{
 };
 use crate::downstream::proxy_protocol::ProxyListeners;
 use crate::downstream::{BoundedApp, DownstreamMetrics, Listener, LiveLimits};
-use crate::handover::{Handover, HandoverSignals};
+use crate::handover::{FinalCounts, Handover, HandoverSignals, Parts};
 use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
 use crate::proxy::live::{Live, SharedLive};
@@ -78,7 +78,13 @@ pub fn run(
     certificates: Option<Arc<Certificates>>,
     dns: Arc<DnsNames>,
 ) -> ! {
-    let (mut server, phases, handover) = bootstrap(&gw, opts, &certificates);
+    let parts = Parts {
+        metrics: metrics.clone(),
+        certificates: certificates.clone(),
+        dns: dns.clone(),
+        rollouts: rollouts.clone(),
+    };
+    let (mut server, phases, handover) = bootstrap(&gw, opts, parts);
     let lifecycle = Lifecycle::new();
 
     let access_log = access_log(&mut server, &gw, &metrics, &lifecycle);
@@ -91,6 +97,7 @@ pub fn run(
     }
 
     let health = health(&mut server, &reloader, &metrics, &dns);
+    handover.attach_health(health.clone());
     let failure_log = dns_and_failure_log(&mut server, &gw, &reloader, &metrics, &dns);
     let live: SharedLive = Arc::new(arc_swap::ArcSwap::from_pointee(Live::of(&gw)));
 
@@ -194,7 +201,7 @@ fn dns_and_failure_log(
 fn bootstrap(
     gw: &Gateway,
     opts: RunOptions,
-    certificates: &Option<Arc<Certificates>>,
+    parts: Parts,
 ) -> (Server, broadcast::Receiver<ExecutionPhase>, Arc<Handover>) {
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -206,7 +213,7 @@ fn bootstrap(
     server.bootstrap();
     // The sockets are here (an upgrade waited for them above): the old process wrote its
     // state before sending them.
-    let handover = Handover::new(gw.state_dir.clone(), certificates.clone());
+    let handover = Handover::new(gw, parts);
     if opts.upgrade {
         handover.receive();
     }
@@ -268,9 +275,13 @@ fn serve(
         Duration::from_secs(gw.config.pingora.grace_period_seconds),
     );
     server.add_service(background_service("drain", drain));
+    server.add_service(background_service(
+        "handover counts",
+        FinalCounts(handover.clone()),
+    ));
     let standby = Standby::new(gw, handover.clone(), lifecycle.clone());
     server.run(RunArgs {
-        shutdown_signal: Box::new(HandoverSignals::new(handover, standby)),
+        shutdown_signal: Box::new(HandoverSignals::new(handover, standby, lifecycle.clone())),
     });
     reloader.settle(EXIT_SETTLE);
     lifecycle.before_exit();

@@ -5,4 +5,5 @@
 mod handover;
 mod refusals;
 mod revert;
+mod state;
 mod verified;

@@ -430,12 +430,16 @@ impl ServeHttp for AdminApi {
         } else {
             None
         };
-        let (status, content_type, bytes) = if let Some(Ok(_)) = metrics {
+        let handed_over = self.lifecycle.is_handed_over();
+        let (status, content_type, bytes) = if let (Some(Ok(_)), false) = (&metrics, handed_over) {
             (
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
                 {
-                    let mut text = self.metrics.render();
+                    let mut text = match &self.handover {
+                        Some(h) => h.scrape(),
+                        None => self.metrics.render(),
+                    };
                     let active = self.reloader.active().load();
                     crate::telemetry::table_info::render_table_info(
                         &active.table,
@@ -448,7 +452,12 @@ impl ServeHttp for AdminApi {
         } else {
             let (status, body) = match metrics {
                 Some(Err(refused)) => refused,
-                _ => self.route(session).await,
+                // The counters continue in the new process: a scrape here would go back.
+                Some(Ok(_)) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({ "error": "this process handed its listening sockets to a new one, whose metrics continue these; scrape again", "pid": std::process::id() }),
+                ),
+                None => self.route(session).await,
             };
             let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
             bytes.push(b'\n');

@@ -2,7 +2,7 @@
 //! hold session ticket keys) before its sockets move, taken (read and removed) by the new one
 //! after it received them and before it serves.
 
-use super::format::{decode, encode, State};
+use super::format::{decode, encode, Final, State};
 use log::warn;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -37,6 +37,36 @@ pub fn write(state_dir: &Path, state: &State) -> Result<(), String> {
         let _ = std::fs::remove_file(&tmp);
         format!("{}: {e}", target.display())
     })
+}
+
+/// `state_dir/handover-final-<from_pid>.json`.
+fn final_path(state_dir: &Path, from_pid: u32) -> PathBuf {
+    state_dir.join(format!("handover-final-{from_pid}.json"))
+}
+
+/// Writes what the old process counted after its state (at its exit), for `f.to_pid`.
+pub fn write_final(state_dir: &Path, f: &Final) -> Result<(), String> {
+    let target = final_path(state_dir, f.from_pid);
+    let tmp = state_dir.join(format!(".handover-final.{}", std::process::id()));
+    let bytes = serde_json::to_vec(f).unwrap_or_default();
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, &target))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("{}: {e}", target.display())
+        })
+}
+
+/// Takes (reads and removes) the final counts `from_pid` left for `to_pid`; `None` when there
+/// are none (yet), or they are for another process (left in place).
+pub fn take_final(state_dir: &Path, from_pid: u32, to_pid: u32) -> Option<Final> {
+    let path = final_path(state_dir, from_pid);
+    let f: Final = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    if f.format != super::format::FORMAT || f.to_pid != to_pid {
+        return None;
+    }
+    let _ = std::fs::remove_file(&path);
+    Some(f)
 }
 
 /// What a new process found.
@@ -90,7 +120,7 @@ mod tests {
             reason: None,
             lineage: Lineage::fresh("then".into()),
             watch_ms: None,
-            ticket_keys: Vec::new(),
+            ..State::default()
         };
         write(dir.path(), &state).expect("written");
         let mode = std::fs::metadata(path(dir.path()))
@@ -121,5 +151,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(!path(dir.path()).exists());
+    }
+
+    #[test]
+    fn final_counts_are_taken_once_by_the_process_they_are_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = Final {
+            format: super::super::format::FORMAT,
+            from_pid: 10,
+            to_pid: 11,
+            counters: Default::default(),
+        };
+        write_final(dir.path(), &f).expect("written");
+        assert_eq!(take_final(dir.path(), 10, 12), None, "not for pid 12");
+        assert_eq!(take_final(dir.path(), 10, 11), Some(f));
+        assert_eq!(take_final(dir.path(), 10, 11), None, "taken once");
     }
 }

@@ -3,7 +3,11 @@
 //! with the reason, and the new process starts fresh with a warning, never crashes. Unknown
 //! fields are ignored, so a field added within a format is read as absent by older readers.
 
+use super::counters::Counters;
+use crate::health::TargetRecord;
+use crate::rollout::window::SecondRecord;
 use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
 
 /// The format this binary writes and reads.
 pub const FORMAT: u32 = 1;
@@ -27,6 +31,32 @@ pub struct State {
     /// Session ticket keys the process made (no key files), the encrypting one first.
     #[serde(default)]
     pub ticket_keys: Vec<TicketKeyRecord>,
+    /// When it was written, milliseconds since the epoch (times below are relative to it).
+    #[serde(default)]
+    pub written_unix_ms: u64,
+    /// Every counter and histogram sample it served (non-zero).
+    #[serde(default)]
+    pub counters: Counters,
+    /// Per-target health and outlier state, by address.
+    #[serde(default)]
+    pub health: Vec<(SocketAddr, TargetRecord)>,
+    /// The addresses of the table's DNS names.
+    #[serde(default)]
+    pub dns: Vec<(String, Vec<IpAddr>)>,
+    /// The rollouts' windows: (route, group, its last seconds).
+    #[serde(default)]
+    pub windows: Vec<(String, String, Vec<SecondRecord>)>,
+}
+
+/// What the old process counted after it wrote its state (requests it still answered while it
+/// drained), handed on when it exits: `state_dir/handover-final-<from_pid>.json`, taken by the
+/// process `to_pid` (the one serving then).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Final {
+    pub format: u32,
+    pub from_pid: u32,
+    pub to_pid: u32,
+    pub counters: Counters,
 }
 
 /// How many handovers a state has lived through, and when each happened.
@@ -132,6 +162,7 @@ mod tests {
                 material: "00ff".into(),
                 since: 7,
             }],
+            ..State::default()
         }
     }
 

@@ -8,11 +8,18 @@
 //! - [`file`]: `state_dir/handover.json`: written privately, taken once.
 //! - [`signals`]: SIGQUIT writes the state before the sockets move.
 //! - [`process`]: this process's side: what is collected, what is restored, the lineage.
+//! - [`counters`]: counters and histograms carried sample by sample into every scrape.
+//! - [`final_counts`]: what the old process counted while it drained, taken when it exits.
+//! - [`tickets`]: session ticket keys the process made.
 
+pub mod counters;
 pub mod file;
+pub mod final_counts;
 pub mod format;
 pub mod process;
 pub mod signals;
+pub mod tickets;
 
-pub use process::Handover;
+pub use final_counts::FinalCounts;
+pub use process::{Handover, Outgoing, Parts};
 pub use signals::HandoverSignals;

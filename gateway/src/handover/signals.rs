@@ -5,7 +5,8 @@
 //! fast stop).
 
 use super::format::HandoverKind;
-use super::Handover;
+use super::{Handover, Outgoing};
+use crate::lifecycle::Lifecycle;
 use crate::upgrade::standby::Standby;
 use async_trait::async_trait;
 use log::error;
@@ -16,17 +17,33 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 pub struct HandoverSignals {
     handover: Arc<Handover>,
     standby: Arc<Standby>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl HandoverSignals {
-    pub fn new(handover: Arc<Handover>, standby: Arc<Standby>) -> Self {
-        HandoverSignals { handover, standby }
+    pub fn new(handover: Arc<Handover>, standby: Arc<Standby>, lifecycle: Arc<Lifecycle>) -> Self {
+        HandoverSignals {
+            handover,
+            standby,
+            lifecycle,
+        }
     }
 
-    /// Holds the sockets and starts the watch (`upgrade.watch_ms`), then writes the state.
+    /// Holds the sockets and starts the watch (`upgrade.watch_ms`), then writes the state; from
+    /// now on the counters are the new process's to serve, and what this one still counts is
+    /// handed on when it exits (after the watch).
     fn before_upgrade(&self) {
+        self.lifecycle.hand_over();
         let watch = self.standby.arm();
-        self.handover.write(HandoverKind::Upgrade, None, watch);
+        self.handover.write(Outgoing {
+            kind: HandoverKind::Upgrade,
+            reason: None,
+            watch,
+            extra: Default::default(),
+        });
+        let handover = self.handover.clone();
+        self.lifecycle
+            .on_exit(Box::new(move || handover.write_final()));
     }
 }
 

@@ -16,6 +16,9 @@ type ExitHook = Box<dyn Fn() + Send + Sync>;
 #[derive(Default)]
 pub struct Lifecycle {
     draining: AtomicBool,
+    /// The listening sockets went to a new process (SIGQUIT): its scrapes are the ones to
+    /// read, this one's counters are handed on.
+    handed_over: AtomicBool,
     in_flight: AtomicUsize,
     /// Requests answered by this process, and how many of them failed (5xx or broken off):
     /// what the old process judges a new one by during an upgrade's watch (`/readyz`).
@@ -41,6 +44,15 @@ impl Lifecycle {
         if !self.draining.swap(true, Ordering::Relaxed) {
             info!("draining: responses now close their connections");
         }
+    }
+
+    /// From SIGQUIT on: the new process serves the scrapes.
+    pub fn hand_over(&self) {
+        self.handed_over.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_handed_over(&self) -> bool {
+        self.handed_over.load(Ordering::Relaxed)
     }
 
     pub fn in_flight(&self) -> usize {

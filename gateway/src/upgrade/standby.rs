@@ -19,8 +19,9 @@ use super::watch::{self, Probe, Reason, Watch};
 use crate::admin::client;
 use crate::config::upgrade::UpgradeSettings;
 use crate::config::Gateway;
+use crate::handover::counters::{self, Counters};
 use crate::handover::format::{HandoverKind, HandoverRecord};
-use crate::handover::Handover;
+use crate::handover::{Handover, Outgoing};
 use crate::lifecycle::Lifecycle;
 use log::{error, info, warn};
 use std::net::SocketAddr;
@@ -50,6 +51,8 @@ pub struct Standby {
     file: Option<PathBuf>,
     settings: UpgradeSettings,
     admin: SocketAddr,
+    /// `admin.token` (`/metrics` may need it).
+    token: Option<String>,
     pid_file: PathBuf,
     upgrade_sock: PathBuf,
     state_dir: PathBuf,
@@ -66,6 +69,7 @@ impl Standby {
             file: gw.file.clone(),
             settings: gw.upgrade,
             admin: gw.admin_listen,
+            token: gw.config.admin.token.clone(),
             pid_file: gw.pid_file.clone(),
             upgrade_sock: gw.upgrade_sock.clone(),
             state_dir: gw.state_dir.clone(),
@@ -145,8 +149,13 @@ impl Standby {
         let (since, at) = since;
         let mut watch = Watch::new(settings);
         let mut claimed = false;
-        loop {
+        // The new process's counters, scraped every second: what a revert hands on of them.
+        let mut counted: Option<Counters> = None;
+        for round in 1u64.. {
             std::thread::sleep(PROBE_EVERY);
+            if round % 5 == 0 && watch.was_ready() {
+                counted = self.scrape_new().or(counted);
+            }
             if STOP.load(Ordering::SeqCst) {
                 self.pass_stop_on(&mut watch, since);
                 return;
@@ -177,10 +186,33 @@ impl Standby {
                         to_pid: watch.new_pid.unwrap_or_default(),
                         reason: None,
                     });
-                    self.revert(&watch, &reason, &sockets, since);
+                    if matches!(
+                        reason,
+                        Reason::ErrorRate { .. } | Reason::StoppedAnswering { .. }
+                    ) {
+                        counted = self.scrape_new().or(counted);
+                    }
+                    self.revert(&watch, &reason, &sockets, since, counted.as_ref());
                     return;
                 }
             }
+        }
+    }
+
+    /// The new process's counters, from its `/metrics` (this process answers 503 there since
+    /// it handed over, so a 200 is the new one's).
+    fn scrape_new(&self) -> Option<Counters> {
+        let token = self.token.as_deref();
+        match client::request_within(
+            &self.admin.into(),
+            "GET",
+            "/metrics",
+            token,
+            None,
+            PROBE_LIMITS,
+        ) {
+            Ok((200, text)) => Some(counters::snapshot(&text)),
+            _ => None,
         }
     }
 
@@ -298,14 +330,30 @@ impl Standby {
     }
 
     /// The new process failed: stop it, start this binary again on the held sockets.
-    fn revert(&self, watch: &Watch, reason: &Reason, sockets: &HeldSockets, since: Instant) {
+    fn revert(
+        &self,
+        watch: &Watch,
+        reason: &Reason,
+        sockets: &HeldSockets,
+        since: Instant,
+        failed_counts: Option<&Counters>,
+    ) {
         warn!("upgrade: reverting: {reason}");
         let failing = watch.new_pid.filter(|p| alive(*p));
         if let Some(pid) = failing {
             signal(pid, libc::SIGTERM);
         }
-        self.handover
-            .write(HandoverKind::Revert, Some(reason.to_string()), None);
+        // What the failed process counted (its last scrape, less what it was handed).
+        let extra = match (failed_counts, self.handover.written()) {
+            (Some(last), Some(handed)) => counters::delta(last, &handed),
+            _ => Counters::default(),
+        };
+        self.handover.write(Outgoing {
+            kind: HandoverKind::Revert,
+            reason: Some(reason.to_string()),
+            watch: None,
+            extra,
+        });
         let result = self.start_again(sockets, watch.new_pid);
         match &result {
             Ok(pid) => {
