@@ -78,12 +78,7 @@ pub fn run(
     certificates: Option<Arc<Certificates>>,
     dns: Arc<DnsNames>,
 ) -> ! {
-    let parts = Parts {
-        metrics: metrics.clone(),
-        certificates: certificates.clone(),
-        dns: dns.clone(),
-        rollouts: rollouts.clone(),
-    };
+    let parts = Parts::new(&metrics, &certificates, &dns, &rollouts);
     let (mut server, phases, handover) = bootstrap(&gw, opts, parts);
     let lifecycle = Lifecycle::new();
 

@@ -207,7 +207,7 @@ async fn a_new_process_that_stops_answering_is_reverted() {
         "grace_period_seconds: 2 ",
     );
     let gw = Upgradable::start(config).await;
-    let binary = freezing_after(gw.config(), 1);
+    let binary = freezing_after(gw.config(), 2);
     let run = gw.upgrade(&["--binary", &binary]).await;
     let back = assert_reverted(&gw, &run, "new process ").await;
     assert!(
@@ -236,20 +236,22 @@ async fn a_healthy_new_binary_is_kept_and_stop_during_a_watch_reaches_it() {
     // signals the unit's main pid, the old one during the watch).
     let upgrade = gw.upgrade(&[]);
     let stop = async {
-        let new = dyegate_suite::wait_until_async(SERVES_WITHIN, || async {
-            matches!(get_once(gw.admin_addr(), "/status").await, Ok((200, s)) if s["pid"] != old && s["process"]["watched"]["by_pid"] == old)
-        })
+        let watched = dyegate_suite::poll_until(
+            SERVES_WITHIN,
+            || async { get_once(gw.admin_addr(), "/status").await },
+            |s| matches!(s, Ok((200, s)) if s["pid"] != old && s["process"]["watched"]["by_pid"] == old),
+        )
         .await;
-        assert!(
-            new,
-            "the new process never said it is watched\n{}",
-            gw.logs()
-        );
+        let Ok(Ok((_, status))) = watched else {
+            panic!("the new process never said it is watched\n{}", gw.logs());
+        };
         procfs::signal(old, libc::SIGTERM).expect("SIGTERM");
+        status["pid"].as_u64().expect("a pid") as u32
     };
-    let (run, ()) = tokio::join!(upgrade, stop);
+    // The command may see the verdict before the new process's readiness: the pid comes from
+    // the new process's own /status.
+    let (run, new) = tokio::join!(upgrade, stop);
     assert_eq!(run.output.code, Some(1), "{}", run.output);
-    let new = run.new_pid.expect("a new pid");
     assert!(run.verdict.as_deref().unwrap_or_default().starts_with(&format!("stopped during the watch (SIGTERM to old process {old}); new process {new} was told to stop too")), "{}", run.output);
     // The new process went first, then the old one (the unit's main pid) last.
     assert!(wait_gone(new, Duration::from_secs(30)).await);

@@ -28,6 +28,22 @@ pub struct Parts {
     pub rollouts: Arc<Controller>,
 }
 
+impl Parts {
+    pub fn new(
+        metrics: &Arc<Metrics>,
+        certificates: &Option<Arc<Certificates>>,
+        dns: &Arc<DnsNames>,
+        rollouts: &Arc<Controller>,
+    ) -> Parts {
+        Parts {
+            metrics: metrics.clone(),
+            certificates: certificates.clone(),
+            dns: dns.clone(),
+            rollouts: rollouts.clone(),
+        }
+    }
+}
+
 /// How a state is written: an upgrade, or a revert with its reason; the watch the writer keeps
 /// on the next process; counts to add to its own (a revert: what the failed process counted).
 pub struct Outgoing {

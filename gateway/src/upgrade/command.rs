@@ -48,6 +48,9 @@ struct Running {
     pid: u32,
     /// The audit log's length before anything was done: the verdict is written after it.
     audit_from: u64,
+    /// Whether the running dyegate watches its successor (a dyegate from before the watch
+    /// writes no verdict).
+    watches: bool,
 }
 
 /// The new process while it starts: the pre-fork parent, and its log.
@@ -92,7 +95,10 @@ pub fn upgrade(args: &UpgradeArgs) -> Result<(), String> {
     wait_for_upgrade_socket(&mut started, args, &running)?;
     let handover = hand_over(&mut started, old)?;
     wait_taken(&mut started, args)?;
-    let watch = running.gw.upgrade.watch;
+    let watch = match running.watches {
+        true => running.gw.upgrade.watch,
+        false => Duration::ZERO,
+    };
     let verdict = match wait_ready(&running, args, &started)? {
         Ready::Pid(new_pid) => {
             step(
@@ -131,7 +137,7 @@ fn find_running(args: &UpgradeArgs) -> Result<Running, String> {
     // belongs to another dyegate): only the process serving this config's admin address may be
     // signalled.
     confirm_pid(&gw, pid)?;
-    not_watched(&gw, pid)?;
+    let watches = not_watched(&gw, pid)?;
     let audit_from = verdict::end_of(&gw.audit_log);
     // Checked before the lock, whose file lives next to the socket.
     let sock = &gw.upgrade_sock;
@@ -140,6 +146,7 @@ fn find_running(args: &UpgradeArgs) -> Result<Running, String> {
             gw,
             pid,
             audit_from,
+            watches,
         }),
         _ => Err(format!(
             "upgrade socket directory of {} does not exist; nothing was changed, pid {pid} keeps serving",
@@ -334,7 +341,7 @@ fn wait_verdict(
     args: &UpgradeArgs,
 ) -> Result<Option<Verdict>, String> {
     let (gw, old) = (&running.gw, running.pid);
-    if gw.upgrade.watch.is_zero() {
+    if gw.upgrade.watch.is_zero() || !running.watches {
         return Ok(None);
     }
     // The watch, a revert (start, sockets, readiness) and the failing process's grace period.
@@ -364,7 +371,10 @@ fn wait_verdict(
 /// Step 5: the verdict; a revert (or a failed one) is the command's failure.
 fn report_verdict(verdict: Option<&Verdict>) -> Result<(), String> {
     let Some(v) = verdict else {
-        step(5, "not watched (upgrade.watch_ms: 0)");
+        step(
+            5,
+            "not watched (upgrade.watch_ms: 0, or the running dyegate predates the watch)",
+        );
         return Ok(());
     };
     let new = v.new_pid.map_or_else(|| "?".to_string(), |p| p.to_string());

@@ -95,14 +95,18 @@ pub fn confirm_pid(gw: &Gateway, pid: u32) -> Result<(), String> {
 
 /// Refuses to upgrade a process still watched by the one it replaced (an earlier
 /// `dyegate upgrade` that was interrupted): a second handover during the watch would look like
-/// a failure to the watching process.
-pub fn not_watched(gw: &Gateway, pid: u32) -> Result<(), String> {
+/// a failure to the watching process. `Ok(false)`: the running dyegate predates the watch (its
+/// `/status` has no `process`), so no verdict will come.
+pub fn not_watched(gw: &Gateway, pid: u32) -> Result<bool, String> {
     let token = gw.config.admin.token.as_deref();
     let Ok((200, body)) = client::request(&gw.admin_listen.into(), "GET", "/status", token, None)
     else {
-        return Ok(());
+        return Ok(true);
     };
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    if v.get("process").is_none() {
+        return Ok(false);
+    }
     let w = &v["process"]["watched"];
     match (w["by_pid"].as_u64(), w["ends_in_ms"].as_u64()) {
         // The watcher already wrote its verdict (its clock started a little before this one's).
@@ -114,11 +118,11 @@ pub fn not_watched(gw: &Gateway, pid: u32) -> Result<(), String> {
             )
             .is_some() =>
         {
-            Ok(())
+            Ok(true)
         }
         (Some(by), Some(left)) => Err(format!(
             "pid {pid} is still watched by pid {by}, which it replaced (upgrade.watch_ms; {left} ms left); nothing was changed, upgrade again once the watch is over"
         )),
-        _ => Ok(()),
+        _ => Ok(true),
     }
 }

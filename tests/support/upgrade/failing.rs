@@ -5,17 +5,20 @@
 use crate::gateway::{dyegate_bin, GatewayConfig};
 use crate::upgrade::{write_executable, PID_FILE};
 
-/// A shell fragment that waits until the pid file names a process other than the one it named
-/// when the script started (the new process writes it when it serves; Pingora moves the old
-/// file aside first, so it is briefly missing), then runs `then` with `$new` set to that pid;
-/// in the background, detached, so the script can return at once as the pre-fork parent does.
-fn after_the_new_process_serves(then: &str) -> String {
+/// A shell fragment that waits until the new process serves (the pid file names a process other
+/// than the one it named when the script started, and `/readyz` answers ready with that pid;
+/// Pingora moves the old pid file aside first, so it is briefly missing), then runs `then` with
+/// `$new` set to that pid; in the background, detached, so the script can return at once as the
+/// pre-fork parent does.
+fn after_the_new_process_serves(config: &GatewayConfig, then: &str) -> String {
+    let readyz = format!("http://{}/readyz", config.admin_addr());
     format!(
         "old=$(cat {PID_FILE})\n\
          \"$real\" \"$@\" || exit $?\n\
          ( while :; do\n\
              new=$(cat {PID_FILE} 2>/dev/null)\n\
-             [ -n \"$new\" ] && [ \"$new\" != \"$old\" ] && break\n\
+             [ -n \"$new\" ] && [ \"$new\" != \"$old\" ] && \
+               curl -sf --max-time 1 {readyz} | grep -q \"\\\"pid\\\": $new\" && break\n\
              sleep 0.05\n\
            done\n\
            {then}\n\
@@ -49,7 +52,7 @@ pub fn crashing_after(config: &GatewayConfig, seconds: u32) -> String {
     script(
         config,
         "crashing-dyegate",
-        &after_the_new_process_serves(&then),
+        &after_the_new_process_serves(config, &then),
     )
 }
 
@@ -61,7 +64,7 @@ pub fn freezing_after(config: &GatewayConfig, seconds: u32) -> String {
     script(
         config,
         "freezing-dyegate",
-        &after_the_new_process_serves(&then),
+        &after_the_new_process_serves(config, &then),
     )
 }
 
