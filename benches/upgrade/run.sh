@@ -16,6 +16,8 @@
 #   WRK_CLOSE=0         1: every request carries `Connection: close` (a new connection each time)
 #   PROXY_THREADS=2     pingora.threads
 #   GRACE=10            pingora.grace_period_seconds
+#   WATCH_MS=3000       upgrade.watch_ms (the old process watches the new one this long; under
+#                       Pingora's 5 s of accepting, so the drain times stay comparable)
 #   SKIP_INSTALL=0 SKIP_BUILD=0   skip apt-get / cargo
 #   KEEP_WORK=0         1: keep the temp dir (configs, logs, raw outputs) after a clean run
 #
@@ -32,6 +34,7 @@ WRK_CONNS=${WRK_CONNS:-64}
 WRK_CLOSE=${WRK_CLOSE:-0}
 PROXY_THREADS=${PROXY_THREADS:-2}
 GRACE=${GRACE:-10}
+WATCH_MS=${WATCH_MS:-3000}
 SKIP_INSTALL=${SKIP_INSTALL:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP_WORK=${KEEP_WORK:-0}
@@ -171,6 +174,7 @@ admin: { listen: "127.0.0.1:$ADMIN_PORT" }
 routes: routes.yaml
 state_dir: ./state
 reload: { watch: false }
+upgrade: { watch_ms: $WATCH_MS }
 pingora: { threads: $PROXY_THREADS, pid_file: ./dyegate.pid, upgrade_sock: ./dyegate-upgrade.sock, grace_period_seconds: $GRACE }
 EOF
     cat >"$WORK/routes.yaml" <<EOF
@@ -208,7 +212,7 @@ EOF
         fi
         sed 's/^/    /' "$WORK/upgrade-$i.txt" >&2
         local new
-        new=$(sed -n 's/^\[4\/5\] new process \([0-9]*\) .*/\1/p' "$WORK/upgrade-$i.txt")
+        new=$(sed -n 's/^\[4\/6\] new process \([0-9]*\) .*/\1/p' "$WORK/upgrade-$i.txt")
         [[ -n $new ]] && PIDS+=("$new")
     done
     alive "$wrk_pid" || log "warning: wrk ended before the last upgrade finished: raise DURATION"
@@ -233,10 +237,10 @@ EOF
     echo "errors:    socket errors: ${socket:-none} (total ${socket_total:-0}); non-2xx: ${non2xx:-0}"
     for ((i = 1; i <= UPGRADES; i++)); do
         local from to ready drained
-        from=$(sed -n 's/^\[1\/5\] running dyegate: pid \([0-9]*\) .*/\1/p' "$WORK/upgrade-$i.txt")
-        to=$(sed -n 's/^\[4\/5\] new process \([0-9]*\) ready after \([^;]*\);.*/\1/p' "$WORK/upgrade-$i.txt")
-        ready=$(sed -n 's/^\[4\/5\] new process [0-9]* ready after \([^;]*\);.*/\1/p' "$WORK/upgrade-$i.txt")
-        drained=$(sed -n 's/^\[5\/5\] old process [0-9]* exited \([^ ]*\) after the handover/\1/p' "$WORK/upgrade-$i.txt")
+        from=$(sed -n 's/^\[1\/6\] running dyegate: pid \([0-9]*\) .*/\1/p' "$WORK/upgrade-$i.txt")
+        to=$(sed -n 's/^\[4\/6\] new process \([0-9]*\) ready after \([^;]*\);.*/\1/p' "$WORK/upgrade-$i.txt")
+        ready=$(sed -n 's/^\[4\/6\] new process [0-9]* ready after \([^;]*\);.*/\1/p' "$WORK/upgrade-$i.txt")
+        drained=$(sed -n 's/^\[6\/6\] old process [0-9]* exited \([^ ]*\) after the handover/\1/p' "$WORK/upgrade-$i.txt")
         echo "upgrade $i: pid ${from:-?} -> ${to:-?}: new ready ${ready:-?} after the handover, old exited ${drained:-FAILED} after the handover"
     done
     if [[ $inode_before == "$inode_after" ]]; then

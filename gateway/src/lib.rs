@@ -28,6 +28,8 @@
 //! - [`admin`]: the admin HTTP API and the CLI's client for it.
 //! - [`cli`]: the commands that talk to a running gateway: address, token, output, renderings.
 //! - [`lifecycle`]: requests in flight, draining at handover, early exit; pid file, early SIGHUP.
+//! - [`handover`]: the state a process hands its successor with the sockets (counters, health,
+//!   ticket keys, lineage), in a versioned file.
 //! - [`upgrade`]: `dyegate upgrade`, the binary upgrade dance around Pingora's socket handover.
 //! - [`telemetry`]: Prometheus metrics, the JSON access log, W3C trace context and OTLP spans.
 //! - [`source`]: where tables come from besides the routes file: etcd (list, watch, push).
@@ -41,6 +43,7 @@ pub mod config;
 pub mod contain;
 pub mod dns;
 pub mod downstream;
+pub mod handover;
 pub mod health;
 pub mod lifecycle;
 pub mod proxy;

@@ -148,6 +148,10 @@ enum Command {
         /// The new binary (default: this one)
         #[arg(long)]
         binary: Option<PathBuf>,
+        /// Refuse a new binary whose sha256 differs (64 hex digits, as `sha256sum` prints): the
+        /// file is read once and what runs is that read, from a private copy.
+        #[arg(long, value_name = "HEX", value_parser = dyegate::upgrade::binary::sha256_hex)]
+        expect_sha256: Option<[u8; 32]>,
         /// Wait for the old process to exit and report how long it drained.
         #[arg(long)]
         wait_old: bool,
@@ -511,39 +515,6 @@ fn rollback_fleet(admin: AdminArgs, to: Option<dyegate::reload::VersionId>) -> E
     }
 }
 
-/// `dyegate upgrade`: the running gateway's config and the new binary (this one by default).
-fn upgrade(
-    config: Option<PathBuf>,
-    binary: Option<PathBuf>,
-    wait_old: bool,
-    timeout: u64,
-) -> ExitCode {
-    let Some(config) = default_config(config) else {
-        eprintln!("dyegate upgrade: no gateway.yaml given (-c) or in the working directory");
-        return ExitCode::FAILURE;
-    };
-    let binary = match binary.map_or_else(std::env::current_exe, Ok) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("dyegate upgrade: cannot find this binary: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let args = dyegate::upgrade::UpgradeArgs {
-        config,
-        binary,
-        wait_old,
-        timeout: std::time::Duration::from_secs(timeout),
-    };
-    match dyegate::upgrade::upgrade(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("dyegate upgrade: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
 fn main() -> ExitCode {
     // SIGHUP's default action kills the process; until the reload service installs its handler
     // (dispositions survive Pingora's fork when daemonizing):
@@ -604,15 +575,23 @@ fn main() -> ExitCode {
         Command::Upgrade {
             config,
             binary,
+            expect_sha256,
             wait_old,
             timeout,
-        } => upgrade(config, binary, wait_old, timeout),
+        } => dyegate::upgrade::command::cli(
+            default_config(config),
+            binary,
+            expect_sha256,
+            wait_old,
+            std::time::Duration::from_secs(timeout),
+        ),
         Command::Run {
             config,
             daemon,
             upgrade,
         } => {
             let log_level = dyegate::telemetry::log_level::LevelSource::install();
+            dyegate::upgrade::binary::close_inherited_copy();
             run(config, RunOptions { daemon, upgrade }, log_level)
         }
     }

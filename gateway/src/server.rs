@@ -11,6 +11,7 @@ use crate::downstream::layout::{
 };
 use crate::downstream::proxy_protocol::ProxyListeners;
 use crate::downstream::{BoundedApp, DownstreamMetrics, Listener, LiveLimits};
+use crate::handover::{FinalCounts, Handover, HandoverSignals, Parts};
 use crate::health::{HealthRegistry, HealthService};
 use crate::lifecycle::{DrainService, Lifecycle, PidFileService};
 use crate::proxy::live::{Live, SharedLive};
@@ -25,6 +26,7 @@ use crate::telemetry::failure_log::FailureLogFlush;
 use crate::telemetry::log_level::LevelSource;
 use crate::telemetry::{AccessLog, FailureLog, Metrics, Tracing};
 use crate::tls::{CertificateService, Certificates, TlsAcceptor};
+use crate::upgrade::standby::Standby;
 use pingora::apps::HttpServerOptions;
 use pingora::proxy::{http_proxy, HttpProxy};
 use pingora::server::configuration::{Opt, ServerConf};
@@ -33,6 +35,7 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
 /// How `dyegate run` was asked to start.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,14 +85,8 @@ pub fn run(
     certificates: Option<Arc<Certificates>>,
     dns: Arc<DnsNames>,
 ) -> ! {
-    let opt = Opt {
-        upgrade: opts.upgrade,
-        daemon: opts.daemon,
-        ..Default::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&gw, opts));
-    let phases = server.watch_execution_phase();
-    server.bootstrap();
+    let parts = Parts::new(&metrics, &certificates, &dns, &rollouts);
+    let (mut server, phases, handover) = bootstrap(&gw, opts, parts);
     let lifecycle = Lifecycle::new();
 
     let (proxy, parts) = proxy(&mut server, &gw, &reloader, &metrics, &lifecycle, &dns);
@@ -99,6 +96,7 @@ pub fn run(
         sample_ratio,
         access_log,
     } = parts;
+    handover.attach_health(health.clone());
     let downstream = DownstreamMetrics::new();
     metrics.register(downstream.collectors());
     let caps = connection_caps(
@@ -140,7 +138,8 @@ pub fn run(
         .with_rollouts(rollouts.clone())
         .with_certificates(certificates.clone())
         .with_live(live)
-        .with_gateway(gateway_reload.clone());
+        .with_gateway(gateway_reload.clone())
+        .with_handover(handover.clone());
     server.add_service(admin_service(&gw, listeners, api));
 
     let reload = ReloadService::new(
@@ -152,18 +151,38 @@ pub fn run(
     )
     .with_certificates(certificates)
     .with_gateway(gateway_reload);
-    background(
-        &mut server,
-        &gw,
-        &reloader,
+    let background = Background {
+        reloader,
         reload,
         rollouts,
         lifecycle,
-        phases,
-    );
-    server.run(RunArgs::default());
-    reloader.settle(EXIT_SETTLE);
-    std::process::exit(0)
+        handover,
+    };
+    serve(server, &gw, phases, background)
+}
+
+/// Pingora's server with its sockets: bootstrapped (on an upgrade, after they arrived from the
+/// old process, whose handover state is then taken), its execution phases watched.
+fn bootstrap(
+    gw: &Gateway,
+    opts: RunOptions,
+    parts: Parts,
+) -> (Server, broadcast::Receiver<ExecutionPhase>, Arc<Handover>) {
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(gw, opts));
+    let phases = server.watch_execution_phase();
+    server.bootstrap();
+    // The sockets are here (an upgrade waited for them above): the old process wrote its
+    // state before sending them.
+    let handover = Handover::new(gw, parts);
+    if opts.upgrade {
+        handover.receive();
+    }
+    (server, phases, handover)
 }
 
 /// What the proxy reads besides the table that others change too: target health (the admin
@@ -235,17 +254,32 @@ fn proxy(
     (proxy, parts)
 }
 
-/// The background services that outlive requests: reload (file, SIGHUP, certificates,
-/// gateway.yaml), rollouts, the pid file, and the drain that ends the process.
-fn background(
-    server: &mut Server,
-    gw: &Gateway,
-    reloader: &Arc<Reloader>,
+/// What the background services and the way out share.
+struct Background {
+    reloader: Arc<Reloader>,
     reload: ReloadService,
     rollouts: Arc<Controller>,
     lifecycle: Arc<Lifecycle>,
-    phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
-) {
+    handover: Arc<Handover>,
+}
+
+/// The background services that outlive requests: reload (file, SIGHUP, certificates,
+/// gateway.yaml), rollouts, the pid file, the drain that ends the process and the handover's
+/// final counts; then serves until told to stop (SIGQUIT also starts the upgrade's watch,
+/// [`HandoverSignals`]), and exits once the exit hooks ran.
+fn serve(
+    mut server: Server,
+    gw: &Gateway,
+    phases: broadcast::Receiver<ExecutionPhase>,
+    b: Background,
+) -> ! {
+    let Background {
+        reloader,
+        reload,
+        rollouts,
+        lifecycle,
+        handover,
+    } = b;
     // A reload that swapped a table but has not recorded it yet finishes before the process
     // exits, whichever way it exits (early exit once drained, or Pingora's own).
     let settle = reloader.clone();
@@ -272,8 +306,19 @@ fn background(
         "pid file",
         PidFileService::new(gw.pid_file.clone()),
     ));
-    let drain = DrainService::new(lifecycle, phases, gw.pingora.grace_period);
+    let drain = DrainService::new(lifecycle.clone(), phases, gw.pingora.grace_period);
     server.add_service(background_service("drain", drain));
+    server.add_service(background_service(
+        "handover counts",
+        FinalCounts(handover.clone()),
+    ));
+    let standby = Standby::new(gw, handover.clone(), lifecycle.clone());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(HandoverSignals::new(handover, standby, lifecycle.clone())),
+    });
+    reloader.settle(EXIT_SETTLE);
+    lifecycle.before_exit();
+    std::process::exit(0)
 }
 
 /// The JSON access log: its writer runs as a background service, on or off as gateway.yaml

@@ -14,6 +14,7 @@
 //! # }
 //! ```
 
+pub mod sessions;
 pub mod site;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -5,6 +5,7 @@
 //! [`Upgradable`] owns every process of one gateway dir: on drop it kills whatever the pid file
 //! names and every process whose command line mentions the dir, so no daemon outlives its test.
 
+pub mod failing;
 pub mod under_load;
 
 use std::ffi::OsString;
@@ -162,12 +163,16 @@ pub struct UpgradeRun {
     pub output: CliOutput,
     /// How long the command ran.
     pub took: Duration,
-    /// `[1/5] running dyegate: pid N`.
+    /// `[1/6] running dyegate: pid N`.
     pub old_pid: Option<u32>,
-    /// `[4/5] new process N ready after D`.
+    /// `[4/6] new process N ready after D`.
     pub new_pid: Option<u32>,
     pub ready_after: Option<Duration>,
-    /// `[5/5] old process N exited D after the handover` (with `--wait-old`).
+    /// `[5/6] kept: ...`, `[5/6] reverted: ...`: the watch's verdict, as printed (after `[5/6] `).
+    pub verdict: Option<String>,
+    /// `[5/6] reverted: ...; pid N (the old binary) serves again`.
+    pub reverted_to: Option<u32>,
+    /// `[6/6] old process N exited D after the handover` (with `--wait-old`).
     pub old_exit_after: Option<Duration>,
 }
 
@@ -179,17 +184,27 @@ impl UpgradeRun {
             old_pid: None,
             new_pid: None,
             ready_after: None,
+            verdict: None,
+            reverted_to: None,
             old_exit_after: None,
         };
         for line in run.output.stdout.lines() {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
-                ["[1/5]", "running", "dyegate:", "pid", pid, ..] => run.old_pid = pid.parse().ok(),
-                ["[4/5]", "new", "process", pid, "ready", "after", took, ..] => {
+                ["[1/6]", "running", "dyegate:", "pid", pid, ..] => run.old_pid = pid.parse().ok(),
+                ["[4/6]", "new", "process", pid, "ready", "after", took, ..] => {
                     run.new_pid = pid.parse().ok();
                     run.ready_after = parse_debug_duration(took.trim_end_matches(';'));
                 }
-                ["[5/5]", "old", "process", _, "exited", took, "after", ..] => {
+                ["[5/6]", ..] => {
+                    let text = line.trim_start_matches("[5/6] ");
+                    run.verdict = Some(text.to_string());
+                    run.reverted_to = text
+                        .strip_prefix("reverted: ")
+                        .and_then(|t| t.rsplit_once("; pid "))
+                        .and_then(|(_, p)| p.split_whitespace().next()?.parse().ok());
+                }
+                ["[6/6]", "old", "process", _, "exited", took, "after", ..] => {
                     run.old_exit_after = parse_debug_duration(took);
                 }
                 _ => {}
@@ -406,12 +421,13 @@ mod tests {
         let output = CliOutput {
             code: Some(0),
             timed_out: false,
-            stdout: "[1/5] running dyegate: pid 28714 (/tmp/up1/dyegate.pid)\n\
-                     [1/5] /bin/dyegate check: OK: 1 routes, 1 upstreams\n\
-                     [2/5] started new process 29708 (log: /tmp/up1/state/dyegate.log)\n\
-                     [3/5] SIGQUIT sent to 28714: listening sockets move to the new process\n\
-                     [4/5] new process 29832 ready after 1.023120106s; old process 28714 draining (exits when idle, at most 10 s)\n\
-                     [5/5] old process 28714 exited 5.313869138s after the handover\n"
+            stdout: "[1/6] running dyegate: pid 28714 (/tmp/up1/dyegate.pid)\n\
+                     [1/6] /bin/dyegate check: OK: 1 routes, 1 upstreams\n\
+                     [2/6] started new process 29708 (log: /tmp/up1/state/dyegate.log)\n\
+                     [3/6] SIGQUIT sent to 28714: listening sockets move to the new process\n\
+                     [4/6] new process 29832 ready after 1.023120106s; old process 28714 watches it for 3s (upgrade.watch_ms), then drains\n\
+                     [5/6] reverted: new process 29832 exited 2.0s after the handover; pid 30001 (the old binary) serves again\n\
+                     [6/6] old process 28714 exited 5.313869138s after the handover\n"
                 .into(),
             stderr: String::new(),
         };
@@ -423,5 +439,10 @@ mod tests {
             run.old_exit_after,
             Some(Duration::from_nanos(5_313_869_138))
         );
+        assert_eq!(run.reverted_to, Some(30001));
+        assert!(run
+            .verdict
+            .as_deref()
+            .is_some_and(|v| v.starts_with("reverted: new process 29832 exited")));
     }
 }

@@ -6,3 +6,4 @@ mod check;
 mod redirect;
 mod reload;
 mod sni;
+mod tickets;

@@ -4,3 +4,6 @@
 
 mod handover;
 mod refusals;
+mod revert;
+mod state;
+mod verified;

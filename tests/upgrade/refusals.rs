@@ -117,7 +117,7 @@ async fn a_new_binary_that_never_opens_the_upgrade_socket_is_stopped() {
     );
     let started: u32 = run
         .output
-        .line_starting_with("[2/5] started new process ")
+        .line_starting_with("[2/6] started new process ")
         .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
         .unwrap_or_else(|| panic!("no started pid in {}", run.output));
     assert!(

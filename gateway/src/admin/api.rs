@@ -42,6 +42,8 @@ pub struct AdminApi {
     live: SharedLive,
     /// gateway.yaml, re-read by `POST /reload`.
     gateway: Option<Arc<GatewayReload>>,
+    /// The process's lineage (generation, handovers), in `/status`.
+    handover: Option<Arc<crate::handover::Handover>>,
 }
 
 impl AdminApi {
@@ -68,7 +70,14 @@ impl AdminApi {
             body,
             live: Arc::default(),
             gateway: None,
+            handover: None,
         }
+    }
+
+    /// The lineage `/status` shows under `process`.
+    pub fn with_handover(mut self, handover: Arc<crate::handover::Handover>) -> Self {
+        self.handover = Some(handover);
+        self
     }
 
     /// Which peers are trusted proxies: behind one, the audit lines name the address it
@@ -176,12 +185,33 @@ impl AdminApi {
             down.push("draining".into());
         }
         let version = self.reloader.active().load().version;
-        let body = json!({ "ready": ready, "version": version, "pid": std::process::id(), "listeners_down": down });
+        // The answers so far: an upgrade's watch judges the new process by them.
+        let (requests, failed) = self.lifecycle.answers();
+        let body = json!({ "ready": ready, "version": version, "pid": std::process::id(), "listeners_down": down, "requests": requests, "failed": failed });
         if ready {
             (StatusCode::OK, body)
         } else {
             (StatusCode::SERVICE_UNAVAILABLE, body)
         }
+    }
+
+    /// `GET /status`: the routing version and its source, the process (pid, draining,
+    /// requests in flight, lineage), TLS and DNS.
+    fn status(&self, draining: bool) -> Value {
+        let mut s = self.reloader.status();
+        s["pid"] = json!(std::process::id());
+        s["draining"] = json!(draining);
+        s["in_flight"] = json!(self.lifecycle.in_flight());
+        if let Some(h) = &self.handover {
+            s["process"] = h.status();
+        }
+        if let Some(certs) = &self.certificates {
+            s["tls"] = certs.status();
+        }
+        if let Some(dns) = &self.dns {
+            s["dns"] = dns.status();
+        }
+        s
     }
 
     /// `GET /versions`: the kept versions, the active one marked.
@@ -363,19 +393,7 @@ impl AdminApi {
                 json!({ "status": "ok", "pid": std::process::id() }),
             ),
             (Method::GET, "/readyz") => self.readyz(draining).await,
-            (Method::GET, "/status") => {
-                let mut s = self.reloader.status();
-                s["pid"] = json!(std::process::id());
-                s["draining"] = json!(draining);
-                s["in_flight"] = json!(self.lifecycle.in_flight());
-                if let Some(certs) = &self.certificates {
-                    s["tls"] = certs.status();
-                }
-                if let Some(dns) = &self.dns {
-                    s["dns"] = dns.status();
-                }
-                (StatusCode::OK, s)
-            }
+            (Method::GET, "/status") => (StatusCode::OK, self.status(draining)),
             (Method::GET, "/versions") => self.versions(),
             (Method::GET, p) if p.starts_with("/versions/") => self.version_source(p),
             (Method::GET, "/routes") => {
@@ -413,12 +431,16 @@ impl ServeHttp for AdminApi {
         } else {
             None
         };
-        let (status, content_type, bytes) = if let Some(Ok(_)) = metrics {
+        let handed_over = self.lifecycle.is_handed_over();
+        let (status, content_type, bytes) = if let (Some(Ok(_)), false) = (&metrics, handed_over) {
             (
                 StatusCode::OK,
                 "text/plain; version=0.0.4; charset=utf-8",
                 {
-                    let mut text = self.metrics.render();
+                    let mut text = match &self.handover {
+                        Some(h) => h.scrape(),
+                        None => self.metrics.render(),
+                    };
                     let active = self.reloader.active().load();
                     crate::telemetry::table_info::render_table_info(
                         &active.table,
@@ -431,7 +453,12 @@ impl ServeHttp for AdminApi {
         } else {
             let (status, body) = match metrics {
                 Some(Err(refused)) => refused,
-                _ => self.route(session).await,
+                // The counters continue in the new process: a scrape here would go back.
+                Some(Ok(_)) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({ "error": "this process handed its listening sockets to a new one, whose metrics continue these; scrape again", "pid": std::process::id() }),
+                ),
+                None => self.route(session).await,
             };
             let mut bytes = serde_json::to_vec_pretty(&body).unwrap_or_default();
             bytes.push(b'\n');

@@ -24,11 +24,11 @@ impl From<SocketAddr> for Endpoint {
 }
 
 impl Endpoint {
-    /// The first address that accepts a connection, or why none did.
-    fn connect(&self) -> Result<TcpStream, String> {
+    /// The first address that accepts a connection within `timeout`, or why none did.
+    fn connect(&self, timeout: Duration) -> Result<TcpStream, String> {
         let mut last = None;
         for addr in &self.addrs {
-            match TcpStream::connect_timeout(addr, Duration::from_secs(3)) {
+            match TcpStream::connect_timeout(addr, timeout) {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some((addr, e)),
             }
@@ -54,9 +54,22 @@ pub fn request(
     token: Option<&str>,
     body: Option<&str>,
 ) -> Result<(u16, String), String> {
-    let mut s = endpoint.connect()?;
+    let limits = (Duration::from_secs(3), Duration::from_secs(30));
+    request_within(endpoint, method, path, token, body, limits)
+}
+
+/// [`request`] with its own limits: (to connect, for each read of the answer).
+pub fn request_within(
+    endpoint: &Endpoint,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    (connect, read): (Duration, Duration),
+) -> Result<(u16, String), String> {
+    let mut s = endpoint.connect(connect)?;
     let addr = &endpoint.name;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = s.set_read_timeout(Some(read));
     let body = body.unwrap_or("");
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let req = format!(

@@ -262,6 +262,34 @@ impl DnsNames {
         })
     }
 
+    /// Every name's addresses, as an upgrade hands them over.
+    pub fn export(&self) -> Vec<(String, Vec<IpAddr>)> {
+        (self.names().iter())
+            .filter(|(_, s)| !s.addrs.is_empty())
+            .map(|(h, s)| (h.to_string(), s.addrs.to_vec()))
+            .collect()
+    }
+
+    /// Takes handed-over addresses for the names followed that have none (their first lookup
+    /// in this process did not answer): they serve, as an answer would, until the next lookup
+    /// answers. The names this process resolved itself keep their own. Returns the names taken.
+    pub fn adopt(&self, handed: &[(String, Vec<IpAddr>)]) -> Vec<String> {
+        let mut taken = Vec::new();
+        for (host, addrs) in handed {
+            let host: Arc<str> = Arc::from(host.as_str());
+            let empty = self.get(&host).is_some_and(|v| v.addrs.is_empty());
+            if empty && !addrs.is_empty() {
+                let answer = Answer {
+                    addrs: addrs.clone(),
+                    ttl: Duration::ZERO,
+                };
+                self.record(&host, Ok(answer), Times::now());
+                taken.push(host.to_string());
+            }
+        }
+        taken
+    }
+
     /// `/status`'s `dns`: how many names, how many have addresses, and the ones whose last
     /// lookup failed.
     pub fn status(&self) -> Value {

@@ -17,4 +17,4 @@ pub mod target;
 
 pub use checker::HealthService;
 pub use registry::{GroupLoad, HealthRegistry, HealthView};
-pub use target::{Attempt, Ejection, LastCheck, TargetState};
+pub use target::{Attempt, Ejection, LastCheck, TargetRecord, TargetState};

@@ -2,7 +2,7 @@
 //! Shared by the proxy (which reads it once per request as a [`HealthView`] and reports the
 //! attempts it makes) and the checker (which runs checks and follows the table's targets).
 
-use super::target::{Attempt, Change, TargetState};
+use super::target::{Attempt, Change, TargetRecord, TargetState};
 use crate::routing::{AddressBook, Group, Members, RouteTable, TargetHealth};
 use crate::telemetry::ContainmentMetrics;
 use dashmap::DashMap;
@@ -261,6 +261,30 @@ impl HealthRegistry {
         // A removed target may have been down: recount.
         self.down.store(usize::MAX / 2, Ordering::Relaxed);
         self.sweep();
+    }
+
+    /// Every target's state, as an upgrade hands it over.
+    pub fn export(&self) -> Vec<(SocketAddr, TargetRecord)> {
+        let now = self.now_ms();
+        (self.targets.iter())
+            .map(|t| (*t.key(), t.value().export(now)))
+            .collect()
+    }
+
+    /// Takes handed-over states (`passed_ms` after their export) for the targets this
+    /// registry follows; then the down marks are counted again.
+    pub fn restore(&self, records: &[(SocketAddr, TargetRecord)], passed_ms: u64) -> usize {
+        let now = self.now_ms();
+        let mut n = 0;
+        for (addr, r) in records {
+            if let Some(t) = self.get(*addr) {
+                t.restore(r, passed_ms, now);
+                n += 1;
+            }
+        }
+        self.down.store(usize::MAX / 2, Ordering::Relaxed);
+        self.sweep();
+        n
     }
 
     /// Number of targets known.

@@ -241,6 +241,69 @@ impl TargetState {
     pub fn is_marked_down(&self) -> bool {
         !self.checks_healthy() || self.ejected_until_ms.load(Ordering::Relaxed) != 0
     }
+
+    /// The state as an upgrade hands it over; times relative to `now_ms` (each process has
+    /// its own clock).
+    pub fn export(&self, now_ms: u64) -> TargetRecord {
+        let left = |at: u64| at as i64 - now_ms as i64;
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        let (last, last_ms) = self.last_check();
+        TargetRecord {
+            checks_healthy: self.checks_healthy(),
+            check_failures: self.check_failures.load(Ordering::Relaxed),
+            check_successes: self.check_successes.load(Ordering::Relaxed),
+            last_check: last as u8,
+            last_check_ms: (last != LastCheck::None).then(|| left(last_ms)),
+            consecutive_failures: self.consecutive_failures(),
+            ejected_for_ms: (until > now_ms).then(|| until - now_ms),
+            ejections: self.ejections.load(Ordering::Relaxed),
+            last_eject_end_ms: (self.ejections.load(Ordering::Relaxed) > 0)
+                .then(|| left(self.last_eject_end_ms.load(Ordering::Relaxed))),
+        }
+    }
+
+    /// Takes a handed-over state, `passed_ms` after it was exported, at `now_ms` on this
+    /// process's clock: an ejection keeps what is left of it.
+    pub fn restore(&self, r: &TargetRecord, passed_ms: u64, now_ms: u64) {
+        let at = |rel: i64| (now_ms as i64 + rel - passed_ms as i64).max(0) as u64;
+        self.checks_healthy
+            .store(r.checks_healthy, Ordering::Relaxed);
+        self.check_failures
+            .store(r.check_failures, Ordering::Relaxed);
+        self.check_successes
+            .store(r.check_successes, Ordering::Relaxed);
+        self.last_check
+            .store(r.last_check.min(2), Ordering::Relaxed);
+        self.last_check_ms
+            .store(r.last_check_ms.map_or(0, at), Ordering::Relaxed);
+        self.consecutive_failures
+            .store(r.consecutive_failures, Ordering::Relaxed);
+        let until = match r.ejected_for_ms {
+            Some(left) if left > passed_ms => now_ms + (left - passed_ms),
+            _ => 0,
+        };
+        self.ejected_until_ms.store(until, Ordering::Relaxed);
+        self.ejections.store(r.ejections, Ordering::Relaxed);
+        self.last_eject_end_ms
+            .store(r.last_eject_end_ms.map_or(0, at), Ordering::Relaxed);
+    }
+}
+
+/// One target's health as an upgrade hands it over (`handover` state): what the checks and
+/// real traffic said, an ejection's time left. Times are milliseconds relative to the export
+/// (negative: before it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TargetRecord {
+    pub checks_healthy: bool,
+    pub check_failures: u32,
+    pub check_successes: u32,
+    pub last_check: u8,
+    pub last_check_ms: Option<i64>,
+    pub consecutive_failures: u32,
+    /// Ejected for this long still; `None`: not ejected.
+    pub ejected_for_ms: Option<u64>,
+    pub ejections: u32,
+    pub last_eject_end_ms: Option<i64>,
 }
 
 #[cfg(test)]
@@ -309,5 +372,40 @@ mod tests {
         t.record(Attempt::Failure, Some(&o), now);
         t.record(Attempt::Success, Some(&o), now);
         assert_eq!(t.record(Attempt::Failure, Some(&o), now), None);
+    }
+
+    #[test]
+    fn an_ejected_unhealthy_target_keeps_its_state_and_what_is_left_of_its_ejection() {
+        let outlier = Outlier {
+            consecutive_failures: 1,
+            eject: Duration::from_secs(30),
+            max_ejected_percent: 100,
+        };
+        let old = TargetState::default();
+        let e = old
+            .record(Attempt::Failure, Some(&outlier), 0)
+            .expect("ejection");
+        // Ejected at 2_000 for 30 s on the old clock.
+        assert!(old.eject(e, 2_000));
+        assert_eq!(old.end_check(false, &check(), 1_000), Change::None);
+        assert_eq!(old.end_check(false, &check(), 1_100), Change::Down);
+        let r = old.export(12_000);
+        assert_eq!(r.ejected_for_ms, Some(20_000));
+        assert!(!r.checks_healthy);
+        assert_eq!(r.last_check_ms, Some(-10_900));
+
+        // Taken 500 ms later by a process whose clock reads 100.
+        let new = TargetState::default();
+        new.restore(&r, 500, 100);
+        assert!(!new.checks_healthy());
+        assert_eq!(new.ejected_until(), Some(100 + 19_500));
+        assert!(!new.is_available(100 + 19_499));
+        assert_eq!(new.export(100).ejected_for_ms, Some(19_500));
+        // Not healthy until `healthy_after` successful checks, as in the old process.
+        assert_eq!(new.end_check(true, &check(), 200), Change::None);
+        // An ejection that ran out meanwhile is over.
+        let late = TargetState::default();
+        late.restore(&r, 25_000, 100);
+        assert_eq!(late.ejected_until(), None);
     }
 }

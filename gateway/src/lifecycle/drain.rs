@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use log::{info, warn};
 use pingora::server::{ExecutionPhase, ShutdownWatch};
 use pingora::services::background::BackgroundService;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -16,8 +16,17 @@ type ExitHook = Box<dyn Fn() + Send + Sync>;
 #[derive(Default)]
 pub struct Lifecycle {
     draining: AtomicBool,
+    /// The listening sockets went to a new process (SIGQUIT): its scrapes are the ones to
+    /// read, this one's counters are handed on.
+    handed_over: AtomicBool,
     in_flight: AtomicUsize,
+    /// Requests answered by this process, and how many of them failed (5xx or broken off):
+    /// what the old process judges a new one by during an upgrade's watch (`/readyz`).
+    answered: AtomicU64,
+    failed: AtomicU64,
     exit_hooks: Mutex<Vec<ExitHook>>,
+    /// Set once the hooks ran: the second way out waits for the first and runs nothing again.
+    exited: Mutex<bool>,
 }
 
 impl Lifecycle {
@@ -37,6 +46,15 @@ impl Lifecycle {
         }
     }
 
+    /// From SIGQUIT on: the new process serves the scrapes.
+    pub fn hand_over(&self) {
+        self.handed_over.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_handed_over(&self) -> bool {
+        self.handed_over.load(Ordering::Relaxed)
+    }
+
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
@@ -47,7 +65,24 @@ impl Lifecycle {
         InFlight(self.clone())
     }
 
-    /// Registers work to do before the process exits early (flush logs, export spans).
+    /// Counts a finished request (`failed`: a 5xx, or an answer broken off).
+    pub fn answered(&self, failed: bool) {
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// (requests answered, of which failed) since the process started.
+    pub fn answers(&self) -> (u64, u64) {
+        (
+            self.answered.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Registers work to do before the process exits, in order (flush logs, export spans; the
+    /// end of an upgrade's watch).
     pub fn on_exit(&self, hook: ExitHook) {
         match self.exit_hooks.lock() {
             Ok(mut h) => h.push(hook),
@@ -55,7 +90,13 @@ impl Lifecycle {
         }
     }
 
-    fn run_exit_hooks(&self) {
+    /// Runs the exit hooks once, whichever way the process leaves (early once drained, or at
+    /// the end of Pingora's shutdown): a second caller waits until the first is done.
+    pub fn before_exit(&self) {
+        let mut exited = self.exited.lock().unwrap_or_else(|p| p.into_inner());
+        if *exited {
+            return;
+        }
         let hooks = match self.exit_hooks.lock() {
             Ok(h) => h,
             Err(p) => p.into_inner(),
@@ -63,6 +104,7 @@ impl Lifecycle {
         for h in hooks.iter() {
             h();
         }
+        *exited = true;
     }
 }
 
@@ -151,7 +193,7 @@ impl BackgroundService for DrainService {
             }
             tokio::time::sleep(POLL).await;
         }
-        self.lifecycle.run_exit_hooks();
+        self.lifecycle.before_exit();
         std::process::exit(0);
     }
 }

@@ -109,6 +109,8 @@ pub(super) struct Answer<'a> {
     pub trace_id: Option<String>,
     /// gateway.yaml `server_header`.
     pub server: Option<http::HeaderValue>,
+    /// gateway.yaml `tls.hsts` (sent over HTTPS only).
+    pub hsts: Option<http::HeaderValue>,
     /// More headers (`retry-after`, `x-dyegate-decision`).
     pub headers: &'a [(&'static str, String)],
 }
@@ -126,7 +128,7 @@ impl Answer<'_> {
             ),
             _ => ("text/plain; charset=utf-8", self.body),
         };
-        let mut resp = ResponseHeader::build(self.status, Some(5 + self.headers.len()))?;
+        let mut resp = ResponseHeader::build(self.status, Some(6 + self.headers.len()))?;
         resp.insert_header(http::header::CONTENT_TYPE, content_type)?;
         resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
         if let Some(server) = self.server {
@@ -135,6 +137,7 @@ impl Answer<'_> {
         if let Some(value) = self.traceresponse {
             resp.insert_header(TRACERESPONSE, &value[..])?;
         }
+        super::hsts::add(session, self.hsts.as_ref(), &mut resp)?;
         for (name, value) in self.headers {
             resp.insert_header(*name, value.as_str())?;
         }

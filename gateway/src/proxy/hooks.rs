@@ -3,7 +3,9 @@
 
 use super::answer::{error_kind, error_status, peer_ip, raw_host, Answer};
 use super::ctx::{Action, CtxOutcome, Routed, TagRef};
-use super::{answer, ending, error_body, forwarded, head_wait, redirect, DyegateProxy, RequestCtx};
+use super::{
+    answer, ending, error_body, forwarded, head_wait, hsts, redirect, DyegateProxy, RequestCtx,
+};
 use crate::contain::DECISION_HEADER;
 use crate::downstream::coalesce;
 use crate::downstream::framing;
@@ -239,6 +241,7 @@ impl ProxyHttp for DyegateProxy {
         if self.lifecycle.is_draining() {
             session.set_keepalive(None);
         }
+        hsts::add(session, self.live.load().hsts.as_ref(), upstream_response)?;
         if let Some(value) = ctx
             .trace
             .as_ref()
@@ -288,21 +291,19 @@ impl ProxyHttp for DyegateProxy {
                 &session.req_header().headers,
             );
             let traceresponse = (ctx.trace.as_ref()).and_then(|t| self.tracing.traceresponse(t));
-            let head = answer::error_head(
-                code,
-                self.live.load().server_header.as_ref(),
-                content_type,
-                body.len(),
-            )
-            .and_then(|mut resp| {
-                if let Some(value) = traceresponse {
-                    resp.insert_header(TRACERESPONSE, &value[..])?;
-                }
-                if let Some(value) = ctx.explanation() {
-                    resp.insert_header(DECISION_HEADER, value)?;
-                }
-                Ok(resp)
-            });
+            let live = self.live.load();
+            let head =
+                answer::error_head(code, live.server_header.as_ref(), content_type, body.len())
+                    .and_then(|mut resp| {
+                        hsts::add(session, live.hsts.as_ref(), &mut resp)?;
+                        if let Some(value) = traceresponse {
+                            resp.insert_header(TRACERESPONSE, &value[..])?;
+                        }
+                        if let Some(value) = ctx.explanation() {
+                            resp.insert_header(DECISION_HEADER, value)?;
+                        }
+                        Ok(resp)
+                    });
             let sent = match head {
                 Ok(resp) => session.write_error_response(resp, Bytes::from(body)).await,
                 Err(e) => Err(e),
@@ -436,6 +437,7 @@ impl ProxyHttp for DyegateProxy {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let grpc = ctx.grpc_label();
         let class = self.ending(session, e, ctx, status, grpc);
+        self.lifecycle.answered(class.is_failure());
         if let Some(e) = e.filter(|e| e.esource() == &ErrorSource::Upstream) {
             // One line per failed request (Pingora's is suppressed), bounded per target.
             let tries = ctx.tried.len();

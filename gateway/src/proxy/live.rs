@@ -14,6 +14,9 @@ pub struct Live {
     pub forwarding: Arc<Forwarding>,
     /// `debug.trusted_sources`: who may ask for `x-dyegate-decision`.
     pub debug: DebugPolicy,
+    /// `tls.hsts`: the `Strict-Transport-Security` of answers over HTTPS. Fixed at start, as
+    /// all of `tls:` (a reload carries the running value over).
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// The handle the proxy (and the admin API, for the client's address) reads them through.
@@ -25,6 +28,7 @@ impl Live {
             server_header: gw.server_header.clone(),
             forwarding: Arc::new(gw.forwarded.clone()),
             debug: DebugPolicy::new(gw.debug_trusted.clone()),
+            hsts: gw.tls.as_ref().and_then(|t| t.hsts.clone()),
         }
     }
 }
@@ -39,6 +43,7 @@ impl Default for Live {
                 &mut Vec::new(),
             )),
             debug: DebugPolicy::new(Default::default()),
+            hsts: None,
         }
     }
 }

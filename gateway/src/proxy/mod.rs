@@ -22,6 +22,7 @@ mod error_body;
 pub mod forwarded;
 mod head_wait;
 mod hooks;
+mod hsts;
 mod limit;
 pub mod live;
 mod redirect;
@@ -276,6 +277,7 @@ impl DyegateProxy {
             traceresponse: (ctx.trace.as_ref()).and_then(|t| self.tracing.traceresponse(t)),
             trace_id: ctx.trace.as_ref().map(|t| t.trace_id_hex()),
             server: self.live.load().server_header.clone(),
+            hsts: self.live.load().hsts.clone(),
             headers,
         }
     }

@@ -122,7 +122,12 @@ impl GatewayReload {
         let applied = report.change.applied_live.clone();
         let changed = |key: &str| applied.contains(&key);
         // Read per request or per connection: swapped whole (the unchanged ones are equal).
-        h.live.store(Arc::new(Live::of(new)));
+        // `tls:` (and its `hsts`) waits for an upgrade: the running value stays.
+        let hsts = h.live.load().hsts.clone();
+        h.live.store(Arc::new(Live {
+            hsts,
+            ..Live::of(new)
+        }));
         h.limits.rcu(|l| {
             let mut l = **l;
             l.header_read_timeout = new.limits.header_read_timeout;
@@ -139,6 +144,7 @@ impl GatewayReload {
         c.server_header = new.config.server_header.clone();
         c.forwarded = new.config.forwarded.clone();
         c.debug.trusted_sources = new.config.debug.trusted_sources.clone();
+        c.upgrade = new.config.upgrade.clone();
         c.limits.header_read_timeout_ms = new.config.limits.header_read_timeout_ms;
         c.limits.max_request_header_bytes = new.config.limits.max_request_header_bytes;
 

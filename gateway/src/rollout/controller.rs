@@ -177,6 +177,13 @@ impl Controller {
             .collect()
     }
 
+    /// The (route, group) pairs whose windows the rollouts judge (an upgrade hands them over).
+    pub fn window_pairs(&self) -> Vec<(String, String)> {
+        (self.lock().plans.values())
+            .flat_map(|p| p.groups.iter().map(|g| (p.route.clone(), g.clone())))
+            .collect()
+    }
+
     /// Judges every rollout once; called every second by the service.
     pub fn tick(&self, steps: &dyn Steps) {
         if self.fleet.is_some() {

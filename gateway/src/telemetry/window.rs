@@ -134,6 +134,64 @@ impl Window {
     }
 }
 
+/// One second of a window, as an upgrade hands it to the next process (which judges the same
+/// seconds: a canary breaching before the upgrade is still breaching after it).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct SecondRecord {
+    pub second: u64,
+    pub requests: u64,
+    pub errors: u64,
+    pub buckets: Vec<u64>,
+}
+
+impl Window {
+    /// The seconds with requests among the last ones kept up to `now`.
+    pub fn export(&self, now: u64) -> Vec<SecondRecord> {
+        let from = now.saturating_sub(SLOTS as u64 - 2);
+        (from..=now)
+            .filter_map(|s| {
+                let slot = &self.slots[(s % SLOTS as u64) as usize];
+                let requests = slot.requests.load(Ordering::Relaxed);
+                (slot.second.load(Ordering::Acquire) == s && requests > 0).then(|| SecondRecord {
+                    second: s,
+                    requests,
+                    errors: slot.errors.load(Ordering::Relaxed),
+                    buckets: slot
+                        .buckets
+                        .iter()
+                        .map(|b| b.load(Ordering::Relaxed))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Adds handed-over seconds (to a second this window counted too, or in place of an older
+    /// one in the same slot).
+    pub fn restore(&self, records: &[SecondRecord]) {
+        for r in records {
+            let slot = &self.slots[(r.second % SLOTS as u64) as usize];
+            let seen = slot.second.load(Ordering::Acquire);
+            if seen > r.second {
+                continue;
+            }
+            if seen < r.second {
+                slot.second.store(r.second, Ordering::Release);
+                slot.requests.store(0, Ordering::Relaxed);
+                slot.errors.store(0, Ordering::Relaxed);
+                for b in &slot.buckets {
+                    b.store(0, Ordering::Relaxed);
+                }
+            }
+            slot.requests.fetch_add(r.requests, Ordering::Relaxed);
+            slot.errors.fetch_add(r.errors, Ordering::Relaxed);
+            for (b, n) in slot.buckets.iter().zip(&r.buckets) {
+                b.fetch_add(*n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 impl Figures {
     pub fn error_rate(&self) -> f64 {
         if self.requests == 0 {
@@ -211,5 +269,27 @@ mod tests {
         assert_eq!(f.latency_ms(99.0), Some(1000));
         assert!((f.error_rate() - 0.05).abs() < 1e-9);
         assert_eq!(Figures::default().latency_ms(99.0), None);
+    }
+
+    #[test]
+    fn a_window_handed_over_judges_the_same_seconds() {
+        let old = Window::new();
+        for i in 0..30 {
+            old.record_at(1_000 + i % 3, i % 2 == 0, 40);
+        }
+        let records = old.export(1_005);
+        assert_eq!(records.len(), 3);
+        let new = Window::new();
+        new.record_at(1_002, true, 40);
+        new.restore(&records);
+        let f = new.snapshot(1_000, 1_005);
+        assert_eq!((f.requests, f.errors), (31, 16));
+        assert_eq!(f.buckets.iter().sum::<u64>(), 31);
+        // Seconds older than what a slot holds already are not taken.
+        let newer = Window::new();
+        newer.record_at(1_000 + SLOTS as u64, false, 1);
+        newer.restore(&records);
+        assert_eq!(newer.snapshot(1_000, 1_000).requests, 0);
+        assert_eq!(newer.snapshot(1_001, 1_002).requests, 20);
     }
 }

@@ -38,6 +38,11 @@ impl TlsAcceptor {
             .unwrap_or_else(|e| panic!("TLS versions {versions:?}: {e}"))
             .with_no_client_auth()
             .with_cert_resolver(resolver);
+        // Stateless resumption: tickets under the keys of `tls.session_tickets`.
+        config.ticketer = certificates.tickets();
+        // The server's cipher suite order (the provider's: AES-GCM before ChaCha20, strongest
+        // first), not the client's.
+        config.ignore_client_order = true;
         config.alpn_protocols = if settings.h2 {
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]
         } else {

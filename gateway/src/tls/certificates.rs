@@ -1,11 +1,14 @@
-//! [`Certificates`]: the live certificate set of the HTTPS listeners. Loaded at startup, read
-//! again on a file change, SIGHUP or `POST /reload`; a reload is all or nothing: every entry
-//! must load and check, or the set being served stays as it was (reported in the log, the
-//! status and `dyegate_tls_certificate_reloads_total{result="failure"}`).
+//! [`Certificates`]: the live certificate set of the HTTPS listeners, and their session ticket
+//! keys. Loaded at startup, read again on a file change, SIGHUP or `POST /reload`; a reload is
+//! all or nothing: every certificate entry and every ticket key file must load and check, or
+//! what is being served stays as it was (reported in the log, the status and
+//! `dyegate_tls_certificate_reloads_total{result="failure"}`).
 
 use super::certificate::{rfc3339, unix, Certificate};
 use super::metrics::TlsMetrics;
 use super::sni::SniTable;
+use super::ticket_keys;
+use super::tickets::{TicketKeys, Ticketer};
 use crate::config::{DownstreamTls, Issue};
 use crate::reload::Fingerprint;
 use crate::reload::Trigger;
@@ -21,6 +24,8 @@ use std::time::SystemTime;
 pub struct Certificates {
     settings: DownstreamTls,
     table: Arc<ArcSwap<SniTable>>,
+    /// The session ticket keys (from the key files, or made by the process).
+    tickets: Arc<Ticketer>,
     metrics: TlsMetrics,
     state: Mutex<State>,
 }
@@ -53,9 +58,18 @@ pub struct TlsReload {
     pub errors: Vec<String>,
 }
 
-/// Reads every entry; all errors, one per failing entry, each with the field path of the file
-/// at fault (`tls.certificates[1].key`), to be located in gateway.yaml by `dyegate check`.
+/// Reads every entry and every ticket key file; all errors, one per failing entry, each with
+/// the field path of the file at fault (`tls.certificates[1].key`,
+/// `tls.session_tickets.key_files[0]`), to be located in gateway.yaml by `dyegate check`.
 pub fn load_all(settings: &DownstreamTls, now: SystemTime) -> Result<Vec<Certificate>, Vec<Issue>> {
+    load_material(settings, now).map(|(certificates, _)| certificates)
+}
+
+/// The certificates, and the ticket keys of the key files (`None`: no key files).
+fn load_material(
+    settings: &DownstreamTls,
+    now: SystemTime,
+) -> Result<(Vec<Certificate>, Option<TicketKeys>), Vec<Issue>> {
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
     for (i, paths) in settings.certificates.iter().enumerate() {
@@ -67,8 +81,20 @@ pub fn load_all(settings: &DownstreamTls, now: SystemTime) -> Result<Vec<Certifi
             )),
         }
     }
+    let tickets = &settings.session_tickets;
+    let keys = if tickets.key_files.is_empty() {
+        None
+    } else {
+        match ticket_keys::read_files(tickets, super::certificate::unix(now).max(0) as u64) {
+            Ok(keys) => Some(keys),
+            Err(e) => {
+                errors.extend(e);
+                None
+            }
+        }
+    };
     if errors.is_empty() {
-        Ok(loaded)
+        Ok((loaded, keys))
     } else {
         Err(errors)
     }
@@ -86,12 +112,19 @@ impl Certificates {
     /// The startup load: every entry must load (there is nothing older to serve).
     pub fn load(settings: &DownstreamTls, metrics: TlsMetrics) -> Result<Certificates, Vec<Issue>> {
         let seen = fingerprints(settings);
-        let loaded = load_all(settings, SystemTime::now())?;
+        let now = SystemTime::now();
+        let (loaded, keys) = load_material(settings, now)?;
         let table = SniTable::new(loaded, settings.default);
         log_loaded(&table, Trigger::Startup.kind());
+        let tickets = &settings.session_tickets;
+        let keys = keys
+            .or_else(|| ticket_keys::generate(super::certificate::unix(now).max(0) as u64))
+            .unwrap_or_default();
+        let lifetime = u32::try_from(tickets.lifetime.as_secs()).unwrap_or(u32::MAX);
         Ok(Certificates {
             settings: settings.clone(),
             table: Arc::new(ArcSwap::from_pointee(table)),
+            tickets: Arc::new(Ticketer::new(keys, lifetime, tickets.enabled)),
             metrics,
             state: Mutex::new(State {
                 seen,
@@ -114,6 +147,11 @@ impl Certificates {
 
     pub fn metrics(&self) -> &TlsMetrics {
         &self.metrics
+    }
+
+    /// The session ticket keys every HTTPS listener encrypts and decrypts tickets with.
+    pub fn tickets(&self) -> Arc<Ticketer> {
+        self.tickets.clone()
     }
 
     /// Every certificate and key file, for the watcher.
@@ -146,12 +184,19 @@ impl Certificates {
         // Fingerprints first: a write landing during the read below is seen as a change next
         // time instead of being taken as read.
         state.seen = fingerprints(&self.settings);
-        match load_all(&self.settings, SystemTime::now()) {
-            Ok(loaded) => {
+        match load_material(&self.settings, SystemTime::now()) {
+            Ok((loaded, keys)) => {
                 let n = loaded.len();
                 let table = SniTable::new(loaded, self.settings.default);
                 log_loaded(&table, trigger);
                 self.table.store(Arc::new(table));
+                if let Some(keys) = keys {
+                    info!(
+                        "session ticket keys loaded ({trigger}): {} (the first encrypts)",
+                        key_names(&keys).join(", ")
+                    );
+                    self.tickets.swap(keys);
+                }
                 state.loaded_at = crate::stamp::now_rfc3339();
                 state.trigger = trigger;
                 state.failing = false;
@@ -208,6 +253,7 @@ impl Certificates {
             "min_version": self.settings.min_version.as_str(),
             "h2": self.settings.h2,
             "certificates": certificates,
+            "session_tickets": self.tickets_status(),
             "loaded_at": state.loaded_at,
             "trigger": state.trigger,
             "failing": state.failing,
@@ -216,9 +262,33 @@ impl Certificates {
     }
 }
 
+impl Certificates {
+    /// The `session_tickets` object of the status: on or off, where the keys come from, and
+    /// the key names (the first 16 bytes of each key, sent in the clear in every ticket).
+    fn tickets_status(&self) -> Value {
+        let keys = self.tickets.keys();
+        let t = &self.settings.session_tickets;
+        json!({
+            "enabled": t.enabled,
+            "keys": if keys.generated { "generated" } else { "files" },
+            "key_names": key_names(&keys),
+            "lifetime_s": t.lifetime.as_secs(),
+        })
+    }
+}
+
+fn key_names(keys: &TicketKeys) -> Vec<String> {
+    keys.keys
+        .iter()
+        .map(|k| ticket_keys::hex(&k.name))
+        .collect()
+}
+
+/// Every certificate and key file, then every ticket key file.
 fn files(settings: &DownstreamTls) -> Vec<PathBuf> {
     (settings.certificates.iter())
         .flat_map(|c| [c.cert.clone(), c.key.clone()])
+        .chain(settings.session_tickets.key_files.iter().cloned())
         .collect()
 }
 

@@ -7,6 +7,8 @@
 //! - [`certificates`]: the live set behind an `ArcSwap`: load, all-or-nothing reload, status.
 //! - [`watcher`]: the background service that re-reads the files when they change.
 //! - [`acceptor`]: the handshake itself, bounded in time and counted.
+//! - [`tickets`]: session tickets: rustls's ticketer over keys swapped whole.
+//! - [`ticket_keys`]: ticket keys from `tls.session_tickets.key_files`, or made per process.
 //! - [`metrics`]: `dyegate_tls_handshakes_total`, `dyegate_tls_certificate_expiry_seconds`.
 //!
 //! The backend is rustls (Pingora's `rustls` feature) with the `ring` crypto provider: pure
@@ -18,6 +20,8 @@ pub mod certificates;
 pub mod metrics;
 pub mod resolver;
 pub mod sni;
+pub mod ticket_keys;
+pub mod tickets;
 pub mod watcher;
 
 pub use acceptor::TlsAcceptor;

@@ -28,8 +28,17 @@ pub fn routes(up: &Upstream) -> String {
 }
 
 pub fn config(up: &Upstream) -> GatewayConfig {
-    with_grace(GatewayConfig::new(&routes(up)), GRACE.as_secs())
+    let config = with_grace(GatewayConfig::new(&routes(up)), GRACE.as_secs());
+    append_gateway(&config, &format!("{WATCH_LINE}\n"));
+    config
 }
+
+/// `upgrade.watch_ms` of the gateways of [`config`]: shorter than Pingora's fixed 5 s of
+/// accepting after the handover, so the old process exits when it would without a watch.
+pub const WATCH_MS: u64 = 3000;
+
+/// The line of gateway.yaml that sets it (for tests that set their own).
+pub const WATCH_LINE: &str = "upgrade: { watch_ms: 3000 }";
 
 /// Appends whole top-level lines to gateway.yaml.
 pub fn append_gateway(config: &GatewayConfig, extra: &str) {

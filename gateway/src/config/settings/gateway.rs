@@ -66,6 +66,8 @@ pub struct Gateway {
     pub server_header: Option<http::HeaderValue>,
     /// `dns`: how the DNS names of upstream targets are resolved.
     pub dns: super::dns::DnsSettings,
+    /// `upgrade`: the watch of a new binary after `dyegate upgrade`.
+    pub upgrade: super::upgrade::UpgradeSettings,
 }
 
 impl Gateway {
@@ -106,6 +108,7 @@ impl Gateway {
         let forwarded = forwarding_settings(&config.forwarded, issues);
         let server_header = server_header(config.server_header.as_deref(), issues);
         let dns = super::dns::dns_settings(&config.dns, issues);
+        let upgrade = super::upgrade::upgrade_settings(&config.upgrade, issues);
         let routes_given = config.routes.is_some();
         let first = listen.first().copied();
         let etcd = source_settings(config.source.as_ref(), routes_given, base, first, issues);
@@ -136,6 +139,7 @@ impl Gateway {
             forwarded,
             server_header,
             dns,
+            upgrade,
             listen,
             admin_listen,
             config,

@@ -4,7 +4,8 @@
 //! `limits.max_request_header_bytes` (read per request or per new connection through one shared
 //! handle), `tracing.sample_ratio` (read per new trace), `access_log` turned on or off and
 //! `access_log.path` (the writer flushes the old file, then writes to the new one), and
-//! `log.level` (unless `RUST_LOG` decides). Everything else is fixed when the process starts
+//! `log.level` (unless `RUST_LOG` decides), and `upgrade` (read from the file when an upgrade
+//! starts). Everything else is fixed when the process starts
 //! (listeners, runtimes, the admin API, the source, TLS listeners, the rest of `tracing`, which
 //! the exporter is built from, `access_log.queue`, other limits that Pingora takes at start;
 //! `dns`, which the resolver is built from) and is named, never silently ignored. Pure: compares
@@ -50,6 +51,7 @@ pub fn gateway_change(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChange
         forwarded,
         server_header,
         dns,
+        upgrade,
         log,
     } = old;
     let mut c = GatewayChange::default();
@@ -116,6 +118,8 @@ pub fn gateway_change(old: &GatewayConfig, new: &GatewayConfig) -> GatewayChange
     note("forwarded", *forwarded != new.forwarded, true);
     note("server_header", *server_header != new.server_header, true);
     note("dns", *dns != new.dns, false);
+    // Read from the file by the old process when an upgrade starts: the next upgrade uses it.
+    note("upgrade", *upgrade != new.upgrade, true);
     note("log.level", log.level != new.log.level, true);
     c
 }

@@ -14,7 +14,9 @@ pub mod process;
 pub mod runtime;
 pub mod source;
 pub mod tls;
+pub mod tls_session;
 pub mod tracing;
+pub mod upgrade;
 
 #[cfg(test)]
 pub(crate) mod tests_files;

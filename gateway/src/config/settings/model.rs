@@ -72,6 +72,9 @@ pub struct GatewayConfig {
     /// How the DNS names of upstream targets (`NAME:PORT`) are resolved.
     #[serde(default)]
     pub dns: super::dns::DnsConfig,
+    /// How `dyegate upgrade` watches the new binary, and reverts a failing one.
+    #[serde(default)]
+    pub upgrade: super::upgrade::UpgradeConfig,
     /// The level of dyegate's own log (`RUST_LOG`, when set, decides instead).
     #[serde(default)]
     pub log: super::logging::LogConfig,
@@ -185,6 +188,7 @@ impl Default for GatewayConfig {
             forwarded: Default::default(),
             server_header: default_server_header(),
             dns: Default::default(),
+            upgrade: Default::default(),
             log: Default::default(),
         }
     }

@@ -5,6 +5,9 @@
 use super::listen::{listen_settings, ProxyProtocolListener};
 use crate::config::error::Issue;
 use crate::config::range::Millis;
+use super::tls_session::{
+    hsts_header, session_tickets, HstsConfig, SessionTickets, SessionTicketsConfig,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -34,6 +37,12 @@ pub struct TlsConfig {
     /// [10000].
     #[serde(default = "default_handshake_timeout_ms")]
     pub handshake_timeout_ms: Millis,
+    /// Stateless session resumption with tickets [on, keys made per process].
+    #[serde(default)]
+    pub session_tickets: SessionTicketsConfig,
+    /// A `Strict-Transport-Security` header on HTTPS answers; absent = none.
+    #[serde(default)]
+    pub hsts: Option<HstsConfig>,
 }
 
 /// `tls.certificates[i]`: one PEM chain (leaf first) and its private key.
@@ -92,6 +101,10 @@ pub struct DownstreamTls {
     pub min_version: TlsVersion,
     pub h2: bool,
     pub handshake_timeout: Duration,
+    /// `session_tickets`: on or off, the key files (none: generated keys), the lifetime.
+    pub session_tickets: SessionTickets,
+    /// `hsts`: the `Strict-Transport-Security` value of HTTPS answers.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 impl DownstreamTls {
@@ -184,6 +197,8 @@ pub fn tls_settings(
         min_version: tls.min_version,
         h2: tls.h2,
         handshake_timeout: Duration::from_millis(tls.handshake_timeout_ms.0),
+        session_tickets: session_tickets(&tls.session_tickets, resolve, issues),
+        hsts: tls.hsts.as_ref().map(hsts_header),
     }
 }
 
@@ -270,7 +285,7 @@ mod tests {
         );
         assert_eq!(
             load(&format!("{BASE}tls:\n  listen: [\"127.0.0.1:8443\"]\n{one}  h2c: true\n")).err().as_deref(),
-            Some("gateway.yaml:5:3: tls.h2c: found unknown field `h2c`, expected one of `listen`, `certificates`, `default`, `min_version`, `h2`, `handshake_timeout_ms`")
+            Some("gateway.yaml:5:3: tls.h2c: found unknown field `h2c`, expected one of `listen`, `certificates`, `default`, `min_version`, `h2`, `handshake_timeout_ms`, `session_tickets`, `hsts`")
         );
     }
 }
