@@ -5,7 +5,7 @@
 
 use super::counters::Counters;
 use crate::health::TargetRecord;
-use crate::rollout::window::SecondRecord;
+use crate::telemetry::window::SecondRecord;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 

@@ -8,7 +8,7 @@ use super::file::{self, Taken};
 use super::format::{Final, HandoverKind, HandoverRecord, Lineage, State, FORMAT};
 use crate::dns::DnsNames;
 use crate::health::{HealthRegistry, TargetRecord};
-use crate::rollout::window::SecondRecord;
+use crate::telemetry::window::SecondRecord;
 use crate::rollout::Controller;
 use crate::telemetry::Metrics;
 use crate::tls::Certificates;
@@ -143,7 +143,7 @@ impl Handover {
 
     /// The rollouts' windows, as their last seconds.
     fn windows(&self) -> Vec<(String, String, Vec<SecondRecord>)> {
-        let now = crate::rollout::window::now_second();
+        let now = crate::telemetry::window::now_second();
         (self.parts.rollouts.window_pairs().into_iter())
             .map(|(route, group)| {
                 let seconds = self

@@ -33,7 +33,7 @@ fn head_timed_out() -> Box<Error> {
 const HEAD_TIMED_OUT: &str = "no response head to the upgrade within read_ms";
 
 /// Whether the request came over one of the HTTPS listeners.
-fn on_tls(session: &Session) -> bool {
+pub(super) fn on_tls(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 

@@ -11,7 +11,7 @@ pub(super) fn for_session(
     session: &Session,
     hsts: Option<&http::HeaderValue>,
 ) -> Option<http::HeaderValue> {
-    hsts.filter(|_| super::on_tls(session)).cloned()
+    hsts.filter(|_| super::hooks::on_tls(session)).cloned()
 }
 
 /// Adds the header to `resp` when the answer goes over HTTPS.
