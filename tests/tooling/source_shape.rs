@@ -15,9 +15,6 @@ const MAX_FN_LINES: usize = 100;
 /// What a longer function's doc comment says.
 const WHY: &str = "long because";
 
-/// Left out until issue 33's rework of upgrade.rs lands.
-const NOT_YET: &[&str] = &[];
-
 fn gateway_sources() -> Vec<(String, String)> {
     let src = dyegate_suite::gateway::workspace_root().join("gateway/src");
     let mut files = Vec::new();
@@ -26,9 +23,8 @@ fn gateway_sources() -> Vec<(String, String)> {
     (files.into_iter())
         .filter_map(|path| {
             let rel = path.strip_prefix(&src).ok()?.to_string_lossy().into_owned();
-            let skip = NOT_YET.iter().any(|n| rel.starts_with(n));
             let text = std::fs::read_to_string(&path).expect("read a source file");
-            (!skip).then_some((rel, text))
+            Some((rel, text))
         })
         .collect()
 }
