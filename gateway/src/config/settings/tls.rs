@@ -3,11 +3,11 @@
 //! [`crate::tls`] (at startup, by `dyegate check`, and on every reload).
 
 use super::listen::{listen_settings, ProxyProtocolListener};
-use crate::config::error::Issue;
-use crate::config::range::Millis;
 use super::tls_session::{
     hsts_header, session_tickets, HstsConfig, SessionTickets, SessionTicketsConfig,
 };
+use crate::config::error::Issue;
+use crate::config::range::Millis;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::net::SocketAddr;

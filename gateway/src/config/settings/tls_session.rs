@@ -2,8 +2,8 @@
 //! beyond the certificate. The ticket key files themselves are read by [`crate::tls::tickets`]
 //! (at startup, by `dyegate check`, and on every reload, with the certificates).
 
-use crate::config::range::Ranged;
 use crate::config::error::Issue;
+use crate::config::range::Ranged;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::path::PathBuf;

@@ -3,8 +3,8 @@
 //! upgrade starts (SIGQUIT), from gateway.yaml as it is then; a file it cannot read leaves the
 //! settings it runs with.
 
-use crate::config::range::Ranged;
 use crate::config::error::Issue;
+use crate::config::range::Ranged;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::Duration;
