@@ -252,7 +252,7 @@ fn serve(
         );
         NotStarted
     })?;
-    log_level.at_start(gw.config.log.level);
+    log_level.at_start(gw.log_level());
     let addrs = listen_addrs(&gw);
     if !opts.upgrade {
         addresses_free(&addrs)?;

@@ -108,8 +108,8 @@ pub fn upgrade(args: &UpgradeArgs) -> Result<(), String> {
                     handover.elapsed(),
                     if watch.is_zero() {
                         format!(
-                            "draining (exits when idle, at most {} s)",
-                            running.gw.config.pingora.grace_period_seconds
+                            "draining (exits when idle, at most {:?})",
+                            running.gw.pingora.grace_period
                         )
                     } else {
                         format!("watches it for {watch:?} (upgrade.watch_ms), then drains")
@@ -308,7 +308,7 @@ fn wait_taken(started: &mut Started, args: &UpgradeArgs) -> Result<(), String> {
 /// process's watch ended first.
 fn wait_ready(running: &Running, args: &UpgradeArgs, started: &Started) -> Result<Ready, String> {
     let gw = &running.gw;
-    let token = gw.config.admin.token.as_deref();
+    let token = gw.own_token();
     let deadline = Instant::now() + args.timeout;
     loop {
         if let Some(v) = verdict::find(&gw.audit_log, running.audit_from, running.pid) {
@@ -347,7 +347,8 @@ fn wait_verdict(
     // The watch, a revert (start, sockets, readiness) and the failing process's grace period.
     let limit = gw.upgrade.watch
         + args.timeout
-        + Duration::from_secs(30 + gw.config.pingora.grace_period_seconds);
+        + gw.pingora.grace_period
+        + Duration::from_secs(30);
     loop {
         if let Some(v) = verdict::find(&gw.audit_log, running.audit_from, old) {
             return Ok(Some(v));
@@ -413,7 +414,8 @@ fn report_verdict(verdict: Option<&Verdict>) -> Result<(), String> {
 fn wait_old(running: &Running, handover: Instant) -> Result<(), String> {
     let old = running.pid;
     let limit = running.gw.upgrade.watch
-        + Duration::from_secs(running.gw.config.pingora.grace_period_seconds + 20);
+        + running.gw.pingora.grace_period
+        + Duration::from_secs(20);
     while alive(old) {
         if handover.elapsed() > limit {
             return Err(format!("old process {old} still alive after {limit:?}"));

@@ -51,7 +51,7 @@ pub fn running_pid(pid_file: &Path) -> Result<u32, String> {
 /// earlier upgrade the admin socket is shared with the draining predecessor for Pingora's 5 s
 /// close window, so answers from another pid are retried for a little longer than that.
 pub fn confirm_pid(gw: &Gateway, pid: u32) -> Result<(), String> {
-    let token = gw.config.admin.token.as_deref();
+    let token = gw.own_token();
     let deadline = Instant::now() + Duration::from_secs(7);
     let mut seen = Vec::new();
     loop {
@@ -98,7 +98,7 @@ pub fn confirm_pid(gw: &Gateway, pid: u32) -> Result<(), String> {
 /// a failure to the watching process. `Ok(false)`: the running dyegate predates the watch (its
 /// `/status` has no `process`), so no verdict will come.
 pub fn not_watched(gw: &Gateway, pid: u32) -> Result<bool, String> {
-    let token = gw.config.admin.token.as_deref();
+    let token = gw.own_token();
     let Ok((200, body)) = client::request(&gw.admin_listen.into(), "GET", "/status", token, None)
     else {
         return Ok(true);

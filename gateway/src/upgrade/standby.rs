@@ -51,7 +51,7 @@ pub struct Standby {
     file: Option<PathBuf>,
     settings: UpgradeSettings,
     admin: SocketAddr,
-    /// `admin.token` (`/metrics` may need it).
+    /// The config's own admin token ([`Gateway::own_token`]; `/metrics` may need it).
     token: Option<String>,
     pid_file: PathBuf,
     upgrade_sock: PathBuf,
@@ -69,12 +69,12 @@ impl Standby {
             file: gw.file.clone(),
             settings: gw.upgrade,
             admin: gw.admin_listen,
-            token: gw.config.admin.token.clone(),
+            token: gw.own_token().map(str::to_string),
             pid_file: gw.pid_file.clone(),
             upgrade_sock: gw.upgrade_sock.clone(),
             state_dir: gw.state_dir.clone(),
             audit_log: gw.audit_log.clone(),
-            grace: Duration::from_secs(gw.config.pingora.grace_period_seconds),
+            grace: gw.pingora.grace_period,
             handover,
             lifecycle,
             thread: Mutex::new(None),

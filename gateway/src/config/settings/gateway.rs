@@ -71,6 +71,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The token this process's own tools present to the admin API (`dyegate upgrade`, the
+    /// upgrade's watch of `/readyz`, `/status` and `/metrics`): the first identity's —
+    /// `admin.token` (or `admin.token_file`), else the first of `admin.tokens`. `None` when the
+    /// API has no tokens.
+    pub fn own_token(&self) -> Option<&str> {
+        self.admin_identities.first().map(|i| i.token.as_str())
+    }
+
+    /// `log.level` as written (`RUST_LOG`, when set, decides instead: `telemetry::log_level`).
+    pub fn log_level(&self) -> super::logging::LogLevel {
+        self.config.log.level
+    }
+
     /// Loads gateway.yaml; `None` means defaults relative to the working directory. The steps:
     /// decode the file ([`decode`]), check and type every section with each problem collected
     /// ([`Gateway::checked`]), then either locate the problems in the file or hand out the
