@@ -345,10 +345,7 @@ fn wait_verdict(
         return Ok(None);
     }
     // The watch, a revert (start, sockets, readiness) and the failing process's grace period.
-    let limit = gw.upgrade.watch
-        + args.timeout
-        + gw.pingora.grace_period
-        + Duration::from_secs(30);
+    let limit = gw.upgrade.watch + args.timeout + gw.pingora.grace_period + Duration::from_secs(30);
     loop {
         if let Some(v) = verdict::find(&gw.audit_log, running.audit_from, old) {
             return Ok(Some(v));
@@ -413,9 +410,8 @@ fn report_verdict(verdict: Option<&Verdict>) -> Result<(), String> {
 /// `--wait-old`: until the old process has exited.
 fn wait_old(running: &Running, handover: Instant) -> Result<(), String> {
     let old = running.pid;
-    let limit = running.gw.upgrade.watch
-        + running.gw.pingora.grace_period
-        + Duration::from_secs(20);
+    let limit =
+        running.gw.upgrade.watch + running.gw.pingora.grace_period + Duration::from_secs(20);
     while alive(old) {
         if handover.elapsed() > limit {
             return Err(format!("old process {old} still alive after {limit:?}"));
