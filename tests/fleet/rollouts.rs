@@ -9,12 +9,25 @@ use std::time::{Duration, Instant};
 use dyegate_suite::etcd::rollout::{RolloutFleet, LEASE_TTL};
 use dyegate_suite::traffic::{Sample, Traffic};
 use dyegate_suite::upstream::Fault;
+use dyegate_suite::wait::poll_until;
 use serde_json::Value;
 
 fn traffic_through(fleet: &RolloutFleet, clients: usize) -> Vec<Traffic> {
     (fleet.running())
         .map(|(_, gw)| Traffic::start(gw.addr(), clients, Duration::from_millis(5), vec![]))
         .collect()
+}
+
+/// Gateway `i`'s rollout versions once the last one recorded is of `step` (a version is recorded
+/// just after it serves, so `/status` can show it before `/versions` does).
+async fn recorded(fleet: &RolloutFleet, i: usize, step: u64) -> Vec<(String, u64)> {
+    poll_until(
+        Duration::from_secs(10),
+        || fleet.rollout_versions(i),
+        |v| v.last().map(|v| v.1) == Some(step),
+    )
+    .await
+    .unwrap_or_else(|v| panic!("gw{}: no version of step {step} recorded: {v:?}", i + 1))
 }
 
 fn at(state: &'static str, step: u64, share: f64) -> impl Fn(&Value) -> bool {
@@ -133,16 +146,23 @@ async fn a_failing_canary_is_taken_to_0_on_every_gateway_by_one_revision() {
         "steps: [50, 100], step_ms: 600000, gates: { window_ms: 3000, min_requests: 20, max_error_rate: 0.05 }",
     );
     let traffic = traffic_through(&fleet, 2);
-    // Judged on every gateway's window.
-    let summed = |r: &Value| r["fleet"]["windows"].as_array().map(Vec::len) == Some(3);
-    let before = fleet
+    // Judged on the sum of every gateway's window, each with a part of the canary's traffic (a
+    // gateway can publish its window of the new step before its first canary answer).
+    let summed = |r: &Value| {
+        (r["fleet"]["windows"].as_array()).is_some_and(|parts| {
+            parts.len() == 3
+                && (parts.iter()).all(|p| p["canary_requests"].as_u64() > Some(0))
+        })
+    };
+    fleet
         .wait_all(
             Duration::from_secs(30),
-            "step 1 everywhere, judged on the fleet",
+            "step 1 everywhere, judged on the fleet's three parts of the canary's traffic",
             |r| at("progressing", 1, 50.0)(r) && summed(r),
         )
         .await;
-    let step_1 = fleet.rollout_versions(0).await;
+    // A version is recorded just after it serves: wait for gateway 1's record of the step.
+    let step_1 = recorded(&fleet, 0, 1).await;
     fleet.canary.set_fault(Fault::Status500);
     let broken = Instant::now();
     let after = fleet
@@ -157,9 +177,9 @@ async fn a_failing_canary_is_taken_to_0_on_every_gateway_by_one_revision() {
     eprintln!("canary broken -> every gateway at 0: {took:?}");
     // One revision for the abort, the same version on every gateway, after the step's.
     let versions = [
-        fleet.rollout_versions(0).await,
-        fleet.rollout_versions(1).await,
-        fleet.rollout_versions(2).await,
+        recorded(&fleet, 0, 0).await,
+        recorded(&fleet, 1, 0).await,
+        recorded(&fleet, 2, 0).await,
     ];
     assert_eq!(versions[0].len(), step_1.len() + 1, "{versions:?}");
     assert_eq!(versions[0].last().map(|v| v.1), Some(0), "{versions:?}");
@@ -196,17 +216,6 @@ async fn a_failing_canary_is_taken_to_0_on_every_gateway_by_one_revision() {
         );
         assert_eq!(canary(settled, Instant::now()), 0, "gw{}", i + 1);
     }
-    // The fleet judged the sum: every gateway had a part of the canary's traffic.
-    let parts = before[0]["fleet"]["windows"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        parts
-            .iter()
-            .all(|p| p["canary_requests"].as_u64() > Some(0)),
-        "{parts:#?}"
-    );
     assert!(after
         .iter()
         .all(|r| r["fleet"]["live_gateways"].as_array().map(Vec::len) == Some(3)));

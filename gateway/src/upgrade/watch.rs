@@ -213,6 +213,14 @@ impl Watch {
 mod tests {
     use super::*;
 
+    /// What a revert says, as the audit line and the command print it.
+    fn reason(v: Verdict) -> String {
+        match v {
+            Verdict::Revert(r) => r.to_string(),
+            other => panic!("expected a revert, got {other:?}"),
+        }
+    }
+
     fn settings() -> UpgradeSettings {
         UpgradeSettings {
             watch: Duration::from_secs(10),
@@ -278,13 +286,7 @@ mod tests {
             })
         );
         assert_eq!(
-            format!(
-                "{}",
-                match v {
-                    Verdict::Revert(r) => r,
-                    _ => unreachable!(),
-                }
-            ),
+            reason(v),
             "new process 8 exited 300.0ms after the handover"
         );
     }
@@ -346,13 +348,7 @@ mod tests {
             })
         );
         assert_eq!(
-            format!(
-                "{}",
-                match v {
-                    Verdict::Revert(r) => r,
-                    _ => unreachable!(),
-                }
-            ),
+            reason(v),
             "new process 7 failed 4 of 30 requests (13.3% > 10.0%) within 2.0s after the handover"
         );
     }
