@@ -65,6 +65,7 @@ impl Controller {
                 inner.states.insert(route.clone(), unwritten(plan));
             }
         }
+        self.expect_hooks(&inner.plans, plans);
         inner.plans = plans.clone();
         let routes: Vec<String> = inner.states.keys().cloned().collect();
         for r in &routes {

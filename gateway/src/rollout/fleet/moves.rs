@@ -30,10 +30,7 @@ pub struct Mover {
 
 /// The phases whose gates are judged (and whose figures are published).
 pub fn judged(phase: Phase) -> bool {
-    matches!(
-        phase,
-        Phase::Progressing | Phase::WaitingForTraffic | Phase::AwaitingApproval
-    )
+    phase.is_judged()
 }
 
 /// Carries out `n` on the state `s` of `plan`'s rollout at `now_ms`.
