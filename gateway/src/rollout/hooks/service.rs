@@ -36,11 +36,11 @@ pub struct HooksService {
     busy: Arc<Mutex<Busy>>,
 }
 
-/// The calls under way (one per route and hook, one per gate), and when each gate was last
-/// queried.
+/// The calls under way (one per route and step asked, one per route delivering, one per
+/// gate), and when each gate was last queried.
 #[derive(Default)]
 struct Busy {
-    confirming: BTreeSet<String>,
+    confirming: BTreeSet<(String, usize)>,
     delivering: BTreeSet<String>,
     querying: BTreeSet<(String, String)>,
     queried_ms: BTreeMap<(String, String), u64>,
@@ -112,8 +112,10 @@ impl HooksService {
         });
     }
 
+    /// Asks `route`'s confirmation of `step` unless an ask of it is under way (an ask of an
+    /// earlier step still hanging does not hold this one back).
     fn ask_if_free(&self, route: String, step: usize) {
-        if !self.busy().confirming.insert(route.clone()) {
+        if !self.busy().confirming.insert((route.clone(), step)) {
             return;
         }
         let (controller, steps, busy) = (
@@ -149,7 +151,7 @@ impl HooksService {
             busy.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .confirming
-                .remove(&route);
+                .remove(&(route, step));
         });
     }
 
