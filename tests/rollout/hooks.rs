@@ -37,7 +37,11 @@ async fn confirm_step_answering_403_holds_the_step_then_200_lets_it_go() {
     assert_eq!(held["state"], "awaiting_confirmation", "{held:#}");
     assert_eq!(held["step"], 0, "{held:#}");
     assert_eq!(held["confirmation"]["step"], 1, "{held:#}");
-    assert_eq!(held["hooks"]["confirm_step"], hook.url("/confirm"), "{held:#}");
+    assert_eq!(
+        held["hooks"]["confirm_step"],
+        hook.url("/confirm"),
+        "{held:#}"
+    );
     let r = wait_rollout(&gw, Duration::from_secs(40), "success", |r| {
         r["state"] == "succeeded"
     })
@@ -60,7 +64,10 @@ async fn confirm_step_answering_403_holds_the_step_then_200_lets_it_go() {
     for (a, step) in asked.iter().zip([1, 1, 2, 3]) {
         let status = a.json();
         assert_eq!(a.path, "/confirm");
-        assert_eq!(a.header("content-type").as_deref(), Some("application/json"));
+        assert_eq!(
+            a.header("content-type").as_deref(),
+            Some("application/json")
+        );
         assert_eq!(status["route"], "shop", "{status:#}");
         assert_eq!(status["state"], "awaiting_confirmation", "{status:#}");
         assert_eq!(status["confirmation"]["step"], step, "{status:#}");
@@ -80,10 +87,17 @@ async fn confirm_step_answering_403_holds_the_step_then_200_lets_it_go() {
     let count = |outcome: &str| {
         m.value(
             "dyegate_rollout_hook_deliveries_total",
-            &[("route", "shop"), ("hook", "confirm_step"), ("outcome", outcome)],
+            &[
+                ("route", "shop"),
+                ("hook", "confirm_step"),
+                ("outcome", outcome),
+            ],
         )
     };
-    assert_eq!((count("refused"), count("confirmed"), count("failed")), (1.0, 3.0, 0.0));
+    assert_eq!(
+        (count("refused"), count("confirmed"), count("failed")),
+        (1.0, 3.0, 0.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -98,21 +112,33 @@ async fn a_person_s_promote_is_not_asked_and_a_hanging_receiver_never_delays_an_
         r["state"] == "awaiting_confirmation"
     })
     .await;
-    poll_until(Duration::from_secs(10), || async { hook.received().len() }, |n| *n == 1)
-        .await
-        .unwrap_or_else(|n| panic!("{n} asks"));
+    poll_until(
+        Duration::from_secs(10),
+        || async { hook.received().len() },
+        |n| *n == 1,
+    )
+    .await
+    .unwrap_or_else(|n| panic!("{n} asks"));
     // The receiver hangs; a person's promote goes at once, without asking.
     let (code, r) = gw.admin_post("/rollouts/shop/promote", None).await;
     assert_eq!(code, 200, "{r:#}");
-    assert_eq!((r["state"].clone(), r["step"].clone()), ("progressing".into(), 1.into()), "{r:#}");
+    assert_eq!(
+        (r["state"].clone(), r["step"].clone()),
+        ("progressing".into(), 1.into()),
+        "{r:#}"
+    );
     // The next automatic promotion asks (and hangs): the rollout waits on step 1, judged.
     wait_rollout(&gw, Duration::from_secs(20), "the ask of step 2", |r| {
         r["state"] == "awaiting_confirmation" && r["step"] == 1
     })
     .await;
-    poll_until(Duration::from_secs(10), || async { hook.received().len() }, |n| *n == 2)
-        .await
-        .unwrap_or_else(|n| panic!("{n} asks"));
+    poll_until(
+        Duration::from_secs(10),
+        || async { hook.received().len() },
+        |n| *n == 2,
+    )
+    .await
+    .unwrap_or_else(|n| panic!("{n} asks"));
     let breach = Instant::now();
     canary.set_fault(Fault::Status500);
     let r = wait_rollout(&gw, Duration::from_secs(15), "the abort", |r| {
@@ -144,7 +170,10 @@ fn envelopes(received: &[dyegate_suite::webhook::Received]) -> Vec<Value> {
         .filter(|r| matches!(r.answer, Answer::Status(200)))
         .map(|r| {
             let sig = r.header("x-dyegate-signature").expect("signed");
-            assert!(signed(SECRET.as_bytes(), &sig, &r.body), "bad signature {sig}");
+            assert!(
+                signed(SECRET.as_bytes(), &sig, &r.body),
+                "bad signature {sig}"
+            );
             assert_eq!(
                 r.header("content-type").as_deref(),
                 Some("application/cloudevents+json; charset=utf-8")
@@ -187,7 +216,10 @@ async fn every_transition_is_an_event_in_order_signed_with_the_secret() {
     )
     .await
     .unwrap_or_else(|e| panic!("{} events of {n}: {e:#?}\n{r:#}", e.len()));
-    let seq: Vec<String> = got.iter().map(|e| e["sequence"].as_str().unwrap_or("").into()).collect();
+    let seq: Vec<String> = got
+        .iter()
+        .map(|e| e["sequence"].as_str().unwrap_or("").into())
+        .collect();
     let want: Vec<String> = (1..=got.len()).map(|i| i.to_string()).collect();
     assert_eq!(seq, want, "in order, none missing");
     let states: Vec<String> = (got.iter())
@@ -211,7 +243,11 @@ async fn every_transition_is_an_event_in_order_signed_with_the_secret() {
     let m = gw.metrics().await;
     let delivered = m.value(
         "dyegate_rollout_hook_deliveries_total",
-        &[("route", "shop"), ("hook", "events"), ("outcome", "delivered")],
+        &[
+            ("route", "shop"),
+            ("hook", "events"),
+            ("outcome", "delivered"),
+        ],
     );
     assert_eq!(delivered, got.len() as f64);
 }
@@ -231,9 +267,13 @@ async fn a_receiver_down_while_transitions_happen_gets_them_all_when_it_is_back(
     let gw = Dyegate::start(&routes(&stable, &canary, &fields, ""));
     let traffic = Traffic::start(gw.addr(), 4, Duration::from_millis(4), vec![]);
     wait_rollout(&gw, Duration::from_secs(20), "step 1", is("progressing", 1)).await;
-    poll_until(Duration::from_secs(10), || async { envelopes(&hook.received()).len() }, |n| *n >= 2)
-        .await
-        .unwrap_or_else(|n| panic!("{n} events"));
+    poll_until(
+        Duration::from_secs(10),
+        || async { envelopes(&hook.received()).len() },
+        |n| *n >= 2,
+    )
+    .await
+    .unwrap_or_else(|n| panic!("{n} events"));
     let before = hook.received();
     drop(hook);
     // Down while the rollout moves on to its end.
@@ -255,7 +295,10 @@ async fn a_receiver_down_while_transitions_happen_gets_them_all_when_it_is_back(
     .unwrap_or_else(|e| panic!("{} more events: {e:#?}\n{r:#}", e.len()));
     let mut all = envelopes(&before);
     all.extend(after);
-    let seq: Vec<String> = all.iter().map(|e| e["sequence"].as_str().unwrap_or("").into()).collect();
+    let seq: Vec<String> = all
+        .iter()
+        .map(|e| e["sequence"].as_str().unwrap_or("").into())
+        .collect();
     let want: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
     assert_eq!(seq, want, "none lost, none twice, in order");
     let states: Vec<String> = (all.iter())

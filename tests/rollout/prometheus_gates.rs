@@ -33,7 +33,10 @@ async fn a_query_crossing_max_aborts_the_rollout() {
     .await;
     let p = &r["last_evaluation"]["prometheus"][0];
     assert_eq!(p["gate"], "checkout-errors", "{r:#}");
-    assert_eq!(p["query"], "max(checkout_errors{version=\"canary\"})", "{r:#}");
+    assert_eq!(
+        p["query"], "max(checkout_errors{version=\"canary\"})",
+        "{r:#}"
+    );
     assert_eq!(p["value"], 0.1, "{r:#}");
     assert_eq!(p["ok"], true, "{r:#}");
     assert!(p["at"].is_string(), "{r:#}");
@@ -45,8 +48,13 @@ async fn a_query_crossing_max_aborts_the_rollout() {
     .await;
     let _ = traffic.stop().await;
     assert_eq!(r["canary_share"], 0.0, "{r:#}");
-    let reason = r["history"].as_array().and_then(|h| h.last()).map(|m| m["reason"].clone());
-    let reason = reason.and_then(|r| r.as_str().map(str::to_string)).unwrap_or_default();
+    let reason = r["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .map(|m| m["reason"].clone());
+    let reason = reason
+        .and_then(|r| r.as_str().map(str::to_string))
+        .unwrap_or_default();
     assert!(
         reason.starts_with("prometheus gate checkout-errors breached: 0.9 (max 0.5; query \"max(checkout_errors{version=\\\"canary\\\"})\" at "),
         "{reason}\n{r:#}"
@@ -73,13 +81,26 @@ async fn an_unreachable_prometheus_pauses_the_rollout_with_on_error_pause() {
     let _ = traffic.stop().await;
     // The first step goes (nothing to judge before it); its own queries fail: held there.
     assert_eq!(r["step"], 1, "{r:#}");
-    let reason = r["history"].as_array().and_then(|h| h.last()).map(|m| m["reason"].clone());
-    let reason = reason.and_then(|r| r.as_str().map(str::to_string)).unwrap_or_default();
+    let reason = r["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .map(|m| m["reason"].clone());
+    let reason = reason
+        .and_then(|r| r.as_str().map(str::to_string))
+        .unwrap_or_default();
     let want = format!("prometheus gate checkout-errors: query \"max(checkout_errors{{version=\\\"canary\\\"}})\": connect to {}: ", url.trim_start_matches("http://"));
     assert!(reason.starts_with(&want), "{reason}\n{r:#}");
-    assert!(reason.ends_with("(on_error: pause; resume when it answers)"), "{reason}");
+    assert!(
+        reason.ends_with("(on_error: pause; resume when it answers)"),
+        "{reason}"
+    );
     let p = &r["last_evaluation"]["prometheus"][0];
-    assert!(p["error"].as_str().is_some_and(|e| e.contains("connect to")), "{r:#}");
+    assert!(
+        p["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connect to")),
+        "{r:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -97,7 +97,10 @@ impl Prometheus {
         let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn")
             .stdin(Stdio::null())
@@ -114,7 +117,11 @@ impl Prometheus {
             TcpStream::connect_timeout(&p.addr, Duration::from_millis(200)).is_ok()
                 && p.value("max(checkout_errors)").is_some()
         });
-        assert!(up, "prometheus has no sample within {START_TIMEOUT:?}\n{}", p.log());
+        assert!(
+            up,
+            "prometheus has no sample within {START_TIMEOUT:?}\n{}",
+            p.log()
+        );
         p
     }
 

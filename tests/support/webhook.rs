@@ -101,7 +101,8 @@ impl Webhook {
 
     /// Answers `first` in order, then `then` to every request after.
     pub fn answer(&self, first: &[Answer], then: Answer) {
-        *self.shared.script.lock().unwrap_or_else(|p| p.into_inner()) = (first.to_vec(), Some(then));
+        *self.shared.script.lock().unwrap_or_else(|p| p.into_inner()) =
+            (first.to_vec(), Some(then));
     }
 
     /// Every request so far, in arrival order.
@@ -116,7 +117,11 @@ impl Webhook {
 
 async fn answer(req: http::Request<Incoming>, shared: &Shared) -> http::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let a = {
         let mut script = shared.script.lock().unwrap_or_else(|p| p.into_inner());
         if script.0.is_empty() {
@@ -161,7 +166,10 @@ pub fn signed(secret: &[u8], header: &str, body: &[u8]) -> bool {
     };
     let Some(tag) = (0..v1.len())
         .step_by(2)
-        .map(|i| v1.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            v1.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect::<Option<Vec<u8>>>()
     else {
         return false;

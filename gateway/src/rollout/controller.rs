@@ -44,6 +44,9 @@ pub(super) struct Inner {
     pub states: BTreeMap<String, RolloutState>,
     /// Bumped by every move: a move decided on an older generation is dropped.
     pub generation: u64,
+    /// In a fleet, the driver's answers of `confirm_step` by route (the state in etcd keeps
+    /// the confirmation asked; the answer lives on the driver that asked).
+    pub answers: BTreeMap<String, super::hooks::confirm::Confirmation>,
 }
 
 pub struct Controller {
@@ -81,6 +84,7 @@ impl Controller {
                 plans: BTreeMap::new(),
                 states,
                 generation: 0,
+                answers: BTreeMap::new(),
             }),
             store,
             gauges: RolloutMetrics::new(&metrics),
@@ -106,6 +110,7 @@ impl Controller {
                 plans: BTreeMap::new(),
                 states: BTreeMap::new(),
                 generation: 0,
+                answers: BTreeMap::new(),
             }),
             store: Store::new(state_dir),
             gauges: RolloutMetrics::new(&metrics),

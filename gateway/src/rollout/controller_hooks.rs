@@ -33,7 +33,7 @@ impl Controller {
     }
 
     /// The Prometheus gates of `plan` judged for the step that began at `step_started_ms`.
-    pub(super) fn prometheus_verdicts(
+    pub(in crate::rollout) fn prometheus_verdicts(
         &self,
         plan: &Plan,
         step_started_ms: u64,
@@ -71,7 +71,11 @@ impl Controller {
         asked: String,
     ) {
         let mut inner = self.lock();
-        let Some(s) = inner.states.get_mut(route) else {
+        let fleet = self.fleet().is_some();
+        let Inner {
+            states, answers, ..
+        } = &mut *inner;
+        let Some(s) = states.get_mut(route) else {
             return;
         };
         let Some(c) = s.confirmation.as_mut().filter(|c| c.step == step) else {
@@ -81,6 +85,9 @@ impl Controller {
             return;
         }
         c.record(answer, asked_ms, asked);
+        if fleet {
+            answers.insert(route.to_string(), c.clone());
+        }
         let line = format!(
             "rollout {route}: confirm_step for step {step}: {}",
             c.answer.as_deref().unwrap_or("-")
@@ -90,6 +97,13 @@ impl Controller {
             false => log::info!("{line}: the step waits (asked {} times)", c.asks),
         }
         self.save(&mut inner);
+    }
+
+    /// In a fleet: the state `s` of `route`'s rollout as etcd holds it, with this driver's
+    /// answer of its confirmation (when it is of the step asked).
+    pub fn with_answer(&self, route: &str, s: &mut RolloutState) {
+        let inner = self.lock();
+        overlay_answer(&inner.answers, route, s);
     }
 
     /// Queues the moves made since the last call for the events hooks of their plans (and
@@ -166,5 +180,96 @@ impl Controller {
                 }
             }
         }
+    }
+}
+
+/// `s` with the answer kept for `route`, when `s` awaits the confirmation of that step.
+pub(super) fn overlay_answer(
+    answers: &std::collections::BTreeMap<String, super::hooks::confirm::Confirmation>,
+    route: &str,
+    s: &mut RolloutState,
+) {
+    let Some(a) = answers.get(route) else { return };
+    let asked = s.confirmation.as_ref().map(|c| c.step);
+    if s.state == Phase::AwaitingConfirmation && asked == Some(a.step) {
+        s.confirmation = Some(a.clone());
+    }
+}
+
+/// The moves `now` has that `before` had not (a fleet's state read again from etcd), each with
+/// the move before it.
+pub(super) fn new_moves(
+    before: &RolloutState,
+    now: &RolloutState,
+) -> Vec<(Option<super::state::Move>, super::state::Move)> {
+    let same = |a: &super::state::Move, b: &super::state::Move| {
+        (a.at.as_str(), a.state, a.step) == (b.at.as_str(), b.state, b.step)
+    };
+    let from = match before.history.last() {
+        Some(last) => match now.history.iter().rposition(|m| same(m, last)) {
+            Some(i) => i + 1,
+            // Not found (another plan, or more moves than the history keeps): the last one.
+            None => now.history.len().saturating_sub(1),
+        },
+        None => 0,
+    };
+    (from..now.history.len())
+        .map(|i| {
+            let prev = i.checked_sub(1).and_then(|j| now.history.get(j)).cloned();
+            (prev, now.history[i].clone())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::hooks::confirm::{Answer, Confirmation};
+    use crate::rollout::state::MovedBy;
+
+    fn state() -> RolloutState {
+        RolloutState::new("shop", "canary", "p", MovedBy::Etcd, 0)
+    }
+
+    #[test]
+    fn the_moves_a_fleet_s_state_gained_are_the_ones_announced() {
+        let before = state();
+        let mut now = before.clone();
+        now.step = 1;
+        now.moved(Phase::Progressing, MovedBy::Rollout, None);
+        now.moved(Phase::AwaitingConfirmation, MovedBy::Rollout, None);
+        let moves = new_moves(&before, &now);
+        let states: Vec<(Option<Phase>, Phase)> = (moves.iter())
+            .map(|(b, m)| (b.as_ref().map(|b| b.state), m.state))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                (Some(Phase::Pending), Phase::Progressing),
+                (Some(Phase::Progressing), Phase::AwaitingConfirmation)
+            ]
+        );
+        assert!(new_moves(&now, &now).is_empty());
+    }
+
+    #[test]
+    fn the_driver_s_answer_joins_the_state_of_the_step_it_was_asked_for() {
+        let mut s = state();
+        s.step = 1;
+        s.moved(Phase::AwaitingConfirmation, MovedBy::Rollout, None);
+        let mut answer = Confirmation::new(2);
+        answer.record(&Answer::Status(200), 5, "t".into());
+        let answers = [("shop".to_string(), answer)].into_iter().collect();
+        overlay_answer(&answers, "shop", &mut s);
+        assert!(s.confirmation.as_ref().is_some_and(|c| c.confirmed));
+        // Another step's answer does not count.
+        let mut later = state();
+        later.step = 2;
+        later.moved(Phase::AwaitingConfirmation, MovedBy::Rollout, None);
+        overlay_answer(&answers, "shop", &mut later);
+        assert!(later
+            .confirmation
+            .as_ref()
+            .is_some_and(|c| !c.confirmed && c.step == 3));
     }
 }
