@@ -3,13 +3,13 @@
 //! what happened; this module does the HTTP, off the judging thread, so that a slow or dead
 //! receiver never delays a judgement, an abort or a request.
 //!
-//! - [`url`]: the URLs, checked at load.
-//! - [`confirm`]: a confirmation's record and when it is asked again (pure).
-//! - [`event`]: the envelope of a transition (pure); [`sign`]: its signature.
-//! - [`outbox`]: the bounded queues of events waiting, per route, and their backoff.
-//! - [`client`]: one HTTP/1.1 request with a deadline (http or https).
-//! - [`service`]: the background service that asks, delivers, and queries Prometheus.
-//! - [`metrics`]: `dyegate_rollout_hook_deliveries_total`.
+//! - [`url`] holds the URLs, checked at load.
+//! - [`confirm`] holds a confirmation's record and when it is asked again (pure).
+//! - [`event`] builds the envelope of a transition (pure); [`sign`] its signature.
+//! - [`outbox`] keeps the bounded queues of events waiting, per route, and their backoff.
+//! - [`client`] sends one HTTP/1.1 request with a deadline (http or https).
+//! - [`service`] is the background service that asks, delivers, and queries Prometheus.
+//! - [`metrics`] counts `dyegate_rollout_hook_deliveries_total`.
 
 pub mod client;
 pub mod confirm;

@@ -80,12 +80,14 @@ mod tests {
         );
         let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
         assert!(value_of(Q, 200, matrix)
-            .unwrap_err()
+            .expect_err("an error")
             .contains("result of type matrix"));
         let nan = br#"{"status":"success","data":{"resultType":"scalar","result":[1,"NaN"]}}"#;
-        assert!(value_of(Q, 200, nan).unwrap_err().contains("value NaN"));
+        assert!(value_of(Q, 200, nan)
+            .expect_err("an error")
+            .contains("value NaN"));
         assert!(value_of(Q, 502, b"<html>bad gateway</html>")
-            .unwrap_err()
+            .expect_err("an error")
             .contains("HTTP 502, not a Prometheus API answer"));
     }
 }

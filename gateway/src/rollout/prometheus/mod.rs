@@ -2,9 +2,9 @@
 //! `interval_ms` by the hooks service (on the driver only, in a fleet), judged with the
 //! gateway's own gates.
 //!
-//! - [`answer`]: an API answer to one value, or an error naming the query (pure).
-//! - [`readings`]: the last reading of every gate, shared by the poller and the judge.
-//! - [`verdict`]: the readings judged for a step (pure).
+//! - [`answer`] turns an API answer into one value, or an error naming the query (pure).
+//! - [`readings`] keeps the last reading of every gate, shared by the poller and the judge.
+//! - [`verdict`] judges the readings for a step (pure).
 
 pub mod answer;
 pub mod readings;
