@@ -19,7 +19,7 @@ use crate::proxy::DyegateProxy;
 use crate::reload::{GatewayReload, LiveHandles};
 use crate::reload::{ReloadService, Reloader};
 use crate::rollout::fleet::FleetService;
-use crate::rollout::{Controller, RolloutService};
+use crate::rollout::{Controller, HooksService, RolloutService};
 use crate::source::etcd::EtcdSource;
 use crate::telemetry::access_log::Destination;
 use crate::telemetry::failure_log::FailureLogFlush;
@@ -285,6 +285,11 @@ fn serve(
     let settle = reloader.clone();
     lifecycle.on_exit(Box::new(move || settle.settle(EXIT_SETTLE)));
     server.add_service(background_service("reload", reload));
+    // The hooks' and Prometheus gates' HTTP, off the judging thread.
+    server.add_service(background_service(
+        "rollout hooks",
+        HooksService::new(rollouts.clone(), reloader.clone()),
+    ));
     match (rollouts.fleet().cloned(), &gw.etcd) {
         // A fleet's rollouts: lease, windows, the driver's judgement, in etcd.
         (Some(view), Some(settings)) => server.add_service(background_service(

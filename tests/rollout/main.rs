@@ -4,7 +4,9 @@
 
 mod broken_answers;
 mod demo_walkthrough;
+mod hooks;
 mod progress;
+mod prometheus_gates;
 mod rollback;
 mod state;
 mod version_record;

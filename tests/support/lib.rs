@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod otlp;
 pub mod ports;
 pub mod procfs;
+pub mod prometheus;
 pub mod proxy_protocol;
 pub mod raw;
 pub mod rollout;
@@ -37,6 +38,7 @@ pub mod traffic;
 pub mod upgrade;
 pub mod upstream;
 pub mod wait;
+pub mod webhook;
 
 pub use client::{ws_connect, Conn, Req, Resp};
 pub use etcd::{etcd_source_yaml, EtcdServer};

@@ -20,10 +20,13 @@
 use super::clock::{Clock, SystemClock};
 use super::error::RolloutError;
 use super::fleet::FleetView;
+use super::hooks::metrics::HookMetrics;
+use super::hooks::outbox::Outbox;
 use super::judge::{judge, Evaluation};
 use super::machine::{next, Next};
 use super::metrics::RolloutMetrics;
 use super::plan::Plan;
+use super::prometheus::readings::Readings;
 use super::state::{MovedBy, Phase, RolloutState, Store};
 use super::steps::{Decision, Steps};
 use crate::reload::{Caller, Overlay};
@@ -41,6 +44,9 @@ pub(super) struct Inner {
     pub states: BTreeMap<String, RolloutState>,
     /// Bumped by every move: a move decided on an older generation is dropped.
     pub generation: u64,
+    /// In a fleet, the driver's answers of `confirm_step` by route (the state in etcd keeps
+    /// the confirmation asked; the answer lives on the driver that asked).
+    pub answers: BTreeMap<String, super::hooks::confirm::Confirmation>,
 }
 
 pub struct Controller {
@@ -51,6 +57,11 @@ pub struct Controller {
     clock: Arc<dyn Clock>,
     /// `Some` on a gateway that follows etcd: the rollouts are the fleet's.
     fleet: Option<Arc<FleetView>>,
+    /// The events waiting for the events hooks.
+    pub(super) outbox: Arc<Outbox>,
+    /// The Prometheus gates' last readings.
+    pub(super) readings: Arc<Readings>,
+    pub(super) hook_metrics: HookMetrics,
 }
 
 impl Controller {
@@ -67,17 +78,22 @@ impl Controller {
     ) -> Arc<Controller> {
         let store = Store::new(state_dir);
         let states = store.load();
+        let hook_metrics = HookMetrics::new(&metrics);
         Arc::new(Controller {
             inner: Mutex::new(Inner {
                 plans: BTreeMap::new(),
                 states,
                 generation: 0,
+                answers: BTreeMap::new(),
             }),
             store,
             gauges: RolloutMetrics::new(&metrics),
             metrics,
             clock,
             fleet: None,
+            outbox: Arc::new(Outbox::new(hook_metrics.clone())),
+            readings: Arc::default(),
+            hook_metrics,
         })
     }
 
@@ -88,17 +104,22 @@ impl Controller {
         metrics: Arc<Metrics>,
         view: Arc<FleetView>,
     ) -> Arc<Controller> {
+        let hook_metrics = HookMetrics::new(&metrics);
         Arc::new(Controller {
             inner: Mutex::new(Inner {
                 plans: BTreeMap::new(),
                 states: BTreeMap::new(),
                 generation: 0,
+                answers: BTreeMap::new(),
             }),
             store: Store::new(state_dir),
             gauges: RolloutMetrics::new(&metrics),
             metrics,
             clock: Arc::new(SystemClock),
             fleet: Some(view),
+            outbox: Arc::new(Outbox::new(hook_metrics.clone())),
+            readings: Arc::default(),
+            hook_metrics,
         })
     }
 
@@ -121,7 +142,9 @@ impl Controller {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn save(&self, inner: &Inner) {
+    /// Hands the moves made to the events hooks and keeps the states in `state_dir`.
+    pub(super) fn save(&self, inner: &mut Inner) {
+        self.announce(inner);
         if self.fleet.is_some() {
             return;
         }
@@ -155,10 +178,13 @@ impl Controller {
         }
     }
 
-    /// One window's figures per group of the plan, judged.
+    /// One window's figures per group of the plan, judged, with the Prometheus gates' last
+    /// readings.
     pub(super) fn evaluate(&self, plan: &Plan, step_started_ms: u64) -> Evaluation {
         let figures = self.own_window(plan, step_started_ms, self.clock.now_second());
-        judge(&plan.gates, &figures, plan.canary)
+        let mut e = judge(&plan.gates, &figures, plan.canary);
+        e.prometheus = self.prometheus_verdicts(plan, step_started_ms);
+        e
     }
 
     /// This gateway's window of `plan`'s step at second `now`, per group.
@@ -203,14 +229,19 @@ impl Controller {
                 };
                 let e = self.evaluate(&plan, s.step_started_ms);
                 let generation = s.generation;
-                if let (Some(v), true) = (e.breach(), !s.state.is_final()) {
-                    self.gauges.breach(&route, &v.gate);
+                let failure = e.failure();
+                if let (Some((gate, _)), true) = (&failure, !s.state.is_final()) {
+                    self.gauges.breach(&route, gate);
                 }
                 let drift = drifted(&plan, s, table.as_deref());
                 let n = match &drift {
                     Some((why, _)) => Some(Next::Set(Phase::Paused, Some(why.clone()))),
                     None => next(&plan, s, &e, self.clock.now_ms()),
                 };
+                let judged = s.state.is_judged() && s.step > 0;
+                if let (Some((gate, why)), true, None) = (&failure, judged, &drift) {
+                    self.announce_breach(&plan, s, gate, why);
+                }
                 if let Some(s) = inner.states.get_mut(&route) {
                     s.last_evaluation = Some(e);
                     // Held once the pause below is carried out (a move out of it lets go).
@@ -268,7 +299,7 @@ impl Controller {
                     reason.map(|r| format!(" ({r})")).unwrap_or_default()
                 );
                 self.show(&inner, route, true);
-                self.save(&inner);
+                self.save(&mut inner);
                 Ok(())
             }
             Next::Apply(step, phase, reason) => {
@@ -347,7 +378,7 @@ impl Controller {
                     .unwrap_or_default()
             );
             self.show(&inner, route, true);
-            self.save(&inner);
+            self.save(&mut inner);
         };
         let result = steps.commit_step(route, step, caller, &mut decide, &mut applied);
         if let Err(RolloutError::NotApplied(e)) = &result {
@@ -404,10 +435,7 @@ fn drifted(
     s: &RolloutState,
     table: Option<&crate::routing::RouteTable>,
 ) -> Option<(String, Vec<u32>)> {
-    let active = matches!(
-        s.state,
-        Phase::Progressing | Phase::WaitingForTraffic | Phase::AwaitingApproval
-    );
+    let active = s.state.is_judged();
     let share = s.share?;
     let route = table?.routes().iter().find(|r| *r.name == *plan.route)?;
     (active && route.split.weights != plan.weights(share)).then(|| {
@@ -505,7 +533,7 @@ impl Controller {
         for route in &touched {
             self.show(&inner, route, true);
         }
-        self.save(&inner);
+        self.save(&mut inner);
     }
 }
 
@@ -577,12 +605,13 @@ impl Overlay for Controller {
                 overrides.set_over(route, weights, &plan.base);
             }
         }
+        self.expect_hooks(&inner.plans, &plans);
         inner.plans = plans;
         let routes: Vec<String> = inner.states.keys().cloned().collect();
         for r in &routes {
             self.show(&inner, r, false);
         }
-        self.save(&inner);
+        self.save(&mut inner);
         let note = (!notes.is_empty()).then(|| serde_json::json!({ "rollouts": notes }));
         (overrides, note)
     }

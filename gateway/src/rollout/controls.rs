@@ -89,6 +89,12 @@ impl Controller {
             "step_ms": plan.map(|p| p.step_ms),
             "window_ms": plan.map(|p| p.gates.window_ms),
             "last_evaluation": s.last_evaluation,
+            "confirmation": s.confirmation,
+            "hooks": plan.map(|p| json!({
+                "confirm_step": p.hooks.confirm_step.as_ref().map(|c| c.url.as_str()),
+                "events": p.hooks.events.as_ref().map(|e| e.url.as_str()),
+                "events_waiting": self.outbox.waiting(route),
+            })),
             "history": s.history,
             "plan": plan.map(|p| p.fingerprint.clone()),
             "fleet": self.fleet().map(|f| f.route_json(route)),

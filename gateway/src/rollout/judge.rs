@@ -2,6 +2,8 @@
 //! plan's gates, so that unit tests exercise every verdict without traffic.
 
 use super::plan::Gates;
+use super::prometheus::verdict::PromVerdict;
+use super::prometheus::OnError;
 use crate::telemetry::window::Figures;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +37,9 @@ pub struct Evaluation {
     pub enough_traffic: bool,
     pub groups: Vec<GroupFigures>,
     pub gates: Vec<Verdict>,
+    /// The Prometheus gates' last readings, judged for the step (empty without such gates).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prometheus: Vec<PromVerdict>,
 }
 
 impl Evaluation {
@@ -44,6 +49,31 @@ impl Evaluation {
             return None;
         }
         self.gates.iter().find(|v| !v.ok)
+    }
+
+    /// Why the rollout fails now, with the breached gate's name: a gate on the gateway's own
+    /// figures (when they count), or a Prometheus gate's fresh value out of bounds (or its fresh
+    /// error, with `on_error: fail`).
+    pub fn failure(&self) -> Option<(String, String)> {
+        if let Some(v) = self.breach() {
+            return Some((v.gate.clone(), self.describe(v)));
+        }
+        (self.prometheus.iter())
+            .find(|p| p.breached())
+            .map(|p| (p.gate.clone(), p.describe()))
+    }
+
+    /// Why the rollout is held (paused) now: a Prometheus gate with `on_error: pause` whose
+    /// query failed since the step began.
+    pub fn held(&self) -> Option<String> {
+        (self.prometheus.iter())
+            .find(|p| p.failed_on(OnError::Pause))
+            .map(|p| format!("{} (on_error: pause; resume when it answers)", p.describe()))
+    }
+
+    /// Every Prometheus gate has a value of this step within bounds (or an error it ignores).
+    pub fn prometheus_lets_go(&self) -> bool {
+        self.prometheus.iter().all(PromVerdict::lets_go)
     }
 
     /// One line for logs and audit: the gate and the figures.
@@ -125,6 +155,7 @@ pub fn judge(gates: &Gates, figures: &[(String, Figures)], canary: usize) -> Eva
         enough_traffic: c.requests >= gates.min_requests,
         groups,
         gates: verdicts,
+        prometheus: Vec::new(),
     }
 }
 
@@ -141,6 +172,7 @@ mod tests {
             max_latency_ms: Some(500),
             latency_percentile: 95.0,
             max_latency_ratio: Some(3.0),
+            prometheus: vec![],
         }
     }
 

@@ -17,16 +17,22 @@
 //!   abort and the status; [`service`]: the once-a-second background service.
 //! - [`metrics`]: the `dyegate_rollout_*` families.
 //! - [`fleet`]: the same rollouts for a fleet that follows etcd: state in etcd, one driver.
+//! - [`hooks`]: `confirm_step` before each automatic promotion, every transition to the
+//!   `events` hook; [`prometheus`]: gates on Prometheus queries. Their HTTP is done by
+//!   [`HooksService`], never by the judging thread.
 
 pub mod clock;
 pub mod controller;
+mod controller_hooks;
 pub mod controls;
 pub mod error;
 pub mod fleet;
+pub mod hooks;
 pub mod judge;
 pub mod machine;
 pub mod metrics;
 pub mod plan;
+pub mod prometheus;
 pub mod service;
 pub mod state;
 pub mod steps;
@@ -35,5 +41,6 @@ pub use controller::Controller;
 pub use controls::Control;
 pub use error::RolloutError;
 pub use fleet::FleetSteps;
+pub use hooks::service::HooksService;
 pub use service::RolloutService;
 pub use steps::Steps;

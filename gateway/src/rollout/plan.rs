@@ -3,6 +3,8 @@
 //! each step; and the fingerprint that tells whether a new table left the route's `split` and
 //! `rollout` as they were.
 
+use super::hooks::Hooks;
+use super::prometheus::PromGate;
 use crate::routing::MAX_WEIGHT;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -34,7 +36,10 @@ pub struct Plan {
     pub pause_before: Vec<u8>,
     pub gates: Gates,
     pub on_failure: OnFailure,
-    /// sha256 of the route's `split` and `rollout` in the file.
+    /// `confirm_step` and `events` (not part of the fingerprint: an edit of a hook keeps the
+    /// rollout where it is).
+    pub hooks: Hooks,
+    /// sha256 of the route's `split` and `rollout` (but its hooks) in the file.
     pub fingerprint: String,
 }
 
@@ -46,6 +51,8 @@ pub struct Gates {
     pub max_latency_ms: Option<u64>,
     pub latency_percentile: f64,
     pub max_latency_ratio: Option<f64>,
+    /// Queries against a Prometheus HTTP API, judged on their last reading.
+    pub prometheus: Vec<PromGate>,
 }
 
 impl Plan {
@@ -123,8 +130,10 @@ pub(crate) fn test_plan() -> Plan {
             max_latency_ms: None,
             latency_percentile: 99.0,
             max_latency_ratio: None,
+            prometheus: vec![],
         },
         on_failure: OnFailure::Rollback,
+        hooks: Hooks::default(),
         fingerprint: "f".into(),
     }
 }
@@ -149,8 +158,10 @@ mod tests {
                 max_latency_ms: None,
                 latency_percentile: 99.0,
                 max_latency_ratio: None,
+                prometheus: vec![],
             },
             on_failure: OnFailure::Rollback,
+            hooks: Hooks::default(),
             fingerprint: String::new(),
         }
     }

@@ -1,6 +1,7 @@
 //! The state of one route's rollout, as `/rollouts` shows it and as `state_dir/rollouts.json`
 //! keeps it across restarts and upgrades.
 
+use super::hooks::confirm::Confirmation;
 use super::judge::Evaluation;
 use crate::telemetry::labels::TriggerLabel;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,8 @@ pub enum Phase {
     Paused,
     /// The next step is in `pause_before`: waits for a promote.
     AwaitingApproval,
+    /// The next step waits for `hooks.confirm_step` to answer 2xx (or a promote).
+    AwaitingConfirmation,
     /// The last step held for `step_ms`; the table keeps its weights.
     Succeeded,
     /// A gate failed: canary share 0.
@@ -29,12 +32,13 @@ pub enum Phase {
     Aborted,
 }
 
-pub const PHASES: [Phase; 8] = [
+pub const PHASES: [Phase; 9] = [
     Phase::Pending,
     Phase::Progressing,
     Phase::WaitingForTraffic,
     Phase::Paused,
     Phase::AwaitingApproval,
+    Phase::AwaitingConfirmation,
     Phase::Succeeded,
     Phase::Failed,
     Phase::Aborted,
@@ -48,10 +52,22 @@ impl Phase {
             Phase::WaitingForTraffic => "waiting_for_traffic",
             Phase::Paused => "paused",
             Phase::AwaitingApproval => "awaiting_approval",
+            Phase::AwaitingConfirmation => "awaiting_confirmation",
             Phase::Succeeded => "succeeded",
             Phase::Failed => "failed",
             Phase::Aborted => "aborted",
         }
+    }
+
+    /// Whether the gates judge the rollout in this state (a breach fails or pauses it).
+    pub fn is_judged(self) -> bool {
+        matches!(
+            self,
+            Phase::Progressing
+                | Phase::WaitingForTraffic
+                | Phase::AwaitingApproval
+                | Phase::AwaitingConfirmation
+        )
     }
 
     /// Whether the rollout is over (nothing moves it but a control or a file edit).
@@ -99,6 +115,12 @@ pub struct RolloutState {
     /// ever set while paused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<Vec<u32>>,
+    /// The confirmation `awaiting_confirmation` waits for (only ever set in that state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
+    /// Moves not yet handed to the events hook: (the move before, the move).
+    #[serde(skip)]
+    pub unannounced: Vec<(Option<Move>, Move)>,
     /// Changes with every move (a move decided before another one is dropped).
     #[serde(skip)]
     pub generation: u64,
@@ -186,6 +208,8 @@ impl RolloutState {
             last_evaluation: None,
             history: Vec::new(),
             held: None,
+            confirmation: None,
+            unannounced: Vec::new(),
             generation: 0,
         };
         s.moved(Phase::Pending, by, None);
@@ -198,19 +222,34 @@ impl RolloutState {
         if state != Phase::Paused {
             self.held = None;
         }
+        match state {
+            Phase::AwaitingConfirmation => {
+                let step = self.step + 1;
+                if self.confirmation.as_ref().is_none_or(|c| c.step != step) {
+                    self.confirmation = Some(Confirmation::new(step));
+                }
+            }
+            _ => self.confirmation = None,
+        }
+        let before = self.history.last().cloned();
         if state != self.state || self.history.is_empty() {
             self.since = crate::stamp::now_rfc3339();
         }
         self.state = state;
         self.moved_by = by;
-        self.history.push(Move {
+        let now = Move {
             at: crate::stamp::now_rfc3339(),
             state,
             step: self.step,
             share: self.share.unwrap_or(0),
             by,
             reason,
-        });
+        };
+        self.unannounced.push((before, now.clone()));
+        if self.unannounced.len() > MAX_MOVES {
+            self.unannounced.remove(0);
+        }
+        self.history.push(now);
         if self.history.len() > MAX_MOVES {
             self.history.remove(0);
         }

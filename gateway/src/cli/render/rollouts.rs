@@ -93,6 +93,7 @@ pub fn render(r: &Value, now_unix: u64) -> String {
             &plan[..plan.len().min(12)]
         ));
     }
+    out.push_str(&hooks(r, now_unix));
     if r["fleet"].is_object() {
         out.push_str(&fleet(&r["fleet"], now_unix));
     }
@@ -117,6 +118,43 @@ pub fn render(r: &Value, now_unix: u64) -> String {
         out.push_str(&table(
             &["  AT", "STATE", "STEP", "SHARE", "BY", "REASON"],
             &moves,
+        ));
+    }
+    out
+}
+
+/// The hooks (when the plan has any), and the confirmation the rollout waits for.
+fn hooks(r: &Value, now_unix: u64) -> String {
+    let h = &r["hooks"];
+    let mut out = String::new();
+    if let Some(url) = h["confirm_step"].as_str() {
+        out.push_str(&format!("confirm_step {url}\n"));
+    }
+    if let Some(url) = h["events"].as_str() {
+        out.push_str(&format!(
+            "events to {url}, {} waiting\n",
+            text(&h["events_waiting"])
+        ));
+    }
+    let c = &r["confirmation"];
+    if c.is_object() {
+        let last = match c["last_asked"].as_str() {
+            Some(at) => format!(
+                ", last {}: {}",
+                when(at, now_unix),
+                c["answer"].as_str().unwrap_or("-")
+            ),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "confirmation of step {}: asked {} time(s){last}; {}\n",
+            text(&c["step"]),
+            text(&c["asks"]),
+            if c["confirmed"] == true {
+                "confirmed, the step goes"
+            } else {
+                "the step waits (`dyegate rollout promote` goes without asking)"
+            }
         ));
     }
     out
@@ -237,6 +275,62 @@ fn evaluation(e: &Value, now_unix: u64) -> String {
     if !gates.is_empty() {
         out.push_str(&table(&["  GATE", "VALUE", "LIMIT", "VERDICT"], &gates));
     }
+    out.push_str(&prometheus(e, now_unix));
+    out
+}
+
+/// The Prometheus gates' last readings: value (or error), bounds, when, the query.
+fn prometheus(e: &Value, now_unix: u64) -> String {
+    let rows: Vec<Vec<String>> = (e["prometheus"].as_array().into_iter().flatten())
+        .map(|g| {
+            let bounds = match (g["min"].is_number(), g["max"].is_number()) {
+                (true, true) => format!("{}..{}", text(&g["min"]), text(&g["max"])),
+                (false, true) => format!("<= {}", text(&g["max"])),
+                (true, false) => format!(">= {}", text(&g["min"])),
+                (false, false) => "-".into(),
+            };
+            let verdict = match (g["fresh"] == true, g["ok"] == true, g["error"].as_str()) {
+                (false, _, _) => "not evaluated on this step yet".to_string(),
+                (true, _, Some(_)) => format!("error (on_error: {})", text(&g["on_error"])),
+                (true, true, None) => "ok".into(),
+                (true, false, None) => "breached".into(),
+            };
+            vec![
+                format!("  {}", text(&g["gate"])),
+                if g["value"].is_number() {
+                    text(&g["value"])
+                } else {
+                    "-".into()
+                },
+                bounds,
+                g["at"]
+                    .as_str()
+                    .map_or("never".into(), |at| when(at, now_unix)),
+                verdict,
+                text(&g["query"]),
+            ]
+        })
+        .collect();
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    out.push_str(&table(
+        &[
+            "  PROMETHEUS GATE",
+            "VALUE",
+            "BOUNDS",
+            "EVALUATED",
+            "VERDICT",
+            "QUERY",
+        ],
+        &rows,
+    ));
+    for g in e["prometheus"].as_array().into_iter().flatten() {
+        if let Some(err) = g["error"].as_str() {
+            out.push_str(&format!("  {}: {err}\n", text(&g["gate"])));
+        }
+    }
     out
 }
 
@@ -320,6 +414,43 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("  gw1      900       75%"), "{t}");
+    }
+
+    #[test]
+    fn hooks_a_confirmation_and_prometheus_gates_are_shown() {
+        let mut r = shop();
+        r["state"] = json!("awaiting_confirmation");
+        r["hooks"] = json!({ "confirm_step": "http://release-bot:8000/confirm", "events": "http://release-bot:8000/events", "events_waiting": 3 });
+        r["confirmation"] = json!({ "step": 3, "asks": 2, "last_asked": "2024-05-01T10:11:58.000Z", "last_asked_ms": 1_714_558_318_000_u64, "answer": "HTTP 403", "confirmed": false });
+        r["last_evaluation"]["prometheus"] = json!([
+            { "gate": "checkout-errors", "query": "sum(rate(checkout_failed_total[1m]))", "max": 0.5, "on_error": "pause",
+              "value": 0.25, "at": "2024-05-01T10:11:50.000Z", "fresh": true, "ok": true },
+            { "gate": "queue-lag", "query": "max(lag)", "min": 1.0, "on_error": "ignore",
+              "value": null, "error": "query \"max(lag)\": empty result (no series)", "at": "2024-05-01T10:11:50.000Z", "fresh": true, "ok": false }
+        ]);
+        let t = render(&r, NOW);
+        let skip = [
+            "canary_share",
+            "table_canary_share",
+            "file_canary_share",
+            "latency_percentile",
+            "last_asked_ms",
+            "confirmed",
+            "fresh",
+            "ok",
+            "on_error",
+        ];
+        assert_all_shown(&r, &t, &skip);
+        assert!(
+            t.contains("confirmation of step 3: asked 2 time(s), last "),
+            "{t}"
+        );
+        assert!(t.contains(": HTTP 403; the step waits"), "{t}");
+        assert!(
+            t.contains("events to http://release-bot:8000/events, 3 waiting"),
+            "{t}"
+        );
+        assert!(t.contains("error (on_error: ignore)"), "{t}");
     }
 
     #[test]

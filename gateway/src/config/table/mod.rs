@@ -20,6 +20,7 @@ pub mod model;
 pub mod overrides;
 pub mod pipeline;
 pub mod rollout;
+pub mod rollout_hooks;
 pub mod upstream_transport;
 pub mod validate;
 

@@ -3,6 +3,9 @@
 //! by `crate::rollout`.
 
 use super::model::RouteConfig;
+use super::rollout_hooks::{
+    validate_hooks, validate_prometheus, HooksConfig, PrometheusGateConfig,
+};
 use crate::config::error::Issue;
 use crate::config::range::{bounded, Bound, Bounded, Millis, Percent};
 use schemars::JsonSchema;
@@ -50,6 +53,10 @@ pub struct RolloutConfig {
     /// What a breached gate does: `rollback` (canary share to 0, state failed) or `pause`.
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// Webhooks: a confirmation before each automatic promotion, and every transition as an
+    /// event. Only the driver calls them in a fleet.
+    #[serde(default)]
+    pub hooks: HooksConfig,
 }
 
 /// `routes[i].rollout.gates`.
@@ -78,6 +85,11 @@ pub struct GatesConfig {
     /// Canary latency at the percentile over that of the route's other groups.
     #[serde(default)]
     pub max_latency_ratio: Option<f64>,
+    /// Instant queries against a Prometheus HTTP API, each evaluated every `interval_ms` and
+    /// compared with `max`/`min`; a breach does what any gate's does. Only the driver queries
+    /// in a fleet.
+    #[serde(default)]
+    pub prometheus: Vec<PrometheusGateConfig>,
 }
 
 /// What a breach does (the compiled plan's type).
@@ -136,6 +148,7 @@ pub fn validate_rollout(route: &RouteConfig, path: &str, issues: &mut Vec<Issue>
         }
     }
     validate_gates(&r.gates, &p("gates"), issues);
+    validate_hooks(&r.hooks, &p("hooks"), issues);
 }
 
 fn validate_gates(g: &GatesConfig, path: &str, issues: &mut Vec<Issue>) {
@@ -155,10 +168,15 @@ fn validate_gates(g: &GatesConfig, path: &str, issues: &mut Vec<Issue>) {
     if let Some(x) = g.max_latency_ratio {
         LATENCY_RATIO_BOUND.check(p("max_latency_ratio"), x, issues);
     }
-    if g.max_error_rate.is_none() && g.max_latency_ms.is_none() && g.max_latency_ratio.is_none() {
+    validate_prometheus(&g.prometheus, &p("prometheus"), issues);
+    if g.max_error_rate.is_none()
+        && g.max_latency_ms.is_none()
+        && g.max_latency_ratio.is_none()
+        && g.prometheus.is_empty()
+    {
         issues.push(Issue::new(
             path.to_string(),
-            "found no gate, expected at least one of max_error_rate, max_latency_ms, max_latency_ratio",
+            "found no gate, expected at least one of max_error_rate, max_latency_ms, max_latency_ratio, prometheus",
         ));
     }
 }

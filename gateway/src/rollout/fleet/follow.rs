@@ -4,6 +4,7 @@
 //! is away — a local change, as a rollback on such a gateway is.
 
 use super::super::controller::Controller;
+use super::super::controller_hooks::{new_moves, overlay_answer};
 use super::super::error::RolloutError;
 use super::super::judge::Evaluation;
 use super::super::plan::Plan;
@@ -65,6 +66,7 @@ impl Controller {
                 inner.states.insert(route.clone(), unwritten(plan));
             }
         }
+        self.expect_hooks(&inner.plans, plans);
         inner.plans = plans.clone();
         let routes: Vec<String> = inner.states.keys().cloned().collect();
         for r in &routes {
@@ -95,12 +97,19 @@ impl Controller {
                     .last_evaluation
                     .or_else(|| before.and_then(|b| b.last_evaluation.clone())),
             };
-            if changed && known {
+            if let (true, Some(b)) = (changed, before) {
                 log_followed(&now);
+                now.unannounced = new_moves(b, &now);
             }
+            overlay_answer(&inner.answers, route, &mut now);
             inner.states.insert(route.clone(), now);
             self.show(&inner, route, changed && known);
         }
+        inner.answers.retain(|route, a| {
+            (states.get(route))
+                .is_some_and(|s| s.confirmation.as_ref().is_some_and(|c| c.step == a.step))
+        });
+        self.announce(&mut inner);
     }
 
     /// A state this gateway just wrote (a control made here), shown before the next round
@@ -118,8 +127,12 @@ impl Controller {
             .and_then(|s| s.last_evaluation.clone());
         let mut state = state;
         state.last_evaluation = state.last_evaluation.or(last);
+        if let Some(b) = inner.states.get(&route) {
+            state.unannounced = new_moves(b, &state);
+        }
         inner.states.insert(route.clone(), state);
         self.show(&inner, &route, true);
+        self.announce(&mut inner);
     }
 
     /// Takes `route`'s canary to 0 on this gateway alone (its own window breached a gate while

@@ -6,6 +6,7 @@
 use super::super::judge::{judge, Evaluation};
 use super::super::machine::{next, Next};
 use super::super::plan::{OnFailure, Plan};
+use super::super::prometheus::verdict::PromVerdict;
 use super::super::state::{MovedBy, Phase, RolloutState};
 use super::record::StepRecord;
 use super::sum::Sum;
@@ -30,10 +31,7 @@ pub struct Mover {
 
 /// The phases whose gates are judged (and whose figures are published).
 pub fn judged(phase: Phase) -> bool {
-    matches!(
-        phase,
-        Phase::Progressing | Phase::WaitingForTraffic | Phase::AwaitingApproval
-    )
+    phase.is_judged()
 }
 
 /// Carries out `n` on the state `s` of `plan`'s rollout at `now_ms`.
@@ -99,12 +97,14 @@ pub fn drive(
     missing: &[String],
     who: &Mover,
     now_ms: u64,
+    prometheus: Vec<PromVerdict>,
 ) -> (Option<Evaluation>, Option<Written>) {
     let s = match state {
         Some(s) if s.fingerprint == plan.fingerprint => s,
         _ => return (None, Some(start(plan, now_ms))),
     };
-    let e = judge(&plan.gates, &sum.figures, plan.canary);
+    let mut e = judge(&plan.gates, &sum.figures, plan.canary);
+    e.prometheus = prometheus;
     let mut n = next(plan, s, &e, now_ms);
     let promotes = match &n {
         Some(Next::Apply(step, ..)) => *step > s.step,
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn a_new_or_replanned_rollout_starts_pending() {
         let p = plan();
-        let (e, w) = drive(&p, None, &Sum::default(), &[], &driver(), 5);
+        let (e, w) = drive(&p, None, &Sum::default(), &[], &driver(), 5, vec![]);
         assert!(e.is_none());
         let w = w.expect("a start");
         assert_eq!(
@@ -232,7 +232,7 @@ mod tests {
         );
         let mut old = at(Phase::Succeeded, 3);
         old.fingerprint = "p0".into();
-        let (_, w) = drive(&p, Some(&old), &Sum::default(), &[], &driver(), 5);
+        let (_, w) = drive(&p, Some(&old), &Sum::default(), &[], &driver(), 5, vec![]);
         assert_eq!(w.map(|w| w.state.state), Some(Phase::Pending));
     }
 
@@ -253,6 +253,7 @@ mod tests {
             &[],
             &driver(),
             11_000,
+            vec![],
         );
         assert!(e.is_some_and(|e| e.enough_traffic));
         let w = w.expect("a step");
@@ -273,6 +274,7 @@ mod tests {
             &[],
             &driver(),
             99_000,
+            vec![],
         );
         assert_eq!(
             w.map(|w| (w.state.state, w.step.is_none())),
@@ -293,6 +295,7 @@ mod tests {
             &missing,
             &driver(),
             99_000,
+            vec![],
         );
         assert!(w.is_none());
         let failing = [window("gw1", (40, 20), false)];
@@ -303,6 +306,7 @@ mod tests {
             &missing,
             &driver(),
             10_100,
+            vec![],
         );
         assert_eq!(w.map(|w| w.state.state), Some(Phase::Failed));
     }
@@ -319,6 +323,7 @@ mod tests {
             &[],
             &driver(),
             10_500,
+            vec![],
         );
         let w = w.expect("an abort");
         assert_eq!(w.state.state, Phase::Failed);
@@ -331,6 +336,7 @@ mod tests {
             &[],
             &driver(),
             99_000,
+            vec![],
         );
         let w = w.expect("a pause");
         assert_eq!((w.state.state, w.step.is_none()), (Phase::Paused, true));

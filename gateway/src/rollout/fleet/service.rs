@@ -272,10 +272,28 @@ impl FleetService {
                 identity: None,
                 client: None,
             };
-            let (e, written) = moves::drive(plan, state.as_ref(), &fleet, &missing, &who, now_ms);
+            // Only the driver queries Prometheus and asks `confirm_step`: its readings and
+            // answers join the fleet's state here.
+            let prometheus = self.controller.prometheus_verdicts(plan, started);
+            let mut state = state;
+            if let Some(s) = state.as_mut() {
+                self.controller.with_answer(route, s);
+            }
+            let (e, written) = moves::drive(
+                plan,
+                state.as_ref(),
+                &fleet,
+                &missing,
+                &who,
+                now_ms,
+                prometheus,
+            );
             if let (Some(e), Some(s)) = (&e, &current) {
-                if let (Some(v), true) = (e.breach(), moves::judged(s.state)) {
-                    self.controller.gauges.breach(route, &v.gate);
+                if let (Some((gate, why)), true) = (e.failure(), moves::judged(s.state)) {
+                    self.controller.gauges.breach(route, &gate);
+                    if s.step > 0 && written.is_some() {
+                        self.controller.announce_breach(plan, s, &gate, &why);
+                    }
                 }
             }
             if let Some(w) = written {
