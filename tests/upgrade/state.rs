@@ -1,7 +1,8 @@
 //! The state an upgrade hands over, end to end: counters that never go back in a scrape and add
 //! up to the requests sent; an ejected target still ejected (and sent nothing) after the
 //! upgrade; a DNS name the new process cannot resolve served with the old process's addresses;
-//! a state that cannot be read: the new process starts fresh, and serves.
+//! a state that cannot be read: the new process starts fresh, and serves; rollout events not
+//! delivered yet (their receiver down) delivered by the new process, their sequence going on.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -272,6 +273,53 @@ async fn a_breaching_canary_still_aborts_right_after_the_upgrade() {
         r["last_evaluation"]
     );
     assert!(failed, "{r:#}\n{}", gw.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollout_events_waiting_for_a_receiver_that_is_down_are_delivered_by_the_new_process() {
+    // The receiver's address, then the receiver gone: every event waits.
+    let addr = dyegate_suite::webhook::Webhook::start().addr();
+    let fields = format!(
+        "steps: [50, 100], step_ms: 600000, gates: {{ window_ms: 60000, min_requests: 20, max_error_rate: 0.5 }}, hooks: {{ events: {{ url: \"http://{addr}/events\" }} }}"
+    );
+    let (gw, rollout, _upstreams) = dyegate_suite::rollout::upgradable_at_step_1(&fields).await;
+    let (code, body) = gw.gateway().admin_post("/rollouts/shop/pause", None).await;
+    assert_eq!(code, StatusCode::OK, "{body:#}");
+    let waiting = |r: &serde_json::Value| r["hooks"]["events_waiting"].as_u64().unwrap_or(0);
+    let before = dyegate_suite::poll_until(
+        Duration::from_secs(10),
+        || rollout.status(),
+        |r| r["state"] == "paused" && waiting(r) >= 3,
+    )
+    .await
+    .unwrap_or_else(|r| panic!("started, step 1 and paused should wait: {r:#}"));
+    let carried = waiting(&before);
+    gw.upgrade_ok().await;
+    // The new process holds them, and moves the rollout on: one more event.
+    let after = rollout.status().await;
+    assert_eq!(waiting(&after), carried, "{after:#}\n{}", gw.logs());
+    let (code, body) = gw.gateway().admin_post("/rollouts/shop/resume", None).await;
+    assert_eq!(code, StatusCode::OK, "{body:#}");
+    let hook = dyegate_suite::webhook::Webhook::start_on(addr).expect("the receiver back");
+    let total = carried as usize + 1;
+    let received = dyegate_suite::poll_until(
+        Duration::from_secs(20),
+        || async { hook.received() },
+        |r| r.len() >= total,
+    )
+    .await
+    .unwrap_or_else(|r| panic!("{} of {total} events: {}", r.len(), gw.logs()));
+    let events: Vec<serde_json::Value> = received.iter().map(|r| r.json()).collect();
+    let sequence: Vec<String> = (events.iter())
+        .map(|e| e["sequence"].as_str().unwrap_or("?").to_string())
+        .collect();
+    let want: Vec<String> = (1..=total).map(|i| i.to_string()).collect();
+    assert_eq!(sequence, want, "none lost, none twice, in order: {events:#?}");
+    let kinds: Vec<&str> = (events.iter())
+        .map(|e| e["type"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(kinds.last(), Some(&"dev.dyegate.rollout.resumed"), "{kinds:?}");
+    assert!(kinds.contains(&"dev.dyegate.rollout.paused"), "{kinds:?}");
 }
 
 /// `2026-12-07T17:45:03.805Z` as milliseconds since the epoch.

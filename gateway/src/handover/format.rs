@@ -5,6 +5,7 @@
 
 use super::counters::Counters;
 use crate::health::TargetRecord;
+use crate::rollout::hooks::outbox::QueueRecord;
 use crate::telemetry::window::SecondRecord;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
@@ -46,6 +47,9 @@ pub struct State {
     /// The rollouts' windows: (route, group, its last seconds).
     #[serde(default)]
     pub windows: Vec<(String, String, Vec<SecondRecord>)>,
+    /// The rollout events not delivered yet, per route, with each route's event count.
+    #[serde(default)]
+    pub events: Vec<QueueRecord>,
 }
 
 /// What the old process counted after it wrote its state (requests it still answered while it

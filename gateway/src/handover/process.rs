@@ -138,6 +138,7 @@ impl Handover {
             health: registry.map(|r| r.export()).unwrap_or_default(),
             dns: self.parts.dns.export(),
             windows: self.windows(),
+            events: self.parts.rollouts.outbox().hand_over(),
         }
     }
 
@@ -164,12 +165,13 @@ impl Handover {
         *lock(&self.written) = Some(own);
         match file::write(&self.state_dir, &state) {
             Ok(()) => info!(
-                "handover: state written for the next process (generation {}, {} counter families, {} targets, {} DNS names, {} rollout windows)",
+                "handover: state written for the next process (generation {}, {} counter families, {} targets, {} DNS names, {} rollout windows, {} rollout events waiting)",
                 state.lineage.generation + 1,
                 state.counters.families.len(),
                 state.health.len(),
                 state.dns.len(),
-                state.windows.len()
+                state.windows.len(),
+                (state.events.iter()).map(|q| q.events.len()).sum::<usize>()
             ),
             Err(e) => {
                 warn!("handover: cannot write the state ({e}); the next process starts fresh")
@@ -255,6 +257,7 @@ impl Handover {
                 .rollout_window(route, group)
                 .restore(seconds);
         }
+        self.parts.rollouts.outbox().take_over(&state.events);
         let passed = unix_ms().saturating_sub(state.written_unix_ms);
         lock(&self.health).taken = Some((state.health.clone(), passed));
         info!(

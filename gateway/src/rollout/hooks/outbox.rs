@@ -1,11 +1,15 @@
 //! The events waiting for the events hook: one bounded queue per route, delivered in order
 //! (the service sends a route's oldest event until it is taken, then the next). A full queue
-//! drops its oldest event (counted), never blocks the rollout that adds one.
+//! drops its oldest event (counted), never blocks the rollout that adds one. A binary upgrade
+//! hands the queues to the next process ([`Outbox::hand_over`], [`Outbox::take_over`]): the
+//! events waiting are delivered by it, and each route's sequence goes on.
 
 use super::metrics::{Hook, HookMetrics, Outcome};
 use super::HookUrl;
 use std::collections::{BTreeMap, VecDeque};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,8 +32,30 @@ struct Queue {
     waiting: VecDeque<Pending>,
 }
 
+/// A route's queue as handed to the next process: the events not taken yet, oldest first, and
+/// the route's event count.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct QueueRecord {
+    pub route: String,
+    pub last_seq: u64,
+    pub events: Vec<EventRecord>,
+}
+
+/// One event waiting, as handed over (its body is the JSON envelope, sent as it is).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventRecord {
+    pub seq: u64,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    pub body: String,
+}
+
 pub struct Outbox {
     queues: Mutex<BTreeMap<String, Queue>>,
+    /// Set once the queues went to the next process: this one delivers nothing more (an event
+    /// is never sent by two processes at once).
+    handed_over: AtomicBool,
     /// Woken by every event added.
     pub added: tokio::sync::Notify,
     metrics: HookMetrics,
@@ -39,6 +65,7 @@ impl Outbox {
     pub fn new(metrics: HookMetrics) -> Outbox {
         Outbox {
             queues: Mutex::new(BTreeMap::new()),
+            handed_over: AtomicBool::new(false),
             added: tokio::sync::Notify::new(),
             metrics,
         }
@@ -93,8 +120,11 @@ impl Outbox {
         }
     }
 
-    /// The routes with events waiting.
+    /// The routes with events waiting (none once the queues were handed over).
     pub fn routes(&self) -> Vec<String> {
+        if self.handed_over.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         (self.lock().iter())
             .filter(|(_, q)| !q.waiting.is_empty())
             .map(|(r, _)| r.clone())
@@ -103,6 +133,68 @@ impl Outbox {
 
     pub fn waiting(&self, route: &str) -> usize {
         self.lock().get(route).map_or(0, |q| q.waiting.len())
+    }
+
+    /// Every route's queue, for the next process (a binary upgrade, or the old binary again on
+    /// a revert); from now on this process delivers nothing. An event being sent at this moment
+    /// is handed over too: the next process may send it again (same `id` and `sequence`).
+    pub fn hand_over(&self) -> Vec<QueueRecord> {
+        let queues = self.lock();
+        self.handed_over.store(true, Ordering::Release);
+        (queues.iter())
+            .map(|(route, q)| QueueRecord {
+                route: route.clone(),
+                last_seq: q.last_seq,
+                events: (q.waiting.iter())
+                    .map(|p| EventRecord {
+                        seq: p.seq,
+                        url: p.url.as_str().to_string(),
+                        secret_file: p.secret_file.clone(),
+                        body: String::from_utf8_lossy(&p.body).into_owned(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Takes the queues the previous process handed over, before this one adds an event: their
+    /// events are delivered first, and each route's count goes on from theirs. An event whose
+    /// URL does not parse any more is dropped (counted).
+    pub fn take_over(&self, records: &[QueueRecord]) {
+        let mut dropped = Vec::new();
+        {
+            let mut queues = self.lock();
+            for r in records {
+                let q = queues.entry(r.route.clone()).or_default();
+                let mine = std::mem::take(&mut q.waiting);
+                for e in &r.events {
+                    match HookUrl::parse(&e.url) {
+                        Ok(url) => q.waiting.push_back(Pending {
+                            seq: e.seq,
+                            url,
+                            secret_file: e.secret_file.clone(),
+                            body: e.body.as_bytes().into(),
+                        }),
+                        Err(_) => dropped.push(r.route.clone()),
+                    }
+                }
+                // Events of this process (none, before it serves) come after, renumbered.
+                let carried = r.last_seq.max(q.last_seq);
+                q.last_seq = carried;
+                for mut p in mine {
+                    q.last_seq += 1;
+                    p.seq = q.last_seq;
+                    q.waiting.push_back(p);
+                }
+                let over = q.waiting.len().saturating_sub(QUEUE);
+                q.waiting.drain(..over);
+                dropped.extend(std::iter::repeat_n(r.route.clone(), over));
+            }
+        }
+        for route in dropped {
+            self.metrics.count(&route, Hook::Events, Outcome::Dropped);
+        }
+        self.added.notify_one();
     }
 }
 
@@ -138,6 +230,33 @@ mod tests {
         assert_eq!(o.front("shop").map(|p| p.seq), Some(5));
         assert_eq!(o.front("api").map(|p| p.seq), Some(1));
         assert_eq!(o.routes(), vec!["api".to_string(), "shop".to_string()]);
+    }
+
+    #[test]
+    fn queues_handed_over_are_delivered_first_and_the_sequence_goes_on() {
+        let old = outbox();
+        let url = HookUrl::parse("http://127.0.0.1:1/e").expect("url");
+        for _ in 0..3 {
+            old.push("shop", &url, None, |seq| format!("{{\"seq\":{seq}}}").into_bytes());
+        }
+        old.done("shop", 1);
+        let records = old.hand_over();
+        assert!(old.routes().is_empty(), "the old process delivers nothing more");
+        // Through the handover file's JSON and back.
+        let text = serde_json::to_string(&records).expect("json");
+        let records: Vec<QueueRecord> = serde_json::from_str(&text).expect("json");
+
+        let new = outbox();
+        new.take_over(&records);
+        assert_eq!(new.routes(), vec!["shop".to_string()]);
+        let first = new.front("shop").expect("event");
+        assert_eq!((first.seq, &*first.body), (2, &b"{\"seq\":2}"[..]));
+        assert_eq!(first.url.as_str(), "http://127.0.0.1:1/e");
+        assert_eq!(new.waiting("shop"), 2);
+        new.push("shop", &url, None, |seq| seq.to_string().into_bytes());
+        new.done("shop", 2);
+        new.done("shop", 3);
+        assert_eq!(new.front("shop").map(|p| p.seq), Some(4), "the count went on");
     }
 
     #[test]
