@@ -106,8 +106,12 @@ impl Outbox {
         self.added.notify_one();
     }
 
-    /// `route`'s oldest waiting event.
+    /// `route`'s oldest waiting event (none once the queues were handed over: a send under way
+    /// is not tried again).
     pub fn front(&self, route: &str) -> Option<Pending> {
+        if self.handed_over.load(Ordering::Acquire) {
+            return None;
+        }
         self.lock().get(route)?.waiting.front().cloned()
     }
 
@@ -242,6 +246,7 @@ mod tests {
         old.done("shop", 1);
         let records = old.hand_over();
         assert!(old.routes().is_empty(), "the old process delivers nothing more");
+        assert!(old.front("shop").is_none(), "nor tries a send again");
         // Through the handover file's JSON and back.
         let text = serde_json::to_string(&records).expect("json");
         let records: Vec<QueueRecord> = serde_json::from_str(&text).expect("json");
