@@ -150,8 +150,7 @@ async fn a_failing_canary_is_taken_to_0_on_every_gateway_by_one_revision() {
     // gateway can publish its window of the new step before its first canary answer).
     let summed = |r: &Value| {
         (r["fleet"]["windows"].as_array()).is_some_and(|parts| {
-            parts.len() == 3
-                && (parts.iter()).all(|p| p["canary_requests"].as_u64() > Some(0))
+            parts.len() == 3 && (parts.iter()).all(|p| p["canary_requests"].as_u64() > Some(0))
         })
     };
     fleet

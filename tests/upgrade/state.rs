@@ -316,7 +316,10 @@ async fn rollout_events_waiting_for_a_receiver_that_is_down_are_delivered_by_the
         .map(|e| e["sequence"].as_str().unwrap_or("?").to_string())
         .collect();
     let want: Vec<String> = (1..=events.len()).map(|i| i.to_string()).collect();
-    assert_eq!(sequence, want, "none lost, none twice, in order: {events:#?}");
+    assert_eq!(
+        sequence, want,
+        "none lost, none twice, in order: {events:#?}"
+    );
     let kind = |e: &serde_json::Value| e["type"].as_str().unwrap_or("?").to_string();
     let carried = carried as usize;
     assert_eq!(kind(&events[carried - 1]), "dev.dyegate.rollout.paused");
@@ -325,7 +328,9 @@ async fn rollout_events_waiting_for_a_receiver_that_is_down_are_delivered_by_the
     // by the new one.
     let process = |e: &serde_json::Value| {
         let id = e["id"].as_str().unwrap_or("");
-        id.rsplit_once('-').map(|(p, _)| p.to_string()).unwrap_or_default()
+        id.rsplit_once('-')
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default()
     };
     let old: Vec<String> = events[..carried].iter().map(process).collect();
     let new = process(&events[carried]);

@@ -285,10 +285,7 @@ mod tests {
                 after: s(0.3)
             })
         );
-        assert_eq!(
-            reason(v),
-            "new process 8 exited 300.0ms after the handover"
-        );
+        assert_eq!(reason(v), "new process 8 exited 300.0ms after the handover");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 
 use super::metrics::{Hook, HookMetrics, Outcome};
 use super::HookUrl;
-use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -241,11 +241,16 @@ mod tests {
         let old = outbox();
         let url = HookUrl::parse("http://127.0.0.1:1/e").expect("url");
         for _ in 0..3 {
-            old.push("shop", &url, None, |seq| format!("{{\"seq\":{seq}}}").into_bytes());
+            old.push("shop", &url, None, |seq| {
+                format!("{{\"seq\":{seq}}}").into_bytes()
+            });
         }
         old.done("shop", 1);
         let records = old.hand_over();
-        assert!(old.routes().is_empty(), "the old process delivers nothing more");
+        assert!(
+            old.routes().is_empty(),
+            "the old process delivers nothing more"
+        );
         assert!(old.front("shop").is_none(), "nor tries a send again");
         // Through the handover file's JSON and back.
         let text = serde_json::to_string(&records).expect("json");
@@ -261,7 +266,11 @@ mod tests {
         new.push("shop", &url, None, |seq| seq.to_string().into_bytes());
         new.done("shop", 2);
         new.done("shop", 3);
-        assert_eq!(new.front("shop").map(|p| p.seq), Some(4), "the count went on");
+        assert_eq!(
+            new.front("shop").map(|p| p.seq),
+            Some(4),
+            "the count went on"
+        );
     }
 
     #[test]
