@@ -275,6 +275,7 @@ async fn a_receiver_down_while_transitions_happen_gets_them_all_when_it_is_back(
     .await
     .unwrap_or_else(|n| panic!("{n} events"));
     let before = hook.received();
+    let down = Instant::now();
     drop(hook);
     // Down while the rollout moves on to its end.
     let r = wait_rollout(&gw, Duration::from_secs(40), "success", |r| {
@@ -282,6 +283,24 @@ async fn a_receiver_down_while_transitions_happen_gets_them_all_when_it_is_back(
     })
     .await;
     let samples = traffic.stop().await;
+    let (up, gone): (Vec<_>, Vec<_>) = samples.iter().partition(|s| s.at < down);
+    let ms = |of: &[&dyegate_suite::traffic::Sample], q: f64| {
+        let mut t: Vec<Duration> = of.iter().map(|s| s.took).collect();
+        t.sort();
+        t.get(((t.len() as f64 * q) as usize).min(t.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    // A figure, not a check (timing on a shared box): the proxy's latency while the receiver
+    // answered and while it was down with events waiting.
+    eprintln!(
+        "proxy latency, receiver up: {} requests, p50 {:.2} ms, p99 {:.2} ms; receiver down: {} requests, p50 {:.2} ms, p99 {:.2} ms",
+        up.len(),
+        ms(&up, 0.5),
+        ms(&up, 0.99),
+        gone.len(),
+        ms(&gone, 0.5),
+        ms(&gone, 0.99)
+    );
     let waiting = r["hooks"]["events_waiting"].as_u64().unwrap_or(0);
     assert!(waiting >= 2, "the moves made while it was down wait: {r:#}");
     let back = Webhook::start_on(addr).expect("the receiver back on its address");

@@ -23,6 +23,8 @@ pub struct Sample {
     pub status: u16,
     /// `x-upstream`, or empty.
     pub upstream: String,
+    /// From sending the request to its answer (on a connection already open, or a new one).
+    pub took: Duration,
 }
 
 pub struct Traffic {
@@ -61,6 +63,7 @@ impl Traffic {
                             Ok(resp) => {
                                 lock(&samples).push(Sample {
                                     at: Instant::now(),
+                                    took: started.elapsed(),
                                     status: resp.status.as_u16(),
                                     upstream: resp.upstream().unwrap_or_default().to_string(),
                                 });
