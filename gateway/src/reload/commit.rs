@@ -114,6 +114,8 @@ impl Reloader {
                 .then_some(version_id::of(&current)),
             trigger: report.trigger.clone(),
             overrides: candidate.overrides,
+            identity: report.identity.clone(),
+            client: report.client.clone(),
         };
         let compiled = Compiled {
             table,

@@ -48,9 +48,11 @@ pub struct Controller {
     store: Store,
     metrics: Arc<Metrics>,
     pub(super) gauges: RolloutMetrics,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
     /// `Some` on a gateway that follows etcd: the rollouts are the fleet's.
     fleet: Option<Arc<FleetView>>,
+    /// The last 15 minutes of each rollout, for the live view ([`super::series`]).
+    pub(super) series: Mutex<BTreeMap<String, super::series::Series>>,
 }
 
 impl Controller {
@@ -78,6 +80,7 @@ impl Controller {
             metrics,
             clock,
             fleet: None,
+            series: Mutex::default(),
         })
     }
 
@@ -99,6 +102,7 @@ impl Controller {
             metrics,
             clock: Arc::new(SystemClock),
             fleet: Some(view),
+            series: Mutex::default(),
         })
     }
 
