@@ -72,18 +72,29 @@ def open_view(driver, view):
     wait(driver, lambda d: d.execute_script("return document.body.dataset.rendered") == view, "view " + view)
 
 
+def texts(driver, selector):
+    """The text of every element `selector` finds, read in one go (views are drawn again every
+    second: an element found in one call may be gone by the next)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map((e) => e.textContent);", selector
+    )
+
+
 def shot(driver, name):
     os.makedirs(ARGS["shots"], exist_ok=True)
     driver.save_screenshot(os.path.join(ARGS["shots"], name + ".png"))
 
 
 def requests_seen(driver):
-    """Every URL the page asked for, from the performance log (Network events)."""
+    """Every URL the browser asked the network for, from the performance log (Network events);
+    the browser's own pages (chrome://) and inline data (data:) are not network requests."""
     urls = []
     for entry in driver.get_log("performance"):
         msg = json.loads(entry["message"])["message"]
         if msg.get("method") == "Network.requestWillBeSent":
-            urls.append(msg["params"]["request"]["url"])
+            url = msg["params"]["request"]["url"]
+            if url.split(":", 1)[0] in ("http", "https", "ws", "wss", "ftp"):
+                urls.append(url)
     return urls
 
 
@@ -100,17 +111,23 @@ def alert_open(driver):
 
 
 def panel_figures(driver, route):
-    p = panel(driver, route)
-    field = lambda f: p.find_element(By.CSS_SELECTOR, '[data-field="%s"]' % f).text
-    gates = []
-    for row in p.find_elements(By.CSS_SELECTOR, "table.gates tbody tr"):
-        cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
-        gates.append({"gate": cells[0], "value": cells[1], "limit": cells[2], "verdict": cells[3]})
-    judged = None
-    for dt in p.find_elements(By.CSS_SELECTOR, "dl dt"):
-        if dt.text == "judged at":
-            judged = dt.find_element(By.XPATH, "following-sibling::dd[1]").text
-    return {"state": field("state"), "step": field("step"), "gates": gates, "judged_at": judged}
+    """The panel's state, step, gates and judgement time, read in one go in the page (the panel
+    is drawn again every second)."""
+    return driver.execute_script(
+        """
+        const p = [...document.querySelectorAll('.rollout')].find((e) => e.dataset.route === arguments[0]);
+        if (!p) return null;
+        const field = (f) => { const e = p.querySelector('[data-field="' + f + '"]'); return e ? e.textContent : null; };
+        const gates = [...p.querySelectorAll('table.gates tbody tr')].map((row) => {
+          const c = [...row.querySelectorAll('td')].map((td) => td.textContent);
+          return { gate: c[0], value: c[1], limit: c[2], verdict: c[3] };
+        });
+        let judged = null;
+        for (const dt of p.querySelectorAll('dl dt')) if (dt.textContent === 'judged at') judged = dt.nextElementSibling.textContent;
+        return { state: field('state'), step: field('step'), gates, judged_at: judged };
+        """,
+        route,
+    )
 
 
 def api_figures(answer):
@@ -132,9 +149,13 @@ def same_judgement(driver, route, token=None):
         page = panel_figures(d, route)
         _, answer = api("GET", "/rollouts/" + route, token)
         found["page"], found["api"] = page, api_figures(answer)
-        return page["judged_at"] and page["judged_at"] == found["api"]["judged_at"] and page["gates"]
+        return page and page["judged_at"] and page["judged_at"] == found["api"]["judged_at"] and page["gates"]
 
-    wait(driver, check, "the panel showing the judgement the API gives")
+    try:
+        wait(driver, check, "the panel showing the judgement the API gives")
+    except Exception:
+        shot(driver, "failed-judgement")
+        raise AssertionError("the panel never showed the API's judgement; last: %s" % json.dumps(found))
     return found
 
 
@@ -149,11 +170,12 @@ def open_mode():
 
         open_view(d, "routes")
         xss = ARGS["xss_route"]
-        names = [e.text for e in d.find_elements(By.CSS_SELECTOR, ".route .route-name")]
+        names = texts(d, ".route .route-name")
         out["route_names"] = names
         out["img_elements"] = len(d.find_elements(By.TAG_NAME, "img"))
-        wait(d, lambda d: "%" in d.find_element(By.CSS_SELECTOR, '.route[data-route="shop"] table.split').text, "realised share")
-        out["shop_split"] = d.find_element(By.CSS_SELECTOR, '.route[data-route="shop"] table.split').text
+        split = '.route[data-route="shop"] table.split'
+        wait(d, lambda d: "%" in "".join(texts(d, split)), "realised share")
+        out["shop_split"] = texts(d, split)[0]
         out["xss_alert"] = alert_open(d)
         out["xss_shown_as_text"] = xss in names
         shot(d, "routes")
@@ -180,7 +202,7 @@ def open_mode():
 
         # Pause: no confirmation; the API says paused.
         panel(d, "shop").find_element(By.CSS_SELECTOR, 'button[data-action="pause"]').click()
-        wait(d, lambda d: panel_figures(d, "shop")["state"] == "paused", "paused on the page")
+        wait(d, lambda d: (panel_figures(d, "shop") or {}).get("state") == "paused", "paused on the page")
         out["state_after_pause"] = api("GET", "/rollouts/shop")[1]["state"]
 
         open_view(d, "versions")

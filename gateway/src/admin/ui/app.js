@@ -21,7 +21,7 @@ function el(tag, attrs, ...children) {
     else if (k === 'on') for (const [ev, f] of Object.entries(v)) e.addEventListener(ev, f);
     else e.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined) continue;
     e.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -35,7 +35,7 @@ function svg(tag, attrs, ...children) {
     if (k === 'text') e.textContent = String(v);
     else e.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) if (c) e.appendChild(c);
+  for (const c of children.flat(Infinity)) if (c) e.appendChild(c);
   return e;
 }
 
@@ -175,7 +175,10 @@ function stop() {
 async function refresh() {
   stop();
   const render = VIEWS[state.view];
-  if (!render) return;
+  if (!render) {
+    document.body.dataset.rendered = state.view; // a form: nothing to read
+    return;
+  }
   const view = state.view;
   try {
     await render($('view-' + view));
