@@ -31,7 +31,11 @@ fn routes(stable: &FaultyUpstream, canary: &FaultyUpstream) -> String {
     for i in 0..ROLLOUTS {
         // The first route takes the traffic (no matcher); the others match a prefix nobody
         // sends, their series are sampled all the same.
-        let m = if i == 0 { String::new() } else { format!("    match: {{ path_prefix: /r{i} }}\n") };
+        let m = if i == 0 {
+            String::new()
+        } else {
+            format!("    match: {{ path_prefix: /r{i} }}\n")
+        };
         text += &format!(
             "  - name: r{i}\n{m}    split:\n      - {{ upstream: stable, weight: 100 }}\n      - {{ upstream: canary, weight: 0 }}\n    rollout: {{ canary: canary, steps: [10, 50, 100], step_ms: 600000, gates: {{ window_ms: 5000, min_requests: 5, max_error_rate: 0.5, max_latency_ms: 2000 }} }}\n"
         );
@@ -97,7 +101,10 @@ async fn admin_latency_with_and_without_the_page_and_series_size() {
         "load: {served} proxied requests in {:?} (2 clients, one request every 10 ms each), GET /status every 20 ms",
         PHASE * 2
     );
-    for (name, v) in [("without the page", &without), ("page refreshing every second", &with)] {
+    for (name, v) in [
+        ("without the page", &without),
+        ("page refreshing every second", &with),
+    ] {
         println!(
             "{name}: {} probes, p50 {:?}, p99 {:?}, max {:?}",
             v.len(),
@@ -106,7 +113,10 @@ async fn admin_latency_with_and_without_the_page_and_series_size() {
             v[v.len() - 1]
         );
     }
-    println!("the page read {page_bytes} bytes of JSON in {PHASE:?} ({} rollouts)", ROLLOUTS);
+    println!(
+        "the page read {page_bytes} bytes of JSON in {PHASE:?} ({} rollouts)",
+        ROLLOUTS
+    );
     println!(
         "series: {points} points after {:?}; in memory {} bytes a point, {} points at most: {} bytes per rollout; {} bytes per (route, group) pair of traffic samples",
         PHASE * 2,

@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use dyegate_suite::gateway::workspace_root;
 use dyegate_suite::rollout::{upstreams, wait_rollout};
 use dyegate_suite::tools::toolbox_dir;
 use dyegate_suite::traffic::Traffic;
 use dyegate_suite::upstream::FaultyUpstream;
-use dyegate_suite::gateway::workspace_root;
 use dyegate_suite::{Dyegate, GatewayConfig, Req};
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -124,7 +124,8 @@ async fn the_page_shows_the_rollout_pauses_it_and_is_safe_across_sites() {
     assert_eq!(seen["state_after_cancelled_abort"], "progressing");
     assert_eq!(seen["state_after_pause"], "paused", "{seen:#}");
     assert!(
-        gw.logs().contains("admin: POST /rollouts/shop/pause by anonymous"),
+        gw.logs()
+            .contains("admin: POST /rollouts/shop/pause by anonymous"),
         "{}",
         gw.logs()
     );
@@ -134,12 +135,18 @@ async fn the_page_shows_the_rollout_pauses_it_and_is_safe_across_sites() {
     assert_eq!(seen["xss_alert"], false);
     assert_eq!(seen["img_elements"], 0);
     assert!(
-        seen["shop_split"].as_str().unwrap_or_default().contains('%'),
+        seen["shop_split"]
+            .as_str()
+            .unwrap_or_default()
+            .contains('%'),
         "{seen:#}"
     );
 
     // Usable at phone width: nothing wider than the screen.
-    assert!(seen["phone_scroll_width"].as_u64().unwrap_or(9999) <= 390, "{seen:#}");
+    assert!(
+        seen["phone_scroll_width"].as_u64().unwrap_or(9999) <= 390,
+        "{seen:#}"
+    );
 
     // Versions with a diff.
     assert!(seen["versions"].as_u64().unwrap_or(0) >= 1, "{seen:#}");
@@ -160,7 +167,11 @@ async fn the_page_shows_the_rollout_pauses_it_and_is_safe_across_sites() {
     );
     assert_eq!(x["state_after_foreign_origin"], "paused");
     assert_eq!(api["state"], "paused");
-    assert!(gw.logs().contains("refused: foreign_origin"), "{}", gw.logs());
+    assert!(
+        gw.logs().contains("refused: foreign_origin"),
+        "{}",
+        gw.logs()
+    );
 
     // The CLI sends no Origin and still works.
     let out = gw.config().cli(&["rollout", "resume", "shop"]);
@@ -171,7 +182,9 @@ async fn the_page_shows_the_rollout_pauses_it_and_is_safe_across_sites() {
         let answer = seen["explain_answer"].as_str().unwrap_or_default();
         assert!(answer.contains("shop"), "explain answer: {answer}");
     } else {
-        eprintln!("skipped: the Explain view's check (this gateway does not answer POST /explain yet)");
+        eprintln!(
+            "skipped: the Explain view's check (this gateway does not answer POST /explain yet)"
+        );
     }
 }
 
@@ -197,7 +210,10 @@ async fn with_tokens_the_page_asks_for_one_and_a_reader_cannot_change_anything()
     assert_eq!(before["app_shown"], false, "{seen:#}");
     assert_eq!(before["tabs_shown"], false, "{seen:#}");
     let text = before["text"].as_str().unwrap_or_default();
-    assert!(!text.contains("shop") && !text.contains("Rollouts"), "{text}");
+    assert!(
+        !text.contains("shop") && !text.contains("Rollouts"),
+        "{text}"
+    );
 
     assert_eq!(seen["who"], "reader (read)");
     let read = seen["read_buttons"].as_object().expect("buttons");

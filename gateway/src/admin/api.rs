@@ -124,7 +124,11 @@ impl AdminApi {
     /// A change a browser asks for from another site is refused (logged, 403).
     fn same_site(&self, session: &ServerSession) -> Result<(), (StatusCode, Value)> {
         let header = |name: &str| session.get_header(name).map(|v| v.as_bytes());
-        let authority = session.req_header().uri.authority().map(|a| a.as_str().as_bytes());
+        let authority = session
+            .req_header()
+            .uri
+            .authority()
+            .map(|a| a.as_str().as_bytes());
         let provenance = Provenance {
             origin: header(http::header::ORIGIN.as_str()),
             host: header(http::header::HOST.as_str()).or(authority),

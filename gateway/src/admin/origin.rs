@@ -122,7 +122,10 @@ mod tests {
     #[test]
     fn the_cli_sends_no_origin_and_passes() {
         assert_eq!(check(&post(None, "127.0.0.1:9901", false), true), Ok(()));
-        assert_eq!(check(&post(None, "admin.example:9901", false), false), Ok(()));
+        assert_eq!(
+            check(&post(None, "admin.example:9901", false), false),
+            Ok(())
+        );
     }
 
     #[test]

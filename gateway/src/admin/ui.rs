@@ -28,7 +28,11 @@ const FILES: [(&str, &str, &[u8]); 4] = [
         "text/css; charset=utf-8",
         include_bytes!("ui/style.css"),
     ),
-    ("/ui/icon.svg", "image/svg+xml", include_bytes!("ui/icon.svg")),
+    (
+        "/ui/icon.svg",
+        "image/svg+xml",
+        include_bytes!("ui/icon.svg"),
+    ),
 ];
 
 /// The answer to a request for the page's files, `None` for any other path.
@@ -38,7 +42,10 @@ pub fn answer(req: &RequestHeader) -> Option<Response<Vec<u8>>> {
         return None;
     }
     let builder = Response::builder()
-        .header(http::header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY)
+        .header(
+            http::header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        )
         .header(http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .header(http::header::X_FRAME_OPTIONS, "DENY")
         .header(http::header::REFERRER_POLICY, "no-referrer")
@@ -60,7 +67,11 @@ pub fn answer(req: &RequestHeader) -> Option<Response<Vec<u8>>> {
                 .body(Vec::new());
             return Some(answer.unwrap_or_else(|_| Response::new(Vec::new())));
         } else {
-            let path = if path == "/ui/index.html" { "/ui/" } else { path };
+            let path = if path == "/ui/index.html" {
+                "/ui/"
+            } else {
+                path
+            };
             match FILES.iter().find(|(p, _, _)| *p == path) {
                 Some((_, t, b)) => (StatusCode::OK, t, b),
                 None => (
@@ -94,7 +105,10 @@ mod tests {
         let h = page.headers();
         assert_eq!(h["content-security-policy"], CONTENT_SECURITY_POLICY);
         assert_eq!(h["x-content-type-options"], "nosniff");
-        assert_eq!(get("/ui/app.js").headers()["content-type"], "text/javascript; charset=utf-8");
+        assert_eq!(
+            get("/ui/app.js").headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(get("/ui/nope").status(), StatusCode::NOT_FOUND);
         assert_eq!(get("/ui").headers()["location"], "/ui/");
         let other = RequestHeader::build(Method::GET, b"/status", None).expect("request");
@@ -110,7 +124,13 @@ mod tests {
         assert!(!html.contains("http://") && !html.contains("https://"));
         let js = String::from_utf8_lossy(include_bytes!("ui/app.js"));
         // Text from the API goes through textContent, never through HTML parsing.
-        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+        ] {
             assert!(!js.contains(sink), "app.js uses {sink}");
         }
     }

@@ -141,7 +141,13 @@ mod tests {
         let mut t = Traffic::default();
         // 100 s of 9 stable and 1 canary request a second, then the canary takes half.
         for s in 0..100 {
-            t.sample(&[total("shop", "stable", 9 * s, 0), total("shop", "canary", s, 0)], s);
+            t.sample(
+                &[
+                    total("shop", "stable", 9 * s, 0),
+                    total("shop", "canary", s, 0),
+                ],
+                s,
+            );
         }
         let j = t.json(&["shop"]);
         let share = |j: &Value, g: &str| j["routes"]["shop"]["groups"][g]["share"].as_f64();
@@ -150,7 +156,13 @@ mod tests {
         assert_eq!(j["routes"]["shop"]["requests_per_second"], 10.0);
         for s in 100..160 {
             let c = 99 + 5 * (s - 99);
-            t.sample(&[total("shop", "stable", 891 + 5 * (s - 99), 0), total("shop", "canary", c, 0)], s);
+            t.sample(
+                &[
+                    total("shop", "stable", 891 + 5 * (s - 99), 0),
+                    total("shop", "canary", c, 0),
+                ],
+                s,
+            );
         }
         let j = t.json(&["shop"]);
         assert_eq!(share(&j, "canary"), Some(0.5));
