@@ -276,6 +276,7 @@ impl AdminApi {
         s["pid"] = json!(std::process::id());
         s["draining"] = json!(draining);
         s["in_flight"] = json!(self.lifecycle.in_flight());
+        s["listeners"] = json!({ "proxy": self.proxy_listeners });
         if let Some(h) = &self.handover {
             s["process"] = h.status();
         }

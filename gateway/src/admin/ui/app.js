@@ -224,7 +224,7 @@ async function renderOverview(root) {
     ['draining', status.draining],
     ['in flight', status.in_flight],
     status.process ? ['lineage', status.process] : null,
-    status.listeners ? ['listeners', status.listeners] : null,
+    status.listeners ? ['listeners', 'proxy ' + (status.listeners.proxy || []).join(', ') + '; admin ' + location.host] : null,
   ]));
   const tls = el('div', { class: 'card' }, el('h2', { text: 'TLS' }), status.tls ? tlsTable(status.tls) : el('p', { class: 'muted', text: 'no HTTPS listener' }));
   const routes = Object.entries(traffic.routes || {});
@@ -267,24 +267,19 @@ async function renderRoutes(root) {
       shareBar(r.split || [], seen.groups),
       table(['group', 'weight', 'realised', 'requests'], split, { class: 'split' }));
   });
-  const groups = Object.entries(upstreams.groups || upstreams.upstreams || {});
+  const groups = (upstreams.groups || []).map((g) => [g.name, g]);
   const health = el('div', { class: 'card' }, el('h2', { text: 'Upstream groups' }),
-    groups.length ? groups.map(([name, g]) => el('div', { class: 'group-health', 'data-group': name },
-      el('h3', { text: name }),
-      table(['target', 'health', 'ejected', 'details'], (g.targets || []).map((t) => [t.addr || t.target || '', healthText(t), text(t.ejected ?? t.ejection ?? false), targetDetails(t)]))))
-      : dl(Object.entries(upstreams).filter(([k]) => k !== 'version')));
+    groups.map(([name, g]) => el('div', { class: 'group-health', 'data-group': name },
+      el('h3', { text: name + (g.outlier ? ' (outlier ejection)' : '') + (g.health_check ? ' (health checks)' : '') }),
+      table(['target', 'state', 'ejected until', 'failures', 'in flight'], (g.targets || []).map((t) => [
+        t.addr + (t.name ? ' (' + t.name + ')' : ''), healthText(t), text(t.ejected_until), t.failures, t.in_flight,
+      ])))));
   root.replaceChildren(...cards, health);
 }
 
 function healthText(t) {
-  const h = t.health ?? t.healthy ?? t.state;
-  const s = typeof h === 'object' ? JSON.stringify(h) : text(h);
-  return el('span', { class: h === false || s === 'unhealthy' || s === 'ejected' ? 'bad' : '' }, s);
-}
-
-function targetDetails(t) {
-  const rest = Object.entries(t).filter(([k]) => !['addr', 'target', 'health', 'healthy', 'state', 'ejected', 'ejection'].includes(k));
-  return rest.length ? rest.map(([k, v]) => k + ': ' + text(v)).join(', ') : '';
+  const s = text(t.state);
+  return el('span', { class: s === 'healthy' ? 'ok' : 'bad' }, s);
 }
 
 function shareBar(split, groups) {
