@@ -35,7 +35,7 @@ pub struct Point {
     pub state: Phase,
 }
 
-/// A change of step or state between two points, drawn on the charts.
+/// A change of step, or a move into a held or final state, drawn on the charts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mark {
     pub t: u64,
@@ -72,13 +72,16 @@ impl Series {
         self.points.is_empty()
     }
 
-    /// Every change of step or state after the first point.
+    /// Every change of step, and every move into a held or final state (paused, awaiting
+    /// approval, succeeded, failed, aborted), after the first point. Waiting for traffic and
+    /// back is not marked: on a quiet route it comes and goes every few seconds.
     pub fn marks(&self) -> Vec<Mark> {
         let mut out = Vec::new();
         let mut prev: Option<&Point> = None;
         for p in &self.points {
             if let Some(q) = prev {
-                if q.step != p.step || q.state != p.state {
+                let held = !matches!(p.state, Phase::Progressing | Phase::WaitingForTraffic);
+                if q.step != p.step || (q.state != p.state && held) {
                     out.push(Mark {
                         t: p.t,
                         step: p.step,
@@ -214,7 +217,7 @@ mod tests {
     fn marks_each_step_and_abort() {
         let mut s = Series::default();
         s.push(at(1, 0, Phase::Progressing));
-        s.push(at(2, 0, Phase::Progressing));
+        s.push(at(2, 0, Phase::WaitingForTraffic));
         s.push(at(3, 1, Phase::Progressing));
         s.push(at(4, 1, Phase::Aborted));
         let marks = s.marks();

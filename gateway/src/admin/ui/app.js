@@ -534,7 +534,10 @@ async function showDiff(out, id, prevId, x, prev) {
     const lines = diffLines((a.source || '').split('\n'), (b.source || '').split('\n'));
     const pre = el('pre', { class: 'diff' });
     if (!lines) pre.appendChild(el('span', { text: 'too large to compare here: use dyegate versions / the audit log' }));
-    else if (!lines.some((l) => l[0] !== ' ')) pre.appendChild(el('span', { text: 'same text' + (JSON.stringify(x.overrides || {}) !== JSON.stringify(prev.overrides || {}) ? '; rollout weights changed' : '') }));
+    else if (!lines.some((l) => l[0] !== ' ')) {
+      const before = JSON.stringify(prev.overrides || {}), after = JSON.stringify(x.overrides || {});
+      pre.appendChild(el('span', { text: 'same text' + (before !== after ? '; rollout weights ' + before + ' → ' + after : '') }));
+    }
     else for (const l of lines) pre.appendChild(el('span', { class: l[0] === '+' ? 'add' : l[0] === '-' ? 'del' : '', text: l + '\n' }));
     out.replaceChildren(el('h3', { text: 'version ' + prevId + ' → ' + id }), pre);
   } catch (e) {
