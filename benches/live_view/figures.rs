@@ -79,12 +79,28 @@ async fn admin_latency_with_and_without_the_page_and_series_size() {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             let mut bytes = 0usize;
+            let mut seen: Vec<Option<u64>> = vec![None; ROLLOUTS];
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 tick.tick().await;
-                let mut paths = vec!["/status".to_string(), "/traffic".into(), "/rollouts".into()];
-                paths.extend((0..ROLLOUTS).map(|i| format!("/rollouts/r{i}/series")));
-                for p in paths {
-                    bytes += Req::get(&p).send(admin).await.text().len();
+                for p in ["/status", "/traffic", "/rollouts"] {
+                    bytes += Req::get(p).send(admin).await.text().len();
+                }
+                // As the page: only the points it has not seen yet.
+                for (i, last) in seen.iter_mut().enumerate() {
+                    let query = last.map_or(String::new(), |t| format!("?since={t}"));
+                    let text = Req::get(&format!("/rollouts/r{i}/series{query}"))
+                        .send(admin)
+                        .await
+                        .text();
+                    bytes += text.len();
+                    let j: Value = serde_json::from_str(&text).unwrap_or_default();
+                    if let Some(t) = j["points"]
+                        .as_array()
+                        .and_then(|p| p.last())
+                        .and_then(|p| p["t"].as_u64())
+                    {
+                        *last = Some(t);
+                    }
                 }
             }
             bytes

@@ -37,7 +37,7 @@ pub async fn rollouts(
                 json!({ "error": format!("no rollout for route {route:?}") }),
             ),
         },
-        (&Method::GET, [route, "series"]) => match c.series_json(route) {
+        (&Method::GET, [route, "series"]) => match c.series_json(route, since(query)) {
             Some(s) => (StatusCode::OK, s),
             None => (
                 StatusCode::NOT_FOUND,
@@ -83,6 +83,14 @@ pub async fn rollouts(
             json!({ "error": "expected GET /rollouts, GET /rollouts/ROUTE, GET /rollouts/ROUTE/series or POST /rollouts/ROUTE/{pause,resume,promote,abort}" }),
         ),
     }
+}
+
+/// `since=T` of a series request: the last second the caller has.
+fn since(query: Option<&str>) -> Option<u64> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("since="))
+        .and_then(|v| v.parse().ok())
 }
 
 /// The answer to a control that did not happen: the status is chosen here, not in rollout/.

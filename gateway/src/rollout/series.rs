@@ -94,8 +94,10 @@ impl Series {
         out
     }
 
-    /// The points, their marks and the gates' limits, as `GET /rollouts/ROUTE/series` answers.
-    pub fn json(&self, plan: Option<&Plan>) -> Value {
+    /// The points after second `since` (all without it), every mark and the gates' limits, as
+    /// `GET /rollouts/ROUTE/series[?since=T]` answers: the page asks only for what it has not
+    /// seen.
+    pub fn json(&self, plan: Option<&Plan>, since: Option<u64>) -> Value {
         let limits = plan.map(|p| {
             json!({
                 "max_error_rate": p.gates.max_error_rate,
@@ -108,7 +110,9 @@ impl Series {
         json!({
             "interval_ms": 1000,
             "capacity": POINTS,
-            "points": self.points,
+            "points": (self.points.iter())
+                .filter(|p| since.is_none_or(|s| p.t > s))
+                .collect::<Vec<_>>(),
             "marks": self.marks(),
             "limits": limits,
             "steps": plan.map(|p| p.steps.clone()),
@@ -169,12 +173,12 @@ impl super::Controller {
         }
     }
 
-    /// `GET /rollouts/ROUTE/series`: `None` when the route has no rollout.
-    pub fn series_json(&self, route: &str) -> Option<Value> {
+    /// `GET /rollouts/ROUTE/series[?since=T]`: `None` when the route has no rollout.
+    pub fn series_json(&self, route: &str, since: Option<u64>) -> Option<Value> {
         let plan = self.lock().plans.get(route).cloned()?;
         let series = self.series.lock().unwrap_or_else(|p| p.into_inner());
         let empty = Series::default();
-        let mut j = series.get(route).unwrap_or(&empty).json(Some(&plan));
+        let mut j = series.get(route).unwrap_or(&empty).json(Some(&plan), since);
         j["route"] = json!(route);
         j["canary"] = json!(plan.canary_group());
         Some(j)
@@ -211,6 +215,9 @@ mod tests {
         s.push(at(POINTS as u64 + 99, 1, Phase::Progressing));
         assert_eq!(s.len(), POINTS);
         assert_eq!(s.points.back().map(|p| p.step), Some(1));
+        // Only what the page has not seen.
+        let newer = s.json(None, Some(POINTS as u64 + 97));
+        assert_eq!(newer["points"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]

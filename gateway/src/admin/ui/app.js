@@ -308,7 +308,13 @@ async function renderRollouts(root) {
     }
     throw e;
   }
-  const series = await Promise.all(list.map((r) => api('GET', '/rollouts/' + encodeURIComponent(r.route) + '/series').catch(() => null)));
+  // Each panel keeps the points it has; only the newer ones are asked for.
+  const series = await Promise.all(list.map((r) => {
+    const kept = panels.get(r.route);
+    const last = kept && kept.points.length ? kept.points[kept.points.length - 1].t : null;
+    const query = last === null ? '' : '?since=' + last;
+    return api('GET', '/rollouts/' + encodeURIComponent(r.route) + '/series' + query).catch(() => null);
+  }));
   const seen = new Set();
   list.forEach((r, i) => {
     seen.add(r.route);
@@ -345,7 +351,7 @@ function rolloutPanel(route) {
     on: { click: () => control(route, c) },
   }, c.label));
   root.append(title, info, charts, el('div', { class: 'controls' }, buttons));
-  return { root, info, charts, buttons };
+  return { root, info, charts, buttons, points: [] };
 }
 
 function fillPanel(p, r, series) {
@@ -375,7 +381,15 @@ function fillPanel(p, r, series) {
     gates.length ? table(['gate', 'value', 'limit', 'verdict'], gates, { class: 'gates' }) : el('p', { class: 'muted', text: 'not judged yet' }),
     groups.length ? table(['group', 'requests', 'errors', 'error rate', 'p' + (evaluation.latency_percentile || '') + ' ms'], groups, { class: 'figures' }) : null,
   );
-  if (series) p.charts.replaceChildren(...rolloutCharts(series));
+  if (series) {
+    const fresh = series.points || [];
+    if (fresh.length) {
+      const first = fresh[0].t, newest = fresh[fresh.length - 1].t;
+      const span = series.capacity || 900;
+      p.points = p.points.filter((x) => x.t < first && x.t > newest - span).concat(fresh);
+    }
+    p.charts.replaceChildren(...rolloutCharts(Object.assign({}, series, { points: p.points })));
+  }
   const write = canWrite();
   const final = ['succeeded', 'failed', 'aborted'].includes(r.state);
   for (const b of p.buttons) {
