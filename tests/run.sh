@@ -20,6 +20,10 @@ command -v script >/dev/null || missing+=(bsdutils)
 # The DNS target tests run a real dnsmasq whose records they change (tests/support/dns.rs):
 # dnsmasq-base is the binary alone, without the system service the dnsmasq package starts.
 command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
+# The live view's tests (tests/admin/live_view.rs) drive a real headless browser: Debian's
+# chromium and its chromedriver, from the same release so that their versions agree.
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
@@ -40,9 +44,11 @@ if ((${#tools[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tools[@]}"
 fi
 toolbox=target/toolbox
-if ! [[ -x $toolbox/venv/bin/check-jsonschema && -x $toolbox/venv/bin/kubernetes-validate ]]; then
+# selenium drives chromium for the live view's tests (tests/admin/live_view.py).
+if ! [[ -x $toolbox/venv/bin/check-jsonschema && -x $toolbox/venv/bin/kubernetes-validate ]] \
+  || ! "$toolbox/venv/bin/python" -c 'import selenium' 2>/dev/null; then
   python3 -m venv "$toolbox/venv"
-  "$toolbox/venv/bin/pip" install -q check-jsonschema==0.39.0 kubernetes-validate==1.37.0
+  "$toolbox/venv/bin/pip" install -q check-jsonschema==0.39.0 kubernetes-validate==1.37.0 selenium==4.50.0
 fi
 if ! [[ -d $toolbox/node/node_modules/@kubernetes-models/prometheus-operator ]]; then
   mkdir -p "$toolbox/node"

@@ -132,7 +132,13 @@ pub fn run(
 
     add_etcd_source(&mut server, &gw, &reloader, &metrics, &lifecycle, etcd_read);
 
+    let traffic = crate::admin::live::SharedTraffic::default();
+    server.add_service(background_service(
+        "live view",
+        crate::admin::live::LiveSampler::new(metrics.clone(), rollouts.clone(), traffic.clone()),
+    ));
     let api = admin_api(&gw, listeners.clone(), &reloader, &lifecycle, metrics)
+        .with_traffic(traffic)
         .with_health(health)
         .with_dns(dns)
         .with_rollouts(rollouts.clone())

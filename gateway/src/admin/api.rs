@@ -1,7 +1,11 @@
-//! Admin endpoints: status, versions, routes, upstreams, reload, rollback, health and readiness.
+//! Admin endpoints: status, versions, routes, upstreams, traffic, reload, rollback, health and
+//! readiness; the live view's files under `/ui/`. A browser's POST from another site is refused
+//! ([`super::origin`]).
 
 use super::auth::{is_write, Identities};
 use super::body::{BodyDeadline, BodyError};
+use super::live::SharedTraffic;
+use super::origin::{Provenance, UI_HEADER};
 use super::rollback_body::rollback_target;
 use super::routes_json::routes_json;
 use super::upstreams_json::{upstreams_json, Resolved};
@@ -44,6 +48,8 @@ pub struct AdminApi {
     gateway: Option<Arc<GatewayReload>>,
     /// The process's lineage (generation, handovers), in `/status`.
     handover: Option<Arc<crate::handover::Handover>>,
+    /// Each route's last minute, for `GET /traffic`.
+    traffic: SharedTraffic,
 }
 
 impl AdminApi {
@@ -71,7 +77,75 @@ impl AdminApi {
             live: Arc::default(),
             gateway: None,
             handover: None,
+            traffic: SharedTraffic::default(),
         }
+    }
+
+    /// The samples `GET /traffic` reads (the live view's sampler adds them).
+    pub fn with_traffic(mut self, traffic: SharedTraffic) -> Self {
+        self.traffic = traffic;
+        self
+    }
+
+    /// `GET /traffic`: the running table's routes over the last minute.
+    fn traffic(&self) -> (StatusCode, Value) {
+        let active = self.reloader.active().load_full();
+        let routes: Vec<&str> = active.table.routes().iter().map(|r| &*r.name).collect();
+        let traffic = self.traffic.lock().unwrap_or_else(|p| p.into_inner());
+        let mut j = traffic.json(&routes);
+        j["version"] = json!(active.version);
+        (StatusCode::OK, j)
+    }
+
+    /// `GET /identity`: who the caller is and its role, so that the live view asks for a token
+    /// only when one is needed and enables its buttons for `write` only. Without a token it
+    /// answers whether tokens are configured (`identity: null`); a wrong token is refused and
+    /// counted as on every endpoint.
+    fn identity(&self, session: &ServerSession) -> (StatusCode, Value) {
+        let tokens = !self.identities.is_open();
+        if tokens && session.get_header(http::header::AUTHORIZATION).is_none() {
+            return (
+                StatusCode::OK,
+                json!({ "identity": null, "role": null, "tokens": true }),
+            );
+        }
+        match self.authorize(session) {
+            Ok(name) => {
+                let role = self.identities.role(&name);
+                (
+                    StatusCode::OK,
+                    json!({ "identity": name, "role": role, "tokens": tokens }),
+                )
+            }
+            Err(refused) => refused,
+        }
+    }
+
+    /// A change a browser asks for from another site is refused (logged, 403).
+    fn same_site(&self, session: &ServerSession) -> Result<(), (StatusCode, Value)> {
+        let header = |name: &str| session.get_header(name).map(|v| v.as_bytes());
+        let authority = session
+            .req_header()
+            .uri
+            .authority()
+            .map(|a| a.as_str().as_bytes());
+        let provenance = Provenance {
+            origin: header(http::header::ORIGIN.as_str()),
+            host: header(http::header::HOST.as_str()).or(authority),
+            sec_fetch_site: header("sec-fetch-site"),
+            ui_header: header(UI_HEADER).is_some(),
+        };
+        super::origin::check(&provenance, self.identities.is_open()).map_err(|refused| {
+            let req = session.req_header();
+            let client = self.client(session).unwrap_or_else(|| "-".to_string());
+            warn!(
+                "admin: {} {} from {client} refused: {}",
+                req.method,
+                req.uri.path(),
+                refused.as_str()
+            );
+            (StatusCode::FORBIDDEN, json!({ "error": refused.message() }))
+        })
     }
 
     /// The lineage `/status` shows under `process`.
@@ -202,6 +276,7 @@ impl AdminApi {
         s["pid"] = json!(std::process::id());
         s["draining"] = json!(draining);
         s["in_flight"] = json!(self.lifecycle.in_flight());
+        s["listeners"] = json!({ "proxy": self.proxy_listeners });
         if let Some(h) = &self.handover {
             s["process"] = h.status();
         }
@@ -354,7 +429,15 @@ impl AdminApi {
     async fn route(&self, session: &mut ServerSession) -> (StatusCode, Value) {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
+        if method == Method::GET && path == "/identity" {
+            return self.identity(session);
+        }
         let public = matches!(path.as_str(), "/healthz" | "/readyz");
+        if is_write(&method) {
+            if let Err(refused) = self.same_site(session) {
+                return refused;
+            }
+        }
         let identity = if public {
             None
         } else {
@@ -403,19 +486,20 @@ impl AdminApi {
                 (StatusCode::OK, j)
             }
             (Method::GET, "/upstreams") => self.upstreams(),
+            (Method::GET, "/traffic") => self.traffic(),
             (Method::POST, "/reload") => self.post_reload(caller).await,
             (Method::POST, "/rollback") => self.post_rollback(session, caller).await,
             (
                 _,
                 "/healthz" | "/readyz" | "/status" | "/versions" | "/routes" | "/upstreams"
-                | "/reload" | "/rollback",
+                | "/traffic" | "/identity" | "/reload" | "/rollback",
             ) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 json!({ "error": "method not allowed" }),
             ),
             _ => (
                 StatusCode::NOT_FOUND,
-                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "GET /upstreams", "GET /rollouts", "GET /rollouts/ROUTE", "POST /rollouts/ROUTE/{pause,resume,promote,abort}", "POST /reload", "POST /rollback", "GET /healthz", "GET /readyz", "GET /metrics"] }),
+                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "GET /upstreams", "GET /traffic", "GET /identity", "GET /rollouts", "GET /rollouts/ROUTE", "GET /rollouts/ROUTE/series", "POST /rollouts/ROUTE/{pause,resume,promote,abort}", "POST /reload", "POST /rollback", "GET /healthz", "GET /readyz", "GET /metrics", "GET /ui/"] }),
             ),
         }
     }
@@ -424,6 +508,9 @@ impl AdminApi {
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        if let Some(page) = super::ui::answer(session.req_header()) {
+            return page;
+        }
         let is_metrics = session.req_header().method == Method::GET
             && session.req_header().uri.path() == "/metrics";
         let metrics = if is_metrics {
@@ -474,6 +561,7 @@ impl ServeHttp for AdminApi {
             .status(status)
             .header(http::header::CONTENT_TYPE, content_type)
             .header(http::header::CONTENT_LENGTH, bytes.len())
+            .header(http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")
             .body(bytes)
             .unwrap_or_else(|_| Response::new(Vec::new()))
     }

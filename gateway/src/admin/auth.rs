@@ -108,6 +108,19 @@ impl Identities {
         }
     }
 
+    /// The role of a known identity (`write` for [`ANONYMOUS`]: an open API takes every call).
+    pub fn role(&self, name: &str) -> &'static str {
+        match self.known.iter().find(|k| k.name == name).map(|k| k.role) {
+            Some(AdminRole::Read) => "read",
+            Some(AdminRole::Write) | None => "write",
+        }
+    }
+
+    /// No identity is configured: every call is [`ANONYMOUS`] (the API is on loopback).
+    pub fn is_open(&self) -> bool {
+        self.known.is_empty()
+    }
+
     pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
         vec![Box::new(self.denied.clone())]
     }

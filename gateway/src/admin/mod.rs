@@ -6,9 +6,12 @@ mod api;
 pub mod auth;
 mod body;
 pub mod client;
+pub mod live;
+mod origin;
 mod rollback_body;
 mod rollouts;
 mod routes_json;
+mod ui;
 mod upstreams_json;
 
 pub use api::AdminApi;

@@ -1,4 +1,5 @@
-//! `GET /rollouts`, `GET /rollouts/ROUTE`, `POST /rollouts/ROUTE/{pause,resume,promote,abort}`
+//! `GET /rollouts`, `GET /rollouts/ROUTE`, `GET /rollouts/ROUTE/series` (the last 15 minutes,
+//! one point a second), `POST /rollouts/ROUTE/{pause,resume,promote,abort}`
 //! (`promote?to_end=true` goes to the last step).
 
 use crate::reload::{Caller, Reloader};
@@ -30,6 +31,13 @@ pub async fn rollouts(
             json!({ "rollouts": c.status_all(&*reloader) }),
         ),
         (&Method::GET, [route]) => match c.status(route, &*reloader) {
+            Some(s) => (StatusCode::OK, s),
+            None => (
+                StatusCode::NOT_FOUND,
+                json!({ "error": format!("no rollout for route {route:?}") }),
+            ),
+        },
+        (&Method::GET, [route, "series"]) => match c.series_json(route, since(query)) {
             Some(s) => (StatusCode::OK, s),
             None => (
                 StatusCode::NOT_FOUND,
@@ -72,9 +80,17 @@ pub async fn rollouts(
         }
         _ => (
             StatusCode::METHOD_NOT_ALLOWED,
-            json!({ "error": "expected GET /rollouts, GET /rollouts/ROUTE or POST /rollouts/ROUTE/{pause,resume,promote,abort}" }),
+            json!({ "error": "expected GET /rollouts, GET /rollouts/ROUTE, GET /rollouts/ROUTE/series or POST /rollouts/ROUTE/{pause,resume,promote,abort}" }),
         ),
     }
+}
+
+/// `since=T` of a series request: the last second the caller has.
+fn since(query: Option<&str>) -> Option<u64> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("since="))
+        .and_then(|v| v.parse().ok())
 }
 
 /// The answer to a control that did not happen: the status is chosen here, not in rollout/.

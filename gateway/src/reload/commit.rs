@@ -17,6 +17,28 @@ use log::{error, info, warn};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// The history's record of the version `report` applied over version `was`: what, when, by
+/// which trigger, and who asked.
+fn version_info(
+    id: version_id::VersionId,
+    sha256: String,
+    overrides: crate::routing::Overrides,
+    report: &ReloadReport,
+    was: version_id::VersionId,
+) -> VersionInfo {
+    VersionInfo {
+        version: id.version,
+        local: id.local,
+        sha256,
+        loaded_at: report.time.clone(),
+        rollback_from: matches!(report.trigger, Trigger::Rollback { .. }).then_some(was),
+        trigger: report.trigger.clone(),
+        overrides,
+        identity: report.identity.clone(),
+        client: report.client.clone(),
+    }
+}
+
 /// Diff lines logged one by one; past this, the rest is summarised (a 10,000-route rewrite
 /// would otherwise log every route).
 const MAX_DIFF_LOG_LINES: usize = 100;
@@ -105,16 +127,8 @@ impl Reloader {
         for w in &report.warnings {
             warn!("reload ({}): applied, but {w}", report.trigger.kind());
         }
-        let info = VersionInfo {
-            version: id.version,
-            local: id.local,
-            sha256: candidate.sha256,
-            loaded_at: report.time.clone(),
-            rollback_from: matches!(report.trigger, Trigger::Rollback { .. })
-                .then_some(version_id::of(&current)),
-            trigger: report.trigger.clone(),
-            overrides: candidate.overrides,
-        };
+        let was = version_id::of(&current);
+        let info = version_info(id, candidate.sha256, candidate.overrides, &report, was);
         let compiled = Compiled {
             table,
             model: candidate.model,

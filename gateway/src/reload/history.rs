@@ -42,6 +42,12 @@ pub struct VersionInfo {
     /// covers both (see [`Overrides::sha256_with`]).
     #[serde(default, skip_serializing_if = "Overrides::is_empty")]
     pub overrides: Overrides,
+    /// Who asked for it: the admin identity and the client's address (absent for the file,
+    /// SIGHUP, startup, etcd and the rollout's own steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -332,6 +338,8 @@ mod tests {
             trigger: Trigger::File,
             rollback_from: None,
             overrides: Overrides::default(),
+            identity: None,
+            client: None,
         }
     }
 
@@ -437,6 +445,8 @@ mod tests {
         let mut h = History::load(dir.path(), limits);
         let table = Arc::new(RouteTable::default());
         let local = |id: VersionId, text: &str| VersionInfo {
+            identity: None,
+            client: None,
             local: id.local,
             ..info(id.version, text)
         };

@@ -345,6 +345,8 @@ fn first_version(
                 trigger: start.trigger.clone(),
                 rollback_from: None,
                 overrides: loaded.overrides.clone(),
+                identity: None,
+                client: None,
             };
             (history
                 .push(info.clone(), loaded.text.clone(), compiled)
@@ -419,6 +421,8 @@ mod tests {
             trigger: Trigger::Startup,
             rollback_from: None,
             overrides: Overrides::default(),
+            identity: None,
+            client: None,
         };
         let table = Arc::new(RouteTable::default());
         let push = |h: &mut History, id: VersionId, sha: &str| {

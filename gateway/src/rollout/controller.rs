@@ -54,7 +54,7 @@ pub struct Controller {
     store: Store,
     metrics: Arc<Metrics>,
     pub(super) gauges: RolloutMetrics,
-    clock: Arc<dyn Clock>,
+    pub(super) clock: Arc<dyn Clock>,
     /// `Some` on a gateway that follows etcd: the rollouts are the fleet's.
     fleet: Option<Arc<FleetView>>,
     /// The events waiting for the events hooks.
@@ -62,6 +62,8 @@ pub struct Controller {
     /// The Prometheus gates' last readings.
     pub(super) readings: Arc<Readings>,
     pub(super) hook_metrics: HookMetrics,
+    /// The last 15 minutes of each rollout, for the live view ([`super::series`]).
+    pub(super) series: Mutex<BTreeMap<String, super::series::Series>>,
 }
 
 impl Controller {
@@ -94,6 +96,7 @@ impl Controller {
             outbox: Arc::new(Outbox::new(hook_metrics.clone())),
             readings: Arc::default(),
             hook_metrics,
+            series: Mutex::default(),
         })
     }
 
@@ -120,6 +123,7 @@ impl Controller {
             outbox: Arc::new(Outbox::new(hook_metrics.clone())),
             readings: Arc::default(),
             hook_metrics,
+            series: Mutex::default(),
         })
     }
 

@@ -16,6 +16,7 @@
 //! - [`controller`]: follows the file, judges, commits; [`controls`]: pause, resume, promote,
 //!   abort and the status; [`service`]: the once-a-second background service.
 //! - [`metrics`]: the `dyegate_rollout_*` families.
+//! - [`series`]: the last 15 minutes of each rollout, one point a second, for the live view.
 //! - [`fleet`]: the same rollouts for a fleet that follows etcd: state in etcd, one driver.
 //! - [`hooks`]: `confirm_step` before each automatic promotion, every transition to the
 //!   `events` hook; [`prometheus`]: gates on Prometheus queries. Their HTTP is done by
@@ -33,6 +34,7 @@ pub mod machine;
 pub mod metrics;
 pub mod plan;
 pub mod prometheus;
+pub mod series;
 pub mod service;
 pub mod state;
 pub mod steps;

@@ -37,6 +37,14 @@ impl GrpcStatus {
             .map(|v| GrpcStatus::parse(v.as_bytes()))
     }
 
+    /// The value at `index` in [`GRPC_STATUS_LABELS`].
+    pub fn from_index(index: usize) -> Option<GrpcStatus> {
+        u8::try_from(index)
+            .ok()
+            .filter(|i| usize::from(*i) < GRPC_STATUS_COUNT)
+            .map(GrpcStatus)
+    }
+
     /// Position in [`GRPC_STATUS_LABELS`].
     pub fn index(self) -> usize {
         usize::from(self.0)

@@ -31,6 +31,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 mod text;
+mod totals;
+
+pub use totals::PairTotal;
 
 /// Latency buckets from 1 ms to 30 s.
 const BUCKETS: [f64; 14] = [

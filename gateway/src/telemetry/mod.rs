@@ -15,6 +15,7 @@
 //!   full, the rest counted and summed up.
 //! - [`text_format`]: what the families rendered by hand share of the text format.
 //! - [`log_level`]: `RUST_LOG` or gateway.yaml `log.level`, applied live.
+//! - [`traffic`]: each route's realised share and rates over the last minute, for the live view.
 //! - [`sample_ratio`]: the share of new traces sampled, changed live.
 
 pub mod access_log;
@@ -31,6 +32,7 @@ pub mod status_class;
 pub mod table_info;
 pub mod text_format;
 pub mod trace;
+pub mod traffic;
 pub mod window;
 
 pub use access_log::{AccessLog, AccessLogService, AccessRecord};
