@@ -142,8 +142,9 @@ impl Explained<'_> {
     }
 
     /// The nearest miss, as `x-dyegate-decision` says it after `miss=`: of the routes tried
-    /// before (all of them for no route), the one that failed furthest into its conditions
-    /// (the first such in file order), as `ROUTE:CONDITION`; `none` when no route failed.
+    /// before (all of them for no route) that got past their first condition, the one that
+    /// failed furthest into its conditions (the first such in file order), as
+    /// `ROUTE:CONDITION`; `none` when there is no such route.
     pub fn miss(&self, table: &RouteTable) -> String {
         let mut best: Option<(usize, usize, Cond)> = None;
         for t in &self.tried {
@@ -153,7 +154,7 @@ impl Explained<'_> {
             let held = (route.matcher.conditions().iter())
                 .position(|c| *c == failed)
                 .unwrap_or_default();
-            if best.is_none_or(|(_, h, _)| held > h) {
+            if held > 0 && best.is_none_or(|(_, h, _)| held > h) {
                 best = Some((t.route, held, failed));
             }
         }

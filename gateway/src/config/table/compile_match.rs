@@ -199,12 +199,13 @@ fn value_test(
     }
     if let Some(r) = &t.range {
         return match r[..] {
-            [lo, hi] if lo <= hi => Some(ValueMatch::Range(lo, hi)),
+            [lo, hi] if lo.0 <= hi.0 => Some(ValueMatch::Range(lo.0, hi.0)),
             _ => {
                 issues.push(Issue::new(
                     format!("{path}.range"),
                     format!(
-                        "found {r:?}, expected [LO, HI]: two whole numbers with LO <= HI (inclusive)"
+                        "found [{}], expected [LO, HI]: two whole numbers with LO <= HI (inclusive)",
+                        r.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(", ")
                     ),
                 ));
                 None

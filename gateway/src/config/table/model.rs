@@ -262,9 +262,45 @@ pub struct ValueTestConfig {
     #[serde(default)]
     pub present: Option<bool>,
     #[serde(default)]
-    pub range: Option<Vec<i64>>,
+    pub range: Option<Vec<RangeBound>>,
     #[serde(default)]
     pub not: Option<OneOrMany>,
+}
+
+/// A bound of `range`: a signed 64-bit whole number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeBound(pub i64);
+
+impl<'de> Deserialize<'de> for RangeBound {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const EXPECTED: &str = "a whole number from -9223372036854775808 to 9223372036854775807";
+        impl Visitor<'_> for V {
+            type Value = RangeBound;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RangeBound, E> {
+                Ok(RangeBound(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RangeBound, E> {
+                i64::try_from(v)
+                    .map(RangeBound)
+                    .map_err(|_| E::custom(format!("found {v}, expected {EXPECTED}")))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<RangeBound, E> {
+                i64::try_from(v)
+                    .map(RangeBound)
+                    .map_err(|_| E::custom(format!("found {v}, expected {EXPECTED}")))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<RangeBound, E> {
+                i64::try_from(v)
+                    .map(RangeBound)
+                    .map_err(|_| E::custom(format!("found {v}, expected {EXPECTED}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl<'de> Deserialize<'de> for ValueConfig {
@@ -314,7 +350,7 @@ impl fmt::Display for ValueConfig {
                     parts.push(format!("present: {p}"));
                 }
                 if let Some(r) = &t.range {
-                    let r: Vec<String> = r.iter().map(i64::to_string).collect();
+                    let r: Vec<String> = r.iter().map(|b| b.0.to_string()).collect();
                     parts.push(format!("range: [{}]", r.join(", ")));
                 }
                 if let Some(n) = &t.not {
