@@ -6,6 +6,7 @@ mod api;
 pub mod auth;
 mod body;
 pub mod client;
+pub mod explain_json;
 mod rollback_body;
 mod rollouts;
 mod routes_json;
