@@ -5,5 +5,6 @@
 mod access_log;
 mod conditions;
 mod dye;
+mod explain;
 mod matching;
 mod split;
