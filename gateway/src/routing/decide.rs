@@ -124,15 +124,15 @@ pub enum Outcome<'t> {
 impl RouteTable {
     /// Decides where a request goes, every target counted as healthy (and no DNS name
     /// resolved).
-    pub fn decide<'t>(&'t self, req: &RequestInfo<'t>) -> Outcome<'t> {
+    pub fn decide<'t, 'r: 't>(&'t self, req: &RequestInfo<'r>) -> Outcome<'t> {
         self.decide_with(req, &AllHealthy, Addresses::none())
     }
 
     /// Decides where a request goes, with a view of which targets may be picked and the
     /// addresses the groups' DNS names have now (the request's one load of the address book).
-    pub fn decide_with<'t>(
+    pub fn decide_with<'t, 'r: 't>(
         &'t self,
-        req: &RequestInfo<'t>,
+        req: &RequestInfo<'r>,
         health: &impl TargetHealth,
         addresses: &std::sync::Arc<Addresses>,
     ) -> Outcome<'t> {
@@ -158,10 +158,10 @@ impl RouteTable {
     }
 }
 
-fn decide_in_route<'t>(
+fn decide_in_route<'t, 'r: 't>(
     route_id: usize,
     route: &'t Route,
-    req: &RequestInfo<'t>,
+    req: &RequestInfo<'r>,
     available: impl Fn(GroupId) -> bool,
 ) -> Outcome<'t> {
     match tag_step(route_id, route, req, &available) {
@@ -234,10 +234,10 @@ pub(super) struct Untagged<'t> {
     pub fallback: Option<Reason>,
 }
 
-pub(super) fn tag_step<'t>(
+pub(super) fn tag_step<'t, 'r: 't>(
     route_id: usize,
     route: &'t Route,
-    req: &RequestInfo<'t>,
+    req: &RequestInfo<'r>,
     available: &impl Fn(GroupId) -> bool,
 ) -> TagStep<'t> {
     let read = read_tag(route, req);

@@ -51,14 +51,14 @@ pub struct Explained<'t> {
 
 impl RouteTable {
     /// Explains the decision with every target counted as healthy.
-    pub fn explain<'t>(&'t self, req: &RequestInfo<'t>) -> Explained<'t> {
+    pub fn explain<'t, 'r: 't>(&'t self, req: &RequestInfo<'r>) -> Explained<'t> {
         self.explain_with(req, &AllHealthy, Addresses::none())
     }
 
     /// Explains the decision `decide_with` would make with the same health view.
-    pub fn explain_with<'t>(
+    pub fn explain_with<'t, 'r: 't>(
         &'t self,
-        req: &RequestInfo<'t>,
+        req: &RequestInfo<'r>,
         health: &impl TargetHealth,
         addresses: &Arc<Addresses>,
     ) -> Explained<'t> {
