@@ -97,8 +97,9 @@ impl ValueMatch {
         }
     }
 
-    /// Whether every name-value set this holds on, `self` holds on too (conservative: `false`
-    /// when it cannot tell). Used to find unreachable routes.
+    /// Whether every name-value set `other` holds on, `self` holds on too (conservative:
+    /// `false` when it cannot tell; `not` never covers a value list, as a name may have
+    /// another, denied value too). Used to find unreachable routes.
     pub fn covers(&self, other: &ValueMatch) -> bool {
         use ValueMatch::*;
         match (self, other) {
@@ -108,7 +109,6 @@ impl ValueMatch {
             (Present(false), Present(false)) => true,
             (Range(a0, a1), Range(b0, b1)) => a0 <= b0 && b1 <= a1,
             (NoneOf(a), NoneOf(b)) => a.iter().all(|v| b.contains(v)),
-            (NoneOf(a), OneOf(b)) => b.iter().all(|v| !a.contains(v)),
             _ => false,
         }
     }

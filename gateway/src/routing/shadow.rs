@@ -179,6 +179,40 @@ mod tests {
     }
 
     #[test]
+    fn the_richer_forms_shadow_only_when_implied() {
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let t = route("api", "path: { prefix: /api }")
+            + &route("exact", "path: { exact: /api/v1 }")
+            + &route("wide", "headers: { x-u: { range: [0, 100] } }")
+            + &route("narrow", "headers: { x-u: { range: [10, 20] } }")
+            + &route("present", "cookies: { plan: { present: true } }")
+            + &route("pro", "cookies: { plan: [pro] }")
+            + &route("nets", "client_ip: [10.0.0.0/8]")
+            + &route("net", "client_ip: [10.1.0.0/16], query: { env: [a] }");
+        assert_eq!(
+            found(&t),
+            pairs(&[
+                ("exact", "api"),
+                ("narrow", "wide"),
+                ("pro", "present"),
+                ("net", "nets")
+            ])
+        );
+        // Regexes, `not` and absence are never assumed to cover something else.
+        let t = route("re", "path: { regex: \"^/a\" }")
+            + &route("a", "path: { prefix: /a }")
+            + &route("not", "headers: { x-b: { not: [\"0\"] } }")
+            + &route("b", "headers: { x-b: [\"1\"] }")
+            + &route("absent", "query: { d: { present: false } }")
+            + &route("any", "");
+        assert_eq!(found(&t), pairs(&[]));
+    }
+
+    #[test]
     fn a_route_that_can_still_be_reached_is_not_reported() {
         let t = route("api", "path_prefix: /api/v2")
             + &route("v1", "path_prefix: /api")

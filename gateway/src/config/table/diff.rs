@@ -376,6 +376,29 @@ mod tests {
     }
 
     #[test]
+    fn the_richer_match_forms_and_tag_sources() {
+        let ups = "upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\nroutes:\n";
+        let old = model(&format!(
+            "{ups}  - {{ name: r, match: {{ path_prefix: /api, headers: {{ x-client: [web] }} }}, split: [{{ upstream: s, weight: 1 }}] }}\n"
+        ));
+        let new = model(&format!(
+            "{ups}  - {{ name: r, match: {{ path: {{ regex: \"^/api/v[0-9]+\" }}, headers: {{ x-client: [web], x-user-id: {{ range: [1000, 1999] }} }}, query: {{ env: [canary] }}, cookies: {{ plan: {{ regex: \"^pro\" }} }}, client_ip: [10.0.0.0/8] }}, dye: {{ from: [header, \"cookie:env_tag\"] }}, split: [{{ upstream: s, weight: 1 }}] }}\n"
+        ));
+        assert_eq!(
+            diff(&old, &new).lines,
+            vec![
+                "r: dye.from [header] -> [header, cookie:env_tag]",
+                "r: match.path_prefix /api -> (none)",
+                "r: match.path (none) -> {regex: \"^/api/v[0-9]+\"}",
+                "r: match.headers {x-client: [web]} -> {x-client: [web], x-user-id: {range: [1000, 1999]}}",
+                "r: match.query {} -> {env: [canary]}",
+                "r: match.cookies {} -> {plan: {regex: \"^pro\"}}",
+                "r: match.client_ip (none) -> [10.0.0.0/8]",
+            ]
+        );
+    }
+
+    #[test]
     fn protocol_and_tls_changes() {
         let route = "routes:\n  - { name: r, split: [{ upstream: g, weight: 1 }] }\n";
         let old = model(&format!(
