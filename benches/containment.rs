@@ -9,7 +9,9 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dyegate::config::routes_from_text;
 use dyegate::contain::RetryBudgets;
 use dyegate::health::{Attempt, HealthRegistry};
-use dyegate::routing::{AddressBook, Addresses, Outcome, Parsed, RequestInfo, RouteTable, TargetHealth};
+use dyegate::routing::{
+    AddressBook, Addresses, Outcome, Parsed, RequestInfo, RouteTable, TargetHealth,
+};
 use http::{HeaderMap, Method};
 use std::sync::Arc;
 

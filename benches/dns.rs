@@ -9,7 +9,9 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dyegate::config::routes_from_text;
-use dyegate::routing::{AddressBook, Addresses, AllHealthy, Outcome, RequestInfo, Parsed, RouteTable};
+use dyegate::routing::{
+    AddressBook, Addresses, AllHealthy, Outcome, Parsed, RequestInfo, RouteTable,
+};
 use http::{HeaderMap, Method};
 use std::net::IpAddr;
 use std::sync::{Arc, Barrier};

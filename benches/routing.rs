@@ -106,7 +106,10 @@ fn cases(n: usize) -> Vec<Case> {
     let mut untagged = HeaderMap::new();
     untagged.insert("x-client", HeaderValue::from_static("web"));
     untagged.insert("x-user-id", HeaderValue::from_static("user-1234"));
-    untagged.insert("cookie", HeaderValue::from_static("sid=abc123; plan=pro-7; theme=dark"));
+    untagged.insert(
+        "cookie",
+        HeaderValue::from_static("sid=abc123; plan=pro-7; theme=dark"),
+    );
     let mut tagged = untagged.clone();
     tagged.insert("x-env-tag", HeaderValue::from_static("canary"));
     let at = |name: &str, i: usize, headers: &HeaderMap, query| Case {
@@ -156,7 +159,12 @@ fn bench(c: &mut Criterion) {
     for n in [10usize, 1_000, 10_000] {
         let t = table(n);
         for case in cases(n) {
-            assert_eq!(decide(&t, &method, &case, peer), case.routes, "{}", case.name);
+            assert_eq!(
+                decide(&t, &method, &case, peer),
+                case.routes,
+                "{}",
+                case.name
+            );
             g.bench_with_input(BenchmarkId::new(&case.name, n), &n, |b, _| {
                 b.iter(|| black_box(decide(&t, &method, &case, peer)))
             });
@@ -183,7 +191,10 @@ fn percentiles() {
         d[d.len() / 2]
     };
     println!("\nsingle decisions (ns, clock cost {clock} ns taken off), {SAMPLES} each:");
-    println!("{:>8} {:>12} {:>6} {:>6}", "routes", "request", "p50", "p99");
+    println!(
+        "{:>8} {:>12} {:>6} {:>6}",
+        "routes", "request", "p50", "p99"
+    );
     for n in [10usize, 1_000, 10_000] {
         let t = table(n);
         for case in cases(n) {

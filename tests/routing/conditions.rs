@@ -88,16 +88,40 @@ async fn each_form_holds_and_fails() {
         ("path exact, longer", Req::get("/exact/x"), "b"),
         ("path regex", Req::get("/re/v2/cart"), "a"),
         ("path regex, no version", Req::get("/re/vx/cart"), "b"),
-        ("header regex", Req::get("/hre").header("x-region", "eu-west"), "a"),
-        ("header regex, other", Req::get("/hre").header("x-region", "us-eu"), "b"),
+        (
+            "header regex",
+            Req::get("/hre").header("x-region", "eu-west"),
+            "a",
+        ),
+        (
+            "header regex, other",
+            Req::get("/hre").header("x-region", "us-eu"),
+            "b",
+        ),
         ("present", Req::get("/hp").header("x-debug", "1"), "a"),
         ("present, absent", Req::get("/hp"), "b"),
         ("absent", Req::get("/ha"), "a"),
-        ("absent, present", Req::get("/ha").header("x-debug", "1"), "b"),
+        (
+            "absent, present",
+            Req::get("/ha").header("x-debug", "1"),
+            "b",
+        ),
         ("range", Req::get("/rg").header("x-user-id", "1500"), "a"),
-        ("range, above", Req::get("/rg").header("x-user-id", "2000"), "b"),
-        ("range, not a number", Req::get("/rg").header("x-user-id", "15e2"), "b"),
-        ("range, signed", Req::get("/rg").header("x-user-id", "+1500"), "b"),
+        (
+            "range, above",
+            Req::get("/rg").header("x-user-id", "2000"),
+            "b",
+        ),
+        (
+            "range, not a number",
+            Req::get("/rg").header("x-user-id", "15e2"),
+            "b",
+        ),
+        (
+            "range, signed",
+            Req::get("/rg").header("x-user-id", "+1500"),
+            "b",
+        ),
         (
             "range, past 64 bits",
             Req::get("/rg").header("x-user-id", "18446744073709551616001500"),
@@ -107,12 +131,24 @@ async fn each_form_holds_and_fails() {
         ("not, other", Req::get("/not").header("x-beta", "on"), "a"),
         ("not, denied", Req::get("/not").header("x-beta", "off"), "b"),
         ("values", Req::get("/val").header("x-client", "web"), "a"),
-        ("values, other", Req::get("/val").header("x-client", "tv"), "b"),
+        (
+            "values, other",
+            Req::get("/val").header("x-client", "tv"),
+            "b",
+        ),
         ("query", Req::get("/q?x=1&env=canary"), "a"),
         ("query, encoded", Req::get("/q?env=%63anary"), "a"),
         ("query, other", Req::get("/q?env=stable"), "b"),
-        ("cookie", Req::get("/ck").header("cookie", "a=1; plan=pro-2"), "a"),
-        ("cookie, other", Req::get("/ck").header("cookie", "plan=free"), "b"),
+        (
+            "cookie",
+            Req::get("/ck").header("cookie", "a=1; plan=pro-2"),
+            "a",
+        ),
+        (
+            "cookie, other",
+            Req::get("/ck").header("cookie", "plan=free"),
+            "b",
+        ),
         ("client, 127.0.0.1", Req::get("/ip"), "b"),
     ];
     for (what, req, want) in cases {
@@ -131,14 +167,19 @@ async fn each_form_holds_and_fails() {
 async fn the_decision_header_names_the_condition() {
     let fx = Forms::start();
     let debug = |req: Req| req.host("shop.example.com").header("x-dyegate-debug", "1");
-    let resp = debug(Req::get("/hre").header("x-region", "us")).send(fx.gw.addr()).await;
+    let resp = debug(Req::get("/hre").header("x-region", "us"))
+        .send(fx.gw.addr())
+        .await;
     let value = resp.header("x-dyegate-decision").unwrap_or_default();
     assert!(
         value.starts_with("route=rest; group=b; reason=split; tag=none; target=")
-            && value.ends_with("; version=1; tries=1; match=any; miss=header-regex:headers.x-region"),
+            && value
+                .ends_with("; version=1; tries=1; match=any; miss=header-regex:headers.x-region"),
         "{value}"
     );
-    let resp = debug(Req::get("/hre").header("x-region", "eu-1")).send(fx.gw.addr()).await;
+    let resp = debug(Req::get("/hre").header("x-region", "eu-1"))
+        .send(fx.gw.addr())
+        .await;
     let value = resp.header("x-dyegate-decision").unwrap_or_default();
     assert!(
         value.starts_with("route=header-regex; group=a; reason=split; tag=none; target=")
@@ -233,7 +274,11 @@ async fn cookie_and_query_tags_go_upstream_as_the_tag_header_and_untrusted_ones_
         .await;
     assert_eq!(resp.upstream(), Some("stable"), "{}", resp.text());
     let seen = stable.requests().pop().expect("a request");
-    assert!(seen.header_all("x-env-tag").is_empty(), "{:?}", seen.headers);
+    assert!(
+        seen.header_all("x-env-tag").is_empty(),
+        "{:?}",
+        seen.headers
+    );
     assert_eq!(seen.header_all("cookie"), ["env_tag=canary"]);
 }
 
@@ -252,7 +297,11 @@ async fn cookie_tags_from_trusted_sources_count() {
     };
     assert_eq!(guarded(3).await.upstream(), Some("canary"));
     assert_eq!(
-        canary.requests().pop().expect("a request").header_all("x-env-tag"),
+        canary
+            .requests()
+            .pop()
+            .expect("a request")
+            .header_all("x-env-tag"),
         ["canary"]
     );
     assert_eq!(guarded(1).await.upstream(), Some("stable"));
@@ -277,7 +326,9 @@ async fn a_regex_bomb_is_refused_at_check_and_on_reload_the_old_table_keeps_serv
         "{}:6:39: routes[0].match.headers.x-a.regex: found \"{BOMB}\", expected a regular expression (it compiles past the limit of 262144 bytes)",
         file.display()
     );
-    let out = gw.config().cli(&["check", file.to_str().unwrap_or_default()]);
+    let out = gw
+        .config()
+        .cli(&["check", file.to_str().unwrap_or_default()]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert_eq!(out.stdout.trim(), expected, "{out:?}");
 

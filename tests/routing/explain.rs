@@ -58,7 +58,11 @@ async fn explain_names_what_the_decision_header_says() {
     ));
     let routes = gw.config().routes_file();
     // (path, headers, cookies) of each request.
-    type Case = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
     let cases: &[Case] = &[
         ("/api/x", &[("x-user-id", "1500")], ""),
         ("/api/x", &[("x-user-id", "abc")], "env_tag=canary"),
@@ -75,7 +79,10 @@ async fn explain_names_what_the_decision_header_says() {
         let mut args: Vec<String> = vec!["explain".into(), "-o".into(), "json".into()];
         for (k, v) in headers.iter() {
             req = req.header(k, v);
-            body["headers"].as_array_mut().expect("list").push(json!([k, v]));
+            body["headers"]
+                .as_array_mut()
+                .expect("list")
+                .push(json!([k, v]));
             args.extend(["-H".into(), format!("{k}:{v}")]);
         }
         if !cookie.is_empty() {
@@ -87,7 +94,10 @@ async fn explain_names_what_the_decision_header_says() {
         args.push(format!("http://shop.example.com{path}"));
 
         let resp = req.send(gw.addr()).await;
-        let decision = resp.header("x-dyegate-decision").unwrap_or_default().to_string();
+        let decision = resp
+            .header("x-dyegate-decision")
+            .unwrap_or_default()
+            .to_string();
         let want = parts(&decision);
         assert_eq!(want.len(), 5, "{decision}");
 

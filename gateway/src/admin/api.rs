@@ -4,7 +4,6 @@
 use super::auth::{is_write, Identities};
 use super::body::{BodyDeadline, BodyError};
 use super::explain_json::{explain_json, ExplainRequest};
-use crate::routing::{Addresses, AllHealthy};
 use super::rollback_body::rollback_target;
 use super::routes_json::routes_json;
 use super::upstreams_json::{upstreams_json, Resolved};
@@ -15,6 +14,7 @@ use crate::lifecycle::Lifecycle;
 use crate::proxy::forwarded::client_of;
 use crate::proxy::live::SharedLive;
 use crate::reload::{Caller, GatewayReload, Outcome, Reloader, Trigger};
+use crate::routing::{Addresses, AllHealthy};
 use crate::telemetry::Metrics;
 use crate::tls::Certificates;
 use async_trait::async_trait;
@@ -351,8 +351,20 @@ impl AdminApi {
         let book = (self.dns.as_ref()).map(|d| d.book().load());
         let addresses = book.as_deref().unwrap_or(Addresses::none());
         let answer = match &self.health {
-            Some(h) => explain_json(&active.table, Some(active.version), &request, &h.view(), addresses),
-            None => explain_json(&active.table, Some(active.version), &request, &AllHealthy, addresses),
+            Some(h) => explain_json(
+                &active.table,
+                Some(active.version),
+                &request,
+                &h.view(),
+                addresses,
+            ),
+            None => explain_json(
+                &active.table,
+                Some(active.version),
+                &request,
+                &AllHealthy,
+                addresses,
+            ),
         };
         match answer {
             Ok(j) => (StatusCode::OK, j),

@@ -79,7 +79,9 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// Whether a call changes something (needs `write`): every method but GET and HEAD, except
 /// `POST /explain`, which only reads (the request to explain is its body).
 pub fn is_write(method: &Method, path: &str) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD) && !(*method == Method::POST && path == "/explain")
+    let reads = matches!(*method, Method::GET | Method::HEAD)
+        || (*method == Method::POST && path == "/explain");
+    !reads
 }
 
 impl Identities {

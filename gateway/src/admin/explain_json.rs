@@ -47,11 +47,20 @@ struct Parts {
 }
 
 fn parts(r: &ExplainRequest) -> Result<Parts, String> {
-    let method = r.method.as_deref().unwrap_or("GET").trim().to_ascii_uppercase();
+    let method = r
+        .method
+        .as_deref()
+        .unwrap_or("GET")
+        .trim()
+        .to_ascii_uppercase();
     let method = Method::from_bytes(method.as_bytes())
         .map_err(|_| format!("method: found {:?}, expected an HTTP method", r.method))?;
-    let uri: Uri = (r.url.parse())
-        .map_err(|e| format!("url: found {:?}, expected http://HOST/PATH or /PATH ({e})", r.url))?;
+    let uri: Uri = (r.url.parse()).map_err(|e| {
+        format!(
+            "url: found {:?}, expected http://HOST/PATH or /PATH ({e})",
+            r.url
+        )
+    })?;
     let mut headers = HeaderMap::new();
     for (k, v) in &r.headers {
         let name = HeaderName::from_bytes(k.trim().as_bytes())
@@ -71,7 +80,12 @@ fn parts(r: &ExplainRequest) -> Result<Parts, String> {
         None => (headers.get(http::header::HOST))
             .and_then(|h| h.to_str().ok())
             .map(str::to_string)
-            .ok_or_else(|| format!("url: found {:?} without a host, expected http://HOST/PATH or a host header", r.url))?,
+            .ok_or_else(|| {
+                format!(
+                    "url: found {:?} without a host, expected http://HOST/PATH or a host header",
+                    r.url
+                )
+            })?,
     };
     let mut query = uri.query().map(str::to_string);
     for (k, v) in &r.query {
@@ -156,10 +170,16 @@ pub fn explain_json(
         };
         match t.failed {
             Some(Cond::Host) => other_hosts += 1,
-            Some(c) => tried.push(json!({ "route": r.name.as_ref(), "index": t.route, "failed": r.matcher.name(c) })),
+            Some(c) => tried.push(
+                json!({ "route": r.name.as_ref(), "index": t.route, "failed": r.matcher.name(c) }),
+            ),
             None => {
-                let conds: Vec<String> =
-                    r.matcher.conditions().iter().map(|c| r.matcher.name(*c)).collect();
+                let conds: Vec<String> = r
+                    .matcher
+                    .conditions()
+                    .iter()
+                    .map(|c| r.matcher.name(*c))
+                    .collect();
                 tried.push(json!({ "route": r.name.as_ref(), "index": t.route, "matched": conds }))
             }
         }
@@ -168,7 +188,11 @@ pub fn explain_json(
         let total: u64 = r.split.weights.iter().map(|w| u64::from(*w)).sum();
         (r.split.groups.iter().zip(&r.split.weights))
             .map(|(g, w)| {
-                let share = if total == 0 { 0.0 } else { f64::from(*w) / total as f64 };
+                let share = if total == 0 {
+                    0.0
+                } else {
+                    f64::from(*w) / total as f64
+                };
                 json!({ "group": group_name(*g), "weight": w, "share": share })
             })
             .collect::<Vec<_>>()
@@ -239,14 +263,20 @@ mod tests {
                 { "route": "shop", "index": 2, "matched": ["host"] },
             ])
         );
-        assert_eq!(j["split"][0], json!({ "group": "s", "weight": 3, "share": 0.75 }));
+        assert_eq!(
+            j["split"][0],
+            json!({ "group": "s", "weight": 3, "share": 0.75 })
+        );
 
         let r = ExplainRequest {
             url: "http://a.com/".into(),
             ..Default::default()
         };
         let j = explain_json(&t, None, &r, &AllHealthy, Addresses::none()).expect("explained");
-        assert_eq!((j["outcome"].as_str(), j["reason"].as_str()), (Some("split"), Some("split")));
+        assert_eq!(
+            (j["outcome"].as_str(), j["reason"].as_str()),
+            (Some("split"), Some("split"))
+        );
         assert_eq!(j["group"], Value::Null, "the next pick is not known");
 
         let bad = ExplainRequest {
@@ -255,7 +285,10 @@ mod tests {
         };
         assert_eq!(
             explain_json(&t, None, &bad, &AllHealthy, Addresses::none()),
-            Err("url: found \"/x\" without a host, expected http://HOST/PATH or a host header".into())
+            Err(
+                "url: found \"/x\" without a host, expected http://HOST/PATH or a host header"
+                    .into()
+            )
         );
     }
 }

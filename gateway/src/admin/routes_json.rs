@@ -91,7 +91,9 @@ fn path_json(p: &PathMatch) -> Value {
 /// `{ "present": ... }`, `{ "range": [lo, hi] }`, `{ "not": [...] }`.
 pub fn condition_json(t: &ValueMatch) -> Value {
     let text = |v: &[Box<[u8]>]| -> Vec<String> {
-        v.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+        v.iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect()
     };
     match t {
         ValueMatch::OneOf(v) => json!(text(v)),

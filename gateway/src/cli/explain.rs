@@ -35,9 +35,9 @@ pub fn request(
     };
     let ip = ip
         .map(|a| {
-            a.trim().parse().map_err(|_| {
-                Failure::usage(format!("--ip: found {a:?}, expected an IP address"))
-            })
+            a.trim()
+                .parse()
+                .map_err(|_| Failure::usage(format!("--ip: found {a:?}, expected an IP address")))
         })
         .transpose()?;
     Ok(ExplainRequest {
@@ -79,16 +79,24 @@ fn on_gateway(args: &AdminArgs, req: &ExplainRequest) -> Result<Exit, Failure> {
 fn on_file(args: &AdminArgs, file: &Path, req: &ExplainRequest) -> Result<Exit, Failure> {
     let (path, max) = if file.as_os_str().is_empty() {
         let gw = crate::config::Gateway::load(default_config(args.config.clone()).as_deref())
-            .map_err(|e| Failure::lines(&e.0.iter().map(ToString::to_string).collect::<Vec<_>>()))?;
+            .map_err(|e| {
+                Failure::lines(&e.0.iter().map(ToString::to_string).collect::<Vec<_>>())
+            })?;
         (gw.routes_path, gw.reload.max_file_bytes)
     } else {
-        (PathBuf::from(file), crate::config::bounds::DEFAULT_MAX_FILE_BYTES)
+        (
+            PathBuf::from(file),
+            crate::config::bounds::DEFAULT_MAX_FILE_BYTES,
+        )
     };
     let loaded = crate::config::load_routes(&path, max)
         .map_err(|e| Failure::lines(&e.0.iter().map(ToString::to_string).collect::<Vec<_>>()))?;
     let j = explain_json(&loaded.table, None, req, &AllHealthy, Addresses::none())
         .map_err(Failure::usage)?;
-    print_answer(output::choose(args.output, std::io::stdout().is_terminal()), &j);
+    print_answer(
+        output::choose(args.output, std::io::stdout().is_terminal()),
+        &j,
+    );
     Ok(Exit::Success)
 }
 
@@ -120,14 +128,21 @@ pub fn render(j: &Value) -> String {
                 Some("split") => "by the split (its next pick is not known in advance)".into(),
                 _ => format!("group {}", s("group")),
             };
-            out.push_str(&format!("route {}: {group}, reason {}", s("route"), s("reason")));
+            out.push_str(&format!(
+                "route {}: {group}, reason {}",
+                s("route"),
+                s("reason")
+            ));
             if outcome == Some("no_healthy_target") {
                 out.push_str(", no healthy target: 503");
             }
             out.push('\n');
         }
     }
-    let from = j["tag_from"].as_str().map(|f| format!(" (from {f})")).unwrap_or_default();
+    let from = j["tag_from"]
+        .as_str()
+        .map(|f| format!(" (from {f})"))
+        .unwrap_or_default();
     match j["tag_status"].as_str() {
         Some("untrusted") | Some("malformed") => out.push_str(&format!(
             "tag: {} tag{from} ignored and stripped\n",
@@ -146,7 +161,11 @@ pub fn render(j: &Value) -> String {
                     let conds: Vec<&str> = (t["matched"].as_array().into_iter().flatten())
                         .filter_map(Value::as_str)
                         .collect();
-                    let conds = if conds.is_empty() { "any".to_string() } else { conds.join(",") };
+                    let conds = if conds.is_empty() {
+                        "any".to_string()
+                    } else {
+                        conds.join(",")
+                    };
                     format!("  {name}: matched ({conds})")
                 }
             }
@@ -167,7 +186,11 @@ pub fn render(j: &Value) -> String {
             .iter()
             .map(|g| {
                 let share = g["share"].as_f64().unwrap_or(0.0) * 100.0;
-                format!("{} {}%", g["group"].as_str().unwrap_or_default(), (share * 100.0).round() / 100.0)
+                format!(
+                    "{} {}%",
+                    g["group"].as_str().unwrap_or_default(),
+                    (share * 100.0).round() / 100.0
+                )
             })
             .collect();
         out.push_str(&format!("split: {}\n", parts.join(", ")));

@@ -11,9 +11,7 @@ use super::settings::listen::ListenConfig;
 use super::settings::model::GatewayConfig;
 use super::settings::runtime::{Threads, MAX_THREADS};
 use super::table::containment::RetryOnConfig;
-use super::table::model::{
-    OneOrMany, RoutesFile, TargetConfig, ValueConfig, Weight, MAX_WEIGHT,
-};
+use super::table::model::{OneOrMany, RoutesFile, TargetConfig, ValueConfig, Weight, MAX_WEIGHT};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use std::borrow::Cow;
 

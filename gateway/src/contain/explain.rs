@@ -69,7 +69,12 @@ impl<'a> Explanation<'a> {
         }
         let _ = write!(s, "; version={}; tries={}", self.version, self.tries);
         let or_none = |v: &'a str| if v.is_empty() { "none" } else { v };
-        let _ = write!(s, "; match={}; miss={}", or_none(self.matched), or_none(self.miss));
+        let _ = write!(
+            s,
+            "; match={}; miss={}",
+            or_none(self.matched),
+            or_none(self.miss)
+        );
         s
     }
 }

@@ -168,8 +168,8 @@ fn decide_in_route<'t, 'r: 't>(
         TagStep::Done(outcome) => outcome,
         TagStep::Untagged(u) => {
             let split = &route.split;
-            let sticky_pick = (split.sticky.as_ref())
-                .and_then(|(key, ranges)| sticky_entry(key, ranges, req));
+            let sticky_pick =
+                (split.sticky.as_ref()).and_then(|(key, ranges)| sticky_entry(key, ranges, req));
             let (entry, sticky) = match sticky_pick {
                 Some(e) => (e, true),
                 None => (split.smooth.next(), false),
@@ -324,7 +324,11 @@ pub(super) fn finish<'t>(
 }
 
 /// The split entry for a request's sticky key; `None` when the request has no key.
-pub(super) fn sticky_entry(key: &StickyKey, ranges: &StickyRanges, req: &RequestInfo<'_>) -> Option<usize> {
+pub(super) fn sticky_entry(
+    key: &StickyKey,
+    ranges: &StickyRanges,
+    req: &RequestInfo<'_>,
+) -> Option<usize> {
     match key {
         StickyKey::Header(name) => {
             let v = req.headers.get(name)?.as_bytes();

@@ -89,8 +89,9 @@ impl RouteTable {
             };
         };
         let available = |g: GroupId| {
-            (self.groups().get(g))
-                .is_some_and(|g: &Arc<Group>| g.with_members(addresses, |m| m.has_available(health)))
+            (self.groups().get(g)).is_some_and(|g: &Arc<Group>| {
+                g.with_members(addresses, |m| m.has_available(health))
+            })
         };
         let read = super::decide::read_tag(route, req);
         let tag_from = read.from.and_then(|i| route.dye.from.get(i));
@@ -106,7 +107,9 @@ impl RouteTable {
                     None => Preview::Split {
                         route_id,
                         reason: u.fallback.unwrap_or(Reason::Split),
-                        tag: (!u.read.tag.must_strip()).then_some(u.read.tag.value).flatten(),
+                        tag: (!u.read.tag.must_strip())
+                            .then_some(u.read.tag.value)
+                            .flatten(),
                     },
                 }
             }

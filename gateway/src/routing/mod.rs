@@ -30,14 +30,14 @@ pub use active::{ActiveTable, SharedTable};
 pub use addresses::{AddressBook, Addresses};
 pub use carried::Carried;
 pub use conditions::{decimal, Networks, PathMatch, ValueMatch};
-pub use explain::{Explained, Preview, Tried};
-pub use request_parts::Parsed;
 pub use decide::{normalize_host, Decision, Outcome, Reason, RequestInfo, TagAction};
+pub use explain::{Explained, Preview, Tried};
 pub use group::{Group, GroupId, MembersRef, NamedTarget, TargetEntry};
 pub use health::{AllHealthy, TargetHealth};
 pub use index::RouteIndex;
 pub use members::{Members, Target};
 pub use overrides::Overrides;
+pub use request_parts::Parsed;
 
 /// Largest split weight (keeps the sum of any split far from overflow).
 pub const MAX_WEIGHT: u32 = 1_000_000;

@@ -28,7 +28,8 @@ impl<'r> Parsed<'r> {
     /// Every parameter of the query (without the `?`), in order, name and value
     /// percent-decoded (`+` is a space, as forms write it).
     pub fn query(&'r self, query: Option<&'r str>) -> &'r [Pair<'r>] {
-        self.query.get_or_init(|| query.map(parse_query).unwrap_or_default())
+        self.query
+            .get_or_init(|| query.map(parse_query).unwrap_or_default())
     }
 }
 

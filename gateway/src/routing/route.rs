@@ -138,7 +138,10 @@ impl Matcher {
     /// `query.env`, `cookies.plan`, `client_ip`.
     pub fn name(&self, c: Cond) -> String {
         let keyed = |kind: &str, name: Option<&[u8]>| {
-            format!("{kind}.{}", String::from_utf8_lossy(name.unwrap_or_default()))
+            format!(
+                "{kind}.{}",
+                String::from_utf8_lossy(name.unwrap_or_default())
+            )
         };
         match c {
             Cond::Host => "host".into(),

@@ -5,7 +5,8 @@
 use super::{req, route, table, Req};
 use crate::routing::RouteTable;
 
-const AB: &str = "upstreams:\n  a: { targets: [\"127.0.0.1:9001\"] }\n  b: { targets: [\"127.0.0.1:9002\"] }\n";
+const AB: &str =
+    "upstreams:\n  a: { targets: [\"127.0.0.1:9001\"] }\n  b: { targets: [\"127.0.0.1:9002\"] }\n";
 
 /// A table of one route `r` to `a` with `matches` as its match, then a catch-all `rest` to `b`.
 fn one(matches: &str) -> std::sync::Arc<RouteTable> {
@@ -25,7 +26,11 @@ fn path_forms() {
     assert_eq!(name(&t, &req("h", "/ap")), "rest");
     let t = one("{ path: { exact: /api/v1 } }");
     assert_eq!(name(&t, &req("h", "/api/v1")), "r");
-    assert_eq!(name(&t, &req("h", "/api/v1?x=1")), "r", "the query is not the path");
+    assert_eq!(
+        name(&t, &req("h", "/api/v1?x=1")),
+        "r",
+        "the query is not the path"
+    );
     assert_eq!(name(&t, &req("h", "/api/v1/")), "rest");
     let t = one("{ path: { regex: \"^/api/v[0-9]+/\" } }");
     assert_eq!(name(&t, &req("h", "/api/v2/cart")), "r");
@@ -42,9 +47,17 @@ fn path_forms() {
 fn header_forms() {
     let t = one("{ headers: { x-region: { regex: \"^eu-\" } } }");
     assert_eq!(name(&t, &req("h", "/").header("x-region", "eu-west")), "r");
-    assert_eq!(name(&t, &req("h", "/").header("x-region", "us-eu-1")), "rest");
     assert_eq!(
-        name(&t, &req("h", "/").header("x-region", "us").header("x-region", "eu-1")),
+        name(&t, &req("h", "/").header("x-region", "us-eu-1")),
+        "rest"
+    );
+    assert_eq!(
+        name(
+            &t,
+            &req("h", "/")
+                .header("x-region", "us")
+                .header("x-region", "eu-1")
+        ),
         "r",
         "any line"
     );
@@ -73,15 +86,24 @@ fn header_forms() {
         assert_eq!(name(&t, &req("h", "/").header("x-user-id", v)), want, "{v}");
     }
     let t = one("{ headers: { x-n: { range: [-9223372036854775808, -1] } } }");
-    assert_eq!(name(&t, &req("h", "/").header("x-n", "-9223372036854775808")), "r");
-    assert_eq!(name(&t, &req("h", "/").header("x-n", "-9223372036854775809")), "rest");
+    assert_eq!(
+        name(&t, &req("h", "/").header("x-n", "-9223372036854775808")),
+        "r"
+    );
+    assert_eq!(
+        name(&t, &req("h", "/").header("x-n", "-9223372036854775809")),
+        "rest"
+    );
 
     let t = one("{ headers: { x-beta: { not: [off, \"0\"] } } }");
     assert_eq!(name(&t, &req("h", "/")), "r", "absent holds");
     assert_eq!(name(&t, &req("h", "/").header("x-beta", "on")), "r");
     assert_eq!(name(&t, &req("h", "/").header("x-beta", "off")), "rest");
     assert_eq!(
-        name(&t, &req("h", "/").header("x-beta", "on").header("x-beta", "0")),
+        name(
+            &t,
+            &req("h", "/").header("x-beta", "on").header("x-beta", "0")
+        ),
         "rest"
     );
 
@@ -95,7 +117,11 @@ fn query_forms() {
     let t = one("{ query: { env: [canary] } }");
     assert_eq!(name(&t, &req("h", "/p?env=canary")), "r");
     assert_eq!(name(&t, &req("h", "/p?a=1&env=canary&b")), "r");
-    assert_eq!(name(&t, &req("h", "/p?env=stable&env=canary")), "r", "any value");
+    assert_eq!(
+        name(&t, &req("h", "/p?env=stable&env=canary")),
+        "r",
+        "any value"
+    );
     assert_eq!(name(&t, &req("h", "/p?env=%63anary")), "r", "decoded");
     assert_eq!(name(&t, &req("h", "/p?env=stable")), "rest");
     assert_eq!(name(&t, &req("h", "/p")), "rest");
@@ -111,14 +137,28 @@ fn query_forms() {
 #[test]
 fn cookie_forms() {
     let t = one("{ cookies: { plan: { regex: \"^pro\" } } }");
-    assert_eq!(name(&t, &req("h", "/").header("cookie", "a=1; plan=pro-2")), "r");
     assert_eq!(
-        name(&t, &req("h", "/").header("cookie", "plan=free").header("cookie", "plan=pro")),
+        name(&t, &req("h", "/").header("cookie", "a=1; plan=pro-2")),
+        "r"
+    );
+    assert_eq!(
+        name(
+            &t,
+            &req("h", "/")
+                .header("cookie", "plan=free")
+                .header("cookie", "plan=pro")
+        ),
         "r",
         "a repeated name matches if any pair does"
     );
-    assert_eq!(name(&t, &req("h", "/").header("cookie", "plan=free")), "rest");
-    assert_eq!(name(&t, &req("h", "/").header("cookie", "xplan=pro")), "rest");
+    assert_eq!(
+        name(&t, &req("h", "/").header("cookie", "plan=free")),
+        "rest"
+    );
+    assert_eq!(
+        name(&t, &req("h", "/").header("cookie", "xplan=pro")),
+        "rest"
+    );
     assert_eq!(name(&t, &req("h", "/")), "rest");
     let t = one("{ cookies: { beta: { not: [\"no\"] } } }");
     assert_eq!(name(&t, &req("h", "/")), "r");
@@ -167,7 +207,12 @@ fn all_conditions_must_hold_and_first_route_wins() {
     assert_eq!(name(&t, &full()), "gray");
     assert_eq!(name(&t, &full().peer("11.0.0.9")), "api");
     assert_eq!(
-        name(&t, &req("h", "/api/x?env=canary").header("x-user-id", "1500").peer("10.0.0.9")),
+        name(
+            &t,
+            &req("h", "/api/x?env=canary")
+                .header("x-user-id", "1500")
+                .peer("10.0.0.9")
+        ),
         "api"
     );
     assert_eq!(name(&t, &req("h", "/other")), "404");
@@ -194,20 +239,31 @@ fn tags_from_cookie_and_query() {
         format!("{route} {group} {reason} {}", tag.unwrap_or_default())
     };
     // The header first, as today.
-    assert_eq!(r(req("h", "/open").header("x-env-tag", "canary")), "open canary tag keep:canary");
+    assert_eq!(
+        r(req("h", "/open").header("x-env-tag", "canary")),
+        "open canary tag keep:canary"
+    );
     // A cookie tag is set as the header upstream.
     assert_eq!(
         r(req("h", "/open").header("cookie", "env_tag=canary")),
         "open canary tag set:canary"
     );
-    assert_eq!(r(req("h", "/open?env=canary&x=1")), "open canary tag set:canary");
+    assert_eq!(
+        r(req("h", "/open?env=canary&x=1")),
+        "open canary tag set:canary"
+    );
     // First source present wins: the header over the cookie.
     assert_eq!(
-        r(req("h", "/open").header("x-env-tag", "other").header("cookie", "env_tag=canary")),
+        r(req("h", "/open")
+            .header("x-env-tag", "other")
+            .header("cookie", "env_tag=canary")),
         "open stable fallback keep:other"
     );
     // An unknown tag from the query goes upstream as the header.
-    assert_eq!(r(req("h", "/open?env=beta")), "open stable fallback set:beta");
+    assert_eq!(
+        r(req("h", "/open?env=beta")),
+        "open stable fallback set:beta"
+    );
     // The first pair of a repeated cookie is the tag.
     assert_eq!(
         r(req("h", "/open").header("cookie", "env_tag=canary; env_tag=beta")),
@@ -218,13 +274,17 @@ fn tags_from_cookie_and_query() {
 
     // trusted_sources: the cookie counts from 10/8 only; elsewhere the header is stripped.
     let cookie = |peer: &str| {
-        r(req("h", "/trusted").header("cookie", "env_tag=canary").peer(peer))
+        r(req("h", "/trusted")
+            .header("cookie", "env_tag=canary")
+            .peer(peer))
     };
     assert_eq!(cookie("10.1.1.1"), "trusted canary tag set:canary");
     assert_eq!(cookie("127.0.0.1"), "trusted stable split strip");
     // `header` is no source here: a tag header sent anyway does not travel upstream.
     assert_eq!(
-        r(req("h", "/trusted").header("x-env-tag", "canary").peer("10.1.1.1")),
+        r(req("h", "/trusted")
+            .header("x-env-tag", "canary")
+            .peer("10.1.1.1")),
         "trusted stable split strip"
     );
 }

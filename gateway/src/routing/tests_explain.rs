@@ -32,8 +32,17 @@ impl Rng {
 }
 
 const HOSTS: &[&str] = &["a.com", "b.com", "x.c.com", "y.c.com"];
-const PATHS: &[&str] = &["/", "/api", "/api/v1", "/api/v2/cart", "/static/x", "/a%20b"];
-const VALUES: &[&str] = &["1", "5", "1500", "eu-west", "us", "pro", "free", "canary", "beta", "x!"];
+const PATHS: &[&str] = &[
+    "/",
+    "/api",
+    "/api/v1",
+    "/api/v2/cart",
+    "/static/x",
+    "/a%20b",
+];
+const VALUES: &[&str] = &[
+    "1", "5", "1500", "eu-west", "us", "pro", "free", "canary", "beta", "x!",
+];
 const NAMES: &[&str] = &["x-a", "x-b", "x-user"];
 const TAGS: &[&str] = &["canary", "beta", "other"];
 const IPS: &[&str] = &["10.1.2.3", "192.168.0.9", "2001:db8::7", "127.0.0.1"];
@@ -43,7 +52,10 @@ fn condition(rng: &mut Rng) -> String {
     match rng.below(6) {
         0 => rng.pick(VALUES).into(),
         1 => format!("[{}, {}]", rng.pick(VALUES), rng.pick(VALUES)),
-        2 => format!("{{ regex: \"{}\" }}", rng.pick(&["^eu-", "^pro", "5", "^[0-9]+$"])),
+        2 => format!(
+            "{{ regex: \"{}\" }}",
+            rng.pick(&["^eu-", "^pro", "5", "^[0-9]+$"])
+        ),
         3 => format!("{{ present: {} }}", rng.chance(50)),
         4 => {
             let lo = rng.below(2000) as i64 - 100;
@@ -60,12 +72,21 @@ fn random_table(rng: &mut Rng, routes: usize) -> std::sync::Arc<RouteTable> {
     for i in 0..routes {
         let mut m = Vec::new();
         if rng.chance(50) {
-            m.push(format!("host: \"{}\"", rng.pick(&["a.com", "b.com", "*.c.com"])));
+            m.push(format!(
+                "host: \"{}\"",
+                rng.pick(&["a.com", "b.com", "*.c.com"])
+            ));
         }
         match rng.below(5) {
-            0 => m.push(format!("path_prefix: {}", rng.pick(&["/", "/api", "/api/v2"]))),
+            0 => m.push(format!(
+                "path_prefix: {}",
+                rng.pick(&["/", "/api", "/api/v2"])
+            )),
             1 => m.push(format!("path: {{ exact: \"{}\" }}", rng.pick(PATHS))),
-            2 => m.push(format!("path: {{ regex: \"{}\" }}", rng.pick(&["^/api/v[0-9]+", "cart$", "%20"]))),
+            2 => m.push(format!(
+                "path: {{ regex: \"{}\" }}",
+                rng.pick(&["^/api/v[0-9]+", "cart$", "%20"])
+            )),
             _ => {}
         }
         if rng.chance(20) {
@@ -81,12 +102,27 @@ fn random_table(rng: &mut Rng, routes: usize) -> std::sync::Arc<RouteTable> {
             }
         }
         if rng.chance(10) {
-            m.push(format!("client_ip: [{}]", rng.pick(&["10.0.0.0/8", "\"2001:db8::/32\"", "127.0.0.1"])));
+            m.push(format!(
+                "client_ip: [{}]",
+                rng.pick(&["10.0.0.0/8", "\"2001:db8::/32\"", "127.0.0.1"])
+            ));
         }
-        let from = rng.pick(&["[header]", "[header, \"cookie:env_tag\", \"query:env\"]", "[\"query:env\"]"]);
-        let trusted = if rng.chance(20) { ", trusted_sources: [10.0.0.0/8]" } else { "" };
+        let from = rng.pick(&[
+            "[header]",
+            "[header, \"cookie:env_tag\", \"query:env\"]",
+            "[\"query:env\"]",
+        ]);
+        let trusted = if rng.chance(20) {
+            ", trusted_sources: [10.0.0.0/8]"
+        } else {
+            ""
+        };
         let unknown = rng.pick(&["base", "reject"]);
-        let sticky = if rng.chance(25) { "\n    sticky: header:x-user" } else { "" };
+        let sticky = if rng.chance(25) {
+            "\n    sticky: header:x-user"
+        } else {
+            ""
+        };
         let _ = write!(
             y,
             "  - name: r{i}\n    match: {{ {} }}\n    dye: {{ from: {from}, tags: {{ canary: c, beta: b }}, on_unknown_tag: {unknown}{trusted} }}\n    split: [{{ upstream: s, weight: 9 }}, {{ upstream: c, weight: 1 }}]{sticky}\n",
@@ -133,7 +169,11 @@ fn random_request(rng: &mut Rng) -> Request {
         )
     });
     Request {
-        method: if rng.chance(70) { Method::GET } else { Method::POST },
+        method: if rng.chance(70) {
+            Method::GET
+        } else {
+            Method::POST
+        },
         host: rng.pick(HOSTS).into(),
         path: rng.pick(PATHS).into(),
         query,
@@ -161,7 +201,12 @@ fn explain_names_the_route_reason_and_tag_decide_takes() {
         let (p1, p2) = (Parsed::default(), Parsed::default());
         let decided = t.decide(&info(&p1));
         let explained = t.explain(&info(&p2));
-        let at = || format!("case {case}: {} {}?{:?} {:?} {:?}", r.host, r.path, r.query, r.headers, r.client);
+        let at = || {
+            format!(
+                "case {case}: {} {}?{:?} {:?} {:?}",
+                r.host, r.path, r.query, r.headers, r.client
+            )
+        };
         let route_of = |o: &Outcome<'_>| match o {
             Outcome::Routed(d) => Some(d.route_id),
             Outcome::RejectedTag { route_id } | Outcome::NoHealthyTarget { route_id, .. } => {
@@ -172,7 +217,14 @@ fn explain_names_the_route_reason_and_tag_decide_takes() {
         assert_eq!(explained.route_id(), route_of(&decided), "{}", at());
         match (explained.preview, decided) {
             (Preview::Decided(e), d) => assert_eq!(e, d, "{}", at()),
-            (Preview::Split { route_id, reason, tag }, Outcome::Routed(d)) => {
+            (
+                Preview::Split {
+                    route_id,
+                    reason,
+                    tag,
+                },
+                Outcome::Routed(d),
+            ) => {
                 routed += 1;
                 assert_eq!((route_id, reason), (d.route_id, d.reason), "{}", at());
                 // The split may pick a group a tag names: that tag is set instead.
@@ -221,7 +273,13 @@ fn match_and_miss_name_the_conditions() {
         let e = t.explain(&info);
         format!("match={}; miss={}", e.matched(&t), e.miss(&t))
     };
-    assert_eq!(explain("/api/x", "plan=pro"), "match=host,path,cookies.plan; miss=none");
-    assert_eq!(explain("/api/x", "plan=free"), "match=host,path; miss=gray:cookies.plan");
+    assert_eq!(
+        explain("/api/x", "plan=pro"),
+        "match=host,path,cookies.plan; miss=none"
+    );
+    assert_eq!(
+        explain("/api/x", "plan=free"),
+        "match=host,path; miss=gray:cookies.plan"
+    );
     assert_eq!(explain("/x", "plan=pro"), "match=any; miss=gray:path");
 }

@@ -357,7 +357,9 @@ fn parse_sticky(spec: &str) -> Option<StickyKey> {
         "header" => HeaderName::from_bytes(name.as_bytes())
             .ok()
             .map(StickyKey::Header),
-        "cookie" if super::compile_match::is_cookie_name(name) => Some(StickyKey::Cookie(name.to_string())),
+        "cookie" if super::compile_match::is_cookie_name(name) => {
+            Some(StickyKey::Cookie(name.to_string()))
+        }
         _ => None,
     }
 }

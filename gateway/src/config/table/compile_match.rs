@@ -73,7 +73,9 @@ pub fn compile_match(cfg: &MatchConfig, route: &str, issues: &mut Vec<Issue>) ->
         if !is_cookie_name(name) {
             issues.push(Issue::new(
                 cpath,
-                format!("found {name:?}, expected a cookie name (letters, digits and !#$%&'*+-.^_`|~)"),
+                format!(
+                    "found {name:?}, expected a cookie name (letters, digits and !#$%&'*+-.^_`|~)"
+                ),
             ));
             continue;
         }

@@ -309,7 +309,11 @@ fn match_changes(om: &MatchConfig, nm: &MatchConfig, out: &mut Vec<String>) {
         ("cookies", &om.cookies, &nm.cookies),
     ] {
         if o != n {
-            out.push(format!("match.{field} {} -> {}", conditions(o), conditions(n)));
+            out.push(format!(
+                "match.{field} {} -> {}",
+                conditions(o),
+                conditions(n)
+            ));
         }
     }
     if om.client_ip != nm.client_ip {
