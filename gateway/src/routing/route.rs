@@ -156,11 +156,6 @@ impl Matcher {
             Cond::ClientIp => "client_ip".into(),
         }
     }
-
-    /// Whether a request's cookies or query may be read: the route has conditions on them.
-    pub fn reads_parsed(&self) -> bool {
-        !self.query.is_empty() || !self.cookies.is_empty()
-    }
 }
 
 /// The `dye` section.
