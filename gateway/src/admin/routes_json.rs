@@ -82,7 +82,7 @@ pub fn routes_json(t: &RouteTable) -> Value {
 fn path_json(p: &PathMatch) -> Value {
     let text = match p {
         PathMatch::Prefix(s) | PathMatch::Exact(s) => s.as_str(),
-        PathMatch::Regex(r) => r.as_str(),
+        PathMatch::Regex { re, .. } => re.as_str(),
     };
     json!({ p.kind(): text })
 }

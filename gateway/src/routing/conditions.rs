@@ -13,8 +13,13 @@ use std::net::IpAddr;
 pub enum PathMatch {
     Prefix(String),
     Exact(String),
-    /// Search semantics: `^...$` anchors.
-    Regex(Regex),
+    /// Search semantics: `^...$` anchors. `prefix`: the literal text every match starts with,
+    /// when the pattern is anchored at the start (`^/api/v[0-9]+` → `/api/v`): the index files
+    /// the route under it, so it is only tried for paths that start so.
+    Regex {
+        re: Regex,
+        prefix: Option<Box<str>>,
+    },
 }
 
 impl PathMatch {
@@ -22,16 +27,16 @@ impl PathMatch {
         match self {
             PathMatch::Prefix(p) => path.starts_with(p.as_str()),
             PathMatch::Exact(p) => path == p,
-            PathMatch::Regex(r) => r.is_match(path.as_bytes()),
+            PathMatch::Regex { re, .. } => re.is_match(path.as_bytes()),
         }
     }
 
-    /// The prefix every matching path starts with, for the index (`None` for a regex: such a
-    /// route is checked in order inside its host bucket).
+    /// The prefix every matching path starts with, for the index (`None` for a regex without
+    /// a literal start: such a route is checked in order inside its host bucket).
     pub fn index_prefix(&self) -> Option<&str> {
         match self {
             PathMatch::Prefix(p) | PathMatch::Exact(p) => Some(p),
-            PathMatch::Regex(_) => None,
+            PathMatch::Regex { prefix, .. } => prefix.as_deref(),
         }
     }
 
@@ -40,7 +45,7 @@ impl PathMatch {
         match self {
             PathMatch::Prefix(_) => "prefix",
             PathMatch::Exact(_) => "exact",
-            PathMatch::Regex(_) => "regex",
+            PathMatch::Regex { .. } => "regex",
         }
     }
 }
@@ -50,7 +55,9 @@ impl PartialEq for PathMatch {
         match (self, other) {
             (PathMatch::Prefix(a), PathMatch::Prefix(b)) => a == b,
             (PathMatch::Exact(a), PathMatch::Exact(b)) => a == b,
-            (PathMatch::Regex(a), PathMatch::Regex(b)) => a.as_str() == b.as_str(),
+            (PathMatch::Regex { re: a, .. }, PathMatch::Regex { re: b, .. }) => {
+                a.as_str() == b.as_str()
+            }
             _ => false,
         }
     }
@@ -249,10 +256,13 @@ mod tests {
         assert!(PathMatch::Prefix("/api".into()).matches("/api/v1"));
         assert!(PathMatch::Exact("/api/v1".into()).matches("/api/v1"));
         assert!(!PathMatch::Exact("/api/v1".into()).matches("/api/v1/"));
-        let re = PathMatch::Regex(Regex::new("^/api/v[0-9]+/").expect("re"));
+        let re = PathMatch::Regex {
+            re: Regex::new("^/api/v[0-9]+/").expect("re"),
+            prefix: Some("/api/v".into()),
+        };
         assert!(re.matches("/api/v12/cart"));
         assert!(!re.matches("/api/vx/cart"));
-        assert_eq!(re.index_prefix(), None);
+        assert_eq!(re.index_prefix(), Some("/api/v"));
     }
 
     #[test]

@@ -107,7 +107,7 @@ fn path_covers(a: &PathMatch, b: &PathMatch) -> bool {
             y.starts_with(x.as_str())
         }
         (PathMatch::Exact(x), PathMatch::Exact(y)) => x == y,
-        (PathMatch::Regex(_), PathMatch::Regex(_)) => a == b,
+        (PathMatch::Regex { .. }, PathMatch::Regex { .. }) => a == b,
         _ => false,
     }
 }

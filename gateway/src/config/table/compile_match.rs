@@ -152,7 +152,31 @@ fn path_match(cfg: &PathConfig, path: &str, issues: &mut Vec<Issue>) -> Option<P
         return literal_path(p, &format!("{path}.exact"), issues).map(PathMatch::Exact);
     }
     let re = cfg.regex.as_deref()?;
-    regex(re, &format!("{path}.regex"), issues).map(PathMatch::Regex)
+    let prefix = literal_prefix(re).map(Into::into);
+    regex(re, &format!("{path}.regex"), issues).map(|re| PathMatch::Regex { re, prefix })
+}
+
+/// The literal text every match of `pattern` starts with, when it is anchored at the start of
+/// the path: `^/api/v[0-9]+/` → `/api/v`. `None` when unanchored, or when the first thing after
+/// `^` is not literal (a class, a group, a case-insensitive letter).
+pub fn literal_prefix(pattern: &str) -> Option<String> {
+    use regex_syntax::hir::{HirKind, Look};
+    let hir = regex_syntax::Parser::new().parse(pattern).ok()?;
+    let HirKind::Concat(parts) = hir.kind() else {
+        return None;
+    };
+    let (first, rest) = parts.split_first()?;
+    if !matches!(first.kind(), HirKind::Look(Look::Start)) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for part in rest {
+        match part.kind() {
+            HirKind::Literal(l) => out.extend_from_slice(&l.0),
+            _ => break,
+        }
+    }
+    String::from_utf8(out).ok().filter(|p| !p.is_empty())
 }
 
 /// A value condition; `header_values`: the listed values must be valid header values.
@@ -309,6 +333,29 @@ pub fn tag_sources(from: Option<&[String]>, route: &str, issues: &mut Vec<Issue>
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal_prefix;
+
+    #[test]
+    fn literal_prefixes_of_anchored_patterns() {
+        for (pattern, want) in [
+            ("^/api/v[0-9]+/", Some("/api/v")),
+            ("^/api/v1/items$", Some("/api/v1/items")),
+            ("^/shop", Some("/shop")),
+            ("/api/v[0-9]+/", None),
+            ("^(/api|/web)", None),
+            ("(?i)^/API", Some("/")),
+            ("^[a-z]", None),
+            ("^/a|^/b", None),
+            ("(?m)^/a", None),
+            ("^/caf\u{e9}/x", Some("/café/x")),
+        ] {
+            assert_eq!(literal_prefix(pattern).as_deref(), want, "{pattern}");
+        }
+    }
 }
 
 /// RFC 6265 cookie-name: an HTTP token.
