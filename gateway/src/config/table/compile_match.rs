@@ -335,29 +335,6 @@ pub fn tag_sources(from: Option<&[String]>, route: &str, issues: &mut Vec<Issue>
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::literal_prefix;
-
-    #[test]
-    fn literal_prefixes_of_anchored_patterns() {
-        for (pattern, want) in [
-            ("^/api/v[0-9]+/", Some("/api/v")),
-            ("^/api/v1/items$", Some("/api/v1/items")),
-            ("^/shop", Some("/shop")),
-            ("/api/v[0-9]+/", None),
-            ("^(/api|/web)", None),
-            ("(?i)^/API", Some("/")),
-            ("^[a-z]", None),
-            ("^/a|^/b", None),
-            ("(?m)^/a", None),
-            ("^/caf\u{e9}/x", Some("/café/x")),
-        ] {
-            assert_eq!(literal_prefix(pattern).as_deref(), want, "{pattern}");
-        }
-    }
-}
-
 /// RFC 6265 cookie-name: an HTTP token.
 pub fn is_cookie_name(s: &str) -> bool {
     !s.is_empty()
@@ -390,4 +367,27 @@ fn parse_host(h: &str) -> Option<HostMatch> {
     } else {
         HostMatch::Exact(name.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal_prefix;
+
+    #[test]
+    fn literal_prefixes_of_anchored_patterns() {
+        for (pattern, want) in [
+            ("^/api/v[0-9]+/", Some("/api/v")),
+            ("^/api/v1/items$", Some("/api/v1/items")),
+            ("^/shop", Some("/shop")),
+            ("/api/v[0-9]+/", None),
+            ("^(/api|/web)", None),
+            ("(?i)^/API", Some("/")),
+            ("^[a-z]", None),
+            ("^/a|^/b", None),
+            ("(?m)^/a", None),
+            ("^/caf\u{e9}/x", Some("/café/x")),
+        ] {
+            assert_eq!(literal_prefix(pattern).as_deref(), want, "{pattern}");
+        }
+    }
 }
