@@ -9,7 +9,9 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use dyegate::config::routes_from_text;
 use dyegate::contain::RetryBudgets;
 use dyegate::health::{Attempt, HealthRegistry};
-use dyegate::routing::{AddressBook, Addresses, Outcome, RequestInfo, RouteTable, TargetHealth};
+use dyegate::routing::{
+    AddressBook, Addresses, Outcome, Parsed, RequestInfo, RouteTable, TargetHealth,
+};
 use http::{HeaderMap, Method};
 use std::sync::Arc;
 
@@ -62,8 +64,10 @@ fn bench(c: &mut Criterion) {
         method: &Method::GET,
         host: "shop",
         path: "/",
+        query: None,
         headers: &headers,
         client: None,
+        parsed: &Parsed::default(),
     };
     let mut g = c.benchmark_group("containment");
     g.bench_function("decide_and_pick_only", |b| {

@@ -123,6 +123,34 @@ enum Command {
         #[arg(value_name = "N", value_parser = cli::args::version_id)]
         version: Option<dyegate::reload::VersionId>,
     },
+    /// Which route and tag a request would get, and why (per route tried, the condition that
+    /// held or failed), without sending it: asks the running gateway (POST /explain), or with
+    /// --file decides on a routes file (default: the one gateway.yaml names).
+    Explain {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// http://HOST[:PORT]/PATH?QUERY (or /PATH with --header host:NAME)
+        url: String,
+        /// The method [GET]
+        #[arg(short = 'X', long)]
+        method: Option<String>,
+        /// A header NAME:VALUE (repeatable)
+        #[arg(short = 'H', long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+        /// A cookie NAME=VALUE (repeatable)
+        #[arg(long = "cookie", value_name = "NAME=VALUE")]
+        cookies: Vec<String>,
+        /// A query parameter NAME=VALUE, appended to the URL's query (repeatable)
+        #[arg(long = "query", value_name = "NAME=VALUE")]
+        query: Vec<String>,
+        /// The client address (as the proxy finds it: PROXY source, peer, or forwarded)
+        #[arg(long, value_name = "ADDR")]
+        ip: Option<String>,
+        /// Decide on this routes file instead of asking the gateway (no value: the routes
+        /// file gateway.yaml names); every target counts as healthy
+        #[arg(long, value_name = "ROUTES", num_args = 0..=1, default_missing_value = "")]
+        file: Option<PathBuf>,
+    },
     /// Every upstream group and target: health (healthy, unhealthy, ejected and until when),
     /// last check, requests in flight, failures.
     Upstreams(AdminArgs),
@@ -553,6 +581,19 @@ fn main() -> ExitCode {
         Command::Status(a) => cli::commands::status(&a).into(),
         Command::Versions { admin, version } => cli::commands::versions(&admin, version).into(),
         Command::Upstreams(a) => cli::commands::upstreams(&a).into(),
+        Command::Explain {
+            admin,
+            url,
+            method,
+            headers,
+            cookies,
+            query,
+            ip,
+            file,
+        } => match cli::explain::request(url, method, &headers, &cookies, &query, ip.as_deref()) {
+            Ok(req) => cli::explain::explain(&admin, file.as_deref(), &req).into(),
+            Err(f) => f.report().into(),
+        },
         Command::Reload(a) => cli::commands::reload(&a).into(),
         Command::Rollout {
             admin,

@@ -4,8 +4,8 @@
 //! in progress and steady traffic. The script prints what it saw as JSON; the assertions are
 //! here. Screenshots of each view go to `target/live-view/` (not committed).
 //!
-//! The Explain view is checked only when the gateway answers `POST /explain` (another change
-//! adds it); otherwise that one check says it was skipped.
+//! The Explain view asks `POST /explain` (the proxy's decision code) for `GET /` with the tag
+//! `canary`, and shows the route and tag it answers.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -177,15 +177,18 @@ async fn the_page_shows_the_rollout_pauses_it_and_is_safe_across_sites() {
     let out = gw.config().cli(&["rollout", "resume", "shop"]);
     assert_eq!(out.code, Some(0), "{out}");
 
-    // Explain: checked once the gateway answers POST /explain.
-    if seen["explain_available"] == true {
-        let answer = seen["explain_answer"].as_str().unwrap_or_default();
-        assert!(answer.contains("shop"), "explain answer: {answer}");
-    } else {
-        eprintln!(
-            "skipped: the Explain view's check (this gateway does not answer POST /explain yet)"
-        );
-    }
+    // Explain: the page shows what POST /explain answers for `GET /` tagged `canary`.
+    assert_eq!(seen["explain_available"], true, "POST /explain answers");
+    let answer = seen["explain_answer"].as_str().unwrap_or_default();
+    // The answer's fields as the page lists them (`<dt>` then `<dd>`, one line each).
+    let field = |name: &str| {
+        let mut lines = answer.lines();
+        lines.find(|l| l.trim() == name);
+        lines.next().map(str::trim).unwrap_or_default().to_string()
+    };
+    assert_eq!(field("route"), "shop", "explain answer: {answer}");
+    assert_eq!(field("tag"), "canary", "explain answer: {answer}");
+    assert_eq!(field("group"), "canary", "explain answer: {answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

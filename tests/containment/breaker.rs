@@ -43,7 +43,7 @@ async fn past_max_in_flight_requests_get_503_at_once() {
     );
     assert_eq!(
         resp.header("x-dyegate-decision"),
-        Some("route=shop; group=slow; reason=circuit_open; tag=none; target=none; version=1; tries=0")
+        Some("route=shop; group=slow; reason=circuit_open; tag=none; target=none; version=1; tries=0; match=any; miss=none")
     );
     assert_eq!(slow.request_count(), 2, "nothing queued or sent");
     gw.wait_for_metrics(Duration::from_secs(5), "a circuit_open count", |s| {
@@ -91,7 +91,7 @@ async fn the_decision_header_goes_to_trusted_peers_that_ask() {
         resp.header("x-dyegate-decision"),
         Some(
             format!(
-                "route=shop; group=a; reason=split; tag=beta; target={}; version=1; tries=1",
+                "route=shop; group=a; reason=split; tag=beta; target={}; version=1; tries=1; match=any; miss=none",
                 up.target()
             )
             .as_str()
@@ -136,7 +136,7 @@ async fn no_route_and_errors_carry_the_decision_too() {
     assert_eq!(resp.status, StatusCode::NOT_FOUND);
     assert_eq!(
         resp.header("x-dyegate-decision"),
-        Some("route=none; group=none; reason=no_route; tag=none; target=none; version=1; tries=0")
+        Some("route=none; group=none; reason=no_route; tag=none; target=none; version=1; tries=0; match=none; miss=none")
     );
     let resp = Req::get("/shop")
         .header("x-dyegate-debug", "1")
@@ -147,7 +147,7 @@ async fn no_route_and_errors_carry_the_decision_too() {
         resp.header("x-dyegate-decision"),
         Some(
             format!(
-                "route=shop; group=a; reason=split; tag=none; target={dead}; version=1; tries=1"
+                "route=shop; group=a; reason=split; tag=none; target={dead}; version=1; tries=1; match=path; miss=none"
             )
             .as_str()
         )

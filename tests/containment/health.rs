@@ -75,7 +75,7 @@ async fn a_tagged_lane_that_goes_down_falls_back_to_base_and_comes_back() {
         .to_string();
     assert!(
         decision.starts_with(&format!(
-            "route=shop; group=stable; reason=fallback_unhealthy; tag=canary; target={}; version=1; tries=1",
+            "route=shop; group=stable; reason=fallback_unhealthy; tag=canary; target={}; version=1; tries=1; match=any; miss=none",
             stable.target()
         )),
         "{decision}"
@@ -146,7 +146,7 @@ async fn reject_answers_503_naming_the_group() {
     );
     assert_eq!(
         resp.header("x-dyegate-decision"),
-        Some("route=shop; group=canary; reason=no_healthy_target; tag=canary; target=none; version=1; tries=0")
+        Some("route=shop; group=canary; reason=no_healthy_target; tag=canary; target=none; version=1; tries=0; match=any; miss=none")
     );
     // Untagged requests are unaffected.
     assert_eq!(

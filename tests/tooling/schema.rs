@@ -153,7 +153,46 @@ const BAD_ROUTES: &[(&str, &str)] = &[
     ("unknown_protocol", "upstreams: { a: { targets: [\"127.0.0.1:1\"], protocol: h3 } }\nroutes:\n  - name: r\n    split: [{ upstream: a, weight: 1 }]\n"),
     ("tls_field_typo", "upstreams: { a: { targets: [\"127.0.0.1:1\"], tls: { sni: a.internal, verfy: false } } }\nroutes:\n  - name: r\n    split: [{ upstream: a, weight: 1 }]\n"),
     ("timeout_field_typo", "upstreams: { a: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n  - name: r\n    timeouts: { read: 100 }\n    split: [{ upstream: a, weight: 1 }]\n"),
+    ("condition_two_tests", "upstreams: { a: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n  - name: r\n    match: { headers: { x-a: { present: true, regex: a } } }\n    split: [{ upstream: a, weight: 1 }]\n"),
+    ("condition_typo", "upstreams: { a: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n  - name: r\n    match: { cookies: { plan: { rgx: a } } }\n    split: [{ upstream: a, weight: 1 }]\n"),
+    ("range_one_bound", "upstreams: { a: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n  - name: r\n    match: { query: { uid: { range: [5] } } }\n    split: [{ upstream: a, weight: 1 }]\n"),
+    ("path_two_forms", "upstreams: { a: { targets: [\"127.0.0.1:1\"] } }\nroutes:\n  - name: r\n    match: { path: { prefix: /a, exact: /a } }\n    split: [{ upstream: a, weight: 1 }]\n"),
 ];
+
+/// The issue's example of every match form and tag source.
+const RICH_ROUTES: &str = r#"upstreams: { a: { targets: ["127.0.0.1:1"] } }
+routes:
+  - name: shop
+    match:
+      host: shop.example.com
+      path: { regex: "^/api/v[0-9]+/" }
+      methods: [GET, POST]
+      headers:
+        x-client: [mobile, web]
+        x-region: { regex: "^eu-" }
+        x-debug: { present: true }
+        x-user-id: { range: [1000, 1999] }
+        x-beta: { not: [off, "0"] }
+      query: { env: [canary] }
+      cookies: { plan: { regex: "^pro" } }
+      client_ip: [10.0.0.0/8, "2001:db8::/32"]
+    dye:
+      header: x-env-tag
+      from: [header, "cookie:env_tag", "query:env"]
+      tags: { canary: a }
+    split: [{ upstream: a, weight: 1 }]
+"#;
+
+#[test]
+fn every_match_form_validates() {
+    let dir = tempdir("rich");
+    let f = dir.join("routes.yaml");
+    std::fs::write(&f, RICH_ROUTES).expect("write");
+    validate("routes", std::slice::from_ref(&f)).unwrap_or_else(|e| panic!("{e}"));
+    let out = dyegate_cli([Path::new("check"), f.as_path()]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
 /// gateway.yaml mistakes the schema expresses.
 const BAD_GATEWAYS: &[(&str, &str)] = &[

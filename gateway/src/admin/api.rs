@@ -1,9 +1,10 @@
-//! Admin endpoints: status, versions, routes, upstreams, traffic, reload, rollback, health and
-//! readiness; the live view's files under `/ui/`. A browser's POST from another site is refused
-//! ([`super::origin`]).
+//! Admin endpoints: status, versions, routes, upstreams, traffic, reload, rollback, explain,
+//! health and readiness; the live view's files under `/ui/`. A browser's POST from another site
+//! is refused ([`super::origin`]).
 
 use super::auth::{is_write, Identities};
 use super::body::{BodyDeadline, BodyError};
+use super::explain_json::{explain_json, ExplainRequest};
 use super::live::SharedTraffic;
 use super::origin::{Provenance, UI_HEADER};
 use super::rollback_body::rollback_target;
@@ -16,6 +17,7 @@ use crate::lifecycle::Lifecycle;
 use crate::proxy::forwarded::client_of;
 use crate::proxy::live::SharedLive;
 use crate::reload::{Caller, GatewayReload, Outcome, Reloader, Trigger};
+use crate::routing::{Addresses, AllHealthy};
 use crate::telemetry::Metrics;
 use crate::tls::Certificates;
 use async_trait::async_trait;
@@ -207,9 +209,10 @@ impl AdminApi {
         let authorization = session
             .get_header(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        match self.identities.check(authorization, is_write(method)) {
+        let write = is_write(method, path);
+        match self.identities.check(authorization, write) {
             Ok(name) => {
-                if is_write(method) {
+                if write {
                     info!("admin: {method} {path} by {name} from {client}");
                 }
                 Ok(name.to_string())
@@ -426,6 +429,53 @@ impl AdminApi {
         }
     }
 
+    /// `POST /explain`: the request in the body (`ExplainRequest`) decided on the running
+    /// table with its health, nothing sent (400 for a malformed request).
+    async fn post_explain(&self, session: &mut ServerSession) -> (StatusCode, Value) {
+        let body = match self.body.read(session).await {
+            Ok(b) => b,
+            Err(e) => {
+                let status = match e {
+                    BodyError::Slow(_) => StatusCode::REQUEST_TIMEOUT,
+                    BodyError::TooLarge | BodyError::Unreadable(_) => StatusCode::BAD_REQUEST,
+                };
+                return (status, json!({ "error": e.message() }));
+            }
+        };
+        let request: ExplainRequest = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": format!("body: {e}, expected {{\"url\": ..., \"method\", \"headers\", \"cookies\", \"query\", \"ip\"}}") }),
+                )
+            }
+        };
+        let active = self.reloader.active().load_full();
+        let book = (self.dns.as_ref()).map(|d| d.book().load());
+        let addresses = book.as_deref().unwrap_or(Addresses::none());
+        let answer = match &self.health {
+            Some(h) => explain_json(
+                &active.table,
+                Some(active.version),
+                &request,
+                &h.view(),
+                addresses,
+            ),
+            None => explain_json(
+                &active.table,
+                Some(active.version),
+                &request,
+                &AllHealthy,
+                addresses,
+            ),
+        };
+        match answer {
+            Ok(j) => (StatusCode::OK, j),
+            Err(e) => (StatusCode::BAD_REQUEST, json!({ "error": e })),
+        }
+    }
+
     async fn route(&self, session: &mut ServerSession) -> (StatusCode, Value) {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
@@ -489,17 +539,18 @@ impl AdminApi {
             (Method::GET, "/traffic") => self.traffic(),
             (Method::POST, "/reload") => self.post_reload(caller).await,
             (Method::POST, "/rollback") => self.post_rollback(session, caller).await,
+            (Method::POST, "/explain") => self.post_explain(session).await,
             (
                 _,
                 "/healthz" | "/readyz" | "/status" | "/versions" | "/routes" | "/upstreams"
-                | "/traffic" | "/identity" | "/reload" | "/rollback",
+                | "/traffic" | "/identity" | "/reload" | "/rollback" | "/explain",
             ) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 json!({ "error": "method not allowed" }),
             ),
             _ => (
                 StatusCode::NOT_FOUND,
-                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "GET /upstreams", "GET /traffic", "GET /identity", "GET /rollouts", "GET /rollouts/ROUTE", "GET /rollouts/ROUTE/series", "POST /rollouts/ROUTE/{pause,resume,promote,abort}", "POST /reload", "POST /rollback", "GET /healthz", "GET /readyz", "GET /metrics", "GET /ui/"] }),
+                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "GET /upstreams", "GET /traffic", "GET /identity", "GET /rollouts", "GET /rollouts/ROUTE", "GET /rollouts/ROUTE/series", "POST /rollouts/ROUTE/{pause,resume,promote,abort}", "POST /reload", "POST /rollback", "POST /explain", "GET /healthz", "GET /readyz", "GET /metrics", "GET /ui/"] }),
             ),
         }
     }

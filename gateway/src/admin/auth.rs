@@ -76,9 +76,12 @@ fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Whether a call with this method changes something (needs `write`).
-pub fn is_write(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD)
+/// Whether a call changes something (needs `write`): every method but GET and HEAD, except
+/// `POST /explain`, which only reads (the request to explain is its body).
+pub fn is_write(method: &Method, path: &str) -> bool {
+    let reads = matches!(*method, Method::GET | Method::HEAD)
+        || (*method == Method::POST && path == "/explain");
+    !reads
 }
 
 impl Identities {
@@ -203,9 +206,11 @@ mod tests {
 
     #[test]
     fn only_gets_are_reads() {
-        assert!(!is_write(&Method::GET));
-        assert!(!is_write(&Method::HEAD));
-        assert!(is_write(&Method::POST));
-        assert!(is_write(&Method::DELETE));
+        assert!(!is_write(&Method::GET, "/status"));
+        assert!(!is_write(&Method::HEAD, "/status"));
+        assert!(is_write(&Method::POST, "/reload"));
+        assert!(is_write(&Method::DELETE, "/x"));
+        assert!(!is_write(&Method::POST, "/explain"));
+        assert!(is_write(&Method::PUT, "/explain"));
     }
 }

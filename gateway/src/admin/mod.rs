@@ -6,6 +6,7 @@ mod api;
 pub mod auth;
 mod body;
 pub mod client;
+pub mod explain_json;
 pub mod live;
 mod origin;
 mod rollback_body;

@@ -11,7 +11,7 @@ use super::settings::listen::ListenConfig;
 use super::settings::model::GatewayConfig;
 use super::settings::runtime::{Threads, MAX_THREADS};
 use super::table::containment::RetryOnConfig;
-use super::table::model::{OneOrMany, RoutesFile, TargetConfig, Weight, MAX_WEIGHT};
+use super::table::model::{OneOrMany, RoutesFile, TargetConfig, ValueConfig, Weight, MAX_WEIGHT};
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use std::borrow::Cow;
 
@@ -204,6 +204,46 @@ impl JsonSchema for OneOrMany {
             "anyOf": [
                 { "type": ["string", "integer", "boolean"] },
                 { "type": "array", "items": { "type": "string" } },
+            ],
+        })
+    }
+}
+
+impl JsonSchema for ValueConfig {
+    fn schema_name() -> Cow<'static, str> {
+        "Condition".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let values = json_schema!({
+            "type": "array",
+            "items": { "type": ["string", "integer", "boolean"] },
+        });
+        json_schema!({
+            "description": "A condition on the values of a header, query parameter or cookie; it holds when some value satisfies it (`present: false` and `not`: when none does).",
+            "anyOf": [
+                { "type": ["string", "integer", "boolean"], "description": "This value." },
+                { "type": "array", "items": { "type": ["string", "integer", "boolean"] }, "description": "One of these values." },
+                {
+                    "type": "object",
+                    "properties": {
+                        "regex": { "type": "string", "description": "A regular expression (Rust `regex` syntax), searched: anchor with ^...$." },
+                        "present": { "type": "boolean", "description": "true: present (any value); false: absent." },
+                        "range": {
+                            "type": "array",
+                            "items": { "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX },
+                            "minItems": 2,
+                            "maxItems": 2,
+                            "description": "[LO, HI]: a signed 64-bit decimal integer within, inclusive; other values do not match.",
+                        },
+                        "not": {
+                            "anyOf": [{ "type": ["string", "integer", "boolean"] }, values],
+                            "description": "None of these values (absent holds).",
+                        },
+                    },
+                    "minProperties": 1,
+                    "maxProperties": 1,
+                    "additionalProperties": false,
+                },
             ],
         })
     }

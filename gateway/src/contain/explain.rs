@@ -1,6 +1,9 @@
 //! `x-dyegate-debug: 1` from a trusted peer gets the decision back in `x-dyegate-decision`:
 //! `route=shop; group=shop-canary; reason=fallback_unhealthy; tag=canary; target=10.0.0.3:80;
-//! version=12; tries=2`. Absent values read `none`. Everyone else gets nothing.
+//! version=12; tries=2; match=host,cookies.plan; miss=shop-beta:headers.x-beta`. Absent values
+//! read `none`. `match` lists the conditions of the route taken (`any` when it has none), `miss`
+//! the route tried before it that failed furthest into its conditions, and the condition that
+//! failed. Everyone else gets nothing.
 
 use dyegate_plugins::TrustedSources;
 use http::HeaderMap;
@@ -41,9 +44,13 @@ pub struct Explanation<'a> {
     pub target: Option<SocketAddr>,
     pub version: u64,
     pub tries: usize,
+    /// The conditions of the route taken (`none` when empty).
+    pub matched: &'a str,
+    /// The nearest miss, `ROUTE:CONDITION` (`none` when empty).
+    pub miss: &'a str,
 }
 
-impl Explanation<'_> {
+impl<'a> Explanation<'a> {
     pub fn value(&self) -> String {
         let mut s = String::with_capacity(128);
         let _ = write!(
@@ -61,6 +68,13 @@ impl Explanation<'_> {
             None => s.push_str("none"),
         }
         let _ = write!(s, "; version={}; tries={}", self.version, self.tries);
+        let or_none = |v: &'a str| if v.is_empty() { "none" } else { v };
+        let _ = write!(
+            s,
+            "; match={}; miss={}",
+            or_none(self.matched),
+            or_none(self.miss)
+        );
         s
     }
 }
@@ -79,10 +93,12 @@ mod tests {
             target: Some("10.0.0.3:80".parse().expect("addr")),
             version: 12,
             tries: 2,
+            matched: "host,cookies.plan",
+            miss: "shop-beta:headers.x-beta",
         };
         assert_eq!(
             e.value(),
-            "route=shop; group=shop-canary; reason=fallback_unhealthy; tag=canary; target=10.0.0.3:80; version=12; tries=2"
+            "route=shop; group=shop-canary; reason=fallback_unhealthy; tag=canary; target=10.0.0.3:80; version=12; tries=2; match=host,cookies.plan; miss=shop-beta:headers.x-beta"
         );
         assert_eq!(
             Explanation {
@@ -91,7 +107,7 @@ mod tests {
                 ..Default::default()
             }
             .value(),
-            "route=none; group=none; reason=no_route; tag=none; target=none; version=3; tries=0"
+            "route=none; group=none; reason=no_route; tag=none; target=none; version=3; tries=0; match=none; miss=none"
         );
     }
 

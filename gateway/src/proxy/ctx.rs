@@ -36,6 +36,12 @@ pub struct RequestCtx {
     pub(super) trace: Option<RequestTrace>,
     /// The client asked for `x-dyegate-decision` and may see it.
     pub(super) debug: bool,
+    /// For `x-dyegate-decision`: the conditions that held and the nearest miss (debug
+    /// requests only).
+    pub(super) why: Option<Box<Why>>,
+    /// The tag to set upstream when it came from a cookie or the query and names none of the
+    /// route's tags (the decision holds the others by position).
+    pub(super) set_tag: Option<Box<str>>,
     /// The connection's peer: the TCP peer, or the source its PROXY protocol header named.
     pub(super) peer: Option<IpAddr>,
     /// The request's one client address (the peer, or behind trusted proxies the address they
@@ -81,6 +87,8 @@ impl RequestCtx {
             retried: 0,
             trace: None,
             debug: false,
+            why: None,
+            set_tag: None,
             peer: None,
             client: None,
             group_load: None,
@@ -168,8 +176,19 @@ impl RequestCtx {
                 };
             }
         }
+        if let Some(why) = &self.why {
+            e.matched = &why.matched;
+            e.miss = &why.miss;
+        }
         Some(e.value())
     }
+}
+
+/// The parts of `x-dyegate-decision` that say why the route was taken (`routing::Explained`).
+#[derive(Debug)]
+pub(super) struct Why {
+    pub matched: String,
+    pub miss: String,
 }
 
 /// The decision, held by index into the table snapshot the ctx keeps alive.

@@ -10,8 +10,7 @@ use crate::contain::DECISION_HEADER;
 use crate::downstream::coalesce;
 use crate::downstream::framing;
 use crate::health::Attempt;
-use crate::routing::Addresses;
-use crate::routing::{normalize_host, RequestInfo, RetryReason};
+use crate::routing::{normalize_host, RetryReason};
 use crate::telemetry::{GrpcStatus, StatusClass};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -73,30 +72,8 @@ impl ProxyHttp for DyegateProxy {
             trace.set_client(ctx.client);
         }
         let host = normalize_host(raw_host(req));
-        let info = RequestInfo {
-            method: &req.method,
-            host: &host,
-            path: req.uri.path(),
-            headers: &req.headers,
-            client,
-        };
-        // The addresses of DNS names: one load for the decision and the request's targets (none
-        // for a table without names).
-        let loaded = active.table.has_names().then(|| self.addresses.load());
-        let addresses = loaded.as_deref().unwrap_or(Addresses::none());
-        let outcome = active
-            .table
-            .decide_with(&info, &self.health.view(), addresses);
-        if let Some(trace) = ctx.trace.as_mut() {
-            trace.record_outcome(&active.table, active.version, &outcome);
-        }
-        ctx.outcome = Self::ctx_outcome(&active, outcome);
-        if let CtxOutcome::Routed(d) = ctx.outcome {
-            // A group with DNS names: its targets of this moment, for every attempt.
-            ctx.members =
-                (active.table.group(d.group)).and_then(|g| g.members(addresses).into_shared());
-        }
         ctx.debug = live.debug.wants(&req.headers, client);
+        self.decide(ctx, &active, req, &host);
         let redirect = match ctx.outcome {
             CtxOutcome::Routed(Routed { route_id, .. }) | CtxOutcome::Rejected { route_id } => {
                 active
@@ -158,6 +135,13 @@ impl ProxyHttp for DyegateProxy {
             (Action::Set, TagRef::Configured(i)) => {
                 if let Some((tag, _)) = route.dye.tags.get(i) {
                     upstream_request.insert_header(route.dye.header.clone(), tag.as_ref())?;
+                }
+            }
+            // A tag from a cookie or the query that names none of the route's groups: it
+            // travels upstream as the header, as a header tag would.
+            (Action::Set, TagRef::Unconfigured) => {
+                if let Some(tag) = ctx.set_tag.as_deref() {
+                    upstream_request.insert_header(route.dye.header.clone(), tag)?;
                 }
             }
             (Action::Keep, _) => framing::first_tag_only(upstream_request, &route.dye.header)?,

@@ -33,7 +33,7 @@ use crate::contain::{timeout_kind, RetryBudgets, DECISION_HEADER};
 use crate::health::HealthRegistry;
 use crate::lifecycle::Lifecycle;
 use crate::routing::{ActiveTable, AddressBook, SharedTable};
-use crate::routing::{Outcome, Reason, TagAction};
+use crate::routing::{Addresses, Outcome, Parsed, Reason, RequestInfo, TagAction};
 use crate::telemetry::failure_log::Verdict;
 use crate::telemetry::{AccessLog, ContainmentMetrics, TableMetrics};
 use crate::telemetry::{FailureLog, Tracing};
@@ -160,6 +160,52 @@ impl DyegateProxy {
     }
 
     /// The decision as the ctx keeps it: by index into the table.
+    /// Decides where the request goes on `active` (its one table snapshot) and keeps the
+    /// decision in `ctx`; for a debug request, also why (`x-dyegate-decision`). Synchronous:
+    /// the parsed cookies and query live only here, never across an await.
+    fn decide(
+        &self,
+        ctx: &mut RequestCtx,
+        active: &ActiveTable<TableMetrics>,
+        req: &pingora::http::RequestHeader,
+        host: &str,
+    ) {
+        // Cookies and query parsed only if a route tried (or its tag sources) reads them.
+        let parsed = Parsed::default();
+        let info = RequestInfo {
+            method: &req.method,
+            host,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            headers: &req.headers,
+            client: ctx.client.map(|c| c.ip),
+            parsed: &parsed,
+        };
+        // The addresses of DNS names: one load for the decision and the request's targets (none
+        // for a table without names).
+        let loaded = active.table.has_names().then(|| self.addresses.load());
+        let addresses = loaded.as_deref().unwrap_or(Addresses::none());
+        let outcome = (active.table).decide_with(&info, &self.health.view(), addresses);
+        if let Some(trace) = ctx.trace.as_mut() {
+            trace.record_outcome(&active.table, active.version, &outcome);
+        }
+        ctx.outcome = Self::ctx_outcome(active, outcome);
+        ctx.set_tag = tag_to_set(&outcome, &ctx.outcome);
+        if let CtxOutcome::Routed(d) = ctx.outcome {
+            // A group with DNS names: its targets of this moment, for every attempt.
+            ctx.members =
+                (active.table.group(d.group)).and_then(|g| g.members(addresses).into_shared());
+        }
+        if ctx.debug {
+            // Why this route (and not an earlier one), by the explain code: debug requests only.
+            let explained = (active.table).explain_with(&info, &self.health.view(), addresses);
+            ctx.why = Some(Box::new(ctx::Why {
+                matched: explained.matched(&active.table),
+                miss: explained.miss(&active.table),
+            }));
+        }
+    }
+
     fn ctx_outcome(active: &ActiveTable<TableMetrics>, outcome: Outcome<'_>) -> CtxOutcome {
         let table = &active.table;
         let tag_ref = |route_id: usize, tag: Option<&str>| match tag {
@@ -313,5 +359,23 @@ impl DyegateProxy {
         if let Some(route) = active.table.route(d.route_id) {
             self.failures.timeout(&route.name, kind);
         }
+    }
+}
+
+/// The tag to keep for `upstream_request_filter` when the decision sets the tag header to a
+/// value that is none of the route's tags (one from a cookie or the query).
+fn tag_to_set(outcome: &Outcome<'_>, decided: &CtxOutcome) -> Option<Box<str>> {
+    match (outcome, decided) {
+        (
+            Outcome::Routed(crate::routing::Decision {
+                tag_action: TagAction::Set(t),
+                ..
+            }),
+            CtxOutcome::Routed(Routed {
+                tag: TagRef::Unconfigured,
+                ..
+            }),
+        ) => Some((*t).into()),
+        _ => None,
     }
 }

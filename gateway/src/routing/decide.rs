@@ -6,11 +6,12 @@ use super::addresses::Addresses;
 use super::group::{Group, GroupId};
 use super::health::{AllHealthy, TargetHealth};
 use super::policy::UnhealthyTag;
-use super::route::TagFallback;
+use super::request_parts::{values_of, Pair, Parsed};
 use super::route::{Route, StickyKey};
+use super::route::{TagFallback, TagFrom};
 use super::table::RouteTable;
-use dyegate_plugins::{DyeTag, StickyRanges};
-use http::{header, HeaderMap, Method};
+use dyegate_plugins::{DyeTag, StickyRanges, TagSource};
+use http::{HeaderMap, Method};
 use std::net::IpAddr;
 
 /// What the decision needs to know about a request.
@@ -19,11 +20,30 @@ pub struct RequestInfo<'a> {
     pub method: &'a Method,
     /// Lower-case host without port (see [`normalize_host`]).
     pub host: &'a str,
+    /// The raw path, without the query.
     pub path: &'a str,
+    /// The raw query, without the `?`.
+    pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
     /// The request's one client address: the peer, or behind trusted proxies the address they
-    /// forwarded (`dyegate_plugins::forwarded`). Tag trust and sticky `client_ip` use it.
+    /// forwarded (`dyegate_plugins::forwarded`); the source of the connection's PROXY protocol
+    /// header counts as the peer. Tag trust, `match.client_ip` and sticky `client_ip` use it.
     pub client: Option<IpAddr>,
+    /// Cookies and query parameters, parsed on first use (one per request, owned by the
+    /// caller).
+    pub parsed: &'a Parsed<'a>,
+}
+
+impl<'a> RequestInfo<'a> {
+    /// The request's cookies, parsed on first use.
+    pub fn cookie_pairs(&self) -> &'a [Pair<'a>] {
+        self.parsed.cookies(self.headers)
+    }
+
+    /// The request's query parameters, decoded, parsed on first use.
+    pub fn query_pairs(&self) -> &'a [Pair<'a>] {
+        self.parsed.query(self.query)
+    }
 }
 
 /// Why a group was chosen.
@@ -104,24 +124,23 @@ pub enum Outcome<'t> {
 impl RouteTable {
     /// Decides where a request goes, every target counted as healthy (and no DNS name
     /// resolved).
-    pub fn decide<'t>(&'t self, req: &RequestInfo<'t>) -> Outcome<'t> {
+    pub fn decide<'t, 'r: 't>(&'t self, req: &RequestInfo<'r>) -> Outcome<'t> {
         self.decide_with(req, &AllHealthy, Addresses::none())
     }
 
     /// Decides where a request goes, with a view of which targets may be picked and the
     /// addresses the groups' DNS names have now (the request's one load of the address book).
-    pub fn decide_with<'t>(
+    pub fn decide_with<'t, 'r: 't>(
         &'t self,
-        req: &RequestInfo<'t>,
+        req: &RequestInfo<'r>,
         health: &impl TargetHealth,
         addresses: &std::sync::Arc<Addresses>,
     ) -> Outcome<'t> {
         let routes = self.routes();
         let found = self.index().first_match(req.host, req.path, |id| {
-            routes.get(id as usize).is_some_and(|r| {
-                r.matcher
-                    .matches(req.method, req.host, req.path, req.headers)
-            })
+            routes
+                .get(id as usize)
+                .is_some_and(|r| r.matcher.matches(req))
         });
         let Some((route_id, route)) =
             found.and_then(|id| Some((id as usize, routes.get(id as usize)?)))
@@ -139,65 +158,154 @@ impl RouteTable {
     }
 }
 
-fn decide_in_route<'t>(
+fn decide_in_route<'t, 'r: 't>(
     route_id: usize,
     route: &'t Route,
-    req: &RequestInfo<'t>,
+    req: &RequestInfo<'r>,
     available: impl Fn(GroupId) -> bool,
 ) -> Outcome<'t> {
-    let raw = req.headers.get(&route.dye.header).map(|v| v.as_bytes());
-    let tag = DyeTag::read(raw, req.client, &route.dye.trusted);
+    match tag_step(route_id, route, req, &available) {
+        TagStep::Done(outcome) => outcome,
+        TagStep::Untagged(u) => {
+            let split = &route.split;
+            let sticky_pick =
+                (split.sticky.as_ref()).and_then(|(key, ranges)| sticky_entry(key, ranges, req));
+            let (entry, sticky) = match sticky_pick {
+                Some(e) => (e, true),
+                None => (split.smooth.next(), false),
+            };
+            finish(route_id, route, entry, sticky, &u, &available)
+        }
+    }
+}
+
+/// The request's tag as the route reads it, and where it came from.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReadTag<'t> {
+    pub tag: DyeTag<'t>,
+    /// The index in `dye.from` of the source the tag came from (`None`: absent everywhere).
+    pub from: Option<usize>,
+    /// The request carries the tag header although `dye.from` does not read it: it must not
+    /// travel upstream as a tag.
+    pub stray_header: bool,
+}
+
+/// Reads the tag from the route's sources in order: the first one present wins (an untrusted
+/// or malformed one too: it is stripped, not skipped).
+pub(super) fn read_tag<'t>(route: &Route, req: &RequestInfo<'t>) -> ReadTag<'t> {
+    let dye = &route.dye;
+    let header = || req.headers.get(&dye.header).map(|v| v.as_bytes());
+    let mut stray_header = true;
+    for (i, source) in dye.from.iter().enumerate() {
+        let raw = match source {
+            TagFrom::Header => {
+                stray_header = false;
+                header()
+            }
+            TagFrom::Cookie(name) => values_of(req.cookie_pairs(), name).next(),
+            TagFrom::Query(name) => values_of(req.query_pairs(), name).next(),
+        };
+        let tag = DyeTag::read(raw, req.client, &dye.trusted);
+        if tag.source != TagSource::Absent {
+            let stray_header = stray_header && !dye.from[i..].contains(&TagFrom::Header);
+            return ReadTag {
+                tag,
+                from: Some(i),
+                stray_header: stray_header && header().is_some(),
+            };
+        }
+    }
+    ReadTag {
+        tag: DyeTag::read(None, None, &dye.trusted),
+        from: None,
+        stray_header: stray_header && header().is_some(),
+    }
+}
+
+/// After the tag: either the decision is made (the tag's lane, or a rejection), or the split
+/// decides, with what the tag left.
+pub(super) enum TagStep<'t> {
+    Done(Outcome<'t>),
+    Untagged(Untagged<'t>),
+}
+
+pub(super) struct Untagged<'t> {
+    pub read: ReadTag<'t>,
+    pub fallback: Option<Reason>,
+}
+
+pub(super) fn tag_step<'t, 'r: 't>(
+    route_id: usize,
+    route: &'t Route,
+    req: &RequestInfo<'r>,
+    available: &impl Fn(GroupId) -> bool,
+) -> TagStep<'t> {
+    let read = read_tag(route, req);
     let mut fallback = None;
-    if let Some(t) = tag.value {
+    if let Some(t) = read.tag.value {
         if let Some(group) = route.dye.group_for_tag(t) {
             if available(group) {
-                return Outcome::Routed(Decision {
+                return TagStep::Done(Outcome::Routed(Decision {
                     route_id,
                     group,
                     reason: Reason::Tag,
-                    tag_action: TagAction::Keep,
+                    tag_action: kept(route, &read),
                     tag: Some(t),
-                });
+                }));
             }
             match route.dye.on_unhealthy_tag {
                 UnhealthyTag::Reject => {
-                    return Outcome::NoHealthyTarget {
+                    return TagStep::Done(Outcome::NoHealthyTarget {
                         route_id,
                         group,
                         tag: Some(t),
-                    }
+                    })
                 }
                 UnhealthyTag::Base => fallback = Some(Reason::FallbackUnhealthy),
             }
         } else {
             match route.dye.on_unknown_tag {
-                TagFallback::Reject => return Outcome::RejectedTag { route_id },
+                TagFallback::Reject => return TagStep::Done(Outcome::RejectedTag { route_id }),
                 TagFallback::Base => fallback = Some(Reason::Fallback),
             }
         }
     }
+    TagStep::Untagged(Untagged { read, fallback })
+}
 
-    let split = &route.split;
-    let sticky_pick = split
-        .sticky
-        .as_ref()
-        .and_then(|(key, ranges)| sticky_entry(key, ranges, req));
-    let (entry, sticky) = match sticky_pick {
-        Some(e) => (e, true),
-        None => (split.smooth.next(), false),
-    };
-    let group = split.groups.get(entry).copied().unwrap_or_default();
-    let reason = if let Some(fallback) = fallback {
-        fallback
-    } else if sticky {
-        Reason::Sticky
-    } else {
-        Reason::Split
+/// What becomes of the tag header when the request keeps its own tag: a header tag is
+/// forwarded as it is; one from a cookie or the query is set as the header; a header that is
+/// no tag source is removed.
+fn kept<'t>(route: &Route, read: &ReadTag<'t>) -> TagAction<'t> {
+    let from_header = read
+        .from
+        .is_none_or(|i| route.dye.from.get(i) == Some(&TagFrom::Header));
+    match read.tag.value {
+        Some(t) if !from_header => TagAction::Set(t),
+        _ if read.stray_header => TagAction::Strip,
+        _ => TagAction::Keep,
+    }
+}
+
+/// The decision once the split entry is known (`sticky`: chosen by the request's key).
+pub(super) fn finish<'t>(
+    route_id: usize,
+    route: &'t Route,
+    entry: usize,
+    sticky: bool,
+    u: &Untagged<'t>,
+    available: &impl Fn(GroupId) -> bool,
+) -> Outcome<'t> {
+    let group = route.split.groups.get(entry).copied().unwrap_or_default();
+    let reason = match (u.fallback, sticky) {
+        (Some(fallback), _) => fallback,
+        (None, true) => Reason::Sticky,
+        (None, false) => Reason::Split,
     };
     let (tag_action, tag) = match route.dye.tag_for_group(group) {
         Some(t) => (TagAction::Set(t.as_ref()), Some(t.as_ref())),
-        None if tag.must_strip() => (TagAction::Strip, None),
-        None => (TagAction::Keep, tag.value),
+        None if u.read.tag.must_strip() => (TagAction::Strip, None),
+        None => (kept(route, &u.read), u.read.tag.value),
     };
     if !available(group) {
         return Outcome::NoHealthyTarget {
@@ -216,14 +324,18 @@ fn decide_in_route<'t>(
 }
 
 /// The split entry for a request's sticky key; `None` when the request has no key.
-fn sticky_entry(key: &StickyKey, ranges: &StickyRanges, req: &RequestInfo<'_>) -> Option<usize> {
+pub(super) fn sticky_entry(
+    key: &StickyKey,
+    ranges: &StickyRanges,
+    req: &RequestInfo<'_>,
+) -> Option<usize> {
     match key {
         StickyKey::Header(name) => {
             let v = req.headers.get(name)?.as_bytes();
             (!v.is_empty()).then(|| ranges.entry_for_key(v))
         }
         StickyKey::Cookie(name) => {
-            let v = cookie(req.headers, name)?;
+            let v = values_of(req.cookie_pairs(), name.as_bytes()).next()?;
             (!v.is_empty()).then(|| ranges.entry_for_key(v))
         }
         StickyKey::ClientIp => match req.client? {
@@ -231,22 +343,6 @@ fn sticky_entry(key: &StickyKey, ranges: &StickyRanges, req: &RequestInfo<'_>) -
             IpAddr::V6(ip) => Some(ranges.entry_for_key(&ip.octets())),
         },
     }
-}
-
-/// The value of cookie `name` in the request's `Cookie` header(s).
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
-    headers.get_all(header::COOKIE).iter().find_map(|v| {
-        v.as_bytes().split(|b| *b == b';').find_map(|pair| {
-            let pair = pair.trim_ascii();
-            let eq = pair.iter().position(|b| *b == b'=')?;
-            (pair[..eq].trim_ascii() == name.as_bytes()).then(|| {
-                let v = pair[eq + 1..].trim_ascii();
-                v.strip_prefix(b"\"")
-                    .and_then(|v| v.strip_suffix(b"\""))
-                    .unwrap_or(v)
-            })
-        })
-    })
 }
 
 /// Host as routes see it: lower case, without port or trailing dot. IPv6 literals keep their

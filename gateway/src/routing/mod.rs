@@ -10,7 +10,9 @@
 mod active;
 mod addresses;
 mod carried;
+mod conditions;
 mod decide;
+mod explain;
 mod group;
 mod health;
 mod index;
@@ -18,6 +20,7 @@ mod members;
 mod overrides;
 mod policy;
 mod rate_limit;
+mod request_parts;
 mod route;
 mod shadow;
 mod table;
@@ -26,12 +29,15 @@ mod transport;
 pub use active::{ActiveTable, SharedTable};
 pub use addresses::{AddressBook, Addresses};
 pub use carried::Carried;
+pub use conditions::{decimal, Networks, PathMatch, ValueMatch};
 pub use decide::{normalize_host, Decision, Outcome, Reason, RequestInfo, TagAction};
+pub use explain::{Explained, Preview, Tried};
 pub use group::{Group, GroupId, MembersRef, NamedTarget, TargetEntry};
 pub use health::{AllHealthy, TargetHealth};
 pub use index::RouteIndex;
 pub use members::{Members, Target};
 pub use overrides::Overrides;
+pub use request_parts::Parsed;
 
 /// Largest split weight (keeps the sum of any split far from overflow).
 pub const MAX_WEIGHT: u32 = 1_000_000;
@@ -40,7 +46,7 @@ pub use policy::{
     UnhealthyTag, DEFAULT_IO_TIMEOUT,
 };
 pub use rate_limit::{KeyOf, LimitKey, RateLimit};
-pub use route::{Dye, HostMatch, Matcher, Route, Split, StickyKey, TagFallback};
+pub use route::{Cond, Dye, HostMatch, Matcher, Route, Split, StickyKey, TagFallback, TagFrom};
 pub use shadow::{shadowed, Shadowed};
 pub use table::RouteTable;
 pub use transport::{PeerTemplate, Protocol, Transport};

@@ -4,6 +4,7 @@
 //! by guessing: an earlier route shadows a later one only when each of its conditions is implied
 //! by the later route's (see [`Matcher::covers`]). Pure; `dyegate check` prints what it finds.
 
+use super::conditions::{PathMatch, ValueMatch};
 use super::route::{HostMatch, Matcher, Route};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,14 +23,14 @@ pub fn shadowed(routes: &[Arc<Route>]) -> Vec<Shadowed> {
     let mut by_prefix: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut no_prefix = Vec::new();
     for (i, r) in routes.iter().enumerate() {
-        match &r.matcher.path_prefix {
-            Some(p) => by_prefix.entry(p.as_str()).or_default().push(i),
+        match r.matcher.path.as_ref().and_then(|p| p.index_prefix()) {
+            Some(p) => by_prefix.entry(p).or_default().push(i),
             None => no_prefix.push(i),
         }
     }
     let mut out = Vec::new();
     for (i, later) in routes.iter().enumerate() {
-        let path = later.matcher.path_prefix.as_deref();
+        let path = later.matcher.path.as_ref().and_then(|p| p.index_prefix());
         let prefixes = path.into_iter().flat_map(|p| {
             (0..=p.len())
                 .filter(|k| p.is_char_boundary(*k))
@@ -53,31 +54,61 @@ impl Matcher {
         // Destructured whole: a new kind of condition must say here how it is implied.
         let Matcher {
             host,
-            path_prefix,
+            path,
             methods,
             headers,
+            query,
+            cookies,
+            client_ip,
         } = self;
         let host_ok = match (host, &other.host) {
             (None, _) => true,
             (Some(_), None) => false,
             (Some(a), Some(b)) => host_covers(a, b),
         };
-        let path_ok = match (path_prefix, &other.path_prefix) {
+        let path_ok = match (path, &other.path) {
             (None, _) => true,
             (Some(_), None) => false,
-            (Some(a), Some(b)) => b.starts_with(a.as_str()),
+            (Some(a), Some(b)) => path_covers(a, b),
         };
         let methods_ok = match (methods, &other.methods) {
             (None, _) => true,
             (Some(_), None) => false,
             (Some(a), Some(b)) => b.iter().all(|m| a.contains(m)),
         };
-        let headers_ok = headers.iter().all(|(name, allowed)| {
-            (other.headers.iter())
-                .filter(|(n, _)| n == name)
-                .any(|(_, theirs)| theirs.iter().all(|v| allowed.contains(v)))
-        });
-        host_ok && path_ok && methods_ok && headers_ok
+        let ips_ok = match (client_ip, &other.client_ip) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(a), Some(b)) => a.covers(b),
+        };
+        host_ok
+            && path_ok
+            && methods_ok
+            && ips_ok
+            && keyed_cover(headers, &other.headers)
+            && keyed_cover(query, &other.query)
+            && keyed_cover(cookies, &other.cookies)
+    }
+}
+
+/// Each condition of `ours` is implied by one of `theirs` on the same name.
+fn keyed_cover<K: PartialEq>(ours: &[(K, ValueMatch)], theirs: &[(K, ValueMatch)]) -> bool {
+    ours.iter().all(|(name, test)| {
+        (theirs.iter())
+            .filter(|(n, _)| n == name)
+            .any(|(_, t)| test.covers(t))
+    })
+}
+
+/// Whether every path `b` matches, `a` matches.
+fn path_covers(a: &PathMatch, b: &PathMatch) -> bool {
+    match (a, b) {
+        (PathMatch::Prefix(x), PathMatch::Prefix(y) | PathMatch::Exact(y)) => {
+            y.starts_with(x.as_str())
+        }
+        (PathMatch::Exact(x), PathMatch::Exact(y)) => x == y,
+        (PathMatch::Regex { .. }, PathMatch::Regex { .. }) => a == b,
+        _ => false,
     }
 }
 
@@ -145,6 +176,40 @@ mod tests {
             "methods: [GET, POST], headers: { x-a: [\"1\", \"2\"] }",
         ) + &route("get", "methods: [GET], headers: { x-a: \"1\", x-b: \"3\" }");
         assert_eq!(found(&t), pairs(&[("get", "any-method")]));
+    }
+
+    #[test]
+    fn the_richer_forms_shadow_only_when_implied() {
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        let t = route("api", "path: { prefix: /api }")
+            + &route("exact", "path: { exact: /api/v1 }")
+            + &route("wide", "headers: { x-u: { range: [0, 100] } }")
+            + &route("narrow", "headers: { x-u: { range: [10, 20] } }")
+            + &route("present", "cookies: { plan: { present: true } }")
+            + &route("pro", "cookies: { plan: [pro] }")
+            + &route("nets", "client_ip: [10.0.0.0/8]")
+            + &route("net", "client_ip: [10.1.0.0/16], query: { env: [a] }");
+        assert_eq!(
+            found(&t),
+            pairs(&[
+                ("exact", "api"),
+                ("narrow", "wide"),
+                ("pro", "present"),
+                ("net", "nets")
+            ])
+        );
+        // Regexes, `not` and absence are never assumed to cover something else.
+        let t = route("re", "path: { regex: \"^/a\" }")
+            + &route("a", "path: { prefix: /a }")
+            + &route("not", "headers: { x-b: { not: [\"0\"] } }")
+            + &route("b", "headers: { x-b: [\"1\"] }")
+            + &route("absent", "query: { d: { present: false } }")
+            + &route("any", "");
+        assert_eq!(found(&t), pairs(&[]));
     }
 
     #[test]

@@ -26,7 +26,7 @@ impl RouteTable {
         for (id, r) in routes.iter().enumerate() {
             index.insert(
                 r.matcher.host.as_ref(),
-                r.matcher.path_prefix.as_deref(),
+                r.matcher.path.as_ref().and_then(|p| p.index_prefix()),
                 id as u32,
             );
         }

@@ -47,12 +47,18 @@ impl Req {
 
 /// (route name, group name, reason, tag sent upstream) or "404" / "503".
 fn route(t: &RouteTable, r: &Req) -> (String, String, &'static str, Option<String>) {
+    let (path, query) = match r.path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (r.path.as_str(), None),
+    };
     let info = RequestInfo {
         method: &r.method,
         host: &r.host,
-        path: &r.path,
+        path,
+        query,
         headers: &r.headers,
         client: r.peer,
+        parsed: &Parsed::default(),
     };
     match t.decide(&info) {
         Outcome::Routed(d) => (
@@ -433,3 +439,9 @@ fn host_normalisation() {
 
 #[path = "tests_matching.rs"]
 mod matching;
+
+#[path = "tests_conditions.rs"]
+mod tests_conditions;
+
+#[path = "tests_explain.rs"]
+mod tests_explain;

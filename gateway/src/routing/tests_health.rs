@@ -56,8 +56,10 @@ fn decide(t: &RouteTable, tag: Option<&str>, health: &impl TargetHealth) -> (Str
         method: &Method::GET,
         host: "shop",
         path: "/",
+        query: None,
         headers: &headers,
         client: None,
+        parsed: &crate::routing::Parsed::default(),
     };
     let name = |g: GroupId| t.group(g).map(|g| g.name.to_string()).unwrap_or_default();
     match t.decide_with(&info, health, Addresses::none()) {

@@ -48,8 +48,10 @@ fn routed(t: &RouteTable, book: &AddressBook) -> bool {
         method: &Method::GET,
         host: "shop",
         path: "/",
+        query: None,
         headers: &headers,
         client: None,
+        parsed: &crate::routing::Parsed::default(),
     };
     matches!(
         t.decide_with(&info, &AllHealthy, &book.load()),

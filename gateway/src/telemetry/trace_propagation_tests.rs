@@ -415,8 +415,10 @@ fn upstream_request(tracing: &Tracing, table: &RouteTable, c: &Case) -> RequestH
         method: &req.method,
         host: &host,
         path: req.uri.path(),
+        query: req.uri.query(),
         headers: &req.headers,
         client: "127.0.0.1".parse().ok(),
+        parsed: &crate::routing::Parsed::default(),
     };
     let outcome = table.decide(&info);
     assert!(

@@ -591,36 +591,37 @@ async function rollbackTo(id) {
   refresh();
 }
 
-// Explain: what the proxy would decide for a request, from POST /explain.
+// Explain: what the proxy would decide for a request, from POST /explain (the proxy's own
+// decision code; nothing is sent to an upstream).
 function pairs(textArea, sep) {
-  const out = {};
+  const out = [];
   for (const line of textArea.value.split('\n')) {
     const at = line.indexOf(sep);
     if (at <= 0) continue;
-    out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    out.push([line.slice(0, at).trim(), line.slice(at + 1).trim()]);
   }
   return out;
 }
 
 async function explain(ev) {
   ev.preventDefault();
+  // The request's Host: as `curl localhost:8080/` sends it when none is given.
+  const headers = [['host', $('explain-host').value.trim() || 'localhost'], ...pairs($('explain-headers'), ':')];
   const body = {
+    url: $('explain-path').value.trim() || '/',
     method: $('explain-method').value.trim() || 'GET',
-    host: $('explain-host').value.trim(),
-    path: $('explain-path').value.trim() || '/',
-    headers: pairs($('explain-headers'), ':'),
+    headers,
     cookies: pairs($('explain-cookies'), '='),
     query: pairs($('explain-query'), '='),
   };
   const ip = $('explain-client-ip').value.trim();
-  if (ip) body.client_ip = ip;
+  if (ip) body.ip = ip;
   const out = $('explain-answer');
   try {
     const answer = await api('POST', '/explain', body);
     out.replaceChildren(el('div', { class: 'card', id: 'explain-result' }, el('h2', { text: 'Decision' }), answerList(answer)));
   } catch (e) {
-    const message = e.status === 404 ? 'This gateway does not answer POST /explain: ' + e.message : e.message;
-    out.replaceChildren(el('p', { class: 'error', text: message }));
+    out.replaceChildren(el('p', { class: 'error', text: e.message }));
   }
 }
 

@@ -1,15 +1,13 @@
 //! Validated config model to [`RouteTable`]: the only place strings become header names, socket
 //! addresses and DNS names (`compile_target.rs`), networks and weights. Every conversion failure is collected as an [`Issue`].
 
-use super::model::{DyeConfig, MatchConfig, RouteConfig, RoutesConfig, UnknownTagPolicy};
+use super::model::{DyeConfig, RouteConfig, RoutesConfig, UnknownTagPolicy};
 use crate::config::error::Issue;
 use crate::routing::Overrides;
-use crate::routing::{
-    Carried, Dye, Group, HostMatch, Matcher, Route, RouteTable, Split, StickyKey, TagFallback,
-};
+use crate::routing::{Carried, Dye, Group, Route, RouteTable, Split, StickyKey, TagFallback};
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};
 use foldhash::{HashMap, HashMapExt};
-use http::{HeaderName, HeaderValue, Method};
+use http::HeaderName;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -242,7 +240,7 @@ fn compile_route(
     let path = format!("routes[{index}]");
     let path = path.as_str();
     let before = issues.len();
-    let matcher = compile_match(&cfg.matches, path, issues);
+    let matcher = super::compile_match::compile_match(&cfg.matches, path, issues);
 
     let dye = compile_dye(&cfg.dye, path, group_ids, issues);
     let limits =
@@ -330,8 +328,10 @@ fn compile_dye(
         .filter_map(|(tag, group)| Some((tag.as_str().into(), *group_ids.get(group.as_str())?)))
         .collect();
 
+    let from = super::compile_match::tag_sources(cfg.from.as_deref(), path, issues);
     Some(Dye {
         header: header?,
+        from,
         tags,
         on_unknown_tag: match cfg.on_unknown_tag {
             UnknownTagPolicy::Base => TagFallback::Base,
@@ -357,117 +357,9 @@ fn parse_sticky(spec: &str) -> Option<StickyKey> {
         "header" => HeaderName::from_bytes(name.as_bytes())
             .ok()
             .map(StickyKey::Header),
-        "cookie" if is_cookie_name(name) => Some(StickyKey::Cookie(name.to_string())),
+        "cookie" if super::compile_match::is_cookie_name(name) => {
+            Some(StickyKey::Cookie(name.to_string()))
+        }
         _ => None,
     }
-}
-
-/// RFC 6265 cookie-name: an HTTP token.
-fn is_cookie_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn compile_match(cfg: &MatchConfig, route: &str, issues: &mut Vec<Issue>) -> Matcher {
-    let path = format_args!("{route}.match");
-    let mut m = Matcher::default();
-    if let Some(host) = &cfg.host {
-        match parse_host(host) {
-            Some(h) => m.host = Some(h),
-            None => issues.push(Issue::new(
-                format!("{path}.host"),
-                format!("found {host:?}, expected a host name such as shop.example.com or *.example.com"),
-            )),
-        }
-    }
-    if let Some(p) = &cfg.path_prefix {
-        if p.starts_with('/')
-            && !p
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            m.path_prefix = Some(p.clone());
-        } else {
-            issues.push(Issue::new(
-                format!("{path}.path_prefix"),
-                format!("found {p:?}, expected a path starting with / such as /api"),
-            ));
-        }
-    }
-    if let Some(methods) = &cfg.methods {
-        let mut out = Vec::new();
-        for (k, name) in methods.iter().enumerate() {
-            let upper = name.trim().to_ascii_uppercase();
-            match Method::from_bytes(upper.as_bytes()) {
-                Ok(meth) if !upper.is_empty() => out.push(meth),
-                _ => issues.push(Issue::new(
-                    format!("{path}.methods[{k}]"),
-                    format!("found {name:?}, expected an HTTP method such as GET or POST"),
-                )),
-            }
-        }
-        if methods.is_empty() {
-            issues.push(Issue::new(
-                format!("{path}.methods"),
-                "found an empty list, expected at least one method (omit the field to match any)",
-            ));
-        }
-        m.methods = Some(out);
-    }
-    for (name, values) in &cfg.headers.0 {
-        let hpath = || format!("{path}.headers.{name}");
-        let Ok(h) = HeaderName::from_bytes(name.trim().as_bytes()) else {
-            issues.push(Issue::new(
-                hpath(),
-                format!("found {name:?}, expected a valid HTTP header name"),
-            ));
-            continue;
-        };
-        let mut vals = Vec::new();
-        for (k, v) in values.0.iter().enumerate() {
-            match HeaderValue::from_str(v) {
-                Ok(v) => vals.push(v),
-                Err(_) => issues.push(Issue::new(
-                    format!("{}[{k}]", hpath()),
-                    format!("found {v:?}, expected a valid HTTP header value"),
-                )),
-            }
-        }
-        if values.0.is_empty() {
-            issues.push(Issue::new(
-                hpath(),
-                "found an empty list, expected at least one allowed value",
-            ));
-        }
-        m.headers.push((h, vals));
-    }
-    m
-}
-
-/// `shop.example.com` or `*.example.com`, lower-cased.
-fn parse_host(h: &str) -> Option<HostMatch> {
-    let h = h.trim().to_ascii_lowercase();
-    let h = h.strip_suffix('.').unwrap_or(&h);
-    let (wild, name) = match h.strip_prefix("*.") {
-        Some(rest) => (true, rest),
-        None => (false, h),
-    };
-    let valid = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if !valid {
-        return None;
-    }
-    Some(if wild {
-        HostMatch::Suffix(format!(".{name}"))
-    } else {
-        HostMatch::Exact(name.to_string())
-    })
 }

@@ -246,6 +246,10 @@ fn dye_changes(o: &DyeConfig, n: &DyeConfig, out: &mut Vec<String>) {
     if o.header != n.header {
         out.push(format!("dye.header {} -> {}", o.header, n.header));
     }
+    if o.from != n.from {
+        let from = |f: &Option<Vec<String>>| list(Some(f.as_deref().unwrap_or(&["header".into()])));
+        out.push(format!("dye.from {} -> {}", from(&o.from), from(&n.from)));
+    }
     if o.on_unknown_tag != n.on_unknown_tag {
         out.push(format!(
             "on_unknown_tag {:?} -> {:?}",
@@ -261,7 +265,7 @@ fn dye_changes(o: &DyeConfig, n: &DyeConfig, out: &mut Vec<String>) {
     }
 }
 
-/// `match`: host, path prefix, methods, headers.
+/// `match`: host, path, methods, headers, query, cookies, client networks.
 fn match_changes(om: &MatchConfig, nm: &MatchConfig, out: &mut Vec<String>) {
     if om.host != nm.host {
         out.push(format!("match.host {} -> {}", opt(&om.host), opt(&nm.host)));
@@ -273,6 +277,25 @@ fn match_changes(om: &MatchConfig, nm: &MatchConfig, out: &mut Vec<String>) {
             opt(&nm.path_prefix)
         ));
     }
+    if om.path != nm.path {
+        let show = |p: &Option<super::model::PathConfig>| match p {
+            None => "(none)".to_string(),
+            Some(p) => {
+                let (k, v) = match (&p.prefix, &p.exact, &p.regex) {
+                    (Some(v), ..) => ("prefix", v),
+                    (_, Some(v), _) => ("exact", v),
+                    (.., Some(v)) => ("regex", v),
+                    _ => return "{}".to_string(),
+                };
+                format!("{{{k}: {v:?}}}")
+            }
+        };
+        out.push(format!(
+            "match.path {} -> {}",
+            show(&om.path),
+            show(&nm.path)
+        ));
+    }
     if om.methods != nm.methods {
         out.push(format!(
             "match.methods {} -> {}",
@@ -280,25 +303,35 @@ fn match_changes(om: &MatchConfig, nm: &MatchConfig, out: &mut Vec<String>) {
             list(nm.methods.as_deref())
         ));
     }
-    if om.headers != nm.headers {
-        let show = |h: &crate::config::entries::Entries<super::model::OneOrMany>| {
-            let mut s = String::new();
-            for (i, (k, v)) in h.0.iter().enumerate() {
-                let _ = write!(
-                    s,
-                    "{}{k}: [{}]",
-                    if i > 0 { ", " } else { "" },
-                    v.0.join(", ")
-                );
-            }
-            format!("{{{s}}}")
-        };
+    for (field, o, n) in [
+        ("headers", &om.headers, &nm.headers),
+        ("query", &om.query, &nm.query),
+        ("cookies", &om.cookies, &nm.cookies),
+    ] {
+        if o != n {
+            out.push(format!(
+                "match.{field} {} -> {}",
+                conditions(o),
+                conditions(n)
+            ));
+        }
+    }
+    if om.client_ip != nm.client_ip {
         out.push(format!(
-            "match.headers {} -> {}",
-            show(&om.headers),
-            show(&nm.headers)
+            "match.client_ip {} -> {}",
+            list(om.client_ip.as_deref()),
+            list(nm.client_ip.as_deref())
         ));
     }
+}
+
+/// `{x-client: [web], x-region: {regex: "^eu-"}}`.
+fn conditions(entries: &crate::config::entries::Entries<super::model::ValueConfig>) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in entries.0.iter().enumerate() {
+        let _ = write!(s, "{}{k}: {v}", if i > 0 { ", " } else { "" });
+    }
+    format!("{{{s}}}")
 }
 
 fn opt(v: &Option<String>) -> String {
@@ -344,6 +377,29 @@ mod tests {
         );
         assert_eq!(d.summary(), "routes +1 -1 ~1, upstreams +0 -0 ~1");
         assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn the_richer_match_forms_and_tag_sources() {
+        let ups = "upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\nroutes:\n";
+        let old = model(&format!(
+            "{ups}  - {{ name: r, match: {{ path_prefix: /api, headers: {{ x-client: [web] }} }}, split: [{{ upstream: s, weight: 1 }}] }}\n"
+        ));
+        let new = model(&format!(
+            "{ups}  - {{ name: r, match: {{ path: {{ regex: \"^/api/v[0-9]+\" }}, headers: {{ x-client: [web], x-user-id: {{ range: [1000, 1999] }} }}, query: {{ env: [canary] }}, cookies: {{ plan: {{ regex: \"^pro\" }} }}, client_ip: [10.0.0.0/8] }}, dye: {{ from: [header, \"cookie:env_tag\"] }}, split: [{{ upstream: s, weight: 1 }}] }}\n"
+        ));
+        assert_eq!(
+            diff(&old, &new).lines,
+            vec![
+                "r: dye.from [header] -> [header, cookie:env_tag]",
+                "r: match.path_prefix /api -> (none)",
+                "r: match.path (none) -> {regex: \"^/api/v[0-9]+\"}",
+                "r: match.headers {x-client: [web]} -> {x-client: [web], x-user-id: {range: [1000, 1999]}}",
+                "r: match.query {} -> {env: [canary]}",
+                "r: match.cookies {} -> {plan: {regex: \"^pro\"}}",
+                "r: match.client_ip (none) -> [10.0.0.0/8]",
+            ]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod by_field;
 pub mod compile;
 pub mod compile_containment;
 pub mod compile_limits;
+pub mod compile_match;
 pub mod compile_rollout;
 pub mod compile_target;
 pub mod compile_transport;

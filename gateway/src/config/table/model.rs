@@ -199,15 +199,167 @@ pub struct MatchConfig {
     /// Exact host, or `*.example.com` for any subdomain; the port is ignored.
     #[serde(default)]
     pub host: Option<String>,
-    /// String prefix of the path.
+    /// String prefix of the path (the same as `path: { prefix: ... }`; not with `path`).
     #[serde(default)]
     pub path_prefix: Option<String>,
+    /// The raw path (not percent-decoded, without the query): `{ prefix: /api }`,
+    /// `{ exact: /api/v1 }` or `{ regex: "^/api/v[0-9]+/" }` (search semantics: anchor with
+    /// `^...$`).
+    #[serde(default)]
+    pub path: Option<PathConfig>,
     /// Methods, e.g. `[GET, POST]`.
     #[serde(default)]
     pub methods: Option<Vec<String>>,
-    /// Headers that must be present with one of the given values.
+    /// Header conditions, each holding when some line of the header does: a value or a list
+    /// (one of them), `{ regex: ... }`, `{ present: true|false }`, `{ range: [lo, hi] }`
+    /// (decimal integers, inclusive), `{ not: [...] }` (none of them; absent holds).
     #[serde(default)]
-    pub headers: Entries<OneOrMany>,
+    pub headers: Entries<ValueConfig>,
+    /// Query parameter conditions, the same forms as `headers`, on percent-decoded names and
+    /// values.
+    #[serde(default)]
+    pub query: Entries<ValueConfig>,
+    /// Cookie conditions, the same forms as `headers`; a repeated cookie holds if any pair does.
+    #[serde(default)]
+    pub cookies: Entries<ValueConfig>,
+    /// Networks (CIDR) or addresses, one of which holds the client address (the PROXY
+    /// protocol source, else the peer, or behind trusted proxies the address they forwarded).
+    #[serde(default)]
+    pub client_ip: Option<Vec<String>>,
+}
+
+/// `match.path`: exactly one of `prefix`, `exact`, `regex`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1, "maxProperties" = 1))]
+pub struct PathConfig {
+    /// String prefix of the raw path.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// The whole raw path.
+    #[serde(default)]
+    pub exact: Option<String>,
+    /// A regular expression (Rust `regex` syntax) searched in the raw path.
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+/// A condition on the values of a header, query parameter or cookie: a value or a list of
+/// values (one of them), or one test.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueConfig {
+    Values(Vec<String>),
+    Test(ValueTestConfig),
+}
+
+/// `{ regex: ... }`, `{ present: bool }`, `{ range: [lo, hi] }` or `{ not: [...] }`: exactly
+/// one key.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ValueTestConfig {
+    #[serde(default)]
+    pub regex: Option<String>,
+    #[serde(default)]
+    pub present: Option<bool>,
+    #[serde(default)]
+    pub range: Option<Vec<RangeBound>>,
+    #[serde(default)]
+    pub not: Option<OneOrMany>,
+}
+
+/// A bound of `range`: a signed 64-bit whole number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeBound(pub i64);
+
+impl<'de> Deserialize<'de> for RangeBound {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const EXPECTED: &str = "a whole number from -9223372036854775808 to 9223372036854775807";
+        impl Visitor<'_> for V {
+            type Value = RangeBound;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RangeBound, E> {
+                Ok(RangeBound(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RangeBound, E> {
+                i64::try_from(v)
+                    .map(RangeBound)
+                    .map_err(|_| E::custom(format!("found {v}, expected {EXPECTED}")))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<RangeBound, E> {
+                i64::try_from(v)
+                    .map(RangeBound)
+                    .map_err(|_| E::custom(format!("found {v}, expected {EXPECTED}")))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<RangeBound, E> {
+                i64::try_from(v)
+                    .map(RangeBound)
+                    .map_err(|_| E::custom(format!("found {v}, expected {EXPECTED}")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for ValueConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ValueConfig;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a value, a list of values, or one of { regex: RE }, { present: BOOL }, { range: [LO, HI] }, { not: [VALUES] }")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<ValueConfig, E> {
+                Ok(ValueConfig::Values(vec![s.to_string()]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ValueConfig, E> {
+                Ok(ValueConfig::Values(vec![v.to_string()]))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ValueConfig, E> {
+                Ok(ValueConfig::Values(vec![v.to_string()]))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ValueConfig, E> {
+                Ok(ValueConfig::Values(vec![v.to_string()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ValueConfig, A::Error> {
+                let list = OneOrMany::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(ValueConfig::Values(list.0))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ValueConfig, A::Error> {
+                let t = ValueTestConfig::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ValueConfig::Test(t))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl fmt::Display for ValueConfig {
+    /// As `dyegate diff` shows it: `[web, mobile]`, `{regex: "^eu-"}`, `{range: [1000, 1999]}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueConfig::Values(v) => write!(f, "[{}]", v.join(", ")),
+            ValueConfig::Test(t) => {
+                let mut parts = Vec::new();
+                if let Some(r) = &t.regex {
+                    parts.push(format!("regex: {r:?}"));
+                }
+                if let Some(p) = t.present {
+                    parts.push(format!("present: {p}"));
+                }
+                if let Some(r) = &t.range {
+                    let r: Vec<String> = r.iter().map(|b| b.0.to_string()).collect();
+                    parts.push(format!("range: [{}]", r.join(", ")));
+                }
+                if let Some(n) = &t.not {
+                    parts.push(format!("not: [{}]", n.0.join(", ")));
+                }
+                write!(f, "{{{}}}", parts.join(", "))
+            }
+        }
+    }
 }
 
 /// `routes[i].dye`.
@@ -217,6 +369,12 @@ pub struct DyeConfig {
     /// The tag header [x-env-tag].
     #[serde(default = "default_dye_header")]
     pub header: String,
+    /// Where the tag may come from, in order; the first source present wins: `header` (the
+    /// tag header), `cookie:NAME`, `query:NAME` [header]. A tag from a cookie or the query is
+    /// set as the tag header upstream; the cookie or parameter itself goes as the client sent
+    /// it.
+    #[serde(default)]
+    pub from: Option<Vec<String>>,
     /// Tag -> upstream group; a request with that tag goes there.
     #[serde(default)]
     pub tags: Entries<String>,
@@ -239,6 +397,7 @@ impl Default for DyeConfig {
     fn default() -> Self {
         DyeConfig {
             header: default_dye_header(),
+            from: None,
             tags: Entries::default(),
             on_unknown_tag: UnknownTagPolicy::Base,
             on_unhealthy_tag: UnhealthyTagPolicy::Base,
