@@ -483,7 +483,8 @@ impl AdminApi {
             return self.identity(session);
         }
         let public = matches!(path.as_str(), "/healthz" | "/readyz");
-        if is_write(&method) {
+        // Every POST (and any other method that is not GET or HEAD), `POST /explain` included.
+        if !matches!(method, Method::GET | Method::HEAD) {
             if let Err(refused) = self.same_site(session) {
                 return refused;
             }
