@@ -195,7 +195,12 @@ fn latency(samples: &[dyegate_suite::traffic::Sample]) -> String {
         let i = ((t.len() as f64 * q) as usize).min(t.len().saturating_sub(1));
         t.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
-    format!("{} requests, p50 {:.2} ms, p99 {:.2} ms", t.len(), at(0.5), at(0.99))
+    format!(
+        "{} requests, p50 {:.2} ms, p99 {:.2} ms",
+        t.len(),
+        at(0.5),
+        at(0.99)
+    )
 }
 
 fn moved_states(r: &Value) -> Vec<String> {
