@@ -21,9 +21,11 @@ async fn a_healthy_canary_reaches_100_with_the_realised_split_matching_each_step
     let clocks = dyegate_suite::time::Clocks::now();
     let gw = Dyegate::start(&routes(&stable, &canary, QUICK, ""));
     let traffic = Traffic::start(gw.addr(), 4, Duration::from_millis(4), vec![]);
-    let succeeded = poll_until(Duration::from_secs(40), || rollout(&gw), |r| {
-        r["state"] == "succeeded"
-    });
+    let succeeded = poll_until(
+        Duration::from_secs(40),
+        || rollout(&gw),
+        |r| r["state"] == "succeeded",
+    );
     let last = succeeded.await.unwrap_or_else(|last| last);
     // time is tested: traffic on the last step, for its realised split below.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -38,7 +40,10 @@ async fn a_healthy_canary_reaches_100_with_the_realised_split_matching_each_step
     for m in last["history"].as_array().into_iter().flatten() {
         let step = m["step"].as_u64().unwrap_or(0);
         if seen.last().map(|s| s.1) != Some(step) {
-            seen.push((clocks.instant_of(m["at"].as_str().unwrap_or_default()), step));
+            seen.push((
+                clocks.instant_of(m["at"].as_str().unwrap_or_default()),
+                step,
+            ));
         }
     }
     let steps: Vec<u64> = seen.iter().map(|s| s.1).collect();

@@ -151,7 +151,9 @@ async fn an_ejected_target_stays_ejected_and_unused_after_the_upgrade() {
     };
     println!("ejected before the upgrade: {before}\nafter ({run}): {after}");
     assert_eq!(after["state"], "ejected", "{after:#}\n{}", gw.logs());
-    let until = |v: &serde_json::Value| dyegate_suite::time::rfc3339_ms(v["ejected_until"].as_str().unwrap_or_default());
+    let until = |v: &serde_json::Value| {
+        dyegate_suite::time::rfc3339_ms(v["ejected_until"].as_str().unwrap_or_default())
+    };
     let moved = (until(&after) - until(&before)).abs();
     assert!(
         moved <= 1000,
