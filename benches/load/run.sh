@@ -874,7 +874,7 @@ measure() {
     local probe_pid=$!
     if ! load_run "$pass" "$conns" "$url" "$out" "${script[@]}"; then
         check_proxy
-        [[ -n $PROXY_DOWN ]] || die "$name: wrk failed: $(head -c 300 "$out")"
+        [[ -n $PROXY_DOWN ]] || die "$name: the load run failed: $(head -c 300 "$out") $(head -c 300 "$out.log" 2>/dev/null)"
         lost_proxy "$round" "$name" "$pass" "$retried"
         return
     fi
@@ -976,7 +976,7 @@ duration_secs() {
     }'
 }
 
-# The measured run of a scenario: wrk (closed loop), or oha at a fixed rate for p99half (open
+# The measured run of a scenario: wrk (closed loop), or open-loop (or oha) at a fixed rate for p99half (open
 # loop: requests are sent on schedule whether or not earlier ones were answered, and each
 # latency is counted from when its request was due, so a stall shows in the percentiles
 # instead of slowing the load down: coordinated-omission correction).
