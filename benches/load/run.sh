@@ -976,10 +976,10 @@ duration_secs() {
     }'
 }
 
-# The measured run of a scenario: wrk (closed loop), or open-loop (or oha) at a fixed rate for p99half (open
-# loop: requests are sent on schedule whether or not earlier ones were answered, and each
-# latency is counted from when its request was due, so a stall shows in the percentiles
-# instead of slowing the load down: coordinated-omission correction).
+# The measured run of a scenario: wrk (closed loop), or open-loop (oha with P99_TOOL=oha) at a
+# fixed rate for p99half (open loop: requests are sent on schedule whether or not earlier ones
+# were answered, and each latency is counted from when its request was due, so a stall shows in
+# the percentiles instead of slowing the load down: coordinated-omission correction).
 load_run() {
     local pass=$1 conns=$2 url=$3 out=$4
     shift 4
