@@ -235,12 +235,15 @@ raise_fd_limit() {
     [[ $hard == unlimited ]] && hard=$want
     ((hard < want)) && want=$hard
     if [[ $soft != unlimited ]] && ((soft < want)); then
-        ulimit -Sn "$want" || die "cannot raise the open-files limit (ulimit -n) from $soft to $want"
-        log "open-files limit (ulimit -n) raised from $soft to $want for wrk, the proxies and the upstream"
+        ulimit -Sn "$want" ||
+            die "cannot raise the open-files limit (ulimit -n) from $soft to $want"
+        log "open-files limit (ulimit -n) raised from $soft to $want for wrk, the proxies and" \
+            "the upstream"
     fi
     if [[ " $SCENARIOS " == *" c1024 "* ]] && [[ $(ulimit -Sn) != unlimited ]] &&
         (($(ulimit -Sn) < need)); then
-        die "c1024 needs an open-files limit of at least $need (ulimit -n is $(ulimit -Sn), hard $hard)"
+        die "c1024 needs an open-files limit of at least $need" \
+            "(ulimit -n is $(ulimit -Sn), hard $hard)"
     fi
 }
 
@@ -669,7 +672,8 @@ EOF
     local caddy_env=(env HOME="$dir" XDG_DATA_HOME="$dir/data" XDG_CONFIG_HOME="$dir/config"
         GOMAXPROCS="$PROXY_THREADS")
     "${caddy_env[@]}" caddy validate --config "$dir/Caddyfile" --adapter caddyfile \
-        >"$dir/validate.log" 2>&1 || die "caddy rejects $dir/Caddyfile: $(tail -n 3 "$dir/validate.log")"
+        >"$dir/validate.log" 2>&1 ||
+        die "caddy rejects $dir/Caddyfile: $(tail -n 3 "$dir/validate.log")"
     PROXY_LOG=$dir/caddy.log
     start_bg TERM "$PROXY_LOG" "${caddy_env[@]}" caddy run --config "$dir/Caddyfile" \
         --adapter caddyfile
@@ -874,7 +878,9 @@ measure() {
     local probe_pid=$!
     if ! load_run "$pass" "$conns" "$url" "$out" "${script[@]}"; then
         check_proxy
-        [[ -n $PROXY_DOWN ]] || die "$name: the load run failed: $(head -c 300 "$out") $(head -c 300 "$out.log" 2>/dev/null)"
+        [[ -n $PROXY_DOWN ]] ||
+            die "$name: the load run failed: $(head -c 300 "$out")" \
+                "$(head -c 300 "$out.log" 2>/dev/null)"
         lost_proxy "$round" "$name" "$pass" "$retried"
         return
     fi
@@ -940,7 +946,8 @@ measure() {
     ((err == 0)) || log "WARNING: $name had $err errors (non-2xx/3xx or socket); see $out"
     # The proxy's own throughput in this round: what its p99half pass runs at a fraction of.
     [[ $pass != c64 ]] || MAX_RPS_NOW=$rps
-    if [[ $pass == p99half ]] && awk -v a="$rps" -v t="$target" 'BEGIN { exit !(a < 0.95 * t) }'; then
+    if [[ $pass == p99half ]] &&
+        awk -v a="$rps" -v t="$target" 'BEGIN { exit !(a < 0.95 * t) }'; then
         log "WARNING: $name p99half answered $rps req/s of the $target asked for: it could not" \
             "keep up, so this p99 is not at ${P99_LOAD}x load"
     fi
@@ -958,8 +965,8 @@ p99_rate() {
     fi
     if [[ -z $MAX_RPS_NOW ]]; then
         out=$WORK/wrk-r$round-$name-p99max.txt
-        wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$DURATION" --latency "http://127.0.0.1:$PROXY_PORT/" \
-            >"$out" 2>&1 || die "$name: wrk for p99half's rate failed: $(head -c 300 "$out")"
+        wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"$DURATION" --latency \
+            "http://127.0.0.1:$PROXY_PORT/" >"$out" 2>&1 || die "$name: wrk for p99half's rate failed: $(head -c 300 "$out")"
         MAX_RPS_NOW=$(parse_wrk "$out" | awk '{ print $3 }')
         [[ -n $MAX_RPS_NOW ]] || die "$name: cannot parse $out"
     fi
