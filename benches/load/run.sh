@@ -19,7 +19,8 @@
 #                       bare-same (the bare proxy built as dyegate is: mimalloc, no default
 #                       downstream modules; the fair floor for "dyegate >= 0.97x bare")
 #   WRK_THREADS=2 WRK_CONNS=64 DURATION=10s WARMUP=3s   the same wrk load for every proxy
-#   PROXY_THREADS=2     worker threads (Pingora, HAProxy) / worker processes (nginx)
+#   PROXY_THREADS=2     worker threads (Pingora, HAProxy) / worker processes (nginx) /
+#                       GOMAXPROCS (Caddy)
 #   SCENARIOS="c64 c256 c1024 close p99half"   client scenarios, each a pass per proxy and round:
 #                       c64 = WRK_CONNS keep-alive connections, c256 / c1024 = 256 / 1024 of
 #                       them, close = WRK_CONNS connections sending `Connection: close` (a new
