@@ -801,7 +801,7 @@ PY
 printf -v TSV_HEADER '%s\t' round proxy pass wrk_threads wrk_conns duration_s requests rps \
     avg_us p50_us p75_us p90_us p99_us errors proxy_cpu_us_per_req proxy_cores proxy_sys_pct \
     upstream_cpu_us_per_req upstream_new_conns others_cpu_pct loadavg_1m upstream_reuse_pct \
-    upstream_new_conns_steady target_rps
+    upstream_new_conns_steady target_rps client_cpu_us_per_req
 TSV_HEADER=${TSV_HEADER%$'\t'}
 
 # PROXY_DOWN= why the proxy no longer serves (it exited, or runs but does not answer), or empty.
@@ -924,7 +924,7 @@ measure() {
         -v p90="$p90" -v p99="$p99" -v err="$err" -v tck="$CLK_TCK" -v load="$load" \
         -v puser=$((pu1 - pu0)) -v psys=$((ps1 - ps0)) -v up=$((uu1 + us1 - uu0 - us0)) \
         -v conns=$((accepts1 - accepts0 - 1)) -v steady=$((accepts1 - accepts_1s - 1)) \
-        -v ncpu="$(nproc)" -v target="$target" \
+        -v ncpu="$(nproc)" -v target="$target" -v client=$((w1 - w0)) \
         -v others=$(((b1 - b0) - (pu1 + ps1 - pu0 - ps0) - (uu1 + us1 - uu0 - us0) - (w1 - w0))) \
         'BEGIN {
             pcpu = (puser + psys) * 1e6 / tck; ucpu = up * 1e6 / tck
@@ -936,10 +936,10 @@ measure() {
             # did not need a new upstream connection.
             sreq = req * (dur / 1e6 - 1) / (dur / 1e6)
             reuse = (steady <= 0 || sreq <= 0) ? 100 : 100 * (1 - steady / sreq)
-            printf "%s\t%s\t%s\t%d\t%d\t%.2f\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%.2f\t%d\t%.0f\t%s\t%.3f\t%d\t%d\n",
+            printf "%s\t%s\t%s\t%d\t%d\t%.2f\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.2f\t%.2f\t%.0f\t%.2f\t%d\t%.0f\t%s\t%.3f\t%d\t%d\t%.2f\n",
                 r, n, pass, t, c, dur / 1e6, req, rps, avg, p50, p75, p90, p99, err,
                 pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns, others_pct, load, reuse, steady,
-                target
+                target, client * 1e6 / tck / req
             printf "[load] round %s %-8s %-8s %8.0f req/s  p50 %6.0fus  p99 %6.0fus  cpu %6.1fus/req (%.2f cores, %.0f%% sys)  upstream %5.1fus/req, %d new conns  others %2.0f%%  errors %d\n",
                 r, n, pass, rps, p50, p99, pcpu / req, pcpu / dur, sys_pct, ucpu / req, conns,
                 others_pct, err > "/dev/stderr"
