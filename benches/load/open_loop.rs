@@ -1,12 +1,14 @@
 //! Open-loop HTTP/1.1 load at a fixed rate, for run.sh's `p99half` scenario: the latency a proxy
 //! gives at a chosen fraction of its throughput, without a closed loop hiding its stalls.
 //!
-//!   open-loop --url http://127.0.0.1:PORT/ --rate 10000 --conns 64 --duration 10
+//!   open-loop --url http://127.0.0.1:PORT/ --rate 10000 --conns 64 --threads 2 --duration 10
 //!
 //! Request k of the run is due at `k / rate` seconds after the start; connection i (of `conns`,
-//! one thread each, keep-alive) sends the requests k = i, i + conns, i + 2 conns, ... so the due
-//! times are spread evenly over time and over the connections (wrk2's model; not every connection
-//! firing at once, as per-connection timers started together would). A connection still waiting
+//! keep-alive) sends the requests k = i, i + conns, i + 2 conns, ... so the due times are spread
+//! evenly over time and over the connections (wrk2's model; not every connection firing at once,
+//! as per-connection timers started together would). `threads` threads (default 2, as wrk's -t2)
+//! share the connections, each waiting in ppoll(2) on its nonblocking sockets for an answer or the
+//! next due time, so the generator costs about what wrk does per request. A connection still waiting
 //! for an answer when its next request is due sends that request as soon as the answer is in, and
 //! that request's latency is counted from when it was due, not from when it could be sent: a stall
 //! of the proxy shows in the percentiles instead of quietly lowering the rate (coordinated
@@ -17,12 +19,13 @@
 //! (errors: non-2xx/3xx answers, broken or refused connections, answers not in within 5 s, and
 //! requests never sent because the run fell 5 s behind), and a readable summary on stderr.
 //!
-//! Standard library only, so run.sh builds it with a plain `rustc -O` in seconds. Linux: each
-//! thread lowers its timer slack to 1 µs so that a sleep until a due time ends within microseconds
-//! (the default slack is 50 µs).
+//! Standard library only (and two libc calls, declared here), so run.sh builds it with a plain
+//! `rustc -O` in seconds. Linux: each thread lowers its timer slack to 1 µs so that a wait until a
+//! due time ends within microseconds (the default slack is 50 µs).
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
@@ -40,13 +43,14 @@ struct Args {
     path: String,
     rate: f64,
     conns: usize,
+    threads: usize,
     duration: Duration,
     headers: Vec<String>,
 }
 
 fn usage() -> String {
-    "usage: open-loop --url http://HOST:PORT/PATH --rate REQ_PER_S --conns N --duration SECONDS \
-     [--header 'name: value']..."
+    "usage: open-loop --url http://HOST:PORT/PATH --rate REQ_PER_S --conns N [--threads N] \
+     --duration SECONDS [--header 'name: value']..."
         .to_owned()
 }
 
@@ -54,6 +58,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut url = None;
     let mut rate = None;
     let mut conns = 64usize;
+    let mut threads = 2usize;
     let mut duration = None;
     let mut headers = Vec::new();
     let mut it = args.iter();
@@ -78,6 +83,11 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
                     .map_err(|e| format!("--duration {value}: {e}"))?;
                 duration = Some(Duration::from_secs_f64(secs));
             }
+            "--threads" => {
+                threads = value
+                    .parse()
+                    .map_err(|e| format!("--threads {value}: {e}"))?
+            }
             "--header" => headers.push(value.clone()),
             other => return Err(format!("unknown option {other}\n{}", usage())),
         }
@@ -97,8 +107,8 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         .parse()
         .map_err(|e| format!("--url {url}: port: {e}"))?;
     let rate = rate.ok_or_else(usage)?;
-    if rate.is_nan() || rate <= 0.0 || conns == 0 {
-        return Err("--rate and --conns must be positive".to_owned());
+    if rate.is_nan() || rate <= 0.0 || conns == 0 || threads == 0 {
+        return Err("--rate, --conns and --threads must be positive".to_owned());
     }
     Ok(Args {
         host: host.to_owned(),
@@ -106,6 +116,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
         path: path.to_owned(),
         rate,
         conns,
+        threads,
         duration: duration.ok_or_else(usage)?,
         headers,
     })
@@ -184,7 +195,7 @@ fn answer_end(buf: &[u8]) -> Result<Option<(usize, u16, bool)>, String> {
     Ok((buf.len() >= end).then_some((end, status, close)))
 }
 
-/// One connection's share of the run: the latencies (µs) of its answered requests and its errors.
+/// One thread's share of the run: the latencies (µs) of its answered requests and its errors.
 #[derive(Default)]
 struct Share {
     latencies: Vec<u64>,
@@ -194,103 +205,229 @@ struct Share {
 fn connect(addr: &std::net::SocketAddr) -> std::io::Result<TcpStream> {
     let stream = TcpStream::connect_timeout(addr, ANSWER_TIMEOUT)?;
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+    stream.set_nonblocking(true)?;
     Ok(stream)
 }
 
-/// Send one request and read its whole answer; `Ok(true)` for a 2xx/3xx, `Ok(false)` for any
-/// other status. Sets `*reuse` to whether the connection can carry the next request.
-fn exchange(
-    stream: &mut TcpStream,
-    request: &[u8],
-    buf: &mut Vec<u8>,
-    reuse: &mut bool,
-) -> std::io::Result<bool> {
-    stream.write_all(request)?;
-    buf.clear();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match answer_end(buf).map_err(std::io::Error::other)? {
-            Some((end, status, close)) => {
-                *reuse = !close && end == buf.len();
-                return Ok((200..400).contains(&status));
-            }
-            None => {
-                let n = stream.read(&mut chunk)?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
+/// The kernel interface this needs beyond std: ppoll (a wait on many sockets with a nanosecond
+/// timeout) and the thread's timer slack.
+mod sys {
+    use std::os::fd::RawFd;
+    use std::time::Duration;
+
+    #[repr(C)]
+    pub struct PollFd {
+        pub fd: RawFd,
+        pub events: i16,
+        pub revents: i16,
+    }
+    pub const POLLIN: i16 = 0x1;
+
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+
+    extern "C" {
+        fn ppoll(fds: *mut PollFd, nfds: u64, timeout: *const Timespec, sigmask: *const u8) -> i32;
+        fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
+    }
+
+    /// Wait until one of `fds` is readable or `timeout` has passed.
+    pub fn wait(fds: &mut [PollFd], timeout: Duration) {
+        let ts = Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        // SAFETY: fds is a valid, exclusively borrowed array of fds.len() pollfd structs; ts
+        // lives across the call; a null sigmask keeps the thread's signal mask.
+        unsafe {
+            ppoll(fds.as_mut_ptr(), fds.len() as u64, &ts, std::ptr::null());
+        }
+    }
+
+    /// This thread's timer slack to 1 µs (default 50 µs), so a wait ends when it should.
+    pub fn fine_timer_slack() {
+        const PR_SET_TIMERSLACK: i32 = 29;
+        // SAFETY: prctl(PR_SET_TIMERSLACK, ns) only sets this thread's timer slack.
+        unsafe {
+            prctl(PR_SET_TIMERSLACK, 1_000, 0, 0, 0);
         }
     }
 }
 
-#[cfg(target_os = "linux")]
-fn fine_timer_slack() {
-    extern "C" {
-        fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> i32;
-    }
-    const PR_SET_TIMERSLACK: i32 = 29;
-    // SAFETY: prctl(PR_SET_TIMERSLACK, ns) only sets this thread's timer slack; no pointers.
-    unsafe {
-        prctl(PR_SET_TIMERSLACK, 1_000, 0, 0, 0);
+/// One keep-alive connection of a thread and where it is in its schedule.
+struct Conn {
+    /// The index of its next request (k = its index, + conns, + 2 conns, ...).
+    next: u64,
+    stream: Option<TcpStream>,
+    /// The due time of the request it waits an answer for.
+    waiting: Option<Instant>,
+    sent_at: Instant,
+    buf: Vec<u8>,
+}
+
+/// Read what the socket has; `Ok(Some(reuse))` once the answer is complete (counted into
+/// `share`), `Ok(None)` while it is not, `Err` for a broken connection.
+fn read_answer(conn: &mut Conn, share: &mut Share, due: Instant) -> std::io::Result<Option<bool>> {
+    let Some(stream) = conn.stream.as_mut() else {
+        return Err(std::io::ErrorKind::NotConnected.into());
+    };
+    // Read until the answer is complete or the socket has nothing more (no extra read for the
+    // usual small answer that arrives whole); the peer closing after a complete answer is fine.
+    let mut chunk = [0u8; 16 * 1024];
+    let mut eof = false;
+    let framed = loop {
+        // A read that fills the whole chunk may have left more behind: read again.
+        let more = match stream.read(&mut chunk) {
+            Ok(0) => {
+                eof = true;
+                false
+            }
+            Ok(n) => {
+                conn.buf.extend_from_slice(&chunk[..n]);
+                n == chunk.len()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Err(e) => return Err(e),
+        };
+        let framed = answer_end(&conn.buf).map_err(std::io::Error::other)?;
+        if framed.is_some() || !more {
+            break framed;
+        }
+    };
+    match framed {
+        None if eof => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        None => Ok(None),
+        Some((end, status, close)) => {
+            share.latencies.push(due.elapsed().as_micros() as u64);
+            if !(200..400).contains(&status) {
+                share.errors += 1;
+            }
+            Ok(Some(!close && end == conn.buf.len()))
+        }
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-fn fine_timer_slack() {}
-
-fn run_connection(
-    index: usize,
+/// One thread's connections (indexes `first`, `first + step`, ...): sends each request when it
+/// is due (or as soon as its connection is free after that), reads the answers, and waits in
+/// ppoll for the next answer or due time.
+fn run_thread(
+    indexes: Vec<u64>,
     args: &Args,
     addr: std::net::SocketAddr,
     request: &[u8],
     start: Instant,
 ) -> Share {
-    fine_timer_slack();
+    sys::fine_timer_slack();
     let mut share = Share::default();
-    let mut stream: Option<TcpStream> = None;
-    let mut buf = Vec::with_capacity(4096);
-    let mut k = index as u64;
+    let end = start + args.duration;
+    let mut conns: Vec<Conn> = indexes
+        .into_iter()
+        .map(|next| Conn {
+            next,
+            stream: None,
+            waiting: None,
+            sent_at: start,
+            buf: Vec::with_capacity(4096),
+        })
+        .collect();
+    let mut fds: Vec<sys::PollFd> = Vec::with_capacity(conns.len());
+    let mut waiting_on: Vec<usize> = Vec::with_capacity(conns.len());
     loop {
-        let due = start + due_offset(k, args.rate);
-        if due >= start + args.duration {
-            break;
-        }
-        k += args.conns as u64;
+        // Send every request that is due on a free connection; find the next due time.
         let now = Instant::now();
-        if now < due {
-            thread::sleep(due - now);
-        } else if now - due > MAX_BEHIND {
-            share.errors += 1; // never sent: the run fell too far behind
-            continue;
-        }
-        let mut conn = match stream.take() {
-            Some(s) => s,
-            None => match connect(&addr) {
-                Ok(s) => s,
-                Err(_) => {
-                    share.errors += 1;
+        let mut next_due: Option<Instant> = None;
+        for conn in conns.iter_mut().filter(|c| c.waiting.is_none()) {
+            loop {
+                let due = start + due_offset(conn.next, args.rate);
+                if due >= end {
+                    break;
+                }
+                if due > now {
+                    next_due = Some(next_due.map_or(due, |d| d.min(due)));
+                    break;
+                }
+                conn.next += args.conns as u64;
+                if now - due > MAX_BEHIND {
+                    share.errors += 1; // never sent: the run fell too far behind
                     continue;
                 }
-            },
-        };
-        let mut reuse = false;
-        match exchange(&mut conn, request, &mut buf, &mut reuse) {
-            Ok(ok) => {
-                share.latencies.push(due.elapsed().as_micros() as u64);
-                if !ok {
-                    share.errors += 1;
+                if conn.stream.is_none() {
+                    match connect(&addr) {
+                        Ok(s) => conn.stream = Some(s),
+                        Err(_) => {
+                            share.errors += 1;
+                            continue;
+                        }
+                    }
                 }
-                if reuse {
-                    stream = Some(conn);
+                // A request of a few dozen bytes into an idle connection's empty send buffer:
+                // written whole, or the connection is broken.
+                let written = conn.stream.as_mut().map(|s| s.write(request));
+                if !matches!(written, Some(Ok(n)) if n == request.len()) {
+                    share.errors += 1;
+                    conn.stream = None;
+                    continue;
+                }
+                conn.buf.clear();
+                conn.waiting = Some(due);
+                conn.sent_at = Instant::now();
+                break;
+            }
+        }
+        // Wait for an answer or the next due time.
+        fds.clear();
+        waiting_on.clear();
+        for (i, conn) in conns.iter().enumerate() {
+            if let (Some(_), Some(stream)) = (conn.waiting, conn.stream.as_ref()) {
+                fds.push(sys::PollFd {
+                    fd: stream.as_raw_fd(),
+                    events: sys::POLLIN,
+                    revents: 0,
+                });
+                waiting_on.push(i);
+            }
+        }
+        if fds.is_empty() && next_due.is_none() {
+            return share; // nothing in flight and nothing more due
+        }
+        let now = Instant::now();
+        let timeout = next_due
+            .map_or(Duration::from_millis(100), |d| {
+                d.saturating_duration_since(now)
+            })
+            .min(Duration::from_millis(100));
+        sys::wait(&mut fds, timeout);
+        // Read the answers that arrived; give up on those that took too long.
+        let now = Instant::now();
+        for (fd, &i) in fds.iter().zip(&waiting_on) {
+            let conn = &mut conns[i];
+            let Some(due) = conn.waiting else { continue };
+            let result = if fd.revents != 0 {
+                read_answer(conn, &mut share, due)
+            } else if now - conn.sent_at > ANSWER_TIMEOUT {
+                Err(std::io::ErrorKind::TimedOut.into())
+            } else {
+                Ok(None)
+            };
+            match result {
+                Ok(None) => {}
+                Ok(Some(reuse)) => {
+                    conn.waiting = None;
+                    if !reuse {
+                        conn.stream = None;
+                    }
+                }
+                Err(_) => {
+                    share.errors += 1;
+                    conn.waiting = None;
+                    conn.stream = None;
                 }
             }
-            Err(_) => share.errors += 1,
         }
     }
-    share
 }
 
 fn main() -> ExitCode {
@@ -325,10 +462,14 @@ fn main() -> ExitCode {
 
     // Start a little in the future so every thread is waiting when the first request is due.
     let start = Instant::now() + Duration::from_millis(50);
-    let threads: Vec<_> = (0..args.conns)
-        .map(|i| {
+    let threads: Vec<_> = (0..args.threads.min(args.conns))
+        .map(|t| {
             let (args, request) = (Arc::clone(&args), Arc::clone(&request));
-            thread::spawn(move || run_connection(i, &args, addr, &request, start))
+            let indexes = (t..args.conns)
+                .step_by(args.threads)
+                .map(|i| i as u64)
+                .collect();
+            thread::spawn(move || run_thread(indexes, &args, addr, &request, start))
         })
         .collect();
     let mut latencies = Vec::new();
@@ -340,7 +481,7 @@ fn main() -> ExitCode {
                 errors += share.errors;
             }
             Err(_) => {
-                eprintln!("open-loop: a connection thread panicked");
+                eprintln!("open-loop: a thread panicked");
                 return ExitCode::from(1);
             }
         }
