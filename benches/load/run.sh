@@ -993,7 +993,7 @@ load_run() {
     shift 4
     if [[ $pass == p99half && $P99_TOOL == open-loop ]]; then
         "$OPEN_LOOP_BIN" --url "$url" --rate "$P99_RATE_NOW" --conns "$conns" \
-            --duration "$(duration_secs "$DURATION")" >"$out" 2>"$out.log"
+            --threads "$WRK_THREADS" --duration "$(duration_secs "$DURATION")" >"$out" 2>"$out.log"
     elif [[ $pass == p99half ]]; then
         "$OHA_BIN" -z "$DURATION" -c "$conns" -q "$P99_RATE_NOW" --latency-correction \
             --no-tui --output-format json "$url" >"$out" 2>&1
