@@ -135,6 +135,11 @@ impl Upstream {
         self.recorder.requests().len()
     }
 
+    /// The errors connections ended with so far (a request hyper could not parse, a reset, ...).
+    pub fn connection_errors(&self) -> Vec<String> {
+        self.recorder.connection_errors()
+    }
+
     /// Connections accepted so far (keep-alive reuse keeps this small).
     pub fn connections(&self) -> usize {
         self.recorder.connections()

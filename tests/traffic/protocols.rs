@@ -203,13 +203,80 @@ async fn http2_downstream_with_prior_knowledge() {
         assert_eq!(
             resp.status,
             StatusCode::OK,
-            "request {i}: {}\n{}",
+            "request {i}: {} {:?}\nthe upstream's connection errors: {:?}\n{}",
             resp.text(),
+            resp.headers,
+            stable.connection_errors(),
             gw.logs()
         );
     }
     assert!(!conn.is_closed());
     assert_eq!(stable.request_count(), 22);
+    assert_eq!(stable.connection_errors(), Vec::<String>::new());
+}
+
+/// An HTTP/2 body whose end comes as an empty `DATA` frame with `END_STREAM`, sent right behind
+/// the last data, as HTTP/2 clients that stream a body of unknown length do: Pingora 0.9.1 wrote
+/// the HTTP/1.1 last-chunk upstream twice, and the second one was read as the start of the next
+/// request on that pooled connection (the upstream answered it 400: `Parse(Method)`). Each POST
+/// here is followed by GETs on the same connections, and the upstream must parse every byte.
+#[tokio::test]
+async fn h2_body_ended_by_an_empty_data_frame_leaves_the_upstream_connection_clean() {
+    let stable = Upstream::start("shop-stable");
+    let canary = Upstream::start("shop-canary");
+    let gw = shop(&stable, &canary);
+
+    let tcp = tokio::net::TcpStream::connect(gw.addr())
+        .await
+        .expect("connect");
+    let (client, conn) = h2::client::handshake(tcp).await.expect("h2c handshake");
+    let driver = tokio::spawn(conn);
+    let answer = |resp: h2::client::ResponseFuture| async move {
+        let resp = resp.await.expect("an answer");
+        let status = resp.status();
+        let mut body = resp.into_body();
+        let mut text = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.expect("the answer's body");
+            let _ = body.flow_control().release_capacity(chunk.len());
+            text.extend_from_slice(&chunk);
+        }
+        (status, String::from_utf8_lossy(&text).into_owned())
+    };
+    for round in 0..5 {
+        let mut ready = client.clone().ready().await.expect("ready");
+        let post = http::Request::post(format!("http://{SHOP}/upload-{round}"))
+            .body(())
+            .expect("request");
+        let (resp, mut body) = ready.send_request(post, false).expect("POST");
+        // Both frames go out in one write: the gateway finds the empty end frame queued
+        // behind the data.
+        body.send_data(Bytes::from_static(b"hello"), false)
+            .expect("data");
+        body.send_data(Bytes::new(), true).expect("end of stream");
+        let (status, text) = answer(resp).await;
+        assert_eq!(status, StatusCode::OK, "POST {round}: {text}");
+        assert!(text.contains("\"body_len\":5"), "POST {round}: {text}");
+        for i in 0..3 {
+            let mut ready = client.clone().ready().await.expect("ready");
+            let get = http::Request::get(format!("http://{SHOP}/after-{round}-{i}"))
+                .body(())
+                .expect("request");
+            let (resp, _) = ready.send_request(get, true).expect("GET");
+            let (status, text) = answer(resp).await;
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "GET {i} after POST {round}: {text}\nthe upstream's connection errors: {:?}\n{}",
+                stable.connection_errors(),
+                gw.logs()
+            );
+        }
+    }
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    assert_eq!(stable.request_count(), 20);
+    assert_eq!(stable.connection_errors(), Vec::<String>::new());
 }
 
 /// The canary answers the upgrade 50 ms after the request: Pingora 0.9.1 tears an upgrade down

@@ -7,6 +7,12 @@
 //!   upstream, so a lenient upstream cannot read the framing another way.
 //! - Two tag headers (`x-env-tag: canary`, `x-env-tag: beta`): the request is routed on the
 //!   first, and only the first goes upstream.
+//! - An HTTP/2 request body that ends with an empty `DATA` frame carrying `END_STREAM`: Pingora
+//!   0.9.1 hands that frame to the body filter as an empty chunk marked as the end, and writes it
+//!   upstream as an HTTP/1.1 chunk of size 0 (`0\r\n\r\n`, the last-chunk) before it writes
+//!   the last-chunk again. The second one stays on the pooled upstream connection and is read as
+//!   the start of the next request there (the upstream answers that request 400). The empty end
+//!   chunk is dropped here ([`end_without_empty_chunk`]); docs/pingora-upstream.md.
 
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderName, Version};
@@ -53,6 +59,15 @@ pub fn first_tag_only(req: &mut RequestHeader, header: &HeaderName) -> Result<()
     let first = first.clone();
     req.insert_header(header.clone(), first)?;
     Ok(())
+}
+
+/// The request body filter's step for the empty last chunk (see the module's text): an empty
+/// chunk that ends the body becomes no chunk, so Pingora writes the last-chunk once. A chunk
+/// with bytes, or an empty one before the end (Pingora skips those itself), is left as it is.
+pub fn end_without_empty_chunk(body: &mut Option<bytes::Bytes>, end_of_stream: bool) {
+    if end_of_stream && body.as_ref().is_some_and(|b| b.is_empty()) {
+        *body = None;
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +134,24 @@ mod tests {
         let mut r = req(Version::HTTP_11, &[("x-env-tag", "beta")]);
         first_tag_only(&mut r, &header).expect("tag");
         assert_eq!(values(&r, "x-env-tag"), vec!["beta"]);
+    }
+
+    #[test]
+    fn an_empty_chunk_that_ends_the_body_is_dropped_and_nothing_else() {
+        let mut empty_end = Some(bytes::Bytes::new());
+        end_without_empty_chunk(&mut empty_end, true);
+        assert_eq!(empty_end, None);
+
+        let mut empty_mid = Some(bytes::Bytes::new());
+        end_without_empty_chunk(&mut empty_mid, false);
+        assert_eq!(empty_mid, Some(bytes::Bytes::new()));
+
+        let mut last = Some(bytes::Bytes::from_static(b"tail"));
+        end_without_empty_chunk(&mut last, true);
+        assert_eq!(last.as_deref(), Some(&b"tail"[..]));
+
+        let mut none = None;
+        end_without_empty_chunk(&mut none, true);
+        assert_eq!(none, None);
     }
 }

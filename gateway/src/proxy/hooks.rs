@@ -150,6 +150,19 @@ impl ProxyHttp for DyegateProxy {
         Ok(())
     }
 
+    /// Each piece of the request body on its way upstream: an HTTP/2 body's empty end frame is
+    /// not passed on as an empty chunk (`framing::end_without_empty_chunk`).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        framing::end_without_empty_chunk(body, end_of_stream);
+        Ok(())
+    }
+
     /// The upstream's answer head, before anything goes downstream: its status feeds outlier
     /// detection (5xx is a failure; any other waits for the end of the answer, which may still
     /// break off), and a status in `retries.on` is retried on another target when the route

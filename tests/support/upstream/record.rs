@@ -66,6 +66,8 @@ pub struct Recorder {
     /// TLS handshakes the client gave up on (an HTTPS upstream only).
     handshake_failures: AtomicUsize,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Why connections ended in an error (a parse error hyper answered 400 for, a reset, ...).
+    connection_errors: Mutex<Vec<String>>,
 }
 
 impl Recorder {
@@ -94,6 +96,21 @@ impl Recorder {
             let recorded = RecordedRequest::from_parts(parts);
             self.lock().push(recorded);
         }
+    }
+
+    pub(crate) fn connection_failed(&self, error: String) {
+        self.connection_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(error);
+    }
+
+    /// The errors connections ended with so far (`hyper`'s words), oldest first.
+    pub fn connection_errors(&self) -> Vec<String> {
+        self.connection_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Connections accepted so far.

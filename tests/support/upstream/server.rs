@@ -52,6 +52,7 @@ pub(crate) async fn serve_connection<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let errors = Arc::clone(&recorder);
     let service = service_fn(move |req: Request<Incoming>| {
         let name = Arc::clone(&name);
         let recorder = Arc::clone(&recorder);
@@ -71,10 +72,14 @@ pub(crate) async fn serve_connection<S>(
             Ok::<_, Infallible>(response)
         }
     });
-    // A peer that goes away mid-request is normal in proxy tests: nothing to report.
-    let _ = auto::Builder::new(TokioExecutor::new())
+    // A peer that goes away mid-request is normal in proxy tests: kept for a failing test to
+    // print ([`Upstream::connection_errors`](crate::upstream::Upstream::connection_errors)).
+    if let Err(e) = auto::Builder::new(TokioExecutor::new())
         .serve_connection_with_upgrades(TokioIo::new(stream), service)
-        .await;
+        .await
+    {
+        errors.connection_failed(format!("{e:?}"));
+    }
 }
 
 /// `demo-upstream`'s own answers: `POST /fail?rate=R` and `POST /latency?ms=N` change its
