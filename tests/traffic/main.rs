@@ -10,6 +10,7 @@ mod forwarded;
 mod framing;
 mod grpc;
 mod h2_rapid_reset;
+mod mirror;
 mod protocols;
 mod proxy_protocol;
 mod rate_limits;

@@ -92,6 +92,7 @@ impl ProxyHttp for DyegateProxy {
             return Ok(true);
         }
         self.admit(ctx);
+        self.admit_mirrors(session.req_header(), ctx);
         self.answer_decision(session, ctx).await
     }
 
@@ -146,6 +147,29 @@ impl ProxyHttp for DyegateProxy {
             }
             (Action::Keep, _) => framing::first_tag_only(upstream_request, &route.dye.header)?,
             _ => {}
+        }
+        if let Some(copies) = ctx.mirror.as_mut() {
+            let r = &*upstream_request;
+            copies.head(&r.method, &r.uri, &r.headers);
+        }
+        Ok(())
+    }
+
+    /// Each piece of the request's body on its way upstream (once with none for a request
+    /// without a body, and again from the retry buffer on a retry): copied for the request's
+    /// mirrored copies, which leave when it has ended.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(copies) = ctx.mirror.as_mut() {
+            copies.body(body.as_ref());
+            if end_of_stream {
+                self.send_mirrors(ctx);
+            }
         }
         Ok(())
     }

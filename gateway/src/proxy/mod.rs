@@ -32,6 +32,7 @@ pub use ctx::RequestCtx;
 use crate::contain::{timeout_kind, RetryBudgets, DECISION_HEADER};
 use crate::health::HealthRegistry;
 use crate::lifecycle::Lifecycle;
+use crate::mirror::{MirrorMetrics, Pending};
 use crate::routing::{ActiveTable, AddressBook, SharedTable};
 use crate::routing::{Addresses, Outcome, Parsed, Reason, RequestInfo, TagAction};
 use crate::telemetry::failure_log::Verdict;
@@ -69,6 +70,8 @@ pub struct DyegateProxy {
     live: SharedLive,
     /// Upstream failures in the log, a few lines per target every few seconds at most.
     failure_log: Arc<FailureLog>,
+    /// Where mirrored copies are counted; `None`: routes' `mirror` entries send nothing.
+    mirrors: Option<MirrorMetrics>,
 }
 
 impl DyegateProxy {
@@ -92,6 +95,7 @@ impl DyegateProxy {
             https_port: 443,
             live: Arc::default(),
             failure_log: Arc::default(),
+            mirrors: None,
         }
     }
 
@@ -132,6 +136,12 @@ impl DyegateProxy {
     /// Where `https_redirect` sends clients: the port of the HTTPS listener.
     pub fn with_https_port(mut self, port: u16) -> Self {
         self.https_port = port;
+        self
+    }
+
+    /// Where mirrored copies (`routes[].mirror`) are counted; without it none is sent.
+    pub fn with_mirror_metrics(mut self, metrics: MirrorMetrics) -> Self {
+        self.mirrors = Some(metrics);
         self
     }
 
@@ -276,6 +286,47 @@ impl DyegateProxy {
             ctx.budget = Some(budget);
         }
         ctx.outcome = CtxOutcome::Routed(d);
+    }
+
+    /// After the decision: the copies of this request its route's `mirror` entries sample
+    /// (never of a request dyegate answers itself, nor of an upgrade).
+    fn admit_mirrors(&self, req: &pingora::http::RequestHeader, ctx: &mut RequestCtx) {
+        let (Some(metrics), Some(active)) = (&self.mirrors, ctx.table.clone()) else {
+            return;
+        };
+        let CtxOutcome::Routed(d) = ctx.outcome else {
+            return;
+        };
+        let Some(route) = active.table.routes().get(d.route_id) else {
+            return;
+        };
+        if route.mirror.is_empty() || d.refused() || req.headers.contains_key(http::header::UPGRADE)
+        {
+            return;
+        }
+        let table = &active.table;
+        let addresses = self.addresses.load();
+        let health = self.health.view();
+        let name = |g| {
+            table
+                .group(g)
+                .map_or_else(|| "?".into(), |g| g.name.clone())
+        };
+        let target = |g| {
+            let group = table.group(g)?;
+            group.with_members(&addresses, |m| m.pick(&health).map(|t| t.addr))
+        };
+        ctx.mirror = Pending::admit(route, &req.method, metrics, name, target);
+    }
+
+    /// The request's body has ended: its copies leave, each from its own task.
+    fn send_mirrors(&self, ctx: &mut RequestCtx) {
+        let (Some(metrics), Some(pending)) = (&self.mirrors, ctx.mirror.take()) else {
+            return;
+        };
+        for copy in pending.finish(metrics) {
+            tokio::spawn(crate::mirror::send(copy, metrics.clone()));
+        }
     }
 
     /// The 404 and 503 answers of the decision itself.

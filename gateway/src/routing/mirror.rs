@@ -160,7 +160,15 @@ mod tests {
         m.done();
         assert_eq!(m.in_flight(), 1);
         assert_eq!(m.admit(&Method::HEAD), Admission::Send);
-        let half = Mirror::new(0, 50_000, 0, 9, Duration::from_secs(1), default_methods(), None);
+        let half = Mirror::new(
+            0,
+            50_000,
+            0,
+            9,
+            Duration::from_secs(1),
+            default_methods(),
+            None,
+        );
         let sent: Vec<Admission> = (0..4).map(|_| half.admit(&Method::GET)).collect();
         use Admission::*;
         assert_eq!(sent, vec![NotSampled, Send, NotSampled, Send]);

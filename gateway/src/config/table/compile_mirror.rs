@@ -28,7 +28,9 @@ pub fn mirrors(
         };
         let compare = m.compare.as_ref().map(|c| compare(c, &at, issues));
         // 0.001 to 100 (validated): 1 to FULL_SHARE thousandths.
-        let share = (m.percent * 1000.0).round().clamp(1.0, f64::from(FULL_SHARE)) as u32;
+        let share = (m.percent * 1000.0)
+            .round()
+            .clamp(1.0, f64::from(FULL_SHARE)) as u32;
         out.push(Mirror::new(
             group,
             share,

@@ -244,7 +244,10 @@ fn mirror_changes(o: &[MirrorConfig], n: &[MirrorConfig], out: &mut Vec<String>)
             Some(_) => {}
         }
     }
-    for m in o.iter().filter(|x| !n.iter().any(|m| m.upstream == x.upstream)) {
+    for m in o
+        .iter()
+        .filter(|x| !n.iter().any(|m| m.upstream == x.upstream))
+    {
         out.push(format!("mirror removed -> {}", m.upstream));
     }
 }

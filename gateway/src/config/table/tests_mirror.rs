@@ -37,7 +37,10 @@ fn the_issue_example_compiles() {
     let loaded = routes_from_text("routes.yaml", mirror(minimal).into_bytes(), None)
         .unwrap_or_else(|e| panic!("{e}"));
     let m = &loaded.table.routes()[0].mirror[0];
-    assert_eq!((m.share, m.max_body_bytes, m.max_in_flight), (1, 65_536, 256));
+    assert_eq!(
+        (m.share, m.max_body_bytes, m.max_in_flight),
+        (1, 65_536, 256)
+    );
     assert_eq!(m.methods, vec![http::Method::GET, http::Method::PUT]);
     assert!(m.compare.is_none());
 }
