@@ -246,7 +246,7 @@ fn proxy(
     )
     .with_tracing(tracing)
     .with_failure_metrics(metrics.containment().clone())
-    .with_mirror_metrics(crate::mirror::MirrorMetrics::new(&metrics))
+    .with_mirror_metrics(crate::mirror::MirrorMetrics::new(metrics))
     .with_health(health.clone())
     .with_live(live.clone())
     .with_failure_log(failure_log)

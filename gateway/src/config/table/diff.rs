@@ -432,7 +432,7 @@ mod tests {
             "{ups}  - {{ name: r, split: [{{ upstream: s, weight: 1 }}], mirror: [{{ upstream: c, percent: 10 }}, {{ upstream: b, percent: 1 }}] }}\n"
         ));
         let new = model(&format!(
-            "{ups}  - {{ name: r, split: [{{ upstream: s, weight: 1 }}], mirror: [{{ upstream: c, percent: 0.5, compare: {{ status: true }} }}, {{ upstream: s, percent: 100 }}] }}\n"
+            "{ups}  - {{ name: r, split: [{{ upstream: s, weight: 1 }}], mirror: [{{ upstream: c, percent: 0.5 }}, {{ upstream: s, percent: 100 }}] }}\n"
         ));
         assert_eq!(
             diff(&old, &new).lines,
