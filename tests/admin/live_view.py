@@ -215,15 +215,18 @@ def open_mode():
         shot(d, "versions")
 
         open_view(d, "explain")
-        status, _ = api("POST", "/explain", body=b"{}", headers={"Content-Type": "application/json"})
-        out["explain_available"] = status != 404
-        if out["explain_available"]:
-            d.find_element(By.ID, "explain-path").clear()
-            d.find_element(By.ID, "explain-path").send_keys("/")
-            d.find_element(By.ID, "explain-headers").send_keys("x-env-tag: canary")
-            d.find_element(By.ID, "explain-submit").click()
-            wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#explain-result, #explain-answer .error"), "explain answer")
-            out["explain_answer"] = d.find_element(By.ID, "explain-answer").text
+        d.find_element(By.ID, "explain-path").clear()
+        d.find_element(By.ID, "explain-path").send_keys("/")
+        d.find_element(By.ID, "explain-headers").send_keys("x-env-tag: canary")
+        d.find_element(By.ID, "explain-submit").click()
+        wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#explain-result, #explain-answer .error"), "explain answer")
+        out["explain_answer"] = d.find_element(By.ID, "explain-answer").text
+        # The answer's top-level fields as the page shows them (each <dd data-field=NAME>).
+        out["explain_fields"] = d.execute_script(
+            "const dl = document.querySelector('#explain-result > dl'); const f = {};"
+            " if (dl) for (const dd of dl.children) if (dd.tagName === 'DD') f[dd.dataset.field] = dd.textContent;"
+            " return f;"
+        )
         shot(d, "explain")
 
         # Everything the page asked for, and what the console said, before the probes below.

@@ -48,13 +48,7 @@ async fn a_query_crossing_max_aborts_the_rollout() {
     .await;
     let _ = traffic.stop().await;
     assert_eq!(r["canary_share"], 0.0, "{r:#}");
-    let reason = r["history"]
-        .as_array()
-        .and_then(|h| h.last())
-        .map(|m| m["reason"].clone());
-    let reason = reason
-        .and_then(|r| r.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let reason = last_reason(&r);
     assert!(
         reason.starts_with("prometheus gate checkout-errors breached: 0.9 (max 0.5; query \"max(checkout_errors{version=\\\"canary\\\"})\" at "),
         "{reason}\n{r:#}"
@@ -81,13 +75,7 @@ async fn an_unreachable_prometheus_pauses_the_rollout_with_on_error_pause() {
     let _ = traffic.stop().await;
     // The first step goes (nothing to judge before it); its own queries fail: held there.
     assert_eq!(r["step"], 1, "{r:#}");
-    let reason = r["history"]
-        .as_array()
-        .and_then(|h| h.last())
-        .map(|m| m["reason"].clone());
-    let reason = reason
-        .and_then(|r| r.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let reason = last_reason(&r);
     let want = format!("prometheus gate checkout-errors: query \"max(checkout_errors{{version=\\\"canary\\\"}})\": connect to {}: ", url.trim_start_matches("http://"));
     assert!(reason.starts_with(&want), "{reason}\n{r:#}");
     assert!(
@@ -116,4 +104,12 @@ async fn an_unreachable_prometheus_is_passed_over_with_on_error_ignore() {
     let _ = traffic.stop().await;
     assert_eq!(r["state"], "succeeded", "{r:#}");
     assert_eq!(r["step"], 3, "{r:#}");
+}
+
+/// The reason of the rollout's last move (empty without one).
+fn last_reason(r: &serde_json::Value) -> String {
+    (r["history"].as_array().and_then(|h| h.last()))
+        .and_then(|m| m["reason"].as_str())
+        .unwrap_or_default()
+        .to_string()
 }

@@ -31,6 +31,7 @@ pub mod proxy_protocol;
 pub mod raw;
 pub mod rollout;
 pub mod server_thread;
+pub mod time;
 pub mod tls;
 pub mod tools;
 pub mod trace;

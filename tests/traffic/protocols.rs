@@ -200,7 +200,13 @@ async fn http2_downstream_with_prior_knowledge() {
 
     for i in 0..20 {
         let resp = conn.send(Req::get("/again").host(SHOP)).await;
-        assert_eq!(resp.status, StatusCode::OK, "request {i}");
+        assert_eq!(
+            resp.status,
+            StatusCode::OK,
+            "request {i}: {}\n{}",
+            resp.text(),
+            gw.logs()
+        );
     }
     assert!(!conn.is_closed());
     assert_eq!(stable.request_count(), 22);

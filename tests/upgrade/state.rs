@@ -151,7 +151,9 @@ async fn an_ejected_target_stays_ejected_and_unused_after_the_upgrade() {
     };
     println!("ejected before the upgrade: {before}\nafter ({run}): {after}");
     assert_eq!(after["state"], "ejected", "{after:#}\n{}", gw.logs());
-    let until = |v: &serde_json::Value| rfc3339_ms(v["ejected_until"].as_str().unwrap_or_default());
+    let until = |v: &serde_json::Value| {
+        dyegate_suite::time::rfc3339_ms(v["ejected_until"].as_str().unwrap_or_default())
+    };
     let moved = (until(&after) - until(&before)).abs();
     assert!(
         moved <= 1000,
@@ -336,22 +338,4 @@ async fn rollout_events_waiting_for_a_receiver_that_is_down_are_delivered_by_the
     let new = process(&events[carried]);
     assert!(old.iter().all(|p| *p == old[0]), "{old:?}");
     assert_ne!(old[0], new, "{events:#?}");
-}
-
-/// `2026-12-07T17:45:03.805Z` as milliseconds since the epoch.
-fn rfc3339_ms(t: &str) -> i64 {
-    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|x| x.parse::<i64>().ok()).unwrap_or(0);
-    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let ms = t
-        .get(20..23)
-        .and_then(|x| x.parse::<i64>().ok())
-        .unwrap_or(0);
-    ((days * 24 + num(11..13)) * 60 + num(14..16)) * 60_000 + num(17..19) * 1000 + ms
 }

@@ -386,21 +386,27 @@ impl AdminApi {
         }
     }
 
+    /// A POST's body within the body deadline and size; the answer to send otherwise (408 for a
+    /// body too slow, 400 for one too large or unreadable).
+    async fn read_body(&self, session: &mut ServerSession) -> Result<Vec<u8>, (StatusCode, Value)> {
+        self.body.read(session).await.map_err(|e| {
+            let status = match e {
+                BodyError::Slow(_) => StatusCode::REQUEST_TIMEOUT,
+                BodyError::TooLarge | BodyError::Unreadable(_) => StatusCode::BAD_REQUEST,
+            };
+            (status, json!({ "error": e.message() }))
+        })
+    }
+
     /// `POST /rollback`: an empty body or `{"to": N}` (400 otherwise).
     async fn post_rollback(
         &self,
         session: &mut ServerSession,
         caller: Caller,
     ) -> (StatusCode, Value) {
-        let body = match self.body.read(session).await {
+        let body = match self.read_body(session).await {
             Ok(b) => b,
-            Err(e) => {
-                let status = match e {
-                    BodyError::Slow(_) => StatusCode::REQUEST_TIMEOUT,
-                    BodyError::TooLarge | BodyError::Unreadable(_) => StatusCode::BAD_REQUEST,
-                };
-                return (status, json!({ "error": e.message() }));
-            }
+            Err(answer) => return answer,
         };
         let to = match rollback_target(&body) {
             Ok(to) => to,
@@ -432,15 +438,9 @@ impl AdminApi {
     /// `POST /explain`: the request in the body (`ExplainRequest`) decided on the running
     /// table with its health, nothing sent (400 for a malformed request).
     async fn post_explain(&self, session: &mut ServerSession) -> (StatusCode, Value) {
-        let body = match self.body.read(session).await {
+        let body = match self.read_body(session).await {
             Ok(b) => b,
-            Err(e) => {
-                let status = match e {
-                    BodyError::Slow(_) => StatusCode::REQUEST_TIMEOUT,
-                    BodyError::TooLarge | BodyError::Unreadable(_) => StatusCode::BAD_REQUEST,
-                };
-                return (status, json!({ "error": e.message() }));
-            }
+            Err(answer) => return answer,
         };
         let request: ExplainRequest = match serde_json::from_slice(&body) {
             Ok(r) => r,

@@ -5,7 +5,7 @@
 
 use crate::routing::{
     normalize_host, Addresses, Cond, Outcome, Parsed, Preview, RequestInfo, RouteTable,
-    TargetHealth,
+    TargetHealth, Tried,
 };
 use dyegate_plugins::TagSource;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
@@ -160,30 +160,7 @@ pub fn explain_json(
             tag,
         } => ("split", Some(route_id), reason.as_str(), None, tag),
     };
-    // Routes for other hosts are counted, not listed: a table of 10,000 routes would bury the
-    // few that matter.
-    let mut other_hosts = 0;
-    let mut tried = Vec::new();
-    for t in &e.tried {
-        let Some(r) = table.route(t.route) else {
-            continue;
-        };
-        match t.failed {
-            Some(Cond::Host) => other_hosts += 1,
-            Some(c) => tried.push(
-                json!({ "route": r.name.as_ref(), "index": t.route, "failed": r.matcher.name(c) }),
-            ),
-            None => {
-                let conds: Vec<String> = r
-                    .matcher
-                    .conditions()
-                    .iter()
-                    .map(|c| r.matcher.name(*c))
-                    .collect();
-                tried.push(json!({ "route": r.name.as_ref(), "index": t.route, "matched": conds }))
-            }
-        }
-    }
+    let (tried, other_hosts) = tried(table, &e.tried);
     let split = route.and_then(|id| table.route(id)).map(|r| {
         let total: u64 = r.split.weights.iter().map(|w| u64::from(*w)).sum();
         (r.split.groups.iter().zip(&r.split.weights))
@@ -224,6 +201,35 @@ pub fn explain_json(
         "other_hosts": other_hosts,
         "split": split,
     }))
+}
+
+/// The routes tried before the decision, each with the condition that failed (or every
+/// condition, for the one that matched), and how many were for other hosts: those are counted,
+/// not listed (a table of 10,000 routes would bury the few that matter).
+fn tried(table: &RouteTable, tried: &[Tried]) -> (Vec<Value>, usize) {
+    let mut other_hosts = 0;
+    let mut out = Vec::new();
+    for t in tried {
+        let Some(r) = table.route(t.route) else {
+            continue;
+        };
+        match t.failed {
+            Some(Cond::Host) => other_hosts += 1,
+            Some(c) => out.push(
+                json!({ "route": r.name.as_ref(), "index": t.route, "failed": r.matcher.name(c) }),
+            ),
+            None => {
+                let conds: Vec<String> = r
+                    .matcher
+                    .conditions()
+                    .iter()
+                    .map(|c| r.matcher.name(*c))
+                    .collect();
+                out.push(json!({ "route": r.name.as_ref(), "index": t.route, "matched": conds }))
+            }
+        }
+    }
+    (out, other_hosts)
 }
 
 #[cfg(test)]

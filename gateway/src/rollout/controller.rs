@@ -142,6 +142,24 @@ impl Controller {
         self.lock().states.clone()
     }
 
+    /// Forgets the states (and gauges) of the rollouts whose route has no plan any more;
+    /// returns those routes.
+    pub(super) fn forget_gone(
+        &self,
+        inner: &mut Inner,
+        plans: &BTreeMap<String, Plan>,
+    ) -> Vec<String> {
+        let gone: Vec<String> = (inner.states.keys())
+            .filter(|r| !plans.contains_key(*r))
+            .cloned()
+            .collect();
+        for route in &gone {
+            inner.states.remove(route);
+            self.gauges.forget(route);
+        }
+        gone
+    }
+
     pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -567,13 +585,7 @@ impl Overlay for Controller {
         let plans = plans.clone();
         let mut inner = self.lock();
         let mut notes = Vec::new();
-        let gone: Vec<String> = (inner.states.keys())
-            .filter(|r| !plans.contains_key(*r))
-            .cloned()
-            .collect();
-        for route in gone {
-            inner.states.remove(&route);
-            self.gauges.forget(&route);
+        for route in self.forget_gone(&mut inner, &plans) {
             notes.push(format!("rollout of {route} ended: no longer in the file"));
         }
         let mut overrides = Overrides::default();

@@ -52,14 +52,7 @@ impl Controller {
     /// pending until the driver writes their state.
     pub(in crate::rollout) fn follow_plans(&self, plans: &BTreeMap<String, Plan>) {
         let mut inner = self.lock();
-        let gone: Vec<String> = (inner.states.keys())
-            .filter(|r| !plans.contains_key(*r))
-            .cloned()
-            .collect();
-        for route in gone {
-            inner.states.remove(&route);
-            self.gauges.forget(&route);
-        }
+        self.forget_gone(&mut inner, plans);
         for (route, plan) in plans {
             let fits = (inner.states.get(route)).is_some_and(|s| s.fingerprint == plan.fingerprint);
             if !fits {
