@@ -3,17 +3,19 @@
 //! forwarding headers already written), the body copied as it streams through
 //! `request_body_filter` up to the largest `max_body_bytes`; sent when the body has ended.
 
+use super::meet::{meeting, Primary, Request};
+use super::pool::Outgoing;
 use super::send::{Copy, Entry};
 use super::{MirrorMetrics, Outcome};
 use crate::routing::{Admission, Route};
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Uri};
-use std::net::SocketAddr;
+use pingora::upstreams::peer::HttpPeer;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The copies of one request that are still being built.
 pub struct Pending {
-    route: Arc<Route>,
     /// `(mirror index, target)` of each admitted copy; each holds a place in its entry's
     /// `max_in_flight` until dropped.
     entries: Vec<Entry>,
@@ -26,14 +28,15 @@ pub struct Pending {
 
 impl Pending {
     /// The copies of a request to `route` (the request's table's `Arc`), one per mirror entry
-    /// that samples it and has room; `target` picks the address a copy goes to in a group.
+    /// that samples it and has room; `target` picks the target a copy goes to in a group (its
+    /// prepared peer).
     /// `None` when no copy is to be sent.
     pub fn admit(
         route: &Arc<Route>,
         method: &Method,
         metrics: &MirrorMetrics,
         group_name: impl Fn(usize) -> Arc<str>,
-        target: impl Fn(usize) -> Option<SocketAddr>,
+        target: impl Fn(usize) -> Option<HttpPeer>,
     ) -> Option<Box<Pending>> {
         let mut entries = Vec::new();
         for (i, m) in route.mirror.iter().enumerate() {
@@ -45,7 +48,7 @@ impl Pending {
                 Admission::Send => {
                     let slot = Entry::new(route.clone(), i, group_name(m.group));
                     match target(m.group) {
-                        Some(addr) => entries.push(slot.to(addr)),
+                        Some(peer) => entries.push(slot.to(peer)),
                         // No address to send to (its names not resolved): the shadow's failure.
                         None => slot.finish(metrics, Outcome::ShadowError),
                     }
@@ -60,7 +63,6 @@ impl Pending {
             .max()
             .unwrap_or(0);
         Some(Box::new(Pending {
-            route: route.clone(),
             entries,
             head: None,
             body: BytesMut::new(),
@@ -90,11 +92,17 @@ impl Pending {
         }
     }
 
-    /// The body has ended: the copies, each to be sent from its own task; those whose body
-    /// is past their `max_body_bytes` are counted and left out.
-    pub fn finish(self: Box<Self>, metrics: &MirrorMetrics) -> Vec<Copy> {
+    /// The body has ended: the copies, each to be sent from its own task (those whose body is
+    /// past their `max_body_bytes` are counted and left out), and with `compare` the real
+    /// answer's side of their meetings (`started`: when the request came; `trace_id`: its
+    /// trace, for `/mirrors`).
+    pub fn finish(
+        self: Box<Self>,
+        metrics: &MirrorMetrics,
+        started: Instant,
+        trace_id: Option<String>,
+    ) -> (Vec<Copy>, Option<Box<Primary>>) {
         let Pending {
-            route,
             entries,
             head,
             body,
@@ -103,27 +111,45 @@ impl Pending {
         } = *self;
         let Some((method, uri, headers)) = head else {
             // Never went upstream: nothing to copy.
-            return Vec::new();
+            return (Vec::new(), None);
         };
         let body = body.freeze();
-        let mut out = Vec::with_capacity(entries.len());
+        let request = Request {
+            method: method.to_string(),
+            path: uri.path().to_string(),
+            trace_id,
+        };
+        let (mut copies, mut halves, mut limit) = (Vec::with_capacity(entries.len()), vec![], 0);
         for e in entries {
-            let fits = e
-                .mirror()
-                .is_some_and(|m| !too_large && body.len() as u64 <= m.max_body_bytes);
-            if !fits {
+            let Some(m) = e.mirror() else { continue };
+            if too_large || body.len() as u64 > m.max_body_bytes {
                 e.finish(metrics, Outcome::TooLarge);
                 continue;
             }
-            out.push(Copy {
+            let meet = m.compare.is_some().then(|| {
+                limit = limit.max(m.max_body_bytes);
+                let (primary, shadow) = meeting(
+                    e.route.clone(),
+                    e.index,
+                    e.group.clone(),
+                    request.clone(),
+                    metrics.clone(),
+                );
+                halves.push(primary);
+                shadow
+            });
+            let request = Outgoing {
                 method: method.clone(),
                 uri: uri.clone(),
                 headers: headers.clone(),
                 body: body.clone(),
+            };
+            copies.push(Copy {
+                request,
                 entry: e,
+                meet,
             });
         }
-        drop(route);
-        out
+        (copies, Primary::new(halves, limit, started))
     }
 }

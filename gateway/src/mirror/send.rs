@@ -1,27 +1,22 @@
-//! One copy sent to its shadow: its own connection over HTTP/1.1, one deadline over connect,
-//! request and the whole answer (read and thrown away), never retried. The copy's place in
-//! `max_in_flight` is held by its [`Entry`] until it ends, however it ends.
+//! One copy sent to its shadow over the copies' [`Pool`], one deadline over connect, request
+//! and the whole answer (read, summarized, thrown away), never retried. The copy's place in
+//! `max_in_flight` is held by its [`Entry`] until it ends, however it ends; with `compare` its
+//! answer goes to the copy's meeting with the real one ([`super::meet`]).
 
+use super::meet::ShadowHalf;
+use super::pool::{Outgoing, Pool};
 use super::{MirrorMetrics, Outcome};
 use crate::routing::{Mirror, Route};
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
+use pingora::upstreams::peer::HttpPeer;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
-
-/// The header every copy carries.
-pub const MARKER: &str = "x-dyegate-mirror";
+use std::time::Duration;
 
 /// An admitted copy of one mirror entry: holds its place in the entry's `max_in_flight`.
 pub struct Entry {
-    route: Arc<Route>,
-    index: usize,
-    group: Arc<str>,
-    target: Option<SocketAddr>,
+    pub(super) route: Arc<Route>,
+    pub(super) index: usize,
+    pub(super) group: Arc<str>,
+    target: Option<Box<HttpPeer>>,
 }
 
 impl Entry {
@@ -34,8 +29,8 @@ impl Entry {
         }
     }
 
-    pub(super) fn to(mut self, target: SocketAddr) -> Entry {
-        self.target = Some(target);
+    pub(super) fn to(mut self, target: HttpPeer) -> Entry {
+        self.target = Some(Box::new(target));
         self
     }
 
@@ -59,92 +54,42 @@ impl Drop for Entry {
 
 /// A copy ready to go.
 pub struct Copy {
-    pub method: Method,
-    pub uri: Uri,
-    pub headers: HeaderMap,
-    pub body: Bytes,
+    pub request: Outgoing,
     pub entry: Entry,
+    /// With `compare`: where its answer meets the real one.
+    pub meet: Option<ShadowHalf>,
 }
 
 /// Sends `copy` and counts how it ended; meant to run in its own task.
-pub async fn send(copy: Copy, metrics: MirrorMetrics) {
-    let timeout = copy.entry.mirror().map_or(Duration::ZERO, |m| m.timeout);
-    let started = Instant::now();
+pub async fn send(copy: Copy, pool: Arc<Pool>, metrics: MirrorMetrics) {
     let Copy {
-        method,
-        uri,
-        headers,
-        body,
-        entry,
+        request,
+        mut entry,
+        meet,
     } = copy;
-    let Some(target) = entry.target else {
-        entry.finish(&metrics, Outcome::ShadowError);
-        return;
+    let (timeout, limit) = entry
+        .mirror()
+        .map_or((Duration::ZERO, 0), |m| (m.timeout, m.max_body_bytes));
+    let answer = match entry.target.take() {
+        None => Err(Outcome::ShadowError),
+        Some(peer) => {
+            match tokio::time::timeout(timeout, pool.exchange(&peer, request, limit)).await {
+                Err(_) => Err(Outcome::ShadowTimeout),
+                Ok(Err(e)) => {
+                    log::debug!("mirror to {}: {e}", peer._address);
+                    Err(Outcome::ShadowError)
+                }
+                Ok(Ok(answer)) => Ok(answer),
+            }
+        }
     };
-    let outcome =
-        match tokio::time::timeout(timeout, exchange(target, method, uri, headers, body)).await {
-            Err(_) => Outcome::ShadowTimeout,
-            Ok(Err(e)) => {
-                log::debug!("mirror to {target}: {e}");
-                Outcome::ShadowError
-            }
-            Ok(Ok(())) => {
-                metrics.shadow_latency(
-                    &entry.route.name,
-                    &entry.group,
-                    started.elapsed().as_secs_f64(),
-                );
-                Outcome::Sent
-            }
-        };
-    entry.finish(&metrics, outcome);
-}
-
-async fn exchange(
-    target: SocketAddr,
-    method: Method,
-    uri: Uri,
-    mut headers: HeaderMap,
-    body: Bytes,
-) -> Result<(), String> {
-    let tcp = TcpStream::connect(target)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| format!("HTTP: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    // The body is whole: its length is known; the connection is the copy's alone.
-    for h in [
-        http::header::TRANSFER_ENCODING,
-        http::header::CONTENT_LENGTH,
-        http::header::CONNECTION,
-    ] {
-        headers.remove(h);
+    if let Ok(a) = &answer {
+        let seconds = a.latency.as_secs_f64();
+        metrics.shadow_latency(&entry.route.name, &entry.group, seconds);
     }
-    if !body.is_empty() || method == Method::POST || method == Method::PUT {
-        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    match meet {
+        // The entry's place is given back now; the meeting records the outcome.
+        Some(meet) => meet.deliver(answer),
+        None => entry.finish(&metrics, answer.map_or_else(|o| o, |_| Outcome::Sent)),
     }
-    headers.insert(MARKER, HeaderValue::from_static("1"));
-    let path = uri
-        .path_and_query()
-        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .body(Full::new(body))
-        .map_err(|e| format!("request: {e}"))?;
-    *req.headers_mut() = headers;
-    let answer = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("HTTP: {e}"))?;
-    let mut body = answer.into_body();
-    while let Some(frame) = body.frame().await {
-        frame.map_err(|e| format!("answer: {e}"))?;
-    }
-    Ok(())
 }

@@ -74,6 +74,8 @@ pub struct RequestCtx {
     pub(super) idle_closed: bool,
     /// The request's mirrored copies while they are built (`crate::mirror`).
     pub(super) mirror: Option<Box<crate::mirror::Pending>>,
+    /// The real answer's side of the comparisons of its copies (`compare`).
+    pub(super) mirror_primary: Option<Box<crate::mirror::Primary>>,
 }
 
 impl RequestCtx {
@@ -105,6 +107,7 @@ impl RequestCtx {
             head_timer: None,
             idle_closed: false,
             mirror: None,
+            mirror_primary: None,
         }
     }
 

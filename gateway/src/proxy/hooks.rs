@@ -123,6 +123,8 @@ impl ProxyHttp for DyegateProxy {
         };
         forwarded::write_upstream(&self.live.load().forwarding, &hop, upstream_request)?;
         framing::single_content_length(upstream_request)?;
+        // Only copies are marked: a client cannot pose as one.
+        upstream_request.remove_header(crate::mirror::MARKER);
         let Some((active, d)) = ctx.routed() else {
             return Ok(());
         };
@@ -236,7 +238,8 @@ impl ProxyHttp for DyegateProxy {
         Ok(())
     }
 
-    /// While the process hands over to a new one, every response closes its connection so that
+    /// With compared copies, the answer's head as the upstream sent it is noted first. While
+    /// the process hands over to a new one, every response closes its connection so that
     /// keep-alive clients reconnect (to the new process) instead of finding the socket closed.
     /// With `traceresponse: true`, the response tells the client the trace id and the gateway
     /// span id; a trusted client that asked gets `x-dyegate-decision`.
@@ -246,6 +249,9 @@ impl ProxyHttp for DyegateProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(primary) = ctx.mirror_primary.as_mut() {
+            primary.head(upstream_response.status.as_u16(), &upstream_response.headers);
+        }
         if self.lifecycle.is_draining() {
             session.set_keepalive(None);
         }
@@ -267,6 +273,20 @@ impl ProxyHttp for DyegateProxy {
             }
         }
         Ok(())
+    }
+
+    /// Each piece of the answer's body on its way downstream: hashed for compared copies.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let (Some(primary), Some(chunk)) = (ctx.mirror_primary.as_mut(), body.as_ref()) {
+            primary.body(chunk);
+        }
+        Ok(None)
     }
 
     /// Pingora's error answer (502 when no target could be reached, 504 on an upstream timeout,
@@ -443,6 +463,10 @@ impl ProxyHttp for DyegateProxy {
             trace.finish(session, e);
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        if let Some(primary) = ctx.mirror_primary.take() {
+            // Whole: no error and the head went downstream.
+            primary.finish(e.is_none() && status != 0);
+        }
         let grpc = ctx.grpc_label();
         let class = self.ending(session, e, ctx, status, grpc);
         self.lifecycle.answered(class.is_failure());

@@ -123,12 +123,6 @@ pub fn validate_mirror(route: &RouteConfig, path: &str, issues: &mut Vec<Issue>)
                 ),
             ));
         }
-        if m.compare.is_some() {
-            issues.push(Issue::new(
-                at("compare"),
-                "found `compare`, expected no `compare` yet: this version sends copies but does not compare their answers (docs/mirroring.md)",
-            ));
-        }
         if matches!(&m.methods, Some(list) if list.is_empty()) {
             issues.push(Issue::new(
                 at("methods"),
