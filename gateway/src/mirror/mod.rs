@@ -14,7 +14,7 @@ mod pending;
 mod pool;
 mod send;
 
-pub use book::Book;
+pub use book::{Book, OUTCOMES};
 pub use meet::Primary;
 pub use metrics::{MirrorMetrics, Outcome};
 pub use pending::Pending;

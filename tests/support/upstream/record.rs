@@ -66,6 +66,19 @@ pub struct Recorder {
     /// TLS handshakes the client gave up on (an HTTPS upstream only).
     handshake_failures: AtomicUsize,
     requests: Mutex<Vec<RecordedRequest>>,
+    bodies: Mutex<Vec<RecordedBody>>,
+}
+
+/// The body of one request as the upstream read it to its end (kept with the heads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedBody {
+    pub path: String,
+    pub query: Option<String>,
+    /// The request carried `x-dyegate-mirror` (a mirrored copy).
+    pub mirrored: bool,
+    pub len: u64,
+    /// CRC-32 (IEEE) of the whole body.
+    pub crc: u32,
 }
 
 impl Recorder {
@@ -94,6 +107,24 @@ impl Recorder {
             let recorded = RecordedRequest::from_parts(parts);
             self.lock().push(recorded);
         }
+    }
+
+    pub(crate) fn body(&self, parts: &Parts, len: u64, crc: u32) {
+        if self.record_requests {
+            let body = RecordedBody {
+                path: parts.uri.path().to_owned(),
+                query: parts.uri.query().map(str::to_owned),
+                mirrored: parts.headers.contains_key("x-dyegate-mirror"),
+                len,
+                crc,
+            };
+            self.bodies.lock().unwrap_or_else(|e| e.into_inner()).push(body);
+        }
+    }
+
+    /// Every request body read so far (its length and CRC), oldest first.
+    pub fn bodies(&self) -> Vec<RecordedBody> {
+        self.bodies.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Connections accepted so far.
