@@ -589,7 +589,9 @@ fn main() -> ExitCode {
         Command::Status(a) => cli::commands::status(&a).into(),
         Command::Versions { admin, version } => cli::commands::versions(&admin, version).into(),
         Command::Upstreams(a) => cli::commands::upstreams(&a).into(),
-        Command::Mirrors { admin, route } => cli::commands::mirrors(&admin, route.as_deref()).into(),
+        Command::Mirrors { admin, route } => {
+            cli::commands::mirrors(&admin, route.as_deref()).into()
+        }
         Command::Explain {
             admin,
             url,

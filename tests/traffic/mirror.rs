@@ -1,21 +1,28 @@
-//! Shadow traffic (issue 31), end to end: copies arrive as the real request went upstream plus
-//! `x-dyegate-mirror: 1`; `percent: 10` copies exactly 100 of 1,000 requests; a shadow that
-//! hangs costs the client nothing. Real gateway, real upstreams.
+//! Shadow traffic (issue 31), end to end: copies arrive as the real request went upstream
+//! (method, path, query, headers, body) plus `x-dyegate-mirror: 1`, over a few pooled
+//! connections; a client's own marker never reaches the real upstream; `percent: 10` copies
+//! exactly 1,000 of 10,000 requests; a shadow that hangs, resets or is down costs the client
+//! nothing. Real gateway, real upstreams. Comparisons: `mirror_compare.rs`.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use dyegate_suite::upstream::{Fault, FaultyUpstream};
-use dyegate_suite::{wait_until, GatewayConfig, Req, Upstream};
+use dyegate_suite::{free_addr, poll_until, wait_until, Conn, GatewayConfig, Req, Upstream};
 use http::StatusCode;
 
-fn routes(stable: &str, shadow: &str, mirror: &str) -> String {
+const MARKER: &str = "x-dyegate-mirror";
+
+/// Route `shop` to group `stable`, mirrored as `mirror` says to group `shadow`.
+pub(super) fn routes(stable: &str, shadow: &str, mirror: &str) -> String {
     format!(
         "upstreams:\n  stable: {{ targets: [\"{stable}\"] }}\n  shadow: {{ targets: [\"{shadow}\"] }}\n\
          routes:\n  - name: shop\n    split: [{{ upstream: stable, weight: 1 }}]\n    mirror: [{mirror}]\n"
     )
 }
 
-async fn mirror_total(gw: &dyegate_suite::Dyegate, outcome: &str) -> u64 {
+/// `dyegate_mirror_requests_total` of route `shop`, group `shadow` and `outcome`.
+pub(super) async fn mirror_total(gw: &dyegate_suite::Dyegate, outcome: &str) -> u64 {
     let text = Req::get("/metrics").send(gw.admin_addr()).await.text();
     let prefix = format!(
         "dyegate_mirror_requests_total{{group=\"shadow\",outcome=\"{outcome}\",route=\"shop\"}} "
@@ -25,50 +32,141 @@ async fn mirror_total(gw: &dyegate_suite::Dyegate, outcome: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().expect("counter"))
 }
 
-#[tokio::test]
-async fn copies_arrive_as_the_request_went_upstream_plus_the_marker() {
-    let (stable, shadow) = (Upstream::start("stable"), Upstream::start("shadow"));
-    let gw = GatewayConfig::new(&routes(
-        &stable.target(),
-        &shadow.target(),
-        "{ upstream: shadow, percent: 100 }",
-    ))
-    .start();
-    for i in 0..200 {
-        let resp = Req::get(&format!("/items/{i}?q={i}&x=y"))
-            .header("x-client", &format!("c{i}"))
-            .send(gw.addr())
-            .await;
-        assert_eq!(resp.status, StatusCode::OK);
+/// Waits until the copies counted with `outcomes` add up to `n`; the last sum otherwise.
+pub(super) async fn wait_counted(
+    gw: &dyegate_suite::Dyegate,
+    outcomes: &[&str],
+    n: u64,
+) -> Result<(), String> {
+    let sum = || async {
+        let mut sum = 0;
+        for o in outcomes {
+            sum += mirror_total(gw, o).await;
+        }
+        sum
+    };
+    match poll_until(Duration::from_secs(60), sum, |s| *s == n).await {
+        Ok(_) => Ok(()),
+        Err(last) => {
+            let all = Req::get("/mirrors").send(gw.admin_addr()).await.text();
+            Err(format!(
+                "{outcomes:?} add up to {last}, expected {n}; /mirrors: {all}"
+            ))
+        }
     }
-    assert!(
-        wait_until(Duration::from_secs(30), || shadow.request_count() == 200),
-        "shadow saw {} of 200",
-        shadow.request_count()
-    );
-    let real = stable.requests();
-    let copies = shadow.requests();
-    for (i, copy) in copies.iter().enumerate() {
-        let path = copy.path.clone();
-        let original = real
-            .iter()
-            .find(|r| r.path == path)
-            .unwrap_or_else(|| panic!("copy {i} of {path} has no original"));
-        assert_eq!(copy.method, original.method);
-        assert_eq!(copy.query, original.query);
-        assert_eq!(copy.header("x-dyegate-mirror"), Some("1"));
-        assert_eq!(original.header("x-dyegate-mirror"), None);
-        let without_marker: Vec<_> = (copy.headers.iter())
-            .filter(|(n, _)| n != "x-dyegate-mirror")
-            .cloned()
-            .collect();
-        assert_eq!(without_marker, original.headers, "{path}");
-    }
-    assert_eq!(mirror_total(&gw, "sent").await, 200);
+}
+
+/// Request `i`'s body: from none to about 60 KB (under the default `max_body_bytes`).
+fn body_of(i: usize) -> Vec<u8> {
+    let len = (i * 7919) % 60_000;
+    (0..len).map(|k| (k * 31 + i) as u8).collect()
+}
+
+fn sorted(mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
+    headers.sort();
+    headers
 }
 
 #[tokio::test]
-async fn ten_percent_of_1000_requests_is_exactly_100_copies() {
+async fn a_thousand_copies_arrive_as_the_requests_went_upstream_plus_the_marker() {
+    let (stable, shadow) = (Upstream::start("stable"), Upstream::start("shadow"));
+    // Room for every copy at once: none can be dropped, however slow the shadow is.
+    let mirror = "{ upstream: shadow, percent: 100, methods: [GET, POST], max_in_flight: 1000 }";
+    let gw = GatewayConfig::new(&routes(&stable.target(), &shadow.target(), mirror)).start();
+    let mut conn = Conn::http1(gw.addr()).await;
+    for i in 0..1000 {
+        let req = if i % 2 == 0 {
+            Req::get(&format!("/items/{i}?i={i}&x=y"))
+        } else {
+            Req::post(&format!("/orders/{i}?i={i}")).body(body_of(i))
+        };
+        // A client posing as a copy: the marker never reaches the real upstream.
+        let req = req.header("x-client", &format!("c{i}")).header(MARKER, "1");
+        assert_eq!(conn.send(req).await.status, StatusCode::OK, "request {i}");
+    }
+    let ended = [
+        "sent",
+        "dropped",
+        "shadow_error",
+        "shadow_timeout",
+        "too_large",
+    ];
+    assert_eq!(wait_counted(&gw, &ended, 1000).await, Ok(()));
+    assert_eq!(wait_counted(&gw, &["sent"], 1000).await, Ok(()));
+    let real: HashMap<_, _> = (stable.requests().into_iter())
+        .map(|r| (r.query.clone(), r))
+        .collect();
+    assert_eq!(real.len(), 1000);
+    assert!(real.values().all(|r| r.header(MARKER).is_none()));
+    let copies = shadow.requests();
+    assert_eq!(copies.len(), 1000);
+    for copy in &copies {
+        let original = &real[&copy.query];
+        assert_eq!(
+            (&copy.method, &copy.path),
+            (&original.method, &original.path)
+        );
+        assert_eq!(copy.header_all(MARKER), vec!["1"], "{:?}", copy.query);
+        let without_marker = (copy.headers.iter())
+            .filter(|(n, _)| n != MARKER)
+            .cloned()
+            .collect();
+        assert_eq!(
+            sorted(without_marker),
+            sorted(original.headers.clone()),
+            "{:?}",
+            copy.query
+        );
+    }
+    let real_bodies: HashMap<_, _> = (stable.bodies().into_iter())
+        .map(|b| (b.query.clone(), (b.len, b.crc)))
+        .collect();
+    let copied = shadow.bodies();
+    assert_eq!(copied.len(), 1000);
+    for b in &copied {
+        assert!(b.mirrored);
+        assert_eq!(
+            Some(&(b.len, b.crc)),
+            real_bodies.get(&b.query),
+            "{:?}",
+            b.query
+        );
+    }
+    let i = 999;
+    let crc = crc32fast::hash(&body_of(i));
+    assert_eq!(
+        real_bodies[&Some(format!("i={i}"))],
+        (body_of(i).len() as u64, crc)
+    );
+    eprintln!(
+        "1000 copies (max_in_flight 1000) opened {} connections to the shadow",
+        shadow.connections()
+    );
+}
+
+#[tokio::test]
+async fn copies_reuse_pooled_connections_never_more_than_max_in_flight() {
+    let (stable, shadow) = (Upstream::start("stable"), Upstream::start("shadow"));
+    let mirror = "{ upstream: shadow, percent: 100, max_in_flight: 4 }";
+    let gw = GatewayConfig::new(&routes(&stable.target(), &shadow.target(), mirror)).start();
+    let mut conn = Conn::http1(gw.addr()).await;
+    for i in 0..1000 {
+        let resp = conn.send(Req::get(&format!("/pooled/{i}"))).await;
+        assert_eq!(resp.status, StatusCode::OK, "request {i}");
+    }
+    // A copy that found 4 in flight was dropped; every other one was sent.
+    assert_eq!(wait_counted(&gw, &["sent", "dropped"], 1000).await, Ok(()));
+    let sent = mirror_total(&gw, "sent").await;
+    let opened = shadow.connections();
+    eprintln!("{sent} copies sent (max_in_flight 4) opened {opened} connections to the shadow");
+    assert!(
+        (1..=4).contains(&opened),
+        "{opened} connections for {sent} copies"
+    );
+}
+
+#[tokio::test]
+async fn ten_percent_of_10000_requests_is_exactly_1000_copies() {
     let (stable, shadow) = (Upstream::start("stable"), Upstream::start("shadow"));
     let gw = GatewayConfig::new(&routes(
         &stable.target(),
@@ -76,62 +174,84 @@ async fn ten_percent_of_1000_requests_is_exactly_100_copies() {
         "{ upstream: shadow, percent: 10 }",
     ))
     .start();
-    for i in 0..1000 {
-        let resp = Req::get(&format!("/p/{i}")).send(gw.addr()).await;
-        assert_eq!(resp.status, StatusCode::OK);
+    let addr = gw.addr();
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            tokio::spawn(async move {
+                let mut conn = Conn::http1(addr).await;
+                for i in 0..1250 {
+                    let resp = conn.send(Req::get(&format!("/p/{c}/{i}"))).await;
+                    assert_eq!(resp.status, StatusCode::OK);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.await.expect("client");
     }
-    assert!(wait_until(Duration::from_secs(30), || {
-        shadow.request_count() >= 100
-    }));
-    let mut sent = 0;
-    assert!(
-        wait_until_async_sent(&gw, &mut sent).await,
-        "sent {sent}, expected 100"
-    );
-    assert_eq!(shadow.request_count(), 100);
-    assert_eq!(stable.request_count(), 1000);
+    assert_eq!(wait_counted(&gw, &["sent"], 1000).await, Ok(()));
+    assert_eq!(shadow.request_count(), 1000);
+    assert_eq!(stable.request_count(), 10_000);
+    assert_eq!(mirror_total(&gw, "dropped").await, 0);
 }
 
-/// Waits until every copy has been counted `sent` (100 of them).
-async fn wait_until_async_sent(gw: &dyegate_suite::Dyegate, sent: &mut u64) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        *sent = mirror_total(gw, "sent").await;
-        if *sent == 100 {
-            return true;
-        }
-        tokio::task::yield_now().await;
+/// 100 requests to route `shop` mirrored as `mirror` says to `shadow` (which fails): every
+/// client request answered 200, every copy counted with one of `ended`.
+async fn no_failed_client_request(shadow: &str, mirror: &str, ended: &[&str]) {
+    let stable = Upstream::start("stable");
+    let gw = GatewayConfig::new(&routes(&stable.target(), shadow, mirror)).start();
+    let mut conn = Conn::http1(gw.addr()).await;
+    for i in 0..100 {
+        let resp = conn.send(Req::get(&format!("/h/{i}"))).await;
+        assert_eq!(resp.status, StatusCode::OK, "request {i}");
     }
-    false
+    assert_eq!(stable.request_count(), 100);
+    assert_eq!(wait_counted(&gw, ended, 100).await, Ok(()));
+    assert!(
+        mirror_total(&gw, ended[0]).await >= 1,
+        "no copy ended {}",
+        ended[0]
+    );
 }
 
 #[tokio::test]
 async fn a_hanging_shadow_costs_the_client_no_failed_request() {
-    let stable = Upstream::start("stable");
     let shadow = FaultyUpstream::start("shadow", Fault::Hang);
-    let gw = GatewayConfig::new(&routes(
-        &stable.target(),
-        &shadow.target(),
-        "{ upstream: shadow, percent: 100, timeout_ms: 200, max_in_flight: 8 }",
-    ))
-    .start();
-    for i in 0..100 {
-        let resp = Req::get(&format!("/h/{i}")).send(gw.addr()).await;
+    let mirror = "{ upstream: shadow, percent: 100, timeout_ms: 200, max_in_flight: 8 }";
+    no_failed_client_request(&shadow.target(), mirror, &["shadow_timeout", "dropped"]).await;
+}
+
+#[tokio::test]
+async fn a_resetting_shadow_costs_the_client_no_failed_request() {
+    let shadow = FaultyUpstream::start("shadow", Fault::ResetBeforeResponse);
+    let mirror = "{ upstream: shadow, percent: 100, compare: { body: hash } }";
+    no_failed_client_request(&shadow.target(), mirror, &["shadow_error", "dropped"]).await;
+    let stalled = FaultyUpstream::start("shadow", Fault::ResetMidResponse);
+    no_failed_client_request(&stalled.target(), mirror, &["shadow_error", "dropped"]).await;
+}
+
+#[tokio::test]
+async fn a_down_shadow_costs_the_client_no_failed_request() {
+    // Nothing listens there.
+    let down = free_addr().to_string();
+    let mirror = "{ upstream: shadow, percent: 100, compare: { status: true } }";
+    no_failed_client_request(&down, mirror, &["shadow_error", "dropped"]).await;
+}
+
+#[tokio::test]
+async fn copies_wait_for_nothing_on_a_slow_shadow() {
+    // The client's answers come while every copy is still held at the shadow.
+    let stable = Upstream::start("stable");
+    let shadow = FaultyUpstream::start("shadow", Fault::Hold);
+    let mirror = "{ upstream: shadow, percent: 100, timeout_ms: 60000, max_in_flight: 4 }";
+    let gw = GatewayConfig::new(&routes(&stable.target(), &shadow.target(), mirror)).start();
+    let mut conn = Conn::http1(gw.addr()).await;
+    for i in 0..20 {
+        let resp = conn.send(Req::get(&format!("/held/{i}"))).await;
         assert_eq!(resp.status, StatusCode::OK, "request {i}");
     }
-    assert_eq!(stable.request_count(), 100);
-    // Every copy ended: timed out, or dropped while 8 were in flight.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let ended = mirror_total(&gw, "shadow_timeout").await + mirror_total(&gw, "dropped").await;
-        if ended == 100 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{ended} of 100 copies ended"
-        );
-        tokio::task::yield_now().await;
-    }
-    assert!(mirror_total(&gw, "shadow_timeout").await >= 1);
+    assert!(wait_until(Duration::from_secs(30), || shadow.held() == 4));
+    assert_eq!(wait_counted(&gw, &["dropped"], 16).await, Ok(()));
+    shadow.release();
+    assert_eq!(wait_counted(&gw, &["sent"], 4).await, Ok(()));
 }

@@ -183,7 +183,10 @@ mod tests {
             (Outcome::BodyMismatch, vec!["x-version".to_string()])
         );
         // Past the limit: the length only.
-        let (x, y) = (answer(200, &[], &[b"abcdef"], 4), answer(200, &[], &[b"abcdeg"], 4));
+        let (x, y) = (
+            answer(200, &[], &[b"abcdef"], 4),
+            answer(200, &[], &[b"abcdeg"], 4),
+        );
         assert_eq!(judge(&c, 4, &x, &y).outcome, Outcome::Match);
         let z = answer(200, &[], &[b"abcdefg"], 4);
         assert_eq!(judge(&c, 4, &x, &z).outcome, Outcome::BodyMismatch);
@@ -194,7 +197,10 @@ mod tests {
             ..compare(&[])
         };
         assert_eq!(judge(&lax, 64, &a, &failed).outcome, Outcome::BodyMismatch);
-        assert_eq!(judge(&lax, 64, &a, &one_byte).outcome, Outcome::BodyMismatch);
+        assert_eq!(
+            judge(&lax, 64, &a, &one_byte).outcome,
+            Outcome::BodyMismatch
+        );
         let plain = answer(200, &[("x-request-id", "1")], &[b"other"], 64);
         assert_eq!(judge(&lax, 64, &a, &plain).outcome, Outcome::Match);
     }

@@ -166,7 +166,10 @@ mod tests {
         assert_eq!(kept.len(), KEPT);
         assert_eq!(kept[0]["path"], format!("/{}", KEPT + 4));
         assert_eq!(kept[0]["status"]["shadow"], 500);
-        assert_eq!(book.to_json(None)["mirrors"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            book.to_json(None)["mirrors"].as_array().map(Vec::len),
+            Some(2)
+        );
         assert_eq!(book.to_json(Some("none"))["mirrors"], json!([]));
     }
 }

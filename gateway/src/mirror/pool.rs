@@ -65,8 +65,8 @@ impl Pool {
         limit: u64,
     ) -> Result<Summary, String> {
         let started = Instant::now();
-        let (mut session, _reused) = (self.connector.get_http_session(peer).await)
-            .map_err(|e| format!("connect: {e}"))?;
+        let (mut session, _reused) =
+            (self.connector.get_http_session(peer).await).map_err(|e| format!("connect: {e}"))?;
         let head = head(&req, session.as_http2().is_some(), peer.is_tls())?;
         session
             .write_request_header(Box::new(head))
@@ -78,8 +78,8 @@ impl Pool {
         }
         (session.finish_request_body().await).map_err(|e| format!("request body: {e}"))?;
         let mut answer = read_head(&mut session, limit).await?;
-        while let Some(chunk) = (session.read_response_body().await)
-            .map_err(|e| format!("answer body: {e}"))?
+        while let Some(chunk) =
+            (session.read_response_body().await).map_err(|e| format!("answer body: {e}"))?
         {
             answer.chunk(&chunk);
         }
@@ -111,16 +111,22 @@ fn head(req: &Outgoing, h2: bool, tls: bool) -> Result<RequestHeader, String> {
     let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut head = RequestHeader::build(req.method.clone(), path.as_bytes(), None)
         .map_err(|e| format!("request: {e}"))?;
+    let sized =
+        !req.body.is_empty() || matches!(req.method, Method::POST | Method::PUT | Method::PATCH);
+    let len = HeaderValue::from(req.body.len());
+    let mut framed = false;
     for (name, value) in &req.headers {
-        if !REFRAMED.contains(name) {
+        // The length where the request had its own (one value), so the order stays.
+        if name == http::header::CONTENT_LENGTH && sized && !framed {
+            framed = true;
+            (head.append_header(name.clone(), len.clone())).map_err(|e| format!("request: {e}"))?;
+        } else if !REFRAMED.contains(name) {
             (head.append_header(name.clone(), value.clone()))
                 .map_err(|e| format!("request: {e}"))?;
         }
     }
-    let sized = matches!(req.method, Method::POST | Method::PUT | Method::PATCH);
-    if !req.body.is_empty() || sized {
-        let len = HeaderValue::from(req.body.len());
-        (head.insert_header(http::header::CONTENT_LENGTH, len))
+    if sized && !framed {
+        (head.append_header(http::header::CONTENT_LENGTH, len))
             .map_err(|e| format!("request: {e}"))?;
     }
     (head.insert_header(MARKER, "1")).map_err(|e| format!("request: {e}"))?;

@@ -250,7 +250,10 @@ impl ProxyHttp for DyegateProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(primary) = ctx.mirror_primary.as_mut() {
-            primary.head(upstream_response.status.as_u16(), &upstream_response.headers);
+            primary.head(
+                upstream_response.status.as_u16(),
+                &upstream_response.headers,
+            );
         }
         if self.lifecycle.is_draining() {
             session.set_keepalive(None);

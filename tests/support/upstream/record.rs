@@ -118,13 +118,19 @@ impl Recorder {
                 len,
                 crc,
             };
-            self.bodies.lock().unwrap_or_else(|e| e.into_inner()).push(body);
+            self.bodies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(body);
         }
     }
 
     /// Every request body read so far (its length and CRC), oldest first.
     pub fn bodies(&self) -> Vec<RecordedBody> {
-        self.bodies.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.bodies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Connections accepted so far.

@@ -120,7 +120,11 @@ async fn answer(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     if on(shared.script.fail) {
         *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     }
-    let version = if on(shared.script.other_version) { "2" } else { "1" };
+    let version = if on(shared.script.other_version) {
+        "2"
+    } else {
+        "1"
+    };
     let headers = response.headers_mut();
     headers.insert("x-version", version.parse().expect("value"));
     let id = format!("{}-{n}", shared.name);

@@ -47,7 +47,10 @@ pub fn render(m: &Value, now_unix: u64) -> String {
 
 fn row(x: &Value, now_unix: u64) -> Vec<String> {
     let pair = |v: &Value| format!("{}/{}", text(&v["primary"]), text(&v["shadow"]));
-    let ms = |v: &Value| v.as_f64().map_or_else(|| "-".to_string(), |f| format!("{f:.1}"));
+    let ms = |v: &Value| {
+        v.as_f64()
+            .map_or_else(|| "-".to_string(), |f| format!("{f:.1}"))
+    };
     let age = (x["at_unix_ms"].as_u64()).map_or_else(
         || "-".to_string(),
         |at| format!("{} ago", duration(now_unix.saturating_sub(at / 1000))),
