@@ -26,7 +26,8 @@ pub enum Outcome {
     /// the headers (names and values, less `ignore_headers`) differ.
     BodyMismatch,
     /// Not compared: the real answer did not end whole (the client went away, the upstream
-    /// broke it off, or dyegate answered an error itself).
+    /// broke it off, or dyegate answered an error itself); or not sent: the real request never
+    /// reached its upstream, or its body never ended.
     PrimaryAborted,
 }
 

@@ -24,6 +24,17 @@ pub struct Pending {
     /// The largest `max_body_bytes` of the entries: past it no copy can be sent.
     limit: u64,
     too_large: bool,
+    metrics: MirrorMetrics,
+}
+
+impl Drop for Pending {
+    /// Copies admitted but never sent (the request never went upstream, or its body never
+    /// ended: the client went away) are counted `primary_aborted`.
+    fn drop(&mut self) {
+        for e in self.entries.drain(..) {
+            e.finish(&self.metrics, Outcome::PrimaryAborted);
+        }
+    }
 }
 
 impl Pending {
@@ -68,6 +79,7 @@ impl Pending {
             body: BytesMut::new(),
             limit,
             too_large: false,
+            metrics: metrics.clone(),
         }))
     }
 
@@ -97,23 +109,18 @@ impl Pending {
     /// answer's side of their meetings (`started`: when the request came; `trace_id`: its
     /// trace, for `/mirrors`).
     pub fn finish(
-        self: Box<Self>,
+        mut self: Box<Self>,
         metrics: &MirrorMetrics,
         started: Instant,
         trace_id: Option<String>,
     ) -> (Vec<Copy>, Option<Box<Primary>>) {
-        let Pending {
-            entries,
-            head,
-            body,
-            too_large,
-            ..
-        } = *self;
-        let Some((method, uri, headers)) = head else {
-            // Never went upstream: nothing to copy.
+        let Some((method, uri, headers)) = self.head.take() else {
+            // Never went upstream: nothing to copy (counted when dropped).
             return (Vec::new(), None);
         };
-        let body = body.freeze();
+        let entries = std::mem::take(&mut self.entries);
+        let body = std::mem::take(&mut self.body).freeze();
+        let too_large = self.too_large;
         let request = Request {
             method: method.to_string(),
             path: uri.path().to_string(),
