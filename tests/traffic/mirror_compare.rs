@@ -2,9 +2,10 @@
 //! only is a `status_mismatch` on those paths only, listed in `GET /mirrors` and `dyegate
 //! mirrors`; a body one byte off is a `body_mismatch`; a header that differs is a
 //! `body_mismatch` naming it, one in `ignore_headers` is not. Two scripted upstreams that
-//! answer alike except where told.
+//! answer alike except where told. A real answer that breaks off is not compared
+//! (`primary_aborted`).
 
-use dyegate_suite::upstream::{Script, ScriptedUpstream};
+use dyegate_suite::upstream::{Fault, FaultyUpstream, Script, ScriptedUpstream};
 use dyegate_suite::{Conn, GatewayConfig, Req};
 use http::StatusCode;
 use serde_json::Value;
@@ -116,4 +117,32 @@ async fn differences_are_counted_by_kind_and_listed_without_values() {
     );
     let unknown = gw.config().cli(&["mirrors", "cart"]);
     assert_eq!(unknown.code, Some(1), "{unknown}");
+}
+
+#[tokio::test]
+async fn a_real_answer_that_breaks_off_is_not_compared() {
+    // The real upstream sends its head and 10 bytes of 1,000, then stalls: `read_ms` breaks
+    // the answer off; the shadow's whole answer has nothing to be compared with.
+    let stable = FaultyUpstream::start("stable", Fault::StallBody);
+    let shadow = ScriptedUpstream::start("shadow", Script::default());
+    let mirror = "{ upstream: shadow, percent: 100, compare: { body: hash } }";
+    let text = routes(&stable.target(), &shadow.target(), mirror).replace(
+        "    split: [",
+        "    timeouts: { read_ms: 300 }\n    split: [",
+    );
+    let gw = GatewayConfig::new(&text).start();
+    for i in 0..3 {
+        let mut conn = Conn::http1(gw.addr()).await;
+        let broken = conn.try_send(Req::get(&format!("/stall/{i}"))).await;
+        assert!(
+            broken.is_err(),
+            "request {i}: {:?}",
+            broken.map(|r| r.status)
+        );
+    }
+    assert_eq!(wait_counted(&gw, &["primary_aborted"], 3).await, Ok(()));
+    assert_eq!(shadow.marked_count(), 3);
+    for o in ["match", "status_mismatch", "body_mismatch"] {
+        assert_eq!(mirror_total(&gw, o).await, 0, "{o}");
+    }
 }

@@ -90,7 +90,6 @@ impl Drop for ShadowHalf {
     }
 }
 
-
 impl Meeting {
     fn arrive(&self, f: impl FnOnce(&mut Sides)) {
         let both = {
