@@ -2,7 +2,8 @@
 //! (method, path, query, headers, body) plus `x-dyegate-mirror: 1`, over a few pooled
 //! connections; a client's own marker never reaches the real upstream; `percent: 10` copies
 //! exactly 400 of 4,000 requests; a shadow that hangs, resets or is down costs the client
-//! nothing. Real gateway, real upstreams. Comparisons: `mirror_compare.rs`.
+//! nothing; copies to an h2-over-TLS group and to an h2c group arrive as HTTP/2. Real gateway,
+//! real upstreams. Comparisons: `mirror_compare.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -259,4 +260,53 @@ async fn copies_wait_for_nothing_on_a_slow_shadow() {
     assert_eq!(wait_counted(&gw, &["dropped"], 16).await, Ok(()));
     shadow.release();
     assert_eq!(wait_counted(&gw, &["sent"], 4).await, Ok(()));
+}
+
+#[tokio::test]
+async fn copies_speak_what_the_shadow_group_speaks_h2_over_tls_and_h2c() {
+    use dyegate_suite::certs::TestCa;
+    let ca = TestCa::new("shadow CA");
+    let stable = Upstream::start("stable");
+    let tls = Upstream::start_tls("shadow-tls", &ca.leaf(&["shadow.internal"]));
+    let h2c = Upstream::start("shadow-h2c");
+    let text = format!(
+        "upstreams:\n  stable: {{ targets: [\"{}\"] }}\n  \
+         shadow-tls: {{ targets: [\"{}\"], protocol: h2, tls: {{ sni: shadow.internal, ca: ca.pem }} }}\n  \
+         shadow-h2c: {{ targets: [\"{}\"], protocol: h2c }}\n\
+         routes:\n  - name: shop\n    split: [{{ upstream: stable, weight: 1 }}]\n    \
+         mirror: [{{ upstream: shadow-tls, percent: 100, methods: [GET, POST] }}, \
+         {{ upstream: shadow-h2c, percent: 100, methods: [GET, POST] }}]\n",
+        stable.target(),
+        tls.target(),
+        h2c.target()
+    );
+    let config = GatewayConfig::new(&text);
+    config.write("ca.pem", &ca.pem());
+    let gw = config.start();
+    let mut conn = Conn::http1(gw.addr()).await;
+    for i in 0..20 {
+        let req = Req::post(&format!("/both/{i}?i={i}")).body(body_of(i));
+        assert_eq!(conn.send(req).await.status, StatusCode::OK, "request {i}");
+    }
+    assert!(wait_until(Duration::from_secs(60), || {
+        tls.bodies().len() == 20 && h2c.bodies().len() == 20
+    }));
+    let real: HashMap<_, _> = (stable.bodies().into_iter())
+        .map(|b| (b.query.clone(), (b.len, b.crc)))
+        .collect();
+    for shadow in [&tls, &h2c] {
+        for copy in shadow.requests() {
+            assert_eq!(copy.version, "HTTP/2.0", "{}", shadow.name());
+            assert_eq!(copy.header(MARKER), Some("1"));
+            assert_eq!(copy.method, "POST");
+        }
+        for b in shadow.bodies() {
+            assert_eq!(
+                Some(&(b.len, b.crc)),
+                real.get(&b.query),
+                "{}",
+                shadow.name()
+            );
+        }
+    }
 }

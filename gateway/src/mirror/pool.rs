@@ -3,7 +3,8 @@
 //! speaks what the group speaks (HTTP/1.1 or h2, cleartext or TLS with the group's `tls`).
 //! A copy takes an idle connection to its target when there is one and gives it back when its
 //! answer was read whole; a new one is opened only when every open one is busy, so no more are
-//! open to a target than copies in flight to it (`max_in_flight`).
+//! open to a target than copies in flight to it (`max_in_flight`), but for an idle one the pool
+//! gives up while its idle watch still holds it (Pingora closes that one).
 
 use super::answer::{Summarizer, Summary};
 use bytes::Bytes;
