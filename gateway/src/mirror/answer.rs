@@ -87,24 +87,52 @@ pub struct Verdict {
     pub outcome: Outcome,
     /// The names of the headers whose values differ (or that only one side has), sorted.
     pub headers: Vec<String>,
+    /// A match only because the baseline showed the same differences: noise.
+    pub noise: bool,
 }
 
 /// Compares the real answer with the shadow's as `compare` says; bodies longer than `limit`
 /// (either side) are compared by length only. A status difference wins; then a body or
-/// header difference is a `body_mismatch` (the answer's content differs).
-pub fn judge(compare: &Compare, limit: u64, primary: &Summary, shadow: &Summary) -> Verdict {
-    let headers = differing_headers(compare, primary, shadow);
-    let body_differs = compare.body
-        && (primary.len != shadow.len
-            || (primary.len <= limit && shadow.len <= limit && primary.crc != shadow.crc));
+/// header difference is a `body_mismatch` (the answer's content differs). With the
+/// `baseline`'s answer (a second copy to the stable group), a body difference it shows
+/// against the real answer too, and the headers it differs in too, are discounted; a status
+/// difference never is.
+pub fn judge(
+    compare: &Compare,
+    limit: u64,
+    primary: &Summary,
+    shadow: &Summary,
+    baseline: Option<&Summary>,
+) -> Verdict {
+    let mut headers = differing_headers(compare, primary, shadow);
+    let mut body = bodies_differ(compare, limit, primary, shadow);
+    let mut discounted = false;
+    if let Some(base) = baseline {
+        if body && bodies_differ(compare, limit, primary, base) {
+            body = false;
+            discounted = true;
+        }
+        let noise = differing_headers(compare, primary, base);
+        let before = headers.len();
+        headers.retain(|h| !noise.contains(h));
+        discounted |= headers.len() != before;
+    }
     let outcome = if compare.status && primary.status != shadow.status {
         Outcome::StatusMismatch
-    } else if body_differs || !headers.is_empty() {
+    } else if body || !headers.is_empty() {
         Outcome::BodyMismatch
     } else {
         Outcome::Match
     };
-    Verdict { outcome, headers }
+    Verdict {
+        outcome,
+        headers,
+        noise: discounted && outcome == Outcome::Match,
+    }
+}
+
+fn bodies_differ(compare: &Compare, limit: u64, a: &Summary, b: &Summary) -> bool {
+    compare.body && (a.len != b.len || (a.len <= limit && b.len <= limit && a.crc != b.crc))
 }
 
 /// Header names compared by their values in order, less `ignore_headers`.
@@ -152,6 +180,7 @@ mod tests {
             status: true,
             body: true,
             ignore_headers: ignore.iter().map(|h| HeaderName::from_static(h)).collect(),
+            baseline: None,
         }
     }
 
@@ -170,14 +199,14 @@ mod tests {
         let c = compare(&["x-request-id"]);
         let a = answer(200, &[("x-request-id", "1"), ("date", "a")], &[b"ok"], 64);
         let same = answer(200, &[("x-request-id", "2"), ("date", "b")], &[b"ok"], 64);
-        assert_eq!(judge(&c, 64, &a, &same).outcome, Outcome::Match);
+        assert_eq!(judge(&c, 64, &a, &same, None).outcome, Outcome::Match);
         let failed = answer(500, &[], &[b"no"], 64);
-        let v = judge(&c, 64, &a, &failed);
+        let v = judge(&c, 64, &a, &failed, None);
         assert_eq!(v.outcome, Outcome::StatusMismatch);
         let one_byte = answer(200, &[], &[b"oK"], 64);
-        assert_eq!(judge(&c, 64, &a, &one_byte).outcome, Outcome::BodyMismatch);
+        assert_eq!(judge(&c, 64, &a, &one_byte, None).outcome, Outcome::BodyMismatch);
         let header = answer(200, &[("x-version", "2")], &[b"ok"], 64);
-        let v = judge(&c, 64, &a, &header);
+        let v = judge(&c, 64, &a, &header, None);
         assert_eq!(
             (v.outcome, v.headers),
             (Outcome::BodyMismatch, vec!["x-version".to_string()])
@@ -187,21 +216,50 @@ mod tests {
             answer(200, &[], &[b"abcdef"], 4),
             answer(200, &[], &[b"abcdeg"], 4),
         );
-        assert_eq!(judge(&c, 4, &x, &y).outcome, Outcome::Match);
+        assert_eq!(judge(&c, 4, &x, &y, None).outcome, Outcome::Match);
         let z = answer(200, &[], &[b"abcdefg"], 4);
-        assert_eq!(judge(&c, 4, &x, &z).outcome, Outcome::BodyMismatch);
+        assert_eq!(judge(&c, 4, &x, &z, None).outcome, Outcome::BodyMismatch);
         // body: ignore, status: false.
         let lax = Compare {
             status: false,
             body: false,
             ..compare(&[])
         };
-        assert_eq!(judge(&lax, 64, &a, &failed).outcome, Outcome::BodyMismatch);
+        assert_eq!(judge(&lax, 64, &a, &failed, None).outcome, Outcome::BodyMismatch);
         assert_eq!(
-            judge(&lax, 64, &a, &one_byte).outcome,
+            judge(&lax, 64, &a, &one_byte, None).outcome,
             Outcome::BodyMismatch
         );
         let plain = answer(200, &[("x-request-id", "1")], &[b"other"], 64);
-        assert_eq!(judge(&lax, 64, &a, &plain).outcome, Outcome::Match);
+        assert_eq!(judge(&lax, 64, &a, &plain, None).outcome, Outcome::Match);
+    }
+
+    #[test]
+    fn what_the_baseline_shows_too_is_noise() {
+        let c = compare(&[]);
+        let real = answer(200, &[("x-at", "1"), ("x-version", "1")], &[b"t=1"], 64);
+        let base = answer(200, &[("x-at", "2"), ("x-version", "1")], &[b"t=2"], 64);
+        let same_noise = answer(200, &[("x-at", "3"), ("x-version", "1")], &[b"t=3"], 64);
+        let v = judge(&c, 64, &real, &same_noise, Some(&base));
+        assert_eq!((v.outcome, v.noise), (Outcome::Match, true));
+        assert_eq!(judge(&c, 64, &real, &same_noise, None).outcome, Outcome::BodyMismatch);
+        // A header the baseline agrees on still counts.
+        let new = answer(200, &[("x-at", "3"), ("x-version", "2")], &[b"t=3"], 64);
+        let v = judge(&c, 64, &real, &new, Some(&base));
+        assert_eq!(
+            (v.outcome, v.headers, v.noise),
+            (Outcome::BodyMismatch, vec!["x-version".to_string()], false)
+        );
+        // A body the baseline agrees on, and any status difference, still count.
+        let stable_body = answer(200, &[("x-at", "2"), ("x-version", "1")], &[b"t=1"], 64);
+        let v = judge(&c, 64, &real, &same_noise, Some(&stable_body));
+        assert_eq!(v.outcome, Outcome::BodyMismatch);
+        let failed = answer(500, &[("x-at", "3"), ("x-version", "1")], &[b"t=3"], 64);
+        let base_failed = answer(500, &[("x-at", "2"), ("x-version", "1")], &[b"t=2"], 64);
+        let v = judge(&c, 64, &real, &failed, Some(&base_failed));
+        assert_eq!(v.outcome, Outcome::StatusMismatch);
+        // Nothing to discount: a plain match is not noise.
+        let v = judge(&c, 64, &real, &real, Some(&base));
+        assert_eq!((v.outcome, v.noise), (Outcome::Match, false));
     }
 }

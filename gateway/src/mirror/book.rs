@@ -43,6 +43,8 @@ struct Entry {
     route: Arc<str>,
     group: Arc<str>,
     counts: [u64; OUTCOMES.len()],
+    /// Matches only because the baseline showed the same differences.
+    noise: u64,
     mismatches: VecDeque<Mismatch>,
 }
 
@@ -81,6 +83,11 @@ impl Book {
         self.with(route, group, |e| e.counts[k] += 1);
     }
 
+    /// A `match` that the baseline made one (counted in `match` too).
+    pub fn noise(&self, route: &str, group: &str) {
+        self.with(route, group, |e| e.noise += 1);
+    }
+
     pub fn mismatch(&self, route: &str, group: &str, m: Mismatch) {
         self.with(route, group, |e| {
             if e.mismatches.len() == KEPT {
@@ -106,6 +113,7 @@ impl Book {
                     "route": &*e.route,
                     "group": &*e.group,
                     "counts": counts,
+                    "noise": e.noise,
                     "mismatches": e.mismatches.iter().map(mismatch_json).collect::<Vec<_>>(),
                 })
             })
@@ -153,6 +161,7 @@ mod tests {
         book.count("shop", "canary", Outcome::Match);
         book.count("shop", "canary", Outcome::StatusMismatch);
         book.count("cart", "canary", Outcome::Dropped);
+        book.noise("shop", "canary");
         for i in 0..(KEPT + 5) {
             book.mismatch("shop", "canary", mismatch(&format!("/{i}")));
         }
@@ -162,6 +171,7 @@ mod tests {
         assert_eq!(list[0]["counts"]["match"], 2);
         assert_eq!(list[0]["counts"]["status_mismatch"], 1);
         assert_eq!(list[0]["counts"]["dropped"], 0);
+        assert_eq!(list[0]["noise"], 1);
         let kept = list[0]["mismatches"].as_array().expect("mismatches");
         assert_eq!(kept.len(), KEPT);
         assert_eq!(kept[0]["path"], format!("/{}", KEPT + 4));

@@ -19,9 +19,15 @@ pub struct Request {
     pub trace_id: Option<String>,
 }
 
-/// The real answer (`None` within: it did not end whole) and the shadow's (or how it failed),
-/// each once it has arrived.
-type Sides = (Option<Option<Summary>>, Option<Result<Summary, Outcome>>);
+/// The real answer (`None` within: it did not end whole) and the shadow's (or how it failed)
+/// with the baseline's when there is one, each once it has arrived.
+type Sides = (Option<Option<Summary>>, Option<Result<Shadow, Outcome>>);
+
+/// The shadow's whole answer, and the baseline's (`compare.baseline`) when it came whole.
+pub struct Shadow {
+    pub answer: Summary,
+    pub baseline: Option<Summary>,
+}
 
 struct Meeting {
     route: Arc<Route>,
@@ -75,7 +81,7 @@ impl Drop for PrimaryHalf {
 
 impl ShadowHalf {
     /// The shadow's answer, or how the copy failed.
-    pub fn deliver(mut self, answer: Result<Summary, Outcome>) {
+    pub fn deliver(mut self, answer: Result<Shadow, Outcome>) {
         if let Some(m) = self.0.take() {
             m.arrive(|sides| sides.1 = Some(answer));
         }
@@ -107,7 +113,7 @@ impl Meeting {
         }
     }
 
-    fn record(&self, primary: Option<Summary>, shadow: Result<Summary, Outcome>) {
+    fn record(&self, primary: Option<Summary>, shadow: Result<Shadow, Outcome>) {
         let (route, group) = (&*self.route.name, &*self.group);
         let Some(mirror) = self.route.mirror.get(self.index) else {
             return;
@@ -123,8 +129,16 @@ impl Meeting {
             return self.metrics.outcome(route, group, Outcome::PrimaryAborted);
         };
         (self.metrics).primary_latency(route, group, primary.latency.as_secs_f64());
-        let verdict = judge(compare, mirror.max_body_bytes, &primary, &shadow);
+        let Shadow {
+            answer: shadow,
+            baseline,
+        } = shadow;
+        let limit = mirror.max_body_bytes;
+        let verdict = judge(compare, limit, &primary, &shadow, baseline.as_ref());
         self.metrics.outcome(route, group, verdict.outcome);
+        if verdict.noise {
+            self.metrics.book().noise(route, group);
+        }
         if verdict.outcome == Outcome::Match {
             return;
         }

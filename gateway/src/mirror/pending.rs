@@ -58,6 +58,8 @@ impl Pending {
                 }
                 Admission::Send => {
                     let slot = Entry::new(route.clone(), i, group_name(m.group));
+                    let baseline = (m.compare.as_ref()).and_then(|c| c.baseline);
+                    let slot = slot.baseline(baseline.and_then(&target));
                     match target(m.group) {
                         Some(peer) => entries.push(slot.to(peer)),
                         // No address to send to (its names not resolved): the shadow's failure.

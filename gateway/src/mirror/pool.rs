@@ -49,6 +49,7 @@ impl Default for Pool {
 }
 
 /// A copy's request as it goes out.
+#[derive(Clone)]
 pub struct Outgoing {
     pub method: Method,
     pub uri: Uri,

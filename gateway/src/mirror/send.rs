@@ -3,7 +3,8 @@
 //! `max_in_flight` is held by its [`Entry`] until it ends, however it ends; with `compare` its
 //! answer goes to the copy's meeting with the real one ([`super::meet`]).
 
-use super::meet::ShadowHalf;
+use super::answer::Summary;
+use super::meet::{Shadow, ShadowHalf};
 use super::pool::{Outgoing, Pool};
 use super::{MirrorMetrics, Outcome};
 use crate::routing::{Mirror, Route};
@@ -17,6 +18,8 @@ pub struct Entry {
     pub(super) index: usize,
     pub(super) group: Arc<str>,
     target: Option<Box<HttpPeer>>,
+    /// With `compare.baseline`: the stable target the second copy goes to.
+    baseline: Option<Box<HttpPeer>>,
 }
 
 impl Entry {
@@ -26,7 +29,13 @@ impl Entry {
             index,
             group,
             target: None,
+            baseline: None,
         }
+    }
+
+    pub(super) fn baseline(mut self, target: Option<HttpPeer>) -> Entry {
+        self.baseline = target.map(Box::new);
+        self
     }
 
     pub(super) fn to(mut self, target: HttpPeer) -> Entry {
@@ -60,7 +69,8 @@ pub struct Copy {
     pub meet: Option<ShadowHalf>,
 }
 
-/// Sends `copy` and counts how it ended; meant to run in its own task.
+/// Sends `copy` (and its baseline copy, at the same time) and counts how it ended; meant to
+/// run in its own task.
 pub async fn send(copy: Copy, pool: Arc<Pool>, metrics: MirrorMetrics) {
     let Copy {
         request,
@@ -70,9 +80,14 @@ pub async fn send(copy: Copy, pool: Arc<Pool>, metrics: MirrorMetrics) {
     let (timeout, limit) = entry
         .mirror()
         .map_or((Duration::ZERO, 0), |m| (m.timeout, m.max_body_bytes));
-    let answer = match entry.target.take() {
-        None => Err(Outcome::ShadowError),
-        Some(peer) => {
+    let baseline = entry.baseline.take().filter(|_| meet.is_some());
+    let second = baseline.as_ref().map(|_| request.clone());
+    let exchange = |peer: Option<Box<HttpPeer>>, request| {
+        let pool = pool.clone();
+        async move {
+            let Some(peer) = peer else {
+                return Err(Outcome::ShadowError);
+            };
             match tokio::time::timeout(timeout, pool.exchange(&peer, request, limit)).await {
                 Err(_) => Err(Outcome::ShadowTimeout),
                 Ok(Err(e)) => {
@@ -83,13 +98,28 @@ pub async fn send(copy: Copy, pool: Arc<Pool>, metrics: MirrorMetrics) {
             }
         }
     };
+    let (answer, base): (Result<Summary, Outcome>, Option<Result<Summary, Outcome>>) =
+        match second {
+            None => (exchange(entry.target.take(), request).await, None),
+            Some(second) => {
+                let (a, b) = tokio::join!(
+                    exchange(entry.target.take(), request),
+                    exchange(baseline, second)
+                );
+                (a, Some(b))
+            }
+        };
     if let Ok(a) = &answer {
         let seconds = a.latency.as_secs_f64();
         metrics.shadow_latency(&entry.route.name, &entry.group, seconds);
     }
     match meet {
         // The entry's place is given back now; the meeting records the outcome.
-        Some(meet) => meet.deliver(answer),
+        Some(meet) => meet.deliver(answer.map(|answer| Shadow {
+            answer,
+            // A baseline that failed discounts nothing.
+            baseline: base.and_then(Result::ok),
+        })),
         None => entry.finish(&metrics, answer.map_or_else(|o| o, |_| Outcome::Sent)),
     }
 }

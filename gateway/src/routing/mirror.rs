@@ -33,6 +33,9 @@ pub struct Compare {
     pub body: bool,
     /// Response headers left out of the comparison (hop-by-hop ones always are).
     pub ignore_headers: Vec<HeaderName>,
+    /// The stable group a second copy goes to: a difference it shows against the real answer
+    /// too is noise.
+    pub baseline: Option<GroupId>,
 }
 
 /// What [`Mirror::admit`] says of a request.

@@ -26,7 +26,7 @@ pub fn mirrors(
             None => default_methods(),
             Some(list) => methods(list, &at, issues),
         };
-        let compare = m.compare.as_ref().map(|c| compare(c, &at, issues));
+        let compare = m.compare.as_ref().map(|c| compare(c, &at, group_ids, issues));
         // 0.001 to 100 (validated): 1 to FULL_SHARE thousandths.
         let share = (m.percent * 1000.0)
             .round()
@@ -59,7 +59,12 @@ fn methods(list: &[String], at: &str, issues: &mut Vec<Issue>) -> Vec<Method> {
     out
 }
 
-fn compare(c: &CompareConfig, at: &str, issues: &mut Vec<Issue>) -> Compare {
+fn compare(
+    c: &CompareConfig,
+    at: &str,
+    group_ids: &HashMap<&str, usize>,
+    issues: &mut Vec<Issue>,
+) -> Compare {
     let mut ignore_headers = Vec::with_capacity(c.ignore_headers.len());
     for (k, name) in c.ignore_headers.iter().enumerate() {
         match HeaderName::from_bytes(name.trim().as_bytes()) {
@@ -74,5 +79,7 @@ fn compare(c: &CompareConfig, at: &str, issues: &mut Vec<Issue>) -> Compare {
         status: c.status,
         body: c.body == BodyCompareConfig::Hash,
         ignore_headers,
+        // An unknown group was reported by validation.
+        baseline: (c.baseline.as_deref()).and_then(|b| group_ids.get(b).copied()),
     }
 }

@@ -88,6 +88,11 @@ pub struct CompareConfig {
     /// and value; hop-by-hop headers never are).
     #[serde(default)]
     pub ignore_headers: Vec<String>,
+    /// A stable group (a group of `upstreams`) that gets a second copy of each compared
+    /// request: a body or header difference it shows against the real answer too (timestamps,
+    /// ids) is noise, recorded as `match` and counted as `noise` in `/mirrors` [none].
+    #[serde(default)]
+    pub baseline: Option<String>,
 }
 
 fn yes() -> bool {
@@ -122,6 +127,14 @@ pub fn validate_mirror(route: &RouteConfig, path: &str, issues: &mut Vec<Issue>)
                     m.upstream
                 ),
             ));
+        }
+        if let Some(b) = m.compare.as_ref().and_then(|c| c.baseline.as_ref()) {
+            if *b == m.upstream {
+                issues.push(Issue::new(
+                    at("compare.baseline"),
+                    format!("found {b:?}, the mirrored group itself, expected another (stable) group"),
+                ));
+            }
         }
         if matches!(&m.methods, Some(list) if list.is_empty()) {
             issues.push(Issue::new(

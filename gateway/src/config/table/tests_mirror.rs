@@ -86,6 +86,14 @@ fn errors_are_located() {
         vec!["routes.yaml:13:21: routes[0].mirror[0].timeout_ms: found 0, expected a whole number of milliseconds from 1 to 86400000"]
     );
     assert_eq!(
+        compare("body: hash", "body: hash, baseline: stabel"),
+        vec!["routes.yaml:14:56: routes[0].mirror[0].compare.baseline: found unknown upstream \"stabel\", expected one of `shop-canary`, `stable`"]
+    );
+    assert_eq!(
+        compare("body: hash", "body: hash, baseline: shop-canary"),
+        vec!["routes.yaml:14:56: routes[0].mirror[0].compare.baseline: found \"shop-canary\", the mirrored group itself, expected another (stable) group"]
+    );
+    assert_eq!(
         compare("body: hash", "body: bytes"),
         vec!["routes.yaml:14:40: routes[0].mirror[0].compare.body: found \"bytes\", expected one of `hash`, `ignore`"]
     );

@@ -163,6 +163,12 @@ fn mirror_references<'e>(
                 expected_upstreams,
             ));
         }
+        if let Some(b) = m.compare.as_ref().and_then(|c| c.baseline.as_ref()) {
+            if !known(b) {
+                let at = format!("{path}.mirror[{j}].compare.baseline");
+                issues.push(unknown_upstream(at, b, expected_upstreams));
+            }
+        }
     }
 }
 
