@@ -146,3 +146,53 @@ async fn a_real_answer_that_breaks_off_is_not_compared() {
         assert_eq!(mirror_total(&gw, o).await, 0, "{o}");
     }
 }
+
+#[tokio::test]
+async fn what_the_baseline_shows_too_is_noise_not_a_mismatch() {
+    let stable = ScriptedUpstream::start("stable", Script::default());
+    // The stable version too answers `x-version: 2` on /v2 (say, a header that changes by
+    // itself); only the shadow flips a byte on /flip.
+    let base = ScriptedUpstream::start(
+        "base",
+        Script {
+            other_version: Some("/v2"),
+            ..Script::default()
+        },
+    );
+    let shadow = ScriptedUpstream::start(
+        "shadow",
+        Script {
+            flip_byte: Some("/flip"),
+            other_version: Some("/v2"),
+            ..Script::default()
+        },
+    );
+    let mirror = "{ upstream: shadow, percent: 100, compare: { ignore_headers: [x-request-id], baseline: base } }";
+    let text = routes(&stable.target(), &shadow.target(), mirror).replace(
+        "routes:\n",
+        &format!("  base: {{ targets: [\"{}\"] }}\nroutes:\n", base.target()),
+    );
+    let gw = GatewayConfig::new(&text).start();
+    let mut conn = Conn::http1(gw.addr()).await;
+    let paths = (0..10).map(|i| format!("/ok/{i}"));
+    let paths = paths
+        .chain((0..5).map(|i| format!("/v2/{i}")))
+        .chain((0..5).map(|i| format!("/flip/{i}")));
+    for p in paths {
+        assert_eq!(conn.send(Req::get(&p)).await.status, StatusCode::OK, "{p}");
+    }
+    let outcomes = ["match", "status_mismatch", "body_mismatch", "shadow_error"];
+    assert_eq!(wait_counted(&gw, &outcomes, 20).await, Ok(()));
+    assert_eq!(mirror_total(&gw, "match").await, 15);
+    assert_eq!(mirror_total(&gw, "body_mismatch").await, 5);
+    assert_eq!(base.marked_count(), 20);
+    let json = Req::get("/mirrors/shop").send(gw.admin_addr()).await.json();
+    assert_eq!(json["mirrors"][0]["noise"], 5, "{json}");
+    let listed = json["mirrors"][0]["mismatches"].as_array().expect("list");
+    assert!(
+        listed
+            .iter()
+            .all(|m| m["path"].as_str().is_some_and(|p| p.starts_with("/flip/"))),
+        "{json}"
+    );
+}

@@ -204,7 +204,10 @@ mod tests {
         let v = judge(&c, 64, &a, &failed, None);
         assert_eq!(v.outcome, Outcome::StatusMismatch);
         let one_byte = answer(200, &[], &[b"oK"], 64);
-        assert_eq!(judge(&c, 64, &a, &one_byte, None).outcome, Outcome::BodyMismatch);
+        assert_eq!(
+            judge(&c, 64, &a, &one_byte, None).outcome,
+            Outcome::BodyMismatch
+        );
         let header = answer(200, &[("x-version", "2")], &[b"ok"], 64);
         let v = judge(&c, 64, &a, &header, None);
         assert_eq!(
@@ -225,7 +228,10 @@ mod tests {
             body: false,
             ..compare(&[])
         };
-        assert_eq!(judge(&lax, 64, &a, &failed, None).outcome, Outcome::BodyMismatch);
+        assert_eq!(
+            judge(&lax, 64, &a, &failed, None).outcome,
+            Outcome::BodyMismatch
+        );
         assert_eq!(
             judge(&lax, 64, &a, &one_byte, None).outcome,
             Outcome::BodyMismatch
@@ -242,7 +248,10 @@ mod tests {
         let same_noise = answer(200, &[("x-at", "3"), ("x-version", "1")], &[b"t=3"], 64);
         let v = judge(&c, 64, &real, &same_noise, Some(&base));
         assert_eq!((v.outcome, v.noise), (Outcome::Match, true));
-        assert_eq!(judge(&c, 64, &real, &same_noise, None).outcome, Outcome::BodyMismatch);
+        assert_eq!(
+            judge(&c, 64, &real, &same_noise, None).outcome,
+            Outcome::BodyMismatch
+        );
         // A header the baseline agrees on still counts.
         let new = answer(200, &[("x-at", "3"), ("x-version", "2")], &[b"t=3"], 64);
         let v = judge(&c, 64, &real, &new, Some(&base));

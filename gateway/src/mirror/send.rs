@@ -98,17 +98,17 @@ pub async fn send(copy: Copy, pool: Arc<Pool>, metrics: MirrorMetrics) {
             }
         }
     };
-    let (answer, base): (Result<Summary, Outcome>, Option<Result<Summary, Outcome>>) =
-        match second {
-            None => (exchange(entry.target.take(), request).await, None),
-            Some(second) => {
-                let (a, b) = tokio::join!(
-                    exchange(entry.target.take(), request),
-                    exchange(baseline, second)
-                );
-                (a, Some(b))
-            }
-        };
+    let (answer, base): (Result<Summary, Outcome>, Option<Result<Summary, Outcome>>) = match second
+    {
+        None => (exchange(entry.target.take(), request).await, None),
+        Some(second) => {
+            let (a, b) = tokio::join!(
+                exchange(entry.target.take(), request),
+                exchange(baseline, second)
+            );
+            (a, Some(b))
+        }
+    };
     if let Ok(a) = &answer {
         let seconds = a.latency.as_secs_f64();
         metrics.shadow_latency(&entry.route.name, &entry.group, seconds);

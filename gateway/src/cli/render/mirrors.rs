@@ -13,11 +13,14 @@ pub fn render(m: &Value, now_unix: u64) -> String {
     let mut out = String::new();
     for e in list {
         // In the order the outcomes are listed in (the JSON's object is sorted by name).
-        let counts: Vec<String> = (crate::mirror::OUTCOMES.iter())
+        let mut counts: Vec<String> = (crate::mirror::OUTCOMES.iter())
             .map(|o| (o.as_str(), &e["counts"][o.as_str()]))
             .filter(|(_, n)| n.as_u64().is_some_and(|n| n > 0))
             .map(|(o, n)| format!("{} {o}", text(n)))
             .collect();
+        if let Some(n) = e["noise"].as_u64().filter(|n| *n > 0) {
+            counts.push(format!("{n} noise (matches by the baseline)"));
+        }
         let counts = if counts.is_empty() {
             "nothing counted yet".to_string()
         } else {
@@ -90,6 +93,7 @@ mod tests {
         let m = json!({ "mirrors": [{
             "route": "shop", "group": "shop-canary",
             "counts": { "sent": 0, "match": 20, "status_mismatch": 5, "body_mismatch": 1 },
+            "noise": 3,
             "mismatches": [{
                 "at_unix_ms": 1_000_000_u64, "outcome": "status_mismatch", "method": "GET",
                 "path": "/checkout/1", "status": { "primary": 200, "shadow": 500 },
@@ -101,7 +105,7 @@ mod tests {
         let text = render(&m, 1_012);
         assert_eq!(
             text.lines().next(),
-            Some("shop -> shop-canary: 20 match, 5 status_mismatch, 1 body_mismatch")
+            Some("shop -> shop-canary: 20 match, 5 status_mismatch, 1 body_mismatch, 3 noise (matches by the baseline)")
         );
         assert!(text.contains("  12 s ago  status_mismatch  GET     /checkout/1  200/500  64/64  1.5/12.0  x-version  4bf92f3577b34da6a3ce929d0e0e4736"), "{text}");
         assert_all_shown(&m, &text, &["at_unix_ms", "sent"]);

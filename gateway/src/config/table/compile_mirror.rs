@@ -26,7 +26,10 @@ pub fn mirrors(
             None => default_methods(),
             Some(list) => methods(list, &at, issues),
         };
-        let compare = m.compare.as_ref().map(|c| compare(c, &at, group_ids, issues));
+        let compare = m
+            .compare
+            .as_ref()
+            .map(|c| compare(c, &at, group_ids, issues));
         // 0.001 to 100 (validated): 1 to FULL_SHARE thousandths.
         let share = (m.percent * 1000.0)
             .round()

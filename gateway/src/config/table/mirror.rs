@@ -132,7 +132,9 @@ pub fn validate_mirror(route: &RouteConfig, path: &str, issues: &mut Vec<Issue>)
             if *b == m.upstream {
                 issues.push(Issue::new(
                     at("compare.baseline"),
-                    format!("found {b:?}, the mirrored group itself, expected another (stable) group"),
+                    format!(
+                        "found {b:?}, the mirrored group itself, expected another (stable) group"
+                    ),
                 ));
             }
         }
