@@ -46,6 +46,7 @@ pub mod downstream;
 pub mod handover;
 pub mod health;
 pub mod lifecycle;
+pub mod mirror;
 pub mod proxy;
 pub mod reload;
 pub mod rollout;

@@ -154,6 +154,14 @@ enum Command {
     /// Every upstream group and target: health (healthy, unhealthy, ejected and until when),
     /// last check, requests in flight, failures.
     Upstreams(AdminArgs),
+    /// Shadow traffic: per route and shadow group, the copies by outcome and the last
+    /// mismatches (statuses, body lengths, latencies, differing header names, trace id).
+    Mirrors {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Only this route
+        route: Option<String>,
+    },
     /// Progressive delivery: `rollout [status] [ROUTE]` shows the rollouts (state, step, canary
     /// share, the window's figures, the gates); `rollout pause|resume|promote|abort ROUTE`
     /// moves one (`promote --to-end`: straight to the last step).
@@ -581,6 +589,9 @@ fn main() -> ExitCode {
         Command::Status(a) => cli::commands::status(&a).into(),
         Command::Versions { admin, version } => cli::commands::versions(&admin, version).into(),
         Command::Upstreams(a) => cli::commands::upstreams(&a).into(),
+        Command::Mirrors { admin, route } => {
+            cli::commands::mirrors(&admin, route.as_deref()).into()
+        }
         Command::Explain {
             admin,
             url,

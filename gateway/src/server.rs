@@ -120,6 +120,7 @@ pub fn run(
         limits: live_limits.clone(),
     };
     let certs = certificates.as_ref();
+    let mirror_book = proxy.mirror_book();
     for service in proxy_services(&server, &gw, opts, proxy, listeners.clone(), certs) {
         server.add_service(service);
     }
@@ -145,7 +146,8 @@ pub fn run(
         .with_certificates(certificates.clone())
         .with_live(live)
         .with_gateway(gateway_reload.clone())
-        .with_handover(handover.clone());
+        .with_handover(handover.clone())
+        .with_mirrors(mirror_book);
     server.add_service(admin_service(&gw, listeners, api));
 
     let reload = ReloadService::new(
@@ -246,6 +248,7 @@ fn proxy(
     )
     .with_tracing(tracing)
     .with_failure_metrics(metrics.containment().clone())
+    .with_mirror_metrics(crate::mirror::MirrorMetrics::new(metrics))
     .with_health(health.clone())
     .with_live(live.clone())
     .with_failure_log(failure_log)

@@ -20,6 +20,7 @@ mod demo_faults;
 mod faulty;
 mod record;
 mod respond;
+mod scripted;
 mod server;
 mod tls;
 mod websocket;
@@ -29,8 +30,9 @@ use std::sync::Arc;
 
 pub use demo_faults::DemoFaults;
 pub use faulty::{Fault, FaultyUpstream};
-pub use record::{RecordedRequest, Recorder};
+pub use record::{RecordedBody, RecordedRequest, Recorder};
 pub use respond::{UpstreamBody, UPSTREAM_HEADER};
+pub use scripted::{Script, ScriptedUpstream};
 pub use server::{serve, serve_with_faults};
 
 use crate::server_thread::ServerThread;
@@ -123,6 +125,11 @@ impl Upstream {
     /// `"127.0.0.1:PORT"`, as written in a `targets` list.
     pub fn target(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// Every request body read so far (length and CRC-32), oldest first.
+    pub fn bodies(&self) -> Vec<RecordedBody> {
+        self.recorder.bodies()
     }
 
     /// Every request head received so far, oldest first.

@@ -10,6 +10,8 @@ mod forwarded;
 mod framing;
 mod grpc;
 mod h2_rapid_reset;
+mod mirror;
+mod mirror_compare;
 mod protocols;
 mod proxy_protocol;
 mod rate_limits;

@@ -40,6 +40,7 @@ pub struct AdminApi {
     /// The DNS names of the table: their addresses and state, for `/upstreams` and `/status`.
     dns: Option<Arc<DnsNames>>,
     rollouts: Option<Arc<crate::rollout::Controller>>,
+    mirrors: Option<Arc<crate::mirror::Book>>,
     certificates: Option<Arc<Certificates>>,
     body: BodyDeadline,
     /// gateway.yaml `forwarded`: the caller's address behind trusted proxies, for the log and
@@ -74,6 +75,7 @@ impl AdminApi {
             health: None,
             dns: None,
             rollouts: None,
+            mirrors: None,
             certificates: None,
             body,
             live: Arc::default(),
@@ -197,6 +199,12 @@ impl AdminApi {
     /// Rollouts for `/rollouts`.
     pub fn with_rollouts(mut self, rollouts: Arc<crate::rollout::Controller>) -> Self {
         self.rollouts = Some(rollouts);
+        self
+    }
+
+    /// The mirrors' counts and last mismatches for `/mirrors`.
+    pub fn with_mirrors(mut self, mirrors: Option<Arc<crate::mirror::Book>>) -> Self {
+        self.mirrors = mirrors;
         self
     }
 
@@ -521,6 +529,9 @@ impl AdminApi {
             )
             .await;
         }
+        if path == "/mirrors" || path.starts_with("/mirrors/") {
+            return super::mirrors::mirrors(self.mirrors.as_deref(), &method, &path);
+        }
         match (method, path.as_str()) {
             (Method::GET, "/healthz") => (
                 StatusCode::OK,
@@ -551,7 +562,7 @@ impl AdminApi {
             ),
             _ => (
                 StatusCode::NOT_FOUND,
-                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "GET /upstreams", "GET /traffic", "GET /identity", "GET /rollouts", "GET /rollouts/ROUTE", "GET /rollouts/ROUTE/series", "POST /rollouts/ROUTE/{pause,resume,promote,abort}", "POST /reload", "POST /rollback", "POST /explain", "GET /healthz", "GET /readyz", "GET /metrics", "GET /ui/"] }),
+                json!({ "error": "not found", "endpoints": ["GET /status", "GET /versions", "GET /versions/N", "GET /routes", "GET /upstreams", "GET /traffic", "GET /identity", "GET /rollouts", "GET /rollouts/ROUTE", "GET /rollouts/ROUTE/series", "POST /rollouts/ROUTE/{pause,resume,promote,abort}", "GET /mirrors", "GET /mirrors/ROUTE", "POST /reload", "POST /rollback", "POST /explain", "GET /healthz", "GET /readyz", "GET /metrics", "GET /ui/"] }),
             ),
         }
     }

@@ -8,6 +8,7 @@ mod body;
 pub mod client;
 pub mod explain_json;
 pub mod live;
+mod mirrors;
 mod origin;
 mod rollback_body;
 mod rollouts;

@@ -69,6 +69,19 @@ pub fn upstreams(args: &AdminArgs) -> Exit {
     show(args, "/upstreams", "upstreams", render::upstreams::render)
 }
 
+/// `dyegate mirrors [ROUTE]`.
+pub fn mirrors(args: &AdminArgs, route: Option<&str>) -> Exit {
+    match route {
+        None => show(args, "/mirrors", "mirrors", render::mirrors::render),
+        Some(r) => show(
+            args,
+            &format!("/mirrors/{r}"),
+            &format!("mirrors {r}"),
+            render::mirrors::render,
+        ),
+    }
+}
+
 /// `dyegate versions [N]`: the list, or version N's record and source.
 pub fn versions(args: &AdminArgs, version: Option<crate::reload::VersionId>) -> Exit {
     match version {

@@ -235,7 +235,7 @@ fn a_decoding_error_does_not_hide_the_rest_of_its_route() {
             "routes.yaml:6:64: routes[0].dye.trusted_sources[1]: found \"127.0.0.1/33\", expected an IP network such as 10.0.0.0/8 or an IP address",
             "routes.yaml:7:36: routes[0].split[0].weight: found -1, expected a whole number >= 0",
             "routes.yaml:7:54: routes[0].split[1].upstream: found unknown upstream \"q\", expected one of `a`, `b`",
-            "routes.yaml:8:5: routes[0].stiky: found unknown field `stiky`, expected one of `name`, `match`, `dye`, `split`, `sticky`, `timeouts`, `retries`, `rollout`, `limits`, `https_redirect`",
+            "routes.yaml:8:5: routes[0].stiky: found unknown field `stiky`, expected one of `name`, `match`, `dye`, `split`, `sticky`, `timeouts`, `retries`, `rollout`, `limits`, `https_redirect`, `mirror`",
         ]
     );
     assert_eq!(

@@ -72,6 +72,10 @@ pub struct RequestCtx {
     /// The stream was closed after `stream_idle_ms` without a read: a normal end, neither an
     /// error nor the target's failure.
     pub(super) idle_closed: bool,
+    /// The request's mirrored copies while they are built (`crate::mirror`).
+    pub(super) mirror: Option<Box<crate::mirror::Pending>>,
+    /// The real answer's side of the comparisons of its copies (`compare`).
+    pub(super) mirror_primary: Option<Box<crate::mirror::Primary>>,
 }
 
 impl RequestCtx {
@@ -102,6 +106,8 @@ impl RequestCtx {
             head_wait: None,
             head_timer: None,
             idle_closed: false,
+            mirror: None,
+            mirror_primary: None,
         }
     }
 

@@ -92,6 +92,7 @@ impl ProxyHttp for DyegateProxy {
             return Ok(true);
         }
         self.admit(ctx);
+        self.admit_mirrors(session.req_header(), ctx);
         self.answer_decision(session, ctx).await
     }
 
@@ -122,6 +123,8 @@ impl ProxyHttp for DyegateProxy {
         };
         forwarded::write_upstream(&self.live.load().forwarding, &hop, upstream_request)?;
         framing::single_content_length(upstream_request)?;
+        // Only copies are marked: a client cannot pose as one.
+        upstream_request.remove_header(crate::mirror::MARKER);
         let Some((active, d)) = ctx.routed() else {
             return Ok(());
         };
@@ -147,19 +150,31 @@ impl ProxyHttp for DyegateProxy {
             (Action::Keep, _) => framing::first_tag_only(upstream_request, &route.dye.header)?,
             _ => {}
         }
+        if let Some(copies) = ctx.mirror.as_mut() {
+            let r = &*upstream_request;
+            copies.head(&r.method, &r.uri, &r.headers);
+        }
         Ok(())
     }
 
-    /// Each piece of the request body on its way upstream: an HTTP/2 body's empty end frame is
-    /// not passed on as an empty chunk (`framing::end_without_empty_chunk`).
+    /// Each piece of the request's body on its way upstream (once with none for a request
+    /// without a body, and again from the retry buffer on a retry): copied for the request's
+    /// mirrored copies, which leave when it has ended. An HTTP/2 body's empty end frame is not
+    /// passed on as an empty chunk (`framing::end_without_empty_chunk`).
     async fn request_body_filter(
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
         framing::end_without_empty_chunk(body, end_of_stream);
+        if let Some(copies) = ctx.mirror.as_mut() {
+            copies.body(body.as_ref());
+            if end_of_stream {
+                self.send_mirrors(ctx);
+            }
+        }
         Ok(())
     }
 
@@ -225,7 +240,8 @@ impl ProxyHttp for DyegateProxy {
         Ok(())
     }
 
-    /// While the process hands over to a new one, every response closes its connection so that
+    /// With compared copies, the answer's head as the upstream sent it is noted first. While
+    /// the process hands over to a new one, every response closes its connection so that
     /// keep-alive clients reconnect (to the new process) instead of finding the socket closed.
     /// With `traceresponse: true`, the response tells the client the trace id and the gateway
     /// span id; a trusted client that asked gets `x-dyegate-decision`.
@@ -235,6 +251,12 @@ impl ProxyHttp for DyegateProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(primary) = ctx.mirror_primary.as_mut() {
+            primary.head(
+                upstream_response.status.as_u16(),
+                &upstream_response.headers,
+            );
+        }
         if self.lifecycle.is_draining() {
             session.set_keepalive(None);
         }
@@ -256,6 +278,20 @@ impl ProxyHttp for DyegateProxy {
             }
         }
         Ok(())
+    }
+
+    /// Each piece of the answer's body on its way downstream: hashed for compared copies.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let (Some(primary), Some(chunk)) = (ctx.mirror_primary.as_mut(), body.as_ref()) {
+            primary.body(chunk);
+        }
+        Ok(None)
     }
 
     /// Pingora's error answer (502 when no target could be reached, 504 on an upstream timeout,
@@ -432,6 +468,10 @@ impl ProxyHttp for DyegateProxy {
             trace.finish(session, e);
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        if let Some(primary) = ctx.mirror_primary.take() {
+            // Whole: no error and the head went downstream.
+            primary.finish(e.is_none() && status != 0);
+        }
         let grpc = ctx.grpc_label();
         let class = self.ending(session, e, ctx, status, grpc);
         self.lifecycle.answered(class.is_failure());

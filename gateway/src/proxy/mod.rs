@@ -32,6 +32,7 @@ pub use ctx::RequestCtx;
 use crate::contain::{timeout_kind, RetryBudgets, DECISION_HEADER};
 use crate::health::HealthRegistry;
 use crate::lifecycle::Lifecycle;
+use crate::mirror::{MirrorMetrics, Pending, Pool};
 use crate::routing::{ActiveTable, AddressBook, SharedTable};
 use crate::routing::{Addresses, Outcome, Parsed, Reason, RequestInfo, TagAction};
 use crate::telemetry::failure_log::Verdict;
@@ -69,6 +70,9 @@ pub struct DyegateProxy {
     live: SharedLive,
     /// Upstream failures in the log, a few lines per target every few seconds at most.
     failure_log: Arc<FailureLog>,
+    /// Where mirrored copies are counted, and the connections they go on; `None`: routes'
+    /// `mirror` entries send nothing.
+    mirrors: Option<(MirrorMetrics, Arc<Pool>)>,
 }
 
 impl DyegateProxy {
@@ -92,6 +96,7 @@ impl DyegateProxy {
             https_port: 443,
             live: Arc::default(),
             failure_log: Arc::default(),
+            mirrors: None,
         }
     }
 
@@ -133,6 +138,17 @@ impl DyegateProxy {
     pub fn with_https_port(mut self, port: u16) -> Self {
         self.https_port = port;
         self
+    }
+
+    /// Where mirrored copies (`routes[].mirror`) are counted; without it none is sent.
+    pub fn with_mirror_metrics(mut self, metrics: MirrorMetrics) -> Self {
+        self.mirrors = Some((metrics, Arc::default()));
+        self
+    }
+
+    /// The mirrors' counts and last mismatches, for `GET /mirrors`.
+    pub fn mirror_book(&self) -> Option<Arc<crate::mirror::Book>> {
+        self.mirrors.as_ref().map(|(m, _)| m.book())
     }
 
     /// Where timeouts, retries and other failure handling are counted.
@@ -276,6 +292,53 @@ impl DyegateProxy {
             ctx.budget = Some(budget);
         }
         ctx.outcome = CtxOutcome::Routed(d);
+    }
+
+    /// After the decision: the copies of this request its route's `mirror` entries sample
+    /// (never of a request dyegate answers itself, nor of an upgrade).
+    fn admit_mirrors(&self, req: &pingora::http::RequestHeader, ctx: &mut RequestCtx) {
+        let (Some((metrics, _)), Some(active)) = (&self.mirrors, ctx.table.clone()) else {
+            return;
+        };
+        let CtxOutcome::Routed(d) = ctx.outcome else {
+            return;
+        };
+        let Some(route) = active.table.routes().get(d.route_id) else {
+            return;
+        };
+        if route.mirror.is_empty() || d.refused() || req.headers.contains_key(http::header::UPGRADE)
+        {
+            return;
+        }
+        let table = &active.table;
+        let addresses = self.addresses.load();
+        let health = self.health.view();
+        let name = |g| {
+            table
+                .group(g)
+                .map_or_else(|| "?".into(), |g| g.name.clone())
+        };
+        let target = |g| {
+            let group = table.group(g)?;
+            group.with_members(&addresses, |m| {
+                m.pick(&health).and_then(|t| m.peer_of(t).cloned())
+            })
+        };
+        ctx.mirror = Pending::admit(route, &req.method, metrics, name, target);
+    }
+
+    /// The request's body has ended: its copies leave, each from its own task; the real
+    /// answer's side of their comparisons stays with the request.
+    fn send_mirrors(&self, ctx: &mut RequestCtx) {
+        let (Some((metrics, pool)), Some(pending)) = (&self.mirrors, ctx.mirror.take()) else {
+            return;
+        };
+        let trace_id = ctx.trace.as_ref().map(|t| t.trace_id_hex());
+        let (copies, primary) = pending.finish(metrics, ctx.started, trace_id);
+        for copy in copies {
+            tokio::spawn(crate::mirror::send(copy, pool.clone(), metrics.clone()));
+        }
+        ctx.mirror_primary = primary;
     }
 
     /// The 404 and 503 answers of the decision itself.

@@ -17,6 +17,7 @@ mod group;
 mod health;
 mod index;
 mod members;
+mod mirror;
 mod overrides;
 mod policy;
 mod rate_limit;
@@ -36,6 +37,7 @@ pub use group::{Group, GroupId, MembersRef, NamedTarget, TargetEntry};
 pub use health::{AllHealthy, TargetHealth};
 pub use index::RouteIndex;
 pub use members::{Members, Target};
+pub use mirror::{default_methods, sampled, Admission, Compare, Mirror, FULL_SHARE};
 pub use overrides::Overrides;
 pub use request_parts::Parsed;
 

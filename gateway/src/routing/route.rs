@@ -20,6 +20,8 @@ pub struct Route {
     pub limits: Option<Arc<super::RateLimit>>,
     /// `https_redirect`: plain-HTTP requests are answered 308 to the HTTPS URL.
     pub https_redirect: bool,
+    /// `mirror`: copies of a share of the route's requests to other groups.
+    pub mirror: Vec<super::Mirror>,
 }
 
 /// The `match` section. Host and path are also used by the index; they are kept here so a

@@ -68,6 +68,19 @@ pub struct Recorder {
     requests: Mutex<Vec<RecordedRequest>>,
     /// Why connections ended in an error (a parse error hyper answered 400 for, a reset, ...).
     connection_errors: Mutex<Vec<String>>,
+    bodies: Mutex<Vec<RecordedBody>>,
+}
+
+/// The body of one request as the upstream read it to its end (kept with the heads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedBody {
+    pub path: String,
+    pub query: Option<String>,
+    /// The request carried `x-dyegate-mirror` (a mirrored copy).
+    pub mirrored: bool,
+    pub len: u64,
+    /// CRC-32 (IEEE) of the whole body.
+    pub crc: u32,
 }
 
 impl Recorder {
@@ -108,6 +121,30 @@ impl Recorder {
     /// The errors connections ended with so far (`hyper`'s words), oldest first.
     pub fn connection_errors(&self) -> Vec<String> {
         self.connection_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn body(&self, parts: &Parts, len: u64, crc: u32) {
+        if self.record_requests {
+            let body = RecordedBody {
+                path: parts.uri.path().to_owned(),
+                query: parts.uri.query().map(str::to_owned),
+                mirrored: parts.headers.contains_key("x-dyegate-mirror"),
+                len,
+                crc,
+            };
+            self.bodies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(body);
+        }
+    }
+
+    /// Every request body read so far (its length and CRC), oldest first.
+    pub fn bodies(&self) -> Vec<RecordedBody> {
+        self.bodies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()

@@ -111,13 +111,20 @@ fn chunked(query: Option<&str>) -> Response<UpstreamBody> {
 }
 
 /// Answers one plain (non-upgrade) request.
-pub(crate) async fn respond(name: &str, req: Request<Incoming>) -> Response<UpstreamBody> {
+pub(crate) async fn respond(
+    name: &str,
+    recorder: &super::Recorder,
+    req: Request<Incoming>,
+) -> Response<UpstreamBody> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let query = parts.uri.query();
 
     let summary = match summarize(body).await {
-        Ok(summary) => summary,
+        Ok(summary) => {
+            recorder.body(&parts, summary.len, summary.crc);
+            summary
+        }
         Err(_) => {
             return with_name(
                 plain(StatusCode::BAD_REQUEST, "request body broke off\n"),

@@ -67,7 +67,7 @@ pub(crate) async fn serve_connection<S>(
                 } else if websocket::is_upgrade(&req) {
                     websocket::accept(&name, req).await
                 } else {
-                    respond::respond(&name, req).await
+                    respond::respond(&name, &recorder, req).await
                 };
             Ok::<_, Infallible>(response)
         }

@@ -3,6 +3,7 @@
 //! aligned columns; `-o json` prints the JSON itself.
 
 pub mod answer;
+pub mod mirrors;
 pub mod rollouts;
 pub mod status;
 pub mod upstreams;

@@ -67,6 +67,7 @@ impl ByField for RouteConfig {
             "rollout" => f.set(&mut self.rollout),
             "limits" => f.set(&mut self.limits),
             "https_redirect" => f.set(&mut self.https_redirect),
+            "mirror" => f.list(&mut self.mirror, super::mirror::MirrorConfig::placeholder),
             _ => return false,
         }
         true

@@ -205,6 +205,10 @@ fn same_groups(cfg: &RouteConfig, old: &Route, group_ids: &HashMap<&str, usize>)
             .all(|((tag, group), (old_tag, g))| {
                 tag.as_str() == old_tag.as_ref() && id(group) == Some(*g)
             })
+        && cfg.mirror.len() == old.mirror.len()
+        && (cfg.mirror.iter())
+            .zip(&old.mirror)
+            .all(|(m, o)| id(&m.upstream) == Some(o.group))
 }
 
 /// Whether `old` was compiled with the weights `cfg` is compiled with now (`set` by a rollout,
@@ -245,6 +249,7 @@ fn compile_route(
     let dye = compile_dye(&cfg.dye, path, group_ids, issues);
     let limits =
         super::compile_limits::rate_limit(cfg.limits.as_ref(), &format!("{path}.limits"), issues);
+    let mirror = super::compile_mirror::mirrors(&cfg.mirror, path, group_ids, issues);
     let sticky = match cfg.sticky.as_deref().map(str::trim) {
         None => None,
         Some(spec) => match parse_sticky(spec) {
@@ -286,6 +291,7 @@ fn compile_route(
         retries: super::compile_containment::retries(&cfg.retries),
         limits,
         https_redirect: cfg.https_redirect,
+        mirror,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Semantic diff of two routes files: what a reload changes, in the words an operator uses
 //! (`shop: split shop-stable 95% -> 80%, shop-canary 5% -> 20%`), not a text diff.
 
+use super::mirror::MirrorConfig;
 use super::model::{DyeConfig, MatchConfig, RouteConfig, RoutesConfig, UpstreamConfig};
 use foldhash::{HashMap, HashSet};
 use std::collections::BTreeSet;
@@ -221,12 +222,34 @@ fn route_changes(o: &RouteConfig, n: &RouteConfig) -> Vec<String> {
             o.https_redirect, n.https_redirect
         ));
     }
+    mirror_changes(&o.mirror, &n.mirror, &mut out);
     if o.sticky != n.sticky {
         out.push(format!("sticky {} -> {}", opt(&o.sticky), opt(&n.sticky)));
     }
     dye_changes(&o.dye, &n.dye, &mut out);
     match_changes(&o.matches, &n.matches, &mut out);
     out
+}
+
+/// `mirror`: entries added and removed (by group), the share and the rest of each.
+fn mirror_changes(o: &[MirrorConfig], n: &[MirrorConfig], out: &mut Vec<String>) {
+    for m in n {
+        match o.iter().find(|x| x.upstream == m.upstream) {
+            None => out.push(format!("mirror added -> {} {}%", m.upstream, m.percent)),
+            Some(x) if x.percent != m.percent => out.push(format!(
+                "mirror {} {}% -> {}%",
+                m.upstream, x.percent, m.percent
+            )),
+            Some(x) if x != m => out.push(format!("mirror {} changed", m.upstream)),
+            Some(_) => {}
+        }
+    }
+    for m in o
+        .iter()
+        .filter(|x| !n.iter().any(|m| m.upstream == x.upstream))
+    {
+        out.push(format!("mirror removed -> {}", m.upstream));
+    }
 }
 
 /// `dye`: tags added, moved and removed, the header, the policies, the trusted sources.
@@ -400,6 +423,29 @@ mod tests {
                 "r: match.client_ip (none) -> [10.0.0.0/8]",
             ]
         );
+    }
+
+    #[test]
+    fn mirror_changes() {
+        let ups = "upstreams:\n  s: { targets: [\"127.0.0.1:1\"] }\n  c: { targets: [\"127.0.0.1:2\"] }\n  b: { targets: [\"127.0.0.1:3\"] }\nroutes:\n";
+        let old = model(&format!(
+            "{ups}  - {{ name: r, split: [{{ upstream: s, weight: 1 }}], mirror: [{{ upstream: c, percent: 10 }}, {{ upstream: b, percent: 1 }}] }}\n"
+        ));
+        let new = model(&format!(
+            "{ups}  - {{ name: r, split: [{{ upstream: s, weight: 1 }}], mirror: [{{ upstream: c, percent: 0.5 }}, {{ upstream: s, percent: 100 }}] }}\n"
+        ));
+        assert_eq!(
+            diff(&old, &new).lines,
+            vec![
+                "r: mirror c 10% -> 0.5%",
+                "r: mirror added -> s 100%",
+                "r: mirror removed -> b",
+            ]
+        );
+        let timeout = model(&format!(
+            "{ups}  - {{ name: r, split: [{{ upstream: s, weight: 1 }}], mirror: [{{ upstream: c, percent: 10, timeout_ms: 50 }}, {{ upstream: b, percent: 1 }}] }}\n"
+        ));
+        assert_eq!(diff(&old, &timeout).lines, vec!["r: mirror c changed"]);
     }
 
     #[test]

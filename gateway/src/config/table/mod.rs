@@ -10,6 +10,7 @@ pub mod compile;
 pub mod compile_containment;
 pub mod compile_limits;
 pub mod compile_match;
+pub mod compile_mirror;
 pub mod compile_rollout;
 pub mod compile_target;
 pub mod compile_transport;
@@ -17,6 +18,7 @@ pub mod containment;
 pub mod diff;
 pub mod diff_split;
 pub mod incremental;
+pub mod mirror;
 pub mod model;
 pub mod overrides;
 pub mod pipeline;
@@ -27,6 +29,8 @@ pub mod validate;
 
 #[cfg(test)]
 mod tests_containment;
+#[cfg(test)]
+mod tests_mirror;
 #[cfg(test)]
 mod tests_rollout;
 #[cfg(test)]

@@ -190,6 +190,10 @@ pub struct RouteConfig {
     /// `tls.listen` address, left out when 443) [false].
     #[serde(default)]
     pub https_redirect: bool,
+    /// Shadow traffic: shares of the route's requests copied to other groups, their answers
+    /// thrown away (and compared with the client's); see docs/mirroring.md.
+    #[serde(default)]
+    pub mirror: Vec<super::mirror::MirrorConfig>,
 }
 
 /// `routes[i].match`: every field optional; all given ones must hold.

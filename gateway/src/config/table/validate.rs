@@ -144,6 +144,32 @@ fn references<'e>(
             ));
         }
     }
+    mirror_references(route, path, known, expected_upstreams, issues);
+}
+
+/// The groups a route's mirrors name.
+fn mirror_references<'e>(
+    route: &RouteConfig,
+    path: &Path,
+    known: &dyn Fn(&str) -> bool,
+    expected_upstreams: &dyn Fn() -> &'e str,
+    issues: &mut Vec<Issue>,
+) {
+    for (j, m) in route.mirror.iter().enumerate() {
+        if !known(&m.upstream) {
+            issues.push(unknown_upstream(
+                format!("{path}.mirror[{j}].upstream"),
+                &m.upstream,
+                expected_upstreams,
+            ));
+        }
+        if let Some(b) = m.compare.as_ref().and_then(|c| c.baseline.as_ref()) {
+            if !known(b) {
+                let at = format!("{path}.mirror[{j}].compare.baseline");
+                issues.push(unknown_upstream(at, b, expected_upstreams));
+            }
+        }
+    }
 }
 
 fn unknown_upstream<'e>(
@@ -236,6 +262,8 @@ fn validate_route<'e>(
         }
     }
     super::rollout::validate_rollout(route, &path.to_string(), issues);
+    super::mirror::validate_mirror(route, &path.to_string(), issues);
+    mirror_references(route, path, known, expected_upstreams, issues);
     if let Some(list) = &route.dye.trusted_sources {
         if list.is_empty() {
             issues.push(Issue::new(
