@@ -1,7 +1,10 @@
 //! `dyegate_mirror_requests_total{route,group,outcome}` and
 //! `dyegate_mirror_latency_seconds{route,group,side}`.
 
+use super::tally::Tally;
+use crate::telemetry::window::now_second;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use std::sync::Arc;
 
 /// What became of a sampled request's copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +19,12 @@ pub enum Outcome {
     ShadowError,
     /// No whole answer within `timeout_ms`.
     ShadowTimeout,
+    /// Compared: the answers agree.
+    Match,
+    /// Compared: the statuses differ.
+    StatusMismatch,
+    /// Compared: the statuses agree, the bodies differ.
+    BodyMismatch,
 }
 
 impl Outcome {
@@ -26,6 +35,9 @@ impl Outcome {
             Outcome::TooLarge => "too_large",
             Outcome::ShadowError => "shadow_error",
             Outcome::ShadowTimeout => "shadow_timeout",
+            Outcome::Match => "match",
+            Outcome::StatusMismatch => "status_mismatch",
+            Outcome::BodyMismatch => "body_mismatch",
         }
     }
 }
@@ -35,6 +47,8 @@ impl Outcome {
 pub struct MirrorMetrics {
     requests: IntCounterVec,
     latency: HistogramVec,
+    /// The same copies per second, for a rollout's shadow stage.
+    tally: Arc<Tally>,
 }
 
 impl MirrorMetrics {
@@ -58,18 +72,31 @@ impl MirrorMetrics {
         )
         .unwrap_or_else(|e| panic!("dyegate_mirror_latency_seconds: {e}"));
         metrics.register(vec![Box::new(requests.clone()), Box::new(latency.clone())]);
-        MirrorMetrics { requests, latency }
+        MirrorMetrics {
+            requests,
+            latency,
+            tally: metrics.shadow_tally().clone(),
+        }
     }
 
     pub fn outcome(&self, route: &str, group: &str, outcome: Outcome) {
         self.requests
             .with_label_values(&[route, group, outcome.as_str()])
             .inc();
+        self.tally.outcome(route, group, outcome, now_second());
     }
 
     pub fn shadow_latency(&self, route: &str, group: &str, seconds: f64) {
         self.latency
             .with_label_values(&[route, group, "shadow"])
             .observe(seconds);
+    }
+
+    /// A copy's whole answer from the shadow: its status and time (seconds). Counted for a
+    /// rollout's shadow stage (a 5xx is the shadow's failure whatever the outcome).
+    pub fn shadow_answer(&self, route: &str, group: &str, status: u16, seconds: f64) {
+        self.shadow_latency(route, group, seconds);
+        let millis = (seconds * 1000.0) as u64;
+        (self.tally).answer(route, group, status, millis, now_second());
     }
 }

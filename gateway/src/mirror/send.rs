@@ -88,10 +88,11 @@ pub async fn send(copy: Copy, metrics: MirrorMetrics) {
                 log::debug!("mirror to {target}: {e}");
                 Outcome::ShadowError
             }
-            Ok(Ok(())) => {
-                metrics.shadow_latency(
+            Ok(Ok(status)) => {
+                metrics.shadow_answer(
                     &entry.route.name,
                     &entry.group,
+                    status,
                     started.elapsed().as_secs_f64(),
                 );
                 Outcome::Sent
@@ -106,7 +107,7 @@ async fn exchange(
     uri: Uri,
     mut headers: HeaderMap,
     body: Bytes,
-) -> Result<(), String> {
+) -> Result<u16, String> {
     let tcp = TcpStream::connect(target)
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -142,9 +143,10 @@ async fn exchange(
         .send_request(req)
         .await
         .map_err(|e| format!("HTTP: {e}"))?;
+    let status = answer.status().as_u16();
     let mut body = answer.into_body();
     while let Some(frame) = body.frame().await {
         frame.map_err(|e| format!("answer: {e}"))?;
     }
-    Ok(())
+    Ok(status)
 }

@@ -202,7 +202,15 @@ impl Controller {
 
     /// One window's figures per group of the plan, judged, with the Prometheus gates' last
     /// readings.
-    pub(super) fn evaluate(&self, plan: &Plan, step_started_ms: u64) -> Evaluation {
+    /// In the shadow stage, the canary's answers to the copies, judged by the stage's gates.
+    pub(super) fn evaluate(&self, plan: &Plan, s: &RolloutState) -> Evaluation {
+        let step_started_ms = s.step_started_ms;
+        if let (true, Some(shadow)) = (s.shadow, &plan.shadow) {
+            let (from, to) = super::shadow::span(shadow, step_started_ms, self.clock.now_second());
+            let canary = plan.canary_group();
+            let counts = (self.metrics.shadow_tally()).counts(&plan.route, canary, from, to);
+            return super::shadow::judge(shadow, canary, &counts);
+        }
         let figures = self.own_window(plan, step_started_ms, self.clock.now_second());
         let mut e = judge(&plan.gates, &figures, plan.canary);
         e.prometheus = self.prometheus_verdicts(plan, step_started_ms);
@@ -249,7 +257,7 @@ impl Controller {
                 let Some(s) = inner.states.get(&route) else {
                     continue;
                 };
-                let e = self.evaluate(&plan, s.step_started_ms);
+                let e = self.evaluate(&plan, s);
                 let generation = s.generation;
                 let failure = e.failure();
                 if let (Some((gate, _)), true) = (&failure, !s.state.is_final()) {
@@ -260,7 +268,7 @@ impl Controller {
                     Some((why, _)) => Some(Next::Set(Phase::Paused, Some(why.clone()))),
                     None => next(&plan, s, &e, self.clock.now_ms()),
                 };
-                let judged = s.state.is_judged() && s.step > 0;
+                let judged = s.state.is_judged() && (s.step > 0 || s.shadow);
                 if let (Some((gate, why)), true, None) = (&failure, judged, &drift) {
                     self.announce_breach(&plan, s, gate, why);
                 }
@@ -364,6 +372,8 @@ impl Controller {
             let share = plan.share(step);
             let mut overrides = running.clone();
             overrides.set_over(route, plan.weights(share), &plan.base);
+            let shadow = (phase == Phase::Shadowing).then(|| plan.shadow_mirror());
+            overrides.set_shadow(route, shadow.flatten());
             let note = serde_json::json!({
                 "route": route,
                 "step": step,
@@ -388,6 +398,7 @@ impl Controller {
             s.generation = g;
             s.step = step;
             s.share = Some(share);
+            s.shadow = phase == Phase::Shadowing;
             s.step_started_ms = self.clock.now_ms();
             s.moved(phase, by, reason.clone());
             log::log!(
@@ -547,6 +558,8 @@ impl Controller {
             s.generation = generation;
             s.moved(Phase::Paused, MovedBy::Rollback, Some(why));
             s.held = Some(held);
+            // The rolled-back version's mirrors are what they are: a resume starts over.
+            s.shadow = false;
             touched.push(route);
         }
         if touched.is_empty() {
@@ -619,6 +632,9 @@ impl Overlay for Controller {
                 .and_then(|s| kept_weights(plan, s, Some(running), generation));
             if let Some(weights) = kept {
                 overrides.set_over(route, weights, &plan.base);
+            }
+            if inner.states.get(route).is_some_and(|s| s.shadow) {
+                overrides.set_shadow(route, plan.shadow_mirror());
             }
         }
         self.expect_hooks(&inner.plans, &plans);

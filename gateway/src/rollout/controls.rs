@@ -187,7 +187,13 @@ pub(super) fn decide(
             Phase::Progressing,
             Some("resumed by control".into()),
         ),
-        (Control::Resume, Phase::Paused) => Next::Set(Phase::Pending, None),
+        (Control::Resume, Phase::Paused) => {
+            let again = Some("resumed by control: the shadow stage starts again".into());
+            match super::shadow::begin(plan, again).filter(|_| s.shadow) {
+                Some(shadow) => shadow,
+                None => Next::Set(Phase::Pending, None),
+            }
+        }
         (Control::Resume, Phase::Failed | Phase::Aborted) => {
             Next::Set(Phase::Pending, Some("started again by control".into()))
         }
