@@ -5,7 +5,8 @@
 
 use super::mirror::PERCENT_BOUND;
 use super::rollout::{ERROR_RATE_BOUND, MIN_REQUESTS_BOUND, PERCENTILE_BOUND};
-use crate::config::error::Issue;
+use crate::config::error::{ConfigErrors, Issue};
+use crate::config::load::Source;
 use crate::config::range::{Bound, Millis};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -89,12 +90,29 @@ pub fn validate_shadow(s: &ShadowConfig, path: &str, issues: &mut Vec<Issue>) {
     }
 }
 
-/// Why a table from etcd cannot have `shadow`: a fleet's driver judges the windows its
-/// gateways write to etcd, and those do not carry the copies' answers yet. Refused, never
-/// accepted and ignored; `path` is `routes[i].rollout.shadow`.
-pub fn fleet_refusal(path: &str) -> Issue {
-    Issue::new(
-        path.to_string(),
-        "found `shadow` in a table from etcd, expected no `shadow` there: a fleet's rollouts have no shadow stage yet (docs/rollouts.md#shadow-stage); use it on a gateway with a routes file",
-    )
+/// Refuses `rollout.shadow` in a fleet's table (`text`, read from `file`): a fleet's driver
+/// judges the windows its gateways write to etcd, and those do not carry the copies' answers
+/// yet. Refused with located errors, never accepted and ignored. Text that does not decode is
+/// left to the table's own checks.
+pub fn refuse_in_fleet(file: &str, text: &str) -> Result<(), ConfigErrors> {
+    if !text.contains("shadow") {
+        return Ok(()); // the common case, without decoding the table again
+    }
+    let Ok(source) = Source::from_text(file.to_string(), text.to_string()) else {
+        return Ok(());
+    };
+    let (model, _) = source.routes();
+    let errors: Vec<_> = (model.routes.iter().enumerate())
+        .filter_map(|(i, r)| Some((i, r.as_ref()?.rollout.as_ref()?.shadow.as_ref()?)))
+        .map(|(i, _)| {
+            source.locate(Issue::new(
+                format!("routes[{i}].rollout.shadow"),
+                "found a shadow stage in a fleet's table, expected none: a fleet's rollouts have no shadow stage yet (docs/rollouts.md#shadow-stage); run it on a gateway with a routes file",
+            ))
+        })
+        .collect();
+    match errors.is_empty() {
+        true => Ok(()),
+        false => Err(ConfigErrors(errors)),
+    }
 }
