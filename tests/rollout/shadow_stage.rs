@@ -42,29 +42,50 @@ async fn a_canary_failing_on_the_copies_fails_in_shadowing_and_no_user_request_r
     })
     .await;
     let samples = traffic.stop().await;
-    let reason = failed["history"].as_array().and_then(|h| h.last()).map(|m| m["reason"].clone());
-    let reason = reason.and_then(|r| r.as_str().map(str::to_string)).unwrap_or_default();
+    let reason = failed["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .map(|m| m["reason"].clone());
+    let reason = reason
+        .and_then(|r| r.as_str().map(str::to_string))
+        .unwrap_or_default();
     assert!(
         reason.starts_with("shadow gate error_rate breached: 1.0000 > 0.05 (canary's answers to "),
         "{failed:#}"
     );
-    assert!(reason.ends_with("before any untagged request reached the canary"), "{reason}");
-    assert_eq!(states(&failed), ["pending", "shadowing", "failed"], "{failed:#}");
+    assert!(
+        reason.ends_with("before any untagged request reached the canary"),
+        "{reason}"
+    );
+    assert_eq!(
+        states(&failed),
+        ["pending", "shadowing", "failed"],
+        "{failed:#}"
+    );
     assert_eq!(failed["step"], 0, "{failed:#}");
     assert_eq!(failed["table_canary_share"], 0.0, "{failed:#}");
     assert_eq!(failed["shadow"]["mirroring"], false, "{failed:#}");
     // The canary saw copies, and nothing else; every client was answered by stable.
-    assert!(canary.marked_count() >= 20, "copies: {}", canary.marked_count());
+    assert!(
+        canary.marked_count() >= 20,
+        "copies: {}",
+        canary.marked_count()
+    );
     assert_eq!(unmarked(&canary), 0, "untagged requests reached the canary");
     assert!(!samples.is_empty());
-    assert!(samples.iter().all(|s| s.status == 200 && s.upstream == "stable"));
+    assert!(samples
+        .iter()
+        .all(|s| s.status == 200 && s.upstream == "stable"));
     let metrics = Req::get("/metrics").send(gw.admin_addr()).await.text();
     for line in [
         "dyegate_rollout_transitions_total{route=\"shop\",to=\"shadowing\"} 1",
         "dyegate_rollout_state{route=\"shop\",state=\"failed\"} 1",
         "dyegate_rollout_state{route=\"shop\",state=\"shadowing\"} 0",
     ] {
-        assert!(metrics.lines().any(|l| l == line), "no {line:?} in\n{metrics}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
     }
 }
 
@@ -83,8 +104,15 @@ async fn a_healthy_canary_goes_from_shadowing_to_step_1_at_the_plans_share() {
     // Copies only until step 1: counted before any request could go there.
     let before_step1 = unmarked(&canary);
     traffic.stop().await;
-    assert_eq!(before_step1, 0, "untagged requests reached the canary in the stage");
-    assert!(canary.marked_count() >= 20, "copies: {}", canary.marked_count());
+    assert_eq!(
+        before_step1, 0,
+        "untagged requests reached the canary in the stage"
+    );
+    assert!(
+        canary.marked_count() >= 20,
+        "copies: {}",
+        canary.marked_count()
+    );
     assert_eq!(step1["state"], "progressing", "{step1:#}");
     assert_eq!(step1["canary_share"], 10.0, "{step1:#}");
     assert_eq!(step1["table_canary_share"], 10.0, "{step1:#}");
@@ -92,12 +120,24 @@ async fn a_healthy_canary_goes_from_shadowing_to_step_1_at_the_plans_share() {
     let moves = states(&step1);
     assert_eq!(moves[..2], ["pending", "shadowing"], "{step1:#}");
     let reason = step1["history"][2]["reason"].as_str().unwrap_or_default();
-    assert!(reason.starts_with("shadow stage held for 2000 ms: "), "{step1:#}");
+    assert!(
+        reason.starts_with("shadow stage held for 2000 ms: "),
+        "{step1:#}"
+    );
     // The versions: the stage's mirror set over the table, then taken away with step 1's weights.
     let versions = gw.admin_get("/versions").await;
     let list = versions["versions"].as_array().cloned().unwrap_or_default();
-    let staged = list.iter().any(|v| v["overrides"]["shop"]["shadow"]["group"] == "canary");
+    let staged = list
+        .iter()
+        .any(|v| v["overrides"]["shop"]["shadow"]["group"] == "canary");
     assert!(staged, "no version with the stage's mirror: {versions:#}");
-    let active = list.iter().find(|v| v["active"] == true).expect("an active version");
-    assert_eq!(active["overrides"]["shop"], serde_json::json!([9000, 1000]), "{versions:#}");
+    let active = list
+        .iter()
+        .find(|v| v["active"] == true)
+        .expect("an active version");
+    assert_eq!(
+        active["overrides"]["shop"],
+        serde_json::json!([9000, 1000]),
+        "{versions:#}"
+    );
 }

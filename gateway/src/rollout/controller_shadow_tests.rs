@@ -81,7 +81,11 @@ fn a_stage_that_holds_hands_over_to_step_1_and_survives_a_restart() {
     assert_eq!(gw.at(), (Phase::Progressing, 1, Some(10)));
     assert_eq!(gw.weights(), STEP1);
     assert_eq!(gw.mirrors(), vec![]);
-    assert!(gw.reason().starts_with("shadow stage held for 3000 ms"), "{}", gw.reason());
+    assert!(
+        gw.reason().starts_with("shadow stage held for 3000 ms"),
+        "{}",
+        gw.reason()
+    );
 }
 
 #[test]

@@ -27,6 +27,7 @@
 pub mod clock;
 pub mod controller;
 mod controller_hooks;
+mod controller_rollback;
 pub mod controls;
 pub mod error;
 pub mod fleet;

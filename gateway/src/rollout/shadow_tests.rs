@@ -51,7 +51,11 @@ fn shadowing(started_ms: u64) -> RolloutState {
 fn a_rollout_with_a_shadow_stage_begins_with_it_and_its_mirror_is_the_canarys() {
     let p = plan();
     let pending = RolloutState::new("shop", "canary", "f", MovedBy::File, 0);
-    let e = judge(p.shadow.as_ref().expect("shadow"), "canary", &counts(0, 0, 0, 0));
+    let e = judge(
+        p.shadow.as_ref().expect("shadow"),
+        "canary",
+        &counts(0, 0, 0, 0),
+    );
     assert!(matches!(
         crate::rollout::machine::next(&p, &pending, &e, 0),
         Some(Next::Apply(0, Phase::Shadowing, Some(why))) if why == "shadow stage: 100% of the route's requests copied to canary for 5000 ms, no untagged request"
@@ -87,7 +91,10 @@ fn a_breach_in_the_stage_fails_the_rollout_naming_the_shadow_gate_and_figures() 
     );
     // Mismatches: over the copies compared.
     let e = judge(g, "canary", &counts(40, 0, 20, 3));
-    assert_eq!(e.breach().map(|v| v.gate.as_str()), Some("shadow_mismatch_rate"));
+    assert_eq!(
+        e.breach().map(|v| v.gate.as_str()),
+        Some("shadow_mismatch_rate")
+    );
     assert!((e.gates[2].value - 0.15).abs() < 1e-9);
     let e = judge(g, "canary", &counts(40, 0, 20, 2));
     assert_eq!(e.breach(), None);
@@ -104,7 +111,11 @@ fn a_breach_in_the_stage_fails_the_rollout_naming_the_shadow_gate_and_figures() 
 #[test]
 fn too_few_answers_are_not_judged_and_do_not_end_the_stage() {
     let p = plan();
-    let e = judge(p.shadow.as_ref().expect("shadow"), "canary", &counts(19, 19, 0, 0));
+    let e = judge(
+        p.shadow.as_ref().expect("shadow"),
+        "canary",
+        &counts(19, 19, 0, 0),
+    );
     assert!(!e.enough_traffic);
     assert_eq!(next(&p, &shadowing(10_000), &e, 10_100), None);
     assert_eq!(next(&p, &shadowing(10_000), &e, 99_000), None);
@@ -113,7 +124,11 @@ fn too_few_answers_are_not_judged_and_do_not_end_the_stage() {
 #[test]
 fn a_stage_that_held_for_its_duration_hands_over_to_step_1() {
     let p = plan();
-    let e = judge(p.shadow.as_ref().expect("shadow"), "canary", &counts(40, 1, 40, 0));
+    let e = judge(
+        p.shadow.as_ref().expect("shadow"),
+        "canary",
+        &counts(40, 1, 40, 0),
+    );
     assert_eq!(e.breach(), None);
     assert_eq!(next(&p, &shadowing(10_000), &e, 14_999), None);
     assert_eq!(
@@ -121,7 +136,10 @@ fn a_stage_that_held_for_its_duration_hands_over_to_step_1() {
         Some(Next::Apply(
             1,
             Phase::Progressing,
-            Some("shadow stage held for 5000 ms: 40 copies, 1 errors, 0 mismatches of 40 compared".into())
+            Some(
+                "shadow stage held for 5000 ms: 40 copies, 1 errors, 0 mismatches of 40 compared"
+                    .into()
+            )
         ))
     );
     // Step 1 waits for a promote: the stage ends (its mirror taken away) at share 0.

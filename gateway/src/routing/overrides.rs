@@ -186,7 +186,10 @@ mod tests {
         assert_eq!(a.get("shop"), None);
         assert_eq!(a.shadow("shop"), Some(&shadow));
         let json = serde_json::to_string(&a).unwrap_or_default();
-        assert_eq!(json, r#"{"shop":{"shadow":{"group":"canary","share":100000}}}"#);
+        assert_eq!(
+            json,
+            r#"{"shop":{"shadow":{"group":"canary","share":100000}}}"#
+        );
         let back: Overrides = serde_json::from_str(&json).expect("reads back");
         assert_eq!(back, a);
         let old: Overrides = serde_json::from_str(r#"{"shop":[95,5]}"#).expect("old form");

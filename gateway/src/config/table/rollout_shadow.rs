@@ -81,8 +81,7 @@ pub fn validate_shadow(s: &ShadowConfig, path: &str, issues: &mut Vec<Issue>) {
     if let Some(m) = g.max_mismatch_rate {
         MISMATCH_RATE_BOUND.check(gp("max_mismatch_rate"), m, issues);
     }
-    if g.max_error_rate.is_none() && g.max_latency_ms.is_none() && g.max_mismatch_rate.is_none()
-    {
+    if g.max_error_rate.is_none() && g.max_latency_ms.is_none() && g.max_mismatch_rate.is_none() {
         issues.push(Issue::new(
             p("gates"),
             "found no gate, expected at least one of max_error_rate, max_latency_ms, max_mismatch_rate",

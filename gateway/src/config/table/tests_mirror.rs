@@ -107,10 +107,13 @@ fn a_shadow_stage_set_over_a_route_mirrors_it_until_it_is_taken_away() {
     use crate::config::routes_from_text_over;
     use crate::routing::{Overrides, ShadowMirror};
     let max = crate::config::bounds::DEFAULT_MAX_FILE_BYTES;
-    let compile = |text: String, previous: Option<&crate::config::incremental::Reuse>, o: &Overrides| {
-        routes_from_text_over("routes.yaml", text.into_bytes(), previous, max, &mut |_| o.clone())
+    let compile =
+        |text: String, previous: Option<&crate::config::incremental::Reuse>, o: &Overrides| {
+            routes_from_text_over("routes.yaml", text.into_bytes(), previous, max, &mut |_| {
+                o.clone()
+            })
             .unwrap_or_else(|e| panic!("{e}"))
-    };
+        };
     let mut over = Overrides::default();
     over.set_shadow(
         "shop",
@@ -136,7 +139,10 @@ fn a_shadow_stage_set_over_a_route_mirrors_it_until_it_is_taken_away() {
     let staged = compile(plain.clone(), first.reuse.as_ref(), &over);
     let m = &staged.table.routes()[0].mirror;
     assert_eq!((m.len(), m[0].group, m[0].share), (1, 1, 100_000));
-    assert_eq!((m[0].max_in_flight, m[0].timeout), (256, Duration::from_secs(2)));
+    assert_eq!(
+        (m[0].max_in_flight, m[0].timeout),
+        (256, Duration::from_secs(2))
+    );
     assert!(m[0].compare.as_ref().is_some_and(|c| c.status && c.body));
     let back = compile(plain, staged.reuse.as_ref(), &Overrides::default());
     assert!(back.table.routes()[0].mirror.is_empty());

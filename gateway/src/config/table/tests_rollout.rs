@@ -204,7 +204,10 @@ fn a_shadow_stage_is_valid_and_planned() {
     let other = routes_from_text("routes.yaml", other.into_bytes(), None).expect("valid");
     let other = super::compile_rollout::plans(&other.model);
     assert_ne!(plans["shop"].fingerprint, other["shop"].fingerprint);
-    assert_eq!(other["shop"].shadow.as_ref().map(|s| s.share), Some(100_000));
+    assert_eq!(
+        other["shop"].shadow.as_ref().map(|s| s.share),
+        Some(100_000)
+    );
 }
 
 #[test]
