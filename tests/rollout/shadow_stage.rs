@@ -9,7 +9,7 @@ use std::time::Duration;
 use dyegate_suite::rollout::*;
 use dyegate_suite::traffic::Traffic;
 use dyegate_suite::upstream::{Fault, FaultyUpstream};
-use dyegate_suite::{Dyegate, Req};
+use dyegate_suite::{poll_until, Dyegate, Req};
 use serde_json::Value;
 
 /// [`QUICK`]'s steps after a shadow stage of `duration_ms` mirroring every request, judged on
@@ -93,35 +93,44 @@ async fn a_canary_failing_on_the_copies_fails_in_shadowing_and_no_user_request_r
 async fn a_healthy_canary_goes_from_shadowing_to_step_1_at_the_plans_share() {
     let (stable, canary) = upstreams();
     let gw = Dyegate::start(&routes(&stable, &canary, &shadowed(2_000), ""));
-    let traffic = Traffic::start(gw.addr(), 2, Duration::from_millis(5), vec![]);
+    // No traffic yet: the stage cannot end without 20 answers to copies.
     let shadowing = wait_rollout(&gw, Duration::from_secs(20), "the shadow stage", |r| {
         r["state"] == "shadowing"
     })
     .await;
     assert_eq!(shadowing["shadow"]["mirroring"], true, "{shadowing:#}");
     assert_eq!(shadowing["table_canary_share"], 0.0, "{shadowing:#}");
+    // Exactly min_requests untagged requests: the stage can end only once the copies of all of
+    // them were answered, so each was routed in the stage, at share 0.
+    for i in 0..20 {
+        let resp = Req::get(&format!("/items/{i}")).send(gw.addr()).await;
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("x-upstream"), Some("stable"), "request {i}");
+    }
     let step1 = wait_rollout(&gw, Duration::from_secs(30), "step 1", |r| r["step"] == 1).await;
-    // Copies only until step 1: counted before any request could go there.
-    let before_step1 = unmarked(&canary);
-    traffic.stop().await;
-    assert_eq!(
-        before_step1, 0,
-        "untagged requests reached the canary in the stage"
+    let copies = poll_until(
+        Duration::from_secs(10),
+        || async { canary.marked_count() },
+        |n| *n == 20,
     );
-    assert!(
-        canary.marked_count() >= 20,
-        "copies: {}",
-        canary.marked_count()
+    assert_eq!(copies.await, Ok(20), "copies at the canary");
+    assert_eq!(
+        unmarked(&canary),
+        0,
+        "untagged requests reached the canary in the stage"
     );
     assert_eq!(step1["state"], "progressing", "{step1:#}");
     assert_eq!(step1["canary_share"], 10.0, "{step1:#}");
     assert_eq!(step1["table_canary_share"], 10.0, "{step1:#}");
     assert_eq!(step1["shadow"]["mirroring"], false, "{step1:#}");
-    let moves = states(&step1);
-    assert_eq!(moves[..2], ["pending", "shadowing"], "{step1:#}");
+    assert_eq!(
+        states(&step1),
+        ["pending", "shadowing", "progressing"],
+        "{step1:#}"
+    );
     let reason = step1["history"][2]["reason"].as_str().unwrap_or_default();
-    assert!(
-        reason.starts_with("shadow stage held for 2000 ms: "),
+    assert_eq!(
+        reason, "shadow stage held for 2000 ms: 20 copies, 0 errors, 0 mismatches of 0 compared",
         "{step1:#}"
     );
     // The versions: the stage's mirror set over the table, then taken away with step 1's weights.

@@ -206,10 +206,10 @@ impl Controller {
     pub(super) fn evaluate(&self, plan: &Plan, s: &RolloutState) -> Evaluation {
         let (step_started_ms, now) = (s.step_started_ms, self.clock.now_second());
         if let (true, Some(sh)) = (s.shadow, &plan.shadow) {
-            let (from, to) = super::shadow::span(sh, step_started_ms, now);
+            let (from, to) = super::shadow::span(step_started_ms, now);
             let tally = self.metrics.shadow_tally();
             let counts = tally.counts(&plan.route, plan.canary_group(), from, to);
-            return super::shadow::judge(sh, plan.canary_group(), &counts);
+            return super::shadow::judge(sh, plan.canary_group(), &counts, (from, to));
         }
         let figures = self.own_window(plan, step_started_ms, now);
         let mut e = judge(&plan.gates, &figures, plan.canary);

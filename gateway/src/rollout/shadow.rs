@@ -24,7 +24,7 @@ pub struct Shadow {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShadowGates {
-    /// The stage's last seconds judged: its duration, at most 300 s.
+    /// The most of the stage its gates judge: its duration, at most [`MAX_WINDOW_MS`].
     pub window_ms: u64,
     pub min_requests: u64,
     pub max_error_rate: Option<f64>,
@@ -56,14 +56,25 @@ impl Plan {
     }
 }
 
-/// The seconds the stage's gates judge at second `now` of a stage started at `started_ms`.
-pub fn span(shadow: &Shadow, started_ms: u64, now: u64) -> (u64, u64) {
-    let n = shadow.gates.window_ms.div_ceil(1000);
+/// The longest a stage's window reaches back: what the tally keeps.
+pub const MAX_WINDOW_MS: u64 = 300_000;
+
+/// The seconds the stage's gates judge at second `now` of a stage started at `started_ms`: the
+/// whole stage so far, its last [`MAX_WINDOW_MS`] at most (a judgement that comes late loses no
+/// answer of the stage).
+pub fn span(started_ms: u64, now: u64) -> (u64, u64) {
+    let n = MAX_WINDOW_MS / 1000;
     (now.saturating_sub(n).max(started_ms / 1000), now)
 }
 
-/// Judges the shadow's `counts` against the stage's gates (`canary`: the group's name).
-pub fn judge(shadow: &Shadow, canary: &str, counts: &ShadowCounts) -> Evaluation {
+/// Judges the shadow's `counts` of the seconds `from..=to` against the stage's gates
+/// (`canary`: the group's name).
+pub fn judge(
+    shadow: &Shadow,
+    canary: &str,
+    counts: &ShadowCounts,
+    (from, to): (u64, u64),
+) -> Evaluation {
     let g = &shadow.gates;
     let a = &counts.answers;
     let latency = a.latency_ms(g.latency_percentile);
@@ -91,7 +102,7 @@ pub fn judge(shadow: &Shadow, canary: &str, counts: &ShadowCounts) -> Evaluation
     }
     Evaluation {
         at: crate::stamp::now_rfc3339(),
-        window_ms: g.window_ms,
+        window_ms: (to + 1).saturating_sub(from) * 1000,
         min_requests: g.min_requests,
         latency_percentile: g.latency_percentile,
         enough_traffic: a.requests >= g.min_requests,

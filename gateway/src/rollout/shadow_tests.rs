@@ -55,6 +55,7 @@ fn a_rollout_with_a_shadow_stage_begins_with_it_and_its_mirror_is_the_canarys() 
         p.shadow.as_ref().expect("shadow"),
         "canary",
         &counts(0, 0, 0, 0),
+        (10, 14),
     );
     assert!(matches!(
         crate::rollout::machine::next(&p, &pending, &e, 0),
@@ -80,7 +81,7 @@ fn a_rollout_with_a_shadow_stage_begins_with_it_and_its_mirror_is_the_canarys() 
 fn a_breach_in_the_stage_fails_the_rollout_naming_the_shadow_gate_and_figures() {
     let p = plan();
     let g = p.shadow.as_ref().expect("shadow");
-    let e = judge(g, "canary", &counts(40, 40, 0, 0));
+    let e = judge(g, "canary", &counts(40, 40, 0, 0), (10, 14));
     let n = crate::rollout::machine::next(&p, &shadowing(10_000), &e, 10_100);
     let Some(Next::Apply(0, Phase::Failed, Some(why))) = n else {
         panic!("{n:?}");
@@ -90,22 +91,38 @@ fn a_breach_in_the_stage_fails_the_rollout_naming_the_shadow_gate_and_figures() 
         "shadow gate error_rate breached: 1.0000 > 0.05 (canary's answers to 40 copies: 40 errors, 0 mismatches of 0 compared, p99 latency 25 ms; window 5000 ms) before any untagged request reached the canary"
     );
     // Mismatches: over the copies compared.
-    let e = judge(g, "canary", &counts(40, 0, 20, 3));
+    let e = judge(g, "canary", &counts(40, 0, 20, 3), (10, 14));
     assert_eq!(
         e.breach().map(|v| v.gate.as_str()),
         Some("shadow_mismatch_rate")
     );
     assert!((e.gates[2].value - 0.15).abs() < 1e-9);
-    let e = judge(g, "canary", &counts(40, 0, 20, 2));
+    let e = judge(g, "canary", &counts(40, 0, 20, 2), (10, 14));
     assert_eq!(e.breach(), None);
     // `on_failure: pause` holds the stage instead.
     let mut pause = plan();
     pause.on_failure = OnFailure::Pause;
-    let e = judge(g, "canary", &counts(40, 40, 0, 0));
+    let e = judge(g, "canary", &counts(40, 40, 0, 0), (10, 14));
     assert!(matches!(
         crate::rollout::machine::next(&pause, &shadowing(10_000), &e, 10_100),
         Some(Next::Set(Phase::Paused, Some(_)))
     ));
+}
+
+#[test]
+fn the_window_is_the_whole_stage_so_far_its_last_300_s_at_most() {
+    assert_eq!(span(10_500, 14), (10, 14));
+    // A judgement that comes late loses none of the stage's answers.
+    assert_eq!(span(10_500, 40), (10, 40));
+    assert_eq!(span(10_500, 1_000), (700, 1_000));
+    let g = plan();
+    let e = judge(
+        g.shadow.as_ref().expect("shadow"),
+        "canary",
+        &counts(1, 0, 0, 0),
+        (10, 14),
+    );
+    assert_eq!(e.window_ms, 5_000);
 }
 
 #[test]
@@ -115,6 +132,7 @@ fn too_few_answers_are_not_judged_and_do_not_end_the_stage() {
         p.shadow.as_ref().expect("shadow"),
         "canary",
         &counts(19, 19, 0, 0),
+        (10, 14),
     );
     assert!(!e.enough_traffic);
     assert_eq!(next(&p, &shadowing(10_000), &e, 10_100), None);
@@ -128,6 +146,7 @@ fn a_stage_that_held_for_its_duration_hands_over_to_step_1() {
         p.shadow.as_ref().expect("shadow"),
         "canary",
         &counts(40, 1, 40, 0),
+        (10, 14),
     );
     assert_eq!(e.breach(), None);
     assert_eq!(next(&p, &shadowing(10_000), &e, 14_999), None);

@@ -54,15 +54,15 @@ pub fn plan_of(route: &RouteConfig) -> Option<Plan> {
     })
 }
 
-/// The shadow stage: judged over its duration, its last five minutes at most (what the windows
-/// keep).
+/// The shadow stage: judged over the whole stage, its last five minutes at most (what the tally
+/// keeps).
 fn shadow(s: &super::rollout_shadow::ShadowConfig) -> Shadow {
     let g = &s.gates;
     Shadow {
         share: super::compile_mirror::share(s.percent),
         duration_ms: s.duration_ms.0,
         gates: ShadowGates {
-            window_ms: s.duration_ms.0.min(super::rollout::WINDOW_BOUND.max),
+            window_ms: s.duration_ms.0.min(crate::rollout::shadow::MAX_WINDOW_MS),
             min_requests: g.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
             max_error_rate: g.max_error_rate,
             max_latency_ms: g.max_latency_ms.map(|m| m.0),
