@@ -76,6 +76,16 @@ async fn a_canary_failing_on_the_copies_fails_in_shadowing_and_no_user_request_r
     assert!(samples
         .iter()
         .all(|s| s.status == 200 && s.upstream == "stable"));
+    let out = gw.config().cli(&["rollout", "status", "shop", "-o", "table"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    for text in [
+        "shop: failed, step 0 of 3",
+        "shadow stage before step 1: 100% of the requests copied to the canary for 600000 ms\n",
+        "the canary's answers to copies: ",
+        "shadow gate error_rate breached: 1.0000 > 0.05",
+    ] {
+        assert!(out.stdout.contains(text), "no {text:?} in\n{out}");
+    }
     let metrics = Req::get("/metrics").send(gw.admin_addr()).await.text();
     for line in [
         "dyegate_rollout_transitions_total{route=\"shop\",to=\"shadowing\"} 1",
