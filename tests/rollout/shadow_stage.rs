@@ -76,7 +76,9 @@ async fn a_canary_failing_on_the_copies_fails_in_shadowing_and_no_user_request_r
     assert!(samples
         .iter()
         .all(|s| s.status == 200 && s.upstream == "stable"));
-    let out = gw.config().cli(&["rollout", "status", "shop", "-o", "table"]);
+    let out = gw
+        .config()
+        .cli(&["rollout", "status", "shop", "-o", "table"]);
     assert_eq!(out.code, Some(0), "{out}");
     for text in [
         "shop: failed, step 0 of 3",

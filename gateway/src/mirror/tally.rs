@@ -9,6 +9,7 @@
 
 use super::Outcome;
 use crate::telemetry::window::{Figures, BUCKETS_MS};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -103,6 +104,76 @@ impl Tally {
     }
 }
 
+/// One second of a pair, as an upgrade hands it to the next process (a shadow stage under way
+/// is judged on the same copies after it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TallySecond {
+    pub second: u64,
+    /// Ended, failed, compared, mismatched.
+    pub counts: [u64; 4],
+    pub buckets: Vec<u64>,
+}
+
+/// A pair's seconds as handed over: (route, group, seconds).
+pub type PairSeconds = (String, String, Vec<TallySecond>);
+
+impl Tally {
+    /// Every pair's seconds with copies among the last ones kept up to `now`.
+    pub fn export(&self, now: u64) -> Vec<PairSeconds> {
+        let read = self.pairs.read().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::new();
+        for (route, groups) in read.iter() {
+            for (group, s) in groups {
+                let seconds = s.export(now);
+                if !seconds.is_empty() {
+                    out.push((route.clone(), group.clone(), seconds));
+                }
+            }
+        }
+        out
+    }
+
+    /// Adds handed-over seconds (to a second counted here too, or in place of an older one).
+    pub fn restore(&self, pairs: &[PairSeconds]) {
+        for (route, group, seconds) in pairs {
+            let s = self.pair(route, group);
+            for r in seconds {
+                let slot = s.slot(r.second);
+                if slot.second.load(Ordering::Acquire) != r.second {
+                    continue; // a newer second holds the slot
+                }
+                for (c, n) in slot.counts.iter().zip(&r.counts) {
+                    c.fetch_add(*n, Ordering::Relaxed);
+                }
+                for (b, n) in slot.buckets.iter().zip(&r.buckets) {
+                    b.fetch_add(*n, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl Seconds {
+    fn export(&self, now: u64) -> Vec<TallySecond> {
+        let from = now.saturating_sub(SLOTS as u64 - 2);
+        (from..=now)
+            .filter_map(|s| {
+                let slot = &self.slots[(s % SLOTS as u64) as usize];
+                let counts = slot.counts.each_ref().map(|c| c.load(Ordering::Relaxed));
+                let buckets: Vec<u64> = (slot.buckets.iter())
+                    .map(|b| b.load(Ordering::Relaxed))
+                    .collect();
+                let any = counts.iter().chain(&buckets).any(|n| *n > 0);
+                (slot.second.load(Ordering::Acquire) == s && any).then_some(TallySecond {
+                    second: s,
+                    counts,
+                    buckets,
+                })
+            })
+            .collect()
+    }
+}
+
 impl Seconds {
     fn new() -> Seconds {
         Seconds {
@@ -184,6 +255,15 @@ mod tests {
         assert_eq!(t.counts("shop", "canary", 101, 101).answers.requests, 3);
         assert_eq!(t.counts("shop", "other", 100, 101).answers.errors, 1);
         assert_eq!(t.counts("cart", "canary", 0, 200), ShadowCounts::default());
+        // Handed over to a new process: the same figures, added to its own.
+        let next = Tally::default();
+        next.outcome("shop", "canary", Outcome::ShadowError, 101);
+        next.restore(&t.export(101));
+        let c = next.counts("shop", "canary", 100, 101);
+        assert_eq!((c.answers.requests, c.answers.errors), (14, 5));
+        assert_eq!((c.compared, c.mismatches), (2, 1));
+        assert_eq!(c.answers.latency_ms(100.0), Some(1000));
+        assert_eq!(next.counts("shop", "other", 100, 101).answers.errors, 1);
         // A slot taken by a later second forgets the earlier one.
         t.outcome("shop", "canary", Outcome::Sent, 100 + SLOTS as u64);
         assert_eq!(t.counts("shop", "canary", 100, 100).answers.requests, 0);
