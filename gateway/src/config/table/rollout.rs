@@ -156,6 +156,17 @@ pub fn validate_rollout(route: &RouteConfig, path: &str, issues: &mut Vec<Issue>
     validate_hooks(&r.hooks, &p("hooks"), issues);
     if let Some(s) = &r.shadow {
         validate_shadow(s, &p("shadow"), issues);
+        // From the first request: a rollout serves the file's weights until its first move.
+        let given = route.split.iter().find(|e| e.upstream == r.canary);
+        if let Some(w) = given.map(|e| e.weight.0).filter(|w| *w > 0) {
+            issues.push(Issue::new(
+                p("shadow"),
+                format!(
+                    "found the canary {:?} at weight {w} in the split, expected weight 0 with a shadow stage: the stage runs before any untagged request reaches the canary",
+                    r.canary
+                ),
+            ));
+        }
     }
 }
 

@@ -233,6 +233,14 @@ fn shadow_errors_are_located() {
         with("duration_ms: 60000", "duration: 60000"),
         vec!["routes.yaml:16:9: routes[0].rollout.shadow.duration: found unknown field `duration`, expected one of `percent`, `duration_ms`, `gates`"]
     );
+    let given = rollout(SHADOW).replace(
+        "{ upstream: canary, weight: 0 }",
+        "{ upstream: canary, weight: 10 }",
+    );
+    assert_eq!(
+        errors(&given),
+        vec!["routes.yaml:15:16: routes[0].rollout.shadow: found the canary \"canary\" at weight 10 in the split, expected weight 0 with a shadow stage: the stage runs before any untagged request reaches the canary"]
+    );
     assert_eq!(
         with("min_requests: 50", "max_p99_ms: 50"),
         vec!["routes.yaml:17:110: routes[0].rollout.shadow.gates.max_p99_ms: found unknown field `max_p99_ms`, expected one of `min_requests`, `max_error_rate`, `max_latency_ms`, `latency_percentile`, `max_mismatch_rate`"]
