@@ -19,11 +19,12 @@ pub enum Outcome {
     ShadowError,
     /// No whole answer within `timeout_ms`.
     ShadowTimeout,
-    /// Compared: the answers agree.
+    /// Compared: the same status, headers and body.
     Match,
     /// Compared: the statuses differ.
     StatusMismatch,
-    /// Compared: the statuses agree, the bodies differ.
+    /// Compared: the same status, but the bodies (hash, or length past `max_body_bytes`) or
+    /// the headers (names and values, less `ignore_headers`) differ.
     BodyMismatch,
 }
 
