@@ -6,6 +6,7 @@ mod auth;
 mod empty;
 mod outage;
 mod rollouts;
+mod shadow;
 mod source;
 mod storm;
 mod values;

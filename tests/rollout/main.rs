@@ -8,5 +8,6 @@ mod hooks;
 mod progress;
 mod prometheus_gates;
 mod rollback;
+mod shadow_stage;
 mod state;
 mod version_record;

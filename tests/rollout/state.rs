@@ -62,7 +62,10 @@ async fn an_unrelated_edit_keeps_the_rollout_and_an_edit_of_its_split_restarts_i
 
     let unrelated = edit_unrelated(&gw, &text).await;
     let r = rollout(&gw).await;
-    assert!(is("progressing", 2)(&r), "{r:#}");
+    // Still on step 2. Without traffic, a judgement in between (a loaded machine takes more
+    // than a second for the edit) moves it to waiting_for_traffic, on the same step.
+    let on_step_2 = is("progressing", 2)(&r) || is("waiting_for_traffic", 2)(&r);
+    assert!(on_step_2, "{r:#}");
     assert_eq!(r["table_canary_share"], 50.0, "{r:#}");
     // SIGHUP with the file unchanged: nothing moves.
     sighup_and_wait(&gw).await;

@@ -50,6 +50,9 @@ pub struct State {
     /// The rollout events not delivered yet, per route, with each route's event count.
     #[serde(default)]
     pub events: Vec<QueueRecord>,
+    /// The mirrored copies' answers per (route, group), for a rollout's shadow stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow_tally: Vec<crate::mirror::tally::PairSeconds>,
 }
 
 /// What the old process counted after it wrote its state (requests it still answered while it

@@ -139,6 +139,8 @@ impl Handover {
             dns: self.parts.dns.export(),
             windows: self.windows(),
             events: self.parts.rollouts.outbox().hand_over(),
+            shadow_tally: (self.parts.metrics.shadow_tally())
+                .export(crate::telemetry::window::now_second()),
         }
     }
 
@@ -258,6 +260,7 @@ impl Handover {
                 .restore(seconds);
         }
         self.parts.rollouts.outbox().take_over(&state.events);
+        (self.parts.metrics.shadow_tally()).restore(&state.shadow_tally);
         let passed = unix_ms().saturating_sub(state.written_unix_ms);
         lock(&self.health).taken = Some((state.health.clone(), passed));
         info!(

@@ -144,6 +144,9 @@ fn differing_headers(compare: &Compare, primary: &Summary, shadow: &Summary) -> 
             .collect()
     };
     let mut out: Vec<String> = Vec::new();
+    if !compare.headers {
+        return out;
+    }
     for (name, _) in primary.headers.iter().chain(&shadow.headers) {
         if compare.ignore_headers.contains(name) || out.iter().any(|o| o == name.as_str()) {
             continue;
@@ -179,6 +182,7 @@ mod tests {
         Compare {
             status: true,
             body: true,
+            headers: true,
             ignore_headers: ignore.iter().map(|h| HeaderName::from_static(h)).collect(),
             baseline: None,
         }
@@ -228,6 +232,21 @@ mod tests {
             body: false,
             ..compare(&[])
         };
+        // headers: false: the differing header is not looked at.
+        let no_headers = Compare {
+            headers: false,
+            ..compare(&[])
+        };
+        let with_version = answer(200, &[("x-version", "2")], &[b"hello"], 64);
+        let without = answer(200, &[("x-version", "1")], &[b"hello"], 64);
+        assert_eq!(
+            judge(&no_headers, 64, &without, &with_version, None).outcome,
+            Outcome::Match
+        );
+        assert_eq!(
+            judge(&compare(&[]), 64, &without, &with_version, None).outcome,
+            Outcome::BodyMismatch
+        );
         assert_eq!(
             judge(&lax, 64, &a, &failed, None).outcome,
             Outcome::BodyMismatch

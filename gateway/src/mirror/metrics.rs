@@ -2,6 +2,8 @@
 //! `dyegate_mirror_latency_seconds{route,group,side}`.
 
 use super::book::Book;
+use super::tally::Tally;
+use crate::telemetry::window::now_second;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
 use std::sync::Arc;
 
@@ -54,6 +56,8 @@ pub struct MirrorMetrics {
     latency: HistogramVec,
     /// The same counts, and the last mismatches, for `GET /mirrors`.
     book: Arc<Book>,
+    /// The same copies per second, for a rollout's shadow stage.
+    tally: Arc<Tally>,
 }
 
 impl MirrorMetrics {
@@ -81,6 +85,7 @@ impl MirrorMetrics {
             requests,
             latency,
             book: Arc::default(),
+            tally: metrics.shadow_tally().clone(),
         }
     }
 
@@ -94,6 +99,7 @@ impl MirrorMetrics {
             .with_label_values(&[route, group, outcome.as_str()])
             .inc();
         self.book.count(route, group, outcome);
+        self.tally.outcome(route, group, outcome, now_second());
     }
 
     pub fn primary_latency(&self, route: &str, group: &str, seconds: f64) {
@@ -106,5 +112,13 @@ impl MirrorMetrics {
         self.latency
             .with_label_values(&[route, group, "shadow"])
             .observe(seconds);
+    }
+
+    /// A copy's whole answer from the shadow: its status and time (seconds). Counted for a
+    /// rollout's shadow stage (a 5xx is the shadow's failure whatever the outcome).
+    pub fn shadow_answer(&self, route: &str, group: &str, status: u16, seconds: f64) {
+        self.shadow_latency(route, group, seconds);
+        let millis = (seconds * 1000.0) as u64;
+        (self.tally).answer(route, group, status, millis, now_second());
     }
 }

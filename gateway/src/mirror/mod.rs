@@ -4,7 +4,8 @@
 //! bounded by `max_in_flight` and `timeout_ms`, sent over its own pool of connections
 //! ([`Pool`]), never retried, and counted only in its own metrics ([`MirrorMetrics`]). With
 //! `compare`, its answer is summarized and judged against the real one ([`Primary`], `meet`,
-//! `answer`); `GET /mirrors` shows the counts and the last mismatches ([`Book`]).
+//! `answer`); `GET /mirrors` shows the counts and the last mismatches ([`Book`]); per second, the
+//! [`tally`] a rollout's shadow stage judges.
 
 mod answer;
 mod book;
@@ -13,6 +14,7 @@ mod metrics;
 mod pending;
 mod pool;
 mod send;
+pub mod tally;
 
 pub use book::{Book, OUTCOMES};
 pub use meet::Primary;

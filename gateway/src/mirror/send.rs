@@ -111,7 +111,7 @@ pub async fn send(copy: Copy, pool: Arc<Pool>, metrics: MirrorMetrics) {
     };
     if let Ok(a) = &answer {
         let seconds = a.latency.as_secs_f64();
-        metrics.shadow_latency(&entry.route.name, &entry.group, seconds);
+        metrics.shadow_answer(&entry.route.name, &entry.group, a.status, seconds);
     }
     match meet {
         // The entry's place is given back now; the meeting records the outcome.

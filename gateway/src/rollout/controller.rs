@@ -202,8 +202,16 @@ impl Controller {
 
     /// One window's figures per group of the plan, judged, with the Prometheus gates' last
     /// readings.
-    pub(super) fn evaluate(&self, plan: &Plan, step_started_ms: u64) -> Evaluation {
-        let figures = self.own_window(plan, step_started_ms, self.clock.now_second());
+    /// In the shadow stage, the canary's answers to the copies, judged by the stage's gates.
+    pub(super) fn evaluate(&self, plan: &Plan, s: &RolloutState) -> Evaluation {
+        let (step_started_ms, now) = (s.step_started_ms, self.clock.now_second());
+        if let (true, Some(sh)) = (s.shadow, &plan.shadow) {
+            let (from, to) = super::shadow::span(step_started_ms, now);
+            let tally = self.metrics.shadow_tally();
+            let counts = tally.counts(&plan.route, plan.canary_group(), from, to);
+            return super::shadow::judge(sh, plan.canary_group(), &counts, (from, to));
+        }
+        let figures = self.own_window(plan, step_started_ms, now);
         let mut e = judge(&plan.gates, &figures, plan.canary);
         e.prometheus = self.prometheus_verdicts(plan, step_started_ms);
         e
@@ -249,7 +257,7 @@ impl Controller {
                 let Some(s) = inner.states.get(&route) else {
                     continue;
                 };
-                let e = self.evaluate(&plan, s.step_started_ms);
+                let e = self.evaluate(&plan, s);
                 let generation = s.generation;
                 let failure = e.failure();
                 if let (Some((gate, _)), true) = (&failure, !s.state.is_final()) {
@@ -260,7 +268,7 @@ impl Controller {
                     Some((why, _)) => Some(Next::Set(Phase::Paused, Some(why.clone()))),
                     None => next(&plan, s, &e, self.clock.now_ms()),
                 };
-                let judged = s.state.is_judged() && s.step > 0;
+                let judged = s.state.is_judged() && (s.step > 0 || s.shadow);
                 if let (Some((gate, why)), true, None) = (&failure, judged, &drift) {
                     self.announce_breach(&plan, s, gate, why);
                 }
@@ -364,6 +372,10 @@ impl Controller {
             let share = plan.share(step);
             let mut overrides = running.clone();
             overrides.set_over(route, plan.weights(share), &plan.base);
+            let stage = (phase == Phase::Shadowing)
+                .then_some(())
+                .and(plan.shadow_mirror());
+            overrides.set_shadow(route, stage);
             let note = serde_json::json!({
                 "route": route,
                 "step": step,
@@ -388,6 +400,7 @@ impl Controller {
             s.generation = g;
             s.step = step;
             s.share = Some(share);
+            s.shadow = phase == Phase::Shadowing;
             s.step_started_ms = self.clock.now_ms();
             s.moved(phase, by, reason.clone());
             log::log!(
@@ -470,12 +483,6 @@ fn drifted(
     })
 }
 
-/// The weights of `route`'s split in `table`.
-fn weights_in(table: &crate::routing::RouteTable, route: &str) -> Option<Vec<u32>> {
-    let r = table.routes().iter().find(|r| *r.name == *route)?;
-    Some(r.split.weights.clone())
-}
-
 /// The weights a reload keeps for a rollout's route: its step's, unless the running table gives
 /// the canary another share. That is a rollback (or a change made around the rollout) that
 /// the controller has not judged yet, and the reload would undo it: the rollout is paused
@@ -509,53 +516,6 @@ fn kept_weights(
     match running {
         Some(w) if s.state == Phase::Paused && w.len() == step.len() && w != step => Some(w),
         _ => Some(step),
-    }
-}
-
-impl Controller {
-    /// What a rollback does to the rollouts: every one whose route it gave other weights is
-    /// paused with the reason `rollback to vN` and holds the rolled-back weights (share 0 when
-    /// the version has no such split), across reloads, restarts and upgrades, until a control
-    /// moves it or an edit of the route's `split` or `rollout` starts it again.
-    fn hold_rollback(&self, to: crate::reload::VersionId, before: &RouteTable, after: &RouteTable) {
-        let mut inner = self.lock();
-        let routes: Vec<String> = inner.states.keys().cloned().collect();
-        let mut touched = Vec::new();
-        for route in routes {
-            let Some(plan) = inner.plans.get(&route).cloned() else {
-                continue;
-            };
-            let now = weights_in(after, &route);
-            if now == weights_in(before, &route) {
-                continue;
-            }
-            let held = match now {
-                Some(w) if w.len() == plan.base.len() => w,
-                _ => plan.weights(0),
-            };
-            inner.generation += 1;
-            let generation = inner.generation;
-            let Some(s) = inner.states.get_mut(&route) else {
-                continue;
-            };
-            let why = format!("rollback to v{to}");
-            warn!(
-                "rollout {route}: paused at step {} ({why}): the canary keeps {:.1}% until a resume or an edit of the route's split or rollout",
-                s.step,
-                plan.share_of(&held)
-            );
-            s.generation = generation;
-            s.moved(Phase::Paused, MovedBy::Rollback, Some(why));
-            s.held = Some(held);
-            touched.push(route);
-        }
-        if touched.is_empty() {
-            return;
-        }
-        for route in &touched {
-            self.show(&inner, route, true);
-        }
-        self.save(&mut inner);
     }
 }
 
@@ -619,6 +579,9 @@ impl Overlay for Controller {
                 .and_then(|s| kept_weights(plan, s, Some(running), generation));
             if let Some(weights) = kept {
                 overrides.set_over(route, weights, &plan.base);
+            }
+            if inner.states.get(route).is_some_and(|s| s.shadow) {
+                overrides.set_shadow(route, plan.shadow_mirror());
             }
         }
         self.expect_hooks(&inner.plans, &plans);

@@ -629,3 +629,6 @@ fn a_restarted_controller_goes_on_where_the_old_one_was() {
     gw.after(5000);
     assert_eq!(gw.at(), (Phase::Aborted, 0, Some(0)));
 }
+
+#[path = "controller_shadow_tests.rs"]
+mod shadow;

@@ -87,6 +87,12 @@ impl Controller {
             "since": s.since,
             "moved_by": s.moved_by,
             "step_ms": plan.map(|p| p.step_ms),
+            "shadow": plan.and_then(|p| p.shadow.as_ref()).map(|sh| json!({
+                "percent": f64::from(sh.share) / 1000.0,
+                "duration_ms": sh.duration_ms,
+                "window_ms": sh.gates.window_ms,
+                "mirroring": s.shadow,
+            })),
             "window_ms": plan.map(|p| p.gates.window_ms),
             "last_evaluation": s.last_evaluation,
             "confirmation": s.confirmation,
@@ -187,7 +193,13 @@ pub(super) fn decide(
             Phase::Progressing,
             Some("resumed by control".into()),
         ),
-        (Control::Resume, Phase::Paused) => Next::Set(Phase::Pending, None),
+        (Control::Resume, Phase::Paused) => {
+            let again = Some("resumed by control: the shadow stage starts again".into());
+            match super::shadow::begin(plan, again).filter(|_| s.shadow) {
+                Some(shadow) => shadow,
+                None => Next::Set(Phase::Pending, None),
+            }
+        }
         (Control::Resume, Phase::Failed | Phase::Aborted) => {
             Next::Set(Phase::Pending, Some("started again by control".into()))
         }

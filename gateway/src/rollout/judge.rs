@@ -20,7 +20,8 @@ pub struct GroupFigures {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
-    /// `error_rate`, `latency` or `latency_ratio`.
+    /// `error_rate`, `latency` or `latency_ratio`; in `shadowing`, `shadow_error_rate`,
+    /// `shadow_latency` or `shadow_mismatch_rate`.
     pub gate: String,
     pub value: f64,
     pub limit: f64,
@@ -40,6 +41,10 @@ pub struct Evaluation {
     /// The Prometheus gates' last readings, judged for the step (empty without such gates).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prometheus: Vec<PromVerdict>,
+    /// In `shadowing`: the canary's answers to the copies the stage's gates judged (its
+    /// `groups` then has the canary alone, on those figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<super::shadow::ShadowFigures>,
 }
 
 impl Evaluation {
@@ -78,6 +83,9 @@ impl Evaluation {
 
     /// One line for logs and audit: the gate and the figures.
     pub fn describe(&self, v: &Verdict) -> String {
+        if let Some(f) = &self.shadow {
+            return super::shadow::describe(self, f, v);
+        }
         let c = self.groups.iter().find(|g| g.canary);
         format!(
             "gate {} breached: {:.4} > {} (canary {} requests, {} errors, p{} latency {} ms, window {} ms)",
@@ -156,6 +164,7 @@ pub fn judge(gates: &Gates, figures: &[(String, Figures)], canary: usize) -> Eva
         groups,
         gates: verdicts,
         prometheus: Vec::new(),
+        shadow: None,
     }
 }
 

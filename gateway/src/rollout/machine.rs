@@ -47,6 +47,9 @@ pub fn promote(plan: &Plan, step: usize) -> Next {
 
 /// What the gates' evaluation does to a rollout; `None` = nothing changes.
 pub fn next(plan: &Plan, s: &RolloutState, e: &Evaluation, now_ms: u64) -> Option<Next> {
+    if s.state == Phase::Shadowing {
+        return super::shadow::next(plan, s, e, now_ms);
+    }
     if s.state.is_judged() && s.step > 0 {
         if let Some((_, why)) = e.failure() {
             return Some(match plan.on_failure {
@@ -59,7 +62,10 @@ pub fn next(plan: &Plan, s: &RolloutState, e: &Evaluation, now_ms: u64) -> Optio
         }
     }
     let want = match s.state {
-        Phase::Pending => promote(plan, 0),
+        Phase::Pending => match super::shadow::begin(plan, None) {
+            Some(shadow) => shadow,
+            None => promote(plan, 0),
+        },
         Phase::Progressing | Phase::WaitingForTraffic => {
             let over = now_ms.saturating_sub(s.step_started_ms) >= plan.step_ms;
             if !e.enough_traffic {
@@ -120,6 +126,7 @@ mod tests {
                 ok,
             }],
             prometheus: vec![],
+            shadow: None,
         }
     }
 

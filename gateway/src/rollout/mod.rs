@@ -9,6 +9,8 @@
 //!   the request path, read here.
 //! - [`judge`]: the gates' verdicts on a window's figures.
 //! - [`machine`]: the state machine (what happens next), pure.
+//! - [`shadow`]: the shadow stage before step 1 (state `shadowing`): a mirror to the canary set
+//!   over the table, judged on the canary's answers to the copies (`crate::mirror::tally`).
 //! - [`state`]: a rollout's state, kept in `state_dir/rollouts.json`.
 //! - [`clock`]: the time the controller reads (the wall clock; a hand-moved one in tests).
 //! - [`steps`]: what the controller needs of the table's owner (the reloader), handed to it.
@@ -25,6 +27,7 @@
 pub mod clock;
 pub mod controller;
 mod controller_hooks;
+mod controller_rollback;
 pub mod controls;
 pub mod error;
 pub mod fleet;
@@ -36,6 +39,7 @@ pub mod plan;
 pub mod prometheus;
 pub mod series;
 pub mod service;
+pub mod shadow;
 pub mod state;
 pub mod steps;
 

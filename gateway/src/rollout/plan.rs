@@ -36,6 +36,8 @@ pub struct Plan {
     pub pause_before: Vec<u8>,
     pub gates: Gates,
     pub on_failure: OnFailure,
+    /// The shadow stage before step 1 (`rollout.shadow`).
+    pub shadow: Option<super::shadow::Shadow>,
     /// `confirm_step` and `events` (not part of the fingerprint: an edit of a hook keeps the
     /// rollout where it is).
     pub hooks: Hooks,
@@ -133,6 +135,7 @@ pub(crate) fn test_plan() -> Plan {
             prometheus: vec![],
         },
         on_failure: OnFailure::Rollback,
+        shadow: None,
         hooks: Hooks::default(),
         fingerprint: "f".into(),
     }
@@ -161,6 +164,7 @@ mod tests {
                 prometheus: vec![],
             },
             on_failure: OnFailure::Rollback,
+            shadow: None,
             hooks: Hooks::default(),
             fingerprint: String::new(),
         }

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 pub enum Phase {
     /// Known, no step applied yet.
     Pending,
+    /// The shadow stage before step 1: the canary gets copies of the route's requests only
+    /// (share 0 of untagged traffic), judged on its answers to them.
+    Shadowing,
     /// On a step, the gates holding.
     Progressing,
     /// On a step, fewer than `min_requests` canary requests in the window: not judged, not
@@ -32,8 +35,9 @@ pub enum Phase {
     Aborted,
 }
 
-pub const PHASES: [Phase; 9] = [
+pub const PHASES: [Phase; 10] = [
     Phase::Pending,
+    Phase::Shadowing,
     Phase::Progressing,
     Phase::WaitingForTraffic,
     Phase::Paused,
@@ -48,6 +52,7 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Pending => "pending",
+            Phase::Shadowing => "shadowing",
             Phase::Progressing => "progressing",
             Phase::WaitingForTraffic => "waiting_for_traffic",
             Phase::Paused => "paused",
@@ -63,7 +68,8 @@ impl Phase {
     pub fn is_judged(self) -> bool {
         matches!(
             self,
-            Phase::Progressing
+            Phase::Shadowing
+                | Phase::Progressing
                 | Phase::WaitingForTraffic
                 | Phase::AwaitingApproval
                 | Phase::AwaitingConfirmation
@@ -121,6 +127,10 @@ pub struct RolloutState {
     /// Moves not yet handed to the events hook: (the move before, the move).
     #[serde(skip)]
     pub unannounced: Vec<(Option<Move>, Move)>,
+    /// The shadow stage's mirror is set over the table: in `shadowing`, and paused there (a
+    /// resume starts the stage again).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     /// Changes with every move (a move decided before another one is dropped).
     #[serde(skip)]
     pub generation: u64,
@@ -209,6 +219,7 @@ impl RolloutState {
             history: Vec::new(),
             held: None,
             confirmation: None,
+            shadow: false,
             unannounced: Vec::new(),
             generation: 0,
         };

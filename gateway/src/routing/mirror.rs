@@ -31,6 +31,8 @@ pub struct Mirror {
 pub struct Compare {
     pub status: bool,
     pub body: bool,
+    /// Response headers compared at all (`compare.headers`).
+    pub headers: bool,
     /// Response headers left out of the comparison (hop-by-hop ones always are).
     pub ignore_headers: Vec<HeaderName>,
     /// The stable group a second copy goes to: a difference it shows against the real answer

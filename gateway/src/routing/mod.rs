@@ -38,7 +38,7 @@ pub use health::{AllHealthy, TargetHealth};
 pub use index::RouteIndex;
 pub use members::{Members, Target};
 pub use mirror::{default_methods, sampled, Admission, Compare, Mirror, FULL_SHARE};
-pub use overrides::Overrides;
+pub use overrides::{Overrides, RouteOverride, ShadowMirror};
 pub use request_parts::Parsed;
 
 /// Largest split weight (keeps the sum of any split far from overflow).

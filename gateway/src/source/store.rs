@@ -67,7 +67,8 @@ impl Table {
     }
 
     /// Whether the assembled table may replace one of `running_routes` routes (`None`: at
-    /// startup): see [`layout::Assembled::admit`].
+    /// startup): see [`layout::Assembled::admit`]; and has nothing a fleet cannot run yet (a
+    /// rollout's shadow stage).
     pub fn admit(
         &self,
         prefix: &str,
@@ -77,7 +78,10 @@ impl Table {
         let current = self.current(prefix)?;
         assembled
             .admit(&format!("{prefix}{CURRENT}"), &current, running_routes)
-            .map_err(|e| ConfigErrors(vec![e]))
+            .map_err(|e| ConfigErrors(vec![e]))?;
+        let name = format!("etcd:{}", self.dir(prefix));
+        crate::config::table::rollout_shadow::refuse_in_fleet(&name, &assembled.text)
+            .map_err(|e| assembled.locate_all(e))
     }
 }
 

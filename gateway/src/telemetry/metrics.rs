@@ -152,6 +152,8 @@ pub struct Metrics {
     source_connected: OnceLock<IntGauge>,
     containment: Arc<super::ContainmentMetrics>,
     dns: Arc<super::DnsMetrics>,
+    /// Mirrored copies' answers per second, for rollouts' shadow stages.
+    shadow_tally: Arc<crate::mirror::tally::Tally>,
 }
 
 impl Metrics {
@@ -227,6 +229,7 @@ impl Metrics {
             source_connected: OnceLock::new(),
             containment: Arc::default(),
             dns: Arc::default(),
+            shadow_tally: Arc::default(),
         })
     }
 
@@ -311,6 +314,12 @@ impl Metrics {
     /// The failure-handling families (timeouts, retries, health), rendered with these.
     pub fn containment(&self) -> &Arc<super::ContainmentMetrics> {
         &self.containment
+    }
+
+    /// The mirrored copies' answers per (route, shadow group) and second: fed by the mirror
+    /// metrics, judged by a rollout's shadow stage.
+    pub fn shadow_tally(&self) -> &Arc<crate::mirror::tally::Tally> {
+        &self.shadow_tally
     }
 
     /// The DNS families (changes, failed lookups, addresses of the groups' DNS names).

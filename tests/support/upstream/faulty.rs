@@ -65,6 +65,9 @@ struct Shared {
     max_checks_in_flight: AtomicUsize,
     /// Body bytes received with requests other than health checks.
     body_bytes: AtomicUsize,
+    /// Requests (health checks not included) that carried `x-dyegate-mirror`: a gateway's
+    /// copies.
+    marked: AtomicUsize,
     /// Requests held by [`Fault::Hold`] right now, and the switch that lets them go.
     held: AtomicUsize,
     released: tokio::sync::watch::Sender<bool>,
@@ -96,6 +99,7 @@ impl FaultyUpstream {
             checks_in_flight: AtomicUsize::new(0),
             max_checks_in_flight: AtomicUsize::new(0),
             body_bytes: AtomicUsize::new(0),
+            marked: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
             released: tokio::sync::watch::Sender::new(false),
         });
@@ -131,6 +135,12 @@ impl FaultyUpstream {
     /// Requests received, health checks not included.
     pub fn request_count(&self) -> usize {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests received that carried `x-dyegate-mirror` (mirrored copies); the others are
+    /// `request_count() - marked_count()`.
+    pub fn marked_count(&self) -> usize {
+        self.shared.marked.load(Ordering::SeqCst)
     }
 
     /// Health checks (`GET /healthz`) received.
@@ -171,6 +181,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Request {
     path: String,
     body_len: usize,
+    /// Carries `x-dyegate-mirror`.
+    marked: bool,
 }
 
 /// Reads one request (head, then a `content-length` body); `None` at EOF or on garbage.
@@ -188,12 +200,16 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Reque
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let path = head.split_whitespace().nth(1)?.to_string();
-    let body_len = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+    let header = |name: &str| {
+        (head.lines())
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let body_len = header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
+    let marked = header("x-dyegate-mirror").is_some();
     while buf.len() < head_end + body_len {
         let mut chunk = [0u8; 16384];
         let n = stream.read(&mut chunk).await.ok()?;
@@ -203,7 +219,11 @@ async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Reque
         buf.extend_from_slice(&chunk[..n]);
     }
     buf.drain(..head_end + body_len);
-    Some(Request { path, body_len })
+    Some(Request {
+        path,
+        body_len,
+        marked,
+    })
 }
 
 fn response(status: u16, name: &str, body: &str, close: bool) -> Vec<u8> {
@@ -262,6 +282,9 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
                 Some(false) => return,
                 None => return reset(stream),
             }
+        }
+        if req.marked {
+            shared.marked.fetch_add(1, Ordering::SeqCst);
         }
         let n = shared.requests.fetch_add(1, Ordering::SeqCst);
         shared.body_bytes.fetch_add(req.body_len, Ordering::SeqCst);

@@ -93,6 +93,18 @@ pub fn render(r: &Value, now_unix: u64) -> String {
             &plan[..plan.len().min(12)]
         ));
     }
+    if let Some(stage) = r["shadow"].as_object() {
+        out.push_str(&format!(
+            "shadow stage before step 1: {} of the requests copied to the canary for {} ms{}\n",
+            share(&stage["percent"]),
+            text(&stage["duration_ms"]),
+            if stage["mirroring"] == true {
+                ", mirroring now (untagged share 0)"
+            } else {
+                ""
+            }
+        ));
+    }
     out.push_str(&hooks(r, now_unix));
     if r["fleet"].is_object() {
         out.push_str(&fleet(&r["fleet"], now_unix));
@@ -229,11 +241,17 @@ fn evaluation(e: &Value, now_unix: u64) -> String {
         || "p?".into(),
         |p| format!("p{}", share(&p.into()).trim_end_matches('%')),
     );
+    let shadow = &e["shadow"];
     let mut out = format!(
-        "last evaluation {}: window {} ms, at least {} canary requests: {}\n",
+        "last evaluation {}: window {} ms, at least {} canary {}: {}\n",
         when(&text(&e["at"]), now_unix),
         text(&e["window_ms"]),
         text(&e["min_requests"]),
+        if shadow.is_object() {
+            "answers to copies (the shadow stage)"
+        } else {
+            "requests"
+        },
         if e["enough_traffic"] == true {
             "enough traffic, the gates count"
         } else {
@@ -257,6 +275,15 @@ fn evaluation(e: &Value, now_unix: u64) -> String {
             ]
         })
         .collect();
+    if shadow.is_object() {
+        out.push_str(&format!(
+            "  the canary's answers to copies: {} ended, {} failed, {} mismatches of {} compared\n",
+            text(&shadow["copies"]),
+            text(&shadow["errors"]),
+            text(&shadow["mismatches"]),
+            text(&shadow["compared"])
+        ));
+    }
     let latency = format!("{} LATENCY", p.to_uppercase());
     out.push_str(&table(
         &["  GROUP", "REQUESTS", "ERRORS", "ERROR RATE", &latency],

@@ -153,9 +153,14 @@ fn compile_routes(
     let mut routes = Vec::with_capacity(cfg.routes.len());
     for (i, route) in cfg.routes.iter().enumerate() {
         let Some(route) = route else { continue };
-        let set = match overrides.is_empty() {
-            true => None,
-            false => overrides.get(&route.name),
+        let (set, shadow) = match overrides.is_empty() {
+            true => (None, None),
+            false => (overrides.get(&route.name), overrides.shadow(&route.name)),
+        };
+        let shadowed = shadow.map(|s| super::compile_mirror::with_shadow(route, s));
+        let route: &RouteConfig = match &shadowed {
+            Some(r) => r,
+            None => route,
         };
         let origin = previous.and_then(|p| p.unchanged.route(i));
         // Carried over only with the weights it is compiled with now (a rollout step moves them
@@ -206,9 +211,10 @@ fn same_groups(cfg: &RouteConfig, old: &Route, group_ids: &HashMap<&str, usize>)
                 tag.as_str() == old_tag.as_ref() && id(group) == Some(*g)
             })
         && cfg.mirror.len() == old.mirror.len()
-        && (cfg.mirror.iter())
-            .zip(&old.mirror)
-            .all(|(m, o)| id(&m.upstream) == Some(o.group))
+        && (cfg.mirror.iter()).zip(&old.mirror).all(|(m, o)| {
+            // The share too: a shadow stage sets it over an unchanged entry.
+            id(&m.upstream) == Some(o.group) && super::compile_mirror::share(m.percent) == o.share
+        })
 }
 
 /// Whether `old` was compiled with the weights `cfg` is compiled with now (`set` by a rollout,

@@ -10,6 +10,7 @@ use super::rollout_hooks::{
 use crate::rollout::hooks::{ConfirmStep, EventsHook, HookUrl, Hooks};
 use crate::rollout::plan::{Gates, Plan};
 use crate::rollout::prometheus::PromGate;
+use crate::rollout::shadow::{Shadow, ShadowGates};
 use crate::stamp::sha256_hex;
 
 /// The plans of a table, by route.
@@ -46,10 +47,29 @@ pub fn plan_of(route: &RouteConfig) -> Option<Plan> {
             prometheus: g.prometheus.iter().filter_map(prom_gate).collect(),
         },
         on_failure: r.on_failure,
+        shadow: r.shadow.as_ref().map(shadow),
         hooks: hooks(&r.hooks),
         fingerprint: sha256_hex(fingerprint_text(route, r).as_bytes()),
         groups,
     })
+}
+
+/// The shadow stage: judged over the whole stage, its last five minutes at most (what the tally
+/// keeps).
+fn shadow(s: &super::rollout_shadow::ShadowConfig) -> Shadow {
+    let g = &s.gates;
+    Shadow {
+        share: super::compile_mirror::share(s.percent),
+        duration_ms: s.duration_ms.0,
+        gates: ShadowGates {
+            window_ms: s.duration_ms.0.min(crate::rollout::shadow::MAX_WINDOW_MS),
+            min_requests: g.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS),
+            max_error_rate: g.max_error_rate,
+            max_latency_ms: g.max_latency_ms.map(|m| m.0),
+            latency_percentile: g.latency_percentile.unwrap_or(DEFAULT_PERCENTILE),
+            max_mismatch_rate: g.max_mismatch_rate,
+        },
+    }
 }
 
 /// A valid URL (validation checked it: `None` never drops anything).
@@ -91,7 +111,8 @@ fn prom_gate(g: &PrometheusGateConfig) -> Option<PromGate> {
 /// What the fingerprint hashes: the route's split and its rollout but the hooks (an edit of a
 /// hook keeps the rollout on its step), written as versions without hooks and Prometheus gates
 /// wrote it (the `Debug` form of the same fields), so that a rollout without them keeps its
-/// fingerprint across an upgrade to this version; Prometheus gates are appended.
+/// fingerprint across an upgrade to this version; Prometheus gates and the shadow stage are
+/// appended.
 fn fingerprint_text(route: &RouteConfig, r: &RolloutConfig) -> String {
     #[derive(Debug)]
     #[allow(dead_code)] // read through Debug only
@@ -132,6 +153,9 @@ fn fingerprint_text(route: &RouteConfig, r: &RolloutConfig) -> String {
     let mut text = format!("{:?}\n{before:?}", route.split);
     if !g.prometheus.is_empty() {
         text.push_str(&format!("\n{:?}", g.prometheus));
+    }
+    if let Some(s) = &r.shadow {
+        text.push_str(&format!("\nshadow {s:?}"));
     }
     text
 }

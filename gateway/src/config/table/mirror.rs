@@ -84,6 +84,10 @@ pub struct CompareConfig {
     /// `max_body_bytes` by length only); `ignore`: not at all [hash].
     #[serde(default)]
     pub body: BodyCompareConfig,
+    /// Compare the response headers by name and value [true]; `false`: statuses and bodies
+    /// only (the versions send different `server` or version headers by design).
+    #[serde(default = "yes")]
+    pub headers: bool,
     /// Response headers left out of the comparison (every other header is compared by name
     /// and value; hop-by-hop headers never are).
     #[serde(default)]

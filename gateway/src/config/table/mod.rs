@@ -24,6 +24,7 @@ pub mod overrides;
 pub mod pipeline;
 pub mod rollout;
 pub mod rollout_hooks;
+pub mod rollout_shadow;
 pub mod upstream_transport;
 pub mod validate;
 

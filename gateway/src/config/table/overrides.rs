@@ -1,5 +1,5 @@
-//! A decoded table as compiled with the weights running rollouts set over it (for diffs): the
-//! routes they name carry their weights, every other entry is shared.
+//! A decoded table as compiled with what running rollouts set over it (for diffs): the routes
+//! they name carry their weights and a shadow stage's mirror, every other entry is shared.
 
 use super::model::{RouteConfig, RoutesConfig, Weight};
 use crate::routing::Overrides;
@@ -12,6 +12,9 @@ pub fn over(overrides: &Overrides, model: &Arc<RoutesConfig>) -> Arc<RoutesConfi
     }
     let mut m = RoutesConfig::clone(model);
     for route in m.routes.iter_mut().flatten() {
+        if let Some(s) = overrides.shadow(&route.name) {
+            *route = Arc::new(super::compile_mirror::with_shadow(route, s));
+        }
         let Some(w) = overrides.get(&route.name) else {
             continue;
         };

@@ -6,6 +6,7 @@ use super::model::RouteConfig;
 use super::rollout_hooks::{
     validate_hooks, validate_prometheus, HooksConfig, PrometheusGateConfig,
 };
+use super::rollout_shadow::{validate_shadow, ShadowConfig};
 use crate::config::error::Issue;
 use crate::config::range::{bounded, Bound, Bounded, Millis, Percent};
 use schemars::JsonSchema;
@@ -57,6 +58,10 @@ pub struct RolloutConfig {
     /// event. Only the driver calls them in a fleet.
     #[serde(default)]
     pub hooks: HooksConfig,
+    /// A shadow stage before step 1: the canary gets copies of the route's requests only
+    /// (share 0 of untagged traffic), judged on its answers to them.
+    #[serde(default)]
+    pub shadow: Option<ShadowConfig>,
 }
 
 /// `routes[i].rollout.gates`.
@@ -149,6 +154,20 @@ pub fn validate_rollout(route: &RouteConfig, path: &str, issues: &mut Vec<Issue>
     }
     validate_gates(&r.gates, &p("gates"), issues);
     validate_hooks(&r.hooks, &p("hooks"), issues);
+    if let Some(s) = &r.shadow {
+        validate_shadow(s, &p("shadow"), issues);
+        // From the first request: a rollout serves the file's weights until its first move.
+        let given = route.split.iter().find(|e| e.upstream == r.canary);
+        if let Some(w) = given.map(|e| e.weight.0).filter(|w| *w > 0) {
+            issues.push(Issue::new(
+                p("shadow"),
+                format!(
+                    "found the canary {:?} at weight {w} in the split, expected weight 0 with a shadow stage: the stage runs before any untagged request reaches the canary",
+                    r.canary
+                ),
+            ));
+        }
+    }
 }
 
 fn validate_gates(g: &GatesConfig, path: &str, issues: &mut Vec<Issue>) {

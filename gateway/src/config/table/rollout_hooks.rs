@@ -99,6 +99,16 @@ pub fn validate_hooks(h: &HooksConfig, path: &str, issues: &mut Vec<Issue>) {
     }
 }
 
+/// The gates' names on the gateway's own figures (the steps' and the shadow stage's).
+const BUILT_IN_GATES: [&str; 6] = [
+    "error_rate",
+    "latency",
+    "latency_ratio",
+    "shadow_error_rate",
+    "shadow_latency",
+    "shadow_mismatch_rate",
+];
+
 /// The checks of `gates.prometheus`; `path` is `routes[i].rollout.gates.prometheus`.
 pub fn validate_prometheus(gates: &[PrometheusGateConfig], path: &str, issues: &mut Vec<Issue>) {
     for (j, g) in gates.iter().enumerate() {
@@ -113,7 +123,7 @@ pub fn validate_prometheus(gates: &[PrometheusGateConfig], path: &str, issues: &
                     g.name
                 ),
             ));
-        } else if ["error_rate", "latency", "latency_ratio"].contains(&g.name.as_str()) {
+        } else if BUILT_IN_GATES.contains(&g.name.as_str()) {
             issues.push(Issue::new(
                 p("name"),
                 format!(

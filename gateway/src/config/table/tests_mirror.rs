@@ -119,3 +119,49 @@ fn errors_are_located() {
         vec!["routes.yaml:9:56: routes[0].mirror[0].methods[0]: found \"G T\", expected an HTTP method such as GET or PUT"]
     );
 }
+
+#[test]
+fn a_shadow_stage_set_over_a_route_mirrors_it_until_it_is_taken_away() {
+    use crate::config::routes_from_text_over;
+    use crate::routing::{Overrides, ShadowMirror};
+    let max = crate::config::bounds::DEFAULT_MAX_FILE_BYTES;
+    let compile =
+        |text: String, previous: Option<&crate::config::incremental::Reuse>, o: &Overrides| {
+            routes_from_text_over("routes.yaml", text.into_bytes(), previous, max, &mut |_| {
+                o.clone()
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+    let mut over = Overrides::default();
+    over.set_shadow(
+        "shop",
+        Some(ShadowMirror {
+            group: "shop-canary".into(),
+            share: 100_000,
+        }),
+    );
+    // The route's entry to the group keeps its settings and takes the stage's share.
+    let text = mirror(GOOD);
+    let written = compile(text.clone(), None, &Overrides::default());
+    let staged = compile(text.clone(), written.reuse.as_ref(), &over);
+    let m = &staged.table.routes()[0].mirror;
+    assert_eq!(m.len(), 1);
+    assert_eq!((m[0].share, m[0].max_in_flight), (100_000, 256));
+    // Taken away: the written share again, on the same unchanged text.
+    let back = compile(text, staged.reuse.as_ref(), &Overrides::default());
+    assert_eq!(back.table.routes()[0].mirror[0].share, 10_000);
+    // A route without such an entry gets one with the defaults, comparing statuses and bodies.
+    let plain = "upstreams:\n  stable: { targets: [\"127.0.0.1:9001\"] }\n  shop-canary: { targets: [\"127.0.0.1:9002\"] }\nroutes:\n  - name: shop\n    split:\n      - { upstream: stable, weight: 100 }\n".to_string();
+    let first = compile(plain.clone(), None, &Overrides::default());
+    assert!(first.table.routes()[0].mirror.is_empty());
+    let staged = compile(plain.clone(), first.reuse.as_ref(), &over);
+    let m = &staged.table.routes()[0].mirror;
+    assert_eq!((m.len(), m[0].group, m[0].share), (1, 1, 100_000));
+    assert_eq!(
+        (m[0].max_in_flight, m[0].timeout),
+        (256, Duration::from_secs(2))
+    );
+    assert!(m[0].compare.as_ref().is_some_and(|c| c.status && c.body));
+    let back = compile(plain, staged.reuse.as_ref(), &Overrides::default());
+    assert!(back.table.routes()[0].mirror.is_empty());
+}

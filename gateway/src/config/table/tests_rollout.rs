@@ -54,7 +54,7 @@ fn errors_are_located() {
     );
     assert_eq!(
         with("step_ms: 60000", "step_ms: 60000\n      stepms: 5"),
-        vec!["routes.yaml:13:7: routes[0].rollout.stepms: found unknown field `stepms`, expected one of `canary`, `steps`, `step_ms`, `pause_before`, `gates`, `on_failure`, `hooks`"]
+        vec!["routes.yaml:13:7: routes[0].rollout.stepms: found unknown field `stepms`, expected one of `canary`, `steps`, `step_ms`, `pause_before`, `gates`, `on_failure`, `hooks`, `shadow`"]
     );
     assert_eq!(
         with("max_error_rate: 0.02", "max_error_rate: 2"),
@@ -185,4 +185,80 @@ fn hook_and_prometheus_errors_are_located() {
         Vec::<String>::new(),
         "a Prometheus gate alone is a gate"
     );
+}
+
+const SHADOW: &str = "      canary: canary\n      steps: [10, 100]\n      step_ms: 1000\n      gates: { max_error_rate: 0.05 }\n      shadow:\n        percent: 50\n        duration_ms: 60000\n        gates: { max_error_rate: 0.01, max_latency_ms: 800, latency_percentile: 95, max_mismatch_rate: 0.02, min_requests: 50 }\n";
+
+#[test]
+fn a_shadow_stage_is_valid_and_planned() {
+    assert_eq!(errors(&rollout(SHADOW)), Vec::<String>::new());
+    let loaded =
+        routes_from_text("routes.yaml", rollout(SHADOW).into_bytes(), None).expect("valid");
+    let plans = super::compile_rollout::plans(&loaded.model);
+    let s = plans["shop"].shadow.as_ref().expect("shadow");
+    assert_eq!((s.share, s.duration_ms), (50_000, 60_000));
+    assert_eq!((s.gates.window_ms, s.gates.min_requests), (60_000, 50));
+    assert_eq!(s.gates.max_mismatch_rate, Some(0.02));
+    // The stage is part of the plan: an edit of it starts the rollout again.
+    let other = rollout(&SHADOW.replace("percent: 50", "percent: 100"));
+    let other = routes_from_text("routes.yaml", other.into_bytes(), None).expect("valid");
+    let other = super::compile_rollout::plans(&other.model);
+    assert_ne!(plans["shop"].fingerprint, other["shop"].fingerprint);
+    assert_eq!(
+        other["shop"].shadow.as_ref().map(|s| s.share),
+        Some(100_000)
+    );
+}
+
+#[test]
+fn shadow_errors_are_located() {
+    let with = |from: &str, to: &str| errors(&rollout(&SHADOW.replace(from, to)));
+    assert_eq!(
+        with("percent: 50", "percent: 0"),
+        vec!["routes.yaml:15:18: routes[0].rollout.shadow.percent: found 0, expected a number from 0.001 to 100"]
+    );
+    assert_eq!(
+        with("max_mismatch_rate: 0.02", "max_mismatch_rate: 1.5"),
+        vec!["routes.yaml:17:104: routes[0].rollout.shadow.gates.max_mismatch_rate: found 1.5, expected a number from 0 to 1"]
+    );
+    assert_eq!(
+        with("max_error_rate: 0.01", "max_error_rate: -1"),
+        vec!["routes.yaml:17:34: routes[0].rollout.shadow.gates.max_error_rate: found -1, expected a number from 0 to 1"]
+    );
+    assert_eq!(
+        with("duration_ms: 60000", "duration_ms: 0"),
+        vec!["routes.yaml:16:22: routes[0].rollout.shadow.duration_ms: found 0, expected a whole number of milliseconds from 1 to 86400000"]
+    );
+    assert_eq!(
+        with("duration_ms: 60000", "duration: 60000"),
+        vec!["routes.yaml:16:9: routes[0].rollout.shadow.duration: found unknown field `duration`, expected one of `percent`, `duration_ms`, `gates`"]
+    );
+    let given = rollout(SHADOW).replace(
+        "{ upstream: canary, weight: 0 }",
+        "{ upstream: canary, weight: 10 }",
+    );
+    assert_eq!(
+        errors(&given),
+        vec!["routes.yaml:15:16: routes[0].rollout.shadow: found the canary \"canary\" at weight 10 in the split, expected weight 0 with a shadow stage: the stage runs before any untagged request reaches the canary"]
+    );
+    assert_eq!(
+        with("min_requests: 50", "max_p99_ms: 50"),
+        vec!["routes.yaml:17:110: routes[0].rollout.shadow.gates.max_p99_ms: found unknown field `max_p99_ms`, expected one of `min_requests`, `max_error_rate`, `max_latency_ms`, `latency_percentile`, `max_mismatch_rate`"]
+    );
+    assert_eq!(
+        with("max_error_rate: 0.01, max_latency_ms: 800, latency_percentile: 95, max_mismatch_rate: 0.02, ", ""),
+        vec!["routes.yaml:17:16: routes[0].rollout.shadow.gates: found no gate, expected at least one of max_error_rate, max_latency_ms, max_mismatch_rate"]
+    );
+}
+
+#[test]
+fn a_fleets_table_with_a_shadow_stage_is_refused_where_the_stage_is() {
+    use super::rollout_shadow::refuse_in_fleet;
+    let refused = refuse_in_fleet("etcd:/dyegate/tables/g1", &rollout(SHADOW))
+        .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>());
+    assert_eq!(
+        refused,
+        Err(vec!["etcd:/dyegate/tables/g1:15:16: routes[0].rollout.shadow: found a shadow stage in a fleet's table, expected none: a fleet's rollouts have no shadow stage yet (docs/rollouts.md#shadow-stage); run it on a gateway with a routes file".to_string()])
+    );
+    assert!(refuse_in_fleet("etcd:/dyegate/tables/g1", &rollout(GOOD)).is_ok());
 }
