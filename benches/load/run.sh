@@ -38,6 +38,14 @@
 #                       release build), lines DYEGATE_EXTRA_NAME appended to its gateway.yaml,
 #                       DYEGATE_PINGORA_NAME="k: v, ..." keys added to its `pingora:` map;
 #                       compares builds or settings side by side in one run
+#   DYEGATE_MIRROR_NAME="PERCENT TARGET"   the variant's route mirrors PERCENT of its requests
+#                       to TARGET: `canary` (the upstream nginx's canary port, answering) or
+#                       `hang` (a listener that accepts and never answers; max_in_flight 256,
+#                       timeout_ms 2000): what shadow traffic costs the real path, e.g.
+#                       PROXIES="dyegate dyegate+m10 dyegate+m100 dyegate+hang"
+#                       DYEGATE_MIRROR_m10="10 canary" DYEGATE_MIRROR_m100="100 canary"
+#                       DYEGATE_MIRROR_hang="100 hang" SCENARIOS="c64 p99half"
+#                       (the telemetry TSV gets each dyegate's peak RSS and the copies counted)
 #   DYEGATE_TRACING="tracing: { sample_ratio: 0.01 }"   dyegate's tracing line ("" = none)
 #   DYEGATE_BIN, BARE_BIN, BARE_SAME_BIN   the binaries (default: $CARGO_TARGET_DIR or
 #                       target/, release)
@@ -384,7 +392,7 @@ upstream_accepts() {
 # dyegate as the load comparison runs it. NAME is its work dir; EXTRA, lines for gateway.yaml
 # (after DYEGATE_GATEWAY_EXTRA). Sets DYEGATE_DIR and DYEGATE_ADMIN_PORT too.
 start_dyegate_as() {
-    local name=$1 extra=$2 bin=${3:-$DYEGATE_BIN} pingora=${4:-}
+    local name=$1 extra=$2 bin=${3:-$DYEGATE_BIN} pingora=${4:-} mirror=${5:-}
     # pingora: keys of a variant go in the one `pingora:` map; threads from PROXY_THREADS unless
     # the variant sets them.
     [[ -z $pingora ]] || pingora+=","
@@ -422,6 +430,19 @@ routes:
     dye: { tags: { canary: canary } }
     split: [ { upstream: stable, weight: 100 } ]
 EOF
+    if [[ -n $mirror ]]; then
+        local percent target
+        read -r percent target <<<"$mirror"
+        case $target in
+            canary) target="127.0.0.1:$CANARY_PORT" ;;
+            hang) start_hang && target="127.0.0.1:$HANG_PORT" ;;
+            *) die "$name: DYEGATE_MIRROR target '$target' (known: canary hang)" ;;
+        esac
+        cat >>"$dir/routes.yaml" <<EOF
+    mirror: [ { upstream: shadow, percent: $percent } ]
+EOF
+        sed -i "s|^upstreams:|upstreams:\n  shadow: { targets: [\"$target\"] }|" "$dir/routes.yaml"
+    fi
     PROXY_LOG=$dir/dyegate.log
     start_bg INT "$PROXY_LOG" env RUST_LOG="$PROXY_RUST_LOG" \
         "$bin" run -c "$dir/gateway.yaml"
@@ -433,12 +454,45 @@ start_dyegate() { start_dyegate_as dyegate ""; }
 
 # dyegate+NAME: binary DYEGATE_BIN_NAME, extra gateway.yaml lines DYEGATE_EXTRA_NAME.
 start_variant() {
-    local name=$1 suffix=${1#dyegate+} bin_var extra_var pingora_var
+    local name=$1 suffix=${1#dyegate+} bin_var extra_var pingora_var mirror_var
     bin_var=DYEGATE_BIN_$suffix
     extra_var=DYEGATE_EXTRA_$suffix
     pingora_var=DYEGATE_PINGORA_$suffix
+    mirror_var=DYEGATE_MIRROR_$suffix
     [[ -x ${!bin_var:-$DYEGATE_BIN} ]] || die "$name: no binary at ${!bin_var:-$DYEGATE_BIN}"
-    start_dyegate_as "$name" "${!extra_var:-}" "${!bin_var:-$DYEGATE_BIN}" "${!pingora_var:-}"
+    start_dyegate_as "$name" "${!extra_var:-}" "${!bin_var:-$DYEGATE_BIN}" "${!pingora_var:-}" \
+        "${!mirror_var:-}"
+}
+
+# A shadow that hangs: accepts connections and reads, never answers (one for the whole run).
+# Sets HANG_PORT.
+HANG_PORT=
+start_hang() {
+    [[ -z $HANG_PORT ]] || return 0
+    alloc_port
+    HANG_PORT=$PORT
+    start_bg TERM "$WORK/hang.log" python3 -c '
+import selectors, socket, sys
+sel = selectors.DefaultSelector()
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1])))
+srv.listen(4096)
+sel.register(srv, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is srv:
+            conn, _ = srv.accept()
+            sel.register(conn, selectors.EVENT_READ)
+        elif not key.fileobj.recv(65536):
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
+' "$HANG_PORT"
+    local tries=0
+    until (exec 3<>"/dev/tcp/127.0.0.1/$HANG_PORT") 2>/dev/null; do
+        ((++tries < 100)) || die "the hanging shadow did not listen on $HANG_PORT"
+        sleep 0.05
+    done
 }
 
 # The same with the JSON access log on, written to a file (what the access log costs).
@@ -502,8 +556,15 @@ dyegate_telemetry() {
         sleep 0.2
     done
     [[ -f $log ]] && bytes=$(stat -c %s "$log")
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$counted" "$lines" "$dropped" "$bytes" \
-        >>"$TELEMETRY_TSV"
+    # Peak RSS of the gateway over its passes, and its mirrored copies by outcome.
+    local rss copies
+    rss=$(awk '/^VmHWM:/ { print $2 }' "/proc/$PROXY_PID/status" 2>/dev/null || echo -)
+    copies=$(awk '/^dyegate_mirror_requests_total[{]/ {
+            match($0, /outcome="[a-z_]+"/); o = substr($0, RSTART + 9, RLENGTH - 10); n[o] += $NF }
+        END { s = ""; for (o in n) s = s (s == "" ? "" : ",") o "=" n[o]; print (s == "" ? "-" : s) }' \
+        <<<"$scrape")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$counted" "$lines" "$dropped" \
+        "$bytes" "$rss" "$copies" >>"$TELEMETRY_TSV"
     if [[ -f $log ]]; then
         log "round $round $name: metrics counted $counted requests; access log $lines lines" \
             "($((bytes / 1024 / 1024)) MiB), $dropped dropped"
@@ -513,6 +574,7 @@ dyegate_telemetry() {
     else
         log "round $round $name: metrics counted $counted requests"
     fi
+    log "round $round $name: peak RSS $rss KiB; mirrored copies: $copies"
 }
 
 start_bare() {
@@ -1183,8 +1245,8 @@ main() {
 
     mkdir -p "$RESULTS_DIR"
     printf '%s\n' "$TSV_HEADER" >"$RESULTS_TSV"
-    if wants dyegate || wants dyegate-log; then
-        printf 'round\tproxy\tmetrics_requests\taccess_log_lines\taccess_log_dropped\taccess_log_bytes\n' \
+    if [[ " $PROXIES" == *" dyegate"* ]]; then
+        printf 'round\tproxy\tmetrics_requests\taccess_log_lines\taccess_log_dropped\taccess_log_bytes\tpeak_rss_kib\tmirror_copies\n' \
             >"$TELEMETRY_TSV"
         ((PERF == 0)) || printf 'round\tproxy\tmetrics_pct\taccess_log_request_pct\taccess_log_writer_pct\tlogging_hook_pct\ttotal_pct\n' \
             >"$PROFILE_TSV"
