@@ -182,9 +182,13 @@ async function refresh() {
   const view = state.view;
   try {
     await render($('view-' + view));
+    // Another tab was chosen while this view's answers were awaited: that view says what is
+    // rendered (and has its own timer); this late one must not write over it.
+    if (state.view !== view) return;
     if (!state.busy) showError('');
     document.body.dataset.rendered = view;
   } catch (e) {
+    if (state.view !== view) return;
     if (e.status === 401) return showLogin('The token was refused: ' + e.message);
     showError(e.message);
   }
