@@ -13,9 +13,10 @@ use dyegate_suite::{poll_until, Dyegate, Req};
 use serde_json::Value;
 
 /// [`QUICK`]'s steps after a shadow stage of `duration_ms` mirroring every request, judged on
-/// at least 20 of the canary's answers with at most 5% failures.
+/// at least 20 of the canary's answers with at most 5% failures and at most 10% answers that
+/// differ from stable's.
 fn shadowed(duration_ms: u64) -> String {
-    format!("{QUICK}, shadow: {{ percent: 100, duration_ms: {duration_ms}, gates: {{ min_requests: 20, max_error_rate: 0.05 }} }}")
+    format!("{QUICK}, shadow: {{ percent: 100, duration_ms: {duration_ms}, gates: {{ min_requests: 20, max_error_rate: 0.05, max_mismatch_rate: 0.1 }} }}")
 }
 
 /// The states of the rollout's moves, in order.
@@ -103,7 +104,10 @@ async fn a_canary_failing_on_the_copies_fails_in_shadowing_and_no_user_request_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_healthy_canary_goes_from_shadowing_to_step_1_at_the_plans_share() {
-    let (stable, canary) = upstreams();
+    // Healthy: the canary's answers are stable's, byte for byte (its own `x-upstream` header
+    // is not compared by the stage's entry).
+    let stable = FaultyUpstream::start("stable", Fault::None);
+    let canary = FaultyUpstream::start("canary", Fault::AnswerAs("stable"));
     let gw = Dyegate::start(&routes(&stable, &canary, &shadowed(2_000), ""));
     // No traffic yet: the stage cannot end without 20 answers to copies.
     let shadowing = wait_rollout(&gw, Duration::from_secs(20), "the shadow stage", |r| {
@@ -142,7 +146,7 @@ async fn a_healthy_canary_goes_from_shadowing_to_step_1_at_the_plans_share() {
     );
     let reason = step1["history"][2]["reason"].as_str().unwrap_or_default();
     assert_eq!(
-        reason, "shadow stage held for 2000 ms: 20 copies, 0 errors, 0 mismatches of 0 compared",
+        reason, "shadow stage held for 2000 ms: 20 copies, 0 errors, 0 mismatches of 20 compared",
         "{step1:#}"
     );
     // The versions: the stage's mirror set over the table, then taken away with step 1's weights.
@@ -161,4 +165,38 @@ async fn a_healthy_canary_goes_from_shadowing_to_step_1_at_the_plans_share() {
         serde_json::json!([9000, 1000]),
         "{versions:#}"
     );
+}
+
+/// A canary that answers every copy 200, but not what stable answers (its bodies name it):
+/// healthy by its statuses, failed by the mismatch rate, before any user reached it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_whose_answers_differ_from_stables_fails_on_the_mismatch_rate() {
+    let (stable, canary) = upstreams();
+    let gw = Dyegate::start(&routes(&stable, &canary, &shadowed(600_000), ""));
+    let traffic = Traffic::start(gw.addr(), 2, Duration::from_millis(5), vec![]);
+    let failed = wait_rollout(&gw, Duration::from_secs(30), "a failure", |r| {
+        r["state"] == "failed"
+    })
+    .await;
+    let samples = traffic.stop().await;
+    let reason = (failed["history"].as_array())
+        .and_then(|h| h.last())
+        .and_then(|m| m["reason"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason
+            .starts_with("shadow gate mismatch_rate breached: 1.0000 > 0.1 (canary's answers to "),
+        "{failed:#}"
+    );
+    assert!(reason.contains(" 0 errors, "), "{reason}");
+    assert_eq!(states(&failed), ["pending", "shadowing", "failed"]);
+    assert_eq!(unmarked(&canary), 0, "untagged requests reached the canary");
+    assert!(canary.marked_count() >= 20);
+    assert!(samples
+        .iter()
+        .all(|s| s.status == 200 && s.upstream == "stable"));
+    // The mismatches are listed where a person looks for them.
+    let mirrors = gw.admin_get("/mirrors/shop").await;
+    assert!(mirrors.to_string().contains("body_mismatch"), "{mirrors:#}");
 }

@@ -24,6 +24,9 @@ use tokio::net::TcpStream;
 pub enum Fault {
     /// Healthy: 200 with `x-upstream: NAME`, keep-alive.
     None,
+    /// Healthy, answering the body the upstream of this name answers (`x-upstream` is still
+    /// its own): a canary whose answers match stable's.
+    AnswerAs(&'static str),
     /// Accepts the connection, reads the request and never answers.
     Hang,
     /// Sends the response head (`content-length: 1000`) and 10 bytes of body, then stalls.
@@ -288,9 +291,12 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
         }
         let n = shared.requests.fetch_add(1, Ordering::SeqCst);
         shared.body_bytes.fetch_add(req.body_len, Ordering::SeqCst);
-        let ok = format!("{name} {}\n", req.path);
+        let ok = match fault {
+            Fault::AnswerAs(other) => format!("{other} {}\n", req.path),
+            _ => format!("{name} {}\n", req.path),
+        };
         let bytes = match fault {
-            Fault::None | Fault::UnhealthyButServing | Fault::SlowHealthz => {
+            Fault::None | Fault::AnswerAs(_) | Fault::UnhealthyButServing | Fault::SlowHealthz => {
                 response(200, name, &ok, false)
             }
             Fault::FailTenths(k) if n % 10 < usize::from(k) => {
@@ -341,6 +347,7 @@ async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
 async fn answer_health(stream: &mut TcpStream, fault: Fault, name: &str) -> Option<bool> {
     let status = match fault {
         Fault::None
+        | Fault::AnswerAs(_)
         | Fault::HealthyButFailing
         | Fault::CloseAfterOne
         | Fault::FailTenths(_)
