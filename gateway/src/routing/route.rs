@@ -4,8 +4,9 @@ use super::conditions::{Networks, PathMatch, ValueMatch};
 use super::decide::RequestInfo;
 use super::group::GroupId;
 use super::request_parts::values_of;
+use bytes::Bytes;
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};
-use http::{HeaderName, Method};
+use http::{HeaderName, HeaderValue, Method};
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -162,10 +163,15 @@ impl Matcher {
 #[derive(Debug)]
 pub struct Dye {
     pub header: HeaderName,
+    /// `header` as Pingora keeps a name's case when the header is set on the upstream
+    /// request: made once here, shared by every insert (a `HeaderName` is copied per insert).
+    pub header_case: Bytes,
     /// `dye.from`: where the tag may come from, in order; the first source present wins.
     pub from: Vec<TagFrom>,
     /// Tag → group, in file order (routes have few tags; a linear scan beats hashing).
     pub tags: Vec<(Arc<str>, GroupId)>,
+    /// The tags of `tags` as header values, in the same order: set upstream without a copy.
+    pub tag_values: Vec<HeaderValue>,
     pub on_unknown_tag: TagFallback,
     pub on_unhealthy_tag: super::UnhealthyTag,
     pub trusted: TrustedSources,
