@@ -137,15 +137,16 @@ impl ProxyHttp for DyegateProxy {
             }
             // The name's case and the tag's value were made with the table: nothing copied.
             (Action::Set, TagRef::Configured(i)) => {
-                if let Some(value) = route.dye.tag_values.get(i) {
-                    upstream_request.insert_header(route.dye.header_case.clone(), value.clone())?;
+                if let Some(value) = route.dye.upstream.tag_values.get(i) {
+                    upstream_request
+                        .insert_header(route.dye.upstream.header_case.clone(), value.clone())?;
                 }
             }
             // A tag from a cookie or the query that names none of the route's groups: it
             // travels upstream as the header, as a header tag would.
             (Action::Set, TagRef::Unconfigured) => {
                 if let Some(tag) = ctx.set_tag.as_deref() {
-                    upstream_request.insert_header(route.dye.header_case.clone(), tag)?;
+                    upstream_request.insert_header(route.dye.upstream.header_case.clone(), tag)?;
                 }
             }
             (Action::Keep, _) => framing::first_tag_only(upstream_request, &route.dye.header)?,

@@ -163,20 +163,28 @@ impl Matcher {
 #[derive(Debug)]
 pub struct Dye {
     pub header: HeaderName,
-    /// `header` as Pingora keeps a name's case when the header is set on the upstream
-    /// request: made once here, shared by every insert (a `HeaderName` is copied per insert).
-    pub header_case: Bytes,
+    /// What setting the header upstream needs, prepared (boxed: the routing decision never
+    /// reads it, and a `Route` stays as small as before for the decision's sake).
+    pub upstream: Box<DyeUpstream>,
     /// `dye.from`: where the tag may come from, in order; the first source present wins.
     pub from: Vec<TagFrom>,
     /// Tag → group, in file order (routes have few tags; a linear scan beats hashing).
     pub tags: Vec<(Arc<str>, GroupId)>,
-    /// The tags of `tags` as header values, in the same order: set upstream without a copy.
-    pub tag_values: Vec<HeaderValue>,
     pub on_unknown_tag: TagFallback,
     pub on_unhealthy_tag: super::UnhealthyTag,
     pub trusted: TrustedSources,
     /// `dye.limits`: the rate limit of tagged requests (instead of the route's).
     pub limits: Option<Arc<super::RateLimit>>,
+}
+
+/// The dye header as it is set on the upstream request, made when the table is compiled.
+#[derive(Debug)]
+pub struct DyeUpstream {
+    /// The header's name as Pingora keeps a name's case: shared by every insert (a
+    /// `HeaderName` is copied per insert).
+    pub header_case: Bytes,
+    /// The tags of `Dye::tags` as header values, in the same order: set without a copy.
+    pub tag_values: Vec<HeaderValue>,
 }
 
 impl Dye {

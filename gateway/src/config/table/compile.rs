@@ -4,7 +4,9 @@
 use super::model::{DyeConfig, RouteConfig, RoutesConfig, UnknownTagPolicy};
 use crate::config::error::Issue;
 use crate::routing::Overrides;
-use crate::routing::{Carried, Dye, Group, Route, RouteTable, Split, StickyKey, TagFallback};
+use crate::routing::{
+    Carried, Dye, DyeUpstream, Group, Route, RouteTable, Split, StickyKey, TagFallback,
+};
 use bytes::Bytes;
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};
 use foldhash::{HashMap, HashMapExt};
@@ -337,11 +339,13 @@ fn compile_dye(
     let from = super::compile_match::tag_sources(cfg.from.as_deref(), path, issues);
     let header = header?;
     Some(Dye {
-        header_case: Bytes::copy_from_slice((&header).into_case_header_name().as_slice()),
+        upstream: Box::new(DyeUpstream {
+            header_case: Bytes::copy_from_slice((&header).into_case_header_name().as_slice()),
+            tag_values,
+        }),
         header,
         from,
         tags,
-        tag_values,
         on_unknown_tag: match cfg.on_unknown_tag {
             UnknownTagPolicy::Base => TagFallback::Base,
             UnknownTagPolicy::Reject => TagFallback::Reject,
