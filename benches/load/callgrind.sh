@@ -4,6 +4,7 @@
 # two variants of a lever where wall-clock runs cannot. See benches/load/README.md, "Levers".
 #
 #   benches/load/callgrind.sh BIN [BIN...]     # each a dyegate binary (or bare-proxy: BARE=1)
+#   NGINX=1 benches/load/callgrind.sh /usr/sbin/nginx   # nginx as the proxy, for the floor
 #   REQS_TIME=8s CONNS=4 benches/load/callgrind.sh /tmp/dyegate-a /tmp/dyegate-b
 #
 # Per binary: an nginx upstream (1 worker) on loopback, the binary with the load run's config
@@ -62,7 +63,34 @@ for bin in "$@"; do
     mkdir -p "$dir/state"
     port=$(free_port)
     admin=$(free_port)
-    if [[ ${BARE:-0} == 1 ]]; then
+    if [[ ${NGINX:-0} == 1 ]]; then
+        # nginx as the proxy, one process (no master: callgrind sees the worker), configured as
+        # in run.sh (a keep-alive upstream pool, the tag header mapped to the group).
+        cat >"$dir/nginx.conf" <<EOF
+master_process off;
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+    upstream stable { server 127.0.0.1:$UP; keepalive 128; keepalive_requests 1000000; }
+    map \$http_x_env_tag \$backend { default stable; }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://\$backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+        cmd=("$bin" -p "$dir" -c "$dir/nginx.conf")
+    elif [[ ${BARE:-0} == 1 ]]; then
         cmd=("$bin" --listen "127.0.0.1:$port" --upstream "127.0.0.1:$UP" --threads 2 --run-dir "$dir")
     else
         cat >"$dir/gateway.yaml" <<EOF

@@ -60,6 +60,11 @@ fn server_conf(gw: &Gateway, opts: RunOptions) -> ServerConf {
         // `dyegate upgrade` signals the old process only once the new one is waiting on the
         // upgrade socket; leave room for a slow start on a loaded machine.
         upgrade_sock_connect_accept_max_retries: Some(15),
+        // Every timeout of a second or more on tokio's timer rather than Pingora's fast
+        // timeout: 2% fewer instructions per proxied request (callgrind, docs/benchmarks.md,
+        // "Issue 35: levers"; docs/pingora-upstream.md §17). Shorter ones (a route's
+        // `read_ms` under 1000) stay on the fast timeout.
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..Default::default()
     }
 }

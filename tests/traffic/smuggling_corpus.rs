@@ -138,6 +138,34 @@ const CASES: &[Case] = &[
         upstream: Upstream::Requests(1, &[("x-env-tag", &["canary"])]),
     },
     Case {
+        name: "hop-by-hop fields and a field named in Connection (removed)",
+        request: "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic eA==\r\nUpgrade: h2c\r\nX-Kept: 1\r\n\r\n",
+        status: Some(200),
+        upstream: Upstream::Requests(
+            1,
+            &[
+                ("x-private", &[]),
+                ("keep-alive", &[]),
+                ("te", &[]),
+                ("proxy-authorization", &[]),
+                ("upgrade", &[]),
+                ("x-kept", &["1"]),
+            ],
+        ),
+    },
+    Case {
+        name: "Connection naming X-Forwarded-For",
+        request: "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Forwarded-For\r\nX-Forwarded-For: 192.0.2.1\r\n\r\n",
+        status: Some(400),
+        upstream: Upstream::Nothing,
+    },
+    Case {
+        name: "Connection naming \"X-Forwarded-For\" (quoted: not a token)",
+        request: "GET / HTTP/1.1\r\nHost: a\r\nConnection: \"X-Forwarded-For\"\r\n\r\n",
+        status: Some(400),
+        upstream: Upstream::Nothing,
+    },
+    Case {
         name: "non-ASCII x-env-tag (ignored, stripped)",
         request: "GET / HTTP/1.1\r\nHost: a\r\nx-env-tag: can\u{e4}ry\r\n\r\n",
         status: Some(200),

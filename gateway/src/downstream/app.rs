@@ -199,17 +199,16 @@ impl<A> BoundedApp<A> {
         false
     }
 
-    /// Reads the next head under the limits and puts the bytes back; `None`: close (after
-    /// answering and counting a refusal). `Some(true)`: the HTTP/2 preface (looked for when
-    /// `h2`).
+    /// Reads the next head under the limits (at most `max` bytes) and puts the bytes back;
+    /// `None`: close (after answering and counting a refusal). `Some(true)`: the HTTP/2
+    /// preface (looked for when `h2`).
     async fn next_head<S: Rewind>(
         &self,
         reader: &mut HeadReader,
         stream: &mut S,
-        deadlines: Deadlines,
+        (deadlines, max): (Deadlines, usize),
         h2: bool,
     ) -> Option<bool> {
-        let max = self.limits().max_request_header_bytes;
         match reader.read(stream, deadlines, max, h2).await {
             Head::Http1 => {
                 stream.rewind(reader.bytes());
@@ -326,14 +325,16 @@ where
 {
     /// The head reader of a new connection and the deadlines of its first head, from now
     /// (accept, or the end of the TLS handshake).
-    fn first_head(&self) -> (HeadReader, Deadlines) {
+    fn first_head(&self) -> (HeadReader, (Deadlines, usize)) {
         let now = Instant::now();
+        let limits = self.limits();
         let deadlines = Deadlines {
-            first_byte_by: now + self.limits().header_read_timeout,
-            head_within: self.limits().header_read_timeout,
-            head_by: Some(now + self.limits().header_read_timeout),
+            first_byte_by: now + limits.header_read_timeout,
+            head_within: limits.header_read_timeout,
+            head_by: Some(now + limits.header_read_timeout),
         };
-        (HeadReader::new(deadlines.first_byte_by), deadlines)
+        let reader = HeadReader::new(deadlines.first_byte_by);
+        (reader, (deadlines, limits.max_request_header_bytes))
     }
 
     /// A connection of an HTTPS listener after its handshake: ALPN h2 (once the preface came)
@@ -397,13 +398,15 @@ where
             if coalesce.release().await.is_err() {
                 return;
             }
-            let now = Instant::now();
+            // The limits once per request (a SIGHUP may have changed them).
+            let limits = self.limits();
             let later = Deadlines {
-                first_byte_by: now + self.limits().idle_timeout,
-                head_within: self.limits().header_read_timeout,
+                first_byte_by: Instant::now() + limits.idle_timeout,
+                head_within: limits.header_read_timeout,
                 head_by: None,
             };
-            let head = self.next_head(&mut reader, coalesce.inner_mut(), later, self.h2c);
+            let max = limits.max_request_header_bytes;
+            let head = self.next_head(&mut reader, coalesce.inner_mut(), (later, max), self.h2c);
             if head.await != Some(false) {
                 // Closed, refused, or an h2 preface in the middle of HTTP/1: close.
                 return;

@@ -9,6 +9,7 @@
 //! - [`coalesce`]: a small answer's head and body in one write.
 //! - `delegate`: the digest traits of a stream wrapper, answered by the stream it wraps.
 //! - [`framing`]: one `Content-Length`, one tag header upstream; `Host` required in HTTP/1.1.
+//! - [`hop_by_hop`]: the hop-by-hop fields taken off a request before it goes upstream.
 //! - [`layout`]: the listeners' services, one runtime or one per core (`pingora.runtime`).
 //! - [`fds`]: the open-file limit and the connection caps.
 //! - [`proxy_header`]: a PROXY protocol header (v1, v2) parsed from a connection's first bytes.
@@ -25,6 +26,7 @@ mod delegate;
 pub mod fds;
 pub mod framing;
 pub mod head;
+pub mod hop_by_hop;
 pub mod layout;
 pub mod metrics;
 pub mod proxy_header;

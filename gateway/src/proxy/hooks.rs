@@ -8,7 +8,7 @@ use super::{
 };
 use crate::contain::DECISION_HEADER;
 use crate::downstream::coalesce;
-use crate::downstream::framing;
+use crate::downstream::{framing, hop_by_hop};
 use crate::health::Attempt;
 use crate::routing::{normalize_host, RetryReason};
 use crate::telemetry::{GrpcStatus, StatusClass};
@@ -103,15 +103,18 @@ impl ProxyHttp for DyegateProxy {
     }
 
     /// Dyes the upstream request: keeps (the first line only), strips or sets the tag header.
-    /// Writes the trace context (`traceparent`, `tracestate`, `baggage` with the tag) and the
-    /// forwarding headers (gateway.yaml `forwarded`) first, and leaves one `Content-Length`
-    /// value.
+    /// Takes the hop-by-hop fields off first, as Pingora would before this hook (its own
+    /// sanitising is off: the peers carry `HttpUpstreamRequestPolicy::preserve()`,
+    /// `downstream/hop_by_hop.rs`), then writes the trace context (`traceparent`,
+    /// `tracestate`, `baggage` with the tag) and the forwarding headers (gateway.yaml
+    /// `forwarded`), and leaves one `Content-Length` value.
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        hop_by_hop::strip(upstream_request, session.req_header().version)?;
         if let Some(trace) = &ctx.trace {
             self.tracing.inject(trace, upstream_request)?;
         }
@@ -135,16 +138,18 @@ impl ProxyHttp for DyegateProxy {
             (Action::Strip, _) => {
                 upstream_request.remove_header(&route.dye.header);
             }
+            // The name's case and the tag's value were made with the table: nothing copied.
             (Action::Set, TagRef::Configured(i)) => {
-                if let Some((tag, _)) = route.dye.tags.get(i) {
-                    upstream_request.insert_header(route.dye.header.clone(), tag.as_ref())?;
+                if let Some(value) = route.dye.upstream.tag_values.get(i) {
+                    upstream_request
+                        .insert_header(route.dye.upstream.header_case.clone(), value.clone())?;
                 }
             }
             // A tag from a cookie or the query that names none of the route's groups: it
             // travels upstream as the header, as a header tag would.
             (Action::Set, TagRef::Unconfigured) => {
                 if let Some(tag) = ctx.set_tag.as_deref() {
-                    upstream_request.insert_header(route.dye.header.clone(), tag)?;
+                    upstream_request.insert_header(route.dye.upstream.header_case.clone(), tag)?;
                 }
             }
             (Action::Keep, _) => framing::first_tag_only(upstream_request, &route.dye.header)?,

@@ -48,7 +48,9 @@ pub use policy::{
     UnhealthyTag, DEFAULT_IO_TIMEOUT,
 };
 pub use rate_limit::{KeyOf, LimitKey, RateLimit};
-pub use route::{Cond, Dye, HostMatch, Matcher, Route, Split, StickyKey, TagFallback, TagFrom};
+pub use route::{
+    Cond, Dye, DyeUpstream, HostMatch, Matcher, Route, Split, StickyKey, TagFallback, TagFrom,
+};
 pub use shadow::{shadowed, Shadowed};
 pub use table::RouteTable;
 pub use transport::{PeerTemplate, Protocol, Transport};

@@ -4,8 +4,9 @@ use super::conditions::{Networks, PathMatch, ValueMatch};
 use super::decide::RequestInfo;
 use super::group::GroupId;
 use super::request_parts::values_of;
+use bytes::Bytes;
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};
-use http::{HeaderName, Method};
+use http::{HeaderName, HeaderValue, Method};
 use std::sync::Arc;
 
 #[derive(Debug)]
@@ -164,6 +165,9 @@ impl Matcher {
 #[derive(Debug)]
 pub struct Dye {
     pub header: HeaderName,
+    /// What setting the header upstream needs, prepared (boxed: the routing decision never
+    /// reads it, and a `Route` stays as small as before for the decision's sake).
+    pub upstream: Box<DyeUpstream>,
     /// `dye.from`: where the tag may come from, in order; the first source present wins.
     pub from: Vec<TagFrom>,
     /// Tag → group, in file order (routes have few tags; a linear scan beats hashing).
@@ -173,6 +177,16 @@ pub struct Dye {
     pub trusted: TrustedSources,
     /// `dye.limits`: the rate limit of tagged requests (instead of the route's).
     pub limits: Option<Arc<super::RateLimit>>,
+}
+
+/// The dye header as it is set on the upstream request, made when the table is compiled.
+#[derive(Debug)]
+pub struct DyeUpstream {
+    /// The header's name as Pingora keeps a name's case: shared by every insert (a
+    /// `HeaderName` is copied per insert).
+    pub header_case: Bytes,
+    /// The tags of `Dye::tags` as header values, in the same order: set without a copy.
+    pub tag_values: Vec<HeaderValue>,
 }
 
 impl Dye {

@@ -3,7 +3,7 @@
 //! clones that peer and gives it its timeouts. Built only by `config::table::compile_transport`.
 
 use super::members::Target;
-use pingora::upstreams::peer::{HttpPeer, PeerOptions};
+use pingora::upstreams::peer::{HttpPeer, HttpUpstreamRequestPolicy, PeerOptions};
 
 /// The HTTP version spoken to a group's targets (`upstreams.NAME.protocol`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -98,6 +98,9 @@ impl Transport {
         };
         let mut peer = HttpPeer::new(target.addr, self.tls, sni);
         peer.options = self.peer.options.clone();
+        // dyegate takes the hop-by-hop fields off itself, in one pass
+        // (`downstream/hop_by_hop.rs`, from `upstream_request_filter`).
+        peer.options.http_upstream_request_policy = HttpUpstreamRequestPolicy::preserve();
         peer.group_key = self.peer.group_key;
         peer
     }

@@ -4,10 +4,14 @@
 use super::model::{DyeConfig, RouteConfig, RoutesConfig, UnknownTagPolicy};
 use crate::config::error::Issue;
 use crate::routing::Overrides;
-use crate::routing::{Carried, Dye, Group, Route, RouteTable, Split, StickyKey, TagFallback};
+use crate::routing::{
+    Carried, Dye, DyeUpstream, Group, Route, RouteTable, Split, StickyKey, TagFallback,
+};
+use bytes::Bytes;
 use dyegate_plugins::{SmoothWrr, StickyRanges, TrustedSources};
 use foldhash::{HashMap, HashMapExt};
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
+use pingora::http::IntoCaseHeaderName;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -333,16 +337,25 @@ fn compile_dye(
             )),
         }
     }
-    let tags = cfg
-        .tags
-        .0
-        .iter()
-        .filter_map(|(tag, group)| Some((tag.as_str().into(), *group_ids.get(group.as_str())?)))
-        .collect();
+    // A tag that is no header value cannot pass validation; it is left out of both lists.
+    let (tags, tag_values) = (cfg.tags.0.iter())
+        .filter_map(|(tag, group)| {
+            let value = HeaderValue::from_str(tag).ok()?;
+            Some((
+                (tag.as_str().into(), *group_ids.get(group.as_str())?),
+                value,
+            ))
+        })
+        .unzip();
 
     let from = super::compile_match::tag_sources(cfg.from.as_deref(), path, issues);
+    let header = header?;
     Some(Dye {
-        header: header?,
+        upstream: Box::new(DyeUpstream {
+            header_case: Bytes::copy_from_slice((&header).into_case_header_name().as_slice()),
+            tag_values,
+        }),
+        header,
         from,
         tags,
         on_unknown_tag: match cfg.on_unknown_tag {
