@@ -1,9 +1,9 @@
 //! Shadow traffic (issue 31), end to end: copies arrive as the real request went upstream
-//! (method, path, query, headers, body) plus `x-dyegate-mirror: 1`, over a few pooled
-//! connections; a client's own marker never reaches the real upstream; `percent: 10` copies
-//! exactly 1,000 of 10,000 requests; a shadow that hangs, resets or is down costs the client
-//! nothing; copies to an h2-over-TLS group and to an h2c group arrive as HTTP/2. Real gateway,
-//! real upstreams. Comparisons: `mirror_compare.rs`.
+//! (method, path, query, headers, body) plus `x-dyegate-mirror: 1`, with a child `traceparent`,
+//! over a few pooled connections; a client's own marker never reaches the real upstream;
+//! `percent: 10` copies exactly 1,000 of 10,000 requests; a shadow that hangs, resets or is down
+//! costs the client nothing; copies to an h2-over-TLS group and to an h2c group arrive as
+//! HTTP/2. Real gateway, real upstreams. Comparisons: `mirror_compare.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -82,7 +82,10 @@ async fn a_thousand_copies_arrive_as_the_requests_went_upstream_plus_the_marker(
             Req::post(&format!("/orders/{i}?i={i}")).body(body_of(i))
         };
         // A client posing as a copy: the marker never reaches the real upstream.
-        let req = req.header("x-client", &format!("c{i}")).header(MARKER, "1");
+        let req = req
+            .header("x-client", &format!("c{i}"))
+            .header(MARKER, "1")
+            .header("traceparent", &format!("00-{i:032x}-00f067aa0ba902b7-01"));
         assert_eq!(conn.send(req).await.status, StatusCode::OK, "request {i}");
     }
     let ended = [
@@ -108,16 +111,27 @@ async fn a_thousand_copies_arrive_as_the_requests_went_upstream_plus_the_marker(
             (&original.method, &original.path)
         );
         assert_eq!(copy.header_all(MARKER), vec!["1"], "{:?}", copy.query);
-        let without_marker = (copy.headers.iter())
-            .filter(|(n, _)| n != MARKER)
-            .cloned()
-            .collect();
+        let others = |headers: &[(String, String)]| {
+            (headers.iter())
+                .filter(|(n, _)| n != MARKER && n != "traceparent")
+                .cloned()
+                .collect()
+        };
         assert_eq!(
-            sorted(without_marker),
-            sorted(original.headers.clone()),
+            sorted(others(&copy.headers)),
+            sorted(others(&original.headers)),
             "{:?}",
             copy.query
         );
+        // A child in the same trace: the trace id (and sampled flag) of the real request's
+        // upstream call, a span id of its own.
+        let (c, o) = (
+            copy.header_all("traceparent"),
+            original.header_all("traceparent"),
+        );
+        assert_eq!((c.len(), o.len()), (1, 1), "{:?}", copy.query);
+        assert_eq!((&c[0][..36], &c[0][52..]), (&o[0][..36], &o[0][52..]));
+        assert_ne!(&c[0][36..52], &o[0][36..52], "{:?}", copy.query);
     }
     let real_bodies: HashMap<_, _> = (stable.bodies().into_iter())
         .map(|b| (b.query.clone(), (b.len, b.crc)))
@@ -217,6 +231,38 @@ async fn no_failed_client_request(shadow: &str, mirror: &str, ended: &[&str]) {
         "no copy ended {}",
         ended[0]
     );
+}
+
+/// Services behind the shadow stay in its lane: a copy to the group a dye tag names carries
+/// that tag (header and baggage member, the client's other baggage kept); the real request
+/// goes on untagged to stable.
+#[tokio::test]
+async fn a_copy_carries_the_tag_of_the_shadows_lane() {
+    let (stable, shadow) = (Upstream::start("stable"), Upstream::start("shadow"));
+    let table = format!(
+        "upstreams:\n  stable: {{ targets: [\"{}\"] }}\n  shadow: {{ targets: [\"{}\"] }}\n\
+         routes:\n  - name: shop\n    dye: {{ tags: {{ canary: shadow }} }}\n    \
+         split: [{{ upstream: stable, weight: 1 }}]\n    mirror: [{{ upstream: shadow, percent: 100 }}]\n",
+        stable.target(),
+        shadow.target()
+    );
+    let gw = GatewayConfig::new(&table).start();
+    let resp = Req::get("/lane")
+        .header("baggage", "user=7")
+        .send(gw.addr())
+        .await;
+    assert_eq!(resp.status, StatusCode::OK);
+    assert_eq!(wait_counted(&gw, &["sent"], 1).await, Ok(()));
+    let real = stable.requests();
+    let copy = shadow.requests();
+    assert_eq!((real.len(), copy.len()), (1, 1));
+    assert_eq!(real[0].header("x-env-tag"), None);
+    assert_eq!(real[0].header("baggage"), Some("user=7"));
+    assert_eq!(copy[0].header_all("x-env-tag"), vec!["canary"]);
+    let baggage = copy[0].header("baggage").unwrap_or_default();
+    let mut members: Vec<&str> = baggage.split(',').map(str::trim).collect();
+    members.sort();
+    assert_eq!(members, ["env-tag=canary", "user=7"], "{baggage}");
 }
 
 #[tokio::test]

@@ -9,12 +9,14 @@
 
 mod answer;
 mod book;
+mod lane;
 mod meet;
 mod metrics;
 mod pending;
 mod pool;
 mod send;
 pub mod tally;
+mod trace;
 
 pub use book::{Book, OUTCOMES};
 pub use meet::Primary;

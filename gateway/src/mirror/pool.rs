@@ -132,6 +132,7 @@ fn head(req: &Outgoing, h2: bool, tls: bool) -> Result<RequestHeader, String> {
             .map_err(|e| format!("request: {e}"))?;
     }
     (head.insert_header(MARKER, "1")).map_err(|e| format!("request: {e}"))?;
+    super::trace::child_traceparent(&mut head);
     if h2 {
         for name in ["keep-alive", "proxy-connection"] {
             head.remove_header(name);

@@ -335,7 +335,8 @@ impl DyegateProxy {
         };
         let trace_id = ctx.trace.as_ref().map(|t| t.trace_id_hex());
         let (copies, primary) = pending.finish(metrics, ctx.started, trace_id);
-        for copy in copies {
+        for mut copy in copies {
+            copy.into_lane(self.tracing.baggage_key());
             tokio::spawn(crate::mirror::send(copy, pool.clone(), metrics.clone()));
         }
         ctx.mirror_primary = primary;

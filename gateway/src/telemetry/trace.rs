@@ -250,6 +250,11 @@ impl Tracing {
         Ok(())
     }
 
+    /// The `baggage` member the request's dye tag is written as (`tracing.baggage_key`).
+    pub fn baggage_key(&self) -> &str {
+        &self.baggage_key
+    }
+
     /// The `traceresponse` value for the client, when configured.
     pub fn traceresponse(&self, trace: &RequestTrace) -> Option<[u8; TRACEPARENT_LEN]> {
         self.traceresponse
