@@ -31,25 +31,33 @@ fn unmarked(canary: &FaultyUpstream) -> usize {
     canary.request_count() - canary.marked_count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_canary_failing_on_the_copies_fails_in_shadowing_and_no_user_request_reaches_it() {
-    let stable = FaultyUpstream::start("stable", Fault::None);
-    let canary = FaultyUpstream::start("canary", Fault::Status500);
-    // A stage far longer than the test: only the breach ends it.
-    let gw = Dyegate::start(&routes(&stable, &canary, &shadowed(600_000), ""));
+/// Starts the gateway with a stage far longer than the test (only a breach ends it) and traffic
+/// from two clients, and waits for the rollout to fail: its state, the reason of its last move,
+/// and what the clients got.
+async fn failed_in_the_stage(
+    stable: &FaultyUpstream,
+    canary: &FaultyUpstream,
+) -> (Dyegate, Value, String, Vec<dyegate_suite::traffic::Sample>) {
+    let gw = Dyegate::start(&routes(stable, canary, &shadowed(600_000), ""));
     let traffic = Traffic::start(gw.addr(), 2, Duration::from_millis(5), vec![]);
     let failed = wait_rollout(&gw, Duration::from_secs(30), "a failure", |r| {
         r["state"] == "failed"
     })
     .await;
     let samples = traffic.stop().await;
-    let reason = failed["history"]
-        .as_array()
+    let reason = (failed["history"].as_array())
         .and_then(|h| h.last())
-        .map(|m| m["reason"].clone());
-    let reason = reason
-        .and_then(|r| r.as_str().map(str::to_string))
-        .unwrap_or_default();
+        .and_then(|m| m["reason"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    (gw, failed, reason, samples)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_canary_failing_on_the_copies_fails_in_shadowing_and_no_user_request_reaches_it() {
+    let stable = FaultyUpstream::start("stable", Fault::None);
+    let canary = FaultyUpstream::start("canary", Fault::Status500);
+    let (gw, failed, reason, samples) = failed_in_the_stage(&stable, &canary).await;
     assert!(
         reason.starts_with("shadow gate error_rate breached: 1.0000 > 0.05 (canary's answers to "),
         "{failed:#}"
@@ -172,18 +180,7 @@ async fn a_healthy_canary_goes_from_shadowing_to_step_1_at_the_plans_share() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_canary_whose_answers_differ_from_stables_fails_on_the_mismatch_rate() {
     let (stable, canary) = upstreams();
-    let gw = Dyegate::start(&routes(&stable, &canary, &shadowed(600_000), ""));
-    let traffic = Traffic::start(gw.addr(), 2, Duration::from_millis(5), vec![]);
-    let failed = wait_rollout(&gw, Duration::from_secs(30), "a failure", |r| {
-        r["state"] == "failed"
-    })
-    .await;
-    let samples = traffic.stop().await;
-    let reason = (failed["history"].as_array())
-        .and_then(|h| h.last())
-        .and_then(|m| m["reason"].as_str())
-        .unwrap_or_default()
-        .to_string();
+    let (gw, failed, reason, samples) = failed_in_the_stage(&stable, &canary).await;
     assert!(
         reason
             .starts_with("shadow gate mismatch_rate breached: 1.0000 > 0.1 (canary's answers to "),
