@@ -196,6 +196,8 @@ impl UpgradeRun {
                     run.new_pid = pid.parse().ok();
                     run.ready_after = parse_debug_duration(took.trim_end_matches(';'));
                 }
+                // The watch's verdict came before this command saw the new process ready.
+                ["[4/6]", "new", "process", pid, "watched", ..] => run.new_pid = pid.parse().ok(),
                 ["[5/6]", ..] => {
                     let text = line.trim_start_matches("[5/6] ");
                     run.verdict = Some(text.to_string());
@@ -414,6 +416,23 @@ mod tests {
             Some(Duration::from_micros(30))
         );
         assert_eq!(parse_debug_duration("soon"), None);
+    }
+
+    #[test]
+    fn takes_the_new_pid_from_a_verdict_that_came_before_readiness() {
+        let output = CliOutput {
+            code: Some(1),
+            timed_out: false,
+            stdout: "[1/6] running dyegate: pid 10301 (/tmp/up1/dyegate.pid)\n\
+                     [4/6] new process 10360 watched for 1700 ms: the watch ended before its readiness was seen here\n\
+                     [5/6] reverted: new process 10360 failed 130 of 130 requests (100.0% > 10.0%) within 1.7s after the handover; pid 10423 (the old binary) serves again\n"
+                .into(),
+            stderr: String::new(),
+        };
+        let run = UpgradeRun::parse(output, Duration::from_secs(3));
+        assert_eq!(run.new_pid, Some(10360));
+        assert_eq!(run.ready_after, None);
+        assert_eq!(run.reverted_to, Some(10423));
     }
 
     #[test]

@@ -118,7 +118,20 @@ pub fn upgrade(args: &UpgradeArgs) -> Result<(), String> {
             );
             wait_verdict(&running, handover, args)?
         }
-        Ready::Verdict(v) => Some(v),
+        Ready::Verdict(v) => {
+            // The watch ended before this command saw `/readyz` answer from the new process
+            // (it failed within the first polls): the pid still belongs in the report.
+            if let Some(new_pid) = v.new_pid {
+                step(
+                    4,
+                    &format!(
+                        "new process {new_pid} watched for {} ms: the watch ended before its readiness was seen here",
+                        v.watched_ms
+                    ),
+                );
+            }
+            Some(v)
+        }
     };
     let kept = report_verdict(verdict.as_ref());
     if args.wait_old {
