@@ -6,6 +6,8 @@
 #   benches/load/callgrind.sh BIN [BIN...]     # each a dyegate binary (or bare-proxy: BARE=1)
 #   NGINX=1 benches/load/callgrind.sh /usr/sbin/nginx   # nginx as the proxy, for the floor
 #   REQS_TIME=8s CONNS=4 benches/load/callgrind.sh /tmp/dyegate-a /tmp/dyegate-b
+#   TRACING="{ sample_ratio: 0 }" DYE="" benches/load/callgrind.sh BIN   # one feature's cost:
+#       the same binary with a part of the config changed (defaults: the load run's config)
 #
 # Per binary: an nginx upstream (1 worker) on loopback, the binary with the load run's config
 # (one route, dye + 100% split, metrics, trace propagation at 1%), wrk -t1 -c$CONNS for
@@ -18,6 +20,9 @@ set -Eeuo pipefail
 REQS_TIME=${REQS_TIME:-8s}
 CONNS=${CONNS:-4}
 PINGORA_EXTRA=${PINGORA_EXTRA:-}
+TRACING=${TRACING-"{ sample_ratio: 0.01 }"}
+DYE=${DYE-"dye: { tags: { canary: stable } }"}
+GATEWAY_EXTRA=${GATEWAY_EXTRA:-}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dyegate-callgrind.XXXXXX")
 PIDS=()
 cleanup() {
@@ -99,14 +104,15 @@ admin: { listen: "127.0.0.1:$admin" }
 routes: routes.yaml
 state_dir: $dir/state
 pingora: { threads: 2, pid_file: $dir/d.pid, upgrade_sock: $dir/d.sock $PINGORA_EXTRA }
-tracing: { sample_ratio: 0.01 }
+${TRACING:+tracing: $TRACING}
+$GATEWAY_EXTRA
 EOF
         cat >"$dir/routes.yaml" <<EOF
 upstreams:
   stable: { targets: ["127.0.0.1:$UP"] }
 routes:
   - name: app
-    dye: { tags: { canary: stable } }
+    $DYE
     split: [ { upstream: stable, weight: 100 } ]
 EOF
         cmd=("$bin" run -c "$dir/gateway.yaml")
@@ -137,5 +143,10 @@ EOF
         sed 's#/root/.cargo/registry/src/[^/]*/##; s#/rustc/[0-9a-f]*/##' | sort -t'(' -k2 -rn |
         head -n 30 >"${TOP_DIR:-/tmp}/callgrind-top-$name.txt" || true
     echo "   top self costs: ${TOP_DIR:-/tmp}/callgrind-top-$name.txt"
+    # KEEP=DIR keeps the counts for callgrind_annotate (e.g. --inclusive=yes, or two runs compared).
+    if [[ -n ${KEEP:-} ]]; then
+        mkdir -p "$KEEP"
+        cp "$part" "$KEEP/callgrind-$name.out"
+    fi
     rm -f "$dir"/cg.out*
 done
