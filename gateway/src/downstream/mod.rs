@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod proxy_header;
 pub mod proxy_protocol;
 pub mod replay;
+pub mod room;
 pub mod trim;
 
 pub use app::{BoundedApp, LiveLimits};

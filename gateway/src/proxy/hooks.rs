@@ -8,7 +8,7 @@ use super::{
 };
 use crate::contain::DECISION_HEADER;
 use crate::downstream::coalesce;
-use crate::downstream::{framing, hop_by_hop};
+use crate::downstream::{framing, hop_by_hop, room};
 use crate::health::Attempt;
 use crate::routing::{normalize_host, RetryReason};
 use crate::telemetry::{GrpcStatus, StatusClass};
@@ -115,6 +115,7 @@ impl ProxyHttp for DyegateProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         hop_by_hop::strip(upstream_request, session.req_header().version)?;
+        room::make_room(upstream_request, room::MOST_ADDED);
         if let Some(trace) = &ctx.trace {
             self.tracing.inject(trace, upstream_request)?;
         }
