@@ -55,9 +55,15 @@ fn number_after(text: &str, before: &str) -> u64 {
 /// stable (the canary's share is 0 in the stage).
 async fn send_through(gw: &Dyegate, name: &str) {
     for i in 0..PER_GATEWAY {
-        let resp = Req::get(&format!("/items/{name}-{i}")).send(gw.addr()).await;
+        let resp = Req::get(&format!("/items/{name}-{i}"))
+            .send(gw.addr())
+            .await;
         assert_eq!(resp.status, 200, "{name} request {i}");
-        assert_eq!(resp.header("x-upstream"), Some("stable"), "{name} request {i}");
+        assert_eq!(
+            resp.header("x-upstream"),
+            Some("stable"),
+            "{name} request {i}"
+        );
     }
 }
 
@@ -68,9 +74,11 @@ async fn stage_with_one_gateways_copies(fault: Fault, duration_ms: u64) -> Rollo
     let fleet = RolloutFleet::start(2, &staged(duration_ms));
     fleet.canary.set_fault(fault);
     let staged = fleet
-        .wait_all(Duration::from_secs(30), "the shadow stage everywhere", |r| {
-            r["state"] == "shadowing" && r["shadow"]["mirroring"] == true
-        })
+        .wait_all(
+            Duration::from_secs(30),
+            "the shadow stage everywhere",
+            |r| r["state"] == "shadowing" && r["shadow"]["mirroring"] == true,
+        )
         .await;
     for r in &staged {
         assert_eq!(r["table_canary_share"], 0.0, "{r:#}");
@@ -106,7 +114,9 @@ async fn a_canary_failing_on_the_copies_through_both_gateways_fails_in_shadowing
         assert_eq!(r["shadow"]["mirroring"], false, "{r:#}");
         let reason = last_reason(r);
         assert!(
-            reason.starts_with("shadow gate error_rate breached: 1.0000 > 0.05 (canary's answers to "),
+            reason.starts_with(
+                "shadow gate error_rate breached: 1.0000 > 0.05 (canary's answers to "
+            ),
             "{r:#}"
         );
         assert!(
@@ -121,7 +131,11 @@ async fn a_canary_failing_on_the_copies_through_both_gateways_fails_in_shadowing
         );
     }
     // Every gateway mirrored to the canary, and no untagged request ever reached it.
-    assert_eq!(unmarked(&fleet.canary), 0, "untagged requests at the canary");
+    assert_eq!(
+        unmarked(&fleet.canary),
+        0,
+        "untagged requests at the canary"
+    );
     assert!(fleet.canary.marked_count() > PER_GATEWAY as usize);
     // The failure's version on each gateway takes the stage's mirror away.
     for (i, gw) in fleet.running() {
@@ -169,7 +183,11 @@ async fn a_healthy_canary_leaves_shadowing_for_step_1_on_every_gateway() {
         );
     }
     // No request was sent after the stage: everything the canary got was a copy.
-    assert_eq!(unmarked(&fleet.canary), 0, "untagged requests at the canary");
+    assert_eq!(
+        unmarked(&fleet.canary),
+        0,
+        "untagged requests at the canary"
+    );
     // Each gateway served the stage's mirror as a version, then step 1's weights without it.
     for (i, gw) in fleet.running() {
         let versions = gw.admin_get("/versions").await;
@@ -177,7 +195,11 @@ async fn a_healthy_canary_leaves_shadowing_for_step_1_on_every_gateway() {
         let staged = list
             .iter()
             .any(|v| v["overrides"]["shop"]["shadow"]["group"] == "canary");
-        assert!(staged, "gw{}: no version with the stage's mirror: {versions:#}", i + 1);
+        assert!(
+            staged,
+            "gw{}: no version with the stage's mirror: {versions:#}",
+            i + 1
+        );
         let active = list.iter().find(|v| v["active"] == true);
         let active = active.unwrap_or_else(|| panic!("gw{}: {versions:#}", i + 1));
         assert_eq!(

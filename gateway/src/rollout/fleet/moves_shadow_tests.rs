@@ -79,14 +79,31 @@ fn window(gateway: &str, copies: u64, errors: u64, mismatches: u64) -> FiguresRe
 fn drive_at(windows: &[FiguresRecord], missing: &[String], now_ms: u64) -> Option<Written> {
     let p = plan();
     let fleet = sum(&p, 10_000, windows);
-    drive(&p, Some(&shadowing()), &fleet, missing, &driver(), now_ms, vec![]).1
+    drive(
+        &p,
+        Some(&shadowing()),
+        &fleet,
+        missing,
+        &driver(),
+        now_ms,
+        vec![],
+    )
+    .1
 }
 
 #[test]
 fn the_driver_begins_the_stage_as_a_step_every_gateway_applies() {
     let p = plan();
     let pending = RolloutState::new("shop", "canary", "p1", MovedBy::Etcd, 0);
-    let (_, w) = drive(&p, Some(&pending), &Sum::default(), &[], &driver(), 10_000, vec![]);
+    let (_, w) = drive(
+        &p,
+        Some(&pending),
+        &Sum::default(),
+        &[],
+        &driver(),
+        10_000,
+        vec![],
+    );
     let w = w.expect("the stage");
     assert_eq!((w.state.state, w.state.shadow), (Phase::Shadowing, true));
     let step = w.step.expect("the stage's record");
@@ -120,11 +137,19 @@ fn a_canary_failing_on_the_copies_is_failed_on_the_fleets_tally_only() {
 #[test]
 fn mismatches_are_judged_over_the_fleets_compared_copies() {
     // 2 of 20 and 3 of 20 differ: 12.5% over the fleet, past 10%.
-    let w = drive_at(&[window("gw1", 20, 0, 2), window("gw2", 20, 0, 3)], &[], 10_500);
+    let w = drive_at(
+        &[window("gw1", 20, 0, 2), window("gw2", 20, 0, 3)],
+        &[],
+        10_500,
+    );
     let w = w.expect("a failure");
     assert_eq!(w.state.state, Phase::Failed);
     // 1 and 2 of 20: 7.5%, within.
-    let w = drive_at(&[window("gw1", 20, 0, 1), window("gw2", 20, 0, 2)], &[], 10_500);
+    let w = drive_at(
+        &[window("gw1", 20, 0, 1), window("gw2", 20, 0, 2)],
+        &[],
+        10_500,
+    );
     assert!(w.is_none());
 }
 
@@ -159,7 +184,11 @@ fn a_healthy_stage_moves_to_step_1_once_every_gateway_is_heard() {
 #[test]
 fn the_fleets_evaluation_of_the_stage_is_the_shadows() {
     let p = plan();
-    let fleet = sum(&p, 10_000, &[window("gw1", 20, 1, 0), window("gw2", 10, 0, 0)]);
+    let fleet = sum(
+        &p,
+        10_000,
+        &[window("gw1", 20, 1, 0), window("gw2", 10, 0, 0)],
+    );
     let e = evaluate(&p, &shadowing(), &fleet, 12_000);
     let f = e.shadow.expect("the shadow's figures");
     assert_eq!((f.copies, f.errors, f.compared), (30, 1, 30));
