@@ -85,17 +85,37 @@ async fn stage_with_one_gateways_copies(fault: Fault, duration_ms: u64) -> Rollo
         assert_eq!(r["step"], 0, "{r:#}");
     }
     send_through(fleet.gw(0), "gw1").await;
+    // Each gateway's part of the copies, as the fleet sums them: gw1's 20, gw2's none.
+    let parts = |r: &Value| -> Vec<Value> {
+        (r["fleet"]["windows"].as_array().into_iter().flatten())
+            .map(|w| w["shadow"]["copies"].clone())
+            .collect()
+    };
     let judged = fleet
         .wait_all(
             Duration::from_secs(30),
             "gw1's copies judged by the fleet",
-            |r| r["last_evaluation"]["shadow"]["copies"] == PER_GATEWAY,
+            |r| {
+                r["last_evaluation"]["shadow"]["copies"] == PER_GATEWAY
+                    && parts(r) == [PER_GATEWAY, 0]
+            },
         )
         .await;
     for r in &judged {
         assert_eq!(r["state"], "shadowing", "one gateway's copies: {r:#}");
         assert_eq!(r["last_evaluation"]["enough_traffic"], false, "{r:#}");
     }
+    let out = fleet
+        .gw(1)
+        .config()
+        .cli(&["rollout", "status", "shop", "-o", "table"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains(
+            "the canary's answers to each gateway's copies (the stage is judged on their sum):"
+        ),
+        "{out}"
+    );
     fleet
 }
 
