@@ -5,11 +5,12 @@
 //! more than one gateway's copies (20): the stage is judged only once both gateways' copies are
 //! summed. Untagged requests at the canary are counted by the mirror's marker header.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use dyegate_suite::etcd::rollout::RolloutFleet;
 use dyegate_suite::upstream::{Fault, FaultyUpstream};
-use dyegate_suite::{Dyegate, Req};
+use dyegate_suite::Req;
 use serde_json::Value;
 
 /// Copies sent through each gateway: fewer than the stage's `min_requests`, more than half.
@@ -51,13 +52,11 @@ fn number_after(text: &str, before: &str) -> u64 {
     digits.parse().unwrap_or(0)
 }
 
-/// [`PER_GATEWAY`] untagged requests through `gw`, one after the other: every one answered by
-/// stable (the canary's share is 0 in the stage).
-async fn send_through(gw: &Dyegate, name: &str) {
+/// [`PER_GATEWAY`] untagged requests through the gateway at `addr`, one after the other: every
+/// one answered by stable (the canary's share is 0 in the stage).
+async fn send_through(addr: SocketAddr, name: &str) {
     for i in 0..PER_GATEWAY {
-        let resp = Req::get(&format!("/items/{name}-{i}"))
-            .send(gw.addr())
-            .await;
+        let resp = Req::get(&format!("/items/{name}-{i}")).send(addr).await;
         assert_eq!(resp.status, 200, "{name} request {i}");
         assert_eq!(
             resp.header("x-upstream"),
@@ -65,6 +64,15 @@ async fn send_through(gw: &Dyegate, name: &str) {
             "{name} request {i}"
         );
     }
+}
+
+/// The fleet's evaluation counts gw1's [`PER_GATEWAY`] copies and gw2's none, and shows each
+/// gateway's part.
+fn judged_on_gw1s_copies(r: &Value) -> bool {
+    let parts: Vec<Value> = (r["fleet"]["windows"].as_array().into_iter().flatten())
+        .map(|w| w["shadow"]["copies"].clone())
+        .collect();
+    r["last_evaluation"]["shadow"]["copies"] == PER_GATEWAY && parts == [PER_GATEWAY, 0]
 }
 
 /// Starts two gateways with the canary answering as `fault`, waits for the stage on both, and
@@ -84,21 +92,12 @@ async fn stage_with_one_gateways_copies(fault: Fault, duration_ms: u64) -> Rollo
         assert_eq!(r["table_canary_share"], 0.0, "{r:#}");
         assert_eq!(r["step"], 0, "{r:#}");
     }
-    send_through(fleet.gw(0), "gw1").await;
-    // Each gateway's part of the copies, as the fleet sums them: gw1's 20, gw2's none.
-    let parts = |r: &Value| -> Vec<Value> {
-        (r["fleet"]["windows"].as_array().into_iter().flatten())
-            .map(|w| w["shadow"]["copies"].clone())
-            .collect()
-    };
+    send_through(fleet.gw(0).addr(), "gw1").await;
     let judged = fleet
         .wait_all(
             Duration::from_secs(30),
             "gw1's copies judged by the fleet",
-            |r| {
-                r["last_evaluation"]["shadow"]["copies"] == PER_GATEWAY
-                    && parts(r) == [PER_GATEWAY, 0]
-            },
+            judged_on_gw1s_copies,
         )
         .await;
     for r in &judged {
@@ -122,7 +121,7 @@ async fn stage_with_one_gateways_copies(fault: Fault, duration_ms: u64) -> Rollo
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_canary_failing_on_the_copies_through_both_gateways_fails_in_shadowing_everywhere() {
     let fleet = stage_with_one_gateways_copies(Fault::Status500, 600_000).await;
-    send_through(fleet.gw(1), "gw2").await;
+    send_through(fleet.gw(1).addr(), "gw2").await;
     let failed = fleet
         .wait_all(Duration::from_secs(30), "the failure everywhere", |r| {
             r["state"] == "failed" && r["table_canary_share"] == 0.0
@@ -176,7 +175,7 @@ async fn a_canary_failing_on_the_copies_through_both_gateways_fails_in_shadowing
 async fn a_healthy_canary_leaves_shadowing_for_step_1_on_every_gateway() {
     // Healthy: the canary's answers are stable's, byte for byte.
     let fleet = stage_with_one_gateways_copies(Fault::AnswerAs("stable"), 2_000).await;
-    send_through(fleet.gw(1), "gw2").await;
+    send_through(fleet.gw(1).addr(), "gw2").await;
     let step1 = fleet
         .wait_all(Duration::from_secs(30), "step 1 everywhere", |r| {
             r["state"] == "progressing" && r["step"] == 1 && r["table_canary_share"] == 10.0
@@ -229,4 +228,69 @@ async fn a_healthy_canary_leaves_shadowing_for_step_1_on_every_gateway() {
             i + 1
         );
     }
+}
+
+/// Polls `/rollouts/shop` on both upgradable gateways until `cond` holds on each.
+async fn wait_both(
+    gws: &[dyegate_suite::upgrade::Upgradable; 2],
+    what: &str,
+    cond: fn(&Value) -> bool,
+) -> Vec<Value> {
+    let both = || async {
+        let mut out = Vec::new();
+        for gw in gws {
+            let r = dyegate_suite::upgrade::get_once(gw.admin_addr(), "/rollouts/shop").await;
+            out.push(r.map(|(_, r)| r).unwrap_or_default());
+        }
+        out
+    };
+    dyegate_suite::poll_until(Duration::from_secs(30), both, |rs| rs.iter().all(cond))
+        .await
+        .unwrap_or_else(|rs| panic!("no {what}: {rs:#?}\n{}", gws[0].logs()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_upgraded_in_the_stage_hands_its_copies_to_the_new_process_which_publishes_them()
+{
+    use dyegate_suite::etcd::rollout::{push, source_yaml};
+    use dyegate_suite::upgrade::Upgradable;
+    use dyegate_suite::{EtcdServer, GatewayConfig};
+    let etcd = EtcdServer::start();
+    let stable = FaultyUpstream::start("stable", Fault::None);
+    let canary = FaultyUpstream::start("canary", Fault::Status500);
+    let table = dyegate_suite::rollout::routes(&stable, &canary, &staged(600_000), "");
+    let config = |id: &str| GatewayConfig::new(&table).with_source(&source_yaml(&etcd, id));
+    let first = config("gw1");
+    push(&first, &table);
+    let gws = [
+        Upgradable::start(first).await,
+        Upgradable::start(config("gw2")).await,
+    ];
+    wait_both(&gws, "shadow stage", |r| {
+        r["state"] == "shadowing" && r["shadow"]["mirroring"] == true
+    })
+    .await;
+    send_through(gws[0].addr(), "gw1").await;
+    wait_both(&gws, "judgement of gw1's copies", judged_on_gw1s_copies).await;
+    let old = gws[0].serving_pid();
+    gws[0].upgrade_ok().await;
+    assert_ne!(gws[0].serving_pid(), old, "{}", gws[0].logs());
+    // The old process gave its lease up (its window went with it) and has exited: gw1's part
+    // is the new process's, its copies handed over.
+    let after = wait_both(&gws, "gw1's copies published again", judged_on_gw1s_copies).await;
+    for r in &after {
+        assert_eq!(r["state"], "shadowing", "{r:#}");
+    }
+    // With gw2's copies the fleet has enough: the breach holds over both gateways' copies.
+    send_through(gws[1].addr(), "gw2").await;
+    let failed = wait_both(&gws, "failure", |r| r["state"] == "failed").await;
+    for r in &failed {
+        let reason = last_reason(r);
+        let copies = number_after(&reason, "canary's answers to ");
+        assert!(
+            copies > PER_GATEWAY && copies <= 2 * PER_GATEWAY,
+            "{reason}"
+        );
+    }
+    assert_eq!(unmarked(&canary), 0, "untagged requests at the canary");
 }
