@@ -66,6 +66,24 @@ async fn send_through(addr: SocketAddr, name: &str) {
     }
 }
 
+/// Waits until the gateway whose admin API is at `admin` serves the stage's mirror: its
+/// active version has it set over the route (a version is recorded once it serves; the state
+/// read from etcd can show `shadowing` a moment before).
+async fn serving_the_stage(admin: SocketAddr) {
+    let active = || async {
+        let v = dyegate_suite::upgrade::get_once(admin, "/versions").await;
+        let v = v.map(|(_, v)| v).unwrap_or_default();
+        (v["versions"].as_array().into_iter().flatten())
+            .find(|v| v["active"] == true)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mirrored = |v: &Value| v["overrides"]["shop"]["shadow"]["group"] == "canary";
+    dyegate_suite::poll_until(Duration::from_secs(30), active, mirrored)
+        .await
+        .unwrap_or_else(|v| panic!("{admin}: the stage's mirror not served: {v:#}"));
+}
+
 /// The fleet's evaluation counts gw1's [`PER_GATEWAY`] copies and gw2's none, and shows each
 /// gateway's part.
 fn judged_on_gw1s_copies(r: &Value) -> bool {
@@ -91,6 +109,9 @@ async fn stage_with_one_gateways_copies(fault: Fault, duration_ms: u64) -> Rollo
     for r in &staged {
         assert_eq!(r["table_canary_share"], 0.0, "{r:#}");
         assert_eq!(r["step"], 0, "{r:#}");
+    }
+    for (_, gw) in fleet.running() {
+        serving_the_stage(gw.admin_addr()).await;
     }
     send_through(fleet.gw(0).addr(), "gw1").await;
     let judged = fleet
@@ -270,6 +291,9 @@ async fn a_gateway_upgraded_in_the_stage_hands_its_copies_to_the_new_process_whi
         r["state"] == "shadowing" && r["shadow"]["mirroring"] == true
     })
     .await;
+    for gw in &gws {
+        serving_the_stage(gw.admin_addr()).await;
+    }
     send_through(gws[0].addr(), "gw1").await;
     wait_both(&gws, "judgement of gw1's copies", judged_on_gw1s_copies).await;
     let old = gws[0].serving_pid();
@@ -282,6 +306,7 @@ async fn a_gateway_upgraded_in_the_stage_hands_its_copies_to_the_new_process_whi
         assert_eq!(r["state"], "shadowing", "{r:#}");
     }
     // With gw2's copies the fleet has enough: the breach holds over both gateways' copies.
+    serving_the_stage(gws[0].admin_addr()).await;
     send_through(gws[1].addr(), "gw2").await;
     let failed = wait_both(&gws, "failure", |r| r["state"] == "failed").await;
     for r in &failed {
