@@ -52,7 +52,7 @@ pub(super) struct Inner {
 pub struct Controller {
     pub(super) inner: Mutex<Inner>,
     store: Store,
-    metrics: Arc<Metrics>,
+    pub(super) metrics: Arc<Metrics>,
     pub(super) gauges: RolloutMetrics,
     pub(super) clock: Arc<dyn Clock>,
     /// `Some` on a gateway that follows etcd: the rollouts are the fleet's.

@@ -187,11 +187,6 @@ fn ended_rollouts(before: &RoutesConfig, after: &RoutesConfig) -> Vec<String> {
 pub fn push(config: Option<&Path>, file: &Path, allow_empty: bool) -> Result<(), String> {
     let loaded = load_routes(file, crate::config::bounds::DEFAULT_MAX_FILE_BYTES)
         .map_err(|e| format!("{e}\nnothing was written"))?;
-    crate::config::table::rollout_shadow::refuse_in_fleet(
-        &file.display().to_string(),
-        &loaded.text,
-    )
-    .map_err(|e| format!("{e}\nnothing was written"))?;
     let empty = empty_mark(file, loaded.routes, allow_empty)?;
     let entries = layout::entries_of(&loaded.text)
         .map_err(|e| format!("{}: {e}; nothing was written", file.display()))?;

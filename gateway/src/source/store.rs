@@ -67,8 +67,7 @@ impl Table {
     }
 
     /// Whether the assembled table may replace one of `running_routes` routes (`None`: at
-    /// startup): see [`layout::Assembled::admit`]; and has nothing a fleet cannot run yet (a
-    /// rollout's shadow stage).
+    /// startup): see [`layout::Assembled::admit`].
     pub fn admit(
         &self,
         prefix: &str,
@@ -78,10 +77,7 @@ impl Table {
         let current = self.current(prefix)?;
         assembled
             .admit(&format!("{prefix}{CURRENT}"), &current, running_routes)
-            .map_err(|e| ConfigErrors(vec![e]))?;
-        let name = format!("etcd:{}", self.dir(prefix));
-        crate::config::table::rollout_shadow::refuse_in_fleet(&name, &assembled.text)
-            .map_err(|e| assembled.locate_all(e))
+            .map_err(|e| ConfigErrors(vec![e]))
     }
 }
 

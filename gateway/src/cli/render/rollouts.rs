@@ -223,6 +223,7 @@ fn fleet(f: &Value, now_unix: u64) -> String {
             &rows,
         ));
     }
+    out.push_str(&shadow_parts(f));
     let a = &f["local_abort"];
     if a.is_object() {
         out.push_str(&format!(
@@ -234,6 +235,39 @@ fn fleet(f: &Value, now_unix: u64) -> String {
         ));
     }
     out
+}
+
+/// In a fleet's shadow stage: each gateway's part of the copies the stage is judged on.
+fn shadow_parts(f: &Value) -> String {
+    let rows: Vec<Vec<String>> = (f["windows"].as_array().into_iter().flatten())
+        .filter(|w| w["shadow"].is_object())
+        .map(|w| {
+            let c = &w["shadow"];
+            vec![
+                format!("  {}", text(&w["gateway"])),
+                text(&c["copies"]),
+                text(&c["errors"]),
+                format!("{} of {}", text(&c["mismatches"]), text(&c["compared"])),
+                c["latency_ms"]
+                    .as_u64()
+                    .map_or("-".into(), |l| format!("{l} ms")),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let head = [
+        "  GATEWAY",
+        "COPIES",
+        "COPY ERRORS",
+        "MISMATCHES",
+        "LATENCY",
+    ];
+    format!(
+        "the canary's answers to each gateway's copies (the stage is judged on their sum):\n{}",
+        table(&head, &rows)
+    )
 }
 
 fn evaluation(e: &Value, now_unix: u64) -> String {
@@ -441,6 +475,23 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("  gw1      900       75%"), "{t}");
+        assert!(!t.contains("COPIES"), "{t}");
+        // In a shadow stage: each gateway's part of the copies.
+        r["fleet"]["windows"][0]["shadow"] =
+            json!({ "copies": 20, "errors": 3, "compared": 19, "mismatches": 4, "latency_ms": 25 });
+        r["fleet"]["windows"][1]["shadow"] = json!({ "copies": 11, "errors": 0, "compared": 0, "mismatches": 0, "latency_ms": null });
+        let t = render(&r, NOW);
+        assert_all_shown(&r, &t, &skip);
+        assert!(
+            t.contains(
+                "the canary's answers to each gateway's copies (the stage is judged on their sum):"
+            ),
+            "{t}"
+        );
+        let row = t
+            .lines()
+            .find(|l| l.starts_with("  gw1") && l.contains("4 of 19"));
+        assert!(row.is_some_and(|l| l.contains("25 ms")), "{t}");
     }
 
     #[test]

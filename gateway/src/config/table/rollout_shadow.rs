@@ -1,12 +1,11 @@
 //! `routes[i].rollout.shadow`: the shadow stage before a rollout's first step, as serde structs
 //! mirroring the file, and its checks (`validate_shadow`). The stage itself is run by
 //! `crate::rollout` (state `shadowing`): the canary gets copies of the route's requests only,
-//! judged on its answers to them.
+//! judged on its answers to them (in a fleet, on the sum of every gateway's).
 
 use super::mirror::PERCENT_BOUND;
 use super::rollout::{ERROR_RATE_BOUND, MIN_REQUESTS_BOUND, PERCENTILE_BOUND};
-use crate::config::error::{ConfigErrors, Issue};
-use crate::config::load::Source;
+use crate::config::error::Issue;
 use crate::config::range::{Bound, Millis};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -86,32 +85,5 @@ pub fn validate_shadow(s: &ShadowConfig, path: &str, issues: &mut Vec<Issue>) {
             p("gates"),
             "found no gate, expected at least one of max_error_rate, max_latency_ms, max_mismatch_rate",
         ));
-    }
-}
-
-/// Refuses `rollout.shadow` in a fleet's table (`text`, read from `file`): a fleet's driver
-/// judges the windows its gateways write to etcd, and those do not carry the copies' answers
-/// yet. Refused with located errors, never accepted and ignored. Text that does not decode is
-/// left to the table's own checks.
-pub fn refuse_in_fleet(file: &str, text: &str) -> Result<(), ConfigErrors> {
-    if !text.contains("shadow") {
-        return Ok(()); // the common case, without decoding the table again
-    }
-    let Ok(source) = Source::from_text(file.to_string(), text.to_string()) else {
-        return Ok(());
-    };
-    let (model, _) = source.routes();
-    let errors: Vec<_> = (model.routes.iter().enumerate())
-        .filter_map(|(i, r)| Some((i, r.as_ref()?.rollout.as_ref()?.shadow.as_ref()?)))
-        .map(|(i, _)| {
-            source.locate(Issue::new(
-                format!("routes[{i}].rollout.shadow"),
-                "found a shadow stage in a fleet's table, expected none: a fleet's rollouts have no shadow stage yet (docs/rollouts.md#shadow-stage); run it on a gateway with a routes file",
-            ))
-        })
-        .collect();
-    match errors.is_empty() {
-        true => Ok(()),
-        false => Err(ConfigErrors(errors)),
     }
 }

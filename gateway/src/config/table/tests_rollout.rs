@@ -250,15 +250,3 @@ fn shadow_errors_are_located() {
         vec!["routes.yaml:17:16: routes[0].rollout.shadow.gates: found no gate, expected at least one of max_error_rate, max_latency_ms, max_mismatch_rate"]
     );
 }
-
-#[test]
-fn a_fleets_table_with_a_shadow_stage_is_refused_where_the_stage_is() {
-    use super::rollout_shadow::refuse_in_fleet;
-    let refused = refuse_in_fleet("etcd:/dyegate/tables/g1", &rollout(SHADOW))
-        .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>());
-    assert_eq!(
-        refused,
-        Err(vec!["etcd:/dyegate/tables/g1:15:16: routes[0].rollout.shadow: found a shadow stage in a fleet's table, expected none: a fleet's rollouts have no shadow stage yet (docs/rollouts.md#shadow-stage); run it on a gateway with a routes file".to_string()])
-    );
-    assert!(refuse_in_fleet("etcd:/dyegate/tables/g1", &rollout(GOOD)).is_ok());
-}

@@ -10,6 +10,7 @@ use super::super::judge::Evaluation;
 use super::super::plan::Plan;
 use super::super::state::{MovedBy, RolloutState};
 use super::super::steps::{Decision, Steps};
+use crate::mirror::tally::ShadowCounts;
 use crate::reload::Caller;
 use crate::routing::Overrides;
 use std::collections::BTreeMap;
@@ -126,6 +127,24 @@ impl Controller {
         inner.states.insert(route.clone(), state);
         self.show(&inner, &route, true);
         self.announce(&mut inner);
+    }
+
+    /// This gateway's tally of the canary's answers to its copies in `plan`'s shadow stage
+    /// (state `s`) at second `now`, with the seconds it covers (the stage so far, as the
+    /// stage's judge reads them); `None` outside the stage.
+    pub fn own_shadow(
+        &self,
+        plan: &Plan,
+        s: &RolloutState,
+        now: u64,
+    ) -> Option<(ShadowCounts, (u64, u64))> {
+        if !s.shadow || plan.shadow.is_none() {
+            return None;
+        }
+        let (from, to) = super::super::shadow::span(s.step_started_ms, now);
+        let tally = self.metrics.shadow_tally();
+        let counts = tally.counts(&plan.route, plan.canary_group(), from, to);
+        Some((counts, (from, to)))
     }
 
     /// Takes `route`'s canary to 0 on this gateway alone (its own window breached a gate while

@@ -1,12 +1,15 @@
 //! What a fleet's rollout writes, decided without I/O: the driver's judgement of the fleet's
-//! window, a control's move, and the judgement a gateway makes alone on its own window when it
-//! cannot reach etcd. The state machine is the one a single gateway runs
-//! ([`machine`](super::super::machine)); only where its moves go differs.
+//! window (in a shadow stage, of the fleet's tally of the canary's answers to the copies), a
+//! control's move, and the judgement a gateway makes alone on its own window when it cannot
+//! reach etcd. The state machine is the one a single gateway runs
+//! ([`machine`](super::super::machine), [`shadow`](super::super::shadow)); only where its
+//! moves go differs.
 
 use super::super::judge::{judge, Evaluation};
 use super::super::machine::{next, Next};
 use super::super::plan::{OnFailure, Plan};
 use super::super::prometheus::verdict::PromVerdict;
+use super::super::shadow;
 use super::super::state::{MovedBy, Phase, RolloutState};
 use super::record::StepRecord;
 use super::sum::Sum;
@@ -49,6 +52,7 @@ pub fn carry_out(plan: &Plan, s: &RolloutState, n: Next, who: &Mover, now_ms: u6
             let share = plan.share(step);
             state.step = step;
             state.share = Some(share);
+            state.shadow = phase == Phase::Shadowing;
             state.step_started_ms = now_ms;
             state.moved(phase, who.by, reason.clone());
             let record = StepRecord {
@@ -83,13 +87,39 @@ pub fn start(plan: &Plan, now_ms: u64) -> Written {
     Written { state, step: None }
 }
 
+/// The fleet's evaluation of a rollout in state `s` at `now_ms`: in the shadow stage, the
+/// stage's gates on the summed tally of the canary's answers to every gateway's copies, over
+/// the stage so far (as one gateway judges its own, [`shadow::judge`]); otherwise the plan's
+/// gates on the summed window.
+pub fn evaluate(plan: &Plan, s: &RolloutState, sum: &Sum, now_ms: u64) -> Evaluation {
+    match (&plan.shadow, s.shadow) {
+        (Some(stage), true) => {
+            let span = shadow::span(s.step_started_ms, now_ms / 1000);
+            shadow::judge(stage, plan.canary_group(), &sum.shadow, span)
+        }
+        _ => judge(&plan.gates, &sum.figures, plan.canary),
+    }
+}
+
+/// Whether `n` takes the rollout in state `s` further: a later step, success, or out of the
+/// shadow stage other than by a failure or a pause.
+fn promotes(s: &RolloutState, n: &Next) -> bool {
+    match n {
+        Next::Apply(step, phase, _) => {
+            *step > s.step || (s.shadow && !matches!(phase, Phase::Failed | Phase::Shadowing))
+        }
+        Next::Set(phase, _) => *phase == Phase::Succeeded,
+    }
+}
+
 /// The driver's judgement of one rollout: `state` as etcd holds it (absent, or of another
 /// plan: the rollout starts), `sum` the fleet's window of its step, judged. A gateway that took
 /// the canary to 0 on its own while etcd was away is heard: the fleet fails (or pauses, as
 /// `on_failure` says) when the breach holds over the fleet's window, and pauses otherwise, so
 /// that nothing promotes past a gateway that saw its canary fail until a person looks.
 /// `missing`: live gateways without a fresh window of the step — nothing promotes before
-/// every live gateway is heard (one back from an etcd outage may bring a breach).
+/// every live gateway is heard (one back from an etcd outage may bring a breach), neither out
+/// of a shadow stage (each gateway's copies count).
 pub fn drive(
     plan: &Plan,
     state: Option<&RolloutState>,
@@ -103,15 +133,13 @@ pub fn drive(
         Some(s) if s.fingerprint == plan.fingerprint => s,
         _ => return (None, Some(start(plan, now_ms))),
     };
-    let mut e = judge(&plan.gates, &sum.figures, plan.canary);
-    e.prometheus = prometheus;
+    let mut e = evaluate(plan, s, sum, now_ms);
+    if e.shadow.is_none() {
+        e.prometheus = prometheus; // a shadow stage is judged on the copies alone
+    }
     let mut n = next(plan, s, &e, now_ms);
-    let promotes = match &n {
-        Some(Next::Apply(step, ..)) => *step > s.step,
-        Some(Next::Set(phase, _)) => *phase == Phase::Succeeded,
-        None => false,
-    };
-    if promotes && s.step > 0 && !missing.is_empty() {
+    let heard = s.step > 0 || s.shadow;
+    if n.as_ref().is_some_and(|n| promotes(s, n)) && heard && !missing.is_empty() {
         n = None;
     }
     let failing = matches!(
@@ -217,6 +245,7 @@ mod tests {
                 reason: "gate error_rate breached".into(),
                 version: "41.1".into(),
             }),
+            shadow: None,
         }
     }
 
@@ -399,3 +428,7 @@ mod tests {
         assert_eq!((w.state.step_started_ms, w.step.is_none()), (12_000, true));
     }
 }
+
+#[cfg(test)]
+#[path = "moves_shadow_tests.rs"]
+mod shadow_tests;

@@ -1,8 +1,10 @@
 //! What a fleet's rollout keys hold (JSON): the step a rollout sets over the table, and each
-//! gateway's window of figures. The state itself is the one a single gateway keeps
+//! gateway's window of figures (in a shadow stage, with its tally of the canary's answers to
+//! its copies). The state itself is the one a single gateway keeps
 //! ([`RolloutState`](super::super::state::RolloutState)), its `fingerprint` the plan id.
 
 use super::super::state::{MovedBy, Phase};
+use crate::mirror::tally::ShadowCounts;
 use crate::telemetry::window::{Figures, BUCKETS_MS};
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +104,44 @@ pub struct FiguresRecord {
     /// This gateway took the canary to 0 on its own on this step while etcd was away.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_abort: Option<LocalAbort>,
+    /// In the shadow stage: the canary's answers to this gateway's copies over the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowRecord>,
+}
+
+/// One gateway's tally of the canary's answers to its copies in a shadow stage
+/// (`crate::mirror::tally`), over the seconds `from..=to` (Unix) the stage's gates judge: the
+/// copies that ended as `requests`, the canary's failures as `errors`, their latency buckets,
+/// and the copies compared and those that differed. Summed over the fleet as counts and
+/// buckets, never as rates or percentiles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShadowRecord {
+    pub from: u64,
+    pub to: u64,
+    pub answers: Counts,
+    pub compared: u64,
+    pub mismatches: u64,
+}
+
+impl ShadowRecord {
+    pub fn new(counts: &ShadowCounts, (from, to): (u64, u64)) -> ShadowRecord {
+        ShadowRecord {
+            from,
+            to,
+            answers: Counts::from(&counts.answers),
+            compared: counts.compared,
+            mismatches: counts.mismatches,
+        }
+    }
+
+    /// The tally as the stage's judge reads it.
+    pub fn counts(&self) -> ShadowCounts {
+        ShadowCounts {
+            answers: self.answers.figures(),
+            compared: self.compared,
+            mismatches: self.mismatches,
+        }
+    }
 }
 
 /// A canary share taken to 0 by one gateway alone, judged on its own window while it could
@@ -144,5 +184,24 @@ mod tests {
             json,
             r#"{"requests":40,"errors":4,"buckets":[0,0,30,0,0,0,0,0,0,10]}"#
         );
+    }
+
+    #[test]
+    fn a_shadow_tally_reads_back_as_the_judge_counts_it() {
+        let w = Window::new();
+        for i in 0..20 {
+            w.record_at(7, i < 2, if i < 15 { 3 } else { 900 });
+        }
+        let counts = ShadowCounts {
+            answers: w.snapshot(7, 7),
+            compared: 18,
+            mismatches: 5,
+        };
+        let r = ShadowRecord::new(&counts, (5, 7));
+        assert_eq!((r.from, r.to, r.compared, r.mismatches), (5, 7, 18, 5));
+        assert_eq!(r.counts(), counts);
+        let json = serde_json::to_string(&r).unwrap_or_default();
+        let back: ShadowRecord = serde_json::from_str(&json).unwrap_or_default();
+        assert_eq!(back, r);
     }
 }

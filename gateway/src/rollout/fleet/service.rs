@@ -6,13 +6,13 @@
 //! (binary upgrade) or stops gives its lease up, so that another gateway drives at once.
 
 use super::super::controller::Controller;
-use super::super::judge::{judge, Evaluation};
+use super::super::judge::Evaluation;
 use super::super::plan::Plan;
 use super::super::state::{now_ms, MovedBy, Phase, RolloutState};
 use super::super::steps::Steps;
 use super::keys;
 use super::moves::{self, Mover, Written};
-use super::record::{Counts, FiguresRecord, LocalAbort};
+use super::record::{Counts, FiguresRecord, LocalAbort, ShadowRecord};
 use super::store::{self, Lease, Listing};
 use super::sum::{span, sum};
 use super::view::FleetView;
@@ -100,7 +100,8 @@ impl FleetService {
         })
     }
 
-    /// This gateway's window of `plan`'s step at second `now`, as published.
+    /// This gateway's window of `plan`'s step at second `now`, as published; in the shadow
+    /// stage, with its tally of the canary's answers to its copies over the stage.
     fn window(
         &self,
         plan: &Plan,
@@ -120,6 +121,8 @@ impl FleetService {
             local_abort: abort
                 .filter(|a| a.step_started_ms == s.step_started_ms)
                 .cloned(),
+            shadow: (self.controller.own_shadow(plan, s, now))
+                .map(|(counts, span)| ShadowRecord::new(&counts, span)),
         }
     }
 
@@ -291,7 +294,7 @@ impl FleetService {
             if let (Some(e), Some(s)) = (&e, &current) {
                 if let (Some((gate, why)), true) = (e.failure(), moves::judged(s.state)) {
                     self.controller.gauges.breach(route, &gate);
-                    if s.step > 0 && written.is_some() {
+                    if (s.step > 0 || s.shadow) && written.is_some() {
                         self.controller.announce_breach(plan, s, &gate, &why);
                     }
                 }
@@ -320,8 +323,8 @@ impl FleetService {
                     missing.join(", ")
                 );
             }
-        } else if current.is_some() {
-            let e = judge(&plan.gates, &fleet.figures, plan.canary);
+        } else if let Some(s) = &current {
+            let e = moves::evaluate(plan, s, &fleet, now_ms);
             shown.evaluations.insert(route.to_string(), e);
         }
         if let Some(s) = current {

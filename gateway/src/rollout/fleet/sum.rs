@@ -1,9 +1,12 @@
-//! The fleet's window of a rollout: the sum of the live gateways' windows of its current step,
-//! and each gateway's part of it. Pure: the driver judges the sum as a single gateway judges
-//! its own window; every gateway shows it.
+//! The fleet's window of a rollout: the sum of the live gateways' windows of its current step
+//! (in a shadow stage, of their tallies of the canary's answers to their copies), and each
+//! gateway's part of it. Pure: the driver judges the sum as a single gateway judges its own
+//! window (or tally); every gateway shows it.
 
 use super::super::plan::Plan;
+use super::super::shadow::ShadowFigures;
 use super::record::{FiguresRecord, LocalAbort};
+use crate::mirror::tally::ShadowCounts;
 use crate::telemetry::window::Figures;
 use serde::Serialize;
 
@@ -30,6 +33,10 @@ pub struct GatewayPart {
     pub to: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_abort: Option<LocalAbort>,
+    /// In a shadow stage: the canary's answers to this gateway's copies (latency at the
+    /// stage's percentile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowFigures>,
 }
 
 /// The fleet's window of a step.
@@ -37,6 +44,9 @@ pub struct GatewayPart {
 pub struct Sum {
     /// Per group of the plan, summed.
     pub figures: Vec<(String, Figures)>,
+    /// In a shadow stage: the gateways' tallies of the canary's answers to their copies,
+    /// summed (counts and latency buckets: a percentile is read from the summed buckets).
+    pub shadow: ShadowCounts,
     pub gateways: Vec<GatewayPart>,
 }
 
@@ -48,11 +58,14 @@ impl Sum {
 }
 
 /// Sums the `windows` of `plan`'s step started at `step_started_ms` (one per live gateway);
-/// windows of another plan or step, or with other groups, are left out.
+/// windows of another plan or step, or with other groups, are left out, their shadow tallies
+/// with them.
 pub fn sum(plan: &Plan, step_started_ms: u64, windows: &[FiguresRecord]) -> Sum {
     let mut figures: Vec<(String, Figures)> = (plan.groups.iter())
         .map(|g| (g.clone(), Figures::default()))
         .collect();
+    let mut shadow = ShadowCounts::default();
+    let percentile = plan.shadow.as_ref().map(|s| s.gates.latency_percentile);
     let mut gateways = Vec::new();
     for w in windows {
         if w.plan != plan.fingerprint
@@ -70,7 +83,21 @@ pub fn sum(plan: &Plan, step_started_ms: u64, windows: &[FiguresRecord]) -> Sum 
             from: w.from,
             to: w.to,
             local_abort: w.local_abort.clone(),
+            shadow: None,
         };
+        if let (Some(r), Some(q)) = (&w.shadow, percentile) {
+            let own = r.counts();
+            shadow.answers.add(&own.answers);
+            shadow.compared += own.compared;
+            shadow.mismatches += own.mismatches;
+            part.shadow = Some(ShadowFigures {
+                copies: own.answers.requests,
+                errors: own.answers.errors,
+                compared: own.compared,
+                mismatches: own.mismatches,
+                latency_ms: own.answers.latency_ms(q),
+            });
+        }
         for (i, c) in w.groups.iter().enumerate() {
             figures[i].1.add(&c.figures());
             part.requests += c.requests;
@@ -88,12 +115,16 @@ pub fn sum(plan: &Plan, step_started_ms: u64, windows: &[FiguresRecord]) -> Sum 
         }
     }
     gateways.sort_by(|a, b| a.gateway.cmp(&b.gateway));
-    Sum { figures, gateways }
+    Sum {
+        figures,
+        shadow,
+        gateways,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::Counts;
+    use super::super::record::{Counts, ShadowRecord};
     use super::*;
     use crate::rollout::plan::Gates;
 
@@ -129,6 +160,7 @@ mod tests {
             to: 105,
             groups: vec![counts(stable, 0), counts(canary.0, canary.1)],
             local_abort: None,
+            shadow: None,
         }
     }
 
@@ -155,6 +187,67 @@ mod tests {
             parts,
             [("gw1", 75.0, 30), ("gw2", 25.0, 10), ("gw3", 0.0, 0)]
         );
+    }
+
+    /// A window of the shadow stage: `copies` answered in `fast` ms (the first ones) or 900 ms.
+    fn shadowed(gateway: &str, started: u64, copies: u64, fast: u64, errors: u64) -> FiguresRecord {
+        let mut answers = crate::telemetry::window::Figures {
+            requests: copies,
+            errors,
+            ..Default::default()
+        };
+        // Bucket 2 holds answers of at most 5 ms, bucket 13 those of up to 1000 ms.
+        answers.buckets[2] = fast;
+        answers.buckets[13] = copies - fast;
+        let counts = ShadowCounts {
+            answers,
+            compared: copies,
+            mismatches: errors,
+        };
+        FiguresRecord {
+            shadow: Some(ShadowRecord::new(&counts, (100, 105))),
+            ..window(gateway, "p1", started, 100, (0, 0))
+        }
+    }
+
+    #[test]
+    fn the_shadow_tallies_are_summed_as_counts_and_buckets() {
+        let p = Plan {
+            shadow: Some(crate::rollout::shadow::Shadow {
+                share: 100_000,
+                duration_ms: 1000,
+                gates: crate::rollout::shadow::ShadowGates {
+                    window_ms: 1000,
+                    min_requests: 30,
+                    max_error_rate: Some(0.05),
+                    max_latency_ms: None,
+                    latency_percentile: 90.0,
+                    max_mismatch_rate: None,
+                },
+            }),
+            ..plan()
+        };
+        // gw1: 20 fast copies; gw2: 20 copies, 8 slow and 2 failed; gw3's is of another step.
+        let windows = [
+            shadowed("gw1", 7000, 20, 20, 0),
+            shadowed("gw2", 7000, 20, 12, 2),
+            shadowed("gw3", 6000, 500, 0, 500),
+        ];
+        let s = sum(&p, 7000, &windows);
+        let a = &s.shadow.answers;
+        assert_eq!((a.requests, a.errors), (40, 2));
+        assert_eq!((s.shadow.compared, s.shadow.mismatches), (40, 2));
+        // p90 of the summed buckets: 32 fast of 40, so the 36th answer is a slow one; each
+        // gateway's own p90 (5 ms and 1000 ms) averaged would say neither.
+        assert_eq!(a.latency_ms(90.0), Some(1000));
+        assert_eq!(a.latency_ms(80.0), Some(5));
+        let parts: Vec<(u64, Option<u64>)> = (s.gateways.iter())
+            .filter_map(|g| g.shadow.as_ref())
+            .map(|f| (f.copies, f.latency_ms))
+            .collect();
+        assert_eq!(parts, [(20, Some(5)), (20, Some(1000))]);
+        // Without a stage in the plan, a tally is not summed.
+        assert_eq!(sum(&plan(), 7000, &windows).shadow, ShadowCounts::default());
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! file — the same overrides, through the same attempt, whatever made the version (a push, a
 //! step, a restart, a re-list). A step counts only for a table whose route has the plan it was
 //! written for; the version of a table with steps is the highest revision among the table's
-//! and those steps', which every gateway computes the same way from what etcd holds.
+//! and those steps', which every gateway computes the same way from what etcd holds. A step
+//! written by the move into a shadow stage (state `shadowing`, share 0) also sets the stage's
+//! mirror over the route, as a single gateway's stage does; the move out of it (a step, a
+//! failure, an abort) is a new step without it.
 
+use super::super::state::Phase;
 use super::record::StepRecord;
 use crate::reload::Trigger;
 use crate::rollout::plan::Plans;
@@ -32,7 +36,8 @@ pub struct Applied {
 
 impl FleetSteps {
     /// Sets the weights of every step that belongs to `plans` (same route, same plan id, as
-    /// many weights as the split has groups) over `overrides`.
+    /// many weights as the split has groups) over `overrides`, and the shadow stage's mirror
+    /// of a step into the stage.
     pub fn over(&self, plans: &Plans, overrides: &mut Overrides) -> Applied {
         let mut applied = Applied::default();
         for s in &self.0 {
@@ -43,6 +48,8 @@ impl FleetSteps {
                 continue;
             }
             overrides.set_over(&s.route, s.record.weights.clone(), &plan.base);
+            let stage = (s.record.state == Phase::Shadowing).then(|| plan.shadow_mirror());
+            overrides.set_shadow(&s.route, stage.flatten());
             if applied
                 .newest
                 .as_ref()
@@ -74,7 +81,7 @@ impl FleetSteps {
 #[cfg(test)]
 mod tests {
     use super::super::super::plan::Plan;
-    use super::super::super::state::{MovedBy, Phase};
+    use super::super::super::state::MovedBy;
     use super::*;
 
     fn plan(fingerprint: &str) -> Plan {
@@ -134,5 +141,47 @@ mod tests {
             assert!(o.is_empty());
             assert_eq!(FleetSteps::version(a, 30).0, 30);
         }
+    }
+
+    #[test]
+    fn a_step_into_the_shadow_stage_sets_its_mirror_and_the_next_step_takes_it_away() {
+        let staged = Plan {
+            shadow: Some(crate::rollout::shadow::Shadow {
+                share: 50_000,
+                duration_ms: 1000,
+                gates: crate::rollout::shadow::ShadowGates {
+                    window_ms: 1000,
+                    min_requests: 20,
+                    max_error_rate: Some(0.05),
+                    max_latency_ms: None,
+                    latency_percentile: 99.0,
+                    max_mismatch_rate: None,
+                },
+            }),
+            ..plan("p1")
+        };
+        let plans: Plans = [("shop".to_string(), staged)].into();
+        let mut stage = step("p1", 40, vec![100, 0]);
+        stage.record.step = 0;
+        stage.record.state = Phase::Shadowing;
+        let mut o = Overrides::default();
+        FleetSteps(vec![stage.clone()]).over(&plans, &mut o);
+        let mirror = o.shadow("shop").cloned();
+        assert_eq!(
+            mirror.map(|m| (m.group, m.share)),
+            Some(("canary".to_string(), 50_000))
+        );
+        // Step 1 (or a failure) replaces the stage's record: weights, no mirror.
+        let mut o = Overrides::default();
+        FleetSteps(vec![step("p1", 41, vec![90, 10])]).over(&plans, &mut o);
+        assert_eq!(
+            (o.get("shop"), o.shadow("shop")),
+            (Some(&[90u32, 10][..]), None)
+        );
+        // A plan without a stage never gets a mirror.
+        let plans: Plans = [("shop".to_string(), plan("p1"))].into();
+        let mut o = Overrides::default();
+        FleetSteps(vec![stage]).over(&plans, &mut o);
+        assert_eq!(o.shadow("shop"), None);
     }
 }
