@@ -29,6 +29,9 @@ fn head_timed_out() -> Box<Error> {
     Error::explain(ReadTimedout, HEAD_TIMED_OUT).into_up()
 }
 
+/// The copies' marker, parsed once (a lookup by `&str` parses the name each time).
+static MARKER_NAME: http::HeaderName = http::HeaderName::from_static(crate::mirror::MARKER);
+
 const HEAD_TIMED_OUT: &str = "no response head to the upgrade within read_ms";
 
 /// Whether the request came over one of the HTTPS listeners.
@@ -128,7 +131,7 @@ impl ProxyHttp for DyegateProxy {
         forwarded::write_upstream(&self.live.load().forwarding, &hop, upstream_request)?;
         framing::single_content_length(upstream_request)?;
         // Only copies are marked: a client cannot pose as one.
-        upstream_request.remove_header(crate::mirror::MARKER);
+        upstream_request.remove_header(&MARKER_NAME);
         let Some((active, d)) = ctx.routed() else {
             return Ok(());
         };
