@@ -17,6 +17,18 @@
 # only): the load run's CPU µs per request and its sys share cover that.
 set -Eeuo pipefail
 
+# What it runs, installed when missing (as run.sh does; root only).
+missing=()
+for tool in valgrind:valgrind nginx:nginx wrk:wrk curl:curl; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if ((${#missing[@]})); then
+    [[ $(id -u) == 0 ]] || { echo "missing ${missing[*]}: run as root or install them" >&2; exit 1; }
+    echo "installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 REQS_TIME=${REQS_TIME:-8s}
 CONNS=${CONNS:-4}
 PINGORA_EXTRA=${PINGORA_EXTRA:-}

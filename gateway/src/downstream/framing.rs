@@ -14,8 +14,10 @@
 //!   the start of the next request there (the upstream answers that request 400). The empty end
 //!   chunk is dropped here ([`end_without_empty_chunk`]); docs/pingora-upstream.md.
 
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderName, Version};
+use super::fields::{Fields, Name};
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::Version;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
@@ -27,13 +29,16 @@ pub fn refusal(req: &RequestHeader) -> Option<&'static str> {
     None
 }
 
+/// Written as Pingora writes it without a case map: titled.
+static CONTENT_LENGTH_FIELD: Name = Name::cased(CONTENT_LENGTH, "Content-Length");
+
 /// Leaves one `Content-Length` value on the upstream request when the client sent a list or
 /// repeated lines (Pingora has already checked that they agree).
-pub fn single_content_length(req: &mut RequestHeader) -> Result<()> {
-    if req.headers.contains_key(TRANSFER_ENCODING) {
+pub fn single_content_length(req: &mut dyn Fields) -> Result<()> {
+    if req.headers().contains_key(TRANSFER_ENCODING) {
         return Ok(());
     }
-    let mut values = req.headers.get_all(CONTENT_LENGTH).iter();
+    let mut values = req.headers().get_all(CONTENT_LENGTH).iter();
     let (Some(first), second) = (values.next(), values.next()) else {
         return Ok(());
     };
@@ -46,19 +51,17 @@ pub fn single_content_length(req: &mut RequestHeader) -> Result<()> {
         .and_then(|v| v.split(',').next())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .ok_or_else(|| Error::explain(InvalidHTTPHeader, "unreadable Content-Length"))?;
-    req.insert_header(CONTENT_LENGTH, length)?;
-    Ok(())
+    req.set(&CONTENT_LENGTH_FIELD, HeaderValue::from(length))
 }
 
 /// Leaves only the first `header` line (the one the request was routed on).
-pub fn first_tag_only(req: &mut RequestHeader, header: &HeaderName) -> Result<()> {
-    let mut values = req.headers.get_all(header).iter();
+pub fn first_tag_only(req: &mut dyn Fields, header: &HeaderName, case: &Bytes) -> Result<()> {
+    let mut values = req.headers().get_all(header).iter();
     let (Some(first), Some(_)) = (values.next(), values.next()) else {
         return Ok(());
     };
     let first = first.clone();
-    req.insert_header(header.clone(), first)?;
-    Ok(())
+    req.set_named(header, case, first)
 }
 
 /// The request body filter's step for the empty last chunk (see the module's text): an empty
@@ -125,14 +128,15 @@ mod tests {
     #[test]
     fn only_the_first_tag_stays() {
         let header = HeaderName::from_static("x-env-tag");
+        let case = Bytes::from_static(b"x-env-tag");
         let mut r = req(
             Version::HTTP_11,
             &[("x-env-tag", "canary"), ("x-env-tag", "beta")],
         );
-        first_tag_only(&mut r, &header).expect("tags");
+        first_tag_only(&mut r, &header, &case).expect("tags");
         assert_eq!(values(&r, "x-env-tag"), vec!["canary"]);
         let mut r = req(Version::HTTP_11, &[("x-env-tag", "beta")]);
-        first_tag_only(&mut r, &header).expect("tag");
+        first_tag_only(&mut r, &header, &case).expect("tag");
         assert_eq!(values(&r, "x-env-tag"), vec!["beta"]);
     }
 

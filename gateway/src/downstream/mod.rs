@@ -24,6 +24,7 @@ pub mod app;
 pub mod coalesce;
 mod delegate;
 pub mod fds;
+pub mod fields;
 pub mod framing;
 pub mod head;
 pub mod hop_by_hop;

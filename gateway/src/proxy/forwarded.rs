@@ -3,10 +3,13 @@
 //! written on the upstream request. The rules are `dyegate_plugins::forwarded`'s; this is where
 //! they meet Pingora's session and request header.
 
-use dyegate_plugins::forwarded::{append_value, Edit, Edits, Hop, Proto, X_FORWARDED_FOR};
+use crate::downstream::fields::{header_value, Fields, Name};
+use dyegate_plugins::forwarded::{
+    append_value, Edit, Edits, Hop, Proto, FORWARDED, X_FORWARDED_FOR, X_FORWARDED_HOST,
+    X_FORWARDED_PROTO, X_REAL_IP,
+};
 use dyegate_plugins::{ClientAddr, Forwarding};
-use http::{HeaderMap, HeaderName};
-use pingora::http::RequestHeader;
+use http::HeaderMap;
 use pingora::prelude::*;
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 
@@ -18,16 +21,12 @@ pub fn client_of(
     headers: &HeaderMap,
 ) -> Option<ClientAddr> {
     let peer = peer.and_then(PeerAddr::as_inet).copied();
-    let xff = headers.get_all(&NAMES[0]).iter().rev();
+    let xff = headers.get_all(FIELDS[0].parsed()).iter().rev();
     forwarding.client(peer, xff.map(|v| v.as_bytes()))
 }
 
 /// Writes the forwarding headers of `hop` on the upstream request.
-pub fn write_upstream(
-    forwarding: &Forwarding,
-    hop: &Hop<'_>,
-    req: &mut RequestHeader,
-) -> Result<()> {
+pub fn write_upstream(forwarding: &Forwarding, hop: &Hop<'_>, req: &mut dyn Fields) -> Result<()> {
     let Edits {
         x_forwarded_for,
         x_forwarded_proto,
@@ -35,22 +34,21 @@ pub fn write_upstream(
         forwarded,
         x_real_ip,
     } = forwarding.edits(hop);
-    use dyegate_plugins::forwarded::{FORWARDED, X_FORWARDED_HOST, X_FORWARDED_PROTO, X_REAL_IP};
-    apply(req, (X_FORWARDED_FOR, &NAMES[0]), x_forwarded_for)?;
-    apply(req, (X_FORWARDED_PROTO, &NAMES[1]), x_forwarded_proto)?;
-    apply(req, (X_FORWARDED_HOST, &NAMES[2]), x_forwarded_host)?;
-    apply(req, (FORWARDED, &NAMES[3]), forwarded)?;
-    apply(req, (X_REAL_IP, &NAMES[4]), x_real_ip)
+    apply(req, &FIELDS[0], x_forwarded_for)?;
+    apply(req, &FIELDS[1], x_forwarded_proto)?;
+    apply(req, &FIELDS[2], x_forwarded_host)?;
+    apply(req, &FIELDS[3], forwarded)?;
+    apply(req, &FIELDS[4], x_real_ip)
 }
 
 /// The five names, parsed once: a lookup by `&str` parses the name every time (about 140
-/// instructions a lookup, three to five lookups a request).
-static NAMES: [HeaderName; 5] = [
-    HeaderName::from_static(X_FORWARDED_FOR),
-    HeaderName::from_static("x-forwarded-proto"),
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("forwarded"),
-    HeaderName::from_static("x-real-ip"),
+/// instructions a lookup, three to five lookups a request), an insert by `&str` too.
+static FIELDS: [Name; 5] = [
+    Name::new(X_FORWARDED_FOR),
+    Name::new(X_FORWARDED_PROTO),
+    Name::new(X_FORWARDED_HOST),
+    Name::new(FORWARDED),
+    Name::new(X_REAL_IP),
 ];
 
 /// The scheme of a request that came over TLS or not.
@@ -62,27 +60,20 @@ pub fn proto(tls: bool) -> Proto {
     }
 }
 
-/// `name`: as written (lowercase, kept as the case name without a copy) and parsed.
-fn apply(
-    req: &mut RequestHeader,
-    (name, parsed): (&'static str, &HeaderName),
-    edit: Edit,
-) -> Result<()> {
+fn apply(req: &mut dyn Fields, name: &Name, edit: Edit) -> Result<()> {
     match edit {
         Edit::Keep => {}
-        Edit::Remove => {
-            req.remove_header(parsed);
-        }
-        Edit::Set(value) => req.insert_header(name, value)?,
+        Edit::Remove => req.remove(name.parsed()),
+        Edit::Set(value) => req.set(name, header_value(value)?)?,
         Edit::Default(value) => {
-            if !req.headers.contains_key(parsed) {
-                req.insert_header(name, value)?;
+            if !req.headers().contains_key(name.parsed()) {
+                req.set(name, header_value(value)?)?;
             }
         }
         Edit::Append(item) => {
-            let lines = req.headers.get_all(parsed).iter().map(|v| v.as_bytes());
-            let value = append_value(lines, &item);
-            req.insert_header(name, value)?;
+            let lines = req.headers().get_all(name.parsed()).iter();
+            let value = append_value(lines.map(|v| v.as_bytes()), &item);
+            req.set(name, header_value(value)?)?;
         }
     }
     Ok(())
@@ -92,6 +83,7 @@ fn apply(
 mod tests {
     use super::*;
     use dyegate_plugins::forwarded::HeaderSet;
+    use pingora::http::RequestHeader;
 
     fn request(headers: &[(&str, &str)]) -> RequestHeader {
         let mut req = RequestHeader::build("GET", b"/", None).expect("request");

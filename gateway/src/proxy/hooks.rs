@@ -8,6 +8,7 @@ use super::{
 };
 use crate::contain::DECISION_HEADER;
 use crate::downstream::coalesce;
+use crate::downstream::fields::{self, Fields};
 use crate::downstream::{framing, hop_by_hop, room};
 use crate::health::Attempt;
 use crate::routing::{normalize_host, RetryReason};
@@ -118,47 +119,23 @@ impl ProxyHttp for DyegateProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         hop_by_hop::strip(upstream_request, session.req_header().version)?;
-        room::make_room(upstream_request, room::MOST_ADDED);
-        if let Some(trace) = &ctx.trace {
-            self.tracing.inject(trace, upstream_request)?;
-        }
         let hop = Hop {
             peer: ctx.peer,
             client: ctx.client.map(|c| c.ip),
             proto: forwarded::proto(on_tls(session)),
             host: raw_host(session.req_header()),
         };
-        forwarded::write_upstream(&self.live.load().forwarding, &hop, upstream_request)?;
-        framing::single_content_length(upstream_request)?;
-        // Only copies are marked: a client cannot pose as one.
-        upstream_request.remove_header(&MARKER_NAME);
-        let Some((active, d)) = ctx.routed() else {
-            return Ok(());
-        };
-        let Some(route) = active.table.route(d.route_id) else {
-            return Ok(());
-        };
-        match (d.action, d.tag) {
-            (Action::Strip, _) => {
-                upstream_request.remove_header(&route.dye.header);
+        let ctx_now = &*ctx;
+        fields::edit(upstream_request, room::MOST_ADDED, |up| {
+            if let Some(trace) = &ctx_now.trace {
+                self.tracing.inject(trace, up)?;
             }
-            // The name's case and the tag's value were made with the table: nothing copied.
-            (Action::Set, TagRef::Configured(i)) => {
-                if let Some(value) = route.dye.upstream.tag_values.get(i) {
-                    upstream_request
-                        .insert_header(route.dye.upstream.header_case.clone(), value.clone())?;
-                }
-            }
-            // A tag from a cookie or the query that names none of the route's groups: it
-            // travels upstream as the header, as a header tag would.
-            (Action::Set, TagRef::Unconfigured) => {
-                if let Some(tag) = ctx.set_tag.as_deref() {
-                    upstream_request.insert_header(route.dye.upstream.header_case.clone(), tag)?;
-                }
-            }
-            (Action::Keep, _) => framing::first_tag_only(upstream_request, &route.dye.header)?,
-            _ => {}
-        }
+            forwarded::write_upstream(&self.live.load().forwarding, &hop, up)?;
+            framing::single_content_length(up)?;
+            // Only copies are marked: a client cannot pose as one.
+            up.remove(&MARKER_NAME);
+            dye_upstream(ctx_now, up)
+        })?;
         if let Some(copies) = ctx.mirror.as_mut() {
             let r = &*upstream_request;
             copies.head(&r.method, &r.uri, &r.headers);
@@ -544,4 +521,35 @@ impl ProxyHttp for DyegateProxy {
             _ => base,
         }
     }
+}
+
+/// The dye header on the upstream request, as the decision said: set to the tag, stripped, or
+/// kept (its first line only).
+fn dye_upstream(ctx: &RequestCtx, up: &mut dyn Fields) -> Result<()> {
+    let Some((active, d)) = ctx.routed() else {
+        return Ok(());
+    };
+    let Some(route) = active.table.route(d.route_id) else {
+        return Ok(());
+    };
+    let (header, prepared) = (&route.dye.header, &route.dye.upstream);
+    match (d.action, d.tag) {
+        (Action::Strip, _) => up.remove(header),
+        // The name's case and the tag's value were made with the table: nothing copied.
+        (Action::Set, TagRef::Configured(i)) => {
+            if let Some(value) = prepared.tag_values.get(i) {
+                up.set_named(header, &prepared.header_case, value.clone())?;
+            }
+        }
+        // A tag from a cookie or the query that names none of the route's groups: it travels
+        // upstream as the header, as a header tag would.
+        (Action::Set, TagRef::Unconfigured) => {
+            if let Some(tag) = ctx.set_tag.as_deref() {
+                up.set_named(header, &prepared.header_case, fields::header_value(tag)?)?;
+            }
+        }
+        (Action::Keep, _) => framing::first_tag_only(up, header, &prepared.header_case)?,
+        _ => {}
+    }
+    Ok(())
 }

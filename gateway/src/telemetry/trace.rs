@@ -15,6 +15,7 @@
 use super::export::{self, ExportService, ExportStats};
 use super::sample_ratio::SampleRatio;
 use crate::config::TracingSettings;
+use crate::downstream::fields::{header_value, Fields, Name};
 use crate::routing::{Outcome, RouteTable};
 use dyegate_plugins::trace_context::{
     check_tracestate, format_traceparent, set_baggage_member, BaggageEdit, TraceParent, BAGGAGE,
@@ -41,10 +42,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The trace headers as names, for lookups: a `&str` is parsed into a name on every lookup.
-/// (Inserts take the `&'static str`: Pingora keeps it as the header's case without a copy.)
-static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
 static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
 static BAGGAGE_NAME: HeaderName = HeaderName::from_static(BAGGAGE);
+/// The two the gateway writes upstream (`downstream::fields`).
+static TRACEPARENT_FIELD: Name = Name::new(TRACEPARENT);
+static BAGGAGE_FIELD: Name = Name::new(BAGGAGE);
 
 /// Trace settings and the tracer, shared by every request of the proxy service.
 #[derive(Clone)]
@@ -140,7 +142,7 @@ impl Tracing {
     /// span.
     pub fn start(&self, req: &RequestHeader) -> RequestTrace {
         let values = |name| req.headers.get_all(name).into_iter().map(|v| v.as_bytes());
-        let parent = TraceParent::from_headers(values(&TRACEPARENT_NAME)).ok();
+        let parent = TraceParent::from_headers(values(TRACEPARENT_FIELD.parsed())).ok();
         // Empty or whitespace-only tracestate is accepted but not sent on.
         let keep_tracestate = parent.is_some()
             && matches!(check_tracestate(values(&TRACESTATE_NAME)), Ok(n) if n > 0);
@@ -226,14 +228,14 @@ impl Tracing {
     /// Writes the trace context on the upstream request: `traceparent` with the gateway span as
     /// parent, `tracestate` kept or removed, the dye tag set in (or removed from) `baggage`.
     /// Idempotent, so a retried attempt gets the same headers.
-    pub fn inject(&self, trace: &RequestTrace, up: &mut RequestHeader) -> pingora::Result<()> {
+    pub fn inject(&self, trace: &RequestTrace, up: &mut dyn Fields) -> pingora::Result<()> {
         let traceparent = format_traceparent(&trace.trace_id, &trace.span_id, trace.sampled);
-        up.insert_header(TRACEPARENT, &traceparent[..])?;
+        up.set(&TRACEPARENT_FIELD, header_value(&traceparent[..])?)?;
         if !trace.keep_tracestate {
-            up.remove_header(&TRACESTATE_NAME);
+            up.remove(&TRACESTATE_NAME);
         }
         let baggage = set_baggage_member(
-            up.headers
+            up.headers()
                 .get_all(&BAGGAGE_NAME)
                 .into_iter()
                 .map(|v| v.as_bytes()),
@@ -242,10 +244,8 @@ impl Tracing {
         );
         match baggage {
             BaggageEdit::Unchanged => {}
-            BaggageEdit::Remove => {
-                up.remove_header(&BAGGAGE_NAME);
-            }
-            BaggageEdit::Set(value) => up.insert_header(BAGGAGE, value)?,
+            BaggageEdit::Remove => up.remove(&BAGGAGE_NAME),
+            BaggageEdit::Set(value) => up.set(&BAGGAGE_FIELD, header_value(value)?)?,
         }
         Ok(())
     }
