@@ -70,8 +70,10 @@ pub struct RequestTrace {
     keep_tracestate: bool,
     /// The dye tag the request travels with upstream (for `baggage`).
     tag: Option<Box<str>>,
-    /// `Some` while recording (sampled, with an endpoint).
-    span: Option<SdkSpan>,
+    /// `Some` while recording (sampled, with an endpoint). Boxed: an SDK span is ~300 bytes,
+    /// and every request's context (and the future Pingora boxes per request) would carry them
+    /// for the few that record.
+    span: Option<Box<SdkSpan>>,
     /// The upstream the request was last connected to.
     upstream: Option<SocketAddr>,
     /// The request's client (`client.address`): the peer, or the address trusted proxies
@@ -186,7 +188,7 @@ impl Tracing {
                 trace.trace_id = sc.trace_id().to_bytes();
                 trace.span_id = sc.span_id().to_bytes();
                 trace.sampled = sc.is_sampled();
-                trace.span = span.is_recording().then_some(span);
+                trace.span = span.is_recording().then(|| Box::new(span));
             }
             _ => trace.span_id = self.new_span_id(),
         }
