@@ -1,19 +1,6 @@
 use super::*;
+use crate::downstream::room::tests::{request, wire};
 use http::header::*;
-
-fn request(path: &[u8], fields: &[(&str, &str)]) -> RequestHeader {
-    let mut req = RequestHeader::build("GET", path, Some(fields.len())).expect("request");
-    for (n, v) in fields {
-        req.append_header(n.to_string(), *v).expect("field");
-    }
-    req
-}
-
-fn wire(req: &RequestHeader) -> Vec<u8> {
-    let mut buf = Vec::new();
-    req.header_to_h1_wire(&mut buf);
-    buf
-}
 
 static ADDED: Name = Name::new("x-added");
 static REPLACED: Name = Name::new("x-env-tag");

@@ -77,10 +77,11 @@ fn rebuilt(req: &RequestHeader, size: usize) -> Result<RequestHeader> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn request(path: &[u8], fields: &[(&str, &str)]) -> RequestHeader {
+    /// A parsed request as Pingora makes it: sized for its fields, with their case.
+    pub(in crate::downstream) fn request(path: &[u8], fields: &[(&str, &str)]) -> RequestHeader {
         let mut req = RequestHeader::build("GET", path, Some(fields.len())).expect("request");
         for (n, v) in fields {
             req.append_header(n.to_string(), *v).expect("field");
@@ -88,7 +89,8 @@ mod tests {
         req
     }
 
-    fn wire(req: &RequestHeader) -> Vec<u8> {
+    /// The fields as Pingora writes them upstream.
+    pub(in crate::downstream) fn wire(req: &RequestHeader) -> Vec<u8> {
         let mut buf = Vec::new();
         req.header_to_h1_wire(&mut buf);
         buf
