@@ -8,7 +8,7 @@
 //! lowercase form, or titled for the twelve names it knows (`Host`, `Content-Length`, ...).
 //!
 //! [`edit`] looks at the names once: when every one of them is already written that way (a
-//! load generator's `Host`, an HTTP/2-born client's lowercase names, ...), dropping the case map
+//! load generator's `Host`, lowercase names, any HTTP/2 request: it has no case map), dropping the case map
 //! changes no byte on the wire, so the edits go straight into the value map with names parsed
 //! once for the process ([`Name`]): no parse, no copy, no second map. Otherwise (`User-Agent`,
 //! `Accept`: any name a client titled itself) the request keeps its case map and its room is
@@ -127,20 +127,29 @@ pub fn edit<T>(
         room::make_room(req, more);
         return edits(req);
     }
+    // HTTP/2 only: whether an empty body's END_STREAM goes on the HEADERS frame.
+    let end_stream = req.send_end_stream();
     let mut parts: Parts = std::mem::replace(req, placeholder()).into();
     // At most a few fields more than a request's own: no overflow of `http`'s bound can come
     // of it, and if it did the edits would still work, growing the map as they go.
     let _ = parts.headers.try_reserve(more);
     let out = edits(&mut parts.headers);
     *req = RequestHeader::from(parts);
+    if let Some(end) = end_stream {
+        req.set_send_end_stream(end);
+    }
     out
 }
 
-/// Whether `req` is written the same way without its case map: an HTTP/1 request whose target
-/// is its URI's path and query (not an absolute-form or CONNECT target, whose bytes only the
-/// request keeps) and whose every name is written as Pingora writes it without case.
+/// Whether `req` is written the same way without its case map: an HTTP/1 or HTTP/2 request
+/// whose target is its URI's path and query (not an absolute-form or CONNECT target, whose
+/// bytes only the request keeps) and whose every name is written as Pingora writes it without
+/// case (an HTTP/2 request has no case map: its names are lowercase).
 pub fn is_plain(req: &RequestHeader) -> bool {
-    if !matches!(req.version, Version::HTTP_10 | Version::HTTP_11) {
+    if !matches!(
+        req.version,
+        Version::HTTP_10 | Version::HTTP_11 | Version::HTTP_2
+    ) {
         return false;
     }
     let target_is_uri = req.raw_path_is_utf8()

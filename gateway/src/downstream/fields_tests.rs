@@ -67,25 +67,39 @@ fn a_name_the_client_titled_keeps_the_case_map_and_its_case() {
 }
 
 #[test]
-fn targets_only_the_request_keeps_and_http2_keep_the_request_as_it_is() {
-    let absolute = request(b"http://example.com/x?y", &[("Host", "example.com")]);
+fn targets_only_the_request_keeps_leave_the_request_as_it_is() {
+    let mut absolute = request(b"http://example.com/x?y", &[("Host", "example.com")]);
     assert!(!is_plain(&absolute));
-    let lossy = request(b"/caf\xe9", &[("Host", "a")]);
-    assert!(!is_plain(&lossy));
-    let mut h2 = RequestHeader::build_no_case("GET", b"/", None).expect("request");
-    h2.set_version(Version::HTTP_2);
-    h2.set_send_end_stream(false);
-    assert!(!is_plain(&h2));
-    edit(&mut h2, room::MOST_ADDED, edits).expect("edits");
-    assert_eq!(h2.send_end_stream(), Some(false));
-    assert_eq!(
-        h2.headers.get("x-added").map(|v| v.as_bytes()),
-        Some(&b"1"[..])
-    );
-
-    let mut absolute = absolute;
     edit(&mut absolute, room::MOST_ADDED, edits).expect("edits");
+    assert!(absolute.has_case());
     assert_eq!(absolute.raw_path(), b"http://example.com/x?y");
+
+    let mut lossy = request(b"/caf\xe9", &[("Host", "a")]);
+    assert!(!is_plain(&lossy));
+    edit(&mut lossy, room::MOST_ADDED, edits).expect("edits");
+    assert_eq!(lossy.raw_path(), b"/caf\xe9");
+    assert!(!lossy.raw_path_is_utf8());
+}
+
+#[test]
+fn an_http2_request_is_plain_and_keeps_its_end_of_stream_choice() {
+    for end in [false, true] {
+        let mut h2 = RequestHeader::build_no_case("POST", b"/grpc.Svc/Call", None).expect("h2");
+        h2.set_version(Version::HTTP_2);
+        h2.set_send_end_stream(end);
+        h2.append_header("content-type", "application/grpc")
+            .expect("field");
+        assert!(is_plain(&h2));
+        edit(&mut h2, room::MOST_ADDED, edits).expect("edits");
+        assert_eq!(h2.version, Version::HTTP_2);
+        assert_eq!(h2.send_end_stream(), Some(end));
+        assert_eq!(h2.method, "POST");
+        assert_eq!(h2.raw_path(), b"/grpc.Svc/Call");
+        let added = h2.headers.get("x-added").map(|v| v.as_bytes());
+        assert_eq!(added, Some(&b"1"[..]));
+        let kind = h2.headers.get("content-type").map(|v| v.as_bytes());
+        assert_eq!(kind, Some(&b"application/grpc"[..]));
+    }
 }
 
 #[test]
