@@ -22,6 +22,27 @@ pub struct Shadow {
     pub gates: ShadowGates,
 }
 
+#[cfg(test)]
+impl Shadow {
+    /// A stage for tests: `share` (thousandths of a percent) for `duration_ms`, its gates
+    /// judging the whole stage on `min_requests` copies at least, 5% failures at most, the
+    /// 99th percentile, no latency or mismatch limit (set them on the result).
+    pub fn for_tests(share: u32, duration_ms: u64, min_requests: u64) -> Shadow {
+        Shadow {
+            share,
+            duration_ms,
+            gates: ShadowGates {
+                window_ms: duration_ms,
+                min_requests,
+                max_error_rate: Some(0.05),
+                max_latency_ms: None,
+                latency_percentile: 99.0,
+                max_mismatch_rate: None,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShadowGates {
     /// The most of the stage its gates judge: its duration, at most [`MAX_WINDOW_MS`].

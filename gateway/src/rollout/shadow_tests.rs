@@ -8,17 +8,11 @@ use crate::telemetry::window::Window;
 
 fn plan() -> Plan {
     Plan {
-        shadow: Some(Shadow {
-            share: 100_000,
-            duration_ms: 5_000,
-            gates: ShadowGates {
-                window_ms: 5_000,
-                min_requests: 20,
-                max_error_rate: Some(0.05),
-                max_latency_ms: Some(500),
-                latency_percentile: 99.0,
-                max_mismatch_rate: Some(0.1),
-            },
+        shadow: Some({
+            let mut stage = Shadow::for_tests(100_000, 5_000, 20);
+            stage.gates.max_latency_ms = Some(500);
+            stage.gates.max_mismatch_rate = Some(0.1);
+            stage
         }),
         ..crate::rollout::plan::test_plan()
     }

@@ -197,6 +197,11 @@ impl std::fmt::Display for MovedBy {
 const MAX_MOVES: usize = 200;
 
 impl RolloutState {
+    /// Why the last move was made, when it says.
+    pub fn last_reason(&self) -> Option<&str> {
+        self.history.last().and_then(|m| m.reason.as_deref())
+    }
+
     /// A pending rollout; `started_ms` is the controller's clock now.
     pub fn new(
         route: &str,

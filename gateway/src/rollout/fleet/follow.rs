@@ -33,8 +33,7 @@ fn moved(a: &RolloutState, b: &RolloutState) -> bool {
 
 /// A move of the fleet's rollout seen here (the driver, or a control on any gateway, wrote it).
 fn log_followed(s: &RolloutState) {
-    let reason = (s.history.last())
-        .and_then(|m| m.reason.clone())
+    let reason = (s.last_reason())
         .map(|r| format!(": {r}"))
         .unwrap_or_default();
     log::info!(

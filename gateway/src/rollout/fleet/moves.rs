@@ -369,12 +369,7 @@ mod tests {
         );
         let w = w.expect("a pause");
         assert_eq!((w.state.state, w.step.is_none()), (Phase::Paused, true));
-        let why = w
-            .state
-            .history
-            .last()
-            .and_then(|m| m.reason.clone())
-            .unwrap_or_default();
+        let why = w.state.last_reason().unwrap_or_default();
         assert!(
             why.starts_with("gateway gw1 took the canary to 0 on its own while etcd was away"),
             "{why}"

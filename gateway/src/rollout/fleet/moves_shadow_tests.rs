@@ -5,23 +5,16 @@ use super::super::record::{Counts, FiguresRecord, ShadowRecord};
 use super::super::sum::sum;
 use super::*;
 use crate::mirror::tally::ShadowCounts;
-use crate::rollout::shadow::{Shadow, ShadowGates};
+use crate::rollout::shadow::Shadow;
 use crate::telemetry::window::Window;
 
 /// A stage of 5 s judged on 30 answers at least, 5% failures, 10% mismatches.
 fn plan() -> Plan {
     Plan {
-        shadow: Some(Shadow {
-            share: 100_000,
-            duration_ms: 5_000,
-            gates: ShadowGates {
-                window_ms: 5_000,
-                min_requests: 30,
-                max_error_rate: Some(0.05),
-                max_latency_ms: None,
-                latency_percentile: 99.0,
-                max_mismatch_rate: Some(0.1),
-            },
+        shadow: Some({
+            let mut stage = Shadow::for_tests(100_000, 5_000, 30);
+            stage.gates.max_mismatch_rate = Some(0.1);
+            stage
         }),
         fingerprint: "p1".into(),
         ..crate::rollout::plan::test_plan()
@@ -125,9 +118,7 @@ fn a_canary_failing_on_the_copies_is_failed_on_the_fleets_tally_only() {
         w.step.map(|s| (s.state, s.step, s.share)),
         Some((Phase::Failed, 0, 0))
     );
-    let why = (w.state.history.last())
-        .and_then(|m| m.reason.clone())
-        .unwrap_or_default();
+    let why = w.state.last_reason().unwrap_or_default();
     assert!(
         why.starts_with("shadow gate error_rate breached: 1.0000 > 0.05 (canary's answers to 40 copies: 40 errors"),
         "{why}"
@@ -172,9 +163,7 @@ fn a_healthy_stage_moves_to_step_1_once_every_gateway_is_heard() {
         (step.state, step.share, step.weights.clone()),
         (Phase::Progressing, 10, plan().weights(10))
     );
-    let why = (w.state.history.last())
-        .and_then(|m| m.reason.clone())
-        .unwrap_or_default();
+    let why = w.state.last_reason().unwrap_or_default();
     assert_eq!(
         why,
         "shadow stage held for 5000 ms: 40 copies, 0 errors, 0 mismatches of 40 compared"

@@ -373,8 +373,7 @@ pub(super) fn log_move(route: &str, w: &Written, revision: u64) {
         Phase::Failed | Phase::Aborted | Phase::Paused => log::Level::Warn,
         _ => log::Level::Info,
     };
-    let reason = (s.history.last())
-        .and_then(|m| m.reason.clone())
+    let reason = (s.last_reason())
         .map(|r| format!(": {r}"))
         .unwrap_or_default();
     log::log!(

@@ -213,17 +213,10 @@ mod tests {
     #[test]
     fn the_shadow_tallies_are_summed_as_counts_and_buckets() {
         let p = Plan {
-            shadow: Some(crate::rollout::shadow::Shadow {
-                share: 100_000,
-                duration_ms: 1000,
-                gates: crate::rollout::shadow::ShadowGates {
-                    window_ms: 1000,
-                    min_requests: 30,
-                    max_error_rate: Some(0.05),
-                    max_latency_ms: None,
-                    latency_percentile: 90.0,
-                    max_mismatch_rate: None,
-                },
+            shadow: Some({
+                let mut stage = crate::rollout::shadow::Shadow::for_tests(100_000, 1000, 30);
+                stage.gates.latency_percentile = 90.0;
+                stage
             }),
             ..plan()
         };

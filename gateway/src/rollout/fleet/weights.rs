@@ -146,18 +146,7 @@ mod tests {
     #[test]
     fn a_step_into_the_shadow_stage_sets_its_mirror_and_the_next_step_takes_it_away() {
         let staged = Plan {
-            shadow: Some(crate::rollout::shadow::Shadow {
-                share: 50_000,
-                duration_ms: 1000,
-                gates: crate::rollout::shadow::ShadowGates {
-                    window_ms: 1000,
-                    min_requests: 20,
-                    max_error_rate: Some(0.05),
-                    max_latency_ms: None,
-                    latency_percentile: 99.0,
-                    max_mismatch_rate: None,
-                },
-            }),
+            shadow: Some(crate::rollout::shadow::Shadow::for_tests(50_000, 1000, 20)),
             ..plan("p1")
         };
         let plans: Plans = [("shop".to_string(), staged)].into();
