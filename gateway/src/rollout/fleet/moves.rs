@@ -369,11 +369,16 @@ mod tests {
         );
         let w = w.expect("a pause");
         assert_eq!((w.state.state, w.step.is_none()), (Phase::Paused, true));
-        let why = w.state.last_reason().unwrap_or_default();
-        assert!(
-            why.starts_with("gateway gw1 took the canary to 0 on its own while etcd was away"),
-            "{why}"
+        assert_reason(
+            &w,
+            "gateway gw1 took the canary to 0 on its own while etcd was away",
         );
+    }
+
+    /// The written state's last move says why, starting with `prefix`.
+    pub(super) fn assert_reason(w: &Written, prefix: &str) {
+        let why = w.state.last_reason().unwrap_or_default();
+        assert!(why.starts_with(prefix), "{why}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::super::record::{Counts, FiguresRecord, ShadowRecord};
 use super::super::sum::sum;
+use super::tests::assert_reason;
 use super::*;
 use crate::mirror::tally::ShadowCounts;
 use crate::rollout::shadow::Shadow;
@@ -115,13 +116,12 @@ fn a_canary_failing_on_the_copies_is_failed_on_the_fleets_tally_only() {
     let w = drive_at(&[gw1, gw2], &[], 10_500).expect("a failure");
     assert_eq!((w.state.state, w.state.shadow), (Phase::Failed, false));
     assert_eq!(
-        w.step.map(|s| (s.state, s.step, s.share)),
+        w.step.as_ref().map(|s| (s.state, s.step, s.share)),
         Some((Phase::Failed, 0, 0))
     );
-    let why = w.state.last_reason().unwrap_or_default();
-    assert!(
-        why.starts_with("shadow gate error_rate breached: 1.0000 > 0.05 (canary's answers to 40 copies: 40 errors"),
-        "{why}"
+    assert_reason(
+        &w,
+        "shadow gate error_rate breached: 1.0000 > 0.05 (canary's answers to 40 copies: 40 errors",
     );
 }
 
