@@ -202,7 +202,7 @@ mod tests {
         }
     }
 
-    fn driver() -> Mover {
+    pub(super) fn driver() -> Mover {
         Mover {
             by: MovedBy::Rollout,
             gateway: "gw1".into(),
@@ -211,7 +211,7 @@ mod tests {
         }
     }
 
-    fn at(state: Phase, step: usize) -> RolloutState {
+    pub(super) fn at(state: Phase, step: usize) -> RolloutState {
         let mut s = RolloutState::new("shop", "canary", "p1", MovedBy::Etcd, 0);
         s.state = state;
         s.step = step;

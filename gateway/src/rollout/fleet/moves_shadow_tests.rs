@@ -3,7 +3,7 @@
 
 use super::super::record::{Counts, FiguresRecord, ShadowRecord};
 use super::super::sum::sum;
-use super::tests::assert_reason;
+use super::tests::{assert_reason, at, driver};
 use super::*;
 use crate::mirror::tally::ShadowCounts;
 use crate::rollout::shadow::Shadow;
@@ -22,22 +22,11 @@ fn plan() -> Plan {
     }
 }
 
-fn driver() -> Mover {
-    Mover {
-        by: MovedBy::Rollout,
-        gateway: "gw1".into(),
-        identity: None,
-        client: None,
-    }
-}
-
 /// In the stage since 10 s.
 fn shadowing() -> RolloutState {
-    let mut s = RolloutState::new("shop", "canary", "p1", MovedBy::Etcd, 0);
-    s.state = Phase::Shadowing;
+    let mut s = at(Phase::Shadowing, 0);
     s.share = Some(0);
     s.shadow = true;
-    s.step_started_ms = 10_000;
     s
 }
 
