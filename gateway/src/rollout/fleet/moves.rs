@@ -220,7 +220,7 @@ mod tests {
         s
     }
 
-    fn window(gateway: &str, canary: (u64, u64), abort: bool) -> FiguresRecord {
+    pub(super) fn window(gateway: &str, canary: (u64, u64), abort: bool) -> FiguresRecord {
         FiguresRecord {
             gateway: gateway.into(),
             plan: "p1".into(),

@@ -48,14 +48,9 @@ fn window(gateway: &str, copies: u64, errors: u64, mismatches: u64) -> FiguresRe
         buckets: vec![requests],
     };
     FiguresRecord {
-        gateway: gateway.into(),
-        plan: "p1".into(),
-        step_started_ms: 10_000,
-        from: 10,
-        to: 11,
         groups: vec![group(copies), group(0)],
-        local_abort: None,
         shadow: Some(ShadowRecord::new(&counts, (10, 11))),
+        ..super::tests::window(gateway, (0, 0), false)
     }
 }
 
