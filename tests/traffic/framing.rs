@@ -122,3 +122,59 @@ async fn http11_without_host_is_400_and_http10_without_host_is_served() {
     assert_eq!(got.status(), Some(200), "{}", got.text());
     assert_eq!(s.stable.requests(), 1);
 }
+
+/// The head of the request whose request line starts with `line`, as the upstream received it.
+fn head_of(received: &str, line: &str) -> Vec<String> {
+    let start = received
+        .find(line)
+        .unwrap_or_else(|| panic!("no {line} in {received}"));
+    let head = &received[start..];
+    let end = head.find("\r\n\r\n").unwrap_or(head.len());
+    head[..end].split("\r\n").map(str::to_string).collect()
+}
+
+/// Field names go upstream as the client wrote them, whichever way the gateway edits the
+/// request: a request whose names are all lowercase (and `Host`) is edited without Pingora's
+/// case map, one with a name the client titled (`User-Agent`) keeps it. The fields the gateway
+/// adds are lowercase in both, and the tag header too when it rewrites it.
+#[tokio::test]
+async fn field_names_go_upstream_in_the_case_the_client_wrote_them() {
+    let s = setup();
+    let requests = [
+        (
+            "GET /lower HTTP/1.1",
+            "Host: a\r\nx-lower: 1\r\naccept: */*\r\nx-env-tag: canary\r\nx-env-tag: beta\r\n",
+            &["Host: a", "x-lower: 1", "accept: */*", "x-env-tag: canary"][..],
+        ),
+        (
+            "GET /titled HTTP/1.1",
+            "Host: a\r\nUser-Agent: t/1\r\nX-Mixed-Case: 2\r\nx-lower: 3\r\nX-Env-Tag: canary\r\nX-Env-Tag: beta\r\n",
+            &["Host: a", "User-Agent: t/1", "X-Mixed-Case: 2", "x-lower: 3", "x-env-tag: canary"][..],
+        ),
+    ];
+    for (line, fields, _) in &requests {
+        let got = exchange(&s.gw, &format!("{line}\r\n{fields}\r\n")).await;
+        assert_eq!(got.status(), Some(200), "{}", got.text());
+    }
+    let received = s.canary.received();
+    for (line, _, expected) in &requests {
+        let head = head_of(&received, line);
+        for want in *expected {
+            assert!(head.iter().any(|l| l == want), "{want:?} not in {head:?}");
+        }
+        for added in [
+            "x-forwarded-for: ",
+            "x-forwarded-proto: http",
+            "traceparent: 00-",
+        ] {
+            assert!(
+                head.iter().any(|l| l.starts_with(added)),
+                "{added:?} not in {head:?}"
+            );
+        }
+        let tags = head
+            .iter()
+            .filter(|l| l.to_ascii_lowercase().starts_with("x-env-tag:"));
+        assert_eq!(tags.count(), 1, "{head:?}");
+    }
+}
