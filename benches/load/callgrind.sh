@@ -6,6 +6,7 @@
 #   benches/load/callgrind.sh BIN [BIN...]     # each a dyegate binary (or bare-proxy: BARE=1)
 #   NGINX=1 benches/load/callgrind.sh /usr/sbin/nginx   # nginx as the proxy, for the floor
 #   REQS_TIME=8s CONNS=4 benches/load/callgrind.sh /tmp/dyegate-a /tmp/dyegate-b
+#   HEADERS="User-Agent: wrk|Accept: */*" benches/load/callgrind.sh BIN   # a client's own fields
 #   TRACING="{ sample_ratio: 0 }" DYE="" benches/load/callgrind.sh BIN   # one feature's cost:
 #       the same binary with a part of the config changed (defaults: the load run's config)
 #
@@ -35,6 +36,13 @@ PINGORA_EXTRA=${PINGORA_EXTRA:-}
 TRACING=${TRACING-"{ sample_ratio: 0.01 }"}
 DYE=${DYE-"dye: { tags: { canary: stable } }"}
 GATEWAY_EXTRA=${GATEWAY_EXTRA:-}
+# HEADERS="User-Agent: wrk|Accept: */*": fields wrk adds to every request ('|' between them);
+# a name written with capitals is kept in the case map (downstream/fields.rs).
+WRK_HEADERS=()
+if [[ -n ${HEADERS:-} ]]; then
+    IFS='|' read -r -a fields <<<"$HEADERS"
+    for f in "${fields[@]}"; do WRK_HEADERS+=(-H "$f"); done
+fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/dyegate-callgrind.XXXXXX")
 PIDS=()
 cleanup() {
@@ -135,9 +143,9 @@ EOF
     PIDS+=("$vg")
     wait_http "http://127.0.0.1:$port/"
     # warm the pool, then count from zero
-    wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1
+    wrk -t1 -c"$CONNS" -d2s "${WRK_HEADERS[@]}" "http://127.0.0.1:$port/" >/dev/null 2>&1
     callgrind_control -z "$vg" >/dev/null
-    out=$(wrk -t1 -c"$CONNS" -d"$REQS_TIME" "http://127.0.0.1:$port/")
+    out=$(wrk -t1 -c"$CONNS" -d"$REQS_TIME" "${WRK_HEADERS[@]}" "http://127.0.0.1:$port/")
     callgrind_control -d "$vg" >/dev/null
     reqs=$(awk '/ requests in / { print $1 }' <<<"$out")
     kill -INT "$vg" 2>/dev/null || true
