@@ -36,6 +36,16 @@ pub struct ShadowCounts {
     pub mismatches: u64,
 }
 
+impl ShadowCounts {
+    /// `other` added in: counts and latency buckets (a fleet's tally is the sum of its
+    /// gateways').
+    pub fn add(&mut self, other: &ShadowCounts) {
+        self.answers.add(&other.answers);
+        self.compared += other.compared;
+        self.mismatches += other.mismatches;
+    }
+}
+
 struct Slot {
     second: AtomicU64,
     /// ended, failed, compared, mismatched

@@ -67,6 +67,19 @@ pub struct ShadowFigures {
     pub latency_ms: Option<u64>,
 }
 
+impl ShadowFigures {
+    /// What `counts` show, the latency at `percentile`.
+    pub fn of(counts: &ShadowCounts, percentile: f64) -> ShadowFigures {
+        ShadowFigures {
+            copies: counts.answers.requests,
+            errors: counts.answers.errors,
+            compared: counts.compared,
+            mismatches: counts.mismatches,
+            latency_ms: counts.answers.latency_ms(percentile),
+        }
+    }
+}
+
 impl Plan {
     /// The mirror the shadow stage sets over the route (`None` without a stage).
     pub fn shadow_mirror(&self) -> Option<ShadowMirror> {
@@ -98,7 +111,8 @@ pub fn judge(
 ) -> Evaluation {
     let g = &shadow.gates;
     let a = &counts.answers;
-    let latency = a.latency_ms(g.latency_percentile);
+    let figures = ShadowFigures::of(counts, g.latency_percentile);
+    let latency = figures.latency_ms;
     let mut gates = Vec::new();
     let mut gate = |name: &str, value: f64, limit: f64| {
         gates.push(Verdict {
@@ -137,13 +151,7 @@ pub fn judge(
         }],
         gates,
         prometheus: Vec::new(),
-        shadow: Some(ShadowFigures {
-            copies: a.requests,
-            errors: a.errors,
-            compared: counts.compared,
-            mismatches: counts.mismatches,
-            latency_ms: latency,
-        }),
+        shadow: Some(figures),
     }
 }
 

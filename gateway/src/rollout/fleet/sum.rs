@@ -87,16 +87,8 @@ pub fn sum(plan: &Plan, step_started_ms: u64, windows: &[FiguresRecord]) -> Sum 
         };
         if let (Some(r), Some(q)) = (&w.shadow, percentile) {
             let own = r.counts();
-            shadow.answers.add(&own.answers);
-            shadow.compared += own.compared;
-            shadow.mismatches += own.mismatches;
-            part.shadow = Some(ShadowFigures {
-                copies: own.answers.requests,
-                errors: own.answers.errors,
-                compared: own.compared,
-                mismatches: own.mismatches,
-                latency_ms: own.answers.latency_ms(q),
-            });
+            shadow.add(&own);
+            part.shadow = Some(ShadowFigures::of(&own, q));
         }
         for (i, c) in w.groups.iter().enumerate() {
             figures[i].1.add(&c.figures());
