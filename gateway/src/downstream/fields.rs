@@ -51,10 +51,6 @@ impl Name {
     pub fn parsed(&self) -> &HeaderName {
         &self.parsed
     }
-
-    pub fn case(&self) -> &Bytes {
-        &self.case
-    }
 }
 
 impl std::fmt::Debug for Name {
@@ -152,12 +148,7 @@ pub fn is_plain(req: &RequestHeader) -> bool {
     ) {
         return false;
     }
-    let target_is_uri = req.raw_path_is_utf8()
-        && req
-            .uri
-            .path_and_query()
-            .is_some_and(|pq| pq.as_str().as_bytes() == req.raw_path());
-    target_is_uri
+    room::target_is_uri(req)
         && req
             .case_header_iter()
             .all(|(case, _)| plain(case.as_slice()))

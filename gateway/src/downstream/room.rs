@@ -36,22 +36,23 @@ pub fn make_room(req: &mut RequestHeader, more: usize) {
     }
 }
 
+/// Whether `req`'s target is its URI's path and query, byte for byte (not an absolute-form or
+/// CONNECT target, or one that is not UTF-8, whose bytes only the request keeps).
+pub fn target_is_uri(req: &RequestHeader) -> bool {
+    req.raw_path_is_utf8()
+        && (req.uri.path_and_query()).is_some_and(|pq| pq.as_str().as_bytes() == req.raw_path())
+}
+
 fn rebuilt(req: &RequestHeader, size: usize) -> Result<RequestHeader> {
     let mut fresh = match req.has_case() {
         true => RequestHeader::build(req.method.clone(), b"/", Some(size))?,
         false => RequestHeader::build_no_case(req.method.clone(), b"/", Some(size))?,
     };
-    let raw = req.raw_path();
-    let from_uri = req.raw_path_is_utf8()
-        && req
-            .uri
-            .path_and_query()
-            .is_some_and(|pq| pq.as_str().as_bytes() == raw);
-    if from_uri {
+    if target_is_uri(req) {
         // The URI is the target: shared, not parsed again.
         fresh.set_uri(req.uri.clone());
     } else {
-        fresh.set_raw_path(raw)?;
+        fresh.set_raw_path(req.raw_path())?;
     }
     fresh.set_version(req.version);
     if req.version == Version::HTTP_2 {
